@@ -1,0 +1,122 @@
+// Package config is the operator's interface to Switchyard: the TOML schema,
+// its defaults, validation that names the line of every problem, and the
+// diff of two configs that a reload acts on.
+//
+// A *Config is an immutable snapshot: once Load returns it, nothing changes
+// it, so it can be shared by every goroutine and swapped whole on reload.
+package config
+
+import "time"
+
+// Config is one complete, validated configuration.
+type Config struct {
+	Proxy    Proxy
+	Defaults Settings
+	Users    []User
+	Clusters []Cluster
+
+	// Path is the file the config was read from ("" when parsed from bytes).
+	Path string
+}
+
+// Proxy holds the [proxy] table.
+type Proxy struct {
+	PostgresListen  string        // "" disables the PostgreSQL listener
+	MySQLListen     string        // "" disables the MySQL listener
+	AdminListen     string        // "" disables the admin HTTP listener
+	MaxClientConns  int           // default 10000
+	ShutdownTimeout time.Duration // default 30s
+	TLSCert         string        // client-facing TLS; both or neither
+	TLSKey          string
+}
+
+// Settings are the per-cluster knobs. [defaults] sets them for every
+// cluster; a cluster's own keys override them. After Load every cluster's
+// Settings is complete (defaults applied), so callers never look at Defaults
+// to resolve a value.
+type Settings struct {
+	PoolMode         PoolMode      // default transaction
+	PoolSize         int           // default 20
+	MinPoolSize      int           // default 0
+	QueryWaitTimeout time.Duration // default 5s
+	IdleTimeout      time.Duration // default 5m
+	ServerLifetime   time.Duration // default 1h
+	ServerCheckDelay time.Duration // default 30s: idle longer than this, a connection is health-checked before use
+	ConnectTimeout   time.Duration // default 5s: dialing and authenticating to a server
+	MaxReplicaLag    time.Duration // default 1s
+	ReadYourWrites   bool          // default true
+}
+
+// PoolMode says how long a client keeps a server connection.
+type PoolMode string
+
+const (
+	PoolTransaction PoolMode = "transaction"
+	PoolSession     PoolMode = "session"
+)
+
+// User is one [[users]] entry.
+type User struct {
+	Name string
+	// Password is plain text, a SCRAM-SHA-256 verifier
+	// ("SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>") or an md5
+	// verifier ("md5" + hex(md5(password+user))).
+	Password string
+	// Auth is how clients authenticate: "scram-sha-256" (default), "md5",
+	// "trust" (password ignored).
+	Auth string
+	// ServerUser/ServerPassword are the credentials toward the servers;
+	// they default to Name/Password (Password only when it is plain text).
+	ServerUser     string
+	ServerPassword string
+	// PoolMode, when set, overrides the cluster's pool mode for this user.
+	PoolMode PoolMode
+	// Admin users may connect to the admin console (database "switchyard").
+	Admin bool
+	// Databases, when non-empty, lists the client-facing database names this
+	// user may connect to; empty means all.
+	Databases []string
+}
+
+// Cluster is one [[clusters]] entry.
+type Cluster struct {
+	Name     string
+	Protocol Protocol
+	// Database is the name clients connect to.
+	Database string
+	// ServerDatabase is the database on the servers (default: Database).
+	ServerDatabase string
+	Primary        string   // host:port
+	Replicas       []string // host:port each
+	Settings       Settings // complete: defaults applied, then the cluster's overrides
+	// Sharding is nil for an unsharded cluster.
+	Sharding *Sharding
+	Shards   []Shard
+}
+
+// Protocol is the wire protocol of a cluster.
+type Protocol string
+
+const (
+	Postgres Protocol = "postgres"
+	MySQL    Protocol = "mysql"
+)
+
+// Sharding is a cluster's [clusters.sharding] table.
+type Sharding struct {
+	Kind   string            // "hash" | "range"
+	Key    string            // default key column
+	Tables map[string]string // table -> key column where it differs
+	// Buckets is the number of virtual buckets of a hash map (default 1024).
+	Buckets int
+}
+
+// Shard is one [[clusters.shards]] entry.
+type Shard struct {
+	Primary  string
+	Replicas []string
+	Database string
+	// Range is [low, high) for kind = "range"; nil for hash. Elements are
+	// int64 or string, both of one kind.
+	Range []any
+}
