@@ -1,0 +1,264 @@
+// Command switchyard runs the proxy: it loads the config, starts the
+// PostgreSQL, MySQL and admin listeners, reloads on SIGHUP, drains on
+// SIGTERM and stops at once on SIGINT.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/switchyard/switchyard/admin"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/wire/pgwire"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `Switchyard: a PostgreSQL and MySQL connection pooler and router.
+
+Usage:
+  switchyard [-config FILE] [-log-format text|json] [-log-level LEVEL]
+                                     run the proxy
+  switchyard check -config FILE      validate a config file; exit 1 naming
+                                     the line of each problem
+  switchyard reload [-config FILE]   ask the running proxy (its admin_listen)
+                                     to reload its config file
+  switchyard version                 print the version
+
+Signals: SIGHUP reloads the config file, SIGTERM stops accepting and lets
+transactions finish (up to shutdown_timeout), SIGINT stops at once.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check":
+			return check(args[1:], stdout, stderr)
+		case "reload":
+			return reload(args[1:], stdout, stderr)
+		case "version", "-version", "--version":
+			fmt.Fprintln(stdout, "switchyard", version)
+			return 0
+		case "help", "-h", "-help", "--help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+	}
+	// The CLI has a FlagSet of its own: some dependencies register flags
+	// on the global one.
+	fs := flag.NewFlagSet("switchyard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	path := fs.String("config", "config.toml", "config file")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "switchyard: -log-level: %v\n", err)
+		return 2
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	switch *logFormat {
+	case "json":
+		log = slog.New(slog.NewJSONHandler(stderr, opts))
+	case "text":
+		log = slog.New(slog.NewTextHandler(stderr, opts))
+	default:
+		fmt.Fprintf(stderr, "switchyard: -log-format must be text or json\n")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "switchyard: %v\n", err)
+		return 1
+	}
+	p, err := start(cfg, *path, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for sig := range sigs {
+		switch sig {
+		case syscall.SIGHUP:
+			if err := p.reload(); err != nil {
+				log.Warn("reload rejected; the running config stays", "err", err)
+			}
+		case syscall.SIGTERM:
+			log.Info("SIGTERM: draining", "timeout", p.cfg().Proxy.ShutdownTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), p.cfg().Proxy.ShutdownTimeout)
+			p.shutdown(ctx)
+			cancel()
+			return 0
+		case syscall.SIGINT:
+			log.Info("SIGINT: closing now")
+			p.close()
+			return 0
+		}
+	}
+	return 0
+}
+
+// proxy is the running process: the listeners and what serves them.
+type proxy struct {
+	path  string
+	log   *slog.Logger
+	mu    sync.Mutex // serializes reloads
+	pg    *pgwire.Server
+	admin *http.Server
+	lns   []net.Listener
+	cur   *config.Config
+}
+
+func (p *proxy) cfg() *config.Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
+}
+
+func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
+	p := &proxy{path: path, log: log, cur: cfg}
+	if cfg.Proxy.PostgresListen != "" {
+		pg, err := pgwire.NewServer(cfg, log.With("protocol", "postgres"))
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", cfg.Proxy.PostgresListen)
+		if err != nil {
+			return nil, err
+		}
+		p.pg, p.lns = pg, append(p.lns, ln)
+		go func() {
+			if err := pg.Serve(ln); err != nil {
+				log.Error("postgres listener failed", "err", err)
+			}
+		}()
+		log.Info("listening for PostgreSQL clients", "addr", ln.Addr().String())
+	}
+	if cfg.Proxy.AdminListen != "" {
+		ln, err := net.Listen("tcp", cfg.Proxy.AdminListen)
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		p.admin = &http.Server{Handler: admin.NewHandler(p.reload, log), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := p.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin listener failed", "err", err)
+			}
+		}()
+		log.Info("admin listening", "addr", ln.Addr().String())
+	}
+	return p, nil
+}
+
+// reload reads the config file again and applies it whole, or not at all.
+func (p *proxy) reload() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cfg, err := config.Load(p.path)
+	if err != nil {
+		return err
+	}
+	ch := config.Diff(p.cur, cfg)
+	if len(ch.RestartNeeded) > 0 {
+		p.log.Warn("reload: these changes take effect after a restart", "keys", strings.Join(ch.RestartNeeded, ", "))
+	}
+	if p.pg != nil {
+		if err := p.pg.Reload(cfg); err != nil {
+			return err
+		}
+	}
+	p.cur = cfg
+	p.log.Info("config reloaded", "path", p.path)
+	return nil
+}
+
+func (p *proxy) shutdown(ctx context.Context) {
+	if p.pg != nil {
+		if err := p.pg.Shutdown(ctx); err != nil {
+			p.log.Warn("shutdown timeout reached; closed remaining clients", "err", err)
+		}
+	}
+	if p.admin != nil {
+		_ = p.admin.Shutdown(ctx)
+	}
+}
+
+func (p *proxy) close() {
+	if p.pg != nil {
+		p.pg.Close()
+	}
+	if p.admin != nil {
+		_ = p.admin.Close()
+	}
+}
+
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("switchyard check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "config.toml", "config file to validate")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := config.Load(*path); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return 0
+}
+
+func reload(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("switchyard reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "config.toml", "config file whose admin_listen names the running proxy")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if cfg.Proxy.AdminListen == "" {
+		fmt.Fprintln(stderr, "switchyard reload: the config has no admin_listen to send the reload to")
+		return 1
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Post("http://"+cfg.Proxy.AdminListen+"/reload", "text/plain", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "switchyard reload: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprint(stderr, string(body))
+		return 1
+	}
+	fmt.Fprint(stdout, string(body))
+	return 0
+}

@@ -1,0 +1,229 @@
+package pgwire
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// serverConn is one authenticated connection to a PostgreSQL server. It is
+// owned by exactly one goroutine at a time: the pool while idle, the client
+// session (main loop and its pump, which split reading and writing) while
+// leased.
+type serverConn struct {
+	conn   net.Conn
+	br     *bufio.Reader
+	rd     *frameReader
+	bw     *bufio.Writer
+	addr   string
+	pid    uint32
+	secret []byte
+
+	// params are the values the server reported with ParameterStatus,
+	// keys lower-cased (GUC names are case-insensitive).
+	params map[string]string
+	// applied records values this proxy set for a client (raw, as the
+	// client asked), so equal requests skip the round trip even when the
+	// server normalizes the value it reports.
+	applied map[string]string
+}
+
+const (
+	serverReadBuf  = 32 << 10
+	serverWriteBuf = 16 << 10
+	maxServerMsg   = 1 << 30 // PostgreSQL's own limit for a message
+)
+
+// dialServer connects and authenticates with pgconn (SCRAM, md5, trust,
+// TLS), then takes the raw connection over so messages can be relayed
+// without decoding.
+func dialServer(ctx context.Context, addr, user, password, database string) (*serverConn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=disable", host, port))
+	if err != nil {
+		return nil, err
+	}
+	cfg.User = user
+	cfg.Password = password
+	cfg.Database = database
+	cfg.RuntimeParams = map[string]string{}
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
+	hj, err := pc.Hijack()
+	if err != nil {
+		return nil, err
+	}
+	s := &serverConn{
+		conn:    hj.Conn,
+		addr:    addr,
+		pid:     hj.PID,
+		secret:  hj.SecretKey,
+		params:  make(map[string]string, len(hj.ParameterStatuses)),
+		applied: make(map[string]string),
+	}
+	for k, v := range hj.ParameterStatuses {
+		s.params[strings.ToLower(k)] = v
+	}
+	s.br = bufio.NewReaderSize(hj.Conn, serverReadBuf)
+	s.rd = newFrameReader(s.br, maxServerMsg)
+	s.bw = bufio.NewWriterSize(hj.Conn, serverWriteBuf)
+	return s, nil
+}
+
+func (s *serverConn) Close() error {
+	// Terminate tells the server to end the session cleanly instead of
+	// logging an unexpected EOF.
+	_ = s.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = s.conn.Write([]byte{'X', 0, 0, 0, 4})
+	return s.conn.Close()
+}
+
+// alive is the cheap check before a lease: an idle server connection must
+// have nothing to say. A byte waiting (a FATAL from a restarting server) or
+// EOF means it is dead. Costs one non-blocking read.
+func (s *serverConn) alive() bool {
+	if s.br.Buffered() > 0 {
+		return false
+	}
+	if err := s.conn.SetReadDeadline(time.Now()); err != nil {
+		return false
+	}
+	var b [1]byte
+	n, err := s.conn.Read(b[:])
+	_ = s.conn.SetReadDeadline(time.Time{})
+	if n > 0 {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// ping is the health check of a connection idle for long: Sync asks for a
+// ReadyForQuery and nothing else.
+func (s *serverConn) ping(ctx context.Context) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	_ = s.conn.SetDeadline(deadline)
+	defer s.conn.SetDeadline(time.Time{})
+	if _, err := s.bw.Write([]byte{'S', 0, 0, 0, 4}); err != nil {
+		return err
+	}
+	if err := s.bw.Flush(); err != nil {
+		return err
+	}
+	for {
+		typ, raw, err := s.rd.next()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case 'Z':
+			if raw[5] != 'I' {
+				return fmt.Errorf("server connection in transaction state %q while idle", raw[5])
+			}
+			return nil
+		case 'S':
+			s.noteParameter(raw[5:])
+		case 'N':
+		default:
+			return fmt.Errorf("unexpected message %q from idle server connection", typ)
+		}
+	}
+}
+
+// noteParameter records a ParameterStatus body.
+func (s *serverConn) noteParameter(body []byte) {
+	var ps pgproto3.ParameterStatus
+	if ps.Decode(body) == nil {
+		s.params[strings.ToLower(ps.Name)] = ps.Value
+	}
+}
+
+// exec runs SQL the proxy itself needs (parameter sync, cleanup) and
+// swallows the replies; the first server error is returned as a *pgError.
+func (s *serverConn) exec(sql string, timeout time.Duration) error {
+	_ = s.conn.SetDeadline(time.Now().Add(timeout))
+	defer s.conn.SetDeadline(time.Time{})
+	buf, _ := (&pgproto3.Query{String: sql}).Encode(nil)
+	if _, err := s.bw.Write(buf); err != nil {
+		return err
+	}
+	if err := s.bw.Flush(); err != nil {
+		return err
+	}
+	var first error
+	for {
+		typ, raw, err := s.rd.next()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case 'Z':
+			return first
+		case 'S':
+			s.noteParameter(raw[5:])
+		case 'E':
+			if first == nil {
+				first = serverError(raw[5:])
+			}
+		}
+	}
+}
+
+// serverError turns an ErrorResponse body into a *pgError that keeps the
+// server's SQLSTATE and words.
+func serverError(body []byte) error {
+	var er pgproto3.ErrorResponse
+	if err := er.Decode(body); err != nil {
+		return newError(codeProtocolViolation, "malformed error from server: %v", err)
+	}
+	sev := er.Severity
+	if sev == "" {
+		sev = "ERROR"
+	}
+	return &pgError{Severity: sev, Code: er.Code, Message: er.Message, Detail: er.Detail, Hint: er.Hint}
+}
+
+// cancel asks the server to cancel whatever this connection runs, over a
+// connection of its own as the protocol requires.
+func (s *serverConn) cancel(timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.Dial("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	msg := make([]byte, 12, 12+len(s.secret))
+	binary.BigEndian.PutUint32(msg[0:], uint32(12+len(s.secret)))
+	binary.BigEndian.PutUint32(msg[4:], 80877102)
+	binary.BigEndian.PutUint32(msg[8:], s.pid)
+	msg = append(msg, s.secret...)
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	// The postmaster closes the connection once it has signalled the
+	// backend; waiting for that closes the race with the next lease.
+	var b [1]byte
+	_, _ = c.Read(b[:])
+	return nil
+}

@@ -1,0 +1,28 @@
+// Package pgwire is the PostgreSQL side of Switchyard: it accepts clients,
+// authenticates them, and relays their messages to pooled server
+// connections.
+//
+// The phases of a client connection:
+//
+//  1. Startup (session.go): SSLRequest/GSSENCRequest answered, TLS when
+//     configured, the StartupMessage read, the user authenticated with
+//     SCRAM-SHA-256, md5 or trust (auth.go), the database mapped to a
+//     cluster, and the greeting a real server sends (ParameterStatus,
+//     BackendKeyData with a proxy-issued key, ReadyForQuery).
+//  2. Commands (relay.go): the main loop reads client messages as raw
+//     frames (frame.go) and leases a server connection at the first message
+//     that needs an answer. Extended-protocol messages are held until Sync
+//     or Flush, so a server is never leased for half a request. While the
+//     lease lasts a pump goroutine relays the server's replies, so that
+//     pipelines and COPY flow both ways at once.
+//  3. Release: the end of a transaction is read from the protocol itself:
+//     ReadyForQuery 'I' with every requested ReadyForQuery received and no
+//     extended message awaiting Sync. Never from SQL text.
+//  4. Departure: a client that leaves idle in a transaction gets its
+//     transaction rolled back and the connection reused; one that leaves
+//     with a query running gets the connection closed. A server connection
+//     is never handed to another client dirty.
+//
+// Server connections (backend.go) are dialed and authenticated by pgconn
+// and then taken over (Hijack) so replies are relayed without decoding.
+package pgwire

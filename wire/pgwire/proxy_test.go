@@ -1,0 +1,655 @@
+package pgwire
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/lib/pq"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/testcluster"
+)
+
+func TestMain(m *testing.M) { os.Exit(testcluster.Main(m, true, false)) }
+
+// testProxy is a Switchyard PostgreSQL listener in front of the test
+// cluster's primary.
+type testProxy struct {
+	srv  *Server
+	addr string
+}
+
+// startProxy serves database "app" (and the md5/trust users) from the test
+// primary. extra is TOML appended to the [defaults] table.
+func startProxy(t testing.TB, defaults string) *testProxy {
+	t.Helper()
+	pg := testcluster.PG
+	src := fmt.Sprintf(`
+[proxy]
+postgres_listen = "127.0.0.1:0"
+mysql_listen = ""
+admin_listen = ""
+shutdown_timeout = "5s"
+
+[defaults]
+%s
+
+[[users]]
+name = "app"
+password = "app"
+
+[[users]]
+name = "app_md5"
+password = "app_md5"
+auth = "md5"
+
+[[users]]
+name = "app_trust"
+password = ""
+auth = "trust"
+
+[[users]]
+name = "app_session"
+password = "app"
+server_user = "app"
+server_password = "app"
+pool_mode = "session"
+
+[[clusters]]
+name = "pg"
+protocol = "postgres"
+database = "app"
+primary = %q
+`, withDefaults(defaults, "pool_size = 10", `query_wait_timeout = "5s"`), pg.Primary.Addr())
+	cfg, err := config.Parse([]byte(src), "test.toml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	srv, err := NewServer(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return &testProxy{srv: srv, addr: ln.Addr().String()}
+}
+
+// withDefaults adds the base lines whose keys extra does not set.
+func withDefaults(extra string, base ...string) string {
+	out := extra
+	for _, b := range base {
+		key := strings.TrimSpace(strings.SplitN(b, "=", 2)[0])
+		if !strings.Contains(extra, key+" ") && !strings.Contains(extra, key+"=") {
+			out += "\n" + b
+		}
+	}
+	return out
+}
+
+// dsn is a DSN through the proxy. pgx's default statement cache needs
+// prepared statements mapped across server connections; the tests of
+// the core use the exec mode that needs no server-side state.
+func (p *testProxy) dsn(user, password, db string) string {
+	return p.rawDSN(user, password, db) + "&default_query_exec_mode=exec"
+}
+
+// rawDSN has only the parameters every driver understands.
+func (p *testProxy) rawDSN(user, password, db string) string {
+	if password == "" {
+		return fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", user, p.addr, db)
+	}
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password, p.addr, db)
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// mustExec runs sql directly on the primary as the application's owner.
+func mustExec(t testing.TB, sql string) {
+	t.Helper()
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgconn.Connect(ctx, testcluster.PG.DSN(testcluster.PG.Primary, "app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql).ReadAll(); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func sqlstate(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func TestPgxCommitRollbackAndErrors(t *testing.T) {
+	p := startProxy(t, "")
+	mustExec(t, `DROP TABLE IF EXISTS t_basic; CREATE TABLE t_basic (id int PRIMARY KEY, v text)`)
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO t_basic VALUES (1, 'committed')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ = conn.Begin(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO t_basic VALUES (2, 'rolled back')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// An error inside a transaction aborts it, as on a direct connection.
+	tx, _ = conn.Begin(ctx)
+	_, err = tx.Exec(ctx, `INSERT INTO t_basic VALUES (1, 'duplicate')`)
+	if sqlstate(err) != "23505" {
+		t.Fatalf("duplicate insert: want 23505, got %v", err)
+	}
+	_, err = tx.Exec(ctx, `SELECT 1`)
+	if sqlstate(err) != "25P02" {
+		t.Fatalf("statement in failed transaction: want 25P02, got %v", err)
+	}
+	_ = tx.Rollback(ctx)
+
+	var n int
+	var v string
+	if err := conn.QueryRow(ctx, `SELECT count(*), min(v) FROM t_basic`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || v != "committed" {
+		t.Fatalf("rows: got %d %q, want 1 \"committed\"", n, v)
+	}
+	// Parameters reported at startup look like a real server's.
+	if conn.PgConn().ParameterStatus("server_version") == "" || conn.PgConn().ParameterStatus("integer_datetimes") != "on" {
+		t.Fatalf("missing ParameterStatus: server_version=%q integer_datetimes=%q",
+			conn.PgConn().ParameterStatus("server_version"), conn.PgConn().ParameterStatus("integer_datetimes"))
+	}
+}
+
+func TestPgxPoolExecModes(t *testing.T) {
+	p := startProxy(t, "")
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		t.Run(mode.String(), func(t *testing.T) {
+			ctx := ctxT(t, 30*time.Second)
+			cfg, err := pgxpool.ParseConfig(p.dsn("app", "app", "app"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.ConnConfig.DefaultQueryExecMode = mode
+			cfg.MaxConns = 20
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			var wg sync.WaitGroup
+			errs := make(chan error, 40)
+			for i := 0; i < 40; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					var got int64
+					var s string
+					if err := pool.QueryRow(ctx, `SELECT $1::int8 * 2, $2::text`, int64(i), fmt.Sprint("x", i)).Scan(&got, &s); err != nil {
+						errs <- err
+						return
+					}
+					if got != int64(2*i) || s != fmt.Sprint("x", i) {
+						errs <- fmt.Errorf("query %d: got %d %q", i, got, s)
+					}
+				}(i)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestLibPQDatabaseSQL(t *testing.T) {
+	p := startProxy(t, "")
+	mustExec(t, `DROP TABLE IF EXISTS t_pq; CREATE TABLE t_pq (id serial PRIMARY KEY, v text)`)
+	db, err := sql.Open("postgres", p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(8)
+	ctx := ctxT(t, 30*time.Second)
+	for i := 0; i < 20; i++ {
+		if _, err := db.ExecContext(ctx, `INSERT INTO t_pq (v) VALUES ($1)`, fmt.Sprint("row", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO t_pq (v) VALUES ('gone')`); err != nil {
+		t.Fatal(err)
+	}
+	_ = tx.Rollback()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM t_pq WHERE v LIKE 'row%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 20 {
+		t.Fatalf("count: %d, want 20", n)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM t_pq WHERE v = 'gone'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rolled back row: n=%d err=%v", n, err)
+	}
+}
+
+// Five hundred clients share ten server connections; every row they
+// commit must be there.
+func TestManyClientsSmallPool(t *testing.T) {
+	p := startProxy(t, `query_wait_timeout = "30s"`)
+	mustExec(t, `DROP TABLE IF EXISTS t_many; CREATE TABLE t_many (client int, seq int, PRIMARY KEY (client, seq))`)
+	ctx := ctxT(t, 120*time.Second)
+	const clients, perClient = 500, 10
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	var firstErr atomic.Value
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			fail := func(err error) {
+				failures.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+			}
+			conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer conn.Close(ctx)
+			for i := 0; i < perClient; i++ {
+				err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, `INSERT INTO t_many VALUES ($1, $2)`, c, i); err != nil {
+						return err
+					}
+					_, err := tx.Exec(ctx, `SELECT pg_catalog.txid_current()`)
+					return err
+				})
+				if err != nil {
+					fail(err)
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		t.Fatalf("%d failures, first: %v", n, firstErr.Load())
+	}
+	got, err := testcluster.PG.QueryString(testcluster.PG.Primary, "app", `SELECT count(*) FROM t_many`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != fmt.Sprint(clients*perClient) {
+		t.Fatalf("rows: %s, want %d", got, clients*perClient)
+	}
+	var maxConns string
+	maxConns, _ = testcluster.PG.QueryString(testcluster.PG.Primary, "app",
+		`SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND datname = 'app'`)
+	if maxConns > "10" && len(maxConns) > 1 {
+		t.Fatalf("server connections for app: %s, want <= 10", maxConns)
+	}
+}
+
+// A client that dies in the middle of a transaction must not leave its
+// locks behind for the next client of the same server connection.
+func TestKilledClientLeavesNoLock(t *testing.T) {
+	p := startProxy(t, `pool_size = 2`)
+	mustExec(t, `DROP TABLE IF EXISTS t_lock; CREATE TABLE t_lock (id int PRIMARY KEY, v int); INSERT INTO t_lock VALUES (1, 0)`)
+	ctx := ctxT(t, 30*time.Second)
+	for _, running := range []bool{false, true} {
+		victim, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := victim.Exec(ctx, `BEGIN; UPDATE t_lock SET v = v + 1 WHERE id = 1`).ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		if running {
+			// Leave with a statement still running on the server.
+			victim.Frontend().Send(&pgproto3.Query{String: "SELECT pg_sleep(30)"})
+			_ = victim.Frontend().Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+		// Kill the TCP connection without a Terminate message.
+		_ = victim.Conn().Close()
+
+		other, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := other.Exec(ctx, `SET lock_timeout = '3s'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Exec(ctx, `UPDATE t_lock SET v = v + 10 WHERE id = 1`); err != nil {
+			t.Fatalf("running=%v: update after the killed client: %v", running, err)
+		}
+		if _, err := other.Exec(ctx, `RESET lock_timeout`); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("running=%v: waited %v for the lock", running, d)
+		}
+		other.Close(ctx)
+	}
+	got, _ := testcluster.PG.QueryString(testcluster.PG.Primary, "app", `SELECT v FROM t_lock WHERE id = 1`)
+	if got != "20" {
+		t.Fatalf("v = %s, want 20 (the killed clients' updates rolled back)", got)
+	}
+}
+
+func TestAuthErrors(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 30*time.Second)
+	cases := []struct {
+		name, dsn, code string
+	}{
+		{"wrong password", p.dsn("app", "nope", "app"), "28P01"},
+		{"unknown user", p.dsn("nobody", "x", "app"), "28P01"},
+		{"unknown database", p.dsn("app", "app", "nodb"), "3D000"},
+		{"md5 wrong password", p.dsn("app_md5", "nope", "app"), "28P01"},
+	}
+	for _, c := range cases {
+		_, err := pgx.Connect(ctx, c.dsn)
+		if sqlstate(err) != c.code {
+			t.Errorf("%s: want SQLSTATE %s, got %v", c.name, c.code, err)
+		}
+	}
+	for _, u := range []struct{ user, pw string }{{"app_md5", "app_md5"}, {"app_trust", ""}} {
+		conn, err := pgx.Connect(ctx, p.dsn(u.user, u.pw, "app"))
+		if err != nil {
+			t.Fatalf("%s: %v", u.user, err)
+		}
+		var who string
+		if err := conn.QueryRow(ctx, `SELECT current_user`).Scan(&who); err != nil || who != u.user {
+			t.Fatalf("%s: current_user=%q err=%v", u.user, who, err)
+		}
+		conn.Close(ctx)
+	}
+}
+
+func TestQueryWaitTimeout(t *testing.T) {
+	p := startProxy(t, `pool_size = 1
+query_wait_timeout = "300ms"`)
+	ctx := ctxT(t, 30*time.Second)
+	holder, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiter.Close(ctx)
+	_, err = waiter.Exec(ctx, `SELECT 1`)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "53300" || !strings.Contains(pe.Message, "pg/app@") {
+		t.Fatalf("want 53300 naming the pool, got %v", err)
+	}
+	_ = tx.Rollback(ctx)
+	// The waiter's connection survives the error and works once a server
+	// connection is free.
+	if _, err := waiter.Exec(ctx, `SELECT 1`); err != nil {
+		t.Fatalf("after timeout: %v", err)
+	}
+}
+
+func TestPipelineWithErrorAndLargeResult(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT 1`)
+	b.Queue(`SELECT 1/0`)
+	b.Queue(`SELECT 3`)
+	br := conn.SendBatch(ctx, b)
+	var v int
+	if err := br.QueryRow().Scan(&v); err != nil || v != 1 {
+		t.Fatalf("first: %v %v", v, err)
+	}
+	if err := br.QueryRow().Scan(&v); sqlstate(err) != "22012" {
+		t.Fatalf("second: want 22012, got %v", err)
+	}
+	if err := br.QueryRow().Scan(&v); err == nil {
+		t.Fatalf("third ran after an error in an implicit transaction")
+	}
+	_ = br.Close()
+
+	// Pipelined statements without an error all arrive.
+	b = &pgx.Batch{}
+	for i := 0; i < 500; i++ {
+		b.Queue(`SELECT $1::int`, i)
+	}
+	br = conn.SendBatch(ctx, b)
+	for i := 0; i < 500; i++ {
+		if err := br.QueryRow().Scan(&v); err != nil || v != i {
+			t.Fatalf("batch %d: %v %v", i, v, err)
+		}
+	}
+	_ = br.Close()
+
+	// A large result set streams through.
+	rows, err := conn.Query(ctx, `SELECT g, repeat('x', 100) FROM generate_series(1, 300000) g`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, sum int64
+	for rows.Next() {
+		var g int64
+		var s string
+		if err := rows.Scan(&g, &s); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		sum += g
+	}
+	if rows.Err() != nil || n != 300000 || sum != 300000*300001/2 {
+		t.Fatalf("large result: n=%d sum=%d err=%v", n, sum, rows.Err())
+	}
+	// One value larger than the relay buffers.
+	var big string
+	if err := conn.QueryRow(ctx, `SELECT repeat('y', 5000000)`).Scan(&big); err != nil || len(big) != 5000000 {
+		t.Fatalf("large value: len=%d err=%v", len(big), err)
+	}
+}
+
+func TestServerRestartSurvived(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 90*time.Second)
+	pool, err := pgxpool.New(ctx, p.dsn("app", "app", "app")+"&pool_max_conns=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for i := 0; i < 20; i++ {
+		if _, err := pool.Exec(ctx, `SELECT 1`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testcluster.PG.RestartNode(testcluster.PG.Primary); err != nil {
+		t.Fatal(err)
+	}
+	// Idle server connections died with the server: the proxy notices
+	// before it hands them out, so clients see no error.
+	for i := 0; i < 20; i++ {
+		if _, err := pool.Exec(ctx, `SELECT 1`); err != nil {
+			t.Fatalf("after restart, query %d: %v", i, err)
+		}
+	}
+}
+
+func TestCancelAndSessionMode(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	start := time.Now()
+	_, err = conn.Exec(qctx, `SELECT pg_sleep(10)`)
+	cancel()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("cancel took %v", d)
+	}
+	if err == nil {
+		t.Fatal("pg_sleep was not cancelled")
+	}
+
+	// Session pooling keeps the server connection, so session state stays.
+	s, err := pgx.Connect(ctx, p.dsn("app_session", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	var pid1, pid2 int
+	if err := s.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Exec(ctx, `SET work_mem = '7MB'`); err != nil {
+		t.Fatal(err)
+	}
+	var wm string
+	if err := s.QueryRow(ctx, `SELECT pg_backend_pid(), current_setting('work_mem')`).Scan(&pid2, &wm); err != nil {
+		t.Fatal(err)
+	}
+	if pid1 != pid2 || wm != "7MB" {
+		t.Fatalf("session mode: pid %d then %d, work_mem %q", pid1, pid2, wm)
+	}
+}
+
+func TestStartupParametersApplied(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 30*time.Second)
+	for _, app := range []string{"alpha", "beta"} {
+		conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app")+"&application_name="+app+"&timezone=Asia/Tokyo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, tz string
+		if err := conn.QueryRow(ctx, `SELECT current_setting('application_name'), current_setting('TimeZone')`).Scan(&got, &tz); err != nil {
+			t.Fatal(err)
+		}
+		if got != app || tz != "Asia/Tokyo" {
+			t.Fatalf("application_name=%q TimeZone=%q, want %q Asia/Tokyo", got, tz, app)
+		}
+		conn.Close(ctx)
+	}
+	// A client that asked for nothing gets the server default back.
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var got string
+	if err := conn.QueryRow(ctx, `SELECT current_setting('application_name')`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "" {
+		t.Fatalf("application_name leaked from an earlier client: %q", got)
+	}
+}
+
+func TestPsqlAndPgbench(t *testing.T) {
+	p := startProxy(t, `query_wait_timeout = "30s"`)
+	bin := testcluster.PG.BinDir
+	host, port, _ := net.SplitHostPort(p.addr)
+	env := append(os.Environ(), "PGPASSWORD=app", "PGSSLMODE=disable")
+	run := func(name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, name), append([]string{"-h", host, "-p", port, "-U", "app"}, args...)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	out := run("psql", "-X", "-A", "-t", "-d", "app", "-c", "SELECT 40 + 2")
+	if strings.TrimSpace(out) != "42" {
+		t.Fatalf("psql: %q", out)
+	}
+	run("pgbench", "-i", "-q", "-s", "1", "app")
+	for _, mode := range []string{"simple", "extended"} {
+		out := run("pgbench", "-c", "64", "-j", "2", "-T", "10", "-M", mode, "app")
+		if !strings.Contains(out, "number of failed transactions: 0") {
+			t.Fatalf("pgbench -M %s:\n%s", mode, out)
+		}
+		t.Logf("pgbench -M %s through the proxy: %s", mode, grepLine(out, "tps"))
+	}
+}
+
+func grepLine(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,314 @@
+package pgwire
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/pool"
+)
+
+// Server accepts PostgreSQL clients and serves them from pools of server
+// connections. One goroutine runs per client; see doc.go for the layers.
+type Server struct {
+	log   *slog.Logger
+	cfg   atomic.Pointer[config.Config]
+	tls   atomic.Pointer[tls.Config]
+	creds credCache
+
+	// StartupTimeout bounds the time from TCP accept to the end of login.
+	StartupTimeout time.Duration
+
+	mu        sync.Mutex
+	pools     map[string]*poolEntry
+	clients   map[uint32]*clientConn // by proxy-issued process id
+	listeners []net.Listener
+	shutting  atomic.Bool
+	nclients  atomic.Int64
+	wg        sync.WaitGroup
+}
+
+// poolEntry is a pool and what the proxy learned from its server: the
+// ParameterStatus values a fresh connection reports, sent to clients at
+// login as a real server would.
+type poolEntry struct {
+	key     string
+	cluster string
+	p       *pool.Pool
+	mu      sync.Mutex
+	params  map[string]string
+}
+
+// NewServer prepares a server for cfg; Serve starts accepting.
+func NewServer(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{
+		log:            log,
+		pools:          make(map[string]*poolEntry),
+		clients:        make(map[uint32]*clientConn),
+		StartupTimeout: 15 * time.Second,
+	}
+	if err := s.Reload(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload makes cfg the configuration for everything that starts from now
+// on: new logins and new leases. Pools no longer described by cfg drain in
+// the background; transactions in flight finish on the pool they hold.
+func (s *Server) Reload(cfg *config.Config) error {
+	var tc *tls.Config
+	if cfg.Proxy.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Proxy.TLSCert, cfg.Proxy.TLSKey)
+		if err != nil {
+			return fmt.Errorf("loading TLS certificate: %w", err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	s.tls.Store(tc)
+	s.cfg.Store(cfg)
+
+	valid := make(map[string]bool)
+	for i := range cfg.Clusters {
+		cl := &cfg.Clusters[i]
+		if cl.Protocol != config.Postgres {
+			continue
+		}
+		for j := range cfg.Users {
+			for _, n := range clusterNodes(cl) {
+				valid[poolKey(cl, &cfg.Users[j], n.addr, n.db)] = true
+			}
+		}
+	}
+	var stale []*poolEntry
+	s.mu.Lock()
+	for k, e := range s.pools {
+		if !valid[k] {
+			stale = append(stale, e)
+			delete(s.pools, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, e := range stale {
+		go func(e *poolEntry) {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.ShutdownTimeout)
+			defer cancel()
+			_ = e.p.Drain(ctx)
+			metrics.RemovePool(e.p)
+		}(e)
+	}
+	return nil
+}
+
+// Config returns the configuration in force.
+func (s *Server) Config() *config.Config { return s.cfg.Load() }
+
+type node struct{ addr, db string }
+
+func clusterNodes(cl *config.Cluster) []node {
+	db := cl.ServerDatabase
+	if db == "" {
+		db = cl.Database
+	}
+	var out []node
+	if cl.Primary != "" {
+		out = append(out, node{cl.Primary, db})
+		for _, r := range cl.Replicas {
+			out = append(out, node{r, db})
+		}
+	}
+	for _, sh := range cl.Shards {
+		out = append(out, node{sh.Primary, sh.Database})
+		for _, r := range sh.Replicas {
+			out = append(out, node{r, sh.Database})
+		}
+	}
+	return out
+}
+
+// poolKey identifies a pool by everything that makes its connections
+// interchangeable; a reload that changes any part gets a fresh pool.
+func poolKey(cl *config.Cluster, u *config.User, addr, db string) string {
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%+v", cl.Name, addr, db, serverUser(u), u.ServerPassword, cl.Settings)
+}
+
+func serverUser(u *config.User) string {
+	if u.ServerUser != "" {
+		return u.ServerUser
+	}
+	return u.Name
+}
+
+// poolFor returns the pool of (cluster, user, node), creating it on first use.
+func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *poolEntry {
+	key := poolKey(cl, u, addr, db)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.pools[key]; ok {
+		return e
+	}
+	st := cl.Settings
+	user, password := serverUser(u), u.ServerPassword
+	wait := metrics.WaitSeconds.WithLabelValues("postgres", cl.Name)
+	connectTimeout := st.ConnectTimeout
+	if connectTimeout <= 0 {
+		connectTimeout = 5 * time.Second
+	}
+	p := pool.New(pool.Options{
+		Name:        fmt.Sprintf("%s/%s@%s user=%s", cl.Name, db, addr, user),
+		Size:        st.PoolSize,
+		MinSize:     st.MinPoolSize,
+		WaitTimeout: st.QueryWaitTimeout,
+		IdleTimeout: st.IdleTimeout,
+		Lifetime:    st.ServerLifetime,
+		CheckDelay:  st.ServerCheckDelay,
+		Dial: func(ctx context.Context) (pool.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+			defer cancel()
+			sc, err := dialServer(ctx, addr, user, password, db)
+			if err != nil {
+				metrics.ServerErrors.WithLabelValues("postgres", cl.Name).Inc()
+				return nil, err
+			}
+			return sc, nil
+		},
+		Ping:   func(ctx context.Context, c pool.Conn) error { return c.(*serverConn).ping(ctx) },
+		Alive:  func(c pool.Conn) bool { return c.(*serverConn).alive() },
+		OnWait: func(d time.Duration) { wait.Observe(d.Seconds()) },
+	})
+	e := &poolEntry{key: key, cluster: cl.Name, p: p}
+	s.pools[key] = e
+	metrics.AddPool(metrics.PoolInfo{Protocol: "postgres", Cluster: cl.Name, Node: addr + "/" + db, User: user, Size: st.PoolSize, Pool: p})
+	return e
+}
+
+// Serve accepts clients on ln until the listener is closed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || s.shutting.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off, keep serving.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed", "err", err, "retry_in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(conn)
+		}()
+	}
+}
+
+// Shutdown stops accepting, closes idle clients at once and every other
+// client at the end of its transaction, then waits for them until ctx ends
+// and closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutting.Store(true)
+	s.mu.Lock()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	clients := make([]*clientConn, 0, len(s.clients))
+	for _, c := range s.clients {
+		clients = append(clients, c)
+	}
+	s.mu.Unlock()
+	for _, c := range clients {
+		c.closeIfIdle()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.Close()
+		<-done
+	}
+	s.closePools()
+	return err
+}
+
+// Close closes every listener and client connection now.
+func (s *Server) Close() {
+	s.shutting.Store(true)
+	s.mu.Lock()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	for _, c := range s.clients {
+		c.conn.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.closePools()
+}
+
+func (s *Server) closePools() {
+	s.mu.Lock()
+	pools := s.pools
+	s.pools = make(map[string]*poolEntry)
+	s.mu.Unlock()
+	for _, e := range pools {
+		e.p.Close()
+		metrics.RemovePool(e.p)
+	}
+}
+
+// register gives c a proxy-issued process id unique among live clients.
+func (s *Server) register(c *clientConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		id := randUint32()
+		if _, taken := s.clients[id]; !taken && id != 0 {
+			c.pid = id
+			s.clients[id] = c
+			return
+		}
+	}
+}
+
+func (s *Server) unregister(c *clientConn) {
+	if c.pid == 0 {
+		return
+	}
+	s.mu.Lock()
+	if s.clients[c.pid] == c {
+		delete(s.clients, c.pid)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) lookupClient(pid uint32) *clientConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clients[pid]
+}

@@ -1,0 +1,558 @@
+package pgwire
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/pool"
+)
+
+const (
+	clientReadBuf   = 8 << 10
+	clientWriteBuf  = 16 << 10
+	maxClientMsg    = 256 << 20
+	maxStartupLen   = 10000 // PostgreSQL's MAX_STARTUP_PACKET_LENGTH
+	cleanupTimeout  = 5 * time.Second
+	cancelTimeout   = 3 * time.Second
+	protocolVersion = 196608 // 3.0
+	sslRequestCode  = 80877103
+	gssEncReqCode   = 80877104
+	cancelReqCode   = 80877102
+)
+
+// clientConn is one client session. Its main loop (run) reads the client
+// and writes the server; while a server connection is leased, a pump
+// goroutine reads the server and writes the client, so that pipelines and
+// COPY flow in both directions at once without either side blocking the
+// other.
+//
+// The fields under mu decide when the lease ends: the server connection
+// returns to the pool only when every ReadyForQuery the client asked for
+// has arrived, no extended-protocol message awaits its Sync, the server
+// says 'I' (idle, no transaction), and the main loop is not mid-write.
+type clientConn struct {
+	srv   *Server
+	conn  net.Conn
+	br    *bufio.Reader
+	rd    *frameReader
+	bw    *bufio.Writer
+	pid   uint32
+	key   [4]byte
+	start time.Time
+	log   *slog.Logger
+
+	user    *config.User
+	cluster *config.Cluster
+	primary *poolEntry
+	mode    config.PoolMode
+	desired map[string]string // runtime parameters the client asked for, lower-case keys
+
+	pending    []byte // extended-protocol messages buffered until a Sync or Flush
+	skipToSync bool   // after an error the proxy raised, ignore messages until Sync
+
+	// wmu is held by whoever writes to the client: the pump for its whole
+	// life, the main loop for the messages the proxy itself sends.
+	wmu sync.Mutex
+
+	mu          sync.Mutex
+	server      *serverConn
+	lease       *pool.Server
+	leasePool   *pool.Pool
+	outstanding int  // ReadyForQuery messages still due from the server
+	unsynced    bool // extended-protocol messages sent since the last Sync
+	writers     int  // goroutines writing to the server outside mu (main loop, a cancel)
+	releaseDue  bool // the pump found the lease over while the main loop was writing
+	gone        bool // the client left; the server connection is being cleaned up
+	rollingBack bool // the proxy sent ROLLBACK/DISCARD ALL for a departed client
+	closing     bool // shutdown: close the client at its next idle moment
+	broken      bool // the server connection failed under this client
+	txStatus    byte
+	state       string // metrics state: idle, waiting, active
+
+	mTxn, mQuery prometheus.Counter
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+func (s *Server) handle(conn net.Conn) {
+	c := &clientConn{
+		srv:   s,
+		conn:  conn,
+		start: time.Now(),
+		log:   s.log.With("client", conn.RemoteAddr().String()),
+		state: "idle",
+	}
+	c.br = bufio.NewReaderSize(conn, clientReadBuf)
+	c.rd = newFrameReader(c.br, maxClientMsg)
+	c.bw = bufio.NewWriterSize(conn, clientWriteBuf)
+	defer conn.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("client session panicked; closing it", "panic", r)
+		}
+	}()
+
+	n := s.nclients.Add(1)
+	defer s.nclients.Add(-1)
+	defer s.unregister(c)
+	max := s.cfg.Load().Proxy.MaxClientConns
+	_ = conn.SetDeadline(time.Now().Add(s.StartupTimeout))
+	ok, err := c.startup(max > 0 && n > int64(max))
+	if err != nil {
+		c.loginFailed(err)
+		return
+	}
+	if !ok { // cancel request or a client that left during startup
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	metrics.ClientLogins.WithLabelValues("postgres", "ok").Inc()
+	stateGauge["idle"].Inc()
+	defer func() { stateGauge[c.state].Dec() }()
+	c.log.Debug("client logged in", "user", c.user.Name, "database", c.cluster.Database)
+	c.run()
+}
+
+func (c *clientConn) loginFailed(err error) {
+	if isQuiet(err) {
+		return
+	}
+	var pe *pgError
+	result := "rejected"
+	if errors.As(err, &pe) && pe.Code == codeInvalidPassword {
+		result = "auth_failed"
+	}
+	metrics.ClientLogins.WithLabelValues("postgres", result).Inc()
+	c.log.Info("login refused", "err", err, "age", time.Since(c.start).Round(time.Millisecond))
+	if pe != nil {
+		_ = c.send(toErrorResponse(pe))
+	}
+}
+
+// isQuiet says whether an error is a peer simply going away, which is not
+// worth a log line.
+func isQuiet(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// send writes one message the proxy itself produced and flushes.
+func (c *clientConn) send(msgs ...pgproto3.BackendMessage) error {
+	var err error
+	buf := make([]byte, 0, 256)
+	for _, m := range msgs {
+		if buf, err = m.Encode(buf); err != nil {
+			return err
+		}
+	}
+	if _, err := c.bw.Write(buf); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// startup runs the startup phase: SSL/GSS negotiation, the startup message,
+// authentication, and the greeting a real server sends. ok is false when
+// the connection was a cancel request or ended quietly.
+func (c *clientConn) startup(tooMany bool) (ok bool, err error) {
+	for {
+		body, err := readStartup(c.br, maxStartupLen)
+		if err != nil {
+			if isQuiet(err) {
+				return false, nil
+			}
+			return false, newFatal(codeProtocolViolation, "%v", err)
+		}
+		code := binary.BigEndian.Uint32(body)
+		switch code {
+		case sslRequestCode:
+			tc := c.srv.tls.Load()
+			if _, already := c.conn.(*tls.Conn); tc == nil || already {
+				if _, err := c.conn.Write([]byte{'N'}); err != nil {
+					return false, nil
+				}
+				continue
+			}
+			if c.br.Buffered() > 0 {
+				// Bytes sent before the TLS handshake would be trusted as if
+				// they came over TLS (CVE-2021-23222 in libpq's terms).
+				return false, newFatal(codeProtocolViolation, "unexpected data after SSLRequest")
+			}
+			if _, err := c.conn.Write([]byte{'S'}); err != nil {
+				return false, nil
+			}
+			tlsConn := tls.Server(c.conn, tc)
+			if err := tlsConn.Handshake(); err != nil {
+				c.log.Info("TLS handshake failed", "err", err)
+				return false, nil
+			}
+			c.conn = tlsConn
+			c.br.Reset(tlsConn)
+			c.bw.Reset(tlsConn)
+			continue
+		case gssEncReqCode:
+			if _, err := c.conn.Write([]byte{'N'}); err != nil {
+				return false, nil
+			}
+			continue
+		case cancelReqCode:
+			var cr pgproto3.CancelRequest
+			if err := cr.Decode(body); err == nil {
+				c.srv.cancel(cr.ProcessID, cr.SecretKey)
+			}
+			return false, nil
+		}
+		if code>>16 != 3 {
+			return false, newFatal(codeFeatureNotSupported, "unsupported frontend protocol %d.%d: server supports 3.0", code>>16, code&0xffff)
+		}
+		params, err := decodeStartupParams(body[4:])
+		if err != nil {
+			return false, newFatal(codeProtocolViolation, "invalid startup packet: %v", err)
+		}
+		if err := c.login(code, params, tooMany); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+}
+
+// decodeStartupParams reads the name/value pairs of a StartupMessage.
+func decodeStartupParams(b []byte) (map[string]string, error) {
+	params := make(map[string]string)
+	for {
+		i := indexZero(b)
+		if i < 0 {
+			return nil, errors.New("missing terminator")
+		}
+		if i == 0 {
+			if len(b) != 1 {
+				return nil, errors.New("data after terminator")
+			}
+			return params, nil
+		}
+		name := string(b[:i])
+		b = b[i+1:]
+		j := indexZero(b)
+		if j < 0 {
+			return nil, errors.New("parameter " + name + " has no value")
+		}
+		params[name] = string(b[:j])
+		b = b[j+1:]
+	}
+}
+
+func indexZero(b []byte) int {
+	for i, x := range b {
+		if x == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *clientConn) login(version uint32, params map[string]string, tooMany bool) error {
+	cfg := c.srv.cfg.Load()
+	if tooMany || c.srv.shutting.Load() {
+		if tooMany {
+			return newFatal(codeTooManyConnections, "sorry, too many clients already (max_client_conns = %d)", cfg.Proxy.MaxClientConns)
+		}
+		return newFatal(codeCannotConnectNow, "the proxy is shutting down")
+	}
+	name := params["user"]
+	if name == "" {
+		return newFatal(codeInvalidAuthorization, "no PostgreSQL user name specified in startup packet")
+	}
+	db := params["database"]
+	if db == "" {
+		db = name
+	}
+	var unknownOpts []string
+	desired := make(map[string]string)
+	for k, v := range params {
+		switch {
+		case k == "user" || k == "database":
+		case strings.HasPrefix(k, "_pq_."):
+			unknownOpts = append(unknownOpts, k)
+		case k == "replication":
+			if v != "false" && v != "off" && v != "0" && v != "no" {
+				return newFatal(codeFeatureNotSupported, "replication connections are not supported through switchyard")
+			}
+		case k == "options":
+			if strings.TrimSpace(v) != "" {
+				return newFatal(codeFeatureNotSupported, "startup parameter \"options\" is not supported by switchyard; set parameters by name or with SET")
+			}
+		default:
+			desired[strings.ToLower(k)] = v
+		}
+	}
+	c.log = c.log.With("user", name, "database", db)
+	u := cfg.User(name)
+	if err := c.authenticate(u, name); err != nil {
+		return err
+	}
+	if len(u.Databases) > 0 && !contains(u.Databases, db) {
+		return newFatal(codeInvalidAuthorization, "user %q may not connect to database %q", name, db)
+	}
+	cl := cfg.Cluster(config.Postgres, db)
+	if cl == nil {
+		return newFatal(codeUnknownDatabase, "database %q does not exist", db)
+	}
+	if cl.Sharding != nil || cl.Primary == "" {
+		return newFatal(codeFeatureNotSupported, "database %q is sharded; sharded clusters are not served yet", db)
+	}
+	c.user, c.cluster, c.desired = u, cl, desired
+	c.mode = cl.Settings.PoolMode
+	if u.PoolMode != "" {
+		c.mode = u.PoolMode
+	}
+	n := clusterNodes(cl)[0]
+	c.primary = c.srv.poolFor(cl, u, n.addr, n.db)
+	c.mTxn = metrics.Transactions.WithLabelValues("postgres", cl.Name)
+	c.mQuery = metrics.Queries.WithLabelValues("postgres", cl.Name)
+
+	params, err := c.serverParams()
+	if err != nil {
+		return err
+	}
+	c.srv.register(c)
+	binary.BigEndian.PutUint32(c.key[:], randUint32())
+	msgs := []pgproto3.BackendMessage{&pgproto3.AuthenticationOk{}}
+	if minor := version & 0xffff; minor > 0 || len(unknownOpts) > 0 {
+		sort.Strings(unknownOpts)
+		msgs = append(msgs, &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknownOpts})
+	}
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		msgs = append(msgs, &pgproto3.ParameterStatus{Name: canonicalParam(k), Value: params[k]})
+	}
+	msgs = append(msgs, &pgproto3.BackendKeyData{ProcessID: c.pid, SecretKey: c.key[:]}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	c.txStatus = 'I'
+	return c.send(msgs...)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// canonicalParam restores the capitalization PostgreSQL reports for the
+// parameters whose names are not all lower case.
+func canonicalParam(k string) string {
+	switch k {
+	case "datestyle":
+		return "DateStyle"
+	case "intervalstyle":
+		return "IntervalStyle"
+	case "timezone":
+		return "TimeZone"
+	}
+	return k
+}
+
+// serverParams returns the ParameterStatus set for the greeting: what a
+// fresh server connection reports, with the client's own requests on top
+// (they are applied on every connection the client is given).
+func (c *clientConn) serverParams() (map[string]string, error) {
+	e := c.primary
+	e.mu.Lock()
+	base := e.params
+	e.mu.Unlock()
+	if base == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cluster.Settings.QueryWaitTimeout+c.cluster.Settings.ConnectTimeout)
+		ps, err := e.p.Get(ctx)
+		cancel()
+		if err != nil {
+			return nil, poolError(err)
+		}
+		sc := ps.Conn.(*serverConn)
+		base = make(map[string]string, len(sc.params))
+		for k, v := range sc.params {
+			if _, set := sc.applied[k]; !set {
+				base[k] = v
+			}
+		}
+		e.p.Put(ps, true)
+		e.mu.Lock()
+		e.params = base
+		e.mu.Unlock()
+	}
+	out := make(map[string]string, len(base)+len(c.desired))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range c.desired {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// poolError turns a pool failure into what the client is told.
+func poolError(err error) error {
+	switch {
+	case errors.Is(err, pool.ErrWaitTimeout):
+		return &pgError{Severity: "ERROR", Code: codeTooManyConnections, Message: "query_wait_timeout", cause: err,
+			Hint: "all server connections of the pool stayed busy; raise pool_size or query_wait_timeout, or make transactions shorter"}
+	case errors.Is(err, pool.ErrClosed):
+		return &pgError{Severity: "FATAL", Code: codeAdminShutdown, Message: "the pool was closed", cause: err}
+	}
+	return &pgError{Severity: "ERROR", Code: codeConnectionFailure, Message: "could not connect to the server", cause: err}
+}
+
+// cancel forwards a CancelRequest to the server the client is using, and
+// only while it is busy there: a late cancel must not hit the next client's
+// query on the same server connection.
+func (s *Server) cancel(pid uint32, secret []byte) {
+	c := s.lookupClient(pid)
+	if c == nil || subtle.ConstantTimeCompare(c.key[:], secret) != 1 {
+		return
+	}
+	c.mu.Lock()
+	sc := c.server
+	if sc == nil || c.outstanding == 0 {
+		c.mu.Unlock()
+		return
+	}
+	// Hold the lease until the server has the signal: a lease is not
+	// returned while writers is above zero.
+	c.writers++
+	c.mu.Unlock()
+	if err := sc.cancel(cancelTimeout); err != nil {
+		c.log.Info("forwarding cancel request failed", "err", err)
+	}
+	c.finishWrite()
+}
+
+// closeIfIdle is shutdown's word to a client: go now if idle, else at the
+// end of the current transaction.
+func (c *clientConn) closeIfIdle() {
+	c.mu.Lock()
+	c.closing = true
+	idle := c.server == nil
+	c.mu.Unlock()
+	if idle {
+		// Wake the main loop; it sees closing and says goodbye.
+		_ = c.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// stateGauge resolves the label values once: a state change is on the
+// path of every transaction.
+var stateGauge = map[string]prometheus.Gauge{
+	"idle":    metrics.ClientConnections.WithLabelValues("postgres", "idle"),
+	"waiting": metrics.ClientConnections.WithLabelValues("postgres", "waiting"),
+	"active":  metrics.ClientConnections.WithLabelValues("postgres", "active"),
+}
+
+func (c *clientConn) setState(s string) {
+	if c.state == s {
+		return
+	}
+	stateGauge[c.state].Dec()
+	stateGauge[s].Inc()
+	c.state = s
+}
+
+// syncParams makes the runtime parameters of a freshly leased server
+// connection what this client asked for at startup, resetting what an
+// earlier client set and this one did not. Nothing is sent when they
+// already match, which is the common case.
+func (c *clientConn) syncParams(sc *serverConn) error {
+	var q []byte
+	for k := range sc.applied {
+		if _, want := c.desired[k]; !want {
+			q = append(q, "RESET "...)
+			q = appendIdent(q, k)
+			q = append(q, ';')
+		}
+	}
+	var sets []byte
+	for k, v := range c.desired {
+		if cur, ok := sc.applied[k]; ok && cur == v {
+			continue
+		}
+		if _, ok := sc.applied[k]; !ok && sc.params[k] == v {
+			continue
+		}
+		if len(sets) > 0 {
+			sets = append(sets, ", "...)
+		}
+		sets = append(sets, "pg_catalog.set_config("...)
+		sets = appendLiteral(sets, k)
+		sets = append(sets, ", "...)
+		sets = appendLiteral(sets, v)
+		sets = append(sets, ", false)"...)
+	}
+	if len(q) == 0 && len(sets) == 0 {
+		return nil
+	}
+	if len(sets) > 0 {
+		q = append(append(append(q, "SELECT "...), sets...), ';')
+	}
+	if err := sc.exec(string(q), c.cluster.Settings.QueryWaitTimeout); err != nil {
+		return err
+	}
+	for k := range sc.applied {
+		if _, want := c.desired[k]; !want {
+			delete(sc.applied, k)
+		}
+	}
+	for k, v := range c.desired {
+		sc.applied[k] = v
+	}
+	return nil
+}
+
+// appendLiteral quotes s as an escape string literal, which reads the same
+// whatever standard_conforming_strings says.
+func appendLiteral(b []byte, s string) []byte {
+	b = append(b, "E'"...)
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\'', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '\'')
+}
+
+func appendIdent(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
