@@ -1,0 +1,136 @@
+package mysqlwire
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"strings"
+)
+
+// newScramble returns 20 random bytes without NUL or '$' (some clients treat
+// the nonce as a C string).
+func newScramble() []byte {
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	for i := range b {
+		b[i] = b[i]&0x7f | 1
+		if b[i] == '$' {
+			b[i] = '#'
+		}
+	}
+	return b
+}
+
+// nativeScramble is mysql_native_password:
+// SHA1(password) XOR SHA1(scramble + SHA1(SHA1(password))).
+func nativeScramble(scramble []byte, password string) []byte {
+	if password == "" {
+		return nil
+	}
+	h1 := sha1.Sum([]byte(password))
+	h2 := sha1.Sum(h1[:])
+	h := sha1.New()
+	h.Write(scramble[:min(20, len(scramble))])
+	h.Write(h2[:])
+	h3 := h.Sum(nil)
+	for i := range h3 {
+		h3[i] ^= h1[i]
+	}
+	return h3
+}
+
+// sha2Scramble is caching_sha2_password's fast path:
+// SHA256(password) XOR SHA256(SHA256(SHA256(password)) + scramble).
+func sha2Scramble(scramble []byte, password string) []byte {
+	if password == "" {
+		return nil
+	}
+	m1 := sha256.Sum256([]byte(password))
+	m2 := sha256.Sum256(m1[:])
+	h := sha256.New()
+	h.Write(m2[:])
+	h.Write(scramble[:min(20, len(scramble))])
+	m3 := h.Sum(nil)
+	for i := range m3 {
+		m3[i] ^= m1[i]
+	}
+	return m3
+}
+
+// scrambleFor computes the auth response of plugin for password.
+func scrambleFor(plugin string, scramble []byte, password string) ([]byte, error) {
+	switch plugin {
+	case pluginNative, "":
+		return nativeScramble(scramble, password), nil
+	case pluginCachingSHA2:
+		return sha2Scramble(scramble, password), nil
+	case pluginClearText:
+		return append([]byte(password), 0), nil
+	}
+	return nil, newSQLError(erNotSupportedAuth, "08004", "authentication plugin %q is not supported by switchyard", plugin)
+}
+
+// verify checks a client's auth response against the plain-text password
+// in constant time.
+func verify(plugin string, scramble, resp []byte, password string) bool {
+	want, err := scrambleFor(plugin, scramble, password)
+	if err != nil {
+		return false
+	}
+	if plugin == pluginClearText {
+		resp = []byte(strings.TrimSuffix(string(resp), "\x00"))
+		want = []byte(password)
+	}
+	return len(want) == len(resp) && subtle.ConstantTimeCompare(want, resp) == 1
+}
+
+// isVerifier reports whether a configured password is a PostgreSQL
+// verifier rather than plain text; MySQL's scrambles need the plain text.
+func isVerifier(pw string) bool {
+	if strings.HasPrefix(pw, "SCRAM-SHA-256$") {
+		return true
+	}
+	if len(pw) == 35 && strings.HasPrefix(pw, "md5") {
+		for _, c := range pw[3:] {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// rsaEncryptPassword encrypts password for caching_sha2_password's full
+// authentication over an unencrypted connection: (password + NUL) XOR the
+// scramble, RSA-OAEP with SHA-1 under the server's public key (PEM).
+func rsaEncryptPassword(pemKey []byte, scramble []byte, password string) ([]byte, error) {
+	block, _ := pem.Decode(pemKey)
+	if block == nil {
+		return nil, errors.New("server sent no PEM public key")
+	}
+	var pub *rsa.PublicKey
+	if k, err := x509.ParsePKIXPublicKey(block.Bytes); err == nil {
+		var ok bool
+		if pub, ok = k.(*rsa.PublicKey); !ok {
+			return nil, errors.New("server public key is not RSA")
+		}
+	} else if pub, err = x509.ParsePKCS1PublicKey(block.Bytes); err != nil {
+		return nil, err
+	}
+	if len(scramble) == 0 {
+		return nil, errors.New("empty scramble")
+	}
+	plain := append([]byte(password), 0)
+	for i := range plain {
+		plain[i] ^= scramble[i%len(scramble)]
+	}
+	return rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, plain, nil)
+}

@@ -1,0 +1,326 @@
+package mysqlwire
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// backend is one authenticated connection to a MySQL or MariaDB server. It
+// is used by one session at a time, between pool.Get and pool.Put; Close
+// may be called concurrently (the pool drains with it).
+type backend struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	addr     string
+	threadID uint32 // the server's connection id, for KILL
+	caps     uint32 // negotiated with the server
+	status   uint16 // from the last OK/EOF
+
+	// What this connection's session carries, so a lease can tell whether
+	// it must reset and replay before serving a client.
+	db      string // current database on the server
+	setsSig string // the SET statements replayed here, joined
+
+	// stmts are the server-side prepared statements here, by query text.
+	stmts map[string]*srvStmt
+
+	// broken: the stream is out of sync or the socket failed; never reuse.
+	broken bool
+	// dirty: a session left state we do not describe (pinned session,
+	// client gone); reset before the next lease.
+	dirty bool
+
+	buf []byte // scratch for packets read whole
+}
+
+type srvStmt struct {
+	id      uint32
+	params  uint16
+	columns uint16
+}
+
+// maxStmtsPerConn bounds server-side statements per connection; beyond it
+// the oldest go (MariaDB's max_prepared_stmt_count is global, 16382).
+const maxStmtsPerConn = 256
+
+// Close closes the socket. Safe to call concurrently with use.
+func (b *backend) Close() error { return b.nc.Close() }
+
+// dialParams describe the connection a pool opens.
+type dialParams struct {
+	addr      string
+	user      string
+	password  string
+	db        string
+	caps      uint32 // mirrored client capabilities (mirrorCaps bits)
+	collation uint8
+}
+
+// dialBackend connects and authenticates. Any panic while parsing what the
+// server sent is turned into an error: a malformed handshake must not take
+// the proxy down.
+func dialBackend(ctx context.Context, p dialParams) (b *backend, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("connecting to %s: malformed server reply: %v", p.addr, r)
+			if b != nil {
+				b.nc.Close()
+				b = nil
+			}
+		}
+	}()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	b = &backend{
+		nc:   nc,
+		br:   bufio.NewReaderSize(nc, 64<<10),
+		bw:   bufio.NewWriterSize(nc, 16<<10),
+		addr: p.addr,
+		db:   p.db,
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := b.authenticate(p); err != nil {
+		nc.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connecting to %s: %w", p.addr, ctx.Err())
+		}
+		return nil, err
+	}
+	if !stop() {
+		nc.Close()
+		return nil, fmt.Errorf("connecting to %s: %w", p.addr, ctx.Err())
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return b, nil
+}
+
+func (b *backend) readPacket() ([]byte, uint8, error) {
+	p, seq, err := readPacket(b.br, b.buf[:0], maxChunk*4)
+	b.buf = p
+	return p, seq, err
+}
+
+func (b *backend) writePacket(seq uint8, payload []byte) (uint8, error) {
+	seq, err := writePacket(b.bw, seq, payload)
+	if err == nil {
+		err = b.bw.Flush()
+	}
+	return seq, err
+}
+
+func (b *backend) authenticate(p dialParams) error {
+	pkt, _, err := b.readPacket()
+	if err != nil {
+		return fmt.Errorf("reading handshake from %s: %w", p.addr, err)
+	}
+	if len(pkt) > 0 && pkt[0] == hdrERR {
+		e, _ := DecodeERR(pkt)
+		return &serverError{Code: e.Code, State: e.State, Message: e.Message}
+	}
+	var hs Handshake
+	if err := hs.Decode(pkt); err != nil {
+		return fmt.Errorf("handshake from %s: %w", p.addr, err)
+	}
+	if hs.Capabilities&capProtocol41 == 0 {
+		return fmt.Errorf("server %s does not speak protocol 4.1", p.addr)
+	}
+	want := capLongPassword | capLongFlag | capProtocol41 | capTransactions |
+		capSecureConnection | capPluginAuth | capPluginAuthLenenc | p.caps
+	if p.db != "" {
+		want |= capConnectWithDB
+	}
+	if missing := p.caps &^ hs.Capabilities; missing != 0 {
+		return fmt.Errorf("server %s lacks capabilities %#x that the client negotiated", p.addr, missing)
+	}
+	b.caps = want & hs.Capabilities
+	b.threadID = hs.ConnectionID
+	scramble := append([]byte(nil), hs.Scramble...)
+	plugin := hs.AuthPlugin
+	if plugin == "" {
+		plugin = pluginNative
+	}
+	if plugin != pluginNative && plugin != pluginCachingSHA2 {
+		// Answer with native; the server switches us if it must.
+		plugin = pluginNative
+	}
+	auth, err := scrambleFor(plugin, scramble, p.password)
+	if err != nil {
+		return err
+	}
+	resp := HandshakeResponse{
+		Capabilities: b.caps,
+		MaxPacket:    maxChunk,
+		Collation:    p.collation,
+		User:         p.user,
+		AuthResponse: auth,
+		Database:     p.db,
+		AuthPlugin:   plugin,
+	}
+	if _, err := b.writePacket(1, resp.Encode(nil)); err != nil {
+		return err
+	}
+	for round := 0; round < 8; round++ {
+		pkt, s, err := b.readPacket()
+		if err != nil {
+			return fmt.Errorf("authenticating to %s: %w", p.addr, err)
+		}
+		seq := s + 1
+		if len(pkt) == 0 {
+			return fmt.Errorf("authenticating to %s: empty packet", p.addr)
+		}
+		switch pkt[0] {
+		case hdrOK:
+			ok, err := DecodeOK(pkt, b.caps)
+			if err != nil {
+				return err
+			}
+			b.status = ok.Status
+			return nil
+		case hdrERR:
+			e, _ := DecodeERR(pkt)
+			return &serverError{Code: e.Code, State: e.State, Message: e.Message}
+		case hdrEOF: // auth switch request
+			r := reader{b: pkt[1:]}
+			name := string(r.nulStringOrEOF())
+			data := r.rest()
+			if len(data) > 0 && data[len(data)-1] == 0 {
+				data = data[:len(data)-1]
+			}
+			if name == "" {
+				return fmt.Errorf("server %s asks for the old (pre-4.1) password scheme", p.addr)
+			}
+			plugin, scramble = name, append([]byte(nil), data...)
+			auth, err := scrambleFor(plugin, scramble, p.password)
+			if err != nil {
+				return err
+			}
+			if _, err = b.writePacket(seq, auth); err != nil {
+				return err
+			}
+		case hdrAuthMore:
+			data := pkt[1:]
+			if plugin != pluginCachingSHA2 {
+				return fmt.Errorf("server %s sent unexpected auth data for %s", p.addr, plugin)
+			}
+			switch {
+			case len(data) == 1 && data[0] == 3: // fast auth succeeded; OK follows
+			case len(data) == 1 && data[0] == 4: // full authentication
+				// No TLS toward servers yet: ask for the RSA public key.
+				if _, err = b.writePacket(seq, []byte{2}); err != nil {
+					return err
+				}
+			default: // the public key
+				enc, err := rsaEncryptPassword(data, scramble, p.password)
+				if err != nil {
+					return fmt.Errorf("caching_sha2_password full authentication to %s: %w", p.addr, err)
+				}
+				if _, err = b.writePacket(seq, enc); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("authenticating to %s: unexpected packet %#x", p.addr, pkt[0])
+		}
+	}
+	return fmt.Errorf("authenticating to %s: too many rounds", p.addr)
+}
+
+// roundTrip sends a command whose answer is a single OK or ERR packet
+// (COM_INIT_DB, COM_RESET_CONNECTION, COM_PING, a SET statement) and reads
+// it. An ERR comes back as *serverError with the connection still usable.
+func (b *backend) roundTrip(payload []byte) error {
+	if _, err := b.writePacket(0, payload); err != nil {
+		b.broken = true
+		return err
+	}
+	pkt, _, err := b.readPacket()
+	if err != nil {
+		b.broken = true
+		return err
+	}
+	switch {
+	case len(pkt) > 0 && pkt[0] == hdrERR:
+		e, _ := DecodeERR(pkt)
+		return &serverError{Code: e.Code, State: e.State, Message: e.Message}
+	case len(pkt) > 0 && (pkt[0] == hdrOK || pkt[0] == hdrEOF):
+		st, ok := statusOf(pkt, b.caps)
+		if !ok {
+			b.broken = true
+			return errMalformed
+		}
+		b.status = st
+		return nil
+	}
+	// A result set where none was expected: the stream is out of step.
+	b.broken = true
+	return errors.New("unexpected result set from server")
+}
+
+// reset returns the server session to its just-connected state:
+// COM_RESET_CONNECTION rolls back, drops temporary tables, releases locks,
+// user variables and prepared statements, and reverts session variables.
+// The current database stays.
+func (b *backend) reset() error {
+	if err := b.roundTrip([]byte{comResetConnection}); err != nil {
+		return err
+	}
+	b.setsSig = ""
+	b.stmts = nil
+	b.dirty = false
+	return nil
+}
+
+// withDeadline bounds housekeeping I/O (reset, replay) that no client
+// waits on with its own timeout.
+func (b *backend) withDeadline(d time.Duration, f func() error) error {
+	_ = b.nc.SetDeadline(time.Now().Add(d))
+	err := f()
+	_ = b.nc.SetDeadline(time.Time{})
+	return err
+}
+
+func (b *backend) ping(ctx context.Context) error {
+	dl := time.Now().Add(5 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	_ = b.nc.SetDeadline(dl)
+	err := b.roundTrip([]byte{comPing})
+	_ = b.nc.SetDeadline(time.Time{})
+	return err
+}
+
+// closeStmt drops a server statement; COM_STMT_CLOSE has no response.
+func (b *backend) closeStmt(query string) {
+	st := b.stmts[query]
+	if st == nil {
+		return
+	}
+	delete(b.stmts, query)
+	var p [5]byte
+	p[0] = comStmtClose
+	putUint32(p[1:], st.id)
+	if _, err := writePacket(b.bw, 0, p[:]); err != nil {
+		b.broken = true
+	}
+	// Flushed with the next command.
+}
+
+func putUint32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}

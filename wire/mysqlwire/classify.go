@@ -1,0 +1,367 @@
+package mysqlwire
+
+import (
+	"strconv"
+	"strings"
+)
+
+// This file decides what a COM_QUERY does to the session, not where it
+// runs (that is the router's job, with a real parser). It is a careful
+// scanner, not a parser: it splits multi-statement text on semicolons
+// outside strings, identifiers and comments, runs executable comments
+// (/*! ... */, /*M! ... */) as code, and looks at the words of each
+// statement. Its verdicts are:
+//
+//   - session SET (session variables, NAMES, CHARACTER SET, ROLE): the
+//     statement text is remembered and replayed on the next server
+//     connection;
+//   - USE db: remembered, replayed with COM_INIT_DB;
+//   - SET TRANSACTION (next transaction only): the lease is kept until the
+//     next transaction has ended;
+//   - things a fresh server connection cannot reproduce (LOCK TABLES,
+//     FLUSH ... WITH READ LOCK, GET_LOCK(), user variables @x, CREATE
+//     TEMPORARY TABLE, SQL_CALC_FOUND_ROWS, SQL-level PREPARE, HANDLER, XA):
+//     the session is pinned to its server connection;
+//   - KILL [QUERY|CONNECTION] n: translated by the proxy.
+//
+// What it cannot see: the body of a stored procedure or trigger (CALL p()
+// that sets @x is not pinned), and a SET inside a prepared statement.
+
+type effect struct {
+	pin    string   // reason to pin; "" when none
+	sets   []string // session SET statements, in order
+	use    string   // USE target; "" when none
+	hasUse bool
+	txNext bool // SET TRANSACTION without SESSION/GLOBAL
+	kill   *killReq
+	count  int // statements seen
+}
+
+type killReq struct {
+	query bool // KILL QUERY; else KILL [CONNECTION]
+	id    uint64
+}
+
+type tokKind uint8
+
+const (
+	tWord    tokKind = iota // keyword or bare identifier, upper-cased in text
+	tIdent                  // `quoted identifier`, unquoted content
+	tString                 // 'string' or "string"
+	tUserVar                // @name or @'name' (user variable)
+	tSysVar                 // @@name
+	tNumber                 // digits
+	tPunct                  // one byte of punctuation
+)
+
+type token struct {
+	kind tokKind
+	text string // upper-cased for words
+	raw  string // as written
+}
+
+// classify scans query. It never fails: text it cannot make sense of
+// yields no effect, and the server judges it.
+func classify(query string) effect {
+	var e effect
+	sc := scanner{s: query}
+	for {
+		toks, more := sc.statement()
+		if len(toks) > 0 {
+			e.count++
+			e.statement(toks, sc.last)
+		}
+		if !more {
+			return e
+		}
+	}
+}
+
+func (e *effect) pinFor(reason string) {
+	if e.pin == "" {
+		e.pin = reason
+	}
+}
+
+func (e *effect) statement(toks []token, text string) {
+	word := func(i int) string {
+		if i < len(toks) && toks[i].kind == tWord {
+			return toks[i].text
+		}
+		return ""
+	}
+	for i, t := range toks {
+		switch t.kind {
+		case tUserVar:
+			e.pinFor("user variable " + t.text)
+		case tWord:
+			switch t.text {
+			case "GET_LOCK":
+				if i+1 < len(toks) && toks[i+1].kind == tPunct && toks[i+1].text == "(" {
+					e.pinFor("GET_LOCK()")
+				}
+			case "SQL_CALC_FOUND_ROWS":
+				e.pinFor("SQL_CALC_FOUND_ROWS")
+			}
+		}
+	}
+	switch word(0) {
+	case "USE":
+		if len(toks) >= 2 && (toks[1].kind == tWord || toks[1].kind == tIdent) {
+			e.use, e.hasUse = toks[1].raw, true
+		}
+	case "SET":
+		switch word(1) {
+		case "GLOBAL", "PERSIST", "PERSIST_ONLY", "PASSWORD", "DEFAULT", "STATEMENT":
+			return
+		case "TRANSACTION":
+			e.txNext = true
+			return
+		}
+		if len(toks) > 1 && toks[1].kind == tSysVar && strings.HasPrefix(toks[1].text, "GLOBAL.") {
+			return
+		}
+		if e.pin == "" {
+			e.sets = append(e.sets, strings.TrimSpace(text))
+		}
+	case "LOCK":
+		e.pinFor("LOCK TABLES")
+	case "FLUSH":
+		for i := range toks {
+			if word(i) == "LOCK" {
+				e.pinFor("FLUSH ... WITH READ LOCK")
+			}
+		}
+	case "CREATE":
+		for i := 1; i < len(toks) && i < 4; i++ {
+			if word(i) == "TEMPORARY" {
+				e.pinFor("temporary table")
+			}
+		}
+	case "PREPARE":
+		e.pinFor("SQL PREPARE")
+	case "HANDLER":
+		e.pinFor("HANDLER")
+	case "XA":
+		e.pinFor("XA transaction")
+	case "KILL":
+		e.kill = parseKill(toks[1:])
+		if e.kill == nil {
+			e.kill = &killReq{id: 0} // id 0: refused as unknown
+		}
+	}
+}
+
+// parseKill reads [HARD|SOFT] [CONNECTION | QUERY [ID]] n.
+func parseKill(toks []token) *killReq {
+	k := &killReq{}
+	i := 0
+	if i < len(toks) && toks[i].kind == tWord && (toks[i].text == "HARD" || toks[i].text == "SOFT") {
+		i++
+	}
+	if i < len(toks) && toks[i].kind == tWord {
+		switch toks[i].text {
+		case "CONNECTION":
+			i++
+		case "QUERY":
+			k.query = true
+			i++
+			if i < len(toks) && toks[i].kind == tWord && toks[i].text == "ID" {
+				return nil // a query id, not a connection id
+			}
+		default:
+			return nil
+		}
+	}
+	if i != len(toks)-1 || toks[i].kind != tNumber {
+		return nil
+	}
+	id, err := strconv.ParseUint(toks[i].text, 10, 64)
+	if err != nil {
+		return nil
+	}
+	k.id = id
+	return k
+}
+
+// scanner walks SQL text statement by statement.
+type scanner struct {
+	s    string
+	i    int
+	last string // text of the statement statement() returned
+	toks []token
+}
+
+// statement returns the tokens of the next statement and whether more text
+// follows its semicolon.
+func (sc *scanner) statement() ([]token, bool) {
+	sc.toks = sc.toks[:0]
+	start := sc.i
+	inExec := false // inside /*! ... */
+	for sc.i < len(sc.s) {
+		c := sc.s[sc.i]
+		switch {
+		case c == ';':
+			sc.last = sc.s[start:sc.i]
+			sc.i++
+			return sc.toks, sc.i < len(sc.s)
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			sc.i++
+		case c == '#':
+			sc.skipLine()
+		case c == '-' && strings.HasPrefix(sc.s[sc.i:], "--") &&
+			(sc.i+2 == len(sc.s) || isSpace(sc.s[sc.i+2])):
+			sc.skipLine()
+		case c == '/' && strings.HasPrefix(sc.s[sc.i:], "/*"):
+			rest := sc.s[sc.i+2:]
+			switch {
+			case strings.HasPrefix(rest, "!"):
+				sc.i += 3
+				for sc.i < len(sc.s) && sc.s[sc.i] >= '0' && sc.s[sc.i] <= '9' {
+					sc.i++
+				}
+				inExec = true
+			case strings.HasPrefix(rest, "M!"):
+				sc.i += 4
+				for sc.i < len(sc.s) && sc.s[sc.i] >= '0' && sc.s[sc.i] <= '9' {
+					sc.i++
+				}
+				inExec = true
+			default:
+				end := strings.Index(rest, "*/")
+				if end < 0 {
+					sc.i = len(sc.s)
+				} else {
+					sc.i += 2 + end + 2
+				}
+			}
+		case c == '*' && inExec && strings.HasPrefix(sc.s[sc.i:], "*/"):
+			inExec = false
+			sc.i += 2
+		case c == '\'' || c == '"':
+			sc.add(tString, sc.quoted(c))
+		case c == '`':
+			sc.add(tIdent, sc.quoted(c))
+		case c == '@':
+			sc.variable()
+		case isWordByte(c):
+			j := sc.i
+			for j < len(sc.s) && isWordByte(sc.s[j]) {
+				j++
+			}
+			w := sc.s[sc.i:j]
+			sc.i = j
+			if isDigits(w) {
+				sc.add(tNumber, w)
+			} else {
+				sc.addRaw(tWord, strings.ToUpper(w), w)
+			}
+		default:
+			sc.add(tPunct, sc.s[sc.i:sc.i+1])
+			sc.i++
+		}
+	}
+	sc.last = sc.s[start:]
+	return sc.toks, false
+}
+
+func (sc *scanner) add(k tokKind, text string) { sc.addRaw(k, text, text) }
+
+// addRaw keeps every token of the first maxTokens, then only the markers
+// that pin anywhere in a statement: a huge INSERT costs no huge slice.
+func (sc *scanner) addRaw(k tokKind, text, raw string) {
+	if len(sc.toks) >= maxTokens {
+		switch {
+		case k == tUserVar:
+		case k == tPunct && text == "(" && sc.toks[len(sc.toks)-1].text == "GET_LOCK":
+		case k == tWord && (text == "GET_LOCK" || text == "SQL_CALC_FOUND_ROWS"):
+		default:
+			return
+		}
+	}
+	sc.toks = append(sc.toks, token{k, text, raw})
+}
+
+const maxTokens = 4096
+
+func (sc *scanner) skipLine() {
+	for sc.i < len(sc.s) && sc.s[sc.i] != '\n' {
+		sc.i++
+	}
+}
+
+// quoted reads a quoted string or identifier starting at sc.i and returns
+// its raw content. A doubled quote is an escaped quote; in strings a
+// backslash escapes the next byte (NO_BACKSLASH_ESCAPES is not honoured:
+// the scanner then errs on the side of staying inside the string).
+func (sc *scanner) quoted(q byte) string {
+	start := sc.i + 1
+	i := start
+	for i < len(sc.s) {
+		c := sc.s[i]
+		switch {
+		case c == '\\' && q != '`':
+			i += 2
+			continue
+		case c == q:
+			if i+1 < len(sc.s) && sc.s[i+1] == q {
+				i += 2
+				continue
+			}
+			sc.i = i + 1
+			return sc.s[start:i]
+		}
+		i++
+	}
+	sc.i = len(sc.s)
+	return sc.s[start:]
+}
+
+// variable reads @@sysvar or @uservar. An @ right after a quote or a word
+// character is the user@host of an account name, not a variable.
+func (sc *scanner) variable() {
+	if sc.i > 0 {
+		p := sc.s[sc.i-1]
+		if p == '\'' || p == '"' || p == '`' || isWordByte(p) {
+			sc.add(tPunct, "@")
+			sc.i++
+			return
+		}
+	}
+	if strings.HasPrefix(sc.s[sc.i:], "@@") {
+		j := sc.i + 2
+		for j < len(sc.s) && (isWordByte(sc.s[j]) || sc.s[j] == '.') {
+			j++
+		}
+		sc.add(tSysVar, strings.ToUpper(sc.s[sc.i+2:j]))
+		sc.i = j
+		return
+	}
+	j := sc.i + 1
+	if j < len(sc.s) && (sc.s[j] == '\'' || sc.s[j] == '"' || sc.s[j] == '`') {
+		sc.i = j
+		name := sc.quoted(sc.s[j])
+		sc.add(tUserVar, "@"+name)
+		return
+	}
+	for j < len(sc.s) && (isWordByte(sc.s[j]) || sc.s[j] == '.') {
+		j++
+	}
+	sc.add(tUserVar, sc.s[sc.i:j])
+	sc.i = j
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '$' || c >= 0x80
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

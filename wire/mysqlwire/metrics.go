@@ -1,0 +1,84 @@
+package mysqlwire
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are package-level: one proxy process has one MySQL front end.
+// The admin package registers Collectors() on its registry.
+var (
+	metricClients = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "clients",
+		Help: "MySQL client connections open now.",
+	})
+	metricAccepted = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "client_connections_total",
+		Help: "MySQL client connections accepted.",
+	})
+	metricAuthFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "auth_failures_total",
+		Help: "MySQL client logins refused.",
+	})
+	metricCommands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "commands_total",
+		Help: "Commands received from MySQL clients, by command.",
+	}, []string{"command"})
+	metricProxyErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "proxy_errors_total",
+		Help: "ERR packets raised by the proxy itself (not relayed from a server), by error number.",
+	}, []string{"errno"})
+	metricPinned = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "pinned_sessions_total",
+		Help: "Sessions pinned to one server connection under transaction pooling, by reason.",
+	}, []string{"reason"})
+	metricResets = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "server_resets_total",
+		Help: "COM_RESET_CONNECTION sent to servers to clean a connection before reuse.",
+	})
+	metricReprepares = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "lazy_prepares_total",
+		Help: "Prepared statements prepared on a server connection because the client's lease moved.",
+	})
+	metricKills = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "kills_total",
+		Help: "KILL requests from clients, by result.",
+	}, []string{"result"})
+	metricDialErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "server_dial_errors_total",
+		Help: "Failed connects or logins to MySQL servers.",
+	})
+	metricWait = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "server_wait_seconds",
+		Help:    "Time clients waited for a server connection, when they had to wait.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+	})
+)
+
+// Collectors returns the MySQL front end's metrics for registration.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		metricClients, metricAccepted, metricAuthFailures, metricCommands,
+		metricProxyErrors, metricPinned, metricResets, metricReprepares,
+		metricKills, metricDialErrors, metricWait,
+	}
+}
+
+var commandNames = map[byte]string{
+	comQuit: "quit", comInitDB: "init_db", comQuery: "query", comFieldList: "field_list",
+	comStatistics: "statistics", comProcessKill: "process_kill", comPing: "ping",
+	comChangeUser: "change_user", comStmtPrepare: "stmt_prepare", comStmtExecute: "stmt_execute",
+	comStmtSendLongData: "stmt_send_long_data", comStmtClose: "stmt_close",
+	comStmtReset: "stmt_reset", comSetOption: "set_option", comStmtFetch: "stmt_fetch",
+	comResetConnection: "reset_connection",
+}
+
+// commandCounters are resolved once so the hot path does no label lookup.
+var commandCounters = func() [256]prometheus.Counter {
+	var cs [256]prometheus.Counter
+	other := metricCommands.WithLabelValues("other")
+	for i := range cs {
+		cs[i] = other
+	}
+	for c, name := range commandNames {
+		cs[c] = metricCommands.WithLabelValues(name)
+	}
+	return cs
+}()

@@ -1,0 +1,308 @@
+package mysqlwire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// maxChunk is the largest payload one physical packet carries. A logical
+// packet of that size or more is split; a chunk of exactly maxChunk bytes
+// means "more follows", so a payload that is a multiple of it ends with an
+// empty chunk.
+const maxChunk = 1<<24 - 1
+
+// DefaultMaxPacket is the largest logical packet a client may send: a
+// command (COM_QUERY text, COM_STMT_EXECUTE parameters, a long-data chunk).
+// It matches the servers' default max_allowed_packet of MariaDB 10.11.
+const DefaultMaxPacket = 16 << 20
+
+// ErrPacketTooLarge is returned when a logical packet exceeds the limit.
+var ErrPacketTooLarge = errors.New("mysqlwire: packet larger than max_allowed_packet")
+
+// errSequence is a framing error: a packet arrived with a sequence id the
+// protocol does not allow at that point.
+var errSequence = errors.New("mysqlwire: packet out of sequence")
+
+// readPacket reads one logical packet from r, joining continuation chunks,
+// and appends its payload to buf[:0]. It returns the payload and the
+// sequence id of its last chunk. A payload over max is an error; the stream
+// is then out of sync and the connection must be closed.
+//
+// r is read with io.ReadFull only, so an unbuffered net.Conn works: an idle
+// client holds no buffer while it waits for the next header.
+func readPacket(r io.Reader, buf []byte, max int) ([]byte, uint8, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return buf[:0], 0, err
+	}
+	return readPacketAfter(r, hdr, buf, max)
+}
+
+// readPacketAfter is readPacket for a caller that has read the first
+// header itself (an idle session reads it without holding a buffer).
+func readPacketAfter(r io.Reader, hdr [4]byte, buf []byte, max int) ([]byte, uint8, error) {
+	payload := buf[:0]
+	for {
+		n := int(uint32(hdr[0]) | uint32(hdr[1])<<8 | uint32(hdr[2])<<16)
+		seq := hdr[3]
+		if len(payload)+n > max {
+			return payload, seq, fmt.Errorf("%w (%d bytes, limit %d)", ErrPacketTooLarge, len(payload)+n, max)
+		}
+		start := len(payload)
+		payload = grow(payload, n)
+		if _, err := io.ReadFull(r, payload[start:start+n]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return payload[:start], seq, err
+		}
+		if n < maxChunk {
+			return payload, seq, nil
+		}
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return payload, seq, err
+		}
+		if hdr[3] != seq+1 {
+			return payload, seq, errSequence
+		}
+	}
+}
+
+// grow extends b by n bytes, reallocating if needed.
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b[:len(b)+n]
+	}
+	nb := make([]byte, len(b)+n, 2*cap(b)+n)
+	copy(nb, b)
+	return nb
+}
+
+// writePacket frames payload as one logical packet starting at sequence id
+// seq and returns the next sequence id. Nothing is flushed.
+func writePacket(w *bufio.Writer, seq uint8, payload []byte) (uint8, error) {
+	for {
+		n := len(payload)
+		if n > maxChunk {
+			n = maxChunk
+		}
+		hdr := [4]byte{byte(n), byte(n >> 8), byte(n >> 16), seq}
+		seq++
+		if _, err := w.Write(hdr[:]); err != nil {
+			return seq, err
+		}
+		if _, err := w.Write(payload[:n]); err != nil {
+			return seq, err
+		}
+		payload = payload[n:]
+		if n < maxChunk {
+			return seq, nil
+		}
+	}
+}
+
+// Buffers. A client session takes a write buffer and a packet buffer only
+// while it has a command in hand and gives them back when the response is
+// flushed, so idle clients cost a goroutine and a socket, nothing more.
+
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
+func getWriter(w io.Writer) *bufio.Writer {
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+func putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	writerPool.Put(bw)
+}
+
+// packet buffers come in one size class; buffers that grew past maxPooled
+// (a large query) are dropped rather than kept alive by the pool.
+const maxPooled = 64 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > maxPooled {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// Length-encoded integers and strings.
+
+func appendLenEnc(b []byte, v uint64) []byte {
+	switch {
+	case v < 251:
+		return append(b, byte(v))
+	case v < 1<<16:
+		return append(b, 0xfc, byte(v), byte(v>>8))
+	case v < 1<<24:
+		return append(b, 0xfd, byte(v), byte(v>>8), byte(v>>16))
+	default:
+		b = append(b, 0xfe)
+		return binary.LittleEndian.AppendUint64(b, v)
+	}
+}
+
+func appendLenEncString(b []byte, s string) []byte {
+	b = appendLenEnc(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// errMalformed is returned by decoders for a packet that is too short or
+// whose fields do not add up.
+var errMalformed = errors.New("mysqlwire: malformed packet")
+
+// reader is a bounds-checked cursor over a payload. The first failed read
+// sets err and every later read returns zero values, so decoders check once
+// at the end.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail() {
+	if r.err == nil {
+		r.err = errMalformed
+	}
+	r.b = nil
+}
+
+func (r *reader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail()
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) uint16() uint16 {
+	if len(r.b) < 2 {
+		r.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint16(r.b)
+	r.b = r.b[2:]
+	return v
+}
+
+func (r *reader) uint32() uint32 {
+	if len(r.b) < 4 {
+		r.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *reader) bytes(n int) []byte {
+	if n < 0 || len(r.b) < n {
+		r.fail()
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// nulString reads up to a NUL byte; a missing NUL is malformed.
+func (r *reader) nulString() []byte {
+	for i, c := range r.b {
+		if c == 0 {
+			v := r.b[:i:i]
+			r.b = r.b[i+1:]
+			return v
+		}
+	}
+	r.fail()
+	return nil
+}
+
+// nulStringOrEOF reads up to a NUL byte or the end of the packet (some
+// clients omit the final NUL of the last field).
+func (r *reader) nulStringOrEOF() []byte {
+	for i, c := range r.b {
+		if c == 0 {
+			v := r.b[:i:i]
+			r.b = r.b[i+1:]
+			return v
+		}
+	}
+	v := r.b
+	r.b = nil
+	return v
+}
+
+func (r *reader) lenEnc() (v uint64, null bool) {
+	if len(r.b) < 1 {
+		r.fail()
+		return 0, false
+	}
+	switch c := r.b[0]; c {
+	case 0xfb:
+		r.b = r.b[1:]
+		return 0, true
+	case 0xfc:
+		if len(r.b) < 3 {
+			r.fail()
+			return 0, false
+		}
+		v = uint64(binary.LittleEndian.Uint16(r.b[1:]))
+		r.b = r.b[3:]
+	case 0xfd:
+		if len(r.b) < 4 {
+			r.fail()
+			return 0, false
+		}
+		v = uint64(r.b[1]) | uint64(r.b[2])<<8 | uint64(r.b[3])<<16
+		r.b = r.b[4:]
+	case 0xfe:
+		if len(r.b) < 9 {
+			r.fail()
+			return 0, false
+		}
+		v = binary.LittleEndian.Uint64(r.b[1:])
+		r.b = r.b[9:]
+	case 0xff:
+		r.fail()
+		return 0, false
+	default:
+		v = uint64(c)
+		r.b = r.b[1:]
+	}
+	return v, false
+}
+
+func (r *reader) lenEncBytes() []byte {
+	n, _ := r.lenEnc()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	return r.bytes(int(n))
+}
+
+func (r *reader) rest() []byte {
+	v := r.b
+	r.b = nil
+	return v
+}

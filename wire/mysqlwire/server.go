@@ -1,0 +1,330 @@
+package mysqlwire
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/pool"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("mysqlwire: server closed")
+
+// defaultVersion is announced to clients until the proxy has seen a
+// server's own version string.
+const defaultVersion = "8.0.36-switchyard"
+
+// handshakeTimeout bounds a client's authentication.
+const handshakeTimeout = 10 * time.Second
+
+// Server accepts MySQL clients and serves them from pools of server
+// connections. Its methods are safe for concurrent use.
+type Server struct {
+	log *slog.Logger
+	cfg atomic.Pointer[config.Config]
+	tls atomic.Pointer[tls.Config]
+
+	// version is the server version string clients see (the last one a
+	// server announced), so drivers pick the right dialect.
+	version atomic.Pointer[string]
+
+	mu        sync.Mutex
+	pools     map[poolKey]*pool.Pool
+	listeners map[net.Listener]struct{}
+
+	closing  atomic.Bool
+	sessions sync.Map // uint32 connection id -> *session
+	nextID   atomic.Uint32
+	clients  atomic.Int64
+	wg       sync.WaitGroup
+}
+
+// poolKey identifies a pool: one node, one server database and user, and
+// the client capabilities and collation that shape what the server sends
+// (a server connection serves only clients that speak exactly like the one
+// it was opened for, so relayed bytes need no translation). Settings are
+// part of the key so that a reload with new pool settings gets new pools.
+type poolKey struct {
+	addr, db, user, password string
+	caps                     uint32
+	collation                uint8
+	settings                 config.Settings
+	cluster                  string
+}
+
+// NewServer returns a server for cfg. Nothing listens until Serve.
+func NewServer(cfg *config.Config, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		log:       log.With("proto", "mysql"),
+		pools:     make(map[poolKey]*pool.Pool),
+		listeners: make(map[net.Listener]struct{}),
+	}
+	v := defaultVersion
+	s.version.Store(&v)
+	s.setConfig(cfg)
+	return s
+}
+
+func (s *Server) setConfig(cfg *config.Config) {
+	s.cfg.Store(cfg)
+	var tc *tls.Config
+	if cfg.Proxy.TLSCert != "" && cfg.Proxy.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Proxy.TLSCert, cfg.Proxy.TLSKey)
+		if err != nil {
+			s.log.Error("client TLS disabled: cannot load certificate", "cert", cfg.Proxy.TLSCert, "err", err)
+		} else {
+			tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+	}
+	s.tls.Store(tc)
+}
+
+// Reload makes new clients use cfg. Pools whose node, credentials and
+// settings are unchanged are kept; the others are drained in the
+// background once no cluster of cfg uses them (their current leases finish
+// first, bounded by the shutdown timeout).
+func (s *Server) Reload(cfg *config.Config) {
+	s.setConfig(cfg)
+	keep := make(map[poolKey]bool)
+	s.mu.Lock()
+	for k := range s.pools {
+		keep[k] = s.keyValid(cfg, k)
+	}
+	var stale []*pool.Pool
+	for k, p := range s.pools {
+		if !keep[k] {
+			stale = append(stale, p)
+			delete(s.pools, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range stale {
+		s.log.Info("draining pool after reload", "pool", p.Name())
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.ShutdownTimeout)
+			defer cancel()
+			if err := p.Drain(ctx); err != nil {
+				s.log.Warn("pool drain after reload", "err", err)
+			}
+		}()
+	}
+}
+
+// keyValid reports whether some MySQL cluster of cfg still resolves to k.
+func (s *Server) keyValid(cfg *config.Config, k poolKey) bool {
+	for i := range cfg.Clusters {
+		c := &cfg.Clusters[i]
+		if c.Protocol != config.MySQL || c.Name != k.cluster || c.Settings != k.settings || c.Primary != k.addr {
+			continue
+		}
+		for j := range cfg.Users {
+			u, pw := serverCreds(&cfg.Users[j])
+			if u == k.user && pw == k.password {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serverCreds are the credentials toward the servers for u.
+func serverCreds(u *config.User) (string, string) {
+	user, pw := u.ServerUser, u.ServerPassword
+	if user == "" {
+		user = u.Name
+	}
+	if pw == "" && !isVerifier(u.Password) {
+		pw = u.Password
+	}
+	return user, pw
+}
+
+// poolFor returns the pool for k, creating it on first use.
+func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil, newSQLError(erServerShutdown, "08S01", "switchyard is shutting down")
+	}
+	if p := s.pools[k]; p != nil {
+		return p, nil
+	}
+	dp := dialParams{addr: k.addr, user: k.user, password: k.password, db: k.db, caps: k.caps, collation: k.collation}
+	st := k.settings
+	p := pool.New(pool.Options{
+		Name:        fmt.Sprintf("mysql/%s@%s user=%s db=%s caps=%#x", k.cluster, k.addr, k.user, k.db, k.caps),
+		Size:        max(1, st.PoolSize),
+		MinSize:     st.MinPoolSize,
+		WaitTimeout: st.QueryWaitTimeout,
+		IdleTimeout: st.IdleTimeout,
+		Lifetime:    st.ServerLifetime,
+		CheckDelay:  st.ServerCheckDelay,
+		Dial: func(ctx context.Context) (pool.Conn, error) {
+			if st.ConnectTimeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, st.ConnectTimeout)
+				defer cancel()
+			}
+			b, err := dialBackend(ctx, dp)
+			if err != nil {
+				metricDialErrors.Inc()
+				return nil, err
+			}
+			return b, nil
+		},
+		Ping:  func(ctx context.Context, c pool.Conn) error { return c.(*backend).ping(ctx) },
+		Alive: func(c pool.Conn) bool { return !c.(*backend).broken },
+		OnWait: func(d time.Duration) {
+			if d > 0 {
+				metricWait.Observe(d.Seconds())
+			}
+		},
+	})
+	s.pools[k] = p
+	return p, nil
+}
+
+// PoolStats returns a snapshot of every pool, by name.
+func (s *Server) PoolStats() map[string]pool.Stats {
+	s.mu.Lock()
+	ps := make([]*pool.Pool, 0, len(s.pools))
+	for _, p := range s.pools {
+		ps = append(ps, p)
+	}
+	s.mu.Unlock()
+	m := make(map[string]pool.Stats, len(ps))
+	for _, p := range ps {
+		m[p.Name()] = p.Stats()
+	}
+	return m
+}
+
+// Serve accepts clients on ln until Shutdown; it then returns
+// ErrServerClosed. Each client is served on its own goroutine.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	go s.learnVersion()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary) {
+				backoff = min(max(5*time.Millisecond, 2*backoff), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// EMFILE and friends: wait and go on rather than stop serving.
+			s.log.Warn("accept", "err", err)
+			backoff = min(max(5*time.Millisecond, 2*backoff), time.Second)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.wg.Add(1)
+		go s.serveConn(nc)
+	}
+}
+
+var errTemporary = errors.New("temporary")
+
+// learnVersion reads the handshake of one primary (no login needed) so
+// that clients see the server's version string rather than a made-up one.
+func (s *Server) learnVersion() {
+	cfg := s.cfg.Load()
+	for i := range cfg.Clusters {
+		c := &cfg.Clusters[i]
+		if c.Protocol != config.MySQL || c.Primary == "" {
+			continue
+		}
+		if v, err := probeVersion(c.Primary, 2*time.Second); err == nil {
+			s.version.Store(&v)
+			return
+		}
+	}
+}
+
+func probeVersion(addr string, timeout time.Duration) (string, error) {
+	nc, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(timeout))
+	p, _, err := readPacket(nc, nil, 64<<10)
+	if err != nil {
+		return "", err
+	}
+	var hs Handshake
+	if err := hs.Decode(p); err != nil {
+		return "", err
+	}
+	return hs.ServerVersion, nil
+}
+
+// Shutdown stops accepting, closes idle clients at once, lets clients in a
+// transaction finish it (each is closed when its server connection goes
+// back), and closes the pools. If ctx ends first, every remaining client is
+// closed and ctx's error returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	s.sessions.Range(func(_, v any) bool {
+		v.(*session).closeIfIdle()
+		return true
+	})
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.sessions.Range(func(_, v any) bool {
+			v.(*session).nc.Close()
+			return true
+		})
+		<-done
+	}
+	s.mu.Lock()
+	pools := s.pools
+	s.pools = make(map[poolKey]*pool.Pool)
+	s.mu.Unlock()
+	for _, p := range pools {
+		p.Close()
+	}
+	return err
+}

@@ -1,0 +1,851 @@
+package mysqlwire
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/pool"
+)
+
+// session is one client connection. It runs on its own goroutine; the
+// only fields other goroutines touch (KILL, Shutdown) are those under mu.
+type session struct {
+	srv   *Server
+	id    uint32
+	start time.Time
+	log   *slog.Logger
+
+	cfg     *config.Config // the snapshot this client connected under
+	user    *config.User
+	cluster *config.Cluster
+	mode    config.PoolMode
+	caps    uint32 // negotiated with the client
+	key     poolKey
+	pool    *pool.Pool
+	homeDB  string // server database at connect
+
+	bw *bufio.Writer // non-nil while a response is being written
+
+	// Session state replayed on whichever server connection serves us.
+	db      string
+	sets    []string
+	setsSig string
+	pinned  string // why the session keeps its server connection; "" if not
+	hold    int    // >0: keep the lease through that many more commands
+
+	inTx   bool // the last status from the server had IN_TRANS
+	fresh  bool // the lease has served no command yet
+	lastID uint64
+
+	stmts    map[uint32]*clientStmt
+	nextStmt uint32
+
+	sc      scanner
+	scratch []byte
+
+	mu      sync.Mutex
+	nc      net.Conn
+	lease   *pool.Server
+	be      *backend
+	busy    bool // a command is outstanding on be
+	reading bool // idle: waiting for the client's next command, no lease
+	kills   sync.WaitGroup
+}
+
+// errQuit ends a session without an error to log.
+var errQuit = errors.New("client quit")
+
+// fatalError wraps errors after which the client connection cannot go on
+// (the stream is out of sync or the client is gone).
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string { return e.err.Error() }
+func (e fatalError) Unwrap() error { return e.err }
+
+func (srv *Server) serveConn(nc net.Conn) {
+	defer srv.wg.Done()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	s := &session{srv: srv, nc: nc, id: srv.nextID.Add(1), start: time.Now()}
+	s.log = srv.log.With("conn", s.id, "client", nc.RemoteAddr().String())
+	metricAccepted.Inc()
+	n := srv.clients.Add(1)
+	metricClients.Inc()
+	defer func() {
+		srv.clients.Add(-1)
+		metricClients.Dec()
+	}()
+	srv.sessions.Store(s.id, s)
+	defer srv.sessions.Delete(s.id)
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in MySQL session", "panic", r, "stack", string(debug.Stack()))
+			if s.lease != nil {
+				s.be.broken = true
+			}
+		}
+		s.finish()
+	}()
+	if max := srv.cfg.Load().Proxy.MaxClientConns; max > 0 && n > int64(max) {
+		s.sendFatal(0, newSQLError(erConCount, "08004", "Too many connections (switchyard max_client_conns = %d)", max))
+		return
+	}
+	if err := s.handshake(); err != nil {
+		if !quiet(err) {
+			s.log.Info("MySQL login failed", "err", err)
+		}
+		return
+	}
+	s.log = s.log.With("user", s.user.Name, "db", s.cluster.Database)
+	err := s.loop()
+	if err != nil && !errors.Is(err, errQuit) && !quiet(err) {
+		s.log.Info("MySQL client closed", "err", err, "age", time.Since(s.start).Round(time.Millisecond))
+	}
+}
+
+// quiet reports errors not worth a log line: the client went away.
+func quiet(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection reset by peer") ||
+		strings.Contains(err.Error(), "broken pipe")
+}
+
+// writer returns the client write buffer, taking one from the pool.
+func (s *session) writer() *bufio.Writer {
+	if s.bw == nil {
+		s.bw = getWriter(s.nc)
+	}
+	return s.bw
+}
+
+// flush sends what is buffered and gives the buffer back.
+func (s *session) flush() error {
+	if s.bw == nil {
+		return nil
+	}
+	err := s.bw.Flush()
+	putWriter(s.bw)
+	s.bw = nil
+	return err
+}
+
+func (s *session) writePacket(seq uint8, p []byte) (uint8, error) {
+	return writePacket(s.writer(), seq, p)
+}
+
+// sendErr writes an ERR packet for err with sequence id seq. The session
+// goes on.
+func (s *session) sendErr(seq uint8, err error) error {
+	num, state, msg := toERR(err)
+	var se *SQLError
+	if errors.As(err, &se) {
+		metricProxyErrors.WithLabelValues(strconv.Itoa(int(num))).Inc()
+	}
+	_, werr := s.writePacket(seq, appendERR(s.scratch[:0], num, state, msg))
+	return werr
+}
+
+// sendFatal writes an ERR packet and flushes; the caller then closes.
+func (s *session) sendFatal(seq uint8, err error) {
+	_ = s.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = s.sendErr(seq, err)
+	_ = s.flush()
+}
+
+func (s *session) status() uint16 {
+	st := statusAutocommit
+	if s.be != nil {
+		st = s.be.status &^ (statusMoreResults | statusSessionStateChange)
+	}
+	if s.inTx {
+		st |= statusInTrans
+	}
+	return st
+}
+
+func (s *session) sendOK(seq uint8) error {
+	_, err := s.writePacket(seq, appendOK(s.scratch[:0], s.caps, hdrOK, 0, 0, s.status(), 0))
+	return err
+}
+
+// handshake authenticates the client and picks its cluster.
+func (s *session) handshake() error {
+	_ = s.nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	defer func() { _ = s.nc.SetDeadline(time.Time{}) }()
+	tlsConf := s.srv.tls.Load()
+	scramble := newScramble()
+	hs := Handshake{
+		ServerVersion: *s.srv.version.Load(),
+		ConnectionID:  s.id,
+		Scramble:      scramble,
+		Capabilities:  proxyCaps,
+		Collation:     defaultCollation,
+		Status:        statusAutocommit,
+		AuthPlugin:    pluginNative,
+	}
+	if tlsConf != nil {
+		hs.Capabilities |= capSSL
+	}
+	if _, err := s.writePacket(0, hs.Encode(nil)); err != nil {
+		return err
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	p, seq, err := readPacket(s.nc, *buf, 64<<10)
+	*buf = p
+	if err != nil {
+		return err
+	}
+	var resp HandshakeResponse
+	if err := resp.Decode(p); err != nil {
+		s.sendFatal(seq+1, wrapOrSQL(err))
+		return err
+	}
+	if resp.SSLRequest {
+		if tlsConf == nil {
+			return errors.New("client asked for TLS, which is not configured")
+		}
+		tc := tls.Server(s.nc, tlsConf)
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake: %w", err)
+		}
+		s.mu.Lock()
+		s.nc = tc
+		s.mu.Unlock()
+		p, seq, err = readPacket(s.nc, *buf, 64<<10)
+		*buf = p
+		if err != nil {
+			return err
+		}
+		if err := resp.Decode(p); err != nil || resp.SSLRequest {
+			if err == nil {
+				err = errMalformed
+			}
+			s.sendFatal(seq+1, wrapOrSQL(err))
+			return err
+		}
+	} else if tlsConf != nil && resp.Capabilities&capSSL != 0 {
+		return errors.New("client set CLIENT_SSL without an SSL request")
+	}
+	s.caps = resp.Capabilities & hs.Capabilities
+	seq++
+	cfg := s.srv.cfg.Load()
+	s.cfg = cfg
+	user := cfg.User(resp.User)
+	usingPW := "YES"
+	if len(resp.AuthResponse) == 0 {
+		usingPW = "NO"
+	}
+	denied := func(why string) error {
+		metricAuthFailures.Inc()
+		err := newSQLError(erAccessDenied, "28000", "Access denied for user '%s' (using password: %s)", resp.User, usingPW)
+		s.sendFatal(seq, err)
+		return fmt.Errorf("user %q: %s", resp.User, why)
+	}
+	if user == nil {
+		return denied("no such user in the config")
+	}
+	if user.Auth != "trust" && isVerifier(user.Password) {
+		metricAuthFailures.Inc()
+		err := newSQLError(erAccessDenied, "28000",
+			"Access denied for user '%s': switchyard has only a hashed (PostgreSQL verifier) password for this user, and MySQL authentication needs the plain-text password in the config", resp.User)
+		s.sendFatal(seq, err)
+		return err
+	}
+	plugin := resp.AuthPlugin
+	if plugin == "" {
+		plugin = pluginNative
+	}
+	authData := resp.AuthResponse
+	if resp.Capabilities&capPluginAuth != 0 && plugin != pluginNative && plugin != pluginCachingSHA2 {
+		// Ask the client to use ours instead.
+		plugin = pluginNative
+		sw := append([]byte{hdrEOF}, pluginNative...)
+		sw = append(sw, 0)
+		sw = append(sw, scramble...)
+		sw = append(sw, 0)
+		if _, err := s.writePacket(seq, sw); err != nil {
+			return err
+		}
+		if err := s.flush(); err != nil {
+			return err
+		}
+		p, seq, err = readPacket(s.nc, *buf, 64<<10)
+		*buf = p
+		if err != nil {
+			return err
+		}
+		seq++
+		authData = p
+	}
+	if user.Auth != "trust" && !verify(plugin, scramble, authData, user.Password) {
+		return denied("wrong password")
+	}
+	if plugin == pluginCachingSHA2 {
+		// The fast path always succeeds here: the proxy holds the plain
+		// text, so there is no cache to miss and no full authentication.
+		if seq, err = s.writePacket(seq, []byte{hdrAuthMore, 3}); err != nil {
+			return err
+		}
+	}
+	s.user = user
+	if err := s.pickCluster(cfg, resp.Database, &resp); err != nil {
+		s.sendFatal(seq, err)
+		return err
+	}
+	if _, err := s.writePacket(seq, appendOK(s.scratch[:0], s.caps, hdrOK, 0, 0, statusAutocommit, 0)); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+func wrapOrSQL(err error) error {
+	var se *SQLError
+	if errors.As(err, &se) {
+		return err
+	}
+	return wrapSQLError(err, erHandshake, "08S01", "Bad handshake")
+}
+
+// pickCluster resolves the client's database to a cluster and its pool.
+// A client without a database gets the only MySQL cluster, if there is
+// exactly one.
+func (s *session) pickCluster(cfg *config.Config, db string, resp *HandshakeResponse) error {
+	var c *config.Cluster
+	if db == "" {
+		for i := range cfg.Clusters {
+			if cfg.Clusters[i].Protocol == config.MySQL {
+				if c != nil {
+					return newSQLError(1046, "3D000", "No database selected: switchyard picks the cluster by the database name given at connect")
+				}
+				c = &cfg.Clusters[i]
+			}
+		}
+		if c == nil {
+			return newSQLError(erBadDB, "42000", "No MySQL cluster is configured")
+		}
+	} else if c = cfg.Cluster(config.MySQL, db); c == nil {
+		return newSQLError(erBadDB, "42000", "Unknown database '%s'", db)
+	}
+	if len(s.user.Databases) > 0 {
+		allowed := false
+		for _, d := range s.user.Databases {
+			allowed = allowed || d == c.Database
+		}
+		if !allowed {
+			return newSQLError(erDBAccessDenied, "42000", "Access denied for user '%s' to database '%s'", s.user.Name, c.Database)
+		}
+	}
+	if c.Sharding != nil || c.Primary == "" {
+		return newSQLError(erNotSupportedYet, "42000", "database '%s' is sharded; switchyard does not shard MySQL yet", c.Database)
+	}
+	s.cluster = c
+	s.mode = c.Settings.PoolMode
+	if s.user.PoolMode != "" {
+		s.mode = s.user.PoolMode
+	}
+	sdb := c.ServerDatabase
+	if sdb == "" {
+		sdb = c.Database
+	}
+	s.homeDB, s.db = sdb, sdb
+	user, pw := serverCreds(s.user)
+	coll := resp.Collation
+	if coll == 0 {
+		coll = defaultCollation
+	}
+	s.key = poolKey{
+		addr: c.Primary, db: sdb, user: user, password: pw,
+		caps: s.caps & mirrorCaps, collation: coll, settings: c.Settings, cluster: c.Name,
+	}
+	p, err := s.srv.poolFor(s.key)
+	if err != nil {
+		return err
+	}
+	s.pool = p
+	return nil
+}
+
+// loop reads and serves commands until the client leaves.
+func (s *session) loop() error {
+	var hdr [4]byte
+	for {
+		if !s.idle() {
+			return nil
+		}
+		_, err := io.ReadFull(s.nc, hdr[:])
+		s.mu.Lock()
+		s.reading = false
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		buf := getBuf()
+		p, seq, err := readPacketAfter(s.nc, hdr, *buf, DefaultMaxPacket)
+		*buf = p
+		if err != nil {
+			putBuf(buf)
+			if errors.Is(err, ErrPacketTooLarge) {
+				s.sendFatal(seq+1, newSQLError(erNetPacketTooLarg, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes"))
+			}
+			return err
+		}
+		if hdr[3] != 0 || len(p) == 0 {
+			putBuf(buf)
+			return fmt.Errorf("%w: command with sequence id %d", errSequence, hdr[3])
+		}
+		commandCounters[p[0]].Inc()
+		err = s.dispatch(p, seq)
+		putBuf(buf)
+		if ferr := s.flush(); ferr != nil && err == nil {
+			err = fatalError{ferr}
+		}
+		if err != nil {
+			return err
+		}
+		s.afterCommand()
+	}
+}
+
+// idle marks the session as waiting for a command; false means shut down.
+func (s *session) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lease == nil && s.srv.closing.Load() {
+		return false
+	}
+	s.reading = s.lease == nil
+	return true
+}
+
+// closeIfIdle closes a client that waits for its next command holding no
+// server connection (Shutdown); one inside a transaction finishes it first.
+func (s *session) closeIfIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reading {
+		_ = s.nc.Close()
+	}
+}
+
+// afterCommand returns the server connection when the transaction is over.
+func (s *session) afterCommand() {
+	if s.hold > 0 {
+		s.hold--
+	}
+	if s.lease == nil || s.mode == config.PoolSession || s.pinned != "" || s.inTx || s.hold > 0 {
+		return
+	}
+	s.release(true)
+}
+
+// acquire leases a server connection and brings it to this session's
+// state. Errors are *SQLError or *serverError and leave the session usable.
+func (s *session) acquire() error {
+	if s.lease != nil {
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		ls, err := s.pool.Get(context.Background())
+		if err != nil {
+			if errors.Is(err, pool.ErrClosed) && attempt == 0 && !s.srv.closing.Load() {
+				// A reload replaced the pool: take the current one.
+				if p, perr := s.srv.poolFor(s.key); perr == nil && p != s.pool {
+					s.pool = p
+					continue
+				}
+			}
+			return poolError(err)
+		}
+		be := ls.Conn.(*backend)
+		if err := be.withDeadline(10*time.Second, func() error { return s.sync(be) }); err != nil {
+			var se *serverError
+			reuse := !be.broken && errors.As(err, &se)
+			if !reuse {
+				be.broken = true
+			}
+			be.dirty = true
+			s.pool.Put(ls, reuse)
+			if !reuse && ls.Reused() && attempt < 2 {
+				continue // it went stale while idle
+			}
+			if !reuse {
+				return wrapSQLError(err, erUnknown, "HY000", "switchyard: preparing a server connection failed")
+			}
+			return err
+		}
+		s.mu.Lock()
+		s.lease, s.be = ls, be
+		s.mu.Unlock()
+		s.fresh = true
+		return nil
+	}
+}
+
+func poolError(err error) error {
+	switch {
+	case errors.Is(err, pool.ErrWaitTimeout):
+		return wrapSQLError(err, erConCount, "08004", "switchyard: too many connections waiting for a server")
+	case errors.Is(err, pool.ErrClosed):
+		return wrapSQLError(err, erServerShutdown, "08S01", "switchyard: server connection pool closed")
+	}
+	var se *serverError
+	if errors.As(err, &se) {
+		return se
+	}
+	return wrapSQLError(err, erUnknown, "HY000", "switchyard: cannot connect to the server")
+}
+
+// sync makes be's session match ours: reset it if it carries state of
+// another client, replay our SETs, switch the database.
+func (s *session) sync(be *backend) error {
+	if be.dirty || be.setsSig != s.setsSig {
+		if be.dirty || be.setsSig != "" {
+			metricResets.Inc()
+			if err := be.reset(); err != nil {
+				return err
+			}
+		}
+		for _, q := range s.sets {
+			p := append(s.scratch[:0], comQuery)
+			p = append(p, q...)
+			s.scratch = p
+			if err := be.roundTrip(p); err != nil {
+				be.dirty = true
+				return err
+			}
+		}
+		be.setsSig = s.setsSig
+	}
+	if be.db != s.db && s.db != "" {
+		p := append(s.scratch[:0], comInitDB)
+		p = append(p, s.db...)
+		s.scratch = p
+		if err := be.roundTrip(p); err != nil {
+			return err
+		}
+		be.db = s.db
+	}
+	return nil
+}
+
+// release ends the lease. A KILL in flight against this session's server
+// thread is waited for, so it cannot hit the connection's next user.
+func (s *session) release(reuse bool) {
+	s.mu.Lock()
+	ls, be := s.lease, s.be
+	s.lease, s.be, s.busy = nil, nil, false
+	s.mu.Unlock()
+	if ls == nil {
+		return
+	}
+	s.kills.Wait()
+	if be.broken {
+		reuse = false
+	}
+	s.pool.Put(ls, reuse)
+}
+
+// finish cleans up after the client is gone: a server connection left in
+// a transaction, pinned or mid-response is reset or closed, never handed
+// on dirty.
+func (s *session) finish() {
+	_ = s.flush()
+	if s.lease != nil {
+		be := s.be
+		reuse := !be.broken
+		if reuse && (s.inTx || s.pinned != "" || s.hold > 0 || be.dirty || s.mode == config.PoolSession) {
+			err := be.withDeadline(2*time.Second, be.reset)
+			metricResets.Inc()
+			reuse = err == nil
+		}
+		s.release(reuse)
+	}
+	s.mu.Lock()
+	_ = s.nc.Close()
+	s.mu.Unlock()
+}
+
+// dispatch serves one command. seq is the sequence id of its last chunk;
+// replies start at seq+1. A returned error closes the client.
+func (s *session) dispatch(p []byte, seq uint8) error {
+	rs := seq + 1
+	switch p[0] {
+	case comQuit:
+		return errQuit
+	case comPing:
+		return s.sendOK(rs)
+	case comQuery:
+		return s.query(p, seq)
+	case comInitDB:
+		return s.initDB(p, seq)
+	case comFieldList:
+		return s.forward(p, seq, respFieldList)
+	case comStatistics:
+		return s.forward(p, seq, respSingle)
+	case comStmtPrepare:
+		return s.prepare(p, seq)
+	case comStmtExecute:
+		return s.execute(p, seq)
+	case comStmtSendLongData:
+		return s.longData(p)
+	case comStmtClose:
+		return s.closeStmt(p)
+	case comStmtReset:
+		return s.resetStmt(p, rs)
+	case comResetConnection:
+		return s.resetConnection(rs)
+	case comSetOption:
+		s.pin("COM_SET_OPTION")
+		return s.forward(p, seq, respOKERR)
+	case comProcessKill:
+		if len(p) < 5 {
+			return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_PROCESS_KILL"))
+		}
+		return s.kill(&killReq{id: uint64(binary.LittleEndian.Uint32(p[1:]))}, rs)
+	case comChangeUser:
+		return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "COM_CHANGE_USER is not supported by switchyard: open a new connection"))
+	case comStmtFetch:
+		return s.sendErr(rs, newSQLError(erNotSupportedYet, "42000", "server-side cursors (COM_STMT_FETCH) are not supported by switchyard"))
+	}
+	return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "Unknown command %#x", p[0]))
+}
+
+// pin keeps the session on its server connection from now on.
+func (s *session) pin(reason string) {
+	if s.pinned != "" || s.mode == config.PoolSession {
+		return
+	}
+	s.pinned = reason
+	metricPinned.WithLabelValues(pinLabel(reason)).Inc()
+	s.log.Info("session pinned to its server connection (transaction pooling off for this client)", "reason", reason)
+}
+
+// pinLabel keeps the metric's label set small: variable names vary.
+func pinLabel(reason string) string {
+	if strings.HasPrefix(reason, "user variable") {
+		return "user variable"
+	}
+	return reason
+}
+
+func (s *session) query(p []byte, seq uint8) error {
+	e := s.classify(p[1:])
+	if e.kill != nil {
+		if e.count != 1 {
+			return s.sendErr(seq+1, newSQLError(erNotSupportedYet, "42000", "switchyard: KILL must be sent alone, not in a multi-statement query"))
+		}
+		return s.kill(e.kill, seq+1)
+	}
+	if e.pin != "" {
+		s.pin(e.pin)
+	}
+	if e.txNext && s.hold < 2 {
+		s.hold = 2 // this command and the next
+	}
+	if e.hasUse && e.count == 1 {
+		return s.useDB(e.use, seq)
+	}
+	res, err := s.forwardResult(p, seq, respQuery)
+	if err != nil || res.noServer {
+		return err
+	}
+	if res.sawErr {
+		if e.count > 1 && (len(e.sets) > 0 || e.hasUse) {
+			s.pin("multi-statement query with SET/USE failed part way")
+		}
+		return nil
+	}
+	if len(e.sets) > 0 {
+		s.addSets(e.sets)
+	}
+	if e.hasUse {
+		s.db = e.use
+		if s.be != nil {
+			s.be.db = e.use
+		}
+	}
+	return nil
+}
+
+// classify runs the scanner with the session's reusable token buffer.
+func (s *session) classify(q []byte) effect {
+	s.sc.s, s.sc.i = string(q), 0
+	var e effect
+	for {
+		toks, more := s.sc.statement()
+		if len(toks) > 0 {
+			e.count++
+			e.statement(toks, s.sc.last)
+		}
+		if !more {
+			break
+		}
+	}
+	s.sc.s = ""
+	return e
+}
+
+// maxSets bounds the SET statements replayed per lease; beyond it the
+// session is pinned instead.
+const maxSets = 32
+
+func (s *session) addSets(sets []string) {
+	for _, q := range sets {
+		dup := false
+		for _, old := range s.sets {
+			dup = dup || old == q
+		}
+		if !dup {
+			s.sets = append(s.sets, q)
+		}
+	}
+	if len(s.sets) > maxSets {
+		s.pin("more than 32 distinct SET statements")
+	}
+	s.setsSig = strings.Join(s.sets, "\x00")
+	if s.be != nil {
+		// The server just ran them, in this order, on top of the old ones.
+		s.be.setsSig = s.setsSig
+	}
+}
+
+// useDB serves USE db (alone) and COM_INIT_DB: the client's database name
+// is mapped to the server's, then COM_INIT_DB runs on a server connection.
+func (s *session) useDB(db string, seq uint8) error {
+	if db == s.cluster.Database {
+		db = s.homeDB
+	}
+	p := append([]byte{comInitDB}, db...)
+	res, err := s.forwardResult(p, seq, respOKERR)
+	if err == nil && !res.noServer && !res.sawErr {
+		s.db = db
+		if s.be != nil {
+			s.be.db = db
+		}
+	}
+	return err
+}
+
+func (s *session) initDB(p []byte, seq uint8) error {
+	return s.useDB(string(p[1:]), seq)
+}
+
+// resetConnection serves COM_RESET_CONNECTION: the client's session
+// becomes fresh, and so does the server connection it holds, if any.
+func (s *session) resetConnection(rs uint8) error {
+	s.sets, s.setsSig, s.db = nil, "", s.homeDB
+	s.stmts = nil
+	s.hold = 0
+	if s.pinned != "" {
+		s.log.Info("session unpinned by COM_RESET_CONNECTION", "reason", s.pinned)
+		s.pinned = ""
+	}
+	if s.lease != nil {
+		be := s.be
+		err := be.withDeadline(10*time.Second, func() error {
+			if err := be.reset(); err != nil {
+				return err
+			}
+			return s.sync(be)
+		})
+		if err != nil {
+			be.broken = true
+			s.release(false)
+		}
+		s.inTx = false
+	}
+	return s.sendOK(rs)
+}
+
+// kill serves KILL [QUERY|CONNECTION] n and COM_PROCESS_KILL. n is the
+// connection id the proxy gave a client; only that client's user may kill
+// it. KILL QUERY is translated to the server thread running the client's
+// current command, over a fresh server connection; KILL CONNECTION also
+// closes the client.
+func (s *session) kill(k *killReq, rs uint8) error {
+	var target *session
+	if k.id > 0 && k.id <= 0xffffffff {
+		if v, ok := s.srv.sessions.Load(uint32(k.id)); ok {
+			target = v.(*session)
+		}
+	}
+	if target == nil || target.user == nil {
+		metricKills.WithLabelValues("unknown").Inc()
+		return s.sendErr(rs, newSQLError(erNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
+	}
+	if target.user.Name != s.user.Name {
+		metricKills.WithLabelValues("denied").Inc()
+		return s.sendErr(rs, newSQLError(erKillDenied, "HY000", "You are not owner of thread %d", k.id))
+	}
+	if target == s {
+		if k.query {
+			return s.sendOK(rs) // nothing of ours runs while we read this
+		}
+		metricKills.WithLabelValues("self").Inc()
+		s.sendFatal(rs, newSQLError(1927, "70100", "Connection was killed"))
+		return errQuit
+	}
+	target.mu.Lock()
+	var dp dialParams
+	var thread uint32
+	if target.busy && target.be != nil {
+		thread = target.be.threadID
+		dp = dialParams{addr: target.be.addr, user: target.key.user, password: target.key.password, collation: defaultCollation}
+		target.kills.Add(1)
+	}
+	target.mu.Unlock()
+	var err error
+	if thread != 0 {
+		err = killThread(dp, thread, k.query)
+		target.kills.Done()
+	}
+	if !k.query {
+		target.mu.Lock()
+		_ = target.nc.Close()
+		target.mu.Unlock()
+	}
+	if err != nil {
+		metricKills.WithLabelValues("error").Inc()
+		return s.sendErr(rs, wrapSQLError(err, erUnknown, "HY000", "switchyard: KILL on the server failed"))
+	}
+	metricKills.WithLabelValues("ok").Inc()
+	s.log.Info("KILL", "target", k.id, "query", k.query, "server_thread", thread)
+	return s.sendOK(rs)
+}
+
+// killThread runs KILL [QUERY] on a connection of its own: the pool's are
+// busy, and the kill must not wait behind other clients.
+func killThread(dp dialParams, thread uint32, query bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	be, err := dialBackend(ctx, dp)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	q := "KILL CONNECTION "
+	if query {
+		q = "KILL QUERY "
+	}
+	return be.withDeadline(5*time.Second, func() error {
+		return be.roundTrip(append([]byte{comQuery}, q+strconv.FormatUint(uint64(thread), 10)...))
+	})
+}

@@ -1,0 +1,278 @@
+package mysqlwire
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Prepared statements under transaction pooling. A client's statement ids
+// are the proxy's: COM_STMT_PREPARE goes to whichever server connection
+// the client holds, and the id the server gave is swapped for a new client
+// id in the reply. Each server connection keeps its own statements by
+// query text; when an EXECUTE lands on a connection that has not prepared
+// that text, the proxy prepares it there first (reading the metadata off
+// and dropping it), then sends the EXECUTE with the server's id. Parameter
+// types (sent by the client only when they change) and long data (sent
+// before EXECUTE, without reply) are kept per client statement and
+// replayed, so an EXECUTE is complete on any connection.
+
+type clientStmt struct {
+	query    string
+	params   uint16
+	columns  uint16
+	types    []byte   // last bound parameter types, 2 bytes each
+	long     [][]byte // COM_STMT_SEND_LONG_DATA packets since the last execute
+	longSize int
+}
+
+// prepared is what a COM_STMT_PREPARE reply said.
+type prepared struct {
+	clientID uint32
+	srv      srvStmt
+}
+
+// maxLongData bounds the long data a client may stage for one execute.
+const maxLongData = 64 << 20
+
+func (s *session) prepare(p []byte, seq uint8) error {
+	query := string(p[1:])
+	e := s.classify(p[1:])
+	if e.pin != "" {
+		s.pin(e.pin)
+	}
+	var rl relay
+	rl.stmt = &prepared{}
+	res, err := s.forwardWith(seq, respPrepare, &rl, func(*backend) ([]byte, error) { return p, nil })
+	if err != nil || res.noServer || res.sawErr {
+		return err
+	}
+	st := rl.stmt
+	if st.clientID == 0 {
+		return nil
+	}
+	be := s.be
+	if be != nil {
+		if old := be.stmts[query]; old != nil {
+			be.closeStmt(query)
+		}
+		be.addStmt(query, st.srv)
+	}
+	if s.stmts == nil {
+		s.stmts = make(map[uint32]*clientStmt)
+	}
+	s.stmts[st.clientID] = &clientStmt{query: query, params: st.srv.params, columns: st.srv.columns}
+	return nil
+}
+
+func (b *backend) addStmt(query string, st srvStmt) {
+	if b.stmts == nil {
+		b.stmts = make(map[string]*srvStmt)
+	}
+	if len(b.stmts) >= maxStmtsPerConn {
+		for q := range b.stmts { // map order: an arbitrary victim
+			b.closeStmt(q)
+			break
+		}
+	}
+	b.stmts[query] = &st
+}
+
+// prepareResponse relays a COM_STMT_PREPARE reply, giving the client a
+// proxy statement id.
+func (r *relay) prepareResponse() error {
+	p, err := r.next()
+	if err != nil {
+		return err
+	}
+	if len(p) > 0 && p[0] == hdrERR && !r.large {
+		r.res.sawErr = true
+		return r.forward()
+	}
+	if r.large || len(p) < 12 || p[0] != hdrOK {
+		return fmt.Errorf("%w: bad COM_STMT_PREPARE reply", errMalformed)
+	}
+	st := srvStmt{
+		id:      binary.LittleEndian.Uint32(p[1:]),
+		columns: binary.LittleEndian.Uint16(p[5:]),
+		params:  binary.LittleEndian.Uint16(p[7:]),
+	}
+	r.s.nextStmt++
+	if r.s.nextStmt == 0 {
+		r.s.nextStmt = 1
+	}
+	cid := r.s.nextStmt
+	putUint32(p[1:], cid) // p aliases the read buffer: rewritten in place
+	if err := r.forward(); err != nil {
+		return err
+	}
+	deof := r.be.caps&capDeprecateEOF != 0
+	for _, n := range []uint16{st.params, st.columns} {
+		if n == 0 {
+			continue
+		}
+		for i := 0; i < int(n)+boolInt(!deof); i++ {
+			if _, err := r.next(); err != nil {
+				return err
+			}
+			if err := r.forward(); err != nil {
+				return err
+			}
+		}
+	}
+	r.stmt.clientID, r.stmt.srv = cid, st
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ensurePrepared returns be's statement for cs, preparing it there if
+// needed. An ERR from the server comes back as *serverError.
+func (be *backend) ensurePrepared(cs *clientStmt) (*srvStmt, error) {
+	if st := be.stmts[cs.query]; st != nil {
+		return st, nil
+	}
+	metricReprepares.Inc()
+	p := make([]byte, 0, 1+len(cs.query))
+	p = append(p, comStmtPrepare)
+	p = append(p, cs.query...)
+	if _, err := writePacket(be.bw, 0, p); err != nil {
+		return nil, serverIOError{err}
+	}
+	if err := be.bw.Flush(); err != nil {
+		return nil, serverIOError{err}
+	}
+	pkt, _, err := be.readPacket()
+	if err != nil {
+		return nil, serverIOError{err}
+	}
+	if len(pkt) > 0 && pkt[0] == hdrERR {
+		e, _ := DecodeERR(pkt)
+		return nil, &serverError{Code: e.Code, State: e.State, Message: e.Message}
+	}
+	if len(pkt) < 12 || pkt[0] != hdrOK {
+		be.broken = true
+		return nil, serverIOError{fmt.Errorf("%w: bad COM_STMT_PREPARE reply", errMalformed)}
+	}
+	st := srvStmt{
+		id:      binary.LittleEndian.Uint32(pkt[1:]),
+		columns: binary.LittleEndian.Uint16(pkt[5:]),
+		params:  binary.LittleEndian.Uint16(pkt[7:]),
+	}
+	deof := be.caps&capDeprecateEOF != 0
+	skip := 0
+	for _, n := range []uint16{st.params, st.columns} {
+		if n > 0 {
+			skip += int(n) + boolInt(!deof)
+		}
+	}
+	for i := 0; i < skip; i++ {
+		if _, _, err := be.readPacket(); err != nil {
+			return nil, serverIOError{err}
+		}
+	}
+	be.addStmt(cs.query, st)
+	return be.stmts[cs.query], nil
+}
+
+func (s *session) stmtOf(p []byte) *clientStmt {
+	if len(p) < 5 {
+		return nil
+	}
+	return s.stmts[binary.LittleEndian.Uint32(p[1:])]
+}
+
+func (s *session) execute(p []byte, seq uint8) error {
+	rs := seq + 1
+	cs := s.stmtOf(p)
+	if len(p) < 10 {
+		return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE"))
+	}
+	if cs == nil {
+		return s.sendErr(rs, newSQLError(erUnknownStmt, "HY000",
+			"Unknown prepared statement handler (%d) given to mysqld_stmt_execute", binary.LittleEndian.Uint32(p[1:])))
+	}
+	// Server-side cursors would tie the statement to one connection
+	// across commands; without the flag the server sends all rows now,
+	// which clients accept (no SERVER_STATUS_CURSOR_EXISTS comes back).
+	p[5] &^= 0x07
+	pos := 0 // offset of new_params_bound_flag; 0: no parameters
+	if cs.params > 0 {
+		pos = 10 + (int(cs.params)+7)/8
+		if len(p) <= pos {
+			return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE"))
+		}
+		switch p[pos] {
+		case 1:
+			end := pos + 1 + 2*int(cs.params)
+			if len(p) < end {
+				return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE"))
+			}
+			cs.types = append(cs.types[:0], p[pos+1:end]...)
+		default:
+			if cs.types == nil {
+				return s.sendErr(rs, newSQLError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute (no parameter types were ever bound)"))
+			}
+		}
+	}
+	_, err := s.forwardWith(seq, respQuery, nil, func(be *backend) ([]byte, error) {
+		st, err := be.ensurePrepared(cs)
+		if err != nil {
+			return nil, err
+		}
+		for _, lp := range cs.long {
+			putUint32(lp[1:], st.id)
+			if _, err := writePacket(be.bw, 0, lp); err != nil {
+				return nil, serverIOError{err}
+			}
+		}
+		putUint32(p[1:], st.id)
+		if pos == 0 || p[pos] == 1 {
+			return p, nil
+		}
+		// Types were bound on another connection: bind them here.
+		q := append(s.scratch[:0], p[:pos]...)
+		q = append(q, 1)
+		q = append(q, cs.types...)
+		q = append(q, p[pos+1:]...)
+		s.scratch = q
+		return q, nil
+	})
+	cs.long, cs.longSize = nil, 0
+	return err
+}
+
+func (s *session) longData(p []byte) error {
+	cs := s.stmtOf(p)
+	if cs == nil || len(p) < 7 {
+		return nil // no reply to this command; the server would ignore it too
+	}
+	cs.longSize += len(p)
+	if cs.longSize > maxLongData {
+		return fatalError{fmt.Errorf("%w: more than %d bytes of long data for one execute", ErrPacketTooLarge, maxLongData)}
+	}
+	cs.long = append(cs.long, append([]byte(nil), p...))
+	return nil
+}
+
+func (s *session) closeStmt(p []byte) error {
+	if len(p) >= 5 {
+		delete(s.stmts, binary.LittleEndian.Uint32(p[1:]))
+	}
+	// The server statements stay: the next client preparing the same text
+	// on that connection gets them without a round trip... on EXECUTE.
+	return nil
+}
+
+func (s *session) resetStmt(p []byte, rs uint8) error {
+	cs := s.stmtOf(p)
+	if cs == nil {
+		return s.sendErr(rs, newSQLError(erUnknownStmt, "HY000", "Unknown prepared statement handler given to mysqld_stmt_reset"))
+	}
+	cs.long, cs.longSize = nil, 0
+	return s.sendOK(rs)
+}
