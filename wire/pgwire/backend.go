@@ -34,12 +34,18 @@ type serverConn struct {
 	// client asked), so equal requests skip the round trip even when the
 	// server normalizes the value it reports.
 	applied map[string]string
+
+	// stmts is what this connection has prepared under global names.
+	stmts stmtCache
 }
 
 const (
 	serverReadBuf  = 32 << 10
 	serverWriteBuf = 16 << 10
 	maxServerMsg   = 1 << 30 // PostgreSQL's own limit for a message
+	// maxPreparedPerConn bounds the statements one server connection
+	// keeps prepared; the least recently used is closed beyond it.
+	maxPreparedPerConn = 1000
 )
 
 // dialServer connects and authenticates with pgconn (SCRAM, md5, trust,
@@ -77,6 +83,7 @@ func dialServer(ctx context.Context, addr, user, password, database string) (*se
 		secret:  hj.SecretKey,
 		params:  make(map[string]string, len(hj.ParameterStatuses)),
 		applied: make(map[string]string),
+		stmts:   stmtCache{max: maxPreparedPerConn},
 	}
 	for k, v := range hj.ParameterStatuses {
 		s.params[strings.ToLower(k)] = v

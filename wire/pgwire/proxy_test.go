@@ -653,3 +653,133 @@ func grepLine(s, sub string) string {
 	}
 	return ""
 }
+
+// pgx's default mode caches named prepared statements per connection; under
+// transaction pooling the proxy maps them onto whichever server connection
+// each transaction gets.
+func TestPreparedStatementsTransactionMode(t *testing.T) {
+	p := startProxy(t, `pool_size = 3
+query_wait_timeout = "30s"`)
+	mustExec(t, `DROP TABLE IF EXISTS t_prep; CREATE TABLE t_prep (id int PRIMARY KEY, v text)`)
+	ctx := ctxT(t, 120*time.Second)
+	modes := []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec}
+	const clients = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			cfg, err := pgx.ParseConfig(p.rawDSN("app", "app", "app"))
+			if err != nil {
+				errs <- err
+				return
+			}
+			cfg.DefaultQueryExecMode = modes[c%len(modes)]
+			cfg.StatementCacheCapacity = 64 // small: exercises eviction and re-preparing
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close(ctx)
+			for i := 0; i < 150; i++ {
+				// Distinct texts (i%100) and repeated ones, across clients.
+				q := fmt.Sprintf("SELECT $1::int + %d, $2::text", i%100)
+				var n int
+				var s string
+				if err := conn.QueryRow(ctx, q, c, "x").Scan(&n, &s); err != nil {
+					errs <- fmt.Errorf("client %d (%v) query %d: %w", c, cfg.DefaultQueryExecMode, i, err)
+					return
+				}
+				if n != c+i%100 || s != "x" {
+					errs <- fmt.Errorf("client %d: got %d %q", c, n, s)
+					return
+				}
+				if i%10 == 0 {
+					err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+						_, err := tx.Exec(ctx, `INSERT INTO t_prep VALUES ($1, $2)`, c*1000+i, "r")
+						return err
+					})
+					if err != nil {
+						errs <- fmt.Errorf("client %d insert: %w", c, err)
+						return
+					}
+				}
+			}
+			// Batches with prepared statements.
+			b := &pgx.Batch{}
+			for i := 0; i < 20; i++ {
+				b.Queue(`SELECT $1::int * 3`, i)
+			}
+			br := conn.SendBatch(ctx, b)
+			for i := 0; i < 20; i++ {
+				var v int
+				if err := br.QueryRow().Scan(&v); err != nil || v != 3*i {
+					errs <- fmt.Errorf("client %d batch %d: %v %v", c, i, v, err)
+					break
+				}
+			}
+			_ = br.Close()
+			// A statement that fails to prepare reports its error at the
+			// point the server raises it, and the session goes on.
+			if _, err := conn.Exec(ctx, `SELECT * FROM no_such_table WHERE id = $1`, 1); sqlstate(err) != "42P01" {
+				errs <- fmt.Errorf("client %d: want 42P01, got %v", c, err)
+			}
+			var one int
+			if err := conn.QueryRow(ctx, `SELECT $1::int`, 1).Scan(&one); err != nil {
+				errs <- fmt.Errorf("client %d after error: %w", c, err)
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got, _ := testcluster.PG.QueryString(testcluster.PG.Primary, "app", `SELECT count(*) FROM t_prep`)
+	if got != fmt.Sprint(clients*15) {
+		t.Fatalf("rows: %s, want %d", got, clients*15)
+	}
+}
+
+// lib/pq prepares with database/sql's Prepare and reuses the statement
+// across transactions, each possibly on another server connection.
+func TestLibPQPreparedAcrossTransactions(t *testing.T) {
+	p := startProxy(t, `pool_size = 2`)
+	db, err := sql.Open("postgres", p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(6)
+	ctx := ctxT(t, 60*time.Second)
+	st, err := db.PrepareContext(ctx, `SELECT $1::int * 2, pg_backend_pid()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pids := map[int]bool{}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				var v, pid int
+				if err := st.QueryRowContext(ctx, i).Scan(&v, &pid); err != nil || v != 2*i {
+					t.Errorf("prepared query: %v %v", v, err)
+					return
+				}
+				mu.Lock()
+				pids[pid] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(pids) < 2 {
+		t.Logf("statement ran on %d server connections", len(pids))
+	}
+}

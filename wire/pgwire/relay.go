@@ -2,6 +2,7 @@ package pgwire
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -121,42 +122,202 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		c.mu.Lock()
 	}
 	sc := c.server
-	if len(c.pending) > 0 {
-		c.unsynced = true
-	}
-	switch typ {
-	case 'Q', 'F':
-		c.outstanding++
-	case 'S':
-		c.outstanding++
-		c.unsynced = false
-	case 'P', 'B', 'D', 'E', 'C', 'H':
-		c.unsynced = true
-	}
-	c.writers++
 	c.mu.Unlock()
-
+	flush := !c.rd.fullFrameBuffered()
 	var err error
 	if len(c.pending) > 0 {
-		_, err = sc.bw.Write(c.pending)
-		if cap(c.pending) > 64<<10 {
-			c.pending = nil
-		} else {
-			c.pending = c.pending[:0]
-		}
+		err = c.sendPending(sc)
 	}
 	if err == nil {
-		_, err = sc.bw.Write(raw)
-	}
-	if err == nil && !c.rd.fullFrameBuffered() {
-		err = sc.bw.Flush()
+		err = c.sendMsg(sc, typ, raw, flush)
 	}
 	if err != nil {
 		// The pump sees the same failure on its read and tells the client.
 		sc.conn.Close()
 	}
-	c.finishWrite()
 	return true
+}
+
+// sendPending sends the extended-protocol messages held before the lease.
+func (c *clientConn) sendPending(sc *serverConn) error {
+	b := c.pending
+	var err error
+	for len(b) >= 5 && err == nil {
+		n := int(binary.BigEndian.Uint32(b[1:])) + 1
+		err = c.sendMsg(sc, b[0], b[:n], false)
+		b = b[n:]
+	}
+	if cap(c.pending) > 64<<10 {
+		c.pending = nil
+	} else {
+		c.pending = c.pending[:0]
+	}
+	return err
+}
+
+// sendMsg sends one client message to the leased server sc: it books what
+// the server will answer, maps statement names to their global names, and
+// injects the Parse a statement needs on this connection. flush sends the
+// buffered messages on their way.
+func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) error {
+	var pre [3][]byte // sent before the message: Close of an evicted statement, injected Parse
+	npre := 0
+	body := raw
+	var prefix, suffix []byte // with rename: the message is prefix + rename + \0 + suffix
+	rename := ""
+	skip := false
+
+	c.mu.Lock()
+	q := &c.expects
+	ensure := func(g *gstmt) {
+		if sc.stmts.has(g) {
+			return
+		}
+		if ev := sc.stmts.add(g); ev != nil {
+			pre[npre] = closeMsg(nil, ev.name)
+			npre++
+			q.push(expect{kind: 'C', act: actDrop, g: ev, evict: true})
+		}
+		pre[npre] = g.parse
+		npre++
+		q.push(expect{kind: 'P', act: actDrop, g: g})
+	}
+	ensureUnnamed := func() {
+		if !c.unnamedLease && len(c.lastUnnamed) > 0 {
+			pre[npre] = c.lastUnnamed
+			npre++
+			q.push(expect{kind: 'P', act: actDrop})
+			c.unnamedLease = true
+		}
+	}
+	switch {
+	case c.srvSkipping && typ != 'S':
+		// After an error the server ignores everything up to Sync; not
+		// sending it keeps the books (and the statement caches) true.
+		skip = true
+	case typ == 'P':
+		name, rest, ok := cstring(raw[5:])
+		switch {
+		case !ok:
+			q.push(expect{kind: 'P'}) // malformed: the server says so
+		case len(name) == 0:
+			c.lastUnnamed = append(c.lastUnnamed[:0], raw...)
+			c.unnamedLease = true
+			q.push(expect{kind: 'P'})
+		default:
+			g := c.srv.stmts.get(rest)
+			if old, ok := c.stmts[string(name)]; !ok || old != g {
+				c.stmts[string(name)] = g
+			}
+			if sc.stmts.has(g) {
+				skip = true
+				q.push(expect{kind: 'P', act: actSynth, synth: '1'})
+			} else {
+				if ev := sc.stmts.add(g); ev != nil {
+					pre[npre] = closeMsg(nil, ev.name)
+					npre++
+					q.push(expect{kind: 'C', act: actDrop, g: ev, evict: true})
+				}
+				body = g.parse
+				q.push(expect{kind: 'P', g: g})
+			}
+		}
+	case typ == 'B':
+		portal, rest, ok1 := cstring(raw[5:])
+		stmt, after, ok2 := cstring(rest)
+		if ok1 && ok2 {
+			if len(stmt) == 0 {
+				ensureUnnamed()
+			} else if g := c.stmts[string(stmt)]; g != nil {
+				ensure(g)
+				prefix, rename, suffix = raw[5:5+len(portal)+1], g.name, after
+			}
+		}
+		q.push(expect{kind: 'B'})
+	case typ == 'D':
+		if len(raw) > 6 && raw[5] == 'S' {
+			if name, _, ok := cstring(raw[6:]); ok {
+				if len(name) == 0 {
+					ensureUnnamed()
+				} else if g := c.stmts[string(name)]; g != nil {
+					ensure(g)
+					prefix, rename = raw[5:6], g.name
+				}
+			}
+		}
+		q.push(expect{kind: 'D'})
+	case typ == 'C':
+		if len(raw) > 6 && raw[5] == 'S' {
+			if name, _, ok := cstring(raw[6:]); ok && len(name) > 0 {
+				// The statement stays prepared on the servers for other
+				// clients; only this client's name for it goes.
+				delete(c.stmts, string(name))
+				skip = true
+				q.push(expect{kind: 'C', act: actSynth, synth: '3'})
+				break
+			}
+		}
+		q.push(expect{kind: 'C'})
+	case typ == 'E':
+		q.push(expect{kind: 'E'})
+	case typ == 'S':
+		q.push(expect{kind: 'S'})
+		c.srvSkipping = false
+	case typ == 'Q' || typ == 'F':
+		q.push(expect{kind: typ})
+	}
+	switch typ {
+	case 'S', 'Q', 'F':
+		if !skip {
+			c.outstanding++
+		}
+	}
+	switch typ {
+	case 'S':
+		c.unsynced = false
+	case 'P', 'B', 'D', 'E', 'C', 'H':
+		c.unsynced = true
+	}
+	// A synthesized reply goes out when the server answers something
+	// after it; if nothing would follow, give the server something cheap
+	// to answer.
+	var tail []byte
+	if flush {
+		if b := q.back(); b != nil && b.act == actSynth {
+			tail = noopClose
+			q.push(expect{kind: 'C', act: actDrop})
+		}
+	}
+	c.writers++
+	c.mu.Unlock()
+
+	bw := sc.bw
+	var err error
+	for i := 0; i < npre && err == nil; i++ {
+		_, err = bw.Write(pre[i])
+	}
+	if err == nil && !skip {
+		if rename != "" {
+			n := 4 + len(prefix) + len(rename) + 1 + len(suffix)
+			_, err = bw.Write([]byte{typ, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+			if err == nil {
+				bw.Write(prefix)
+				bw.WriteString(rename)
+				bw.WriteByte(0)
+				_, err = bw.Write(suffix)
+			}
+		} else {
+			_, err = bw.Write(body)
+		}
+	}
+	if err == nil && tail != nil {
+		_, err = bw.Write(tail)
+	}
+	if err == nil && flush {
+		err = bw.Flush()
+	}
+	c.finishWrite()
+	return err
 }
 
 // acquire leases a server connection, brings its runtime parameters in
@@ -177,6 +338,8 @@ func (c *clientConn) acquire() error {
 			c.mu.Lock()
 			c.server, c.lease, c.leasePool = sc, ps, p
 			c.outstanding, c.unsynced, c.releaseDue, c.rollingBack = 0, false, false, false
+			c.srvSkipping, c.unnamedLease = false, false
+			c.expects.reset()
 			c.setState("active")
 			c.mu.Unlock()
 			go c.pump(sc, ps, p)
@@ -231,18 +394,24 @@ func (c *clientConn) finishWrite() {
 func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 	defer c.wmu.Unlock()
 	discard := false // the client cannot be written to any more
+	fast := false    // the head of the books is a relayed Execute or Query: rows need no lock
+	var out []byte   // synthesized replies to send around the current message
+	writeErr := func(err error) {
+		if err != nil && !discard {
+			discard = true
+			// The main loop learns it from its read.
+			c.conn.Close()
+		}
+	}
 	for {
-		if !discard {
+		if fast && !discard {
 			sink := errSink{w: c.bw}
 			if handled, err := sc.rd.relayLarge(&sink); handled {
 				if err != nil {
 					c.serverFailed(sc, ps, p, err)
 					return
 				}
-				if sink.err != nil {
-					discard = true
-					c.conn.Close()
-				}
+				writeErr(sink.err)
 				continue
 			}
 		}
@@ -251,47 +420,157 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 			c.serverFailed(sc, ps, p, err)
 			return
 		}
-		switch typ {
-		case 'Z':
+		if fast && (typ == 'D' || typ == 'd') {
 			if !discard {
-				if _, err := c.bw.Write(raw); err == nil {
-					err = c.bw.Flush()
+				_, err := c.bw.Write(raw)
+				writeErr(err)
+				if !sc.rd.fullFrameBuffered() && !discard {
+					writeErr(c.bw.Flush())
 				}
 			}
-			if c.readyForQuery(raw[5], sc, ps, p) {
+			continue
+		}
+		if typ == 'S' {
+			sc.noteParameter(raw[5:])
+		}
+		c.mu.Lock()
+		out = c.emitSynthLocked(out[:0])
+		relay := c.matchLocked(typ, sc)
+		post := len(out)
+		out = c.emitSynthLocked(out)
+		f := c.expects.front()
+		fast = f != nil && f.act == actRelay && (f.kind == 'E' || f.kind == 'Q')
+		var done bool
+		if typ == 'Z' {
+			done = c.readyForQueryLocked(raw[5], sc, ps, p, out, discard)
+			// readyForQueryLocked unlocked c.mu and wrote the replies.
+			if done {
 				return
 			}
 			continue
-		case 'S':
-			sc.noteParameter(raw[5:])
 		}
+		c.mu.Unlock()
 		if discard {
 			continue
 		}
-		if _, err := c.bw.Write(raw); err != nil {
-			discard = true
-			continue
+		if post > 0 {
+			_, err = c.bw.Write(out[:post])
+			writeErr(err)
 		}
-		if !sc.rd.fullFrameBuffered() {
-			if err := c.bw.Flush(); err != nil {
-				discard = true
-				// The main loop learns it from its read.
-				c.conn.Close()
-			}
+		if relay {
+			_, err = c.bw.Write(raw)
+			writeErr(err)
+		}
+		if len(out) > post {
+			_, err = c.bw.Write(out[post:])
+			writeErr(err)
+		}
+		if !discard && !sc.rd.fullFrameBuffered() {
+			writeErr(c.bw.Flush())
 		}
 	}
 }
 
-// readyForQuery books a ReadyForQuery and ends the lease when it is due.
-// It reports whether the pump is done with this server connection.
-func (c *clientConn) readyForQuery(status byte, sc *serverConn, ps *pool.Server, p *pool.Pool) bool {
-	c.mu.Lock()
+var (
+	parseComplete = []byte{'1', 0, 0, 0, 4}
+	closeComplete = []byte{'3', 0, 0, 0, 4}
+)
+
+// emitSynthLocked pops the synthesized replies at the head of the books.
+func (c *clientConn) emitSynthLocked(out []byte) []byte {
+	for f := c.expects.front(); f != nil && f.act == actSynth; f = c.expects.front() {
+		if f.synth == '1' {
+			out = append(out, parseComplete...)
+		} else {
+			out = append(out, closeComplete...)
+		}
+		c.expects.pop()
+	}
+	return out
+}
+
+// matchLocked books one server message against the head of the books and
+// says whether the client gets it.
+func (c *clientConn) matchLocked(typ byte, sc *serverConn) (relay bool) {
+	q := &c.expects
+	f := q.front()
+	if f == nil {
+		return true // asynchronous: notices, notifications, parameter changes
+	}
+	drop := f.act == actDrop
+	switch typ {
+	case '1':
+		if f.kind == 'P' {
+			q.pop()
+			return !drop
+		}
+	case '2':
+		if f.kind == 'B' {
+			q.pop()
+		}
+	case '3':
+		if f.kind == 'C' {
+			q.pop()
+			return !drop
+		}
+	case 'T', 'n':
+		if f.kind == 'D' {
+			q.pop()
+		}
+	case 'C', 'I', 's':
+		if f.kind == 'E' {
+			q.pop()
+		}
+	case 'E':
+		switch f.kind {
+		case 'Q', 'F', 'S':
+			// Part of a simple query or of the Sync; the server goes on.
+		default:
+			// The server skips everything up to the next Sync: so do the
+			// books. A statement whose Parse failed or was skipped is not
+			// prepared there; a Close skipped did not close.
+			for f = q.front(); f != nil && f.kind != 'S'; f = q.front() {
+				switch {
+				case f.kind == 'P' && f.g != nil && f.act != actSynth:
+					sc.stmts.remove(f.g)
+				case f.kind == 'C' && f.evict:
+					sc.stmts.add(f.g)
+				}
+				q.pop()
+			}
+			if q.len() == 0 {
+				c.srvSkipping = true
+			}
+		}
+	case 'Z':
+		if f.kind == 'S' || f.kind == 'Q' || f.kind == 'F' {
+			q.pop()
+		}
+	}
+	return true
+}
+
+// readyForQueryLocked books a ReadyForQuery, relays it with the replies
+// synthesized around it, and ends the lease when it is due. Called with
+// c.mu held; returns with it released. It reports whether the pump is done
+// with this server connection.
+func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, ps *pool.Server, p *pool.Pool, out []byte, discard bool) bool {
 	c.outstanding--
 	c.txStatus = status
-	if status == 'I' && c.mQuery != nil {
+	if status == 'I' {
 		c.mTxn.Inc()
 	}
 	c.mQuery.Inc()
+	flushClient := func() {
+		if discard {
+			return
+		}
+		if len(out) > 0 {
+			_, _ = c.bw.Write(out)
+		}
+		_, _ = c.bw.Write([]byte{'Z', 0, 0, 0, 5, status})
+		_ = c.bw.Flush()
+	}
 	if c.gone {
 		if c.outstanding > 0 {
 			c.mu.Unlock()
@@ -309,16 +588,19 @@ func (c *clientConn) readyForQuery(status byte, sc *serverConn, ps *pool.Server,
 	}
 	if !c.releasableLocked() {
 		c.mu.Unlock()
+		flushClient()
 		return false
 	}
 	if c.writers > 0 {
 		c.releaseDue = true
 		c.mu.Unlock()
+		flushClient()
 		return true
 	}
 	sc, ps, p = c.detachLocked()
 	closing := c.closing
 	c.mu.Unlock()
+	flushClient()
 	p.Put(ps, c.mode == config.PoolTransaction)
 	if closing {
 		_ = c.conn.SetReadDeadline(time.Now())
@@ -396,7 +678,11 @@ func (c *clientConn) clientLeft(err error) {
 		return
 	}
 	c.outstanding++
+	c.expects.push(expect{kind: 'Q'})
 	c.rollingBack = true
+	if cleanup == "DISCARD ALL" {
+		sc.stmts.clear()
+	}
 	c.writers++
 	c.mu.Unlock()
 	_ = sc.conn.SetDeadline(time.Now().Add(cleanupTimeout))

@@ -23,6 +23,7 @@ type Server struct {
 	cfg   atomic.Pointer[config.Config]
 	tls   atomic.Pointer[tls.Config]
 	creds credCache
+	stmts stmtRegistry
 
 	// StartupTimeout bounds the time from TCP accept to the end of login.
 	StartupTimeout time.Duration

@@ -85,6 +85,14 @@ type clientConn struct {
 	closing     bool // shutdown: close the client at its next idle moment
 	broken      bool // the server connection failed under this client
 	txStatus    byte
+	expects     expectQueue // what the server owes, in order (expect.go)
+	srvSkipping bool        // the server reported an error and ignores messages until Sync
+
+	// Statement names: the client's, mapped to proxy-wide statements.
+	// Main loop only.
+	stmts        map[string]*gstmt
+	lastUnnamed  []byte // the client's last unnamed Parse, to repeat on another server
+	unnamedLease bool   // the unnamed statement was parsed during this lease
 	state       string // metrics state: idle, waiting, active
 
 	mTxn, mQuery prometheus.Counter
@@ -103,6 +111,7 @@ func (s *Server) handle(conn net.Conn) {
 		start: time.Now(),
 		log:   s.log.With("client", conn.RemoteAddr().String()),
 		state: "idle",
+		stmts: make(map[string]*gstmt),
 	}
 	c.br = bufio.NewReaderSize(conn, clientReadBuf)
 	c.rd = newFrameReader(c.br, maxClientMsg)

@@ -1,0 +1,46 @@
+# Switchyard. The two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+# The module proxy only: a fallback to direct git fetches hangs on a closed
+# network.
+export GOPROXY := $(shell $(GO) env GOPROXY | sed -e 's/,direct$$//' -e 's/|direct$$//')
+export GOFLAGS := -buildvcs=false
+GOBIN := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build test deps lint fuzz bench demo demo-stop clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
+	$(GO) build -o bin/devcluster ./internal/cmd/devcluster
+
+# deps installs the database servers and tools the tests run against.
+deps:
+	@bash scripts/install-deps.sh
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+# test: the whole suite, with the race detector, against real servers.
+test: deps lint
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# fuzz runs every fuzz target for FUZZTIME each.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,63 @@
+package pgwire
+
+// The relay's books of what the server owes: one entry per message sent
+// that the server answers, in order. They let the pump drop the replies to
+// messages the proxy injected (a Parse for a statement the connection
+// lacked, a Close for an evicted one) and synthesize the replies to client
+// messages the proxy did not send (a Parse of a statement already prepared
+// there, a Close of a client's statement name), each at the position the
+// client expects it.
+
+type expectAct uint8
+
+const (
+	actRelay expectAct = iota // the client asked; its reply is relayed
+	actDrop                   // the proxy injected it; its reply is dropped
+	actSynth                  // never sent; the proxy answers in its place
+)
+
+type expect struct {
+	kind  byte // the message sent: 'P', 'B', 'D', 'E', 'C', 'S', 'Q' or 'F'
+	act   expectAct
+	synth byte   // for actSynth: '1' ParseComplete or '3' CloseComplete
+	g     *gstmt // P: the statement being prepared; C with evict: the one being closed
+	evict bool
+}
+
+// expectQueue is a FIFO that reuses its storage: no allocation per message
+// once it has grown to the depth of the client's pipelines.
+type expectQueue struct {
+	buf  []expect
+	head int
+}
+
+func (q *expectQueue) push(e expect) { q.buf = append(q.buf, e) }
+
+func (q *expectQueue) len() int { return len(q.buf) - q.head }
+
+func (q *expectQueue) front() *expect {
+	if q.head < len(q.buf) {
+		return &q.buf[q.head]
+	}
+	return nil
+}
+
+func (q *expectQueue) back() *expect {
+	if q.head < len(q.buf) {
+		return &q.buf[len(q.buf)-1]
+	}
+	return nil
+}
+
+func (q *expectQueue) pop() {
+	q.buf[q.head] = expect{}
+	q.head++
+	if q.head == len(q.buf) {
+		q.buf, q.head = q.buf[:0], 0
+	}
+}
+
+func (q *expectQueue) reset() {
+	clear(q.buf)
+	q.buf, q.head = q.buf[:0], 0
+}

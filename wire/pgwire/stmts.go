@@ -1,0 +1,129 @@
+package pgwire
+
+import (
+	"container/list"
+	"encoding/binary"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// Prepared statements under transaction pooling.
+//
+// A client's statement names live only in its session; on the servers
+// every distinct statement (query text plus parameter types) has one
+// proxy-wide name, "sy_<n>". A client's Parse binds its name to the global
+// statement; the Parse reaches a server only if that server connection has
+// not prepared the statement yet. Bind and Describe are rewritten to the
+// global name, with a Parse injected first when the connection they run on
+// lacks it. Each server connection remembers what it has prepared, up to a
+// bound, closing the least recently used beyond it.
+
+// gstmt is one proxy-wide prepared statement. Immutable.
+type gstmt struct {
+	name  string
+	parse []byte // the Parse message under the global name, ready to send
+}
+
+// stmtRegistry maps statement text (query and parameter types, as the
+// Parse message carries them) to global statements.
+type stmtRegistry struct {
+	mu   sync.RWMutex
+	m    map[string]*gstmt
+	next atomic.Uint64
+}
+
+// get returns the global statement for a Parse body tail (query\0 + types).
+func (r *stmtRegistry) get(key []byte) *gstmt {
+	r.mu.RLock()
+	g := r.m[string(key)]
+	r.mu.RUnlock()
+	if g != nil {
+		return g
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g = r.m[string(key)]; g != nil {
+		return g
+	}
+	name := "sy_" + strconv.FormatUint(r.next.Add(1), 10)
+	msg := make([]byte, 5, 5+len(name)+1+len(key))
+	msg[0] = 'P'
+	msg = append(append(append(msg, name...), 0), key...)
+	binary.BigEndian.PutUint32(msg[1:], uint32(len(msg)-1))
+	g = &gstmt{name: name, parse: msg}
+	if r.m == nil {
+		r.m = make(map[string]*gstmt)
+	}
+	r.m[string(key)] = g
+	return g
+}
+
+// stmtCache is what one server connection has prepared, in LRU order.
+// Guarded by the leasing client's mu while leased.
+type stmtCache struct {
+	max int
+	ll  list.List // of *gstmt, most recently used at the front
+	m   map[string]*list.Element
+}
+
+func (s *stmtCache) has(g *gstmt) bool {
+	if e, ok := s.m[g.name]; ok {
+		s.ll.MoveToFront(e)
+		return true
+	}
+	return false
+}
+
+// add records g as prepared and returns the statement it evicts, if any,
+// which the caller closes on the server.
+func (s *stmtCache) add(g *gstmt) (evicted *gstmt) {
+	if s.m == nil {
+		s.m = make(map[string]*list.Element)
+	}
+	if _, ok := s.m[g.name]; ok {
+		return nil
+	}
+	s.m[g.name] = s.ll.PushFront(g)
+	if s.max > 0 && s.ll.Len() > s.max {
+		e := s.ll.Back()
+		evicted = e.Value.(*gstmt)
+		s.ll.Remove(e)
+		delete(s.m, evicted.name)
+	}
+	return evicted
+}
+
+func (s *stmtCache) remove(g *gstmt) {
+	if e, ok := s.m[g.name]; ok {
+		s.ll.Remove(e)
+		delete(s.m, g.name)
+	}
+}
+
+func (s *stmtCache) clear() {
+	s.ll.Init()
+	s.m = nil
+}
+
+// cstring splits a NUL-terminated string off b.
+func cstring(b []byte) (s, rest []byte, ok bool) {
+	for i, x := range b {
+		if x == 0 {
+			return b[:i], b[i+1:], true
+		}
+	}
+	return nil, nil, false
+}
+
+// closeMsg encodes Close of a statement.
+func closeMsg(dst []byte, name string) []byte {
+	n := 4 + 1 + len(name) + 1
+	dst = append(dst, 'C', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 'S')
+	return append(append(dst, name...), 0)
+}
+
+// noopClose closes a statement that never exists: PostgreSQL answers
+// CloseComplete and does nothing, which gives the relay a reply to hang
+// synthesized replies on when the client's request sent nothing else.
+var noopClose = closeMsg(nil, "switchyard_noop")
