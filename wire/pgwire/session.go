@@ -93,7 +93,7 @@ type clientConn struct {
 	stmts        map[string]*gstmt
 	lastUnnamed  []byte // the client's last unnamed Parse, to repeat on another server
 	unnamedLease bool   // the unnamed statement was parsed during this lease
-	state       string // metrics state: idle, waiting, active
+	state        string // metrics state: idle, waiting, active
 
 	mTxn, mQuery prometheus.Counter
 }
