@@ -17,6 +17,8 @@ type Config struct {
 
 	// Path is the file the config was read from ("" when parsed from bytes).
 	Path string
+
+	idx *index // built by Load/Parse; nil in a Config built by hand
 }
 
 // Proxy holds the [proxy] table.
@@ -41,9 +43,9 @@ type Settings struct {
 	QueryWaitTimeout time.Duration // default 5s
 	IdleTimeout      time.Duration // default 5m
 	ServerLifetime   time.Duration // default 1h
-	ServerCheckDelay time.Duration // default 30s: idle longer than this, a connection is health-checked before use
+	ServerCheckDelay time.Duration // default 30s: idle longer than this, a connection is health-checked before use; 0: always
 	ConnectTimeout   time.Duration // default 5s: dialing and authenticating to a server
-	MaxReplicaLag    time.Duration // default 1s
+	MaxReplicaLag    time.Duration // default 1s; 0: only replicas that have replayed everything get reads
 	ReadYourWrites   bool          // default true
 }
 
@@ -115,7 +117,7 @@ type Sharding struct {
 type Shard struct {
 	Primary  string
 	Replicas []string
-	Database string
+	Database string // on the shard's servers (default: the cluster's ServerDatabase)
 	// Range is [low, high) for kind = "range"; nil for hash. Elements are
 	// int64 or string, both of one kind.
 	Range []any

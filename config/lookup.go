@@ -1,0 +1,79 @@
+package config
+
+// The lookups below serve every new client connection, so they go through
+// maps built once at load instead of walking the slices.
+
+type clusterKey struct {
+	protocol Protocol
+	database string
+}
+
+type index struct {
+	clusters map[clusterKey]int
+	byName   map[string]int
+	users    map[string]int
+}
+
+func (c *Config) buildIndex() {
+	x := &index{
+		clusters: make(map[clusterKey]int, len(c.Clusters)),
+		byName:   make(map[string]int, len(c.Clusters)),
+		users:    make(map[string]int, len(c.Users)),
+	}
+	for i, cl := range c.Clusters {
+		x.clusters[clusterKey{cl.Protocol, cl.Database}] = i
+		x.byName[cl.Name] = i
+	}
+	for i, u := range c.Users {
+		x.users[u.Name] = i
+	}
+	c.idx = x
+}
+
+// Cluster returns the cluster that serves database over protocol, or nil.
+func (c *Config) Cluster(protocol Protocol, database string) *Cluster {
+	match := func(cl *Cluster) bool { return cl.Protocol == protocol && cl.Database == database }
+	if c.idx != nil {
+		if i, ok := c.idx.clusters[clusterKey{protocol, database}]; ok && i < len(c.Clusters) && match(&c.Clusters[i]) {
+			return &c.Clusters[i]
+		}
+	}
+	return c.scanClusters(match)
+}
+
+// ClusterByName returns the cluster called name, or nil.
+func (c *Config) ClusterByName(name string) *Cluster {
+	match := func(cl *Cluster) bool { return cl.Name == name }
+	if c.idx != nil {
+		if i, ok := c.idx.byName[name]; ok && i < len(c.Clusters) && match(&c.Clusters[i]) {
+			return &c.Clusters[i]
+		}
+	}
+	return c.scanClusters(match)
+}
+
+// User returns the user called name, or nil.
+func (c *Config) User(name string) *User {
+	if c.idx != nil {
+		if i, ok := c.idx.users[name]; ok && i < len(c.Users) && c.Users[i].Name == name {
+			return &c.Users[i]
+		}
+	}
+	for i := range c.Users {
+		if c.Users[i].Name == name {
+			return &c.Users[i]
+		}
+	}
+	return nil
+}
+
+// scanClusters serves Configs built by hand (tests) or copied and edited,
+// whose index is missing or stale: a miss in the map is never trusted.
+func (c *Config) scanClusters(match func(*Cluster) bool) *Cluster {
+	for i := range c.Clusters {
+		if match(&c.Clusters[i]) {
+			return &c.Clusters[i]
+		}
+	}
+	return nil
+}
