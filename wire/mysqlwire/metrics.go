@@ -1,22 +1,37 @@
 package mysqlwire
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/internal/metrics"
+)
+
+// The shared metrics (internal/metrics, registered by the admin listener)
+// carry protocol="mysql"; the ones below are MySQL-only and come from
+// Collectors().
+
+// client states for metrics.ClientConnections.
+const (
+	stIdle    = 0
+	stWaiting = 1
+	stActive  = 2
+)
+
+var stateGauges = [3]prometheus.Gauge{
+	metrics.ClientConnections.WithLabelValues("mysql", "idle"),
+	metrics.ClientConnections.WithLabelValues("mysql", "waiting"),
+	metrics.ClientConnections.WithLabelValues("mysql", "active"),
+}
+
+var (
+	loginOK       = metrics.ClientLogins.WithLabelValues("mysql", "ok")
+	loginFailed   = metrics.ClientLogins.WithLabelValues("mysql", "auth_failed")
+	loginRejected = metrics.ClientLogins.WithLabelValues("mysql", "rejected")
+)
 
 // Metrics are package-level: one proxy process has one MySQL front end.
 // The admin package registers Collectors() on its registry.
 var (
-	metricClients = prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: "switchyard", Subsystem: "mysql", Name: "clients",
-		Help: "MySQL client connections open now.",
-	})
-	metricAccepted = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "switchyard", Subsystem: "mysql", Name: "client_connections_total",
-		Help: "MySQL client connections accepted.",
-	})
-	metricAuthFailures = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "switchyard", Subsystem: "mysql", Name: "auth_failures_total",
-		Help: "MySQL client logins refused.",
-	})
 	metricCommands = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "switchyard", Subsystem: "mysql", Name: "commands_total",
 		Help: "Commands received from MySQL clients, by command.",
@@ -41,23 +56,13 @@ var (
 		Namespace: "switchyard", Subsystem: "mysql", Name: "kills_total",
 		Help: "KILL requests from clients, by result.",
 	}, []string{"result"})
-	metricDialErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "switchyard", Subsystem: "mysql", Name: "server_dial_errors_total",
-		Help: "Failed connects or logins to MySQL servers.",
-	})
-	metricWait = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Namespace: "switchyard", Subsystem: "mysql", Name: "server_wait_seconds",
-		Help:    "Time clients waited for a server connection, when they had to wait.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
-	})
 )
 
 // Collectors returns the MySQL front end's metrics for registration.
 func Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
-		metricClients, metricAccepted, metricAuthFailures, metricCommands,
-		metricProxyErrors, metricPinned, metricResets, metricReprepares,
-		metricKills, metricDialErrors, metricWait,
+		metricCommands, metricProxyErrors, metricPinned, metricResets,
+		metricReprepares, metricKills,
 	}
 }
 

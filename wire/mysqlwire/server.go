@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
 )
 
@@ -112,6 +113,7 @@ func (s *Server) Reload(cfg *config.Config) {
 	for _, p := range stale {
 		s.log.Info("draining pool after reload", "pool", p.Name())
 		go func() {
+			defer metrics.RemovePool(p)
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.ShutdownTimeout)
 			defer cancel()
 			if err := p.Drain(ctx); err != nil {
@@ -162,6 +164,8 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 	}
 	dp := dialParams{addr: k.addr, user: k.user, password: k.password, db: k.db, caps: k.caps, collation: k.collation}
 	st := k.settings
+	serverErrs := metrics.ServerErrors.WithLabelValues("mysql", k.cluster)
+	wait := metrics.WaitSeconds.WithLabelValues("mysql", k.cluster)
 	p := pool.New(pool.Options{
 		Name:        fmt.Sprintf("mysql/%s@%s user=%s db=%s caps=%#x", k.cluster, k.addr, k.user, k.db, k.caps),
 		Size:        max(1, st.PoolSize),
@@ -178,7 +182,7 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 			}
 			b, err := dialBackend(ctx, dp)
 			if err != nil {
-				metricDialErrors.Inc()
+				serverErrs.Inc()
 				return nil, err
 			}
 			return b, nil
@@ -186,12 +190,11 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 		Ping:  func(ctx context.Context, c pool.Conn) error { return c.(*backend).ping(ctx) },
 		Alive: func(c pool.Conn) bool { return !c.(*backend).broken },
 		OnWait: func(d time.Duration) {
-			if d > 0 {
-				metricWait.Observe(d.Seconds())
-			}
+			wait.Observe(d.Seconds())
 		},
 	})
 	s.pools[k] = p
+	metrics.AddPool(metrics.PoolInfo{Protocol: "mysql", Cluster: k.cluster, Node: k.addr + "/" + k.db, User: k.user, Size: st.PoolSize, Pool: p})
 	return p, nil
 }
 
@@ -325,6 +328,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, p := range pools {
 		p.Close()
+		metrics.RemovePool(p)
 	}
 	return err
 }

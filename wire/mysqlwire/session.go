@@ -16,7 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
 )
 
@@ -56,6 +59,10 @@ type session struct {
 	sc      scanner
 	scratch []byte
 
+	state  int // stIdle, stWaiting, stActive (metrics)
+	mTxn   prometheus.Counter
+	mQuery prometheus.Counter
+
 	mu      sync.Mutex
 	nc      net.Conn
 	lease   *pool.Server
@@ -63,6 +70,14 @@ type session struct {
 	busy    bool // a command is outstanding on be
 	reading bool // idle: waiting for the client's next command, no lease
 	kills   sync.WaitGroup
+}
+
+func (s *session) setState(st int) {
+	if s.state != st {
+		stateGauges[s.state].Dec()
+		stateGauges[st].Inc()
+		s.state = st
+	}
 }
 
 // errQuit ends a session without an error to log.
@@ -82,15 +97,14 @@ func (srv *Server) serveConn(nc net.Conn) {
 	}
 	s := &session{srv: srv, nc: nc, id: srv.nextID.Add(1), start: time.Now()}
 	s.log = srv.log.With("conn", s.id, "client", nc.RemoteAddr().String())
-	metricAccepted.Inc()
 	n := srv.clients.Add(1)
-	metricClients.Inc()
 	defer func() {
 		srv.clients.Add(-1)
-		metricClients.Dec()
 	}()
 	srv.sessions.Store(s.id, s)
 	defer srv.sessions.Delete(s.id)
+	stateGauges[stIdle].Inc()
+	defer func() { stateGauges[s.state].Dec() }()
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in MySQL session", "panic", r, "stack", string(debug.Stack()))
@@ -101,15 +115,22 @@ func (srv *Server) serveConn(nc net.Conn) {
 		s.finish()
 	}()
 	if max := srv.cfg.Load().Proxy.MaxClientConns; max > 0 && n > int64(max) {
+		loginRejected.Inc()
 		s.sendFatal(0, newSQLError(erConCount, "08004", "Too many connections (switchyard max_client_conns = %d)", max))
 		return
 	}
 	if err := s.handshake(); err != nil {
+		if s.user != nil {
+			loginRejected.Inc() // authenticated, but no usable database
+		}
 		if !quiet(err) {
 			s.log.Info("MySQL login failed", "err", err)
 		}
 		return
 	}
+	loginOK.Inc()
+	s.mTxn = metrics.Transactions.WithLabelValues("mysql", s.cluster.Name)
+	s.mQuery = metrics.Queries.WithLabelValues("mysql", s.cluster.Name)
 	s.log = s.log.With("user", s.user.Name, "db", s.cluster.Database)
 	err := s.loop()
 	if err != nil && !errors.Is(err, errQuit) && !quiet(err) {
@@ -254,7 +275,7 @@ func (s *session) handshake() error {
 		usingPW = "NO"
 	}
 	denied := func(why string) error {
-		metricAuthFailures.Inc()
+		loginFailed.Inc()
 		err := newSQLError(erAccessDenied, "28000", "Access denied for user '%s' (using password: %s)", resp.User, usingPW)
 		s.sendFatal(seq, err)
 		return fmt.Errorf("user %q: %s", resp.User, why)
@@ -263,7 +284,7 @@ func (s *session) handshake() error {
 		return denied("no such user in the config")
 	}
 	if user.Auth != "trust" && isVerifier(user.Password) {
-		metricAuthFailures.Inc()
+		loginFailed.Inc()
 		err := newSQLError(erAccessDenied, "28000",
 			"Access denied for user '%s': switchyard has only a hashed (PostgreSQL verifier) password for this user, and MySQL authentication needs the plain-text password in the config", resp.User)
 		s.sendFatal(seq, err)
@@ -412,7 +433,12 @@ func (s *session) loop() error {
 			return fmt.Errorf("%w: command with sequence id %d", errSequence, hdr[3])
 		}
 		commandCounters[p[0]].Inc()
+		served := s.lease != nil
 		err = s.dispatch(p, seq)
+		served = served || s.lease != nil
+		if p[0] == comQuery || p[0] == comStmtExecute {
+			s.mQuery.Inc()
+		}
 		putBuf(buf)
 		if ferr := s.flush(); ferr != nil && err == nil {
 			err = fatalError{ferr}
@@ -420,7 +446,7 @@ func (s *session) loop() error {
 		if err != nil {
 			return err
 		}
-		s.afterCommand()
+		s.afterCommand(served)
 	}
 }
 
@@ -446,7 +472,10 @@ func (s *session) closeIfIdle() {
 }
 
 // afterCommand returns the server connection when the transaction is over.
-func (s *session) afterCommand() {
+func (s *session) afterCommand(served bool) {
+	if served && !s.inTx {
+		s.mTxn.Inc()
+	}
 	if s.hold > 0 {
 		s.hold--
 	}
@@ -462,9 +491,11 @@ func (s *session) acquire() error {
 	if s.lease != nil {
 		return nil
 	}
+	s.setState(stWaiting)
 	for attempt := 0; ; attempt++ {
 		ls, err := s.pool.Get(context.Background())
 		if err != nil {
+			s.setState(stIdle)
 			if errors.Is(err, pool.ErrClosed) && attempt == 0 && !s.srv.closing.Load() {
 				// A reload replaced the pool: take the current one.
 				if p, perr := s.srv.poolFor(s.key); perr == nil && p != s.pool {
@@ -486,6 +517,7 @@ func (s *session) acquire() error {
 			if !reuse && ls.Reused() && attempt < 2 {
 				continue // it went stale while idle
 			}
+			s.setState(stIdle)
 			if !reuse {
 				return wrapSQLError(err, erUnknown, "HY000", "switchyard: preparing a server connection failed")
 			}
@@ -494,6 +526,7 @@ func (s *session) acquire() error {
 		s.mu.Lock()
 		s.lease, s.be = ls, be
 		s.mu.Unlock()
+		s.setState(stActive)
 		s.fresh = true
 		return nil
 	}
@@ -556,6 +589,7 @@ func (s *session) release(reuse bool) {
 	if ls == nil {
 		return
 	}
+	s.setState(stIdle)
 	s.kills.Wait()
 	if be.broken {
 		reuse = false

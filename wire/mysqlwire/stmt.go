@@ -200,26 +200,16 @@ func (s *session) execute(p []byte, seq uint8) error {
 	// across commands; without the flag the server sends all rows now,
 	// which clients accept (no SERVER_STATUS_CURSOR_EXISTS comes back).
 	p[5] &^= 0x07
-	pos := 0 // offset of new_params_bound_flag; 0: no parameters
-	if cs.params > 0 {
-		pos = 10 + (int(cs.params)+7)/8
-		if len(p) <= pos {
-			return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE"))
-		}
-		switch p[pos] {
-		case 1:
-			end := pos + 1 + 2*int(cs.params)
-			if len(p) < end {
-				return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE"))
-			}
-			cs.types = append(cs.types[:0], p[pos+1:end]...)
-		default:
-			if cs.types == nil {
-				return s.sendErr(rs, newSQLError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute (no parameter types were ever bound)"))
-			}
-		}
+	pos, types, err := decodeExecute(p, cs.params)
+	if err != nil {
+		return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE"))
 	}
-	_, err := s.forwardWith(seq, respQuery, nil, func(be *backend) ([]byte, error) {
+	if types != nil {
+		cs.types = append(cs.types[:0], types...)
+	} else if pos != 0 && cs.types == nil {
+		return s.sendErr(rs, newSQLError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute (no parameter types were ever bound)"))
+	}
+	_, err = s.forwardWith(seq, respQuery, nil, func(be *backend) ([]byte, error) {
 		st, err := be.ensurePrepared(cs)
 		if err != nil {
 			return nil, err
@@ -244,6 +234,34 @@ func (s *session) execute(p []byte, seq uint8) error {
 	})
 	cs.long, cs.longSize = nil, 0
 	return err
+}
+
+// decodeExecute reads the parts of a COM_STMT_EXECUTE the proxy needs,
+// for a statement with params parameters: the offset of the
+// new-params-bound flag (0 when there are no parameters) and, when the
+// flag is set, the parameter types (aliasing p). Values are not decoded.
+func decodeExecute(p []byte, params uint16) (pos int, types []byte, err error) {
+	if len(p) < 10 || p[0] != comStmtExecute {
+		return 0, nil, errMalformed
+	}
+	if params == 0 {
+		return 0, nil, nil
+	}
+	pos = 10 + (int(params)+7)/8
+	if len(p) <= pos {
+		return 0, nil, errMalformed
+	}
+	switch p[pos] {
+	case 0:
+		return pos, nil, nil
+	case 1:
+		end := pos + 1 + 2*int(params)
+		if len(p) < end {
+			return 0, nil, errMalformed
+		}
+		return pos, p[pos+1 : end], nil
+	}
+	return 0, nil, errMalformed
 }
 
 func (s *session) longData(p []byte) error {

@@ -1,0 +1,88 @@
+package mysqlwire
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		q      string
+		pin    string
+		sets   []string
+		use    string
+		txNext bool
+		kill   *killReq
+		count  int
+	}{
+		{q: "SELECT 1", count: 1},
+		{q: "select * from t where a = '@x' and b = \"GET_LOCK(\" -- @y\n", count: 1},
+		{q: "SELECT @x", pin: "user variable @x", count: 1},
+		{q: "SET @a := 1", pin: "user variable @a", count: 1},
+		{q: "SELECT @@session.autocommit, @@version", count: 1},
+		{q: "SET NAMES utf8mb4", sets: []string{"SET NAMES utf8mb4"}, count: 1},
+		{q: "  set session time_zone = '+00:00' ; ", sets: []string{"set session time_zone = '+00:00'"}, count: 1},
+		{q: "SET @@SESSION.sql_mode = 'ANSI'", sets: []string{"SET @@SESSION.sql_mode = 'ANSI'"}, count: 1},
+		{q: "SET GLOBAL max_connections = 10", count: 1},
+		{q: "SET @@global.max_connections = 10", count: 1},
+		{q: "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", txNext: true, count: 1},
+		{q: "SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE", sets: []string{"SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE"}, count: 1},
+		{q: "SET sql_mode = @old", pin: "user variable @old", count: 1},
+		{q: "USE `my db`", use: "my db", count: 1},
+		{q: "use Orders_0", use: "Orders_0", count: 1},
+		{q: "LOCK TABLES t WRITE", pin: "LOCK TABLES", count: 1},
+		{q: "SELECT GET_LOCK('a', 1)", pin: "GET_LOCK()", count: 1},
+		{q: "SELECT get_lock ('a', 1)", pin: "GET_LOCK()", count: 1},
+		{q: "SELECT SQL_CALC_FOUND_ROWS * FROM t", pin: "SQL_CALC_FOUND_ROWS", count: 1},
+		{q: "CREATE TEMPORARY TABLE x (a int)", pin: "temporary table", count: 1},
+		{q: "create or replace temporary table x (a int)", pin: "temporary table", count: 1},
+		{q: "FLUSH TABLES WITH READ LOCK", pin: "FLUSH ... WITH READ LOCK", count: 1},
+		{q: "PREPARE s FROM 'SELECT 1'", pin: "SQL PREPARE", count: 1},
+		{q: "XA START 'x'", pin: "XA transaction", count: 1},
+		{q: "/*!40101 SET NAMES utf8 */", sets: []string{"/*!40101 SET NAMES utf8 */"}, count: 1},
+		{q: "/* SET @x = 1 */ SELECT 1", count: 1},
+		{q: "# comment\nSELECT 1", count: 1},
+		{q: "GRANT ALL ON *.* TO 'u'@'localhost'", count: 1},
+		{q: "CREATE DEFINER=`root`@`localhost` VIEW v AS SELECT 1", count: 1},
+		{q: "SET NAMES latin1; SELECT 1; USE other", sets: []string{"SET NAMES latin1"}, use: "other", count: 3},
+		{q: "SELECT 'a;b'; SELECT 2", count: 2},
+		{q: "KILL QUERY 42", kill: &killReq{query: true, id: 42}, count: 1},
+		{q: "kill 7", kill: &killReq{id: 7}, count: 1},
+		{q: "KILL CONNECTION 7", kill: &killReq{id: 7}, count: 1},
+		{q: "KILL HARD QUERY 9", kill: &killReq{query: true, id: 9}, count: 1},
+		{q: "KILL QUERY ID 9", kill: &killReq{}, count: 1},
+		{q: "KILL USER app", kill: &killReq{}, count: 1},
+		{q: "SELECT 'it''s', \"a\\\"b\", `we``ird` FROM t", count: 1},
+		{q: "", count: 0},
+		{q: ";;", count: 0},
+		{q: "SELECT 'unterminated", count: 1},
+	}
+	for _, c := range cases {
+		e := classify(c.q)
+		if e.pin != c.pin || !reflect.DeepEqual(e.sets, c.sets) || e.use != c.use || e.txNext != c.txNext ||
+			!reflect.DeepEqual(e.kill, c.kill) || e.count != c.count {
+			t.Errorf("%q: got pin=%q sets=%q use=%q txNext=%v kill=%+v count=%d", c.q, e.pin, e.sets, e.use, e.txNext, e.kill, e.count)
+		}
+	}
+}
+
+func TestClassifyHugeStatement(t *testing.T) {
+	q := "INSERT INTO t VALUES "
+	for i := 0; i < 10000; i++ {
+		q += "(1, 'x'),"
+	}
+	q += "(@v, GET_LOCK('a', 1))"
+	e := classify(q)
+	if e.pin == "" {
+		t.Fatal("marker past the token limit missed")
+	}
+}
+
+func BenchmarkClassify(b *testing.B) {
+	q := "SELECT id, name, email FROM users WHERE id = 42 AND status = 'active' ORDER BY created_at DESC LIMIT 10"
+	var s session
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		s.classify([]byte(q))
+	}
+}
