@@ -783,3 +783,128 @@ func TestLibPQPreparedAcrossTransactions(t *testing.T) {
 		t.Logf("statement ran on %d server connections", len(pids))
 	}
 }
+
+func TestCopyBothWays(t *testing.T) {
+	p := startProxy(t, `pool_size = 2`)
+	mustExec(t, `DROP TABLE IF EXISTS t_copy; CREATE TABLE t_copy (id int, v text)`)
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgx.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	const n = 200000
+	rows := make([][]any, 0, n)
+	for i := 0; i < n; i++ {
+		rows = append(rows, []any{int32(i), "value"})
+	}
+	copied, err := conn.CopyFrom(ctx, pgx.Identifier{"t_copy"}, []string{"id", "v"}, pgx.CopyFromRows(rows))
+	if err != nil || copied != n {
+		t.Fatalf("CopyFrom: %d %v", copied, err)
+	}
+	// COPY TO STDOUT streams back.
+	var cw countingWriter
+	tag, err := conn.PgConn().CopyTo(ctx, &cw, `COPY t_copy TO STDOUT`)
+	if err != nil || tag.RowsAffected() != n || cw.lines != n {
+		t.Fatalf("CopyTo: %v rows=%d lines=%d", err, tag.RowsAffected(), cw.lines)
+	}
+	// A client that aborts its COPY with CopyFail gets the error and keeps
+	// a working session; nothing of the aborted COPY lands.
+	_, err = conn.PgConn().CopyFrom(ctx, &failingReader{after: 3}, `COPY t_copy FROM STDIN`)
+	if err == nil {
+		t.Fatal("CopyFail: no error")
+	}
+	var count int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM t_copy`).Scan(&count); err != nil || count != n {
+		t.Fatalf("after CopyFail: count=%d err=%v", count, err)
+	}
+}
+
+type countingWriter struct{ lines int }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		if b == '\n' {
+			w.lines++
+		}
+	}
+	return len(p), nil
+}
+
+type failingReader struct{ after int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.after == 0 {
+		return 0, errors.New("client gave up")
+	}
+	r.after--
+	return copy(p, "1\tx\n"), nil
+}
+
+// A cancel that arrives after the client's query finished, when its server
+// connection already serves another client, must cancel nothing.
+func TestLateCancelCancelsNothing(t *testing.T) {
+	p := startProxy(t, `pool_size = 1`)
+	ctx := ctxT(t, 30*time.Second)
+	a, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	if _, err := a.Exec(ctx, `SELECT 1`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Exec(ctx, `SELECT pg_sleep(1)`).ReadAll()
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	// a's cancel while b runs on the only server connection.
+	if err := a.CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("b's query was cancelled by a's late cancel: %v", err)
+	}
+	// A cancel with a wrong secret is ignored too, and a right one works.
+	go func() {
+		_, err := b.Exec(ctx, `SELECT pg_sleep(10)`).ReadAll()
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := b.CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if sqlstate(err) != "57014" {
+			t.Fatalf("want 57014 query_canceled, got %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancel did not reach the server")
+	}
+}
+
+func TestPgbenchPrepared(t *testing.T) {
+	p := startProxy(t, `query_wait_timeout = "30s"`)
+	bin := testcluster.PG.BinDir
+	host, port, _ := net.SplitHostPort(p.addr)
+	cmd := exec.Command(filepath.Join(bin, "pgbench"), "-h", host, "-p", port, "-U", "app", "-i", "-q", "-s", "1", "app")
+	cmd.Env = append(os.Environ(), "PGPASSWORD=app", "PGSSLMODE=disable")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	cmd = exec.Command(filepath.Join(bin, "pgbench"), "-h", host, "-p", port, "-U", "app", "-c", "64", "-j", "2", "-T", "5", "-M", "prepared", "app")
+	cmd.Env = append(os.Environ(), "PGPASSWORD=app", "PGSSLMODE=disable")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
+		t.Fatalf("pgbench -M prepared: %v\n%s", err, out)
+	}
+	t.Logf("pgbench -M prepared -c 64 through the proxy: %s", grepLine(string(out), "tps"))
+}

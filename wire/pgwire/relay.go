@@ -2,6 +2,7 @@ package pgwire
 
 import (
 	"context"
+	"fmt"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -106,6 +107,9 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 			c.pending = append(c.pending, raw...)
 			return true
 		}
+		if typ == 'S' && c.prepareFromCache() {
+			return true
+		}
 		if err := c.acquire(); err != nil {
 			c.pending = c.pending[:0]
 			var pe *pgError
@@ -135,6 +139,50 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		// The pump sees the same failure on its read and tells the client.
 		sc.conn.Close()
 	}
+	return true
+}
+
+// prepareFromCache answers a request of named Parses and a Sync, outside a
+// transaction, without a server when every statement in it is one a
+// server has accepted before.
+func (c *clientConn) prepareFromCache() bool {
+	b := c.pending
+	if len(b) == 0 {
+		return false
+	}
+	var gs [8]*gstmt
+	var names [8][]byte
+	n := 0
+	for len(b) >= 5 {
+		size := int(binary.BigEndian.Uint32(b[1:])) + 1
+		if b[0] != 'P' || n == len(gs) {
+			return false
+		}
+		name, rest, ok := cstring(b[5:size])
+		if !ok || len(name) == 0 {
+			return false
+		}
+		g := c.srv.stmts.lookup(rest)
+		if g == nil || !g.ok.Load() {
+			return false
+		}
+		gs[n], names[n] = g, name
+		n++
+		b = b[size:]
+	}
+	out := make([]byte, 0, n*5+6)
+	for i := 0; i < n; i++ {
+		c.stmts[string(names[i])] = gs[i]
+		out = append(out, parseComplete...)
+	}
+	out = append(out, 'Z', 0, 0, 0, 5, 'I')
+	c.pending = c.pending[:0]
+	c.wmu.Lock()
+	_, err := c.bw.Write(out)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	c.wmu.Unlock()
 	return true
 }
 
@@ -289,6 +337,9 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		}
 	}
 	c.writers++
+	if traceOn {
+		tracef("c%d send %c skip=%v rename=%q npre=%d flush=%v q=%d out=%d", c.pid%1000, typ, skip, rename, npre, flush, q.len(), c.outstanding)
+	}
 	c.mu.Unlock()
 
 	bw := sc.bw
@@ -434,6 +485,9 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 			sc.noteParameter(raw[5:])
 		}
 		c.mu.Lock()
+		if traceOn {
+			tracef("c%d recv %c q=%d", c.pid%1000, typ, c.expects.len())
+		}
 		out = c.emitSynthLocked(out[:0])
 		relay := c.matchLocked(typ, sc)
 		post := len(out)
@@ -442,7 +496,7 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 		fast = f != nil && f.act == actRelay && (f.kind == 'E' || f.kind == 'Q')
 		var done bool
 		if typ == 'Z' {
-			done = c.readyForQueryLocked(raw[5], sc, ps, p, out, discard)
+			done = c.readyForQueryLocked(raw[5], sc, ps, p, out[:post], out[post:], discard)
 			// readyForQueryLocked unlocked c.mu and wrote the replies.
 			if done {
 				return
@@ -501,6 +555,9 @@ func (c *clientConn) matchLocked(typ byte, sc *serverConn) (relay bool) {
 	switch typ {
 	case '1':
 		if f.kind == 'P' {
+			if f.g != nil {
+				f.g.ok.Store(true)
+			}
 			q.pop()
 			return !drop
 		}
@@ -554,7 +611,7 @@ func (c *clientConn) matchLocked(typ byte, sc *serverConn) (relay bool) {
 // synthesized around it, and ends the lease when it is due. Called with
 // c.mu held; returns with it released. It reports whether the pump is done
 // with this server connection.
-func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, ps *pool.Server, p *pool.Pool, out []byte, discard bool) bool {
+func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, ps *pool.Server, p *pool.Pool, pre, post []byte, discard bool) bool {
 	c.outstanding--
 	c.txStatus = status
 	if status == 'I' {
@@ -565,10 +622,9 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, ps *pool.S
 		if discard {
 			return
 		}
-		if len(out) > 0 {
-			_, _ = c.bw.Write(out)
-		}
+		_, _ = c.bw.Write(pre)
 		_, _ = c.bw.Write([]byte{'Z', 0, 0, 0, 5, status})
+		_, _ = c.bw.Write(post)
 		_ = c.bw.Flush()
 	}
 	if c.gone {
@@ -696,3 +752,7 @@ func (c *clientConn) clientLeft(err error) {
 	}
 	c.finishWrite()
 }
+
+var traceOn = os.Getenv("SWITCHYARD_TRACE") != ""
+
+func tracef(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }

@@ -23,6 +23,12 @@ import (
 type gstmt struct {
 	name  string
 	parse []byte // the Parse message under the global name, ready to send
+	// ok is set once a server accepted the Parse: from then on a client's
+	// Parse+Sync of it is answered without leasing a server. Clients
+	// such as pgbench prepare synchronously in the middle of their
+	// pipelines; making them wait for a server there can deadlock a
+	// small pool.
+	ok atomic.Bool
 }
 
 // stmtRegistry maps statement text (query and parameter types, as the
@@ -31,6 +37,13 @@ type stmtRegistry struct {
 	mu   sync.RWMutex
 	m    map[string]*gstmt
 	next atomic.Uint64
+}
+
+// lookup returns the global statement for a Parse body tail, or nil.
+func (r *stmtRegistry) lookup(key []byte) *gstmt {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.m[string(key)]
 }
 
 // get returns the global statement for a Parse body tail (query\0 + types).
