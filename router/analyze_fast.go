@@ -1,0 +1,166 @@
+package router
+
+// The fast path answers the few statements that dominate traffic and cannot
+// be misread, without parsing and without allocating. It only ever answers
+// Read (for a SELECT that cannot call anything, lock anything or write
+// anywhere) or transaction control; every doubt returns nil and the parser
+// decides. FuzzAnalyze* checks that the parser agrees with every answer it
+// gives.
+
+// Shared verdicts: immutable, like everything Analyze returns.
+var (
+	fastBegin = &Analysis{Class: TxnBegin, Statements: 1, MustPrimary: true, Reason: "read-write transaction"}
+	fastEnd   = &Analysis{Class: TxnEnd, Statements: 1}
+	fastRead  = &Analysis{Class: Read, Statements: 1}
+)
+
+// fastPath returns a verdict for the obvious cases, or nil.
+func fastPath(d Dialect, sql string) *Analysis {
+	s := trimStatement(sql)
+	if len(s) < 3 {
+		return nil
+	}
+	switch s[0] | 0x20 {
+	case 's':
+		if hasPrefixFold(s, "select") {
+			if plainSelect(s) {
+				return fastRead
+			}
+			return nil
+		}
+		if txnWords(s, "start", "transaction") {
+			return fastBegin
+		}
+	case 'b':
+		if txnWords(s, "begin", "") ||
+			txnWords(s, "begin", "work") ||
+			(d == Postgres && txnWords(s, "begin", "transaction")) {
+			return fastBegin
+		}
+	case 'c':
+		if txnWords(s, "commit", "") || txnWords(s, "commit", "work") ||
+			(d == Postgres && txnWords(s, "commit", "transaction")) {
+			return fastEnd
+		}
+	case 'r':
+		if txnWords(s, "rollback", "") || txnWords(s, "rollback", "work") ||
+			(d == Postgres && txnWords(s, "rollback", "transaction")) {
+			return fastEnd
+		}
+	case 'e':
+		if d == Postgres && (txnWords(s, "end", "") || txnWords(s, "end", "work") ||
+			txnWords(s, "end", "transaction")) {
+			return fastEnd
+		}
+	case 'a':
+		if d == Postgres && (txnWords(s, "abort", "") || txnWords(s, "abort", "work") ||
+			txnWords(s, "abort", "transaction")) {
+			return fastEnd
+		}
+	}
+	return nil
+}
+
+// trimStatement drops surrounding white space and one trailing semicolon.
+func trimStatement(s string) string {
+	i, j := 0, len(s)
+	for i < j && isSpace(s[i]) {
+		i++
+	}
+	for j > i && isSpace(s[j-1]) {
+		j--
+	}
+	if j > i && s[j-1] == ';' {
+		j--
+		for j > i && isSpace(s[j-1]) {
+			j--
+		}
+	}
+	return s[i:j]
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c == '$' || '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'z' || c >= 0x80
+}
+
+// txnWords reports whether s is exactly the word w1, or w1 and w2 separated
+// by white space (case-insensitive; w1, w2 lower-case).
+func txnWords(s, w1, w2 string) bool {
+	if !hasPrefixFold(s, w1) {
+		return false
+	}
+	rest := s[len(w1):]
+	if w2 == "" {
+		return rest == ""
+	}
+	if rest == "" || !isSpace(rest[0]) {
+		return false
+	}
+	for rest != "" && isSpace(rest[0]) {
+		rest = rest[1:]
+	}
+	return len(rest) == len(w2) && hasPrefixFold(rest, w2)
+}
+
+// plainSelect reports whether s (trimmed, starting with "select") is a
+// SELECT that can only read: no parenthesis (so no function call, subquery
+// or CTE body), no semicolon (one statement), no comment (so no hint), no
+// '@' (MySQL variables), no NUL, and none of the words FOR (FOR UPDATE/SHARE,
+// NEXT VALUE FOR), INTO, LOCK (LOCK IN SHARE MODE), NEXT or SQL_CALC_FOUND_ROWS,
+// wherever they appear, string literals included: a false "no" only costs
+// a parse.
+func plainSelect(s string) bool {
+	if len(s) > len("select") && isWordByte(s[len("select")]) {
+		return false // selectx, select_ident...
+	}
+	wordStart := -1
+	for i := 0; i <= len(s); i++ {
+		var c byte
+		if i < len(s) {
+			c = s[i]
+			switch c {
+			case '(', ';', '@', '#', 0, '{':
+				return false
+			case '-':
+				if i+1 < len(s) && s[i+1] == '-' {
+					return false
+				}
+			case '/':
+				if i+1 < len(s) && s[i+1] == '*' {
+					return false
+				}
+			}
+			if isWordByte(c) {
+				if wordStart < 0 {
+					wordStart = i
+				}
+				continue
+			}
+		}
+		if wordStart >= 0 {
+			if suspiciousWord(s[wordStart:i]) {
+				return false
+			}
+			wordStart = -1
+		}
+	}
+	return true
+}
+
+func suspiciousWord(w string) bool {
+	switch len(w) {
+	case 3:
+		return hasPrefixFold(w, "for")
+	case 4:
+		// NEXT: Vitess reads SELECT NEXT n VALUES FROM seq as a
+		// sequence advance.
+		return hasPrefixFold(w, "into") || hasPrefixFold(w, "lock") || hasPrefixFold(w, "next")
+	case 19:
+		return hasPrefixFold(w, "sql_calc_found_rows")
+	}
+	return false
+}
