@@ -350,7 +350,9 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	if err == nil && !skip {
 		if rename != "" {
 			n := 4 + len(prefix) + len(rename) + 1 + len(suffix)
-			_, err = bw.Write([]byte{typ, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+			h := &c.hdr
+			h[0], h[1], h[2], h[3], h[4] = typ, byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+			_, err = bw.Write(h[:])
 			if err == nil {
 				bw.Write(prefix)
 				bw.WriteString(rename)
@@ -623,7 +625,8 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, ps *pool.S
 			return
 		}
 		_, _ = c.bw.Write(pre)
-		_, _ = c.bw.Write([]byte{'Z', 0, 0, 0, 5, status})
+		c.rfq = [6]byte{'Z', 0, 0, 0, 5, status}
+		_, _ = c.bw.Write(c.rfq[:])
 		_, _ = c.bw.Write(post)
 		_ = c.bw.Flush()
 	}

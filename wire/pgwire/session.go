@@ -65,8 +65,10 @@ type clientConn struct {
 	mode    config.PoolMode
 	desired map[string]string // runtime parameters the client asked for, lower-case keys
 
-	pending    []byte // extended-protocol messages buffered until a Sync or Flush
-	skipToSync bool   // after an error the proxy raised, ignore messages until Sync
+	hdr        [5]byte // scratch for a rewritten message's header (main loop)
+	rfq        [6]byte // scratch for ReadyForQuery (pump)
+	pending    []byte  // extended-protocol messages buffered until a Sync or Flush
+	skipToSync bool    // after an error the proxy raised, ignore messages until Sync
 
 	// wmu is held by whoever writes to the client: the pump for its whole
 	// life, the main loop for the messages the proxy itself sends.
