@@ -59,6 +59,7 @@ type dialParams struct {
 	db        string
 	caps      uint32 // mirrored client capabilities (mirrorCaps bits)
 	collation uint8
+	plugin    string // preferred auth plugin (tests); "" follows the server
 }
 
 // dialBackend connects and authenticates. Any panic while parsing what the
@@ -157,6 +158,9 @@ func (b *backend) authenticate(p dialParams) error {
 	if plugin != pluginNative && plugin != pluginCachingSHA2 {
 		// Answer with native; the server switches us if it must.
 		plugin = pluginNative
+	}
+	if p.plugin != "" {
+		plugin = p.plugin
 	}
 	auth, err := scrambleFor(plugin, scramble, p.password)
 	if err != nil {

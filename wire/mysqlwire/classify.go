@@ -93,7 +93,9 @@ func (e *effect) statement(toks []token, text string) {
 	for i, t := range toks {
 		switch t.kind {
 		case tUserVar:
-			e.pinFor("user variable " + t.text)
+			if userVarWritten(toks, i) {
+				e.pinFor("user variable " + t.text)
+			}
 		case tWord:
 			switch t.text {
 			case "GET_LOCK":
@@ -150,6 +152,28 @@ func (e *effect) statement(toks []token, text string) {
 			e.kill = &killReq{id: 0} // id 0: refused as unknown
 		}
 	}
+}
+
+// userVarWritten reports whether the user variable at toks[i] is assigned
+// (SET @x, @x := ..., INTO @x) or used by a SET statement, whose replay on
+// another connection would read it there. Reading @x elsewhere needs no pin:
+// a session that assigned one is pinned already, and a pinned connection
+// is reset before anyone else gets it, so no variable leaks.
+func userVarWritten(toks []token, i int) bool {
+	if i >= maxTokens {
+		return true // past the limit the neighbours were not kept
+	}
+	if len(toks) > 0 && toks[0].kind == tWord && toks[0].text == "SET" {
+		return true
+	}
+	if i+2 < len(toks) && toks[i+1].text == ":" && toks[i+2].text == "=" {
+		return true
+	}
+	j := i - 1
+	for j >= 1 && toks[j].kind == tPunct && toks[j].text == "," && toks[j-1].kind == tUserVar {
+		j -= 2
+	}
+	return j >= 0 && toks[j].kind == tWord && toks[j].text == "INTO"
 }
 
 // parseKill reads [HARD|SOFT] [CONNECTION | QUERY [ID]] n.

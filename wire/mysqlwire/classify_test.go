@@ -17,7 +17,11 @@ func TestClassify(t *testing.T) {
 	}{
 		{q: "SELECT 1", count: 1},
 		{q: "select * from t where a = '@x' and b = \"GET_LOCK(\" -- @y\n", count: 1},
-		{q: "SELECT @x", pin: "user variable @x", count: 1},
+		{q: "SELECT @x", count: 1},
+		{q: "SELECT @x := 1", pin: "user variable @x", count: 1},
+		{q: "SELECT a, b INTO @x, @y FROM t", pin: "user variable @x", count: 1},
+		{q: "SELECT 1 FROM t INTO @y", pin: "user variable @y", count: 1},
+		{q: "SELECT * FROM t WHERE a = @x", count: 1},
 		{q: "SET @a := 1", pin: "user variable @a", count: 1},
 		{q: "SELECT @@session.autocommit, @@version", count: 1},
 		{q: "SET NAMES utf8mb4", sets: []string{"SET NAMES utf8mb4"}, count: 1},

@@ -1,6 +1,7 @@
 package mysqlwire
 
 import (
+	"github.com/switchyard/switchyard/internal/testcluster"
 	"os/exec"
 )
 
@@ -18,4 +19,8 @@ func execLookPath(names ...string) (string, error) {
 func runCmd(bin string, args ...string) (string, error) {
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	return string(out), err
+}
+
+func testcluster_count(table string) (string, error) {
+	return testcluster.Maria.QueryString(testcluster.Maria.Primary, "SELECT COUNT(*) FROM "+table)
 }

@@ -1,0 +1,472 @@
+package mysqlwire
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func conn(t *testing.T, db *sql.DB) *sql.Conn {
+	t.Helper()
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func queryString(t *testing.T, c *sql.Conn, q string) string {
+	t.Helper()
+	var s sql.NullString
+	if err := c.QueryRowContext(context.Background(), q).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	if !s.Valid {
+		return "NULL"
+	}
+	return s.String
+}
+
+func execSQL(t *testing.T, c *sql.Conn, q string, args ...any) {
+	t.Helper()
+	if _, err := c.ExecContext(context.Background(), q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// With one server connection, every client shares it: what one client SET
+// must not leak to the next, and must come back for it.
+func TestSessionStateReplayed(t *testing.T) {
+	p := startProxy(t, "pool_size = 1")
+	db := p.open(t, "")
+	a, b := conn(t, db), conn(t, db)
+	execSQL(t, a, "SET time_zone = '+05:00'")
+	execSQL(t, a, "SET NAMES latin1")
+	if got := queryString(t, b, "SELECT @@time_zone"); got != "SYSTEM" {
+		t.Errorf("client b sees time_zone %q", got)
+	}
+	if got := queryString(t, a, "SELECT @@time_zone"); got != "+05:00" {
+		t.Errorf("client a lost its time_zone: %q", got)
+	}
+	if got := queryString(t, a, "SELECT @@character_set_client"); got != "latin1" {
+		t.Errorf("client a lost SET NAMES: %q", got)
+	}
+	if got := queryString(t, b, "SELECT @@character_set_client"); got != "utf8mb4" {
+		t.Errorf("client b sees character_set_client %q", got)
+	}
+	execSQL(t, a, "USE orders_0")
+	if got := queryString(t, b, "SELECT DATABASE()"); got != "app" {
+		t.Errorf("client b in database %q", got)
+	}
+	if got := queryString(t, a, "SELECT DATABASE()"); got != "orders_0" {
+		t.Errorf("client a in database %q", got)
+	}
+	// A client that connected to "orders" lands in its server database.
+	odb, err := sql.Open("mysql", p.dsn("app", "app", "orders", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer odb.Close()
+	if got := queryString(t, conn(t, odb), "SELECT DATABASE()"); got != "orders_0" {
+		t.Errorf("database orders maps to %q", got)
+	}
+}
+
+func TestSessionPinning(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	db := p.open(t, "")
+	db.SetMaxIdleConns(0) // Close of a sql.Conn closes the client connection
+	a, b := conn(t, db), conn(t, db)
+	before := counterValue(metricPinned.WithLabelValues("user variable"))
+	execSQL(t, a, "SET @x = 42")
+	execSQL(t, a, "CREATE TEMPORARY TABLE tmp1 (id INT)")
+	execSQL(t, a, "INSERT INTO tmp1 VALUES (1), (2)")
+	for i := 0; i < 5; i++ {
+		queryString(t, b, "SELECT 1")
+	}
+	if got := queryString(t, a, "SELECT @x"); got != "42" {
+		t.Errorf("@x = %s", got)
+	}
+	if got := queryString(t, a, "SELECT COUNT(*) FROM tmp1"); got != "2" {
+		t.Errorf("temporary table has %s rows", got)
+	}
+	if after := counterValue(metricPinned.WithLabelValues("user variable")); after != before+1 {
+		t.Errorf("pinned metric %v -> %v", before, after)
+	}
+	a.Close()
+	// The pinned connection was reset when a left: nobody inherits @x.
+	c := conn(t, db)
+	d := conn(t, db)
+	for _, x := range []*sql.Conn{b, c, d} {
+		if got := queryString(t, x, "SELECT @x"); got != "NULL" {
+			t.Errorf("a later client sees @x = %s", got)
+		}
+	}
+}
+
+func TestPreparedStatementsMoveBetweenConnections(t *testing.T) {
+	p := startProxy(t, "pool_size = 3")
+	rootExec(t, "CREATE TABLE IF NOT EXISTS app.ps (id INT PRIMARY KEY, v VARCHAR(20))")
+	rootExec(t, "DELETE FROM app.ps")
+	db := p.open(t, "interpolateParams=false")
+	a, b := conn(t, db), conn(t, db)
+	ctx := context.Background()
+	ins, err := a.PrepareContext(ctx, "INSERT INTO ps VALUES (?, ?)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := a.PrepareContext(ctx, "SELECT v FROM ps WHERE id = ?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := counterValue(metricReprepares)
+	for i := 0; i < 20; i++ {
+		// b holds a transaction now and then, so a's statements run on
+		// whichever connection is free.
+		var tx *sql.Tx
+		if i%3 == 0 {
+			if tx, err = b.BeginTx(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec("SELECT 1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := ins.ExecContext(ctx, i, fmt.Sprint("v", i)); err != nil {
+			t.Fatal(err)
+		}
+		var v string
+		if err := sel.QueryRowContext(ctx, i).Scan(&v); err != nil || v != fmt.Sprint("v", i) {
+			t.Fatalf("row %d: %q %v", i, v, err)
+		}
+		if tx != nil {
+			_ = tx.Rollback()
+		}
+	}
+	ins.Close()
+	sel.Close()
+	t.Logf("lazy prepares: %v", counterValue(metricReprepares)-before)
+	// Unknown statement ids are refused, not forwarded.
+	if got := queryString(t, a, "SELECT COUNT(*) FROM ps"); got != "20" {
+		t.Fatalf("%s rows", got)
+	}
+}
+
+// rawClient logs in to the proxy with the proxy's own client code.
+func rawClient(t *testing.T, p *testProxy, plugin string) *backend {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	be, err := dialBackend(ctx, dialParams{addr: p.addr, user: "app", password: "app", db: "app",
+		caps: capDeprecateEOF | capMultiResults | capPSMultiResults, collation: defaultCollation, plugin: plugin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	return be
+}
+
+// readResponse reads one response to a COM_QUERY/COM_STMT_EXECUTE (with
+// CLIENT_DEPRECATE_EOF) and returns its rows' first bytes.
+func readRows(t *testing.T, be *backend) (rows [][]byte, errp []byte) {
+	t.Helper()
+	p, _, err := be.readPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch p[0] {
+	case hdrOK:
+		return nil, nil
+	case hdrERR:
+		return nil, append([]byte(nil), p...)
+	}
+	r := reader{b: p}
+	cols, _ := r.lenEnc()
+	for i := uint64(0); i < cols; i++ {
+		if _, _, err := be.readPacket(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		p, _, err := be.readPacket()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p[0] == hdrEOF && len(p) < maxChunk {
+			return rows, nil
+		}
+		if p[0] == hdrERR {
+			return rows, append([]byte(nil), p...)
+		}
+		rows = append(rows, append([]byte(nil), p...))
+	}
+}
+
+// An EXECUTE that does not repeat the parameter types (the client sent
+// them with an earlier execute) still works when the lease moved to a
+// connection where the statement was never executed.
+func TestExecuteWithoutTypesOnAnotherConnection(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	for _, plugin := range []string{pluginNative, pluginCachingSHA2} {
+		be := rawClient(t, p, plugin)
+		if _, err := be.writePacket(0, append([]byte{comStmtPrepare}, "SELECT ? + 1"...)); err != nil {
+			t.Fatal(err)
+		}
+		first, _, err := be.readPacket()
+		if err != nil || first[0] != hdrOK {
+			t.Fatalf("prepare: %x %v", first, err)
+		}
+		id := binary.LittleEndian.Uint32(first[1:])
+		for i := 0; i < 2; i++ { // 1 param def, 1 column def (no EOFs)
+			if _, _, err := be.readPacket(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		execute := func(bound bool, v int64) []byte {
+			pk := []byte{comStmtExecute, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}
+			binary.LittleEndian.PutUint32(pk[1:], id)
+			if bound {
+				pk = append(pk, 1, 8, 0) // LONGLONG
+			} else {
+				pk = append(pk, 0)
+			}
+			pk = binary.LittleEndian.AppendUint64(pk, uint64(v))
+			if _, err := be.writePacket(0, pk); err != nil {
+				t.Fatal(err)
+			}
+			rows, errp := readRows(t, be)
+			if errp != nil || len(rows) != 1 {
+				e, _ := DecodeERR(errp)
+				t.Fatalf("execute: %d rows, %+v", len(rows), e)
+			}
+			return rows[0]
+		}
+		execute(true, 1)
+		// Hold both server connections with other clients' transactions,
+		// release one, so the next execute may land elsewhere.
+		db := p.open(t, "")
+		var txs []*sql.Tx
+		for i := 0; i < 2; i++ {
+			tx, err := db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec("SELECT 1"); err != nil {
+				t.Fatal(err)
+			}
+			txs = append(txs, tx)
+		}
+		done := make(chan []byte)
+		go func() { done <- execute(false, 41) }()
+		time.Sleep(50 * time.Millisecond)
+		_ = txs[1].Rollback()
+		row := <-done
+		_ = txs[0].Rollback()
+		// Binary row: 0x00, NULL bitmap (1 byte), then the value.
+		if len(row) < 10 || binary.LittleEndian.Uint64(row[2:]) != 42 {
+			t.Fatalf("row %x", row)
+		}
+		// COM_PING is answered; COM_STMT_FETCH refused clearly.
+		if _, err := be.writePacket(0, []byte{comPing}); err != nil {
+			t.Fatal(err)
+		}
+		if pk, _, err := be.readPacket(); err != nil || pk[0] != hdrOK {
+			t.Fatalf("ping: %x %v", pk, err)
+		}
+	}
+}
+
+func TestKillQuery(t *testing.T) {
+	other := `[[users]]
+name = "other"
+password = "other"
+server_user = "app"
+server_password = "app"`
+	app := `[[users]]
+name = "app"
+password = "app"`
+	p := startProxy(t, "pool_size = 4", app, other)
+	db := p.open(t, "")
+	victim := conn(t, db)
+	var victimID uint32
+	ids := func() map[uint32]bool {
+		m := map[uint32]bool{}
+		p.srv.sessions.Range(func(k, _ any) bool { m[k.(uint32)] = true; return true })
+		return m
+	}
+	old := ids()
+	queryString(t, conn(t, db), "SELECT 1") // warm
+	_ = old
+	// Find the victim's proxy connection id: the session that is busy.
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := victim.ExecContext(context.Background(), "SELECT SLEEP(20)")
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for victimID == 0 && time.Now().Before(deadline) {
+		p.srv.sessions.Range(func(k, v any) bool {
+			s := v.(*session)
+			s.mu.Lock()
+			busy := s.busy
+			s.mu.Unlock()
+			if busy {
+				victimID = k.(uint32)
+			}
+			return victimID == 0
+		})
+		time.Sleep(10 * time.Millisecond)
+	}
+	if victimID == 0 {
+		t.Fatal("victim not found busy")
+	}
+	// Another user may not kill it; unknown ids are unknown.
+	odb, err := sql.Open("mysql", p.dsn("other", "other", "app", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer odb.Close()
+	if _, err := odb.Exec(fmt.Sprintf("KILL QUERY %d", victimID)); mysqlErrNum(err) != 1095 {
+		t.Errorf("kill by another user: %v", err)
+	}
+	if _, err := db.Exec("KILL QUERY 999999"); mysqlErrNum(err) != 1094 {
+		t.Errorf("kill of unknown id: %v", err)
+	}
+	if _, err := db.Exec(fmt.Sprintf("KILL QUERY %d", victimID)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("victim returned after %v", d)
+		}
+		t.Logf("victim got %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("KILL QUERY did not stop the query")
+	}
+	// The victim's session goes on.
+	if got := queryString(t, victim, "SELECT 7"); got != "7" {
+		t.Fatal(got)
+	}
+}
+
+func TestShutdownLetsTransactionsFinish(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	rootExec(t, "CREATE TABLE IF NOT EXISTS app.sd (id INT PRIMARY KEY)")
+	rootExec(t, "DELETE FROM app.sd")
+	db := p.open(t, "")
+	idle := conn(t, db)
+	queryString(t, idle, "SELECT 1")
+	busy := conn(t, db)
+	execSQL(t, busy, "BEGIN")
+	execSQL(t, busy, "INSERT INTO sd VALUES (1)")
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- p.srv.Shutdown(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	// New clients are refused.
+	if nc, err := net.DialTimeout("tcp", p.addr, time.Second); err == nil {
+		nc.Close()
+		t.Error("listener still open")
+	}
+	execSQL(t, busy, "INSERT INTO sd VALUES (2)")
+	execSQL(t, busy, "COMMIT")
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("shutdown did not finish after the transaction")
+	}
+	if n, err := testcluster_count("app.sd"); err != nil || n != "2" {
+		t.Fatalf("rows %s %v", n, err)
+	}
+	if _, err := idle.ExecContext(context.Background(), "SELECT 1"); err == nil {
+		t.Error("idle client still served after shutdown")
+	}
+}
+
+func TestTooManyClients(t *testing.T) {
+	p := startProxy(t, "")
+	cfg := *p.srv.cfg.Load()
+	cfg.Proxy.MaxClientConns = 1
+	p.srv.Reload(&cfg)
+	db := p.open(t, "")
+	a := conn(t, db)
+	queryString(t, a, "SELECT 1")
+	_, err := db.Conn(context.Background())
+	if mysqlErrNum(err) != 1040 {
+		t.Fatalf("want 1040, got %v", err)
+	}
+}
+
+func TestConcurrentMixedLoad(t *testing.T) {
+	// Mixed text, binary and transactional traffic under -race.
+	p := startProxy(t, "pool_size = 4")
+	rootExec(t, "CREATE TABLE IF NOT EXISTS app.mix (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	dbs := []*sql.DB{p.open(t, "interpolateParams=true"), p.open(t, "")}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db := dbs[g%2]
+			for i := 0; i < 30; i++ {
+				var err error
+				switch i % 3 {
+				case 0:
+					_, err = db.Exec("INSERT INTO mix (v) VALUES (?)", i)
+				case 1:
+					var n int
+					err = db.QueryRow("SELECT COUNT(*) FROM mix WHERE v >= ?", 0).Scan(&n)
+				case 2:
+					var tx *sql.Tx
+					if tx, err = db.Begin(); err == nil {
+						_, err = tx.Exec("UPDATE mix SET v = v + 1 WHERE id = ?", i)
+						if err == nil {
+							err = tx.Commit()
+						} else {
+							_ = tx.Rollback()
+						}
+					}
+				}
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(strings.Join(strings.Fields(fmt.Sprint(errs)), " "))
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}
