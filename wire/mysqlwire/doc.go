@@ -1,0 +1,49 @@
+// Package mysqlwire is Switchyard's MySQL front end: it speaks the MySQL
+// client/server protocol to clients (mysql/mariadb CLI, go-sql-driver,
+// JDBC, sysbench) and to MySQL 8 / MariaDB servers, and pools the server
+// connections.
+//
+// The path of one command:
+//
+//	client ─▶ session.loop       read one command packet (the idle client holds no buffer)
+//	          session.classify   what the statement does to the session (SET, USE, pin, KILL)
+//	          session.acquire    lease a server connection from the pool of
+//	                             (node, server database, server user, client capabilities),
+//	                             reset it if another client's state is on it, replay ours
+//	          relay              send the command; pass the response back as raw packets,
+//	                             reading only the first byte of each packet and the status
+//	                             flags of the final OK/EOF
+//	          afterCommand       return the connection when SERVER_STATUS_IN_TRANS is clear
+//	                             (transaction pooling), unless the session is pinned
+//
+// Layers, bottom up:
+//
+//   - packet.go: framing (3-byte length, sequence id, 16 MiB continuation
+//     chunks), size limits, pooled buffers, length-encoded values and a
+//     bounds-checked reader. No I/O policy.
+//   - messages.go: the handshake (protocol 10), handshake response
+//     (protocol 41), OK/ERR/EOF; auth.go: mysql_native_password and
+//     caching_sha2_password scrambles, the RSA step of full authentication.
+//     Decoders are fuzzed (fuzz_test.go, seeds in testdata/fuzz).
+//   - backend.go: one authenticated server connection (we are the client),
+//     with the state the proxy put on it (database, replayed SETs, prepared
+//     statements).
+//   - session.go, relay.go, stmt.go: one client connection (we are the
+//     server): authentication, command dispatch, the relay, prepared
+//     statements mapped between client and server ids, KILL.
+//   - server.go: listeners, pools, reload, shutdown.
+//
+// A server connection serves only clients that negotiated the same
+// framing-relevant capabilities (CLIENT_DEPRECATE_EOF, SESSION_TRACK,
+// MULTI_STATEMENTS, MULTI_RESULTS, FOUND_ROWS, ...) and collation: those
+// are part of the pool key, so relayed bytes never need translating.
+//
+// The proxy answers COM_PING, COM_STMT_CLOSE, COM_STMT_RESET and
+// COM_RESET_CONNECTION itself. It refuses COM_CHANGE_USER and server-side
+// cursors (COM_STMT_FETCH; the cursor flag of an EXECUTE is cleared, so
+// rows come at once). LOAD DATA LOCAL INFILE is relayed: the client decides
+// whether to send the file.
+//
+// Session state is judged by a careful scanner (classify.go), not by a SQL
+// parser; its limits are documented there.
+package mysqlwire
