@@ -35,6 +35,10 @@ type effect struct {
 	txNext bool // SET TRANSACTION without SESSION/GLOBAL
 	kill   *killReq
 	count  int // statements seen
+	// lastInsertID: the statement is exactly SELECT LAST_INSERT_ID() [[AS]
+	// alias]; alias is the column name to give the answer.
+	lastInsertID bool
+	alias        string
 }
 
 type killReq struct {
@@ -105,6 +109,19 @@ func (e *effect) statement(toks []token, text string) {
 			case "SQL_CALC_FOUND_ROWS":
 				e.pinFor("SQL_CALC_FOUND_ROWS")
 			}
+		}
+	}
+	if len(toks) >= 4 && word(0) == "SELECT" && word(1) == "LAST_INSERT_ID" &&
+		toks[2].text == "(" && toks[3].text == ")" {
+		rest := toks[4:]
+		if len(rest) > 0 && rest[0].kind == tWord && rest[0].text == "AS" {
+			rest = rest[1:]
+		}
+		switch {
+		case len(rest) == 0:
+			e.lastInsertID, e.alias = true, "LAST_INSERT_ID()"
+		case len(rest) == 1 && (rest[0].kind == tWord || rest[0].kind == tIdent || rest[0].kind == tString):
+			e.lastInsertID, e.alias = true, rest[0].raw
 		}
 	}
 	switch word(0) {

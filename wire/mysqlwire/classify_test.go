@@ -14,6 +14,7 @@ func TestClassify(t *testing.T) {
 		txNext bool
 		kill   *killReq
 		count  int
+		lastID string
 	}{
 		{q: "SELECT 1", count: 1},
 		{q: "select * from t where a = '@x' and b = \"GET_LOCK(\" -- @y\n", count: 1},
@@ -58,13 +59,17 @@ func TestClassify(t *testing.T) {
 		{q: "KILL USER app", kill: &killReq{}, count: 1},
 		{q: "SELECT 'it''s', \"a\\\"b\", `we``ird` FROM t", count: 1},
 		{q: "", count: 0},
+		{q: "select last_insert_id()", lastID: "LAST_INSERT_ID()", count: 1},
+		{q: "SELECT LAST_INSERT_ID() AS id;", lastID: "id", count: 1},
+		{q: "SELECT LAST_INSERT_ID() + 1", count: 1},
+		{q: "SELECT LAST_INSERT_ID(5)", count: 1},
 		{q: ";;", count: 0},
 		{q: "SELECT 'unterminated", count: 1},
 	}
 	for _, c := range cases {
 		e := classify(c.q)
 		if e.pin != c.pin || !reflect.DeepEqual(e.sets, c.sets) || e.use != c.use || e.txNext != c.txNext ||
-			!reflect.DeepEqual(e.kill, c.kill) || e.count != c.count {
+			!reflect.DeepEqual(e.kill, c.kill) || e.count != c.count || e.alias != c.lastID {
 			t.Errorf("%q: got pin=%q sets=%q use=%q txNext=%v kill=%+v count=%d", c.q, e.pin, e.sets, e.use, e.txNext, e.kill, e.count)
 		}
 	}

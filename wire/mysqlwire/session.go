@@ -498,8 +498,7 @@ func (s *session) acquire() error {
 			s.setState(stIdle)
 			if errors.Is(err, pool.ErrClosed) && attempt == 0 && !s.srv.closing.Load() {
 				// A reload replaced the pool: take the current one.
-				if p, perr := s.srv.poolFor(s.key); perr == nil && p != s.pool {
-					s.pool = p
+				if s.rekey() {
 					continue
 				}
 			}
@@ -530,6 +529,26 @@ func (s *session) acquire() error {
 		s.fresh = true
 		return nil
 	}
+}
+
+// rekey moves the session to the pool the current config gives its
+// cluster and user (after a reload changed them).
+func (s *session) rekey() bool {
+	cfg := s.srv.cfg.Load()
+	c := cfg.ClusterByName(s.key.cluster)
+	u := cfg.User(s.user.Name)
+	if c == nil || u == nil || c.Protocol != config.MySQL || c.Primary == "" {
+		return false
+	}
+	k := s.key
+	k.addr, k.settings = c.Primary, c.Settings
+	k.user, k.password = serverCreds(u)
+	p, err := s.srv.poolFor(k)
+	if err != nil || p == s.pool {
+		return false
+	}
+	s.key, s.pool = k, p
+	return true
 }
 
 func poolError(err error) error {
@@ -697,6 +716,12 @@ func (s *session) query(p []byte, seq uint8) error {
 	if e.hasUse && e.count == 1 {
 		return s.useDB(e.use, seq)
 	}
+	if e.lastInsertID && e.count == 1 {
+		// The insert may have run on another server connection, and this
+		// one may carry another client's value: answer with the id the
+		// proxy saw in this session's last OK packet that carried one.
+		p = lastInsertIDQuery(s.lastID, e.alias)
+	}
 	res, err := s.forwardResult(p, seq, respQuery)
 	if err != nil || res.noServer {
 		return err
@@ -717,6 +742,17 @@ func (s *session) query(p []byte, seq uint8) error {
 		}
 	}
 	return nil
+}
+
+// lastInsertIDQuery is a COM_QUERY that returns id the way
+// SELECT LAST_INSERT_ID() would (BIGINT UNSIGNED, same column name).
+func lastInsertIDQuery(id uint64, alias string) []byte {
+	q := []byte{comQuery}
+	q = append(q, "SELECT CAST("...)
+	q = strconv.AppendUint(q, id, 10)
+	q = append(q, " AS UNSIGNED) AS `"...)
+	q = append(q, strings.ReplaceAll(alias, "`", "``")...)
+	return append(q, '`')
 }
 
 // classify runs the scanner with the session's reusable token buffer.
