@@ -134,8 +134,16 @@ func TestQueryTextAndBinary(t *testing.T) {
 	rootExec(t, "CREATE TABLE IF NOT EXISTS app.tb (id INT PRIMARY KEY, name VARCHAR(100), note TEXT NULL, data LONGBLOB NULL)")
 	rootExec(t, "DELETE FROM app.tb")
 	big := strings.Repeat("x", 3<<20) // streamed: larger than the relay buffer
-	for _, params := range []string{"interpolateParams=true", "interpolateParams=false", ""} {
+	// maxAllowedPacket=1000000 makes the driver send the blob with
+	// COM_STMT_SEND_LONG_DATA.
+	for _, params := range []string{"interpolateParams=true", "interpolateParams=false", "", "maxAllowedPacket=1000000"} {
 		t.Run(params, func(t *testing.T) {
+			longBefore := counterValue(commandCounters[comStmtSendLongData])
+			defer func() {
+				if strings.Contains(params, "maxAllowedPacket") && counterValue(commandCounters[comStmtSendLongData]) == longBefore {
+					t.Error("no COM_STMT_SEND_LONG_DATA seen")
+				}
+			}()
 			db := p.open(t, params)
 			ctx := context.Background()
 			if _, err := db.ExecContext(ctx, "DELETE FROM tb"); err != nil {

@@ -373,6 +373,36 @@ password = "app"`
 	if got := queryString(t, victim, "SELECT 7"); got != "7" {
 		t.Fatal(got)
 	}
+	// KILL CONNECTION closes it.
+	if _, err := db.Exec(fmt.Sprintf("KILL %d", victimID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := victim.ExecContext(context.Background(), "SELECT 8"); err == nil {
+		t.Fatal("killed connection still served")
+	}
+}
+
+func TestSessionPoolMode(t *testing.T) {
+	user := `[[users]]
+name = "app"
+password = "app"
+pool_mode = "session"`
+	p := startProxy(t, "pool_size = 2", user)
+	db := p.open(t, "")
+	a := conn(t, db)
+	before := counterValue(metricPinned.WithLabelValues("user variable"))
+	id := queryString(t, a, "SELECT CONNECTION_ID()")
+	execSQL(t, a, "SET @x = 1")
+	b := conn(t, db)
+	for i := 0; i < 3; i++ {
+		queryString(t, b, "SELECT 1")
+		if got := queryString(t, a, "SELECT CONNECTION_ID()"); got != id {
+			t.Fatalf("session mode moved the client from server thread %s to %s", id, got)
+		}
+	}
+	if after := counterValue(metricPinned.WithLabelValues("user variable")); after != before {
+		t.Error("session mode counted a pin")
+	}
 }
 
 func TestShutdownLetsTransactionsFinish(t *testing.T) {
