@@ -101,7 +101,6 @@ func (srv *Server) serveConn(nc net.Conn) {
 	defer func() {
 		srv.clients.Add(-1)
 	}()
-	srv.sessions.Store(s.id, s)
 	defer srv.sessions.Delete(s.id)
 	stateGauges[stIdle].Inc()
 	defer func() { stateGauges[s.state].Dec() }()
@@ -129,6 +128,11 @@ func (srv *Server) serveConn(nc net.Conn) {
 		return
 	}
 	loginOK.Inc()
+	// Visible to KILL and Shutdown from here on: the fields the
+	// handshake set are published by the Store.
+	// (A Shutdown that began meanwhile is seen by idle() before the first
+	// read.)
+	srv.sessions.Store(s.id, s)
 	s.mTxn = metrics.Transactions.WithLabelValues("mysql", s.cluster.Name)
 	s.mQuery = metrics.Queries.WithLabelValues("mysql", s.cluster.Name)
 	s.log = s.log.With("user", s.user.Name, "db", s.cluster.Database)
@@ -547,7 +551,9 @@ func (s *session) rekey() bool {
 	if err != nil || p == s.pool {
 		return false
 	}
+	s.mu.Lock() // KILL reads key
 	s.key, s.pool = k, p
+	s.mu.Unlock()
 	return true
 }
 

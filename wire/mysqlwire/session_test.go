@@ -178,11 +178,15 @@ func TestPreparedStatementsMoveBetweenConnections(t *testing.T) {
 
 // rawClient logs in to the proxy with the proxy's own client code.
 func rawClient(t *testing.T, p *testProxy, plugin string) *backend {
+	return rawClientCaps(t, p, plugin, capDeprecateEOF|capMultiResults|capPSMultiResults)
+}
+
+func rawClientCaps(t *testing.T, p *testProxy, plugin string, caps uint32) *backend {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	be, err := dialBackend(ctx, dialParams{addr: p.addr, user: "app", password: "app", db: "app",
-		caps: capDeprecateEOF | capMultiResults | capPSMultiResults, collation: defaultCollation, plugin: plugin})
+		caps: caps, collation: defaultCollation, plugin: plugin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +210,9 @@ func readRows(t *testing.T, be *backend) (rows [][]byte, errp []byte) {
 	}
 	r := reader{b: p}
 	cols, _ := r.lenEnc()
+	if be.caps&capDeprecateEOF == 0 {
+		cols++ // the EOF after the column definitions
+	}
 	for i := uint64(0); i < cols; i++ {
 		if _, _, err := be.readPacket(); err != nil {
 			t.Fatal(err)
@@ -231,8 +238,12 @@ func readRows(t *testing.T, be *backend) (rows [][]byte, errp []byte) {
 // connection where the statement was never executed.
 func TestExecuteWithoutTypesOnAnotherConnection(t *testing.T) {
 	p := startProxy(t, "pool_size = 2")
-	for _, plugin := range []string{pluginNative, pluginCachingSHA2} {
-		be := rawClient(t, p, plugin)
+	for i, plugin := range []string{pluginNative, pluginCachingSHA2, pluginNative} {
+		caps := capDeprecateEOF | capMultiResults | capPSMultiResults
+		if i == 2 {
+			caps = capMultiResults // old-style EOF packets
+		}
+		be := rawClientCaps(t, p, plugin, caps)
 		if _, err := be.writePacket(0, append([]byte{comStmtPrepare}, "SELECT ? + 1"...)); err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +252,11 @@ func TestExecuteWithoutTypesOnAnotherConnection(t *testing.T) {
 			t.Fatalf("prepare: %x %v", first, err)
 		}
 		id := binary.LittleEndian.Uint32(first[1:])
-		for i := 0; i < 2; i++ { // 1 param def, 1 column def (no EOFs)
+		defs := 2 // 1 param def, 1 column def
+		if caps&capDeprecateEOF == 0 {
+			defs = 4 // each followed by an EOF
+		}
+		for i := 0; i < defs; i++ {
 			if _, _, err := be.readPacket(); err != nil {
 				t.Fatal(err)
 			}
