@@ -177,10 +177,6 @@ func TestPreparedStatementsMoveBetweenConnections(t *testing.T) {
 }
 
 // rawClient logs in to the proxy with the proxy's own client code.
-func rawClient(t *testing.T, p *testProxy, plugin string) *backend {
-	return rawClientCaps(t, p, plugin, capDeprecateEOF|capMultiResults|capPSMultiResults)
-}
-
 func rawClientCaps(t *testing.T, p *testProxy, plugin string, caps uint32) *backend {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
