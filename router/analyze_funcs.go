@@ -62,7 +62,7 @@ var pgReadOnlyFuncs = makeSet(
 	"generate_series", "generate_subscripts",
 	// system information that is the same question on any node
 	"version", "current_database", "current_schema", "current_schemas",
-	"current_setting", "inet_server_addr", "inet_server_port",
+	"current_setting", "system_user", "inet_server_addr", "inet_server_port",
 	"pg_is_in_recovery", "pg_sleep", "pg_typeof",
 )
 
@@ -81,6 +81,8 @@ var mysqlReadOnlyFuncs = makeSet(
 	"power", "sqrt", "exp", "ln", "log", "log10", "log2", "sign", "rand",
 	// date and time
 	"now", "sysdate", "curdate", "curtime", "utc_timestamp", "utc_date",
+	"utc_time", "current_date", "current_time", "current_timestamp",
+	"localtime", "localtimestamp",
 	"unix_timestamp", "from_unixtime", "date", "time", "year", "month", "day",
 	"dayofmonth", "dayofweek", "dayofyear", "hour", "minute", "second", "week",
 	"weekday", "yearweek", "monthname", "dayname", "last_day", "datediff",

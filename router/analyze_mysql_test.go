@@ -20,6 +20,7 @@ var mysqlCases = []analyzeCase{
 	{sql: "SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE a > ?)", want: read()},
 	{sql: "WITH x AS (SELECT 1) SELECT * FROM x", want: read()},
 	{sql: "SELECT SLEEP(1)", want: read()},
+	{sql: "SELECT CURRENT_DATE, CURRENT_TIMESTAMP, UTC_TIME, LOCALTIME", want: read()}, // FuncExprs in Vitess
 	{sql: "SELECT @@version, @@session.sql_mode", want: read()},
 	{sql: "SHOW TABLES", want: read()},
 	{sql: "SHOW WARNINGS", want: read()},

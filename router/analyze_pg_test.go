@@ -25,6 +25,7 @@ var postgresCases = []analyzeCase{
 	{sql: "SELECT extract(year FROM now()), trim(x), substring(y FROM 2), position('a' IN y), x AT TIME ZONE 'UTC' FROM t", want: read()},
 	{sql: "SELECT * FROM generate_series(1, 10)", want: read()},
 	{sql: "SELECT inet_server_port()", want: read()},
+	{sql: "SELECT CURRENT_DATE, LOCALTIME, CURRENT_USER, SYSTEM_USER", want: read()}, // SYSTEM_USER is a FuncCall
 	{sql: "WITH x AS (SELECT 1) SELECT * FROM x", want: read()},
 	{sql: "VALUES (1), (2)", want: read()},
 	{sql: "TABLE t", want: read()},

@@ -1,0 +1,75 @@
+package router
+
+import (
+	"testing"
+)
+
+// Cost of the analyzer per statement, on each path a statement can take:
+//
+//	go test ./router/ -run '^$' -bench Analyze -benchmem -cpu 1
+//
+// FastPath*: answered without parsing (BEGIN/COMMIT, plain SELECT).
+// CacheHit: a statement seen before (prepared statements, ORM queries).
+// Parse*: a first sighting, parser and tree walk, no cache.
+
+var benchStatements = map[Dialect]struct{ fastSelect, hitSelect, parseSelect, parseUpdate string }{
+	Postgres: {
+		fastSelect:  "SELECT id, name, email FROM users WHERE id = $1",
+		hitSelect:   "SELECT id, lower(name), email FROM users WHERE id = $1 AND deleted_at IS NULL",
+		parseSelect: "SELECT id, name, email FROM users WHERE id = $1 AND deleted_at IS NULL",
+		parseUpdate: "UPDATE users SET name = $1, updated_at = now() WHERE id = $2",
+	},
+	MySQL: {
+		fastSelect:  "SELECT id, name, email FROM users WHERE id = ?",
+		hitSelect:   "SELECT id, LOWER(name), email FROM users WHERE id = ? AND deleted_at IS NULL",
+		parseSelect: "SELECT id, name, email FROM users WHERE id = ? AND deleted_at IS NULL",
+		parseUpdate: "UPDATE users SET name = ?, updated_at = NOW() WHERE id = ?",
+	},
+}
+
+func BenchmarkAnalyze(b *testing.B) {
+	for _, d := range []Dialect{Postgres, MySQL} {
+		s := benchStatements[d]
+		a := NewAnalyzer(d, Options{})
+		b.Run(d.String()+"/FastPathBegin", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				a.Analyze("BEGIN")
+			}
+		})
+		b.Run(d.String()+"/FastPathSelect", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				a.Analyze(s.fastSelect)
+			}
+		})
+		b.Run(d.String()+"/CacheHit", func(b *testing.B) {
+			a.Analyze(s.hitSelect)
+			b.ReportAllocs()
+			for b.Loop() {
+				a.Analyze(s.hitSelect)
+			}
+		})
+		b.Run(d.String()+"/CacheHitParallel", func(b *testing.B) {
+			a.Analyze(s.hitSelect)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					a.Analyze(s.hitSelect)
+				}
+			})
+		})
+		b.Run(d.String()+"/ParseSelect", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				a.analyze(s.parseSelect)
+			}
+		})
+		b.Run(d.String()+"/ParseUpdate", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				a.analyze(s.parseUpdate)
+			}
+		})
+	}
+}
