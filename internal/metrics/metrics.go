@@ -143,3 +143,19 @@ func (ps *poolSet) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(dialErrorsDesc, prometheus.CounterValue, float64(st.DialErrors), lv...)
 	}
 }
+
+var (
+	// PinnedSessions counts client sessions pinned to one server
+	// connection because they hold state a transaction pooler cannot
+	// carry (LISTEN, temporary tables, session advisory locks, ...).
+	PinnedSessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchyard_pinned_sessions",
+		Help: "Client sessions currently pinned to their server connection, by protocol.",
+	}, []string{"protocol"})
+	Pins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_session_pins_total",
+		Help: "Sessions pinned to their server connection, by protocol and reason.",
+	}, []string{"protocol", "reason"})
+)
+
+func init() { Registry.MustRegister(PinnedSessions, Pins) }

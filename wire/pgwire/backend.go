@@ -3,11 +3,12 @@ package pgwire
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -104,22 +105,32 @@ func (s *serverConn) Close() error {
 
 // alive is the cheap check before a lease: an idle server connection must
 // have nothing to say. A byte waiting (a FATAL from a restarting server) or
-// EOF means it is dead. Costs one non-blocking read.
+// EOF means it is dead. It costs one non-blocking read(2); a Go Read with
+// an expired deadline would not even try to read.
 func (s *serverConn) alive() bool {
 	if s.br.Buffered() > 0 {
 		return false
 	}
-	if err := s.conn.SetReadDeadline(time.Now()); err != nil {
+	raw := s.conn
+	if tc, ok := raw.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	sysc, ok := raw.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sysc.SyscallConn()
+	if err != nil {
 		return false
 	}
+	alive := false
 	var b [1]byte
-	n, err := s.conn.Read(b[:])
-	_ = s.conn.SetReadDeadline(time.Time{})
-	if n > 0 {
-		return false
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	err = rc.Read(func(fd uintptr) bool {
+		n, rerr := syscall.Read(int(fd), b[:])
+		alive = n < 0 && (rerr == syscall.EAGAIN || rerr == syscall.EINTR)
+		return true // never wait for readiness
+	})
+	return err == nil && alive
 }
 
 // ping is the health check of a connection idle for long: Sync asks for a

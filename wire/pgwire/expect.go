@@ -14,6 +14,7 @@ const (
 	actRelay expectAct = iota // the client asked; its reply is relayed
 	actDrop                   // the proxy injected it; its reply is dropped
 	actSynth                  // never sent; the proxy answers in its place
+	actCapture                // the proxy reads back settings; replies dropped, values kept
 )
 
 type expect struct {
@@ -22,6 +23,10 @@ type expect struct {
 	synth byte   // for actSynth: '1' ParseComplete or '3' CloseComplete
 	g     *gstmt // P: the statement being prepared; C with evict: the one being closed
 	evict bool
+	// actCapture: the settings read back, and the values found
+	names []string
+	vals  [][2]string
+	all   bool
 }
 
 // expectQueue is a FIFO that reuses its storage: no allocation per message

@@ -110,6 +110,11 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		if typ == 'S' && c.prepareFromCache() {
 			return true
 		}
+		if typ == 'Q' {
+			if a := c.srv.an.Analyze(queryText(raw)); a.Deallocate != nil && c.answerLocally(a) {
+				return true
+			}
+		}
 		if err := c.acquire(); err != nil {
 			c.pending = c.pending[:0]
 			var pe *pgError
@@ -208,6 +213,25 @@ func (c *clientConn) sendPending(sc *serverConn) error {
 // injects the Parse a statement needs on this connection. flush sends the
 // buffered messages on their way.
 func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) error {
+	switch typ {
+	case 'Q':
+		c.collect(c.srv.an.Analyze(queryText(raw)))
+	case 'P':
+		if name, rest, ok := cstring(raw[5:]); ok && len(name) == 0 {
+			q, _, _ := cstring(rest)
+			c.unnamedAn = c.srv.an.Analyze(unsafeString(q))
+		}
+	case 'B':
+		if _, rest, ok := cstring(raw[5:]); ok {
+			if stmt, _, ok := cstring(rest); ok {
+				if len(stmt) == 0 {
+					c.collect(c.unnamedAn)
+				} else if g := c.stmts[string(stmt)]; g != nil {
+					c.collect(c.stmtAnalysis(g))
+				}
+			}
+		}
+	}
 	var pre [3][]byte // sent before the message: Close of an evicted statement, injected Parse
 	npre := 0
 	body := raw
@@ -326,6 +350,19 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	case 'P', 'B', 'D', 'E', 'C', 'H':
 		c.unsynced = true
 	}
+	if c.pinNext != "" {
+		c.pinLocked(c.pinNext)
+		c.pinNext = ""
+	}
+	var capture []byte
+	if (typ == 'Q' || typ == 'S') && !skip && (len(c.capture) > 0 || c.captureAll) {
+		if c.pinReason == "" && c.mode == config.PoolTransaction {
+			capture = c.captureQuery()
+			q.push(expect{kind: 'Q', act: actCapture, names: append([]string(nil), c.capture...), all: c.captureAll})
+			c.outstanding++
+		}
+		c.capture, c.captureAll = c.capture[:0], false
+	}
 	// A synthesized reply goes out when the server answers something
 	// after it; if nothing would follow, give the server something cheap
 	// to answer.
@@ -362,6 +399,9 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		} else {
 			_, err = bw.Write(body)
 		}
+	}
+	if err == nil && capture != nil {
+		_, err = bw.Write(capture)
 	}
 	if err == nil && tail != nil {
 		_, err = bw.Write(tail)
@@ -420,7 +460,7 @@ func (c *clientConn) detachLocked() (*serverConn, *pool.Server, *pool.Pool) {
 // releasableLocked says whether the lease can end now.
 func (c *clientConn) releasableLocked() bool {
 	return c.outstanding <= 0 && !c.unsynced && c.txStatus == 'I' &&
-		(c.mode == config.PoolTransaction || c.closing)
+		((c.mode == config.PoolTransaction && c.pinReason == "") || c.closing)
 }
 
 // finishWrite ends a write to the server done outside mu, and completes a
@@ -491,14 +531,14 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 			tracef("c%d recv %c q=%d", c.pid%1000, typ, c.expects.len())
 		}
 		out = c.emitSynthLocked(out[:0])
-		relay := c.matchLocked(typ, sc)
+		relay := c.matchLocked(typ, raw, sc)
 		post := len(out)
 		out = c.emitSynthLocked(out)
 		f := c.expects.front()
 		fast = f != nil && f.act == actRelay && (f.kind == 'E' || f.kind == 'Q')
 		var done bool
 		if typ == 'Z' {
-			done = c.readyForQueryLocked(raw[5], sc, ps, p, out[:post], out[post:], discard)
+			done = c.readyForQueryLocked(raw[5], sc, ps, p, out[:post], out[post:], discard, relay)
 			// readyForQueryLocked unlocked c.mu and wrote the replies.
 			if done {
 				return
@@ -547,11 +587,26 @@ func (c *clientConn) emitSynthLocked(out []byte) []byte {
 
 // matchLocked books one server message against the head of the books and
 // says whether the client gets it.
-func (c *clientConn) matchLocked(typ byte, sc *serverConn) (relay bool) {
+func (c *clientConn) matchLocked(typ byte, raw []byte, sc *serverConn) (relay bool) {
 	q := &c.expects
 	f := q.front()
 	if f == nil {
 		return true // asynchronous: notices, notifications, parameter changes
+	}
+	if f.act == actCapture {
+		switch typ {
+		case 'D':
+			c.captureRowLocked(f, raw)
+		case 'Z':
+			c.applyCaptureLocked(f, raw[5], sc)
+			q.pop()
+		case 'N', 'A', 'S':
+			return true
+		}
+		return false
+	}
+	if typ == 'C' {
+		c.noteTagLocked(raw)
 	}
 	drop := f.act == actDrop
 	switch typ {
@@ -613,20 +668,27 @@ func (c *clientConn) matchLocked(typ byte, sc *serverConn) (relay bool) {
 // synthesized around it, and ends the lease when it is due. Called with
 // c.mu held; returns with it released. It reports whether the pump is done
 // with this server connection.
-func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, ps *pool.Server, p *pool.Pool, pre, post []byte, discard bool) bool {
+func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, ps *pool.Server, p *pool.Pool, pre, post []byte, discard, relay bool) bool {
 	c.outstanding--
-	c.txStatus = status
-	if status == 'I' {
-		c.mTxn.Inc()
+	if status == 'I' && c.txStatus != 'I' {
+		c.endTxnLocked(sc)
 	}
-	c.mQuery.Inc()
+	c.txStatus = status
+	if relay {
+		if status == 'I' {
+			c.mTxn.Inc()
+		}
+		c.mQuery.Inc()
+	}
 	flushClient := func() {
 		if discard {
 			return
 		}
 		_, _ = c.bw.Write(pre)
-		c.rfq = [6]byte{'Z', 0, 0, 0, 5, status}
-		_, _ = c.bw.Write(c.rfq[:])
+		if relay {
+			c.rfq = [6]byte{'Z', 0, 0, 0, 5, status}
+			_, _ = c.bw.Write(c.rfq[:])
+		}
 		_, _ = c.bw.Write(post)
 		_ = c.bw.Flush()
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/router"
 )
 
 // Server accepts PostgreSQL clients and serves them from pools of server
@@ -24,6 +25,7 @@ type Server struct {
 	tls   atomic.Pointer[tls.Config]
 	creds credCache
 	stmts stmtRegistry
+	an    *router.Analyzer
 
 	// StartupTimeout bounds the time from TCP accept to the end of login.
 	StartupTimeout time.Duration
@@ -55,6 +57,7 @@ func NewServer(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		pools:          make(map[string]*poolEntry),
 		clients:        make(map[uint32]*clientConn),
 		StartupTimeout: 15 * time.Second,
+		an:             router.NewAnalyzer(router.Postgres, router.Options{}),
 	}
 	if err := s.Reload(cfg); err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/router"
 )
 
 const (
@@ -95,7 +96,21 @@ type clientConn struct {
 	stmts        map[string]*gstmt
 	lastUnnamed  []byte // the client's last unnamed Parse, to repeat on another server
 	unnamedLease bool   // the unnamed statement was parsed during this lease
-	state        string // metrics state: idle, waiting, active
+	unnamedAn    *router.Analysis
+
+	// Session state (state.go). desired is what the client asked for
+	// (startup parameters, then its SETs), lower-case keys; startup keeps
+	// the startup parameters for RESET ALL. Under mu.
+	startupParams map[string]string
+	pinReason     string   // why the session keeps its server connection; "" when it does not
+	pinNext       string   // main loop: pin once the statement is sent
+	capture       []string // main loop: settings to read back after the request
+	captureAll    bool
+	txnSets       map[string]string  // settings changed in the open transaction
+	txnPrev       map[string]*string // what the server connection had before them
+	txnResetAll   bool
+	txnCommitted  bool
+	state         string // metrics state: idle, waiting, active
 
 	mTxn, mQuery prometheus.Counter
 }
@@ -141,7 +156,12 @@ func (s *Server) handle(conn net.Conn) {
 	_ = conn.SetDeadline(time.Time{})
 	metrics.ClientLogins.WithLabelValues("postgres", "ok").Inc()
 	stateGauge["idle"].Inc()
-	defer func() { stateGauge[c.state].Dec() }()
+	defer func() {
+		stateGauge[c.state].Dec()
+		if c.pinReason != "" {
+			metrics.PinnedSessions.WithLabelValues("postgres").Dec()
+		}
+	}()
 	c.log.Debug("client logged in", "user", c.user.Name, "database", c.cluster.Database)
 	c.run()
 }
@@ -334,6 +354,10 @@ func (c *clientConn) login(version uint32, params map[string]string, tooMany boo
 		return newFatal(codeFeatureNotSupported, "database %q is sharded; sharded clusters are not served yet", db)
 	}
 	c.user, c.cluster, c.desired = u, cl, desired
+	c.startupParams = make(map[string]string, len(desired))
+	for k, v := range desired {
+		c.startupParams[k] = v
+	}
 	c.mode = cl.Settings.PoolMode
 	if u.PoolMode != "" {
 		c.mode = u.PoolMode
@@ -498,6 +522,8 @@ func (c *clientConn) setState(s string) {
 // earlier client set and this one did not. Nothing is sent when they
 // already match, which is the common case.
 func (c *clientConn) syncParams(sc *serverConn) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var q []byte
 	for k := range sc.applied {
 		if _, want := c.desired[k]; !want {

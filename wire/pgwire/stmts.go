@@ -2,6 +2,8 @@ package pgwire
 
 import (
 	"container/list"
+
+	"github.com/switchyard/switchyard/router"
 	"encoding/binary"
 	"strconv"
 	"sync"
@@ -29,6 +31,7 @@ type gstmt struct {
 	// pipelines; making them wait for a server there can deadlock a
 	// small pool.
 	ok atomic.Bool
+	an atomic.Pointer[router.Analysis] // what the statement does to a session
 }
 
 // stmtRegistry maps statement text (query and parameter types, as the

@@ -1,0 +1,230 @@
+package pgwire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"unsafe"
+
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/router"
+)
+
+// Session state under transaction pooling.
+//
+// A client's SET and RESET outside a transaction, or inside one that
+// commits, outlive the transaction: the proxy reads the resulting value
+// back from the server right after the client's request (one extra query
+// in the same round trip, only for statements that set something) and
+// applies it to every server connection the client gets afterwards
+// (syncParams). State that cannot be carried over (LISTEN, temporary
+// tables, session advisory locks, WITH HOLD cursors, SQL-level PREPARE)
+// pins the client to its server connection for the rest of the session,
+// with a log line and a metric, rather than answering wrongly.
+
+// unsafeString views b as a string without copying. The analyzer copies
+// whatever it keeps.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// queryText is the SQL of a Query message.
+func queryText(raw []byte) string {
+	body := raw[5:]
+	if n := len(body); n > 0 && body[n-1] == 0 {
+		body = body[:n-1]
+	}
+	return unsafeString(body)
+}
+
+// stmtAnalysis is the analyzer's verdict on a global statement, computed
+// once per statement.
+func (c *clientConn) stmtAnalysis(g *gstmt) *router.Analysis {
+	if a := g.an.Load(); a != nil {
+		return a
+	}
+	q, _, _ := cstring(g.parse[5+len(g.name)+1:])
+	a := c.srv.an.Analyze(string(q))
+	g.an.Store(a)
+	return a
+}
+
+// collect notes what a statement about to run asks of the session. Main
+// loop only; the notes are turned into actions by sendMsg.
+func (c *clientConn) collect(a *router.Analysis) {
+	if a == nil {
+		return
+	}
+	if a.Pin != "" && c.pinReason == "" {
+		c.pinNext = a.Pin
+	}
+	if c.mode == "session" {
+		return
+	}
+	for _, s := range a.Sets {
+		switch {
+		case s.Local:
+		case s.All:
+			c.captureAll = true
+			c.capture = c.capture[:0]
+		case s.Name != "":
+			c.capture = append(c.capture, s.Name)
+		}
+	}
+}
+
+// captureQuery reads back the settings the client just changed.
+func (c *clientConn) captureQuery() []byte {
+	q := []byte("Q\x00\x00\x00\x00SELECT ")
+	if len(c.capture) == 0 {
+		q = append(q, "1"...)
+	}
+	for i, n := range c.capture {
+		if i > 0 {
+			q = append(q, ", "...)
+		}
+		q = append(q, "pg_catalog.current_setting("...)
+		q = appendLiteral(q, n)
+		q = append(q, ", true)"...)
+	}
+	q = append(q, 0)
+	binary.BigEndian.PutUint32(q[1:], uint32(len(q)-1))
+	return q
+}
+
+// captureRowLocked records the values of a capture query's DataRow.
+func (c *clientConn) captureRowLocked(f *expect, raw []byte) {
+	b := raw[5:]
+	if len(b) < 2 {
+		return
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	for i := 0; i < n && i < len(f.names) && len(b) >= 4; i++ {
+		l := int(int32(binary.BigEndian.Uint32(b)))
+		b = b[4:]
+		if l < 0 || l > len(b) {
+			continue // NULL: no such setting
+		}
+		f.vals = append(f.vals, [2]string{f.names[i], string(b[:l])})
+		b = b[l:]
+	}
+}
+
+// applyCaptureLocked makes what the client set part of its session: at
+// once when no transaction is open, at commit otherwise.
+func (c *clientConn) applyCaptureLocked(f *expect, status byte, sc *serverConn) {
+	inTx := status != 'I'
+	if f.all {
+		if inTx {
+			c.txnResetAll = true
+		} else {
+			c.resetDesiredLocked()
+			clear(sc.applied)
+		}
+	}
+	for _, kv := range f.vals {
+		if inTx {
+			if c.txnSets == nil {
+				c.txnSets = make(map[string]string)
+				c.txnPrev = make(map[string]*string)
+			}
+			if _, saved := c.txnPrev[kv[0]]; !saved {
+				var prev *string
+				if v, ok := sc.applied[kv[0]]; ok {
+					prev = &v
+				}
+				c.txnPrev[kv[0]] = prev
+			}
+			c.txnSets[kv[0]] = kv[1]
+		} else {
+			c.desired[kv[0]] = kv[1]
+		}
+		sc.applied[kv[0]] = kv[1]
+	}
+}
+
+// endTxnLocked settles the settings of a transaction that just ended.
+func (c *clientConn) endTxnLocked(sc *serverConn) {
+	if c.txnSets == nil && !c.txnResetAll {
+		return
+	}
+	if c.txnCommitted {
+		if c.txnResetAll {
+			c.resetDesiredLocked()
+		}
+		for k, v := range c.txnSets {
+			c.desired[k] = v
+		}
+	} else {
+		for k, prev := range c.txnPrev {
+			if prev == nil {
+				delete(sc.applied, k)
+			} else {
+				sc.applied[k] = *prev
+			}
+		}
+	}
+	c.txnSets, c.txnPrev, c.txnResetAll, c.txnCommitted = nil, nil, false, false
+}
+
+func (c *clientConn) resetDesiredLocked() {
+	clear(c.desired)
+	for k, v := range c.startupParams {
+		c.desired[k] = v
+	}
+}
+
+// noteTagLocked remembers whether the transaction being ended commits.
+func (c *clientConn) noteTagLocked(raw []byte) {
+	if c.txnSets != nil || c.txnResetAll {
+		c.txnCommitted = bytes.HasPrefix(raw[5:], []byte("COMMIT"))
+	}
+}
+
+// pinLocked keeps the client on its server connection from now on.
+func (c *clientConn) pinLocked(reason string) {
+	if c.pinReason != "" {
+		return
+	}
+	c.pinReason = reason
+	metrics.PinnedSessions.WithLabelValues("postgres").Inc()
+	metrics.Pins.WithLabelValues("postgres", reason).Inc()
+	c.log.Info("session pinned to its server connection", "reason", reason)
+}
+
+// answerLocally handles, without a server, the statements about prepared
+// statements and session state that only the proxy's books hold:
+// DEALLOCATE of the client's statements and DISCARD ALL, outside a
+// transaction. It reports whether it answered.
+func (c *clientConn) answerLocally(a *router.Analysis) bool {
+	if a.Statements != 1 || a.Deallocate == nil || c.pinReason != "" || c.mode == "session" {
+		return false
+	}
+	var tag string
+	switch {
+	case len(a.Sets) > 0 && a.Sets[0].All:
+		clear(c.stmts)
+		c.mu.Lock()
+		c.resetDesiredLocked()
+		c.mu.Unlock()
+		tag = "DISCARD ALL"
+	case a.Deallocate.All:
+		clear(c.stmts)
+		tag = "DEALLOCATE ALL"
+	default:
+		if _, ok := c.stmts[a.Deallocate.Name]; !ok {
+			return false
+		}
+		delete(c.stmts, a.Deallocate.Name)
+		tag = "DEALLOCATE"
+	}
+	out := make([]byte, 0, 32)
+	n := 4 + len(tag) + 1
+	out = append(out, 'C', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	out = append(append(out, tag...), 0)
+	out = append(out, 'Z', 0, 0, 0, 5, 'I')
+	c.wmu.Lock()
+	if _, err := c.bw.Write(out); err == nil {
+		_ = c.bw.Flush()
+	}
+	c.wmu.Unlock()
+	return true
+}
