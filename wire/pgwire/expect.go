@@ -11,10 +11,10 @@ package pgwire
 type expectAct uint8
 
 const (
-	actRelay expectAct = iota // the client asked; its reply is relayed
-	actDrop                   // the proxy injected it; its reply is dropped
-	actSynth                  // never sent; the proxy answers in its place
-	actCapture                // the proxy reads back settings; replies dropped, values kept
+	actRelay   expectAct = iota // the client asked; its reply is relayed
+	actDrop                     // the proxy injected it; its reply is dropped
+	actSynth                    // never sent; the proxy answers in its place
+	actCapture                  // the proxy reads back settings; replies dropped, values kept
 )
 
 type expect struct {

@@ -3,8 +3,8 @@ package pgwire
 import (
 	"container/list"
 
-	"github.com/switchyard/switchyard/router"
 	"encoding/binary"
+	"github.com/switchyard/switchyard/router"
 	"strconv"
 	"sync"
 	"sync/atomic"
