@@ -83,9 +83,7 @@ func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
 
-func isWordByte(c byte) bool {
-	return c == '_' || c == '$' || '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'z' || c >= 0x80
-}
+func isWordByte(c byte) bool { return byteClass[c] == bcWord }
 
 // txnWords reports whether s is exactly the word w1, or w1 and w2 separated
 // by white space (case-insensitive; w1, w2 lower-case).
@@ -114,31 +112,26 @@ func txnWords(s, w1, w2 string) bool {
 // wherever they appear, string literals included: a false "no" only costs
 // a parse.
 func plainSelect(s string) bool {
-	if len(s) > len("select") && isWordByte(s[len("select")]) {
+	if len(s) > len("select") && byteClass[s[len("select")]] == bcWord {
 		return false // selectx, select_ident...
 	}
 	wordStart := -1
-	for i := 0; i <= len(s); i++ {
-		var c byte
-		if i < len(s) {
-			c = s[i]
-			switch c {
-			case '(', ';', '@', '#', 0, '{':
-				return false
-			case '-':
-				if i+1 < len(s) && s[i+1] == '-' {
-					return false
-				}
-			case '/':
-				if i+1 < len(s) && s[i+1] == '*' {
-					return false
-				}
+	for i := 0; i < len(s); i++ {
+		switch byteClass[s[i]] {
+		case bcWord:
+			if wordStart < 0 {
+				wordStart = i
 			}
-			if isWordByte(c) {
-				if wordStart < 0 {
-					wordStart = i
-				}
-				continue
+			continue
+		case bcReject:
+			return false
+		case bcDash:
+			if i+1 < len(s) && s[i+1] == '-' {
+				return false
+			}
+		case bcSlash:
+			if i+1 < len(s) && s[i+1] == '*' {
+				return false
 			}
 		}
 		if wordStart >= 0 {
@@ -148,8 +141,33 @@ func plainSelect(s string) bool {
 			wordStart = -1
 		}
 	}
-	return true
+	return wordStart < 0 || !suspiciousWord(s[wordStart:])
 }
+
+// Byte classes for plainSelect: one table lookup per byte.
+const (
+	bcOther  uint8 = iota
+	bcWord         // identifier or keyword byte (non-ASCII counts: UTF-8 identifiers)
+	bcReject       // ( ; @ # { NUL: never in a plain SELECT the fast path may answer
+	bcDash         // '-': a comment if doubled
+	bcSlash        // '/': a comment if followed by '*'
+)
+
+var byteClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c == '_' || c == '$' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c >= 0x80:
+			t[c] = bcWord
+		case c == '(' || c == ';' || c == '@' || c == '#' || c == '{' || c == 0:
+			t[c] = bcReject
+		case c == '-':
+			t[c] = bcDash
+		case c == '/':
+			t[c] = bcSlash
+		}
+	}
+	return t
+}()
 
 func suspiciousWord(w string) bool {
 	switch len(w) {
