@@ -77,13 +77,6 @@ func (r *frameReader) fullFrameBuffered() bool {
 	return ok && r.br.Buffered() >= total
 }
 
-// release drops the large-message buffer so an idle connection is cheap.
-func (r *frameReader) release() {
-	if cap(r.big) > 64<<10 {
-		r.big = nil
-	}
-}
-
 // noEOF turns an EOF inside a message into ErrUnexpectedEOF: the peer
 // vanished mid-message, which is not a clean close.
 func noEOF(err error) error {

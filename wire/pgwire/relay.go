@@ -183,9 +183,8 @@ func (c *clientConn) prepareFromCache() bool {
 	out = append(out, 'Z', 0, 0, 0, 5, 'I')
 	c.pending = c.pending[:0]
 	c.wmu.Lock()
-	_, err := c.bw.Write(out)
-	if err == nil {
-		err = c.bw.Flush()
+	if _, err := c.bw.Write(out); err == nil {
+		_ = c.bw.Flush() // a failed write shows up as the next read's error
 	}
 	c.wmu.Unlock()
 	return true
@@ -538,7 +537,7 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 		fast = f != nil && f.act == actRelay && (f.kind == 'E' || f.kind == 'Q')
 		var done bool
 		if typ == 'Z' {
-			done = c.readyForQueryLocked(raw[5], sc, ps, p, out[:post], out[post:], discard, relay)
+			done = c.readyForQueryLocked(raw[5], sc, out[:post], out[post:], discard, relay)
 			// readyForQueryLocked unlocked c.mu and wrote the replies.
 			if done {
 				return
@@ -668,7 +667,7 @@ func (c *clientConn) matchLocked(typ byte, raw []byte, sc *serverConn) (relay bo
 // synthesized around it, and ends the lease when it is due. Called with
 // c.mu held; returns with it released. It reports whether the pump is done
 // with this server connection.
-func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, ps *pool.Server, p *pool.Pool, pre, post []byte, discard, relay bool) bool {
+func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, pre, post []byte, discard, relay bool) bool {
 	c.outstanding--
 	if status == 'I' && c.txStatus != 'I' {
 		c.endTxnLocked(sc)
@@ -698,7 +697,7 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, ps *pool.S
 			return false
 		}
 		// The cleanup the client's departure called for is done.
-		_, ps, p = c.detachLocked()
+		_, ps, p := c.detachLocked()
 		ok := c.rollingBack && status == 'I'
 		c.mu.Unlock()
 		if ok {
@@ -718,7 +717,7 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, ps *pool.S
 		flushClient()
 		return true
 	}
-	sc, ps, p = c.detachLocked()
+	_, ps, p := c.detachLocked()
 	closing := c.closing
 	c.mu.Unlock()
 	flushClient()
