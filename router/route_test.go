@@ -13,7 +13,7 @@ func TestDecide(t *testing.T) {
 		{Auto, []string{"SELECT 1"}, Replica{}, "read"},
 		{Auto, []string{"SELECT * FROM t WHERE id = $1"}, Replica{}, "read"},
 		{Auto, []string{"SELECT * FROM t FOR UPDATE"}, Primary{}, "must_primary"},
-		{Auto, []string{"SELECT nextval('s')"}, Primary{}, "must_primary"},
+		{Auto, []string{"SELECT nextval('s')"}, Primary{}, ""},
 		{Auto, []string{"WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"}, Primary{}, ""},
 		{Auto, []string{"INSERT INTO t VALUES (1)"}, Primary{}, "write"},
 		{Auto, []string{"BEGIN"}, Primary{}, "transaction"},
