@@ -47,6 +47,18 @@ type Settings struct {
 	ConnectTimeout   time.Duration // default 5s: dialing and authenticating to a server
 	MaxReplicaLag    time.Duration // default 1s; 0: only replicas that have replayed everything get reads
 	ReadYourWrites   bool          // default true
+	// LagPollInterval is how often the lag monitor reads the positions of
+	// the primary and the replicas (default 50ms).
+	LagPollInterval time.Duration
+	// CausalReadTimeout is how long a read that must see the client's own
+	// write may wait for a replica to replay it before it goes to the
+	// primary (default 0: go to the primary at once).
+	CausalReadTimeout time.Duration
+	// WriteFunctions and ReadOnlyFunctions steer read/write splitting for
+	// function calls: comma-separated lower-case names (a string, so that
+	// Settings stays comparable). Unknown functions count as writes.
+	WriteFunctions    string
+	ReadOnlyFunctions string
 }
 
 // PoolMode says how long a client keeps a server connection.
@@ -91,6 +103,10 @@ type Cluster struct {
 	Primary        string   // host:port
 	Replicas       []string // host:port each
 	Settings       Settings // complete: defaults applied, then the cluster's overrides
+	// MonitorUser/MonitorPassword are the credentials the lag monitor
+	// uses on every node (default: the first user's server credentials).
+	MonitorUser     string
+	MonitorPassword string
 	// Sharding is nil for an unsharded cluster.
 	Sharding *Sharding
 	Shards   []Shard

@@ -38,6 +38,7 @@ var defaultSettings = Settings{
 	ConnectTimeout:   5 * time.Second,
 	MaxReplicaLag:    time.Second,
 	ReadYourWrites:   true,
+	LagPollInterval:  50 * time.Millisecond,
 }
 
 // DefaultShutdownTimeout is proxy.shutdown_timeout when the file leaves it out.
@@ -131,6 +132,10 @@ type rawSettings struct {
 	ConnectTimeout   any `toml:"connect_timeout"`
 	MaxReplicaLag    any `toml:"max_replica_lag"`
 	ReadYourWrites   any `toml:"read_your_writes"`
+	LagPollInterval  any `toml:"lag_poll_interval"`
+	CausalReadTO     any `toml:"causal_read_timeout"`
+	WriteFunctions   any `toml:"write_functions"`
+	ReadOnlyFuncs    any `toml:"read_only_functions"`
 }
 
 type rawUser struct {
@@ -154,6 +159,8 @@ type rawCluster struct {
 	Replicas       any          `toml:"replicas"`
 	Sharding       *rawSharding `toml:"sharding"`
 	Shards         []rawShard   `toml:"shards"`
+	MonitorUser    any          `toml:"monitor_user"`
+	MonitorPass    any          `toml:"monitor_password"`
 }
 
 type rawSharding struct {
@@ -450,6 +457,10 @@ func (l *loader) settings(dst *Settings, r *rawSettings, prefix string) {
 		{&dst.ConnectTimeout, r.ConnectTimeout, "connect_timeout", false},
 		// 0: only replicas that have replayed everything get reads.
 		{&dst.MaxReplicaLag, r.MaxReplicaLag, "max_replica_lag", true},
+		{&dst.LagPollInterval, r.LagPollInterval, "lag_poll_interval", false},
+		// 0: a read that needs the client's own write goes to the primary
+		// at once when no replica has it.
+		{&dst.CausalReadTimeout, r.CausalReadTO, "causal_read_timeout", true},
 	}
 	for _, d := range durations {
 		if v, ok := l.duration(d.raw, k(d.name), d.zeroOK); ok {
@@ -458,6 +469,12 @@ func (l *loader) settings(dst *Settings, r *rawSettings, prefix string) {
 	}
 	if b, ok := l.boolean(r.ReadYourWrites, k("read_your_writes")); ok {
 		dst.ReadYourWrites = b
+	}
+	if v, ok := l.strings(r.WriteFunctions, k("write_functions")); ok {
+		dst.WriteFunctions = strings.ToLower(strings.Join(v, ","))
+	}
+	if v, ok := l.strings(r.ReadOnlyFuncs, k("read_only_functions")); ok {
+		dst.ReadOnlyFunctions = strings.ToLower(strings.Join(v, ","))
 	}
 }
 
@@ -506,6 +523,8 @@ func (l *loader) cluster(c *Cluster, r *rawCluster, k string, defaults Settings)
 
 	c.Settings = defaults
 	l.settings(&c.Settings, &r.rawSettings, k)
+	c.MonitorUser, _ = l.str(r.MonitorUser, key("monitor_user"))
+	c.MonitorPassword, _ = l.str(r.MonitorPass, key("monitor_password"))
 	if (r.PoolSize != nil || r.MinPoolSize != nil) && c.Settings.MinPoolSize > c.Settings.PoolSize {
 		at := key("min_pool_size")
 		if r.MinPoolSize == nil {

@@ -170,7 +170,7 @@ pool_size = 3
 		PoolMode: PoolSession, PoolSize: 10, MinPoolSize: 2,
 		QueryWaitTimeout: time.Second, IdleTimeout: time.Minute, ServerLifetime: 10 * time.Minute,
 		ServerCheckDelay: 0, ConnectTimeout: 3 * time.Second, MaxReplicaLag: 250 * time.Millisecond,
-		ReadYourWrites: false,
+		ReadYourWrites: false, LagPollInterval: 50 * time.Millisecond,
 	}
 	if cfg.Defaults != defaults {
 		t.Errorf("Defaults = %+v\nwant %+v", cfg.Defaults, defaults)
@@ -189,7 +189,7 @@ pool_size = 3
 			PoolMode: PoolTransaction, PoolSize: 40, MinPoolSize: 5,
 			QueryWaitTimeout: 2 * time.Second, IdleTimeout: 2 * time.Minute, ServerLifetime: 20 * time.Minute,
 			ServerCheckDelay: 5 * time.Second, ConnectTimeout: time.Second, MaxReplicaLag: 0,
-			ReadYourWrites: true,
+			ReadYourWrites: true, LagPollInterval: 50 * time.Millisecond,
 		}},
 		{"some", some},
 	}
