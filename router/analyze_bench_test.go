@@ -2,6 +2,8 @@ package router
 
 import (
 	"testing"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
 // Cost of the analyzer per statement, on each path a statement can take:
@@ -11,6 +13,7 @@ import (
 // FastPath*: answered without parsing (BEGIN/COMMIT, plain SELECT).
 // CacheHit: a statement seen before (prepared statements, ORM queries).
 // Parse*: a first sighting, parser and tree walk, no cache.
+// ParserOnly: the bare parser on ParseSelect's text, for the walk's share.
 
 var benchStatements = map[Dialect]struct{ fastSelect, hitSelect, parseSelect, parseUpdate string }{
 	Postgres: {
@@ -63,6 +66,16 @@ func BenchmarkAnalyze(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				a.analyze(s.parseSelect)
+			}
+		})
+		b.Run(d.String()+"/ParserOnlySelect", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if d == Postgres {
+					_, _ = pg.Parse(s.parseSelect)
+				} else {
+					_, _ = a.my.p.ParseMultiple(s.parseSelect)
+				}
 			}
 		})
 		b.Run(d.String()+"/ParseUpdate", func(b *testing.B) {
