@@ -16,7 +16,7 @@ package router
 // pin the client to the one it has.
 //
 // Parsing is the expensive part (a PostgreSQL parse crosses cgo and decodes
-// protobuf; ~20 µs), and applications repeat a small set of statement texts,
+// protobuf: 15-40 µs), and applications repeat a small set of statement texts,
 // prepared statements above all. Verdicts are therefore cached by text, and
 // the few statements that are both very frequent and unambiguous (BEGIN,
 // COMMIT, a plain SELECT without any call) are answered without parsing.
