@@ -21,6 +21,8 @@ import (
 
 	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/wire/mysqlwire"
 	"github.com/switchyard/switchyard/wire/pgwire"
 )
 
@@ -127,6 +129,7 @@ type proxy struct {
 	log   *slog.Logger
 	mu    sync.Mutex // serializes reloads
 	pg    *pgwire.Server
+	my    *mysqlwire.Server
 	admin *http.Server
 	lns   []net.Listener
 	cur   *config.Config
@@ -138,7 +141,10 @@ func (p *proxy) cfg() *config.Config {
 	return p.cur
 }
 
+var registerMySQL sync.Once
+
 func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
+	registerMySQL.Do(func() { metrics.Registry.MustRegister(mysqlwire.Collectors()...) })
 	p := &proxy{path: path, log: log, cur: cfg}
 	if cfg.Proxy.PostgresListen != "" {
 		pg, err := pgwire.NewServer(cfg, log.With("protocol", "postgres"))
@@ -156,6 +162,21 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 			}
 		}()
 		log.Info("listening for PostgreSQL clients", "addr", ln.Addr().String())
+	}
+	if cfg.Proxy.MySQLListen != "" {
+		my := mysqlwire.NewServer(cfg, log.With("protocol", "mysql"))
+		ln, err := net.Listen("tcp", cfg.Proxy.MySQLListen)
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		p.my, p.lns = my, append(p.lns, ln)
+		go func() {
+			if err := my.Serve(ln); err != nil && !errors.Is(err, mysqlwire.ErrServerClosed) {
+				log.Error("mysql listener failed", "err", err)
+			}
+		}()
+		log.Info("listening for MySQL clients", "addr", ln.Addr().String())
 	}
 	if cfg.Proxy.AdminListen != "" {
 		ln, err := net.Listen("tcp", cfg.Proxy.AdminListen)
@@ -191,6 +212,9 @@ func (p *proxy) reload() error {
 			return err
 		}
 	}
+	if p.my != nil {
+		p.my.Reload(cfg)
+	}
 	p.cur = cfg
 	p.log.Info("config reloaded", "path", p.path)
 	return nil
@@ -202,6 +226,11 @@ func (p *proxy) shutdown(ctx context.Context) {
 			p.log.Warn("shutdown timeout reached; closed remaining clients", "err", err)
 		}
 	}
+	if p.my != nil {
+		if err := p.my.Shutdown(ctx); err != nil {
+			p.log.Warn("shutdown timeout reached; closed remaining MySQL clients", "err", err)
+		}
+	}
 	if p.admin != nil {
 		_ = p.admin.Shutdown(ctx)
 	}
@@ -210,6 +239,11 @@ func (p *proxy) shutdown(ctx context.Context) {
 func (p *proxy) close() {
 	if p.pg != nil {
 		p.pg.Close()
+	}
+	if p.my != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // no grace: close now
+		_ = p.my.Shutdown(ctx)
 	}
 	if p.admin != nil {
 		_ = p.admin.Close()

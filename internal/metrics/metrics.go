@@ -159,3 +159,19 @@ var (
 )
 
 func init() { Registry.MustRegister(PinnedSessions, Pins) }
+
+var (
+	// Routed counts where transactions went and why.
+	Routed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_routed_transactions_total",
+		Help: "Transactions routed, by protocol, cluster, target (primary, replica) and reason.",
+	}, []string{"protocol", "cluster", "target", "reason"})
+	// ReadFallbacks counts reads that went to the primary because no
+	// replica was eligible (all lagging, down, or behind the client's write).
+	ReadFallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_read_fallbacks_total",
+		Help: "Reads sent to the primary because no replica was eligible, by protocol and cluster.",
+	}, []string{"protocol", "cluster"})
+)
+
+func init() { Registry.MustRegister(Routed, ReadFallbacks) }

@@ -1073,3 +1073,100 @@ func testutilGauge(t *testing.T, name string) float64 {
 	}
 	return sum
 }
+
+// Shutdown: idle clients are told 57P01 at once, a transaction in flight
+// finishes and commits, new clients are refused, and Shutdown returns.
+func TestGracefulShutdown(t *testing.T) {
+	p := startProxy(t, "")
+	mustExec(t, `DROP TABLE IF EXISTS t_drain; CREATE TABLE t_drain (v int)`)
+	ctx := ctxT(t, 30*time.Second)
+	idle, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := busy.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO t_drain VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- p.srv.Shutdown(sctx)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := idle.Exec(ctx, `SELECT 1`); sqlstate(err) != "57P01" && err == nil {
+		t.Fatalf("idle client during shutdown: %v", err)
+	}
+	if _, err := pgx.Connect(ctx, p.dsn("app", "app", "app")); err == nil {
+		t.Fatal("a new client was accepted during shutdown")
+	}
+	// The transaction in flight goes on and commits.
+	if _, err := tx.Exec(ctx, `INSERT INTO t_drain VALUES (2)`); err != nil {
+		t.Fatalf("in-flight transaction: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("commit during shutdown: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("Shutdown did not return after the last transaction")
+	}
+	got, _ := testcluster.PG.QueryString(testcluster.PG.Primary, "app", `SELECT count(*) FROM t_drain`)
+	if got != "2" {
+		t.Fatalf("rows committed: %s, want 2", got)
+	}
+}
+
+func TestMetricsCountTraffic(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 30*time.Second)
+	before := counterSum(t, "switchyard_transactions_total")
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for i := 0; i < 10; i++ {
+		if _, err := conn.Exec(ctx, `SELECT 1`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counterSum(t, "switchyard_transactions_total") - before; got < 10 {
+		t.Fatalf("switchyard_transactions_total grew by %v, want >= 10", got)
+	}
+	if testutilGauge(t, "switchyard_server_connections") < 1 {
+		t.Fatal("no server connections reported")
+	}
+	if testutilGauge(t, "switchyard_client_connections") < 1 {
+		t.Fatal("no client connections reported")
+	}
+}
+
+func counterSum(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}

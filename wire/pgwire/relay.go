@@ -111,11 +111,16 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 			return true
 		}
 		if typ == 'Q' {
-			if a := c.srv.an.Analyze(queryText(raw)); a.Deallocate != nil && c.answerLocally(a) {
+			a := c.srv.an.Analyze(queryText(raw))
+			if a.Deallocate != nil && c.answerLocally(a) {
+				return true
+			}
+			if c.switchyardCommand(queryText(raw), a) {
+				// handled: a proxy command
 				return true
 			}
 		}
-		if err := c.acquire(); err != nil {
+		if err := c.acquire(typ, raw); err != nil {
 			c.pending = c.pending[:0]
 			var pe *pgError
 			fatal := errors.As(err, &pe) && pe.Severity == "FATAL"
@@ -414,12 +419,22 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 
 // acquire leases a server connection, brings its runtime parameters in
 // line with the client's, and starts the pump.
-func (c *clientConn) acquire() error {
+func (c *clientConn) acquire(typ byte, raw []byte) error {
 	c.mu.Lock()
 	c.setState("waiting")
 	c.mu.Unlock()
-	p := c.primary.p
+	e, node := c.route(typ, raw)
+	p := e.p
 	ps, err := p.Get(contextBackground)
+	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) {
+		// A replica that cannot be reached: nothing was sent yet, so the
+		// read goes to the primary and the replica sits out a while.
+		c.log.Warn("replica unreachable; reading from the primary", "replica", node.Name, "err", err)
+		c.rt.set.Ban(node.Name, err.Error())
+		c.rt.set.Done(node)
+		node, p = nil, c.primary.p
+		ps, err = p.Get(contextBackground)
+	}
 	if err == nil {
 		sc := ps.Conn.(*serverConn)
 		if err = c.syncParams(sc); err != nil {
@@ -429,6 +444,7 @@ func (c *clientConn) acquire() error {
 			c.wmu.Lock() // handed to the pump, which unlocks it when it ends
 			c.mu.Lock()
 			c.server, c.lease, c.leasePool = sc, ps, p
+			c.leaseNode = node
 			c.outstanding, c.unsynced, c.releaseDue, c.rollingBack = 0, false, false, false
 			c.srvSkipping, c.unnamedLease = false, false
 			c.expects.reset()
@@ -442,6 +458,8 @@ func (c *clientConn) acquire() error {
 	}
 	c.mu.Lock()
 	c.setState("idle")
+	c.leaseNode = node
+	c.leaseEndedLocked()
 	c.mu.Unlock()
 	return err
 }
@@ -453,6 +471,7 @@ func (c *clientConn) detachLocked() (*serverConn, *pool.Server, *pool.Pool) {
 	c.server, c.lease, c.leasePool = nil, nil, nil
 	c.releaseDue = false
 	c.setState("idle")
+	c.leaseEndedLocked()
 	return sc, ps, p
 }
 

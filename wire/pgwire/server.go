@@ -32,6 +32,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	pools     map[string]*poolEntry
+	rts       map[string]*clusterRT // by cluster name
 	clients   map[uint32]*clientConn // by proxy-issued process id
 	listeners []net.Listener
 	shutting  atomic.Bool
@@ -80,6 +81,38 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.tls.Store(tc)
 	s.cfg.Store(cfg)
 
+	// Lag monitors: kept for clusters whose nodes and settings did not
+	// change, built for new ones, stopped for the rest.
+	rts := make(map[string]*clusterRT)
+	var stopRTs []*clusterRT
+	s.mu.Lock()
+	old := s.rts
+	s.mu.Unlock()
+	for i := range cfg.Clusters {
+		cl := &cfg.Clusters[i]
+		if cl.Protocol != config.Postgres {
+			continue
+		}
+		if rt, ok := old[cl.Name]; ok && rt.sameAs(cl) {
+			rts[cl.Name] = rt
+			continue
+		}
+		if rt := newClusterRT(cl, cfg); rt != nil {
+			rts[cl.Name] = rt
+		}
+	}
+	for name, rt := range old {
+		if rts[name] != rt {
+			stopRTs = append(stopRTs, rt)
+		}
+	}
+	s.mu.Lock()
+	s.rts = rts
+	s.mu.Unlock()
+	for _, rt := range stopRTs {
+		rt.stop()
+	}
+
 	valid := make(map[string]bool)
 	for i := range cfg.Clusters {
 		cl := &cfg.Clusters[i]
@@ -110,6 +143,12 @@ func (s *Server) Reload(cfg *config.Config) error {
 		}(e)
 	}
 	return nil
+}
+
+func (s *Server) clusterRuntime(name string) *clusterRT {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rts[name]
 }
 
 // Config returns the configuration in force.
@@ -279,7 +318,12 @@ func (s *Server) closePools() {
 	s.mu.Lock()
 	pools := s.pools
 	s.pools = make(map[string]*poolEntry)
+	rts := s.rts
+	s.rts = nil
 	s.mu.Unlock()
+	for _, rt := range rts {
+		rt.stop()
+	}
 	for _, e := range pools {
 		e.p.Close()
 		metrics.RemovePool(e.p)

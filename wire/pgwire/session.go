@@ -22,7 +22,9 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -113,6 +115,16 @@ type clientConn struct {
 	state         string // metrics state: idle, waiting, active
 
 	mTxn, mQuery prometheus.Counter
+
+	// Routing (route.go). rt is nil for clusters without replicas.
+	rt          *clusterRT
+	pref        router.Preference
+	asBuf       []*router.Analysis
+	writeAt     time.Time       // when the client's last write committed, until its position is sampled
+	writePos    lagmon.Position // the primary position that includes the client's last write
+	readAfter   lagmon.Position // SET switchyard.read_after
+	leaseNode   *replica.Node   // the replica of the current lease; nil on the primary
+	leaseWrites bool            // the current lease is on the primary for a write
 }
 
 func randUint32() uint32 {
@@ -364,6 +376,7 @@ func (c *clientConn) login(version uint32, params map[string]string, tooMany boo
 	}
 	n := clusterNodes(cl)[0]
 	c.primary = c.srv.poolFor(cl, u, n.addr, n.db)
+	c.rt = c.srv.clusterRuntime(cl.Name)
 	c.mTxn = metrics.Transactions.WithLabelValues("postgres", cl.Name)
 	c.mQuery = metrics.Queries.WithLabelValues("postgres", cl.Name)
 

@@ -1,0 +1,384 @@
+package pgwire
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/lagmon"
+	"github.com/switchyard/switchyard/replica"
+	"github.com/switchyard/switchyard/router"
+)
+
+// Read/write splitting.
+//
+// At the first message of a transaction the proxy decides where it runs
+// (router.Decide over the analyses of the request). Reads go to a replica
+// the replica set picks: healthy, within max_replica_lag, and, for a
+// client that has written, one that has replayed the primary's position
+// sampled after that write committed (read-your-writes). Everything else,
+// and every read no replica qualifies for, goes to the primary.
+
+// clusterRT is the running machinery of one cluster with replicas: its lag
+// monitor and replica set. Built on (re)load, stopped when replaced.
+type clusterRT struct {
+	name string
+	mon  *lagmon.Monitor
+	set  *replica.Set
+	st   config.Settings
+	// what it was built from, for sameAs
+	primary, monUser, monPassword string
+	replicas                      []string
+	// routed counts routing decisions; fallback counts reads that found
+	// no eligible replica.
+	routed   *prometheus.CounterVec
+	fallback prometheus.Counter
+}
+
+func newClusterRT(cl *config.Cluster, cfg *config.Config) *clusterRT {
+	if len(cl.Replicas) == 0 || cl.Primary == "" {
+		return nil
+	}
+	user, password := cl.MonitorUser, cl.MonitorPassword
+	if user == "" && len(cfg.Users) > 0 {
+		u := &cfg.Users[0]
+		user, password = serverUser(u), u.ServerPassword
+	}
+	db := cl.ServerDatabase
+	if db == "" {
+		db = cl.Database
+	}
+	probes := make(map[string]lagmon.Prober, len(cl.Replicas))
+	for _, r := range cl.Replicas {
+		probes[r] = &pgProbe{addr: r, user: user, password: password, db: db}
+	}
+	mon := lagmon.New(&pgProbe{addr: cl.Primary, user: user, password: password, db: db, primary: true}, probes,
+		lagmon.Options{Interval: cl.Settings.LagPollInterval})
+	rt := &clusterRT{
+		name: cl.Name,
+		mon:  mon,
+		set:  replica.NewSet(cl.Replicas, mon, replica.Options{MaxLag: cl.Settings.MaxReplicaLag}),
+		st:   cl.Settings,
+
+		primary:     cl.Primary,
+		replicas:    slices.Clone(cl.Replicas),
+		monUser:     cl.MonitorUser,
+		monPassword: cl.MonitorPassword,
+	}
+	rt.routed = metrics.Routed.MustCurryWith(prometheus.Labels{"protocol": "postgres", "cluster": cl.Name})
+	rt.fallback = metrics.ReadFallbacks.WithLabelValues("postgres", cl.Name)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	mon.PollNow(ctx)
+	cancel()
+	mon.Start()
+	return rt
+}
+
+// sameAs says whether rt still describes cl (same nodes and settings).
+func (rt *clusterRT) sameAs(cl *config.Cluster) bool {
+	return rt.primary == cl.Primary && rt.st == cl.Settings && slices.Equal(rt.replicas, cl.Replicas) &&
+		rt.monUser == cl.MonitorUser && rt.monPassword == cl.MonitorPassword
+}
+
+func (rt *clusterRT) stop() {
+	if rt != nil {
+		rt.mon.Stop()
+	}
+}
+
+// pgProbe reads a node's WAL position over a connection of its own, so
+// the lag monitor never competes with clients for pool slots.
+type pgProbe struct {
+	addr, user, password, db string
+	primary                  bool
+	mu                       sync.Mutex
+	conn                     *pgconn.PgConn
+}
+
+func (p *pgProbe) Probe(ctx context.Context) (lagmon.Position, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn == nil || p.conn.IsClosed() {
+		host, port, _ := strings.Cut(p.addr, ":")
+		cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=disable application_name=switchyard_lagmon", host, port))
+		if err != nil {
+			return nil, err
+		}
+		cfg.User, cfg.Password, cfg.Database = p.user, p.password, p.db
+		if p.conn, err = pgconn.ConnectConfig(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	sql := "SELECT pg_catalog.pg_last_wal_replay_lsn()::text"
+	if p.primary {
+		sql = "SELECT pg_catalog.pg_current_wal_lsn()::text"
+	}
+	res := p.conn.ExecParams(ctx, sql, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		p.conn.Close(context.Background())
+		p.conn = nil
+		return nil, res.Err
+	}
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 1 || res.Rows[0][0] == nil {
+		return nil, fmt.Errorf("%s: no WAL position (is it a replica?)", p.addr)
+	}
+	return lagmon.ParseLSN(string(res.Rows[0][0]))
+}
+
+// batchAnalyses gathers the verdicts on the statements of the request that
+// opens a transaction: held extended-protocol messages and the current one.
+func (c *clientConn) batchAnalyses(typ byte, raw []byte) []*router.Analysis {
+	as := c.asBuf[:0]
+	add := func(typ byte, m []byte) {
+		switch typ {
+		case 'Q':
+			as = append(as, c.srv.an.Analyze(queryText(m)))
+		case 'P':
+			if _, rest, ok := cstring(m[5:]); ok {
+				if q, _, ok := cstring(rest); ok {
+					as = append(as, c.srv.an.Analyze(unsafeString(q)))
+				}
+			}
+		case 'B':
+			if _, rest, ok := cstring(m[5:]); ok {
+				if stmt, _, ok := cstring(rest); ok && len(stmt) > 0 {
+					if g := c.stmts[string(stmt)]; g != nil {
+						as = append(as, c.stmtAnalysis(g))
+					}
+				} else if ok && c.unnamedAn != nil && !bytesHasParse(c.pending) {
+					as = append(as, c.unnamedAn)
+				}
+			}
+		}
+	}
+	for b := c.pending; len(b) >= 5; {
+		n := int(binary.BigEndian.Uint32(b[1:])) + 1
+		add(b[0], b[:n])
+		b = b[n:]
+	}
+	add(typ, raw)
+	c.asBuf = as
+	return as
+}
+
+func bytesHasParse(b []byte) bool {
+	for len(b) >= 5 {
+		if b[0] == 'P' {
+			return true
+		}
+		b = b[int(binary.BigEndian.Uint32(b[1:]))+1:]
+	}
+	return false
+}
+
+// route picks the pool for the transaction that starts with this request.
+func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
+	rt := c.rt
+	if rt == nil || c.mode != config.PoolTransaction || c.pinReason != "" {
+		c.leaseWrites = true
+		return c.primary, nil
+	}
+	t, why := router.Decide(c.pref, c.batchAnalyses(typ, raw))
+	if _, ok := t.(router.Replica); !ok {
+		c.leaseWrites = true
+		rt.routed.WithLabelValues("primary", why).Inc()
+		return c.primary, nil
+	}
+	need, known := c.needPosition()
+	var n *replica.Node
+	if known {
+		n = rt.set.Pick(need)
+		if n == nil && need != nil && rt.st.CausalReadTimeout > 0 {
+			deadline := time.Now().Add(rt.st.CausalReadTimeout)
+			for n == nil && time.Now().Before(deadline) {
+				time.Sleep(rt.st.LagPollInterval)
+				n = rt.set.Pick(need)
+			}
+		}
+	}
+	if n == nil {
+		c.leaseWrites = false
+		reason := "no_replica"
+		if !known || need != nil {
+			reason = "read_your_writes"
+		}
+		rt.fallback.Inc()
+		rt.routed.WithLabelValues("primary", reason).Inc()
+		return c.primary, nil
+	}
+	rt.routed.WithLabelValues("replica", why).Inc()
+	return c.srv.poolFor(c.cluster, c.user, n.Name, c.primaryDB()), n
+}
+
+func (c *clientConn) primaryDB() string {
+	if c.cluster.ServerDatabase != "" {
+		return c.cluster.ServerDatabase
+	}
+	return c.cluster.Database
+}
+
+// needPosition is what a replica must have replayed to serve this client:
+// its last write (read-your-writes) and any position the application
+// handed over (SET switchyard.read_after). known is false while the
+// position of a write is not sampled yet; the read goes to the primary.
+func (c *clientConn) needPosition() (need lagmon.Position, known bool) {
+	if !c.writeAt.IsZero() && c.rt.st.ReadYourWrites {
+		pos, ok := c.rt.mon.PrimaryAfter(c.writeAt)
+		if !ok {
+			return nil, false
+		}
+		c.writePos, c.writeAt = pos, time.Time{}
+	}
+	need = c.writePos
+	if c.readAfter != nil && (need == nil || !need.AtLeast(c.readAfter)) {
+		need = c.readAfter
+	}
+	return need, true
+}
+
+// leaseEndedLocked books the end of a lease for routing: the replica's
+// load, and the moment of a write for read-your-writes.
+func (c *clientConn) leaseEndedLocked() {
+	if c.leaseNode != nil {
+		c.rt.set.Done(c.leaseNode)
+		c.leaseNode = nil
+	} else if c.leaseWrites && c.rt != nil {
+		c.writeAt = time.Now()
+	}
+	c.leaseWrites = false
+}
+
+// writePosition answers SHOW switchyard.write_position: a token the
+// application can carry to another connection (SET switchyard.read_after).
+func (c *clientConn) writePosition() string {
+	if c.rt == nil {
+		return ""
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		c.mu.Lock()
+		_, known := c.needPosition()
+		pos := c.writePos
+		c.mu.Unlock()
+		if known || time.Now().After(deadline) {
+			if pos == nil {
+				return ""
+			}
+			return pos.String()
+		}
+		time.Sleep(c.rt.st.LagPollInterval / 2)
+	}
+}
+
+// switchyardCommand answers the session commands of the proxy itself,
+// outside a transaction: SET switchyard.target = primary|replica|auto,
+// SET switchyard.read_after = '<position>', SHOW switchyard.write_position.
+func (c *clientConn) switchyardCommand(text string, a *router.Analysis) bool {
+	t := strings.TrimRight(strings.TrimSpace(text), "; ")
+	lower := strings.ToLower(t)
+	var out []byte
+	switch {
+	case lower == "show switchyard.write_position":
+		out = appendRow(nil, "write_position", c.writePosition())
+		out = appendTag(out, "SHOW")
+	case strings.HasPrefix(lower, "set switchyard.") || strings.HasPrefix(lower, "reset switchyard."):
+		// Matched by hand: "primary" is a reserved word to PostgreSQL's
+		// grammar, so SET switchyard.target = primary does not parse.
+		name, value, reset := parseProxySet(t)
+		var err *pgError
+		switch name {
+		case "switchyard.target":
+			p, ok := router.ParsePreference(strings.ToLower(value))
+			if reset {
+				p, ok = router.Auto, true
+			}
+			if !ok {
+				err = newError("22023", "invalid value for switchyard.target: %q (primary, replica or auto)", value)
+			} else {
+				c.pref = p
+			}
+		case "switchyard.read_after":
+			if reset || value == "" {
+				c.readAfter = nil
+			} else if pos, perr := lagmon.ParseLSN(value); perr != nil {
+				err = newError("22023", "invalid value for switchyard.read_after: %q is not a position from SHOW switchyard.write_position", value)
+			} else {
+				c.readAfter = pos
+			}
+		default:
+			err = newError("42704", "unrecognized configuration parameter %q", name)
+		}
+		if err != nil {
+			out, _ = toErrorResponse(err).Encode(nil)
+		} else if reset {
+			out = appendTag(nil, "RESET")
+		} else {
+			out = appendTag(nil, "SET")
+		}
+	default:
+		return false
+	}
+	out = append(out, 'Z', 0, 0, 0, 5, 'I')
+	c.wmu.Lock()
+	if _, err := c.bw.Write(out); err == nil {
+		_ = c.bw.Flush()
+	}
+	c.wmu.Unlock()
+	return true
+}
+
+// parseProxySet reads "SET switchyard.x = v", "SET switchyard.x TO 'v'"
+// and "RESET switchyard.x".
+func parseProxySet(t string) (name, value string, reset bool) {
+	f := strings.Fields(t)
+	if len(f) < 2 {
+		return "", "", false
+	}
+	if strings.EqualFold(f[0], "reset") {
+		return strings.ToLower(f[1]), "", true
+	}
+	rest := strings.TrimSpace(t[len(f[0]):])
+	i := strings.IndexAny(rest, " =")
+	if i < 0 {
+		return strings.ToLower(rest), "", false
+	}
+	name = strings.ToLower(rest[:i])
+	rest = strings.TrimSpace(rest[i:])
+	rest = strings.TrimPrefix(rest, "=")
+	if len(rest) >= 2 && strings.EqualFold(rest[:2], "to") && (len(rest) == 2 || rest[2] == ' ') {
+		rest = rest[2:]
+	}
+	value = strings.Trim(strings.TrimSpace(rest), `'"`)
+	if strings.EqualFold(value, "default") {
+		return name, "", true
+	}
+	return name, value, false
+}
+
+func appendTag(b []byte, tag string) []byte {
+	n := 4 + len(tag) + 1
+	b = append(b, 'C', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	return append(append(b, tag...), 0)
+}
+
+// appendRow encodes a one-column text result: RowDescription and DataRow.
+func appendRow(b []byte, col, val string) []byte {
+	n := 4 + 2 + len(col) + 1 + 18
+	b = append(b, 'T', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0, 1)
+	b = append(append(b, col...), 0)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0)
+	n = 4 + 2 + 4 + len(val)
+	b = append(b, 'D', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0, 1)
+	l := len(val)
+	b = append(b, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
+	return append(b, val...)
+}
