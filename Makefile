@@ -42,5 +42,15 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
+# demo: a PostgreSQL primary with two replicas and a MariaDB primary with a
+# replica on the ports of config.toml, the sample schema, and the proxy with
+# config.toml, all in the background under .demo/ (no system services);
+# prints the DSNs and example commands. demo-stop stops all of it.
+demo: deps build
+	@bash scripts/demo.sh start
+
+demo-stop:
+	@bash scripts/demo.sh stop
+
 clean:
 	rm -rf bin

@@ -24,6 +24,10 @@
 // When running as root, PostgreSQL runs as the OS user postgres (it refuses
 // root) and MariaDB as root (--user=root).
 //
+// Long-lived clusters (`make demo` through internal/cmd/devcluster) use
+// Options.Ports for fixed ports and Options.Dir for a directory of their
+// own that Stop keeps.
+//
 // Environment:
 //
 //	SWITCHYARD_TESTCLUSTER_TRACE=1        print the time each start step takes
@@ -54,6 +58,168 @@ type Options struct {
 	Replicas int
 	// Log, if set, receives the servers' logs when starting fails.
 	Log io.Writer
+	// Ports, if set, are fixed loopback ports for the nodes: the primary's
+	// first, then one per replica. With Replicas 0 the cluster has
+	// len(Ports)-1 replicas; otherwise len(Ports) must be Replicas+1. A
+	// port that is in use is an error (no retry on other ports). Unset:
+	// free ports picked by the kernel.
+	Ports []int
+	// Dir, if set, is the directory the cluster lives in instead of a new
+	// temporary one (for long-lived clusters such as `make demo`). It is
+	// created if missing; what an earlier cluster left in it (node data
+	// directories, logs) is removed first; only one cluster at a time may
+	// use it; and Stop shuts the servers down cleanly and keeps it, with
+	// the data and the logs. The servers' OS user (postgres, when running
+	// as root) must be able to reach it, and its path must be at most
+	// maxDirLen bytes long (unix socket paths are limited to ~107 bytes).
+	Dir string
+}
+
+// maxDirLen bounds the length of Options.Dir: the server sockets live in
+// it, and a unix socket path has at most ~107 bytes.
+const maxDirLen = 80
+
+// replicaCount returns the number of replicas to start: o.Replicas, where
+// 0 means def (or len(o.Ports)-1 when ports are given) and a negative
+// number none.
+func (o Options) replicaCount(def int) (int, error) {
+	n := o.Replicas
+	switch {
+	case n == 0 && len(o.Ports) > 0:
+		n = len(o.Ports) - 1
+	case n == 0:
+		n = def
+	case n < 0:
+		n = 0
+	}
+	if len(o.Ports) > 0 && len(o.Ports) != n+1 {
+		return 0, fmt.Errorf("testcluster: %d ports given for a primary and %d replica(s); want %d", len(o.Ports), n, n+1)
+	}
+	return n, nil
+}
+
+// nodePorts returns the ports of n nodes: o.Ports, checked to be free, or
+// free ports from the kernel.
+func (o Options) nodePorts(n int) ([]int, error) {
+	if len(o.Ports) == 0 {
+		return freePorts(n)
+	}
+	if len(o.Ports) != n {
+		return nil, fmt.Errorf("testcluster: %d ports for %d nodes", len(o.Ports), n)
+	}
+	seen := map[int]bool{}
+	for _, p := range o.Ports {
+		if p <= 0 || p > 65535 || seen[p] {
+			return nil, fmt.Errorf("testcluster: bad or repeated port %d in %v", p, o.Ports)
+		}
+		seen[p] = true
+		l, err := net.Listen("tcp", net.JoinHostPort(loopback, strconv.Itoa(p)))
+		if err != nil {
+			return nil, fmt.Errorf("testcluster: port %d on %s: %w (another server, or an earlier cluster still running?): %v", p, loopback, errPortInUse, err)
+		}
+		l.Close()
+	}
+	return append([]int(nil), o.Ports...), nil
+}
+
+// errPortInUse: a port of Options.Ports is taken.
+var errPortInUse = errors.New("is in use")
+
+// rootDir returns the cluster's directory: o.Dir made ready (see
+// Options.Dir; release must be called when the cluster stops), or a new
+// temporary directory (release is nil).
+func (o Options) rootDir(owner *runAs) (dir string, release func(), err error) {
+	if o.Dir == "" {
+		dir, err := makeRootDir(owner)
+		return dir, nil, err
+	}
+	return prepareDir(o.Dir, owner)
+}
+
+const dirLockFile = "lock"
+
+// prepareDir makes dir ready for a cluster that keeps it: created,
+// locked against a second cluster, emptied of the nodes an earlier cluster
+// left (only the names this package creates are removed), mode 0700, owned
+// by owner.
+func prepareDir(dir string, owner *runAs) (string, func(), error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(dir) > maxDirLen {
+		return "", nil, fmt.Errorf("testcluster: directory %s: path longer than %d bytes (the server sockets live there, and unix socket paths are short); use a shorter one", dir, maxDirLen)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	if owner != nil && !worldSearchable(filepath.Dir(dir)) {
+		return "", nil, fmt.Errorf("testcluster: directory %s: the %s OS user the server runs as cannot reach it (a directory on the way is not searchable by others); use a directory elsewhere, or chmod o+x the parents", dir, owner.name)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, dirLockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		who := ""
+		if b, err := os.ReadFile(filepath.Join(dir, ownerFile)); err == nil {
+			who = " (pid " + strings.TrimSpace(string(b)) + ")"
+		}
+		return "", nil, fmt.Errorf("testcluster: directory %s is in use by another cluster%s", dir, who)
+	}
+	release := func() {
+		os.Remove(filepath.Join(dir, ownerFile))
+		_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+		lock.Close()
+	}
+	fail := func(err error) (string, func(), error) {
+		release()
+		return "", nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fail(err)
+	}
+	for _, e := range entries {
+		if !leftByCluster(e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if e.IsDir() {
+			// A PostgreSQL server killed with its owner leaves its
+			// System V interlock segment behind.
+			removeStaleShm(filepath.Join(p, "postmaster.pid"))
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return fail(err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	if err := owner.chown(dir); err != nil {
+		return fail(err)
+	}
+	return dir, release, nil
+}
+
+// leftByCluster reports whether name is something a cluster creates in its
+// directory: node data directories n0, n1, ... and their logs, sockets and
+// pid files (n0.log, ...), and the template.
+func leftByCluster(name string) bool {
+	if name == "template" || name == ownerFile {
+		return true
+	}
+	base, _, _ := strings.Cut(name, ".")
+	if len(base) < 2 || base[0] != 'n' {
+		return false
+	}
+	_, err := strconv.Atoi(base[1:])
+	return err == nil
 }
 
 // Node is one server of a cluster.
@@ -361,9 +527,9 @@ func startWithRetries[T any](o Options, attempt func(logw io.Writer) (T, string,
 		switch {
 		case err == nil:
 			return c, nil
-		case errors.Is(err, errPortTaken) && i < maxBindRetries:
-			continue
-		case cached != "" && !dropped:
+		case errors.Is(err, errPortTaken) && i < maxBindRetries && len(o.Ports) == 0:
+			continue // fixed ports: trying again would meet the same port
+		case cached != "" && !dropped && !errors.Is(err, errPortInUse) && !(len(o.Ports) > 0 && errors.Is(err, errPortTaken)):
 			dropTemplate(cached)
 			dropped = true
 			continue

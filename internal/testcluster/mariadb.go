@@ -37,6 +37,7 @@ type MariaDB struct {
 
 	mu      sync.Mutex
 	root    string
+	release func() // set when root is Options.Dir: unlocks it
 	mariadb string // the mariadbd binary
 	nodes   map[int]*myNode
 	stopped bool
@@ -89,11 +90,14 @@ func StartMariaDB(o Options) (*MariaDB, error) {
 
 func startMariaDB(o Options) func(io.Writer) (*MariaDB, string, error) {
 	return func(logw io.Writer) (c *MariaDB, cached string, err error) {
-		nrep := o.Replicas
-		if nrep == 0 {
-			nrep = 1
-		} else if nrep < 0 {
-			nrep = 0
+		nrep, err := o.replicaCount(1)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(o.Ports) > 0 { // fail early, before any work
+			if _, err := o.nodePorts(nrep + 1); err != nil {
+				return nil, "", err
+			}
 		}
 		mariadbd, installDB, err := findMariaDB()
 		if err != nil {
@@ -101,11 +105,11 @@ func startMariaDB(o Options) func(io.Writer) (*MariaDB, string, error) {
 		}
 		// mariadbd runs as root with --user=root when the test runs as root
 		// (it refuses root without that flag), else as the current user.
-		root, err := makeRootDir(nil)
+		root, release, err := o.rootDir(nil)
 		if err != nil {
 			return nil, "", err
 		}
-		c = &MariaDB{root: root, mariadb: mariadbd, nodes: map[int]*myNode{}}
+		c = &MariaDB{root: root, release: release, mariadb: mariadbd, nodes: map[int]*myNode{}}
 		defer func() {
 			if err != nil {
 				err = fmt.Errorf("testcluster: starting MariaDB: %w", err)
@@ -136,7 +140,7 @@ func startMariaDB(o Options) func(io.Writer) (*MariaDB, string, error) {
 
 		nodes := make([]*myNode, nrep+1)
 		errs := make([]error, len(nodes))
-		ports, err := freePorts(len(nodes))
+		ports, err := o.nodePorts(len(nodes))
 		if err != nil {
 			return c, cached, err
 		}
@@ -287,8 +291,9 @@ func (c *MariaDB) node(n Node) (*myNode, error) {
 	return mn, nil
 }
 
-// Stop kills every node and removes the cluster's directory. It may be
-// called more than once.
+// Stop kills every node and removes the cluster's directory (with
+// Options.Dir: shuts the nodes down cleanly and keeps the directory). It
+// may be called more than once.
 func (c *MariaDB) Stop() {
 	c.mu.Lock()
 	if c.stopped {
@@ -303,16 +308,23 @@ func (c *MariaDB) Stop() {
 		}
 	}
 	c.mu.Unlock()
+	sig := syscall.SIGKILL // the data is thrown away anyway
+	if c.release != nil {
+		sig = syscall.SIGTERM // kept: shut down cleanly
+	}
 	var wg sync.WaitGroup
 	for _, s := range srvs {
 		wg.Add(1)
 		go func(s *server) {
 			defer wg.Done()
-			_ = s.stop(syscall.SIGKILL) // the data is thrown away anyway
+			_ = s.stop(sig)
 		}(s)
 	}
 	wg.Wait()
-	if c.root != "" {
+	switch {
+	case c.release != nil:
+		c.release()
+	case c.root != "":
 		os.RemoveAll(c.root)
 	}
 }

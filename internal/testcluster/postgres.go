@@ -41,6 +41,7 @@ type Postgres struct {
 
 	mu      sync.Mutex
 	root    string
+	release func() // set when root is Options.Dir: unlocks it
 	as      *runAs
 	nodes   map[int]*pgNode // by port
 	stopped bool
@@ -157,11 +158,14 @@ func StartPostgres(o Options) (*Postgres, error) {
 
 func startPostgres(o Options) func(io.Writer) (*Postgres, string, error) {
 	return func(logw io.Writer) (c *Postgres, cached string, err error) {
-		nrep := o.Replicas
-		if nrep == 0 {
-			nrep = 2
-		} else if nrep < 0 {
-			nrep = 0
+		nrep, err := o.replicaCount(2)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(o.Ports) > 0 { // fail early, before any work
+			if _, err := o.nodePorts(nrep + 1); err != nil {
+				return nil, "", err
+			}
 		}
 		bin, err := findPostgres()
 		if err != nil {
@@ -171,11 +175,11 @@ func startPostgres(o Options) func(io.Writer) (*Postgres, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		root, err := makeRootDir(as)
+		root, release, err := o.rootDir(as)
 		if err != nil {
 			return nil, "", err
 		}
-		c = &Postgres{BinDir: bin, root: root, as: as, nodes: map[int]*pgNode{}}
+		c = &Postgres{BinDir: bin, root: root, release: release, as: as, nodes: map[int]*pgNode{}}
 		defer func() {
 			if err != nil {
 				err = fmt.Errorf("testcluster: starting PostgreSQL: %w", err)
@@ -200,7 +204,7 @@ func startPostgres(o Options) func(io.Writer) (*Postgres, string, error) {
 		// Copy the template for every node; pick the ports.
 		nodes := make([]*pgNode, nrep+1)
 		errs := make([]error, len(nodes))
-		ports, err := freePorts(len(nodes))
+		ports, err := o.nodePorts(len(nodes))
 		if err != nil {
 			return c, cached, err
 		}
@@ -431,8 +435,9 @@ func (c *Postgres) node(n Node) (*pgNode, error) {
 	return pn, nil
 }
 
-// Stop stops every node and removes the cluster's directory. It may be
-// called more than once.
+// Stop stops every node and removes the cluster's directory (with
+// Options.Dir: shuts the nodes down cleanly and keeps the directory). It
+// may be called more than once.
 func (c *Postgres) Stop() {
 	c.mu.Lock()
 	if c.stopped {
@@ -447,17 +452,25 @@ func (c *Postgres) Stop() {
 		}
 	}
 	c.mu.Unlock()
+	// Immediate shutdown when the data is thrown away anyway; a fast
+	// (clean) one when the directory is kept.
+	sig := syscall.SIGQUIT
+	if c.release != nil {
+		sig = syscall.SIGINT
+	}
 	var wg sync.WaitGroup
 	for _, s := range srvs {
 		wg.Add(1)
 		go func(s *server) {
 			defer wg.Done()
-			// Immediate shutdown: the data is thrown away anyway.
-			_ = s.stop(syscall.SIGQUIT)
+			_ = s.stop(sig)
 		}(s)
 	}
 	wg.Wait()
-	if c.root != "" {
+	switch {
+	case c.release != nil:
+		c.release()
+	case c.root != "":
 		os.RemoveAll(c.root)
 	}
 }
