@@ -1,0 +1,24 @@
+// Package replica chooses which replica serves a read.
+//
+// In the path of a query it comes right after the router has decided that
+// a transaction may read from a replica: Set.Pick is asked once per such
+// transaction, before the pool leases a server connection for the node it
+// names, and Done is called when the transaction ends. Pick answers from
+// state that is kept current elsewhere, with atomic loads and no lock: the
+// lag monitor's last samples (health, lag in seconds, replayed position),
+// bans the wire packages set when a connection to a replica fails, and the
+// count of requests each replica is serving now.
+//
+// A replica gets a read only if it is not banned, the monitor has read its
+// position recently, it lags at most max_replica_lag, and, for a client
+// that has written, it has replayed that client's last write (the position
+// the router passes as need). Among those, the one with the fewest
+// outstanding requests per unit of weight wins, ties rotating, so load
+// follows actual latency rather than a fixed share. When none qualifies
+// Pick returns nil and the read goes to the primary: losing every replica
+// must cost capacity, never availability. AllOut says so for a metric.
+//
+// A banned replica rejoins by itself: after the ban period, and only once
+// the monitor has read its position after the ban, so a replica whose
+// connections keep failing is not retried by client traffic first.
+package replica
