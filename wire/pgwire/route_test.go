@@ -224,7 +224,7 @@ func TestReadYourWritesWithPausedReplica(t *testing.T) {
 	}
 	// Meanwhile a client that never writes reads, and must not be served
 	// by the paused replica once it lags past max_replica_lag.
-	time.Sleep(500 * time.Millisecond)
+	waitIneligible(t, p, fmt.Sprintf("127.0.0.1:%d", replicas[0]))
 	reader, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func TestLaggingReplicaRejoins(t *testing.T) {
 		}
 	}()
 	mustExec(t, `INSERT INTO t_lag VALUES (1)`)
-	time.Sleep(600 * time.Millisecond) // past max_replica_lag (300ms)
+	waitIneligible(t, p, fmt.Sprintf("127.0.0.1:%d", replicas[1]))
 	reader, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
 	if err != nil {
 		t.Fatal(err)
@@ -379,4 +379,22 @@ func TestSessionTargetAndToken(t *testing.T) {
 		t.Fatal("bad target accepted")
 	}
 	_ = strconv.Itoa
+}
+
+// waitIneligible waits until the proxy's replica set says a replica gets no
+// reads (it lags past max_replica_lag while the primary keeps writing).
+func waitIneligible(t testing.TB, p *testProxy, name string) {
+	t.Helper()
+	rt := p.srv.clusterRuntime("pg")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		mustExec(t, `SELECT txid_current()`) // keep the primary's position moving
+		for _, st := range rt.set.Status() {
+			if st.Name == name && !st.Eligible {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("replica %s still eligible after 10s", name)
 }

@@ -32,7 +32,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	pools     map[string]*poolEntry
-	rts       map[string]*clusterRT // by cluster name
+	rts       map[string]*clusterRT  // by cluster name
 	clients   map[uint32]*clientConn // by proxy-issued process id
 	listeners []net.Listener
 	shutting  atomic.Bool
