@@ -155,6 +155,7 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 		if err != nil {
 			return nil, err
 		}
+		pg.OnReload = p.reload
 		p.pg, p.lns = pg, append(p.lns, ln)
 		go func() {
 			if err := pg.Serve(ln); err != nil {

@@ -68,6 +68,13 @@ password = ""
 auth = "trust"
 
 [[users]]
+name = "admin"
+password = "admin"
+admin = true
+server_user = "app"
+server_password = "app"
+
+[[users]]
 name = "app_session"
 password = "app"
 server_user = "app"
@@ -1169,4 +1176,84 @@ func counterSum(t *testing.T, name string) float64 {
 		}
 	}
 	return sum
+}
+
+func TestAdminConsole(t *testing.T) {
+	p := startProxy(t, "")
+	reloads := 0
+	p.srv.OnReload = func() error { reloads++; return nil }
+	ctx := ctxT(t, 30*time.Second)
+	app, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	if _, err := app.Exec(ctx, `SELECT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgx.Connect(ctx, p.rawDSN("app", "app", "switchyard")); sqlstate(err) != "42501" {
+		t.Fatalf("non-admin on the console: want 42501, got %v", err)
+	}
+	cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	adm, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(ctx)
+	rows := func(q string) [][]any {
+		rs, err := adm.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		out, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return out
+	}
+	pools := rows("SHOW POOLS")
+	found := false
+	for _, r := range pools {
+		if r[1] == "pg" && r[3] == "app" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("SHOW POOLS has no pg/app pool: %v", pools)
+	}
+	if cl := rows("SHOW CLIENTS"); len(cl) < 1 {
+		t.Fatalf("SHOW CLIENTS: %v", cl)
+	}
+	rows("SHOW SERVERS")
+	rows("SHOW STATS")
+	rows("SHOW REPLICAS")
+	rows("SHOW SHARDS")
+	if _, err := adm.Exec(ctx, "RELOAD"); err != nil || reloads != 1 {
+		t.Fatalf("RELOAD: %v (reloads %d)", err, reloads)
+	}
+	// PAUSE stops handing out server connections; RESUME lets the waiting
+	// query through.
+	if _, err := adm.Exec(ctx, "PAUSE pg"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := app.Exec(ctx, `SELECT 1`)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("query ran while paused: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := adm.Exec(ctx, "RESUME pg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("query after RESUME: %v", err)
+	}
+	if _, err := adm.Exec(ctx, "SHOW NONSENSE"); err == nil {
+		t.Fatal("unknown command accepted")
+	}
 }

@@ -304,7 +304,9 @@ func (c *clientConn) switchyardCommand(text string, a *router.Analysis) bool {
 			if !ok {
 				err = newError("22023", "invalid value for switchyard.target: %q (primary, replica or auto)", value)
 			} else {
+				c.mu.Lock()
 				c.pref = p
+				c.mu.Unlock()
 			}
 		case "switchyard.read_after":
 			if reset || value == "" {

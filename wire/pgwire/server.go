@@ -29,6 +29,8 @@ type Server struct {
 
 	// StartupTimeout bounds the time from TCP accept to the end of login.
 	StartupTimeout time.Duration
+	// OnReload, when set, is what the admin console's RELOAD does.
+	OnReload func() error
 
 	mu        sync.Mutex
 	pools     map[string]*poolEntry

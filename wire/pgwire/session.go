@@ -64,6 +64,7 @@ type clientConn struct {
 
 	user    *config.User
 	cluster *config.Cluster
+	console bool // an admin console session (console.go)
 	primary *poolEntry
 	mode    config.PoolMode
 	desired map[string]string // runtime parameters the client asked for, lower-case keys
@@ -174,6 +175,11 @@ func (s *Server) handle(conn net.Conn) {
 			metrics.PinnedSessions.WithLabelValues("postgres").Dec()
 		}
 	}()
+	if c.console {
+		c.log.Info("admin console session", "user", c.user.Name)
+		c.runConsole()
+		return
+	}
 	c.log.Debug("client logged in", "user", c.user.Name, "database", c.cluster.Database)
 	c.run()
 }
@@ -354,6 +360,23 @@ func (c *clientConn) login(version uint32, params map[string]string, tooMany boo
 	u := cfg.User(name)
 	if err := c.authenticate(u, name); err != nil {
 		return err
+	}
+	if isConsole(db) {
+		if !u.Admin {
+			return newFatal("42501", "user %q is not an admin; the admin console is for users with admin = true", name)
+		}
+		c.user, c.console = u, true
+		c.srv.register(c)
+		binary.BigEndian.PutUint32(c.key[:], randUint32())
+		return c.send(&pgproto3.AuthenticationOk{},
+			&pgproto3.ParameterStatus{Name: "server_version", Value: "15.0 (switchyard admin console)"},
+			&pgproto3.ParameterStatus{Name: "client_encoding", Value: "UTF8"},
+			&pgproto3.ParameterStatus{Name: "server_encoding", Value: "UTF8"},
+			&pgproto3.ParameterStatus{Name: "standard_conforming_strings", Value: "on"},
+			&pgproto3.ParameterStatus{Name: "DateStyle", Value: "ISO, MDY"},
+			&pgproto3.ParameterStatus{Name: "integer_datetimes", Value: "on"},
+			&pgproto3.BackendKeyData{ProcessID: c.pid, SecretKey: c.key[:]},
+			&pgproto3.ReadyForQuery{TxStatus: 'I'})
 	}
 	if len(u.Databases) > 0 && !contains(u.Databases, db) {
 		return newFatal(codeInvalidAuthorization, "user %q may not connect to database %q", name, db)
