@@ -23,7 +23,10 @@ type Handler struct {
 	Reload  func() error
 	Log     *slog.Logger
 	Started time.Time
-	mux     *http.ServeMux
+	// Sections adds named parts to /status (replicas, clients, shards),
+	// supplied by the packages that own that state.
+	Sections map[string]func() any
+	mux      *http.ServeMux
 }
 
 // NewHandler wires the routes.
@@ -55,8 +58,9 @@ type PoolStatus struct {
 
 func (h *Handler) status(w http.ResponseWriter, _ *http.Request) {
 	var out struct {
-		Uptime string       `json:"uptime"`
-		Pools  []PoolStatus `json:"pools"`
+		Uptime   string         `json:"uptime"`
+		Pools    []PoolStatus   `json:"pools"`
+		Sections map[string]any `json:"sections,omitempty"`
 	}
 	out.Uptime = time.Since(h.Started).Round(time.Second).String()
 	out.Pools = []PoolStatus{}
@@ -67,6 +71,12 @@ func (h *Handler) status(w http.ResponseWriter, _ *http.Request) {
 			Active: st.Active, Idle: st.Idle, Dialing: st.Dialing, Waiting: st.Waiting,
 			Gets: st.Gets, Timeouts: st.WaitTimeouts, MaxWait: st.MaxWait.String(),
 		})
+	}
+	if len(h.Sections) > 0 {
+		out.Sections = make(map[string]any, len(h.Sections))
+		for name, f := range h.Sections {
+			out.Sections[name] = f()
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

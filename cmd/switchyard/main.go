@@ -185,7 +185,12 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 			p.close()
 			return nil, err
 		}
-		p.admin = &http.Server{Handler: admin.NewHandler(p.reload, log), ReadHeaderTimeout: 5 * time.Second}
+		h := admin.NewHandler(p.reload, log)
+		h.Sections = map[string]func() any{}
+		if p.pg != nil {
+			h.Sections["postgres"] = p.pg.Status
+		}
+		p.admin = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := p.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("admin listener failed", "err", err)

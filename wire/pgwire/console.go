@@ -230,3 +230,22 @@ func (s *Server) consoleShow(what string) (*table, bool) {
 
 // isConsole says whether a login is for the admin console.
 func isConsole(db string) bool { return db == config.AdminDatabase }
+
+// Status is the JSON view of the PostgreSQL side for the admin /status
+// page: the tables of the console, as rows of name/value objects.
+func (s *Server) Status() any {
+	out := map[string]any{}
+	for _, what := range []string{"REPLICAS", "CLIENTS", "SHARDS"} {
+		t, _ := s.consoleShow(what)
+		rows := make([]map[string]string, 0, len(t.rows))
+		for _, r := range t.rows {
+			m := make(map[string]string, len(r))
+			for i, v := range r {
+				m[t.cols[i]] = v
+			}
+			rows = append(rows, m)
+		}
+		out[strings.ToLower(what)] = rows
+	}
+	return out
+}
