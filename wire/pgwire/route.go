@@ -40,8 +40,9 @@ type clusterRT struct {
 	replicas                      []string
 	// routed counts routing decisions; fallback counts reads that found
 	// no eligible replica.
-	routed   *prometheus.CounterVec
-	fallback prometheus.Counter
+	routed    *prometheus.CounterVec
+	fallback  prometheus.Counter
+	collector prometheus.Collector // lag metrics
 }
 
 func newClusterRT(cl *config.Cluster, cfg *config.Config) *clusterRT {
@@ -76,6 +77,10 @@ func newClusterRT(cl *config.Cluster, cfg *config.Config) *clusterRT {
 	}
 	rt.routed = metrics.Routed.MustCurryWith(prometheus.Labels{"protocol": "postgres", "cluster": cl.Name})
 	rt.fallback = metrics.ReadFallbacks.WithLabelValues("postgres", cl.Name)
+	rt.collector = mon.Collector(cl.Name)
+	if err := metrics.Registry.Register(rt.collector); err != nil {
+		rt.collector = nil // a monitor of the same cluster is still registered (reload); its metrics stay
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	mon.PollNow(ctx)
 	cancel()
@@ -91,6 +96,9 @@ func (rt *clusterRT) sameAs(cl *config.Cluster) bool {
 
 func (rt *clusterRT) stop() {
 	if rt != nil {
+		if rt.collector != nil {
+			metrics.Registry.Unregister(rt.collector)
+		}
 		rt.mon.Stop()
 	}
 }
