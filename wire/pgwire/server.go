@@ -90,6 +90,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	old := s.rts
 	s.mu.Unlock()
+	var build []*config.Cluster
 	for i := range cfg.Clusters {
 		cl := &cfg.Clusters[i]
 		if cl.Protocol != config.Postgres {
@@ -99,21 +100,27 @@ func (s *Server) Reload(cfg *config.Config) error {
 			rts[cl.Name] = rt
 			continue
 		}
-		if rt := newClusterRT(cl, cfg); rt != nil {
-			rts[cl.Name] = rt
-		}
+		build = append(build, cl)
 	}
 	for name, rt := range old {
 		if rts[name] != rt {
 			stopRTs = append(stopRTs, rt)
 		}
 	}
-	s.mu.Lock()
-	s.rts = rts
-	s.mu.Unlock()
+	// Replaced monitors stop first so the new ones can take over their
+	// metrics; sessions that still hold the old one route on its last
+	// samples meanwhile.
 	for _, rt := range stopRTs {
 		rt.stop()
 	}
+	for _, cl := range build {
+		if rt := newClusterRT(cl, cfg); rt != nil {
+			rts[cl.Name] = rt
+		}
+	}
+	s.mu.Lock()
+	s.rts = rts
+	s.mu.Unlock()
 
 	valid := make(map[string]bool)
 	for i := range cfg.Clusters {
