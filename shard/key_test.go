@@ -1,0 +1,138 @@
+package shard
+
+import (
+	"errors"
+	"strconv"
+	"testing"
+)
+
+func TestCanonicalInt(t *testing.T) {
+	for _, c := range []struct {
+		in string
+		n  int64
+		ok bool
+	}{
+		{"0", 0, true},
+		{"42", 42, true},
+		{"-42", -42, true},
+		{"9223372036854775807", 1<<63 - 1, true},
+		{"-9223372036854775808", -1 << 63, true},
+		{"9223372036854775808", 0, false},
+		{"-9223372036854775809", 0, false},
+		{"18446744073709551616", 0, false},
+		{"99999999999999999999", 0, false},
+		{"", 0, false},
+		{"-", 0, false},
+		{"-0", 0, false},
+		{"00", 0, false},
+		{"042", 0, false},
+		{"+42", 0, false},
+		{" 42", 0, false},
+		{"42 ", 0, false},
+		{"4_2", 0, false},
+		{"0x2a", 0, false},
+		{"42.0", 0, false},
+		{"1e3", 0, false},
+		{"--1", 0, false},
+		{"-01", 0, false},
+	} {
+		n, ok := CanonicalInt(c.in)
+		if n != c.n || ok != c.ok {
+			t.Errorf("CanonicalInt(%q) = %d, %v; want %d, %v", c.in, n, ok, c.n, c.ok)
+		}
+		nb, okb := CanonicalInt([]byte(c.in))
+		if nb != n || okb != ok {
+			t.Errorf("CanonicalInt([]byte(%q)) = %d, %v; string form gives %d, %v", c.in, nb, okb, n, ok)
+		}
+	}
+}
+
+// FuzzCanonicalInt: a string is canonical exactly when strconv parses it
+// and formats the value back to the same text.
+func FuzzCanonicalInt(f *testing.F) {
+	for _, s := range []string{"0", "-0", "42", "-9223372036854775808", "9223372036854775808", "042", "+1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, ok := CanonicalInt(s)
+		p, err := strconv.ParseInt(s, 10, 64)
+		want := err == nil && strconv.FormatInt(p, 10) == s
+		if ok != want || ok && n != p {
+			t.Errorf("CanonicalInt(%q) = %d, %v; strconv says %d, %v", s, n, ok, p, want)
+		}
+	})
+}
+
+func TestAppendCanonical(t *testing.T) {
+	for _, c := range []struct {
+		in   any
+		want string
+		err  error
+	}{
+		{int64(42), "42", nil},
+		{42, "42", nil},
+		{int32(-7), "-7", nil},
+		{uint64(1<<63 - 1), "9223372036854775807", nil},
+		{uint64(1 << 63), "", ErrKeyType},
+		{"42", "42", nil},
+		{[]byte("abc"), "abc", nil},
+		{"", "", nil},
+		{nil, "", ErrNullKey},
+		{1.5, "", ErrKeyType},
+		{true, "", ErrKeyType},
+	} {
+		got, err := AppendCanonical(nil, c.in)
+		if !errors.Is(err, c.err) || string(got) != c.want {
+			t.Errorf("AppendCanonical(%#v) = %q, %v; want %q, %v", c.in, got, err, c.want, c.err)
+		}
+	}
+}
+
+func TestIntFromBinary(t *testing.T) {
+	for _, c := range []struct {
+		in []byte
+		n  int64
+		ok bool
+	}{
+		{[]byte{0, 42}, 42, true},
+		{[]byte{0xff, 0xd6}, -42, true},
+		{[]byte{0, 0, 0, 42}, 42, true},
+		{[]byte{0xff, 0xff, 0xff, 0xd6}, -42, true},
+		{[]byte{0x80, 0, 0, 0}, -1 << 31, true},
+		{[]byte{0, 0, 0, 0, 0, 0, 0, 42}, 42, true},
+		{[]byte{0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 1<<63 - 1, true},
+		{[]byte{0x80, 0, 0, 0, 0, 0, 0, 0}, -1 << 63, true},
+		{[]byte{42}, 0, false},
+		{[]byte{0, 0, 42}, 0, false},
+		{nil, 0, false},
+	} {
+		n, ok := IntFromBinary(c.in)
+		if n != c.n || ok != c.ok {
+			t.Errorf("IntFromBinary(%x) = %d, %v; want %d, %v", c.in, n, ok, c.n, c.ok)
+		}
+	}
+}
+
+func TestKeyErrorMessage(t *testing.T) {
+	long := make([]byte, 200)
+	for i := range long {
+		long[i] = 'x'
+	}
+	for _, c := range []struct {
+		v    any
+		want string
+	}{
+		{nil, "shard key NULL: NULL shard key"},
+		{int64(7), "shard key 7: no shard's range holds the key"},
+		{"a\"b", `shard key "a\"b": no shard's range holds the key`},
+		{string(long), `shard key "` + string(long[:64]) + `"...: no shard's range holds the key`},
+	} {
+		err := ErrNoShard
+		if c.v == nil {
+			err = ErrNullKey
+		}
+		if got := keyError(c.v, err).Error(); got != c.want {
+			t.Errorf("keyError(%v) = %q; want %q", c.v, got, c.want)
+		}
+	}
+}
