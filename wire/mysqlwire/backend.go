@@ -17,6 +17,7 @@ type backend struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	addr     string
+	version  string // the server's version string, from its handshake
 	threadID uint32 // the server's connection id, for KILL
 	caps     uint32 // negotiated with the server
 	status   uint16 // from the last OK/EOF
@@ -150,6 +151,7 @@ func (b *backend) authenticate(p dialParams) error {
 	}
 	b.caps = want & hs.Capabilities
 	b.threadID = hs.ConnectionID
+	b.version = hs.ServerVersion
 	scramble := append([]byte(nil), hs.Scramble...)
 	plugin := hs.AuthPlugin
 	if plugin == "" {
@@ -327,4 +329,91 @@ func (b *backend) closeStmt(query string) {
 
 func putUint32(b []byte, v uint32) {
 	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
+
+// queryValue runs q, a query that returns one row of one column, and
+// returns that value as text (ok false for NULL or no row). It is for the
+// proxy's own connections (the lag monitor's), not for client traffic. An
+// error other than *serverError leaves the connection broken.
+func (b *backend) queryValue(ctx context.Context, q string) (val string, ok bool, err error) {
+	dl := time.Now().Add(5 * time.Second)
+	if d, has := ctx.Deadline(); has && d.Before(dl) {
+		dl = d
+	}
+	_ = b.nc.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { _ = b.nc.SetDeadline(time.Unix(1, 0)) })
+	defer func() {
+		if stop() {
+			_ = b.nc.SetDeadline(time.Time{})
+		}
+		if err != nil {
+			var se *serverError
+			if !errors.As(err, &se) {
+				b.broken = true
+			}
+		}
+	}()
+	if _, err := b.writePacket(0, append([]byte{comQuery}, q...)); err != nil {
+		return "", false, err
+	}
+	p, _, err := b.readPacket()
+	if err != nil {
+		return "", false, err
+	}
+	switch {
+	case len(p) == 0:
+		return "", false, errMalformed
+	case p[0] == hdrERR:
+		e, _ := DecodeERR(p)
+		return "", false, &serverError{Code: e.Code, State: e.State, Message: e.Message}
+	case p[0] == hdrOK:
+		return "", false, fmt.Errorf("%s: %q returned no result set", b.addr, q)
+	}
+	r := reader{b: p}
+	cols, _ := r.lenEnc()
+	if r.err != nil || cols == 0 {
+		return "", false, errMalformed
+	}
+	deof := b.caps&capDeprecateEOF != 0
+	skip := int(cols)
+	if !deof {
+		skip++ // the EOF after the column definitions
+	}
+	for i := 0; i < skip; i++ {
+		if _, _, err := b.readPacket(); err != nil {
+			return "", false, err
+		}
+	}
+	first := true
+	for {
+		p, _, err := b.readPacket()
+		if err != nil {
+			return "", false, err
+		}
+		if len(p) == 0 {
+			return "", false, errMalformed
+		}
+		if terminator(p[0], len(p), deof) {
+			if st, good := statusOf(p, b.caps); good {
+				b.status = st
+			}
+			return val, ok, nil
+		}
+		if p[0] == hdrERR {
+			e, _ := DecodeERR(p)
+			return "", false, &serverError{Code: e.Code, State: e.State, Message: e.Message}
+		}
+		if first {
+			first = false
+			r := reader{b: p}
+			if len(p) > 0 && p[0] == 0xfb {
+				continue // NULL
+			}
+			v := r.lenEncBytes()
+			if r.err != nil {
+				return "", false, errMalformed
+			}
+			val, ok = string(v), true
+		}
+	}
 }

@@ -88,6 +88,10 @@ func (s *session) forwardWith(seq uint8, kind respKind, rl0 *relay, build func(*
 		}
 		fresh := s.fresh
 		s.fresh = false
+		if s.curWrites && s.leaseNode == nil {
+			s.leaseWrites = true
+		}
+		onReplica := s.leaseNode != nil
 		rl := relay{s: s, be: s.be, w: s.writer()}
 		if rl0 != nil {
 			rl.stmt = rl0.stmt
@@ -111,7 +115,9 @@ func (s *session) forwardWith(seq uint8, kind respKind, rl0 *relay, build func(*
 		if errors.As(err, &se) && !rl.wrote {
 			return result{sawErr: true}, s.sendErr(seq+1, se)
 		}
-		retry, err := s.relayFailed(&rl, err, fresh && attempt == 0, seq+1)
+		// A read that opened its lease on a replica may go elsewhere if the
+		// replica failed before answering (relayFailed bans it).
+		retry, err := s.relayFailed(&rl, err, fresh && (attempt == 0 || onReplica && attempt < 3), onReplica && fresh, seq+1)
 		if retry {
 			continue
 		}
@@ -127,16 +133,22 @@ func (s *session) forwardWith(seq uint8, kind respKind, rl0 *relay, build func(*
 // command may go to another connection (nothing was sent to the client and
 // the connection was an idle one that died), nil when the client was told
 // with an ERR and can go on, or the fatal error.
-func (s *session) relayFailed(rl *relay, err error, mayRetry bool, rs uint8) (bool, error) {
+func (s *session) relayFailed(rl *relay, err error, mayRetry, replicaRead bool, rs uint8) (bool, error) {
 	var sio serverIOError
 	if errors.As(err, &sio) {
 		rl.be.broken = true
 		reused := s.lease.Reused()
+		if replicaRead && !rl.wrote {
+			// The replica went away under a read that began the lease:
+			// keep reads off it until the monitor sees it again.
+			s.log.Warn("replica connection lost; retrying the read elsewhere", "replica", s.leaseNode.Name, "err", err)
+			s.leaseRT.set.Ban(s.leaseNode.Name, err.Error())
+		}
 		s.release(false)
 		if rl.wrote {
 			return false, fatalError{err}
 		}
-		if mayRetry && reused {
+		if mayRetry && (reused || replicaRead) {
 			return true, nil
 		}
 		s.inTx = false

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,11 @@ type Server struct {
 	// version is the server version string clients see (the last one a
 	// server announced), so drivers pick the right dialect.
 	version atomic.Pointer[string]
+
+	// rts are the routing runtimes (lag monitor, replica set) of the
+	// clusters with replicas, by cluster name; replaced whole on reload.
+	rts   atomic.Pointer[map[string]*clusterRT]
+	rtsMu sync.Mutex // serializes rebuilding rts
 
 	mu        sync.Mutex
 	pools     map[poolKey]*pool.Pool
@@ -74,7 +80,27 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 	v := defaultVersion
 	s.version.Store(&v)
 	s.setConfig(cfg)
+	s.setRuntimes(cfg)
 	return s
+}
+
+// setRuntimes builds the routing runtimes of cfg's clusters with replicas,
+// keeping the unchanged ones and stopping the replaced ones.
+func (s *Server) setRuntimes(cfg *config.Config) {
+	s.rtsMu.Lock()
+	defer s.rtsMu.Unlock()
+	var old map[string]*clusterRT
+	if m := s.rts.Load(); m != nil {
+		old = *m
+	}
+	if s.closing.Load() {
+		return
+	}
+	rts, stale := buildRuntimes(cfg, old, s.log)
+	s.rts.Store(&rts)
+	for _, rt := range stale {
+		rt.stop()
+	}
 }
 
 func (s *Server) setConfig(cfg *config.Config) {
@@ -97,6 +123,7 @@ func (s *Server) setConfig(cfg *config.Config) {
 // first, bounded by the shutdown timeout).
 func (s *Server) Reload(cfg *config.Config) {
 	s.setConfig(cfg)
+	s.setRuntimes(cfg)
 	keep := make(map[poolKey]bool)
 	s.mu.Lock()
 	for k := range s.pools {
@@ -127,7 +154,8 @@ func (s *Server) Reload(cfg *config.Config) {
 func (s *Server) keyValid(cfg *config.Config, k poolKey) bool {
 	for i := range cfg.Clusters {
 		c := &cfg.Clusters[i]
-		if c.Protocol != config.MySQL || c.Name != k.cluster || c.Settings != k.settings || c.Primary != k.addr {
+		if c.Protocol != config.MySQL || c.Name != k.cluster || c.Settings != k.settings ||
+			c.Primary != k.addr && !slices.Contains(c.Replicas, k.addr) {
 			continue
 		}
 		for j := range cfg.Users {
@@ -337,5 +365,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		p.Close()
 		metrics.RemovePool(p)
 	}
+	s.rtsMu.Lock()
+	if m := s.rts.Swap(nil); m != nil {
+		for _, rt := range *m {
+			rt.stop()
+		}
+	}
+	s.rtsMu.Unlock()
 	return err
 }

@@ -20,7 +20,10 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/replica"
+	"github.com/switchyard/switchyard/router"
 )
 
 // session is one client connection. It runs on its own goroutine; the
@@ -58,6 +61,20 @@ type session struct {
 
 	sc      scanner
 	scratch []byte
+
+	// Routing (route.go); none of it matters for clusters without
+	// replicas.
+	pref         router.Preference
+	cur          *router.Analysis // verdict on the command being served; nil: none
+	curWrites    bool             // running it counts as a write
+	leasePool    *pool.Pool       // where the lease came from
+	leaseNode    *replica.Node    // the replica leased, nil for the primary
+	leaseRT      *clusterRT       // the runtime that picked leaseNode
+	leaseWrites  bool             // a write ran on the (primary) lease
+	noAutocommit bool             // the server said autocommit is off
+	writeAt      time.Time        // when the client's last write ended, until its position is sampled
+	writePos     lagmon.Position  // the primary position that includes the client's last write
+	readAfter    lagmon.Position  // SET switchyard.read_after
 
 	state  int // stIdle, stWaiting, stActive (metrics)
 	mTxn   prometheus.Counter
@@ -438,6 +455,7 @@ func (s *session) loop() error {
 		}
 		commandCounters[p[0]].Inc()
 		served := s.lease != nil
+		s.cur, s.curWrites = nil, false // COM_QUERY, COM_STMT_PREPARE/EXECUTE set them
 		err = s.dispatch(p, seq)
 		served = served || s.lease != nil
 		if p[0] == comQuery || p[0] == comStmtExecute {
@@ -491,18 +509,44 @@ func (s *session) afterCommand(served bool) {
 
 // acquire leases a server connection and brings it to this session's
 // state. Errors are *SQLError or *serverError and leave the session usable.
+// The pool is the one route picks for the current command: a replica's
+// for a read, else the primary's. A replica that cannot be reached (or
+// whose connection cannot be prepared) is banned and the command goes to
+// the primary instead: losing a replica costs capacity, not errors.
 func (s *session) acquire() error {
 	if s.lease != nil {
 		return nil
 	}
 	s.setState(stWaiting)
+	p, node, rt := s.route()
+	toPrimary := func(why string, err error, ban bool) {
+		if ban {
+			s.log.Warn("replica unusable; serving from the primary", "replica", node.Name, "why", why, "err", err)
+			rt.set.Ban(node.Name, why+": "+err.Error())
+		}
+		rt.set.Done(node)
+		rt.fallback.Inc()
+		rt.routed.WithLabelValues("primary", "replica_failed").Inc()
+		node, p = nil, s.pool
+	}
+	rekeyed := false
 	for attempt := 0; ; attempt++ {
-		ls, err := s.pool.Get(context.Background())
+		ls, err := p.Get(context.Background())
 		if err != nil {
+			if node != nil && !errors.Is(err, pool.ErrWaitTimeout) {
+				// Nothing was sent yet: the read goes to the primary.
+				toPrimary("connect", err, !errors.Is(err, pool.ErrClosed))
+				continue
+			}
+			if node != nil {
+				rt.set.Done(node)
+			}
 			s.setState(stIdle)
-			if errors.Is(err, pool.ErrClosed) && attempt == 0 && !s.srv.closing.Load() {
+			if errors.Is(err, pool.ErrClosed) && !rekeyed && node == nil && !s.srv.closing.Load() {
 				// A reload replaced the pool: take the current one.
+				rekeyed = true
 				if s.rekey() {
+					p = s.pool
 					continue
 				}
 			}
@@ -516,9 +560,13 @@ func (s *session) acquire() error {
 				be.broken = true
 			}
 			be.dirty = true
-			s.pool.Put(ls, reuse)
+			p.Put(ls, reuse)
 			if !reuse && ls.Reused() && attempt < 2 {
 				continue // it went stale while idle
+			}
+			if node != nil {
+				toPrimary("preparing a connection", err, !reuse)
+				continue
 			}
 			s.setState(stIdle)
 			if !reuse {
@@ -529,6 +577,7 @@ func (s *session) acquire() error {
 		s.mu.Lock()
 		s.lease, s.be = ls, be
 		s.mu.Unlock()
+		s.leasePool, s.leaseNode, s.leaseRT, s.leaseWrites = p, node, rt, false
 		s.setState(stActive)
 		s.fresh = true
 		return nil
@@ -619,7 +668,10 @@ func (s *session) release(reuse bool) {
 	if be.broken {
 		reuse = false
 	}
-	s.pool.Put(ls, reuse)
+	s.leaseEnded(be)
+	p := s.leasePool
+	s.leasePool = nil
+	p.Put(ls, reuse)
 }
 
 // finish cleans up after the client is gone: a server connection left in
@@ -706,6 +758,13 @@ func pinLabel(reason string) string {
 }
 
 func (s *session) query(p []byte, seq uint8) error {
+	if handled, err := s.proxyCommand(p[1:], seq+1); handled {
+		return err
+	}
+	s.setCommand(nil, false)
+	if rt := s.srv.runtime(s.cluster.Name); rt != nil && s.needsAnalysis() {
+		s.setCommand(rt.an.Analyze(unsafeString(p[1:])), true)
+	}
 	e := s.classify(p[1:])
 	if e.kill != nil {
 		if e.count != 1 {
@@ -830,6 +889,9 @@ func (s *session) resetConnection(rs uint8) error {
 	s.sets, s.setsSig, s.db = nil, "", s.homeDB
 	s.stmts = nil
 	s.hold = 0
+	// The proxy's own session variables go back to their defaults too;
+	// read-your-writes stays (it protects the client, not the session).
+	s.pref, s.readAfter, s.noAutocommit = router.Auto, nil, false
 	if s.pinned != "" {
 		s.log.Info("session unpinned by COM_RESET_CONNECTION", "reason", s.pinned)
 		s.pinned = ""

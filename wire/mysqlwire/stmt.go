@@ -3,6 +3,8 @@ package mysqlwire
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/switchyard/switchyard/router"
 )
 
 // Prepared statements under transaction pooling. A client's statement ids
@@ -18,6 +20,7 @@ import (
 
 type clientStmt struct {
 	query    string
+	an       *router.Analysis // the router's verdict, for routing EXECUTE; nil without replicas
 	params   uint16
 	columns  uint16
 	types    []byte   // last bound parameter types, 2 bytes each
@@ -36,6 +39,13 @@ const maxLongData = 64 << 20
 
 func (s *session) prepare(p []byte, seq uint8) error {
 	query := string(p[1:])
+	var an *router.Analysis
+	if rt := s.srv.runtime(s.cluster.Name); rt != nil {
+		an = rt.an.Analyze(query)
+	}
+	// Prepared where it would run (a replica for a read, so that the
+	// statement sees the same tables), but preparing writes nothing.
+	s.setCommand(an, false)
 	e := s.classify(p[1:])
 	if e.pin != "" {
 		s.pin(e.pin)
@@ -60,7 +70,7 @@ func (s *session) prepare(p []byte, seq uint8) error {
 	if s.stmts == nil {
 		s.stmts = make(map[uint32]*clientStmt)
 	}
-	s.stmts[st.clientID] = &clientStmt{query: query, params: st.srv.params, columns: st.srv.columns}
+	s.stmts[st.clientID] = &clientStmt{query: query, an: an, params: st.srv.params, columns: st.srv.columns}
 	return nil
 }
 
@@ -208,6 +218,10 @@ func (s *session) execute(p []byte, seq uint8) error {
 		cs.types = append(cs.types[:0], types...)
 	} else if pos != 0 && cs.types == nil {
 		return s.sendErr(rs, newSQLError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute (no parameter types were ever bound)"))
+	}
+	s.setCommand(nil, false)
+	if cs.an != nil && s.needsAnalysis() {
+		s.setCommand(cs.an, true)
 	}
 	_, err = s.forwardWith(seq, respQuery, nil, func(be *backend) ([]byte, error) {
 		st, err := be.ensurePrepared(cs)
