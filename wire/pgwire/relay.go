@@ -135,7 +135,14 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		}
 		c.mu.Lock()
 	}
+	// Reserve the connection in the same critical section that found it:
+	// while writers > 0 the pump does not hand it back to the pool.
 	sc := c.server
+	if sc == nil { // the server failed right after the lease; the pump told the client
+		c.mu.Unlock()
+		return false
+	}
+	c.writers++
 	c.mu.Unlock()
 	flush := !c.rd.fullFrameBuffered()
 	var err error
@@ -149,6 +156,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		// The pump sees the same failure on its read and tells the client.
 		sc.conn.Close()
 	}
+	c.finishWrite()
 	return true
 }
 
@@ -215,7 +223,8 @@ func (c *clientConn) sendPending(sc *serverConn) error {
 // sendMsg sends one client message to the leased server sc: it books what
 // the server will answer, maps statement names to their global names, and
 // injects the Parse a statement needs on this connection. flush sends the
-// buffered messages on their way.
+// buffered messages on their way. The caller holds a writers reservation
+// on sc.
 func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) error {
 	switch typ {
 	case 'Q':
@@ -377,7 +386,6 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			q.push(expect{kind: 'C', act: actDrop})
 		}
 	}
-	c.writers++
 	if traceOn {
 		tracef("c%d send %c skip=%v rename=%q npre=%d flush=%v q=%d out=%d", c.pid%1000, typ, skip, rename, npre, flush, q.len(), c.outstanding)
 	}
@@ -413,7 +421,6 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	if err == nil && flush {
 		err = bw.Flush()
 	}
-	c.finishWrite()
 	return err
 }
 

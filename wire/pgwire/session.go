@@ -170,8 +170,14 @@ func (s *Server) handle(conn net.Conn) {
 	metrics.ClientLogins.WithLabelValues("postgres", "ok").Inc()
 	stateGauge["idle"].Inc()
 	defer func() {
+		// A pump may still be finishing; the books close under mu, and
+		// setState does nothing after this.
+		c.mu.Lock()
 		stateGauge[c.state].Dec()
-		if c.pinReason != "" {
+		c.state = ""
+		pinned := c.pinReason != ""
+		c.mu.Unlock()
+		if pinned {
 			metrics.PinnedSessions.WithLabelValues("postgres").Dec()
 		}
 	}()
@@ -545,7 +551,7 @@ var stateGauge = map[string]prometheus.Gauge{
 }
 
 func (c *clientConn) setState(s string) {
-	if c.state == s {
+	if c.state == s || c.state == "" {
 		return
 	}
 	stateGauge[c.state].Dec()
