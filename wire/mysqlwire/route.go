@@ -82,8 +82,9 @@ type clusterRT struct {
 	primary, monUser, monPassword string
 	replicas                      []string
 
-	routed   *prometheus.CounterVec
-	fallback prometheus.Counter
+	routed    *prometheus.CounterVec
+	fallback  prometheus.Counter
+	collector prometheus.Collector // lag metrics, once registered
 }
 
 func newClusterRT(cl *config.Cluster, cfg *config.Config, log *slog.Logger) *clusterRT {
@@ -145,9 +146,25 @@ func (rt *clusterRT) sameAs(cl *config.Cluster) bool {
 		rt.monUser == cl.MonitorUser && rt.monPassword == cl.MonitorPassword
 }
 
+// register exposes the monitor's lag metrics on the shared registry. It
+// is called after the runtime it replaces has unregistered its own.
+func (rt *clusterRT) register() {
+	if rt.collector != nil {
+		return
+	}
+	c := rt.mon.Collector(rt.name)
+	if err := metrics.Registry.Register(c); err == nil {
+		rt.collector = c
+	}
+}
+
 func (rt *clusterRT) stop() {
 	if rt == nil {
 		return
+	}
+	if rt.collector != nil {
+		metrics.Registry.Unregister(rt.collector)
+		rt.collector = nil
 	}
 	rt.mon.Stop()
 	for _, p := range rt.probes {
@@ -289,6 +306,9 @@ func (s *session) route() (*pool.Pool, *replica.Node, *clusterRT) {
 	rt := s.srv.runtime(s.cluster.Name)
 	if rt == nil {
 		return s.pool, nil, nil
+	}
+	if rt.st != s.key.settings {
+		s.rekey() // a reload changed the cluster: replica pools follow its settings
 	}
 	a := s.cur
 	if a == nil || s.mode != config.PoolTransaction || s.pinned != "" || s.noAutocommit || s.hold > 0 {

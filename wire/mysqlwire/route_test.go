@@ -23,7 +23,41 @@ import (
 // [defaults].
 func startSplitProxy(t testing.TB, defaults string) *testProxy {
 	t.Helper()
+	cfg := splitConfig(t, defaults, true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := slog.LevelError
+	if testing.Verbose() {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	p := &testProxy{srv: NewServer(cfg, log), addr: ln.Addr().String(), ln: ln}
+	done := make(chan error, 1)
+	go func() { done <- p.srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return p
+}
+
+// splitConfig is the configuration of startSplitProxy; withReplica false
+// leaves the replica out.
+func splitConfig(t testing.TB, defaults string, withReplica bool) *config.Config {
+	t.Helper()
 	ma := testcluster.Maria
+	replicas := fmt.Sprintf("replicas = [%q]", ma.Replicas[0].Addr())
+	if !withReplica {
+		replicas = ""
+	}
 	for _, d := range []string{"pool_size = 10", `max_replica_lag = "300ms"`, `lag_poll_interval = "20ms"`, `query_wait_timeout = "20s"`} {
 		if !strings.Contains(defaults, strings.Fields(d)[0]+" ") {
 			defaults += "\n" + d
@@ -48,35 +82,13 @@ name = "my"
 protocol = "mysql"
 database = "app"
 primary = %q
-replicas = [%q]
-`, defaults, ma.Primary.Addr(), ma.Replicas[0].Addr())
+%s
+`, defaults, ma.Primary.Addr(), replicas)
 	cfg, err := config.Parse([]byte(src), "split.toml")
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	level := slog.LevelError
-	if testing.Verbose() {
-		level = slog.LevelInfo
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	p := &testProxy{srv: NewServer(cfg, log), addr: ln.Addr().String(), ln: ln}
-	done := make(chan error, 1)
-	go func() { done <- p.srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	return p
+	return cfg
 }
 
 func replicaNode() testcluster.Node { return testcluster.Maria.Replicas[0] }
@@ -339,6 +351,70 @@ func TestSessionTargetAndWritePosition(t *testing.T) {
 		t.Errorf("bad position: %v", err)
 	}
 	execSQL(t, other, "SET switchyard.read_after = ''")
+}
+
+// With autocommit off any statement may open a transaction that writes
+// later: the session stays on the primary until autocommit is back on.
+func TestAutocommitOffStaysOnPrimary(t *testing.T) {
+	p := startSplitProxy(t, "")
+	ma := testcluster.Maria
+	primary, rep := ma.Primary.Port, replicaNode().Port
+	onNode(t, ma.Primary, "CREATE TABLE IF NOT EXISTS app.t_ac (id INT PRIMARY KEY, v INT)")
+	onNode(t, ma.Primary, "REPLACE INTO app.t_ac VALUES (1, 0)")
+	caughtUp(t)
+	waitEligible(t, p, replicaNode().Addr())
+	c := conn(t, p.open(t, ""))
+	if port := portOf(t, c, "SELECT @@port"); port != rep {
+		t.Fatalf("read on %d before SET autocommit = 0", port)
+	}
+	execSQL(t, c, "SET autocommit = 0")
+	for i := 0; i < 3; i++ {
+		if port := portOf(t, c, "SELECT @@port FROM t_ac WHERE id = 1"); port != primary {
+			t.Fatalf("read %d with autocommit off ran on %d, want the primary", i, port)
+		}
+		execSQL(t, c, "UPDATE t_ac SET v = v + 1 WHERE id = 1")
+		execSQL(t, c, "COMMIT")
+	}
+	execSQL(t, c, "SET autocommit = 1")
+	caughtUp(t)
+	deadline := time.Now().Add(2 * time.Second)
+	for portOf(t, c, "SELECT @@port") != rep {
+		if time.Now().After(deadline) {
+			t.Fatal("reads stayed on the primary after SET autocommit = 1")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Reload: a cluster that loses its replicas reads from the primary, its
+// monitor stops; one that gets them back reads from the replica again. An
+// unchanged cluster keeps its runtime.
+func TestSplitReload(t *testing.T) {
+	p := startSplitProxy(t, "")
+	ma := testcluster.Maria
+	primary, rep := ma.Primary.Port, replicaNode().Port
+	waitEligible(t, p, replicaNode().Addr())
+	c := conn(t, p.open(t, ""))
+	if port := portOf(t, c, "SELECT @@port"); port != rep {
+		t.Fatalf("read on %d, want the replica", port)
+	}
+	rt := p.srv.runtime("my")
+	p.srv.Reload(splitConfig(t, "", true))
+	if p.srv.runtime("my") != rt {
+		t.Error("an unchanged cluster got a new routing runtime")
+	}
+	p.srv.Reload(splitConfig(t, "", false))
+	if p.srv.runtime("my") != nil {
+		t.Fatal("a cluster without replicas still has a routing runtime")
+	}
+	if port := portOf(t, c, "SELECT @@port"); port != primary {
+		t.Errorf("read on %d after the replica left the config, want the primary", port)
+	}
+	p.srv.Reload(splitConfig(t, `max_replica_lag = "2s"`, true))
+	waitEligible(t, p, replicaNode().Addr())
+	if port := portOf(t, c, "SELECT @@port"); port != rep {
+		t.Errorf("read on %d after the replica came back, want the replica", port)
+	}
 }
 
 // The write-then-read workload of the issue: with the replica's SQL thread

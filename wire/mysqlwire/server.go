@@ -101,6 +101,9 @@ func (s *Server) setRuntimes(cfg *config.Config) {
 	for _, rt := range stale {
 		rt.stop()
 	}
+	for _, rt := range rts {
+		rt.register()
+	}
 }
 
 func (s *Server) setConfig(cfg *config.Config) {
