@@ -87,6 +87,13 @@ protocol = "postgres"
 database = "app"
 primary = %q
 `, withDefaults(defaults, "pool_size = 10", `query_wait_timeout = "5s"`), pg.Primary.Addr())
+	return serveConfig(t, src)
+}
+
+// serveConfig starts a proxy for the TOML src on a free loopback port; it
+// shuts down when the test ends.
+func serveConfig(t testing.TB, src string) *testProxy {
+	t.Helper()
 	cfg, err := config.Parse([]byte(src), "test.toml")
 	if err != nil {
 		t.Fatalf("config: %v", err)

@@ -3,10 +3,6 @@ package pgwire
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/testcluster"
 )
 
@@ -41,29 +36,7 @@ primary = %q
 replicas = [%q, %q]
 `, withDefaults(defaults, "pool_size = 10", `max_replica_lag = "300ms"`, `lag_poll_interval = "20ms"`),
 		pg.Primary.Addr(), pg.Replicas[0].Addr(), pg.Replicas[1].Addr())
-	cfg, err := config.Parse([]byte(src), "split.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	srv, err := NewServer(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return &testProxy{srv: srv, addr: ln.Addr().String()}
+	return serveConfig(t, src)
 }
 
 func nodePorts() (primary int, replicas []int) {
