@@ -1,0 +1,492 @@
+package router
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"vitess.io/vitess/go/vt/sqlparser"
+)
+
+// MySQL side of shard key extraction: Vitess's tree reduced to a stmtIR.
+// Vitess numbers the ? placeholders :v1, :v2, ... in text order, which is
+// the order of the parameters of COM_STMT_EXECUTE.
+
+// shardKeyParser is the parser all KeyExtractors share; it is
+// goroutine-safe and has no per-statement state.
+var shardKeyParser = sync.OnceValue(func() *sqlparser.Parser {
+	p, err := sqlparser.New(sqlparser.Options{})
+	if err != nil {
+		panic(fmt.Sprintf("router: vitess sqlparser: %v", err))
+	}
+	return p
+})
+
+func (x *KeyExtractor) myParse(sql string) (*stmtIR, error) {
+	stmts, err := shardKeyParser().ParseMultiple(sql)
+	if err != nil {
+		return nil, err
+	}
+	var stmt sqlparser.Statement
+	n := 0
+	for _, s := range stmts {
+		if _, ok := s.(*sqlparser.CommentOnly); s != nil && !ok {
+			stmt = s
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return &stmtIR{kind: StmtOther, noKey: "empty query"}, nil
+	case n > 1:
+		return &stmtIR{kind: StmtOther, noKey: "several statements in one query"}, nil
+	}
+	switch s := stmt.(type) {
+	case *sqlparser.Select:
+		return x.mySelect(s), nil
+	case *sqlparser.Union:
+		ir := &stmtIR{kind: StmtSelect, noKey: "UNION"}
+		if l, ok := s.Left.(*sqlparser.Select); ok {
+			x.myFrom(ir, l.From)
+		}
+		ir.sel = func() *selectIR { return &selectIR{unmergeable: "UNION"} }
+		return ir, nil
+	case *sqlparser.Insert:
+		return x.myInsert(s), nil
+	case *sqlparser.Update:
+		return x.myUpdate(s), nil
+	case *sqlparser.Delete:
+		return x.myDelete(s), nil
+	}
+	return &stmtIR{kind: StmtOther}, nil
+}
+
+func (x *KeyExtractor) mySelect(s *sqlparser.Select) *stmtIR {
+	ir := &stmtIR{kind: StmtSelect}
+	x.myFrom(ir, s.From)
+	if len(ir.tables) == 1 && ir.tables[0].name == "dual" && ir.tables[0].schema == "" {
+		ir.tables = nil // SELECT 1 FROM DUAL
+	}
+	if s.Where != nil {
+		ir.where = and(ir.where, x.myCond(s.Where.Expr))
+	}
+	ir.links = andLinks(ir.where, ir.links)
+	ir.sel = func() *selectIR { return x.mySelectIR(s) }
+	return ir
+}
+
+func (x *KeyExtractor) myFrom(ir *stmtIR, from []sqlparser.TableExpr) {
+	for _, te := range from {
+		x.myFromItem(ir, te)
+	}
+}
+
+func (x *KeyExtractor) myFromItem(ir *stmtIR, te sqlparser.TableExpr) []int {
+	switch t := te.(type) {
+	case *sqlparser.AliasedTableExpr:
+		if tn, ok := t.Expr.(sqlparser.TableName); ok {
+			ir.tables = append(ir.tables, x.table(tn.Qualifier.String(), tn.Name.String(), t.As.String()))
+			return []int{len(ir.tables) - 1}
+		}
+	case *sqlparser.JoinTableExpr:
+		left := x.myFromItem(ir, t.LeftExpr)
+		right := x.myFromItem(ir, t.RightExpr)
+		if t.Condition != nil {
+			if t.Condition.On != nil {
+				c := x.myCond(t.Condition.On)
+				ir.links = andLinks(c, ir.links)
+				if t.Join == sqlparser.NormalJoinType || t.Join == sqlparser.StraightJoinType {
+					ir.where = and(ir.where, c)
+				}
+			}
+			for _, u := range t.Condition.Using {
+				name := u.Lowered()
+				for _, l := range left {
+					for _, r := range right {
+						ir.links = append(ir.links, [2]colRef{
+							{qual: x.ident(ir.tables[l].refName()), name: name},
+							{qual: x.ident(ir.tables[r].refName()), name: name},
+						})
+					}
+				}
+			}
+		}
+		return append(left, right...)
+	case *sqlparser.ParenTableExpr:
+		var all []int
+		for _, e := range t.Exprs {
+			all = append(all, x.myFromItem(ir, e)...)
+		}
+		return all
+	}
+	return nil
+}
+
+func (x *KeyExtractor) myCol(e sqlparser.Expr) (colRef, bool) {
+	c, ok := e.(*sqlparser.ColName)
+	if !ok {
+		return colRef{}, false
+	}
+	return colRef{qual: x.ident(c.Qualifier.Name.String()), name: c.Name.Lowered()}, true
+}
+
+func (x *KeyExtractor) myCond(e sqlparser.Expr) *cond {
+	switch e := e.(type) {
+	case *sqlparser.AndExpr:
+		return &cond{kind: condAnd, kids: []*cond{x.myCond(e.Left), x.myCond(e.Right)}}
+	case *sqlparser.OrExpr:
+		return &cond{kind: condOr, kids: []*cond{x.myCond(e.Left), x.myCond(e.Right)}}
+	case *sqlparser.ComparisonExpr:
+		switch e.Operator {
+		case sqlparser.EqualOp, sqlparser.NullSafeEqualOp:
+			if cl, ok := x.myCol(e.Left); ok {
+				if cr, ok := x.myCol(e.Right); ok {
+					return &cond{kind: condCols, col: cl, col2: cr}
+				}
+				if v, ok := myValue(e.Right); ok {
+					return &cond{kind: condEq, col: cl, vals: []KeyRef{v}}
+				}
+			} else if cr, ok := x.myCol(e.Right); ok {
+				if v, ok := myValue(e.Left); ok {
+					return &cond{kind: condEq, col: cr, vals: []KeyRef{v}}
+				}
+			}
+		case sqlparser.InOp:
+			if cl, ok := x.myCol(e.Left); ok {
+				if tuple, ok := e.Right.(sqlparser.ValTuple); ok && len(tuple) > 0 {
+					vals := make([]KeyRef, 0, len(tuple))
+					for _, it := range tuple {
+						v, ok := myValue(it)
+						if !ok {
+							return &cond{}
+						}
+						vals = append(vals, v)
+					}
+					return &cond{kind: condIn, col: cl, vals: vals}
+				}
+			}
+		}
+	}
+	return &cond{}
+}
+
+// myValue reads a key value: an integer or string literal (with an
+// optional character set introducer), a negative integer, or a ?
+// placeholder.
+func myValue(e sqlparser.Expr) (KeyRef, bool) {
+	switch e := e.(type) {
+	case *sqlparser.Literal:
+		switch e.Type {
+		case sqlparser.IntVal:
+			if i, err := strconv.ParseInt(e.Val, 10, 64); err == nil {
+				return KeyRef{Literal: i}, true
+			}
+		case sqlparser.StrVal:
+			return KeyRef{Literal: e.Val}, true
+		}
+	case *sqlparser.UnaryExpr:
+		if l, ok := e.Expr.(*sqlparser.Literal); ok && e.Operator == sqlparser.UMinusOp && l.Type == sqlparser.IntVal {
+			if i, err := strconv.ParseInt("-"+l.Val, 10, 64); err == nil {
+				return KeyRef{Literal: i}, true
+			}
+		}
+	case *sqlparser.Argument:
+		if p, ok := myParam(e.Name); ok {
+			return KeyRef{Param: p}, true
+		}
+	case *sqlparser.IntroducerExpr:
+		if l, ok := e.Expr.(*sqlparser.Literal); ok && l.Type == sqlparser.StrVal {
+			return KeyRef{Literal: l.Val}, true
+		}
+	}
+	return KeyRef{}, false
+}
+
+// myParam reads the ordinal of a ? placeholder, which Vitess names v<n>.
+func myParam(name string) (int, bool) {
+	if !strings.HasPrefix(name, "v") {
+		return 0, false
+	}
+	n, err := strconv.Atoi(name[1:])
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return n, true
+}
+
+func (x *KeyExtractor) myInsert(s *sqlparser.Insert) *stmtIR {
+	ir := &stmtIR{kind: StmtInsert}
+	if s.Table != nil {
+		if tn, ok := s.Table.Expr.(sqlparser.TableName); ok {
+			ir.tables = []tableRef{x.table(tn.Qualifier.String(), tn.Name.String(), s.Table.As.String())}
+		}
+	}
+	if len(ir.tables) == 0 {
+		return &stmtIR{kind: StmtInsert, noKey: "INSERT into something other than a table"}
+	}
+	key := ir.tables[0].key
+	if key == "" {
+		return ir
+	}
+	for _, u := range s.OnDup {
+		if u.Name != nil && u.Name.Name.Lowered() == key {
+			ir.setsKey = true
+		}
+	}
+	rows, ok := s.Rows.(sqlparser.Values)
+	switch {
+	case !ok:
+		ir.noKey = "INSERT ... SELECT"
+		return ir
+	case len(s.Columns) == 0:
+		ir.noKey = "INSERT without a column list"
+		return ir
+	}
+	idx := -1
+	for i, c := range s.Columns {
+		if c.Lowered() == key {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		ir.noKey = "INSERT does not set the key column " + key
+		return ir
+	}
+	ir.rowKeys = make([]KeyRef, 0, len(rows))
+	for i, row := range rows {
+		if idx >= len(row) {
+			ir.noKey, ir.rowKeys = fmt.Sprintf("row %d has no value for the key column", i+1), nil
+			return ir
+		}
+		v, ok := myValue(row[idx])
+		if !ok {
+			ir.noKey, ir.rowKeys = fmt.Sprintf("row %d: the key is not a constant or a parameter", i+1), nil
+			return ir
+		}
+		ir.rowKeys = append(ir.rowKeys, v)
+	}
+	return ir
+}
+
+func (x *KeyExtractor) myUpdate(s *sqlparser.Update) *stmtIR {
+	ir := &stmtIR{kind: StmtUpdate}
+	x.myFrom(ir, s.TableExprs)
+	if len(ir.tables) == 0 {
+		ir.noKey = "UPDATE of something other than a table"
+		return ir
+	}
+	t := ir.tables[0]
+	for _, u := range s.Exprs {
+		if u.Name == nil || t.key == "" || u.Name.Name.Lowered() != t.key {
+			continue
+		}
+		if q := x.ident(u.Name.Qualifier.Name.String()); q == "" || q == x.ident(t.refName()) || q == x.ident(t.name) {
+			ir.setsKey = true
+		}
+	}
+	if s.Where != nil {
+		ir.where = x.myCond(s.Where.Expr)
+		ir.links = andLinks(ir.where, ir.links)
+	}
+	return ir
+}
+
+func (x *KeyExtractor) myDelete(s *sqlparser.Delete) *stmtIR {
+	ir := &stmtIR{kind: StmtDelete}
+	x.myFrom(ir, s.TableExprs)
+	if len(ir.tables) == 0 {
+		ir.noKey = "DELETE from something other than a table"
+		return ir
+	}
+	if len(s.Targets) > 1 {
+		ir.noKey = "DELETE from several tables"
+		return ir
+	}
+	if len(s.Targets) == 1 {
+		// DELETE t FROM t JOIN u ...: the target goes first.
+		want := x.ident(s.Targets[0].Name.String())
+		for i, t := range ir.tables {
+			if x.ident(t.refName()) == want {
+				ir.tables[0], ir.tables[i] = ir.tables[i], ir.tables[0]
+				break
+			}
+		}
+	}
+	if s.Where != nil {
+		ir.where = x.myCond(s.Where.Expr)
+		ir.links = andLinks(ir.where, ir.links)
+	}
+	return ir
+}
+
+// mySelectIR reads what a merge needs from a plain SELECT.
+func (x *KeyExtractor) mySelectIR(s *sqlparser.Select) *selectIR {
+	sel := &selectIR{
+		groupBy:  s.GroupBy != nil && len(s.GroupBy.Exprs) > 0,
+		distinct: s.Distinct,
+		having:   s.Having != nil,
+	}
+	switch {
+	case s.With != nil:
+		sel.unmergeable = "WITH (a common table expression)"
+	case len(s.Windows) > 0:
+		sel.unmergeable = "a window function"
+	case s.SQLCalcFoundRows:
+		sel.unmergeable = "SQL_CALC_FOUND_ROWS"
+	case s.Into != nil:
+		sel.unmergeable = "SELECT INTO"
+	}
+	if sel.unmergeable == "" {
+		var where sqlparser.SQLNode = sqlparser.TableExprs(nil)
+		if s.Where != nil {
+			where = s.Where
+		}
+		_ = sqlparser.Walk(func(n sqlparser.SQLNode) (bool, error) {
+			switch n.(type) {
+			case *sqlparser.DerivedTable:
+				sel.unmergeable = "a subquery in FROM"
+			case *sqlparser.Subquery:
+				sel.unmergeable = "a subquery"
+			case *sqlparser.JSONTableExpr:
+				sel.unmergeable = "JSON_TABLE in FROM"
+			}
+			return sel.unmergeable == "", nil
+		}, sqlparser.TableExprs(s.From), where)
+	}
+	if s.SelectExprs != nil {
+		for _, e := range s.SelectExprs.Exprs {
+			sel.items = append(sel.items, x.myItem(e))
+		}
+	}
+	for _, o := range s.OrderBy {
+		sel.order = append(sel.order, x.myOrder(o))
+	}
+	if s.Limit != nil {
+		sel.limit = myBound(s.Limit.Rowcount)
+		sel.offset = myBound(s.Limit.Offset)
+	}
+	return sel
+}
+
+func (x *KeyExtractor) myItem(e sqlparser.SelectExpr) selItem {
+	switch e := e.(type) {
+	case *sqlparser.StarExpr:
+		return selItem{kind: itemStar}
+	case *sqlparser.AliasedExpr:
+		it := selItem{name: e.As.Lowered()}
+		if c, ok := x.myCol(e.Expr); ok {
+			it.kind, it.col = itemCol, c
+			if it.name == "" {
+				it.name = c.name
+			}
+			return it
+		}
+		if w, ok := e.Expr.(sqlparser.WindowFunc); ok && w.GetOverClause() != nil {
+			it.bad = "a window function"
+			return it
+		}
+		if a, ok := e.Expr.(sqlparser.AggrFunc); ok {
+			for _, arg := range a.GetArgs() {
+				if myBadInside(arg) != "" {
+					it.bad = "an aggregate inside an aggregate"
+					return it
+				}
+			}
+			distinct := false
+			if d, ok := a.(sqlparser.DistinctableAggr); ok {
+				distinct = d.IsDistinct()
+			}
+			switch a.(type) {
+			case *sqlparser.CountStar, *sqlparser.Count:
+				it.kind, it.agg = itemAgg, AggCount
+			case *sqlparser.Sum:
+				it.kind, it.agg = itemAgg, AggSum
+			case *sqlparser.Min:
+				it.kind, it.agg = itemAgg, AggMin
+			case *sqlparser.Max:
+				it.kind, it.agg = itemAgg, AggMax
+			default:
+				it.bad = "aggregate " + strings.ToUpper(a.AggrName()) + "()"
+				return it
+			}
+			if distinct && (it.agg == AggCount || it.agg == AggSum) {
+				return selItem{name: it.name, bad: strings.ToUpper(it.agg.String()) + "(DISTINCT)"}
+			}
+			return it
+		}
+		it.bad = myBadInside(e.Expr)
+		return it
+	}
+	return selItem{bad: "a select item the proxy does not know"}
+}
+
+// myBadInside says why an expression prevents a merge.
+func myBadInside(e sqlparser.SQLNode) string {
+	reason := ""
+	_ = sqlparser.Walk(func(n sqlparser.SQLNode) (bool, error) {
+		if w, ok := n.(sqlparser.WindowFunc); ok && w.GetOverClause() != nil {
+			reason = "a window function"
+			return false, nil
+		}
+		switch n.(type) {
+		case sqlparser.AggrFunc:
+			reason = "an aggregate inside an expression"
+		case *sqlparser.Subquery:
+			reason = "a subquery"
+		}
+		return reason == "", nil
+	}, e)
+	return reason
+}
+
+func (x *KeyExtractor) myOrder(o *sqlparser.Order) orderItem {
+	it := orderItem{desc: o.Direction == sqlparser.DescOrder}
+	if l, ok := o.Expr.(*sqlparser.Literal); ok {
+		if l.Type == sqlparser.IntVal {
+			if n, err := strconv.Atoi(l.Val); err == nil && n > 0 {
+				it.pos = n
+			}
+		}
+		return it
+	}
+	if c, ok := x.myCol(o.Expr); ok {
+		it.col = &c
+	}
+	return it
+}
+
+func myBound(e sqlparser.Expr) bound {
+	if e == nil {
+		return bound{}
+	}
+	v, ok := myValue(e)
+	if !ok {
+		return bound{set: true, bad: true}
+	}
+	if v.Param > 0 {
+		return bound{set: true, param: v.Param}
+	}
+	if i, ok := v.Literal.(int64); ok && i >= 0 {
+		return bound{set: true, n: i}
+	}
+	return bound{set: true, bad: true}
+}
+
+// shardKeyMyComments returns the text of every comment in sql as Vitess's
+// tokenizer sees them (not inside string literals; /*! ... */ is code).
+func shardKeyMyComments(sql string) []string {
+	var out []string
+	t := shardKeyParser().NewStringTokenizer(sql)
+	for guard := 0; guard <= len(sql)+1; guard++ {
+		typ, val := t.Scan()
+		switch typ {
+		case 0, sqlparser.LEX_ERROR:
+			return out
+		case sqlparser.COMMENT:
+			out = append(out, val)
+		}
+	}
+	return out
+}
