@@ -7,6 +7,10 @@
 //
 //	client ─▶ session.loop       read one command packet (the idle client holds no buffer)
 //	          session.classify   what the statement does to the session (SET, USE, pin, KILL)
+//	          session.route      primary or replica: the router's analyzer judges the
+//	                             statement (prepared ones once, at PREPARE), the
+//	                             replica set and the lag monitor pick a replica
+//	                             that has the client's own writes (route.go)
 //	          session.acquire    lease a server connection from the pool of
 //	                             (node, server database, server user, client capabilities),
 //	                             reset it if another client's state is on it, replay ours
@@ -31,6 +35,11 @@
 //   - session.go, relay.go, stmt.go: one client connection (we are the
 //     server): authentication, command dispatch, the relay, prepared
 //     statements mapped between client and server ids, KILL.
+//   - route.go: read/write splitting: per cluster with replicas a lag
+//     monitor (GTID positions read over connections of its own) and a
+//     replica set; read-your-writes; the proxy's own session commands
+//     (SET switchyard.target / switchyard.read_after, SHOW
+//     switchyard.write_position).
 //   - server.go: listeners, pools, reload, shutdown.
 //
 // A server connection serves only clients that negotiated the same

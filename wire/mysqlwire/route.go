@@ -353,14 +353,21 @@ func (s *session) route() (*pool.Pool, *replica.Node, *clusterRT) {
 		rt.routed.WithLabelValues("primary", reason).Inc()
 		return s.pool, nil, rt
 	}
-	k := s.key
-	k.addr = n.Name
-	p, err := s.srv.poolFor(k)
-	if err != nil {
-		rt.set.Done(n)
-		rt.fallback.Inc()
-		rt.routed.WithLabelValues("primary", "no_replica").Inc()
-		return s.pool, nil, rt
+	p := s.replicaPools[n.Name]
+	if p == nil {
+		k := s.key
+		k.addr = n.Name
+		var err error
+		if p, err = s.srv.poolFor(k); err != nil {
+			rt.set.Done(n)
+			rt.fallback.Inc()
+			rt.routed.WithLabelValues("primary", "no_replica").Inc()
+			return s.pool, nil, rt
+		}
+		if s.replicaPools == nil {
+			s.replicaPools = make(map[string]*pool.Pool)
+		}
+		s.replicaPools[n.Name] = p
 	}
 	rt.routed.WithLabelValues("replica", why).Inc()
 	return p, n, rt

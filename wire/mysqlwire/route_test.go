@@ -663,3 +663,45 @@ func TestProxyCommandParsing(t *testing.T) {
 		t.Errorf("MySQL position: %v", err)
 	}
 }
+
+// queryValue is the lag monitor's reader: one value, NULL, no row, and an
+// error that leaves the connection usable, with and without
+// CLIENT_DEPRECATE_EOF.
+func TestQueryValue(t *testing.T) {
+	ma := testcluster.Maria
+	for _, caps := range []uint32{0, capDeprecateEOF} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		be, err := dialBackend(ctx, dialParams{addr: ma.Primary.Addr(), user: "app", password: "app", collation: defaultCollation, caps: caps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if flavorOf(be.version) != flavorMariaDB {
+			t.Errorf("version %q not seen as MariaDB", be.version)
+		}
+		for _, tc := range []struct {
+			q, want string
+			ok      bool
+		}{
+			{"SELECT @@port", fmt.Sprint(ma.Primary.Port), true},
+			{"SELECT NULL", "", false},
+			{"SELECT 1 FROM DUAL WHERE 1 = 0", "", false},
+			{"SELECT 'a', 'b' UNION ALL SELECT 'c', 'd'", "a", true},
+		} {
+			v, ok, err := be.queryValue(ctx, tc.q)
+			if err != nil || v != tc.want || ok != tc.ok {
+				t.Errorf("caps %#x: %s = %q, %v, %v", caps, tc.q, v, ok, err)
+			}
+		}
+		var se *serverError
+		if _, _, err := be.queryValue(ctx, "SELECT nope FROM nowhere"); !errors.As(err, &se) || be.broken {
+			t.Errorf("caps %#x: error query: %v (broken %v)", caps, err, be.broken)
+		}
+		if v, _, err := be.queryValue(ctx, "SELECT @@gtid_binlog_pos"); err != nil {
+			t.Errorf("caps %#x: gtid: %v", caps, err)
+		} else if _, err := (*clusterRT)(nil).parsePosition(v); err != nil {
+			t.Errorf("caps %#x: gtid %q: %v", caps, v, err)
+		}
+		be.Close()
+		cancel()
+	}
+}

@@ -65,16 +65,17 @@ type session struct {
 	// Routing (route.go); none of it matters for clusters without
 	// replicas.
 	pref         router.Preference
-	cur          *router.Analysis // verdict on the command being served; nil: none
-	curWrites    bool             // running it counts as a write
-	leasePool    *pool.Pool       // where the lease came from
-	leaseNode    *replica.Node    // the replica leased, nil for the primary
-	leaseRT      *clusterRT       // the runtime that picked leaseNode
-	leaseWrites  bool             // a write ran on the (primary) lease
-	noAutocommit bool             // the server said autocommit is off
-	writeAt      time.Time        // when the client's last write ended, until its position is sampled
-	writePos     lagmon.Position  // the primary position that includes the client's last write
-	readAfter    lagmon.Position  // SET switchyard.read_after
+	cur          *router.Analysis      // verdict on the command being served; nil: none
+	curWrites    bool                  // running it counts as a write
+	leasePool    *pool.Pool            // where the lease came from
+	replicaPools map[string]*pool.Pool // by replica address, for s.key; no global lock per read
+	leaseNode    *replica.Node         // the replica leased, nil for the primary
+	leaseRT      *clusterRT            // the runtime that picked leaseNode
+	leaseWrites  bool                  // a write ran on the (primary) lease
+	noAutocommit bool                  // the server said autocommit is off
+	writeAt      time.Time             // when the client's last write ended, until its position is sampled
+	writePos     lagmon.Position       // the primary position that includes the client's last write
+	readAfter    lagmon.Position       // SET switchyard.read_after
 
 	state  int // stIdle, stWaiting, stActive (metrics)
 	mTxn   prometheus.Counter
@@ -535,6 +536,9 @@ func (s *session) acquire() error {
 		if err != nil {
 			if node != nil && !errors.Is(err, pool.ErrWaitTimeout) {
 				// Nothing was sent yet: the read goes to the primary.
+				if errors.Is(err, pool.ErrClosed) {
+					delete(s.replicaPools, node.Name) // drained by a reload
+				}
 				toPrimary("connect", err, !errors.Is(err, pool.ErrClosed))
 				continue
 			}
@@ -603,6 +607,7 @@ func (s *session) rekey() bool {
 	s.mu.Lock() // KILL reads key
 	s.key, s.pool = k, p
 	s.mu.Unlock()
+	s.replicaPools = nil
 	return true
 }
 

@@ -220,7 +220,10 @@ func (s *session) execute(p []byte, seq uint8) error {
 		return s.sendErr(rs, newSQLError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute (no parameter types were ever bound)"))
 	}
 	s.setCommand(nil, false)
-	if cs.an != nil && s.needsAnalysis() {
+	if rt := s.srv.runtime(s.cluster.Name); rt != nil && s.needsAnalysis() {
+		if cs.an == nil { // prepared before a reload gave the cluster replicas
+			cs.an = rt.an.Analyze(cs.query)
+		}
 		s.setCommand(cs.an, true)
 	}
 	_, err = s.forwardWith(seq, respQuery, nil, func(be *backend) ([]byte, error) {
