@@ -21,6 +21,7 @@ type expect struct {
 	kind  byte // the message sent: 'P', 'B', 'D', 'E', 'C', 'S', 'Q' or 'F'
 	act   expectAct
 	synth byte   // for actSynth: '1' ParseComplete or '3' CloseComplete
+	msg   []byte // for actSynth: a whole message to send instead (a sharding refusal)
 	g     *gstmt // P: the statement being prepared; C with evict: the one being closed
 	evict bool
 	// actCapture: the settings read back, and the values found

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/replica"
 )
 
 var contextBackground = context.Background()
@@ -80,6 +81,9 @@ func (c *clientConn) sendFromProxy(msgs ...pgproto3.BackendMessage) {
 // first message that needs an answer. It returns false when the session
 // is over.
 func (c *clientConn) forward(typ byte, raw []byte) bool {
+	if c.sh != nil && c.shardCheckInLease(typ, raw) { // sharding: a transaction stays on its shard
+		return true
+	}
 	c.mu.Lock()
 	if c.broken {
 		c.mu.Unlock()
@@ -119,6 +123,9 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 				// handled: a proxy command
 				return true
 			}
+			if c.sh != nil && (c.shardLocalTxn(queryText(raw)) || c.shardScatter(raw)) { // sharding
+				return true
+			}
 		}
 		if err := c.acquire(typ, raw); err != nil {
 			c.pending = c.pending[:0]
@@ -146,7 +153,10 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 	c.mu.Unlock()
 	flush := !c.rd.fullFrameBuffered()
 	var err error
-	if len(c.pending) > 0 {
+	if c.sh != nil && c.sh.begin != nil { // sharding: the BEGIN the proxy answered
+		err = c.shardSendBegin(sc)
+	}
+	if err == nil && len(c.pending) > 0 {
 		err = c.sendPending(sc)
 	}
 	if err == nil {
@@ -430,7 +440,19 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 	c.mu.Lock()
 	c.setState("waiting")
 	c.mu.Unlock()
-	e, node := c.route(typ, raw)
+	var e *poolEntry
+	var node *replica.Node
+	if c.sh != nil { // sharding: the shard of the request
+		var err error
+		if e, err = c.shardAcquire(typ, raw); err != nil {
+			c.mu.Lock()
+			c.setState("idle")
+			c.mu.Unlock()
+			return err
+		}
+	} else {
+		e, node = c.route(typ, raw)
+	}
 	p := e.p
 	ps, err := p.Get(contextBackground)
 	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) {
@@ -600,7 +622,9 @@ var (
 // emitSynthLocked pops the synthesized replies at the head of the books.
 func (c *clientConn) emitSynthLocked(out []byte) []byte {
 	for f := c.expects.front(); f != nil && f.act == actSynth; f = c.expects.front() {
-		if f.synth == '1' {
+		if f.msg != nil {
+			out = append(out, f.msg...)
+		} else if f.synth == '1' {
 			out = append(out, parseComplete...)
 		} else {
 			out = append(out, closeComplete...)

@@ -34,8 +34,9 @@ type Server struct {
 
 	mu        sync.Mutex
 	pools     map[string]*poolEntry
-	rts       map[string]*clusterRT  // by cluster name
-	clients   map[uint32]*clientConn // by proxy-issued process id
+	rts       map[string]*clusterRT    // by cluster name
+	shards    atomic.Pointer[shardRTs] // sharding: maps of the sharded clusters (shard.go)
+	clients   map[uint32]*clientConn   // by proxy-issued process id
 	listeners []net.Listener
 	shutting  atomic.Bool
 	nclients  atomic.Int64
@@ -80,8 +81,13 @@ func (s *Server) Reload(cfg *config.Config) error {
 		}
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	shards, err := s.buildShards(cfg) // sharding (shard.go)
+	if err != nil {
+		return err
+	}
 	s.tls.Store(tc)
 	s.cfg.Store(cfg)
+	s.shards.Store(&shards) // sharding
 
 	// Lag monitors: kept for clusters whose nodes and settings did not
 	// change, built for new ones, stopped for the rest.

@@ -126,6 +126,8 @@ type clientConn struct {
 	readAfter   lagmon.Position // SET switchyard.read_after
 	leaseNode   *replica.Node   // the replica of the current lease; nil on the primary
 	leaseWrites bool            // the current lease is on the primary for a write
+
+	sh *clientShard // sharding (shard.go); nil for an unsharded cluster
 }
 
 func randUint32() uint32 {
@@ -391,9 +393,6 @@ func (c *clientConn) login(version uint32, params map[string]string, tooMany boo
 	if cl == nil {
 		return newFatal(codeUnknownDatabase, "database %q does not exist", db)
 	}
-	if cl.Sharding != nil || cl.Primary == "" {
-		return newFatal(codeFeatureNotSupported, "database %q is sharded; sharded clusters are not served yet", db)
-	}
 	c.user, c.cluster, c.desired = u, cl, desired
 	c.startupParams = make(map[string]string, len(desired))
 	for k, v := range desired {
@@ -403,9 +402,15 @@ func (c *clientConn) login(version uint32, params map[string]string, tooMany boo
 	if u.PoolMode != "" {
 		c.mode = u.PoolMode
 	}
-	n := clusterNodes(cl)[0]
-	c.primary = c.srv.poolFor(cl, u, n.addr, n.db)
-	c.rt = c.srv.clusterRuntime(cl.Name)
+	if cl.Sharding != nil { // sharding (shard.go)
+		if err := c.shardLogin(cl, u); err != nil {
+			return err
+		}
+	} else {
+		n := clusterNodes(cl)[0]
+		c.primary = c.srv.poolFor(cl, u, n.addr, n.db)
+		c.rt = c.srv.clusterRuntime(cl.Name)
+	}
 	c.mTxn = metrics.Transactions.WithLabelValues("postgres", cl.Name)
 	c.mQuery = metrics.Queries.WithLabelValues("postgres", cl.Name)
 

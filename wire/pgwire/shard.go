@@ -1,0 +1,549 @@
+package pgwire
+
+import (
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/shard"
+)
+
+// Sharded clusters.
+//
+// A sharded cluster's map (shard.Map) and key extractor are built at
+// (re)load and published behind one atomic pointer; the map's version is
+// bumped by each reload that changes the sharding of the cluster. At the
+// first request of a transaction (acquire) the proxy extracts the shard key
+// of every statement in the request (simple Query text, or the Parse texts
+// and Bind values of an extended batch), checks they agree on one shard,
+// and leases that shard's primary. The transaction then stays there: a
+// later statement that maps to another shard is refused (0A000) without
+// being sent, so the server transaction is untouched. A BEGIN sent on its
+// own is answered by the proxy and sent ahead of the first statement that
+// names a shard (lazy BEGIN). SELECTs without a key outside a lease scatter
+// to every shard (shard_scatter.go).
+//
+// Not done yet: shard replicas (reads go to each shard's primary), scatter
+// in the extended protocol, multi-row INSERTs spanning shards (refused),
+// SET switchyard.shard_key.
+
+// shardRT is what a sharded cluster routes with; immutable once published.
+type shardRT struct {
+	cl *config.Cluster
+	m  shard.Map
+	x  *router.KeyExtractor
+}
+
+// shardRTs is the published set, by cluster name.
+type shardRTs map[string]*shardRT
+
+// buildShards builds the maps of cfg's sharded PostgreSQL clusters, keeping
+// the version of a map whose sharding did not change and bumping it
+// otherwise. Nothing is published.
+func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
+	var old shardRTs
+	if p := s.shards.Load(); p != nil {
+		old = *p
+	}
+	out := make(shardRTs)
+	for i := range cfg.Clusters {
+		cl := &cfg.Clusters[i]
+		if cl.Protocol != config.Postgres || cl.Sharding == nil {
+			continue
+		}
+		version := uint64(1)
+		if o := old[cl.Name]; o != nil {
+			if reflect.DeepEqual(o.cl.Sharding, cl.Sharding) && reflect.DeepEqual(o.cl.Shards, cl.Shards) {
+				out[cl.Name] = &shardRT{cl: cl, m: o.m, x: o.x}
+				continue
+			}
+			version = o.m.Version() + 1
+		}
+		m, err := shard.FromConfig(cl, version)
+		if err != nil {
+			return nil, err
+		}
+		out[cl.Name] = &shardRT{cl: cl, m: m, x: router.NewKeyExtractor(router.Postgres,
+			router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables})}
+	}
+	return out, nil
+}
+
+// shardRT returns the routing of a sharded cluster in force, or nil.
+func (s *Server) shardRT(name string) *shardRT {
+	if p := s.shards.Load(); p != nil {
+		return (*p)[name]
+	}
+	return nil
+}
+
+// clientShard is a client's sharding state. Main loop only.
+type clientShard struct {
+	rt    *shardRT // the routing of the current lease
+	cur   int      // the shard of the current lease
+	begin []byte   // a BEGIN answered by the proxy, to send ahead of the next request
+}
+
+// shardLogin sets up a client of a sharded cluster: its greeting comes
+// from shard 0's primary.
+func (c *clientConn) shardLogin(cl *config.Cluster, u *config.User) error {
+	rt := c.srv.shardRT(cl.Name)
+	if rt == nil || len(cl.Shards) == 0 {
+		return newFatal(codeFeatureNotSupported, "database %q is sharded but has no shard map", cl.Database)
+	}
+	c.sh = &clientShard{rt: rt, cur: -1}
+	c.primary = c.shardPool(rt, 0)
+	return nil
+}
+
+func (c *clientConn) shardPool(rt *shardRT, i int) *poolEntry {
+	sh := rt.cl.Shards[i]
+	db := sh.Database
+	if db == "" {
+		db = c.primaryDB()
+	}
+	return c.srv.poolFor(rt.cl, c.user, sh.Primary, db)
+}
+
+// shardStmt is one statement of a request, with its bind values.
+type shardStmt struct {
+	sql     string
+	bind    []byte // the Bind message, nil for a Query or a Parse alone
+	isQuery bool
+}
+
+// requestStmts lists the statements of a request: held extended messages
+// and the current one.
+func (c *clientConn) requestStmts(typ byte, raw []byte) []shardStmt {
+	var out []shardStmt
+	var unnamed string
+	haveUnnamed := false
+	named := map[string]string{}
+	add := func(typ byte, m []byte) {
+		switch typ {
+		case 'Q':
+			out = append(out, shardStmt{sql: queryText(m), isQuery: true})
+		case 'P':
+			name, rest, ok := cstring(m[5:])
+			if !ok {
+				return
+			}
+			q, _, _ := cstring(rest)
+			if len(name) == 0 {
+				unnamed, haveUnnamed = string(q), true
+			} else {
+				named[string(name)] = string(q)
+			}
+			out = append(out, shardStmt{sql: string(q)})
+		case 'B':
+			_, rest, ok := cstring(m[5:])
+			if !ok {
+				return
+			}
+			stmt, _, ok := cstring(rest)
+			if !ok {
+				return
+			}
+			var sql string
+			switch {
+			case len(stmt) == 0 && haveUnnamed:
+				sql = unnamed
+			case len(stmt) == 0 && len(c.lastUnnamed) > 5:
+				if _, r, ok := cstring(c.lastUnnamed[5:]); ok {
+					q, _, _ := cstring(r)
+					sql = string(q)
+				}
+			default:
+				if q, ok := named[string(stmt)]; ok {
+					sql = q
+				} else if g := c.stmts[string(stmt)]; g != nil {
+					q, _, _ := cstring(g.parse[5+len(g.name)+1:])
+					sql = string(q)
+				}
+			}
+			out = append(out, shardStmt{sql: sql, bind: m})
+		}
+	}
+	for b := c.pending; len(b) >= 5; {
+		n := int(binary.BigEndian.Uint32(b[1:])) + 1
+		add(b[0], b[:n])
+		b = b[n:]
+	}
+	add(typ, raw)
+	return out
+}
+
+// errNoShard: a statement that any shard can run (no table, DDL, SET...).
+var errNoShard = errors.New("no shard")
+
+// shardOf is the one shard a statement runs on. sk is its extraction;
+// the error is a *pgError to refuse with, or errNoShard.
+func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys) (int, error) {
+	m := rt.m
+	if sk.ShardHint >= 0 {
+		if sk.ShardHint >= m.Shards() {
+			return 0, newError(codeFeatureNotSupported, "switchyard:shard=%d: the cluster has %d shards", sk.ShardHint, m.Shards())
+		}
+		return sk.ShardHint, nil
+	}
+	if sk.Hint != nil {
+		return keyShard(m, *sk.Hint, st.bind)
+	}
+	if sk.SetsKey {
+		return 0, newError(codeFeatureNotSupported, "the statement changes the shard key column of %s, which could move rows to another shard", sk.Table)
+	}
+	if sk.None {
+		switch sk.Kind {
+		case router.StmtInsert, router.StmtUpdate, router.StmtDelete:
+			return 0, newError(codeFeatureNotSupported,
+				"%s on sharded table %s without its shard key (%s): writes must name the key (%s)",
+				strings.ToUpper(sk.Kind.String()), sk.Table, rt.keyColumn(sk.Table), sk.NoKeyReason)
+		}
+		if sk.Kind == router.StmtSelect && sk.Table != "" {
+			return 0, errScatter
+		}
+		return 0, errNoShard
+	}
+	if st.bind == nil && len(sk.Keys) > 0 && sk.Keys[0].Param > 0 {
+		return 0, errNoShard // a Parse alone: its values come later
+	}
+	first := -1
+	for _, k := range sk.Keys {
+		s, err := keyShard(m, k, st.bind)
+		if err != nil {
+			return 0, err
+		}
+		if first >= 0 && s != first {
+			if sk.Kind == router.StmtSelect {
+				return 0, errScatter
+			}
+			return 0, newError(codeFeatureNotSupported, "%s on %s touches two shards (keys on shards %d and %d); split it per shard",
+				strings.ToUpper(sk.Kind.String()), sk.Table, first, s)
+		}
+		first = s
+	}
+	if first < 0 {
+		return 0, errNoShard
+	}
+	return first, nil
+}
+
+// errScatter: a SELECT that must run on every shard.
+var errScatter = errors.New("scatter")
+
+func (rt *shardRT) keyColumn(table string) string {
+	if k, ok := rt.cl.Sharding.Tables[table]; ok {
+		return k
+	}
+	if i := strings.LastIndexByte(table, '.'); i >= 0 {
+		if k, ok := rt.cl.Sharding.Tables[table[i+1:]]; ok {
+			return k
+		}
+	}
+	return rt.cl.Sharding.Key
+}
+
+// keyShard maps one key reference to its shard, reading a bind parameter
+// from the Bind message.
+func keyShard(m shard.Map, k router.KeyRef, bind []byte) (int, error) {
+	var s int
+	var err error
+	if k.Param == 0 {
+		s, err = m.ShardOf(k.Literal)
+	} else {
+		v, binaryFmt, ok := bindParam(bind, k.Param)
+		switch {
+		case !ok:
+			return 0, newError(codeProtocolViolation, "bind parameter $%d is missing", k.Param)
+		case v == nil:
+			err = shard.ErrNullKey
+		case binaryFmt:
+			n, isInt := shard.IntFromBinary(v)
+			if !isInt {
+				s, err = m.ShardOfBytes(v)
+			} else {
+				s, err = m.ShardOfInt(n)
+			}
+		default:
+			s, err = m.ShardOfBytes(v)
+		}
+	}
+	if err != nil {
+		return 0, newError(codeFeatureNotSupported, "cannot route by shard key %s: %v", k, err)
+	}
+	return s, nil
+}
+
+// bindParam returns the value of the 1-based parameter n of a Bind
+// message (nil for NULL) and whether it is in binary format.
+func bindParam(m []byte, n int) (v []byte, binaryFmt, ok bool) {
+	if len(m) < 5 {
+		return nil, false, false
+	}
+	b := m[5:]
+	_, b, ok1 := cstring(b)
+	_, b, ok2 := cstring(b)
+	if !ok1 || !ok2 || len(b) < 2 {
+		return nil, false, false
+	}
+	nf := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	if len(b) < 2*nf+2 {
+		return nil, false, false
+	}
+	formats := b[:2*nf]
+	b = b[2*nf:]
+	np := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	if n > np {
+		return nil, false, false
+	}
+	switch {
+	case nf == 1:
+		binaryFmt = binary.BigEndian.Uint16(formats) == 1
+	case nf > 1 && n <= nf:
+		binaryFmt = binary.BigEndian.Uint16(formats[2*(n-1):]) == 1
+	}
+	for i := 1; ; i++ {
+		if len(b) < 4 {
+			return nil, false, false
+		}
+		l := int(int32(binary.BigEndian.Uint32(b)))
+		b = b[4:]
+		if l < 0 {
+			if i == n {
+				return nil, binaryFmt, true
+			}
+			continue
+		}
+		if l > len(b) {
+			return nil, false, false
+		}
+		if i == n {
+			return b[:l], binaryFmt, true
+		}
+		b = b[l:]
+	}
+}
+
+// requestShard is the one shard of a request's statements: -1 when none
+// of them names one (any shard will do). errScatter when it is a lone
+// SELECT that needs every shard.
+func (c *clientConn) requestShard(rt *shardRT, typ byte, raw []byte) (int, error) {
+	got := -1
+	for _, st := range c.requestStmts(typ, raw) {
+		if st.sql == "" && st.bind != nil {
+			continue // an unknown statement: the server will say so
+		}
+		sk, err := rt.x.Extract(st.sql)
+		if err != nil {
+			return 0, newError("42601", "%v", err)
+		}
+		s, err := shardOf(rt, st, sk)
+		switch {
+		case errors.Is(err, errNoShard):
+			continue
+		case errors.Is(err, errScatter):
+			if sk.Kind == router.StmtSelect && !sk.Mergeable {
+				return 0, newError(codeFeatureNotSupported, "SELECT on sharded table %s without its shard key (%s) would run on every shard, and its results cannot be merged: %s",
+					sk.Table, rt.keyColumn(sk.Table), sk.MergeReason)
+			}
+			return 0, errScatter
+		case err != nil:
+			return 0, err
+		}
+		if got >= 0 && s != got {
+			return 0, errTwoShards(got, s)
+		}
+		got = s
+	}
+	return got, nil
+}
+
+func errTwoShards(a, b int) *pgError {
+	return newError(codeFeatureNotSupported, "transaction touches two shards (%d and %d); a transaction must stay on one shard", a, b)
+}
+
+// shardAcquire picks the pool for the transaction that starts with this
+// request. Hook in acquire.
+func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, error) {
+	rt := c.srv.shardRT(c.cluster.Name)
+	if rt == nil {
+		return nil, newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
+	}
+	s, err := c.requestShard(rt, typ, raw)
+	if errors.Is(err, errScatter) {
+		err = newError(codeFeatureNotSupported, "a SELECT without the shard key runs on every shard, which is supported in the simple query protocol only, outside a transaction")
+	}
+	if err != nil {
+		c.shardRefused()
+		return nil, err
+	}
+	if s < 0 {
+		s = 0
+	}
+	c.sh.rt, c.sh.cur = rt, s
+	shardStatement(rt, s)
+	return c.shardPool(rt, s), nil
+}
+
+// shardCheckInLease checks a request sent during a lease (a transaction
+// under way) against the lease's shard, and refuses it without sending it
+// when it belongs elsewhere. Hook in forward; it reports whether the
+// message was handled.
+func (c *clientConn) shardCheckInLease(typ byte, raw []byte) bool {
+	if typ != 'Q' && typ != 'B' {
+		return false
+	}
+	c.mu.Lock()
+	leased := c.server != nil
+	c.mu.Unlock()
+	if !leased {
+		return false
+	}
+	rt := c.sh.rt
+	var s int
+	var err error
+	if typ == 'B' {
+		// Held messages are already sent during a lease; only this Bind.
+		sts := c.requestStmts(typ, raw)
+		st := sts[len(sts)-1]
+		if st.sql == "" {
+			return false
+		}
+		var sk *router.ShardKeys
+		if sk, err = rt.x.Extract(st.sql); err == nil {
+			s, err = shardOf(rt, st, sk)
+			if errors.Is(err, errScatter) {
+				err = newError(codeFeatureNotSupported, "a SELECT without the shard key inside a transaction would need every shard; the transaction is on shard %d", c.sh.cur)
+			}
+		}
+	} else {
+		s, err = c.requestShard(rt, typ, raw)
+		if errors.Is(err, errScatter) {
+			err = newError(codeFeatureNotSupported, "a SELECT without the shard key inside a transaction would need every shard; the transaction is on shard %d", c.sh.cur)
+		}
+	}
+	switch {
+	case errors.Is(err, errNoShard) || (err == nil && (s < 0 || s == c.sh.cur)):
+		return false
+	case err == nil:
+		err = errTwoShards(c.sh.cur, s)
+	}
+	c.shardRefused()
+	return c.refuseInLease(typ, err)
+}
+
+// refuseInLease answers a Query or Bind with an error in place of the
+// server, leaving the server's transaction as it is: the error goes out
+// ahead of the ReadyForQuery of a Sync (sent now for a Query, the client's
+// own for a Bind, whose batch is skipped up to it).
+func (c *clientConn) refuseInLease(typ byte, err error) bool {
+	msg, _ := toErrorResponse(err).Encode(nil)
+	c.mu.Lock()
+	sc := c.server
+	if sc == nil {
+		c.mu.Unlock()
+		return false
+	}
+	c.expects.push(expect{kind: typ, act: actSynth, msg: msg})
+	if typ == 'B' {
+		c.srvSkipping = true
+		c.unsynced = true
+		c.mu.Unlock()
+		return true
+	}
+	c.expects.push(expect{kind: 'S'})
+	c.outstanding++
+	c.writers++
+	c.mu.Unlock()
+	_, werr := sc.bw.Write([]byte{'S', 0, 0, 0, 4})
+	if werr == nil {
+		werr = sc.bw.Flush()
+	}
+	if werr != nil {
+		sc.conn.Close()
+	}
+	c.finishWrite()
+	return true
+}
+
+// shardLocalTxn answers BEGIN (and a COMMIT or ROLLBACK of a BEGIN that
+// nothing followed) without a server, outside a lease: the shard of the
+// transaction is not known until a statement names it. Hook in forward.
+func (c *clientConn) shardLocalTxn(text string) bool {
+	t := strings.ToLower(strings.TrimRight(strings.TrimSpace(text), "; \t\n"))
+	word, _, _ := strings.Cut(t, " ")
+	var tag string
+	status := byte('I')
+	switch {
+	case word == "begin" || strings.HasPrefix(t, "start transaction"):
+		if c.sh.begin != nil {
+			return false // a second BEGIN: let the server warn
+		}
+		c.sh.begin = []byte(text)
+		tag, status = "BEGIN", 'T'
+		if word != "begin" {
+			tag = "START TRANSACTION"
+		}
+	case c.sh.begin == nil:
+		return false
+	case word == "commit" || word == "end":
+		tag = "COMMIT"
+		c.sh.begin = nil
+	case word == "rollback" || word == "abort":
+		tag = "ROLLBACK"
+		c.sh.begin = nil
+	default:
+		return false
+	}
+	out := appendTag(nil, tag)
+	out = append(out, 'Z', 0, 0, 0, 5, status)
+	c.wmu.Lock()
+	if _, err := c.bw.Write(out); err == nil {
+		_ = c.bw.Flush()
+	}
+	c.wmu.Unlock()
+	return true
+}
+
+// shardSendBegin sends a BEGIN the proxy answered ahead of the first
+// request of the lease; its replies are dropped. The caller holds a
+// writers reservation on sc.
+func (c *clientConn) shardSendBegin(sc *serverConn) error {
+	q := c.sh.begin
+	c.sh.begin = nil
+	c.mu.Lock()
+	c.expects.push(expect{kind: 'Q', act: actCapture})
+	c.outstanding++
+	c.mu.Unlock()
+	n := 4 + len(q) + 1
+	_, err := sc.bw.Write([]byte{'Q', byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+	if err == nil {
+		sc.bw.Write(q)
+		err = sc.bw.WriteByte(0)
+	}
+	return err
+}
+
+// shardRefused books a refused request: a BEGIN the proxy answered is
+// given up with it, as the client's transaction cannot go on.
+func (c *clientConn) shardRefused() {
+	shardRefusedMetric(c.cluster.Name)
+	// A BEGIN the proxy answered never reached a server: the client is
+	// told 'I' with the error, and the transaction is over.
+	c.sh.begin = nil
+}
+
+func shardStatement(rt *shardRT, s int) {
+	metrics.ShardStatements.WithLabelValues("postgres", rt.cl.Name, strconv.Itoa(s)).Inc()
+}
+
+func shardRefusedMetric(cluster string) {
+	metrics.ShardRefused.WithLabelValues("postgres", cluster).Inc()
+}

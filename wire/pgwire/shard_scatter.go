@@ -1,0 +1,356 @@
+package pgwire
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"math/big"
+	"slices"
+	"strconv"
+
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/router"
+)
+
+// Scatter-gather: a SELECT without a shard key, sent in the simple query
+// protocol outside a lease, runs on every shard (one after the other) and
+// the results are merged as the extractor says: rows concatenated, sorted
+// by the ORDER BY columns, cut to LIMIT, or aggregates combined into one
+// row. The client sees one RowDescription, the merged rows, one
+// CommandComplete and ReadyForQuery.
+
+// shardResult is what one shard answered.
+type shardResult struct {
+	desc []byte   // RowDescription
+	rows [][]byte // DataRows, raw
+	err  []byte   // ErrorResponse, raw
+}
+
+// shardScatter runs a scatter SELECT. Hook in forward; it reports whether
+// it answered the query.
+func (c *clientConn) shardScatter(raw []byte) bool {
+	rt := c.srv.shardRT(c.cluster.Name)
+	if rt == nil {
+		return false
+	}
+	if _, err := c.requestShard(rt, 'Q', raw); !errors.Is(err, errScatter) {
+		return false // one shard, or an error: acquire says so
+	}
+	sk, err := rt.x.Extract(queryText(raw))
+	if err != nil || sk.Kind != router.StmtSelect {
+		return false
+	}
+	status := byte('I')
+	if c.sh.begin != nil {
+		status = 'T'
+	}
+	var out []byte
+	if perr := c.scatter(rt, raw, sk, &out); perr != nil {
+		shardRefusedMetric(c.cluster.Name)
+		out, _ = toErrorResponse(perr).Encode(nil)
+	}
+	out = append(out, 'Z', 0, 0, 0, 5, status)
+	c.wmu.Lock()
+	if _, err := c.bw.Write(out); err == nil {
+		_ = c.bw.Flush()
+	}
+	c.wmu.Unlock()
+	return true
+}
+
+func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, out *[]byte) error {
+	if (sk.Offset != nil && *sk.Offset != 0) || sk.OffsetParam > 0 {
+		return newError(codeFeatureNotSupported, "OFFSET in a SELECT without the shard key (run on every shard) is not supported yet")
+	}
+	metrics.ScatterQueries.WithLabelValues("postgres", c.cluster.Name).Inc()
+	results := make([]shardResult, rt.m.Shards())
+	for i := range results {
+		if err := c.runOnShard(rt, i, raw, &results[i]); err != nil {
+			return err
+		}
+		if results[i].err != nil {
+			*out = append(*out, results[i].err...)
+			return nil
+		}
+	}
+	desc := results[0].desc
+	if desc == nil {
+		return newError(codeFeatureNotSupported, "the scatter SELECT returned no rows description")
+	}
+	names, oids := parseRowDesc(desc)
+	var rows [][]byte
+	for _, r := range results {
+		rows = append(rows, r.rows...)
+	}
+	switch {
+	case len(sk.Aggregates) > 0:
+		row, err := combineAggs(sk, oids, rows)
+		if err != nil {
+			return err
+		}
+		rows = [][]byte{row}
+	case len(sk.OrderBy) > 0:
+		idx := make([]int, len(sk.OrderBy))
+		for j, o := range sk.OrderBy {
+			idx[j] = o.Index
+			if idx[j] < 0 {
+				idx[j] = -1
+				for k, n := range names {
+					if n == o.Name {
+						if idx[j] >= 0 {
+							return newError(codeFeatureNotSupported, "ORDER BY %s is ambiguous in the merged result", o.Name)
+						}
+						idx[j] = k
+					}
+				}
+			}
+			if idx[j] < 0 || idx[j] >= len(oids) {
+				return newError(codeFeatureNotSupported, "ORDER BY %s: the column is not in the result, the shards' rows cannot be merged", o.Name)
+			}
+		}
+		cols := make([][][]byte, len(rows))
+		for i, r := range rows {
+			cols[i] = dataRowValues(r)
+		}
+		perm := make([]int, len(rows))
+		for i := range perm {
+			perm[i] = i
+		}
+		slices.SortStableFunc(perm, func(a, b int) int {
+			for j, o := range sk.OrderBy {
+				k := idx[j]
+				if cmp := compareValues(cols[a][k], cols[b][k], oids[k], o.Desc, o.NullsFirst); cmp != 0 {
+					return cmp
+				}
+			}
+			return 0
+		})
+		sorted := make([][]byte, len(rows))
+		for i, p := range perm {
+			sorted[i] = rows[p]
+		}
+		rows = sorted
+	}
+	if sk.Limit != nil && int64(len(rows)) > *sk.Limit {
+		rows = rows[:max(*sk.Limit, 0)]
+	}
+	*out = append(*out, desc...)
+	for _, r := range rows {
+		*out = append(*out, r...)
+	}
+	*out = appendTag(*out, "SELECT "+strconv.Itoa(len(rows)))
+	return nil
+}
+
+// runOnShard sends the query to shard i's primary and reads its answer.
+func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, res *shardResult) error {
+	e := c.shardPool(rt, i)
+	ps, err := e.p.Get(context.Background())
+	if err != nil {
+		return poolError(err)
+	}
+	sc := ps.Conn.(*serverConn)
+	if err := c.syncParams(sc); err != nil {
+		var pe *pgError
+		e.p.Put(ps, errors.As(err, &pe))
+		return err
+	}
+	shardStatement(rt, i)
+	_, err = sc.bw.Write(raw)
+	if err == nil {
+		err = sc.bw.Flush()
+	}
+	for err == nil {
+		var typ byte
+		var m []byte
+		typ, m, err = sc.rd.next()
+		if err != nil {
+			break
+		}
+		switch typ {
+		case 'T':
+			if res.desc == nil {
+				res.desc = bytes.Clone(m)
+			}
+		case 'D':
+			res.rows = append(res.rows, bytes.Clone(m))
+		case 'E':
+			if res.err == nil {
+				res.err = bytes.Clone(m)
+			}
+		case 'S':
+			sc.noteParameter(m[5:])
+		case 'Z':
+			e.p.Put(ps, m[5] == 'I')
+			return nil
+		}
+	}
+	e.p.Put(ps, false)
+	return &pgError{Severity: "ERROR", Code: codeConnectionFailure, Message: "shard " + strconv.Itoa(i) + ": server connection lost", cause: err}
+}
+
+// parseRowDesc returns the column names and type OIDs of a RowDescription.
+func parseRowDesc(m []byte) (names []string, oids []uint32) {
+	b := m[5:]
+	if len(b) < 2 {
+		return nil, nil
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	for i := 0; i < n; i++ {
+		name, rest, ok := cstring(b)
+		if !ok || len(rest) < 18 {
+			break
+		}
+		names = append(names, string(name))
+		oids = append(oids, binary.BigEndian.Uint32(rest[6:]))
+		b = rest[18:]
+	}
+	return names, oids
+}
+
+// dataRowValues splits a DataRow into its values (nil for NULL).
+func dataRowValues(m []byte) [][]byte {
+	b := m[5:]
+	if len(b) < 2 {
+		return nil
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	out := make([][]byte, n)
+	for i := 0; i < n && len(b) >= 4; i++ {
+		l := int(int32(binary.BigEndian.Uint32(b)))
+		b = b[4:]
+		if l < 0 || l > len(b) {
+			continue
+		}
+		out[i] = b[:l:l]
+		b = b[l:]
+	}
+	return out
+}
+
+func encodeDataRow(vals [][]byte) []byte {
+	n := 4 + 2
+	for _, v := range vals {
+		n += 4 + len(v)
+	}
+	out := make([]byte, 0, n+1)
+	out = append(out, 'D', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), byte(len(vals)>>8), byte(len(vals)))
+	for _, v := range vals {
+		if v == nil {
+			out = append(out, 0xff, 0xff, 0xff, 0xff)
+			continue
+		}
+		out = binary.BigEndian.AppendUint32(out, uint32(len(v)))
+		out = append(out, v...)
+	}
+	return out
+}
+
+// numericOID says whether values of the type compare as numbers.
+func numericOID(oid uint32) bool {
+	switch oid {
+	case 20, 21, 23, 26, 700, 701, 1700: // int8, int2, int4, oid, float4, float8, numeric
+		return true
+	}
+	return false
+}
+
+// compareValues orders two text values of a column for ORDER BY.
+func compareValues(a, b []byte, oid uint32, desc, nullsFirst bool) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		if nullsFirst {
+			return -1
+		}
+		return 1
+	case b == nil:
+		if nullsFirst {
+			return 1
+		}
+		return -1
+	}
+	var cmp int
+	if numericOID(oid) {
+		x, okx := new(big.Rat).SetString(string(a))
+		y, oky := new(big.Rat).SetString(string(b))
+		if okx && oky {
+			cmp = x.Cmp(y)
+		} else {
+			cmp = bytes.Compare(a, b)
+		}
+	} else {
+		cmp = bytes.Compare(a, b)
+	}
+	if desc {
+		cmp = -cmp
+	}
+	return cmp
+}
+
+// combineAggs folds the one-row answers of the shards into one row.
+func combineAggs(sk *router.ShardKeys, oids []uint32, rows [][]byte) ([]byte, error) {
+	if len(rows) == 0 {
+		return nil, newError(codeFeatureNotSupported, "aggregate SELECT: no shard returned a row")
+	}
+	acc := dataRowValues(rows[0])
+	for _, r := range rows[1:] {
+		vals := dataRowValues(r)
+		for _, a := range sk.Aggregates {
+			k := a.Index
+			if k < 0 || k >= len(acc) || k >= len(vals) {
+				return nil, newError(codeFeatureNotSupported, "aggregate column %d is not in the result", k+1)
+			}
+			x, y := acc[k], vals[k]
+			if y == nil {
+				continue
+			}
+			if x == nil {
+				acc[k] = y
+				continue
+			}
+			var oid uint32
+			if k < len(oids) {
+				oid = oids[k]
+			}
+			switch a.Func {
+			case router.AggCount, router.AggSum:
+				rx, ok1 := new(big.Rat).SetString(string(x))
+				ry, ok2 := new(big.Rat).SetString(string(y))
+				if !ok1 || !ok2 {
+					return nil, newError(codeFeatureNotSupported, "cannot add %s values %q and %q from two shards", a.Func, x, y)
+				}
+				acc[k] = []byte(formatSum(rx.Add(rx, ry), x, y))
+			case router.AggMin:
+				if compareValues(y, x, oid, false, false) < 0 {
+					acc[k] = y
+				}
+			case router.AggMax:
+				if compareValues(y, x, oid, false, false) > 0 {
+					acc[k] = y
+				}
+			}
+		}
+	}
+	return encodeDataRow(acc), nil
+}
+
+// formatSum prints a sum with as many decimals as the larger of its terms.
+func formatSum(r *big.Rat, x, y []byte) string {
+	scale := max(decimals(x), decimals(y))
+	if scale == 0 && r.IsInt() {
+		return r.Num().String()
+	}
+	return r.FloatString(scale)
+}
+
+func decimals(v []byte) int {
+	if i := bytes.IndexByte(v, '.'); i >= 0 {
+		return len(v) - i - 1
+	}
+	return 0
+}

@@ -1,0 +1,275 @@
+package pgwire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/shard"
+)
+
+// startShardProxy serves database "orders", hash-sharded on customer_id
+// over orders_0 and orders_1 of the test primary.
+func startShardProxy(t testing.TB) *testProxy {
+	t.Helper()
+	pg := testcluster.PG
+	src := fmt.Sprintf(`
+[proxy]
+postgres_listen = "127.0.0.1:0"
+shutdown_timeout = "5s"
+[defaults]
+pool_size = 5
+[[users]]
+name = "app"
+password = "app"
+[[clusters]]
+name = "orders"
+protocol = "postgres"
+database = "orders"
+[clusters.sharding]
+kind = "hash"
+key = "customer_id"
+[[clusters.shards]]
+primary = %q
+database = "orders_0"
+[[clusters.shards]]
+primary = %q
+database = "orders_1"
+`, pg.Primary.Addr(), pg.Primary.Addr())
+	return serveConfig(t, src)
+}
+
+// shardConns connects to each shard database directly and (re)creates
+// the orders table there.
+func shardConns(t *testing.T) []*pgx.Conn {
+	t.Helper()
+	pg := testcluster.PG
+	var out []*pgx.Conn
+	for _, db := range []string{"orders_0", "orders_1"} {
+		conn, err := pgx.Connect(ctxT(t, 30*time.Second), pg.DSN(pg.Primary, "app", "app", db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		if _, err := conn.Exec(context.Background(), `DROP TABLE IF EXISTS orders;
+			CREATE TABLE orders (customer_id bigint, id serial, amount int)`); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, conn)
+	}
+	return out
+}
+
+func wantSQLState(t *testing.T, err error, code, what string) {
+	t.Helper()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != code {
+		t.Fatalf("%s: error %v; want SQLSTATE %s", what, err, code)
+	}
+	t.Logf("%s: %s", what, pe.Message)
+}
+
+func TestShardRouting(t *testing.T) {
+	p := startShardProxy(t)
+	shards := shardConns(t)
+	m, _ := shard.NewHash(2, 1024, 1)
+	ctx := ctxT(t, 60*time.Second)
+
+	modes := map[string]string{
+		"simple": "&default_query_exec_mode=simple_protocol",
+		"exec":   "&default_query_exec_mode=exec",
+		"cache":  "", // pgx default: named prepared statements
+	}
+	conns := map[string]*pgx.Conn{}
+	for name, opt := range modes {
+		conn, err := pgx.Connect(ctx, p.rawDSN("app", "app", "orders")+opt)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		conns[name] = conn
+	}
+	simple := conns["simple"]
+
+	// 200 rows: literals (simple), bind parameters in every mode.
+	want := map[int64]int{} // customer → shard
+	for i := int64(0); i < 200; i++ {
+		cust := i*7919 + 3
+		var err error
+		switch i % 4 {
+		case 0:
+			_, err = simple.Exec(ctx, fmt.Sprintf("INSERT INTO orders (customer_id, amount) VALUES (%d, %d)", cust, i))
+		case 1:
+			_, err = simple.Exec(ctx, "INSERT INTO orders (customer_id, amount) VALUES ($1, $2)", cust, i)
+		case 2:
+			_, err = conns["exec"].Exec(ctx, "INSERT INTO orders (customer_id, amount) VALUES ($1, $2)", cust, i)
+		case 3:
+			_, err = conns["cache"].Exec(ctx, "INSERT INTO orders (customer_id, amount) VALUES ($1, $2)", cust, i)
+		}
+		if err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+		s, _ := m.ShardOfInt(cust)
+		want[cust] = s
+	}
+	// Each row is where the map says.
+	total := 0
+	for s, conn := range shards {
+		rows, err := conn.Query(ctx, "SELECT customer_id FROM orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		custs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range custs {
+			if want[c] != s {
+				t.Errorf("customer %d on shard %d; the map says %d", c, s, want[c])
+			}
+		}
+		total += len(custs)
+		t.Logf("shard %d: %d rows", s, len(custs))
+	}
+	if total != 200 {
+		t.Fatalf("%d rows in the shards, want 200", total)
+	}
+
+	// Point reads and updates by key, in every mode.
+	for name, conn := range conns {
+		for _, cust := range []int64{3, 7919*5 + 3, 7919*150 + 3} {
+			var amount int
+			if err := conn.QueryRow(ctx, "SELECT amount FROM orders WHERE customer_id = $1", cust).Scan(&amount); err != nil {
+				t.Fatalf("%s: point read %d: %v", name, cust, err)
+			}
+			if amount != int((cust-3)/7919) {
+				t.Errorf("%s: customer %d amount %d", name, cust, amount)
+			}
+			tag, err := conn.Exec(ctx, "UPDATE orders SET amount = amount + 0 WHERE customer_id = $1", cust)
+			if err != nil || tag.RowsAffected() != 1 {
+				t.Fatalf("%s: update %d: %v %v", name, cust, tag, err)
+			}
+		}
+	}
+	var n int
+	if err := simple.QueryRow(ctx, "SELECT count(*) FROM orders WHERE customer_id = 3").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("literal point read: %d, %v", n, err)
+	}
+	// Hints.
+	if err := simple.QueryRow(ctx, "/* switchyard:shard=1 */ SELECT count(*) FROM orders").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	var direct int
+	shards[1].QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&direct)
+	if n != direct {
+		t.Errorf("shard=1 hint: %d rows, shard 1 has %d", n, direct)
+	}
+	if err := simple.QueryRow(ctx, "/* switchyard:shard_key=3 */ SELECT count(*) FROM orders").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	shards[want[3]].QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&direct)
+	if n != direct {
+		t.Errorf("shard_key=3 hint: %d rows, shard %d has %d", n, want[3], direct)
+	}
+
+	// Scatter: count, ORDER BY + LIMIT, aggregates.
+	if err := simple.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil || n != 200 {
+		t.Fatalf("scatter count: %d, %v", n, err)
+	}
+	var sum, mn, mx int
+	if err := simple.QueryRow(ctx, "SELECT sum(amount), min(amount), max(amount) FROM orders").Scan(&sum, &mn, &mx); err != nil ||
+		sum != 199*200/2 || mn != 0 || mx != 199 {
+		t.Fatalf("scatter sum/min/max: %d %d %d, %v", sum, mn, mx, err)
+	}
+	type row struct {
+		Cust   int64
+		Amount int
+	}
+	var union []row
+	for _, conn := range shards {
+		rows, _ := conn.Query(ctx, "SELECT customer_id, amount FROM orders")
+		rs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+		if err != nil {
+			t.Fatal(err)
+		}
+		union = append(union, rs...)
+	}
+	sort.SliceStable(union, func(i, j int) bool { return union[i].Amount > union[j].Amount })
+	rows, _ := simple.Query(ctx, "SELECT customer_id, amount FROM orders ORDER BY amount DESC LIMIT 5")
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, union[:5]) {
+		t.Errorf("scatter ORDER BY amount DESC LIMIT 5 = %v; union of the shards: %v", got, union[:5])
+	}
+	rows, _ = simple.Query(ctx, "SELECT customer_id FROM orders")
+	all, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil || len(all) != 200 {
+		t.Fatalf("scatter select: %d rows, %v", len(all), err)
+	}
+
+	// Refusals: a write without a key, an unmergeable scatter, a
+	// transaction over two shards. The connection keeps working.
+	_, err = simple.Exec(ctx, "UPDATE orders SET amount = 0")
+	wantSQLState(t, err, "0A000", "write without key")
+	_, err = conns["exec"].Exec(ctx, "DELETE FROM orders WHERE amount = $1", 5)
+	wantSQLState(t, err, "0A000", "extended write without key")
+	_, err = simple.Exec(ctx, "SELECT amount, count(*) FROM orders GROUP BY amount")
+	wantSQLState(t, err, "0A000", "GROUP BY scatter")
+
+	var a, b int64 = -1, -1
+	for c, s := range want {
+		if s == 0 && a < 0 {
+			a = c
+		}
+		if s == 1 && b < 0 {
+			b = c
+		}
+	}
+	for name, conn := range conns {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE orders SET amount = amount + 1000 WHERE customer_id = $1", a); err != nil {
+			t.Fatalf("%s: tx update: %v", name, err)
+		}
+		_, err = tx.Exec(ctx, "UPDATE orders SET amount = amount + 1000 WHERE customer_id = $1", b)
+		wantSQLState(t, err, "0A000", name+": two-shard transaction")
+		// The transaction is untouched: still open on shard 0.
+		var amt int
+		if err := tx.QueryRow(ctx, "SELECT amount FROM orders WHERE customer_id = $1", a).Scan(&amt); err != nil || amt < 1000 {
+			t.Fatalf("%s: after the refusal: %d, %v", name, amt, err)
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatalf("%s: rollback: %v", name, err)
+		}
+		if err := conn.QueryRow(ctx, "SELECT amount FROM orders WHERE customer_id = $1", a).Scan(&amt); err != nil || amt >= 1000 {
+			t.Fatalf("%s: rolled back: %d, %v", name, amt, err)
+		}
+	}
+	// A transaction on one shard commits.
+	tx, err := simple.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO orders (customer_id, amount) VALUES ($1, 1)", b); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	shards[1].QueryRow(ctx, "SELECT count(*) FROM orders WHERE customer_id = $1", b).Scan(&n)
+	if n != 2 {
+		t.Errorf("committed insert: %d rows for %d on shard 1", n, b)
+	}
+}
