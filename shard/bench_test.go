@@ -20,6 +20,8 @@ func BenchmarkShardOf(b *testing.B) {
 		strs[i] = [2]any{string(rune('a' + i)), string(rune('a' + i + 1))}
 	}
 	rs, _ := NewRange(strs, 1)
+	pgi, _ := NewPostgresHash(4, PostgresInteger, 1)
+	pgt, _ := NewPostgresHash(4, PostgresText, 1)
 	text := []byte("12345678")
 	var key any = int64(12345678)
 	for _, c := range []struct {
@@ -33,6 +35,9 @@ func BenchmarkShardOf(b *testing.B) {
 		{"RangeInt16/Int", func() (int, error) { return ri.ShardOfInt(12345678) }},
 		{"RangeInt16/Bytes", func() (int, error) { return ri.ShardOfBytes(text) }},
 		{"RangeStr16/String", func() (int, error) { return rs.ShardOf("kilo") }},
+		{"PostgresInt/Int", func() (int, error) { return pgi.ShardOfInt(12345678) }},
+		{"PostgresInt/Bytes", func() (int, error) { return pgi.ShardOfBytes(text) }},
+		{"PostgresText/String", func() (int, error) { return pgt.ShardOf("customer-12345678") }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
