@@ -127,7 +127,7 @@ func pgHashInt8(v int64, seed uint64) uint64 {
 		a, b, c = pgMix(a, b, c)
 	}
 	a += lo
-	a, b, c = pgFinal(a, b, c)
+	_, b, c = pgFinal(a, b, c)
 	return uint64(b)<<32 | uint64(c)
 }
 
@@ -163,7 +163,7 @@ func pgHashBytes(k []byte, seed uint64) uint64 {
 			c += uint32(x) << (8 * (i - 7))
 		}
 	}
-	a, b, c = pgFinal(a, b, c)
+	_, b, c = pgFinal(a, b, c)
 	return uint64(b)<<32 | uint64(c)
 }
 
