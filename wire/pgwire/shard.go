@@ -207,6 +207,17 @@ func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys) (int, error) {
 		if sk.Kind == router.StmtSelect && sk.Table != "" {
 			return 0, errScatter
 		}
+		if sk.Kind == router.StmtOther {
+			// Statements that write (or may) but name no key would run on
+			// one shard only, silently: refused unless a hint names it.
+			if sk.NoKeyReason == "several statements in one query" {
+				return 0, newError(codeFeatureNotSupported, "several statements in one query on a sharded cluster: send them one by one, or name the shard with /* switchyard:shard=N */")
+			}
+			switch w := firstWord(st.sql); w {
+			case "copy", "merge", "truncate", "do", "call", "create", "alter", "drop":
+				return 0, newError(codeFeatureNotSupported, "%s on a sharded cluster would run on one shard only: name it with /* switchyard:shard=N */ (once per shard)", strings.ToUpper(w))
+			}
+		}
 		return 0, errNoShard
 	}
 	if st.bind == nil && len(sk.Keys) > 0 && sk.Keys[0].Param > 0 {
@@ -546,4 +557,34 @@ func shardStatement(rt *shardRT, s int) {
 
 func shardRefusedMetric(cluster string) {
 	metrics.ShardRefused.WithLabelValues("postgres", cluster).Inc()
+}
+
+// firstWord is the first keyword of sql, lower case, after blanks and
+// comments.
+func firstWord(sql string) string {
+	for {
+		sql = strings.TrimLeft(sql, " \t\r\n(")
+		switch {
+		case strings.HasPrefix(sql, "--"):
+			i := strings.IndexByte(sql, '\n')
+			if i < 0 {
+				return ""
+			}
+			sql = sql[i+1:]
+			continue
+		case strings.HasPrefix(sql, "/*"):
+			i := strings.Index(sql, "*/")
+			if i < 0 {
+				return ""
+			}
+			sql = sql[i+2:]
+			continue
+		}
+		break
+	}
+	end := 0
+	for end < len(sql) && (sql[end] >= 'a' && sql[end] <= 'z' || sql[end] >= 'A' && sql[end] <= 'Z' || sql[end] == '_') {
+		end++
+	}
+	return strings.ToLower(sql[:end])
 }

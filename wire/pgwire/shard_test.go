@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/shard"
 )
@@ -20,8 +21,14 @@ import (
 // over orders_0 and orders_1 of the test primary.
 func startShardProxy(t testing.TB) *testProxy {
 	t.Helper()
+	return serveConfig(t, shardConfig(""))
+}
+
+// shardConfig is the config of startShardProxy; sharding is added to the
+// [clusters.sharding] table.
+func shardConfig(sharding string) string {
 	pg := testcluster.PG
-	src := fmt.Sprintf(`
+	return fmt.Sprintf(`
 [proxy]
 postgres_listen = "127.0.0.1:0"
 shutdown_timeout = "5s"
@@ -37,14 +44,14 @@ database = "orders"
 [clusters.sharding]
 kind = "hash"
 key = "customer_id"
+%s
 [[clusters.shards]]
 primary = %q
 database = "orders_0"
 [[clusters.shards]]
 primary = %q
 database = "orders_1"
-`, pg.Primary.Addr(), pg.Primary.Addr())
-	return serveConfig(t, src)
+`, sharding, pg.Primary.Addr(), pg.Primary.Addr())
 }
 
 // shardConns connects to each shard database directly and (re)creates
@@ -225,6 +232,23 @@ func TestShardRouting(t *testing.T) {
 	wantSQLState(t, err, "0A000", "extended write without key")
 	_, err = simple.Exec(ctx, "SELECT amount, count(*) FROM orders GROUP BY amount")
 	wantSQLState(t, err, "0A000", "GROUP BY scatter")
+	_, err = simple.Exec(ctx, "INSERT INTO orders (customer_id, amount) VALUES (1, 1); INSERT INTO orders (customer_id, amount) VALUES (2, 2)")
+	wantSQLState(t, err, "0A000", "several statements")
+	_, err = simple.Exec(ctx, "-- clean up\nTRUNCATE orders")
+	wantSQLState(t, err, "0A000", "TRUNCATE without a shard")
+	_, err = simple.Exec(ctx, "SELECT amount FROM orders ORDER BY amount OFFSET 3")
+	wantSQLState(t, err, "0A000", "scatter OFFSET")
+	for s := range shards {
+		if _, err := simple.Exec(ctx, fmt.Sprintf("/* switchyard:shard=%d */ CREATE TABLE IF NOT EXISTS shard_probe (x int)", s)); err != nil {
+			t.Fatalf("hinted DDL on shard %d: %v", s, err)
+		}
+		if err := shards[s].QueryRow(ctx, "SELECT count(*) FROM shard_probe").Scan(&n); err != nil {
+			t.Fatalf("hinted DDL did not reach shard %d: %v", s, err)
+		}
+		if _, err := simple.Exec(ctx, fmt.Sprintf("/* switchyard:shard=%d */ DROP TABLE shard_probe", s)); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	var a, b int64 = -1, -1
 	for c, s := range want {
@@ -271,5 +295,48 @@ func TestShardRouting(t *testing.T) {
 	shards[1].QueryRow(ctx, "SELECT count(*) FROM orders WHERE customer_id = $1", b).Scan(&n)
 	if n != 2 {
 		t.Errorf("committed insert: %d rows for %d on shard 1", n, b)
+	}
+}
+
+// A reload that keeps the sharding keeps the map (and its version); one
+// that changes it builds a new map with the next version.
+func TestShardReloadVersion(t *testing.T) {
+	p := startShardProxy(t)
+	version := func() uint64 { return p.srv.shardRT("orders").m.Version() }
+	m0 := p.srv.shardRT("orders").m
+	if version() != 1 {
+		t.Fatalf("initial version %d", version())
+	}
+	reload := func(sharding string) {
+		t.Helper()
+		cfg, err := config.Parse([]byte(shardConfig(sharding)), "test.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.srv.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload("")
+	if version() != 1 || p.srv.shardRT("orders").m != m0 {
+		t.Errorf("unchanged reload: version %d, same map %v", version(), p.srv.shardRT("orders").m == m0)
+	}
+	reload("buckets = 512")
+	if version() != 2 {
+		t.Errorf("changed reload: version %d, want 2", version())
+	}
+	reload("buckets = 512")
+	if version() != 2 {
+		t.Errorf("unchanged reload: version %d, want 2", version())
+	}
+	// Still serving.
+	conn, err := pgx.Connect(ctxT(t, 30*time.Second), p.rawDSN("app", "app", "orders")+"&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT 1").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after reloads: %d, %v", n, err)
 	}
 }
