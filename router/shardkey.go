@@ -74,6 +74,18 @@ func (k KeyRef) String() string {
 	return fmt.Sprint(k.Literal)
 }
 
+// SessionKey turns the value of SET switchyard.shard_key (an Analysis's
+// SetOp.Value; the analyzer parses the SET) into the key a session routes
+// by until it is reset: a canonical integer is an int64, anything else a
+// string, as for a hint. Either form maps to the same shard, so the
+// quoting the client used does not matter.
+func SessionKey(value string) KeyRef {
+	if n, ok := shard.CanonicalInt(value); ok {
+		return KeyRef{Literal: n}
+	}
+	return KeyRef{Literal: value}
+}
+
 // StmtKind is the kind of a statement, as far as sharding cares.
 type StmtKind uint8
 

@@ -295,6 +295,24 @@ func TestShardHints(t *testing.T) {
 	}
 }
 
+func TestSessionKey(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want any
+	}{{"42", int64(42)}, {"-1", int64(-1)}, {"042", "042"}, {"abc", "abc"}, {"", ""}} {
+		if got := SessionKey(c.in); got.Literal != c.want || got.Param != 0 {
+			t.Errorf("SessionKey(%q) = %#v; want %#v", c.in, got, c.want)
+		}
+	}
+	// The analyzer hands over the value of SET switchyard.shard_key.
+	for _, d := range []Dialect{Postgres, MySQL} {
+		an := NewAnalyzer(d, Options{}).Analyze("SET switchyard.shard_key = '42'")
+		if len(an.Sets) != 1 || an.Sets[0].Name != "switchyard.shard_key" || SessionKey(an.Sets[0].Value).Literal != int64(42) {
+			t.Errorf("%s: SET switchyard.shard_key: %+v", d, an.Sets)
+		}
+	}
+}
+
 func TestKeyExtractorSpec(t *testing.T) {
 	// A KeyExtractor copies its spec: changing the map afterwards does
 	// nothing.
