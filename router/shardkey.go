@@ -306,35 +306,35 @@ func ExtractShardKeys(d Dialect, sql string, spec KeySpec) (*ShardKeys, error) {
 // errBadHint wraps hint errors.
 var errBadHint = errors.New("bad switchyard hint")
 
-func (x *KeyExtractor) extract(sql string) (*ShardKeys, error) {
+// extract does the work of Extract. A panic anywhere below (the parsers,
+// the comment scanners, the tree walks) becomes a parse error: a client's
+// text must never take the proxy down.
+func (x *KeyExtractor) extract(sql string) (sk *ShardKeys, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sk = &ShardKeys{Kind: StmtOther, None: true, NoKeyReason: "parse error",
+				ParseError: fmt.Sprintf("parser panic: %v", r), ShardHint: -1}
+			err = nil
+		}
+	}()
 	hint, shardHint, err := scanShardHints(x.dialect, sql)
 	if err != nil {
 		return nil, err
 	}
-	var sk *ShardKeys
-	ir, perr := x.parse(sql)
-	if perr != nil {
-		sk = &ShardKeys{Kind: StmtOther, None: true, NoKeyReason: "parse error", ParseError: perr.Error()}
+	var ir *stmtIR
+	if x.dialect == Postgres {
+		ir, err = x.pgParse(sql)
+	} else {
+		ir, err = x.myParse(sql)
+	}
+	if err != nil {
+		sk = &ShardKeys{Kind: StmtOther, None: true, NoKeyReason: "parse error", ParseError: err.Error()}
 	} else {
 		sk = x.analyze(ir)
 	}
 	sk.Hint = hint
 	sk.ShardHint = shardHint
 	return sk, nil
-}
-
-// parse runs the dialect's parser and converts the tree; a panic inside
-// either becomes an error.
-func (x *KeyExtractor) parse(sql string) (ir *stmtIR, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			ir, err = nil, fmt.Errorf("parser panic: %v", r)
-		}
-	}()
-	if x.dialect == Postgres {
-		return x.pgParse(sql)
-	}
-	return x.myParse(sql)
 }
 
 // The dialect converters reduce a parse tree to this small intermediate
