@@ -114,6 +114,9 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		if typ == 'S' && c.prepareFromCache() {
 			return true
 		}
+		if typ == 'S' && c.sh != nil && c.shardScatterExt(raw) { // sharding: scatter in the extended protocol
+			return true
+		}
 		if typ == 'Q' {
 			a := c.srv.an.Analyze(queryText(raw))
 			if a.Deallocate != nil && c.answerLocally(a) {

@@ -351,6 +351,9 @@ func (c *clientConn) requestShard(rt *shardRT, typ byte, raw []byte) (int, error
 		if st.sql == "" && st.bind != nil {
 			continue // an unknown statement: the server will say so
 		}
+		if !st.isQuery && st.bind == nil {
+			continue // a Parse: any shard can prepare it; its Bind is routed
+		}
 		sk, err := rt.x.Extract(st.sql)
 		if err != nil {
 			return 0, newError("42601", "%v", err)

@@ -11,7 +11,18 @@ import (
 
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/shard"
 )
+
+func cmpInt(x, y int64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
 
 // Scatter-gather: a SELECT without a shard key, sent in the simple query
 // protocol outside a lease, runs on every shard (one after the other) and
@@ -25,6 +36,7 @@ type shardResult struct {
 	desc []byte   // RowDescription
 	rows [][]byte // DataRows, raw
 	err  []byte   // ErrorResponse, raw
+	msgs [][]byte // everything else, in order (ReadyForQuery last)
 }
 
 // shardScatter runs a scatter SELECT. Hook in forward; it reports whether
@@ -66,7 +78,7 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, out 
 	metrics.ScatterQueries.WithLabelValues("postgres", c.cluster.Name).Inc()
 	results := make([]shardResult, rt.m.Shards())
 	for i := range results {
-		if err := c.runOnShard(rt, i, raw, &results[i]); err != nil {
+		if err := c.runOnShard(rt, i, raw, 1, &results[i]); err != nil {
 			return err
 		}
 		if results[i].err != nil {
@@ -78,16 +90,47 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, out 
 	if desc == nil {
 		return newError(codeFeatureNotSupported, "the scatter SELECT returned no rows description")
 	}
-	names, oids := parseRowDesc(desc)
 	var rows [][]byte
 	for _, r := range results {
 		rows = append(rows, r.rows...)
 	}
+	rows, err := mergeRows(sk, desc, rows)
+	if err != nil {
+		return err
+	}
+	*out = append(*out, desc...)
+	for _, r := range rows {
+		*out = append(*out, r...)
+	}
+	*out = appendTag(*out, "SELECT "+strconv.Itoa(len(rows)))
+	return nil
+}
+
+// mergeRows merges the rows of every shard as sk says. binFmt says which
+// result columns are in binary format (nil: none).
+func mergeRows(sk *router.ShardKeys, desc []byte, rows [][]byte) ([][]byte, error) {
+	names, oids, formats := parseRowDesc(desc)
+	binFmt := func(k int) bool { return k < len(formats) && formats[k] == 1 }
+	check := func(k int) error {
+		if binFmt(k) && k < len(oids) {
+			switch oids[k] {
+			case 20, 21, 23:
+			default:
+				return newError(codeFeatureNotSupported, "column %d of a SELECT run on every shard is in binary format (type OID %d), which the proxy cannot merge; use the text format or the simple query protocol", k+1, oids[k])
+			}
+		}
+		return nil
+	}
+	for _, a := range sk.Aggregates {
+		if err := check(a.Index); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case len(sk.Aggregates) > 0:
-		row, err := combineAggs(sk, oids, rows)
+		row, err := combineAggs(sk, oids, binFmt, rows)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rows = [][]byte{row}
 	case len(sk.OrderBy) > 0:
@@ -99,14 +142,17 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, out 
 				for k, n := range names {
 					if n == o.Name {
 						if idx[j] >= 0 {
-							return newError(codeFeatureNotSupported, "ORDER BY %s is ambiguous in the merged result", o.Name)
+							return nil, newError(codeFeatureNotSupported, "ORDER BY %s is ambiguous in the merged result", o.Name)
 						}
 						idx[j] = k
 					}
 				}
 			}
 			if idx[j] < 0 || idx[j] >= len(oids) {
-				return newError(codeFeatureNotSupported, "ORDER BY %s: the column is not in the result, the shards' rows cannot be merged", o.Name)
+				return nil, newError(codeFeatureNotSupported, "ORDER BY %s: the column is not in the result, the shards' rows cannot be merged", o.Name)
+			}
+			if err := check(idx[j]); err != nil {
+				return nil, err
 			}
 		}
 		cols := make([][][]byte, len(rows))
@@ -120,7 +166,7 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, out 
 		slices.SortStableFunc(perm, func(a, b int) int {
 			for j, o := range sk.OrderBy {
 				k := idx[j]
-				if cmp := compareValues(cols[a][k], cols[b][k], oids[k], o.Desc, o.NullsFirst); cmp != 0 {
+				if cmp := compareValues(cols[a][k], cols[b][k], oids[k], binFmt(k), o.Desc, o.NullsFirst); cmp != 0 {
 					return cmp
 				}
 			}
@@ -135,16 +181,11 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, out 
 	if sk.Limit != nil && int64(len(rows)) > *sk.Limit {
 		rows = rows[:max(*sk.Limit, 0)]
 	}
-	*out = append(*out, desc...)
-	for _, r := range rows {
-		*out = append(*out, r...)
-	}
-	*out = appendTag(*out, "SELECT "+strconv.Itoa(len(rows)))
-	return nil
+	return rows, nil
 }
 
 // runOnShard sends the query to shard i's primary and reads its answer.
-func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, res *shardResult) error {
+func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *shardResult) error {
 	e := c.shardPool(rt, i)
 	ps, err := e.p.Get(context.Background())
 	if err != nil {
@@ -170,9 +211,9 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, res *shardResult
 		}
 		switch typ {
 		case 'T':
-			if res.desc == nil {
-				res.desc = bytes.Clone(m)
-			}
+			// The last one: a Describe of the portal follows one of the
+			// statement.
+			res.desc = bytes.Clone(m)
 		case 'D':
 			res.rows = append(res.rows, bytes.Clone(m))
 		case 'E':
@@ -181,7 +222,15 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, res *shardResult
 			}
 		case 'S':
 			sc.noteParameter(m[5:])
+		}
+		if typ != 'D' && typ != 'S' && typ != 'N' && typ != 'A' {
+			res.msgs = append(res.msgs, bytes.Clone(m))
+		}
+		switch typ {
 		case 'Z':
+			if syncs--; syncs > 0 {
+				continue
+			}
 			e.p.Put(ps, m[5] == 'I')
 			return nil
 		}
@@ -190,11 +239,12 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, res *shardResult
 	return &pgError{Severity: "ERROR", Code: codeConnectionFailure, Message: "shard " + strconv.Itoa(i) + ": server connection lost", cause: err}
 }
 
-// parseRowDesc returns the column names and type OIDs of a RowDescription.
-func parseRowDesc(m []byte) (names []string, oids []uint32) {
+// parseRowDesc returns the column names, type OIDs and format codes of a
+// RowDescription.
+func parseRowDesc(m []byte) (names []string, oids []uint32, formats []uint16) {
 	b := m[5:]
 	if len(b) < 2 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	n := int(binary.BigEndian.Uint16(b))
 	b = b[2:]
@@ -205,9 +255,10 @@ func parseRowDesc(m []byte) (names []string, oids []uint32) {
 		}
 		names = append(names, string(name))
 		oids = append(oids, binary.BigEndian.Uint32(rest[6:]))
+		formats = append(formats, binary.BigEndian.Uint16(rest[16:]))
 		b = rest[18:]
 	}
-	return names, oids
+	return names, oids, formats
 }
 
 // dataRowValues splits a DataRow into its values (nil for NULL).
@@ -259,7 +310,7 @@ func numericOID(oid uint32) bool {
 }
 
 // compareValues orders two text values of a column for ORDER BY.
-func compareValues(a, b []byte, oid uint32, desc, nullsFirst bool) int {
+func compareValues(a, b []byte, oid uint32, bin, desc, nullsFirst bool) int {
 	switch {
 	case a == nil && b == nil:
 		return 0
@@ -275,7 +326,11 @@ func compareValues(a, b []byte, oid uint32, desc, nullsFirst bool) int {
 		return -1
 	}
 	var cmp int
-	if numericOID(oid) {
+	if bin {
+		x, _ := shard.IntFromBinary(a)
+		y, _ := shard.IntFromBinary(b)
+		cmp = cmpInt(x, y)
+	} else if numericOID(oid) {
 		x, okx := new(big.Rat).SetString(string(a))
 		y, oky := new(big.Rat).SetString(string(b))
 		if okx && oky {
@@ -293,7 +348,7 @@ func compareValues(a, b []byte, oid uint32, desc, nullsFirst bool) int {
 }
 
 // combineAggs folds the one-row answers of the shards into one row.
-func combineAggs(sk *router.ShardKeys, oids []uint32, rows [][]byte) ([]byte, error) {
+func combineAggs(sk *router.ShardKeys, oids []uint32, binFmt func(int) bool, rows [][]byte) ([]byte, error) {
 	if len(rows) == 0 {
 		return nil, newError(codeFeatureNotSupported, "aggregate SELECT: no shard returned a row")
 	}
@@ -317,20 +372,28 @@ func combineAggs(sk *router.ShardKeys, oids []uint32, rows [][]byte) ([]byte, er
 			if k < len(oids) {
 				oid = oids[k]
 			}
-			switch a.Func {
-			case router.AggCount, router.AggSum:
+			bin := binFmt(k)
+			switch {
+			case bin && (a.Func == router.AggCount || a.Func == router.AggSum):
+				nx, _ := shard.IntFromBinary(x)
+				ny, _ := shard.IntFromBinary(y)
+				acc[k] = binary.BigEndian.AppendUint64(nil, uint64(nx+ny))
+				if len(x) == 4 {
+					acc[k] = binary.BigEndian.AppendUint32(nil, uint32(nx+ny))
+				}
+			case a.Func == router.AggCount || a.Func == router.AggSum:
 				rx, ok1 := new(big.Rat).SetString(string(x))
 				ry, ok2 := new(big.Rat).SetString(string(y))
 				if !ok1 || !ok2 {
 					return nil, newError(codeFeatureNotSupported, "cannot add %s values %q and %q from two shards", a.Func, x, y)
 				}
 				acc[k] = []byte(formatSum(rx.Add(rx, ry), x, y))
-			case router.AggMin:
-				if compareValues(y, x, oid, false, false) < 0 {
+			case a.Func == router.AggMin:
+				if compareValues(y, x, oid, bin, false, false) < 0 {
 					acc[k] = y
 				}
-			case router.AggMax:
-				if compareValues(y, x, oid, false, false) > 0 {
+			case a.Func == router.AggMax:
+				if compareValues(y, x, oid, bin, false, false) > 0 {
 					acc[k] = y
 				}
 			}
@@ -353,4 +416,204 @@ func decimals(v []byte) int {
 		return len(v) - i - 1
 	}
 	return 0
+}
+
+// shardScatterExt runs a scatter SELECT sent in the extended protocol: a
+// batch of one Bind and one Execute (with its Parse and Describes) up to
+// the current Sync, outside a lease. Each shard gets the batch with the
+// statement parsed unnamed (so no statement cache is involved) and a
+// Describe of the portal, whose row description tells the merge the
+// columns' types and formats. Hook in forward; it reports whether it
+// answered the batch.
+func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
+	rt := c.srv.shardRT(c.cluster.Name)
+	if rt == nil {
+		return false
+	}
+	if _, err := c.requestShard(rt, 'S', syncRaw); !errors.Is(err, errScatter) {
+		return false
+	}
+	var batch []byte
+	var dropParse []bool // per Parse sent: its ParseComplete is the proxy's
+	var sql string
+	var named []byte // a named Parse of the client's, registered once the batch is accepted
+	var namedRest []byte
+	nBind, nExec := 0, 0
+	injectDescribe := false
+	descPortal := false
+	putParse := func(rest []byte, injected bool) {
+		n := 4 + 1 + len(rest)
+		batch = append(batch, 'P', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0)
+		batch = append(batch, rest...)
+		dropParse = append(dropParse, injected)
+		q, _, _ := cstring(rest)
+		sql = string(q)
+	}
+	parsedHere := false
+	// ensureParse parses the client's statement name unnamed, for a
+	// Describe or Bind of a statement not parsed in this batch.
+	ensureParse := func(stmt []byte) bool {
+		if parsedHere {
+			return true
+		}
+		var prest []byte
+		if len(stmt) == 0 {
+			if len(c.lastUnnamed) < 6 {
+				return false
+			}
+			_, prest, _ = cstring(c.lastUnnamed[5:])
+		} else if g := c.stmts[string(stmt)]; g != nil {
+			prest = g.parse[5+len(g.name)+1:]
+		} else {
+			return false
+		}
+		putParse(prest, true)
+		parsedHere = true
+		return true
+	}
+	for b := c.pending; len(b) >= 5; {
+		n := int(binary.BigEndian.Uint32(b[1:])) + 1
+		m := b[:n]
+		b = b[n:]
+		switch m[0] {
+		case 'P':
+			name, rest, ok := cstring(m[5:])
+			if !ok || parsedHere {
+				return false
+			}
+			parsedHere = true
+			if len(name) > 0 {
+				named, namedRest = name, rest
+			}
+			putParse(rest, false)
+		case 'D':
+			if len(m) < 6 {
+				return false
+			}
+			if m[5] == 'S' {
+				if name, _, ok := cstring(m[6:]); !ok || !ensureParse(name) {
+					return false
+				}
+				batch = append(batch, 'D', 0, 0, 0, 6, 'S', 0)
+			} else {
+				descPortal = true
+				batch = append(batch, m...)
+			}
+		case 'B':
+			portal, rest, ok1 := cstring(m[5:])
+			stmt, after, ok2 := cstring(rest)
+			if !ok1 || !ok2 || nBind > 0 {
+				return false
+			}
+			nBind++
+			if !ensureParse(stmt) {
+				return false
+			}
+			n := 4 + len(portal) + 1 + 1 + len(after)
+			batch = append(batch, 'B', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+			batch = append(append(batch, portal...), 0, 0)
+			batch = append(batch, after...)
+			if !descPortal {
+				// Ask for the portal's row description; dropped unless the
+				// client asks too (after the Bind).
+				injectDescribe = true
+				batch = append(batch, 'D', 0, 0, 0, 6, 'P', 0)
+			}
+		case 'E':
+			if nBind != 1 || nExec > 0 || len(m) < 9 || binary.BigEndian.Uint32(m[len(m)-4:]) != 0 {
+				return false
+			}
+			nExec++
+		default:
+			return false
+		}
+		if m[0] == 'E' {
+			batch = append(batch, m...)
+		}
+	}
+	if nBind != 1 || nExec != 1 {
+		return false
+	}
+	batch = append(batch, 'S', 0, 0, 0, 4)
+	sk, err := rt.x.Extract(sql)
+	if err != nil || sk.Kind != router.StmtSelect {
+		return false
+	}
+	if named != nil {
+		c.stmts[string(named)] = c.srv.stmts.get(namedRest)
+	}
+	status := byte('I')
+	if c.sh.begin != nil {
+		status = 'T'
+	}
+	c.pending = c.pending[:0]
+	var out []byte
+	if perr := c.scatterExt(rt, batch, sk, dropParse, injectDescribe, &out); perr != nil {
+		shardRefusedMetric(c.cluster.Name)
+		out, _ = toErrorResponse(perr).Encode(nil)
+	}
+	out = append(out, 'Z', 0, 0, 0, 5, status)
+	c.wmu.Lock()
+	if _, err := c.bw.Write(out); err == nil {
+		_ = c.bw.Flush()
+	}
+	c.wmu.Unlock()
+	return true
+}
+
+func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sk *router.ShardKeys, dropParse []bool, injectDescribe bool, out *[]byte) error {
+	if (sk.Offset != nil && *sk.Offset != 0) || sk.OffsetParam > 0 || sk.LimitParam > 0 {
+		return newError(codeFeatureNotSupported, "OFFSET, or LIMIT as a parameter, in a SELECT without the shard key (run on every shard) is not supported yet")
+	}
+	metrics.ScatterQueries.WithLabelValues("postgres", c.cluster.Name).Inc()
+	results := make([]shardResult, rt.m.Shards())
+	for i := range results {
+		if err := c.runOnShard(rt, i, batch, 1, &results[i]); err != nil {
+			return err
+		}
+		if results[i].err != nil {
+			*out = append(*out, results[i].err...)
+			return nil
+		}
+	}
+	desc := results[0].desc
+	if desc == nil {
+		return newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
+	}
+	var rows [][]byte
+	for _, r := range results {
+		rows = append(rows, r.rows...)
+	}
+	rows, err := mergeRows(sk, desc, rows)
+	if err != nil {
+		return err
+	}
+	parses, dropT := 0, false
+	for _, m := range results[0].msgs {
+		switch m[0] {
+		case '1':
+			drop := parses < len(dropParse) && dropParse[parses]
+			parses++
+			if drop {
+				continue
+			}
+		case '2':
+			dropT = injectDescribe
+		case 'T', 'n':
+			if dropT {
+				dropT = false
+				continue
+			}
+		case 'C':
+			for _, r := range rows {
+				*out = append(*out, r...)
+			}
+			*out = appendTag(*out, "SELECT "+strconv.Itoa(len(rows)))
+			continue
+		case 'Z':
+			continue
+		}
+		*out = append(*out, m...)
+	}
+	return nil
 }

@@ -218,6 +218,28 @@ func TestShardRouting(t *testing.T) {
 	if !slices.Equal(got, union[:5]) {
 		t.Errorf("scatter ORDER BY amount DESC LIMIT 5 = %v; union of the shards: %v", got, union[:5])
 	}
+	// The same in the extended protocol, every mode.
+	for name, conn := range conns {
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil || n != 200 {
+			t.Fatalf("%s: scatter count: %d, %v", name, n, err)
+		}
+		if err := conn.QueryRow(ctx, "SELECT sum(amount), min(amount), max(amount) FROM orders WHERE amount >= $1", 0).Scan(&sum, &mn, &mx); err != nil ||
+			sum != 199*200/2 || mn != 0 || mx != 199 {
+			t.Fatalf("%s: scatter sum/min/max: %d %d %d, %v", name, sum, mn, mx, err)
+		}
+		rows, _ := conn.Query(ctx, "SELECT customer_id, amount FROM orders ORDER BY amount DESC LIMIT 5")
+		got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !slices.Equal(got, union[:5]) {
+			t.Errorf("%s: scatter ORDER BY amount DESC LIMIT 5 = %v; union of the shards: %v", name, got, union[:5])
+		}
+		// A point read still works after the scatter on this connection.
+		if err := conn.QueryRow(ctx, "SELECT amount FROM orders WHERE customer_id = $1", int64(3)).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%s: point read after scatter: %d, %v", name, n, err)
+		}
+	}
 	rows, _ = simple.Query(ctx, "SELECT customer_id FROM orders")
 	all, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil || len(all) != 200 {
