@@ -156,7 +156,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 	c.mu.Unlock()
 	flush := !c.rd.fullFrameBuffered()
 	var err error
-	if c.sh != nil && c.sh.begin != nil { // sharding: the BEGIN the proxy answered
+	if c.sh != nil && c.sh.begin != nil && !c.sh.holdBegin { // sharding: the BEGIN the proxy answered
 		err = c.shardSendBegin(sc)
 	}
 	if err == nil && len(c.pending) > 0 {

@@ -87,6 +87,9 @@ type clientShard struct {
 	rt    *shardRT // the routing of the current lease
 	cur   int      // the shard of the current lease
 	begin []byte   // a BEGIN answered by the proxy, to send ahead of the next request
+	// holdBegin: the current request only prepares statements; the
+	// BEGIN waits for a request that names the shard.
+	holdBegin bool
 }
 
 // shardLogin sets up a client of a sharded cluster: its greeting comes
@@ -398,8 +401,10 @@ func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, error) {
 		c.shardRefused()
 		return nil, err
 	}
+	c.sh.holdBegin = false
 	if s < 0 {
 		s = 0
+		c.sh.holdBegin = c.sh.begin != nil && prepareOnly(c.requestStmts(typ, raw))
 	}
 	c.sh.rt, c.sh.cur = rt, s
 	shardStatement(rt, s)
@@ -590,4 +595,15 @@ func firstWord(sql string) string {
 		end++
 	}
 	return strings.ToLower(sql[:end])
+}
+
+// prepareOnly says whether a request only parses (and describes)
+// statements: it can run on any shard outside the client's transaction.
+func prepareOnly(sts []shardStmt) bool {
+	for _, st := range sts {
+		if st.isQuery || st.bind != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -437,6 +437,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	var dropParse []bool // per Parse sent: its ParseComplete is the proxy's
 	var sql string
 	var named []byte // a named Parse of the client's, registered once the batch is accepted
+	var unnamedParse []byte
 	var namedRest []byte
 	nBind, nExec := 0, 0
 	injectDescribe := false
@@ -484,6 +485,8 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 			parsedHere = true
 			if len(name) > 0 {
 				named, namedRest = name, rest
+			} else {
+				unnamedParse = m
 			}
 			putParse(rest, false)
 		case 'D':
@@ -541,6 +544,9 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	}
 	if named != nil {
 		c.stmts[string(named)] = c.srv.stmts.get(namedRest)
+	}
+	if unnamedParse != nil {
+		c.lastUnnamed = append(c.lastUnnamed[:0], unnamedParse...)
 	}
 	status := byte('I')
 	if c.sh.begin != nil {
