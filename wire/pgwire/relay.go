@@ -333,6 +333,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		}
 		q.push(expect{kind: 'B'})
 	case typ == 'D':
+		var dg *gstmt
 		if len(raw) > 6 && raw[5] == 'S' {
 			if name, _, ok := cstring(raw[6:]); ok {
 				if len(name) == 0 {
@@ -340,10 +341,13 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 				} else if g := c.stmts[string(name)]; g != nil {
 					ensure(g)
 					prefix, rename = raw[5:6], g.name
+					dg = g
 				}
 			}
 		}
-		q.push(expect{kind: 'D'})
+		// dg: the ParameterDescription tells the statement's parameter
+		// types, which shard routing needs for binary parameters.
+		q.push(expect{kind: 'D', g: dg})
 	case typ == 'C':
 		if len(raw) > 6 && raw[5] == 'S' {
 			if name, _, ok := cstring(raw[6:]); ok && len(name) > 0 {
@@ -678,6 +682,10 @@ func (c *clientConn) matchLocked(typ byte, raw []byte, sc *serverConn) (relay bo
 		if f.kind == 'C' {
 			q.pop()
 			return !drop
+		}
+	case 't':
+		if f.kind == 'D' && f.g != nil {
+			f.g.noteParamTypes(raw)
 		}
 	case 'T', 'n':
 		if f.kind == 'D' {

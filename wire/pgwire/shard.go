@@ -116,7 +116,8 @@ func (c *clientConn) shardPool(rt *shardRT, i int) *poolEntry {
 // shardStmt is one statement of a request, with its bind values.
 type shardStmt struct {
 	sql     string
-	bind    []byte // the Bind message, nil for a Query or a Parse alone
+	bind    []byte   // the Bind message, nil for a Query or a Parse alone
+	types   []uint32 // parameter type OIDs, where known
 	isQuery bool
 }
 
@@ -125,8 +126,10 @@ type shardStmt struct {
 func (c *clientConn) requestStmts(typ byte, raw []byte) []shardStmt {
 	var out []shardStmt
 	var unnamed string
+	var unnamedTypes []uint32
 	haveUnnamed := false
 	named := map[string]string{}
+	namedTypes := map[string][]uint32{}
 	add := func(typ byte, m []byte) {
 		switch typ {
 		case 'Q':
@@ -139,8 +142,10 @@ func (c *clientConn) requestStmts(typ byte, raw []byte) []shardStmt {
 			q, _, _ := cstring(rest)
 			if len(name) == 0 {
 				unnamed, haveUnnamed = string(q), true
+				unnamedTypes = parseParamTypes(m)
 			} else {
 				named[string(name)] = string(q)
+				namedTypes[string(name)] = parseParamTypes(m)
 			}
 			out = append(out, shardStmt{sql: string(q)})
 		case 'B':
@@ -153,23 +158,25 @@ func (c *clientConn) requestStmts(typ byte, raw []byte) []shardStmt {
 				return
 			}
 			var sql string
+			var types []uint32
 			switch {
 			case len(stmt) == 0 && haveUnnamed:
-				sql = unnamed
+				sql, types = unnamed, unnamedTypes
 			case len(stmt) == 0 && len(c.lastUnnamed) > 5:
 				if _, r, ok := cstring(c.lastUnnamed[5:]); ok {
 					q, _, _ := cstring(r)
 					sql = string(q)
 				}
+				types = parseParamTypes(c.lastUnnamed)
 			default:
 				if q, ok := named[string(stmt)]; ok {
-					sql = q
+					sql, types = q, namedTypes[string(stmt)]
 				} else if g := c.stmts[string(stmt)]; g != nil {
 					q, _, _ := cstring(g.parse[5+len(g.name)+1:])
-					sql = string(q)
+					sql, types = string(q), g.paramTypes()
 				}
 			}
-			out = append(out, shardStmt{sql: sql, bind: m})
+			out = append(out, shardStmt{sql: sql, bind: m, types: types})
 		}
 	}
 	for b := c.pending; len(b) >= 5; {
@@ -195,7 +202,7 @@ func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys) (int, error) {
 		return sk.ShardHint, nil
 	}
 	if sk.Hint != nil {
-		return keyShard(m, *sk.Hint, st.bind)
+		return keyShard(m, *sk.Hint, st.bind, st.types)
 	}
 	if sk.SetsKey {
 		return 0, newError(codeFeatureNotSupported, "the statement changes the shard key column of %s, which could move rows to another shard", sk.Table)
@@ -228,7 +235,7 @@ func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys) (int, error) {
 	}
 	first := -1
 	for _, k := range sk.Keys {
-		s, err := keyShard(m, k, st.bind)
+		s, err := keyShard(m, k, st.bind, st.types)
 		if err != nil {
 			return 0, err
 		}
@@ -264,7 +271,7 @@ func (rt *shardRT) keyColumn(table string) string {
 
 // keyShard maps one key reference to its shard, reading a bind parameter
 // from the Bind message.
-func keyShard(m shard.Map, k router.KeyRef, bind []byte) (int, error) {
+func keyShard(m shard.Map, k router.KeyRef, bind []byte, types []uint32) (int, error) {
 	var s int
 	var err error
 	if k.Param == 0 {
@@ -277,11 +284,26 @@ func keyShard(m shard.Map, k router.KeyRef, bind []byte) (int, error) {
 		case v == nil:
 			err = shard.ErrNullKey
 		case binaryFmt:
-			n, isInt := shard.IntFromBinary(v)
-			if !isInt {
-				s, err = m.ShardOfBytes(v)
-			} else {
+			// A binary value means what its type says: big-endian for
+			// integers, the bytes themselves for text types. Without a
+			// known type a 4-byte string and an int4 look alike, so the
+			// statement is refused rather than possibly misrouted.
+			var oid uint32
+			if k.Param <= len(types) {
+				oid = types[k.Param-1]
+			}
+			switch oid {
+			case 20, 21, 23: // int8, int2, int4
+				n, isInt := shard.IntFromBinary(v)
+				if !isInt {
+					return 0, newError(codeProtocolViolation, "binary parameter $%d is not a valid integer", k.Param)
+				}
 				s, err = m.ShardOfInt(n)
+			case 25, 1043, 1042, 19, 17: // text, varchar, bpchar, name, bytea
+				s, err = m.ShardOfBytes(v)
+			default:
+				return 0, newError(codeFeatureNotSupported,
+					"shard key parameter $%d is in binary format of unknown or unsupported type (oid %d): declare it as an integer or text type, or send it as text", k.Param, oid)
 			}
 		default:
 			s, err = m.ShardOfBytes(v)

@@ -32,6 +32,56 @@ type gstmt struct {
 	// small pool.
 	ok atomic.Bool
 	an atomic.Pointer[router.Analysis] // what the statement does to a session
+	// params are the parameter type OIDs: those the Parse declared, then
+	// what a server's ParameterDescription said. Shard routing reads
+	// binary-format key parameters by them.
+	params atomic.Pointer[[]uint32]
+}
+
+// noteParamTypes records a ParameterDescription message ('t').
+func (g *gstmt) noteParamTypes(raw []byte) {
+	if oids := decodeOIDs(raw[5:]); oids != nil {
+		g.params.Store(&oids)
+	}
+}
+
+// paramTypes returns the parameter type OIDs known for the statement.
+func (g *gstmt) paramTypes() []uint32 {
+	if p := g.params.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// decodeOIDs reads an int16 count followed by that many int32 OIDs (the
+// tail of Parse, and ParameterDescription). nil when malformed or empty.
+func decodeOIDs(b []byte) []uint32 {
+	if len(b) < 2 {
+		return nil
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	if n == 0 || len(b) < 4*n {
+		return nil
+	}
+	oids := make([]uint32, n)
+	for i := range oids {
+		oids[i] = binary.BigEndian.Uint32(b[4*i:])
+	}
+	return oids
+}
+
+// parseParamTypes reads the declared parameter types of a Parse message.
+func parseParamTypes(raw []byte) []uint32 {
+	_, rest, ok := cstring(raw[5:])
+	if !ok {
+		return nil
+	}
+	_, rest, ok = cstring(rest)
+	if !ok {
+		return nil
+	}
+	return decodeOIDs(rest)
 }
 
 // stmtRegistry maps statement text (query and parameter types, as the
@@ -68,6 +118,9 @@ func (r *stmtRegistry) get(key []byte) *gstmt {
 	msg = append(append(append(msg, name...), 0), key...)
 	binary.BigEndian.PutUint32(msg[1:], uint32(len(msg)-1))
 	g = &gstmt{name: name, parse: msg}
+	if oids := parseParamTypes(msg); oids != nil {
+		g.params.Store(&oids)
+	}
 	if r.m == nil {
 		r.m = make(map[string]*gstmt)
 	}

@@ -1,0 +1,48 @@
+package pgwire
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/shard"
+)
+
+// A 4-byte key sent in binary format means an int4 or four characters of
+// text depending on the parameter's type; routing follows the type, and
+// refuses when the type is unknown rather than guessing.
+func TestKeyShardBinaryParameters(t *testing.T) {
+	m, err := shard.NewHash(4, 1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	four := []byte("abcd")
+	bind, _ := (&pgproto3.Bind{ParameterFormatCodes: []int16{1}, Parameters: [][]byte{four}}).Encode(nil)
+	k := router.KeyRef{Param: 1}
+
+	wantText, _ := m.ShardOfBytes(four)
+	if got, err := keyShard(m, k, bind, []uint32{25}); err != nil || got != wantText {
+		t.Fatalf("text: shard %d %v, want %d", got, err, wantText)
+	}
+	wantInt, _ := m.ShardOfInt(int64(binary.BigEndian.Uint32(four)))
+	if got, err := keyShard(m, k, bind, []uint32{23}); err != nil || got != wantInt {
+		t.Fatalf("int4: shard %d %v, want %d", got, err, wantInt)
+	}
+	if _, err := keyShard(m, k, bind, nil); err == nil || !strings.Contains(err.Error(), "unknown") {
+		t.Fatalf("unknown type: want a refusal, got %v", err)
+	}
+	// Text-format parameters need no type.
+	tb, _ := (&pgproto3.Bind{Parameters: [][]byte{[]byte("42")}}).Encode(nil)
+	want42, _ := m.ShardOfInt(42)
+	if got, err := keyShard(m, k, tb, nil); err != nil || got != want42 {
+		t.Fatalf("text 42: shard %d %v, want %d", got, err, want42)
+	}
+	// Parse-declared types are what routing reads for the unnamed statement.
+	parse, _ := (&pgproto3.Parse{Query: "SELECT $1", ParameterOIDs: []uint32{20}}).Encode(nil)
+	if got := parseParamTypes(parse); len(got) != 1 || got[0] != 20 {
+		t.Fatalf("parseParamTypes: %v", got)
+	}
+}
