@@ -34,6 +34,26 @@ lint: $(STATICCHECK)
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# bench: pgbench (select-only and TPC-B like; simple, extended, prepared;
+# 1/16/64/256 clients) against PostgreSQL directly, through Switchyard and
+# through PgBouncer (transaction mode, the same pool size), and sysbench
+# point-select against MariaDB directly and through Switchyard, in one run on
+# servers it starts and stops itself (about 18 minutes). Prints a markdown
+# table with the ratios and writes it to bench-results/. Narrow it with e.g.
+# BENCHFLAGS="-time 3s -clients 1,64"; bin/bench -h lists the flags.
+# bench-memory: RSS of Switchyard and of PgBouncer with 10,000 idle clients.
+BENCHFLAGS ?=
+.PHONY: bench-memory bench-build
+bench-build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
+	$(GO) build -o bin/bench ./internal/cmd/bench
+
+bench: deps bench-build
+	bin/bench -switchyard bin/switchyard $(BENCHFLAGS)
+
+bench-memory: deps bench-build
+	bin/bench -memory -switchyard bin/switchyard $(BENCHFLAGS)
+
 # fuzz runs every fuzz target for FUZZTIME each.
 FUZZTIME ?= 30s
 fuzz:
