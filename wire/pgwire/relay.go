@@ -526,6 +526,17 @@ func (c *clientConn) finishWrite() {
 		c.mu.Unlock()
 		return
 	}
+	c.releaseDue = false
+	if !c.releasableLocked() {
+		// The pump stopped at a ReadyForQuery that looked like the end,
+		// but this writer has booked more replies since: a new pump reads
+		// them. (The old one hands over c.wmu when it returns.)
+		sc, ps, p := c.server, c.lease, c.leasePool
+		c.mu.Unlock()
+		c.wmu.Lock()
+		go c.pump(sc, ps, p)
+		return
+	}
 	sc, ps, p := c.detachLocked()
 	closing := c.closing
 	c.mu.Unlock()
