@@ -280,7 +280,7 @@ func (a *Analyzer) Analyze(sql string) *Analysis {
 	if an := fastPath(a.dialect, sql); an != nil {
 		return an
 	}
-	if an := a.cache.get(sql); an != nil {
+	if an, ok := a.cache.get(sql); ok {
 		return an
 	}
 	// The caller's string may alias a reused network buffer; the cache

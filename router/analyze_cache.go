@@ -5,7 +5,8 @@ import (
 	"sync/atomic"
 )
 
-// verdictCache maps statement text to its Analysis. Every query that misses
+// textCache maps statement text to what the router learned from it (the
+// analyzer's verdicts, the shard-key extractions). Every query that misses
 // the fast path looks here, from every client goroutine at once, so a hit
 // takes no lock: sync.Map (a concurrent hash trie since Go 1.24) loads
 // without one, and the entry's "used" bit is only written when it is clear.
@@ -15,43 +16,52 @@ import (
 // not used since the last sweep and clears the bit on the others, until an
 // eighth of the room is free. Statements in steady use (prepared ones, ORM
 // queries) survive; a stream of one-off texts with inline literals churns
-// only itself.
-type verdictCache struct {
-	m        sync.Map // string → *cacheEntry
+// only itself. Texts longer than maxText are never cached (bulk literals).
+type textCache[V any] struct {
+	m        sync.Map // string → *textEntry[V]
 	n        atomic.Int64
 	bytes    atomic.Int64
 	maxN     int64
 	maxBytes int64
+	maxText  int
 	sweeping sync.Mutex
 }
 
-type cacheEntry struct {
-	an   *Analysis
+type textEntry[V any] struct {
+	v    V
 	used atomic.Bool
 }
 
-func newVerdictCache(entries, bytes int) *verdictCache {
-	return &verdictCache{maxN: int64(max(entries, 1)), maxBytes: int64(max(bytes, 1))}
+func newTextCache[V any](entries, bytes, maxText int) *textCache[V] {
+	return &textCache[V]{maxN: int64(max(entries, 1)), maxBytes: int64(max(bytes, 1)), maxText: maxText}
 }
 
-func (c *verdictCache) get(sql string) *Analysis {
+// verdictCache holds the analyzer's verdicts.
+type verdictCache = textCache[*Analysis]
+
+func newVerdictCache(entries, bytes int) *verdictCache {
+	return newTextCache[*Analysis](entries, bytes, maxCachedText)
+}
+
+func (c *textCache[V]) get(sql string) (V, bool) {
 	v, ok := c.m.Load(sql)
 	if !ok {
-		return nil
+		var zero V
+		return zero, false
 	}
-	e := v.(*cacheEntry)
+	e := v.(*textEntry[V])
 	if !e.used.Load() {
 		e.used.Store(true)
 	}
-	return e.an
+	return e.v, true
 }
 
-// put stores an for sql; sql must not alias a buffer the caller reuses.
-func (c *verdictCache) put(sql string, an *Analysis) {
-	if len(sql) > maxCachedText {
+// put stores v for sql; sql must not alias a buffer the caller reuses.
+func (c *textCache[V]) put(sql string, v V) {
+	if len(sql) > c.maxText {
 		return
 	}
-	if _, loaded := c.m.LoadOrStore(sql, &cacheEntry{an: an}); loaded {
+	if _, loaded := c.m.LoadOrStore(sql, &textEntry[V]{v: v}); loaded {
 		return
 	}
 	n := c.n.Add(1)
@@ -63,7 +73,7 @@ func (c *verdictCache) put(sql string, an *Analysis) {
 
 // sweep evicts until the cache is at 7/8 of its limits. Concurrent callers
 // leave it to the one already sweeping.
-func (c *verdictCache) sweep() {
+func (c *textCache[V]) sweep() {
 	if !c.sweeping.TryLock() {
 		return
 	}
@@ -74,7 +84,7 @@ func (c *verdictCache) sweep() {
 	// during pass 0, pass 2 spares nothing.
 	for pass := 0; pass < 3 && over(); pass++ {
 		c.m.Range(func(k, v any) bool {
-			if pass < 2 && v.(*cacheEntry).used.Swap(false) {
+			if pass < 2 && v.(*textEntry[V]).used.Swap(false) {
 				return true
 			}
 			if _, ok := c.m.LoadAndDelete(k); ok {
@@ -86,5 +96,5 @@ func (c *verdictCache) sweep() {
 	}
 }
 
-// len reports the number of cached verdicts.
-func (c *verdictCache) len() int { return int(c.n.Load()) }
+// len reports the number of cached entries.
+func (c *textCache[V]) len() int { return int(c.n.Load()) }

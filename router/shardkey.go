@@ -31,8 +31,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/switchyard/switchyard/shard"
 )
@@ -283,14 +281,14 @@ func (x *KeyExtractor) Dialect() Dialect { return x.dialect }
 // was extracted before. The error is for a malformed switchyard: hint,
 // which the client should hear about; the result is nil then.
 func (x *KeyExtractor) Extract(sql string) (*ShardKeys, error) {
-	if sk, err, ok := x.cache.get(sql); ok {
-		return sk, err
+	if r, ok := x.cache.get(sql); ok {
+		return r.sk, r.err
 	}
 	// sql may alias a reused network buffer; the cache key and every
 	// string the result holds must not.
 	sql = strings.Clone(sql)
 	sk, err := x.extract(sql)
-	x.cache.put(sql, sk, err)
+	x.cache.put(sql, keyResult{sk, err})
 	return sk, err
 }
 
@@ -954,75 +952,15 @@ func hasPrefixFoldKey(s, lower string) bool {
 	return true
 }
 
-// keyCache maps statement text to its extraction, bounded like the
-// analyzer's verdict cache: lock-free hits, and a second-chance sweep
-// when it outgrows its entry or byte limit.
-type keyCache struct {
-	m        sync.Map // string → *keyCacheEntry
-	n, bytes atomic.Int64
-	maxN     int64
-	maxBytes int64
-	sweeping sync.Mutex
-}
+// keyCache maps statement text to its extraction (textCache: lock-free
+// hits, second-chance sweep when it outgrows its limits).
+type keyCache = textCache[keyResult]
 
-type keyCacheEntry struct {
-	sk   *ShardKeys
-	err  error
-	used atomic.Bool
+type keyResult struct {
+	sk  *ShardKeys
+	err error
 }
 
 func newKeyCache(entries, bytes int) *keyCache {
-	return &keyCache{maxN: int64(max(entries, 1)), maxBytes: int64(max(bytes, 1))}
+	return newTextCache[keyResult](entries, bytes, keyCacheMaxText)
 }
-
-func (c *keyCache) get(sql string) (*ShardKeys, error, bool) {
-	v, ok := c.m.Load(sql)
-	if !ok {
-		return nil, nil, false
-	}
-	e := v.(*keyCacheEntry)
-	if !e.used.Load() {
-		e.used.Store(true)
-	}
-	return e.sk, e.err, true
-}
-
-func (c *keyCache) put(sql string, sk *ShardKeys, err error) {
-	if len(sql) > keyCacheMaxText {
-		return
-	}
-	if _, loaded := c.m.LoadOrStore(sql, &keyCacheEntry{sk: sk, err: err}); loaded {
-		return
-	}
-	n := c.n.Add(1)
-	b := c.bytes.Add(int64(len(sql)))
-	if n > c.maxN || b > c.maxBytes {
-		c.sweep()
-	}
-}
-
-// sweep evicts until the cache is at 7/8 of its limits; entries used since
-// the last sweep get a second chance. Concurrent callers leave it to the
-// one already sweeping.
-func (c *keyCache) sweep() {
-	if !c.sweeping.TryLock() {
-		return
-	}
-	defer c.sweeping.Unlock()
-	targetN, targetB := c.maxN-c.maxN/8, c.maxBytes-c.maxBytes/8
-	over := func() bool { return c.n.Load() > targetN || c.bytes.Load() > targetB }
-	for pass := 0; pass < 3 && over(); pass++ {
-		c.m.Range(func(k, v any) bool {
-			if pass < 2 && v.(*keyCacheEntry).used.Swap(false) {
-				return true
-			}
-			if _, ok := c.m.LoadAndDelete(k); ok {
-				c.n.Add(-1)
-				c.bytes.Add(-int64(len(k.(string))))
-			}
-			return over()
-		})
-	}
-}
-
-func (c *keyCache) len() int { return int(c.n.Load()) }

@@ -1071,7 +1071,10 @@ func TestListenPinsSession(t *testing.T) {
 	}
 }
 
-func testutilGauge(t *testing.T, name string) float64 {
+func testutilGauge(t *testing.T, name string) float64 { return metricSum(t, name) }
+
+// metricSum adds up every series of a gauge or counter.
+func metricSum(t *testing.T, name string) float64 {
 	t.Helper()
 	mfs, err := metrics.Registry.Gather()
 	if err != nil {
@@ -1081,7 +1084,7 @@ func testutilGauge(t *testing.T, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				sum += m.GetGauge().GetValue()
+				sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
 			}
 		}
 	}
@@ -1168,22 +1171,7 @@ func TestMetricsCountTraffic(t *testing.T) {
 	}
 }
 
-func counterSum(t *testing.T, name string) float64 {
-	t.Helper()
-	mfs, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
-}
+func counterSum(t *testing.T, name string) float64 { return metricSum(t, name) }
 
 func TestAdminConsole(t *testing.T) {
 	p := startProxy(t, "")
