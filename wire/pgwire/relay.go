@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/replica"
 )
 
@@ -42,6 +43,7 @@ func (c *clientConn) run() {
 			c.clientLeft(err)
 			return
 		}
+		c.qRaw = nil // a new message: the last verdict is not its own
 		if c.skipToSync {
 			switch typ {
 			case 'S':
@@ -75,6 +77,28 @@ func (c *clientConn) sendFromProxy(msgs ...pgproto3.BackendMessage) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.send(msgs...)
+}
+
+// queryAnalysis is the verdict on a Query message. The message in hand is
+// looked at by several steps (local answers, routing, session state); the
+// verdict is computed once per message and kept for the next step.
+func (c *clientConn) queryAnalysis(raw []byte) *router.Analysis {
+	if c.qRaw != nil && &c.qRaw[0] == &raw[0] && len(c.qRaw) == len(raw) {
+		return c.qAn
+	}
+	c.qRaw, c.qAn = raw, c.srv.an.Analyze(queryText(raw))
+	return c.qAn
+}
+
+// answer sends a reply the proxy composed itself, closed by ReadyForQuery
+// with status. A failed write shows up as the main loop's next read error.
+func (c *clientConn) answer(out []byte, status byte) {
+	out = append(out, 'Z', 0, 0, 0, 5, status)
+	c.wmu.Lock()
+	if _, err := c.bw.Write(out); err == nil {
+		_ = c.bw.Flush()
+	}
+	c.wmu.Unlock()
 }
 
 // forward sends one client message toward a server, leasing one at the
@@ -118,7 +142,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 			return true
 		}
 		if typ == 'Q' {
-			a := c.srv.an.Analyze(queryText(raw))
+			a := c.queryAnalysis(raw)
 			if a.Deallocate != nil && c.answerLocally(a) {
 				return true
 			}
@@ -206,13 +230,8 @@ func (c *clientConn) prepareFromCache() bool {
 		c.stmts[string(names[i])] = gs[i]
 		out = append(out, parseComplete...)
 	}
-	out = append(out, 'Z', 0, 0, 0, 5, 'I')
 	c.pending = c.pending[:0]
-	c.wmu.Lock()
-	if _, err := c.bw.Write(out); err == nil {
-		_ = c.bw.Flush() // a failed write shows up as the next read's error
-	}
-	c.wmu.Unlock()
+	c.answer(out, 'I')
 	return true
 }
 
@@ -241,7 +260,7 @@ func (c *clientConn) sendPending(sc *serverConn) error {
 func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) error {
 	switch typ {
 	case 'Q':
-		c.collect(c.srv.an.Analyze(queryText(raw)))
+		c.collect(c.queryAnalysis(raw))
 	case 'P':
 		if name, rest, ok := cstring(raw[5:]); ok && len(name) == 0 {
 			q, _, _ := cstring(rest)

@@ -149,7 +149,7 @@ func (c *clientConn) batchAnalyses(typ byte, raw []byte) []*router.Analysis {
 	add := func(typ byte, m []byte) {
 		switch typ {
 		case 'Q':
-			as = append(as, c.srv.an.Analyze(queryText(m)))
+			as = append(as, c.queryAnalysis(m))
 		case 'P':
 			if _, rest, ok := cstring(m[5:]); ok {
 				if q, _, ok := cstring(rest); ok {
@@ -337,12 +337,7 @@ func (c *clientConn) switchyardCommand(text string, a *router.Analysis) bool {
 	default:
 		return false
 	}
-	out = append(out, 'Z', 0, 0, 0, 5, 'I')
-	c.wmu.Lock()
-	if _, err := c.bw.Write(out); err == nil {
-		_ = c.bw.Flush()
-	}
-	c.wmu.Unlock()
+	c.answer(out, 'I')
 	return true
 }
 

@@ -100,6 +100,8 @@ type clientConn struct {
 	lastUnnamed  []byte // the client's last unnamed Parse, to repeat on another server
 	unnamedLease bool   // the unnamed statement was parsed during this lease
 	unnamedAn    *router.Analysis
+	qRaw         []byte // the Query message qAn judges (main loop; identity, not contents)
+	qAn          *router.Analysis
 
 	// Session state (state.go). desired is what the client asked for
 	// (startup parameters, then its SETs), lower-case keys; startup keeps

@@ -544,12 +544,7 @@ func (c *clientConn) shardLocalTxn(text string) bool {
 		return false
 	}
 	out := appendTag(nil, tag)
-	out = append(out, 'Z', 0, 0, 0, 5, status)
-	c.wmu.Lock()
-	if _, err := c.bw.Write(out); err == nil {
-		_ = c.bw.Flush()
-	}
-	c.wmu.Unlock()
+	c.answer(out, status)
 	return true
 }
 

@@ -62,12 +62,7 @@ func (c *clientConn) shardScatter(raw []byte) bool {
 		shardRefusedMetric(c.cluster.Name)
 		out, _ = toErrorResponse(perr).Encode(nil)
 	}
-	out = append(out, 'Z', 0, 0, 0, 5, status)
-	c.wmu.Lock()
-	if _, err := c.bw.Write(out); err == nil {
-		_ = c.bw.Flush()
-	}
-	c.wmu.Unlock()
+	c.answer(out, status)
 	return true
 }
 
@@ -75,35 +70,41 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, out 
 	if (sk.Offset != nil && *sk.Offset != 0) || sk.OffsetParam > 0 {
 		return newError(codeFeatureNotSupported, "OFFSET in a SELECT without the shard key (run on every shard) is not supported yet")
 	}
-	metrics.ScatterQueries.WithLabelValues("postgres", c.cluster.Name).Inc()
-	results := make([]shardResult, rt.m.Shards())
-	for i := range results {
-		if err := c.runOnShard(rt, i, raw, 1, &results[i]); err != nil {
-			return err
-		}
-		if results[i].err != nil {
-			*out = append(*out, results[i].err...)
-			return nil
-		}
-	}
-	desc := results[0].desc
-	if desc == nil {
-		return newError(codeFeatureNotSupported, "the scatter SELECT returned no rows description")
-	}
-	var rows [][]byte
-	for _, r := range results {
-		rows = append(rows, r.rows...)
-	}
-	rows, err := mergeRows(sk, desc, rows)
-	if err != nil {
+	results, rows, errReply, err := c.gatherShards(rt, raw, sk)
+	if err != nil || errReply != nil {
+		*out = append(*out, errReply...)
 		return err
 	}
-	*out = append(*out, desc...)
+	*out = append(*out, results[0].desc...)
 	for _, r := range rows {
 		*out = append(*out, r...)
 	}
 	*out = appendTag(*out, "SELECT "+strconv.Itoa(len(rows)))
 	return nil
+}
+
+// gatherShards runs one request on every shard in turn and merges the rows
+// as sk says. A shard's own ErrorResponse comes back as errReply, to be
+// relayed as it is.
+func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys) (results []shardResult, rows [][]byte, errReply []byte, err error) {
+	metrics.ScatterQueries.WithLabelValues("postgres", c.cluster.Name).Inc()
+	results = make([]shardResult, rt.m.Shards())
+	for i := range results {
+		if err := c.runOnShard(rt, i, req, 1, &results[i]); err != nil {
+			return nil, nil, nil, err
+		}
+		if results[i].err != nil {
+			return nil, nil, results[i].err, nil
+		}
+	}
+	if results[0].desc == nil {
+		return nil, nil, nil, newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
+	}
+	for _, r := range results {
+		rows = append(rows, r.rows...)
+	}
+	rows, err = mergeRows(sk, results[0].desc, rows)
+	return results, rows, nil, err
 }
 
 // mergeRows merges the rows of every shard as sk says. binFmt says which
@@ -558,12 +559,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 		shardRefusedMetric(c.cluster.Name)
 		out, _ = toErrorResponse(perr).Encode(nil)
 	}
-	out = append(out, 'Z', 0, 0, 0, 5, status)
-	c.wmu.Lock()
-	if _, err := c.bw.Write(out); err == nil {
-		_ = c.bw.Flush()
-	}
-	c.wmu.Unlock()
+	c.answer(out, status)
 	return true
 }
 
@@ -571,27 +567,9 @@ func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sk *router.ShardKeys,
 	if (sk.Offset != nil && *sk.Offset != 0) || sk.OffsetParam > 0 || sk.LimitParam > 0 {
 		return newError(codeFeatureNotSupported, "OFFSET, or LIMIT as a parameter, in a SELECT without the shard key (run on every shard) is not supported yet")
 	}
-	metrics.ScatterQueries.WithLabelValues("postgres", c.cluster.Name).Inc()
-	results := make([]shardResult, rt.m.Shards())
-	for i := range results {
-		if err := c.runOnShard(rt, i, batch, 1, &results[i]); err != nil {
-			return err
-		}
-		if results[i].err != nil {
-			*out = append(*out, results[i].err...)
-			return nil
-		}
-	}
-	desc := results[0].desc
-	if desc == nil {
-		return newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
-	}
-	var rows [][]byte
-	for _, r := range results {
-		rows = append(rows, r.rows...)
-	}
-	rows, err := mergeRows(sk, desc, rows)
-	if err != nil {
+	results, rows, errReply, err := c.gatherShards(rt, batch, sk)
+	if err != nil || errReply != nil {
+		*out = append(*out, errReply...)
 		return err
 	}
 	parses, dropT := 0, false

@@ -216,15 +216,6 @@ func (c *clientConn) answerLocally(a *router.Analysis) bool {
 		delete(c.stmts, a.Deallocate.Name)
 		tag = "DEALLOCATE"
 	}
-	out := make([]byte, 0, 32)
-	n := 4 + len(tag) + 1
-	out = append(out, 'C', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	out = append(append(out, tag...), 0)
-	out = append(out, 'Z', 0, 0, 0, 5, 'I')
-	c.wmu.Lock()
-	if _, err := c.bw.Write(out); err == nil {
-		_ = c.bw.Flush()
-	}
-	c.wmu.Unlock()
+	c.answer(appendTag(make([]byte, 0, 32), tag), 'I')
 	return true
 }
