@@ -570,6 +570,14 @@ func (c *clientConn) finishWrite() {
 // it when the client's transaction is over. It owns c.wmu.
 func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 	defer c.wmu.Unlock()
+	defer func() {
+		// A server that sends something malformed loses this client its
+		// connection, never the proxy its other clients.
+		if r := recover(); r != nil {
+			c.log.Error("relay from server panicked; closing the server connection", "server", sc.addr, "panic", r)
+			c.serverFailed(sc, ps, p, fmt.Errorf("malformed reply from the server: %v", r))
+		}
+	}()
 	discard := false // the client cannot be written to any more
 	fast := false    // the head of the books is a relayed Execute or Query: rows need no lock
 	var out []byte   // synthesized replies to send around the current message
@@ -593,6 +601,9 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 			}
 		}
 		typ, raw, err := sc.rd.next()
+		if err == nil && typ == 'Z' && len(raw) != 6 {
+			err = fmt.Errorf("ReadyForQuery of %d bytes", len(raw))
+		}
 		if err != nil {
 			c.serverFailed(sc, ps, p, err)
 			return
@@ -824,6 +835,13 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, pre, post 
 // server's crash would do.
 func (c *clientConn) serverFailed(sc *serverConn, ps *pool.Server, p *pool.Pool, err error) {
 	c.mu.Lock()
+	if c.lease != ps {
+		// The lease already ended (a panic after the release): the
+		// connection is not ours to return; end the client's session.
+		c.mu.Unlock()
+		c.conn.Close()
+		return
+	}
 	gone := c.gone
 	c.detachLocked()
 	c.broken = !gone
