@@ -13,8 +13,8 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/pool"
-	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/replica"
+	"github.com/switchyard/switchyard/router"
 )
 
 var contextBackground = context.Background()
