@@ -30,6 +30,13 @@ type Proxy struct {
 	ShutdownTimeout time.Duration // default 30s
 	TLSCert         string        // client-facing TLS; both or neither
 	TLSKey          string
+	// ClientLoginTimeout bounds the time a client has, from connect, to
+	// finish its startup and authentication (default 15s).
+	ClientLoginTimeout time.Duration
+	// AuthFailuresPerMinute is how many failed logins one client address
+	// may make in a minute; further attempts from it are refused at once
+	// until the minute is over (default 20; 0: no limit).
+	AuthFailuresPerMinute int
 }
 
 // Settings are the per-cluster knobs. [defaults] sets them for every
@@ -59,7 +66,30 @@ type Settings struct {
 	// Settings stays comparable). Unknown functions count as writes.
 	WriteFunctions    string
 	ReadOnlyFunctions string
+	// MaxDBClientConns caps the client connections to this cluster's
+	// database (0: no cap beyond proxy.max_client_conns).
+	MaxDBClientConns int
+	// MaxWaitClients caps the clients waiting in line for a connection of
+	// one pool; a client beyond it gets an error at once (0: no cap beyond
+	// the client limits).
+	MaxWaitClients int
+	// ServerTLS is TLS toward the servers, as libpq's sslmode: "disable",
+	// "prefer" (default), "require", "verify-ca", "verify-full".
+	ServerTLS string
+	// ServerTLSCA is a PEM file of CA certificates that verify-ca and
+	// verify-full check the server's certificate against (default: the
+	// system's roots).
+	ServerTLSCA string
 }
+
+// Values of Settings.ServerTLS.
+const (
+	TLSDisable    = "disable"
+	TLSPrefer     = "prefer"
+	TLSRequire    = "require"
+	TLSVerifyCA   = "verify-ca"
+	TLSVerifyFull = "verify-full"
+)
 
 // PoolMode says how long a client keeps a server connection.
 type PoolMode string
@@ -90,6 +120,9 @@ type User struct {
 	// Databases, when non-empty, lists the client-facing database names this
 	// user may connect to; empty means all.
 	Databases []string
+	// MaxClientConns caps this user's client connections (0: no cap beyond
+	// the proxy's and the databases').
+	MaxClientConns int
 }
 
 // Cluster is one [[clusters]] entry.
@@ -127,6 +160,10 @@ type Sharding struct {
 	Tables map[string]string // table -> key column where it differs
 	// Buckets is the number of virtual buckets of a hash map (default 1024).
 	Buckets int
+	// AllowAllShardWrites lets a write without a shard key run on every
+	// shard, each shard in its own transaction (default false: refused).
+	// Transactions that touch two shards are refused either way.
+	AllowAllShardWrites bool
 }
 
 // Shard is one [[clusters.shards]] entry.

@@ -3,11 +3,13 @@ package config
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -39,10 +41,17 @@ var defaultSettings = Settings{
 	MaxReplicaLag:    time.Second,
 	ReadYourWrites:   true,
 	LagPollInterval:  50 * time.Millisecond,
+	ServerTLS:        TLSPrefer,
 }
 
 // DefaultShutdownTimeout is proxy.shutdown_timeout when the file leaves it out.
 const DefaultShutdownTimeout = 30 * time.Second
+
+// Defaults of [proxy] keys.
+const (
+	DefaultClientLoginTimeout    = 15 * time.Second
+	DefaultAuthFailuresPerMinute = 20
+)
 
 // Values of User.Auth.
 const (
@@ -119,6 +128,8 @@ type rawProxy struct {
 	ShutdownTimeout any `toml:"shutdown_timeout"`
 	TLSCert         any `toml:"tls_cert"`
 	TLSKey          any `toml:"tls_key"`
+	LoginTimeout    any `toml:"client_login_timeout"`
+	AuthFailures    any `toml:"auth_failures_per_minute"`
 }
 
 type rawSettings struct {
@@ -136,6 +147,10 @@ type rawSettings struct {
 	CausalReadTO     any `toml:"causal_read_timeout"`
 	WriteFunctions   any `toml:"write_functions"`
 	ReadOnlyFuncs    any `toml:"read_only_functions"`
+	MaxDBClientConns any `toml:"max_db_client_conns"`
+	MaxWaitClients   any `toml:"max_wait_clients"`
+	ServerTLS        any `toml:"server_tls"`
+	ServerTLSCA      any `toml:"server_tls_ca"`
 }
 
 type rawUser struct {
@@ -147,6 +162,7 @@ type rawUser struct {
 	PoolMode       any `toml:"pool_mode"`
 	Admin          any `toml:"admin"`
 	Databases      any `toml:"databases"`
+	MaxClientConns any `toml:"max_client_conns"`
 }
 
 type rawCluster struct {
@@ -164,10 +180,11 @@ type rawCluster struct {
 }
 
 type rawSharding struct {
-	Kind    any            `toml:"kind"`
-	Key     any            `toml:"key"`
-	Tables  map[string]any `toml:"tables"`
-	Buckets any            `toml:"buckets"`
+	Kind     any            `toml:"kind"`
+	Key      any            `toml:"key"`
+	Tables   map[string]any `toml:"tables"`
+	Buckets  any            `toml:"buckets"`
+	AllowAll any            `toml:"allow_all_shard_writes"`
 }
 
 type rawShard struct {
@@ -323,6 +340,8 @@ func (l *loader) build(raw *rawFile) *Config {
 func (l *loader) proxy(p *Proxy, r *rawProxy) {
 	p.MaxClientConns = DefaultMaxClientConns
 	p.ShutdownTimeout = DefaultShutdownTimeout
+	p.ClientLoginTimeout = DefaultClientLoginTimeout
+	p.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
 
 	listens := []struct {
 		dst *string
@@ -363,6 +382,16 @@ func (l *loader) proxy(p *Proxy, r *rawProxy) {
 	}
 	if d, ok := l.duration(r.ShutdownTimeout, "proxy.shutdown_timeout", false); ok {
 		p.ShutdownTimeout = d
+	}
+	if d, ok := l.duration(r.LoginTimeout, "proxy.client_login_timeout", false); ok {
+		p.ClientLoginTimeout = d
+	}
+	if n, ok := l.integer(r.AuthFailures, "proxy.auth_failures_per_minute"); ok {
+		if n < 0 {
+			l.errorf("proxy.auth_failures_per_minute", "must not be negative, not %d (0: no limit)", n)
+		} else {
+			p.AuthFailuresPerMinute = n
+		}
 	}
 
 	cert, certOK := l.str(r.TLSCert, "proxy.tls_cert")
@@ -475,6 +504,44 @@ func (l *loader) settings(dst *Settings, r *rawSettings, prefix string) {
 	}
 	if v, ok := l.strings(r.ReadOnlyFuncs, k("read_only_functions")); ok {
 		dst.ReadOnlyFunctions = strings.ToLower(strings.Join(v, ","))
+	}
+	limits := []struct {
+		dst  *int
+		raw  any
+		name string
+	}{
+		{&dst.MaxDBClientConns, r.MaxDBClientConns, "max_db_client_conns"},
+		{&dst.MaxWaitClients, r.MaxWaitClients, "max_wait_clients"},
+	}
+	for _, lim := range limits {
+		if n, ok := l.integer(lim.raw, k(lim.name)); ok {
+			if n < 0 {
+				l.errorf(k(lim.name), "must not be negative, not %d (0: no limit)", n)
+			} else {
+				*lim.dst = n
+			}
+		}
+	}
+	if s, ok := l.str(r.ServerTLS, k("server_tls")); ok {
+		switch s {
+		case TLSDisable, TLSPrefer, TLSRequire, TLSVerifyCA, TLSVerifyFull:
+			dst.ServerTLS = s
+		default:
+			l.errorf(k("server_tls"), "%q is not a TLS mode (disable, prefer, require, verify-ca or verify-full)", s)
+		}
+	}
+	if s, ok := l.str(r.ServerTLSCA, k("server_tls_ca")); ok {
+		if s == "" {
+			l.errorf(k("server_tls_ca"), "must not be empty (leave it out to use the system's roots)")
+		} else if p := l.resolve(s); l.regularFile(p, k("server_tls_ca")) {
+			if pem, err := os.ReadFile(p); err != nil {
+				l.errorf(k("server_tls_ca"), "%v", err)
+			} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+				l.errorf(k("server_tls_ca"), "%s holds no PEM certificate", p)
+			} else {
+				dst.ServerTLSCA = p
+			}
+		}
 	}
 }
 
@@ -613,6 +680,7 @@ func (l *loader) sharding(r *rawSharding, k string, shards int) *Sharding {
 			}
 		}
 	}
+	sh.AllowAllShardWrites, _ = l.boolean(r.AllowAll, key("allow_all_shard_writes"))
 	if n, ok := l.integer(r.Buckets, key("buckets")); ok {
 		switch {
 		case n < 1 || n > maxBuckets:
@@ -690,9 +758,8 @@ func (l *loader) shardRange(v any, key string) []any {
 	return nil
 }
 
-// rangesDisjoint refuses overlapping ranges and ranges of mixed types.
-// Gaps are fine: a key in no range is an error at query time, which is what
-// an operator who leaves a gap asks for.
+// rangesDisjoint refuses overlapping ranges, gaps between ranges and ranges
+// of mixed types.
 func (l *loader) rangesDisjoint(shards []Shard, k string) {
 	type span struct {
 		i      int
@@ -725,8 +792,18 @@ func (l *loader) rangesDisjoint(shards []Shard, k string) {
 			if less(a.lo, b.hi) && less(b.lo, a.hi) {
 				l.errorf(fmt.Sprintf("%s[%d].range", k, b.i), "[%v, %v) overlaps shards[%d].range [%v, %v)",
 					show(b.lo), show(b.hi), a.i, show(a.lo), show(a.hi))
-				break
+				return
 			}
+		}
+	}
+	// No gaps either: a key between two ranges would have no shard, and an
+	// operator learns that at load, not from a failing query.
+	sort.Slice(spans, func(x, y int) bool { return less(spans[x].lo, spans[y].lo) })
+	for x := 1; x < len(spans); x++ {
+		a, b := spans[x-1], spans[x]
+		if a.hi != b.lo {
+			l.errorf(fmt.Sprintf("%s[%d].range", k, b.i), "starts at %v but shards[%d].range ends at %v: keys in [%v, %v) would have no shard",
+				show(b.lo), a.i, show(a.hi), show(a.hi), show(b.lo))
 		}
 	}
 }
@@ -833,6 +910,13 @@ func (l *loader) user(u *User, r *rawUser, k string, clusters []Cluster) {
 	}
 	if len(dbs) > 0 {
 		u.Databases = dbs
+	}
+	if n, ok := l.integer(r.MaxClientConns, key("max_client_conns")); ok {
+		if n < 0 {
+			l.errorf(key("max_client_conns"), "must not be negative, not %d (0: no limit)", n)
+		} else {
+			u.MaxClientConns = n
+		}
 	}
 }
 

@@ -31,6 +31,9 @@ func TestLoadExample(t *testing.T) {
 		AdminListen:     "127.0.0.1:9930",
 		MaxClientConns:  10000,
 		ShutdownTimeout: 30 * time.Second,
+
+		ClientLoginTimeout:    DefaultClientLoginTimeout,
+		AuthFailuresPerMinute: DefaultAuthFailuresPerMinute,
 	}
 	if cfg.Proxy != wantProxy {
 		t.Errorf("Proxy = %+v, want %+v", cfg.Proxy, wantProxy)
@@ -94,7 +97,8 @@ primary = "db.internal:3306"
 func TestParseMinimalDefaults(t *testing.T) {
 	cfg := mustParse(t, minimal)
 	want := &Config{
-		Proxy:    Proxy{MySQLListen: ":6033", MaxClientConns: 10000, ShutdownTimeout: 30 * time.Second},
+		Proxy: Proxy{MySQLListen: ":6033", MaxClientConns: 10000, ShutdownTimeout: 30 * time.Second,
+			ClientLoginTimeout: 15 * time.Second, AuthFailuresPerMinute: 20},
 		Defaults: DefaultSettings(),
 		Users:    []User{{Name: "u", Password: "pw", Auth: AuthSCRAM, ServerUser: "u", ServerPassword: "pw"}},
 		Clusters: []Cluster{{
@@ -158,6 +162,9 @@ server_check_delay = "5s"
 connect_timeout = "1s"
 max_replica_lag = "0s"
 read_your_writes = true
+max_db_client_conns = 100
+max_wait_clients = 7
+server_tls = "require"
 
 [[clusters]]
 name = "some"
@@ -170,7 +177,7 @@ pool_size = 3
 		PoolMode: PoolSession, PoolSize: 10, MinPoolSize: 2,
 		QueryWaitTimeout: time.Second, IdleTimeout: time.Minute, ServerLifetime: 10 * time.Minute,
 		ServerCheckDelay: 0, ConnectTimeout: 3 * time.Second, MaxReplicaLag: 250 * time.Millisecond,
-		ReadYourWrites: false, LagPollInterval: 50 * time.Millisecond,
+		ReadYourWrites: false, LagPollInterval: 50 * time.Millisecond, ServerTLS: TLSPrefer,
 	}
 	if cfg.Defaults != defaults {
 		t.Errorf("Defaults = %+v\nwant %+v", cfg.Defaults, defaults)
@@ -190,6 +197,7 @@ pool_size = 3
 			QueryWaitTimeout: 2 * time.Second, IdleTimeout: 2 * time.Minute, ServerLifetime: 20 * time.Minute,
 			ServerCheckDelay: 5 * time.Second, ConnectTimeout: time.Second, MaxReplicaLag: 0,
 			ReadYourWrites: true, LagPollInterval: 50 * time.Millisecond,
+			MaxDBClientConns: 100, MaxWaitClients: 7, ServerTLS: TLSRequire,
 		}},
 		{"some", some},
 	}
@@ -301,7 +309,7 @@ server_database = "ints_server"
   range = [0, 1000]
   [[clusters.shards]]
   primary = "127.0.0.1:5434"
-  range = [5000, 9223372036854775807]   # a gap from 2000 to 5000 is allowed
+  range = [2000, 9223372036854775807]
 
 [[clusters]]
 name = "strings"
@@ -322,7 +330,7 @@ database = "s"
 	wantShards := []Shard{
 		{Primary: "127.0.0.1:5432", Database: "ints_server", Range: []any{int64(1000), int64(2000)}},
 		{Primary: "127.0.0.1:5433", Database: "second", Range: []any{int64(0), int64(1000)}},
-		{Primary: "127.0.0.1:5434", Database: "ints_server", Range: []any{int64(5000), int64(9223372036854775807)}},
+		{Primary: "127.0.0.1:5434", Database: "ints_server", Range: []any{int64(2000), int64(9223372036854775807)}},
 	}
 	if !reflect.DeepEqual(ints.Shards, wantShards) {
 		t.Errorf("ints shards:\n got %+v\nwant %+v", ints.Shards, wantShards)

@@ -62,6 +62,16 @@ func TestValidationErrors(t *testing.T) {
 			`cfg.toml:8: defaults.read_your_writes: must be true or false, not a string ("yes")`,
 			`cfg.toml:9: defaults.idle_timeout: must be a duration string such as "5s", not an integer (300)`,
 		}},
+		{"limits and TLS", base + "[defaults]\nmax_db_client_conns = -1\nmax_wait_clients = -2\nserver_tls = \"on\"\nserver_tls_ca = \"/nonexistent/ca.pem\"\n", []string{
+			`cfg.toml:7: defaults.max_db_client_conns: must not be negative, not -1 (0: no limit)`,
+			`cfg.toml:8: defaults.max_wait_clients: must not be negative, not -2 (0: no limit)`,
+			`cfg.toml:9: defaults.server_tls: "on" is not a TLS mode (disable, prefer, require, verify-ca or verify-full)`,
+			`cfg.toml:10: defaults.server_tls_ca: stat /nonexistent/ca.pem: no such file or directory`,
+		}},
+		{"proxy login limits", "[proxy]\npostgres_listen = \":1\"\nclient_login_timeout = \"0s\"\nauth_failures_per_minute = -1\n", []string{
+			`cfg.toml:3: proxy.client_login_timeout: must be more than zero`,
+			`cfg.toml:4: proxy.auth_failures_per_minute: must not be negative, not -1 (0: no limit)`,
+		}},
 		{"pool_mode", base + "[defaults]\npool_mode = \"statement\"\n", []string{
 			`cfg.toml:7: defaults.pool_mode: "statement" is not a pool mode (transaction or session)`,
 		}},
@@ -174,6 +184,13 @@ func TestValidationErrors(t *testing.T) {
 			"[[clusters.shards]]\nprimary = \"h:2\"\nrange = [\"a\", \"n\"]\n", // 16-18
 			[]string{
 				`cfg.toml:18: clusters[0].shards[1].range: ["a", "n") overlaps shards[0].range ["m", "z")`,
+			}},
+		{"range gap", base + cluster[:len(cluster)-27] +
+			"[clusters.sharding]\nkind = \"range\"\nkey = \"k\"\n" +
+			"[[clusters.shards]]\nprimary = \"h:1\"\nrange = [100, 200]\n" + // 13-15
+			"[[clusters.shards]]\nprimary = \"h:2\"\nrange = [0, 50]\n", // 16-18
+			[]string{
+				`cfg.toml:15: clusters[0].shards[0].range: starts at 100 but shards[1].range ends at 50: keys in [50, 100) would have no shard`,
 			}},
 		{"users", base + "[[users]]\nname = \"app\"\npassword = \"x\"\nauth = \"password\"\n" + // 6-9
 			"[[users]]\nname = \"\"\npassword = \"x\"\n" + // 10-12
