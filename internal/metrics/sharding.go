@@ -22,6 +22,13 @@ var (
 		Name: "switchyard_shard_refused_total",
 		Help: "Statements refused by shard routing (no key on a write, two shards in a transaction, unmergeable scatter), by protocol and cluster.",
 	}, []string{"protocol", "cluster"})
+	// ShardMapVersion is the version of the shard map in force: it grows
+	// with every reload that changes a cluster's sharding, so a graph of
+	// it marks when routing changed.
+	ShardMapVersion = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchyard_shard_map_version",
+		Help: "Version of the shard map in force, by protocol and cluster; bumped by each reload that changes the sharding.",
+	}, []string{"protocol", "cluster"})
 )
 
-func init() { Registry.MustRegister(ShardStatements, ScatterQueries, ShardRefused) }
+func init() { Registry.MustRegister(ShardStatements, ScatterQueries, ShardRefused, ShardMapVersion) }
