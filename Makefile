@@ -10,7 +10,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test deps lint fuzz bench demo demo-stop clean
+.PHONY: all build test deps lint vulncheck fuzz bench demo demo-stop clean
 
 all: build
 
@@ -30,8 +30,12 @@ lint: $(STATICCHECK)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
+# vulncheck: govulncheck, online database or the snapshot in testdata/vulndb.
+vulncheck:
+	@bash scripts/vulncheck.sh
+
 # test: the whole suite, with the race detector, against real servers.
-test: deps lint
+test: deps lint vulncheck
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # bench: pgbench (select-only and TPC-B like; simple, extended, prepared;
