@@ -34,6 +34,10 @@ import (
 type MariaDB struct {
 	Primary  Node
 	Replicas []Node
+	// TLSCA is a PEM file with the CA that signed the certificate every
+	// node serves TLS with (for 127.0.0.1, ::1 and localhost). Clients
+	// may connect with or without TLS.
+	TLSCA string
 
 	mu      sync.Mutex
 	root    string
@@ -41,6 +45,7 @@ type MariaDB struct {
 	mariadb string // the mariadbd binary
 	nodes   map[int]*myNode
 	stopped bool
+	tls     tlsFiles
 }
 
 type myNode struct {
@@ -216,6 +221,17 @@ func startMariaDB(o Options) func(io.Writer) (*MariaDB, string, error) {
 }
 
 func (c *MariaDB) startNode(ctx context.Context, n *myNode) error {
+	c.mu.Lock()
+	if c.tls.ca == "" {
+		f, err := writeTLS(c.root, nil)
+		if err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		c.tls, c.TLSCA = f, f.ca
+	}
+	tf := c.tls
+	c.mu.Unlock()
 	d := n.node.Dir
 	args := []string{
 		"--no-defaults",
@@ -237,6 +253,7 @@ func (c *MariaDB) startNode(ctx context.Context, n *myNode) error {
 		"--log-warnings=1",
 	}
 	args = append(args, myInnoDBArgs...)
+	args = append(args, "--ssl-ca="+tf.ca, "--ssl-cert="+tf.cert, "--ssl-key="+tf.key)
 	if !n.primary {
 		args = append(args, "--read-only=ON", "--log-slave-updates=ON")
 	}

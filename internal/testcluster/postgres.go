@@ -38,6 +38,10 @@ type Postgres struct {
 	// BinDir holds the PostgreSQL programs (psql, pgbench, ...) of the
 	// version that runs the cluster.
 	BinDir string
+	// TLSCA is a PEM file with the CA that signed the certificate every
+	// node serves TLS with (for 127.0.0.1, ::1 and localhost). Clients
+	// may connect with or without TLS.
+	TLSCA string
 
 	mu      sync.Mutex
 	root    string
@@ -45,6 +49,7 @@ type Postgres struct {
 	as      *runAs
 	nodes   map[int]*pgNode // by port
 	stopped bool
+	tls     tlsFiles
 }
 
 type pgNode struct {
@@ -376,9 +381,21 @@ func (c *Postgres) makeStandby(r *pgNode) error {
 
 // startNode starts the server of n and waits until it accepts connections.
 func (c *Postgres) startNode(ctx context.Context, n *pgNode) error {
+	c.mu.Lock()
+	if c.tls.ca == "" {
+		f, err := writeTLS(c.root, c.as)
+		if err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		c.tls, c.TLSCA = f, f.ca
+	}
+	tf := c.tls
+	c.mu.Unlock()
 	srv, err := startServer("postgres "+n.name+" "+n.node.Addr(), c.as, n.node.Dir,
 		n.node.Dir+".log", filepath.Join(c.BinDir, "postgres"),
-		"-D", n.node.Dir, "-p", strconv.Itoa(n.node.Port), "-k", n.node.Dir)
+		"-D", n.node.Dir, "-p", strconv.Itoa(n.node.Port), "-k", n.node.Dir,
+		"-c", "ssl=on", "-c", "ssl_cert_file="+tf.cert, "-c", "ssl_key_file="+tf.key)
 	if err != nil {
 		return err
 	}

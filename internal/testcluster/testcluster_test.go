@@ -3,8 +3,11 @@ package testcluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"errors"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -341,5 +344,38 @@ func BenchmarkStartMariaDB(b *testing.B) {
 		b.StopTimer()
 		c.Stop()
 		b.StartTimer()
+	}
+}
+
+// TestTLS: every node serves TLS with a certificate the cluster's CA signed
+// for 127.0.0.1, and plain connections keep working.
+func TestTLS(t *testing.T) {
+	for _, n := range append([]Node{PG.Primary}, PG.Replicas...) {
+		dsn := strings.Replace(PG.DSN(n, "app", "app", "app"), "sslmode=disable", "sslmode=verify-full&sslrootcert="+url.QueryEscape(PG.TLSCA), 1)
+		conn := pgConnect(t, dsn)
+		if got := pgQuery(t, conn, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()"); got != "true" {
+			t.Errorf("postgres %s: ssl = %s, want true", n.Addr(), got)
+		}
+	}
+	pem, err := os.ReadFile(Maria.TLSCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in", Maria.TLSCA)
+	}
+	if err := mysql.RegisterTLSConfig("testcluster", &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range append([]Node{Maria.Primary}, Maria.Replicas...) {
+		db := myOpen(t, Maria.DSN(n, "app", "app", "app")+"?tls=testcluster")
+		var name, cipher string
+		if err := db.QueryRow("SHOW SESSION STATUS LIKE 'Ssl_cipher'").Scan(&name, &cipher); err != nil {
+			t.Fatal(err)
+		}
+		if cipher == "" {
+			t.Errorf("mariadb %s: no TLS cipher in use", n.Addr())
+		}
 	}
 }
