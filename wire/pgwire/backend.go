@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/switchyard/switchyard/config"
 )
 
 // serverConn is one authenticated connection to a PostgreSQL server. It is
@@ -49,15 +51,48 @@ const (
 	maxPreparedPerConn = 1000
 )
 
-// dialServer connects and authenticates with pgconn (SCRAM, md5, trust,
-// TLS), then takes the raw connection over so messages can be relayed
-// without decoding.
-func dialServer(ctx context.Context, addr, user, password, database string) (*serverConn, error) {
+// serverConfig is the pgconn configuration toward one server: its address
+// and TLS as the cluster's server_tls and server_tls_ca say (libpq's
+// sslmode and sslrootcert, so "prefer" falls back to plain text when the
+// server has no TLS, and "verify-full" checks the certificate names addr).
+func serverConfig(addr string, st config.Settings, extra string) (*pgconn.Config, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=disable", host, port))
+	mode := st.ServerTLS
+	if mode == "" {
+		mode = config.TLSPrefer
+	}
+	conn := fmt.Sprintf("host=%s port=%s sslmode=%s", quoteConnValue(host), quoteConnValue(port), mode)
+	if st.ServerTLSCA != "" {
+		conn += " sslrootcert=" + quoteConnValue(st.ServerTLSCA)
+	}
+	if extra != "" {
+		conn += " " + extra
+	}
+	cfg, err := pgconn.ParseConfig(conn)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range append([]*pgconn.FallbackConfig{{TLSConfig: cfg.TLSConfig}}, cfg.Fallbacks...) {
+		if c.TLSConfig != nil {
+			c.TLSConfig.MinVersion = tls.VersionTLS12
+		}
+	}
+	return cfg, nil
+}
+
+// quoteConnValue quotes a value for a libpq keyword/value connection string.
+func quoteConnValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+// dialServer connects and authenticates with pgconn (SCRAM, md5, trust,
+// TLS), then takes the raw connection over so messages can be relayed
+// without decoding.
+func dialServer(ctx context.Context, addr string, st config.Settings, user, password, database string) (*serverConn, error) {
+	cfg, err := serverConfig(addr, st, "")
 	if err != nil {
 		return nil, err
 	}

@@ -60,9 +60,9 @@ func newClusterRT(cl *config.Cluster, cfg *config.Config) *clusterRT {
 	}
 	probes := make(map[string]lagmon.Prober, len(cl.Replicas))
 	for _, r := range cl.Replicas {
-		probes[r] = &pgProbe{addr: r, user: user, password: password, db: db}
+		probes[r] = &pgProbe{addr: r, user: user, password: password, db: db, settings: cl.Settings}
 	}
-	mon := lagmon.New(&pgProbe{addr: cl.Primary, user: user, password: password, db: db, primary: true}, probes,
+	mon := lagmon.New(&pgProbe{addr: cl.Primary, user: user, password: password, db: db, settings: cl.Settings, primary: true}, probes,
 		lagmon.Options{Interval: cl.Settings.LagPollInterval})
 	rt := &clusterRT{
 		name: cl.Name,
@@ -107,6 +107,7 @@ func (rt *clusterRT) stop() {
 // the lag monitor never competes with clients for pool slots.
 type pgProbe struct {
 	addr, user, password, db string
+	settings                 config.Settings
 	primary                  bool
 	mu                       sync.Mutex
 	conn                     *pgconn.PgConn
@@ -116,8 +117,7 @@ func (p *pgProbe) Probe(ctx context.Context) (lagmon.Position, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn == nil || p.conn.IsClosed() {
-		host, port, _ := strings.Cut(p.addr, ":")
-		cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s sslmode=disable application_name=switchyard_lagmon", host, port))
+		cfg, err := serverConfig(p.addr, p.settings, "application_name=switchyard_lagmon")
 		if err != nil {
 			return nil, err
 		}

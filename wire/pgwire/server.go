@@ -231,7 +231,7 @@ func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *p
 		Dial: func(ctx context.Context) (pool.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 			defer cancel()
-			sc, err := dialServer(ctx, addr, user, password, db)
+			sc, err := dialServer(ctx, addr, st, user, password, db)
 			if err != nil {
 				metrics.ServerErrors.WithLabelValues("postgres", cl.Name).Inc()
 				return nil, err
