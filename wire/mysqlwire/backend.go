@@ -3,6 +3,7 @@ package mysqlwire
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,8 @@ type backend struct {
 
 	// stmts are the server-side prepared statements here, by query text.
 	stmts map[string]*srvStmt
+
+	tls bool // the connection is encrypted
 
 	// broken: the stream is out of sync or the socket failed; never reuse.
 	broken bool
@@ -61,6 +64,7 @@ type dialParams struct {
 	caps      uint32 // mirrored client capabilities (mirrorCaps bits)
 	collation uint8
 	plugin    string // preferred auth plugin (tests); "" follows the server
+	tls       *serverTLS // nil: no TLS
 }
 
 // dialBackend connects and authenticates. Any panic while parsing what the
@@ -152,6 +156,30 @@ func (b *backend) authenticate(p dialParams) error {
 	b.caps = want & hs.Capabilities
 	b.threadID = hs.ConnectionID
 	b.version = hs.ServerVersion
+	seq := uint8(1)
+	if p.tls != nil && p.tls.err != nil {
+		return fmt.Errorf("TLS toward %s: %w", p.addr, p.tls.err)
+	}
+	if p.tls != nil && p.tls.conf != nil && hs.Capabilities&capSSL != 0 {
+		// SSLRequest: the first part of the handshake response, then the
+		// TLS handshake, then the whole response over TLS.
+		b.caps |= capSSL
+		req := HandshakeResponse{Capabilities: b.caps, MaxPacket: maxChunk, Collation: p.collation, SSLRequest: true}
+		if _, err := b.writePacket(seq, req.Encode(nil)); err != nil {
+			return err
+		}
+		seq++
+		tc := tls.Client(b.nc, p.tls.conf)
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake with %s: %w", p.addr, err)
+		}
+		b.nc = tc
+		b.br.Reset(tc)
+		b.bw.Reset(tc)
+		b.tls = true
+	} else if p.tls.required() {
+		return fmt.Errorf("server %s does not offer TLS, and server_tls = %q requires it", p.addr, p.tls.mode)
+	}
 	scramble := append([]byte(nil), hs.Scramble...)
 	plugin := hs.AuthPlugin
 	if plugin == "" {
@@ -177,7 +205,7 @@ func (b *backend) authenticate(p dialParams) error {
 		Database:     p.db,
 		AuthPlugin:   plugin,
 	}
-	if _, err := b.writePacket(1, resp.Encode(nil)); err != nil {
+	if _, err := b.writePacket(seq, resp.Encode(nil)); err != nil {
 		return err
 	}
 	for round := 0; round < 8; round++ {
@@ -225,8 +253,12 @@ func (b *backend) authenticate(p dialParams) error {
 			}
 			switch {
 			case len(data) == 1 && data[0] == 3: // fast auth succeeded; OK follows
-			case len(data) == 1 && data[0] == 4: // full authentication
-				// No TLS toward servers yet: ask for the RSA public key.
+			case len(data) == 1 && data[0] == 4 && b.tls: // full authentication over TLS
+				if _, err = b.writePacket(seq, append([]byte(p.password), 0)); err != nil {
+					return err
+				}
+			case len(data) == 1 && data[0] == 4: // full authentication in the clear
+				// Ask for the RSA public key to encrypt the password with.
 				if _, err = b.writePacket(seq, []byte{2}); err != nil {
 					return err
 				}

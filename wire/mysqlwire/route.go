@@ -107,11 +107,18 @@ func newClusterRT(cl *config.Cluster, cfg *config.Config, log *slog.Logger) *clu
 		monUser:     cl.MonitorUser,
 		monPassword: cl.MonitorPassword,
 	}
-	prim := &gtidProbe{addr: cl.Primary, user: user, password: password, primary: true, rt: rt}
+	probeTLS := func(addr string) *serverTLS {
+		t, err := newServerTLS(cl.Settings, addr)
+		if err != nil {
+			return &serverTLS{mode: cl.Settings.ServerTLS, err: err} // every dial fails with err
+		}
+		return t
+	}
+	prim := &gtidProbe{addr: cl.Primary, user: user, password: password, primary: true, rt: rt, tls: probeTLS(cl.Primary)}
 	rt.probes = append(rt.probes, prim)
 	probes := make(map[string]lagmon.Prober, len(cl.Replicas))
 	for _, r := range cl.Replicas {
-		pr := &gtidProbe{addr: r, user: user, password: password, rt: rt}
+		pr := &gtidProbe{addr: r, user: user, password: password, rt: rt, tls: probeTLS(r)}
 		rt.probes = append(rt.probes, pr)
 		probes[r] = pr
 	}
@@ -230,6 +237,7 @@ type gtidProbe struct {
 	addr, user, password string
 	primary              bool
 	rt                   *clusterRT
+	tls                  *serverTLS
 
 	mu     sync.Mutex
 	be     *backend
@@ -243,7 +251,7 @@ func (p *gtidProbe) Probe(ctx context.Context) (lagmon.Position, error) {
 		return nil, fmt.Errorf("%s: lag monitor stopped", p.addr)
 	}
 	if p.be == nil {
-		be, err := dialBackend(ctx, dialParams{addr: p.addr, user: p.user, password: p.password, collation: defaultCollation})
+		be, err := dialBackend(ctx, dialParams{addr: p.addr, user: p.user, password: p.password, collation: defaultCollation, tls: p.tls})
 		if err != nil {
 			return nil, err
 		}

@@ -193,8 +193,12 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 	if p := s.pools[k]; p != nil {
 		return p, nil
 	}
-	dp := dialParams{addr: k.addr, user: k.user, password: k.password, db: k.db, caps: k.caps, collation: k.collation}
 	st := k.settings
+	stls, err := newServerTLS(st, k.addr)
+	if err != nil {
+		return nil, newSQLError(erUnknown, "HY000", "switchyard: %v", err)
+	}
+	dp := dialParams{addr: k.addr, user: k.user, password: k.password, db: k.db, caps: k.caps, collation: k.collation, tls: stls}
 	serverErrs := metrics.ServerErrors.WithLabelValues("mysql", k.cluster)
 	wait := metrics.WaitSeconds.WithLabelValues("mysql", k.cluster)
 	p := pool.New(pool.Options{

@@ -951,7 +951,8 @@ func (s *session) kill(k *killReq, rs uint8) error {
 	var thread uint32
 	if target.busy && target.be != nil {
 		thread = target.be.threadID
-		dp = dialParams{addr: target.be.addr, user: target.key.user, password: target.key.password, collation: defaultCollation}
+		stls, _ := newServerTLS(target.key.settings, target.be.addr)
+		dp = dialParams{addr: target.be.addr, user: target.key.user, password: target.key.password, collation: defaultCollation, tls: stls}
 		target.kills.Add(1)
 	}
 	target.mu.Unlock()
