@@ -21,6 +21,13 @@ var ErrClosed = errors.New("pool closed")
 //	no server connection available in pool "pg/app@127.0.0.1:5432 user=app" within 5s (20 in use, 35 waiting)
 var ErrWaitTimeout = errors.New("no server connection available")
 
+// ErrQueueFull is wrapped by Get's error when Options.MaxWaiting clients
+// already wait in line: the Get fails at once instead of queueing. The
+// wrapping error names the pool, e.g.
+//
+//	too many clients waiting in pool "pg/app@127.0.0.1:5432 user=app" (max 100 waiting, 20 in use)
+var ErrQueueFull = errors.New("too many clients waiting")
+
 // errNoConn stands in for a Dial that returned neither a connection nor an
 // error, so the broken Dial shows up as a dial error, not a nil dereference.
 var errNoConn = errors.New("dial returned no connection and no error")
@@ -54,6 +61,9 @@ type Options struct {
 	// [0.8*Lifetime, Lifetime] so that a pool never reconnects all at once.
 	// 0: forever.
 	Lifetime time.Duration
+	// MaxWaiting caps the Gets waiting in line at once; a Get that would
+	// wait beyond it fails at once with ErrQueueFull. 0: no cap.
+	MaxWaiting int
 	// CheckDelay: a connection idle longer than this is Ping'ed before Get
 	// hands it out. 0: never.
 	CheckDelay time.Duration
@@ -85,8 +95,9 @@ type Stats struct {
 	Waiting int
 	// Gets counts calls to Get; Waits those that did not find an idle
 	// connection at hand (they queued or dialed); WaitTimeouts those that
-	// failed because WaitTimeout passed.
-	Gets, Waits, WaitTimeouts int64
+	// failed because WaitTimeout passed; QueueFull those refused because
+	// MaxWaiting clients were in line already.
+	Gets, Waits, WaitTimeouts, QueueFull int64
 	// Dials counts finished dial attempts, DialErrors the failed ones.
 	Dials, DialErrors int64
 	// Closed counts connections the pool closed.
@@ -108,7 +119,7 @@ type Pool struct {
 	gen                                     uint64 // bumped by Invalidate
 	drainedSignaled                         bool
 
-	gets, waits, waitTimeouts, dials, dialErrors, closedConns int64
+	gets, waits, waitTimeouts, queueFull, dials, dialErrors, closedConns int64
 
 	refillFails int           // consecutive failed background dials
 	refillAfter time.Duration // on p.clock; no background dials before this
@@ -273,6 +284,14 @@ func (p *Pool) get(ctx context.Context, l *lease) (*Server, error) {
 			}
 		}
 
+		if !ahead && p.opts.MaxWaiting > 0 && p.waiters.n >= p.opts.MaxWaiting {
+			// A Get that had its turn already (ahead) is never refused:
+			// it is not a new client in line.
+			p.queueFull++
+			err := fmt.Errorf("%w in pool %q (max %d waiting, %d in use)", ErrQueueFull, p.opts.Name, p.opts.MaxWaiting, p.active.n)
+			p.mu.Unlock()
+			return nil, err
+		}
 		if w == nil {
 			w = getWaiter()
 		}
@@ -692,6 +711,7 @@ func (p *Pool) Stats() Stats {
 		Gets:         p.gets,
 		Waits:        p.waits,
 		WaitTimeouts: p.waitTimeouts,
+		QueueFull:    p.queueFull,
 		Dials:        p.dials,
 		DialErrors:   p.dialErrors,
 		Closed:       p.closedConns,

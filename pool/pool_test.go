@@ -777,3 +777,51 @@ func TestStateTransitionsGuarded(t *testing.T) {
 	p.mu.Lock()
 	p.setState(s, stateRevoked)
 }
+
+// MaxWaiting bounds the line: a Get beyond it fails at once, naming the
+// pool, and those in line are served as before. A waiter that gives up
+// frees its place.
+func TestMaxWaitingRefusesAtOnce(t *testing.T) {
+	p, _ := newTestPool(t, Options{Name: "pg/app", Size: 1, MaxWaiting: 2})
+	held := mustGet(t, p)
+	a := goGet(context.Background(), p)
+	eventually(t, "one queued", waiting(p, 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	b := goGet(ctx, p)
+	eventually(t, "two queued", waiting(p, 2))
+
+	start := time.Now()
+	_, err := p.Get(context.Background())
+	if !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("third waiter: got %v, want ErrQueueFull", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("refused after %v, want at once", d)
+	}
+	want := `too many clients waiting in pool "pg/app" (max 2 waiting, 1 in use)`
+	if err.Error() != want {
+		t.Errorf("error\n  %s\nwant\n  %s", err, want)
+	}
+	if st := p.Stats(); st.QueueFull != 1 || st.Waiting != 2 {
+		t.Errorf("stats %+v", st)
+	}
+
+	cancel()
+	if r := recv(t, b); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("canceled waiter: %v", r.err)
+	}
+	c := goGet(context.Background(), p) // takes the freed place
+	eventually(t, "two queued again", waiting(p, 2))
+
+	p.Put(held, true)
+	ra := recv(t, a)
+	if ra.err != nil {
+		t.Fatal(ra.err)
+	}
+	p.Put(ra.s, true)
+	rc := recv(t, c)
+	if rc.err != nil {
+		t.Fatal(rc.err)
+	}
+	p.Put(rc.s, true)
+}

@@ -534,7 +534,7 @@ func (s *session) acquire() error {
 	for attempt := 0; ; attempt++ {
 		ls, err := p.Get(context.Background())
 		if err != nil {
-			if node != nil && !errors.Is(err, pool.ErrWaitTimeout) {
+			if node != nil && !errors.Is(err, pool.ErrWaitTimeout) && !errors.Is(err, pool.ErrQueueFull) {
 				// Nothing was sent yet: the read goes to the primary.
 				if errors.Is(err, pool.ErrClosed) {
 					delete(s.replicaPools, node.Name) // drained by a reload

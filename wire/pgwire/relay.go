@@ -481,7 +481,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 	}
 	p := e.p
 	ps, err := p.Get(contextBackground)
-	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) {
+	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) && !errors.Is(err, pool.ErrQueueFull) {
 		// A replica that cannot be reached: nothing was sent yet, so the
 		// read goes to the primary and the replica sits out a while.
 		c.log.Warn("replica unreachable; reading from the primary", "replica", node.Name, "err", err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/router"
@@ -27,8 +28,13 @@ type Server struct {
 	stmts stmtRegistry
 	an    *router.Analyzer
 
-	// StartupTimeout bounds the time from TCP accept to the end of login.
+	// StartupTimeout, when set, bounds the time from TCP accept to the end
+	// of login instead of proxy.client_login_timeout.
 	StartupTimeout time.Duration
+	// Limits counts clients against the configured caps and remembers
+	// failed logins; NewServer gives the server its own, and a process
+	// with both front ends may give them one to share before Serve.
+	Limits *limits.Set
 	// OnReload, when set, is what the admin console's RELOAD does.
 	OnReload func() error
 
@@ -39,7 +45,6 @@ type Server struct {
 	clients   map[uint32]*clientConn   // by proxy-issued process id
 	listeners []net.Listener
 	shutting  atomic.Bool
-	nclients  atomic.Int64
 	wg        sync.WaitGroup
 }
 
@@ -57,11 +62,11 @@ type poolEntry struct {
 // NewServer prepares a server for cfg; Serve starts accepting.
 func NewServer(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{
-		log:            log,
-		pools:          make(map[string]*poolEntry),
-		clients:        make(map[uint32]*clientConn),
-		StartupTimeout: 15 * time.Second,
-		an:             router.NewAnalyzer(router.Postgres, router.Options{}),
+		log:     log,
+		pools:   make(map[string]*poolEntry),
+		clients: make(map[uint32]*clientConn),
+		Limits:  limits.New(),
+		an:      router.NewAnalyzer(router.Postgres, router.Options{}),
 	}
 	if err := s.Reload(cfg); err != nil {
 		return nil, err
@@ -224,6 +229,7 @@ func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *p
 		Name:        fmt.Sprintf("%s/%s@%s user=%s", cl.Name, db, addr, user),
 		Size:        st.PoolSize,
 		MinSize:     st.MinPoolSize,
+		MaxWaiting:  st.MaxWaitClients,
 		WaitTimeout: st.QueryWaitTimeout,
 		IdleTimeout: st.IdleTimeout,
 		Lifetime:    st.ServerLifetime,

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/pool"
@@ -61,6 +63,9 @@ type clientConn struct {
 	key   [4]byte
 	start time.Time
 	log   *slog.Logger
+
+	slot         *limits.Slot  // this client in the client counts
+	loginTimeout time.Duration // how long the login may take from accept
 
 	user    *config.User
 	cluster *config.Cluster
@@ -157,12 +162,22 @@ func (s *Server) handle(conn net.Conn) {
 		}
 	}()
 
-	n := s.nclients.Add(1)
-	defer s.nclients.Add(-1)
+	cfg := s.cfg.Load()
+	// Counted from accept, so that clients still logging in count too:
+	// the cap protects file descriptors and memory, not just sessions.
+	slot, refused := s.Limits.Clients.Connect(cfg.Proxy.MaxClientConns)
+	defer slot.Release()
+	c.slot = slot
 	defer s.unregister(c)
-	max := s.cfg.Load().Proxy.MaxClientConns
-	_ = conn.SetDeadline(time.Now().Add(s.StartupTimeout))
-	ok, err := c.startup(max > 0 && n > int64(max))
+	c.loginTimeout = s.StartupTimeout
+	if c.loginTimeout <= 0 {
+		c.loginTimeout = cfg.Proxy.ClientLoginTimeout
+	}
+	if c.loginTimeout <= 0 {
+		c.loginTimeout = config.DefaultClientLoginTimeout
+	}
+	_ = conn.SetDeadline(time.Now().Add(c.loginTimeout))
+	ok, err := c.startup(refused)
 	if err != nil {
 		c.loginFailed(err)
 		return
@@ -195,6 +210,10 @@ func (s *Server) handle(conn net.Conn) {
 }
 
 func (c *clientConn) loginFailed(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.loginTimedOut()
+		return
+	}
 	if isQuiet(err) {
 		return
 	}
@@ -208,6 +227,17 @@ func (c *clientConn) loginFailed(err error) {
 	if pe != nil {
 		_ = c.send(toErrorResponse(pe))
 	}
+}
+
+// loginTimedOut closes a client that did not finish its login within
+// client_login_timeout: one that sent nothing, stopped half-way through
+// the startup, TLS or the password exchange, or does not read.
+func (c *clientConn) loginTimedOut() {
+	metrics.LoginTimeouts.WithLabelValues("postgres").Inc()
+	metrics.ClientLogins.WithLabelValues("postgres", "timeout").Inc()
+	c.log.Info("client login timed out; closing", "client_login_timeout", c.loginTimeout, "age", time.Since(c.start).Round(time.Millisecond))
+	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.send(toErrorResponse(newFatal(codeProtocolViolation, "canceling authentication due to timeout (client_login_timeout = %s)", c.loginTimeout)))
 }
 
 // isQuiet says whether an error is a peer simply going away, which is not
@@ -235,10 +265,13 @@ func (c *clientConn) send(msgs ...pgproto3.BackendMessage) error {
 // startup runs the startup phase: SSL/GSS negotiation, the startup message,
 // authentication, and the greeting a real server sends. ok is false when
 // the connection was a cancel request or ended quietly.
-func (c *clientConn) startup(tooMany bool) (ok bool, err error) {
+func (c *clientConn) startup(refused error) (ok bool, err error) {
 	for {
 		body, err := readStartup(c.br, maxStartupLen)
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return false, err
+			}
 			if isQuiet(err) {
 				return false, nil
 			}
@@ -264,6 +297,12 @@ func (c *clientConn) startup(tooMany bool) (ok bool, err error) {
 			}
 			tlsConn := tls.Server(c.conn, tc)
 			if err := tlsConn.Handshake(); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					// Not a word in plain text into a half-made TLS stream.
+					c.conn = tlsConn
+					c.bw.Reset(io.Discard)
+					return false, err
+				}
 				c.log.Info("TLS handshake failed", "err", err)
 				return false, nil
 			}
@@ -290,7 +329,7 @@ func (c *clientConn) startup(tooMany bool) (ok bool, err error) {
 		if err != nil {
 			return false, newFatal(codeProtocolViolation, "invalid startup packet: %v", err)
 		}
-		if err := c.login(code, params, tooMany); err != nil {
+		if err := c.login(code, params, refused); err != nil {
 			return false, err
 		}
 		return true, nil
@@ -331,12 +370,13 @@ func indexZero(b []byte) int {
 	return -1
 }
 
-func (c *clientConn) login(version uint32, params map[string]string, tooMany bool) error {
+func (c *clientConn) login(version uint32, params map[string]string, refused error) error {
 	cfg := c.srv.cfg.Load()
-	if tooMany || c.srv.shutting.Load() {
-		if tooMany {
-			return newFatal(codeTooManyConnections, "sorry, too many clients already (max_client_conns = %d)", cfg.Proxy.MaxClientConns)
-		}
+	if refused != nil {
+		metrics.LimitRefusals.WithLabelValues("postgres", limits.Total.String()).Inc()
+		return newFatal(codeTooManyConnections, "sorry, too many clients already: %v", refused)
+	}
+	if c.srv.shutting.Load() {
 		return newFatal(codeCannotConnectNow, "the proxy is shutting down")
 	}
 	name := params["user"]
@@ -368,7 +408,18 @@ func (c *clientConn) login(version uint32, params map[string]string, tooMany boo
 	}
 	c.log = c.log.With("user", name, "database", db)
 	u := cfg.User(name)
+	host := limits.Host(c.conn.RemoteAddr())
+	if left, blocked := c.srv.Limits.Auth.Blocked(host, cfg.Proxy.AuthFailuresPerMinute); blocked {
+		metrics.AuthRefusals.WithLabelValues("postgres").Inc()
+		return newFatal(codeInvalidAuthorization, "too many failed logins from %s (auth_failures_per_minute = %d); try again in %s",
+			host, cfg.Proxy.AuthFailuresPerMinute, left.Round(time.Second))
+	}
 	if err := c.authenticate(u, name); err != nil {
+		var pe *pgError
+		if errors.As(err, &pe) && pe.Code == codeInvalidPassword {
+			c.srv.Limits.Auth.Failed(host)
+			metrics.AuthFailures.WithLabelValues("postgres").Inc()
+		}
 		return err
 	}
 	if isConsole(db) {
@@ -394,6 +445,13 @@ func (c *clientConn) login(version uint32, params map[string]string, tooMany boo
 	cl := cfg.Cluster(config.Postgres, db)
 	if cl == nil {
 		return newFatal(codeUnknownDatabase, "database %q does not exist", db)
+	}
+	if err := c.slot.Login(u.Name, u.MaxClientConns, "postgres", cl.Database, cl.Settings.MaxDBClientConns); err != nil {
+		var r *limits.Refusal
+		if errors.As(err, &r) {
+			metrics.LimitRefusals.WithLabelValues("postgres", r.Kind.String()).Inc()
+		}
+		return newFatal(codeTooManyConnections, "sorry, too many clients already: %v", err)
 	}
 	c.user, c.cluster, c.desired = u, cl, desired
 	c.startupParams = make(map[string]string, len(desired))
@@ -506,6 +564,10 @@ func poolError(err error) error {
 	case errors.Is(err, pool.ErrWaitTimeout):
 		return &pgError{Severity: "ERROR", Code: codeTooManyConnections, Message: "query_wait_timeout", cause: err,
 			Hint: "all server connections of the pool stayed busy; raise pool_size or query_wait_timeout, or make transactions shorter"}
+	case errors.Is(err, pool.ErrQueueFull):
+		metrics.LimitRefusals.WithLabelValues("postgres", "wait_queue").Inc()
+		return &pgError{Severity: "ERROR", Code: codeTooManyConnections, Message: "max_wait_clients", cause: err,
+			Hint: "too many clients wait for this pool already; raise max_wait_clients or pool_size, or make transactions shorter"}
 	case errors.Is(err, pool.ErrClosed):
 		return &pgError{Severity: "FATAL", Code: codeAdminShutdown, Message: "the pool was closed", cause: err}
 	}
