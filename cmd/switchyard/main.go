@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/wire/mysqlwire"
 	"github.com/switchyard/switchyard/wire/pgwire"
@@ -146,6 +147,10 @@ var registerMySQL sync.Once
 func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 	registerMySQL.Do(func() { metrics.Registry.MustRegister(mysqlwire.Collectors()...) })
 	p := &proxy{path: path, log: log, cur: cfg}
+	// One door policy for both protocols: max_client_conns counts every
+	// client, and an address that fails MySQL logins is refused by the
+	// PostgreSQL listener too.
+	lim := limits.New()
 	if cfg.Proxy.PostgresListen != "" {
 		pg, err := pgwire.NewServer(cfg, log.With("protocol", "postgres"))
 		if err != nil {
@@ -156,6 +161,7 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 			return nil, err
 		}
 		pg.OnReload = p.reload
+		pg.Limits = lim
 		p.pg, p.lns = pg, append(p.lns, ln)
 		go func() {
 			if err := pg.Serve(ln); err != nil {
@@ -166,6 +172,7 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 	}
 	if cfg.Proxy.MySQLListen != "" {
 		my := mysqlwire.NewServer(cfg, log.With("protocol", "mysql"))
+		my.Limits = lim
 		ln, err := net.Listen("tcp", cfg.Proxy.MySQLListen)
 		if err != nil {
 			p.close()

@@ -40,6 +40,7 @@ const (
 	erBadDB            = 1049 // ER_BAD_DB_ERROR, 42000
 	erUnknownCom       = 1047 // ER_UNKNOWN_COM_ERROR, 08S01
 	erServerShutdown   = 1053 // ER_SERVER_SHUTDOWN, 08S01
+	erHostBlocked      = 1129 // ER_HOST_IS_BLOCKED, HY000
 	erNoSuchThread     = 1094 // ER_NO_SUCH_THREAD, HY000
 	erKillDenied       = 1095 // ER_KILL_DENIED_ERROR, HY000
 	erUnknown          = 1105 // ER_UNKNOWN_ERROR, HY000

@@ -20,6 +20,10 @@ const maxChunk = 1<<24 - 1
 // It matches the servers' default max_allowed_packet of MariaDB 10.11.
 const DefaultMaxPacket = 16 << 20
 
+// readStep is the first amount of a packet's payload read into the buffer
+// at once; each further read doubles what was read so far.
+const readStep = 64 << 10
+
 // ErrPacketTooLarge is returned when a logical packet exceeds the limit.
 var ErrPacketTooLarge = errors.New("mysqlwire: packet larger than max_allowed_packet")
 
@@ -44,21 +48,29 @@ func readPacket(r io.Reader, buf []byte, max int) ([]byte, uint8, error) {
 
 // readPacketAfter is readPacket for a caller that has read the first
 // header itself (an idle session reads it without holding a buffer).
-func readPacketAfter(r io.Reader, hdr [4]byte, buf []byte, max int) ([]byte, uint8, error) {
+func readPacketAfter(r io.Reader, hdr [4]byte, buf []byte, limit int) ([]byte, uint8, error) {
 	payload := buf[:0]
 	for {
 		n := int(uint32(hdr[0]) | uint32(hdr[1])<<8 | uint32(hdr[2])<<16)
 		seq := hdr[3]
-		if len(payload)+n > max {
-			return payload, seq, fmt.Errorf("%w (%d bytes, limit %d)", ErrPacketTooLarge, len(payload)+n, max)
+		if len(payload)+n > limit {
+			return payload, seq, fmt.Errorf("%w (%d bytes, limit %d)", ErrPacketTooLarge, len(payload)+n, limit)
 		}
+		// The buffer grows with the bytes that arrive, not with the length
+		// the header claims: a client announcing 16 MB and sending nothing
+		// costs a small buffer, not 16 MB.
 		start := len(payload)
-		payload = grow(payload, n)
-		if _, err := io.ReadFull(r, payload[start:start+n]); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
+		for got := 0; got < n; {
+			step := min(n-got, max(readStep, len(payload)-start))
+			at := len(payload)
+			payload = grow(payload, step)
+			if _, err := io.ReadFull(r, payload[at:at+step]); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return payload[:start], seq, err
 			}
-			return payload[:start], seq, err
+			got += step
 		}
 		if n < maxChunk {
 			return payload, seq, nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
 )
@@ -23,9 +24,6 @@ var ErrServerClosed = errors.New("mysqlwire: server closed")
 // defaultVersion is announced to clients until the proxy has seen a
 // server's own version string.
 const defaultVersion = "8.0.36-switchyard"
-
-// handshakeTimeout bounds a client's authentication.
-const handshakeTimeout = 10 * time.Second
 
 // Server accepts MySQL clients and serves them from pools of server
 // connections. Its methods are safe for concurrent use.
@@ -46,6 +44,11 @@ type Server struct {
 	mu        sync.Mutex
 	pools     map[poolKey]*pool.Pool
 	listeners map[net.Listener]struct{}
+
+	// Limits counts clients against the configured caps and remembers
+	// failed logins; NewServer gives the server its own, and a process
+	// with both front ends may give them one to share before Serve.
+	Limits *limits.Set
 
 	closing  atomic.Bool
 	sessions sync.Map // uint32 connection id -> *session
@@ -76,6 +79,7 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 		log:       log.With("proto", "mysql"),
 		pools:     make(map[poolKey]*pool.Pool),
 		listeners: make(map[net.Listener]struct{}),
+		Limits:    limits.New(),
 	}
 	v := defaultVersion
 	s.version.Store(&v)
@@ -205,6 +209,7 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 		Name:        fmt.Sprintf("mysql/%s@%s user=%s db=%s caps=%#x", k.cluster, k.addr, k.user, k.db, k.caps),
 		Size:        max(1, st.PoolSize),
 		MinSize:     st.MinPoolSize,
+		MaxWaiting:  st.MaxWaitClients,
 		WaitTimeout: st.QueryWaitTimeout,
 		IdleTimeout: st.IdleTimeout,
 		Lifetime:    st.ServerLifetime,

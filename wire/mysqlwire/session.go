@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/pool"
@@ -33,6 +35,9 @@ type session struct {
 	id    uint32
 	start time.Time
 	log   *slog.Logger
+
+	slot         *limits.Slot  // this client in the client counts
+	loginTimeout time.Duration // from accept to the end of the handshake
 
 	cfg     *config.Config // the snapshot this client connected under
 	user    *config.User
@@ -115,10 +120,13 @@ func (srv *Server) serveConn(nc net.Conn) {
 	}
 	s := &session{srv: srv, nc: nc, id: srv.nextID.Add(1), start: time.Now()}
 	s.log = srv.log.With("conn", s.id, "client", nc.RemoteAddr().String())
-	n := srv.clients.Add(1)
-	defer func() {
-		srv.clients.Add(-1)
-	}()
+	srv.clients.Add(1)
+	defer srv.clients.Add(-1)
+	cfg := srv.cfg.Load()
+	// Counted from accept, so that clients still logging in count too.
+	slot, refused := srv.Limits.Clients.Connect(cfg.Proxy.MaxClientConns)
+	defer slot.Release()
+	s.slot = slot
 	defer srv.sessions.Delete(s.id)
 	stateGauges[stIdle].Inc()
 	defer func() { stateGauges[s.state].Dec() }()
@@ -131,16 +139,35 @@ func (srv *Server) serveConn(nc net.Conn) {
 		}
 		s.finish()
 	}()
-	if max := srv.cfg.Load().Proxy.MaxClientConns; max > 0 && n > int64(max) {
+	// As the servers do, a refusal before the handshake is an ERR packet
+	// in place of the greeting.
+	if refused != nil {
 		loginRejected.Inc()
-		s.sendFatal(0, newSQLError(erConCount, "08004", "Too many connections (switchyard max_client_conns = %d)", max))
+		metrics.LimitRefusals.WithLabelValues("mysql", limits.Total.String()).Inc()
+		s.sendFatal(0, newSQLError(erConCount, "08004", "Too many connections: %v", refused))
 		return
 	}
-	if err := s.handshake(); err != nil {
-		if s.user != nil {
-			loginRejected.Inc() // authenticated, but no usable database
+	host := limits.Host(nc.RemoteAddr())
+	if left, blocked := srv.Limits.Auth.Blocked(host, cfg.Proxy.AuthFailuresPerMinute); blocked {
+		loginRejected.Inc()
+		metrics.AuthRefusals.WithLabelValues("mysql").Inc()
+		s.sendFatal(0, newSQLError(erHostBlocked, "HY000", "Host '%s' is blocked because of too many failed logins (auth_failures_per_minute = %d); try again in %s",
+			host, cfg.Proxy.AuthFailuresPerMinute, left.Round(time.Second)))
+		return
+	}
+	s.loginTimeout = cfg.Proxy.ClientLoginTimeout
+	if s.loginTimeout <= 0 {
+		s.loginTimeout = config.DefaultClientLoginTimeout
+	}
+	if err := s.handshake(host); err != nil {
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			metrics.LoginTimeouts.WithLabelValues("mysql").Inc()
+			s.log.Info("client login timed out; closing", "client_login_timeout", s.loginTimeout, "age", time.Since(s.start).Round(time.Millisecond))
+		case s.user != nil:
+			loginRejected.Inc() // authenticated, but no usable database or over a cap
 		}
-		if !quiet(err) {
+		if !quiet(err) && !errors.Is(err, os.ErrDeadlineExceeded) {
 			s.log.Info("MySQL login failed", "err", err)
 		}
 		return
@@ -226,8 +253,8 @@ func (s *session) sendOK(seq uint8) error {
 }
 
 // handshake authenticates the client and picks its cluster.
-func (s *session) handshake() error {
-	_ = s.nc.SetDeadline(time.Now().Add(handshakeTimeout))
+func (s *session) handshake(host string) error {
+	_ = s.nc.SetDeadline(s.start.Add(s.loginTimeout))
 	defer func() { _ = s.nc.SetDeadline(time.Time{}) }()
 	tlsConf := s.srv.tls.Load()
 	scramble := newScramble()
@@ -298,6 +325,8 @@ func (s *session) handshake() error {
 	}
 	denied := func(why string) error {
 		loginFailed.Inc()
+		metrics.AuthFailures.WithLabelValues("mysql").Inc()
+		s.srv.Limits.Auth.Failed(host)
 		err := newSQLError(erAccessDenied, "28000", "Access denied for user '%s' (using password: %s)", resp.User, usingPW)
 		s.sendFatal(seq, err)
 		return fmt.Errorf("user %q: %s", resp.User, why)
@@ -350,6 +379,15 @@ func (s *session) handshake() error {
 	}
 	s.user = user
 	if err := s.pickCluster(cfg, resp.Database, &resp); err != nil {
+		s.sendFatal(seq, err)
+		return err
+	}
+	if err := s.slot.Login(user.Name, user.MaxClientConns, "mysql", s.cluster.Database, s.cluster.Settings.MaxDBClientConns); err != nil {
+		var r *limits.Refusal
+		if errors.As(err, &r) {
+			metrics.LimitRefusals.WithLabelValues("mysql", r.Kind.String()).Inc()
+		}
+		err = newSQLError(erConCount, "08004", "Too many connections: %v", err)
 		s.sendFatal(seq, err)
 		return err
 	}
@@ -615,6 +653,9 @@ func poolError(err error) error {
 	switch {
 	case errors.Is(err, pool.ErrWaitTimeout):
 		return wrapSQLError(err, erConCount, "08004", "switchyard: too many connections waiting for a server")
+	case errors.Is(err, pool.ErrQueueFull):
+		metrics.LimitRefusals.WithLabelValues("mysql", "wait_queue").Inc()
+		return wrapSQLError(err, erConCount, "08004", "switchyard: too many clients waiting for a server connection (max_wait_clients)")
 	case errors.Is(err, pool.ErrClosed):
 		return wrapSQLError(err, erServerShutdown, "08S01", "switchyard: server connection pool closed")
 	}
