@@ -15,6 +15,12 @@ var (
 		Name: "switchyard_shard_scatter_queries_total",
 		Help: "SELECTs without a shard key run on every shard and merged, by protocol and cluster.",
 	}, []string{"protocol", "cluster"})
+	// AllShardWrites counts UPDATEs and DELETEs without a shard key run
+	// on every shard (allow_all_shard_writes).
+	AllShardWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_shard_all_shard_writes_total",
+		Help: "UPDATEs and DELETEs without a shard key run on every shard (allow_all_shard_writes), by protocol and cluster.",
+	}, []string{"protocol", "cluster"})
 	// ShardRefused counts statements refused because they need more than
 	// one shard or name none (writes without a key, cross-shard
 	// transactions, unmergeable scatter SELECTs).
@@ -31,4 +37,6 @@ var (
 	}, []string{"protocol", "cluster"})
 )
 
-func init() { Registry.MustRegister(ShardStatements, ScatterQueries, ShardRefused, ShardMapVersion) }
+func init() {
+	Registry.MustRegister(ShardStatements, ScatterQueries, AllShardWrites, ShardRefused, ShardMapVersion)
+}

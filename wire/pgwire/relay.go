@@ -470,7 +470,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 	var node *replica.Node
 	if c.sh != nil { // sharding: the shard of the request
 		var err error
-		if e, err = c.shardAcquire(typ, raw); err != nil {
+		if e, node, err = c.shardAcquire(typ, raw); err != nil {
 			c.mu.Lock()
 			c.setState("idle")
 			c.mu.Unlock()

@@ -202,17 +202,7 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 		return c.primary, nil
 	}
 	need, known := c.needPosition()
-	var n *replica.Node
-	if known {
-		n = rt.set.Pick(need)
-		if n == nil && need != nil && rt.st.CausalReadTimeout > 0 {
-			deadline := time.Now().Add(rt.st.CausalReadTimeout)
-			for n == nil && time.Now().Before(deadline) {
-				time.Sleep(rt.st.LagPollInterval)
-				n = rt.set.Pick(need)
-			}
-		}
-	}
+	n := pickReplica(rt, need, known)
 	if n == nil {
 		c.leaseWrites = false
 		reason := "no_replica"
@@ -225,6 +215,24 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 	}
 	rt.routed.WithLabelValues("replica", why).Inc()
 	return c.srv.poolFor(c.cluster, c.user, n.Name, c.primaryDB()), n
+}
+
+// pickReplica picks a replica of rt that has replayed need, waiting up to
+// causal_read_timeout for one; nil when none qualifies, or when the
+// position is not known yet.
+func pickReplica(rt *clusterRT, need lagmon.Position, known bool) *replica.Node {
+	if !known {
+		return nil
+	}
+	n := rt.set.Pick(need)
+	if n == nil && need != nil && rt.st.CausalReadTimeout > 0 {
+		deadline := time.Now().Add(rt.st.CausalReadTimeout)
+		for n == nil && time.Now().Before(deadline) {
+			time.Sleep(rt.st.LagPollInterval)
+			n = rt.set.Pick(need)
+		}
+	}
+	return n
 }
 
 func (c *clientConn) primaryDB() string {
@@ -257,8 +265,10 @@ func (c *clientConn) needPosition() (need lagmon.Position, known bool) {
 // load, and the moment of a write for read-your-writes.
 func (c *clientConn) leaseEndedLocked() {
 	if c.leaseNode != nil {
-		c.rt.set.Done(c.leaseNode)
+		c.rt.set.Done(c.leaseNode) // sharded: c.rt is the lease's shard's
 		c.leaseNode = nil
+	} else if c.leaseWrites && c.sh != nil {
+		c.shardWroteLocked(time.Now())
 	} else if c.leaseWrites && c.rt != nil {
 		c.writeAt = time.Now()
 	}
@@ -289,14 +299,27 @@ func (c *clientConn) writePosition() string {
 
 // switchyardCommand answers the session commands of the proxy itself,
 // outside a transaction: SET switchyard.target = primary|replica|auto,
-// SET switchyard.read_after = '<position>', SHOW switchyard.write_position.
+// SET switchyard.read_after = '<position>', SHOW switchyard.write_position,
+// and for a sharded database SET switchyard.shard_key = '<key>' (RESET or
+// DEFAULT clears it) and SHOW switchyard.shard_key.
 func (c *clientConn) switchyardCommand(text string, a *router.Analysis) bool {
 	t := strings.TrimRight(strings.TrimSpace(text), "; ")
 	lower := strings.ToLower(t)
 	var out []byte
+	status := byte('I')
+	if c.sh != nil && c.sh.begin != nil {
+		status = 'T' // a BEGIN the proxy answered is open
+	}
 	switch {
 	case lower == "show switchyard.write_position":
 		out = appendRow(nil, "write_position", c.writePosition())
+		out = appendTag(out, "SHOW")
+	case lower == "show switchyard.shard_key" && c.sh != nil:
+		v := ""
+		if c.sh.key != nil {
+			v = fmt.Sprint(c.sh.key.Literal)
+		}
+		out = appendRow(nil, "shard_key", v)
 		out = appendTag(out, "SHOW")
 	case strings.HasPrefix(lower, "set switchyard.") || strings.HasPrefix(lower, "reset switchyard."):
 		// Matched by hand: "primary" is a reserved word to PostgreSQL's
@@ -324,6 +347,8 @@ func (c *clientConn) switchyardCommand(text string, a *router.Analysis) bool {
 			} else {
 				c.readAfter = pos
 			}
+		case "switchyard.shard_key":
+			err = c.setShardKey(value, reset)
 		default:
 			err = newError("42704", "unrecognized configuration parameter %q", name)
 		}
@@ -337,8 +362,31 @@ func (c *clientConn) switchyardCommand(text string, a *router.Analysis) bool {
 	default:
 		return false
 	}
-	c.answer(out, 'I')
+	c.answer(out, status)
 	return true
+}
+
+// setShardKey sets (or with reset clears) the session's shard key: the
+// key of every statement that names none of its own. A key the shard map
+// cannot place is refused now rather than at each statement.
+func (c *clientConn) setShardKey(value string, reset bool) *pgError {
+	if c.sh == nil {
+		return newError("42704", "switchyard.shard_key: database %q is not sharded", c.cluster.Database)
+	}
+	if reset || value == "" {
+		c.sh.key = nil
+		return nil
+	}
+	k := router.SessionKey(value)
+	rt := c.srv.shardRT(c.cluster.Name)
+	if rt == nil {
+		return newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
+	}
+	if _, err := rt.m.ShardOf(k.Literal); err != nil {
+		return newError("22023", "invalid value for switchyard.shard_key: %v", err)
+	}
+	c.sh.key = &k
+	return nil
 }
 
 // parseProxySet reads "SET switchyard.x = v", "SET switchyard.x TO 'v'"

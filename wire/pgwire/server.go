@@ -90,10 +90,6 @@ func (s *Server) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	s.tls.Store(tc)
-	s.cfg.Store(cfg)
-	s.shards.Store(&shards) // sharding
-
 	// Lag monitors: kept for clusters whose nodes and settings did not
 	// change, built for new ones, stopped for the rest.
 	rts := make(map[string]*clusterRT)
@@ -102,11 +98,18 @@ func (s *Server) Reload(cfg *config.Config) error {
 	old := s.rts
 	s.mu.Unlock()
 	var build []*config.Cluster
+	var monitored []*config.Cluster
 	for i := range cfg.Clusters {
 		cl := &cfg.Clusters[i]
 		if cl.Protocol != config.Postgres {
 			continue
 		}
+		monitored = append(monitored, cl)
+		if cl.Sharding != nil {
+			monitored = append(monitored, shardReplicaClusters(cl)...) // sharding: each shard's replicas
+		}
+	}
+	for _, cl := range monitored {
 		if rt, ok := old[cl.Name]; ok && rt.sameAs(cl) {
 			rts[cl.Name] = rt
 			continue
@@ -132,6 +135,10 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	s.rts = rts
 	s.mu.Unlock()
+	attachShardReplicas(shards, rts) // sharding
+	s.tls.Store(tc)
+	s.cfg.Store(cfg)
+	s.shards.Store(&shards) // sharding
 
 	valid := make(map[string]bool)
 	for i := range cfg.Clusters {
@@ -189,9 +196,13 @@ func clusterNodes(cl *config.Cluster) []node {
 		}
 	}
 	for _, sh := range cl.Shards {
-		out = append(out, node{sh.Primary, sh.Database})
+		sdb := sh.Database
+		if sdb == "" {
+			sdb = db
+		}
+		out = append(out, node{sh.Primary, sdb})
 		for _, r := range sh.Replicas {
-			out = append(out, node{r, sh.Database})
+			out = append(out, node{r, sdb})
 		}
 	}
 	return out

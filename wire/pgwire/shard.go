@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/shard"
 )
@@ -26,17 +27,25 @@ import (
 // being sent, so the server transaction is untouched. A BEGIN sent on its
 // own is answered by the proxy and sent ahead of the first statement that
 // names a shard (lazy BEGIN). SELECTs without a key outside a lease scatter
-// to every shard (shard_scatter.go).
+// to every shard (shard_scatter.go), in the simple and the extended
+// protocol. Reads go to caught-up replicas of their shard where the
+// shard has some (shard_replica.go).
 //
-// Not done yet: shard replicas (reads go to each shard's primary), scatter
-// in the extended protocol, multi-row INSERTs spanning shards (refused),
-// SET switchyard.shard_key.
+// A statement without a key of its own routes by the session's key (SET
+// switchyard.shard_key), when set. Without one, an UPDATE or DELETE
+// outside a transaction runs on every shard when the cluster allows it
+// (allow_all_shard_writes), each shard in its own transaction; INSERTs
+// without a key, and multi-row INSERTs whose rows span shards, are
+// refused.
 
 // shardRT is what a sharded cluster routes with; immutable once published.
 type shardRT struct {
 	cl *config.Cluster
 	m  shard.Map
 	x  *router.KeyExtractor
+	// reps is the replica machinery of each shard (nil for a shard
+	// without replicas), set before publication (shard_replica.go).
+	reps []*clusterRT
 }
 
 // shardRTs is the published set, by cluster name.
@@ -58,7 +67,7 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 		}
 		version := uint64(1)
 		if o := old[cl.Name]; o != nil {
-			if reflect.DeepEqual(o.cl.Sharding, cl.Sharding) && reflect.DeepEqual(o.cl.Shards, cl.Shards) {
+			if reflect.DeepEqual(o.cl.Sharding, cl.Sharding) && samePlacement(o.cl.Shards, cl.Shards) {
 				out[cl.Name] = &shardRT{cl: cl, m: o.m, x: o.x}
 				continue
 			}
@@ -72,6 +81,20 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 			router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables})}
 	}
 	return out, nil
+}
+
+// samePlacement says whether two shard lists put every row in the same
+// place: replicas may come and go without a new map.
+func samePlacement(a, b []config.Shard) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Primary != b[i].Primary || a[i].Database != b[i].Database || !reflect.DeepEqual(a[i].Range, b[i].Range) {
+			return false
+		}
+	}
+	return true
 }
 
 // shardRT returns the routing of a sharded cluster in force, or nil.
@@ -90,6 +113,14 @@ type clientShard struct {
 	// holdBegin: the current request only prepares statements; the
 	// BEGIN waits for a request that names the shard.
 	holdBegin bool
+	// key is the session's shard key (SET switchyard.shard_key), nil
+	// when unset. Main loop only.
+	key *router.KeyRef
+	// curKey identifies the shard of the lease (shardNodeKey); writes
+	// are what the client wrote per shard, for read-your-writes. Under
+	// c.mu.
+	curKey string
+	writes map[string]*shardWrites
 }
 
 // shardLogin sets up a client of a sharded cluster: its greeting comes
@@ -105,12 +136,7 @@ func (c *clientConn) shardLogin(cl *config.Cluster, u *config.User) error {
 }
 
 func (c *clientConn) shardPool(rt *shardRT, i int) *poolEntry {
-	sh := rt.cl.Shards[i]
-	db := sh.Database
-	if db == "" {
-		db = c.primaryDB()
-	}
-	return c.srv.poolFor(rt.cl, c.user, sh.Primary, db)
+	return c.srv.poolFor(rt.cl, c.user, rt.cl.Shards[i].Primary, shardDB(rt, i))
 }
 
 // shardStmt is one statement of a request, with its bind values.
@@ -191,9 +217,14 @@ func (c *clientConn) requestStmts(typ byte, raw []byte) []shardStmt {
 // errNoShard: a statement that any shard can run (no table, DDL, SET...).
 var errNoShard = errors.New("no shard")
 
-// shardOf is the one shard a statement runs on. sk is its extraction;
-// the error is a *pgError to refuse with, or errNoShard.
-func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys) (int, error) {
+// errAllShards: an UPDATE or DELETE without a key, to run on every shard
+// (allow_all_shard_writes).
+var errAllShards = errors.New("all shards")
+
+// shardOf is the one shard a statement runs on. sk is its extraction, sess
+// the session's shard key (nil: none); the error is a *pgError to refuse
+// with, errNoShard, errScatter or errAllShards.
+func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys, sess *router.KeyRef) (int, error) {
 	m := rt.m
 	if sk.ShardHint >= 0 {
 		if sk.ShardHint >= m.Shards() {
@@ -207,7 +238,16 @@ func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys) (int, error) {
 	if sk.SetsKey {
 		return 0, newError(codeFeatureNotSupported, "the statement changes the shard key column of %s, which could move rows to another shard", sk.Table)
 	}
+	if sk.None && sess != nil && sk.NoKeyReason != severalStatements {
+		return keyShard(m, *sess, nil, nil)
+	}
 	if sk.None {
+		switch sk.Kind {
+		case router.StmtUpdate, router.StmtDelete:
+			if rt.cl.Sharding.AllowAllShardWrites {
+				return 0, errAllShards
+			}
+		}
 		switch sk.Kind {
 		case router.StmtInsert, router.StmtUpdate, router.StmtDelete:
 			return 0, newError(codeFeatureNotSupported,
@@ -220,7 +260,7 @@ func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys) (int, error) {
 		if sk.Kind == router.StmtOther {
 			// Statements that write (or may) but name no key would run on
 			// one shard only, silently: refused unless a hint names it.
-			if sk.NoKeyReason == "several statements in one query" {
+			if sk.NoKeyReason == severalStatements {
 				return 0, newError(codeFeatureNotSupported, "several statements in one query on a sharded cluster: send them one by one, or name the shard with /* switchyard:shard=N */")
 			}
 			switch w := firstWord(st.sql); w {
@@ -253,6 +293,11 @@ func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys) (int, error) {
 	}
 	return first, nil
 }
+
+// severalStatements is the extractor's NoKeyReason for a Query of several
+// statements: a session key does not route it, as each statement may name
+// a key of its own.
+const severalStatements = "several statements in one query"
 
 // errScatter: a SELECT that must run on every shard.
 var errScatter = errors.New("scatter")
@@ -383,10 +428,12 @@ func (c *clientConn) requestShard(rt *shardRT, typ byte, raw []byte) (int, error
 		if err != nil {
 			return 0, newError("42601", "%v", err)
 		}
-		s, err := shardOf(rt, st, sk)
+		s, err := shardOf(rt, st, sk, c.sh.key)
 		switch {
 		case errors.Is(err, errNoShard):
 			continue
+		case errors.Is(err, errAllShards):
+			return 0, errAllShards
 		case errors.Is(err, errScatter):
 			if sk.Kind == router.StmtSelect && !sk.Mergeable {
 				return 0, newError(codeFeatureNotSupported, "SELECT on sharded table %s without its shard key (%s) would run on every shard, and its results cannot be merged: %s",
@@ -409,19 +456,25 @@ func errTwoShards(a, b int) *pgError {
 }
 
 // shardAcquire picks the pool for the transaction that starts with this
-// request. Hook in acquire.
-func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, error) {
+// request: the shard's primary, or a replica of the shard for reads (then
+// node is the replica picked). Hook in acquire; it makes c.primary and
+// c.rt the shard's, for acquire's fallback from an unreachable replica
+// and for the end of the lease.
+func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, *replica.Node, error) {
 	rt := c.srv.shardRT(c.cluster.Name)
 	if rt == nil {
-		return nil, newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
+		return nil, nil, newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
 	}
 	s, err := c.requestShard(rt, typ, raw)
-	if errors.Is(err, errScatter) {
-		err = newError(codeFeatureNotSupported, "a SELECT without the shard key runs on every shard, which is supported in the simple query protocol only, outside a transaction")
+	switch {
+	case errors.Is(err, errScatter):
+		err = newError(codeFeatureNotSupported, "a SELECT without the shard key runs on every shard, which is supported for one statement at a time, outside a transaction")
+	case errors.Is(err, errAllShards):
+		err = errAllShardsHere(c.sh.begin != nil)
 	}
 	if err != nil {
 		c.shardRefused()
-		return nil, err
+		return nil, nil, err
 	}
 	c.sh.holdBegin = false
 	if s < 0 {
@@ -430,7 +483,23 @@ func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, error) {
 	}
 	c.sh.rt, c.sh.cur = rt, s
 	shardStatement(rt, s)
-	return c.shardPool(rt, s), nil
+	e, node, rep, write := c.shardRead(rt, s, c.shardAnalyses(typ, raw))
+	c.mu.Lock()
+	c.primary, c.rt = c.shardPool(rt, s), rep
+	c.sh.curKey = shardNodeKey(rt, s)
+	c.leaseWrites = write
+	c.mu.Unlock()
+	return e, node, nil
+}
+
+// errAllShardsHere refuses a write without a key that would have to run
+// on every shard where it cannot: inside a transaction (whose shards
+// would commit apart), or with other statements.
+func errAllShardsHere(inTxn bool) *pgError {
+	if inTxn {
+		return newError(codeFeatureNotSupported, "an UPDATE or DELETE without the shard key runs on every shard, each in its own transaction, so not inside a transaction; name the key, or send it outside the transaction")
+	}
+	return newError(codeFeatureNotSupported, "an UPDATE or DELETE without the shard key runs on every shard only when sent alone (one statement, one Sync), outside a transaction")
 }
 
 // shardCheckInLease checks a request sent during a lease (a transaction
@@ -459,16 +528,16 @@ func (c *clientConn) shardCheckInLease(typ byte, raw []byte) bool {
 		}
 		var sk *router.ShardKeys
 		if sk, err = rt.x.Extract(st.sql); err == nil {
-			s, err = shardOf(rt, st, sk)
-			if errors.Is(err, errScatter) {
-				err = newError(codeFeatureNotSupported, "a SELECT without the shard key inside a transaction would need every shard; the transaction is on shard %d", c.sh.cur)
-			}
+			s, err = shardOf(rt, st, sk, c.sh.key)
 		}
 	} else {
 		s, err = c.requestShard(rt, typ, raw)
-		if errors.Is(err, errScatter) {
-			err = newError(codeFeatureNotSupported, "a SELECT without the shard key inside a transaction would need every shard; the transaction is on shard %d", c.sh.cur)
-		}
+	}
+	switch {
+	case errors.Is(err, errScatter):
+		err = newError(codeFeatureNotSupported, "a SELECT without the shard key inside a transaction would need every shard; the transaction is on shard %d", c.sh.cur)
+	case errors.Is(err, errAllShards):
+		err = errAllShardsHere(true)
 	}
 	switch {
 	case errors.Is(err, errNoShard) || (err == nil && (s < 0 || s == c.sh.cur)):

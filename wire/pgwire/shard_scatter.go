@@ -2,14 +2,17 @@ package pgwire
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"strconv"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/shard"
 )
@@ -24,12 +27,18 @@ func cmpInt(x, y int64) int {
 	return 0
 }
 
-// Scatter-gather: a SELECT without a shard key, sent in the simple query
-// protocol outside a lease, runs on every shard (one after the other) and
-// the results are merged as the extractor says: rows concatenated, sorted
-// by the ORDER BY columns, cut to LIMIT, or aggregates combined into one
-// row. The client sees one RowDescription, the merged rows, one
-// CommandComplete and ReadyForQuery.
+// Scatter-gather: a SELECT without a shard key, sent outside a lease, runs
+// on every shard (one after the other; on a caught-up replica of a shard
+// where the router allows) and the results are merged as the extractor
+// says: rows concatenated, sorted by the ORDER BY columns, cut to LIMIT,
+// or aggregates combined into one row. The client sees one
+// RowDescription, the merged rows, one CommandComplete and ReadyForQuery.
+//
+// An UPDATE or DELETE without a key, where allow_all_shard_writes says
+// so, runs the same way on every shard's primary, each shard in its own
+// implicit transaction: the command tags are summed, RETURNING rows
+// concatenated, and a shard that fails stops it there, with a warning
+// naming the shards where it already committed.
 
 // shardResult is what one shard answered.
 type shardResult struct {
@@ -46,19 +55,28 @@ func (c *clientConn) shardScatter(raw []byte) bool {
 	if rt == nil {
 		return false
 	}
-	if _, err := c.requestShard(rt, 'Q', raw); !errors.Is(err, errScatter) {
+	_, err := c.requestShard(rt, 'Q', raw)
+	write := errors.Is(err, errAllShards)
+	if !write && !errors.Is(err, errScatter) {
 		return false // one shard, or an error: acquire says so
 	}
+	if write && c.sh.begin != nil {
+		return false // inside a transaction: acquire refuses it
+	}
 	sk, err := rt.x.Extract(queryText(raw))
-	if err != nil || sk.Kind != router.StmtSelect {
+	if err != nil || (!write && sk.Kind != router.StmtSelect) {
 		return false
 	}
 	status := byte('I')
 	if c.sh.begin != nil {
 		status = 'T'
 	}
+	var as []*router.Analysis
+	if !write {
+		as = c.shardAnalyses('Q', raw)
+	}
 	var out []byte
-	if perr := c.scatter(rt, raw, sk, &out); perr != nil {
+	if perr := c.scatter(rt, raw, sk, as, write, &out); perr != nil {
 		shardRefusedMetric(c.cluster.Name)
 		out, _ = toErrorResponse(perr).Encode(nil)
 	}
@@ -66,11 +84,11 @@ func (c *clientConn) shardScatter(raw []byte) bool {
 	return true
 }
 
-func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, out *[]byte) error {
-	if (sk.Offset != nil && *sk.Offset != 0) || sk.OffsetParam > 0 {
+func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, out *[]byte) error {
+	if !write && ((sk.Offset != nil && *sk.Offset != 0) || sk.OffsetParam > 0) {
 		return newError(codeFeatureNotSupported, "OFFSET in a SELECT without the shard key (run on every shard) is not supported yet")
 	}
-	results, rows, errReply, err := c.gatherShards(rt, raw, sk)
+	results, rows, tag, errReply, err := c.gatherShards(rt, raw, sk, as, write)
 	if err != nil || errReply != nil {
 		*out = append(*out, errReply...)
 		return err
@@ -79,32 +97,79 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, out 
 	for _, r := range rows {
 		*out = append(*out, r...)
 	}
-	*out = appendTag(*out, "SELECT "+strconv.Itoa(len(rows)))
+	*out = appendTag(*out, tag)
 	return nil
 }
 
-// gatherShards runs one request on every shard in turn and merges the rows
-// as sk says. A shard's own ErrorResponse comes back as errReply, to be
-// relayed as it is.
-func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys) (results []shardResult, rows [][]byte, errReply []byte, err error) {
-	metrics.ScatterQueries.WithLabelValues("postgres", c.cluster.Name).Inc()
+// gatherShards runs one request on every shard in turn. A read's rows are
+// merged as sk says, and as (the verdicts on the request) may let
+// replicas serve it; a write's rows are concatenated and its command tags
+// summed. A shard's own ErrorResponse comes back as errReply, to be
+// relayed as it is (after a warning, for a write that committed on some
+// shards already).
+func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys, as []*router.Analysis, write bool) (results []shardResult, rows [][]byte, tag string, errReply []byte, err error) {
+	if write {
+		metrics.AllShardWrites.WithLabelValues("postgres", c.cluster.Name).Inc()
+	} else {
+		metrics.ScatterQueries.WithLabelValues("postgres", c.cluster.Name).Inc()
+	}
 	results = make([]shardResult, rt.m.Shards())
 	for i := range results {
-		if err := c.runOnShard(rt, i, req, 1, &results[i]); err != nil {
-			return nil, nil, nil, err
+		err := c.runOnShard(rt, i, req, 1, &results[i], as)
+		if err == nil && results[i].err == nil {
+			continue
 		}
-		if results[i].err != nil {
-			return nil, nil, results[i].err, nil
+		if write && i > 0 {
+			w := &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "01000",
+				Message: fmt.Sprintf("the statement committed on shards 0 to %d and failed on shard %d; it did not run on the shards after", i-1, i)}
+			errReply, _ = w.Encode(nil)
 		}
-	}
-	if results[0].desc == nil {
-		return nil, nil, nil, newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
+		if err != nil {
+			if pe := (*pgError)(nil); errors.As(err, &pe) && errReply != nil {
+				e, _ := toErrorResponse(err).Encode(nil)
+				return nil, nil, "", append(errReply, e...), nil
+			}
+			return nil, nil, "", nil, err
+		}
+		return nil, nil, "", append(errReply, results[i].err...), nil
 	}
 	for _, r := range results {
 		rows = append(rows, r.rows...)
 	}
+	if write {
+		return results, rows, sumTags(results), nil, nil
+	}
+	if results[0].desc == nil {
+		return nil, nil, "", nil, newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
+	}
 	rows, err = mergeRows(sk, results[0].desc, rows)
-	return results, rows, nil, err
+	return results, rows, "SELECT " + strconv.Itoa(len(rows)), nil, err
+}
+
+// sumTags adds up the row counts of the shards' CommandCompletes
+// ("UPDATE 3" and "UPDATE 4" make "UPDATE 7").
+func sumTags(results []shardResult) string {
+	var verb string
+	var n int64
+	counted := false
+	for _, r := range results {
+		for _, m := range r.msgs {
+			if m[0] != 'C' {
+				continue
+			}
+			t, _, _ := cstring(m[5:])
+			verb = string(t)
+			if i := bytes.LastIndexByte(t, ' '); i >= 0 {
+				if k, err := strconv.ParseInt(string(t[i+1:]), 10, 64); err == nil {
+					verb, n, counted = string(t[:i]), n+k, true
+				}
+			}
+		}
+	}
+	if !counted {
+		return verb
+	}
+	return verb + " " + strconv.FormatInt(n, 10)
 }
 
 // mergeRows merges the rows of every shard as sk says. binFmt says which
@@ -185,17 +250,25 @@ func mergeRows(sk *router.ShardKeys, desc []byte, rows [][]byte) ([][]byte, erro
 	return rows, nil
 }
 
-// runOnShard sends the query to shard i's primary and reads its answer.
-func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *shardResult) error {
-	e := c.shardPool(rt, i)
-	ps, err := e.p.Get(context.Background())
+// runOnShard sends the query to shard i and reads its answer: to a
+// caught-up replica of the shard when as (the verdicts on the request)
+// lets a replica serve it, else to the shard's primary.
+func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *shardResult, as []*router.Analysis) error {
+	e, node, rep := c.shardPool(rt, i), (*replica.Node)(nil), (*clusterRT)(nil)
+	if as != nil {
+		e, node, rep, _ = c.shardRead(rt, i, as)
+	}
+	if node != nil {
+		defer rep.set.Done(node)
+	}
+	ps, p, err := c.getShardConn(rt, i, e, node, rep)
 	if err != nil {
 		return poolError(err)
 	}
 	sc := ps.Conn.(*serverConn)
 	if err := c.syncParams(sc); err != nil {
 		var pe *pgError
-		e.p.Put(ps, errors.As(err, &pe))
+		p.Put(ps, errors.As(err, &pe))
 		return err
 	}
 	shardStatement(rt, i)
@@ -232,11 +305,11 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *
 			if syncs--; syncs > 0 {
 				continue
 			}
-			e.p.Put(ps, m[5] == 'I')
+			p.Put(ps, m[5] == 'I')
 			return nil
 		}
 	}
-	e.p.Put(ps, false)
+	p.Put(ps, false)
 	return &pgError{Severity: "ERROR", Code: codeConnectionFailure, Message: "shard " + strconv.Itoa(i) + ": server connection lost", cause: err}
 }
 
@@ -431,7 +504,9 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	if rt == nil {
 		return false
 	}
-	if _, err := c.requestShard(rt, 'S', syncRaw); !errors.Is(err, errScatter) {
+	_, err := c.requestShard(rt, 'S', syncRaw)
+	write := errors.Is(err, errAllShards)
+	if !write && !errors.Is(err, errScatter) || write && c.sh.begin != nil {
 		return false
 	}
 	var batch []byte
@@ -540,8 +615,12 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	}
 	batch = append(batch, 'S', 0, 0, 0, 4)
 	sk, err := rt.x.Extract(sql)
-	if err != nil || sk.Kind != router.StmtSelect {
+	if err != nil || (!write && sk.Kind != router.StmtSelect) {
 		return false
+	}
+	var as []*router.Analysis
+	if !write {
+		as = c.shardAnalyses('S', syncRaw)
 	}
 	if named != nil {
 		c.stmts[string(named)] = c.srv.stmts.get(namedRest)
@@ -555,7 +634,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	}
 	c.pending = c.pending[:0]
 	var out []byte
-	if perr := c.scatterExt(rt, batch, sk, dropParse, injectDescribe, &out); perr != nil {
+	if perr := c.scatterExt(rt, batch, sk, as, write, dropParse, injectDescribe, &out); perr != nil {
 		shardRefusedMetric(c.cluster.Name)
 		out, _ = toErrorResponse(perr).Encode(nil)
 	}
@@ -563,11 +642,11 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	return true
 }
 
-func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sk *router.ShardKeys, dropParse []bool, injectDescribe bool, out *[]byte) error {
-	if (sk.Offset != nil && *sk.Offset != 0) || sk.OffsetParam > 0 || sk.LimitParam > 0 {
+func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, dropParse []bool, injectDescribe bool, out *[]byte) error {
+	if !write && ((sk.Offset != nil && *sk.Offset != 0) || sk.OffsetParam > 0 || sk.LimitParam > 0) {
 		return newError(codeFeatureNotSupported, "OFFSET, or LIMIT as a parameter, in a SELECT without the shard key (run on every shard) is not supported yet")
 	}
-	results, rows, errReply, err := c.gatherShards(rt, batch, sk)
+	results, rows, tag, errReply, err := c.gatherShards(rt, batch, sk, as, write)
 	if err != nil || errReply != nil {
 		*out = append(*out, errReply...)
 		return err
@@ -592,7 +671,7 @@ func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sk *router.ShardKeys,
 			for _, r := range rows {
 				*out = append(*out, r...)
 			}
-			*out = appendTag(*out, "SELECT "+strconv.Itoa(len(rows)))
+			*out = appendTag(*out, tag)
 			continue
 		case 'Z':
 			continue

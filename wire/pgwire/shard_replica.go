@@ -1,0 +1,198 @@
+package pgwire
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/lagmon"
+	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/replica"
+	"github.com/switchyard/switchyard/router"
+)
+
+// Shard replicas.
+//
+// Each shard with replicas is, for read/write splitting, a cluster of its
+// own: a lag monitor of its primary and replicas and a replica set, built
+// on (re)load like the unsharded clusters' (route.go) and kept across
+// reloads that do not change them. A transaction routed to one shard goes
+// to a replica of that shard under the same rules as an unsharded read
+// (router.Decide, max_replica_lag, read-your-writes); the client's writes
+// are remembered per shard, since positions of two shards' primaries do
+// not compare. A scatter SELECT picks a replica per shard the same way.
+
+// shardClusterName names the replica machinery of shard i of cluster cl in
+// metrics and the runtime table.
+func shardClusterName(cl string, i int) string { return cl + "/shard" + strconv.Itoa(i) }
+
+// shardReplicaClusters describes the shards of cl that have replicas as
+// the unsharded clusters the lag monitor machinery understands.
+func shardReplicaClusters(cl *config.Cluster) []*config.Cluster {
+	var out []*config.Cluster
+	for i, sh := range cl.Shards {
+		if len(sh.Replicas) == 0 {
+			continue
+		}
+		db := sh.Database
+		if db == "" {
+			db = clusterDB(cl)
+		}
+		out = append(out, &config.Cluster{
+			Name:            shardClusterName(cl.Name, i),
+			Protocol:        cl.Protocol,
+			Database:        db,
+			ServerDatabase:  db,
+			Primary:         sh.Primary,
+			Replicas:        sh.Replicas,
+			Settings:        cl.Settings,
+			MonitorUser:     cl.MonitorUser,
+			MonitorPassword: cl.MonitorPassword,
+		})
+	}
+	return out
+}
+
+func clusterDB(cl *config.Cluster) string {
+	if cl.ServerDatabase != "" {
+		return cl.ServerDatabase
+	}
+	return cl.Database
+}
+
+// attachShardReplicas gives each new shard routing the replica machinery
+// of its shards, before it is published.
+func attachShardReplicas(shards shardRTs, rts map[string]*clusterRT) {
+	for name, rt := range shards {
+		rt.reps = make([]*clusterRT, len(rt.cl.Shards))
+		for i := range rt.reps {
+			rt.reps[i] = rts[shardClusterName(name, i)]
+		}
+	}
+}
+
+// shardWrites is what a client wrote on one shard, for read-your-writes:
+// as for an unsharded cluster, the time of the commit until the shard's
+// monitor has sampled the primary after it, then that position.
+type shardWrites struct {
+	at  time.Time
+	pos lagmon.Position
+}
+
+// shardNodeKey identifies a shard by its primary and database, which stay
+// the same when a reload reorders or renumbers shards.
+func shardNodeKey(rt *shardRT, i int) string {
+	return rt.cl.Shards[i].Primary + "/" + shardDB(rt, i)
+}
+
+// shardDB is the database of shard i on its servers.
+func shardDB(rt *shardRT, i int) string {
+	if db := rt.cl.Shards[i].Database; db != "" {
+		return db
+	}
+	return clusterDB(rt.cl)
+}
+
+// shardWroteLocked books a write transaction that ended on the shard of
+// the lease. c.mu must be held.
+func (c *clientConn) shardWroteLocked(now time.Time) {
+	if c.sh.curKey == "" {
+		return
+	}
+	if c.sh.writes == nil {
+		c.sh.writes = make(map[string]*shardWrites)
+	}
+	w := c.sh.writes[c.sh.curKey]
+	if w == nil {
+		w = &shardWrites{}
+		c.sh.writes[c.sh.curKey] = w
+	}
+	w.at = now
+}
+
+// shardNeed is the position a replica of the shard keyed k (whose
+// machinery is rep) must have replayed to serve this client; known is
+// false while a write's position is not sampled yet.
+func (c *clientConn) shardNeed(rep *clusterRT, k string) (need lagmon.Position, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.sh.writes[k]
+	if w == nil {
+		return nil, true
+	}
+	if !w.at.IsZero() && rep.st.ReadYourWrites {
+		pos, ok := rep.mon.PrimaryAfter(w.at)
+		if !ok {
+			return nil, false
+		}
+		w.pos, w.at = pos, time.Time{}
+	}
+	return w.pos, true
+}
+
+// shardAnalyses are the verdicts route.go decides on for a request of a
+// sharded client: a BEGIN the proxy answered comes first, as it would
+// have reached the server first.
+func (c *clientConn) shardAnalyses(typ byte, raw []byte) []*router.Analysis {
+	as := c.batchAnalyses(typ, raw)
+	if c.sh.begin != nil {
+		as = append([]*router.Analysis{c.srv.an.Analyze(string(c.sh.begin))}, as...)
+		c.asBuf = as
+	}
+	return as
+}
+
+// shardRead picks where a transaction (or one shard's part of a scatter)
+// on shard i runs: a caught-up replica of the shard when the statements
+// are reads the router lets a replica serve, else the shard's primary.
+// rep is the shard's replica machinery (nil without replicas); node is the
+// replica picked, to hand back with rep.set.Done.
+func (c *clientConn) shardRead(rt *shardRT, i int, as []*router.Analysis) (e *poolEntry, node *replica.Node, rep *clusterRT, write bool) {
+	primary := c.shardPool(rt, i)
+	if rt.reps != nil {
+		rep = rt.reps[i]
+	}
+	if c.mode != config.PoolTransaction || c.pinReason != "" {
+		return primary, nil, rep, true
+	}
+	t, why := router.Decide(c.pref, as)
+	if _, ok := t.(router.Replica); !ok {
+		if rep != nil {
+			rep.routed.WithLabelValues("primary", why).Inc()
+		}
+		return primary, nil, rep, true
+	}
+	if rep == nil {
+		return primary, nil, nil, false
+	}
+	need, known := c.shardNeed(rep, shardNodeKey(rt, i))
+	node = pickReplica(rep, need, known)
+	if node == nil {
+		reason := "no_replica"
+		if !known || need != nil {
+			reason = "read_your_writes"
+		}
+		rep.fallback.Inc()
+		rep.routed.WithLabelValues("primary", reason).Inc()
+		return primary, nil, rep, false
+	}
+	rep.routed.WithLabelValues("replica", why).Inc()
+	return c.srv.poolFor(rt.cl, c.user, node.Name, shardDB(rt, i)), node, rep, false
+}
+
+// getShardConn leases a connection for one shard's part of a scatter:
+// from the replica picked, or from the primary when the replica cannot be
+// reached (nothing was sent yet); the replica then sits out a while.
+func (c *clientConn) getShardConn(rt *shardRT, i int, e *poolEntry, node *replica.Node, rep *clusterRT) (*pool.Server, *pool.Pool, error) {
+	ps, err := e.p.Get(context.Background())
+	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) {
+		c.log.Warn("shard replica unreachable; reading from the shard's primary", "replica", node.Name, "err", err)
+		rep.set.Ban(node.Name, err.Error())
+		p := c.shardPool(rt, i).p
+		ps, err = p.Get(context.Background())
+		return ps, p, err
+	}
+	return ps, e.p, err
+}
