@@ -490,3 +490,76 @@ func shardKeyMyComments(sql string) []string {
 	}
 	return out
 }
+
+// MySQLScatterLimit rewrites the outermost LIMIT of a MySQL SELECT whose
+// offset is a literal, "LIMIT off, count" or "LIMIT count OFFSET off",
+// into "LIMIT off+count": a SELECT run on several shards must ask each for
+// the rows the offset skips, which are known only after the merge. The
+// rest of the text (comments, hints, ? placeholders) is left as it is. ok
+// is false when there is no such clause.
+func MySQLScatterLimit(sql string) (string, bool) {
+	tkn := shardKeyParser().NewStringTokenizer(sql)
+	depth, start, end := 0, -1, -1
+	var nums []int64
+	var sawOffset bool
+	state := 0 // 1: after LIMIT; 2: after its first number; 3: after ',' or OFFSET
+	for {
+		typ, val := tkn.Scan()
+		if typ == 0 || typ == sqlparser.LEX_ERROR {
+			break
+		}
+		switch typ {
+		case sqlparser.COMMENT:
+			continue
+		case '(':
+			depth++
+		case ')':
+			depth--
+		}
+		if depth != 0 {
+			state = 0
+			continue
+		}
+		switch {
+		case typ == sqlparser.LIMIT:
+			state, start, end, nums, sawOffset = 1, tkn.Pos-len(val), -1, nil, false
+			continue
+		case state == 1 || state == 3:
+			if typ != sqlparser.INTEGRAL {
+				state, start = 0, -1
+				continue
+			}
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				state, start = 0, -1
+				continue
+			}
+			nums = append(nums, n)
+			end = tkn.Pos
+			if state == 1 {
+				state = 2
+			} else {
+				state = 0
+			}
+			continue
+		case state == 2 && typ == ',':
+			state = 3
+			continue
+		case state == 2 && typ == sqlparser.OFFSET:
+			state, sawOffset = 3, true
+			continue
+		}
+		state = 0
+	}
+	if start < 0 || len(nums) != 2 || end < start {
+		return sql, false
+	}
+	off, count := nums[0], nums[1]
+	if sawOffset {
+		off, count = nums[1], nums[0]
+	}
+	if off < 0 || count < 0 || off > (1<<62) || count > (1<<62) {
+		return sql, false
+	}
+	return sql[:start] + "LIMIT " + strconv.FormatInt(off+count, 10) + sql[end:], true
+}

@@ -226,7 +226,9 @@ func (p *proxy) reload() error {
 		}
 	}
 	if p.my != nil {
-		p.my.Reload(cfg)
+		if err := p.my.Reload(cfg); err != nil {
+			return err
+		}
 	}
 	p.cur = cfg
 	p.log.Info("config reloaded", "path", p.path)

@@ -201,15 +201,22 @@ func buildRuntimes(cfg *config.Config, old map[string]*clusterRT, log *slog.Logg
 	rts = make(map[string]*clusterRT)
 	for i := range cfg.Clusters {
 		cl := &cfg.Clusters[i]
-		if cl.Protocol != config.MySQL || cl.Sharding != nil {
+		if cl.Protocol != config.MySQL {
 			continue
 		}
-		if rt, ok := old[cl.Name]; ok && rt.sameAs(cl) {
-			rts[cl.Name] = rt
-			continue
+		clusters := []config.Cluster{*cl}
+		if cl.Sharding != nil {
+			clusters = shardClusters(cl) // a runtime per shard with replicas
 		}
-		if rt := newClusterRT(cl, cfg, log); rt != nil {
-			rts[cl.Name] = rt
+		for j := range clusters {
+			c := &clusters[j]
+			if rt, ok := old[c.Name]; ok && rt.sameAs(c) {
+				rts[c.Name] = rt
+				continue
+			}
+			if rt := newClusterRT(c, cfg, log); rt != nil {
+				rts[c.Name] = rt
+			}
 		}
 	}
 	for name, rt := range old {
@@ -309,33 +316,54 @@ func (s *session) needsAnalysis() bool {
 
 // route picks the pool for the transaction that starts with the current
 // command: the primary's, or a replica's with the node the replica set
-// picked (the caller ends it with rt.set.Done).
+// picked (the caller ends it with rt.set.Done). It also sets
+// s.primaryPool, where a read goes when its replica fails.
 func (s *session) route() (*pool.Pool, *replica.Node, *clusterRT) {
+	if s.sh != nil {
+		return s.shardRoute()
+	}
 	rt := s.srv.runtime(s.cluster.Name)
+	s.primaryPool, s.leaseRYW = s.pool, &s.ryw
 	if rt == nil {
 		return s.pool, nil, nil
 	}
 	if rt.st != s.key.settings {
 		s.rekey() // a reload changed the cluster: replica pools follow its settings
+		s.primaryPool = s.pool
 	}
-	a := s.cur
-	if a == nil || s.mode != config.PoolTransaction || s.pinned != "" || s.noAutocommit || s.hold > 0 {
-		return s.pool, nil, rt
+	return s.routeWith(rt, s.key, s.pool, &s.ryw, s.cur)
+}
+
+// routeWith is route for one primary (a cluster's or a shard's): key is
+// the primary pool's key, primary its pool, ryw the client's writes there,
+// as the analyses of the statements that start the transaction.
+func (s *session) routeWith(rt *clusterRT, key poolKey, primary *pool.Pool, ryw *rywState, as ...*router.Analysis) (*pool.Pool, *replica.Node, *clusterRT) {
+	if len(as) == 0 || as[len(as)-1] == nil || s.mode != config.PoolTransaction || s.pinned != "" || s.noAutocommit || s.hold > 0 {
+		return primary, nil, rt
 	}
-	t, why := router.Decide(s.pref, []*router.Analysis{a})
-	if _, ok := t.(router.Replica); ok && a.MustPrimary {
+	t, why := router.Decide(s.pref, as)
+	mustPrimary := false
+	for _, a := range as {
+		if a.MustPrimary {
+			mustPrimary = true
+			if a.Class == router.Write {
+				why = "write"
+			}
+		}
+	}
+	if _, ok := t.(router.Replica); ok && mustPrimary {
 		// A hint or SET switchyard.target = replica does not send a write
 		// (or a locking read) where it cannot run.
-		t, why = router.Primary{}, "must_primary"
-		if a.Class == router.Write {
-			why = "write"
+		t = router.Primary{}
+		if why != "write" {
+			why = "must_primary"
 		}
 	}
 	if _, ok := t.(router.Replica); !ok {
 		rt.routed.WithLabelValues("primary", why).Inc()
-		return s.pool, nil, rt
+		return primary, nil, rt
 	}
-	need, known := s.needPosition(rt)
+	need, known := s.needPosition(rt, ryw)
 	var n *replica.Node
 	if known {
 		n = rt.set.Pick(need)
@@ -347,7 +375,7 @@ func (s *session) route() (*pool.Pool, *replica.Node, *clusterRT) {
 		step := max(rt.st.LagPollInterval/2, time.Millisecond)
 		for n == nil && time.Now().Before(deadline) {
 			time.Sleep(step)
-			if need, known = s.needPosition(rt); known {
+			if need, known = s.needPosition(rt, ryw); known {
 				n = rt.set.Pick(need)
 			}
 		}
@@ -359,41 +387,53 @@ func (s *session) route() (*pool.Pool, *replica.Node, *clusterRT) {
 		}
 		rt.fallback.Inc()
 		rt.routed.WithLabelValues("primary", reason).Inc()
-		return s.pool, nil, rt
+		return primary, nil, rt
 	}
-	p := s.replicaPools[n.Name]
+	rk := replicaKey{addr: n.Name, db: key.db}
+	p := s.replicaPools[rk]
 	if p == nil {
-		k := s.key
+		k := key
 		k.addr = n.Name
 		var err error
 		if p, err = s.srv.poolFor(k); err != nil {
 			rt.set.Done(n)
 			rt.fallback.Inc()
 			rt.routed.WithLabelValues("primary", "no_replica").Inc()
-			return s.pool, nil, rt
+			return primary, nil, rt
 		}
 		if s.replicaPools == nil {
-			s.replicaPools = make(map[string]*pool.Pool)
+			s.replicaPools = make(map[replicaKey]*pool.Pool)
 		}
-		s.replicaPools[n.Name] = p
+		s.replicaPools[rk] = p
 	}
 	rt.routed.WithLabelValues("replica", why).Inc()
 	return p, n, rt
+}
+
+// replicaKey names a session's cached replica pool: a replica may serve
+// several shards, each in its own database.
+type replicaKey struct{ addr, db string }
+
+// rywState is what read-your-writes knows of a client's writes on one
+// primary (the cluster's, or one shard's).
+type rywState struct {
+	writeAt  time.Time       // when the client's last write ended, until its position is sampled
+	writePos lagmon.Position // the primary position that includes the client's last write
 }
 
 // needPosition is what a replica must have replayed to serve this client:
 // its last write (read-your-writes) and any position the application
 // handed over (SET switchyard.read_after). known is false while the
 // position of a write is not sampled yet; the read goes to the primary.
-func (s *session) needPosition(rt *clusterRT) (need lagmon.Position, known bool) {
-	if !s.writeAt.IsZero() && rt.st.ReadYourWrites {
-		pos, ok := rt.mon.PrimaryAfter(s.writeAt)
+func (s *session) needPosition(rt *clusterRT, ryw *rywState) (need lagmon.Position, known bool) {
+	if !ryw.writeAt.IsZero() && rt.st.ReadYourWrites {
+		pos, ok := rt.mon.PrimaryAfter(ryw.writeAt)
 		if !ok {
 			return nil, false
 		}
-		s.writePos, s.writeAt = pos, time.Time{}
+		ryw.writePos, ryw.writeAt = pos, time.Time{}
 	}
-	need = s.writePos
+	need = ryw.writePos
 	if s.readAfter != nil && (need == nil || !need.AtLeast(s.readAfter)) {
 		need = s.readAfter
 	}
@@ -406,8 +446,8 @@ func (s *session) needPosition(rt *clusterRT) (need lagmon.Position, known bool)
 func (s *session) leaseEnded(be *backend) {
 	if s.leaseNode != nil {
 		s.leaseRT.set.Done(s.leaseNode)
-	} else if s.leaseWrites {
-		s.writeAt = time.Now()
+	} else if s.leaseWrites && s.leaseRYW != nil {
+		s.leaseRYW.writeAt = time.Now()
 	}
 	if be != nil && !be.broken {
 		s.noAutocommit = be.status&statusAutocommit == 0
@@ -426,12 +466,12 @@ func (s *session) writePosition() string {
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		_, known := s.needPosition(rt)
+		_, known := s.needPosition(rt, &s.ryw)
 		if known || time.Now().After(deadline) {
-			if s.writePos == nil {
+			if s.ryw.writePos == nil {
 				return ""
 			}
-			return s.writePos.String()
+			return s.ryw.writePos.String()
 		}
 		time.Sleep(max(rt.st.LagPollInterval/2, time.Millisecond))
 	}
@@ -472,6 +512,8 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 				"Variable 'switchyard.target' can't be set to the value of '%s' (primary, replica or auto)", value))
 		}
 		s.pref = p
+	case "switchyard.shard_key":
+		return true, s.shardProxyCommand(value, rs)
 	case "switchyard.read_after":
 		if value == "" || strings.EqualFold(value, "default") {
 			s.readAfter = nil

@@ -41,6 +41,10 @@ type Server struct {
 	rts   atomic.Pointer[map[string]*clusterRT]
 	rtsMu sync.Mutex // serializes rebuilding rts
 
+	// shards are the maps of the sharded clusters (shard.go).
+	shards   atomic.Pointer[shardRTs]
+	reloadMu sync.Mutex // serializes Reload
+
 	mu        sync.Mutex
 	pools     map[poolKey]*pool.Pool
 	listeners map[net.Listener]struct{}
@@ -83,6 +87,12 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 	}
 	v := defaultVersion
 	s.version.Store(&v)
+	shards, err := s.buildShards(cfg)
+	if err != nil {
+		s.log.Error("sharded MySQL clusters are unusable: their shard maps cannot be built", "err", err)
+		shards = nil
+	}
+	s.setShards(shards)
 	s.setConfig(cfg)
 	s.setRuntimes(cfg)
 	return s
@@ -127,9 +137,19 @@ func (s *Server) setConfig(cfg *config.Config) {
 // Reload makes new clients use cfg. Pools whose node, credentials and
 // settings are unchanged are kept; the others are drained in the
 // background once no cluster of cfg uses them (their current leases finish
-// first, bounded by the shutdown timeout).
-func (s *Server) Reload(cfg *config.Config) {
+// first, bounded by the shutdown timeout). Shard maps are rebuilt (a
+// changed one with a higher version); transactions under way finish on
+// the map they started with. If a map cannot be built, nothing changes
+// and the error says why.
+func (s *Server) Reload(cfg *config.Config) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	shards, err := s.buildShards(cfg)
+	if err != nil {
+		return fmt.Errorf("mysql: reload refused, the running config stays: %w", err)
+	}
 	s.setConfig(cfg)
+	s.setShards(shards)
 	s.setRuntimes(cfg)
 	keep := make(map[poolKey]bool)
 	s.mu.Lock()
@@ -155,14 +175,23 @@ func (s *Server) Reload(cfg *config.Config) {
 			}
 		}()
 	}
+	return nil
 }
 
 // keyValid reports whether some MySQL cluster of cfg still resolves to k.
 func (s *Server) keyValid(cfg *config.Config, k poolKey) bool {
 	for i := range cfg.Clusters {
 		c := &cfg.Clusters[i]
-		if c.Protocol != config.MySQL || c.Name != k.cluster || c.Settings != k.settings ||
-			c.Primary != k.addr && !slices.Contains(c.Replicas, k.addr) {
+		if c.Protocol != config.MySQL || c.Name != k.cluster || c.Settings != k.settings {
+			continue
+		}
+		found := c.Primary == k.addr || slices.Contains(c.Replicas, k.addr)
+		for j, sh := range c.Shards {
+			if shardDB(c, j) == k.db && (sh.Primary == k.addr || slices.Contains(sh.Replicas, k.addr)) {
+				found = true
+			}
+		}
+		if !found {
 			continue
 		}
 		for j := range cfg.Users {

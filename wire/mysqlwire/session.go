@@ -70,17 +70,20 @@ type session struct {
 	// Routing (route.go); none of it matters for clusters without
 	// replicas.
 	pref         router.Preference
-	cur          *router.Analysis      // verdict on the command being served; nil: none
-	curWrites    bool                  // running it counts as a write
-	leasePool    *pool.Pool            // where the lease came from
-	replicaPools map[string]*pool.Pool // by replica address, for s.key; no global lock per read
-	leaseNode    *replica.Node         // the replica leased, nil for the primary
-	leaseRT      *clusterRT            // the runtime that picked leaseNode
-	leaseWrites  bool                  // a write ran on the (primary) lease
-	noAutocommit bool                  // the server said autocommit is off
-	writeAt      time.Time             // when the client's last write ended, until its position is sampled
-	writePos     lagmon.Position       // the primary position that includes the client's last write
-	readAfter    lagmon.Position       // SET switchyard.read_after
+	cur          *router.Analysis          // verdict on the command being served; nil: none
+	curWrites    bool                      // running it counts as a write
+	leasePool    *pool.Pool                // where the lease came from
+	replicaPools map[replicaKey]*pool.Pool // by replica address and database; no global lock per read
+	primaryPool  *pool.Pool                // the primary's pool of the current route (a read falls back to it)
+	leaseNode    *replica.Node             // the replica leased, nil for the primary
+	leaseRT      *clusterRT                // the runtime that picked leaseNode
+	leaseWrites  bool                      // a write ran on the (primary) lease
+	noAutocommit bool                      // the server said autocommit is off
+	ryw          rywState                  // the client's writes on the cluster's primary
+	leaseRYW     *rywState                 // the client's writes on the primary of the lease
+	readAfter    lagmon.Position           // SET switchyard.read_after
+
+	sh *shardSess // sharded clusters only (shard.go)
 
 	state  int // stIdle, stWaiting, stActive (metrics)
 	mTxn   prometheus.Counter
@@ -241,7 +244,7 @@ func (s *session) status() uint16 {
 	if s.be != nil {
 		st = s.be.status &^ (statusMoreResults | statusSessionStateChange)
 	}
-	if s.inTx {
+	if s.inTx || s.sh != nil && s.sh.begin != nil {
 		st |= statusInTrans
 	}
 	return st
@@ -434,9 +437,6 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *HandshakeResp
 			return newSQLError(erDBAccessDenied, "42000", "Access denied for user '%s' to database '%s'", s.user.Name, c.Database)
 		}
 	}
-	if c.Sharding != nil || c.Primary == "" {
-		return newSQLError(erNotSupportedYet, "42000", "database '%s' is sharded; switchyard does not shard MySQL yet", c.Database)
-	}
 	s.cluster = c
 	s.mode = c.Settings.PoolMode
 	if s.user.PoolMode != "" {
@@ -455,6 +455,11 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *HandshakeResp
 	s.key = poolKey{
 		addr: c.Primary, db: sdb, user: user, password: pw,
 		caps: s.caps & mirrorCaps, collation: coll, settings: c.Settings, cluster: c.Name,
+	}
+	if c.Sharding != nil {
+		if err := s.shardLogin(c); err != nil {
+			return err
+		}
 	}
 	p, err := s.srv.poolFor(s.key)
 	if err != nil {
@@ -558,6 +563,13 @@ func (s *session) acquire() error {
 	}
 	s.setState(stWaiting)
 	p, node, rt := s.route()
+	if p == nil { // sharded: the map is gone, or the proxy is closing
+		s.setState(stIdle)
+		if s.srv.closing.Load() {
+			return newSQLError(erServerShutdown, "08S01", "switchyard is shutting down")
+		}
+		return newSQLError(erNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
+	}
 	toPrimary := func(why string, err error, ban bool) {
 		if ban {
 			s.log.Warn("replica unusable; serving from the primary", "replica", node.Name, "why", why, "err", err)
@@ -566,7 +578,7 @@ func (s *session) acquire() error {
 		rt.set.Done(node)
 		rt.fallback.Inc()
 		rt.routed.WithLabelValues("primary", "replica_failed").Inc()
-		node, p = nil, s.pool
+		node, p = nil, s.primaryPool
 	}
 	rekeyed := false
 	for attempt := 0; ; attempt++ {
@@ -575,7 +587,7 @@ func (s *session) acquire() error {
 			if node != nil && !errors.Is(err, pool.ErrWaitTimeout) && !errors.Is(err, pool.ErrQueueFull) {
 				// Nothing was sent yet: the read goes to the primary.
 				if errors.Is(err, pool.ErrClosed) {
-					delete(s.replicaPools, node.Name) // drained by a reload
+					s.replicaPools = nil // drained by a reload
 				}
 				toPrimary("connect", err, !errors.Is(err, pool.ErrClosed))
 				continue
@@ -588,7 +600,7 @@ func (s *session) acquire() error {
 				// A reload replaced the pool: take the current one.
 				rekeyed = true
 				if s.rekey() {
-					p = s.pool
+					p = s.primaryPool
 					continue
 				}
 			}
@@ -629,6 +641,9 @@ func (s *session) acquire() error {
 // rekey moves the session to the pool the current config gives its
 // cluster and user (after a reload changed them).
 func (s *session) rekey() bool {
+	if s.sh != nil {
+		return s.shardRekey()
+	}
 	cfg := s.srv.cfg.Load()
 	c := cfg.ClusterByName(s.key.cluster)
 	u := cfg.User(s.user.Name)
@@ -646,6 +661,7 @@ func (s *session) rekey() bool {
 	s.key, s.pool = k, p
 	s.mu.Unlock()
 	s.replicaPools = nil
+	s.primaryPool = p
 	return true
 }
 
@@ -744,6 +760,9 @@ func (s *session) finish() {
 // replies start at seq+1. A returned error closes the client.
 func (s *session) dispatch(p []byte, seq uint8) error {
 	rs := seq + 1
+	if s.sh != nil {
+		s.sh.next, s.sh.nextRT, s.sh.holdBegin = 0, nil, false // shard 0 unless the command says otherwise
+	}
 	switch p[0] {
 	case comQuit:
 		return errQuit
@@ -807,9 +826,14 @@ func (s *session) query(p []byte, seq uint8) error {
 	if handled, err := s.proxyCommand(p[1:], seq+1); handled {
 		return err
 	}
+	if s.sh != nil {
+		if handled, err := s.shardLocalTxn(p[1:], seq+1); handled {
+			return err
+		}
+	}
 	s.setCommand(nil, false)
-	if rt := s.srv.runtime(s.cluster.Name); rt != nil && s.needsAnalysis() {
-		s.setCommand(rt.an.Analyze(unsafeString(p[1:])), true)
+	if an := s.analyzer(); an != nil && s.needsAnalysis() {
+		s.setCommand(an.Analyze(unsafeString(p[1:])), true)
 	}
 	e := s.classify(p[1:])
 	if e.kill != nil {
@@ -833,7 +857,27 @@ func (s *session) query(p []byte, seq uint8) error {
 		// proxy saw in this session's last OK packet that carried one.
 		p = lastInsertIDQuery(s.lastID, e.alias)
 	}
-	res, err := s.forwardResult(p, seq, respQuery)
+	build := func(*backend) ([]byte, error) { return p, nil }
+	if s.sh != nil {
+		sk, rt, r, err := s.shardStatement(unsafeString(p[1:]), nil)
+		if err != nil {
+			return s.sendErr(seq+1, err)
+		}
+		if r != nil {
+			return s.shardMulti(sk, rt, r, seq+1, false, nil, func(be *backend, withoutOffset bool) ([]byte, error) {
+				if !withoutOffset {
+					return p, nil
+				}
+				q, ok := router.MySQLScatterLimit(string(p[1:]))
+				if !ok {
+					return nil, newSQLError(erNotSupportedYet, "42000", "the OFFSET of this SELECT run on several shards cannot be folded into its LIMIT")
+				}
+				return append([]byte{comQuery}, q...), nil
+			})
+		}
+		build = s.withBegin(build)
+	}
+	res, err := s.forwardWith(seq, respQuery, nil, build)
 	if err != nil || res.noServer {
 		return err
 	}
@@ -911,6 +955,12 @@ func (s *session) addSets(sets []string) {
 // useDB serves USE db (alone) and COM_INIT_DB: the client's database name
 // is mapped to the server's, then COM_INIT_DB runs on a server connection.
 func (s *session) useDB(db string, seq uint8) error {
+	if s.sh != nil {
+		if db != s.cluster.Database {
+			return s.sendErr(seq+1, newSQLError(erNotSupportedYet, "42000", "database '%s' is sharded: USE of another database is not supported; open a connection to it", s.cluster.Database))
+		}
+		return s.sendOK(seq + 1)
+	}
 	if db == s.cluster.Database {
 		db = s.homeDB
 	}
@@ -938,6 +988,9 @@ func (s *session) resetConnection(rs uint8) error {
 	// The proxy's own session variables go back to their defaults too;
 	// read-your-writes stays (it protects the client, not the session).
 	s.pref, s.readAfter, s.noAutocommit = router.Auto, nil, false
+	if s.sh != nil {
+		s.sh.key, s.sh.begin, s.sh.beginAn = nil, nil, nil
+	}
 	if s.pinned != "" {
 		s.log.Info("session unpinned by COM_RESET_CONNECTION", "reason", s.pinned)
 		s.pinned = ""

@@ -40,8 +40,8 @@ const maxLongData = 64 << 20
 func (s *session) prepare(p []byte, seq uint8) error {
 	query := string(p[1:])
 	var an *router.Analysis
-	if rt := s.srv.runtime(s.cluster.Name); rt != nil {
-		an = rt.an.Analyze(query)
+	if a := s.analyzer(); a != nil {
+		an = a.Analyze(query)
 	}
 	// Prepared where it would run (a replica for a read, so that the
 	// statement sees the same tables), but preparing writes nothing.
@@ -220,37 +220,75 @@ func (s *session) execute(p []byte, seq uint8) error {
 		return s.sendErr(rs, newSQLError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute (no parameter types were ever bound)"))
 	}
 	s.setCommand(nil, false)
-	if rt := s.srv.runtime(s.cluster.Name); rt != nil && s.needsAnalysis() {
+	if an := s.analyzer(); an != nil && s.needsAnalysis() {
 		if cs.an == nil { // prepared before a reload gave the cluster replicas
-			cs.an = rt.an.Analyze(cs.query)
+			cs.an = an.Analyze(cs.query)
 		}
 		s.setCommand(cs.an, true)
 	}
-	_, err = s.forwardWith(seq, respQuery, nil, func(be *backend) ([]byte, error) {
-		st, err := be.ensurePrepared(cs)
-		if err != nil {
-			return nil, err
-		}
-		for _, lp := range cs.long {
-			putUint32(lp[1:], st.id)
-			if _, err := writePacket(be.bw, 0, lp); err != nil {
-				return nil, serverIOError{err}
+	defer func() { cs.long, cs.longSize = nil, 0 }()
+	build := func(be *backend) ([]byte, error) { return s.executePacket(be, cs, p, pos) }
+	if s.sh != nil {
+		ep, perr := decodeExecParams(p, int(cs.params), cs.types, cs.longParams())
+		param := func(n int) (keyVal, error) {
+			if perr != nil {
+				return keyVal{}, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE parameters")
 			}
+			return ep.keyParam(n)
 		}
-		putUint32(p[1:], st.id)
-		if pos == 0 || p[pos] == 1 {
-			return p, nil
+		sk, rt, r, err := s.shardStatement(cs.query, param)
+		if err != nil {
+			return s.sendErr(rs, err)
 		}
-		// Types were bound on another connection: bind them here.
-		q := append(s.scratch[:0], p[:pos]...)
-		q = append(q, 1)
-		q = append(q, cs.types...)
-		q = append(q, p[pos+1:]...)
-		s.scratch = q
-		return q, nil
-	})
-	cs.long, cs.longSize = nil, 0
+		if r != nil {
+			var limitParam func(int) (int64, error)
+			if perr == nil {
+				limitParam = ep.intParam
+			}
+			return s.shardMulti(sk, rt, r, rs, true, limitParam, func(be *backend, withoutOffset bool) ([]byte, error) {
+				if !withoutOffset {
+					return s.executePacket(be, cs, p, pos)
+				}
+				q, ok := router.MySQLScatterLimit(cs.query)
+				if !ok {
+					return nil, newSQLError(erNotSupportedYet, "42000", "the OFFSET of this SELECT run on several shards cannot be folded into its LIMIT")
+				}
+				rcs := *cs
+				rcs.query = q
+				return s.executePacket(be, &rcs, p, pos)
+			})
+		}
+		build = s.withBegin(build)
+	}
+	_, err = s.forwardWith(seq, respQuery, nil, build)
 	return err
+}
+
+// executePacket makes a client's COM_STMT_EXECUTE p (new-params-bound flag
+// at pos) fit be: the statement prepared there, its id, its long data
+// replayed, its parameter types bound.
+func (s *session) executePacket(be *backend, cs *clientStmt, p []byte, pos int) ([]byte, error) {
+	st, err := be.ensurePrepared(cs)
+	if err != nil {
+		return nil, err
+	}
+	for _, lp := range cs.long {
+		putUint32(lp[1:], st.id)
+		if _, err := writePacket(be.bw, 0, lp); err != nil {
+			return nil, serverIOError{err}
+		}
+	}
+	putUint32(p[1:], st.id)
+	if pos == 0 || p[pos] == 1 {
+		return p, nil
+	}
+	// Types were bound on another connection: bind them here.
+	q := append(s.scratch[:0], p[:pos]...)
+	q = append(q, 1)
+	q = append(q, cs.types...)
+	q = append(q, p[pos+1:]...)
+	s.scratch = q
+	return q, nil
 }
 
 // decodeExecute reads the parts of a COM_STMT_EXECUTE the proxy needs,

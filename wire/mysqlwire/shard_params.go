@@ -1,0 +1,143 @@
+package mysqlwire
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+)
+
+// execParams are the parameter values of a COM_STMT_EXECUTE, located (not
+// converted) for shard routing: the one that holds the shard key is read
+// by keyParam.
+type execParams struct {
+	types []byte   // 2 bytes per parameter: type, flags (0x80: unsigned)
+	vals  [][]byte // the value bytes, without a length prefix; nil for NULL or long data
+	null  []bool
+	long  []bool // sent with COM_STMT_SEND_LONG_DATA: not in this packet
+}
+
+// decodeExecParams locates the values of a COM_STMT_EXECUTE for a
+// statement with n parameters. bound are the types the client bound on an
+// earlier execute (used when this one does not send them); long says
+// which parameters got long data. Every length is checked against p: a
+// malformed packet is an error, never a panic.
+func decodeExecParams(p []byte, n int, bound []byte, long func(i int) bool) (*execParams, error) {
+	if n == 0 {
+		return &execParams{}, nil
+	}
+	nb := (n + 7) / 8
+	if len(p) < 10+nb+1 {
+		return nil, errMalformed
+	}
+	nullMap := p[10 : 10+nb]
+	pos := 10 + nb
+	ep := &execParams{vals: make([][]byte, n), null: make([]bool, n), long: make([]bool, n)}
+	switch p[pos] {
+	case 1:
+		if len(p) < pos+1+2*n {
+			return nil, errMalformed
+		}
+		ep.types = p[pos+1 : pos+1+2*n]
+		pos += 1 + 2*n
+	case 0:
+		if len(bound) < 2*n {
+			return nil, errMalformed
+		}
+		ep.types = bound
+		pos++
+	default:
+		return nil, errMalformed
+	}
+	r := reader{b: p[pos:]}
+	for i := range n {
+		if nullMap[i/8]&(1<<(i%8)) != 0 {
+			ep.null[i] = true
+			continue
+		}
+		if long != nil && long(i) {
+			ep.long[i] = true
+			continue
+		}
+		t := ep.types[2*i]
+		var v []byte
+		switch sz := fixedSize(t); {
+		case sz >= 0:
+			v = r.bytes(sz)
+		case isTemporal(t):
+			v = r.bytes(int(r.byte()))
+		default:
+			v = r.lenEncBytes()
+		}
+		if r.err != nil {
+			return nil, errMalformed
+		}
+		ep.vals[i] = v
+	}
+	return ep, nil
+}
+
+// keyParam reads the 1-based parameter k as a shard key: integers as
+// integers, strings and decimals as their text; other types (floats,
+// dates, long data) are refused, as the router cannot know the key they
+// stand for.
+func (ep *execParams) keyParam(k int) (keyVal, error) {
+	if k < 1 || k > len(ep.vals) {
+		return keyVal{}, newSQLError(erNotSupportedYet, "42000", "the shard key is parameter %d of a statement with %d", k, len(ep.vals))
+	}
+	i := k - 1
+	switch {
+	case ep.null[i]:
+		return keyVal{null: true}, nil
+	case ep.long[i]:
+		return keyVal{}, newSQLError(erNotSupportedYet, "42000", "the shard key (parameter %d) was sent as long data; send it as a plain value", k)
+	}
+	t, unsigned := ep.types[2*i], ep.types[2*i+1]&0x80 != 0
+	v := ep.vals[i]
+	if isIntType(t) {
+		m := binaryInt(v, t, unsigned)
+		if m.kind == vUint {
+			if m.u > math.MaxInt64 {
+				return keyVal{isInt: false, b: []byte(strconv.FormatUint(m.u, 10))}, nil
+			}
+			return keyVal{isInt: true, n: int64(m.u)}, nil
+		}
+		return keyVal{isInt: true, n: m.i}, nil
+	}
+	if fixedSize(t) >= 0 || isTemporal(t) {
+		return keyVal{}, newSQLError(erNotSupportedYet, "42000", "the shard key (parameter %d) has type %#x, which is not a usable shard key: bind an integer or a string", k, t)
+	}
+	return keyVal{b: v}, nil
+}
+
+// intParam reads parameter k as a non-negative integer (LIMIT ?).
+func (ep *execParams) intParam(k int) (int64, error) {
+	v, err := ep.keyParam(k)
+	if err != nil {
+		return 0, err
+	}
+	if v.isInt && v.n >= 0 {
+		return v.n, nil
+	}
+	if !v.null && !v.isInt {
+		if n, err := strconv.ParseInt(string(v.b), 10, 64); err == nil && n >= 0 {
+			return n, nil
+		}
+	}
+	return 0, newSQLError(erNotSupportedYet, "42000", "LIMIT parameter %d is not a non-negative integer", k)
+}
+
+// longParams says which parameters of cs got long data since its last
+// execute.
+func (cs *clientStmt) longParams() func(i int) bool {
+	if len(cs.long) == 0 {
+		return nil
+	}
+	return func(i int) bool {
+		for _, lp := range cs.long {
+			if len(lp) >= 7 && int(binary.LittleEndian.Uint16(lp[5:])) == i {
+				return true
+			}
+		}
+		return false
+	}
+}

@@ -1,0 +1,862 @@
+package mysqlwire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/shard"
+)
+
+// Statements on several shards.
+//
+// A SELECT without one shard key runs on every shard it may touch, one
+// shard after the other, each on a lease of its own (a replica's when the
+// shard has one caught up, as for any read); the proxy reads each shard's
+// whole result set and answers the client with one: the first shard's
+// column definitions, the rows merged as the extractor says (concatenated,
+// sorted by the ORDER BY columns, cut to LIMIT after OFFSET, or one row of
+// combined COUNT/SUM/MIN/MAX), and one terminator. A literal OFFSET is
+// folded into each shard's LIMIT (router.MySQLScatterLimit) and applied
+// after the merge. Rows of the text protocol (COM_QUERY) and of the binary
+// protocol (COM_STMT_EXECUTE) are both understood; a value the proxy could
+// order differently from the server (text in a case-insensitive collation
+// that is not plain ASCII, types it does not know) refuses the statement
+// rather than answer it wrongly.
+//
+// A write without a key (allow_all_shard_writes) runs on every shard the
+// same way, in autocommit; the client gets one OK with the affected rows
+// summed.
+
+// maxScatterBytes bounds the rows the proxy holds to merge one scatter.
+const maxScatterBytes = 256 << 20
+
+// shardResult is one shard's whole answer. Packets are copies.
+type shardResult struct {
+	cols   [][]byte // column definition payloads
+	rows   [][]byte // row payloads
+	ok     *OK      // for a statement without a result set
+	err    []byte   // an ERR payload
+	status uint16
+}
+
+// readResult reads one command's whole answer from be: an OK, an ERR, or
+// one result set. budget is what the rows may still take.
+func (be *backend) readResult(budget *int) (*shardResult, error) {
+	res := &shardResult{}
+	p, _, err := be.readPacket()
+	if err != nil {
+		be.broken = true
+		return nil, serverIOError{err}
+	}
+	deof := be.caps&capDeprecateEOF != 0
+	switch {
+	case len(p) == 0:
+		be.broken = true
+		return nil, serverIOError{fmt.Errorf("%w: empty packet", errMalformed)}
+	case p[0] == hdrERR:
+		res.err = bytes.Clone(p)
+		return res, nil
+	case p[0] == hdrOK:
+		ok, err := DecodeOK(p, be.caps)
+		if err != nil {
+			be.broken = true
+			return nil, serverIOError{err}
+		}
+		ok.Info, ok.SessionState = nil, nil
+		res.ok, res.status = &ok, ok.Status
+		be.status = ok.Status
+		if ok.Status&statusMoreResults != 0 {
+			be.broken = true
+			return nil, serverIOError{errors.New("several results where one was expected")}
+		}
+		return res, nil
+	case p[0] == hdrLocalInfil:
+		be.broken = true
+		return nil, newSQLError(erNotSupportedYet, "42000", "LOAD DATA LOCAL on several shards is not supported")
+	}
+	r := reader{b: p}
+	n, _ := r.lenEnc()
+	if r.err != nil || n == 0 || n > 4096 {
+		be.broken = true
+		return nil, serverIOError{fmt.Errorf("%w: bad column count", errMalformed)}
+	}
+	for i := uint64(0); i < n; i++ {
+		if p, _, err = be.readPacket(); err != nil {
+			be.broken = true
+			return nil, serverIOError{err}
+		}
+		res.cols = append(res.cols, bytes.Clone(p))
+	}
+	if !deof {
+		if _, _, err = be.readPacket(); err != nil {
+			be.broken = true
+			return nil, serverIOError{err}
+		}
+	}
+	for {
+		if p, _, err = be.readPacket(); err != nil {
+			be.broken = true
+			return nil, serverIOError{err}
+		}
+		if len(p) > 0 && terminator(p[0], len(p), deof) {
+			st, _ := statusOf(p, be.caps)
+			be.status, res.status = st, st
+			if st&statusMoreResults != 0 {
+				be.broken = true
+				return nil, serverIOError{errors.New("several results where one was expected")}
+			}
+			return res, nil
+		}
+		if len(p) > 0 && p[0] == hdrERR {
+			res.err = bytes.Clone(p)
+			return res, nil
+		}
+		*budget -= len(p)
+		if *budget < 0 {
+			// The rest of the answer is unread: the connection cannot
+			// serve anyone else.
+			be.broken = true
+			return nil, newSQLError(erNotSupportedYet, "42000", "the result of a SELECT run on several shards is larger than %d MiB, which the proxy will not hold to merge; add the shard key or a LIMIT", maxScatterBytes>>20)
+		}
+		res.rows = append(res.rows, bytes.Clone(p))
+	}
+}
+
+// shardRun runs one command on each of shards in turn, each on a lease of
+// its own, and returns their answers. build makes the command for a
+// connection. An error is for the client (nothing was written to it).
+func (s *session) shardRun(rt *shardRT, shards []int, build func(be *backend) ([]byte, error)) ([]*shardResult, error) {
+	out := make([]*shardResult, 0, len(shards))
+	budget := maxScatterBytes
+	for _, i := range shards {
+		for attempt := 0; ; attempt++ {
+			s.sh.next, s.sh.nextRT = i, rt
+			if err := s.acquire(); err != nil {
+				return nil, err
+			}
+			if s.curWrites && s.leaseNode == nil {
+				s.leaseWrites = true
+			}
+			shardStatementMetric(rt, i)
+			be := s.be
+			s.setBusy(true)
+			p, err := build(be)
+			if err == nil {
+				if _, err = writePacket(be.bw, 0, p); err == nil {
+					err = be.bw.Flush()
+				}
+				if err != nil {
+					be.broken = true
+					err = serverIOError{err}
+				}
+			}
+			var res *shardResult
+			if err == nil {
+				res, err = be.readResult(&budget)
+			}
+			s.setBusy(false)
+			if err == nil {
+				if be.status&statusInTrans != 0 {
+					be.dirty = true // autocommit was expected: reset before reuse
+				}
+				s.release(true)
+				out = append(out, res)
+				if res.err != nil {
+					return out, nil
+				}
+				break
+			}
+			var sio serverIOError
+			retry := errors.As(err, &sio) && s.lease.Reused() && attempt == 0
+			if errors.As(err, &sio) && s.leaseNode != nil {
+				s.leaseRT.set.Ban(s.leaseNode.Name, err.Error())
+				retry = attempt < 2
+			}
+			s.release(!be.broken)
+			if retry {
+				continue
+			}
+			if errors.As(err, &sio) {
+				s.log.Warn("server connection lost during a statement on several shards", "shard", i, "err", err)
+				return nil, errLostServer
+			}
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// scatter answers a SELECT run on the shards of r, merged as sk says.
+// binaryRows: the command is a COM_STMT_EXECUTE (rows in the binary
+// protocol); limitParam reads a LIMIT given as a parameter.
+func (s *session) scatter(rt *shardRT, sk *router.ShardKeys, r shard.Route, rs uint8, binaryRows bool,
+	limitParam func(n int) (int64, error), build func(be *backend, withoutOffset bool) ([]byte, error)) error {
+	var shards []int
+	switch r := r.(type) {
+	case shard.Multi:
+		shards = r.Shards
+	default:
+		for i := range rt.m.Shards() {
+			shards = append(shards, i)
+		}
+	}
+	limit, offset := int64(-1), int64(0)
+	if sk.Limit != nil {
+		limit = *sk.Limit
+	}
+	if sk.Offset != nil {
+		offset = *sk.Offset
+	}
+	if sk.OffsetParam > 0 {
+		s.shardRefused()
+		return s.sendErr(rs, newSQLError(erNotSupportedYet, "42000", "OFFSET given as a parameter in a SELECT run on several shards is not supported: write it as a literal"))
+	}
+	if sk.LimitParam > 0 {
+		if limitParam == nil {
+			s.shardRefused()
+			return s.sendErr(rs, newSQLError(erNotSupportedYet, "42000", "LIMIT ? needs a prepared statement"))
+		}
+		n, err := limitParam(sk.LimitParam)
+		if err != nil {
+			s.shardRefused()
+			return s.sendErr(rs, err)
+		}
+		limit = n
+	}
+	metrics.ScatterQueries.WithLabelValues("mysql", rt.cl.Name).Inc()
+	results, err := s.shardRun(rt, shards, func(be *backend) ([]byte, error) { return build(be, offset != 0) })
+	if err != nil {
+		return s.sendErr(rs, err)
+	}
+	for _, res := range results {
+		if res.err != nil {
+			_, err := s.writePacket(rs, res.err)
+			return err
+		}
+	}
+	first := results[0]
+	if first.ok != nil {
+		// Not a result set after all: pass the first answer on.
+		_, err := s.writePacket(rs, appendOK(s.scratch[:0], s.caps, hdrOK, first.ok.AffectedRows, first.ok.LastInsertID, s.status(), first.ok.Warnings))
+		return err
+	}
+	cols := make([]colDef, len(first.cols))
+	for i, c := range first.cols {
+		if cols[i], err = parseColDef(c); err != nil {
+			return s.sendErr(rs, err)
+		}
+	}
+	var rows [][]byte
+	for _, res := range results {
+		if len(res.cols) != len(cols) {
+			return s.sendErr(rs, newSQLError(erNotSupportedYet, "42000", "the shards answered with different columns (%d and %d); are their schemas the same?", len(cols), len(res.cols)))
+		}
+		rows = append(rows, res.rows...)
+	}
+	rows, err = mergeRows(sk, cols, rows, binaryRows, limit, offset)
+	if err != nil {
+		s.shardRefused()
+		return s.sendErr(rs, err)
+	}
+	return s.writeResultSet(rs, first.cols, rows)
+}
+
+// writeResultSet answers with a result set: column definitions as a
+// server sent them, then rows.
+func (s *session) writeResultSet(seq uint8, cols, rows [][]byte) error {
+	deof := s.caps&capDeprecateEOF != 0
+	var err error
+	if seq, err = s.writePacket(seq, appendLenEnc(s.scratch[:0], uint64(len(cols)))); err != nil {
+		return err
+	}
+	for _, c := range cols {
+		if seq, err = s.writePacket(seq, c); err != nil {
+			return err
+		}
+	}
+	if !deof {
+		if seq, err = s.writePacket(seq, appendEOF(s.scratch[:0], s.status())); err != nil {
+			return err
+		}
+	}
+	for _, r := range rows {
+		if seq, err = s.writePacket(seq, r); err != nil {
+			return err
+		}
+	}
+	if deof {
+		_, err = s.writePacket(seq, appendOK(s.scratch[:0], s.caps, hdrEOF, 0, 0, s.status(), 0))
+	} else {
+		_, err = s.writePacket(seq, appendEOF(s.scratch[:0], s.status()))
+	}
+	return err
+}
+
+// allShardWrite runs a write without one shard key on the shards of r
+// (allow_all_shard_writes), each in autocommit, and answers with one OK
+// whose affected rows are the sum. A shard's error stops it there; the
+// shards before it have committed, which the message says.
+func (s *session) allShardWrite(rt *shardRT, r shard.Route, rs uint8, build func(be *backend) ([]byte, error)) error {
+	var shards []int
+	switch r := r.(type) {
+	case shard.Multi:
+		shards = r.Shards
+	default:
+		for i := range rt.m.Shards() {
+			shards = append(shards, i)
+		}
+	}
+	results, err := s.shardRun(rt, shards, build)
+	if err != nil {
+		return s.sendErr(rs, err)
+	}
+	var affected uint64
+	var warnings uint16
+	for k, res := range results {
+		if res.err != nil {
+			e, _ := DecodeERR(res.err)
+			if k > 0 {
+				e.Message = fmt.Sprintf("%s (shard %d; the write committed on shards %s before it)", e.Message, shards[k], joinInts(shards[:k]))
+			}
+			_, err := s.writePacket(rs, appendERR(s.scratch[:0], e.Code, e.State, e.Message))
+			return err
+		}
+		if res.ok != nil {
+			affected += res.ok.AffectedRows
+			warnings += res.ok.Warnings
+		}
+	}
+	_, err = s.writePacket(rs, appendOK(s.scratch[:0], s.caps, hdrOK, affected, 0, s.status(), warnings))
+	return err
+}
+
+// Column definitions and values.
+
+// MySQL column types.
+const (
+	tDecimal    = 0x00
+	tTiny       = 0x01
+	tShort      = 0x02
+	tLong       = 0x03
+	tFloat      = 0x04
+	tDouble     = 0x05
+	tNull       = 0x06
+	tTimestamp  = 0x07
+	tLongLong   = 0x08
+	tInt24      = 0x09
+	tDate       = 0x0a
+	tTime       = 0x0b
+	tDateTime   = 0x0c
+	tYear       = 0x0d
+	tNewDate    = 0x0e
+	tNewDecimal = 0xf6
+)
+
+const flagUnsigned = 0x20
+
+// binaryCollation is the character set number of binary strings.
+const binaryCollation = 63
+
+type colDef struct {
+	name    string
+	typ     byte
+	flags   uint16
+	charset uint16
+}
+
+func parseColDef(p []byte) (colDef, error) {
+	r := reader{b: p}
+	for range 4 { // catalog, schema, table, org_table
+		r.lenEncBytes()
+	}
+	name := r.lenEncBytes()
+	r.lenEncBytes() // org_name
+	r.lenEnc()
+	c := colDef{name: string(name)}
+	c.charset = r.uint16()
+	r.uint32()
+	c.typ = r.byte()
+	c.flags = r.uint16()
+	if r.err != nil {
+		return c, fmt.Errorf("%w: bad column definition", errMalformed)
+	}
+	return c, nil
+}
+
+// splitRow cuts a row into its values (nil for NULL): for the text
+// protocol the strings, for the binary protocol each value's bytes
+// without a length prefix.
+func splitRow(p []byte, cols []colDef, binaryRows bool) ([][]byte, error) {
+	out := make([][]byte, len(cols))
+	bad := fmt.Errorf("%w: bad row", errMalformed)
+	if !binaryRows {
+		r := reader{b: p}
+		for i := range cols {
+			if len(r.b) > 0 && r.b[0] == 0xfb {
+				r.b = r.b[1:]
+				continue
+			}
+			v := r.lenEncBytes()
+			if r.err != nil {
+				return nil, bad
+			}
+			out[i] = v[:len(v):len(v)]
+		}
+		return out, nil
+	}
+	nb := (len(cols) + 7 + 2) / 8
+	if len(p) < 1+nb || p[0] != 0 {
+		return nil, bad
+	}
+	nulls := p[1 : 1+nb]
+	r := reader{b: p[1+nb:]}
+	for i, c := range cols {
+		if nulls[(i+2)/8]&(1<<((i+2)%8)) != 0 {
+			continue
+		}
+		var v []byte
+		switch n := fixedSize(c.typ); {
+		case n >= 0:
+			v = r.bytes(n)
+		case isTemporal(c.typ):
+			v = r.bytes(int(r.byte()))
+		default:
+			v = r.lenEncBytes()
+		}
+		if r.err != nil {
+			return nil, bad
+		}
+		out[i] = v[:len(v):len(v)]
+	}
+	return out, nil
+}
+
+// fixedSize is the size of a binary-protocol value of type t; -1 when it
+// has a length prefix.
+func fixedSize(t byte) int {
+	switch t {
+	case tTiny:
+		return 1
+	case tShort, tYear:
+		return 2
+	case tLong, tInt24, tFloat:
+		return 4
+	case tLongLong, tDouble:
+		return 8
+	case tNull:
+		return 0
+	}
+	return -1
+}
+
+func isTemporal(t byte) bool {
+	switch t {
+	case tTimestamp, tDate, tTime, tDateTime, tNewDate:
+		return true
+	}
+	return false
+}
+
+func isIntType(t byte) bool {
+	switch t {
+	case tTiny, tShort, tLong, tLongLong, tInt24, tYear:
+		return true
+	}
+	return false
+}
+
+// encodeRow makes a row packet of values split by splitRow.
+func encodeRow(vals [][]byte, cols []colDef, binaryRows bool) []byte {
+	var out []byte
+	if !binaryRows {
+		for _, v := range vals {
+			if v == nil {
+				out = append(out, 0xfb)
+				continue
+			}
+			out = appendLenEnc(out, uint64(len(v)))
+			out = append(out, v...)
+		}
+		return out
+	}
+	nb := (len(cols) + 7 + 2) / 8
+	out = append(out, 0)
+	out = append(out, make([]byte, nb)...)
+	for i, v := range vals {
+		if v == nil {
+			out[1+(i+2)/8] |= 1 << ((i + 2) % 8)
+			continue
+		}
+		switch {
+		case fixedSize(cols[i].typ) >= 0:
+			out = append(out, v...)
+		case isTemporal(cols[i].typ):
+			out = append(out, byte(len(v)))
+			out = append(out, v...)
+		default:
+			out = appendLenEnc(out, uint64(len(v)))
+			out = append(out, v...)
+		}
+	}
+	return out
+}
+
+// value kinds for ordering.
+const (
+	vInt = iota + 1
+	vUint
+	vFloat
+	vDec
+	vBytes
+)
+
+// mval is a value as the merge compares it.
+type mval struct {
+	kind int
+	i    int64
+	u    uint64
+	f    float64
+	r    *big.Rat
+	b    []byte
+}
+
+// comparable reads a value of column c for ordering. An error means the
+// proxy cannot order it as the server would.
+func comparable(v []byte, c colDef, binaryRows bool) (mval, error) {
+	unsigned := c.flags&flagUnsigned != 0
+	switch {
+	case isIntType(c.typ):
+		if binaryRows {
+			return binaryInt(v, c.typ, unsigned), nil
+		}
+		if unsigned {
+			u, err := strconv.ParseUint(string(v), 10, 64)
+			if err == nil {
+				return mval{kind: vUint, u: u}, nil
+			}
+		} else if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return mval{kind: vInt, i: n}, nil
+		}
+	case c.typ == tFloat || c.typ == tDouble:
+		if binaryRows {
+			if c.typ == tFloat && len(v) == 4 {
+				return mval{kind: vFloat, f: float64(math.Float32frombits(binary.LittleEndian.Uint32(v)))}, nil
+			}
+			if len(v) == 8 {
+				return mval{kind: vFloat, f: math.Float64frombits(binary.LittleEndian.Uint64(v))}, nil
+			}
+		} else if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+			return mval{kind: vFloat, f: f}, nil
+		}
+	case c.typ == tDecimal || c.typ == tNewDecimal:
+		if r, ok := new(big.Rat).SetString(string(v)); ok {
+			return mval{kind: vDec, r: r}, nil
+		}
+	case isTemporal(c.typ):
+		if !binaryRows {
+			return mval{kind: vBytes, b: v}, nil // fixed-width text: orders as bytes
+		}
+		if t, ok := binaryTemporal(v, c.typ); ok {
+			return t, nil
+		}
+	case c.charset == binaryCollation:
+		return mval{kind: vBytes, b: v}, nil
+	default:
+		// Text in the column's collation: for plain ASCII, MySQL's
+		// general, unicode and 0900 collations order as the upper-case
+		// bytes (_ci) or the bytes (_bin, _cs); beyond ASCII the weights
+		// are the server's, so the proxy refuses rather than guess.
+		for _, ch := range v {
+			if ch >= 0x80 {
+				return mval{}, newSQLError(erNotSupportedYet, "42000", "column %s has non-ASCII text, which the proxy cannot order as the server's collation does across shards", c.name)
+			}
+		}
+		if binCollation(c.charset) {
+			return mval{kind: vBytes, b: v}, nil
+		}
+		return mval{kind: vBytes, b: bytes.ToUpper(bytes.TrimRight(v, " "))}, nil
+	}
+	return mval{}, newSQLError(erNotSupportedYet, "42000", "column %s (type %#x): the proxy cannot order or combine its values across shards", c.name, c.typ)
+}
+
+// binCollation reports the _bin collations of the common character sets.
+func binCollation(id uint16) bool {
+	switch id {
+	case 46, 83, 47, 65, 84, 309, 1070: // utf8mb4_bin, utf8mb3_bin, latin1_bin, ascii_bin, ...
+		return true
+	}
+	return false
+}
+
+func binaryInt(v []byte, t byte, unsigned bool) mval {
+	var u uint64
+	var i int64
+	switch len(v) {
+	case 1:
+		u, i = uint64(v[0]), int64(int8(v[0]))
+	case 2:
+		x := binary.LittleEndian.Uint16(v)
+		u, i = uint64(x), int64(int16(x))
+	case 4:
+		x := binary.LittleEndian.Uint32(v)
+		u, i = uint64(x), int64(int32(x))
+	case 8:
+		u = binary.LittleEndian.Uint64(v)
+		i = int64(u)
+	}
+	if unsigned || t == tYear {
+		return mval{kind: vUint, u: u}
+	}
+	return mval{kind: vInt, i: i}
+}
+
+// binaryTemporal orders a binary DATE/DATETIME/TIMESTAMP (as a byte key)
+// or TIME (as signed microseconds).
+func binaryTemporal(v []byte, t byte) (mval, bool) {
+	if t == tTime {
+		if len(v) != 0 && len(v) != 8 && len(v) != 12 {
+			return mval{}, false
+		}
+		var us int64
+		if len(v) >= 8 {
+			days := int64(binary.LittleEndian.Uint32(v[1:]))
+			us = (((days*24+int64(v[5]))*60+int64(v[6]))*60 + int64(v[7])) * 1e6
+			if len(v) == 12 {
+				us += int64(binary.LittleEndian.Uint32(v[8:]))
+			}
+			if v[0] == 1 {
+				us = -us
+			}
+		}
+		return mval{kind: vInt, i: us}, true
+	}
+	var k [11]byte // year (BE), month, day, hour, minute, second, microseconds (BE)
+	switch len(v) {
+	case 11:
+		binary.BigEndian.PutUint32(k[7:], binary.LittleEndian.Uint32(v[7:]))
+		fallthrough
+	case 7:
+		copy(k[4:7], v[4:7])
+		fallthrough
+	case 4:
+		binary.BigEndian.PutUint16(k[0:], binary.LittleEndian.Uint16(v))
+		k[2], k[3] = v[2], v[3]
+	case 0:
+	default:
+		return mval{}, false
+	}
+	return mval{kind: vBytes, b: k[:]}, true
+}
+
+func cmpVals(a, b mval) int {
+	switch {
+	case a.kind == vInt && b.kind == vInt:
+		return cmpInt64(a.i, b.i)
+	case a.kind == vUint && b.kind == vUint:
+		switch {
+		case a.u < b.u:
+			return -1
+		case a.u > b.u:
+			return 1
+		}
+		return 0
+	case a.kind == vFloat && b.kind == vFloat:
+		switch {
+		case a.f < b.f:
+			return -1
+		case a.f > b.f:
+			return 1
+		}
+		return 0
+	case a.kind == vDec && b.kind == vDec:
+		return a.r.Cmp(b.r)
+	}
+	return bytes.Compare(a.b, b.b)
+}
+
+func cmpInt64(x, y int64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+// mergeRows merges the shards' rows as sk says; limit < 0: none.
+func mergeRows(sk *router.ShardKeys, cols []colDef, rows [][]byte, binaryRows bool, limit, offset int64) ([][]byte, error) {
+	switch {
+	case len(sk.Aggregates) > 0:
+		row, err := combineAggs(sk, cols, rows, binaryRows)
+		if err != nil {
+			return nil, err
+		}
+		rows = [][]byte{row}
+	case len(sk.OrderBy) > 0:
+		idx := make([]int, len(sk.OrderBy))
+		for j, o := range sk.OrderBy {
+			idx[j] = o.Index
+			if idx[j] < 0 {
+				for k, c := range cols {
+					if strings.EqualFold(c.name, o.Name) {
+						if idx[j] >= 0 {
+							return nil, newSQLError(erNotSupportedYet, "42000", "ORDER BY %s is ambiguous in the merged result", o.Name)
+						}
+						idx[j] = k
+					}
+				}
+			}
+			if idx[j] < 0 || idx[j] >= len(cols) {
+				return nil, newSQLError(erNotSupportedYet, "42000", "ORDER BY %s: the column is not in the result, so the shards' rows cannot be merged", o.Name)
+			}
+		}
+		keys := make([][]mval, len(rows))
+		nulls := make([][]bool, len(rows))
+		for i, r := range rows {
+			vals, err := splitRow(r, cols, binaryRows)
+			if err != nil {
+				return nil, err
+			}
+			keys[i], nulls[i] = make([]mval, len(idx)), make([]bool, len(idx))
+			for j, k := range idx {
+				if vals[k] == nil {
+					nulls[i][j] = true
+					continue
+				}
+				if keys[i][j], err = comparable(vals[k], cols[k], binaryRows); err != nil {
+					return nil, err
+				}
+			}
+		}
+		perm := make([]int, len(rows))
+		for i := range perm {
+			perm[i] = i
+		}
+		slices.SortStableFunc(perm, func(a, b int) int {
+			for j, o := range sk.OrderBy {
+				var c int
+				switch na, nb := nulls[a][j], nulls[b][j]; {
+				case na && nb:
+					continue
+				case na || nb:
+					// NullsFirst is where NULLs go in the output order,
+					// whatever the direction.
+					if na == o.NullsFirst {
+						return -1
+					}
+					return 1
+				default:
+					c = cmpVals(keys[a][j], keys[b][j])
+				}
+				if o.Desc {
+					c = -c
+				}
+				if c != 0 {
+					return c
+				}
+			}
+			return 0
+		})
+		sorted := make([][]byte, len(rows))
+		for i, p := range perm {
+			sorted[i] = rows[p]
+		}
+		rows = sorted
+	}
+	if offset > 0 {
+		rows = rows[min(offset, int64(len(rows))):]
+	}
+	if limit >= 0 && int64(len(rows)) > limit {
+		rows = rows[:limit]
+	}
+	return rows, nil
+}
+
+// combineAggs folds the one-row answers of the shards into one row.
+func combineAggs(sk *router.ShardKeys, cols []colDef, rows [][]byte, binaryRows bool) ([]byte, error) {
+	if len(rows) == 0 {
+		return nil, newSQLError(erNotSupportedYet, "42000", "aggregate SELECT: no shard returned a row")
+	}
+	acc, err := splitRow(rows[0], cols, binaryRows)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows[1:] {
+		vals, err := splitRow(r, cols, binaryRows)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range sk.Aggregates {
+			k := a.Index
+			if k < 0 || k >= len(cols) {
+				return nil, newSQLError(erNotSupportedYet, "42000", "aggregate column %d is not in the result", k+1)
+			}
+			x, y := acc[k], vals[k]
+			switch {
+			case y == nil:
+				continue
+			case x == nil:
+				acc[k] = y
+				continue
+			}
+			switch a.Func {
+			case router.AggCount, router.AggSum:
+				if acc[k], err = addValues(x, y, cols[k], binaryRows); err != nil {
+					return nil, err
+				}
+			case router.AggMin, router.AggMax:
+				mx, err := comparable(x, cols[k], binaryRows)
+				if err != nil {
+					return nil, err
+				}
+				my, err := comparable(y, cols[k], binaryRows)
+				if err != nil {
+					return nil, err
+				}
+				if c := cmpVals(my, mx); c < 0 && a.Func == router.AggMin || c > 0 && a.Func == router.AggMax {
+					acc[k] = y
+				}
+			}
+		}
+	}
+	return encodeRow(acc, cols, binaryRows), nil
+}
+
+// addValues adds two COUNT or SUM values of column c, in its encoding.
+func addValues(x, y []byte, c colDef, binaryRows bool) ([]byte, error) {
+	switch {
+	case binaryRows && isIntType(c.typ) && len(x) == len(y):
+		a, b := binaryInt(x, c.typ, c.flags&flagUnsigned != 0), binaryInt(y, c.typ, c.flags&flagUnsigned != 0)
+		out := make([]byte, 8)
+		if a.kind == vUint {
+			binary.LittleEndian.PutUint64(out, a.u+b.u)
+		} else {
+			binary.LittleEndian.PutUint64(out, uint64(a.i+b.i))
+		}
+		return out[:len(x)], nil
+	case binaryRows && c.typ == tDouble && len(x) == 8 && len(y) == 8:
+		f := math.Float64frombits(binary.LittleEndian.Uint64(x)) + math.Float64frombits(binary.LittleEndian.Uint64(y))
+		return binary.LittleEndian.AppendUint64(nil, math.Float64bits(f)), nil
+	case c.typ == tDouble || c.typ == tFloat:
+		fx, err1 := strconv.ParseFloat(string(x), 64)
+		fy, err2 := strconv.ParseFloat(string(y), 64)
+		if err1 != nil || err2 != nil {
+			break
+		}
+		return []byte(strconv.FormatFloat(fx+fy, 'g', -1, 64)), nil
+	}
+	if sum, ok := router.AddDecimalText(x, y); ok {
+		return sum, nil
+	}
+	return nil, newSQLError(erNotSupportedYet, "42000", "cannot add the values %q and %q of column %s from two shards", x, y, c.name)
+}

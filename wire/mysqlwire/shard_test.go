@@ -1,0 +1,741 @@
+package mysqlwire
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/shard"
+)
+
+// The shards of the tests are the databases orders_0 and orders_1 of the
+// MariaDB test primary (replicated to its replica). Clients connect to
+// database "orders".
+
+// shardConfig is a config with the sharded cluster "orders": sharding is
+// the body of [clusters.sharding], shards the [[clusters.shards]] tables.
+func shardConfig(t testing.TB, sharding, shards string) *config.Config {
+	t.Helper()
+	src := fmt.Sprintf(`
+[proxy]
+postgres_listen = ""
+mysql_listen = "127.0.0.1:0"
+admin_listen = ""
+shutdown_timeout = "5s"
+
+[defaults]
+pool_size = 10
+query_wait_timeout = "20s"
+max_replica_lag = "300ms"
+lag_poll_interval = "20ms"
+
+[[users]]
+name = "app"
+password = "app"
+
+[[clusters]]
+name = "orders"
+protocol = "mysql"
+database = "orders"
+
+[clusters.sharding]
+%s
+
+%s
+`, sharding, shards)
+	cfg, err := config.Parse([]byte(src), "shard.toml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+const hashSharding = `kind = "hash"
+key = "customer_id"
+tables = { customers = "id" }`
+
+// hashShards: the two shards, with the replica when withReplica.
+func hashShards(withReplica bool) string {
+	ma := testcluster.Maria
+	rep := ""
+	if withReplica {
+		rep = fmt.Sprintf("replicas = [%q]", ma.Replicas[0].Addr())
+	}
+	return fmt.Sprintf(`
+[[clusters.shards]]
+primary = %q
+database = "orders_0"
+%s
+
+[[clusters.shards]]
+primary = %q
+database = "orders_1"
+%s
+`, ma.Primary.Addr(), rep, ma.Primary.Addr(), rep)
+}
+
+func rangeShards(boundary int) string {
+	ma := testcluster.Maria
+	return fmt.Sprintf(`
+[[clusters.shards]]
+primary = %q
+database = "orders_0"
+range = [0, %d]
+
+[[clusters.shards]]
+primary = %q
+database = "orders_1"
+range = [%d, 1000000000]
+`, ma.Primary.Addr(), boundary, ma.Primary.Addr(), boundary)
+}
+
+func startShardProxy(t testing.TB, cfg *config.Config) *testProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := slog.LevelError
+	if testing.Verbose() {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	p := &testProxy{srv: NewServer(cfg, log), addr: ln.Addr().String(), ln: ln}
+	done := make(chan error, 1)
+	go func() { done <- p.srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return p
+}
+
+func (p *testProxy) openOrders(t testing.TB, params string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", p.dsn("app", "app", "orders", params))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// resetShardTables recreates the test tables on both shards.
+func resetShardTables(t testing.TB) {
+	t.Helper()
+	for _, db := range []string{"orders_0", "orders_1"} {
+		rootExec(t, fmt.Sprintf(`DROP TABLE IF EXISTS %[1]s.orders, %[1]s.customers;
+CREATE TABLE %[1]s.orders (id BIGINT PRIMARY KEY, customer_id BIGINT NOT NULL, total DECIMAL(10,2), note VARCHAR(40), KEY (customer_id));
+CREATE TABLE %[1]s.customers (id BIGINT PRIMARY KEY, name VARCHAR(40))`, db))
+	}
+}
+
+// onShard runs a query for one value as root on shard i's database.
+func onShard(t testing.TB, i int, q string) string {
+	t.Helper()
+	ma := testcluster.Maria
+	v, err := ma.QueryString(ma.Primary, "/* shard */ "+strings.ReplaceAll(q, "{db}", fmt.Sprintf("orders_%d", i)))
+	if err != nil {
+		t.Fatalf("shard %d: %s: %v", i, q, err)
+	}
+	return v
+}
+
+// union runs q on both shards' orders tables at once (as one database
+// would answer it): {t} in q stands for the union of the two tables.
+func union(t testing.TB, q string) []string {
+	t.Helper()
+	ma := testcluster.Maria
+	db, err := sql.Open("mysql", ma.RootDSN(ma.Primary, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	return rowsOf(t, db, strings.ReplaceAll(q, "{t}", "(SELECT * FROM orders_0.orders UNION ALL SELECT * FROM orders_1.orders) u"))
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// rowsOf returns each row of q as its values joined by "|".
+func rowsOf(t testing.TB, db querier, q string, args ...any) []string {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			parts[i] = "NULL"
+			if v.Valid {
+				parts[i] = v.String
+			}
+		}
+		out = append(out, strings.Join(parts, "|"))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
+
+func shardCounter(cluster, i string) float64 {
+	return counterValue(metrics.ShardStatements.WithLabelValues("mysql", cluster, i))
+}
+
+func scatterCounter() float64 {
+	return counterValue(metrics.ScatterQueries.WithLabelValues("mysql", "orders"))
+}
+
+func refusedCounter() float64 {
+	return counterValue(metrics.ShardRefused.WithLabelValues("mysql", "orders"))
+}
+
+func mapVersion() float64 {
+	var m dto.Metric
+	if err := metrics.ShardMapVersion.WithLabelValues("mysql", "orders").Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetGauge().GetValue()
+}
+
+// wantRefused checks err is the proxy's 1235 and its message says what.
+func wantRefused(t testing.TB, err error, what, contains string) {
+	t.Helper()
+	var me interface{ Error() string }
+	if mysqlErrNum(err) != erNotSupportedYet {
+		t.Errorf("%s: got %v, want error 1235", what, err)
+		return
+	}
+	me = err
+	if contains != "" && !strings.Contains(me.Error(), contains) {
+		t.Errorf("%s: message %q does not say %q", what, me.Error(), contains)
+	}
+}
+
+func TestShardHashRouting(t *testing.T) {
+	resetShardTables(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	m := p.srv.shardRT("orders").m
+	a, b := twoShardKeys(m)
+	ctx := context.Background()
+	id := 0
+	for _, params := range []string{"interpolateParams=true", ""} {
+		t.Run("params="+params, func(t *testing.T) {
+			db := p.openOrders(t, params)
+			// Inserts land on the shard the map says.
+			for cid := int64(1); cid <= 20; cid++ {
+				for k := 0; k < 2; k++ {
+					id++
+					if _, err := db.ExecContext(ctx, "INSERT INTO orders (id, customer_id, total, note) VALUES (?, ?, ?, ?)",
+						id, cid, fmt.Sprintf("%d.25", id), fmt.Sprintf("n%02d", id%7)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			perShard := [2]int{}
+			for cid := int64(1); cid <= 20; cid++ {
+				want, err := m.ShardOfInt(cid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < 2; i++ {
+					got := onShard(t, i, fmt.Sprintf("SELECT COUNT(*) FROM {db}.orders WHERE customer_id = %d", cid))
+					wantN := "0"
+					switch {
+					case i == want && params == "":
+						wantN = "4" // both runs
+					case i == want:
+						wantN = "2"
+					}
+					if got != wantN {
+						t.Errorf("customer %d: %s rows on shard %d, want %s (map says shard %d)", cid, got, i, wantN, want)
+					}
+					if i == want {
+						perShard[i]++
+					}
+				}
+			}
+			t.Logf("customers per shard: %v", perShard)
+			if perShard[0] == 0 || perShard[1] == 0 {
+				t.Errorf("all customers on one shard: %v", perShard)
+			}
+		})
+	}
+	// From here: 80 rows, 4 per customer.
+	for _, params := range []string{"interpolateParams=true", ""} {
+		t.Run("read/"+params, func(t *testing.T) {
+			db := p.openOrders(t, params)
+			// A point read by key hits its shard alone.
+			for cid := int64(1); cid <= 6; cid++ {
+				sh, _ := m.ShardOfInt(cid)
+				before, other, sc := shardCounter("orders", fmt.Sprint(sh)), shardCounter("orders", fmt.Sprint(1-sh)), scatterCounter()
+				rows := rowsOf(t, db, "SELECT DATABASE(), COUNT(*) FROM orders WHERE customer_id = ?", cid)
+				if want := fmt.Sprintf("orders_%d|4", sh); len(rows) != 1 || rows[0] != want {
+					t.Errorf("customer %d: %v, want %s", cid, rows, want)
+				}
+				if d := shardCounter("orders", fmt.Sprint(sh)) - before; d != 1 || shardCounter("orders", fmt.Sprint(1-sh)) != other || scatterCounter() != sc {
+					t.Errorf("customer %d: %v statements on its shard %d, other shard %v, scatter %v; want exactly one on its shard", cid, d, sh, shardCounter("orders", fmt.Sprint(1-sh))-other, scatterCounter()-sc)
+				}
+			}
+			// UPDATE by key.
+			res, err := db.ExecContext(ctx, "UPDATE orders SET note = ? WHERE customer_id = ?", "upd"+params, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := res.RowsAffected(); n != 4 {
+				t.Errorf("UPDATE by key: %d rows affected, want 4", n)
+			}
+			sh3, _ := m.ShardOfInt(3)
+			if got := onShard(t, sh3, "SELECT COUNT(*) FROM {db}.orders WHERE note = 'upd"+params+"'"); got != "4" {
+				t.Errorf("updated rows on shard %d: %s", sh3, got)
+			}
+			// Scatter reads equal the same query against the union of
+			// the shards.
+			for _, q := range []string{
+				"SELECT id, customer_id, total FROM orders ORDER BY total DESC, id LIMIT 7",
+				"SELECT id, note FROM orders ORDER BY note, id DESC LIMIT 5 OFFSET 3",
+				"SELECT id, note FROM orders ORDER BY 2 DESC, 1 LIMIT 2, 4",
+				"SELECT COUNT(*) FROM orders",
+				"SELECT COUNT(*), SUM(total), MIN(total), MAX(total), MIN(note), MAX(id) FROM orders",
+				"SELECT SUM(total) FROM orders WHERE customer_id > 5",
+				"SELECT id FROM orders WHERE customer_id IN (1, 2, 3, 4) ORDER BY id",
+				fmt.Sprintf("SELECT MAX(total) FROM orders WHERE customer_id IN (%d, %d)", a, b),
+			} {
+				want := union(t, strings.Replace(q, "FROM orders", "FROM {t}", 1))
+				sc := scatterCounter()
+				got := rowsOf(t, db, q)
+				if strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Errorf("%s:\n got %v\nwant %v", q, got, want)
+				}
+				if scatterCounter() != sc+1 {
+					t.Errorf("%s: not counted as a scatter", q)
+				}
+			}
+			// Scatter with parameters (an IN list over both shards).
+			got := rowsOf(t, db, "SELECT id FROM orders WHERE customer_id IN (?, ?) ORDER BY id DESC LIMIT ?", 1, 2, 3)
+			want := union(t, "SELECT id FROM {t} WHERE customer_id IN (1, 2) ORDER BY id DESC LIMIT 3")
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("IN (?, ?) LIMIT ?: got %v, want %v", got, want)
+			}
+			// What cannot be merged or must not run on one shard only is
+			// refused with 1235, and the session goes on.
+			for _, tc := range []struct{ q, says string }{
+				{"SELECT customer_id, COUNT(*) FROM orders GROUP BY customer_id", "GROUP BY"},
+				{"SELECT DISTINCT note FROM orders", "DISTINCT"},
+				{"SELECT AVG(total) FROM orders", "AVG"},
+				{"SELECT note, COUNT(*) FROM orders", "aggregates next to plain columns"},
+				{"UPDATE orders SET note = 'x' WHERE note = 'y'", "allow_all_shard_writes"},
+				{"DELETE FROM orders", "without its shard key"},
+				{fmt.Sprintf("INSERT INTO orders (id, customer_id) VALUES (1000, %d), (1001, %d)", a, b), "several shards"},
+				{"UPDATE orders SET customer_id = 5 WHERE customer_id = 1", "changes the shard key"},
+				{"CREATE TABLE x (id INT)", "switchyard:shard=N"},
+			} {
+				if params == "" && strings.HasPrefix(tc.q, "CREATE") {
+					continue // not preparable
+				}
+				before := refusedCounter()
+				_, err := db.ExecContext(ctx, tc.q)
+				wantRefused(t, err, tc.q, tc.says)
+				if refusedCounter() != before+1 {
+					t.Errorf("%s: refusal not counted", tc.q)
+				}
+			}
+			if got := rowsOf(t, db, "SELECT COUNT(*) FROM orders"); got[0] != "80" {
+				t.Errorf("after refusals: %v rows", got)
+			}
+			// Hints and the per-table key.
+			if got := rowsOf(t, db, "/* switchyard:shard=1 */ SELECT DATABASE(), COUNT(*) FROM orders"); got[0] != "orders_1|"+onShard(t, 1, "SELECT COUNT(*) FROM {db}.orders") {
+				t.Errorf("shard hint: %v", got)
+			}
+			if got := rowsOf(t, db, "SELECT DATABASE() FROM orders /* switchyard:shard_key=3 */ LIMIT 1"); got[0] != fmt.Sprintf("orders_%d", sh3) {
+				t.Errorf("shard_key hint: %v, want shard %d", got, sh3)
+			}
+			for cid := int64(1); cid <= 4; cid++ {
+				if _, err := db.ExecContext(ctx, "REPLACE INTO customers (id, name) VALUES (?, ?)", cid, fmt.Sprint("c", cid)); err != nil {
+					t.Fatal(err)
+				}
+				sh, _ := m.ShardOfInt(cid)
+				if got := onShard(t, sh, fmt.Sprintf("SELECT name FROM {db}.customers WHERE id = %d", cid)); got != fmt.Sprint("c", cid) {
+					t.Errorf("customer %d not on shard %d", cid, sh)
+				}
+			}
+		})
+	}
+	// Prepared statements with text keys: a string key maps like the
+	// same literal.
+	db := p.openOrders(t, "")
+	for _, k := range []any{"7", int64(7), int32(7), uint64(7)} {
+		sh7, _ := m.ShardOfInt(7)
+		if got := rowsOf(t, db, "SELECT DATABASE() FROM orders WHERE customer_id = ? LIMIT 1", k); len(got) != 1 || got[0] != fmt.Sprintf("orders_%d", sh7) {
+			t.Errorf("key %T(%v): %v, want shard %d", k, k, got, sh7)
+		}
+	}
+}
+
+// twoShardKeys returns two keys on different shards.
+func twoShardKeys(m shard.Map) (int64, int64) {
+	a, b := int64(1), int64(2)
+	sa, _ := m.ShardOfInt(a)
+	for ; ; b++ {
+		if sb, _ := m.ShardOfInt(b); sb != sa {
+			return a, b
+		}
+	}
+}
+
+// Transactions stay on the shard of their first keyed statement; a
+// statement for another shard is refused and the transaction goes on.
+func TestShardTransactions(t *testing.T) {
+	resetShardTables(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	m := p.srv.shardRT("orders").m
+	ctx := context.Background()
+	a, b := twoShardKeys(m)
+	sa, _ := m.ShardOfInt(a)
+	for _, params := range []string{"interpolateParams=true", ""} {
+		db := p.openOrders(t, params)
+		rootExec(t, "DELETE FROM orders_0.orders; DELETE FROM orders_1.orders")
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec("INSERT INTO orders (id, customer_id) VALUES (?, ?)", 1, a); err != nil {
+			t.Fatal(err)
+		}
+		before := refusedCounter()
+		_, err = tx.Exec("INSERT INTO orders (id, customer_id) VALUES (?, ?)", 2, b)
+		wantRefused(t, err, "second shard in a transaction", "must stay on one shard")
+		var n int
+		err = tx.QueryRow("SELECT COUNT(*) FROM orders WHERE customer_id = ?", b).Scan(&n)
+		wantRefused(t, err, "read of another shard in a transaction", "")
+		err = tx.QueryRow("SELECT COUNT(*) FROM orders").Scan(&n)
+		wantRefused(t, err, "keyless read in a transaction", "inside a transaction")
+		if refusedCounter() != before+3 {
+			t.Errorf("refused cross-shard statements counted %v, want 3", refusedCounter()-before)
+		}
+		// Still usable, still on its shard, and it sees its own write.
+		if _, err := tx.Exec("INSERT INTO orders (id, customer_id) VALUES (?, ?)", 3, a); err != nil {
+			t.Fatalf("transaction unusable after a refusal: %v", err)
+		}
+		if err := tx.QueryRow("SELECT COUNT(*) FROM orders WHERE customer_id = ?", a).Scan(&n); err != nil || n != 2 {
+			t.Errorf("read in the transaction: %d, %v", n, err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if got := onShard(t, sa, "SELECT COUNT(*) FROM {db}.orders"); got != "2" {
+			t.Errorf("%s: %s rows on shard %d after commit, want 2", params, got, sa)
+		}
+		if got := onShard(t, 1-sa, "SELECT COUNT(*) FROM {db}.orders"); got != "0" {
+			t.Errorf("%s: %s rows on the other shard, want 0", params, got)
+		}
+		// Rollback undoes the transaction on its shard; a BEGIN with
+		// nothing after it costs no server.
+		tx, _ = db.BeginTx(ctx, nil)
+		if _, err := tx.Exec("DELETE FROM orders WHERE customer_id = ?", a); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		if got := onShard(t, sa, "SELECT COUNT(*) FROM {db}.orders"); got != "2" {
+			t.Errorf("rollback: %s rows", got)
+		}
+		tx, _ = db.BeginTx(ctx, nil)
+		if err := tx.Commit(); err != nil {
+			t.Errorf("empty transaction: %v", err)
+		}
+	}
+	// SET switchyard.shard_key routes statements without a key of their own.
+	c := conn(t, p.openOrders(t, "interpolateParams=true"))
+	execSQL(t, c, "INSERT INTO orders (id, customer_id) VALUES (10, ?)", b)
+	for _, tc := range []struct {
+		set  string
+		want string
+	}{
+		{fmt.Sprintf("SET switchyard.shard_key = '%d'", a), fmt.Sprintf("orders_%d|2", sa)},
+		{fmt.Sprintf("SET switchyard.shard_key = %d", b), fmt.Sprintf("orders_%d|1", 1-sa)},
+	} {
+		execSQL(t, c, tc.set)
+		if got := rowsOf(t, c, "SELECT DATABASE(), COUNT(*) FROM orders"); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("after %s: %v, want %s", tc.set, got, tc.want)
+		}
+	}
+	// A key of its own wins over the session's.
+	if got := rowsOf(t, c, "SELECT DATABASE() FROM orders WHERE customer_id = ?", a); got[0] != fmt.Sprintf("orders_%d", sa) {
+		t.Errorf("own key with a session key: %v", got)
+	}
+	execSQL(t, c, "DELETE FROM orders WHERE id = 10") // keyless write: the session key's shard
+	execSQL(t, c, "SET switchyard.shard_key = DEFAULT")
+	if got := rowsOf(t, c, "SELECT COUNT(*) FROM orders"); got[0] != "2" {
+		t.Errorf("after SET switchyard.shard_key = DEFAULT: %v, want the scatter count 2", got)
+	}
+	if _, err := c.ExecContext(ctx, "SET switchyard.shard_key = ''"); err != nil {
+		t.Error(err)
+	}
+}
+
+// allow_all_shard_writes, a range map, and reloads that move the boundary.
+func TestShardRangeReload(t *testing.T) {
+	resetShardTables(t)
+	sharding := "kind = \"range\"\nkey = \"customer_id\"\nallow_all_shard_writes = true"
+	p := startShardProxy(t, shardConfig(t, sharding, rangeShards(100)))
+	ctx := context.Background()
+	v0 := mapVersion()
+	db := p.openOrders(t, "interpolateParams=true")
+	for _, cid := range []int{5, 50, 150, 500} {
+		if _, err := db.ExecContext(ctx, "INSERT INTO orders (id, customer_id, note) VALUES (?, ?, 'a')", cid, cid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := onShard(t, 0, "SELECT GROUP_CONCAT(customer_id ORDER BY customer_id) FROM {db}.orders"); got != "5,50" {
+		t.Errorf("shard 0 [0, 100) holds %s", got)
+	}
+	if got := onShard(t, 1, "SELECT GROUP_CONCAT(customer_id ORDER BY customer_id) FROM {db}.orders"); got != "150,500" {
+		t.Errorf("shard 1 [100, ...) holds %s", got)
+	}
+	// A write on every shard, with the affected rows summed.
+	res, err := db.ExecContext(ctx, "UPDATE orders SET note = 'all' WHERE note = 'a'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 4 {
+		t.Errorf("all-shard UPDATE affected %d, want 4", n)
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO orders (id, customer_id) VALUES (1, -5)"); mysqlErrNum(err) != erNotSupportedYet {
+		t.Errorf("key outside every range: %v", err)
+	}
+	// Not inside a transaction, though.
+	tx, _ := db.BeginTx(ctx, nil)
+	_, err = tx.Exec("UPDATE orders SET note = 'tx' WHERE note = 'all'")
+	wantRefused(t, err, "all-shard write in a transaction", "autocommit")
+	_ = tx.Rollback()
+
+	shardOf := func(q interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}, cid int) string {
+		var d string
+		if err := q.QueryRowContext(ctx, "SELECT DATABASE() FROM DUAL WHERE ? > 0 /* switchyard:shard_key="+fmt.Sprint(cid)+" */", 1).Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if got := shardOf(db, 50); got != "orders_0" {
+		t.Fatalf("key 50 before the reload: %s", got)
+	}
+	// A transaction under way keeps the map it started with.
+	tx, err = db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, tx, "SELECT DATABASE(), COUNT(*) FROM orders WHERE customer_id = 50"); got[0] != "orders_0|1" {
+		t.Fatalf("in the transaction: %v", got)
+	}
+	if err := p.srv.Reload(shardConfig(t, sharding, rangeShards(40))); err != nil {
+		t.Fatal(err)
+	}
+	if mapVersion() != v0+1 {
+		t.Errorf("map version %v after changing the ranges, want %v", mapVersion(), v0+1)
+	}
+	if got := rowsOf(t, tx, "SELECT DATABASE(), COUNT(*) FROM orders WHERE customer_id = 50"); got[0] != "orders_0|1" {
+		t.Errorf("the transaction moved with the reload: %v", got)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// After it, key 50 belongs to shard 1 [40, ...).
+	if got := shardOf(db, 50); got != "orders_1" {
+		t.Errorf("key 50 after moving the boundary to 40: %s, want orders_1", got)
+	}
+	if got := shardOf(db, 39); got != "orders_0" {
+		t.Errorf("key 39: %s", got)
+	}
+	// A reload that changes nothing about sharding keeps the version.
+	if err := p.srv.Reload(shardConfig(t, sharding, rangeShards(40))); err != nil {
+		t.Fatal(err)
+	}
+	if mapVersion() != v0+1 {
+		t.Errorf("map version %v after an unchanged reload", mapVersion())
+	}
+	// A bad file is refused by the config loader; a config whose map
+	// cannot be built is refused by Reload: either way the old map stays.
+	if _, err := config.Parse([]byte(strings.Replace(shardConfigSrc(sharding, rangeShards(40)), "range = [40,", "range = [30,", 1)), "bad.toml"); err == nil {
+		t.Error("overlapping ranges accepted by the config loader")
+	}
+	bad := shardConfig(t, sharding, rangeShards(60))
+	bad.Clusters[0].Shards[1].Range = nil
+	if err := p.srv.Reload(bad); err == nil {
+		t.Error("Reload accepted a range map without ranges")
+	}
+	if mapVersion() != v0+1 || shardOf(db, 50) != "orders_1" {
+		t.Errorf("after a refused reload: version %v, key 50 on %s; want the old map", mapVersion(), shardOf(db, 50))
+	}
+}
+
+// shardConfigSrc is the TOML of shardConfig, for tests that break it.
+func shardConfigSrc(sharding, shards string) string {
+	return fmt.Sprintf(`
+[[users]]
+name = "app"
+password = "app"
+
+[[clusters]]
+name = "orders"
+protocol = "mysql"
+database = "orders"
+
+[clusters.sharding]
+%s
+
+%s
+`, sharding, shards)
+}
+
+// Reads by key go to the shard's replica once it is caught up; a client's
+// read right after its own write sees the write (read-your-writes per
+// shard primary), even with the replica paused.
+func TestShardReplicaReads(t *testing.T) {
+	resetShardTables(t)
+	caughtUp(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(true)))
+	ma := testcluster.Maria
+	primary, rep := ma.Primary.Port, replicaNode().Port
+	m := p.srv.shardRT("orders").m
+	ctx := context.Background()
+	w := p.openOrders(t, "")
+	for cid := 1; cid <= 10; cid++ {
+		if _, err := w.ExecContext(ctx, "INSERT INTO orders (id, customer_id) VALUES (?, ?)", cid, cid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caughtUp(t)
+	for i := 0; i < 2; i++ {
+		waitShardEligible(t, p, i)
+	}
+	for _, params := range []string{"interpolateParams=true", ""} {
+		db := p.openOrders(t, params)
+		ports := map[int]int{}
+		for cid := 1; cid <= 10; cid++ {
+			var port int
+			var d string
+			if err := db.QueryRowContext(ctx, "SELECT @@port, DATABASE() FROM orders WHERE customer_id = ? LIMIT 1", cid).Scan(&port, &d); err != nil {
+				t.Fatal(err)
+			}
+			sh, _ := m.ShardOfInt(int64(cid))
+			if d != fmt.Sprintf("orders_%d", sh) {
+				t.Errorf("customer %d read on %s", cid, d)
+			}
+			ports[port]++
+		}
+		if ports[rep] != 10 || ports[primary] != 0 {
+			t.Errorf("%q: reads by key per port %v, want all on the replica %d", params, ports, rep)
+		}
+	}
+	// Read-your-writes with the replica paused: every read after a write
+	// sees it.
+	onNode(t, replicaNode(), "STOP SLAVE SQL_THREAD")
+	defer onNode(t, replicaNode(), "START SLAVE SQL_THREAD")
+	var stale, failed, onReplica atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	const clients, pairs = 8, 50
+	for c := 0; c < clients; c++ {
+		params := ""
+		if c%2 == 0 {
+			params = "interpolateParams=true"
+		}
+		db := p.openOrders(t, params)
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			cn, err := db.Conn(ctx)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer cn.Close()
+			for i := 0; i < pairs; i++ {
+				id := c*1000 + i + 100000
+				cid := 1000 + c*100 + i
+				if _, err := cn.ExecContext(ctx, "INSERT INTO orders (id, customer_id) VALUES (?, ?)", id, cid); err != nil {
+					failed.Add(1)
+					continue
+				}
+				var n, port int
+				if err := cn.QueryRowContext(ctx, "SELECT COUNT(*), @@port FROM orders WHERE customer_id = ?", cid).Scan(&n, &port); err != nil {
+					failed.Add(1)
+					continue
+				}
+				if n != 1 {
+					stale.Add(1)
+				}
+				if port == rep {
+					onReplica.Add(1)
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	t.Logf("%d write-then-read pairs on 2 shards in %v with the replica paused: %d stale, %d failed, %d reads on the replica",
+		clients*pairs, time.Since(start).Round(time.Millisecond), stale.Load(), failed.Load(), onReplica.Load())
+	if stale.Load() != 0 || failed.Load() != 0 {
+		t.Fatalf("stale %d, failed %d", stale.Load(), failed.Load())
+	}
+	// Scatter reads are served too, and agree with the primary.
+	onNode(t, replicaNode(), "START SLAVE SQL_THREAD")
+	caughtUp(t)
+	db := p.openOrders(t, "")
+	if got, want := rowsOf(t, db, "SELECT COUNT(*), MAX(id) FROM orders"), union(t, "SELECT COUNT(*), MAX(id) FROM {t}"); strings.Join(got, "") != strings.Join(want, "") {
+		t.Errorf("scatter on replicas: %v, want %v", got, want)
+	}
+}
+
+func waitShardEligible(t testing.TB, p *testProxy, i int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if rt := p.srv.runtime(shardRuntimeName("orders", i)); rt != nil {
+			for _, st := range rt.set.Status() {
+				if st.Eligible {
+					return
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("shard %d's replica not eligible after 10s", i)
+}
