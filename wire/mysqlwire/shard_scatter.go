@@ -315,6 +315,7 @@ func (s *session) allShardWrite(rt *shardRT, r shard.Route, rs uint8, build func
 			shards = append(shards, i)
 		}
 	}
+	metrics.AllShardWrites.WithLabelValues("mysql", rt.cl.Name).Inc()
 	results, err := s.shardRun(rt, shards, build)
 	if err != nil {
 		return s.sendErr(rs, err)

@@ -345,6 +345,20 @@ func TestShardHashRouting(t *testing.T) {
 					t.Errorf("%s: not counted as a scatter", q)
 				}
 			}
+			// The same through COM_STMT_EXECUTE (server-side prepared
+			// statements): rows in the binary protocol.
+			for _, q := range []string{
+				"SELECT id, customer_id, total FROM orders WHERE id >= ? ORDER BY total DESC, id LIMIT 7",
+				"SELECT id, note, total FROM orders WHERE id >= ? ORDER BY note DESC, total, id LIMIT 5 OFFSET 3",
+				"SELECT COUNT(*), SUM(total), MIN(total), MAX(total), MIN(note), MAX(id), SUM(id) FROM orders WHERE id >= ?",
+				"SELECT id FROM orders WHERE id >= ? ORDER BY id LIMIT 100",
+			} {
+				want := union(t, strings.Replace(strings.Replace(q, "FROM orders", "FROM {t}", 1), "?", "0", 1))
+				got := rowsOf(t, db, q, 0)
+				if strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Errorf("%s with ? = 0:\n got %v\nwant %v", q, got, want)
+				}
+			}
 			// Scatter with parameters (an IN list over both shards).
 			got := rowsOf(t, db, "SELECT id FROM orders WHERE customer_id IN (?, ?) ORDER BY id DESC LIMIT ?", 1, 2, 3)
 			want := union(t, "SELECT id FROM {t} WHERE customer_id IN (1, 2) ORDER BY id DESC LIMIT 3")
@@ -738,4 +752,79 @@ func waitShardEligible(t testing.TB, p *testProxy, i int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("shard %d's replica not eligible after 10s", i)
+}
+
+// A BEGIN is answered by the proxy and sent with the first statement that
+// names a shard; statements without a table before it do not pin the
+// transaction to shard 0. DDL needs a shard hint.
+func TestShardLazyBeginAndDDL(t *testing.T) {
+	resetShardTables(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	m := p.srv.shardRT("orders").m
+	ctx := context.Background()
+	var k1 int64 = 1
+	for ; ; k1++ {
+		if s, _ := m.ShardOfInt(k1); s == 1 {
+			break
+		}
+	}
+	c := conn(t, p.openOrders(t, "interpolateParams=true"))
+	for _, begin := range []string{"BEGIN", "START TRANSACTION", "start transaction read write"} {
+		execSQL(t, c, begin)
+		if got := queryString(t, c, "SELECT 1"); got != "1" {
+			t.Fatal(got)
+		}
+		execSQL(t, c, "SET @@session.sql_mode = @@session.sql_mode")
+		if got := rowsOf(t, c, "SELECT DATABASE(), @@in_transaction FROM orders WHERE customer_id = ? LIMIT 1 FOR UPDATE", k1); len(got) != 0 {
+			t.Fatalf("%s: rows %v in an empty table", begin, got)
+		}
+		execSQL(t, c, "INSERT INTO orders (id, customer_id) VALUES (?, ?)", k1*10, k1)
+		if got := rowsOf(t, c, "SELECT DATABASE(), @@in_transaction FROM orders WHERE customer_id = ?", k1); len(got) != 1 || got[0] != "orders_1|1" {
+			t.Errorf("%s: the transaction runs as %v, want on orders_1 inside a transaction", begin, got)
+		}
+		execSQL(t, c, "ROLLBACK")
+		if got := onShard(t, 1, "SELECT COUNT(*) FROM {db}.orders"); got != "0" {
+			t.Errorf("%s: ROLLBACK left %s rows", begin, got)
+		}
+	}
+	// DDL runs where a hint says, once per shard.
+	_, err := c.ExecContext(ctx, "CREATE TABLE t_ddl (id INT PRIMARY KEY, customer_id INT)")
+	wantRefused(t, err, "DDL without a hint", "switchyard:shard=N")
+	for i := 0; i < 2; i++ {
+		execSQL(t, c, fmt.Sprintf("/* switchyard:shard=%d */ CREATE TABLE IF NOT EXISTS t_ddl (id INT PRIMARY KEY, customer_id INT)", i))
+		if got := onShard(t, i, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND table_name = 't_ddl'"); got != "1" {
+			t.Errorf("table not created on shard %d", i)
+		}
+		execSQL(t, c, fmt.Sprintf("/* switchyard:shard=%d */ DROP TABLE t_ddl", i))
+	}
+	_, err = c.ExecContext(ctx, "/* switchyard:shard=2 */ SELECT 1")
+	wantRefused(t, err, "hint past the last shard", "has 2 shards")
+	_, err = c.ExecContext(ctx, "USE app")
+	wantRefused(t, err, "USE of another database", "USE")
+	execSQL(t, c, "USE orders")
+}
+
+// Figures: the cost of a scatter (two shards, merged) next to a point
+// read through the proxy.
+func TestShardScatterLatency(t *testing.T) {
+	resetShardTables(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	c := conn(t, p.openOrders(t, "interpolateParams=true"))
+	for i := 1; i <= 200; i++ {
+		execSQL(t, c, "INSERT INTO orders (id, customer_id, total) VALUES (?, ?, ?)", i, i%50, i)
+	}
+	const n = 200
+	measure := func(q string, args ...any) time.Duration {
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			rowsOf(t, c, q, args...)
+		}
+		return time.Since(start) / n
+	}
+	point := measure("SELECT id, total FROM orders WHERE customer_id = ?", 7)
+	count := measure("SELECT COUNT(*), SUM(total) FROM orders")
+	sorted := measure("SELECT id, total FROM orders ORDER BY total DESC LIMIT 10 OFFSET 5")
+	all := measure("SELECT id, total FROM orders")
+	t.Logf("per query, 200 rows over 2 shards: point read %v; scatter COUNT/SUM %v; scatter ORDER BY LIMIT 10 OFFSET 5 %v; scatter of all 200 rows %v",
+		point.Round(time.Microsecond), count.Round(time.Microsecond), sorted.Round(time.Microsecond), all.Round(time.Microsecond))
 }
