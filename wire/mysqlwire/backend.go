@@ -63,7 +63,7 @@ type dialParams struct {
 	db        string
 	caps      uint32 // mirrored client capabilities (mirrorCaps bits)
 	collation uint8
-	plugin    string // preferred auth plugin (tests); "" follows the server
+	plugin    string     // preferred auth plugin (tests); "" follows the server
 	tls       *serverTLS // nil: no TLS
 }
 

@@ -74,9 +74,31 @@ func (c *clientConn) run() {
 // sendFromProxy writes messages the proxy produced; it waits for a running
 // pump to finish so they never interleave with relayed results.
 func (c *clientConn) sendFromProxy(msgs ...pgproto3.BackendMessage) {
+	c.flushServer()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.send(msgs...)
+}
+
+// flushServer sends what the main loop left in the leased server's buffer.
+// forward defers the flush while the client has another message queued,
+// expecting that message to be forwarded too; when it is answered by the
+// proxy instead, the pump would wait for replies to requests the server
+// never got while the proxy waits for the pump. So every reply the proxy
+// composes flushes first. Main loop only.
+func (c *clientConn) flushServer() {
+	c.mu.Lock()
+	sc := c.server
+	if sc == nil || sc.bw.Buffered() == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.writers++
+	c.mu.Unlock()
+	if err := sc.bw.Flush(); err != nil {
+		sc.conn.Close() // the pump sees it on its read and tells the client
+	}
+	c.finishWrite()
 }
 
 // queryAnalysis is the verdict on a Query message. The message in hand is
@@ -94,6 +116,7 @@ func (c *clientConn) queryAnalysis(raw []byte) *router.Analysis {
 // with status. A failed write shows up as the main loop's next read error.
 func (c *clientConn) answer(out []byte, status byte) {
 	out = append(out, 'Z', 0, 0, 0, 5, status)
+	c.flushServer()
 	c.wmu.Lock()
 	if _, err := c.bw.Write(out); err == nil {
 		_ = c.bw.Flush()
