@@ -730,6 +730,9 @@ func (s *session) release(reuse bool) {
 	if be.broken {
 		reuse = false
 	}
+	if reuse && be.status&statusInTrans != 0 {
+		be.dirty = true // never hand on an open transaction: reset first
+	}
 	s.leaseEnded(be)
 	p := s.leasePool
 	s.leasePool = nil
@@ -989,7 +992,7 @@ func (s *session) resetConnection(rs uint8) error {
 	// read-your-writes stays (it protects the client, not the session).
 	s.pref, s.readAfter, s.noAutocommit = router.Auto, nil, false
 	if s.sh != nil {
-		s.sh.key, s.sh.begin, s.sh.beginAn = nil, nil, nil
+		s.sh.key, s.sh.begin, s.sh.beginAn, s.sh.setTxn = nil, nil, nil, nil
 	}
 	if s.pinned != "" {
 		s.log.Info("session unpinned by COM_RESET_CONNECTION", "reason", s.pinned)

@@ -180,6 +180,9 @@ type shardSess struct {
 	// primary).
 	begin   []byte
 	beginAn *router.Analysis
+	// setTxn is a SET TRANSACTION (for the next transaction) answered by
+	// the proxy, sent ahead of the BEGIN or the statement it is for.
+	setTxn []byte
 	// holdBegin: the current statement names no table (SELECT 1, SET,
 	// SHOW): it runs without the BEGIN, which waits for one that names a
 	// shard.
@@ -518,7 +521,7 @@ func (s *session) shardStatement(sql string, param paramFunc) (*router.ShardKeys
 	switch r := r.(type) {
 	case nil:
 		s.sh.next, s.sh.nextRT = 0, rt
-		if s.sh.begin != nil {
+		if s.sh.begin != nil || s.sh.setTxn != nil {
 			w := firstWord(sql)
 			s.sh.holdBegin = sk.Kind == router.StmtSelect && sk.Table == "" || w == "set" || w == "show"
 		}
@@ -595,12 +598,15 @@ func (s *session) shardLocalTxn(text []byte, rs uint8) (handled bool, err error)
 	}
 	w := firstWord(unsafeString(text))
 	switch w {
-	case "begin", "start", "commit", "rollback":
+	case "begin", "start", "commit", "rollback", "set":
 	default:
 		return false, nil
 	}
 	t := strings.ToLower(strings.Join(strings.Fields(strings.TrimRight(stripLeadingComments(string(text)), "; \t\r\n")), " "))
 	switch {
+	case strings.HasPrefix(t, "set transaction "):
+		// For the next transaction, whose shard is not known yet.
+		s.sh.setTxn = append([]byte{comQuery}, text...)
 	case t == "begin" || t == "begin work" || strings.HasPrefix(t, "start transaction"):
 		s.sh.begin = append([]byte{comQuery}, text...)
 		s.sh.beginAn = nil
@@ -610,7 +616,7 @@ func (s *session) shardLocalTxn(text []byte, rs uint8) (handled bool, err error)
 	case s.sh.begin == nil:
 		return false, nil
 	case t == "commit" || t == "commit work" || t == "rollback" || t == "rollback work":
-		s.sh.begin, s.sh.beginAn = nil, nil
+		s.sh.begin, s.sh.beginAn, s.sh.setTxn = nil, nil, nil
 	default:
 		return false, nil
 	}
@@ -658,17 +664,26 @@ func (s *session) withBegin(build func(*backend) ([]byte, error)) func(*backend)
 		return build
 	}
 	return func(be *backend) ([]byte, error) {
-		if s.sh.begin != nil && !s.sh.holdBegin {
-			if err := be.roundTrip(s.sh.begin); err != nil {
+		if s.sh.holdBegin {
+			return build(be)
+		}
+		for _, q := range [][]byte{s.sh.setTxn, s.sh.begin} {
+			if q == nil {
+				continue
+			}
+			if err := be.roundTrip(q); err != nil {
 				var se *serverError
 				if errors.As(err, &se) {
-					s.sh.begin, s.sh.beginAn = nil, nil
+					s.sh.begin, s.sh.beginAn, s.sh.setTxn = nil, nil, nil
 					return nil, se
 				}
 				return nil, serverIOError{err}
 			}
-			s.sh.begin, s.sh.beginAn = nil, nil
+			// The statement may fail, and an ERR carries no status: the
+			// lease must stay for the transaction the BEGIN opened.
+			s.inTx = be.status&statusInTrans != 0
 		}
+		s.sh.begin, s.sh.beginAn, s.sh.setTxn = nil, nil, nil
 		return build(be)
 	}
 }

@@ -787,6 +787,37 @@ func TestShardLazyBeginAndDDL(t *testing.T) {
 			t.Errorf("%s: ROLLBACK left %s rows", begin, got)
 		}
 	}
+	// A transaction with an isolation level (SET TRANSACTION, then START
+	// TRANSACTION) and a read-only one go to the shard of their key too.
+	db := p.openOrders(t, "")
+	for _, opts := range []*sql.TxOptions{{Isolation: sql.LevelSerializable}, {ReadOnly: true}} {
+		tx, err := db.BeginTx(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rowsOf(t, tx, "SELECT DATABASE(), @@tx_isolation, @@in_transaction FROM orders WHERE customer_id = ? LIMIT 1", k1)
+		if len(got) != 0 {
+			t.Fatal(got)
+		}
+		got = rowsOf(t, tx, "SELECT DATABASE(), @@tx_isolation, @@in_transaction, COUNT(*) FROM orders WHERE customer_id = ?", k1)
+		// (@@tx_isolation shows the session's level, not the one SET
+		// TRANSACTION gave this transaction.)
+		want := "orders_1|REPEATABLE-READ|1|0"
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%+v: %v, want %s", opts, got, want)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// SET TRANSACTION reaches the shard with the BEGIN it is for.
+	execSQL(t, c, "SET TRANSACTION READ ONLY")
+	execSQL(t, c, "BEGIN")
+	if _, err := c.ExecContext(ctx, "INSERT INTO orders (id, customer_id) VALUES (?, ?)", 5, k1); mysqlErrNum(err) != 1792 {
+		t.Errorf("INSERT after SET TRANSACTION READ ONLY; BEGIN: %v, want the server's 1792 (read-only transaction)", err)
+	}
+	execSQL(t, c, "ROLLBACK")
+	execSQL(t, c, "INSERT INTO orders (id, customer_id) VALUES (?, ?)", 5, k1)
 	// DDL runs where a hint says, once per shard.
 	_, err := c.ExecContext(ctx, "CREATE TABLE t_ddl (id INT PRIMARY KEY, customer_id INT)")
 	wantRefused(t, err, "DDL without a hint", "switchyard:shard=N")
