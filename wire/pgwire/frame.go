@@ -18,6 +18,10 @@ type frameReader struct {
 	big []byte // storage for messages larger than br's buffer
 }
 
+// maxKeptFrame is the largest message storage a reader keeps between
+// messages.
+const maxKeptFrame = 256 << 10
+
 // errTooLarge is wrapped by errors for messages over the reader's limit.
 var errTooLarge = errors.New("message too large")
 
@@ -28,6 +32,11 @@ func newFrameReader(br *bufio.Reader, max int) *frameReader {
 // next returns the type of the next message and its raw bytes, header
 // included (raw[5:] is the body).
 func (r *frameReader) next() (typ byte, raw []byte, err error) {
+	if cap(r.big) > maxKeptFrame {
+		// The last message was big: its storage is not kept for the
+		// session's life (the caller is done with it by contract).
+		r.big = nil
+	}
 	hdr, err := r.br.Peek(5)
 	if err != nil {
 		return 0, nil, err
@@ -49,13 +58,24 @@ func (r *frameReader) next() (typ byte, raw []byte, err error) {
 		_, _ = r.br.Discard(total)
 		return typ, raw, nil
 	}
-	if cap(r.big) < total {
-		r.big = make([]byte, total)
+	// The storage grows with the bytes that arrive, doubling, not with the
+	// length the header claims: a client announcing 200 MB and sending
+	// nothing costs a little, not 200 MB.
+	raw = r.big[:0]
+	for len(raw) < total {
+		step := min(total-len(raw), max(len(raw), r.br.Size()))
+		at := len(raw)
+		if cap(raw) < at+step {
+			grown := make([]byte, at, at+step)
+			copy(grown, raw)
+			raw = grown
+		}
+		raw = raw[:at+step]
+		if _, err := io.ReadFull(r.br, raw[at:]); err != nil {
+			return 0, nil, noEOF(err)
+		}
 	}
-	raw = r.big[:total]
-	if _, err := io.ReadFull(r.br, raw); err != nil {
-		return 0, nil, noEOF(err)
-	}
+	r.big = raw
 	return typ, raw, nil
 }
 
