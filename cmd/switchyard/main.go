@@ -220,6 +220,11 @@ func (p *proxy) reload() error {
 	if len(ch.RestartNeeded) > 0 {
 		p.log.Warn("reload: these changes take effect after a restart", "keys", strings.Join(ch.RestartNeeded, ", "))
 	}
+	if p.my != nil {
+		if err := p.my.CheckReload(cfg); err != nil {
+			return err // before PostgreSQL takes it: all or nothing
+		}
+	}
 	if p.pg != nil {
 		if err := p.pg.Reload(cfg); err != nil {
 			return err

@@ -40,6 +40,11 @@
 //     replica set; read-your-writes; the proxy's own session commands
 //     (SET switchyard.target / switchyard.read_after, SHOW
 //     switchyard.write_position).
+//   - shard.go, shard_scatter.go, shard_params.go: sharded clusters: the
+//     shard of each transaction from the statement's key (text, or
+//     COM_STMT_EXECUTE parameter values), lazy BEGIN, cross-shard
+//     refusal, scatter-gather SELECT merged in the text and binary
+//     protocols, all-shard writes, shard replicas through route.go.
 //   - server.go: listeners, pools, reload, shutdown.
 //
 // A server connection serves only clients that negotiated the same

@@ -134,6 +134,16 @@ func (s *Server) setConfig(cfg *config.Config) {
 	s.tls.Store(tc)
 }
 
+// CheckReload says whether Reload would accept cfg, changing nothing, so
+// that a caller reloading several front ends can refuse a file before any
+// of them has taken it.
+func (s *Server) CheckReload(cfg *config.Config) error {
+	if _, err := s.buildShards(cfg); err != nil {
+		return fmt.Errorf("mysql: reload refused, the running config stays: %w", err)
+	}
+	return nil
+}
+
 // Reload makes new clients use cfg. Pools whose node, credentials and
 // settings are unchanged are kept; the others are drained in the
 // background once no cluster of cfg uses them (their current leases finish

@@ -612,6 +612,9 @@ func TestShardRangeReload(t *testing.T) {
 	}
 	bad := shardConfig(t, sharding, rangeShards(60))
 	bad.Clusters[0].Shards[1].Range = nil
+	if err := p.srv.CheckReload(bad); err == nil {
+		t.Error("CheckReload accepted a range map without ranges")
+	}
 	if err := p.srv.Reload(bad); err == nil {
 		t.Error("Reload accepted a range map without ranges")
 	}
@@ -735,6 +738,19 @@ func TestShardReplicaReads(t *testing.T) {
 	db := p.openOrders(t, "")
 	if got, want := rowsOf(t, db, "SELECT COUNT(*), MAX(id) FROM orders"), union(t, "SELECT COUNT(*), MAX(id) FROM {t}"); strings.Join(got, "") != strings.Join(want, "") {
 		t.Errorf("scatter on replicas: %v, want %v", got, want)
+	}
+	// Replicas are not part of the map: dropping them keeps its version,
+	// and reads go to the shards' primaries.
+	v := mapVersion()
+	if err := p.srv.Reload(shardConfig(t, hashSharding, hashShards(false))); err != nil {
+		t.Fatal(err)
+	}
+	if mapVersion() != v || p.srv.runtime(shardRuntimeName("orders", 0)) != nil {
+		t.Errorf("after dropping the replicas: map version %v (was %v), shard 0 runtime %v", mapVersion(), v, p.srv.runtime(shardRuntimeName("orders", 0)))
+	}
+	var port int
+	if err := db.QueryRowContext(ctx, "SELECT @@port FROM orders WHERE customer_id = ?", 1).Scan(&port); err != nil || port != primary {
+		t.Errorf("read after the replicas left the config: port %d (%v), want the primary", port, err)
 	}
 }
 
