@@ -440,6 +440,11 @@ func manyClients(t *testing.T, n int) {
 	stack := (int64(m1.StackInuse) - int64(m0.StackInuse)) / int64(n)
 	t.Logf("%d clients logged in in %v (%.0f/s); per idle client: heap in use %d B, goroutine stacks %d B",
 		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), heap, stack)
+	// Idle clients hold no read or write buffers (idle.go): 24 KiB of
+	// them each before.
+	if !raceOn && heap > 12<<10 {
+		t.Errorf("heap in use per idle client %d B, want under 12 KiB", heap)
+	}
 	for i := 0; i < len(conns); i += len(conns) / 50 {
 		if err := rawQuery(conns[i], i); err != nil {
 			t.Fatalf("client %d: %v", i, err)

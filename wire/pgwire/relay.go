@@ -38,6 +38,10 @@ func (s *errSink) Write(p []byte) (int, error) {
 // be closed.
 func (c *clientConn) run() {
 	for {
+		if err := c.idleWait(); err != nil {
+			c.clientLeft(err)
+			return
+		}
 		typ, raw, err := c.rd.next()
 		if err != nil {
 			c.clientLeft(err)
@@ -118,8 +122,9 @@ func (c *clientConn) answer(out []byte, status byte) {
 	out = append(out, 'Z', 0, 0, 0, 5, status)
 	c.flushServer()
 	c.wmu.Lock()
-	if _, err := c.bw.Write(out); err == nil {
-		_ = c.bw.Flush()
+	bw := c.writer()
+	if _, err := bw.Write(out); err == nil {
+		_ = bw.Flush()
 	}
 	c.wmu.Unlock()
 }
@@ -593,6 +598,8 @@ func (c *clientConn) finishWrite() {
 // it when the client's transaction is over. It owns c.wmu.
 func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 	defer c.wmu.Unlock()
+	defer c.releaseWriter() // idle.go: an idle client keeps no write buffer
+	c.writer()
 	defer func() {
 		// A server that sends something malformed loses this client its
 		// connection, never the proxy its other clients.

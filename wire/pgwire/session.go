@@ -54,15 +54,17 @@ const (
 // has arrived, no extended-protocol message awaits its Sync, the server
 // says 'I' (idle, no transaction), and the main loop is not mid-write.
 type clientConn struct {
-	srv   *Server
-	conn  net.Conn
-	br    *bufio.Reader
-	rd    *frameReader
-	bw    *bufio.Writer
-	pid   uint32
-	key   [4]byte
-	start time.Time
-	log   *slog.Logger
+	srv     *Server
+	conn    net.Conn
+	br      *bufio.Reader // nil while idle (idle.go)
+	rd      *frameReader
+	bw      *bufio.Writer // nil while idle (idle.go)
+	src     prefixReader  // what br reads: the wake-up bytes, then conn
+	idleBuf [idleBufSize]byte
+	pid     uint32
+	key     [4]byte
+	start   time.Time
+	log     *slog.Logger
 
 	slot         *limits.Slot  // this client in the client counts
 	loginTimeout time.Duration // how long the login may take from accept
@@ -152,9 +154,9 @@ func (s *Server) handle(conn net.Conn) {
 		state: "idle",
 		stmts: make(map[string]*gstmt),
 	}
-	c.br = bufio.NewReaderSize(conn, clientReadBuf)
-	c.rd = newFrameReader(c.br, maxClientMsg)
-	c.bw = bufio.NewWriterSize(conn, clientWriteBuf)
+	c.rd = newFrameReader(nil, maxClientMsg)
+	c.takeReader(nil)
+	c.writer()
 	defer conn.Close()
 	defer func() {
 		if r := recover(); r != nil {
@@ -256,10 +258,11 @@ func (c *clientConn) send(msgs ...pgproto3.BackendMessage) error {
 			return err
 		}
 	}
-	if _, err := c.bw.Write(buf); err != nil {
+	bw := c.writer()
+	if _, err := bw.Write(buf); err != nil {
 		return err
 	}
-	return c.bw.Flush()
+	return bw.Flush()
 }
 
 // startup runs the startup phase: SSL/GSS negotiation, the startup message,
