@@ -49,6 +49,11 @@ const (
 	erUnknownStmt      = 1243 // ER_UNKNOWN_STMT_HANDLER, HY000
 	erNotSupportedAuth = 1251 // ER_NOT_SUPPORTED_AUTH_MODE, 08004
 	erLockWaitTimeout  = 1205 // ER_LOCK_WAIT_TIMEOUT, HY000
+
+	// Client-library numbers, for failures toward the server that a
+	// client connected directly would have seen itself.
+	crConnError  = 2003 // CR_CONN_HOST_ERROR: can't connect
+	crServerLost = 2013 // CR_SERVER_LOST: lost connection
 )
 
 // toERR turns any error into the ERR packet fields the client sees. Errors

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/switchyard/switchyard/config"
 )
 
 // The relay passes a server's response to the client as raw packets. It
@@ -42,7 +44,13 @@ type clientIOError struct{ err error }
 func (e clientIOError) Error() string { return "client connection: " + e.err.Error() }
 func (e clientIOError) Unwrap() error { return e.err }
 
-var errLostServer = newSQLError(2013, "HY000", "Lost connection to MySQL server during query (switchyard)")
+var (
+	errLostServer = newSQLError(crServerLost, "HY000", "Lost connection to MySQL server during query (switchyard)")
+	// errLostServerState: the server connection held what the session
+	// cannot replay elsewhere (an open transaction, a pinned or
+	// session-mode session), so the client connection ends with it.
+	errLostServerState = newSQLError(crServerLost, "HY000", "Lost connection to MySQL server during query (switchyard): the open transaction or session state on it is lost; reconnect")
+)
 
 type relay struct {
 	s     *session
@@ -50,7 +58,12 @@ type relay struct {
 	w     *bufio.Writer
 	delta uint8 // added to server sequence ids toward the client
 	wrote bool  // some part of the response reached the client's buffer
-	res   result
+	// seq is the sequence id of the last packet header sent to the
+	// client; partial says its payload is not all sent yet, so nothing
+	// else may follow on the client's stream.
+	seq     uint8
+	partial bool
+	res     result
 
 	stmt *prepared // respPrepare: what the server prepared
 
@@ -133,27 +146,44 @@ func (s *session) forwardWith(seq uint8, kind respKind, rl0 *relay, build func(*
 // command may go to another connection (nothing was sent to the client and
 // the connection was an idle one that died), nil when the client was told
 // with an ERR and can go on, or the fatal error.
+//
+// A server lost mid-response ends the response with ERR 2013 in place of
+// the next packet, as a server does for a query killed mid-result, so
+// the client never takes a truncated result for a complete one. The
+// session goes on (on another server connection) only if the lost one
+// held nothing it cannot replay: no open transaction, no pinned state.
+// Otherwise the client connection is closed after the ERR, as a server
+// crash would close it: carrying on in autocommit would let a client
+// COMMIT half a transaction.
 func (s *session) relayFailed(rl *relay, err error, mayRetry, replicaRead bool, rs uint8) (bool, error) {
 	var sio serverIOError
 	if errors.As(err, &sio) {
 		rl.be.broken = true
 		reused := s.lease.Reused()
-		if replicaRead && !rl.wrote {
-			// The replica went away under a read that began the lease:
-			// keep reads off it until the monitor sees it again.
-			s.log.Warn("replica connection lost; retrying the read elsewhere", "replica", s.leaseNode.Name, "err", err)
+		if s.leaseNode != nil {
+			// Keep reads off the replica until the monitor sees it again.
+			s.log.Warn("replica connection lost", "replica", s.leaseNode.Name, "retry", replicaRead && !rl.wrote, "err", err)
 			s.leaseRT.set.Ban(s.leaseNode.Name, err.Error())
 		}
+		stateful := s.inTx || s.pinned != "" || s.hold > 0 || s.mode == config.PoolSession
 		s.release(false)
-		if rl.wrote {
-			return false, fatalError{err}
-		}
-		if mayRetry && (reused || replicaRead) {
+		if !rl.wrote && mayRetry && (reused || replicaRead) {
 			return true, nil
 		}
+		if rl.partial {
+			return false, fatalError{err} // mid-packet: only closing is left
+		}
+		seq := rs
+		if rl.wrote {
+			seq = rl.seq + 1
+		}
 		s.inTx = false
-		s.log.Warn("server connection lost", "err", err)
-		return false, s.sendErr(rs, errLostServer)
+		s.log.Warn("server connection lost", "err", err, "closing_client", stateful)
+		if stateful {
+			s.sendFatal(seq, errLostServerState)
+			return false, fatalError{err}
+		}
+		return false, s.sendErr(seq, errLostServer)
 	}
 	// The client is gone or the response cannot be followed: the server
 	// connection's stream may hold unread replies.
@@ -205,6 +235,7 @@ func (r *relay) forward() error {
 	r.wrote = true
 	if !r.large {
 		r.pkt[3] += r.delta
+		r.seq = r.pkt[3]
 		_, werr := r.w.Write(r.pkt)
 		_, _ = br.Discard(len(r.pkt))
 		if werr != nil {
@@ -220,6 +251,7 @@ func (r *relay) forward() error {
 		n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
 		h := [4]byte{hdr[0], hdr[1], hdr[2], hdr[3] + r.delta}
 		_, _ = br.Discard(4)
+		r.seq, r.partial = h[3], n > 0
 		if _, err := r.w.Write(h[:]); err != nil {
 			return clientIOError{err}
 		}
@@ -235,6 +267,7 @@ func (r *relay) forward() error {
 			left -= len(b)
 		}
 		if n < maxChunk {
+			r.partial = false
 			return nil
 		}
 	}

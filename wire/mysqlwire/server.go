@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -254,14 +255,20 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 		Lifetime:    st.ServerLifetime,
 		CheckDelay:  st.ServerCheckDelay,
 		Dial: func(ctx context.Context) (pool.Conn, error) {
+			dctx := ctx
 			if st.ConnectTimeout > 0 {
 				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, st.ConnectTimeout)
+				dctx, cancel = context.WithTimeout(ctx, st.ConnectTimeout)
 				defer cancel()
 			}
-			b, err := dialBackend(ctx, dp)
+			b, err := dialBackend(dctx, dp)
 			if err != nil {
 				serverErrs.Inc()
+				// dialBackend's socket deadline may fire a hair before
+				// the context reports it.
+				if ctx.Err() == nil && (dctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
+					err = fmt.Errorf("server %s did not finish the handshake within connect_timeout (%v): %w", k.addr, st.ConnectTimeout, context.DeadlineExceeded)
+				}
 				return nil, err
 			}
 			return b, nil

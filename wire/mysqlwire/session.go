@@ -679,7 +679,13 @@ func poolError(err error) error {
 	if errors.As(err, &se) {
 		return se
 	}
-	return wrapSQLError(err, erUnknown, "HY000", "switchyard: cannot connect to the server")
+	// What the MySQL client library says for the same failures when it
+	// connects by itself: a server that accepts and stays silent, or one
+	// that cannot be reached.
+	if errors.Is(err, context.DeadlineExceeded) {
+		return wrapSQLError(err, crServerLost, "HY000", "Lost connection to MySQL server at 'reading initial communication packet' (switchyard)")
+	}
+	return wrapSQLError(err, crConnError, "HY000", "Can't connect to MySQL server (switchyard)")
 }
 
 // sync makes be's session match ours: reset it if it carries state of

@@ -246,11 +246,16 @@ func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *p
 		Lifetime:    st.ServerLifetime,
 		CheckDelay:  st.ServerCheckDelay,
 		Dial: func(ctx context.Context) (pool.Conn, error) {
-			ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+			dctx, cancel := context.WithTimeout(ctx, connectTimeout)
 			defer cancel()
-			sc, err := dialServer(ctx, addr, st, user, password, db)
+			sc, err := dialServer(dctx, addr, st, user, password, db)
 			if err != nil {
 				metrics.ServerErrors.WithLabelValues("postgres", cl.Name).Inc()
+				if ctx.Err() == nil && dctx.Err() != nil {
+					// A server that accepts and says nothing: name the
+					// setting that gave up, not pgconn's read error.
+					err = fmt.Errorf("server %s did not finish connecting within connect_timeout (%v): %w", addr, connectTimeout, context.DeadlineExceeded)
+				}
 				return nil, err
 			}
 			return sc, nil

@@ -528,28 +528,19 @@ func canonicalParam(k string) string {
 // fresh server connection reports, with the client's own requests on top
 // (they are applied on every connection the client is given).
 func (c *clientConn) serverParams() (map[string]string, error) {
-	e := c.primary
-	e.mu.Lock()
-	base := e.params
-	e.mu.Unlock()
-	if base == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cluster.Settings.QueryWaitTimeout+c.cluster.Settings.ConnectTimeout)
-		ps, err := e.p.Get(ctx)
-		cancel()
-		if err != nil {
-			return nil, poolError(err)
-		}
-		sc := ps.Conn.(*serverConn)
-		base = make(map[string]string, len(sc.params))
-		for k, v := range sc.params {
-			if _, set := sc.applied[k]; !set {
-				base[k] = v
+	base, err := c.learnParams(c.primary)
+	if err != nil && c.rt != nil {
+		// The primary is down: clients that only read can still log in,
+		// greeted with what a replica reports.
+		for _, r := range c.rt.replicas {
+			if b, rerr := c.learnParams(c.srv.poolFor(c.cluster, c.user, r, c.primaryDB())); rerr == nil {
+				base, err = b, nil
+				break
 			}
 		}
-		e.p.Put(ps, true)
-		e.mu.Lock()
-		e.params = base
-		e.mu.Unlock()
+	}
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[string]string, len(base)+len(c.desired))
 	for k, v := range base {
@@ -559,6 +550,38 @@ func (c *clientConn) serverParams() (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// learnParams returns the ParameterStatus values a fresh connection of
+// e's node reports, asking the node once.
+func (c *clientConn) learnParams(e *poolEntry) (map[string]string, error) {
+	e.mu.Lock()
+	base := e.params
+	e.mu.Unlock()
+	if base != nil {
+		return base, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cluster.Settings.QueryWaitTimeout+c.cluster.Settings.ConnectTimeout)
+	ps, err := e.p.Get(ctx)
+	cancel()
+	if err != nil {
+		return nil, poolError(err)
+	}
+	sc := ps.Conn.(*serverConn)
+	base = make(map[string]string, len(sc.params))
+	for k, v := range sc.params {
+		if _, set := sc.applied[k]; !set {
+			base[k] = v
+		}
+	}
+	if _, ok := base["in_hot_standby"]; ok {
+		base["in_hot_standby"] = "off" // the proxy takes writes, whichever node answered
+	}
+	e.p.Put(ps, true)
+	e.mu.Lock()
+	e.params = base
+	e.mu.Unlock()
+	return base, nil
 }
 
 // poolError turns a pool failure into what the client is told.
