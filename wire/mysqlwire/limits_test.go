@@ -333,3 +333,54 @@ func TestOversizedPacketMySQL(t *testing.T) {
 	}
 	checkMyNeighbour(t, stop)
 }
+
+// A client that sends a query with a big result and never reads holds its
+// server connection, and the proxy no more than its buffers: the relay
+// blocks on the client's socket. The neighbour goes on; when the slow
+// client leaves, its query stops on the server.
+func TestSlowReaderBoundedMySQL(t *testing.T) {
+	p := startLimitProxy(t, ``, ``, ``)
+	stop := myNeighbour(t, p)
+	be := rawClientCaps(t, p, pluginNative, 0)
+	if tc, ok := be.nc.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4 << 10)
+	}
+	const tag = "slow reader 5c2a"
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	q := fmt.Sprintf("SELECT /* %s */ REPEAT('x', 1000) FROM seq_1_to_2000000", tag)
+	if _, err := writePacket(be.bw, 0, append([]byte{comQuery}, q...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	running := func() string {
+		out, err := testcluster.Maria.QueryString(testcluster.Maria.Primary,
+			fmt.Sprintf("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%%%s%%' AND ID <> CONNECTION_ID()", tag))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	time.Sleep(2 * time.Second)
+	if got := running(); got != "1" {
+		t.Fatalf("the slow reader's query runs %s times on the server, want 1 (blocked on the proxy)", got)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	grew := int64(m1.HeapInuse) - int64(m0.HeapInuse)
+	t.Logf("slow reader of a 2 GB result: heap in use grew by %d KiB", grew>>10)
+	if grew > 8<<20 {
+		t.Errorf("heap grew by %d MiB for one slow reader", grew>>20)
+	}
+	checkMyNeighbour(t, stop)
+	be.nc.Close()
+	for deadline := time.Now().Add(10 * time.Second); running() != "0"; {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow reader's query still runs after it left")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -96,7 +96,7 @@ func serveLogged(t testing.TB, src string) (*testProxy, *logBuffer) {
 		t.Fatalf("config: %v", err)
 	}
 	lb := &logBuffer{}
-	srv, err := NewServer(cfg, slog.New(slog.NewTextHandler(lb, nil)))
+	srv, err := NewServer(cfg, slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,16 +414,49 @@ func TestLoginTimeout(t *testing.T) {
 // login is refused at once with 28000, even with the right password; the
 // failures and refusals are counted; clients logged in are not disturbed.
 func TestAuthFailureRateLimit(t *testing.T) {
-	p := serveConfig(t, limitsConfig(`auth_failures_per_minute = 3`, ``, ``))
+	p, logs := serveLogged(t, limitsConfig(`auth_failures_per_minute = 3`, ``, `
+[[users]]
+name = "secretive"
+password = "Pl41n-t3xt-S3cret"
+server_user = "app"
+server_password = "app"
+
+[[users]]
+name = "secretive_md5"
+password = "Md5-Pl41n-S3cret"
+auth = "md5"
+server_user = "app"
+server_password = "app"`))
 	stop := neighbour(t, p)
 	ctx := ctxT(t, 30*time.Second)
 	failures := metricSum(t, "switchyard_auth_failures_total")
 	refusals := metricSum(t, "switchyard_auth_refusals_total")
+	// No password, right or wrong, plain or md5, reaches the log.
+	for _, u := range [][2]string{{"secretive", "Pl41n-t3xt-S3cret"}, {"secretive_md5", "Md5-Pl41n-S3cret"}} {
+		c, err := pgx.Connect(ctx, p.dsn(u[0], u[1], "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close(ctx)
+	}
+	if _, err := pgx.Connect(ctx, p.dsn("secretive_md5", "Wr0ng-Md5-Guess", "app")); sqlstate(err) != "28P01" {
+		t.Fatalf("md5 wrong password: %v", err)
+	}
+	defer func() {
+		for _, secret := range []string{"Pl41n-t3xt-S3cret", "Md5-Pl41n-S3cret", "Wr0ng-Md5-Guess", "Wr0ng-Pa55"} {
+			if strings.Contains(logs.String(), secret) {
+				t.Errorf("the log shows a password %q:\n%s", secret, logs)
+			}
+		}
+		if !strings.Contains(logs.String(), "login refused") {
+			t.Errorf("no login failure was logged:\n%s", logs)
+		}
+	}()
 	// The database a client asked for is not a password failure.
 	if _, err := pgx.Connect(ctx, p.dsn("app", "app", "nodb")); sqlstate(err) != "3D000" {
 		t.Fatalf("unknown database: %v", err)
 	}
-	for i, dsn := range []string{p.dsn("app", "wrong", "app"), p.dsn("nobody", "x", "app"), p.dsn("app", "wrong", "app")} {
+	for i, dsn := range []string{p.dsn("app", "Wr0ng-Pa55", "app"), p.dsn("nobody", "x", "app")} {
 		if _, err := pgx.Connect(ctx, dsn); sqlstate(err) != "28P01" {
 			t.Fatalf("failure %d: want 28P01, got %v", i, err)
 		}
@@ -433,7 +466,7 @@ func TestAuthFailureRateLimit(t *testing.T) {
 		t.Fatalf("after 3 failures: want 28000 naming the limit, got %v", err)
 	}
 	if d := metricSum(t, "switchyard_auth_failures_total") - failures; d != 3 {
-		t.Errorf("auth failures metric grew by %v, want 3", d)
+		t.Errorf("auth failures metric grew by %v, want 3 (md5 and SCRAM)", d)
 	}
 	if d := metricSum(t, "switchyard_auth_refusals_total") - refusals; d != 1 {
 		t.Errorf("auth refusals metric grew by %v, want 1", d)
