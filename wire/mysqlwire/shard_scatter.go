@@ -564,6 +564,12 @@ func comparable(v []byte, c colDef, binaryRows bool) (mval, error) {
 		}
 	case isTemporal(c.typ):
 		if !binaryRows {
+			if c.typ == tTime {
+				if us, ok := textTime(v); ok {
+					return mval{kind: vInt, i: us}, nil
+				}
+				break
+			}
 			return mval{kind: vBytes, b: v}, nil // fixed-width text: orders as bytes
 		}
 		if t, ok := binaryTemporal(v, c.typ); ok {
@@ -860,4 +866,41 @@ func addValues(x, y []byte, c colDef, binaryRows bool) ([]byte, error) {
 		return sum, nil
 	}
 	return nil, newSQLError(erNotSupportedYet, "42000", "cannot add the values %q and %q of column %s from two shards", x, y, c.name)
+}
+
+// textTime reads a TIME as text, [-]H:MM:SS[.ffffff], into signed
+// microseconds: the hours have no fixed width and may be negative, so the
+// bytes do not order.
+func textTime(v []byte) (int64, bool) {
+	t := string(v)
+	neg := strings.HasPrefix(t, "-")
+	t = strings.TrimPrefix(t, "-")
+	frac := ""
+	if i := strings.IndexByte(t, '.'); i >= 0 {
+		t, frac = t[:i], t[i+1:]
+	}
+	parts := strings.Split(t, ":")
+	if len(parts) != 3 || len(frac) > 6 {
+		return 0, false
+	}
+	var hms [3]int64
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return 0, false
+		}
+		hms[i] = int64(n)
+	}
+	us := ((hms[0]*60+hms[1])*60 + hms[2]) * 1e6
+	if frac != "" {
+		f, err := strconv.ParseUint((frac + "000000")[:6], 10, 32)
+		if err != nil {
+			return 0, false
+		}
+		us += int64(f)
+	}
+	if neg {
+		us = -us
+	}
+	return us, true
 }
