@@ -888,7 +888,7 @@ CREATE TABLE %[1]s.t_types (id INT PRIMARY KEY, customer_id BIGINT, d DATETIME(3
 	w := p.openOrders(t, "interpolateParams=true")
 	ctx := context.Background()
 	for i := 1; i <= 30; i++ {
-		var n any = (i * 37) % 11 - 5
+		var n any = (i*37)%11 - 5
 		if i%4 == 0 {
 			n = nil
 		}
