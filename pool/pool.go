@@ -169,6 +169,37 @@ func New(o Options) *Pool {
 // Name is Options.Name.
 func (p *Pool) Name() string { return p.opts.Name }
 
+// Limits are the options of a running pool that SetLimits changes: what a
+// config reload may change without replacing the pool, whose connections
+// stay as good as they were.
+type Limits struct {
+	Size, MinSize, MaxWaiting int
+	WaitTimeout               time.Duration
+}
+
+// SetLimits changes the pool's limits. A larger Size serves the Gets in
+// line at once; a smaller one closes idle connections beyond it now and
+// leased ones when they are Put. A Get already waiting keeps the deadline
+// it started with. SetLimits panics with Size < 1, as New does.
+func (p *Pool) SetLimits(l Limits) {
+	if l.Size < 1 {
+		panic(fmt.Sprintf("pool %q: Size must be at least 1, got %d", p.opts.Name, l.Size))
+	}
+	p.mu.Lock()
+	p.opts.Size, p.opts.MinSize = l.Size, max(0, min(l.MinSize, l.Size))
+	p.opts.MaxWaiting, p.opts.WaitTimeout = l.MaxWaiting, l.WaitTimeout
+	var victims []*Server
+	for s := p.idle.tail; s != nil && p.openLocked()-len(victims) > p.opts.Size; s = p.idle.tail {
+		p.setState(s, stateClosing)
+		victims = append(victims, s)
+	}
+	if !p.closed {
+		p.dispatchLocked()
+	}
+	p.mu.Unlock()
+	p.closeAll(victims)
+}
+
 // grant is what a waiter is woken with: a leased connection, a slot to dial
 // a connection into, or an error.
 type grant struct {
@@ -521,7 +552,8 @@ func (p *Pool) Put(s *Server, reuse bool) {
 		p.mu.Unlock()
 		panic(fmt.Sprintf("pool %q: Put of a server connection that is %s, not leased (double Put?)", p.opts.Name, st))
 	}
-	if reuse && !p.closed && s.gen == p.gen && !s.expired(now) {
+	// Beyond Size (SetLimits shrank the pool), a returned connection closes.
+	if reuse && !p.closed && s.gen == p.gen && !s.expired(now) && p.openLocked() <= p.opts.Size {
 		s.idleSince = now
 		p.reuseLocked(s)
 		p.mu.Unlock()

@@ -825,3 +825,42 @@ func TestMaxWaitingRefusesAtOnce(t *testing.T) {
 	}
 	p.Put(rc.s, true)
 }
+
+// SetLimits: growing serves the line at once; shrinking closes the idle
+// connections beyond the new size now and the leased ones as they return.
+func TestSetLimits(t *testing.T) {
+	p, _ := newTestPool(t, Options{Size: 2})
+	a, b := mustGet(t, p), mustGet(t, p)
+	ch := goGet(context.Background(), p)
+	eventually(t, "one waiting", waiting(p, 1))
+	p.SetLimits(Limits{Size: 4, WaitTimeout: time.Second})
+	r := recv(t, ch)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	d := mustGet(t, p)
+	if st := p.Stats(); st.Open != 4 || st.Active != 4 {
+		t.Fatalf("after growing to 4: %+v", st)
+	}
+	p.Put(d, true)
+	p.SetLimits(Limits{Size: 2})
+	if st := p.Stats(); st.Open != 3 || st.Idle != 0 {
+		t.Fatalf("after shrinking to 2 with 3 leased and 1 idle: %+v, want the idle one closed", st)
+	}
+	p.Put(a, true)
+	if st := p.Stats(); st.Open != 2 || st.Idle != 0 {
+		t.Fatalf("one of three returned over the size: %+v, want it closed", st)
+	}
+	p.Put(b, true)
+	p.Put(r.s, true)
+	if st := p.Stats(); st.Open != 2 || st.Idle != 2 {
+		t.Fatalf("the others returned within the size: %+v, want them idle", st)
+	}
+	checkInvariants(t, p)
+	defer func() {
+		if recover() == nil {
+			t.Error("SetLimits with Size 0 did not panic")
+		}
+	}()
+	p.SetLimits(Limits{Size: 0})
+}

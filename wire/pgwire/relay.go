@@ -494,21 +494,41 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 	c.mu.Lock()
 	c.setState("waiting")
 	c.mu.Unlock()
+	if c.cfgSeen != c.srv.cfg.Load() {
+		c.repool() // a reload since the last lease: its pools
+	}
 	var e *poolEntry
 	var node *replica.Node
-	if c.sh != nil { // sharding: the shard of the request
-		var err error
-		if e, node, err = c.shardAcquire(typ, raw); err != nil {
-			c.mu.Lock()
-			c.setState("idle")
-			c.mu.Unlock()
-			return err
+	var ps *pool.Server
+	var err error
+	retryUntil := time.Now().Add(c.cluster.Settings.QueryWaitTimeout)
+	for {
+		if c.sh != nil { // sharding: the shard of the request
+			if e, node, err = c.shardAcquire(typ, raw); err != nil {
+				c.mu.Lock()
+				c.setState("idle")
+				c.mu.Unlock()
+				return err
+			}
+		} else {
+			e, node = c.route(typ, raw)
 		}
-	} else {
-		e, node = c.route(typ, raw)
+		ps, err = e.p.Get(contextBackground)
+		// A reload closed the pool after it was looked up, or while the
+		// client waited in its line: nothing was sent, so route again on
+		// the config in force.
+		if !errors.Is(err, pool.ErrClosed) || time.Now().After(retryUntil) {
+			break
+		}
+		if node != nil {
+			c.rt.set.Done(node)
+			node = nil
+		}
+		if !c.repool() {
+			break
+		}
 	}
 	p := e.p
-	ps, err := p.Get(contextBackground)
 	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) && !errors.Is(err, pool.ErrQueueFull) {
 		// A replica that cannot be reached: nothing was sent yet, so the
 		// read goes to the primary and the replica sits out a while.

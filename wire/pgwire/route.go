@@ -90,8 +90,24 @@ func newClusterRT(cl *config.Cluster, cfg *config.Config) *clusterRT {
 
 // sameAs says whether rt still describes cl (same nodes and settings).
 func (rt *clusterRT) sameAs(cl *config.Cluster) bool {
-	return rt.primary == cl.Primary && rt.st == cl.Settings && slices.Equal(rt.replicas, cl.Replicas) &&
+	return rt.primary == cl.Primary && monitorSettings(rt.st) == monitorSettings(cl.Settings) && slices.Equal(rt.replicas, cl.Replicas) &&
 		rt.monUser == cl.MonitorUser && rt.monPassword == cl.MonitorPassword
+}
+
+// monitorSettings is the part of a cluster's settings its lag monitor,
+// replica set and routing read: a reload that changes only the rest (pool
+// sizes and the pools' timeouts) keeps them running, with their samples,
+// instead of reconnecting every probe.
+func monitorSettings(st config.Settings) config.Settings {
+	return config.Settings{
+		MaxReplicaLag:     st.MaxReplicaLag,
+		ReadYourWrites:    st.ReadYourWrites,
+		LagPollInterval:   st.LagPollInterval,
+		CausalReadTimeout: st.CausalReadTimeout,
+		ConnectTimeout:    st.ConnectTimeout,
+		ServerTLS:         st.ServerTLS,
+		ServerTLSCA:       st.ServerTLSCA,
+	}
 }
 
 func (rt *clusterRT) stop() {
@@ -214,7 +230,40 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 		return c.primary, nil
 	}
 	rt.routed.WithLabelValues("replica", why).Inc()
-	return c.srv.poolFor(c.cluster, c.user, n.Name, c.primaryDB()), n
+	return c.srv.poolFor(c.poolCl, c.poolUser, n.Name, c.primaryDB()), n
+}
+
+// repool follows a reload: the session's cluster and user as the config
+// in force describes them, and their pools (a reload that changes a
+// cluster's settings replaces its pools and closes the old ones). It
+// reports whether the database is still served as it was at login
+// (sharded or not); when not, the session keeps what it has and the
+// next lease says why.
+func (c *clientConn) repool() bool {
+	cfg := c.srv.cfg.Load()
+	cl, u := cfg.Cluster(config.Postgres, c.cluster.Database), cfg.User(c.user.Name)
+	if cl == nil || u == nil || (cl.Sharding != nil) != (c.sh != nil) {
+		return false
+	}
+	var primary *poolEntry
+	var rt *clusterRT
+	if c.sh != nil {
+		srt := c.srv.shardRT(cl.Name)
+		if srt == nil || len(srt.cl.Shards) == 0 {
+			return false
+		}
+		primary = c.srv.poolFor(srt.cl, u, srt.cl.Shards[0].Primary, shardDB(srt, 0))
+	} else {
+		n := clusterNodes(cl)[0]
+		primary, rt = c.srv.poolFor(cl, u, n.addr, n.db), c.srv.clusterRuntime(cl.Name)
+	}
+	c.mu.Lock()
+	c.cfgSeen, c.poolCl, c.poolUser, c.primary = cfg, cl, u, primary
+	if c.sh == nil {
+		c.rt = rt
+	}
+	c.mu.Unlock()
+	return true
 }
 
 // pickReplica picks a replica of rt that has replayed need, waiting up to
@@ -235,12 +284,7 @@ func pickReplica(rt *clusterRT, need lagmon.Position, known bool) *replica.Node 
 	return n
 }
 
-func (c *clientConn) primaryDB() string {
-	if c.cluster.ServerDatabase != "" {
-		return c.cluster.ServerDatabase
-	}
-	return c.cluster.Database
-}
+func (c *clientConn) primaryDB() string { return clusterDB(c.poolCl) }
 
 // needPosition is what a replica must have replayed to serve this client:
 // its last write (read-your-writes) and any position the application

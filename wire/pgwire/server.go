@@ -55,6 +55,8 @@ type poolEntry struct {
 	key     string
 	cluster string
 	p       *pool.Pool
+	info    metrics.PoolInfo // as registered for metrics
+	limits  pool.Limits      // in force; under Server.mu
 	mu      sync.Mutex
 	params  map[string]string
 }
@@ -140,7 +142,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.cfg.Store(cfg)
 	s.shards.Store(&shards) // sharding
 
-	valid := make(map[string]bool)
+	// Pools whose connections the new config describes alike stay, with
+	// the new limits (pool_size and the like); the others drain.
+	valid := make(map[string]pool.Limits)
 	for i := range cfg.Clusters {
 		cl := &cfg.Clusters[i]
 		if cl.Protocol != config.Postgres {
@@ -148,19 +152,35 @@ func (s *Server) Reload(cfg *config.Config) error {
 		}
 		for j := range cfg.Users {
 			for _, n := range clusterNodes(cl) {
-				valid[poolKey(cl, &cfg.Users[j], n.addr, n.db)] = true
+				valid[poolKey(cl, &cfg.Users[j], n.addr, n.db)] = poolLimits(cl.Settings)
 			}
 		}
 	}
 	var stale []*poolEntry
+	type resize struct {
+		p    *pool.Pool
+		l    pool.Limits
+		info metrics.PoolInfo
+	}
+	var resized []resize
 	s.mu.Lock()
 	for k, e := range s.pools {
-		if !valid[k] {
+		l, ok := valid[k]
+		switch {
+		case !ok:
 			stale = append(stale, e)
 			delete(s.pools, k)
+		case l != e.limits:
+			e.limits, e.info.Size = l, l.Size
+			resized = append(resized, resize{e.p, l, e.info})
 		}
 	}
 	s.mu.Unlock()
+	for _, r := range resized {
+		r.p.SetLimits(r.l)
+		metrics.RemovePool(r.p)
+		metrics.AddPool(r.info)
+	}
 	for _, e := range stale {
 		go func(e *poolEntry) {
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.ShutdownTimeout)
@@ -209,9 +229,20 @@ func clusterNodes(cl *config.Cluster) []node {
 }
 
 // poolKey identifies a pool by everything that makes its connections
-// interchangeable; a reload that changes any part gets a fresh pool.
+// interchangeable; a reload that changes any part gets a fresh pool. The
+// pool's limits and the settings of routing are not part of it: a reload
+// that changes only those keeps the pool (poolLimits).
 func poolKey(cl *config.Cluster, u *config.User, addr, db string) string {
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%+v", cl.Name, addr, db, serverUser(u), u.ServerPassword, cl.Settings)
+	st := cl.Settings
+	st.PoolSize, st.MinPoolSize, st.MaxWaitClients, st.QueryWaitTimeout = 0, 0, 0, 0
+	st.MaxReplicaLag, st.ReadYourWrites, st.LagPollInterval, st.CausalReadTimeout = 0, false, 0, 0
+	st.WriteFunctions, st.ReadOnlyFunctions, st.MaxDBClientConns = "", "", 0
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%+v", cl.Name, addr, db, serverUser(u), u.ServerPassword, st)
+}
+
+// poolLimits are the settings of a pool that a reload changes in place.
+func poolLimits(st config.Settings) pool.Limits {
+	return pool.Limits{Size: st.PoolSize, MinSize: st.MinPoolSize, MaxWaiting: st.MaxWaitClients, WaitTimeout: st.QueryWaitTimeout}
 }
 
 func serverUser(u *config.User) string {
@@ -264,9 +295,10 @@ func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *p
 		Alive:  func(c pool.Conn) bool { return c.(*serverConn).alive() },
 		OnWait: func(d time.Duration) { wait.Observe(d.Seconds()) },
 	})
-	e := &poolEntry{key: key, cluster: cl.Name, p: p}
+	e := &poolEntry{key: key, cluster: cl.Name, p: p, limits: poolLimits(st),
+		info: metrics.PoolInfo{Protocol: "postgres", Cluster: cl.Name, Node: addr + "/" + db, User: user, Size: st.PoolSize, Pool: p}}
 	s.pools[key] = e
-	metrics.AddPool(metrics.PoolInfo{Protocol: "postgres", Cluster: cl.Name, Node: addr + "/" + db, User: user, Size: st.PoolSize, Pool: p})
+	metrics.AddPool(e.info)
 	return e
 }
 

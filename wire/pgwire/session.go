@@ -135,6 +135,11 @@ type clientConn struct {
 	readAfter   lagmon.Position // SET switchyard.read_after
 	leaseNode   *replica.Node   // the replica of the current lease; nil on the primary
 	leaseWrites bool            // the current lease is on the primary for a write
+	// cfgSeen is the config the session's pools come from; poolCl and
+	// poolUser are its cluster and user there (repool follows a reload).
+	cfgSeen  *config.Config
+	poolCl   *config.Cluster
+	poolUser *config.User
 
 	sh *clientShard // sharding (shard.go); nil for an unsharded cluster
 }
@@ -457,6 +462,7 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 		return newFatal(codeTooManyConnections, "sorry, too many clients already: %v", err)
 	}
 	c.user, c.cluster, c.desired = u, cl, desired
+	c.cfgSeen, c.poolCl, c.poolUser = cfg, cl, u
 	c.startupParams = make(map[string]string, len(desired))
 	for k, v := range desired {
 		c.startupParams[k] = v
@@ -529,6 +535,9 @@ func canonicalParam(k string) string {
 // (they are applied on every connection the client is given).
 func (c *clientConn) serverParams() (map[string]string, error) {
 	base, err := c.learnParams(c.primary)
+	for try := 0; errors.Is(err, pool.ErrClosed) && try < 5 && c.repool(); try++ {
+		base, err = c.learnParams(c.primary) // a reload closed the pool meanwhile
+	}
 	if err != nil && c.rt != nil {
 		// The primary is down: clients that only read can still log in,
 		// greeted with what a replica reports.

@@ -136,7 +136,7 @@ func (c *clientConn) shardLogin(cl *config.Cluster, u *config.User) error {
 }
 
 func (c *clientConn) shardPool(rt *shardRT, i int) *poolEntry {
-	return c.srv.poolFor(rt.cl, c.user, rt.cl.Shards[i].Primary, shardDB(rt, i))
+	return c.srv.poolFor(rt.cl, c.poolUser, rt.cl.Shards[i].Primary, shardDB(rt, i))
 }
 
 // shardStmt is one statement of a request, with its bind values.

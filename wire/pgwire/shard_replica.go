@@ -179,7 +179,7 @@ func (c *clientConn) shardRead(rt *shardRT, i int, as []*router.Analysis) (e *po
 		return primary, nil, rep, false
 	}
 	rep.routed.WithLabelValues("replica", why).Inc()
-	return c.srv.poolFor(rt.cl, c.user, node.Name, shardDB(rt, i)), node, rep, false
+	return c.srv.poolFor(rt.cl, c.poolUser, node.Name, shardDB(rt, i)), node, rep, false
 }
 
 // getShardConn leases a connection for one shard's part of a scatter:
@@ -187,7 +187,7 @@ func (c *clientConn) shardRead(rt *shardRT, i int, as []*router.Analysis) (e *po
 // reached (nothing was sent yet); the replica then sits out a while.
 func (c *clientConn) getShardConn(rt *shardRT, i int, e *poolEntry, node *replica.Node, rep *clusterRT) (*pool.Server, *pool.Pool, error) {
 	ps, err := e.p.Get(context.Background())
-	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) {
+	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) && !errors.Is(err, pool.ErrQueueFull) && !errors.Is(err, pool.ErrClosed) {
 		c.log.Warn("shard replica unreachable; reading from the shard's primary", "replica", node.Name, "err", err)
 		rep.set.Ban(node.Name, err.Error())
 		p := c.shardPool(rt, i).p

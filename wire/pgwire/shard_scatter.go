@@ -2,16 +2,19 @@ package pgwire
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/big"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/shard"
@@ -262,6 +265,17 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *
 		defer rep.set.Done(node)
 	}
 	ps, p, err := c.getShardConn(rt, i, e, node, rep)
+	retryUntil := time.Now().Add(rt.cl.Settings.QueryWaitTimeout)
+	for errors.Is(err, pool.ErrClosed) && time.Now().Before(retryUntil) {
+		// A reload closed the pool meanwhile: the shard's primary in the
+		// config in force, if the shards still hold the same rows.
+		nrt := c.srv.shardRT(c.cluster.Name)
+		if nrt == nil || !samePlacement(nrt.cl.Shards, rt.cl.Shards) {
+			break
+		}
+		p = c.shardPool(nrt, i).p
+		ps, err = p.Get(context.Background())
+	}
 	if err != nil {
 		return poolError(err)
 	}
