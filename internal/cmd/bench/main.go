@@ -29,6 +29,9 @@
 //   - sysbench oltp_point_select (and oltp_read_write with -sysbench-rw)
 //     against MariaDB directly and through Switchyard's MySQL listener.
 //
+// With -shards it compares point selects through Switchyard on an
+// unsharded database, a 1-shard and a 2-shard cluster (shards.go).
+//
 // The report (markdown) goes to stdout and to -out/bench-<date>.md.
 package main
 
@@ -66,6 +69,8 @@ type options struct {
 	pgbouncerPrepared bool
 	out               string
 	keep              bool
+
+	shards bool
 
 	memory     bool
 	memConns   int
@@ -106,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the report file (empty: none)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, proxy logs)")
 	fs.BoolVar(&o.memory, "memory", false, "measure proxy memory with idle client connections instead")
+	fs.BoolVar(&o.shards, "shards", false, "compare point selects (pgbench select-only, key aid) through Switchyard on an unsharded database, a 1-shard and a 2-shard cluster instead (uses -time, -clients, -modes, -scale, -jobs, -pool-size)")
 	fs.IntVar(&o.memConns, "conns", 10000, "-memory: idle client connections per proxy")
 	fs.IntVar(&o.memWorkers, "workers", 32, "-memory: goroutines opening the connections")
 	fs.DurationVar(&o.memWait, "settle", 5*time.Second, "-memory: wait this long with the connections open before reading RSS")
@@ -145,7 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, err
 		}
 	}
-	if o.sysbenchOn && !o.memory && o.sysbench == "" {
+	if o.sysbenchOn && !o.memory && !o.shards && o.sysbench == "" {
 		if o.sysbench, err = lookPath("sysbench"); err != nil {
 			return nil, err
 		}
@@ -241,9 +247,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		e.noFile = n
 		fmt.Fprintf(stderr, "bench: RLIMIT_NOFILE %d (inherited by the servers and proxies)\n", n)
 	}
-	if o.memory {
+	switch {
+	case o.memory:
 		err = runMemory(ctx, e, stdout, stderr)
-	} else {
+	case o.shards:
+		err = runShards(ctx, e, stdout, stderr)
+	default:
 		err = runBench(ctx, e, stdout, stderr)
 	}
 	if err != nil {
