@@ -77,7 +77,7 @@ shutdown_timeout = "5s"
 pool_size = 10
 max_replica_lag = "1s"
 lag_poll_interval = "20ms"
-connect_timeout = "1s"
+connect_timeout = "3s"
 query_wait_timeout = "5s"
 [[users]]
 name = "app"

@@ -54,7 +54,7 @@ protocol = "postgres"
 database = "app"
 primary = %q
 replicas = [%q, %q]
-%s`, withDefaults(defaults, "pool_size = 10", `max_replica_lag = "1s"`, `lag_poll_interval = "20ms"`, `connect_timeout = "1s"`),
+%s`, withDefaults(defaults, "pool_size = 10", `max_replica_lag = "1s"`, `lag_poll_interval = "20ms"`, `connect_timeout = "3s"`),
 		pg.Primary.Addr(), pg.Replicas[0].Addr(), pg.Replicas[1].Addr(), more)
 	return serveConfig(t, src)
 }

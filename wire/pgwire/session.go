@@ -541,11 +541,14 @@ func (c *clientConn) serverParams() (map[string]string, error) {
 	if err != nil && c.rt != nil {
 		// The primary is down: clients that only read can still log in,
 		// greeted with what a replica reports.
+		c.log.Info("primary unreachable at login; taking the greeting from a replica", "err", err)
 		for _, r := range c.rt.replicas {
-			if b, rerr := c.learnParams(c.srv.poolFor(c.cluster, c.user, r, c.primaryDB())); rerr == nil {
+			b, rerr := c.learnParams(c.srv.poolFor(c.cluster, c.user, r, c.primaryDB()))
+			if rerr == nil {
 				base, err = b, nil
 				break
 			}
+			c.log.Info("replica unreachable at login", "replica", r, "err", rerr)
 		}
 	}
 	if err != nil {
