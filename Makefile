@@ -10,7 +10,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test deps lint vulncheck fuzz bench demo demo-stop clean
+.PHONY: all build test deps lint vulncheck drill fuzz bench demo demo-stop clean
 
 all: build
 
@@ -37,6 +37,12 @@ vulncheck:
 # test: the whole suite, with the race detector, against real servers.
 test: deps lint vulncheck
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# drill: the server-failure drills, each printing what it injected and
+# what clients saw. The quick ones (wire/*/faults_test.go) also run in
+# make test; the long ones are behind the drill build tag.
+drill: deps
+	set -o pipefail; $(GO) test -tags drill -count=1 -timeout 30m -run Drill -v ./... 2>&1 | grep -v '^time='
 
 # bench: pgbench (select-only and TPC-B like; simple, extended, prepared;
 # 1/16/64/256 clients) against PostgreSQL directly, through Switchyard and
