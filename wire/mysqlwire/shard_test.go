@@ -945,3 +945,116 @@ CREATE TABLE %[1]s.t_types (id INT PRIMARY KEY, customer_id BIGINT, d DATETIME(3
 	_, err = w.QueryContext(ctx, "SELECT id, name FROM t_types ORDER BY name")
 	wantRefused(t, err, "ORDER BY non-ASCII text", "non-ASCII")
 }
+
+// Many clients at once, in both protocols, mixing keyed writes and reads,
+// transactions (with a refused cross-shard statement in each), scatters
+// and all-shard writes, over a small pool: no unexpected error, and every
+// row is where the map says.
+func TestShardConcurrentClients(t *testing.T) {
+	resetShardTables(t)
+	cfg := shardConfig(t, hashSharding+"\nallow_all_shard_writes = true", hashShards(false))
+	cfg.Clusters[0].Settings.PoolSize = 4
+	p := startShardProxy(t, cfg)
+	m := p.srv.shardRT("orders").m
+	a, b := twoShardKeys(m)
+	ctx := context.Background()
+	const clients, rounds = 12, 30
+	var failures atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		params := ""
+		if c%2 == 0 {
+			params = "interpolateParams=true"
+		}
+		db := p.openOrders(t, params)
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			fail := func(what string, err error) {
+				failures.Add(1)
+				t.Errorf("client %d: %s: %v", c, what, err)
+			}
+			for r := 0; r < rounds; r++ {
+				id := c*1000 + r
+				cid := int64(c*100 + r%7)
+				if _, err := db.ExecContext(ctx, "INSERT INTO orders (id, customer_id, total) VALUES (?, ?, ?)", id, cid, r); err != nil {
+					fail("insert", err)
+					continue
+				}
+				var n int
+				if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE id = ? AND customer_id = ?", id, cid).Scan(&n); err != nil || n != 1 {
+					fail(fmt.Sprintf("read back (%d rows)", n), err)
+				}
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					fail("begin", err)
+					continue
+				}
+				other := a
+				if s, _ := m.ShardOfInt(cid); s == 0 == (mustShard(m, a) == 0) {
+					other = b
+				}
+				if _, err := tx.Exec("UPDATE orders SET total = total + 1 WHERE customer_id = ? AND id = ?", cid, id); err != nil {
+					fail("update in tx", err)
+				}
+				if _, err := tx.Exec("UPDATE orders SET total = 0 WHERE customer_id = ?", other); mysqlErrNum(err) != erNotSupportedYet {
+					fail("cross-shard statement in tx", err)
+				}
+				if err := tx.Commit(); err != nil {
+					fail("commit", err)
+				}
+				if r%5 == 0 {
+					if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE total >= ?", 0).Scan(&n); err != nil {
+						fail("scatter", err)
+					}
+				}
+				if r%10 == 0 {
+					if _, err := db.ExecContext(ctx, "UPDATE orders SET note = ? WHERE note IS NULL AND id = ?", "seen", id); err != nil {
+						fail("all-shard write", err)
+					}
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	t.Logf("%d clients x %d rounds (insert, read, transaction with a refused statement, scatters, all-shard writes) in %v over pool_size 4",
+		clients, rounds, time.Since(start).Round(time.Millisecond))
+	if failures.Load() > 0 {
+		t.Fatalf("%d failures", failures.Load())
+	}
+	total := 0
+	for i := 0; i < 2; i++ {
+		var n int
+		fmt.Sscan(onShard(t, i, "SELECT COUNT(*) FROM {db}.orders"), &n)
+		total += n
+		wrong := 0
+		for c := 0; c < clients; c++ {
+			for k := 0; k < 7; k++ {
+				cid := int64(c*100 + k)
+				if mustShard(m, cid) != i {
+					var x int
+					fmt.Sscan(onShard(t, i, fmt.Sprintf("SELECT COUNT(*) FROM {db}.orders WHERE customer_id = %d", cid)), &x)
+					wrong += x
+				}
+			}
+		}
+		if wrong != 0 {
+			t.Errorf("shard %d holds %d rows of another shard's keys", i, wrong)
+		}
+	}
+	if total != clients*rounds {
+		t.Errorf("%d rows on the shards, want %d", total, clients*rounds)
+	}
+	if got := union(t, "SELECT COUNT(*) FROM {t} WHERE total <> id % 1000 + 1"); got[0] != "0" {
+		t.Errorf("rows whose transaction did not commit its update: %v", got)
+	}
+}
+
+func mustShard(m shard.Map, k int64) int {
+	s, err := m.ShardOfInt(k)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
