@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/shard"
 )
@@ -94,6 +95,33 @@ func (lc loadConfig) next(i int) loadConfig {
 		lc.allowAll = !lc.allowAll
 	}
 	return lc
+}
+
+// shardReplicaReads is how many transactions of sharded clusters the
+// proxy has routed to a shard replica so far.
+func shardReplicaReads(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "switchyard_routed_transactions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var shard, replica bool
+			for _, l := range m.GetLabel() {
+				shard = shard || l.GetName() == "cluster" && strings.Contains(l.GetValue(), "/shard")
+				replica = replica || l.GetName() == "target" && l.GetValue() == "replica"
+			}
+			if shard && replica {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
 
 // badConfigs turn a valid file into one the reload must refuse, naming
@@ -325,6 +353,8 @@ func TestShardReloadUnderLoad(t *testing.T) {
 		}()
 	}
 
+	replicaReads0 := shardReplicaReads(t)
+
 	// The reloads: one every duration/60, a broken file every sixth.
 	lineRE := regexp.MustCompile(regexp.QuoteMeta(filepath.Base(path)) + `:\d+: `)
 	var ok, refused int
@@ -421,14 +451,18 @@ func TestShardReloadUnderLoad(t *testing.T) {
 			lost++
 		}
 	}
-	t.Logf("reload drill: %v, %d clients, %d transactions; reloads: %d applied, %d refused (%v each on average, %v at most); client errors %d; rows %d (committed %d): %d lost, %d misplaced, %d extra, %d with a wrong amount",
-		elapsed.Round(time.Millisecond), clients, txns.Load(), ok, refused, (reloadTime / (goodN + badN)).Round(time.Millisecond), maxReload.Round(time.Millisecond),
+	replicaReads := shardReplicaReads(t) - replicaReads0
+	t.Logf("reload drill: %v, %d clients, %d transactions (%.0f served by shard replicas); reloads: %d applied, %d refused (%v each on average, %v at most); client errors %d; rows %d (committed %d): %d lost, %d misplaced, %d extra, %d with a wrong amount",
+		elapsed.Round(time.Millisecond), clients, txns.Load(), replicaReads, ok, refused, (reloadTime / (goodN + badN)).Round(time.Millisecond), maxReload.Round(time.Millisecond),
 		errCount.Load(), rows, len(want), lost, misplaced, extra, wrong)
 	for _, e := range firstErrs {
 		t.Error(e)
 	}
 	if errCount.Load() != 0 || lost+misplaced+extra+wrong != 0 || ok != goodN || refused != badN || rows != len(want) {
 		t.Fatal("the drill failed")
+	}
+	if replicaReads == 0 {
+		t.Error("no read was served by a shard replica while the shards had replicas")
 	}
 	if txns.Load() < 20*clients { // the load ran (the machine is shared: no more than that is certain)
 		t.Errorf("only %d transactions in %v", txns.Load(), elapsed)
