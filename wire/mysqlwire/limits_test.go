@@ -384,3 +384,59 @@ func TestSlowReaderBoundedMySQL(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// max_wait_clients: a statement that would wait beyond the cap gets 1040
+// at once naming the pool; the client stays connected and the one in
+// line is served.
+func TestLimitWaitQueueMySQL(t *testing.T) {
+	p := startProxy(t, "pool_size = 1\nmax_wait_clients = 1")
+	db := p.open(t, "")
+	ctx := context.Background()
+	conns := make([]*sql.Conn, 3)
+	for i := range conns {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	tx, err := conns[0].BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		var n int
+		err := conns[1].QueryRowContext(ctx, "SELECT 42").Scan(&n)
+		if err == nil && n != 42 {
+			err = fmt.Errorf("got %d", n)
+		}
+		waited <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); metricValue(t, "switchyard_pool_waiting_clients") < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the second client never queued")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	_, err = conns[2].ExecContext(ctx, "SELECT 1")
+	wantMyErr(t, err, 1040, "max_wait_clients")
+	wantMyErr(t, err, 1040, `pool "mysql/my@`)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refused after %v, want at once", d)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("the client in line: %v", err)
+	}
+	if _, err := conns[2].ExecContext(ctx, "SELECT 1"); err != nil {
+		t.Fatalf("the refused client afterwards: %v", err)
+	}
+}

@@ -514,3 +514,57 @@ databases = ["other", "switchyard"]`))
 	}
 	adm.Close(ctx)
 }
+
+// slowDialer relays loopback connections to target after a delay: a
+// server that takes its time to accept.
+func slowDialer(t testing.TB, target string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			a, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer a.Close()
+				time.Sleep(delay)
+				b, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go func() { _, _ = io.Copy(b, a); b.Close() }()
+				_, _ = io.Copy(a, b)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// The login timeout is the client's: a first login that waits for the
+// proxy to reach a slow server is not closed for it.
+func TestLoginTimeoutNotChargedForServerDial(t *testing.T) {
+	src := limitsConfig(`client_login_timeout = "300ms"`, `connect_timeout = "5s"`, ``)
+	src = strings.Replace(src, fmt.Sprintf("primary = %q", testcluster.PG.Primary.Addr()),
+		fmt.Sprintf("primary = %q", slowDialer(t, testcluster.PG.Primary.Addr(), 600*time.Millisecond)), 1)
+	p := serveConfig(t, src)
+	ctx := ctxT(t, 30*time.Second)
+	start := time.Now()
+	c, err := pgx.Connect(ctx, p.dsn("app_trust", "", "app"))
+	if err != nil {
+		t.Fatalf("first login through a server slower than the login timeout: %v", err)
+	}
+	defer c.Close(ctx)
+	if d := time.Since(start); d < 600*time.Millisecond {
+		t.Fatalf("the login took %v; the server dial was not on its path", d)
+	}
+	var n int
+	if err := c.QueryRow(ctx, `SELECT 7`).Scan(&n); err != nil || n != 7 {
+		t.Fatalf("query: %d, %v", n, err)
+	}
+}

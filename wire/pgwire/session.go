@@ -68,6 +68,7 @@ type clientConn struct {
 
 	slot         *limits.Slot  // this client in the client counts
 	loginTimeout time.Duration // how long the login may take from accept
+	noReply      bool          // the login ended mid-TLS handshake: say nothing
 
 	user    *config.User
 	cluster *config.Cluster
@@ -243,7 +244,12 @@ func (c *clientConn) loginTimedOut() {
 	metrics.LoginTimeouts.WithLabelValues("postgres").Inc()
 	metrics.ClientLogins.WithLabelValues("postgres", "timeout").Inc()
 	c.log.Info("client login timed out; closing", "client_login_timeout", c.loginTimeout, "age", time.Since(c.start).Round(time.Millisecond))
+	if c.noReply {
+		return
+	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	// A write that timed out left its error in the buffer: start clean.
+	c.bw.Reset(c.conn)
 	_ = c.send(toErrorResponse(newFatal(codeProtocolViolation, "canceling authentication due to timeout (client_login_timeout = %s)", c.loginTimeout)))
 }
 
@@ -308,7 +314,7 @@ func (c *clientConn) startup(refused error) (ok bool, err error) {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					// Not a word in plain text into a half-made TLS stream.
 					c.conn = tlsConn
-					c.bw.Reset(io.Discard)
+					c.noReply = true
 					return false, err
 				}
 				c.log.Info("TLS handshake failed", "err", err)
@@ -487,6 +493,10 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 	if err != nil {
 		return err
 	}
+	// The client has done its part of the login; the time the proxy took
+	// to reach a server (the first login dials one) is not held against
+	// it: it gets the timeout afresh to read its greeting.
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.loginTimeout))
 	c.srv.register(c)
 	binary.BigEndian.PutUint32(c.key[:], randUint32())
 	msgs := []pgproto3.BackendMessage{&pgproto3.AuthenticationOk{}}
