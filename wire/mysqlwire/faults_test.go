@@ -1,6 +1,7 @@
 package mysqlwire
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"errors"
@@ -225,7 +226,7 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 	}
 	startTook := time.Since(restartAt)
 	phase.Store(2)
-	for i := 0; i < 1000 && victimBack.Load() == 0; i++ {
+	for i := 0; i < 3000 && victimBack.Load() == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
@@ -256,7 +257,7 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 		t.Error("the stopped replica stayed eligible for reads")
 	}
 	if recovery == 0 {
-		t.Error("the replica got no reads within 10s of coming back")
+		t.Error("the replica got no reads within 30s of coming back")
 	}
 }
 
@@ -689,5 +690,173 @@ primary = %q
 	var one int
 	if err := db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// hangServer is a MySQL server that logs clients in (any password) and
+// then never answers a SELECT. Statements it is told to KILL are counted.
+type hangServer struct {
+	ln             net.Listener
+	kills, closeds atomic.Int64
+	wg             sync.WaitGroup
+}
+
+func newHangServer(t *testing.T) *hangServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hangServer{ln: ln}
+	var mu sync.Mutex
+	var conns []net.Conn
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		for id := uint32(1); ; id++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			h.wg.Add(1)
+			go func(id uint32) {
+				defer h.wg.Done()
+				h.serve(c, id)
+			}(id)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		h.wg.Wait()
+	})
+	return h
+}
+
+func (h *hangServer) serve(c net.Conn, id uint32) {
+	defer c.Close()
+	bw := bufio.NewWriter(c)
+	hs := Handshake{ServerVersion: "10.11.0-MariaDB-hang", ConnectionID: id, Scramble: newScramble(),
+		Capabilities: proxyCaps, Collation: defaultCollation, Status: statusAutocommit, AuthPlugin: pluginNative}
+	if _, err := writePacket(bw, 0, hs.Encode(nil)); err != nil || bw.Flush() != nil {
+		return
+	}
+	p, seq, err := readPacket(c, nil, 1<<20)
+	if err != nil {
+		return
+	}
+	var resp HandshakeResponse
+	if resp.Decode(p) != nil {
+		return
+	}
+	caps := resp.Capabilities & proxyCaps
+	if _, err := writePacket(bw, seq+1, appendOK(nil, caps, hdrOK, 0, 0, statusAutocommit, 0)); err != nil || bw.Flush() != nil {
+		return
+	}
+	for {
+		p, _, err := readPacket(c, nil, 1<<20)
+		if err != nil || len(p) == 0 || p[0] == comQuit {
+			h.closeds.Add(1)
+			return
+		}
+		q := string(p[1:])
+		switch {
+		case p[0] == comQuery && strings.HasPrefix(q, "KILL"):
+			h.kills.Add(1)
+		case p[0] == comQuery && strings.Contains(q, "SELECT"):
+			continue // hang: never answer
+		}
+		if _, err := writePacket(bw, 1, appendOK(nil, caps, hdrOK, 0, 0, statusAutocommit, 0)); err != nil || bw.Flush() != nil {
+			return
+		}
+	}
+}
+
+// A server that logs in and then hangs mid-query. The proxy has no query
+// timeout of its own; what frees the server connection is the client
+// giving up: go-sql-driver closes its connection when its context ends,
+// the proxy notices (it looks at the client socket while a command is
+// out), closes the server connection and kills its thread (KILL QUERY from
+// another client connection, as the mysql CLI sends on Ctrl-C, works too).
+func TestDrillServerHangsMidQuery(t *testing.T) {
+	h := newHangServer(t)
+	p := serveDrill(t, fmt.Sprintf(`
+[proxy]
+postgres_listen = ""
+mysql_listen = "127.0.0.1:0"
+shutdown_timeout = "2s"
+[defaults]
+pool_size = 1
+query_wait_timeout = "1s"
+[[users]]
+name = "app"
+password = "app"
+[[clusters]]
+name = "my"
+protocol = "mysql"
+database = "app"
+primary = %q
+[[clusters]]
+name = "hang"
+protocol = "mysql"
+database = "hangdb"
+server_database = "app"
+primary = %q
+`, testcluster.Maria.Primary.Addr(), h.ln.Addr()))
+	ctx := context.Background()
+	db, err := sql.Open("mysql", p.dsn("app", "app", "hangdb", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	qctx, qcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	start := time.Now()
+	var one int
+	qerr := db.QueryRowContext(qctx, `SELECT 1`).Scan(&one)
+	took := time.Since(start)
+	qcancel()
+	if qerr == nil {
+		t.Fatal("a query on a hung server succeeded")
+	}
+	var freedAfter time.Duration
+	for i := 0; i < 100; i++ {
+		if h.closeds.Load() > 0 {
+			freedAfter = time.Since(start)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The next client of the 1-connection pool gets a connection (and
+	// hangs in turn until its own timeout), not query_wait_timeout.
+	q2, c2 := context.WithTimeout(ctx, 1500*time.Millisecond)
+	err2 := db.QueryRowContext(q2, `SELECT 2`).Scan(&one)
+	c2()
+	other, err := sql.Open("mysql", p.dsn("app", "app", "app", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otherErr := other.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+	t.Logf("DRILL mysql server hangs mid-query: injected a server that logs in and never answers SELECT")
+	t.Logf("  client with a 300ms timeout: error after %v: %v", took.Round(time.Millisecond), qerr)
+	t.Logf("  server connection closed by the proxy %v after the query began; KILLs sent to the server: %d", freedAfter.Round(time.Millisecond), h.kills.Load())
+	t.Logf("  next client on the same 1-connection pool: %v; other cluster: %v", err2, otherErr)
+	if took > 2*time.Second {
+		t.Errorf("the client waited %v", took)
+	}
+	if freedAfter == 0 {
+		t.Error("the proxy kept the hung server connection after the client left")
+	}
+	if err2 == nil || mysqlErrNum(err2) == 1040 {
+		t.Errorf("next client: %v; want its own timeout, not the pool's", err2)
+	}
+	if otherErr != nil {
+		t.Error(otherErr)
 	}
 }

@@ -72,12 +72,6 @@ type relay struct {
 	large bool
 }
 
-func (s *session) setBusy(b bool) {
-	s.mu.Lock()
-	s.busy = b
-	s.mu.Unlock()
-}
-
 func (s *session) forward(p []byte, seq uint8, kind respKind) error {
 	_, err := s.forwardResult(p, seq, kind)
 	return err
@@ -157,6 +151,12 @@ func (s *session) forwardWith(seq uint8, kind respKind, rl0 *relay, build func(*
 // COMMIT half a transaction.
 func (s *session) relayFailed(rl *relay, err error, mayRetry, replicaRead bool, rs uint8) (bool, error) {
 	var sio serverIOError
+	if s.left.Load() {
+		// The watch closed the server connection: the client is gone.
+		rl.be.broken = true
+		s.release(false)
+		return false, fatalError{errClientLeft}
+	}
 	if errors.As(err, &sio) {
 		rl.be.broken = true
 		reused := s.lease.Reused()

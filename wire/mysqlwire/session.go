@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,6 +97,8 @@ type session struct {
 	busy    bool // a command is outstanding on be
 	reading bool // idle: waiting for the client's next command, no lease
 	kills   sync.WaitGroup
+	watch   *time.Timer // looks at the client while a command is out (watch.go)
+	left    atomic.Bool // the watch found the client gone mid-command
 }
 
 func (s *session) setState(st int) {

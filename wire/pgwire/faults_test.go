@@ -218,7 +218,7 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	phase.Store(2)
-	for i := 0; i < 500 && victimBack.Load() == 0; i++ {
+	for i := 0; i < 3000 && victimBack.Load() == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
@@ -250,7 +250,7 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 		t.Error("the stopped replica stayed eligible for reads")
 	}
 	if recovery == 0 {
-		t.Error("the replica got no reads within 5s of coming back")
+		t.Error("the replica got no reads within 30s of coming back")
 	}
 }
 

@@ -1,0 +1,99 @@
+package mysqlwire
+
+import (
+	"crypto/tls"
+	"errors"
+	"syscall"
+	"time"
+)
+
+// A client that leaves while its command waits on a server that does not
+// answer. The MySQL protocol gives a client nothing to say during a
+// command, so the session goroutine, blocked reading the server, would
+// never learn that the client is gone, and would hold the server
+// connection and its pool slot for as long as the server stays silent
+// (a hung server, a lock wait, a cut link). While a command is out, a
+// timer looks at the client socket every watchEvery without reading from
+// it (MSG_PEEK): once the client has closed it, the server connection is
+// closed, which ends the relay, and the server is asked to kill that
+// connection's thread so its statement and locks go too.
+
+const watchEvery = 500 * time.Millisecond
+
+// errClientLeft ends a session whose client closed its connection while a
+// command was out.
+var errClientLeft = errors.New("client closed its connection while its command was running")
+
+// setBusy marks a command as out on s.be (or back) and arms (or stops)
+// the watch on the client.
+func (s *session) setBusy(b bool) {
+	s.mu.Lock()
+	s.busy = b
+	switch {
+	case b && s.watch == nil:
+		s.watch = time.AfterFunc(watchEvery, s.checkClient)
+	case b:
+		s.watch.Reset(watchEvery)
+	case s.watch != nil:
+		s.watch.Stop()
+	}
+	s.mu.Unlock()
+}
+
+// checkClient runs on the watch timer.
+func (s *session) checkClient() {
+	s.mu.Lock()
+	be := s.be
+	if !s.busy || be == nil {
+		s.mu.Unlock()
+		return
+	}
+	if !peerClosed(s.nc) {
+		s.watch.Reset(watchEvery)
+		s.mu.Unlock()
+		return
+	}
+	s.left.Store(true)
+	dp := dialParams{addr: be.addr, user: s.key.user, password: s.key.password, collation: defaultCollation}
+	thread := be.threadID
+	s.mu.Unlock()
+	s.log.Info("client left while its command was running; closing the server connection and killing its thread", "server", be.addr, "thread", thread)
+	_ = be.Close()
+	if thread != 0 {
+		go func() {
+			if err := killThread(dp, thread, false); err != nil {
+				s.log.Info("killing the departed client's server thread failed", "err", err)
+			}
+		}()
+	}
+}
+
+// peerClosed says whether the peer of c has closed the connection (or it
+// failed), without consuming anything it sent. Data waiting means alive.
+func peerClosed(c interface{}) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	closed := false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
+		case rerr != nil:
+			closed = true
+		default:
+			closed = n == 0
+		}
+		return true // never wait for readiness
+	})
+	return closed || err != nil
+}
