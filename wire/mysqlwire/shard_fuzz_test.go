@@ -34,8 +34,8 @@ func (h panicCounter) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 func (h panicCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (h panicCounter) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h panicCounter) WithGroup(string) slog.Handler           { return h }
+func (h panicCounter) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h panicCounter) WithGroup(string) slog.Handler            { return h }
 
 func fuzzShardServer(t testing.TB) (*Server, *sql.DB) {
 	fuzzShardOnce.Do(func() {
