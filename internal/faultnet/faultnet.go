@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // Silent accepts TCP connections and never sends a byte: a server whose
@@ -75,12 +76,13 @@ func (s *Silent) Close() {
 // as a network failure between the two would; new connections are
 // relayed as before.
 type Forwarder struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	pairs  map[*pair]struct{}
-	wg     sync.WaitGroup
-	closed bool
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	pairs   map[*pair]struct{}
+	wg      sync.WaitGroup
+	closed  bool
+	stalled atomic.Bool
 }
 
 type pair struct{ a, b net.Conn }
@@ -134,12 +136,31 @@ func (f *Forwarder) accept() {
 
 func (f *Forwarder) pipe(p *pair, dst, src net.Conn) {
 	defer f.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !f.stalled.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	p.close()
 	f.mu.Lock()
 	delete(f.pairs, p)
 	f.mu.Unlock()
 }
+
+// Stall makes the open connections (and new ones) a black hole: bytes
+// are read and dropped in both directions, and nothing is closed, as
+// when a link fails without either end being told. Resume undoes it.
+func (f *Forwarder) Stall() { f.stalled.Store(true) }
+
+// Resume relays again after Stall (what was dropped stays lost).
+func (f *Forwarder) Resume() { f.stalled.Store(false) }
 
 // Open is the number of relayed connections open now.
 func (f *Forwarder) Open() int {

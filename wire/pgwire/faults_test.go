@@ -857,3 +857,68 @@ primary = %q
 	}
 	_ = errors.Is
 }
+
+// Regression: a replica's connection that fails while the proxy brings it
+// in line with the client (runtime parameters), before anything of the
+// client's request was sent, failed the read with XX000. The read now
+// goes to the primary and the replica is banned.
+func TestReplicaLinkDeadAtLeaseRetriedOnPrimary(t *testing.T) {
+	pg := testcluster.PG
+	fwd, err := faultnet.NewForwarder(pg.Replicas[0].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	p := serveConfig(t, fmt.Sprintf(`
+[proxy]
+postgres_listen = "127.0.0.1:0"
+shutdown_timeout = "2s"
+[defaults]
+pool_size = 1
+query_wait_timeout = "700ms"
+max_replica_lag = "5s"
+lag_poll_interval = "20ms"
+[[users]]
+name = "app"
+password = "app"
+[[clusters]]
+name = "pg"
+protocol = "postgres"
+database = "app"
+primary = %q
+replicas = [%q]
+`, pg.Primary.Addr(), fwd.Addr()))
+	ctx := ctxT(t, 30*time.Second)
+	connect := func(app string) *pgx.Conn {
+		cfg, err := pgx.ParseConfig(p.dsn("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["application_name"] = app
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c
+	}
+	// The replica's pool gets a connection with a's parameters on it.
+	a := connect("drill_a")
+	onReplica := false
+	for i := 0; i < 200 && !onReplica; i++ {
+		onReplica = serverPort(t, a, `SELECT inet_server_port()`) == pg.Replicas[0].Port
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !onReplica {
+		t.Fatal("no read reached the replica")
+	}
+	// The link goes dark; the idle connection still looks alive. b's
+	// parameters differ, so its lease starts with a round trip.
+	fwd.Stall()
+	b := connect("drill_b")
+	var port int
+	err = b.QueryRow(ctx, `SELECT inet_server_port()`).Scan(&port)
+	if err != nil || port != pg.Primary.Port {
+		t.Fatalf("read while the replica's link was dead: port %d, %v; want it served by the primary", port, err)
+	}
+}

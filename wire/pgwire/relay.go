@@ -538,11 +538,39 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 		node, p = nil, c.primary.p
 		ps, err = p.Get(contextBackground)
 	}
+	var sc *serverConn
 	if err == nil {
-		sc := ps.Conn.(*serverConn)
-		if err = c.syncParams(sc); err != nil {
-			var pe *pgError
-			p.Put(ps, errors.As(err, &pe)) // a server-side error leaves the connection usable
+		sc = ps.Conn.(*serverConn)
+		err = c.syncParams(sc)
+		var pe *pgError
+		if err != nil && !errors.As(err, &pe) {
+			// The connection failed while being brought in line with the
+			// client, before anything of the client's was sent: as with a
+			// dead connection found at lease time, try once more, on the
+			// primary for a read whose replica failed.
+			p.Put(ps, false)
+			c.log.Info("server connection failed before the request was sent; retrying", "server", sc.addr, "err", err)
+			if node != nil && c.sh == nil {
+				c.rt.set.Ban(node.Name, err.Error())
+				c.rt.set.Done(node)
+				node, p = nil, c.primary.p
+			}
+			if ps, err = p.Get(contextBackground); err == nil {
+				sc = ps.Conn.(*serverConn)
+				if err = c.syncParams(sc); err != nil && !errors.As(err, &pe) {
+					p.Put(ps, false)
+					err = &pgError{Severity: "ERROR", Code: codeConnectionFailure, Message: "server connection lost before the request was sent", cause: err}
+					ps = nil
+				}
+			} else {
+				err = poolError(err)
+				ps = nil
+			}
+		}
+		if err != nil {
+			if ps != nil {
+				p.Put(ps, true) // a server-side error leaves the connection usable
+			}
 		} else {
 			c.wmu.Lock() // handed to the pump, which unlocks it when it ends
 			c.mu.Lock()
