@@ -197,6 +197,9 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 		if p.pg != nil {
 			h.Sections["postgres"] = p.pg.Status
 		}
+		if p.my != nil {
+			h.Sections["mysql"] = p.my.Status
+		}
 		p.admin = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := p.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

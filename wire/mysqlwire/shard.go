@@ -716,3 +716,33 @@ func (s *session) shardMulti(sk *router.ShardKeys, rt *shardRT, r shard.Route, r
 	}
 	return s.allShardWrite(rt, r, rs, func(be *backend) ([]byte, error) { return build(be, false) })
 }
+
+// Status is the MySQL front end's section of the admin /status view: the
+// shard maps in force (version, and per shard its primary, database,
+// range and replicas with whether each takes reads now).
+func (s *Server) Status() any {
+	var shards []map[string]any
+	if p := s.shards.Load(); p != nil {
+		for name, rt := range *p {
+			for i, sh := range rt.cl.Shards {
+				row := map[string]any{
+					"cluster": name, "kind": rt.cl.Sharding.Kind, "key": rt.cl.Sharding.Key,
+					"map_version": rt.m.Version(), "shard": i, "primary": sh.Primary,
+					"database": shardDB(rt.cl, i),
+				}
+				if len(sh.Range) == 2 {
+					row["range"] = fmt.Sprintf("[%v, %v)", sh.Range[0], sh.Range[1])
+				}
+				if crt := s.runtime(shardRuntimeName(name, i)); crt != nil {
+					var reps []map[string]any
+					for _, st := range crt.set.Status() {
+						reps = append(reps, map[string]any{"replica": st.Name, "eligible": st.Eligible})
+					}
+					row["replicas"] = reps
+				}
+				shards = append(shards, row)
+			}
+		}
+	}
+	return map[string]any{"shards": shards}
+}

@@ -591,6 +591,10 @@ func TestShardRangeReload(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	st := p.srv.Status().(map[string]any)["shards"].([]map[string]any)
+	if len(st) != 2 || st[1]["range"] != "[40, 1000000000)" || st[1]["map_version"] != uint64(v0+1) {
+		t.Errorf("admin status after the reload: %v", st)
+	}
 	// After it, key 50 belongs to shard 1 [40, ...).
 	if got := shardOf(db, 50); got != "orders_1" {
 		t.Errorf("key 50 after moving the boundary to 40: %s, want orders_1", got)
