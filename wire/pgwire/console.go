@@ -128,7 +128,7 @@ func (s *Server) consoleShow(what string) (*table, bool) {
 	switch what {
 	case "HELP":
 		t.cols = []string{"command", "what"}
-		t.add("SHOW POOLS", "every pool: connections active, idle, dialing; clients waiting")
+		t.add("SHOW POOLS", "every pool: connections active, idle, dialing; clients waiting; refusals by wait timeout and by max_wait_clients")
 		t.add("SHOW CLIENTS", "PostgreSQL client sessions")
 		t.add("SHOW SERVERS", "server connections leased now, and by whom")
 		t.add("SHOW REPLICAS", "replicas with health, lag and load")
@@ -138,10 +138,10 @@ func (s *Server) consoleShow(what string) (*table, bool) {
 		t.add("PAUSE [cluster]", "stop handing out server connections")
 		t.add("RESUME [cluster]", "resume after PAUSE")
 	case "POOLS":
-		t.cols = []string{"protocol", "cluster", "node", "user", "size", "active", "idle", "dialing", "waiting", "leases", "wait_timeouts", "max_wait"}
+		t.cols = []string{"protocol", "cluster", "node", "user", "size", "active", "idle", "dialing", "waiting", "leases", "wait_timeouts", "queue_full", "max_wait"}
 		for _, pi := range metrics.Pools() {
 			st := pi.Pool.Stats()
-			t.add(pi.Protocol, pi.Cluster, pi.Node, pi.User, pi.Size, st.Active, st.Idle, st.Dialing, st.Waiting, st.Gets, st.WaitTimeouts, st.MaxWait)
+			t.add(pi.Protocol, pi.Cluster, pi.Node, pi.User, pi.Size, st.Active, st.Idle, st.Dialing, st.Waiting, st.Gets, st.WaitTimeouts, st.QueueFull, st.MaxWait)
 		}
 	case "CLIENTS", "SERVERS":
 		s.mu.Lock()

@@ -338,6 +338,31 @@ max_wait_clients = 1`)
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("refused after %v, want at once", d)
 	}
+	// The console counts the refusal on the pool.
+	acfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
+	acfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	adm, err := pgx.ConnectConfig(ctx, acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := adm.Query(ctx, "SHOW POOLS")
+	pools, err := pgx.CollectRows(rows, pgx.RowToMap)
+	adm.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range pools {
+		if r["cluster"] == "pg" && r["user"] == "app" {
+			found = true
+			if r["queue_full"] != "1" || r["waiting"] != "1" {
+				t.Errorf("SHOW POOLS: queue_full=%v waiting=%v, want 1 and 1", r["queue_full"], r["waiting"])
+			}
+		}
+	}
+	if !found {
+		t.Errorf("SHOW POOLS has no pg/app pool: %v", pools)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
