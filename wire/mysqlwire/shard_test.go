@@ -1078,3 +1078,36 @@ func mustShard(m shard.Map, k int64) int {
 	}
 	return s
 }
+
+// The mariadb command-line client against the sharded database: its
+// connect-time queries, keyed writes, a scatter, a refusal it prints, and
+// a transaction.
+func TestShardMariaDBCommandLine(t *testing.T) {
+	bin, err := execLookPath("mariadb", "mysql")
+	if err != nil {
+		t.Skip("no mariadb client")
+	}
+	resetShardTables(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	a, b := twoShardKeys(p.srv.shardRT("orders").m)
+	host, port, _ := net.SplitHostPort(p.addr)
+	run := func(sql string) (string, error) {
+		return runCmd(bin, "--protocol=TCP", "-h", host, "-P", port, "-uapp", "-papp", "orders", "--batch", "-e", sql)
+	}
+	out, err := run(fmt.Sprintf("INSERT INTO orders (id, customer_id, total) VALUES (1, %[1]d, 2.5), (2, %[1]d, 3); "+
+		"INSERT INTO orders (id, customer_id, total) VALUES (3, %[2]d, 4); "+
+		"BEGIN; UPDATE orders SET total = total * 2 WHERE customer_id = %[2]d; COMMIT; "+
+		"SELECT COUNT(*) AS n, SUM(total) AS s FROM orders; SELECT id FROM orders ORDER BY id DESC LIMIT 1; SHOW TABLES", a, b))
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, want := range []string{"n\ts\n3\t13.50\n", "id\n3\n", "customers\norders\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = run("SELECT customer_id, COUNT(*) FROM orders GROUP BY customer_id")
+	if err == nil || !strings.Contains(out, "1235") || !strings.Contains(out, "GROUP BY") {
+		t.Errorf("GROUP BY on every shard: %v %s", err, out)
+	}
+}
