@@ -499,6 +499,12 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 	switch {
 	case lower == "show switchyard.write_position":
 		return true, s.sendValue(rs, "write_position", s.writePosition())
+	case lower == "show switchyard.shard_key":
+		v := ""
+		if s.sh != nil && s.sh.key != nil {
+			v = fmt.Sprint(s.sh.key.Literal)
+		}
+		return true, s.sendValue(rs, "shard_key", v)
 	case strings.HasPrefix(lower, "set switchyard.") || strings.HasPrefix(lower, "set session switchyard."):
 	default:
 		return false, nil

@@ -505,6 +505,9 @@ func TestShardTransactions(t *testing.T) {
 		{fmt.Sprintf("SET switchyard.shard_key = %d", b), fmt.Sprintf("orders_%d|1", 1-sa)},
 	} {
 		execSQL(t, c, tc.set)
+		if got := queryString(t, c, "SHOW switchyard.shard_key"); !strings.Contains(tc.set, got) || got == "" {
+			t.Errorf("SHOW switchyard.shard_key after %s: %q", tc.set, got)
+		}
 		if got := rowsOf(t, c, "SELECT DATABASE(), COUNT(*) FROM orders"); len(got) != 1 || got[0] != tc.want {
 			t.Errorf("after %s: %v, want %s", tc.set, got, tc.want)
 		}
@@ -520,6 +523,9 @@ func TestShardTransactions(t *testing.T) {
 	}
 	if _, err := c.ExecContext(ctx, "SET switchyard.shard_key = ''"); err != nil {
 		t.Error(err)
+	}
+	if got := queryString(t, c, "SHOW switchyard.shard_key"); got != "" {
+		t.Errorf("SHOW switchyard.shard_key after clearing it: %q", got)
 	}
 }
 
