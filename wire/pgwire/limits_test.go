@@ -593,3 +593,81 @@ func TestLoginTimeoutNotChargedForServerDial(t *testing.T) {
 		t.Fatalf("query: %d, %v", n, err)
 	}
 }
+
+// Many clients logging in at once, some failing their login, some
+// leaving half-way, some over the user's cap: the counts never pass a cap
+// and come back to exactly what is connected.
+func TestLimitCountsExactUnderChurn(t *testing.T) {
+	p := serveConfig(t, limitsConfig(`max_client_conns = 40
+auth_failures_per_minute = 0`, ``, `
+[[users]]
+name = "capped"
+password = ""
+auth = "trust"
+server_user = "app"
+server_password = "app"
+max_client_conns = 5`))
+	ctx := ctxT(t, 60*time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted, refused := 0, 0
+	var unexpected []error
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 15; i++ {
+				switch (w + i) % 3 {
+				case 0: // a capped user who holds its place a moment
+					c, err := pgconn.Connect(ctx, p.rawDSN("capped", "", "app"))
+					mu.Lock()
+					switch {
+					case err == nil:
+						admitted++
+					case sqlstate(err) == "53300":
+						refused++
+					default:
+						unexpected = append(unexpected, err)
+					}
+					mu.Unlock()
+					if err == nil {
+						time.Sleep(5 * time.Millisecond)
+						c.Close(ctx)
+					}
+				case 1: // a wrong password (SCRAM: slow under -race, so a few), an unknown database
+					dsn, code := p.rawDSN("capped", "", "nodb"), "3D000"
+					if i == 1 && w%4 == 0 {
+						dsn, code = p.rawDSN("app", "wrong", "app"), "28P01"
+					}
+					if _, err := pgconn.Connect(ctx, dsn); sqlstate(err) != code {
+						mu.Lock()
+						unexpected = append(unexpected, err)
+						mu.Unlock()
+					}
+				case 2: // half a startup packet, then gone
+					if c, err := net.Dial("tcp", p.addr); err == nil {
+						_, _ = c.Write(startupPacket("user", "capped", "database", "app")[:12])
+						c.Close()
+					}
+				}
+				if n := p.srv.Limits.Clients.Counts().ByUser["capped"]; n > 5 {
+					mu.Lock()
+					unexpected = append(unexpected, fmt.Errorf("%d capped clients counted, cap 5", n))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(unexpected) > 0 {
+		t.Fatalf("%d unexpected results, first: %v", len(unexpected), unexpected[0])
+	}
+	if admitted == 0 {
+		t.Fatal("no capped client got in")
+	}
+	t.Logf("capped user: %d admitted, %d refused with 53300", admitted, refused)
+	waitCounts(t, p, 0)
+	if got := p.srv.Limits.Clients.Counts(); len(got.ByUser) != 0 || len(got.ByDB) != 0 {
+		t.Fatalf("counts left behind: %+v", got)
+	}
+}

@@ -329,7 +329,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
+		// Shutdown sets shutting before it takes mu, and waits on wg
+		// after: a client accepted as it begins is either counted before
+		// the wait or closed here, never added to a wait in progress.
+		s.mu.Lock()
+		if s.shutting.Load() {
+			s.mu.Unlock()
+			conn.Close()
+			return nil
+		}
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			s.handle(conn)
