@@ -4,17 +4,22 @@
 //
 // The phases of a client connection:
 //
-//  1. Startup (session.go): SSLRequest/GSSENCRequest answered, TLS when
-//     configured, the StartupMessage read, the user authenticated with
-//     SCRAM-SHA-256, md5 or trust (auth.go), the database mapped to a
-//     cluster, and the greeting a real server sends (ParameterStatus,
-//     BackendKeyData with a proxy-issued key, ReadyForQuery).
+//  1. Startup (session.go): the client counted against max_client_conns
+//     from accept (internal/limits), SSLRequest/GSSENCRequest answered, TLS
+//     when configured, the StartupMessage read, an address that failed too
+//     many logins refused, the user authenticated with SCRAM-SHA-256, md5
+//     or trust (auth.go), the database mapped to a cluster and counted
+//     against the user's and the database's caps, and the greeting a real
+//     server sends (ParameterStatus, BackendKeyData with a proxy-issued
+//     key, ReadyForQuery). All of it within client_login_timeout.
 //  2. Commands (relay.go): the main loop reads client messages as raw
 //     frames (frame.go) and leases a server connection at the first message
 //     that needs an answer. Extended-protocol messages are held until Sync
 //     or Flush, so a server is never leased for half a request. While the
 //     lease lasts a pump goroutine relays the server's replies, so that
-//     pipelines and COPY flow both ways at once.
+//     pipelines and COPY flow both ways at once; it blocks on a client that
+//     does not read, so a slow reader costs its buffers, not its result.
+//     Between requests a client holds no buffers (idle.go).
 //  3. Release: the end of a transaction is read from the protocol itself:
 //     ReadyForQuery 'I' with every requested ReadyForQuery received and no
 //     extended message awaiting Sync. Never from SQL text.
