@@ -221,11 +221,11 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	down := onVictim.Load()
 	restartAt := time.Now()
+	phase.Store(2) // from here on, the restart
 	if err := ma.StartNode(victim); err != nil {
 		t.Fatal(err)
 	}
 	startTook := time.Since(restartAt)
-	phase.Store(2)
 	for i := 0; i < 3000 && victimBack.Load() == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -324,11 +324,11 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 	stopTook := time.Since(killed)
 	time.Sleep(1500 * time.Millisecond)
 	restartAt := time.Now()
+	phase.Store(2) // from here on, the restart
 	if err := ma.StartNode(ma.Primary); err != nil {
 		t.Fatal(err)
 	}
 	startTook := time.Since(restartAt)
-	phase.Store(2)
 	for i := 0; i < 1000 && firstWriteBack.Load() == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -858,5 +858,73 @@ primary = %q
 	}
 	if otherErr != nil {
 		t.Error(otherErr)
+	}
+}
+
+// Regression: idle server connections whose server went away (closed by
+// a restart) were handed out, failed on first use and, on a replica,
+// banned it again each time its ban ended, so a restarted replica took up
+// to 18s to get reads back. The pool's check now sees the closed socket.
+func TestDeadIdleReplicaConnectionNotLeased(t *testing.T) {
+	ma := testcluster.Maria
+	fwd, err := faultnet.NewForwarder(ma.Replicas[0].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	p := serveDrill(t, fmt.Sprintf(`
+[proxy]
+postgres_listen = ""
+mysql_listen = "127.0.0.1:0"
+[defaults]
+pool_size = 2
+max_replica_lag = "5s"
+lag_poll_interval = "20ms"
+[[users]]
+name = "app"
+password = "app"
+[[clusters]]
+name = "my"
+protocol = "mysql"
+database = "app"
+primary = %q
+replicas = [%q]
+`, ma.Primary.Addr(), fwd.Addr()))
+	db, err := sql.Open("mysql", p.dsn("app", "app", "app", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	read := func() int {
+		var port int
+		if err := db.QueryRow(`SELECT @@port`).Scan(&port); err != nil {
+			t.Fatal(err)
+		}
+		return port
+	}
+	onReplica := false
+	for i := 0; i < 300 && !onReplica; i++ {
+		onReplica = read() == ma.Replicas[0].Port
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !onReplica {
+		t.Fatal("no read reached the replica")
+	}
+	// Every link to the replica dies while idle (the lag monitor's too;
+	// it reconnects).
+	fwd.Cut()
+	time.Sleep(50 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for read() != ma.Replicas[0].Port {
+		if time.Now().After(deadline) {
+			t.Fatal("reads stayed off the replica after its idle connections died")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, st := range p.srv.runtime("my").set.Status() {
+		if st.Banned {
+			t.Errorf("replica banned for a connection that died while idle: %s", st.BanReason)
+		}
 	}
 }

@@ -274,7 +274,7 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 			return b, nil
 		},
 		Ping:  func(ctx context.Context, c pool.Conn) error { return c.(*backend).ping(ctx) },
-		Alive: func(c pool.Conn) bool { return !c.(*backend).broken },
+		Alive: func(c pool.Conn) bool { return c.(*backend).alive() },
 		OnWait: func(d time.Duration) {
 			wait.Observe(d.Seconds())
 		},

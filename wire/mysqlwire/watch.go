@@ -3,6 +3,7 @@ package mysqlwire
 import (
 	"crypto/tls"
 	"errors"
+	"net"
 	"syscall"
 	"time"
 )
@@ -68,32 +69,55 @@ func (s *session) checkClient() {
 	}
 }
 
-// peerClosed says whether the peer of c has closed the connection (or it
-// failed), without consuming anything it sent. Data waiting means alive.
-func peerClosed(c interface{}) bool {
+// Socket states seen by peek.
+const (
+	peekQuiet  = iota // nothing to read
+	peekData          // bytes waiting
+	peekClosed        // the peer closed the connection, or it failed
+)
+
+// peek looks at a connection's socket without consuming anything and
+// without waiting: one recvfrom(2) with MSG_PEEK|MSG_DONTWAIT.
+func peek(c net.Conn) int {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return false
+		return peekQuiet
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return true
+		return peekClosed
 	}
-	closed := false
+	state := peekQuiet
 	var b [1]byte
 	err = rc.Read(func(fd uintptr) bool {
 		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
-		case rerr != nil:
-			closed = true
+		case rerr != nil || n == 0:
+			state = peekClosed
 		default:
-			closed = n == 0
+			state = peekData
 		}
 		return true // never wait for readiness
 	})
-	return closed || err != nil
+	if err != nil {
+		return peekClosed
+	}
+	return state
+}
+
+// peerClosed says whether the peer of c has closed the connection (or it
+// failed). Data waiting means alive.
+func peerClosed(c net.Conn) bool { return peek(c) == peekClosed }
+
+// alive is the pool's cheap check before a lease: an idle server
+// connection has nothing to say, so bytes waiting (an error packet from a
+// server shutting down) or EOF (a server restarted) mean it is dead. Such
+// connections used to be handed out and fail on first use, which, on a
+// replica, banned the replica again each time a ban ended.
+func (b *backend) alive() bool {
+	return !b.broken && b.br.Buffered() == 0 && peek(b.nc) == peekQuiet
 }

@@ -214,10 +214,10 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	onVictimWhileDown := onVictim.Load()
 	restartAt := time.Now()
+	phase.Store(2) // from here on, the restart
 	if err := pg.StartNode(victim); err != nil {
 		t.Fatal(err)
 	}
-	phase.Store(2)
 	for i := 0; i < 3000 && victimBack.Load() == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -355,11 +355,11 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 	}()
 	time.Sleep(1500 * time.Millisecond)
 	restartAt := time.Now()
+	phase.Store(2) // from here on, the restart
 	if err := pg.StartNode(pg.Primary); err != nil {
 		t.Fatal(err)
 	}
 	startTook := time.Since(restartAt)
-	phase.Store(2)
 	for i := 0; i < 500 && firstWriteBack.Load() == 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
