@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/replica"
@@ -46,6 +48,9 @@ type shardRT struct {
 	// reps is the replica machinery of each shard (nil for a shard
 	// without replicas), set before publication (shard_replica.go).
 	reps []*clusterRT
+	// routed counts the requests routed to each shard (the metric's
+	// children resolved once, not per request).
+	routed []prometheus.Counter
 }
 
 // shardRTs is the published set, by cluster name.
@@ -68,7 +73,7 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 		version := uint64(1)
 		if o := old[cl.Name]; o != nil {
 			if reflect.DeepEqual(o.cl.Sharding, cl.Sharding) && samePlacement(o.cl.Shards, cl.Shards) {
-				out[cl.Name] = &shardRT{cl: cl, m: o.m, x: o.x}
+				out[cl.Name] = &shardRT{cl: cl, m: o.m, x: o.x, routed: o.routed}
 				continue
 			}
 			version = o.m.Version() + 1
@@ -77,8 +82,12 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[cl.Name] = &shardRT{cl: cl, m: m, x: router.NewKeyExtractor(router.Postgres,
+		rt := &shardRT{cl: cl, m: m, x: router.NewKeyExtractor(router.Postgres,
 			router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables})}
+		for i := range cl.Shards {
+			rt.routed = append(rt.routed, metrics.ShardStatements.WithLabelValues("postgres", cl.Name, strconv.Itoa(i)))
+		}
+		out[cl.Name] = rt
 	}
 	return out, nil
 }
@@ -121,6 +130,48 @@ type clientShard struct {
 	// c.mu.
 	curKey string
 	writes map[string]*shardWrites
+	// pools caches the pools of the routing in force. Main loop only.
+	pools shardPools
+}
+
+// shardPools are the pools a client leases on a sharded cluster, for one
+// routing (rt): looking one up in the server's table takes the server's
+// lock and formats the pool key, which the hot path should not do per
+// request. A reload publishes a new routing, so the cache is dropped
+// with the routing its pools belong to.
+type shardPools struct {
+	rt       *shardRT
+	user     *config.User
+	primary  []*poolEntry
+	replicas map[shardReplicaKey]*poolEntry
+}
+
+type shardReplicaKey struct {
+	shard int
+	addr  string
+}
+
+func (c *clientConn) shardPoolCache(rt *shardRT) *shardPools {
+	pc := &c.sh.pools
+	if pc.rt != rt || pc.user != c.poolUser {
+		*pc = shardPools{rt: rt, user: c.poolUser, primary: make([]*poolEntry, len(rt.cl.Shards))}
+	}
+	return pc
+}
+
+// shardReplicaPool is the pool of replica addr of shard i.
+func (c *clientConn) shardReplicaPool(rt *shardRT, i int, addr string) *poolEntry {
+	pc := c.shardPoolCache(rt)
+	k := shardReplicaKey{i, addr}
+	if e := pc.replicas[k]; e != nil {
+		return e
+	}
+	e := c.srv.poolFor(rt.cl, c.poolUser, addr, shardDB(rt, i))
+	if pc.replicas == nil {
+		pc.replicas = make(map[shardReplicaKey]*poolEntry)
+	}
+	pc.replicas[k] = e
+	return e
 }
 
 // shardLogin sets up a client of a sharded cluster: its greeting comes
@@ -136,7 +187,13 @@ func (c *clientConn) shardLogin(cl *config.Cluster, u *config.User) error {
 }
 
 func (c *clientConn) shardPool(rt *shardRT, i int) *poolEntry {
-	return c.srv.poolFor(rt.cl, c.poolUser, rt.cl.Shards[i].Primary, shardDB(rt, i))
+	pc := c.shardPoolCache(rt)
+	if e := pc.primary[i]; e != nil {
+		return e
+	}
+	e := c.srv.poolFor(rt.cl, c.poolUser, rt.cl.Shards[i].Primary, shardDB(rt, i))
+	pc.primary[i] = e
+	return e
 }
 
 // shardStmt is one statement of a request, with its bind values.
@@ -484,8 +541,9 @@ func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, *replica.No
 	c.sh.rt, c.sh.cur = rt, s
 	shardStatement(rt, s)
 	e, node, rep, write := c.shardRead(rt, s, c.shardAnalyses(typ, raw))
+	primary := c.shardPool(rt, s)
 	c.mu.Lock()
-	c.primary, c.rt = c.shardPool(rt, s), rep
+	c.primary, c.rt = primary, rep
 	c.sh.curKey = shardNodeKey(rt, s)
 	c.leaseWrites = write
 	c.mu.Unlock()
@@ -646,7 +704,7 @@ func (c *clientConn) shardRefused() {
 }
 
 func shardStatement(rt *shardRT, s int) {
-	metrics.ShardStatements.WithLabelValues("postgres", rt.cl.Name, strconv.Itoa(s)).Inc()
+	rt.routed[s].Inc()
 }
 
 func shardRefusedMetric(cluster string) {

@@ -179,7 +179,7 @@ func (c *clientConn) shardRead(rt *shardRT, i int, as []*router.Analysis) (e *po
 		return primary, nil, rep, false
 	}
 	rep.routed.WithLabelValues("replica", why).Inc()
-	return c.srv.poolFor(rt.cl, c.poolUser, node.Name, shardDB(rt, i)), node, rep, false
+	return c.shardReplicaPool(rt, i, node.Name), node, rep, false
 }
 
 // getShardConn leases a connection for one shard's part of a scatter:
