@@ -97,6 +97,7 @@ func TestShardReplicaReads(t *testing.T) {
 	defer conn.Close(context.Background())
 
 	// Point reads of both shards are served by replicas.
+	waitShardReplicasEligible(t, p)
 	for s := range 2 {
 		k := keysOn(s, 1, 1)[0]
 		for range 10 {
@@ -126,6 +127,7 @@ func TestShardReplicaReads(t *testing.T) {
 	}
 	// A read-only transaction may use a replica.
 	time.Sleep(200 * time.Millisecond)
+	waitShardReplicasEligible(t, p)
 	tx, err = conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +143,7 @@ func TestShardReplicaReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
+	waitShardReplicasEligible(t, p)
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
 		rows, _ := conn.Query(ctx, "SELECT inet_server_port() FROM orders", mode)
 		ports, err := pgx.CollectRows(rows, pgx.RowTo[int32])
@@ -233,6 +236,29 @@ func TestShardReplicaReads(t *testing.T) {
 		t.Fatalf("reader's reads per port %v: want none on the paused replica %d, some on %d", ports, replicas[0], replicas[1])
 	}
 	_ = shards
+}
+
+// waitShardReplicasEligible waits until every replica of every shard may
+// serve reads (a loaded machine can leave one past max_replica_lag for a
+// moment), so that what a test checks next is routing, not lag.
+func waitShardReplicasEligible(t *testing.T, p *testProxy) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		all := true
+		for _, rep := range p.srv.shardRT("orders").reps {
+			for _, st := range rep.set.Status() {
+				all = all && st.Eligible
+			}
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("shard replicas still not eligible for reads after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // SET switchyard.shard_key routes the statements that name no key of
