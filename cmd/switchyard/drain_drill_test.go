@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,7 +36,11 @@ func TestDrillSIGTERMDrainUnderPgbench(t *testing.T) {
 	t.Cleanup(pg.Stop)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "switchyard")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the drill builds the proxy with the go command: %v", err)
+	}
+	build := exec.Command(goBin, "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
