@@ -92,23 +92,6 @@ replicas = [%q]
 `, ma.Primary.Addr(), ma.Replicas[0].Addr()))
 }
 
-type drillStats struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	errs       map[string]int // errno (or the error's text) → count
-}
-
-func (s *drillStats) fail(err error) {
-	s.failed.Add(1)
-	key := errKey(err)
-	s.mu.Lock()
-	if s.errs == nil {
-		s.errs = make(map[string]int)
-	}
-	s.errs[key]++
-	s.mu.Unlock()
-}
-
 func errKey(err error) string {
 	if n := mysqlErrNum(err); n != 0 {
 		return fmt.Sprint(n)
@@ -123,27 +106,10 @@ func errKey(err error) string {
 	return k
 }
 
-func (s *drillStats) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return fmt.Sprintf("ok=%d failed=%d errors=%v", s.ok.Load(), s.failed.Load(), s.errs)
-}
-
-// codes returns the error keys seen.
-func (s *drillStats) codes() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for k := range s.errs {
-		out = append(out, k)
-	}
-	return out
-}
-
 // drillClient runs f in a loop on a database/sql pool of one connection,
 // as an application would, until ctx ends. Each outcome is booked in the
 // stats book returns when the attempt ends.
-func drillClient(ctx context.Context, dsn string, f func(*sql.DB) error, book func() *drillStats) {
+func drillClient(ctx context.Context, dsn string, f func(*sql.DB) error, book func() *faultnet.Tally) {
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		panic(err)
@@ -155,17 +121,12 @@ func drillClient(ctx context.Context, dsn string, f func(*sql.DB) error, book fu
 		st := book()
 		switch {
 		case err == nil:
-			st.ok.Add(1)
+			st.OK.Add(1)
 		case ctx.Err() != nil:
 		default:
-			st.fail(err)
+			st.Fail(errKey(err))
 			time.Sleep(5 * time.Millisecond)
 		}
-	}
-}
-
-func maxInto(a *atomic.Int64, d time.Duration) {
-	for old := a.Load(); int64(d) > old && !a.CompareAndSwap(old, int64(d)); old = a.Load() {
 	}
 }
 
@@ -177,7 +138,7 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 	p := drillSplitProxy(t, ma)
 	victim := ma.Replicas[0]
 	const readers = 8
-	var stats [3]drillStats
+	var stats [3]faultnet.Tally
 	var phase atomic.Int32
 	var onVictim, victimBack atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
@@ -201,7 +162,7 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 					}
 				}
 				return err
-			}, func() *drillStats { return &stats[phase.Load()] })
+			}, func() *faultnet.Tally { return &stats[phase.Load()] })
 		}()
 	}
 	time.Sleep(700 * time.Millisecond)
@@ -242,15 +203,15 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 		stats[1].String(), down, bannedAfter.Round(time.Millisecond))
 	t.Logf("  after:  %s; back in rotation %v after the restart began (StartNode took %v; 0: never)",
 		stats[2].String(), recovery.Round(time.Millisecond), startTook.Round(time.Millisecond))
-	if f := stats[1].failed.Load(); f > readers {
+	if f := stats[1].Failed.Load(); f > readers {
 		t.Errorf("%d reads failed while the replica was down; at most the %d in flight may", f, readers)
 	}
-	for _, k := range stats[1].codes() {
+	for _, k := range stats[1].Codes() {
 		if k != "1053" && k != "2013" && k != "1927" {
 			t.Errorf("a failed read saw %q; want 1053 (shutdown) or 2013 (lost connection)", k)
 		}
 	}
-	if f := stats[0].failed.Load() + stats[2].failed.Load(); f > 0 {
+	if f := stats[0].Failed.Load() + stats[2].Failed.Load(); f > 0 {
 		t.Errorf("%d reads failed outside the outage", f)
 	}
 	if bannedAfter == 0 {
@@ -274,7 +235,7 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 	}
 	p := drillSplitProxy(t, ma)
 	const readers, writers = 4, 4
-	var reads, writes [3]drillStats
+	var reads, writes [3]faultnet.Tally
 	var phase atomic.Int32
 	var nextID, slowestFail, firstFail, firstWriteBack atomic.Int64
 	var cmu sync.Mutex
@@ -309,10 +270,10 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 					}
 				case phase.Load() == 1:
 					firstFail.CompareAndSwap(0, now.UnixNano())
-					maxInto(&slowestFail, now.Sub(start))
+					faultnet.MaxInto(&slowestFail, now.Sub(start))
 				}
 				return err
-			}, func() *drillStats { return &stats[phase.Load()] })
+			}, func() *faultnet.Tally { return &stats[phase.Load()] })
 		}(i >= readers)
 	}
 	time.Sleep(700 * time.Millisecond)
@@ -371,7 +332,7 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 	if lost != 0 {
 		t.Errorf("%d committed writes are missing", lost)
 	}
-	if writes[1].failed.Load() == 0 {
+	if writes[1].Failed.Load() == 0 {
 		t.Error("no write failed while the primary was down")
 	}
 	if toError > time.Second {
@@ -380,37 +341,37 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 	if d := time.Duration(slowestFail.Load()); d > 2*time.Second {
 		t.Errorf("a write took %v to fail while the primary was down", d)
 	}
-	for _, st := range []*drillStats{&writes[1], &reads[1]} {
-		for _, k := range st.codes() {
+	for _, st := range []*faultnet.Tally{&writes[1], &reads[1]} {
+		for _, k := range st.Codes() {
 			if k != "1053" && k != "2013" && k != "2003" && k != "1927" {
 				t.Errorf("a client saw %q while the primary was down; want 1053, 2003 or 2013", k)
 			}
 		}
 	}
-	if reads[1].ok.Load() == 0 {
+	if reads[1].OK.Load() == 0 {
 		t.Error("no read succeeded while the primary was down")
 	}
-	if f := reads[1].failed.Load(); f > readers {
+	if f := reads[1].Failed.Load(); f > readers {
 		t.Errorf("%d reads failed while the primary was down; at most the %d in flight on it may", f, readers)
 	}
 	if recovery == 0 {
 		t.Error("no write succeeded within 10s of the primary's restart")
 	}
-	if f := writes[0].failed.Load() + reads[0].failed.Load(); f > 0 {
+	if f := writes[0].Failed.Load() + reads[0].Failed.Load(); f > 0 {
 		t.Errorf("%d statements failed before the fault", f)
 	}
 }
 
 // steadyClient runs SELECT 1 on database db through p until ctx ends.
-func steadyClient(ctx context.Context, p *testProxy, db string, st *drillStats, slowest *atomic.Int64) {
+func steadyClient(ctx context.Context, p *testProxy, db string, st *faultnet.Tally, slowest *atomic.Int64) {
 	drillClient(ctx, p.dsn("app", "app", db, ""), func(d *sql.DB) error {
 		start := time.Now()
 		var one int
 		err := d.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
-		maxInto(slowest, time.Since(start))
+		faultnet.MaxInto(slowest, time.Since(start))
 		time.Sleep(2 * time.Millisecond)
 		return err
-	}, func() *drillStats { return st })
+	}, func() *faultnet.Tally { return st })
 }
 
 // A server that accepts TCP and never answers, as primary of one cluster
@@ -459,7 +420,7 @@ replicas = [%[2]q]
 `, ma.Primary.Addr(), silent.Addr()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var other drillStats
+	var other faultnet.Tally
 	var otherSlowest atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -488,7 +449,7 @@ replicas = [%[2]q]
 		}()
 	}
 	var slowest time.Duration
-	var codes drillStats
+	var codes faultnet.Tally
 	var first error
 	for i := 0; i < clients; i++ {
 		o := <-res
@@ -500,12 +461,12 @@ replicas = [%[2]q]
 			t.Error("a client of the silent server succeeded")
 			continue
 		}
-		codes.fail(o.err)
+		codes.Fail(errKey(o.err))
 		if i == 0 || errKey(o.err) != errKey(first) {
 			t.Logf("  first error: %v", o.err)
 		}
 	}
-	var repReads drillStats
+	var repReads faultnet.Tally
 	var repSlowest atomic.Int64
 	rctx, rcancel := context.WithTimeout(ctx, time.Second)
 	steadyClient(rctx, p, "silentrep", &repReads, &repSlowest)
@@ -517,7 +478,7 @@ replicas = [%[2]q]
 		clients, codes.String(), slowest.Round(time.Millisecond), silent.Accepted())
 	t.Logf("  cluster with it as replica: %s, slowest read %v", repReads.String(), time.Duration(repSlowest.Load()).Round(time.Millisecond))
 	t.Logf("  other cluster meanwhile: %s, slowest statement %v", other.String(), time.Duration(otherSlowest.Load()).Round(time.Millisecond))
-	for _, k := range codes.codes() {
+	for _, k := range codes.Codes() {
 		if k != "2013" && k != "1040" {
 			t.Errorf("a client of the silent server saw %q; want 2013 or 1040", k)
 		}
@@ -525,7 +486,7 @@ replicas = [%[2]q]
 	if slowest > 2*time.Second+connectTimeout+time.Second {
 		t.Errorf("a client waited %v for its error", slowest)
 	}
-	if other.failed.Load() > 0 || repReads.failed.Load() > 0 {
+	if other.Failed.Load() > 0 || repReads.Failed.Load() > 0 {
 		t.Error("clients of healthy clusters saw errors")
 	}
 	if d := time.Duration(repSlowest.Load()); d > connectTimeout {
@@ -571,7 +532,7 @@ primary = %q
 `, ma.Primary.Addr(), fwd.Addr()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var other drillStats
+	var other faultnet.Tally
 	var otherSlowest atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -621,7 +582,7 @@ primary = %q
 	if err2 != nil || cnt != 1000 {
 		t.Errorf("the next statement on the cut cluster: %d, %v", cnt, err2)
 	}
-	if other.failed.Load() > 0 || other.ok.Load() == 0 {
+	if other.Failed.Load() > 0 || other.OK.Load() == 0 {
 		t.Errorf("the other cluster's client: %s", other.String())
 	}
 }

@@ -59,40 +59,22 @@ replicas = [%q, %q]
 	return serveConfig(t, src)
 }
 
-// drillStats counts what clients saw.
-type drillStats struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	errs       map[string]int // SQLSTATE (or the error's text) → count
-}
-
-func (s *drillStats) fail(err error) {
-	s.failed.Add(1)
-	key := sqlstate(err)
-	if key == "" {
-		key = err.Error()
-		if len(key) > 400 {
-			key = key[:400]
-		}
+// drillErrKey is how a failure is booked: its SQLSTATE, else its text.
+func drillErrKey(err error) string {
+	if key := sqlstate(err); key != "" {
+		return key
 	}
-	s.mu.Lock()
-	if s.errs == nil {
-		s.errs = make(map[string]int)
+	key := err.Error()
+	if len(key) > 400 {
+		key = key[:400]
 	}
-	s.errs[key]++
-	s.mu.Unlock()
-}
-
-func (s *drillStats) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return fmt.Sprintf("ok=%d failed=%d errors=%v", s.ok.Load(), s.failed.Load(), s.errs)
+	return key
 }
 
 // drillClient runs f in a loop on its own connection, reconnecting after
 // errors as an application's pool would, until ctx ends. Each outcome is
 // booked in the stats that book returns when the attempt ends.
-func drillClient(ctx context.Context, dsn string, f func(*pgx.Conn) error, book func() *drillStats) {
+func drillClient(ctx context.Context, dsn string, f func(*pgx.Conn) error, book func() *faultnet.Tally) {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
@@ -104,7 +86,7 @@ func drillClient(ctx context.Context, dsn string, f func(*pgx.Conn) error, book 
 			c, err := pgx.Connect(ctx, dsn)
 			if err != nil {
 				if ctx.Err() == nil {
-					book().fail(err)
+					book().Fail(drillErrKey(err))
 					time.Sleep(20 * time.Millisecond)
 				}
 				continue
@@ -115,10 +97,10 @@ func drillClient(ctx context.Context, dsn string, f func(*pgx.Conn) error, book 
 		st := book() // an attempt counts in the phase it ended in
 		switch {
 		case err == nil:
-			st.ok.Add(1)
+			st.OK.Add(1)
 		case ctx.Err() != nil:
 		default:
-			st.fail(err)
+			st.Fail(drillErrKey(err))
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
@@ -161,7 +143,7 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 	p := drillProxy(t, pg, "", "")
 	victim := pg.Replicas[0]
 	const readers = 8
-	var stats [3]drillStats // before the kill, while down, after the restart
+	var stats [3]faultnet.Tally // before the kill, while down, after the restart
 	var phase atomic.Int32
 	var onVictim atomic.Int64
 	var victimBack atomic.Int64 // unix nanos of the first read it served after the restart
@@ -191,7 +173,7 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 					}
 				}
 				return err
-			}, func() *drillStats { return &stats[phase.Load()] })
+			}, func() *faultnet.Tally { return &stats[phase.Load()] })
 		}()
 	}
 	warmUp(t, &warm, readers)
@@ -233,17 +215,15 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 	t.Logf("  down:   %s; reads on the dead replica after its stop: %d; out of rotation %v after the kill",
 		stats[1].String(), onVictimWhileDown, bannedAfter.Round(time.Millisecond))
 	t.Logf("  after:  %s; back in rotation %v after the restart began (0: never)", stats[2].String(), recovery.Round(time.Millisecond))
-	if f := stats[1].failed.Load(); f > readers {
+	if f := stats[1].Failed.Load(); f > readers {
 		t.Errorf("%d reads failed while the replica was down; at most the %d in flight may", f, readers)
 	}
-	stats[1].mu.Lock()
-	for code := range stats[1].errs {
+	for _, code := range stats[1].Codes() {
 		if code != "57P01" && !strings.HasPrefix(code, "08") {
 			t.Errorf("a failed read saw %q; want 57P01 or class 08", code)
 		}
 	}
-	stats[1].mu.Unlock()
-	if f := stats[0].failed.Load() + stats[2].failed.Load(); f > 0 {
+	if f := stats[0].Failed.Load() + stats[2].Failed.Load(); f > 0 {
 		t.Errorf("%d reads failed outside the outage", f)
 	}
 	if bannedAfter == 0 {
@@ -273,7 +253,7 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 	}
 	p := drillProxy(t, pg, "", "")
 	const readers, writers = 4, 4
-	var reads, writes [3]drillStats // before, while down, after the restart
+	var reads, writes [3]faultnet.Tally // before, while down, after the restart
 	var phase atomic.Int32
 	var nextID atomic.Int64
 	var cmu sync.Mutex
@@ -330,7 +310,7 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 					}
 				}
 				return err
-			}, func() *drillStats { return &stats[phase.Load()] })
+			}, func() *faultnet.Tally { return &stats[phase.Load()] })
 		}(i >= readers)
 	}
 	warmUp(t, &warm, readers+writers)
@@ -390,7 +370,7 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 	if lost != 0 {
 		t.Errorf("%d committed writes are missing", lost)
 	}
-	if writes[1].failed.Load() == 0 {
+	if writes[1].Failed.Load() == 0 {
 		t.Error("no write failed while the primary was down")
 	}
 	// The first write to fail fails within a second of the kill; the
@@ -402,41 +382,37 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 	if d := time.Duration(slowestFail.Load()); d > 2*time.Second {
 		t.Errorf("a write took %v to fail while the primary was down", d)
 	}
-	for _, st := range []*drillStats{&writes[1], &reads[1]} {
-		st.mu.Lock()
-		for code := range st.errs {
+	for _, st := range []*faultnet.Tally{&writes[1], &reads[1]} {
+		for _, code := range st.Codes() {
 			if code != "57P01" && code != "57P03" && !strings.HasPrefix(code, "08") {
 				t.Errorf("a client saw %q while the primary was down; want 57P01/57P03 or class 08", code)
 			}
 		}
-		st.mu.Unlock()
 	}
-	if reads[1].ok.Load() == 0 {
+	if reads[1].OK.Load() == 0 {
 		t.Error("no read succeeded while the primary was down")
 	}
-	if f := reads[1].failed.Load(); f > readers {
+	if f := reads[1].Failed.Load(); f > readers {
 		t.Errorf("%d reads failed while the primary was down; at most the %d in flight on it may", f, readers)
 	}
 	if recovery == 0 {
 		t.Error("no write succeeded within 5s of the primary's restart")
 	}
-	if f := writes[0].failed.Load() + reads[0].failed.Load(); f > 0 {
+	if f := writes[0].Failed.Load() + reads[0].Failed.Load(); f > 0 {
 		t.Errorf("%d statements failed before the fault", f)
 	}
 }
 
 // steadyClient runs SELECT 1 on database db through p until ctx ends and
 // reports the statements run, failed and the slowest.
-func steadyClient(ctx context.Context, p *testProxy, db string, st *drillStats, slowest *atomic.Int64) {
+func steadyClient(ctx context.Context, p *testProxy, db string, st *faultnet.Tally, slowest *atomic.Int64) {
 	drillClient(ctx, p.dsn("app", "app", db), func(c *pgx.Conn) error {
 		start := time.Now()
 		_, err := c.Exec(ctx, `SELECT 1`)
-		d := int64(time.Since(start))
-		for old := slowest.Load(); d > old && !slowest.CompareAndSwap(old, d); old = slowest.Load() {
-		}
+		faultnet.MaxInto(slowest, time.Since(start))
 		time.Sleep(2 * time.Millisecond)
 		return err
-	}, func() *drillStats { return st })
+	}, func() *faultnet.Tally { return st })
 }
 
 // A server that accepts TCP and never answers, as primary of one cluster
@@ -484,7 +460,7 @@ replicas = [%[2]q]
 `, pg.Primary.Addr(), silent.Addr()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var other drillStats
+	var other faultnet.Tally
 	var otherSlowest atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -526,7 +502,7 @@ replicas = [%[2]q]
 		}
 	}
 	// Reads of the cluster whose replica is silent.
-	var repReads drillStats
+	var repReads faultnet.Tally
 	var repSlowest atomic.Int64
 	rctx, rcancel := context.WithTimeout(ctx, time.Second)
 	steadyClient(rctx, p, "silentrep", &repReads, &repSlowest)
@@ -548,7 +524,7 @@ replicas = [%[2]q]
 	if slowest > 2*time.Second+connectTimeout+time.Second {
 		t.Errorf("a client waited %v for its error", slowest)
 	}
-	if other.failed.Load() > 0 || repReads.failed.Load() > 0 {
+	if other.Failed.Load() > 0 || repReads.Failed.Load() > 0 {
 		t.Error("clients of healthy clusters saw errors")
 	}
 	if d := time.Duration(repSlowest.Load()); d > connectTimeout {
@@ -774,7 +750,7 @@ primary = %q
 `, pg.Primary.Addr(), fwd.Addr()))
 	ctx, cancel := context.WithCancel(ctxT(t, 60*time.Second))
 	defer cancel()
-	var other drillStats
+	var other faultnet.Tally
 	var otherSlowest atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -852,7 +828,7 @@ primary = %q
 	if err != nil || n != 1000 {
 		t.Errorf("the next client of the cut cluster: %d rows, %v", n, err)
 	}
-	if other.failed.Load() > 0 || other.ok.Load() == 0 {
+	if other.Failed.Load() > 0 || other.OK.Load() == 0 {
 		t.Errorf("the other cluster's client: %s", other.String())
 	}
 	_ = errors.Is
