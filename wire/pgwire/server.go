@@ -141,6 +141,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.tls.Store(tc)
 	s.cfg.Store(cfg)
 	s.shards.Store(&shards) // sharding
+	for name, rt := range shards {
+		metrics.ShardMapVersion.WithLabelValues("postgres", name).Set(float64(rt.m.Version()))
+	}
 
 	// Pools whose connections the new config describes alike stay, with
 	// the new limits (pool_size and the like); the others drain.

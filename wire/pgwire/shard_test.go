@@ -12,8 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/shard"
 )
@@ -325,7 +327,18 @@ func TestShardRouting(t *testing.T) {
 // that changes it builds a new map with the next version.
 func TestShardReloadVersion(t *testing.T) {
 	p := startShardProxy(t)
-	version := func() uint64 { return p.srv.shardRT("orders").m.Version() }
+	version := func() uint64 {
+		t.Helper()
+		v := p.srv.shardRT("orders").m.Version()
+		var m dto.Metric
+		if err := metrics.ShardMapVersion.WithLabelValues("postgres", "orders").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if g := m.GetGauge().GetValue(); g != float64(v) {
+			t.Errorf("switchyard_shard_map_version = %v, map version %d", g, v)
+		}
+		return v
+	}
 	m0 := p.srv.shardRT("orders").m
 	if version() != 1 {
 		t.Fatalf("initial version %d", version())
