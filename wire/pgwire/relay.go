@@ -160,6 +160,14 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 				c.sendFromProxy(toErrorResponse(newFatal(codeProgramLimitExceeded, "extended-protocol batch without Sync exceeds %d bytes", maxClientMsg)))
 				return false
 			}
+			if typ == 'P' && len(c.pending) == 0 && proxyCommandParse(raw) {
+				// PostgreSQL would take SET switchyard.x as a setting of its
+				// own and the proxy would never see it: say so instead.
+				c.sendFromProxy(toErrorResponse(newError(codeFeatureNotSupported,
+					"switchyard.* commands are answered by the proxy in the simple query protocol only; send this one as a simple query (pgx: QueryExecModeSimpleProtocol, or PgConn().Exec)")))
+				c.skipToSync = true
+				return true
+			}
 			c.pending = append(c.pending, raw...)
 			return true
 		}

@@ -1,6 +1,7 @@
 package pgwire
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -340,6 +341,28 @@ func (c *clientConn) writePosition() string {
 		time.Sleep(c.rt.st.LagPollInterval / 2)
 	}
 }
+
+// proxyCommandParse reports whether a Parse message prepares one of the
+// proxy's own commands (SET/RESET/SHOW switchyard.*).
+func proxyCommandParse(raw []byte) bool {
+	_, rest, ok := cstring(raw[5:])
+	if !ok {
+		return false
+	}
+	text, _, ok := cstring(rest)
+	if !ok {
+		return false
+	}
+	text = bytes.TrimLeft(text, " \t\r\n")
+	for _, p := range proxyCommandPrefixes {
+		if len(text) >= len(p) && bytes.EqualFold(text[:len(p)], p) {
+			return true
+		}
+	}
+	return false
+}
+
+var proxyCommandPrefixes = [][]byte{[]byte("set switchyard."), []byte("reset switchyard."), []byte("show switchyard.")}
 
 // switchyardCommand answers the session commands of the proxy itself,
 // outside a transaction: SET switchyard.target = primary|replica|auto,
