@@ -6,10 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,26 +43,7 @@ func serveDrill(t *testing.T, src string) *testProxy {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log *slog.Logger
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	} else {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	p := &testProxy{srv: NewServer(cfg, log), addr: ln.Addr().String(), ln: ln}
-	done := make(chan error, 1)
-	go func() { done <- p.srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.srv.Shutdown(ctx)
-		<-done
-	})
-	return p
+	return serveProxy(t, cfg, slog.LevelError+4, false) // drills log only with -v
 }
 
 // drillSplitProxy serves database "app" from ma with read/write splitting.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -62,22 +61,7 @@ primary = %q
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	level := slog.LevelWarn
-	if testing.Verbose() {
-		level = slog.LevelInfo
-	}
-	p := &testProxy{srv: NewServer(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))), addr: ln.Addr().String(), ln: ln}
-	go p.srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = p.srv.Shutdown(ctx)
-	})
-	return p
+	return serveProxy(t, cfg, slog.LevelWarn, false)
 }
 
 // myNeighbour is a well-behaved client querying next to a misbehaving

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,30 +21,7 @@ import (
 // [defaults].
 func startSplitProxy(t testing.TB, defaults string) *testProxy {
 	t.Helper()
-	cfg := splitConfig(t, defaults, true)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	level := slog.LevelError
-	if testing.Verbose() {
-		level = slog.LevelInfo
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	p := &testProxy{srv: NewServer(cfg, log), addr: ln.Addr().String(), ln: ln}
-	done := make(chan error, 1)
-	go func() { done <- p.srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	return p
+	return serveProxy(t, splitConfig(t, defaults, true), slog.LevelError, true)
 }
 
 // splitConfig is the configuration of startSplitProxy; withReplica false

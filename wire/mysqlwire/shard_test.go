@@ -3,11 +3,9 @@ package mysqlwire
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,29 +103,7 @@ range = [%d, 1000000000]
 
 func startShardProxy(t testing.TB, cfg *config.Config) *testProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	level := slog.LevelError
-	if testing.Verbose() {
-		level = slog.LevelInfo
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	p := &testProxy{srv: NewServer(cfg, log), addr: ln.Addr().String(), ln: ln}
-	done := make(chan error, 1)
-	go func() { done <- p.srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	return p
+	return serveProxy(t, cfg, slog.LevelError, true)
 }
 
 func (p *testProxy) openOrders(t testing.TB, params string) *sql.DB {
