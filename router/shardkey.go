@@ -839,7 +839,7 @@ func scanShardHints(d Dialect, sql string) (*KeyRef, int, error) {
 	var hint *KeyRef
 	for _, c := range comments {
 		for rest := c; ; {
-			i := indexFoldKey(rest, "switchyard:")
+			i := indexFold(rest, "switchyard:")
 			if i < 0 {
 				break
 			}
@@ -887,7 +887,7 @@ func scanShardHints(d Dialect, sql string) (*KeyRef, int, error) {
 // hintWord reports whether s starts with the word w (then a character
 // that cannot continue a name).
 func hintWord(s, w string) bool {
-	if !hasPrefixFoldKey(s, w) {
+	if !hasPrefixFold(s, w) {
 		return false
 	}
 	if len(s) == len(w) {
@@ -923,34 +923,7 @@ func hintValue(s string) (val string, quoted bool, rest string, ok bool) {
 	return s[:end], false, s[end:], true
 }
 
-func containsFold(s, lower string) bool { return indexFoldKey(s, lower) >= 0 }
-
-// indexFoldKey is strings.Index with ASCII case folding; lower must be
-// lower-case.
-func indexFoldKey(s, lower string) int {
-	for i := 0; i+len(lower) <= len(s); i++ {
-		if s[i]|0x20 == lower[0] && hasPrefixFoldKey(s[i:], lower) {
-			return i
-		}
-	}
-	return -1
-}
-
-func hasPrefixFoldKey(s, lower string) bool {
-	if len(s) < len(lower) {
-		return false
-	}
-	for i := 0; i < len(lower); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
+func containsFold(s, lower string) bool { return indexFold(s, lower) >= 0 }
 
 // keyCache maps statement text to its extraction (textCache: lock-free
 // hits, second-chance sweep when it outgrows its limits).
