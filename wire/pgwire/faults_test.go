@@ -39,24 +39,8 @@ func drillPG(t *testing.T) *testcluster.Postgres {
 // more is TOML appended after the cluster (other clusters).
 func drillProxy(t *testing.T, pg *testcluster.Postgres, defaults, more string) *testProxy {
 	t.Helper()
-	src := fmt.Sprintf(`
-[proxy]
-postgres_listen = "127.0.0.1:0"
-shutdown_timeout = "5s"
-[defaults]
-%s
-[[users]]
-name = "app"
-password = "app"
-[[clusters]]
-name = "pg"
-protocol = "postgres"
-database = "app"
-primary = %q
-replicas = [%q, %q]
-%s`, withDefaults(defaults, "pool_size = 10", `max_replica_lag = "1s"`, `lag_poll_interval = "20ms"`, `connect_timeout = "3s"`),
-		pg.Primary.Addr(), pg.Replicas[0].Addr(), pg.Replicas[1].Addr(), more)
-	return serveConfig(t, src)
+	return splitProxy(t, pg, withDefaults(defaults, "pool_size = 10", `max_replica_lag = "1s"`,
+		`lag_poll_interval = "20ms"`, `connect_timeout = "3s"`), more)
 }
 
 // drillErrKey is how a failure is booked: its SQLSTATE, else its text.

@@ -18,7 +18,14 @@ import (
 // two replicas, with read/write splitting.
 func startSplitProxy(t testing.TB, defaults string) *testProxy {
 	t.Helper()
-	pg := testcluster.PG
+	return splitProxy(t, testcluster.PG,
+		withDefaults(defaults, "pool_size = 10", `max_replica_lag = "300ms"`, `lag_poll_interval = "20ms"`), "")
+}
+
+// splitProxy serves database "app" from pg's primary and two replicas,
+// with [defaults] as given; more is TOML appended after the cluster.
+func splitProxy(t testing.TB, pg *testcluster.Postgres, defaults, more string) *testProxy {
+	t.Helper()
 	src := fmt.Sprintf(`
 [proxy]
 postgres_listen = "127.0.0.1:0"
@@ -34,8 +41,7 @@ protocol = "postgres"
 database = "app"
 primary = %q
 replicas = [%q, %q]
-`, withDefaults(defaults, "pool_size = 10", `max_replica_lag = "300ms"`, `lag_poll_interval = "20ms"`),
-		pg.Primary.Addr(), pg.Replicas[0].Addr(), pg.Replicas[1].Addr())
+%s`, defaults, pg.Primary.Addr(), pg.Replicas[0].Addr(), pg.Replicas[1].Addr(), more)
 	return serveConfig(t, src)
 }
 
