@@ -116,6 +116,16 @@ func (c *clientConn) queryAnalysis(raw []byte) *router.Analysis {
 	return c.qAn
 }
 
+// localStatus is the transaction status of a client the proxy answers
+// without a server: 'T' while a BEGIN the proxy answered is open (sharded
+// clusters send it later, with the first statement), else 'I'.
+func (c *clientConn) localStatus() byte {
+	if c.sh != nil && c.sh.begin != nil {
+		return 'T'
+	}
+	return 'I'
+}
+
 // answer sends a reply the proxy composed itself, closed by ReadyForQuery
 // with status. A failed write shows up as the main loop's next read error.
 func (c *clientConn) answer(out []byte, status byte) {
@@ -186,7 +196,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 				// handled: a proxy command
 				return true
 			}
-			if c.sh != nil && (c.shardLocalTxn(queryText(raw)) || c.shardScatter(raw)) { // sharding
+			if c.sh != nil && (c.shardLocalTxn(queryText(raw), a) || c.shardScatter(raw)) { // sharding
 				return true
 			}
 		}
@@ -267,7 +277,7 @@ func (c *clientConn) prepareFromCache() bool {
 		out = append(out, parseComplete...)
 	}
 	c.pending = c.pending[:0]
-	c.answer(out, 'I')
+	c.answer(out, c.localStatus())
 	return true
 }
 

@@ -1,7 +1,6 @@
 package pgwire
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -350,19 +349,20 @@ func proxyCommandParse(raw []byte) bool {
 		return false
 	}
 	text, _, ok := cstring(rest)
-	if !ok {
-		return false
-	}
-	text = bytes.TrimLeft(text, " \t\r\n")
-	for _, p := range proxyCommandPrefixes {
-		if len(text) >= len(p) && bytes.EqualFold(text[:len(p)], p) {
+	return ok && isProxyCommand(unsafeString(text))
+}
+
+// isProxyCommand reports whether text starts like one of the proxy's own
+// commands, without allocating: every simple query is asked.
+func isProxyCommand(text string) bool {
+	text = strings.TrimLeft(text, " \t\r\n")
+	for _, p := range [...]string{"set switchyard.", "reset switchyard.", "show switchyard."} {
+		if len(text) >= len(p) && strings.EqualFold(text[:len(p)], p) {
 			return true
 		}
 	}
 	return false
 }
-
-var proxyCommandPrefixes = [][]byte{[]byte("set switchyard."), []byte("reset switchyard."), []byte("show switchyard.")}
 
 // switchyardCommand answers the session commands of the proxy itself,
 // outside a transaction: SET switchyard.target = primary|replica|auto,
@@ -370,13 +370,13 @@ var proxyCommandPrefixes = [][]byte{[]byte("set switchyard."), []byte("reset swi
 // and for a sharded database SET switchyard.shard_key = '<key>' (RESET or
 // DEFAULT clears it) and SHOW switchyard.shard_key.
 func (c *clientConn) switchyardCommand(text string, a *router.Analysis) bool {
+	if !isProxyCommand(text) {
+		return false
+	}
 	t := strings.TrimRight(strings.TrimSpace(text), "; ")
 	lower := strings.ToLower(t)
 	var out []byte
-	status := byte('I')
-	if c.sh != nil && c.sh.begin != nil {
-		status = 'T' // a BEGIN the proxy answered is open
-	}
+	status := c.localStatus()
 	switch {
 	case lower == "show switchyard.write_position":
 		out = appendRow(nil, "write_position", c.writePosition())

@@ -167,6 +167,17 @@ func (s *Server) handle(conn net.Conn) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("client session panicked; closing it", "panic", r)
+			// The server connection it held may be mid-transaction: close
+			// it, so its locks go and the pool replaces it. (TryLock: the
+			// panic may have come with c.mu held.)
+			if c.mu.TryLock() {
+				sc := c.server
+				c.mu.Unlock()
+				if sc != nil {
+					_ = sc.cancel(cancelTimeout)
+					sc.conn.Close()
+				}
+			}
 		}
 	}()
 

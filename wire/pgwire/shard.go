@@ -580,6 +580,9 @@ func (c *clientConn) shardCheckInLease(typ byte, raw []byte) bool {
 	if typ == 'B' {
 		// Held messages are already sent during a lease; only this Bind.
 		sts := c.requestStmts(typ, raw)
+		if len(sts) == 0 { // a malformed Bind: the server answers it
+			return false
+		}
 		st := sts[len(sts)-1]
 		if st.sql == "" {
 			return false
@@ -644,7 +647,13 @@ func (c *clientConn) refuseInLease(typ byte, err error) bool {
 // shardLocalTxn answers BEGIN (and a COMMIT or ROLLBACK of a BEGIN that
 // nothing followed) without a server, outside a lease: the shard of the
 // transaction is not known until a statement names it. Hook in forward.
-func (c *clientConn) shardLocalTxn(text string) bool {
+func (c *clientConn) shardLocalTxn(text string, a *router.Analysis) bool {
+	// Only a single BEGIN/COMMIT/ROLLBACK the parser accepted is answered
+	// here: anything else (a malformed BEGIN among them) goes to a server,
+	// which reports it.
+	if a.Class != router.TxnBegin && a.Class != router.TxnEnd || a.ParseError != "" || a.Statements != 1 {
+		return false
+	}
 	t := strings.ToLower(strings.TrimRight(strings.TrimSpace(text), "; \t\n"))
 	word, _, _ := strings.Cut(t, " ")
 	var tag string

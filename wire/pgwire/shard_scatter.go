@@ -70,10 +70,7 @@ func (c *clientConn) shardScatter(raw []byte) bool {
 	if err != nil || (!write && sk.Kind != router.StmtSelect) {
 		return false
 	}
-	status := byte('I')
-	if c.sh.begin != nil {
-		status = 'T'
-	}
+	status := c.localStatus()
 	var as []*router.Analysis
 	if !write {
 		as = c.shardAnalyses('Q', raw)
@@ -294,6 +291,9 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *
 		var typ byte
 		var m []byte
 		typ, m, err = sc.rd.next()
+		if err == nil && typ == 'Z' && len(m) != 6 {
+			err = fmt.Errorf("ReadyForQuery of %d bytes", len(m))
+		}
 		if err != nil {
 			break
 		}
@@ -642,10 +642,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	if unnamedParse != nil {
 		c.lastUnnamed = append(c.lastUnnamed[:0], unnamedParse...)
 	}
-	status := byte('I')
-	if c.sh.begin != nil {
-		status = 'T'
-	}
+	status := c.localStatus()
 	c.pending = c.pending[:0]
 	var out []byte
 	if perr := c.scatterExt(rt, batch, sk, as, write, dropParse, injectDescribe, &out); perr != nil {

@@ -216,6 +216,6 @@ func (c *clientConn) answerLocally(a *router.Analysis) bool {
 		delete(c.stmts, a.Deallocate.Name)
 		tag = "DEALLOCATE"
 	}
-	c.answer(appendTag(make([]byte, 0, 32), tag), 'I')
+	c.answer(appendTag(make([]byte, 0, 32), tag), c.localStatus())
 	return true
 }
