@@ -31,7 +31,8 @@ type backend struct {
 	// stmts are the server-side prepared statements here, by query text.
 	stmts map[string]*srvStmt
 
-	tls bool // the connection is encrypted
+	tls     bool       // the connection is encrypted
+	tlsConf *serverTLS // what it was dialed with: side connections (KILL) use it too
 
 	// broken: the stream is out of sync or the socket failed; never reuse.
 	broken bool
@@ -89,11 +90,12 @@ func dialBackend(ctx context.Context, p dialParams) (b *backend, err error) {
 		_ = tc.SetNoDelay(true)
 	}
 	b = &backend{
-		nc:   nc,
-		br:   bufio.NewReaderSize(nc, 64<<10),
-		bw:   bufio.NewWriterSize(nc, 16<<10),
-		addr: p.addr,
-		db:   p.db,
+		nc:      nc,
+		br:      bufio.NewReaderSize(nc, 64<<10),
+		bw:      bufio.NewWriterSize(nc, 16<<10),
+		addr:    p.addr,
+		db:      p.db,
+		tlsConf: p.tls,
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)

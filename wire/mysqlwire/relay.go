@@ -167,7 +167,10 @@ func (s *session) relayFailed(rl *relay, err error, mayRetry, replicaRead bool, 
 		}
 		stateful := s.inTx || s.pinned != "" || s.hold > 0 || s.mode == config.PoolSession
 		s.release(false)
-		if !rl.wrote && mayRetry && (reused || replicaRead) {
+		// Never retry what held state: a lease whose transaction (a lazy
+		// BEGIN among them) or pinned session the lost connection had
+		// would run the command in autocommit elsewhere.
+		if !rl.wrote && mayRetry && (reused || replicaRead) && !stateful {
 			return true, nil
 		}
 		if rl.partial {

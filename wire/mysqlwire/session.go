@@ -1057,8 +1057,7 @@ func (s *session) kill(k *killReq, rs uint8) error {
 	var thread uint32
 	if target.busy && target.be != nil {
 		thread = target.be.threadID
-		stls, _ := newServerTLS(target.key.settings, target.be.addr)
-		dp = dialParams{addr: target.be.addr, user: target.key.user, password: target.key.password, collation: defaultCollation, tls: stls}
+		dp = dialParams{addr: target.be.addr, user: target.key.user, password: target.key.password, collation: defaultCollation, tls: target.be.tlsConf}
 		target.kills.Add(1)
 	}
 	target.mu.Unlock()

@@ -176,6 +176,16 @@ func (s *session) shardRun(rt *shardRT, shards []int, build func(be *backend) ([
 				break
 			}
 			var sio serverIOError
+			if s.left.Load() {
+				// The watch closed the server connection: the client is
+				// gone; neither a retry nor a ban.
+				be.broken = true
+				s.release(false)
+				return nil, fatalError{errClientLeft}
+			}
+			if errors.As(err, &sio) {
+				be.broken = true
+			}
 			retry := errors.As(err, &sio) && s.lease.Reused() && attempt == 0
 			if errors.As(err, &sio) && s.leaseNode != nil {
 				s.leaseRT.set.Ban(s.leaseNode.Name, err.Error())

@@ -55,11 +55,18 @@ func (s *session) checkClient() {
 		return
 	}
 	s.left.Store(true)
-	dp := dialParams{addr: be.addr, user: s.key.user, password: s.key.password, collation: defaultCollation}
+	dp := dialParams{addr: be.addr, user: s.key.user, password: s.key.password, collation: defaultCollation, tls: be.tlsConf}
 	thread := be.threadID
+	// Closed while s.mu is held, so the relay cannot hand the connection
+	// to the pool (and another session) in between; the raw socket, as a
+	// TLS close would write under the lock.
+	raw := be.nc
+	if tc, ok := raw.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	_ = raw.Close() // the relay's read fails and marks the connection broken
 	s.mu.Unlock()
-	s.log.Info("client left while its command was running; closing the server connection and killing its thread", "server", be.addr, "thread", thread)
-	_ = be.Close()
+	s.log.Info("client left while its command was running; closed the server connection, killing its thread", "server", be.addr, "thread", thread)
 	if thread != 0 {
 		go func() {
 			if err := killThread(dp, thread, false); err != nil {
