@@ -183,6 +183,9 @@ type ShardKeys struct {
 	// scatters to every shard; a write is refused.
 	None        bool
 	NoKeyReason string
+	// MultiStatement: the text holds several statements (None is set);
+	// no single key, not even a session's, may route it.
+	MultiStatement bool
 	// SetsKey: an UPDATE (or INSERT ... ON CONFLICT / ON DUPLICATE KEY
 	// UPDATE) assigns the key column, which may move the row to another
 	// shard; the proxy cannot do that in one statement.
@@ -480,6 +483,7 @@ func (x *KeyExtractor) analyze(ir *stmtIR) *ShardKeys {
 	switch {
 	case ir.noKey != "":
 		sk.None, sk.NoKeyReason = true, ir.noKey
+		sk.MultiStatement = ir.noKey == noKeyMultiStatement
 	case ir.kind == StmtOther:
 		sk.None, sk.NoKeyReason = true, "not a SELECT, INSERT, UPDATE or DELETE"
 	case len(ir.tables) == 0:
@@ -924,6 +928,9 @@ func hintValue(s string) (val string, quoted bool, rest string, ok bool) {
 }
 
 func containsFold(s, lower string) bool { return indexFold(s, lower) >= 0 }
+
+// noKeyMultiStatement is the NoKeyReason of a text of several statements.
+const noKeyMultiStatement = "several statements in one query"
 
 // keyCache maps statement text to its extraction (textCache: lock-free
 // hits, second-chance sweep when it outgrows its limits).

@@ -40,7 +40,7 @@ func (x *KeyExtractor) myParse(sql string) (*stmtIR, error) {
 	case n == 0:
 		return &stmtIR{kind: StmtOther, noKey: "empty query"}, nil
 	case n > 1:
-		return &stmtIR{kind: StmtOther, noKey: "several statements in one query"}, nil
+		return &stmtIR{kind: StmtOther, noKey: noKeyMultiStatement}, nil
 	}
 	switch s := stmt.(type) {
 	case *sqlparser.Select:

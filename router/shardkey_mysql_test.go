@@ -109,7 +109,7 @@ var myKeyCases = []keyCase{
 	{"SET NAMES utf8mb4", "other - none", ""},
 	{"SHOW TABLES", "other - none", ""},
 	{"CREATE TABLE t (id int)", "other - none", ""},
-	{"SELECT 1; SELECT 2", "other - none", ""},
+	{"SELECT 1; SELECT 2", "other - none multi", ""},
 	{"SELECT * FROM orders WHERE customer_id = 1;", "select orders [1]", ""},
 	{"", "other - none", ""},
 	{"SELEKT 1", "other - none parse", ""},

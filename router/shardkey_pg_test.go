@@ -126,7 +126,7 @@ var pgKeyCases = []keyCase{
 	{"EXPLAIN SELECT * FROM orders WHERE customer_id = 1", "other - none", ""},
 	{"CREATE TABLE t (id int)", "other - none", ""},
 	{"COPY orders FROM STDIN", "other - none", ""},
-	{"SELECT 1; SELECT 2", "other - none", ""},
+	{"SELECT 1; SELECT 2", "other - none multi", ""},
 	{"SELECT * FROM orders WHERE customer_id = 1;", "select orders [1]", ""},
 	{"", "other - none", ""},
 	{"-- nothing", "other - none", ""},

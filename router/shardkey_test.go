@@ -56,6 +56,9 @@ func keyDesc(sk *ShardKeys) string {
 		}
 		b.WriteString("]")
 	}
+	if sk.MultiStatement {
+		b.WriteString(" multi")
+	}
 	if sk.ParseError != "" {
 		b.WriteString(" parse")
 	}

@@ -368,7 +368,7 @@ func (rt *shardRT) decide(sql string, param paramFunc, sessKey *router.KeyRef) (
 				return sk, shard.AllOf(m), nil
 			}
 		case router.StmtOther:
-			if sk.NoKeyReason == "several statements in one query" {
+			if sk.MultiStatement {
 				return sk, nil, newSQLError(erNotSupportedYet, "42000", "several statements in one query on a sharded database: send them one by one, or name the shard with /* switchyard:shard=N */")
 			}
 			switch w := firstWord(sql); w {

@@ -295,7 +295,7 @@ func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys, sess *router.KeyRe
 	if sk.SetsKey {
 		return 0, newError(codeFeatureNotSupported, "the statement changes the shard key column of %s, which could move rows to another shard", sk.Table)
 	}
-	if sk.None && sess != nil && sk.NoKeyReason != severalStatements {
+	if sk.None && sess != nil && !sk.MultiStatement {
 		return keyShard(m, *sess, nil, nil)
 	}
 	if sk.None {
@@ -317,7 +317,7 @@ func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys, sess *router.KeyRe
 		if sk.Kind == router.StmtOther {
 			// Statements that write (or may) but name no key would run on
 			// one shard only, silently: refused unless a hint names it.
-			if sk.NoKeyReason == severalStatements {
+			if sk.MultiStatement {
 				return 0, newError(codeFeatureNotSupported, "several statements in one query on a sharded cluster: send them one by one, or name the shard with /* switchyard:shard=N */")
 			}
 			switch w := firstWord(st.sql); w {
@@ -350,11 +350,6 @@ func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys, sess *router.KeyRe
 	}
 	return first, nil
 }
-
-// severalStatements is the extractor's NoKeyReason for a Query of several
-// statements: a session key does not route it, as each statement may name
-// a key of its own.
-const severalStatements = "several statements in one query"
 
 // errScatter: a SELECT that must run on every shard.
 var errScatter = errors.New("scatter")
