@@ -8,9 +8,9 @@ import (
 
 // Range is a range shard map: shard i owns the keys in [low, high) of its
 // range. Ranges are all integers or all strings (compared bytewise, so
-// "B" < "a"); they may leave gaps, and a key in a gap is an error that
-// names it, which is what an operator who leaves a gap asks for. Overlaps
-// are refused when the map is built.
+// "B" < "a"). Overlaps are refused when the map is built; config refuses
+// gaps at load, and a map built by hand with a gap answers a key in it
+// with an error that names the gap.
 //
 // Integer keys on a string map are compared as their canonical decimal
 // text; string keys on an integer map must be the canonical decimal form
