@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/switchyard/switchyard/config"
 )
 
 // backend is one authenticated connection to a MySQL or MariaDB server. It
@@ -71,7 +73,21 @@ type dialParams struct {
 // dialBackend connects and authenticates. Any panic while parsing what the
 // server sent is turned into an error: a malformed handshake must not take
 // the proxy down.
-func dialBackend(ctx context.Context, p dialParams) (b *backend, err error) {
+func dialBackend(ctx context.Context, p dialParams) (*backend, error) {
+	b, err := dialBackendOnce(ctx, p)
+	if err != nil && errors.Is(err, errTLSHandshake) && p.tls != nil && p.tls.mode == config.TLSPrefer && ctx.Err() == nil {
+		// prefer, as libpq's: a server whose TLS we cannot speak is used
+		// without it.
+		p.tls = nil
+		return dialBackendOnce(ctx, p)
+	}
+	return b, err
+}
+
+// errTLSHandshake marks a failed TLS handshake with a server.
+var errTLSHandshake = errors.New("TLS handshake failed")
+
+func dialBackendOnce(ctx context.Context, p dialParams) (b *backend, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("connecting to %s: malformed server reply: %v", p.addr, r)
@@ -173,7 +189,7 @@ func (b *backend) authenticate(p dialParams) error {
 		seq++
 		tc := tls.Client(b.nc, p.tls.conf)
 		if err := tc.Handshake(); err != nil {
-			return fmt.Errorf("TLS handshake with %s: %w", p.addr, err)
+			return fmt.Errorf("%w with %s: %w", errTLSHandshake, p.addr, err)
 		}
 		b.nc = tc
 		b.br.Reset(tc)

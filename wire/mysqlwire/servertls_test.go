@@ -1,11 +1,14 @@
 package mysqlwire
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/testcluster"
 )
@@ -54,5 +57,33 @@ func TestServerTLS(t *testing.T) {
 				t.Errorf("server connection cipher = %q, want TLS %v", cipher, tt.wantTLS)
 			}
 		})
+	}
+}
+
+// server_tls = "prefer" falls back to plain text when the TLS handshake
+// fails (here: a TLS version the server refuses), as libpq's prefer does;
+// "require" does not.
+func TestServerTLSPreferFallsBack(t *testing.T) {
+	oldTLS := &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10, InsecureSkipVerify: true}
+	addr := testcluster.Maria.Primary.Addr()
+	dial := func(mode string) (*backend, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return dialBackend(ctx, dialParams{addr: addr, user: "app", password: "app", db: "app",
+			collation: defaultCollation, tls: &serverTLS{mode: mode, conf: oldTLS}})
+	}
+	if b, err := dial("require"); err == nil {
+		b.Close()
+		t.Skip("this server still speaks TLS 1.0; nothing to fall back from")
+	} else if !strings.Contains(err.Error(), "TLS handshake") {
+		t.Fatalf("require: %v, want a TLS handshake error", err)
+	}
+	b, err := dial("prefer")
+	if err != nil {
+		t.Fatalf("prefer: %v, want a plain-text connection", err)
+	}
+	defer b.Close()
+	if b.tls {
+		t.Error("prefer: connection says TLS after a failed handshake")
 	}
 }
