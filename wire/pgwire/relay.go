@@ -568,7 +568,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 			// primary for a read whose replica failed.
 			p.Put(ps, false)
 			c.log.Info("server connection failed before the request was sent; retrying", "server", sc.addr, "err", err)
-			if node != nil && c.sh == nil {
+			if node != nil { // shardAcquire set c.rt and c.primary to the shard's
 				c.rt.set.Ban(node.Name, err.Error())
 				c.rt.set.Done(node)
 				node, p = nil, c.primary.p
