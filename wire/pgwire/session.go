@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"sort"
@@ -692,8 +693,10 @@ func (c *clientConn) setState(s string) {
 // earlier client set and this one did not. Nothing is sent when they
 // already match, which is the common case.
 func (c *clientConn) syncParams(sc *serverConn) error {
+	// c.mu only for reading c.desired: the round trip below runs without
+	// it, or a slow server would stall Shutdown, SHOW CLIENTS and cancels
+	// that look at this client. sc is leased to nobody else yet.
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	var q []byte
 	for k := range sc.applied {
 		if _, want := c.desired[k]; !want {
@@ -720,8 +723,11 @@ func (c *clientConn) syncParams(sc *serverConn) error {
 		sets = append(sets, ", false)"...)
 	}
 	if len(q) == 0 && len(sets) == 0 {
+		c.mu.Unlock()
 		return nil
 	}
+	desired := maps.Clone(c.desired)
+	c.mu.Unlock()
 	if len(sets) > 0 {
 		q = append(append(append(q, "SELECT "...), sets...), ';')
 	}
@@ -729,13 +735,11 @@ func (c *clientConn) syncParams(sc *serverConn) error {
 		return err
 	}
 	for k := range sc.applied {
-		if _, want := c.desired[k]; !want {
+		if _, want := desired[k]; !want {
 			delete(sc.applied, k)
 		}
 	}
-	for k, v := range c.desired {
-		sc.applied[k] = v
-	}
+	maps.Copy(sc.applied, desired)
 	return nil
 }
 
