@@ -230,7 +230,15 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 		return c.primary, nil
 	}
 	rt.routed.WithLabelValues("replica", why).Inc()
-	return c.srv.poolFor(c.poolCl, c.poolUser, n.Name, c.primaryDB()), n
+	e := c.replicaPools[n.Name]
+	if e == nil {
+		e = c.srv.poolFor(c.poolCl, c.poolUser, n.Name, c.primaryDB())
+		if c.replicaPools == nil {
+			c.replicaPools = make(map[string]*poolEntry)
+		}
+		c.replicaPools[n.Name] = e
+	}
+	return e, n
 }
 
 // repool follows a reload: the session's cluster and user as the config
@@ -259,6 +267,7 @@ func (c *clientConn) repool() bool {
 	}
 	c.mu.Lock()
 	c.cfgSeen, c.poolCl, c.poolUser, c.primary = cfg, cl, u, primary
+	clear(c.replicaPools) // pools of the config now in force
 	if c.sh == nil {
 		c.rt = rt
 	}

@@ -142,6 +142,9 @@ type clientConn struct {
 	cfgSeen  *config.Config
 	poolCl   *config.Cluster
 	poolUser *config.User
+	// replicaPools caches the replica pools of cfgSeen by address, so a
+	// read routed to a replica takes no server-wide lock.
+	replicaPools map[string]*poolEntry
 
 	sh *clientShard // sharding (shard.go); nil for an unsharded cluster
 }
