@@ -80,7 +80,34 @@ type Settings struct {
 	// verify-full check the server's certificate against (default: the
 	// system's roots).
 	ServerTLSCA string
+	// ServerAllowCleartextPassword lets the proxy send server_password
+	// as it is (PostgreSQL's password method, MySQL's mysql_clear_password,
+	// caching_sha2_password's full authentication over TLS) over a
+	// connection whose server is not verified (server_tls below
+	// verify-ca). Default false: such a request is refused, as libpq's
+	// require_auth=!password and MySQL's default without
+	// --enable-cleartext-plugin.
+	ServerAllowCleartextPassword bool
+	// ServerPublicKeyPath is a PEM file holding the RSA public key of the
+	// MySQL servers, for caching_sha2_password's full authentication over
+	// plain TCP (MySQL's server-public-key-path). Without it the proxy
+	// refuses to encrypt the password to a key the server sends.
+	ServerPublicKeyPath string
+	// AuthUser, when set, turns on passthrough authentication
+	// (PostgreSQL): a client whose user is not in [[users]] is looked up
+	// with AuthQuery, run on the primary as AuthUser, which names a
+	// [[users]] entry whose server credentials are used.
+	AuthUser string
+	// AuthQuery returns (name, password verifier) of the user in $1
+	// (default PgBouncer's, on pg_shadow).
+	AuthQuery string
+	// AuthCacheTTL is how long a looked-up verifier (or its absence) is
+	// reused (default 1m; 0: look up at every login).
+	AuthCacheTTL time.Duration
 }
+
+// DefaultAuthQuery is auth_query when the file leaves it out: PgBouncer's.
+const DefaultAuthQuery = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1"
 
 // Values of Settings.ServerTLS.
 const (

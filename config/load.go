@@ -2,8 +2,10 @@ package config
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -42,6 +44,8 @@ var defaultSettings = Settings{
 	ReadYourWrites:   true,
 	LagPollInterval:  50 * time.Millisecond,
 	ServerTLS:        TLSPrefer,
+	AuthQuery:        DefaultAuthQuery,
+	AuthCacheTTL:     time.Minute,
 }
 
 // DefaultShutdownTimeout is proxy.shutdown_timeout when the file leaves it out.
@@ -151,6 +155,11 @@ type rawSettings struct {
 	MaxWaitClients   any `toml:"max_wait_clients"`
 	ServerTLS        any `toml:"server_tls"`
 	ServerTLSCA      any `toml:"server_tls_ca"`
+	AllowCleartext   any `toml:"server_allow_cleartext_password"`
+	ServerPublicKey  any `toml:"server_public_key_path"`
+	AuthUser         any `toml:"auth_user"`
+	AuthQuery        any `toml:"auth_query"`
+	AuthCacheTTL     any `toml:"auth_cache_ttl"`
 }
 
 type rawUser struct {
@@ -334,7 +343,37 @@ func (l *loader) build(raw *rawFile) *Config {
 		l.user(&cfg.Users[i], &raw.Users[i], fmt.Sprintf("users[%d]", i), cfg.Clusters)
 	}
 	l.uniqueUsers(cfg.Users)
+	l.authUsers(cfg, raw)
 	return cfg
+}
+
+// authUsers checks that every auth_user names a [[users]] entry, whose
+// server credentials run the auth_query, and that passthrough is asked
+// only of PostgreSQL clusters.
+func (l *loader) authUsers(cfg *Config, raw *rawFile) {
+	names := make(map[string]bool, len(cfg.Users))
+	for _, u := range cfg.Users {
+		names[u.Name] = true
+	}
+	if u := cfg.Defaults.AuthUser; u != "" && !names[u] {
+		l.errorf("defaults.auth_user", "%q is not a [[users]] name (auth_user names the entry whose server_user and server_password run auth_query)", u)
+	}
+	for i := range cfg.Clusters {
+		c := &cfg.Clusters[i]
+		k := fmt.Sprintf("clusters[%d].auth_user", i)
+		own := raw.Clusters[i].AuthUser != nil
+		switch {
+		case c.Protocol == MySQL && own && c.Settings.AuthUser != "":
+			l.errorf(k, "passthrough authentication (auth_user) is for postgres clusters only; list MySQL users in [[users]]")
+		case c.Protocol == MySQL:
+			c.Settings.AuthUser = "" // a [defaults] auth_user serves the postgres clusters
+		case own && c.Settings.AuthUser != "" && !names[c.Settings.AuthUser]:
+			l.errorf(k, "%q is not a [[users]] name (auth_user names the entry whose server_user and server_password run auth_query)", c.Settings.AuthUser)
+		}
+		if c.Protocol == Postgres && raw.Clusters[i].ServerPublicKey != nil {
+			l.errorf(fmt.Sprintf("clusters[%d].server_public_key_path", i), "is for mysql clusters (caching_sha2_password); PostgreSQL never encrypts a password to a server key")
+		}
+	}
 }
 
 func (l *loader) proxy(p *Proxy, r *rawProxy) {
@@ -490,6 +529,8 @@ func (l *loader) settings(dst *Settings, r *rawSettings, prefix string) {
 		// 0: a read that needs the client's own write goes to the primary
 		// at once when no replica has it.
 		{&dst.CausalReadTimeout, r.CausalReadTO, "causal_read_timeout", true},
+		// 0: look the user up at every login.
+		{&dst.AuthCacheTTL, r.AuthCacheTTL, "auth_cache_ttl", true},
 	}
 	for _, d := range durations {
 		if v, ok := l.duration(d.raw, k(d.name), d.zeroOK); ok {
@@ -543,6 +584,53 @@ func (l *loader) settings(dst *Settings, r *rawSettings, prefix string) {
 			}
 		}
 	}
+	if b, ok := l.boolean(r.AllowCleartext, k("server_allow_cleartext_password")); ok {
+		dst.ServerAllowCleartextPassword = b
+	}
+	if s, ok := l.str(r.ServerPublicKey, k("server_public_key_path")); ok {
+		if s == "" {
+			l.errorf(k("server_public_key_path"), "must not be empty (leave it out to refuse caching_sha2_password full authentication over plain TCP)")
+		} else if p := l.resolve(s); l.regularFile(p, k("server_public_key_path")) {
+			if data, err := os.ReadFile(p); err != nil {
+				l.errorf(k("server_public_key_path"), "%v", err)
+			} else if _, err := ParseRSAPublicKey(data); err != nil {
+				l.errorf(k("server_public_key_path"), "%s: %v", p, err)
+			} else {
+				dst.ServerPublicKeyPath = p
+			}
+		}
+	}
+	if s, ok := l.str(r.AuthUser, k("auth_user")); ok {
+		dst.AuthUser = s // "" turns passthrough off again for one cluster
+	}
+	if s, ok := l.str(r.AuthQuery, k("auth_query")); ok {
+		if !strings.Contains(s, "$1") {
+			l.errorf(k("auth_query"), "must take the user name as $1, e.g. %q", DefaultAuthQuery)
+		} else {
+			dst.AuthQuery = s
+		}
+	}
+}
+
+// ParseRSAPublicKey reads a PEM RSA public key (PKIX "PUBLIC KEY", as
+// MySQL's public_key.pem, or PKCS #1 "RSA PUBLIC KEY").
+func ParseRSAPublicKey(data []byte) (*rsa.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("holds no PEM block")
+	}
+	if k, err := x509.ParsePKIXPublicKey(block.Bytes); err == nil {
+		pub, ok := k.(*rsa.PublicKey)
+		if !ok {
+			return nil, errors.New("holds a public key that is not RSA")
+		}
+		return pub, nil
+	}
+	pub, err := x509.ParsePKCS1PublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("holds no RSA public key: %v", err)
+	}
+	return pub, nil
 }
 
 func (l *loader) poolMode(v any, key string) (PoolMode, bool) {

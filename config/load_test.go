@@ -178,6 +178,7 @@ pool_size = 3
 		QueryWaitTimeout: time.Second, IdleTimeout: time.Minute, ServerLifetime: 10 * time.Minute,
 		ServerCheckDelay: 0, ConnectTimeout: 3 * time.Second, MaxReplicaLag: 250 * time.Millisecond,
 		ReadYourWrites: false, LagPollInterval: 50 * time.Millisecond, ServerTLS: TLSPrefer,
+		AuthQuery: DefaultAuthQuery, AuthCacheTTL: time.Minute,
 	}
 	if cfg.Defaults != defaults {
 		t.Errorf("Defaults = %+v\nwant %+v", cfg.Defaults, defaults)
@@ -198,6 +199,7 @@ pool_size = 3
 			ServerCheckDelay: 5 * time.Second, ConnectTimeout: time.Second, MaxReplicaLag: 0,
 			ReadYourWrites: true, LagPollInterval: 50 * time.Millisecond,
 			MaxDBClientConns: 100, MaxWaitClients: 7, ServerTLS: TLSRequire,
+			AuthQuery: DefaultAuthQuery, AuthCacheTTL: time.Minute,
 		}},
 		{"some", some},
 	}

@@ -68,6 +68,19 @@ func TestValidationErrors(t *testing.T) {
 			`cfg.toml:9: defaults.server_tls: "on" is not a TLS mode (disable, prefer, require, verify-ca or verify-full)`,
 			`cfg.toml:10: defaults.server_tls_ca: stat /nonexistent/ca.pem: no such file or directory`,
 		}},
+		{"server auth keys", base + "[defaults]\nserver_allow_cleartext_password = \"yes\"\nserver_public_key_path = \"/nonexistent/key.pem\"\nauth_query = \"SELECT 1\"\nauth_user = \"nobody\"\n", []string{
+			`cfg.toml:7: defaults.server_allow_cleartext_password: must be true or false, not a string ("yes")`,
+			`cfg.toml:8: defaults.server_public_key_path: stat /nonexistent/key.pem: no such file or directory`,
+			`cfg.toml:9: defaults.auth_query: must take the user name as $1`,
+			`cfg.toml:10: defaults.auth_user: "nobody" is not a [[users]] name`,
+		}},
+		{"auth_user in a mysql cluster", base + "[[clusters]]\nname = \"my\"\nprotocol = \"mysql\"\ndatabase = \"app\"\nprimary = \"127.0.0.1:3306\"\nauth_user = \"app\"\n", []string{
+			`cfg.toml:11: clusters[0].auth_user: passthrough authentication (auth_user) is for postgres clusters only`,
+		}},
+		{"server_public_key_path in a postgres cluster", base + cluster + "server_public_key_path = \"cfg.toml\"\n", []string{
+			`cfg.toml:11: clusters[0].server_public_key_path: is for mysql clusters`,
+			`cfg.toml:11: clusters[0].server_public_key_path: stat cfg.toml`,
+		}},
 		{"proxy login limits", "[proxy]\npostgres_listen = \":1\"\nclient_login_timeout = \"0s\"\nauth_failures_per_minute = -1\n", []string{
 			`cfg.toml:3: proxy.client_login_timeout: must be more than zero`,
 			`cfg.toml:4: proxy.auth_failures_per_minute: must not be negative, not -1 (0: no limit)`,
