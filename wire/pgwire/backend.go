@@ -80,7 +80,38 @@ func serverConfig(addr string, st config.Settings, extra string) (*pgconn.Config
 			c.TLSConfig.MinVersion = tls.VersionTLS12
 		}
 	}
+	if !cleartextAllowed(st) {
+		// libpq's require_auth=!password: the password method sends
+		// server_password as it is, so anyone who can stand between the
+		// proxy and a server that is not verified (prefer falls back to
+		// plain text; require takes any certificate) could ask for it.
+		// md5 and SCRAM answer a challenge and never reveal it.
+		cfg.RequireAuth = "!password"
+	}
 	return cfg, nil
+}
+
+// cleartextAllowed reports whether a server may be sent server_password
+// in clear text: only over TLS to a verified server, or when the operator
+// accepted the risk with server_allow_cleartext_password.
+func cleartextAllowed(st config.Settings) bool {
+	return st.ServerAllowCleartextPassword || st.ServerTLS == config.TLSVerifyCA || st.ServerTLS == config.TLSVerifyFull
+}
+
+// downgradeError names the setting behind a refused password request, in
+// place of pgconn's words for the require_auth check.
+func downgradeError(addr string, st config.Settings, err error) error {
+	if err == nil || !strings.Contains(err.Error(), "require_auth") {
+		return err
+	}
+	mode := st.ServerTLS
+	if mode == "" {
+		mode = config.TLSPrefer
+	}
+	return &pgError{Severity: "ERROR", Code: codeInvalidAuthorization,
+		Message: fmt.Sprintf("server %s asked for the password in clear text (password authentication) over a connection that is not TLS-verified (server_tls = %q); switchyard refused to send it", addr, mode),
+		Hint:    "use scram-sha-256 or md5 on the server, or set server_tls = \"verify-full\" (or \"verify-ca\") for this cluster; to send it anyway, set server_allow_cleartext_password = true",
+		cause:   err}
 }
 
 // quoteConnValue quotes a value for a libpq keyword/value connection string.
@@ -102,7 +133,7 @@ func dialServer(ctx context.Context, addr string, st config.Settings, user, pass
 	cfg.RuntimeParams = map[string]string{}
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, downgradeError(addr, st, err)
 	}
 	if err := pc.SyncConn(ctx); err != nil {
 		pc.Close(ctx)

@@ -107,6 +107,8 @@ func monitorSettings(st config.Settings) config.Settings {
 		ConnectTimeout:    st.ConnectTimeout,
 		ServerTLS:         st.ServerTLS,
 		ServerTLSCA:       st.ServerTLSCA,
+
+		ServerAllowCleartextPassword: st.ServerAllowCleartextPassword,
 	}
 }
 
@@ -139,7 +141,7 @@ func (p *pgProbe) Probe(ctx context.Context) (lagmon.Position, error) {
 		}
 		cfg.User, cfg.Password, cfg.Database = p.user, p.password, p.db
 		if p.conn, err = pgconn.ConnectConfig(ctx, cfg); err != nil {
-			return nil, err
+			return nil, downgradeError(p.addr, p.settings, err)
 		}
 	}
 	sql := "SELECT pg_catalog.pg_last_wal_replay_lsn()::text"

@@ -634,6 +634,10 @@ func poolError(err error) error {
 	case errors.Is(err, pool.ErrClosed):
 		return &pgError{Severity: "FATAL", Code: codeAdminShutdown, Message: "the pool was closed", cause: err}
 	}
+	var pe *pgError
+	if errors.As(err, &pe) && pe.Code == codeInvalidAuthorization {
+		return pe // a refused downgrade: the client sees its reason and the key
+	}
 	return &pgError{Severity: "ERROR", Code: codeConnectionFailure, Message: "could not connect to the server", cause: err}
 }
 
