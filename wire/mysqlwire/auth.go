@@ -6,10 +6,11 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
+	"fmt"
 	"strings"
+
+	"github.com/switchyard/switchyard/config"
 )
 
 // newScramble returns 20 random bytes without NUL or '$' (some clients treat
@@ -109,22 +110,19 @@ func isVerifier(pw string) bool {
 }
 
 // rsaEncryptPassword encrypts password for caching_sha2_password's full
-// authentication over an unencrypted connection: (password + NUL) XOR the
-// scramble, RSA-OAEP with SHA-1 under the server's public key (PEM).
+// authentication over an unencrypted connection to the key the server sent
+// (PEM); see rsaEncryptPasswordKey.
 func rsaEncryptPassword(pemKey []byte, scramble []byte, password string) ([]byte, error) {
-	block, _ := pem.Decode(pemKey)
-	if block == nil {
-		return nil, errors.New("server sent no PEM public key")
+	pub, err := config.ParseRSAPublicKey(pemKey)
+	if err != nil {
+		return nil, fmt.Errorf("server public key %w", err)
 	}
-	var pub *rsa.PublicKey
-	if k, err := x509.ParsePKIXPublicKey(block.Bytes); err == nil {
-		var ok bool
-		if pub, ok = k.(*rsa.PublicKey); !ok {
-			return nil, errors.New("server public key is not RSA")
-		}
-	} else if pub, err = x509.ParsePKCS1PublicKey(block.Bytes); err != nil {
-		return nil, err
-	}
+	return rsaEncryptPasswordKey(pub, scramble, password)
+}
+
+// rsaEncryptPasswordKey is (password + NUL) XOR the scramble, RSA-OAEP
+// with SHA-1 under pub.
+func rsaEncryptPasswordKey(pub *rsa.PublicKey, scramble []byte, password string) ([]byte, error) {
 	if len(scramble) == 0 {
 		return nil, errors.New("empty scramble")
 	}

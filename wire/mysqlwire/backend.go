@@ -78,7 +78,7 @@ func dialBackend(ctx context.Context, p dialParams) (*backend, error) {
 	if err != nil && errors.Is(err, errTLSHandshake) && p.tls != nil && p.tls.mode == config.TLSPrefer && ctx.Err() == nil {
 		// prefer, as libpq's: a server whose TLS we cannot speak is used
 		// without it.
-		p.tls = nil
+		p.tls = p.tls.plain()
 		return dialBackendOnce(ctx, p)
 	}
 	return b, err
@@ -210,6 +210,9 @@ func (b *backend) authenticate(p dialParams) error {
 	if p.plugin != "" {
 		plugin = p.plugin
 	}
+	if plugin == pluginClearText && !p.tls.sendPlain(b.tls) {
+		return b.refuseCleartext(p)
+	}
 	auth, err := scrambleFor(plugin, scramble, p.password)
 	if err != nil {
 		return err
@@ -226,6 +229,7 @@ func (b *backend) authenticate(p dialParams) error {
 	if _, err := b.writePacket(seq, resp.Encode(nil)); err != nil {
 		return err
 	}
+	askedKey := false // the server's public key was asked for
 	for round := 0; round < 8; round++ {
 		pkt, s, err := b.readPacket()
 		if err != nil {
@@ -257,6 +261,9 @@ func (b *backend) authenticate(p dialParams) error {
 				return fmt.Errorf("server %s asks for the old (pre-4.1) password scheme", p.addr)
 			}
 			plugin, scramble = name, append([]byte(nil), data...)
+			if plugin == pluginClearText && !p.tls.sendPlain(b.tls) {
+				return b.refuseCleartext(p)
+			}
 			auth, err := scrambleFor(plugin, scramble, p.password)
 			if err != nil {
 				return err
@@ -272,15 +279,38 @@ func (b *backend) authenticate(p dialParams) error {
 			switch {
 			case len(data) == 1 && data[0] == 3: // fast auth succeeded; OK follows
 			case len(data) == 1 && data[0] == 4 && b.tls: // full authentication over TLS
+				// The server takes the password as it is here; whoever
+				// holds the TLS session reads it.
+				if !p.tls.sendPlain(b.tls) {
+					return b.refuseFullAuth(p)
+				}
 				if _, err = b.writePacket(seq, append([]byte(p.password), 0)); err != nil {
 					return err
 				}
+			case len(data) == 1 && data[0] == 4 && p.tls != nil && p.tls.pubKey != nil:
+				// Full authentication in the clear, to the pinned key.
+				enc, err := rsaEncryptPasswordKey(p.tls.pubKey, scramble, p.password)
+				if err != nil {
+					return fmt.Errorf("caching_sha2_password full authentication to %s: %w", p.addr, err)
+				}
+				if _, err = b.writePacket(seq, enc); err != nil {
+					return err
+				}
 			case len(data) == 1 && data[0] == 4: // full authentication in the clear
-				// Ask for the RSA public key to encrypt the password with.
+				// The server would send the key to encrypt the password
+				// with, and a key from an unverified peer is the
+				// attacker's as likely as the server's.
+				if !p.tls.sendPlain(b.tls) {
+					return b.refuseFullAuth(p)
+				}
 				if _, err = b.writePacket(seq, []byte{2}); err != nil {
 					return err
 				}
+				askedKey = true
+			case !askedKey:
+				return fmt.Errorf("server %s sent auth data nobody asked for", p.addr)
 			default: // the public key
+				askedKey = false
 				enc, err := rsaEncryptPassword(data, scramble, p.password)
 				if err != nil {
 					return fmt.Errorf("caching_sha2_password full authentication to %s: %w", p.addr, err)
@@ -294,6 +324,29 @@ func (b *backend) authenticate(p dialParams) error {
 		}
 	}
 	return fmt.Errorf("authenticating to %s: too many rounds", p.addr)
+}
+
+// refuseCleartext is the error for a server that asks for
+// mysql_clear_password over a connection whose server is not verified.
+// The number is the client library's for a plugin that refused
+// (CR_AUTH_PLUGIN_ERR), as a mysql client connected directly says it.
+func (b *backend) refuseCleartext(p dialParams) error {
+	return newSQLError(crAuthPluginErr, "HY000",
+		"Authentication plugin 'mysql_clear_password' reported error: server %s asked for the password in clear text over a connection that is not TLS-verified (server_tls = %q); switchyard refused to send it. Set server_tls = \"verify-full\" (or \"verify-ca\") for this cluster or, to send it anyway, server_allow_cleartext_password = true",
+		p.addr, p.tls.modeName())
+}
+
+// refuseFullAuth is the error for caching_sha2_password's full
+// authentication that would hand the password to an unverified peer.
+func (b *backend) refuseFullAuth(p dialParams) error {
+	if b.tls {
+		return newSQLError(crAuthPluginErr, "HY000",
+			"Authentication plugin 'caching_sha2_password' reported error: server %s needs the password itself (full authentication) over TLS whose certificate is not verified (server_tls = %q); switchyard refused to send it. Set server_tls = \"verify-full\" (or \"verify-ca\") for this cluster or, to send it anyway, server_allow_cleartext_password = true",
+			p.addr, p.tls.modeName())
+	}
+	return newSQLError(crAuthPluginErr, "HY000",
+		"Authentication plugin 'caching_sha2_password' reported error: server %s needs full authentication over a connection without TLS (server_tls = %q), and switchyard does not encrypt the password to a public key the server sends. Set server_public_key_path to the server's public key, or server_tls = \"verify-full\" (or \"verify-ca\"), or, to trust the key the server sends, server_allow_cleartext_password = true",
+		p.addr, p.tls.modeName())
 }
 
 // roundTrip sends a command whose answer is a single OK or ERR packet

@@ -54,6 +54,9 @@ const (
 	// client connected directly would have seen itself.
 	crConnError  = 2003 // CR_CONN_HOST_ERROR: can't connect
 	crServerLost = 2013 // CR_SERVER_LOST: lost connection
+	// CR_AUTH_PLUGIN_ERR: an auth plugin refused, e.g. caching_sha2 full
+	// authentication without a secure connection or a public key.
+	crAuthPluginErr = 2061
 )
 
 // toERR turns any error into the ERR packet fields the client sees. Errors

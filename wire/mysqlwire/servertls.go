@@ -1,6 +1,7 @@
 package mysqlwire
 
 import (
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -16,10 +17,17 @@ import (
 // "require" insists on it without checking the certificate, "verify-ca"
 // checks the certificate against server_tls_ca (or the system's roots),
 // and "verify-full" checks as well that it names the server's host.
+//
+// It carries as well what may be done with the password on a connection
+// that ends up without a verified server (see sendPlain): the cluster's
+// server_allow_cleartext_password and server_public_key_path.
 type serverTLS struct {
 	mode string
-	conf *tls.Config // nil for disable
+	conf *tls.Config // nil for disable, and after prefer fell back to plain text
 	err  error       // set: the TLS settings are unusable; no dial succeeds
+
+	allowCleartext bool
+	pubKey         *rsa.PublicKey // pinned key for caching_sha2_password over plain TCP; nil: none
 }
 
 // newServerTLS builds the TLS of the connections to addr. It reads the CA
@@ -29,7 +37,16 @@ func newServerTLS(st config.Settings, addr string) (*serverTLS, error) {
 	if mode == "" {
 		mode = config.TLSPrefer
 	}
-	t := &serverTLS{mode: mode}
+	t := &serverTLS{mode: mode, allowCleartext: st.ServerAllowCleartextPassword}
+	if st.ServerPublicKeyPath != "" {
+		data, err := os.ReadFile(st.ServerPublicKeyPath)
+		if err != nil {
+			return nil, fmt.Errorf("server_public_key_path: %w", err)
+		}
+		if t.pubKey, err = config.ParseRSAPublicKey(data); err != nil {
+			return nil, fmt.Errorf("server_public_key_path: %s %w", st.ServerPublicKeyPath, err)
+		}
+	}
 	if mode == config.TLSDisable {
 		return t, nil
 	}
@@ -68,6 +85,42 @@ func newServerTLS(st config.Settings, addr string) (*serverTLS, error) {
 		}
 	}
 	return t, nil
+}
+
+// plain is t for the plain-text retry of prefer: no TLS, the same rules
+// for the password.
+func (t *serverTLS) plain() *serverTLS {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	c.conf = nil
+	return &c
+}
+
+// verified reports whether the server of a connection is known to be the
+// one configured: TLS with its certificate checked (verify-ca,
+// verify-full). prefer and require take any certificate, so an on-path
+// attacker can terminate TLS there as well.
+func (t *serverTLS) verified(encrypted bool) bool {
+	return encrypted && t != nil && (t.mode == config.TLSVerifyCA || t.mode == config.TLSVerifyFull)
+}
+
+// sendPlain reports whether the password may be sent as it is (the
+// mysql_clear_password plugin, caching_sha2_password's full
+// authentication over TLS): to a verified server, or when the operator
+// accepted the risk with server_allow_cleartext_password. MySQL's own
+// client refuses the first without --enable-cleartext-plugin.
+func (t *serverTLS) sendPlain(encrypted bool) bool {
+	return t.verified(encrypted) || t != nil && t.allowCleartext
+}
+
+// modeName is server_tls as the operator reads it in an error.
+func (t *serverTLS) modeName() string {
+	if t == nil || t.mode == "" {
+		return config.TLSPrefer
+	}
+	return t.mode
 }
 
 // required reports whether a server without TLS must be refused.

@@ -682,6 +682,10 @@ func poolError(err error) error {
 	if errors.As(err, &se) {
 		return se
 	}
+	var sq *SQLError
+	if errors.As(err, &sq) {
+		return sq // the proxy's own reason, e.g. a refused password downgrade
+	}
 	// What the MySQL client library says for the same failures when it
 	// connects by itself: a server that accepts and stays silent, or one
 	// that cannot be reached.
