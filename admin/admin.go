@@ -1,15 +1,27 @@
 // Package admin is the operator's HTTP window on a running proxy:
 // Prometheus metrics, a JSON view of the pools, and reload. It reads the
 // state the other packages expose and changes nothing but through Reload.
+//
+// Protection: reads (GET /metrics, GET /status) are open to whoever reaches
+// the listener, as Prometheus scrapes expect. A request that changes state
+// (any method but GET and HEAD) is refused with 403 when it carries a
+// browser's Origin header, so that a web page open in the operator's
+// browser cannot make it reload the proxy (a cross-site form POST needs no
+// CORS approval), and with 401 when an admin token is configured and the
+// request does not carry it as "Authorization: Bearer <token>".
 package admin
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -26,8 +38,21 @@ type Handler struct {
 	// Sections adds named parts to /status (replicas, clients, shards),
 	// supplied by the packages that own that state.
 	Sections map[string]func() any
-	mux      *http.ServeMux
+	// Token returns the bearer token that state-changing requests must
+	// carry; "" (or a nil Token) requires none. Read at each request, so a
+	// reload that changes admin_token applies to the next one.
+	Token func() string
+	mux   *http.ServeMux
 }
+
+// Refusals counts the admin requests refused, by reason: "origin" (a
+// browser page), "token" (missing or wrong bearer token).
+var Refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "switchyard_admin_refused_total",
+	Help: "Admin HTTP requests that would change state, refused: reason origin (sent by a browser page) or token (missing or wrong bearer token).",
+}, []string{"reason"})
+
+func init() { metrics.Registry.MustRegister(Refusals) }
 
 // NewHandler wires the routes.
 func NewHandler(reload func() error, log *slog.Logger) *Handler {
@@ -38,7 +63,52 @@ func NewHandler(reload func() error, log *slog.Logger) *Handler {
 	return h
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.allowed(w, r) {
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// allowed guards a request that may change state, answering it when it
+// is refused.
+func (h *Handler) allowed(w http.ResponseWriter, r *http.Request) bool {
+	// Browsers send Origin on every cross-site POST, and Sec-Fetch-Site on
+	// every request; tools such as curl and switchyard reload send neither.
+	if origin := r.Header.Get("Origin"); origin != "" || fromBrowserPage(r) {
+		Refusals.WithLabelValues("origin").Inc()
+		h.Log.Warn("admin: refused a state-changing request sent by a browser page", "path", r.URL.Path, "origin", origin, "remote", r.RemoteAddr)
+		http.Error(w, "refused: requests from a web page (an Origin header) cannot change the proxy's state\n", http.StatusForbidden)
+		return false
+	}
+	want := ""
+	if h.Token != nil {
+		want = h.Token()
+	}
+	if want == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+		Refusals.WithLabelValues("token").Inc()
+		h.Log.Warn("admin: refused a state-changing request without the admin token", "path", r.URL.Path, "remote", r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard admin"`)
+		http.Error(w, "unauthorized: this request needs the admin token (proxy.admin_token) as \"Authorization: Bearer <token>\"\n", http.StatusUnauthorized)
+		return false
+	}
+	return true
+}
+
+// fromBrowserPage says whether fetch metadata marks a request as made by a
+// page of another site (or the same site: the admin listener serves no
+// pages, so any page is foreign). "none" is a user typing the address.
+func fromBrowserPage(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "none":
+		return false
+	}
+	return true
+}
 
 // PoolStatus is one pool in /status.
 type PoolStatus struct {

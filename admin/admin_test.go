@@ -61,3 +61,68 @@ func TestStatusMetricsReload(t *testing.T) {
 		t.Fatalf("GET /reload: %d", r.StatusCode)
 	}
 }
+
+func TestReloadProtection(t *testing.T) {
+	reloads := 0
+	token := "s3cret-token-0123456789"
+	h := NewHandler(func() error { reloads++; return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.Token = func() string { return token }
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	post := func(hdr map[string]string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/reload", nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, tc := range []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"no token", nil, http.StatusUnauthorized},
+		{"wrong token", map[string]string{"Authorization": "Bearer nope-nope-nope-nope"}, http.StatusUnauthorized},
+		{"basic auth", map[string]string{"Authorization": "Basic " + token}, http.StatusUnauthorized},
+		{"browser page with the token", map[string]string{"Authorization": "Bearer " + token, "Origin": "https://evil.example"}, http.StatusForbidden},
+		{"fetch metadata cross-site", map[string]string{"Authorization": "Bearer " + token, "Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+	} {
+		if code, body := post(tc.hdr); code != tc.want {
+			t.Errorf("%s: got %d %q, want %d", tc.name, code, body, tc.want)
+		}
+	}
+	if reloads != 0 {
+		t.Fatalf("a refused request reloaded %d times", reloads)
+	}
+	if code, body := post(map[string]string{"Authorization": "Bearer " + token}); code != 200 || reloads != 1 {
+		t.Fatalf("with the token: %d %q, %d reloads", code, body, reloads)
+	}
+	// Reads stay open: Prometheus scrapes without a token.
+	if r, err := http.Get(srv.URL + "/status"); err != nil || r.StatusCode != 200 {
+		t.Fatalf("GET /status without the token: %v %v", r, err)
+	}
+	// A token changed by a reload applies to the next request.
+	token = "another-token-9876543210"
+	if code, _ := post(map[string]string{"Authorization": "Bearer s3cret-token-0123456789"}); code != http.StatusUnauthorized {
+		t.Fatalf("old token after a change: %d", code)
+	}
+	// No token configured: a tool's POST works, a browser page's does not.
+	token = ""
+	if code, _ := post(nil); code != 200 {
+		t.Fatalf("no token configured: %d", code)
+	}
+	if code, _ := post(map[string]string{"Origin": "http://127.0.0.1:9930"}); code != http.StatusForbidden {
+		t.Fatalf("no token configured, Origin header: %d", code)
+	}
+	if reloads != 2 {
+		t.Fatalf("reloads = %d, want 2", reloads)
+	}
+}

@@ -37,6 +37,14 @@ type Proxy struct {
 	// may make in a minute; further attempts from it are refused at once
 	// until the minute is over (default 20; 0: no limit).
 	AuthFailuresPerMinute int
+	// AdminToken, when set, is the bearer token the admin listener
+	// requires for every request that changes state (POST /reload): the
+	// header "Authorization: Bearer <token>". A secret: it may come from
+	// ${ENV} or ${file:PATH}.
+	AdminToken string
+	// AdminTLS serves the admin listener over HTTPS with the certificate
+	// and key of the client listener (TLSCert, TLSKey).
+	AdminTLS bool
 }
 
 // Settings are the per-cluster knobs. [defaults] sets them for every

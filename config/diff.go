@@ -76,6 +76,12 @@ func Diff(old, new *Config) Changes {
 	if old.Proxy.TLSKey != new.Proxy.TLSKey {
 		ch.ProxyChanged = append(ch.ProxyChanged, "tls_key")
 	}
+	if old.Proxy.AdminToken != new.Proxy.AdminToken {
+		ch.ProxyChanged = append(ch.ProxyChanged, "admin_token")
+	}
+	if old.Proxy.AdminTLS != new.Proxy.AdminTLS {
+		ch.RestartNeeded = append(ch.RestartNeeded, fmt.Sprintf("proxy.admin_tls: %v -> %v", old.Proxy.AdminTLS, new.Proxy.AdminTLS))
+	}
 
 	ch.ClustersAdded, ch.ClustersRemoved, ch.ClustersChanged = diffByName(old.Clusters, new.Clusters,
 		func(c Cluster) string { return c.Name }, clusterEqual)

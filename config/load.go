@@ -134,6 +134,8 @@ type rawProxy struct {
 	TLSKey          any `toml:"tls_key"`
 	LoginTimeout    any `toml:"client_login_timeout"`
 	AuthFailures    any `toml:"auth_failures_per_minute"`
+	AdminToken      any `toml:"admin_token"`
+	AdminTLS        any `toml:"admin_tls"`
 }
 
 type rawSettings struct {
@@ -212,6 +214,9 @@ type loader struct {
 	src   []byte
 	lines *lineIndex
 	errs  []*Error
+	// getenv looks up environment variables for secret references; nil:
+	// the process's environment.
+	getenv func(string) (string, bool)
 }
 
 func (l *loader) errorf(key, format string, args ...any) {
@@ -431,6 +436,21 @@ func (l *loader) proxy(p *Proxy, r *rawProxy) {
 		} else {
 			p.AuthFailuresPerMinute = n
 		}
+	}
+
+	if tok, ok := l.secret(r.AdminToken, "proxy.admin_token"); ok {
+		switch {
+		case tok == "":
+			l.errorf("proxy.admin_token", "must not be empty (leave it out for no token)")
+		case len(tok) < 16:
+			l.errorf("proxy.admin_token", "is %d characters long; use at least 16 (e.g. openssl rand -hex 32)", len(tok))
+		default:
+			p.AdminToken = tok
+		}
+	}
+	p.AdminTLS, _ = l.boolean(r.AdminTLS, "proxy.admin_tls")
+	if p.AdminTLS && r.TLSCert == nil && r.TLSKey == nil {
+		l.errorf("proxy.admin_tls", "admin_tls serves the admin listener with tls_cert and tls_key, which are not set")
 	}
 
 	cert, certOK := l.str(r.TLSCert, "proxy.tls_cert")
@@ -679,7 +699,7 @@ func (l *loader) cluster(c *Cluster, r *rawCluster, k string, defaults Settings)
 	c.Settings = defaults
 	l.settings(&c.Settings, &r.rawSettings, k)
 	c.MonitorUser, _ = l.str(r.MonitorUser, key("monitor_user"))
-	c.MonitorPassword, _ = l.str(r.MonitorPass, key("monitor_password"))
+	c.MonitorPassword, _ = l.secret(r.MonitorPass, key("monitor_password"))
 	if (r.PoolSize != nil || r.MinPoolSize != nil) && c.Settings.MinPoolSize > c.Settings.PoolSize {
 		at := key("min_pool_size")
 		if r.MinPoolSize == nil {
@@ -942,7 +962,7 @@ func (l *loader) user(u *User, r *rawUser, k string, clusters []Cluster) {
 		}
 	}
 	var passwordOK bool
-	u.Password, passwordOK = l.str(r.Password, key("password"))
+	u.Password, passwordOK = l.secret(r.Password, key("password"))
 	kind := KindOfPassword(u.Password)
 	// A mismatch of auth and verifier is shown where auth is written, or at
 	// the password when auth is left to its default.
@@ -970,7 +990,7 @@ func (l *loader) user(u *User, r *rawUser, k string, clusters []Cluster) {
 			u.ServerUser = s
 		}
 	}
-	if s, ok := l.str(r.ServerPassword, key("server_password")); ok {
+	if s, ok := l.secret(r.ServerPassword, key("server_password")); ok {
 		u.ServerPassword = s
 	} else if r.ServerPassword == nil {
 		if kind == PasswordPlain {

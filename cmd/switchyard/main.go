@@ -4,7 +4,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +19,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -132,8 +136,11 @@ type proxy struct {
 	pg    *pgwire.Server
 	my    *mysqlwire.Server
 	admin *http.Server
-	lns   []net.Listener
-	cur   *config.Config
+	// adminCert is the admin listener's certificate under admin_tls,
+	// loaded again at each reload (a renewed file under the same name).
+	adminCert atomic.Pointer[tls.Certificate]
+	lns       []net.Listener
+	cur       *config.Config
 }
 
 func (p *proxy) cfg() *config.Config {
@@ -193,6 +200,7 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 			return nil, err
 		}
 		h := admin.NewHandler(p.reload, log)
+		h.Token = func() string { return p.cfg().Proxy.AdminToken }
 		h.Sections = map[string]func() any{}
 		if p.pg != nil {
 			h.Sections["postgres"] = p.pg.Status
@@ -200,7 +208,23 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 		if p.my != nil {
 			h.Sections["mysql"] = p.my.Status
 		}
-		p.admin = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		p.admin = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+			// Failed handshakes and the like: noise at debug level.
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		if cfg.Proxy.AdminTLS {
+			if err := p.loadAdminCert(cfg); err != nil {
+				ln.Close()
+				p.close()
+				return nil, err
+			}
+			p.admin.TLSConfig = &tls.Config{
+				MinVersion: tls.VersionTLS12,
+				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+					return p.adminCert.Load(), nil
+				},
+			}
+			ln = tls.NewListener(ln, p.admin.TLSConfig)
+		}
 		go func() {
 			if err := p.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("admin listener failed", "err", err)
@@ -228,6 +252,11 @@ func (p *proxy) reload() error {
 			return err // before PostgreSQL takes it: all or nothing
 		}
 	}
+	if p.admin != nil && p.admin.TLSConfig != nil && cfg.Proxy.AdminTLS {
+		if err := p.loadAdminCert(cfg); err != nil {
+			return err
+		}
+	}
 	if p.pg != nil {
 		if err := p.pg.Reload(cfg); err != nil {
 			return err
@@ -240,6 +269,17 @@ func (p *proxy) reload() error {
 	}
 	p.cur = cfg
 	p.log.Info("config reloaded", "path", p.path)
+	return nil
+}
+
+// loadAdminCert loads the certificate the admin listener serves under
+// admin_tls: the client listener's tls_cert and tls_key.
+func (p *proxy) loadAdminCert(cfg *config.Config) error {
+	cert, err := tls.LoadX509KeyPair(cfg.Proxy.TLSCert, cfg.Proxy.TLSKey)
+	if err != nil {
+		return fmt.Errorf("admin_tls: %w", err)
+	}
+	p.adminCert.Store(&cert)
 	return nil
 }
 
@@ -305,7 +345,26 @@ func reload(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Post("http://"+cfg.Proxy.AdminListen+"/reload", "text/plain", nil)
+	url := "http://" + cfg.Proxy.AdminListen + "/reload"
+	if cfg.Proxy.AdminTLS {
+		tc, err := adminClientTLS(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "switchyard reload: %v\n", err)
+			return 1
+		}
+		client.Transport = &http.Transport{TLSClientConfig: tc}
+		url = "https://" + cfg.Proxy.AdminListen + "/reload"
+	}
+	req, err := http.NewRequest(http.MethodPost, url, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "switchyard reload: %v\n", err)
+		return 1
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	if cfg.Proxy.AdminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.Proxy.AdminToken)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "switchyard reload: %v\n", err)
 		return 1
@@ -318,4 +377,41 @@ func reload(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, string(body))
 	return 0
+}
+
+// adminClientTLS is how `switchyard reload` checks the admin listener under
+// admin_tls. It reads the same config file as the proxy, so it knows the
+// certificate the proxy serves: that exact certificate is accepted (which
+// works for a self-signed one and for an address such as 127.0.0.1 that a
+// certificate rarely names); anything else must verify against the
+// system's roots for the listener's host name.
+func adminClientTLS(cfg *config.Config) (*tls.Config, error) {
+	pair, err := tls.LoadX509KeyPair(cfg.Proxy.TLSCert, cfg.Proxy.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("admin_tls: %w", err)
+	}
+	want := pair.Certificate[0]
+	host, _, err := net.SplitHostPort(cfg.Proxy.AdminListen)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Verification is done below, by VerifyConnection.
+		InsecureSkipVerify: true, //nolint:gosec
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("admin listener sent no certificate")
+			}
+			if bytes.Equal(cs.PeerCertificates[0].Raw, want) {
+				return nil
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: host, Intermediates: inter})
+			return err
+		},
+	}, nil
 }
