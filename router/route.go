@@ -44,22 +44,31 @@ func (p Preference) String() string {
 // analysed in as (a simple query's, or an extended-protocol request's up
 // to its Sync), and why. Any statement that may write sends the whole
 // transaction to the primary; so does a transaction opened without READ
-// ONLY, since what follows BEGIN is not known yet. Comment hints beat the
-// session preference, which beats the statements.
+// ONLY, since what follows BEGIN is not known yet. A primary hint beats
+// everything; a replica hint beats the session preference, which beats
+// the statements. A replica hint or preference applies to reads only:
+// statements that must run on the primary (MustPrimary) still go there.
 func Decide(pref Preference, as []*Analysis) (Target, string) {
+	replicaHint := false
 	for _, a := range as {
 		switch a.Hint {
 		case HintPrimary:
 			return Primary{}, "hint"
 		case HintReplica:
-			return Replica{}, "hint"
+			replicaHint = true
 		}
 	}
-	switch pref {
-	case PreferPrimary:
-		return Primary{}, "session"
-	case PreferReplica:
+	if replicaHint || pref == PreferReplica {
+		if must, why := MustPrimary(as); must {
+			return Primary{}, why
+		}
+		if replicaHint {
+			return Replica{}, "hint"
+		}
 		return Replica{}, "session"
+	}
+	if pref == PreferPrimary {
+		return Primary{}, "session"
 	}
 	if len(as) == 0 {
 		return Primary{}, "other"
@@ -82,4 +91,25 @@ func Decide(pref Preference, as []*Analysis) (Target, string) {
 		}
 	}
 	return Replica{}, "read"
+}
+
+// MustPrimary reports whether a request whose statements are analysed in
+// as may not run on a replica whatever a routing override asks: it may
+// write (DML, DDL, nextval/setval, functions not known to be read-only,
+// text the parser rejects), lock rows (FOR UPDATE/SHARE), take advisory
+// locks, open a read-write transaction, or pin the session. why is
+// "write" when a statement may write, else "must_primary". It is the one
+// check both protocols make before honouring /* switchyard:replica */ or
+// SET switchyard.target = replica.
+func MustPrimary(as []*Analysis) (must bool, why string) {
+	for _, a := range as {
+		switch {
+		case a == nil:
+		case a.Class == Write:
+			return true, "write"
+		case a.MustPrimary:
+			must, why = true, "must_primary"
+		}
+	}
+	return must, why
 }

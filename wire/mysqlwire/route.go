@@ -341,24 +341,9 @@ func (s *session) routeWith(rt *clusterRT, key poolKey, primary *pool.Pool, ryw 
 	if len(as) == 0 || as[len(as)-1] == nil || s.mode != config.PoolTransaction || s.pinned != "" || s.noAutocommit || s.hold > 0 {
 		return primary, nil, rt
 	}
+	// A hint or SET switchyard.target = replica does not send a write (or
+	// a locking read) where it cannot run: Decide re-checks them.
 	t, why := router.Decide(s.pref, as)
-	mustPrimary := false
-	for _, a := range as {
-		if a.MustPrimary {
-			mustPrimary = true
-			if a.Class == router.Write {
-				why = "write"
-			}
-		}
-	}
-	if _, ok := t.(router.Replica); ok && mustPrimary {
-		// A hint or SET switchyard.target = replica does not send a write
-		// (or a locking read) where it cannot run.
-		t = router.Primary{}
-		if why != "write" {
-			why = "must_primary"
-		}
-	}
 	if _, ok := t.(router.Replica); !ok {
 		rt.routed.WithLabelValues("primary", why).Inc()
 		return primary, nil, rt

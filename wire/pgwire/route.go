@@ -166,6 +166,10 @@ func (c *clientConn) batchAnalyses(typ byte, raw []byte) []*router.Analysis {
 	as := c.asBuf[:0]
 	add := func(typ byte, m []byte) {
 		switch typ {
+		case 'F':
+			// A fast-path function call (large objects, say): its OID does
+			// not say whether it writes, so it may.
+			as = append(as, fnCallAnalysis)
 		case 'Q':
 			as = append(as, c.queryAnalysis(m))
 		case 'P':
@@ -195,6 +199,9 @@ func (c *clientConn) batchAnalyses(typ byte, raw []byte) []*router.Analysis {
 	c.asBuf = as
 	return as
 }
+
+// fnCallAnalysis is the verdict on a FunctionCall message.
+var fnCallAnalysis = &router.Analysis{Class: router.Write, Statements: 1, MustPrimary: true, Reason: "FunctionCall"}
 
 func bytesHasParse(b []byte) bool {
 	for len(b) >= 5 {
