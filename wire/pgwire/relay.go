@@ -151,6 +151,13 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
+	if c.server != nil && c.leaseNode != nil && !c.unsynced && c.sh == nil {
+		c.mu.Unlock()
+		if held, ok := c.replicaRequest(typ, raw); held {
+			return ok
+		}
+		c.mu.Lock()
+	}
 	if c.server == nil {
 		closing := c.closing
 		c.mu.Unlock()
@@ -243,6 +250,52 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 	return true
 }
 
+// replicaRequest routes a request a client sends while its lease is on a
+// replica (a pipeline: back-to-back Queries, or several Sync-terminated
+// batches written without waiting), as the first request of a lease is
+// routed: the messages of an extended-protocol request are held until its
+// Sync (or Flush), and a request that may not run on a replica is not
+// sent there. For that one the main loop waits until the replica has
+// answered what it owes and its lease ended; the caller then leases anew.
+// A lease still held then is a read-only transaction on the replica, where
+// PostgreSQL refuses a write as it would on the primary. held reports that
+// the message was dealt with; ok is false when the session is over.
+func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
+	switch typ {
+	case 'P', 'B', 'D', 'E', 'C':
+		if len(c.pending)+len(raw) > maxClientMsg {
+			c.sendFromProxy(toErrorResponse(newFatal(codeProgramLimitExceeded, "extended-protocol batch without Sync exceeds %d bytes", maxClientMsg)))
+			return true, false
+		}
+		c.pending = append(c.pending, raw...)
+		if !c.rd.fullFrameBuffered() {
+			// Requests already sent wait for no more messages.
+			c.flushServer()
+		}
+		return true, true
+	case 'S', 'H', 'Q', 'F':
+	default:
+		return false, true
+	}
+	as := c.batchAnalyses(typ, raw)
+	if len(as) == 0 {
+		return false, true // a Sync or Flush alone
+	}
+	if t, _ := router.Decide(c.pref, as); t == (router.Replica{}) {
+		return false, true
+	}
+	c.flushServer()
+	c.mu.Lock()
+	if c.leaseIdle.L == nil {
+		c.leaseIdle.L = &c.mu
+	}
+	for c.server != nil && c.leaseNode != nil && (c.outstanding > 0 || c.unsynced) {
+		c.leaseIdle.Wait()
+	}
+	c.mu.Unlock()
+	return false, true
+}
+
 // prepareFromCache answers a request of named Parses and a Sync, outside a
 // transaction, without a server when every statement in it is one a
 // server has accepted before.
@@ -304,9 +357,13 @@ func (c *clientConn) sendPending(sc *serverConn) error {
 // buffered messages on their way. The caller holds a writers reservation
 // on sc.
 func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) error {
+	var an *router.Analysis // what the message runs
 	switch typ {
 	case 'Q':
-		c.collect(c.queryAnalysis(raw))
+		an = c.queryAnalysis(raw)
+		c.collect(an)
+	case 'F':
+		an = fnCallAnalysis
 	case 'P':
 		if name, rest, ok := cstring(raw[5:]); ok && len(name) == 0 {
 			q, _, _ := cstring(rest)
@@ -316,10 +373,11 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		if _, rest, ok := cstring(raw[5:]); ok {
 			if stmt, _, ok := cstring(rest); ok {
 				if len(stmt) == 0 {
-					c.collect(c.unnamedAn)
+					an = c.unnamedAn
 				} else if g := c.stmts[string(stmt)]; g != nil {
-					c.collect(c.stmtAnalysis(g))
+					an = c.stmtAnalysis(g)
 				}
+				c.collect(an)
 			}
 		}
 	}
@@ -438,6 +496,12 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		if !skip {
 			c.outstanding++
 		}
+	}
+	if an != nil && !skip && c.leaseNode == nil && (an.Class == router.Write || an.MustPrimary) {
+		// A write sent during a lease on the primary that began for a
+		// read (no replica qualified; a pipeline) counts for
+		// read-your-writes as well.
+		c.leaseWrites = true
 	}
 	switch typ {
 	case 'S':
@@ -621,6 +685,7 @@ func (c *clientConn) detachLocked() (*serverConn, *pool.Server, *pool.Pool) {
 	c.releaseDue = false
 	c.setState("idle")
 	c.leaseEndedLocked()
+	c.leaseIdle.Broadcast()
 	return sc, ps, p
 }
 
@@ -871,6 +936,7 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, pre, post 
 		c.endTxnLocked(sc)
 	}
 	c.txStatus = status
+	c.leaseIdle.Broadcast() // replicaRequest may wait for the last reply
 	if relay {
 		if status == 'I' {
 			c.mTxn.Inc()

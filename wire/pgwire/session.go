@@ -137,6 +137,9 @@ type clientConn struct {
 	readAfter   lagmon.Position // SET switchyard.read_after
 	leaseNode   *replica.Node   // the replica of the current lease; nil on the primary
 	leaseWrites bool            // the current lease is on the primary for a write
+	// leaseIdle wakes the main loop waiting for a replica lease to answer
+	// what it owes before a request that must run on the primary (on mu).
+	leaseIdle sync.Cond
 	// cfgSeen is the config the session's pools come from; poolCl and
 	// poolUser are its cluster and user there (repool follows a reload).
 	cfgSeen  *config.Config

@@ -1,0 +1,310 @@
+package pgwire
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/switchyard/switchyard/internal/testcluster"
+)
+
+// pipelineProxy is a split proxy whose two replicas stay eligible while
+// their replay is paused: a read that needs a client's own write then has
+// to go to the primary, and one that does not goes to a stale replica.
+// It pauses replay for the rest of the test.
+func pipelineProxy(t *testing.T) *testProxy {
+	t.Helper()
+	p := startSplitProxy(t, `max_replica_lag = "60s"
+causal_read_timeout = "100ms"`)
+	mustExec(t, `DROP TABLE IF EXISTS t_pipe; CREATE TABLE t_pipe (id int PRIMARY KEY, port int)`)
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_, replicas := nodePorts()
+	for _, r := range replicas {
+		superExec(t, r, `SELECT pg_wal_replay_pause()`)
+		t.Cleanup(func() { superExec(t, r, `SELECT pg_wal_replay_resume()`) })
+	}
+	time.Sleep(100 * time.Millisecond) // the lag monitor's next samples
+	return p
+}
+
+// seesRow reads row id back through conn, as the next statement of the
+// client that wrote it: read-your-writes must find it.
+func seesRow(t *testing.T, ctx context.Context, conn *pgconn.PgConn, id int) {
+	t.Helper()
+	res := conn.ExecParams(ctx, `SELECT count(*) FROM t_pipe WHERE id = $1`, [][]byte{[]byte(strconv.Itoa(id))}, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != "1" {
+		t.Errorf("read after the pipeline's INSERT of %d: %v rows %q; want the row (read-your-writes)", id, res.Err, res.Rows)
+	}
+}
+
+// onPrimary checks that row id is on the primary, written there.
+func onPrimary(t *testing.T, ctx context.Context, id int) {
+	t.Helper()
+	primary, _ := nodePorts()
+	conn, err := pgconn.Connect(ctx, testcluster.PG.DSN(testcluster.PG.Primary, "app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	res := conn.ExecParams(ctx, `SELECT port FROM t_pipe WHERE id = $1`, [][]byte{[]byte(strconv.Itoa(id))}, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != strconv.Itoa(primary) {
+		t.Errorf("row %d on the primary: %v %q, want one written by port %d", id, res.Err, res.Rows, primary)
+	}
+}
+
+func resultPort(t *testing.T, what string, rr *pgconn.ResultReader) int {
+	t.Helper()
+	res := rr.Read()
+	if res.Err != nil {
+		t.Fatalf("%s: %v", what, res.Err)
+	}
+	if len(res.Rows) != 1 {
+		t.Fatalf("%s: %d rows", what, len(res.Rows))
+	}
+	row := res.Rows[0]
+	port, err := strconv.Atoi(string(row[len(row)-1]))
+	if err != nil {
+		t.Fatalf("%s: %q", what, row)
+	}
+	return port
+}
+
+// A write that follows a read in a pipeline (pgconn pipeline mode: one
+// Sync per query, all written before any reply is read) runs on the
+// primary, not on the replica the read's lease holds; its row is then
+// read back. Before, the INSERT rode on the read's replica lease and
+// failed with "cannot execute INSERT in a read-only transaction".
+func TestPipelineWriteAfterReadGoesToPrimary(t *testing.T) {
+	p := pipelineProxy(t)
+	primary, replicas := nodePorts()
+	ctx := ctxT(t, 60*time.Second)
+	for i, flushEach := range []bool{false, true} {
+		id := 100 + i
+		conn, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl := conn.StartPipeline(ctx)
+		send := func(sql string, args ...[]byte) {
+			pl.SendQueryParams(sql, args, nil, nil, nil)
+			pl.SendPipelineSync()
+			if flushEach {
+				if err := pl.Flush(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		arg := []byte(strconv.Itoa(id))
+		// The read holds its replica lease a while: the INSERT is sent
+		// while the read's reply is still due.
+		send(`SELECT pg_sleep(0.2), inet_server_port()`)
+		send(`INSERT INTO t_pipe VALUES ($1, inet_server_port()) RETURNING inet_server_port()`, arg)
+		send(`SELECT count(*), inet_server_port() FROM t_pipe WHERE id = $1`, arg)
+		send(`SELECT inet_server_port()`)
+		if err := pl.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var ports []int
+		for q := 0; q < 4; q++ {
+			res, err := pl.GetResults()
+			if err != nil {
+				t.Fatalf("flushEach %v, result %d: %v", flushEach, q, err)
+			}
+			rr, ok := res.(*pgconn.ResultReader)
+			if !ok {
+				t.Fatalf("result %d: %T", q, res)
+			}
+			ports = append(ports, resultPort(t, fmt.Sprint("query ", q), rr))
+			if res, err = pl.GetResults(); err != nil {
+				t.Fatalf("sync %d: %v", q, err)
+			} else if _, ok := res.(*pgconn.PipelineSync); !ok {
+				t.Fatalf("sync %d: %T", q, res)
+			}
+		}
+		if err := pl.Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("flushEach %v: ports %v (primary %d, replicas %v)", flushEach, ports, primary, replicas)
+		if ports[0] == primary {
+			t.Errorf("the pipeline's first read ran on the primary: the test needs it on a replica")
+		}
+		if ports[1] != primary {
+			t.Errorf("the pipeline's INSERT ran on %d, want the primary %d", ports[1], primary)
+		}
+		onPrimary(t, ctx, id)
+		seesRow(t, ctx, conn, id)
+		conn.Close(ctx)
+	}
+}
+
+// The same with back-to-back simple Query messages written at once.
+func TestBackToBackQueriesWriteGoesToPrimary(t *testing.T) {
+	p := pipelineProxy(t)
+	primary, _ := nodePorts()
+	ctx := ctxT(t, 60*time.Second)
+	pc, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hj, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hj.Conn.Close()
+	_ = hj.Conn.SetDeadline(time.Now().Add(30 * time.Second))
+	fe := hj.Frontend
+	// round sends the queries in one write and returns, per query, its
+	// last DataRow's last column or its error.
+	round := func(qs ...string) []string {
+		for _, q := range qs {
+			fe.Send(&pgproto3.Query{String: q})
+		}
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, len(qs))
+		for i := 0; i < len(qs); {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatalf("after %d replies: %v", i, err)
+			}
+			switch m := m.(type) {
+			case *pgproto3.DataRow:
+				out[i] = string(m.Values[len(m.Values)-1])
+			case *pgproto3.ErrorResponse:
+				out[i] = "ERROR: " + m.Message
+			case *pgproto3.ReadyForQuery:
+				i++
+			}
+		}
+		return out
+	}
+	got := round(
+		`SELECT pg_sleep(0.2), inet_server_port()`,
+		`INSERT INTO t_pipe VALUES (200, inet_server_port()) RETURNING inet_server_port()`,
+		`SELECT count(*) FROM t_pipe WHERE id = 200`,
+		`SELECT inet_server_port(); INSERT INTO t_pipe VALUES (201, inet_server_port()) RETURNING inet_server_port()`,
+	)
+	t.Logf("replies %q (primary %d)", got, primary)
+	if got[0] == strconv.Itoa(primary) {
+		t.Errorf("the first read ran on the primary: the test needs it on a replica")
+	}
+	if got[1] != strconv.Itoa(primary) || got[2] != "1" || got[3] != strconv.Itoa(primary) {
+		t.Errorf("INSERTs after a read ran on %q and %q, the read after the first saw %q rows; want the primary %d and 1 row", got[1], got[3], got[2], primary)
+	}
+	onPrimary(t, ctx, 200)
+	onPrimary(t, ctx, 201)
+	if got := round(`SELECT count(*) FROM t_pipe WHERE id IN (200, 201)`); got[0] != "2" {
+		t.Errorf("read after the writes: %q rows, want 2 (read-your-writes)", got[0])
+	}
+}
+
+// pgx's Batch (one Sync for all its queries) with a write between reads:
+// routed whole to the primary, and the row read back after it.
+func TestBatchWithWriteGoesToPrimary(t *testing.T) {
+	p := pipelineProxy(t)
+	primary, _ := nodePorts()
+	ctx := ctxT(t, 60*time.Second)
+	for i, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		id := 300 + i
+		cfg, err := pgx.ParseConfig(p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DefaultQueryExecMode = mode
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &pgx.Batch{}
+		var readPort, insertPort, n int
+		b.Queue(`SELECT inet_server_port()`).QueryRow(func(r pgx.Row) error { return r.Scan(&readPort) })
+		b.Queue(`INSERT INTO t_pipe VALUES ($1, inet_server_port()) RETURNING inet_server_port()`, id).QueryRow(func(r pgx.Row) error { return r.Scan(&insertPort) })
+		b.Queue(`SELECT count(*) FROM t_pipe WHERE id = $1`, id).QueryRow(func(r pgx.Row) error { return r.Scan(&n) })
+		if err := conn.SendBatch(ctx, b).Close(); err != nil {
+			t.Fatalf("%v: batch: %v", mode, err)
+		}
+		if insertPort != primary || n != 1 {
+			t.Errorf("%v: batch INSERT on %d, its row read %d times; want the primary %d, 1", mode, insertPort, n, primary)
+		}
+		onPrimary(t, ctx, id)
+		seesRow(t, ctx, conn.PgConn(), id)
+		conn.Close(ctx)
+	}
+}
+
+// A write in a lease that fell back to the primary (no replica qualified
+// for the read that began it) counts for read-your-writes: once the
+// replicas qualify again, the client's next read does not go to one that
+// has not replayed the write. Before, the write was not booked, and the
+// read went to a paused replica and missed the row.
+func TestFallbackLeaseWriteCountsForReadYourWrites(t *testing.T) {
+	p := pipelineProxy(t)
+	primary, replicas := nodePorts()
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rt := p.srv.clusterRuntime("pg")
+	for _, r := range replicas {
+		rt.set.Ban(fmt.Sprintf("127.0.0.1:%d", r), "test")
+	}
+	pl := conn.StartPipeline(ctx)
+	// The read begins the lease (and holds it a while); the INSERTs are
+	// requests of their own, sent during it.
+	pl.SendQueryParams(`SELECT pg_sleep(0.2), inet_server_port()`, nil, nil, nil, nil)
+	pl.SendPipelineSync()
+	pl.SendQueryParams(`INSERT INTO t_pipe VALUES (400, inet_server_port()) RETURNING inet_server_port()`, nil, nil, nil, nil)
+	pl.SendPipelineSync()
+	pl.SendQueryParams(`SELECT inet_server_port()`, nil, nil, nil, nil)
+	pl.SendQueryParams(`INSERT INTO t_pipe VALUES (401, inet_server_port()) RETURNING inet_server_port()`, nil, nil, nil, nil)
+	pl.SendPipelineSync()
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range []string{"read", "sync", "insert 400", "sync", "read", "insert 401", "sync"} {
+		res, err := pl.GetResults()
+		if err != nil {
+			t.Fatalf("%s: %v", want, err)
+		}
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			if port := resultPort(t, want, rr); port != primary {
+				t.Errorf("%s ran on %d, want the primary %d (the replicas are banned)", want, port, primary)
+			}
+		} else if _, ok := res.(*pgconn.PipelineSync); !ok || want != "sync" {
+			t.Fatalf("result %d (%s): %T", q, want, res)
+		}
+	}
+	if err := pl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The bans end by themselves (a few seconds).
+	deadline := time.Now().Add(20 * time.Second)
+	for !allEligible(rt) {
+		if time.Now().After(deadline) {
+			t.Fatal("replicas still out 20s after their ban")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	seesRow(t, ctx, conn, 400)
+	seesRow(t, ctx, conn, 401)
+}
+
+func allEligible(rt *clusterRT) bool {
+	for _, st := range rt.set.Status() {
+		if !st.Eligible {
+			return false
+		}
+	}
+	return true
+}
