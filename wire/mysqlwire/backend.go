@@ -24,6 +24,9 @@ type backend struct {
 	threadID uint32 // the server's connection id, for KILL
 	caps     uint32 // negotiated with the server
 	status   uint16 // from the last OK/EOF
+	// home is the status after login: what a clean session looks like
+	// (autocommit on, unless the server's global default says off).
+	home uint16
 
 	// What this connection's session carries, so a lease can tell whether
 	// it must reset and replay before serving a client.
@@ -246,6 +249,7 @@ func (b *backend) authenticate(p dialParams) error {
 				return err
 			}
 			b.status = ok.Status
+			b.home = ok.Status & statusAutocommit
 			return nil
 		case hdrERR:
 			e, _ := DecodeERR(pkt)
@@ -381,17 +385,30 @@ func (b *backend) roundTrip(payload []byte) error {
 }
 
 // reset returns the server session to its just-connected state:
-// COM_RESET_CONNECTION rolls back, drops temporary tables, releases locks,
-// user variables and prepared statements, and reverts session variables.
-// The current database stays.
+// COM_RESET_CONNECTION rolls back, drops temporary tables, releases locks
+// (LOCK TABLES, GET_LOCK), user variables and prepared statements, and
+// reverts session variables (autocommit among them). The current database
+// stays. The server's answer must prove it: no transaction open and
+// autocommit as at login; otherwise the connection is broken (closed, never
+// handed on).
 func (b *backend) reset() error {
 	if err := b.roundTrip([]byte{comResetConnection}); err != nil {
 		return err
+	}
+	if !b.clean() {
+		b.broken = true
+		return fmt.Errorf("%s: COM_RESET_CONNECTION left status %#x (transaction open or autocommit changed)", b.addr, b.status)
 	}
 	b.setsSig = ""
 	b.stmts = nil
 	b.dirty = false
 	return nil
+}
+
+// clean says whether the last status the server sent describes a session
+// with no transaction open and autocommit as it was at login.
+func (b *backend) clean() bool {
+	return b.status&statusInTrans == 0 && b.status&statusAutocommit == b.home
 }
 
 // withDeadline bounds housekeeping I/O (reset, replay) that no client

@@ -24,8 +24,13 @@ import (
 //     the session is pinned to its server connection;
 //   - KILL [QUERY|CONNECTION] n: translated by the proxy.
 //
+// A SET sent as a prepared statement (COM_STMT_PREPARE/EXECUTE) has its
+// values in parameters: executing it pins the session (stmt.go).
+//
 // What it cannot see: the body of a stored procedure or trigger (CALL p()
-// that sets @x is not pinned), and a SET inside a prepared statement.
+// that sets @x is not pinned). Autocommit left off by such a body still
+// shows in the server's status flags: that connection is reset before
+// anyone else gets it (session.release).
 
 type effect struct {
 	pin    string   // reason to pin; "" when none

@@ -95,7 +95,7 @@ type session struct {
 	lease   *pool.Server
 	be      *backend
 	busy    bool // a command is outstanding on be
-	reading bool // idle: waiting for the client's next command, no lease
+	reading bool // idle: waiting for the client's next command, no transaction open
 	kills   sync.WaitGroup
 	watch   *time.Timer // looks at the client while a command is out (watch.go)
 	left    atomic.Bool // the watch found the client gone mid-command
@@ -520,18 +520,23 @@ func (s *session) loop() error {
 }
 
 // idle marks the session as waiting for a command; false means shut down.
+// A session that holds its server connection between transactions (pinned,
+// or session pooling) counts as idle: a drain does not wait for its client,
+// which may never send another command; finish resets or closes the
+// connection.
 func (s *session) idle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lease == nil && s.srv.closing.Load() {
+	idle := s.lease == nil || !s.inTx && s.hold == 0
+	if idle && s.srv.closing.Load() {
 		return false
 	}
-	s.reading = s.lease == nil
+	s.reading = idle
 	return true
 }
 
-// closeIfIdle closes a client that waits for its next command holding no
-// server connection (Shutdown); one inside a transaction finishes it first.
+// closeIfIdle closes a client that waits for its next command outside a
+// transaction (Shutdown); one inside a transaction finishes it first.
 func (s *session) closeIfIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -746,10 +751,24 @@ func (s *session) release(reuse bool) {
 	if reuse && be.status&statusInTrans != 0 {
 		be.dirty = true // never hand on an open transaction: reset first
 	}
+	if reuse && !be.clean() && !s.setsExplainAutocommit(be) {
+		// Autocommit is off (or on) where the SETs the proxy replays do not
+		// say so (a SET through a prepared statement, a procedure): the next
+		// client would run its writes in a transaction it does not know of,
+		// which its session's end would roll back. Reset first.
+		be.dirty = true
+	}
 	s.leaseEnded(be)
 	p := s.leasePool
 	s.leasePool = nil
 	p.Put(ls, reuse)
+}
+
+// setsExplainAutocommit says whether the SET statements replayed on be
+// (this session's) set autocommit: then a session with the same SETs, the
+// only one that gets be without a reset, expects autocommit as it is.
+func (s *session) setsExplainAutocommit(be *backend) bool {
+	return be.setsSig == s.setsSig && strings.Contains(strings.ToUpper(s.setsSig), "AUTOCOMMIT")
 }
 
 // finish cleans up after the client is gone: a server connection left in
@@ -760,7 +779,7 @@ func (s *session) finish() {
 	if s.lease != nil {
 		be := s.be
 		reuse := !be.broken
-		if reuse && (s.inTx || s.pinned != "" || s.hold > 0 || be.dirty || s.mode == config.PoolSession) {
+		if reuse && (s.inTx || s.pinned != "" || s.hold > 0 || be.dirty || s.mode == config.PoolSession || !be.clean()) {
 			err := be.withDeadline(2*time.Second, be.reset)
 			metricResets.Inc()
 			reuse = err == nil

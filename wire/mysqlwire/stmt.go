@@ -26,6 +26,14 @@ type clientStmt struct {
 	types    []byte   // last bound parameter types, 2 bytes each
 	long     [][]byte // COM_STMT_SEND_LONG_DATA packets since the last execute
 	longSize int
+	// sets are the session SETs the statement runs. Without parameters
+	// they are remembered and replayed like the text protocol's; with
+	// parameters (go-sql-driver's db.Exec("SET autocommit=?", 0), SET
+	// time_zone=?) their values are not kept, so executing one pins the
+	// session, as does a prepared USE.
+	sets   []string
+	use    bool
+	txNext bool // SET TRANSACTION (next transaction only)
 }
 
 // prepared is what a COM_STMT_PREPARE reply said.
@@ -70,7 +78,8 @@ func (s *session) prepare(p []byte, seq uint8) error {
 	if s.stmts == nil {
 		s.stmts = make(map[uint32]*clientStmt)
 	}
-	s.stmts[st.clientID] = &clientStmt{query: query, an: an, params: st.srv.params, columns: st.srv.columns}
+	s.stmts[st.clientID] = &clientStmt{query: query, an: an, params: st.srv.params, columns: st.srv.columns,
+		sets: e.sets, use: e.hasUse, txNext: e.txNext}
 	return nil
 }
 
@@ -219,6 +228,15 @@ func (s *session) execute(p []byte, seq uint8) error {
 	} else if pos != 0 && cs.types == nil {
 		return s.sendErr(rs, newSQLError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute (no parameter types were ever bound)"))
 	}
+	track := len(cs.sets) > 0 && cs.params == 0 && !cs.use
+	if (len(cs.sets) > 0 || cs.use) && !track {
+		// Bound to parameter values the proxy does not keep: the session
+		// keeps its server connection (reset when the session ends).
+		s.pin("SET in a prepared statement")
+	}
+	if cs.txNext && s.hold < 2 {
+		s.hold = 2 // this command and the next
+	}
 	s.setCommand(nil, false)
 	if an := s.analyzer(); an != nil && s.needsAnalysis() {
 		if cs.an == nil { // prepared before a reload gave the cluster replicas
@@ -260,7 +278,10 @@ func (s *session) execute(p []byte, seq uint8) error {
 		}
 		build = s.withBegin(build)
 	}
-	_, err = s.forwardWith(seq, respQuery, nil, build)
+	res, err := s.forwardWith(seq, respQuery, nil, build)
+	if track && err == nil && !res.noServer && !res.sawErr {
+		s.addSets(cs.sets)
+	}
 	return err
 }
 
