@@ -151,6 +151,15 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
+	if c.closing && c.heldIdleLocked() {
+		// Shutdown: a session that keeps its server connection between
+		// transactions (pinned, or session pooling) is idle now, and is
+		// closed as an idle client is.
+		c.mu.Unlock()
+		c.dropServer()
+		c.sendFromProxy(toErrorResponse(newFatal(codeAdminShutdown, "terminating connection due to administrator command")))
+		return false
+	}
 	if c.server != nil && c.leaseNode != nil && !c.unsynced && c.sh == nil {
 		c.mu.Unlock()
 		if held, ok := c.replicaRequest(typ, raw); held {
@@ -695,6 +704,58 @@ func (c *clientConn) releasableLocked() bool {
 		((c.mode == config.PoolTransaction && c.pinReason == "") || c.closing)
 }
 
+// reusableLocked says whether the server connection may go back to the
+// pool for another client when the lease ends cleanly: only under
+// transaction pooling and for a session that did not pin it. A pinned
+// session's connection carries state the proxy cannot undo with
+// certainty (temporary tables, LISTEN, advisory locks, SQL PREPARE,
+// WITH HOLD cursors, set_config, LOAD): it is closed instead.
+func (c *clientConn) reusableLocked() bool {
+	return c.mode == config.PoolTransaction && c.pinReason == ""
+}
+
+// heldIdleLocked says whether c holds a server connection between
+// transactions (pinned, or session pooling) with nothing under way on it:
+// no reply owed, no batch awaiting its Sync, no transaction open, no
+// write in progress. Such a connection can be closed without losing
+// anything the client asked for.
+func (c *clientConn) heldIdleLocked() bool {
+	return c.server != nil && !c.gone && c.outstanding <= 0 && !c.unsynced && c.txStatus == 'I' &&
+		c.writers == 0 && !c.releaseDue
+}
+
+// dropServer closes the server connection c holds between transactions
+// and waits until its pump has let it go, so the pool slot is free and
+// the main loop may write to the client. Main loop only, c.mu not held.
+func (c *clientConn) dropServer() {
+	c.mu.Lock()
+	sc, ps := c.server, c.lease
+	// The pump's serverFailed tells a client that is still there that its
+	// server went away; this one is being closed by the proxy on purpose.
+	c.gone = true
+	c.mu.Unlock()
+	if sc == nil {
+		return
+	}
+	// The pump may be stuck writing notifications to a client that does
+	// not read; the client is being closed, so its writes may fail.
+	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = sc.Close() // the pump's read fails; it returns the slot (closed)
+	c.wmu.Lock()   // the pump has returned
+	c.mu.Lock()
+	var p *pool.Pool
+	if c.lease == ps {
+		// No pump was reading (it cannot happen while the session is
+		// idle, but the slot must not be lost if it does).
+		_, _, p = c.detachLocked()
+	}
+	c.mu.Unlock()
+	c.wmu.Unlock()
+	if p != nil {
+		p.Put(ps, false)
+	}
+}
+
 // finishWrite ends a write to the server done outside mu, and completes a
 // release the pump had to leave to the writer.
 func (c *clientConn) finishWrite() {
@@ -715,11 +776,12 @@ func (c *clientConn) finishWrite() {
 		go c.pump(sc, ps, p)
 		return
 	}
+	reuse := c.reusableLocked()
 	sc, ps, p := c.detachLocked()
 	closing := c.closing
 	c.mu.Unlock()
 	err := sc.bw.Flush()
-	p.Put(ps, err == nil && c.mode == config.PoolTransaction)
+	p.Put(ps, err == nil && reuse)
 	if closing {
 		_ = c.conn.SetReadDeadline(time.Now())
 	}
@@ -981,11 +1043,12 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, pre, post 
 		flushClient()
 		return true
 	}
+	reuse := c.reusableLocked()
 	_, ps, p := c.detachLocked()
 	closing := c.closing
 	c.mu.Unlock()
 	flushClient()
-	p.Put(ps, c.mode == config.PoolTransaction)
+	p.Put(ps, reuse)
 	if closing {
 		_ = c.conn.SetReadDeadline(time.Now())
 	}
@@ -1024,8 +1087,12 @@ func (c *clientConn) serverFailed(sc *serverConn, ps *pool.Server, p *pool.Pool,
 // reused when that is cheap and certain, and closed otherwise.
 func (c *clientConn) clientLeft(err error) {
 	c.mu.Lock()
-	if c.closing && c.server == nil {
+	if c.closing && (c.server == nil || c.heldIdleLocked()) {
+		held := c.server != nil
 		c.mu.Unlock()
+		if held {
+			c.dropServer()
+		}
 		c.sendFromProxy(toErrorResponse(newFatal(codeAdminShutdown, "terminating connection due to administrator command")))
 		return
 	}
@@ -1048,6 +1115,18 @@ func (c *clientConn) clientLeft(err error) {
 	case c.outstanding > 0 || c.unsynced:
 		// Replies are still due to a client that cannot read them:
 		// closing is the only bounded cleanup.
+	case c.mode == config.PoolTransaction && c.pinReason != "":
+		// A pinned session: its state (temporary tables, LISTEN, advisory
+		// locks, SQL PREPAREs, WITH HOLD cursors, set_config, LOAD) goes
+		// with its server connection. Closing is certain and costs the
+		// pool one reconnect; a reset (ROLLBACK, DISCARD ALL) would still
+		// leave LOADed libraries and custom settings behind. Nothing runs,
+		// so there is nothing to cancel: the server backend ends at once,
+		// taking an open transaction with it, and the pump, whose read
+		// fails, frees the slot.
+		c.mu.Unlock()
+		_ = sc.Close()
+		return
 	case c.txStatus != 'I' && c.mode == config.PoolTransaction:
 		cleanup = "ROLLBACK"
 	case c.txStatus == 'I' && c.mode == config.PoolSession:
@@ -1072,7 +1151,11 @@ func (c *clientConn) clientLeft(err error) {
 	c.expects.push(expect{kind: 'Q'})
 	c.rollingBack = true
 	if cleanup == "DISCARD ALL" {
+		// DISCARD ALL deallocates every statement and resets every
+		// setting: the books of the connection must say so, or the next
+		// client's startup parameters would be taken as applied already.
 		sc.stmts.clear()
+		clear(sc.applied)
 	}
 	c.writers++
 	c.mu.Unlock()

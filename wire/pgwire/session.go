@@ -673,7 +673,10 @@ func (s *Server) cancel(pid uint32, secret []byte) {
 func (c *clientConn) closeIfIdle() {
 	c.mu.Lock()
 	c.closing = true
-	idle := c.server == nil
+	// A session that holds its server connection between transactions
+	// (pinned, or session pooling) is idle too when nothing is under way;
+	// only a transaction in progress is worth the wait.
+	idle := c.server == nil || c.heldIdleLocked()
 	c.mu.Unlock()
 	if idle {
 		// Wake the main loop; it sees closing and says goodbye.
