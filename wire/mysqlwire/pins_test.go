@@ -127,7 +127,15 @@ func quitConn(t *testing.T, c *sql.Conn) {
 // connection the pool does not know, and the next client (on the same
 // server connection) sees none of the old state.
 func TestPinnedSessionEndMatrix(t *testing.T) {
-	p := startProxy(t, "pool_size = 1")
+	// sess shares app's pool (same server user) in session pooling mode.
+	p := startProxy(t, "pool_size = 1", `[[users]]
+name = "app"
+password = "app"`, `[[users]]
+name = "sess"
+password = "sess"
+server_user = "app"
+server_password = "app"
+pool_mode = "session"`)
 	rootExec(t, "CREATE TABLE IF NOT EXISTS app.pm_t (id INT PRIMARY KEY) ENGINE=InnoDB")
 	rootExec(t, "CREATE TABLE IF NOT EXISTS app.pm_other (id INT PRIMARY KEY) ENGINE=InnoDB")
 	rootExec(t, "DELETE FROM app.pm_t")
@@ -148,10 +156,16 @@ func TestPinnedSessionEndMatrix(t *testing.T) {
 		{"LOCK TABLES", func(t *testing.T, c *sql.Conn) { execSQL(t, c, "LOCK TABLES pm_t WRITE") }},
 		{"SQL PREPARE", func(t *testing.T, c *sql.Conn) { execSQL(t, c, "PREPARE pm_stmt FROM 'SELECT 1'") }},
 		{"HANDLER", func(t *testing.T, c *sql.Conn) { execSQL(t, c, "HANDLER pm_t OPEN") }},
+		{"XA transaction", func(t *testing.T, c *sql.Conn) { execSQL(t, c, "XA START 'pm_xa'") }},
 		{"SET in a prepared statement", func(t *testing.T, c *sql.Conn) {
 			// interpolateParams=false: COM_STMT_PREPARE + COM_STMT_EXECUTE.
 			execSQL(t, c, "SET autocommit = ?", 0)
 			execSQL(t, c, "SET time_zone = ?", "+03:00")
+		}},
+		{"session pooling", func(t *testing.T, c *sql.Conn) {
+			execSQL(t, c, "CREATE TEMPORARY TABLE pm_tmp (id INT)")
+			execSQL(t, c, "SET @pm_x = 1, autocommit = 0, time_zone = '+02:00'")
+			queryString(t, c, "SELECT GET_LOCK('pm_lock', 0)")
 		}},
 	}
 	leaves := []string{"COM_QUIT", "TCP close", "in a transaction", "mid-statement"}
@@ -166,7 +180,11 @@ func TestPinnedSessionEndMatrix(t *testing.T) {
 				var kd killableDialer
 				dial := fmt.Sprintf("pinm%d", n)
 				mysql.RegisterDialContext(dial, kd.dial)
-				dbA, err := sql.Open("mysql", fmt.Sprintf("app:app@%s(%s)/app?interpolateParams=false", dial, p.addr))
+				user := "app"
+				if r.name == "session pooling" {
+					user = "sess"
+				}
+				dbA, err := sql.Open("mysql", fmt.Sprintf("%s:%s@%s(%s)/app?interpolateParams=false", user, user, dial, p.addr))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -183,7 +201,9 @@ func TestPinnedSessionEndMatrix(t *testing.T) {
 				case "TCP close":
 					kd.killAll()
 				case "in a transaction":
-					execSQL(t, a, "BEGIN")
+					if r.name != "XA transaction" { // in one already
+						execSQL(t, a, "BEGIN")
+					}
 					execSQL(t, a, fmt.Sprintf("INSERT INTO pm_t VALUES (%d)", id))
 					quitConn(t, a)
 				case "mid-statement":
