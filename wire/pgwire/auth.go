@@ -202,7 +202,8 @@ func (c *clientConn) authSCRAM(cr *credentials, user string) error {
 	if first.AuthMechanism != "SCRAM-SHA-256" {
 		return newFatal(codeProtocolViolation, "client selected an invalid SASL authentication mechanism")
 	}
-	out, err := conv.Step(string(first.Data))
+	clientFirst := string(first.Data) // first.Data is the reader's buffer, reused by the next read
+	out, err := conv.Step(clientFirst)
 	if err != nil {
 		return newFatal(codeProtocolViolation, "malformed SCRAM message: %v", err)
 	}
@@ -217,10 +218,14 @@ func (c *clientConn) authSCRAM(cr *credentials, user string) error {
 	if err := final.Decode(body); err != nil {
 		return newFatal(codeProtocolViolation, "invalid SASL response: %v", err)
 	}
+	serverFirst := out
 	out, err = conv.Step(string(final.Data))
 	if err != nil || !conv.Valid() || !known {
 		return authFailed(user)
 	}
+	// What the client proved is its ClientKey: passthrough users log in
+	// to the servers with it (passthrough.go).
+	c.clientKey = recoverClientKey(stored.StoredKey, clientFirst, serverFirst, string(final.Data))
 	return c.send(&pgproto3.AuthenticationSASLFinal{Data: []byte(out)})
 }
 

@@ -259,6 +259,9 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 func (c *clientConn) repool() bool {
 	cfg := c.srv.cfg.Load()
 	cl, u := cfg.Cluster(config.Postgres, c.cluster.Database), cfg.User(c.user.Name)
+	if u == nil && cl != nil && cl.Settings.AuthUser != "" && c.srv.pass.of(c.user) != nil {
+		u = c.user // a passthrough user stays one while the cluster has auth_user
+	}
 	if cl == nil || u == nil || (cl.Sharding != nil) != (c.sh != nil) {
 		return false
 	}

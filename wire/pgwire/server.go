@@ -25,6 +25,7 @@ type Server struct {
 	cfg   atomic.Pointer[config.Config]
 	tls   atomic.Pointer[tls.Config]
 	creds credCache
+	pass  passthrough // users logged in with auth_query (passthrough.go)
 	stmts stmtRegistry
 	an    *router.Analyzer
 
@@ -258,6 +259,10 @@ func serverUser(u *config.User) string {
 // poolFor returns the pool of (cluster, user, node), creating it on first use.
 func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *poolEntry {
 	key := poolKey(cl, u, addr, db)
+	pu := s.pass.of(u)
+	if pu != nil {
+		key += "|passthrough"
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.pools[key]; ok {
@@ -282,7 +287,13 @@ func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *p
 		Dial: func(ctx context.Context) (pool.Conn, error) {
 			dctx, cancel := context.WithTimeout(ctx, connectTimeout)
 			defer cancel()
-			sc, err := dialServer(dctx, addr, st, user, password, db)
+			var sc *serverConn
+			var err error
+			if pu != nil {
+				sc, err = dialServerPass(dctx, addr, st, user, pu.current(), db)
+			} else {
+				sc, err = dialServer(dctx, addr, st, user, password, db)
+			}
 			if err != nil {
 				metrics.ServerErrors.WithLabelValues("postgres", cl.Name).Inc()
 				if ctx.Err() == nil && dctx.Err() != nil {

@@ -74,9 +74,12 @@ type clientConn struct {
 	user    *config.User
 	cluster *config.Cluster
 	console bool // an admin console session (console.go)
-	primary *poolEntry
-	mode    config.PoolMode
-	desired map[string]string // runtime parameters the client asked for, lower-case keys
+	// clientKey is the SCRAM ClientKey the client proved at login, kept
+	// only until a passthrough login has recorded it (passthrough.go).
+	clientKey []byte
+	primary   *poolEntry
+	mode      config.PoolMode
+	desired   map[string]string // runtime parameters the client asked for, lower-case keys
 
 	hdr        [5]byte // scratch for a rewritten message's header (main loop)
 	rfq        [6]byte // scratch for ReadyForQuery (pump)
@@ -446,7 +449,14 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 		return newFatal(codeInvalidAuthorization, "too many failed logins from %s (auth_failures_per_minute = %d); try again in %s",
 			host, cfg.Proxy.AuthFailuresPerMinute, left.Round(time.Second))
 	}
-	if err := c.authenticate(u, name); err != nil {
+	var authErr error
+	if pcl := cfg.Cluster(config.Postgres, db); u == nil && pcl != nil && pcl.Settings.AuthUser != "" && !isConsole(db) {
+		u, authErr = c.passLogin(cfg, pcl, name)
+	} else {
+		authErr = c.authenticate(u, name)
+	}
+	c.clientKey = nil
+	if err := authErr; err != nil {
 		var pe *pgError
 		if errors.As(err, &pe) && pe.Code == codeInvalidPassword {
 			c.srv.Limits.Auth.Failed(host)

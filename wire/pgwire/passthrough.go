@@ -1,0 +1,576 @@
+package pgwire
+
+// Passthrough authentication (PgBouncer's auth_user and auth_query): a
+// client whose user is not in [[users]] logs in to a cluster that sets
+// auth_user with the password it has on the servers. The proxy looks the
+// user's verifier up on the cluster's primary (auth_query, run as
+// auth_user), checks the client against it, and logs in to the servers
+// as that user without ever knowing the password:
+//
+//   - SCRAM-SHA-256: the client's proof of the exchange with the proxy
+//     gives its ClientKey (proof XOR HMAC(StoredKey, AuthMessage)), checked
+//     against the verifier's StoredKey. With ClientKey and the verifier the
+//     proxy answers the server's SCRAM challenge itself, as PgBouncer does
+//     (its "SCRAM pass-through"); the server-final signature is checked with
+//     the verifier's ServerKey. This needs the salt and iteration count of
+//     the server's verifier to be the ones auth_query returned: the same
+//     role on every node of the cluster (replicas replay it).
+//   - md5: the stored "md5"+md5(password+user) answers the server's salted
+//     challenge as the password would.
+//
+// The server connections of such a user dial with the keys of the latest
+// client that logged in as that user, so a pool never needs a password.
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
+)
+
+// maxAuthCache bounds the looked-up users kept: unknown names are cached
+// too, and a client must not be able to grow the map without end.
+const maxAuthCache = 10000
+
+// passthrough is the Server's state for auth_query users.
+type passthrough struct {
+	mu       sync.Mutex
+	cache    map[string]authCacheEntry
+	inflight map[string]*authLookup
+	users    map[string]*passUser // by cluster name + "\x00" + user name
+	byUser   map[*config.User]*passUser
+}
+
+type authCacheEntry struct {
+	verifier string // "": no such user, or one without a password
+	expires  time.Time
+}
+
+// authLookup is one auth_query in flight; logins of the same user wait
+// for it instead of running their own.
+type authLookup struct {
+	done     chan struct{}
+	verifier string
+	err      error
+}
+
+// passUser is one user logged in by passthrough on one cluster. user is
+// the stand-in *config.User the sessions and pools use; it never changes,
+// so pools keep their key.
+type passUser struct {
+	user *config.User
+	mu   sync.Mutex
+	cred passCred
+}
+
+// passCred is what the proxy can log in with instead of a password.
+type passCred struct {
+	md5  string     // "md5" + hex(md5(password + user)); "" unknown
+	keys *scramKeys // nil: unknown
+}
+
+// scramKeys are a SCRAM-SHA-256 verifier and the ClientKey a client proved.
+type scramKeys struct {
+	salt                            string
+	iters                           int
+	clientKey, storedKey, serverKey []byte
+}
+
+func (pu *passUser) current() passCred {
+	pu.mu.Lock()
+	defer pu.mu.Unlock()
+	return pu.cred
+}
+
+// of returns the passthrough user behind u, or nil for a [[users]] user.
+func (p *passthrough) of(u *config.User) *passUser {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byUser[u]
+}
+
+// userFor returns the passthrough user name of cluster cl, creating it.
+func (p *passthrough) userFor(cl, name string) *passUser {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := cl + "\x00" + name
+	if pu := p.users[k]; pu != nil {
+		return pu
+	}
+	if p.users == nil {
+		p.users = make(map[string]*passUser)
+		p.byUser = make(map[*config.User]*passUser)
+	}
+	pu := &passUser{user: &config.User{Name: name, ServerUser: name, Auth: config.AuthSCRAM}}
+	p.users[k] = pu
+	p.byUser[pu.user] = pu
+	return pu
+}
+
+// lookupVerifier returns the password verifier of user name on cluster
+// cl, from the cache or by running auth_query on the primary as
+// auth_user. "" with a nil error: no such user (or no password).
+func (s *Server) lookupVerifier(cfg *config.Config, cl *config.Cluster, name string) (string, error) {
+	st := cl.Settings
+	res := metrics.AuthQueries.MustCurryWith(map[string]string{"protocol": "postgres", "cluster": cl.Name})
+	key := cl.Name + "\x00" + st.AuthUser + "\x00" + st.AuthQuery + "\x00" + name
+	p := &s.pass
+	p.mu.Lock()
+	if e, ok := p.cache[key]; ok && time.Now().Before(e.expires) {
+		p.mu.Unlock()
+		res.WithLabelValues("cached").Inc()
+		return e.verifier, nil
+	}
+	if l := p.inflight[key]; l != nil {
+		p.mu.Unlock()
+		<-l.done
+		return l.verifier, l.err
+	}
+	l := &authLookup{done: make(chan struct{})}
+	if p.inflight == nil {
+		p.inflight = make(map[string]*authLookup)
+	}
+	p.inflight[key] = l
+	p.mu.Unlock()
+
+	l.verifier, l.err = s.runAuthQuery(cfg, cl, name)
+	switch {
+	case l.err != nil:
+		res.WithLabelValues("error").Inc()
+	case l.verifier == "":
+		res.WithLabelValues("not_found").Inc()
+	default:
+		res.WithLabelValues("found").Inc()
+	}
+
+	p.mu.Lock()
+	delete(p.inflight, key)
+	if l.err == nil && st.AuthCacheTTL > 0 {
+		if p.cache == nil {
+			p.cache = make(map[string]authCacheEntry)
+		}
+		if len(p.cache) >= maxAuthCache {
+			now := time.Now()
+			for k, e := range p.cache {
+				if !now.Before(e.expires) {
+					delete(p.cache, k)
+				}
+			}
+			if len(p.cache) >= maxAuthCache {
+				clear(p.cache)
+			}
+		}
+		p.cache[key] = authCacheEntry{verifier: l.verifier, expires: time.Now().Add(st.AuthCacheTTL)}
+	}
+	p.mu.Unlock()
+	close(l.done)
+	return l.verifier, l.err
+}
+
+// runAuthQuery runs auth_query for name on the cluster's primary (the
+// first shard's for a sharded cluster) over a connection of its own.
+func (s *Server) runAuthQuery(cfg *config.Config, cl *config.Cluster, name string) (string, error) {
+	st := cl.Settings
+	au := cfg.User(st.AuthUser)
+	if au == nil {
+		return "", fmt.Errorf("auth_user %q is not in [[users]]", st.AuthUser)
+	}
+	nodes := clusterNodes(cl)
+	if len(nodes) == 0 {
+		return "", errors.New("the cluster has no primary")
+	}
+	n := nodes[0]
+	timeout := st.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	defer cancel()
+	pcfg, err := serverConfig(n.addr, st, "application_name=switchyard_auth_query")
+	if err != nil {
+		return "", err
+	}
+	pcfg.User, pcfg.Password, pcfg.Database = serverUser(au), au.ServerPassword, n.db
+	pc, err := pgconn.ConnectConfig(ctx, pcfg)
+	if err != nil {
+		return "", downgradeError(n.addr, st, err)
+	}
+	defer pc.Close(context.Background())
+	r := pc.ExecParams(ctx, st.AuthQuery, [][]byte{[]byte(name)}, nil, nil, nil).Read()
+	if r.Err != nil {
+		return "", r.Err
+	}
+	if len(r.Rows) == 0 {
+		return "", nil
+	}
+	if len(r.Rows[0]) < 2 {
+		return "", fmt.Errorf("auth_query returned %d columns; it must return the user name and the password verifier", len(r.Rows[0]))
+	}
+	v := string(r.Rows[0][1])
+	if r.Rows[0][1] == nil || v == "" {
+		return "", nil // a role without a password cannot log in with one
+	}
+	switch config.KindOfPassword(v) {
+	case config.PasswordSCRAM:
+		if _, err := parseSCRAMVerifier(v); err != nil {
+			return "", fmt.Errorf("auth_query returned a malformed SCRAM verifier for %q", name)
+		}
+	case config.PasswordMD5:
+	default:
+		return "", fmt.Errorf("auth_query returned a password for %q that is neither a SCRAM-SHA-256 nor an md5 verifier", name)
+	}
+	return v, nil
+}
+
+// passLogin checks a client of a user that is not in [[users]] against
+// the verifier auth_query returns, and on success records what the
+// proxy needs to log in to the servers as that user. It returns the
+// stand-in user, or an error as authenticate does.
+func (c *clientConn) passLogin(cfg *config.Config, cl *config.Cluster, name string) (*config.User, error) {
+	v, err := c.srv.lookupVerifier(cfg, cl, name)
+	if err != nil {
+		c.log.Warn("auth_query failed", "cluster", cl.Name, "auth_user", cl.Settings.AuthUser, "err", err)
+		// Said without the server's words: the client is not logged in.
+		return nil, newFatal(codeConnectionFailure, "could not look up user %q (auth_query failed; see the proxy's log)", name)
+	}
+	if v == "" {
+		return nil, c.authenticate(nil, name) // fails as for any unknown user
+	}
+	tmp := &config.User{Name: name, Password: v, Auth: config.AuthSCRAM}
+	if config.KindOfPassword(v) == config.PasswordMD5 {
+		tmp.Auth = config.AuthMD5
+	}
+	c.clientKey = nil
+	if err := c.authenticate(tmp, name); err != nil {
+		return nil, err
+	}
+	cr, err := c.srv.creds.get(tmp)
+	if err != nil {
+		return nil, newFatal(codeInternalError, "credentials of user %q: %v", name, err)
+	}
+	pu := c.srv.pass.userFor(cl.Name, name)
+	pu.mu.Lock()
+	if tmp.Auth == config.AuthMD5 {
+		pu.cred = passCred{md5: v}
+	} else if c.clientKey != nil {
+		pu.cred = passCred{keys: &scramKeys{salt: cr.scram.Salt, iters: cr.scram.Iters,
+			clientKey: c.clientKey, storedKey: cr.scram.StoredKey, serverKey: cr.scram.ServerKey}}
+	}
+	pu.mu.Unlock()
+	c.clientKey = nil
+	return pu.user, nil
+}
+
+// recoverClientKey returns the ClientKey a client proved in a SCRAM
+// exchange against stored (StoredKey), or nil.
+func recoverClientKey(storedKey []byte, clientFirst, serverFirst, clientFinal string) []byte {
+	// client-first-message = gs2-header client-first-message-bare, the
+	// header being flag "," [authzid] ",".
+	i := strings.IndexByte(clientFirst, ',')
+	if i < 0 {
+		return nil
+	}
+	j := strings.IndexByte(clientFirst[i+1:], ',')
+	if j < 0 {
+		return nil
+	}
+	bare := clientFirst[i+1+j+1:]
+	k := strings.LastIndex(clientFinal, ",p=")
+	if k < 0 {
+		return nil
+	}
+	proof, err := base64.StdEncoding.DecodeString(clientFinal[k+3:])
+	if err != nil {
+		return nil
+	}
+	sig := hmacSHA256(storedKey, bare+","+serverFirst+","+clientFinal[:k])
+	if len(proof) != len(sig) {
+		return nil
+	}
+	key := make([]byte, len(sig))
+	for n := range key {
+		key[n] = proof[n] ^ sig[n]
+	}
+	h := sha256.Sum256(key)
+	if subtle.ConstantTimeCompare(h[:], storedKey) != 1 {
+		return nil
+	}
+	return key
+}
+
+func hmacSHA256(key []byte, msg string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
+
+// dialServerPass connects and logs in as user with cred instead of a
+// password: the startup pgconn does for the others, with the TLS modes of
+// serverConfig (prefer tries TLS, then plain text).
+func dialServerPass(ctx context.Context, addr string, st config.Settings, user string, cred passCred, database string) (*serverConn, error) {
+	cfg, err := serverConfig(addr, st, "")
+	if err != nil {
+		return nil, err
+	}
+	attempts := []*tls.Config{cfg.TLSConfig}
+	for _, f := range cfg.Fallbacks {
+		attempts = append(attempts, f.TLSConfig)
+	}
+	var first error
+	for _, tc := range attempts {
+		sc, retry, err := dialServerPassOnce(ctx, addr, tc, user, cred, database)
+		if err == nil {
+			return sc, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if !retry || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+	return nil, first
+}
+
+// errPassNoTLS: the server refused TLS; prefer goes on without it.
+var errPassNoTLS = errors.New("server refused TLS connection")
+
+func dialServerPassOnce(ctx context.Context, addr string, tc *tls.Config, user string, cred passCred, database string) (sc *serverConn, retry bool, err error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer func() {
+		if !stop() && err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			nc.Close()
+			sc = nil
+			return
+		}
+		_ = nc.SetDeadline(time.Time{})
+	}()
+	var conn net.Conn = nc
+	if tc != nil {
+		var req [8]byte
+		binary.BigEndian.PutUint32(req[0:], 8)
+		binary.BigEndian.PutUint32(req[4:], 80877103)
+		if _, err := nc.Write(req[:]); err != nil {
+			return nil, false, err
+		}
+		var b [1]byte
+		if _, err := nc.Read(b[:]); err != nil {
+			return nil, false, err
+		}
+		if b[0] != 'S' {
+			return nil, true, fmt.Errorf("%s: %w", addr, errPassNoTLS)
+		}
+		tconn := tls.Client(nc, tc)
+		if err := tconn.HandshakeContext(ctx); err != nil {
+			return nil, true, fmt.Errorf("TLS with %s: %w", addr, err)
+		}
+		conn = tconn
+	}
+	br := bufio.NewReaderSize(conn, serverReadBuf)
+	rd := newFrameReader(br, maxServerMsg)
+	bw := bufio.NewWriterSize(conn, serverWriteBuf)
+	send := func(m pgproto3.FrontendMessage) error {
+		buf, err := m.Encode(nil)
+		if err != nil {
+			return err
+		}
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	if err := send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
+		Parameters: map[string]string{"user": user, "database": database}}); err != nil {
+		return nil, false, err
+	}
+	s := &serverConn{
+		conn:    conn,
+		br:      br,
+		rd:      rd,
+		bw:      bw,
+		addr:    addr,
+		params:  make(map[string]string),
+		applied: make(map[string]string),
+		stmts:   stmtCache{max: maxPreparedPerConn},
+	}
+	var sasl *scramClient
+	authed := false
+	for {
+		typ, raw, err := rd.next()
+		if err != nil {
+			return nil, false, fmt.Errorf("logging in to %s: %w", addr, err)
+		}
+		body := raw[5:]
+		switch typ {
+		case 'R':
+			if len(body) < 4 {
+				return nil, false, fmt.Errorf("%s: malformed authentication request", addr)
+			}
+			switch kind := binary.BigEndian.Uint32(body); kind {
+			case pgproto3.AuthTypeOk:
+				authed = true
+			case pgproto3.AuthTypeMD5Password:
+				if cred.md5 == "" || len(body) < 8 {
+					return nil, false, passMethodError(addr, user, "md5", "the client's verifier is SCRAM-SHA-256")
+				}
+				sum := md5.Sum(append([]byte(cred.md5[3:]), body[4:8]...))
+				if err := send(&pgproto3.PasswordMessage{Password: "md5" + hex.EncodeToString(sum[:])}); err != nil {
+					return nil, false, err
+				}
+			case pgproto3.AuthTypeSASL:
+				if cred.keys == nil {
+					return nil, false, passMethodError(addr, user, "SCRAM-SHA-256", "the client's verifier is md5")
+				}
+				if !strings.Contains(string(body[4:]), "SCRAM-SHA-256\x00") {
+					return nil, false, passMethodError(addr, user, "SASL without SCRAM-SHA-256", "")
+				}
+				sasl = newSCRAMClient(cred.keys)
+				if err := send(&pgproto3.SASLInitialResponse{AuthMechanism: "SCRAM-SHA-256", Data: []byte(sasl.first())}); err != nil {
+					return nil, false, err
+				}
+			case pgproto3.AuthTypeSASLContinue:
+				if sasl == nil {
+					return nil, false, fmt.Errorf("%s: SASL continue without SASL", addr)
+				}
+				final, err := sasl.final(string(body[4:]))
+				if err != nil {
+					return nil, false, fmt.Errorf("SCRAM with %s as %q: %w", addr, user, err)
+				}
+				if err := send(&pgproto3.SASLResponse{Data: []byte(final)}); err != nil {
+					return nil, false, err
+				}
+			case pgproto3.AuthTypeSASLFinal:
+				if sasl == nil || !sasl.verify(string(body[4:])) {
+					return nil, false, fmt.Errorf("SCRAM with %s as %q: the server's signature does not match the verifier auth_query returned", addr, user)
+				}
+			case pgproto3.AuthTypeCleartextPassword:
+				return nil, false, passMethodError(addr, user, "password (clear text)", "")
+			default:
+				return nil, false, passMethodError(addr, user, "authentication type "+strconv.Itoa(int(kind)), "")
+			}
+		case 'E':
+			return nil, false, serverError(body)
+		case 'S':
+			s.noteParameter(body)
+		case 'K':
+			if len(body) < 8 {
+				return nil, false, fmt.Errorf("%s: malformed BackendKeyData", addr)
+			}
+			s.pid = binary.BigEndian.Uint32(body)
+			s.secret = append([]byte(nil), body[4:]...)
+		case 'Z':
+			if !authed {
+				return nil, false, fmt.Errorf("%s: ReadyForQuery before AuthenticationOk", addr)
+			}
+			return s, false, nil
+		case 'N', 'v':
+		default:
+			return nil, false, fmt.Errorf("%s: unexpected message %q during login", addr, typ)
+		}
+	}
+}
+
+// passMethodError says why a passthrough user cannot log in to a server.
+func passMethodError(addr, user, method, why string) error {
+	msg := fmt.Sprintf("server %s asks user %q (passthrough authentication) for %s, which the proxy cannot answer without the password", addr, user, method)
+	if why != "" {
+		msg += ": " + why
+	}
+	return &pgError{Severity: "ERROR", Code: codeInvalidAuthorization, Message: msg,
+		Hint: "passthrough works with scram-sha-256 or md5 on the servers, the same verifier auth_query returns; or list the user in [[users]]"}
+}
+
+// scramClient is the client side of SCRAM-SHA-256 with a ClientKey
+// instead of a password.
+type scramClient struct {
+	keys    *scramKeys
+	nonce   string
+	bare    string
+	authMsg string
+}
+
+func newSCRAMClient(k *scramKeys) *scramClient {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	c := &scramClient{keys: k, nonce: base64.RawStdEncoding.EncodeToString(b)}
+	c.bare = "n=,r=" + c.nonce
+	return c
+}
+
+func (c *scramClient) first() string { return "n,," + c.bare }
+
+func (c *scramClient) final(serverFirst string) (string, error) {
+	var nonce, salt string
+	iters := 0
+	for _, attr := range strings.Split(serverFirst, ",") {
+		switch {
+		case strings.HasPrefix(attr, "r="):
+			nonce = attr[2:]
+		case strings.HasPrefix(attr, "s="):
+			s, err := base64.StdEncoding.DecodeString(attr[2:])
+			if err != nil {
+				return "", errors.New("malformed salt")
+			}
+			salt = string(s)
+		case strings.HasPrefix(attr, "i="):
+			iters, _ = strconv.Atoi(attr[2:])
+		}
+	}
+	if !strings.HasPrefix(nonce, c.nonce) || len(nonce) == len(c.nonce) {
+		return "", errors.New("the server's nonce does not extend ours")
+	}
+	if salt != c.keys.salt || iters != c.keys.iters {
+		return "", errors.New("the server's verifier differs from the one auth_query returned (salt or iterations); clients must log in again after a password change")
+	}
+	withoutProof := "c=biws,r=" + nonce
+	c.authMsg = c.bare + "," + serverFirst + "," + withoutProof
+	sig := hmacSHA256(c.keys.storedKey, c.authMsg)
+	proof := make([]byte, len(sig))
+	for i := range proof {
+		proof[i] = c.keys.clientKey[i] ^ sig[i]
+	}
+	return withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof), nil
+}
+
+func (c *scramClient) verify(serverFinal string) bool {
+	v, ok := strings.CutPrefix(serverFinal, "v=")
+	if !ok || c.authMsg == "" {
+		return false
+	}
+	got, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(got, hmacSHA256(c.keys.serverKey, c.authMsg))
+}
