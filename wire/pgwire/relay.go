@@ -160,12 +160,21 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		c.sendFromProxy(toErrorResponse(newFatal(codeAdminShutdown, "terminating connection due to administrator command")))
 		return false
 	}
-	if c.server != nil && c.leaseNode != nil && !c.unsynced && c.sh == nil {
+	if c.server != nil && c.leaseNode != nil && c.sh == nil {
+		unsynced := c.unsynced
 		c.mu.Unlock()
-		if held, ok := c.replicaRequest(typ, raw); held {
+		if unsynced {
+			if c.replicaMidBatch(typ, raw) {
+				return true
+			}
+		} else if held, ok := c.replicaRequest(typ, raw); held {
 			return ok
 		}
 		c.mu.Lock()
+		if c.broken { // the replica failed while the main loop waited
+			c.mu.Unlock()
+			return false
+		}
 	}
 	if c.server == nil {
 		closing := c.closing
@@ -303,6 +312,31 @@ func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
 	}
 	c.mu.Unlock()
 	return false, true
+}
+
+// replicaMidBatch refuses a statement that may not run on a replica when
+// it comes in an extended-protocol batch that is already on one (the
+// client sent a Flush, not a Sync, after its first part): the batch is
+// one implicit transaction and cannot move. It reports whether it did.
+func (c *clientConn) replicaMidBatch(typ byte, raw []byte) bool {
+	if typ != 'B' && typ != 'Q' && typ != 'F' {
+		return false
+	}
+	as := c.batchAnalyses(typ, raw)
+	if len(as) == 0 {
+		return false
+	}
+	if must, _ := router.MustPrimary(as); !must {
+		return false
+	}
+	reason := ""
+	for _, a := range as {
+		if a != nil && a.MustPrimary && reason == "" {
+			reason = a.Reason
+		}
+	}
+	return c.refuseInLease(typ, newError(codeFeatureNotSupported,
+		"this extended-protocol batch runs on a replica since its first part (sent before a Flush), and a statement that must run on the primary (%s) cannot join it: end the batch with Sync before it", reason))
 }
 
 // prepareFromCache answers a request of named Parses and a Sync, outside a

@@ -2,8 +2,10 @@ package pgwire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -307,4 +309,64 @@ func allEligible(rt *clusterRT) bool {
 		}
 	}
 	return true
+}
+
+// A batch already on a replica (its first part was sent with a Flush, not
+// a Sync) is one implicit transaction and cannot move: a write in its
+// rest is refused by the proxy with an error that says what to do,
+// never sent to the replica; the session goes on.
+func TestWriteAfterFlushOnReplicaRefused(t *testing.T) {
+	p := pipelineProxy(t)
+	primary, _ := nodePorts()
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	pl := conn.StartPipeline(ctx)
+	pl.SendQueryParams(`SELECT inet_server_port()`, nil, nil, nil, nil)
+	pl.SendFlushRequest()
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pl.GetResults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		t.Fatalf("%T", res)
+	}
+	if port := resultPort(t, "read", rr); port == primary {
+		t.Fatal("the batch's read ran on the primary: the test needs it on a replica")
+	}
+	pl.SendQueryParams(`INSERT INTO t_pipe VALUES (500, inet_server_port())`, nil, nil, nil, nil)
+	pl.SendPipelineSync()
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	res, err = pl.GetResults()
+	var pgErr *pgconn.PgError
+	if res != nil {
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			_, err = rr.Close()
+		}
+	}
+	if !errors.As(err, &pgErr) || pgErr.Code != "0A000" || !strings.Contains(pgErr.Message, "end the batch with Sync") {
+		t.Fatalf("INSERT after a Flush on a replica: %v (%T), want the proxy's 0A000", err, res)
+	}
+	if res, err := pl.GetResults(); err != nil {
+		t.Fatalf("sync: %v", err)
+	} else if _, ok := res.(*pgconn.PipelineSync); !ok {
+		t.Fatalf("sync: %T", res)
+	}
+	if err := pl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The session goes on, and the write is not anywhere.
+	res2 := conn.ExecParams(ctx, `/* switchyard:primary */ SELECT count(*) FROM t_pipe WHERE id = 500`, nil, nil, nil, nil).Read()
+	if res2.Err != nil || string(res2.Rows[0][0]) != "0" {
+		t.Fatalf("after the refusal: %v %q", res2.Err, res2.Rows)
+	}
 }
