@@ -226,6 +226,14 @@ pool_mode = "session"`)
 				}
 				took := waitActiveZero(t, p, 3*time.Second)
 				t.Logf("pool slot free after %v", took)
+				if leave == "mid-statement" {
+					// Killed before the slot was free: the server runs
+					// nothing for the departed client once another could
+					// have its slot.
+					if got := rootValue(t, root, "SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(30)' AND command <> 'Killed'"); got != "0" {
+						t.Errorf("the departed client's statement still runs on the server after its pool slot was freed")
+					}
+				}
 				if after := poolTotals(p); leave != "mid-statement" && (after.Closed != before.Closed || after.Dials != before.Dials) {
 					// COM_RESET_CONNECTION proved the connection clean: it
 					// is kept, not replaced.

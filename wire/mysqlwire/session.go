@@ -745,8 +745,8 @@ func (s *session) release(reuse bool) {
 	}
 	s.setState(stIdle)
 	s.kills.Wait()
-	if be.broken {
-		reuse = false
+	if be.broken || s.left.Load() {
+		reuse = false // a client that left mid-command: its thread was killed
 	}
 	if reuse && be.status&statusInTrans != 0 {
 		be.dirty = true // never hand on an open transaction: reset first
@@ -778,7 +778,7 @@ func (s *session) finish() {
 	_ = s.flush()
 	if s.lease != nil {
 		be := s.be
-		reuse := !be.broken
+		reuse := !be.broken && !s.left.Load()
 		if reuse && (s.inTx || s.pinned != "" || s.hold > 0 || be.dirty || s.mode == config.PoolSession || !be.clean()) {
 			err := be.withDeadline(2*time.Second, be.reset)
 			metricResets.Inc()

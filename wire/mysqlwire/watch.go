@@ -15,9 +15,9 @@ import (
 // connection and its pool slot for as long as the server stays silent
 // (a hung server, a lock wait, a cut link). While a command is out, a
 // timer looks at the client socket every watchEvery without reading from
-// it (MSG_PEEK): once the client has closed it, the server connection is
-// closed, which ends the relay, and the server is asked to kill that
-// connection's thread so its statement and locks go too.
+// it (MSG_PEEK): once the client has closed it, the server is asked to
+// kill that connection's thread, so its statement and locks go too, and
+// the server connection is closed, which ends the relay.
 
 const watchEvery = 500 * time.Millisecond
 
@@ -57,24 +57,42 @@ func (s *session) checkClient() {
 	s.left.Store(true)
 	dp := dialParams{addr: be.addr, user: s.key.user, password: s.key.password, collation: defaultCollation, tls: be.tlsConf}
 	thread := be.threadID
-	// Closed while s.mu is held, so the relay cannot hand the connection
-	// to the pool (and another session) in between; the raw socket, as a
-	// TLS close would write under the lock.
 	raw := be.nc
 	if tc, ok := raw.(*tls.Conn); ok {
-		raw = tc.NetConn()
+		raw = tc.NetConn() // a TLS close would write
 	}
-	_ = raw.Close() // the relay's read fails and marks the connection broken
+	// release waits for this, and never reuses the connection of a client
+	// that left: whatever the relay does meanwhile, the connection cannot
+	// reach the pool (and another session) before its thread is killed.
+	s.kills.Add(1)
 	s.mu.Unlock()
-	s.log.Info("client left while its command was running; closed the server connection, killing its thread", "server", be.addr, "thread", thread)
+	defer s.kills.Done()
+	s.log.Info("client left while its command was running; killing its server thread, closing the server connection", "server", be.addr, "thread", thread)
+	// The statement is killed first, so that when the pool slot is free
+	// the server runs nothing for it; then the socket is closed, which
+	// ends the relay even if the server does not act on the KILL. A server
+	// that cannot be reached for the KILL (a cut link) holds the slot for
+	// killWait at most; the KILL goes on alone (thread ids are not reused,
+	// and the connection is closed: it can only hit the departed thread).
 	if thread != 0 {
+		done := make(chan struct{})
 		go func() {
+			defer close(done)
 			if err := killThread(dp, thread, false); err != nil {
 				s.log.Info("killing the departed client's server thread failed", "err", err)
 			}
 		}()
+		select {
+		case <-done:
+		case <-time.After(killWait):
+		}
 	}
+	_ = raw.Close() // the relay's read fails and marks the connection broken
 }
+
+// killWait bounds how long a departed client's server connection stays
+// open waiting for the KILL of its thread.
+const killWait = time.Second
 
 // Socket states seen by peek.
 const (
