@@ -197,6 +197,13 @@ type Analysis struct {
 	Value string
 	// Deallocate is set by DEALLOCATE and DISCARD ALL.
 	Deallocate *Deallocate
+	// StatementNames are the SQL-level prepared statement names the text
+	// refers to (PostgreSQL PREPARE, EXECUTE, DEALLOCATE), as the server
+	// would see them (unquoted names folded to lower case).
+	StatementNames []string
+	// RollbackTo: the text rolls back to a savepoint (PostgreSQL ROLLBACK
+	// TO SAVEPOINT), undoing the session settings changed since.
+	RollbackTo bool
 	// Pin, when not empty, says why the text creates session state that
 	// a transaction pooler cannot carry to another server connection
 	// (LISTEN, temporary tables, session advisory locks, WITH HOLD
@@ -382,6 +389,12 @@ func (b *builder) deallocate(name string, all bool) {
 		return
 	}
 	b.an.Deallocate = &Deallocate{Name: name, All: all}
+}
+
+func (b *builder) stmtName(name string) {
+	if name != "" {
+		b.an.StatementNames = append(b.an.StatementNames, name)
+	}
 }
 
 func (b *builder) finish() *Analysis {

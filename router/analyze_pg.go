@@ -73,13 +73,16 @@ func (b *builder) pgStmt(n *pg.Node) {
 	case *pg.Node_DeallocateStmt:
 		b.class(Session)
 		b.deallocate(s.DeallocateStmt.GetName(), s.DeallocateStmt.GetIsall())
+		b.stmtName(s.DeallocateStmt.GetName())
 	case *pg.Node_PrepareStmt:
 		// Pinned rather than mapped: the wire layer maps protocol-level
 		// prepared statements; SQL-level ones are rare enough to pin.
 		b.class(Session)
 		b.pin("PREPARE")
+		b.stmtName(s.PrepareStmt.GetName())
 	case *pg.Node_ExecuteStmt:
 		b.write("EXECUTE")
+		b.stmtName(s.ExecuteStmt.GetName())
 	case *pg.Node_ListenStmt:
 		b.class(Session)
 		b.pin("LISTEN")
@@ -96,6 +99,9 @@ func (b *builder) pgStmt(n *pg.Node) {
 	case *pg.Node_FetchStmt, *pg.Node_ClosePortalStmt:
 		b.class(Other)
 	case *pg.Node_ExplainStmt:
+		if e := s.ExplainStmt.GetQuery().GetExecuteStmt(); e != nil {
+			b.stmtName(e.GetName()) // EXPLAIN EXECUTE plans a prepared statement
+		}
 		if pgExplainAnalyze(s.ExplainStmt) && s.ExplainStmt.GetQuery() != nil {
 			b.pgStmt(s.ExplainStmt.GetQuery())
 		} else {
@@ -133,6 +139,9 @@ func (b *builder) pgStmt(n *pg.Node) {
 		b.write("CREATE TABLE AS")
 		if pgTempInto(s.CreateTableAsStmt.GetInto()) {
 			b.pin("CREATE TEMP TABLE AS")
+		}
+		if e := s.CreateTableAsStmt.GetQuery().GetExecuteStmt(); e != nil {
+			b.stmtName(e.GetName()) // CREATE TABLE AS EXECUTE
 		}
 		b.pgWalk(s.CreateTableAsStmt.GetQuery())
 	case *pg.Node_ViewStmt:
@@ -207,7 +216,10 @@ func (b *builder) pgTransaction(t *pg.TransactionStmt) {
 		b.write("COMMIT PREPARED")
 	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
 		b.write("ROLLBACK PREPARED")
-	default: // SAVEPOINT, RELEASE, ROLLBACK TO
+	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		b.class(Other)
+		b.an.RollbackTo = true
+	default: // SAVEPOINT, RELEASE
 		b.class(Other)
 	}
 }

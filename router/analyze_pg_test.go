@@ -88,7 +88,8 @@ var postgresCases = []analyzeCase{
 	{sql: "CALL proc(1)", want: write("CALL")},
 	{sql: "DO $$ BEGIN PERFORM 1; END $$", want: write("DO")},
 	{sql: "NOTIFY ch, 'x'", want: write("NOTIFY")},
-	{sql: "EXECUTE p(1)", want: write("EXECUTE")},
+	{sql: "EXECUTE p(1)", want: Analysis{Class: Write, MustPrimary: true, Reason: "EXECUTE", StatementNames: []string{"p"}}},
+	{sql: "EXPLAIN EXECUTE Sy_3(1)", want: Analysis{Class: Read, StatementNames: []string{"sy_3"}}},
 	{sql: "COMMIT PREPARED 'x'", want: write("COMMIT PREPARED")},
 
 	// EXPLAIN runs its statement only with ANALYZE.
@@ -114,7 +115,8 @@ var postgresCases = []analyzeCase{
 	{sql: "ROLLBACK", want: Analysis{Class: TxnEnd}},
 	{sql: "abort work", want: Analysis{Class: TxnEnd}},
 	{sql: "COMMIT AND CHAIN", want: Analysis{Class: TxnEnd}},
-	{sql: "ROLLBACK TO SAVEPOINT a", want: Analysis{Class: Other}},
+	{sql: "ROLLBACK TO SAVEPOINT a", want: Analysis{Class: Other, RollbackTo: true}},
+	{sql: "ROLLBACK TO a", want: Analysis{Class: Other, RollbackTo: true}},
 	{sql: "SAVEPOINT a", want: Analysis{Class: Other}},
 	{sql: "RELEASE SAVEPOINT a", want: Analysis{Class: Other}},
 	{sql: "PREPARE TRANSACTION 'x'", want: Analysis{Class: TxnEnd, MustPrimary: true, Reason: "PREPARE TRANSACTION"}},
@@ -142,8 +144,8 @@ var postgresCases = []analyzeCase{
 	{sql: "DISCARD ALL", want: Analysis{Class: Session, Sets: []SetOp{{Reset: true, All: true}}, Deallocate: &Deallocate{All: true}}},
 	{sql: "DISCARD PLANS", want: Analysis{Class: Session}},
 	{sql: "DEALLOCATE ALL", want: Analysis{Class: Session, Deallocate: &Deallocate{All: true}}},
-	{sql: "DEALLOCATE PREPARE stmt1", want: Analysis{Class: Session, Deallocate: &Deallocate{Name: "stmt1"}}},
-	{sql: "DEALLOCATE stmt1; DEALLOCATE ALL; DEALLOCATE stmt2", want: Analysis{Class: Session, Statements: 3, Deallocate: &Deallocate{All: true}}},
+	{sql: "DEALLOCATE PREPARE stmt1", want: Analysis{Class: Session, Deallocate: &Deallocate{Name: "stmt1"}, StatementNames: []string{"stmt1"}}},
+	{sql: "DEALLOCATE stmt1; DEALLOCATE ALL; DEALLOCATE stmt2", want: Analysis{Class: Session, Statements: 3, Deallocate: &Deallocate{All: true}, StatementNames: []string{"stmt1", "stmt2"}}},
 	{sql: "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", want: Analysis{Class: Session,
 		Sets: []SetOp{{Name: "transaction_isolation", Value: "serializable", Local: true}}, Value: "serializable"}},
 	{sql: "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", want: Analysis{Class: Session,
@@ -168,7 +170,7 @@ var postgresCases = []analyzeCase{
 	{sql: "DECLARE c CURSOR FOR SELECT * FROM t", want: read()},
 	{sql: "FETCH 10 FROM c", want: Analysis{Class: Other}},
 	{sql: "CLOSE c", want: Analysis{Class: Other}},
-	{sql: "PREPARE p (int) AS SELECT * FROM t WHERE id = $1", want: Analysis{Class: Session, MustPrimary: true, Reason: "PREPARE", Pin: "PREPARE"}},
+	{sql: "PREPARE p (int) AS SELECT * FROM t WHERE id = $1", want: Analysis{Class: Session, MustPrimary: true, Reason: "PREPARE", Pin: "PREPARE", StatementNames: []string{"p"}}},
 	{sql: "LOAD 'auto_explain'", want: Analysis{Class: Other, MustPrimary: true, Reason: "LOAD", Pin: "LOAD"}},
 
 	// Hints.

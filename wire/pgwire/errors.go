@@ -48,6 +48,8 @@ const (
 	codeFeatureNotSupported  = "0A000"
 	codeProgramLimitExceeded = "54000"
 	codeInternalError        = "XX000"
+	// codeInvalidSQLStatementName: a prepared statement that does not exist.
+	codeInvalidSQLStatementName = "26000"
 )
 
 // toErrorResponse turns any error into the message the client sees. Errors

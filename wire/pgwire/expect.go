@@ -15,6 +15,10 @@ const (
 	actDrop                     // the proxy injected it; its reply is dropped
 	actSynth                    // never sent; the proxy answers in its place
 	actCapture                  // the proxy reads back settings; replies dropped, values kept
+	// actMark is no message: a CopyDone or CopyFail the client sent while
+	// the server may be in COPY FROM STDIN, so that the Syncs sent before
+	// it can be told apart from those after (see copyInLocked).
+	actMark
 )
 
 type expect struct {
@@ -28,6 +32,17 @@ type expect struct {
 	names []string
 	vals  [][2]string
 	all   bool
+	// rollback: the capture follows a ROLLBACK TO SAVEPOINT, which undoes
+	// what the transaction's earlier captures recorded.
+	rollback bool
+	// swap: the first server message of type swap booked against this
+	// entry reaches the client as swapMsg instead (an error the proxy
+	// words, a command tag for a statement it substituted).
+	swap    byte
+	swapMsg []byte
+	// cname: a Query rewritten from DEALLOCATE of the client's statement
+	// name cname; g is the global statement it names.
+	cname string
 }
 
 // expectQueue is a FIFO that reuses its storage: no allocation per message
@@ -62,6 +77,20 @@ func (q *expectQueue) pop() {
 		q.buf, q.head = q.buf[:0], 0
 	}
 }
+
+// removeAt removes the i-th entry from the front (rare: COPY bookkeeping).
+func (q *expectQueue) removeAt(i int) {
+	j := q.head + i
+	copy(q.buf[j:], q.buf[j+1:])
+	q.buf[len(q.buf)-1] = expect{}
+	q.buf = q.buf[:len(q.buf)-1]
+	if q.head == len(q.buf) {
+		q.buf, q.head = q.buf[:0], 0
+	}
+}
+
+// at returns the i-th entry from the front.
+func (q *expectQueue) at(i int) *expect { return &q.buf[q.head+i] }
 
 func (q *expectQueue) reset() {
 	clear(q.buf)

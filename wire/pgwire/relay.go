@@ -151,6 +151,9 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
+	if c.stmtDropAll || len(c.stmtDrops) > 0 {
+		c.applyStmtDropsLocked()
+	}
 	if c.closing && c.heldIdleLocked() {
 		// Shutdown: a session that keeps its server connection between
 		// transactions (pinned, or session pooling) is idle now, and is
@@ -401,16 +404,29 @@ func (c *clientConn) sendPending(sc *serverConn) error {
 // on sc.
 func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) error {
 	var an *router.Analysis // what the message runs
+	var qa *router.Analysis // 'Q': the verdict on the query
+	refused := ""           // 'P': a proxy statement name the text refers to
 	switch typ {
 	case 'Q':
 		an = c.queryAnalysis(raw)
+		qa = an
 		c.collect(an)
 	case 'F':
 		an = fnCallAnalysis
 	case 'P':
-		if name, rest, ok := cstring(raw[5:]); ok && len(name) == 0 {
+		if name, rest, ok := cstring(raw[5:]); ok {
 			q, _, _ := cstring(rest)
-			c.unnamedAn = c.srv.an.Analyze(unsafeString(q))
+			var pa *router.Analysis
+			if len(name) == 0 {
+				pa = c.srv.an.Analyze(unsafeString(q))
+				c.unnamedAn = pa
+			}
+			if mentionsProxyName(q) {
+				if pa == nil {
+					pa = c.srv.an.Analyze(unsafeString(q))
+				}
+				refused = reservedIn(pa.StatementNames)
+			}
 		}
 	case 'B':
 		if _, rest, ok := cstring(raw[5:]); ok {
@@ -459,6 +475,11 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		// After an error the server ignores everything up to Sync; not
 		// sending it keeps the books (and the statement caches) true.
 		skip = true
+	case typ == 'P' && refused != "":
+		// SQL naming a proxy statement (EXECUTE sy_3): the server is
+		// sent a Parse that fails, and the client hears why.
+		body = refusedParse
+		q.push(expect{kind: 'P', swap: 'E', swapMsg: stmtMissing(refused)})
 	case typ == 'P':
 		name, rest, ok := cstring(raw[5:])
 		switch {
@@ -489,17 +510,21 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	case typ == 'B':
 		portal, rest, ok1 := cstring(raw[5:])
 		stmt, after, ok2 := cstring(rest)
+		e := expect{kind: 'B'}
 		if ok1 && ok2 {
 			if len(stmt) == 0 {
 				ensureUnnamed()
 			} else if g := c.stmts[string(stmt)]; g != nil {
 				ensure(g)
 				prefix, rename, suffix = raw[5:5+len(portal)+1], g.name, after
+			} else if isProxyName(stmt) {
+				prefix, rename, suffix = raw[5:5+len(portal)+1], reservedName, after
+				e.swap, e.swapMsg = 'E', stmtMissing(string(stmt))
 			}
 		}
-		q.push(expect{kind: 'B'})
+		q.push(e)
 	case typ == 'D':
-		var dg *gstmt
+		e := expect{kind: 'D'}
 		if len(raw) > 6 && raw[5] == 'S' {
 			if name, _, ok := cstring(raw[6:]); ok {
 				if len(name) == 0 {
@@ -507,13 +532,17 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 				} else if g := c.stmts[string(name)]; g != nil {
 					ensure(g)
 					prefix, rename = raw[5:6], g.name
-					dg = g
+					// The ParameterDescription tells the statement's
+					// parameter types, which shard routing needs for
+					// binary parameters.
+					e.g = g
+				} else if isProxyName(name) {
+					prefix, rename = raw[5:6], reservedName
+					e.swap, e.swapMsg = 'E', stmtMissing(string(name))
 				}
 			}
 		}
-		// dg: the ParameterDescription tells the statement's parameter
-		// types, which shard routing needs for binary parameters.
-		q.push(expect{kind: 'D', g: dg})
+		q.push(e)
 	case typ == 'C':
 		if len(raw) > 6 && raw[5] == 'S' {
 			if name, _, ok := cstring(raw[6:]); ok && len(name) > 0 {
@@ -529,9 +558,46 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	case typ == 'E':
 		q.push(expect{kind: 'E'})
 	case typ == 'S':
+		if c.copyIn {
+			// In COPY FROM STDIN the server ignores a Sync: libpq's
+			// PQexecParams and tokio-postgres send one after Execute
+			// and another after CopyDone, and get one ReadyForQuery.
+			skip = true
+			break
+		}
 		q.push(expect{kind: 'S'})
 		c.srvSkipping = false
-	case typ == 'Q' || typ == 'F':
+	case typ == 'c' || typ == 'f':
+		// The end of a COPY FROM STDIN: Syncs sent before it and after
+		// the Execute that began the copy are ignored by the server.
+		if c.copyIn {
+			c.copyIn = false
+		} else if q.len() > 0 {
+			q.push(expect{kind: typ, act: actMark}) // the copy may not have begun yet: copyInLocked
+		}
+	case typ == 'Q':
+		e := expect{kind: 'Q'}
+		if d := qa.Deallocate; d != nil && qa.Statements == 1 && !d.All && len(qa.Sets) == 0 && c.stmts[d.Name] != nil {
+			// DEALLOCATE of the client's own name (in a transaction, a
+			// pinned session, session mode): the server knows the
+			// statement by its global name. The books change when the
+			// server says it is done (noteStmtTagLocked).
+			g := c.stmts[d.Name]
+			e.g, e.cname = g, d.Name
+			if sc.stmts.has(g) || c.txStatus == 'E' {
+				body = simpleQuery(`DEALLOCATE "` + g.name + `"`)
+			} else {
+				// Not prepared on this connection: nothing to drop
+				// there; an empty query is answered in its place.
+				body = emptyQuery
+				e.swap, e.swapMsg = 'I', appendTag(nil, "DEALLOCATE")
+			}
+		} else if name := reservedIn(qa.StatementNames); name != "" {
+			body = refusedQuery
+			e.swap, e.swapMsg = 'E', stmtMissing(name)
+		}
+		q.push(e)
+	case typ == 'F':
 		q.push(expect{kind: typ})
 	}
 	switch typ {
@@ -548,7 +614,9 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	}
 	switch typ {
 	case 'S':
-		c.unsynced = false
+		if !skip {
+			c.unsynced = false
+		}
 	case 'P', 'B', 'D', 'E', 'C', 'H':
 		c.unsynced = true
 	}
@@ -557,13 +625,18 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		c.pinNext = ""
 	}
 	var capture []byte
-	if (typ == 'Q' || typ == 'S') && !skip && (len(c.capture) > 0 || c.captureAll) {
+	if (typ == 'Q' || typ == 'S') && !skip && (len(c.capture) > 0 || c.captureAll || c.captureTxn) {
 		if c.pinReason == "" && c.mode == config.PoolTransaction {
-			capture = c.captureQuery()
-			q.push(expect{kind: 'Q', act: actCapture, names: append([]string(nil), c.capture...), all: c.captureAll})
+			names := c.capture
+			if c.captureTxn {
+				names = c.txnSettingsLocked(names)
+			}
+			c.noteTxnNamesLocked(names)
+			capture = captureQuery(names)
+			q.push(expect{kind: 'Q', act: actCapture, names: append([]string(nil), names...), all: c.captureAll, rollback: c.captureTxn})
 			c.outstanding++
 		}
-		c.capture, c.captureAll = c.capture[:0], false
+		c.capture, c.captureAll, c.captureTxn = c.capture[:0], false, false
 	}
 	// A synthesized reply goes out when the server answers something
 	// after it; if nothing would follow, give the server something cheap
@@ -702,7 +775,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 			c.server, c.lease, c.leasePool = sc, ps, p
 			c.leaseNode = node
 			c.outstanding, c.unsynced, c.releaseDue, c.rollingBack = 0, false, false, false
-			c.srvSkipping, c.unnamedLease = false, false
+			c.srvSkipping, c.unnamedLease, c.copyIn, c.swapOut = false, false, false, nil
 			c.expects.reset()
 			c.setState("active")
 			c.mu.Unlock()
@@ -734,7 +807,7 @@ func (c *clientConn) detachLocked() (*serverConn, *pool.Server, *pool.Pool) {
 
 // releasableLocked says whether the lease can end now.
 func (c *clientConn) releasableLocked() bool {
-	return c.outstanding <= 0 && !c.unsynced && c.txStatus == 'I' &&
+	return c.outstanding <= 0 && !c.unsynced && !c.copyIn && c.txStatus == 'I' &&
 		((c.mode == config.PoolTransaction && c.pinReason == "") || c.closing)
 }
 
@@ -884,6 +957,10 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 		}
 		out = c.emitSynthLocked(out[:0])
 		relay := c.matchLocked(typ, raw, sc)
+		if c.swapOut != nil {
+			out = append(out, c.swapOut...)
+			c.swapOut = nil
+		}
 		post := len(out)
 		out = c.emitSynthLocked(out)
 		f := c.expects.front()
@@ -926,8 +1003,10 @@ var (
 
 // emitSynthLocked pops the synthesized replies at the head of the books.
 func (c *clientConn) emitSynthLocked(out []byte) []byte {
-	for f := c.expects.front(); f != nil && f.act == actSynth; f = c.expects.front() {
-		if f.msg != nil {
+	for f := c.expects.front(); f != nil && (f.act == actSynth || f.act == actMark); f = c.expects.front() {
+		if f.act == actMark {
+			// nothing to send
+		} else if f.msg != nil {
 			out = append(out, f.msg...)
 		} else if f.synth == '1' {
 			out = append(out, parseComplete...)
@@ -959,8 +1038,23 @@ func (c *clientConn) matchLocked(typ byte, raw []byte, sc *serverConn) (relay bo
 		}
 		return false
 	}
+	if f.swapMsg != nil && typ == f.swap {
+		c.swapOut, f.swapMsg = f.swapMsg, nil
+		if typ == 'I' && f.cname != "" { // DEALLOCATE of a statement the connection lacked
+			c.stmtDrops = append(c.stmtDrops, f.cname)
+		}
+		c.bookLocked(typ, raw, sc, f)
+		return false
+	}
+	return c.bookLocked(typ, raw, sc, f)
+}
+
+// bookLocked is matchLocked for the entry f at the head of the books.
+func (c *clientConn) bookLocked(typ byte, raw []byte, sc *serverConn, f *expect) (relay bool) {
+	q := &c.expects
 	if typ == 'C' {
 		c.noteTagLocked(raw)
+		c.noteStmtTagLocked(raw, f, sc)
 	}
 	drop := f.act == actDrop
 	switch typ {
@@ -993,7 +1087,12 @@ func (c *clientConn) matchLocked(typ byte, raw []byte, sc *serverConn) (relay bo
 		if f.kind == 'E' {
 			q.pop()
 		}
+	case 'G':
+		if f.kind == 'E' || f.kind == 'Q' {
+			c.copyInLocked(f)
+		}
 	case 'E':
+		c.copyIn = false // an error ends COPY FROM STDIN
 		switch f.kind {
 		case 'Q', 'F', 'S':
 			// Part of a simple query or of the Sync; the server goes on.
@@ -1017,9 +1116,46 @@ func (c *clientConn) matchLocked(typ byte, raw []byte, sc *serverConn) (relay bo
 	case 'Z':
 		if f.kind == 'S' || f.kind == 'Q' || f.kind == 'F' {
 			q.pop()
+			return !drop
 		}
 	}
 	return true
+}
+
+// copyInLocked books the start of COPY FROM STDIN by f, the request at
+// the head of the books. Until the client's CopyDone or CopyFail the
+// server ignores Sync, so the Syncs the client sent after the request
+// and before that end owe no ReadyForQuery; if the end has not been sent
+// yet, Syncs are not sent at all until it is (sendMsg).
+func (c *clientConn) copyInLocked(f *expect) {
+	q := &c.expects
+	ended := false
+	for i := 1; i < q.len() && !ended; {
+		e := q.at(i)
+		switch {
+		case e.kind == 'S' && e.act == actRelay:
+			q.removeAt(i)
+			c.outstanding--
+		case e.act == actMark:
+			q.removeAt(i)
+			ended = true
+		default:
+			// Anything else during COPY is an error the server will
+			// report; the books from here on stay as they are.
+			return
+		}
+	}
+	if !ended {
+		c.copyIn = true
+	}
+	if f.kind == 'E' {
+		// The extended-protocol request still needs a Sync of its own.
+		synced := false
+		for i := 1; i < q.len(); i++ {
+			synced = synced || q.at(i).kind == 'S'
+		}
+		c.unsynced = !synced
+	}
 }
 
 // readyForQueryLocked books a ReadyForQuery, relays it with the replies
@@ -1146,7 +1282,7 @@ func (c *clientConn) clientLeft(err error) {
 	}
 	var cleanup string
 	switch {
-	case c.outstanding > 0 || c.unsynced:
+	case c.outstanding > 0 || c.unsynced || c.copyIn:
 		// Replies are still due to a client that cannot read them:
 		// closing is the only bounded cleanup.
 	case c.mode == config.PoolTransaction && c.pinReason != "":

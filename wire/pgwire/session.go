@@ -105,6 +105,14 @@ type clientConn struct {
 	txStatus    byte
 	expects     expectQueue // what the server owes, in order (expect.go)
 	srvSkipping bool        // the server reported an error and ignores messages until Sync
+	copyIn      bool        // the server is in COPY FROM STDIN and ignores Syncs until CopyDone or CopyFail
+	swapOut     []byte      // pump: the message matchLocked puts in place of the server's
+	// Client statement names the server dropped (DEALLOCATE name, or all
+	// of them: DEALLOCATE ALL, DISCARD ALL), learnt from the command tag
+	// by the pump; the main loop applies them to stmts before its next
+	// use (applyStmtDropsLocked).
+	stmtDrops   []string
+	stmtDropAll bool
 
 	// Statement names: the client's, mapped to proxy-wide statements.
 	// Main loop only.
@@ -123,8 +131,10 @@ type clientConn struct {
 	pinNext       string   // main loop: pin once the statement is sent
 	capture       []string // main loop: settings to read back after the request
 	captureAll    bool
-	txnSets       map[string]string  // settings changed in the open transaction
-	txnPrev       map[string]*string // what the server connection had before them
+	captureTxn    bool                // main loop: re-read the transaction's settings (ROLLBACK TO SAVEPOINT)
+	txnNames      map[string]struct{} // settings read back since the transaction began
+	txnSets       map[string]string   // settings changed in the open transaction
+	txnPrev       map[string]*string  // what the server connection had before them
 	txnResetAll   bool
 	txnCommitted  bool
 	state         string // metrics state: idle, waiting, active

@@ -58,6 +58,9 @@ func (c *clientConn) collect(a *router.Analysis) {
 	if c.mode == "session" {
 		return
 	}
+	if a.RollbackTo {
+		c.captureTxn = true
+	}
 	for _, s := range a.Sets {
 		switch {
 		case s.Local:
@@ -70,13 +73,13 @@ func (c *clientConn) collect(a *router.Analysis) {
 	}
 }
 
-// captureQuery reads back the settings the client just changed.
-func (c *clientConn) captureQuery() []byte {
+// captureQuery reads back the settings names the client just changed.
+func captureQuery(names []string) []byte {
 	q := []byte("Q\x00\x00\x00\x00SELECT ")
-	if len(c.capture) == 0 {
+	if len(names) == 0 {
 		q = append(q, "1"...)
 	}
-	for i, n := range c.capture {
+	for i, n := range names {
 		if i > 0 {
 			q = append(q, ", "...)
 		}
@@ -87,6 +90,50 @@ func (c *clientConn) captureQuery() []byte {
 	q = append(q, 0)
 	binary.BigEndian.PutUint32(q[1:], uint32(len(q)-1))
 	return q
+}
+
+// noteTxnNamesLocked remembers the settings read back in the open
+// transaction: a ROLLBACK TO SAVEPOINT reads them again.
+func (c *clientConn) noteTxnNamesLocked(names []string) {
+	if len(names) == 0 {
+		return
+	}
+	if c.txnNames == nil {
+		c.txnNames = make(map[string]struct{})
+	}
+	for _, n := range names {
+		c.txnNames[n] = struct{}{}
+	}
+}
+
+// txnSettingsLocked adds to names every setting the open transaction may
+// have changed, for the read-back after a ROLLBACK TO SAVEPOINT: it undid
+// on the server what the books hold of the transaction's SETs since the
+// savepoint, and the server is the one to say what is left. After a
+// RESET ALL in the transaction, the client's whole session is read.
+func (c *clientConn) txnSettingsLocked(names []string) []string {
+	seen := make(map[string]bool, len(names)+len(c.txnNames))
+	for _, n := range names {
+		seen[n] = true
+	}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	for n := range c.txnNames {
+		add(n)
+	}
+	for n := range c.txnSets {
+		add(n)
+	}
+	if c.txnResetAll {
+		for n := range c.desired {
+			add(n)
+		}
+	}
+	return names
 }
 
 // captureRowLocked records the values of a capture query's DataRow.
@@ -143,6 +190,7 @@ func (c *clientConn) applyCaptureLocked(f *expect, status byte, sc *serverConn) 
 
 // endTxnLocked settles the settings of a transaction that just ended.
 func (c *clientConn) endTxnLocked(sc *serverConn) {
+	clear(c.txnNames)
 	if c.txnSets == nil && !c.txnResetAll {
 		return
 	}

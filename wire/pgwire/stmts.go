@@ -196,3 +196,117 @@ func closeMsg(dst []byte, name string) []byte {
 // CloseComplete and does nothing, which gives the relay a reply to hang
 // synthesized replies on when the client's request sent nothing else.
 var noopClose = closeMsg(nil, "switchyard_noop")
+
+// The proxy's own statement names, sy_<n>, exist on the servers only. A
+// client that names one it did not prepare itself (Bind, Describe, SQL
+// EXECUTE or DEALLOCATE) gets what PostgreSQL says of a statement that
+// does not exist: the server is sent a name that cannot exist, so its
+// transaction fails as it would, and the error is reworded.
+
+// reservedName is what the server is sent in place of a proxy name.
+const reservedName = "switchyard: reserved statement name"
+
+var (
+	// refusedQuery fails with 26000 on the server.
+	refusedQuery = simpleQuery(`DEALLOCATE "` + reservedName + `"`)
+	// refusedParse fails (a syntax error) and creates nothing.
+	refusedParse = func() []byte {
+		b := []byte{'P', 0, 0, 0, 0}
+		b = append(append(b, reservedName...), 0)
+		b = append(append(b, "switchyard refused"...), 0)
+		b = append(b, 0, 0)
+		binary.BigEndian.PutUint32(b[1:], uint32(len(b)-1))
+		return b
+	}()
+	// emptyQuery is answered with EmptyQueryResponse and ReadyForQuery.
+	emptyQuery = simpleQuery("")
+)
+
+// simpleQuery encodes a Query message.
+func simpleQuery(sql string) []byte {
+	b := []byte{'Q', 0, 0, 0, 0}
+	b = append(append(b, sql...), 0)
+	binary.BigEndian.PutUint32(b[1:], uint32(len(b)-1))
+	return b
+}
+
+// isProxyName reports whether name has the form of the proxy's statement
+// names.
+func isProxyName[T string | []byte](name T) bool {
+	if len(name) < 4 || name[0] != 's' || name[1] != 'y' || name[2] != '_' {
+		return false
+	}
+	for i := 3; i < len(name); i++ {
+		if name[i] < '0' || name[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// mentionsProxyName is a cheap filter for statement texts that may refer
+// to a proxy name (case-insensitive "sy_"), before asking the analyzer.
+func mentionsProxyName(b []byte) bool {
+	for i := 0; i+2 < len(b); i++ {
+		if b[i+2] == '_' && b[i]|0x20 == 's' && b[i+1]|0x20 == 'y' {
+			return true
+		}
+	}
+	return false
+}
+
+// reservedIn returns the first proxy name among the SQL-level statement
+// names a text refers to, or "".
+func reservedIn(names []string) string {
+	for _, n := range names {
+		if isProxyName(n) {
+			return n
+		}
+	}
+	return ""
+}
+
+// stmtMissing is PostgreSQL's error for a statement name that does not
+// exist, said of a proxy name.
+func stmtMissing(name string) []byte {
+	b, _ := toErrorResponse(&pgError{Severity: "ERROR", Code: codeInvalidSQLStatementName,
+		Message: `prepared statement "` + name + `" does not exist`,
+		Hint:    "statement names sy_<n> are the proxy's own; prepare statements under names of your own"}).Encode(nil)
+	return b
+}
+
+// noteStmtTagLocked keeps the books of prepared statements true when SQL
+// the client sent dropped statements on the server (in a transaction, in
+// a pinned session, in session mode, or through the extended protocol):
+// read from the command tag, so only what the server did counts.
+func (c *clientConn) noteStmtTagLocked(raw []byte, f *expect, sc *serverConn) {
+	tag := raw[5:]
+	if n := len(tag); n > 0 && tag[n-1] == 0 {
+		tag = tag[:n-1]
+	}
+	if len(tag) < 10 || tag[0] != 'D' {
+		return
+	}
+	switch string(tag) {
+	case "DEALLOCATE ALL", "DISCARD ALL":
+		sc.stmts.clear()
+		c.stmtDropAll, c.stmtDrops = true, c.stmtDrops[:0]
+	case "DEALLOCATE":
+		if f.kind == 'Q' && f.g != nil { // a client's name, rewritten to the global one
+			sc.stmts.remove(f.g)
+			c.stmtDrops = append(c.stmtDrops, f.cname)
+		}
+	}
+}
+
+// applyStmtDropsLocked forgets the client statement names the server
+// dropped. Main loop, c.mu held.
+func (c *clientConn) applyStmtDropsLocked() {
+	if c.stmtDropAll {
+		clear(c.stmts)
+	}
+	for _, n := range c.stmtDrops {
+		delete(c.stmts, n)
+	}
+	c.stmtDrops, c.stmtDropAll = c.stmtDrops[:0], false
+}

@@ -1,0 +1,560 @@
+package pgwire
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/switchyard/switchyard/internal/testcluster"
+)
+
+// The proxy's books (what each server connection has prepared, what the
+// server owes, which settings a client's session has) against what the
+// server really did, each checked against a direct connection.
+
+// directDSN is a DSN straight to the test primary.
+func directDSN() string {
+	return testcluster.PG.DSN(testcluster.PG.Primary, "app", "app", "app")
+}
+
+// msgType is the type byte of a backend message.
+func msgType(m pgproto3.BackendMessage) byte {
+	b, _ := m.Encode(nil)
+	return b[0]
+}
+
+// receiveUntil reads messages until one of type stop (or ReadyForQuery)
+// and returns their types; ErrorResponses are returned as well.
+func receiveUntil(t *testing.T, c *pgconn.PgConn, stop byte) (string, []pgproto3.ErrorResponse) {
+	t.Helper()
+	_ = c.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.Conn().SetReadDeadline(time.Time{})
+	var types []byte
+	var errs []pgproto3.ErrorResponse
+	for {
+		m, err := c.Frontend().Receive()
+		if err != nil {
+			t.Fatalf("after %q: %v", types, err)
+		}
+		typ := msgType(m)
+		types = append(types, typ)
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			errs = append(errs, *e)
+		}
+		if typ == stop || typ == 'Z' {
+			return string(types), errs
+		}
+	}
+}
+
+// nothingMore checks that nothing else arrives for a while.
+func nothingMore(t *testing.T, c *pgconn.PgConn, what string) {
+	t.Helper()
+	_ = c.Conn().SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	defer c.Conn().SetReadDeadline(time.Time{})
+	m, err := c.Frontend().Receive()
+	var ne net.Error
+	if err == nil {
+		t.Fatalf("%s: unexpected %T", what, m)
+	} else if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func send(t *testing.T, c *pgconn.PgConn, msgs ...pgproto3.FrontendMessage) {
+	t.Helper()
+	for _, m := range msgs {
+		c.Frontend().Send(m)
+	}
+	if err := c.Frontend().Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// poolIdle waits for every server connection of the proxy to be back in
+// its pool.
+func poolIdle(t *testing.T, p *testProxy, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); activeServers(p.srv) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d server connections still leased", what, activeServers(p.srv))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// COPY FROM STDIN in the extended protocol, as libpq's PQexecParams and
+// tokio-postgres's copy_in send it: Parse, Bind, Describe, Execute, Sync,
+// then the data, CopyDone or CopyFail, and another Sync. The server
+// ignores the Sync it reads during the copy and sends one ReadyForQuery;
+// the proxy must expect one, hand the connection back, and serve the next
+// client (pool_size 1).
+func TestExtendedCopyInTwoSyncs(t *testing.T) {
+	p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"2s\"")
+	mustExec(t, `DROP TABLE IF EXISTS books_copy; CREATE TABLE books_copy (id int)`)
+	ctx := ctxT(t, 120*time.Second)
+	cases := []struct {
+		name      string
+		firstSync bool // a Sync after Execute (else a Flush)
+		data      string
+		fail      bool // CopyFail instead of CopyDone
+		inTx      bool
+	}{
+		{name: "sync-copydone", firstSync: true, data: "1\n2\n"},
+		{name: "sync-copyfail", firstSync: true, data: "3\n", fail: true},
+		{name: "sync-baddata", firstSync: true, data: "x\n"},
+		{name: "flush-copydone", data: "4\n"},
+		{name: "sync-copydone-in-transaction", firstSync: true, data: "5\n", inTx: true},
+	}
+	run := func(t *testing.T, dsn string, tc int) (string, string) {
+		c, err := pgconn.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		k := cases[tc]
+		var got []string
+		if k.inTx {
+			send(t, c, &pgproto3.Query{String: "BEGIN"})
+			s, _ := receiveUntil(t, c, 'Z')
+			got = append(got, s)
+		}
+		var first pgproto3.FrontendMessage = &pgproto3.Flush{}
+		if k.firstSync {
+			first = &pgproto3.Sync{}
+		}
+		send(t, c, &pgproto3.Parse{Query: "COPY books_copy FROM STDIN"}, &pgproto3.Bind{},
+			&pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{}, first)
+		s, _ := receiveUntil(t, c, 'G')
+		got = append(got, s)
+		var end pgproto3.FrontendMessage = &pgproto3.CopyDone{}
+		if k.fail {
+			end = &pgproto3.CopyFail{Message: "client gave up"}
+		}
+		send(t, c, &pgproto3.CopyData{Data: []byte(k.data)}, end, &pgproto3.Sync{})
+		s, errs := receiveUntil(t, c, 'Z')
+		got = append(got, s)
+		for _, e := range errs {
+			got = append(got, e.Code)
+		}
+		nothingMore(t, c, k.name)
+		if k.inTx {
+			send(t, c, &pgproto3.Query{String: "COMMIT"})
+			s, _ := receiveUntil(t, c, 'Z')
+			got = append(got, s)
+		}
+		if dsn != directDSN() {
+			// The client is still connected; its server connection is not.
+			poolIdle(t, p, k.name)
+			other, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+				t.Fatalf("%s: next client: %v", k.name, err)
+			}
+			other.Close(ctx)
+		}
+		send(t, c, &pgproto3.Query{String: "SELECT count(*) FROM books_copy"})
+		after, _ := receiveUntil(t, c, 'Z')
+		return strings.Join(got, " "), after
+	}
+	for i, k := range cases {
+		t.Run(k.name, func(t *testing.T) {
+			want, wantAfter := run(t, directDSN(), i)
+			got, gotAfter := run(t, p.rawDSN("app", "app", "app"), i)
+			if got != want || gotAfter != wantAfter {
+				t.Fatalf("through the proxy %q then %q, directly %q then %q", got, gotAfter, want, wantAfter)
+			}
+			poolIdle(t, p, k.name+" (after)")
+		})
+	}
+}
+
+// proxyName returns the proxy's name for the statement text query.
+func proxyName(t *testing.T, p *testProxy, query string) string {
+	t.Helper()
+	p.srv.stmts.mu.RLock()
+	defer p.srv.stmts.mu.RUnlock()
+	for k, g := range p.srv.stmts.m {
+		if strings.HasPrefix(k, query+"\x00") {
+			return g.name
+		}
+	}
+	t.Fatalf("no proxy statement for %q", query)
+	return ""
+}
+
+// DEALLOCATE and DISCARD that reach a server (in a transaction, through
+// the extended protocol, pinned, in session mode) leave the books of what
+// each server connection has prepared true, so another client's prepared
+// statement on that connection (pool_size 1) still works; a client's own
+// statement names behave as on a direct connection.
+func TestStatementBooksAfterDeallocate(t *testing.T) {
+	p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"3s\"")
+	ctx := ctxT(t, 120*time.Second)
+	a, err := pgx.Connect(ctx, p.rawDSN("app", "app", "app")) // pgx's statement cache
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	check := func(step string) {
+		t.Helper()
+		var n int
+		if err := a.QueryRow(ctx, "SELECT $1::int + 1", 41).Scan(&n); err != nil || n != 42 {
+			t.Fatalf("after %s: another client's prepared statement: %v (%d)", step, err, n)
+		}
+		poolIdle(t, p, step)
+	}
+	check("start")
+
+	b, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	simple := func(c *pgconn.PgConn, sql string) error {
+		_, err := c.Exec(ctx, sql).ReadAll()
+		return err
+	}
+	extended := func(c *pgconn.PgConn, sql string) error {
+		return c.ExecParams(ctx, sql, nil, nil, nil, nil).Read().Err
+	}
+	for _, s := range []struct {
+		name  string
+		steps []func(*pgconn.PgConn) error
+	}{
+		{"BEGIN; DEALLOCATE ALL; COMMIT", []func(*pgconn.PgConn) error{
+			func(c *pgconn.PgConn) error { return simple(c, "BEGIN") },
+			func(c *pgconn.PgConn) error { return simple(c, "DEALLOCATE ALL") },
+			func(c *pgconn.PgConn) error { return simple(c, "COMMIT") },
+		}},
+		{"BEGIN; DEALLOCATE ALL (extended); COMMIT", []func(*pgconn.PgConn) error{
+			func(c *pgconn.PgConn) error { return simple(c, "BEGIN") },
+			func(c *pgconn.PgConn) error { return extended(c, "DEALLOCATE ALL") },
+			func(c *pgconn.PgConn) error { return simple(c, "COMMIT") },
+		}},
+		{"DISCARD ALL (extended)", []func(*pgconn.PgConn) error{
+			func(c *pgconn.PgConn) error { return extended(c, "DISCARD ALL") },
+		}},
+		{"BEGIN; DISCARD PLANS; COMMIT", []func(*pgconn.PgConn) error{
+			func(c *pgconn.PgConn) error { return simple(c, "BEGIN") },
+			func(c *pgconn.PgConn) error { return simple(c, "DISCARD PLANS") },
+			func(c *pgconn.PgConn) error { return simple(c, "COMMIT") },
+		}},
+	} {
+		// What PostgreSQL says, then the same through the proxy.
+		d, err := pgconn.Connect(ctx, directDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, step := range s.steps {
+			want, got := step(d), step(b)
+			if sqlstate(want) != sqlstate(got) {
+				t.Fatalf("%s, step %d: through the proxy %v, directly %v", s.name, i, got, want)
+			}
+		}
+		d.Close(ctx)
+		check(s.name)
+	}
+
+	// The client's own names: DEALLOCATE in a transaction, then Bind;
+	// between runs something else on the same connection first (through
+	// the proxy: another client drops every statement there).
+	own := func(c *pgconn.PgConn, between func()) []string {
+		var out []string
+		note := func(err error) {
+			out = append(out, sqlstate(err))
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) {
+				out = append(out, pe.Message)
+			}
+		}
+		_, err := c.Prepare(ctx, "s1", "SELECT 7", nil)
+		note(err)
+		note(simple(c, "BEGIN"))
+		note(simple(c, "DEALLOCATE s1"))
+		res, err := c.Exec(ctx, "COMMIT").ReadAll()
+		note(err)
+		if err == nil {
+			out = append(out, res[0].CommandTag.String())
+		}
+		note(c.ExecPrepared(ctx, "s1", nil, nil, nil).Read().Err)
+		_, err = c.Prepare(ctx, "s1", "SELECT 7", nil)
+		note(err)
+		r := c.ExecPrepared(ctx, "s1", nil, nil, nil).Read()
+		note(r.Err)
+		if r.Err == nil {
+			out = append(out, string(r.Rows[0][0]))
+		}
+		_, err = c.Prepare(ctx, "s2", "SELECT 8", nil)
+		note(err)
+		between()
+		// Deallocated where the connection lacks it.
+		note(simple(c, "BEGIN"))
+		note(simple(c, "DEALLOCATE s2"))
+		note(simple(c, "COMMIT"))
+		note(c.ExecPrepared(ctx, "s2", nil, nil, nil).Read().Err)
+		// In a failed transaction: refused as PostgreSQL does; s1 stays.
+		note(simple(c, "BEGIN"))
+		note(simple(c, "SELECT 1/0"))
+		note(simple(c, "DEALLOCATE s1"))
+		note(simple(c, "ROLLBACK"))
+		r = c.ExecPrepared(ctx, "s1", nil, nil, nil).Read()
+		note(r.Err)
+		if r.Err == nil {
+			out = append(out, string(r.Rows[0][0]))
+		}
+		return out
+	}
+	d, err := pgconn.Connect(ctx, directDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := own(d, func() {})
+	d.Close(ctx)
+	got := own(b, func() {
+		e, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close(ctx)
+		if _, err := e.Exec(ctx, "BEGIN; DEALLOCATE ALL; COMMIT").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("a client's own names:\nthrough the proxy %q\ndirectly          %q", got, want)
+	}
+	check("the client's own DEALLOCATE")
+
+	// Pinned (SQL PREPARE) and session mode: DEALLOCATE ALL and DISCARD
+	// ALL reach the server outside a transaction.
+	for _, s := range []struct{ name, user, pin, drop string }{
+		{"pinned", "app", "PREPARE pinme AS SELECT 1", "DEALLOCATE ALL"},
+		{"session mode", "app_session", "", "DISCARD ALL"},
+	} {
+		script := func(c *pgconn.PgConn) []string {
+			var out []string
+			note := func(err error) { out = append(out, sqlstate(err)) }
+			if s.pin != "" {
+				note(simple(c, s.pin))
+			}
+			_, err := c.Prepare(ctx, "s3", "SELECT 9", nil)
+			note(err)
+			note(simple(c, s.drop))
+			note(c.ExecPrepared(ctx, "s3", nil, nil, nil).Read().Err)
+			_, err = c.Prepare(ctx, "s3", "SELECT 9", nil)
+			note(err)
+			r := c.ExecPrepared(ctx, "s3", nil, nil, nil).Read()
+			note(r.Err)
+			if r.Err == nil {
+				out = append(out, string(r.Rows[0][0]))
+			}
+			return out
+		}
+		d, err := pgconn.Connect(ctx, directDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := script(d)
+		d.Close(ctx)
+		p2 := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"3s\"")
+		c, err := pgconn.Connect(ctx, p2.rawDSN(s.user, "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := script(c)
+		c.Close(ctx)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s:\nthrough the proxy %q\ndirectly          %q", s.name, got, want)
+		}
+	}
+}
+
+// The proxy's own statement names cannot be described, bound, executed or
+// deallocated by a client that did not prepare them: it gets PostgreSQL's
+// 26000, the transaction fails as it would, and the other client's
+// statement keeps working.
+func TestProxyStatementNamesRefused(t *testing.T) {
+	p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"3s\"")
+	ctx := ctxT(t, 120*time.Second)
+	a, err := pgx.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	check := func(step string) {
+		t.Helper()
+		var n int
+		if err := a.QueryRow(ctx, "SELECT $1::int + 1", 41).Scan(&n); err != nil || n != 42 {
+			t.Fatalf("after %s: another client's prepared statement: %v (%d)", step, err, n)
+		}
+		poolIdle(t, p, step)
+	}
+	check("start")
+	name := proxyName(t, p, "SELECT $1::int + 1")
+
+	type step struct {
+		what string
+		msgs []pgproto3.FrontendMessage
+	}
+	q := func(sql string) step { return step{sql, []pgproto3.FrontendMessage{&pgproto3.Query{String: sql}}} }
+	steps := [][]step{
+		{q("DEALLOCATE " + name)},
+		{q("DEALLOCATE PREPARE " + strings.ToUpper(name))},
+		{q("EXECUTE " + name + "(1)")},
+		{{"extended EXECUTE", []pgproto3.FrontendMessage{&pgproto3.Parse{Query: "EXECUTE " + name + "(1)"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}}},
+		{{"Describe", []pgproto3.FrontendMessage{&pgproto3.Describe{ObjectType: 'S', Name: name}, &pgproto3.Sync{}}}},
+		{{"Bind", []pgproto3.FrontendMessage{&pgproto3.Bind{PreparedStatement: name, Parameters: [][]byte{[]byte("1")}}, &pgproto3.Execute{}, &pgproto3.Sync{}}}},
+		{{"Close", []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S', Name: name}, &pgproto3.Sync{}}}},
+		{q("BEGIN"), {"Bind in a transaction", []pgproto3.FrontendMessage{&pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{}}}, q("SELECT 1"), q("COMMIT")},
+		{q("BEGIN"), q("DEALLOCATE " + name), q("COMMIT")},
+	}
+	run := func(dsn string, seq []step) string {
+		c, err := pgconn.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var out []string
+		for _, s := range seq {
+			send(t, c, s.msgs...)
+			types, errs := receiveUntil(t, c, 'Z')
+			out = append(out, types)
+			for _, e := range errs {
+				out = append(out, e.Code+" "+e.Message)
+			}
+			out = append(out, string(c.TxStatus()))
+		}
+		return strings.Join(out, " | ")
+	}
+	for _, seq := range steps {
+		want := run(directDSN(), seq) // the name does not exist on a direct connection
+		if seq[0].what == "extended EXECUTE" {
+			// The proxy refuses SQL naming its statements at Parse, where
+			// PostgreSQL gets as far as Execute: same error, earlier.
+			want = strings.Replace(want, "12EZ", "EZ", 1)
+		}
+		got := run(p.rawDSN("app", "app", "app"), seq)
+		if got != want {
+			t.Fatalf("%s:\nthrough the proxy %s\ndirectly          %s", seq[0].what, got, want)
+		}
+		check(seq[0].what)
+	}
+}
+
+// A SET undone by ROLLBACK TO SAVEPOINT (also after a failed statement)
+// is not carried to the client's next server connection; one kept by
+// RELEASE and COMMIT is. What the client then sees on another server
+// connection equals what a direct connection sees after the same script.
+func TestRollbackToSavepointSettings(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	ctx := ctxT(t, 120*time.Second)
+	script := []string{
+		"SET work_mem = '2MB'",
+		"BEGIN",
+		"SAVEPOINT a",
+		"SET work_mem = '7MB'",
+		"SET lock_timeout = '3s'",
+		"ROLLBACK TO SAVEPOINT a",
+		"SET statement_timeout = '5s'",
+		"SAVEPOINT b",
+		"SET search_path = pg_catalog, public",
+		"RELEASE SAVEPOINT b",
+		"SAVEPOINT c",
+		"SET idle_in_transaction_session_timeout = '9s'",
+		"SELECT 1/0",
+		"ROLLBACK TO SAVEPOINT c",
+		"SAVEPOINT d; SET TimeZone = 'Asia/Tokyo'; SET lock_timeout = '4s'; SELECT 1/0",
+		"ROLLBACK TO d",
+		"SAVEPOINT e",
+		"SET application_name = 'books'",
+		"RELEASE e",
+		"SELECT pg_backend_pid()",
+		"COMMIT",
+		"BEGIN",
+		"SAVEPOINT f",
+		"SET work_mem = '9MB'",
+		"RELEASE f",
+		"ROLLBACK",
+	}
+	const show = `SELECT current_setting('work_mem'), current_setting('lock_timeout'), current_setting('statement_timeout'),
+		current_setting('search_path'), current_setting('idle_in_transaction_session_timeout'), current_setting('TimeZone'),
+		current_setting('application_name'), pg_backend_pid()`
+	run := func(c *pgconn.PgConn) (errs []string, pid string) {
+		for _, sql := range script {
+			res, err := c.Exec(ctx, sql).ReadAll()
+			errs = append(errs, sqlstate(err))
+			if sql == "SELECT pg_backend_pid()" && err == nil {
+				pid = string(res[0].Rows[0][0])
+			}
+		}
+		return errs, pid
+	}
+	settings := func(c *pgconn.PgConn) (string, string) {
+		res, err := c.Exec(ctx, show).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := res[0].Rows[0]
+		var vals []string
+		for _, v := range row[:len(row)-1] {
+			vals = append(vals, string(v))
+		}
+		return strings.Join(vals, " | "), string(row[len(row)-1])
+	}
+	d, err := pgconn.Connect(ctx, directDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctx)
+	wantErrs, _ := run(d)
+	want, _ := settings(d)
+
+	c, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	gotErrs, txPid := run(c)
+	if fmt.Sprint(gotErrs) != fmt.Sprint(wantErrs) {
+		t.Fatalf("script errors through the proxy %q, directly %q", gotErrs, wantErrs)
+	}
+	// Another client takes the server connection the transaction ran on
+	// (the pool hands out the most recently returned one), so the client
+	// lands on another, where the proxy applies its books.
+	holder, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	res, err := holder.Exec(ctx, "BEGIN; SELECT pg_backend_pid()").ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(res[1].Rows[0][0]); got != txPid {
+		t.Fatalf("the other client got server pid %s, not %s where the transaction ran", got, txPid)
+	}
+	got, pid := settings(c)
+	if pid == txPid {
+		t.Fatalf("the client stayed on server pid %s", pid)
+	}
+	if got != want {
+		t.Fatalf("settings on another server connection:\nthrough the proxy %s\ndirectly          %s", got, want)
+	}
+	if _, err := holder.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	// And on the connection the transaction ran on.
+	if got, _ = settings(c); got != want {
+		t.Fatalf("settings on the same server connection:\nthrough the proxy %s\ndirectly          %s", got, want)
+	}
+}
