@@ -224,38 +224,54 @@ func TestPinnedSessionEnds(t *testing.T) {
 	}
 	for _, pc := range pinCases {
 		for _, lv := range leaves {
-			t.Run(pc.name+"/"+lv.name, func(t *testing.T) {
-				p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"2s\"")
-				ctx := ctxT(t, 20*time.Second)
-				c, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close(ctx)
-				sql := pc.sql
-				if lv.inside {
-					sql = "BEGIN; " + sql
-				}
-				if _, err := c.Exec(ctx, sql).ReadAll(); err != nil {
-					t.Fatalf("%s: %v", sql, err)
-				}
-				pid, err := execOne(ctx, c, `SELECT pg_backend_pid()`)
-				if err != nil {
-					t.Fatal(err)
-				}
-				// (LISTEN takes effect at commit.)
-				if st, err := pinState(ctx, c); err != nil || st == cleanPinState && !(lv.inside && pc.name == "listen") {
-					t.Fatalf("the pinning statement left no state (%q, %v): the test would prove nothing", st, err)
-				}
-				lv.leave(t, ctx, c, pid)
-				waitPoolFree(t, p, "after the client left")
-				waitBackendClean(t, pid)
-				nextClientSeesNoPin(t, p, "app")
-				if st := waitPoolFree(t, p, "after the next client"); st.Idle != 1 {
-					t.Fatalf("after the next client: pool idle %d, want 1", st.Idle)
-				}
-			})
+			t.Run(pc.name+"/"+lv.name, func(t *testing.T) { pinnedSessionEnds(t, "app", pc, lv.inside, lv.leave) })
 		}
+	}
+	// Session pooling (user app_session): the same statements are plain
+	// session state there, reset with DISCARD ALL when the client leaves
+	// idle. All of them at once, every way of leaving.
+	var all []string
+	for _, pc := range pinCases {
+		all = append(all, pc.sql)
+	}
+	every := pinCase{"all", strings.Join(all, "; ")}
+	for _, lv := range leaves {
+		t.Run("session_pooling/"+lv.name, func(t *testing.T) { pinnedSessionEnds(t, "app_session", every, lv.inside, lv.leave) })
+	}
+}
+
+// pinnedSessionEnds runs one cell of the matrix: user pins its session
+// with pc (inside a transaction when inside), leaves by leave, then the
+// pool, the server and the next client are checked.
+func pinnedSessionEnds(t *testing.T, user string, pc pinCase, inside bool, leave func(t *testing.T, ctx context.Context, c *pgconn.PgConn, pid string)) {
+	p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"2s\"")
+	ctx := ctxT(t, 20*time.Second)
+	c, err := pgconn.Connect(ctx, p.rawDSN(user, "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	sql := pc.sql
+	if inside {
+		sql = "BEGIN; " + sql
+	}
+	if _, err := c.Exec(ctx, sql).ReadAll(); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	pid, err := execOne(ctx, c, `SELECT pg_backend_pid()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (LISTEN takes effect at commit.)
+	if st, err := pinState(ctx, c); err != nil || st == cleanPinState && !(inside && pc.name == "listen") {
+		t.Fatalf("the pinning statement left no state (%q, %v): the test would prove nothing", st, err)
+	}
+	leave(t, ctx, c, pid)
+	waitPoolFree(t, p, "after the client left")
+	waitBackendClean(t, pid)
+	nextClientSeesNoPin(t, p, user)
+	if st := waitPoolFree(t, p, "after the next client"); st.Idle != 1 {
+		t.Fatalf("after the next client: pool idle %d, want 1", st.Idle)
 	}
 }
 
