@@ -73,6 +73,10 @@ type Options struct {
 	// as root) must be able to reach it, and its path must be at most
 	// maxDirLen bytes long (unix socket paths are limited to ~107 bytes).
 	Dir string
+	// ServerArgs are extra options for every node's server command line
+	// (MariaDB: e.g. "--performance-schema=ON", which is off by default
+	// because it costs memory at every start).
+	ServerArgs []string
 }
 
 // maxDirLen bounds the length of Options.Dir: the server sockets live in

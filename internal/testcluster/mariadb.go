@@ -46,6 +46,8 @@ type MariaDB struct {
 	nodes   map[int]*myNode
 	stopped bool
 	tls     tlsFiles
+
+	serverArgs []string // Options.ServerArgs
 }
 
 type myNode struct {
@@ -114,7 +116,7 @@ func startMariaDB(o Options) func(io.Writer) (*MariaDB, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		c = &MariaDB{root: root, release: release, mariadb: mariadbd, nodes: map[int]*myNode{}}
+		c = &MariaDB{root: root, release: release, mariadb: mariadbd, nodes: map[int]*myNode{}, serverArgs: o.ServerArgs}
 		defer func() {
 			if err != nil {
 				err = fmt.Errorf("testcluster: starting MariaDB: %w", err)
@@ -253,6 +255,7 @@ func (c *MariaDB) startNode(ctx context.Context, n *myNode) error {
 		"--log-warnings=1",
 	}
 	args = append(args, myInnoDBArgs...)
+	args = append(args, c.serverArgs...)
 	args = append(args, "--ssl-ca="+tf.ca, "--ssl-cert="+tf.cert, "--ssl-key="+tf.key)
 	if !n.primary {
 		args = append(args, "--read-only=ON", "--log-slave-updates=ON")

@@ -15,10 +15,22 @@ import (
 // empty chunk.
 const maxChunk = 1<<24 - 1
 
-// DefaultMaxPacket is the largest logical packet a client may send: a
-// command (COM_QUERY text, COM_STMT_EXECUTE parameters, a long-data chunk).
-// It matches the servers' default max_allowed_packet of MariaDB 10.11.
+// DefaultMaxPacket is the largest logical packet a client may send (a
+// command: COM_QUERY text, COM_STMT_EXECUTE parameters, a long-data chunk)
+// until the proxy has read the server's max_allowed_packet. It matches the
+// default max_allowed_packet of MariaDB 10.11.
 const DefaultMaxPacket = 16 << 20
+
+// MaxPacket is the proxy's own cap on a client's command, whatever the
+// server's max_allowed_packet: the proxy holds a command whole before it
+// leases a server connection, so this bounds a client's buffer. 64 MiB is
+// MySQL 8's default max_allowed_packet and go-sql-driver's default.
+const MaxPacket = 64 << 20
+
+// maxDiscard bounds what the proxy reads off and drops of a command over
+// the limit (so that the client reads the ERR instead of a reset): MySQL's
+// largest max_allowed_packet. Beyond it the connection is just closed.
+const maxDiscard = 1 << 30
 
 // readStep is the first amount of a packet's payload read into the buffer
 // at once; each further read doubles what was read so far.
@@ -54,7 +66,7 @@ func readPacketAfter(r io.Reader, hdr [4]byte, buf []byte, limit int) ([]byte, u
 		n := int(uint32(hdr[0]) | uint32(hdr[1])<<8 | uint32(hdr[2])<<16)
 		seq := hdr[3]
 		if len(payload)+n > limit {
-			return payload, seq, fmt.Errorf("%w (%d bytes, limit %d)", ErrPacketTooLarge, len(payload)+n, limit)
+			return payload, seq, &tooLargeError{size: len(payload) + n, limit: limit, unread: n, more: n == maxChunk, seq: seq}
 		}
 		// The buffer grows with the bytes that arrive, not with the length
 		// the header claims: a client announcing 16 MB and sending nothing
@@ -83,6 +95,52 @@ func readPacketAfter(r io.Reader, hdr [4]byte, buf []byte, limit int) ([]byte, u
 		}
 		if hdr[3] != seq+1 {
 			return payload, seq, errSequence
+		}
+	}
+}
+
+// tooLargeError is readPacket's error for a packet over the limit: the
+// header of a chunk said so, and the chunk's bytes (and any continuation
+// chunks) are still unread.
+type tooLargeError struct {
+	size, limit int   // bytes announced so far; the limit
+	unread      int   // bytes of the current chunk not read
+	more        bool  // continuation chunks follow the current one
+	seq         uint8 // sequence id of the current chunk
+}
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("%v (at least %d bytes, limit %d)", ErrPacketTooLarge, e.size, e.limit)
+}
+
+func (e *tooLargeError) Unwrap() error { return ErrPacketTooLarge }
+
+// discardRest reads off and drops the rest of the packet e was returned
+// for, up to maxDiscard bytes in all, so that the stream is in step again
+// and the peer, done writing, reads the error it is sent rather than a
+// reset. It returns the sequence id of the packet's last chunk.
+func discardRest(r io.Reader, e *tooLargeError) (uint8, error) {
+	seq, unread, more := e.seq, e.unread, e.more
+	total := int64(e.size)
+	for {
+		if _, err := io.CopyN(io.Discard, r, int64(unread)); err != nil {
+			return seq, err
+		}
+		if !more {
+			return seq, nil
+		}
+		var hdr [4]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return seq, err
+		}
+		if hdr[3] != seq+1 {
+			return seq, errSequence
+		}
+		seq = hdr[3]
+		unread = int(uint32(hdr[0]) | uint32(hdr[1])<<8 | uint32(hdr[2])<<16)
+		more = unread == maxChunk
+		if total += int64(unread); total > maxDiscard {
+			return seq, ErrPacketTooLarge
 		}
 	}
 }

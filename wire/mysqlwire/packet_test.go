@@ -186,3 +186,26 @@ func TestDecodeExecute(t *testing.T) {
 		}
 	}
 }
+
+// A packet over the limit is read off to its end (continuation chunks
+// included), leaving the stream at the next packet.
+func TestDiscardRest(t *testing.T) {
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	seq, _ := writePacket(bw, 0, bytes.Repeat([]byte{'x'}, 2*maxChunk+5))
+	_, _ = writePacket(bw, 0, []byte{comPing})
+	_ = bw.Flush()
+	_, _, err := readPacket(&buf, nil, maxChunk+10)
+	var tl *tooLargeError
+	if !errors.As(err, &tl) || !errors.Is(err, ErrPacketTooLarge) {
+		t.Fatalf("want a tooLargeError, got %v", err)
+	}
+	last, err := discardRest(&buf, tl)
+	if err != nil || last != seq-1 {
+		t.Fatalf("discardRest: seq %d, %v; want %d", last, err, seq-1)
+	}
+	p, _, err := readPacket(&buf, nil, 100)
+	if err != nil || len(p) != 1 || p[0] != comPing {
+		t.Fatalf("next packet: %q, %v", p, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,9 @@ type Server struct {
 	// shards are the maps of the sharded clusters (shard.go).
 	shards   atomic.Pointer[shardRTs]
 	reloadMu sync.Mutex // serializes Reload
+
+	// limits are the servers' max_allowed_packet, by address.
+	limits sync.Map // string -> *packetLimit
 
 	mu        sync.Mutex
 	pools     map[poolKey]*pool.Pool
@@ -280,6 +284,9 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 		},
 	})
 	s.pools[k] = p
+	if lim := s.packetLimit(k.addr); lim.learning.CompareAndSwap(false, true) {
+		go lim.learn(dp)
+	}
 	metrics.AddPool(metrics.PoolInfo{Protocol: "mysql", Cluster: k.cluster, Node: k.addr + "/" + k.db, User: k.user, Size: st.PoolSize, Pool: p})
 	return p, nil
 }
@@ -431,4 +438,50 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.rtsMu.Unlock()
 	return err
+}
+
+// packetLimit is what the proxy knows of one server's max_allowed_packet:
+// a client's command may be as large as the server takes, within the
+// proxy's own cap (MaxPacket).
+type packetLimit struct {
+	n        atomic.Int64 // the limit for clients: min(server, MaxPacket)
+	server   atomic.Int64 // the server's max_allowed_packet; 0: not known
+	learning atomic.Bool  // a learn ran or runs
+}
+
+// packetLimit returns addr's limit, DefaultMaxPacket until learned.
+func (s *Server) packetLimit(addr string) *packetLimit {
+	if v, ok := s.limits.Load(addr); ok {
+		return v.(*packetLimit)
+	}
+	lim := &packetLimit{}
+	lim.n.Store(DefaultMaxPacket)
+	v, _ := s.limits.LoadOrStore(addr, lim)
+	return v.(*packetLimit)
+}
+
+// learn reads the server's max_allowed_packet over a connection of its own
+// (a pooled one must not wait on it), once, when the first pool for that
+// server is made. A change of the server's global value later is seen by
+// a new proxy process. If the server cannot be asked, the default stays.
+func (l *packetLimit) learn(dp dialParams) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	be, err := dialBackend(ctx, dp)
+	if err != nil {
+		l.learning.Store(false) // the next pool made tries again
+		return
+	}
+	defer be.Close()
+	v, ok, err := be.queryValue(ctx, "SELECT @@max_allowed_packet")
+	if err != nil || !ok {
+		return
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return
+	}
+	l.server.Store(n)
+	l.n.Store(min(n, MaxPacket))
+	_, _ = be.writePacket(0, []byte{comQuit})
 }

@@ -47,7 +47,8 @@ type session struct {
 	caps    uint32 // negotiated with the client
 	key     poolKey
 	pool    *pool.Pool
-	homeDB  string // server database at connect
+	homeDB  string       // server database at connect
+	limit   *packetLimit // the server's max_allowed_packet, as learned
 
 	bw *bufio.Writer // non-nil while a response is being written
 
@@ -469,6 +470,7 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *HandshakeResp
 		return err
 	}
 	s.pool = p
+	s.limit = s.srv.packetLimit(s.key.addr)
 	return nil
 }
 
@@ -487,12 +489,13 @@ func (s *session) loop() error {
 			return err
 		}
 		buf := getBuf()
-		p, seq, err := readPacketAfter(s.nc, hdr, *buf, DefaultMaxPacket)
+		p, seq, err := readPacketAfter(s.nc, hdr, *buf, s.maxPacket())
 		*buf = p
 		if err != nil {
 			putBuf(buf)
-			if errors.Is(err, ErrPacketTooLarge) {
-				s.sendFatal(seq+1, newSQLError(erNetPacketTooLarg, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes"))
+			var tl *tooLargeError
+			if errors.As(err, &tl) {
+				s.refuseLarge(tl)
 			}
 			return err
 		}
@@ -517,6 +520,34 @@ func (s *session) loop() error {
 		}
 		s.afterCommand(served)
 	}
+}
+
+// maxPacket is the largest command this client may send: the server's
+// max_allowed_packet, within the proxy's own cap.
+func (s *session) maxPacket() int {
+	if s.limit == nil {
+		return DefaultMaxPacket
+	}
+	return int(s.limit.n.Load())
+}
+
+// refuseLarge answers a command over the limit with ER_NET_PACKET_TOO_LARGE
+// and the session ends, as a server's does. The rest of the command is
+// read off first (bounded in size and time): a client still writing when
+// the socket closes would see "connection reset" instead of the error.
+func (s *session) refuseLarge(tl *tooLargeError) {
+	msg := "Got a packet bigger than 'max_allowed_packet' bytes"
+	if s.limit != nil && s.limit.server.Load() > int64(tl.limit) {
+		msg = fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes: switchyard accepts commands of at most %d bytes (the server's max_allowed_packet is %d)", tl.limit, s.limit.server.Load())
+	}
+	_ = s.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	seq, err := discardRest(s.nc, tl)
+	if err != nil {
+		s.log.Info("client command over the packet limit, and its rest could not be read off; closing", "limit", tl.limit, "size_at_least", tl.size, "err", err)
+		return
+	}
+	s.log.Info("client command over the packet limit refused; closing", "limit", tl.limit, "size_at_least", tl.size)
+	s.sendFatal(seq+1, newSQLError(erNetPacketTooLarg, "08S01", "%s", msg))
 }
 
 // idle marks the session as waiting for a command; false means shut down.

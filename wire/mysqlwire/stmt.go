@@ -245,6 +245,10 @@ func (s *session) execute(p []byte, seq uint8) error {
 		s.setCommand(cs.an, true)
 	}
 	defer func() { cs.long, cs.longSize = nil, 0 }()
+	if cs.longSize > maxLongData {
+		return s.sendErr(rs, newSQLError(erNetPacketTooLarg, "08S01",
+			"Parameter of prepared statement which is set through mysql_send_long_data() is longer than switchyard's limit of %d bytes of long data per execute", maxLongData))
+	}
 	build := func(be *backend) ([]byte, error) { return s.executePacket(be, cs, p, pos) }
 	if s.sh != nil {
 		ep, perr := decodeExecParams(p, int(cs.params), cs.types, cs.longParams())
@@ -347,7 +351,9 @@ func (s *session) longData(p []byte) error {
 	}
 	cs.longSize += len(p)
 	if cs.longSize > maxLongData {
-		return fatalError{fmt.Errorf("%w: more than %d bytes of long data for one execute", ErrPacketTooLarge, maxLongData)}
+		// No reply to this command: the EXECUTE that follows says it.
+		cs.long = nil
+		return nil
 	}
 	cs.long = append(cs.long, append([]byte(nil), p...))
 	return nil

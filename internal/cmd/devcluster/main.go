@@ -20,6 +20,7 @@
 //
 //	devcluster [-dir DIR] [-pg-ports P,P,P] [-mariadb-ports P,P] [-pidfile FILE]
 //	           [-pg=false] [-mariadb=false] [-pg-replicas N] [-mariadb-replicas N]
+//	           [-mariadb-arg=--OPTION ...]
 //
 // With -dir, PostgreSQL lives in DIR/postgres and MariaDB in DIR/mariadb;
 // a start wipes what an earlier run left there, and a stop keeps the data
@@ -63,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	myPorts := fs.String("mariadb-ports", "", "comma-separated fixed ports for the MariaDB primary and replicas (default: free ports)")
 	dir := fs.String("dir", "", "state directory: the clusters live in DIR/postgres and DIR/mariadb and are kept after a stop (default: temporary directories, removed)")
 	pidFile := fs.String("pidfile", "", "write this process's id to FILE while it runs")
+	var myArgs argList
+	fs.Var(&myArgs, "mariadb-arg", "an extra mariadbd option for every MariaDB node (repeatable), e.g. -mariadb-arg=--performance-schema=ON")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -71,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	pgOpts := testcluster.Options{Replicas: *pgReplicas, Log: stderr}
-	myOpts := testcluster.Options{Replicas: *myReplicas, Log: stderr}
+	myOpts := testcluster.Options{Replicas: *myReplicas, Log: stderr, ServerArgs: myArgs}
 	var err error
 	if pgOpts.Ports, err = parsePorts(*pgPorts); err != nil {
 		return fail("-pg-ports: %v", err)
@@ -172,6 +175,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "devcluster: stopped")
 	return 0
 }
+
+// argList is a repeatable string flag.
+type argList []string
+
+func (a *argList) String() string     { return strings.Join(*a, " ") }
+func (a *argList) Set(v string) error { *a = append(*a, v); return nil }
 
 // parsePorts reads "15432,15433,15434".
 func parsePorts(s string) ([]int, error) {
