@@ -558,3 +558,80 @@ func TestRollbackToSavepointSettings(t *testing.T) {
 		t.Fatalf("settings on the same server connection:\nthrough the proxy %s\ndirectly          %s", got, want)
 	}
 }
+
+// The same through pgx's nested transactions (savepoints) in its default
+// exec mode: SET, SAVEPOINT and ROLLBACK TO SAVEPOINT travel in the
+// extended protocol.
+func TestRollbackToSavepointSettingsPgx(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	ctx := ctxT(t, 120*time.Second)
+	script := func(conn *pgx.Conn) (pid string) {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sql := range []string{"SET work_mem = '3MB'", "SET statement_timeout = '4s'"} {
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sp, err := tx.Begin(ctx) // SAVEPOINT
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sql := range []string{"SET work_mem = '8MB'", "SET lock_timeout = '6s'"} {
+			if _, err := sp.Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sp.Rollback(ctx); err != nil { // ROLLBACK TO SAVEPOINT
+			t.Fatal(err)
+		}
+		if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()::text").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	const show = `SELECT current_setting('work_mem') || ' ' || current_setting('statement_timeout') || ' ' || current_setting('lock_timeout'), pg_backend_pid()::text`
+	d, err := pgx.Connect(ctx, directDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctx)
+	script(d)
+	var want, pid string
+	if err := d.QueryRow(ctx, show).Scan(&want, &pid); err != nil {
+		t.Fatal(err)
+	}
+	c, err := pgx.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	txPid := script(c)
+	holder, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	res, err := holder.Exec(ctx, "BEGIN; SELECT pg_backend_pid()").ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(res[1].Rows[0][0]); got != txPid {
+		t.Fatalf("the other client got server pid %s, not %s where the transaction ran", got, txPid)
+	}
+	var got string
+	if err := c.QueryRow(ctx, show).Scan(&got, &pid); err != nil {
+		t.Fatal(err)
+	}
+	if pid == txPid {
+		t.Fatalf("the client stayed on server pid %s", pid)
+	}
+	if got != want {
+		t.Fatalf("settings on another server connection: through the proxy %q, directly %q", got, want)
+	}
+}
