@@ -59,5 +59,13 @@
 // whether to send the file.
 //
 // Session state is judged by a careful scanner (classify.go), not by a SQL
-// parser; its limits are documented there.
+// parser; its limits are documented there. A SET sent as a prepared
+// statement with parameters pins the session (stmt.go). A session that
+// ends (COM_QUIT, a closed socket, inside a transaction, mid-statement)
+// frees its server connection at once: a statement still running is
+// killed first (watch.go); the connection is then closed, or reset with
+// COM_RESET_CONNECTION whose status flags must show no transaction and
+// autocommit as at login. A connection whose status shows autocommit
+// changed in a way the replayed SETs do not explain is reset before anyone
+// else gets it.
 package mysqlwire
