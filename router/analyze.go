@@ -204,6 +204,9 @@ type Analysis struct {
 	// RollbackTo: the text rolls back to a savepoint (PostgreSQL ROLLBACK
 	// TO SAVEPOINT), undoing the session settings changed since.
 	RollbackTo bool
+	// Chain: COMMIT AND CHAIN / ROLLBACK AND CHAIN (PostgreSQL), which end
+	// the transaction and open the next one at once.
+	Chain bool
 	// Pin, when not empty, says why the text creates session state that
 	// a transaction pooler cannot carry to another server connection
 	// (LISTEN, temporary tables, session advisory locks, WITH HOLD

@@ -209,6 +209,7 @@ func (b *builder) pgTransaction(t *pg.TransactionStmt) {
 		// characteristics, on the same connection: still the end of
 		// this one for routing purposes.
 		b.class(TxnEnd)
+		b.an.Chain = b.an.Chain || t.GetChain()
 	case pg.TransactionStmtKind_TRANS_STMT_PREPARE:
 		b.class(TxnEnd)
 		b.primary("PREPARE TRANSACTION")

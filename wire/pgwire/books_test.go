@@ -635,3 +635,86 @@ func TestRollbackToSavepointSettingsPgx(t *testing.T) {
 		t.Fatalf("settings on another server connection: through the proxy %q, directly %q", got, want)
 	}
 }
+
+// COMMIT AND CHAIN and ROLLBACK AND CHAIN end a transaction while the
+// status stays 'T': the SETs of the one committed are carried to the
+// client's next server connection, those of the one rolled back are not.
+func TestChainedTransactionSettings(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	ctx := ctxT(t, 120*time.Second)
+	script := []string{
+		"BEGIN",
+		"SET work_mem = '5MB'",
+		"ROLLBACK AND CHAIN",
+		"SET lock_timeout = '7s'",
+		"COMMIT AND CHAIN",
+		"SET statement_timeout = '8s'",
+		"SELECT pg_backend_pid()",
+		"ROLLBACK",
+	}
+	const show = `SELECT current_setting('work_mem') || ' ' || current_setting('lock_timeout') || ' ' || current_setting('statement_timeout'), pg_backend_pid()`
+	for _, extended := range []bool{false, true} {
+		exec := func(c *pgconn.PgConn, sql string) (string, error) {
+			if extended {
+				r := c.ExecParams(ctx, sql, nil, nil, nil, nil).Read()
+				if r.Err != nil || len(r.Rows) == 0 {
+					return "", r.Err
+				}
+				return string(r.Rows[0][0]), nil
+			}
+			res, err := c.Exec(ctx, sql).ReadAll()
+			if err != nil || len(res[0].Rows) == 0 {
+				return "", err
+			}
+			return string(res[0].Rows[0][0]), nil
+		}
+		run := func(c *pgconn.PgConn) (pid string) {
+			for _, sql := range script {
+				v, err := exec(c, sql)
+				if err != nil {
+					t.Fatalf("%s: %v", sql, err)
+				}
+				if strings.HasPrefix(sql, "SELECT") {
+					pid = v
+				}
+			}
+			return pid
+		}
+		d, err := pgconn.Connect(ctx, directDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(d)
+		want, _ := exec(d, show)
+		d.Close(ctx)
+
+		c, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		txPid := run(c)
+		holder, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := holder.Exec(ctx, "BEGIN; SELECT pg_backend_pid()").ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(res[1].Rows[0][0]); got != txPid {
+			t.Fatalf("the other client got server pid %s, not %s where the transaction ran", got, txPid)
+		}
+		r := c.ExecParams(ctx, show, nil, nil, nil, nil).Read()
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		if pid := string(r.Rows[0][1]); pid == txPid {
+			t.Fatalf("the client stayed on server pid %s", pid)
+		}
+		if got := string(r.Rows[0][0]); got != want {
+			t.Fatalf("extended=%v: settings on another server connection: through the proxy %q, directly %q", extended, got, want)
+		}
+		holder.Close(ctx)
+		c.Close(ctx)
+	}
+}

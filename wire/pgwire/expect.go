@@ -43,6 +43,9 @@ type expect struct {
 	// cname: a Query rewritten from DEALLOCATE of the client's statement
 	// name cname; g is the global statement it names.
 	cname string
+	// chain: a Query or Execute of COMMIT or ROLLBACK AND CHAIN, whose
+	// command tag ends the transaction though the status stays 'T'.
+	chain bool
 }
 
 // expectQueue is a FIFO that reuses its storage: no allocation per message

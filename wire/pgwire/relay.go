@@ -449,6 +449,10 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 
 	c.mu.Lock()
 	q := &c.expects
+	chain := c.chainNext
+	if typ == 'Q' || typ == 'E' {
+		c.chainNext = false
+	}
 	ensure := func(g *gstmt) {
 		if sc.stmts.has(g) {
 			return
@@ -556,7 +560,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		}
 		q.push(expect{kind: 'C'})
 	case typ == 'E':
-		q.push(expect{kind: 'E'})
+		q.push(expect{kind: 'E', chain: chain})
 	case typ == 'S':
 		if c.copyIn {
 			// In COPY FROM STDIN the server ignores a Sync: libpq's
@@ -576,7 +580,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			q.push(expect{kind: typ, act: actMark}) // the copy may not have begun yet: copyInLocked
 		}
 	case typ == 'Q':
-		e := expect{kind: 'Q'}
+		e := expect{kind: 'Q', chain: chain}
 		if d := qa.Deallocate; d != nil && qa.Statements == 1 && !d.All && len(qa.Sets) == 0 && c.stmts[d.Name] != nil {
 			// DEALLOCATE of the client's own name (in a transaction, a
 			// pinned session, session mode): the server knows the
@@ -1053,7 +1057,7 @@ func (c *clientConn) matchLocked(typ byte, raw []byte, sc *serverConn) (relay bo
 func (c *clientConn) bookLocked(typ byte, raw []byte, sc *serverConn, f *expect) (relay bool) {
 	q := &c.expects
 	if typ == 'C' {
-		c.noteTagLocked(raw)
+		c.noteTagLocked(raw, f, sc)
 		c.noteStmtTagLocked(raw, f, sc)
 	}
 	drop := f.act == actDrop

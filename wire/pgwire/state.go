@@ -61,6 +61,9 @@ func (c *clientConn) collect(a *router.Analysis) {
 	if a.RollbackTo {
 		c.captureTxn = true
 	}
+	if a.Chain && a.Statements == 1 {
+		c.chainNext = true
+	}
 	for _, s := range a.Sets {
 		switch {
 		case s.Local:
@@ -221,9 +224,14 @@ func (c *clientConn) resetDesiredLocked() {
 }
 
 // noteTagLocked remembers whether the transaction being ended commits.
-func (c *clientConn) noteTagLocked(raw []byte) {
+// After COMMIT or ROLLBACK AND CHAIN (f.chain) the status stays 'T', so
+// the transaction that ended is settled at its tag.
+func (c *clientConn) noteTagLocked(raw []byte, f *expect, sc *serverConn) {
 	if c.txnSets != nil || c.txnResetAll {
 		c.txnCommitted = bytes.HasPrefix(raw[5:], []byte("COMMIT"))
+		if f.chain && (c.txnCommitted || bytes.HasPrefix(raw[5:], []byte("ROLLBACK"))) {
+			c.endTxnLocked(sc)
+		}
 	}
 }
 
