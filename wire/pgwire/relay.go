@@ -143,7 +143,17 @@ func (c *clientConn) answer(out []byte, status byte) {
 // first message that needs an answer. It returns false when the session
 // is over.
 func (c *clientConn) forward(typ byte, raw []byte) bool {
-	if c.sh != nil && c.shardCheckInLease(typ, raw) { // sharding: a transaction stays on its shard
+	c.mu.Lock()
+	onReplica, unsynced := c.server != nil && c.leaseNode != nil, c.unsynced
+	c.mu.Unlock()
+	switch {
+	case onReplica && !unsynced:
+		if held, ok := c.replicaRequest(typ, raw); held {
+			return ok
+		}
+	case c.sh != nil && c.shardCheckInLease(typ, raw): // sharding: a transaction stays on its shard
+		return true
+	case onReplica && c.replicaMidBatch(typ, raw):
 		return true
 	}
 	c.mu.Lock()
@@ -162,22 +172,6 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		c.dropServer()
 		c.sendFromProxy(toErrorResponse(newFatal(codeAdminShutdown, "terminating connection due to administrator command")))
 		return false
-	}
-	if c.server != nil && c.leaseNode != nil && c.sh == nil {
-		unsynced := c.unsynced
-		c.mu.Unlock()
-		if unsynced {
-			if c.replicaMidBatch(typ, raw) {
-				return true
-			}
-		} else if held, ok := c.replicaRequest(typ, raw); held {
-			return ok
-		}
-		c.mu.Lock()
-		if c.broken { // the replica failed while the main loop waited
-			c.mu.Unlock()
-			return false
-		}
 	}
 	if c.server == nil {
 		closing := c.closing
@@ -279,7 +273,9 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 // sent there. For that one the main loop waits until the replica has
 // answered what it owes and its lease ended; the caller then leases anew.
 // A lease still held then is a read-only transaction on the replica, where
-// PostgreSQL refuses a write as it would on the primary. held reports that
+// PostgreSQL refuses a write as it would on the primary. Sharded, a request
+// for another shard than the lease's leaves it the same way (inside such a
+// transaction it is refused, as shardCheckInLease does). held reports that
 // the message was dealt with; ok is false when the session is over.
 func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
 	switch typ {
@@ -302,7 +298,12 @@ func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
 	if len(as) == 0 {
 		return false, true // a Sync or Flush alone
 	}
-	if t, _ := router.Decide(c.pref, as); t == (router.Replica{}) {
+	t, _ := router.Decide(c.pref, as)
+	stay := t == (router.Replica{})
+	if stay && c.sh != nil {
+		stay = c.shardLeaseErr(c.requestShard(c.sh.rt, typ, raw)) == nil
+	}
+	if stay {
 		return false, true
 	}
 	c.flushServer()
@@ -313,8 +314,53 @@ func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
 	for c.server != nil && c.leaseNode != nil && (c.outstanding > 0 || c.unsynced) {
 		c.leaseIdle.Wait()
 	}
+	leased := c.server != nil
 	c.mu.Unlock()
+	if leased && c.sh != nil {
+		if err := c.shardLeaseErr(c.requestShard(c.sh.rt, typ, raw)); err != nil {
+			c.shardRefused()
+			c.refuseHeld(typ, err)
+			return true, true
+		}
+	}
 	return false, true
+}
+
+// refuseHeld answers a request held during a lease (its messages in
+// c.pending and the one in hand, typ) with err instead of sending it,
+// leaving the server's transaction as it is.
+func (c *clientConn) refuseHeld(typ byte, err error) {
+	c.pending = c.pending[:0]
+	if typ != 'H' {
+		c.refuseInLease(typ, err) // err, then a Sync's ReadyForQuery
+		return
+	}
+	// After a Flush the client waits for its replies before it sends the
+	// Sync: skip to that Sync, and have the server answer something now
+	// for the error to go out with.
+	if !c.refuseInLease('B', err) {
+		return
+	}
+	c.mu.Lock()
+	sc := c.server
+	if sc == nil {
+		c.mu.Unlock()
+		return
+	}
+	c.expects.push(expect{kind: 'C', act: actDrop})
+	c.writers++
+	c.mu.Unlock()
+	_, werr := sc.bw.Write(noopClose)
+	if werr == nil {
+		_, werr = sc.bw.Write([]byte{'H', 0, 0, 0, 4})
+	}
+	if werr == nil {
+		werr = sc.bw.Flush()
+	}
+	if werr != nil {
+		sc.conn.Close()
+	}
+	c.finishWrite()
 }
 
 // replicaMidBatch refuses a statement that may not run on a replica when

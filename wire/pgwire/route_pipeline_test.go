@@ -370,3 +370,179 @@ func TestWriteAfterFlushOnReplicaRefused(t *testing.T) {
 		t.Fatalf("after the refusal: %v %q", res2.Err, res2.Rows)
 	}
 }
+
+// Sharded: a write pipelined after a read that holds a shard replica's
+// lease runs on the shard's primary, and a read of the other shard
+// pipelined after it goes to that shard (before, the write reached the
+// replica, and the other shard's read was refused as a second shard of
+// one transaction).
+func TestShardPipelineRoutedPerRequest(t *testing.T) {
+	p := serveConfig(t, shardReplicaConfig("", `max_replica_lag = "60s"
+causal_read_timeout = "100ms"`, true))
+	shards := shardConns(t)
+	k0, k1 := keysOn(0, 1, 5000)[0], keysOn(1, 1, 5000)[0]
+	for s, k := range []int64{k0, k1} {
+		if _, err := shards[s].Exec(context.Background(), `INSERT INTO orders (customer_id, amount) VALUES ($1, 0)`, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitShardReplicasEligible(t, p)
+	primary, replicas := nodePorts()
+	for _, r := range replicas {
+		superExec(t, r, `SELECT pg_wal_replay_pause()`)
+		t.Cleanup(func() { superExec(t, r, `SELECT pg_wal_replay_resume()`) })
+	}
+	ctx := ctxT(t, 60*time.Second)
+	arg := func(k int64) [][]byte { return [][]byte{[]byte(strconv.FormatInt(k, 10))} }
+	const (
+		read   = `SELECT pg_sleep(0.2), inet_server_port() FROM orders WHERE customer_id = $1`
+		insert = `INSERT INTO orders (customer_id, amount) VALUES ($1, 7) RETURNING inet_server_port()`
+	)
+	type query struct {
+		sql string
+		k   int64
+	}
+	// Each pipeline on a connection of its own: no write of the client
+	// yet, so its first read may go to a replica.
+	var conn *pgconn.PgConn
+	pipeline := func(qs ...query) (ports []int) {
+		t.Helper()
+		var err error
+		if conn, err = pgconn.Connect(ctx, p.rawDSN("app", "app", "orders")); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		pl := conn.StartPipeline(ctx)
+		for _, q := range qs {
+			pl.SendQueryParams(q.sql, arg(q.k), nil, nil, nil)
+			pl.SendPipelineSync()
+		}
+		if err := pl.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range qs {
+			res, err := pl.GetResults()
+			if err != nil {
+				t.Fatalf("query %d: %v", i, err)
+			}
+			rr, ok := res.(*pgconn.ResultReader)
+			if !ok {
+				t.Fatalf("query %d: %T", i, res)
+			}
+			ports = append(ports, resultPort(t, fmt.Sprint("query ", i), rr))
+			if res, err := pl.GetResults(); err != nil {
+				t.Fatalf("sync %d: %v", i, err)
+			} else if _, ok := res.(*pgconn.PipelineSync); !ok {
+				t.Fatalf("sync %d: %T", i, res)
+			}
+		}
+		if err := pl.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return ports
+	}
+	a := pipeline(query{read, k0}, query{insert, k0})
+	b := pipeline(query{read, k0}, query{read, k1}, query{insert, k1})
+	t.Logf("ports %v, %v (primary %d, replicas %v)", a, b, primary, replicas)
+	if a[0] == primary || b[0] == primary || b[1] == primary {
+		t.Errorf("reads ran on the primary: the test needs them on replicas")
+	}
+	if a[1] != primary || b[2] != primary {
+		t.Errorf("INSERTs ran on %d and %d, want the primary %d", a[1], b[2], primary)
+	}
+	// b's client reads its row back (read-your-writes on shard 1: the
+	// paused replicas have only the first row of k1).
+	r := conn.ExecParams(ctx, `SELECT count(*) FROM orders WHERE customer_id = $1`, arg(k1), nil, nil, nil).Read()
+	if r.Err != nil || len(r.Rows) != 1 || string(r.Rows[0][0]) != "2" {
+		t.Errorf("read of key %d after its INSERT: %v %q; want 2 rows (read-your-writes)", k1, r.Err, r.Rows)
+	}
+}
+
+// Inside a read-only transaction on a shard replica, a pipelined request
+// for the other shard cannot leave: it is refused (simple and extended
+// protocol), the transaction goes on on its shard, and COMMIT ends it.
+func TestShardReplicaTxnPipelineOtherShardRefused(t *testing.T) {
+	p := serveConfig(t, shardReplicaConfig("", `max_replica_lag = "60s"`, true))
+	shards := shardConns(t)
+	k0, k1 := keysOn(0, 1, 6000)[0], keysOn(1, 1, 6000)[0]
+	for s, k := range []int64{k0, k1} {
+		if _, err := shards[s].Exec(context.Background(), `INSERT INTO orders (customer_id, amount) VALUES ($1, 0)`, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitShardReplicasEligible(t, p)
+	primary, _ := nodePorts()
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	q := func(k int64) string {
+		return fmt.Sprintf(`SELECT pg_sleep(0.1), inet_server_port() FROM orders WHERE customer_id = %d`, k)
+	}
+	// Extended protocol, one Sync per query, written at once.
+	mrr := conn.Exec(ctx, "BEGIN READ ONLY")
+	if _, err := mrr.ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	pl := conn.StartPipeline(ctx)
+	pl.SendQueryParams(q(k0), nil, nil, nil, nil)
+	pl.SendPipelineSync()
+	pl.SendQueryParams(q(k1), nil, nil, nil, nil)
+	pl.SendPipelineSync()
+	pl.SendQueryParams(q(k0), nil, nil, nil, nil)
+	pl.SendPipelineSync()
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"row", "sync", "error", "sync", "row", "sync"}
+	for i, w := range want {
+		res, err := pl.GetResults()
+		var got string
+		switch r := res.(type) {
+		case *pgconn.ResultReader:
+			rd := r.Read()
+			if rd.Err != nil {
+				got = "error"
+				var pe *pgconn.PgError
+				if !errors.As(rd.Err, &pe) || pe.Code != "0A000" {
+					t.Errorf("result %d: %v, want the proxy's 0A000", i, rd.Err)
+				}
+			} else if len(rd.Rows) == 1 {
+				got = "row"
+				if port, _ := strconv.Atoi(string(rd.Rows[0][1])); port == primary {
+					t.Errorf("result %d: the read-only transaction ran on the primary", i)
+				}
+			}
+		case *pgconn.PipelineSync:
+			got = "sync"
+		case nil:
+			if err != nil {
+				got = "error"
+			}
+		}
+		if got != w {
+			t.Fatalf("result %d: %q (%T, %v), want %q", i, got, res, err, w)
+		}
+	}
+	if err := pl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "COMMIT").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	// The session is usable, out of any transaction.
+	if _, err := conn.Exec(ctx, q(k1)).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if st := conn.TxStatus(); st != 'I' {
+		t.Fatalf("status %c after COMMIT", st)
+	}
+}

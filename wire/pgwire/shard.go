@@ -589,6 +589,17 @@ func (c *clientConn) shardCheckInLease(typ byte, raw []byte) bool {
 	} else {
 		s, err = c.requestShard(rt, typ, raw)
 	}
+	if err = c.shardLeaseErr(s, err); err == nil {
+		return false
+	}
+	c.shardRefused()
+	return c.refuseInLease(typ, err)
+}
+
+// shardLeaseErr says why a request on shard s (s and err as requestShard
+// returns them) cannot join the lease, which is on shard c.sh.cur; nil
+// when it can.
+func (c *clientConn) shardLeaseErr(s int, err error) error {
 	switch {
 	case errors.Is(err, errScatter):
 		err = newError(codeFeatureNotSupported, "a SELECT without the shard key inside a transaction would need every shard; the transaction is on shard %d", c.sh.cur)
@@ -597,12 +608,11 @@ func (c *clientConn) shardCheckInLease(typ byte, raw []byte) bool {
 	}
 	switch {
 	case errors.Is(err, errNoShard) || (err == nil && (s < 0 || s == c.sh.cur)):
-		return false
+		return nil
 	case err == nil:
 		err = errTwoShards(c.sh.cur, s)
 	}
-	c.shardRefused()
-	return c.refuseInLease(typ, err)
+	return err
 }
 
 // refuseInLease answers a Query or Bind with an error in place of the
