@@ -101,13 +101,15 @@ type Settings struct {
 	// plain TCP (MySQL's server-public-key-path). Without it the proxy
 	// refuses to encrypt the password to a key the server sends.
 	ServerPublicKeyPath string
-	// AuthUser, when set, turns on passthrough authentication
-	// (PostgreSQL): a client whose user is not in [[users]] is looked up
-	// with AuthQuery, run on the primary as AuthUser, which names a
-	// [[users]] entry whose server credentials are used.
+	// AuthUser, when set, turns on passthrough authentication: a client
+	// whose user is not in [[users]] is looked up with AuthQuery, run on
+	// the primary as AuthUser, which names a [[users]] entry whose server
+	// credentials are used. A MySQL cluster does not inherit it from
+	// [defaults] (nor AuthQuery: its default is DefaultMySQLAuthQuery).
 	AuthUser string
 	// AuthQuery returns (name, password verifier) of the user in $1
-	// (default PgBouncer's, on pg_shadow).
+	// (default PgBouncer's, on pg_shadow; for MySQL, the
+	// mysql_native_password hash from mysql.user).
 	AuthQuery string
 	// AuthCacheTTL is how long a looked-up verifier (or its absence) is
 	// reused (default 1m; 0: look up at every login).
@@ -116,6 +118,10 @@ type Settings struct {
 
 // DefaultAuthQuery is auth_query when the file leaves it out: PgBouncer's.
 const DefaultAuthQuery = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1"
+
+// DefaultMySQLAuthQuery is a MySQL cluster's auth_query when its table
+// leaves it out. $1 becomes the user name as a hex literal.
+const DefaultMySQLAuthQuery = "SELECT user, authentication_string FROM mysql.user WHERE user = $1 LIMIT 1"
 
 // Values of Settings.ServerTLS.
 const (

@@ -353,8 +353,8 @@ func (l *loader) build(raw *rawFile) *Config {
 }
 
 // authUsers checks that every auth_user names a [[users]] entry, whose
-// server credentials run the auth_query, and that passthrough is asked
-// only of PostgreSQL clusters.
+// server credentials run the auth_query, and gives MySQL clusters their
+// own passthrough defaults.
 func (l *loader) authUsers(cfg *Config, raw *rawFile) {
 	names := make(map[string]bool, len(cfg.Users))
 	for _, u := range cfg.Users {
@@ -367,11 +367,17 @@ func (l *loader) authUsers(cfg *Config, raw *rawFile) {
 		c := &cfg.Clusters[i]
 		k := fmt.Sprintf("clusters[%d].auth_user", i)
 		own := raw.Clusters[i].AuthUser != nil
+		if c.Protocol == MySQL {
+			// [defaults] auth_user and auth_query are PostgreSQL's: a
+			// MySQL cluster sets its own, and looks in mysql.user by
+			// default.
+			if !own {
+				c.Settings.AuthUser = ""
+			} else if raw.Clusters[i].AuthQuery == nil {
+				c.Settings.AuthQuery = DefaultMySQLAuthQuery
+			}
+		}
 		switch {
-		case c.Protocol == MySQL && own && c.Settings.AuthUser != "":
-			l.errorf(k, "passthrough authentication (auth_user) is for postgres clusters only; list MySQL users in [[users]]")
-		case c.Protocol == MySQL:
-			c.Settings.AuthUser = "" // a [defaults] auth_user serves the postgres clusters
 		case own && c.Settings.AuthUser != "" && !names[c.Settings.AuthUser]:
 			l.errorf(k, "%q is not a [[users]] name (auth_user names the entry whose server_user and server_password run auth_query)", c.Settings.AuthUser)
 		}

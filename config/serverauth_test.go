@@ -47,6 +47,12 @@ protocol = "mysql"
 database = "app"
 primary = "127.0.0.1:3306"
 server_public_key_path = "mysql.pem"
+[[clusters]]
+name = "my2"
+protocol = "mysql"
+database = "app2"
+primary = "127.0.0.1:3306"
+auth_user = "lookup"
 `
 	cfg, err := Parse([]byte(src), filepath.Join(dir, "cfg.toml"))
 	if err != nil {
@@ -64,6 +70,9 @@ server_public_key_path = "mysql.pem"
 	}
 	if my.AuthUser != "" {
 		t.Errorf("a mysql cluster inherited auth_user %q", my.AuthUser)
+	}
+	if my2 := cfg.Clusters[3].Settings; my2.AuthUser != "lookup" || my2.AuthQuery != DefaultMySQLAuthQuery {
+		t.Errorf("a mysql cluster with its own auth_user: %q, auth_query %q", my2.AuthUser, my2.AuthQuery)
 	}
 	if my.ServerPublicKeyPath != filepath.Join(dir, "mysql.pem") {
 		t.Errorf("server_public_key_path = %q", my.ServerPublicKeyPath)

@@ -74,8 +74,8 @@ func TestValidationErrors(t *testing.T) {
 			`cfg.toml:9: defaults.auth_query: must take the user name as $1`,
 			`cfg.toml:10: defaults.auth_user: "nobody" is not a [[users]] name`,
 		}},
-		{"auth_user in a mysql cluster", base + "[[clusters]]\nname = \"my\"\nprotocol = \"mysql\"\ndatabase = \"app\"\nprimary = \"127.0.0.1:3306\"\nauth_user = \"app\"\n", []string{
-			`cfg.toml:11: clusters[0].auth_user: passthrough authentication (auth_user) is for postgres clusters only`,
+		{"auth_user in a mysql cluster", base + "[[clusters]]\nname = \"my\"\nprotocol = \"mysql\"\ndatabase = \"app\"\nprimary = \"127.0.0.1:3306\"\nauth_user = \"nobody\"\n", []string{
+			`cfg.toml:11: clusters[0].auth_user: "nobody" is not a [[users]] name`,
 		}},
 		{"server_public_key_path in a postgres cluster", base + cluster + "server_public_key_path = \"cfg.toml\"\n", []string{
 			`cfg.toml:11: clusters[0].server_public_key_path: is for mysql clusters`,

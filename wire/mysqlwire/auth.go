@@ -36,7 +36,12 @@ func nativeScramble(scramble []byte, password string) []byte {
 		return nil
 	}
 	h1 := sha1.Sum([]byte(password))
-	h2 := sha1.Sum(h1[:])
+	return nativeScrambleHash(scramble, h1[:])
+}
+
+// nativeScrambleHash is nativeScramble from h1 = SHA1(password).
+func nativeScrambleHash(scramble, h1 []byte) []byte {
+	h2 := sha1.Sum(h1)
 	h := sha1.New()
 	h.Write(scramble[:min(20, len(scramble))])
 	h.Write(h2[:])
@@ -65,8 +70,16 @@ func sha2Scramble(scramble []byte, password string) []byte {
 	return m3
 }
 
-// scrambleFor computes the auth response of plugin for password.
+// scrambleFor computes the auth response of plugin for password, which
+// may be a passthrough user's SHA1(password) (passthrough.go).
 func scrambleFor(plugin string, scramble []byte, password string) ([]byte, error) {
+	if h1, ok := passHash(password); ok {
+		if plugin != pluginNative && plugin != "" {
+			return nil, newSQLError(crAuthPluginErr, "HY000",
+				"Authentication plugin '%s' reported error: a passthrough user (auth_user) can log in to the servers with mysql_native_password only", plugin)
+		}
+		return nativeScrambleHash(scramble, h1), nil
+	}
 	switch plugin {
 	case pluginNative, "":
 		return nativeScramble(scramble, password), nil

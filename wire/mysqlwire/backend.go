@@ -210,6 +210,9 @@ func (b *backend) authenticate(p dialParams) error {
 		// Answer with native; the server switches us if it must.
 		plugin = pluginNative
 	}
+	if _, pass := passHash(p.password); pass {
+		plugin = pluginNative // all a passthrough user can answer
+	}
 	if p.plugin != "" {
 		plugin = p.plugin
 	}
@@ -456,6 +459,11 @@ func putUint32(b []byte, v uint32) {
 // proxy's own connections (the lag monitor's), not for client traffic. An
 // error other than *serverError leaves the connection broken.
 func (b *backend) queryValue(ctx context.Context, q string) (val string, ok bool, err error) {
+	return b.queryColumn(ctx, q, 0)
+}
+
+// queryColumn is queryValue for column col of the first row.
+func (b *backend) queryColumn(ctx context.Context, q string, col int) (val string, ok bool, err error) {
 	dl := time.Now().Add(5 * time.Second)
 	if d, has := ctx.Deadline(); has && d.Before(dl) {
 		dl = d
@@ -526,7 +534,17 @@ func (b *backend) queryValue(ctx context.Context, q string) (val string, ok bool
 		if first {
 			first = false
 			r := reader{b: p}
-			if len(p) > 0 && p[0] == 0xfb {
+			for i := 0; i < col && r.err == nil; i++ {
+				if len(r.b) > 0 && r.b[0] == 0xfb {
+					r.b = r.b[1:] // NULL
+					continue
+				}
+				r.lenEncBytes()
+			}
+			if r.err != nil || len(r.b) == 0 {
+				return "", false, errMalformed
+			}
+			if r.b[0] == 0xfb {
 				continue // NULL
 			}
 			v := r.lenEncBytes()

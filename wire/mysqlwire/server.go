@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/authcache"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
@@ -49,6 +50,9 @@ type Server struct {
 
 	// limits are the servers' max_allowed_packet, by address.
 	limits sync.Map // string -> *packetLimit
+
+	// passCache keeps auth_query's answers (passthrough.go).
+	passCache authcache.Cache
 
 	mu        sync.Mutex
 	pools     map[poolKey]*pool.Pool
@@ -208,6 +212,9 @@ func (s *Server) keyValid(cfg *config.Config, k poolKey) bool {
 		}
 		if !found {
 			continue
+		}
+		if _, pass := passHash(k.password); pass && c.Settings.AuthUser != "" {
+			return true // a passthrough user's pool, while the cluster has auth_user
 		}
 		for j := range cfg.Users {
 			u, pw := serverCreds(&cfg.Users[j])

@@ -338,10 +338,25 @@ func (s *session) handshake(host string) error {
 		s.sendFatal(seq, err)
 		return fmt.Errorf("user %q: %s", resp.User, why)
 	}
+	// Passthrough (passthrough.go): a user not in the config is checked
+	// against the hash auth_query finds on the cluster's primary.
+	var h2 []byte
+	if pcl := passCluster(cfg, resp.Database); user == nil && pcl != nil {
+		hash, err := s.srv.lookupHash(cfg, pcl, resp.User)
+		if err != nil {
+			s.log.Warn("auth_query failed", "cluster", pcl.Name, "auth_user", pcl.Settings.AuthUser, "err", err)
+			err := newSQLError(erAccessDenied, "28000", "Access denied for user '%s': switchyard could not look the user up (auth_query failed; see the proxy's log)", resp.User)
+			s.sendFatal(seq, err)
+			return err
+		}
+		if h2, _ = nativeHash(hash); h2 != nil {
+			user = &config.User{Name: resp.User, ServerUser: resp.User}
+		}
+	}
 	if user == nil {
 		return denied("no such user in the config")
 	}
-	if user.Auth != "trust" && isVerifier(user.Password) {
+	if h2 == nil && user.Auth != "trust" && isVerifier(user.Password) {
 		loginFailed.Inc()
 		err := newSQLError(erAccessDenied, "28000",
 			"Access denied for user '%s': switchyard has only a hashed (PostgreSQL verifier) password for this user, and MySQL authentication needs the plain-text password in the config", resp.User)
@@ -353,7 +368,7 @@ func (s *session) handshake(host string) error {
 		plugin = pluginNative
 	}
 	authData := resp.AuthResponse
-	if resp.Capabilities&capPluginAuth != 0 && plugin != pluginNative && plugin != pluginCachingSHA2 {
+	if resp.Capabilities&capPluginAuth != 0 && plugin != pluginNative && (plugin != pluginCachingSHA2 || h2 != nil) {
 		// Ask the client to use ours instead.
 		plugin = pluginNative
 		sw := append([]byte{hdrEOF}, pluginNative...)
@@ -374,7 +389,13 @@ func (s *session) handshake(host string) error {
 		seq++
 		authData = p
 	}
-	if user.Auth != "trust" && !verify(plugin, scramble, authData, user.Password) {
+	if h2 != nil {
+		h1, ok := recoverSHA1(scramble, authData, h2)
+		if !ok {
+			return denied("wrong password")
+		}
+		user.ServerPassword = passPrefix + string(h1)
+	} else if user.Auth != "trust" && !verify(plugin, scramble, authData, user.Password) {
 		return denied("wrong password")
 	}
 	if plugin == pluginCachingSHA2 {
@@ -686,12 +707,15 @@ func (s *session) rekey() bool {
 	cfg := s.srv.cfg.Load()
 	c := cfg.ClusterByName(s.key.cluster)
 	u := cfg.User(s.user.Name)
-	if c == nil || u == nil || c.Protocol != config.MySQL || c.Primary == "" {
+	_, pass := passHash(s.key.password)
+	if c == nil || (u == nil && !(pass && c.Settings.AuthUser != "")) || c.Protocol != config.MySQL || c.Primary == "" {
 		return false
 	}
 	k := s.key
 	k.addr, k.settings = c.Primary, c.Settings
-	k.user, k.password = serverCreds(u)
+	if u != nil {
+		k.user, k.password = serverCreds(u)
+	} // else a passthrough user keeps the SHA1(password) it proved
 	p, err := s.srv.poolFor(k)
 	if err != nil || p == s.pool {
 		return false

@@ -45,33 +45,16 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/authcache"
 	"github.com/switchyard/switchyard/internal/metrics"
 )
 
-// maxAuthCache bounds the looked-up users kept: unknown names are cached
-// too, and a client must not be able to grow the map without end.
-const maxAuthCache = 10000
-
 // passthrough is the Server's state for auth_query users.
 type passthrough struct {
-	mu       sync.Mutex
-	cache    map[string]authCacheEntry
-	inflight map[string]*authLookup
-	users    map[string]*passUser // by cluster name + "\x00" + user name
-	byUser   map[*config.User]*passUser
-}
-
-type authCacheEntry struct {
-	verifier string // "": no such user, or one without a password
-	expires  time.Time
-}
-
-// authLookup is one auth_query in flight; logins of the same user wait
-// for it instead of running their own.
-type authLookup struct {
-	done     chan struct{}
-	verifier string
-	err      error
+	cache  authcache.Cache
+	mu     sync.Mutex
+	users  map[string]*passUser // by cluster name + "\x00" + user name
+	byUser map[*config.User]*passUser
 }
 
 // passUser is one user logged in by passthrough on one cluster. user is
@@ -132,59 +115,20 @@ func (p *passthrough) userFor(cl, name string) *passUser {
 // auth_user. "" with a nil error: no such user (or no password).
 func (s *Server) lookupVerifier(cfg *config.Config, cl *config.Cluster, name string) (string, error) {
 	st := cl.Settings
-	res := metrics.AuthQueries.MustCurryWith(map[string]string{"protocol": "postgres", "cluster": cl.Name})
 	key := cl.Name + "\x00" + st.AuthUser + "\x00" + st.AuthQuery + "\x00" + name
-	p := &s.pass
-	p.mu.Lock()
-	if e, ok := p.cache[key]; ok && time.Now().Before(e.expires) {
-		p.mu.Unlock()
-		res.WithLabelValues("cached").Inc()
-		return e.verifier, nil
-	}
-	if l := p.inflight[key]; l != nil {
-		p.mu.Unlock()
-		<-l.done
-		return l.verifier, l.err
-	}
-	l := &authLookup{done: make(chan struct{})}
-	if p.inflight == nil {
-		p.inflight = make(map[string]*authLookup)
-	}
-	p.inflight[key] = l
-	p.mu.Unlock()
-
-	l.verifier, l.err = s.runAuthQuery(cfg, cl, name)
+	v, from, err := s.pass.cache.Get(key, st.AuthCacheTTL, func() (string, error) { return s.runAuthQuery(cfg, cl, name) })
+	res := metrics.AuthQueries.MustCurryWith(map[string]string{"protocol": "postgres", "cluster": cl.Name})
 	switch {
-	case l.err != nil:
+	case from == authcache.Cached && err == nil:
+		res.WithLabelValues("cached").Inc()
+	case err != nil:
 		res.WithLabelValues("error").Inc()
-	case l.verifier == "":
+	case v == "":
 		res.WithLabelValues("not_found").Inc()
 	default:
 		res.WithLabelValues("found").Inc()
 	}
-
-	p.mu.Lock()
-	delete(p.inflight, key)
-	if l.err == nil && st.AuthCacheTTL > 0 {
-		if p.cache == nil {
-			p.cache = make(map[string]authCacheEntry)
-		}
-		if len(p.cache) >= maxAuthCache {
-			now := time.Now()
-			for k, e := range p.cache {
-				if !now.Before(e.expires) {
-					delete(p.cache, k)
-				}
-			}
-			if len(p.cache) >= maxAuthCache {
-				clear(p.cache)
-			}
-		}
-		p.cache[key] = authCacheEntry{verifier: l.verifier, expires: time.Now().Add(st.AuthCacheTTL)}
-	}
-	p.mu.Unlock()
-	close(l.done)
-	return l.verifier, l.err
+	return v, err
 }
 
 // runAuthQuery runs auth_query for name on the cluster's primary (the
