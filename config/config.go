@@ -45,6 +45,18 @@ type Proxy struct {
 	// AdminTLS serves the admin listener over HTTPS with the certificate
 	// and key of the client listener (TLSCert, TLSKey).
 	AdminTLS bool
+	// StatementRegistrySize bounds the PostgreSQL front end's proxy-wide
+	// registry of prepared statements (one entry per distinct statement
+	// text and parameter types, under its proxy name "sy_<n>"); beyond it,
+	// the statements least recently used are forgotten (default 10000).
+	// Unlike PgBouncer's max_prepared_statements this is not per server
+	// connection: each server connection keeps at most 1000 statements.
+	StatementRegistrySize int
+	// MaxClientPreparedStatements caps the named prepared statements one
+	// client may hold at once (PostgreSQL named statements, MySQL
+	// COM_STMT_PREPARE statements); one more is refused with an error,
+	// the session goes on (default 10000).
+	MaxClientPreparedStatements int
 }
 
 // Settings are the per-cluster knobs. [defaults] sets them for every

@@ -55,6 +55,11 @@ const DefaultShutdownTimeout = 30 * time.Second
 const (
 	DefaultClientLoginTimeout    = 15 * time.Second
 	DefaultAuthFailuresPerMinute = 20
+	// DefaultStatementRegistrySize is proxy.statement_registry_size.
+	DefaultStatementRegistrySize = 10000
+	// DefaultMaxClientPreparedStatements is
+	// proxy.max_client_prepared_statements.
+	DefaultMaxClientPreparedStatements = 10000
 )
 
 // Values of User.Auth.
@@ -136,6 +141,8 @@ type rawProxy struct {
 	AuthFailures    any `toml:"auth_failures_per_minute"`
 	AdminToken      any `toml:"admin_token"`
 	AdminTLS        any `toml:"admin_tls"`
+	RegistrySize    any `toml:"statement_registry_size"`
+	ClientStmts     any `toml:"max_client_prepared_statements"`
 }
 
 type rawSettings struct {
@@ -392,6 +399,8 @@ func (l *loader) proxy(p *Proxy, r *rawProxy) {
 	p.ShutdownTimeout = DefaultShutdownTimeout
 	p.ClientLoginTimeout = DefaultClientLoginTimeout
 	p.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
+	p.StatementRegistrySize = DefaultStatementRegistrySize
+	p.MaxClientPreparedStatements = DefaultMaxClientPreparedStatements
 
 	listens := []struct {
 		dst *string
@@ -441,6 +450,20 @@ func (l *loader) proxy(p *Proxy, r *rawProxy) {
 			l.errorf("proxy.auth_failures_per_minute", "must not be negative, not %d (0: no limit)", n)
 		} else {
 			p.AuthFailuresPerMinute = n
+		}
+	}
+	if n, ok := l.integer(r.RegistrySize, "proxy.statement_registry_size"); ok {
+		if n < 100 {
+			l.errorf("proxy.statement_registry_size", "must be at least 100, not %d", n)
+		} else {
+			p.StatementRegistrySize = n
+		}
+	}
+	if n, ok := l.integer(r.ClientStmts, "proxy.max_client_prepared_statements"); ok {
+		if n < 1 {
+			l.errorf("proxy.max_client_prepared_statements", "must be at least 1, not %d", n)
+		} else {
+			p.MaxClientPreparedStatements = n
 		}
 	}
 

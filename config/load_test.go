@@ -34,6 +34,9 @@ func TestLoadExample(t *testing.T) {
 
 		ClientLoginTimeout:    DefaultClientLoginTimeout,
 		AuthFailuresPerMinute: DefaultAuthFailuresPerMinute,
+
+		StatementRegistrySize:       DefaultStatementRegistrySize,
+		MaxClientPreparedStatements: DefaultMaxClientPreparedStatements,
 	}
 	if cfg.Proxy != wantProxy {
 		t.Errorf("Proxy = %+v, want %+v", cfg.Proxy, wantProxy)
@@ -98,7 +101,8 @@ func TestParseMinimalDefaults(t *testing.T) {
 	cfg := mustParse(t, minimal)
 	want := &Config{
 		Proxy: Proxy{MySQLListen: ":6033", MaxClientConns: 10000, ShutdownTimeout: 30 * time.Second,
-			ClientLoginTimeout: 15 * time.Second, AuthFailuresPerMinute: 20},
+			ClientLoginTimeout: 15 * time.Second, AuthFailuresPerMinute: 20,
+			StatementRegistrySize: 10000, MaxClientPreparedStatements: 10000},
 		Defaults: DefaultSettings(),
 		Users:    []User{{Name: "u", Password: "pw", Auth: AuthSCRAM, ServerUser: "u", ServerPassword: "pw"}},
 		Clusters: []Cluster{{

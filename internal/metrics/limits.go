@@ -7,10 +7,15 @@ var (
 	// LimitRefusals counts clients refused because a cap was reached:
 	// limit is "max_client_conns", "user", "database" (client caps) or
 	// "wait_queue" (max_wait_clients of a pool; the statement is refused,
-	// the client stays).
+	// the client stays), or a per-client memory cap: "auth_message" (a
+	// message before authentication over its cap; the client is closed),
+	// "prepared_statements" (max_client_prepared_statements or the bytes
+	// of a client's statements; the statement is refused, the client
+	// stays), "pending_messages" (extended-protocol messages held without a
+	// Sync over their cap; the client is closed).
 	LimitRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_client_limit_refusals_total",
-		Help: "Clients refused by a limit, by protocol and limit (max_client_conns, user, database, wait_queue).",
+		Help: "Clients or requests refused by a limit, by protocol and limit (max_client_conns, user, database, wait_queue, auth_message, prepared_statements, pending_messages).",
 	}, []string{"protocol", "limit"})
 	// AuthFailures counts failed password checks (wrong password or
 	// unknown user).

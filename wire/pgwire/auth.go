@@ -16,6 +16,7 @@ import (
 	"github.com/xdg-go/scram"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
 )
 
 // credentials is what the proxy needs to check one user's password: SCRAM
@@ -229,8 +230,19 @@ func (c *clientConn) authSCRAM(cr *credentials, user string) error {
 	return c.send(&pgproto3.AuthenticationSASLFinal{Data: []byte(out)})
 }
 
+// maxAuthMsg caps a password or SASL message, read before the client is
+// authenticated: PostgreSQL's own cap for SASL messages
+// (PG_MAX_SASL_MESSAGE_LENGTH). A SCRAM message is a few hundred bytes,
+// an md5 response 40; the proxy asks for no cleartext password. A longer
+// one is refused from its header, before its body is read.
+const maxAuthMsg = 1024
+
 // readAuthMessage reads one 'p' message (password, SASL) during login.
 func (c *clientConn) readAuthMessage() ([]byte, error) {
+	if typ, total, ok := c.rd.peekHeaderWait(); ok && total-5 > maxAuthMsg {
+		metrics.LimitRefusals.WithLabelValues("postgres", "auth_message").Inc()
+		return nil, newFatal(codeProtocolViolation, "invalid message length %d for message type %q during authentication (limit %d)", total-5, typ, maxAuthMsg)
+	}
 	typ, raw, err := c.rd.next()
 	if err != nil {
 		return nil, err

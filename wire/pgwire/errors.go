@@ -47,6 +47,7 @@ const (
 	codeTooManyConnections   = "53300"
 	codeFeatureNotSupported  = "0A000"
 	codeProgramLimitExceeded = "54000"
+	codeConfigLimitExceeded  = "53400"
 	codeInternalError        = "XX000"
 	// codeInvalidSQLStatementName: a prepared statement that does not exist.
 	codeInvalidSQLStatementName = "26000"

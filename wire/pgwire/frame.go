@@ -89,6 +89,16 @@ func (r *frameReader) peekHeader() (typ byte, total int, ok bool) {
 	return hdr[0], int(binary.BigEndian.Uint32(hdr[1:])) + 1, true
 }
 
+// peekHeaderWait is peekHeader that waits for the header to arrive; ok is
+// false when it cannot be read (next reports why).
+func (r *frameReader) peekHeaderWait() (typ byte, total int, ok bool) {
+	hdr, err := r.br.Peek(5)
+	if err != nil {
+		return 0, 0, false
+	}
+	return hdr[0], int(binary.BigEndian.Uint32(hdr[1:])) + 1, true
+}
+
 // fullFrameBuffered says whether a whole next message is already buffered,
 // so that reading it will not block. Writers flush when it is false: the
 // peer is waiting for answers to what it sent so far.

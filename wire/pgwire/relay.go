@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -189,6 +190,8 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 			// Held until Sync or Flush, so no server is leased while a
 			// client trickles in the parts of one request.
 			if len(c.pending)+len(raw) > maxClientMsg {
+				metrics.LimitRefusals.WithLabelValues("postgres", "pending_messages").Inc()
+				c.log.Warn("client closed: extended-protocol messages without Sync over the cap", "limit", maxClientMsg)
 				c.sendFromProxy(toErrorResponse(newFatal(codeProgramLimitExceeded, "extended-protocol batch without Sync exceeds %d bytes", maxClientMsg)))
 				return false
 			}
@@ -409,8 +412,8 @@ func (c *clientConn) prepareFromCache() bool {
 			return false
 		}
 		g := c.srv.stmts.lookup(rest)
-		if g == nil || !g.ok.Load() {
-			return false
+		if g == nil || !g.ok.Load() || c.stmtRoom(name, rest) != nil {
+			return false // a refusal is answered by sendMsg, in order
 		}
 		gs[n], names[n] = g, name
 		n++
@@ -500,6 +503,11 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		c.chainNext = false
 	}
 	ensure := func(g *gstmt) {
+		if g.ok.Load() {
+			// In use after a server accepted it: a later request, not
+			// the Describe that came with its Parse.
+			g.touch()
+		}
 		if sc.stmts.has(g) {
 			return
 		}
@@ -540,7 +548,16 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			c.unnamedLease = true
 			q.push(expect{kind: 'P'})
 		default:
-			g := c.srv.stmts.get(rest)
+			if perr := c.stmtRoom(name, rest); perr != nil {
+				// Refused in the server's place, which skips the rest of
+				// the batch up to its Sync like after its own errors.
+				msg, _ := toErrorResponse(perr).Encode(nil)
+				q.push(expect{kind: 'P', act: actSynth, msg: msg})
+				c.srvSkipping = true
+				skip = true
+				break
+			}
+			g := c.srv.stmts.get(rest, c.srv.cfg.Load().Proxy.StatementRegistrySize)
 			if old, ok := c.stmts[string(name)]; !ok || old != g {
 				c.stmts[string(name)] = g
 			}
@@ -1150,10 +1167,16 @@ func (c *clientConn) bookLocked(typ byte, raw []byte, sc *serverConn, f *expect)
 			// The server skips everything up to the next Sync: so do the
 			// books. A statement whose Parse failed or was skipped is not
 			// prepared there; a Close skipped did not close.
+			first := f
 			for f = q.front(); f != nil && f.kind != 'S'; f = q.front() {
 				switch {
 				case f.kind == 'P' && f.g != nil && f.act != actSynth:
 					sc.stmts.remove(f.g)
+					if f == first {
+						// This Parse failed: not kept unless a server
+						// accepted the statement before.
+						c.srv.stmts.forget(f.g)
+					}
 				case f.kind == 'C' && f.evict:
 					sc.stmts.add(f.g)
 				}

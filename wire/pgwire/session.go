@@ -117,6 +117,8 @@ type clientConn struct {
 	// Statement names: the client's, mapped to proxy-wide statements.
 	// Main loop only.
 	stmts        map[string]*gstmt
+	stmtBytes    int    // bytes of stmts, over-estimated (stmtRoom)
+	stmtRefusals int    // statements refused by stmtRoom
 	lastUnnamed  []byte // the client's last unnamed Parse, to repeat on another server
 	unnamedLease bool   // the unnamed statement was parsed during this lease
 	unnamedAn    *router.Analysis

@@ -54,7 +54,7 @@ database = "orders_1"
 	c := &clientConn{srv: s, sh: &clientShard{rt: rt, cur: -1}, stmts: map[string]*gstmt{}}
 	const sql = "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
 	parse, _ := (&pgproto3.Parse{Name: "s1", Query: sql, ParameterOIDs: []uint32{20}}).Encode(nil)
-	c.stmts["s1"] = s.stmts.get(parse[5+len("s1")+1:])
+	c.stmts["s1"] = s.stmts.get(parse[5+len("s1")+1:], 0)
 	route := func(b *testing.B, typ byte, raw []byte) {
 		sh, err := c.requestShard(rt, typ, raw)
 		if err != nil || sh < 0 {

@@ -637,7 +637,13 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 		as = c.shardAnalyses('S', syncRaw)
 	}
 	if named != nil {
-		c.stmts[string(named)] = c.srv.stmts.get(namedRest)
+		if perr := c.stmtRoom(named, namedRest); perr != nil {
+			c.pending = c.pending[:0]
+			out, _ := toErrorResponse(perr).Encode(nil)
+			c.answer(out, c.localStatus())
+			return true
+		}
+		c.stmts[string(named)] = c.srv.stmts.get(namedRest, c.srv.cfg.Load().Proxy.StatementRegistrySize)
 	}
 	if unnamedParse != nil {
 		c.lastUnnamed = append(c.lastUnnamed[:0], unnamedParse...)

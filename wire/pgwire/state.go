@@ -189,6 +189,32 @@ func (c *clientConn) applyCaptureLocked(f *expect, status byte, sc *serverConn) 
 		}
 		sc.applied[kv[0]] = kv[1]
 	}
+	c.settingsCapLocked()
+}
+
+// The settings a client's session carries (desired, and those of its open
+// transaction) are bounded: beyond maxClientSettings names or
+// maxClientSettingsBytes, the session is pinned to its server connection,
+// which holds them, and the proxy records no more. The client sees
+// nothing but PostgreSQL's own behaviour; the pin is logged and counted.
+const (
+	maxClientSettings      = 1000
+	maxClientSettingsBytes = 1 << 20
+)
+
+func (c *clientConn) settingsCapLocked() {
+	n, size := len(c.desired)+len(c.txnSets), 0
+	if n <= maxClientSettings {
+		for k, v := range c.desired {
+			size += len(k) + len(v)
+		}
+		for k, v := range c.txnSets {
+			size += len(k) + len(v)
+		}
+	}
+	if n > maxClientSettings || size > maxClientSettingsBytes {
+		c.pinLocked("session settings over the proxy's cap")
+	}
 }
 
 // endTxnLocked settles the settings of a transaction that just ended.

@@ -2,12 +2,14 @@ package pgwire
 
 import (
 	"container/list"
-
 	"encoding/binary"
-	"github.com/switchyard/switchyard/router"
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/router"
 )
 
 // Prepared statements under transaction pooling.
@@ -21,7 +23,8 @@ import (
 // lacks it. Each server connection remembers what it has prepared, up to a
 // bound, closing the least recently used beyond it.
 
-// gstmt is one proxy-wide prepared statement. Immutable.
+// gstmt is one proxy-wide prepared statement. Its name and Parse message
+// never change.
 type gstmt struct {
 	name  string
 	parse []byte // the Parse message under the global name, ready to send
@@ -36,6 +39,11 @@ type gstmt struct {
 	// what a server's ParameterDescription said. Shard routing reads
 	// binary-format key parameters by them.
 	params atomic.Pointer[[]uint32]
+	// used is set by every use and cleared by the registry's sweep; elem
+	// is the statement's place in the registry's clock, nil once it was
+	// forgotten (under the registry's lock).
+	used atomic.Bool
+	elem *list.Element
 }
 
 // noteParamTypes records a ParameterDescription message ('t').
@@ -86,30 +94,65 @@ func parseParamTypes(raw []byte) []uint32 {
 
 // stmtRegistry maps statement text (query and parameter types, as the
 // Parse message carries them) to global statements.
+//
+// Its memory is bounded: beyond max entries (proxy.statement_registry_size)
+// or maxRegistryBytes of Parse messages, statements not used lately are
+// forgotten, by a second-chance (clock) sweep: every use (a Parse of its
+// text, a Bind or Describe once a server accepted it) sets the
+// statement's used bit without a lock; the sweep, under the registry's
+// lock, walks from the oldest entry, spares those used since it last
+// passed (clearing the bit), and drops the first one that was not. A
+// client that still names a forgotten statement is not affected: its name
+// holds the *gstmt itself, which Bind and Describe prepare wherever it is
+// missing under its own proxy name. Only the sharing goes: a later Parse
+// of the same text registers a new statement under a new name. A Parse
+// the server refused is forgotten at once (forget), so dynamic SQL with
+// errors does not fill the registry either.
 type stmtRegistry struct {
-	mu   sync.RWMutex
-	m    map[string]*gstmt
-	next atomic.Uint64
+	mu    sync.RWMutex
+	m     map[string]*gstmt
+	clock list.List // of *gstmt, oldest first; under mu
+	bytes int       // sum of len(g.parse) over m; under mu
+	next  atomic.Uint64
 }
+
+// maxRegistryBytes bounds the Parse messages the registry keeps, whatever
+// the entry count: a stream of one-off megabyte statements churns itself
+// out instead of holding statement_registry_size of them.
+const maxRegistryBytes = 64 << 20
+
+// touch marks g used, for the registry's sweep. Lock-free: it writes only
+// when the bit is clear, so the hot path reads a shared cache line.
+func (g *gstmt) touch() {
+	if !g.used.Load() {
+		g.used.Store(true)
+	}
+}
+
+// key is the registry key of g: the Parse body after the name.
+func (g *gstmt) key() []byte { return g.parse[5+len(g.name)+1:] }
 
 // lookup returns the global statement for a Parse body tail, or nil.
 func (r *stmtRegistry) lookup(key []byte) *gstmt {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.m[string(key)]
-}
-
-// get returns the global statement for a Parse body tail (query\0 + types).
-func (r *stmtRegistry) get(key []byte) *gstmt {
-	r.mu.RLock()
 	g := r.m[string(key)]
 	r.mu.RUnlock()
 	if g != nil {
+		g.touch()
+	}
+	return g
+}
+
+// get returns the global statement for a Parse body tail (query\0 +
+// types), registering it when new; max is the entry bound.
+func (r *stmtRegistry) get(key []byte, max int) *gstmt {
+	if g := r.lookup(key); g != nil {
 		return g
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if g = r.m[string(key)]; g != nil {
+	if g := r.m[string(key)]; g != nil {
+		g.touch()
 		return g
 	}
 	name := "sy_" + strconv.FormatUint(r.next.Add(1), 10)
@@ -117,15 +160,128 @@ func (r *stmtRegistry) get(key []byte) *gstmt {
 	msg[0] = 'P'
 	msg = append(append(append(msg, name...), 0), key...)
 	binary.BigEndian.PutUint32(msg[1:], uint32(len(msg)-1))
-	g = &gstmt{name: name, parse: msg}
+	g := &gstmt{name: name, parse: msg}
 	if oids := parseParamTypes(msg); oids != nil {
 		g.params.Store(&oids)
 	}
 	if r.m == nil {
 		r.m = make(map[string]*gstmt)
 	}
+	// The newcomer starts unused: a one-off text is the first to go at
+	// the next sweep, a repeated one has been touched by then.
 	r.m[string(key)] = g
+	g.elem = r.clock.PushBack(g)
+	r.bytes += len(msg)
+	metrics.StatementRegistrySize.Inc()
+	r.sweepLocked(max, g)
 	return g
+}
+
+// sweepLocked forgets statements until the registry is within its bounds,
+// sparing keep (the statement being registered).
+func (r *stmtRegistry) sweepLocked(max int, keep *gstmt) {
+	if max <= 0 {
+		max = config.DefaultStatementRegistrySize
+	}
+	// Two passes over the clock at most: the first clears every used bit.
+	for steps := 2 * r.clock.Len(); steps > 0 && (len(r.m) > max || r.bytes > maxRegistryBytes); steps-- {
+		e := r.clock.Front()
+		g := e.Value.(*gstmt)
+		if g == keep || g.used.Swap(false) {
+			r.clock.MoveToBack(e)
+			continue
+		}
+		r.removeLocked(g)
+		metrics.StatementRegistryEvictions.WithLabelValues("capacity").Inc()
+	}
+}
+
+func (r *stmtRegistry) removeLocked(g *gstmt) {
+	if g.elem == nil {
+		return // already forgotten
+	}
+	r.clock.Remove(g.elem)
+	g.elem = nil
+	if r.m[string(g.key())] == g {
+		delete(r.m, string(g.key()))
+	}
+	r.bytes -= len(g.parse)
+	metrics.StatementRegistrySize.Dec()
+}
+
+// forget drops g from the registry if no server ever accepted it (its
+// Parse failed): clients that named it keep their *gstmt, and a Parse of
+// the same text registers it afresh.
+func (r *stmtRegistry) forget(g *gstmt) {
+	if g.ok.Load() {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g.elem != nil && !g.ok.Load() {
+		r.removeLocked(g)
+		metrics.StatementRegistryEvictions.WithLabelValues("parse_failed").Inc()
+	}
+}
+
+// len is the number of statements registered.
+func (r *stmtRegistry) len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.m)
+}
+
+// maxClientStmtBytes bounds, per client, the bytes of its statement
+// names and of the Parse messages they name (counted per name even when
+// clients share a statement): with max_client_prepared_statements it caps
+// what one client's statements can hold in memory.
+const maxClientStmtBytes = 64 << 20
+
+// stmtRoom says whether the client may bind name to a statement whose
+// Parse body tail is rest: it may rebind a name it has, and add one while
+// it holds fewer than max_client_prepared_statements statements and
+// maxClientStmtBytes. The refusal is an ERROR (53400); the session goes
+// on. Main loop only.
+func (c *clientConn) stmtRoom(name, rest []byte) *pgError {
+	max := c.srv.cfg.Load().Proxy.MaxClientPreparedStatements
+	if max <= 0 {
+		max = config.DefaultMaxClientPreparedStatements
+	}
+	_, have := c.stmts[string(name)]
+	if !have && len(c.stmts) >= max {
+		return c.stmtRefused(newError(codeConfigLimitExceeded,
+			"too many prepared statements: this connection has %d (switchyard's max_client_prepared_statements = %d)", len(c.stmts), max),
+			"Close statements the client no longer uses (protocol Close, or DEALLOCATE), or raise max_client_prepared_statements in the proxy's config.")
+	}
+	// stmtBytes only grows between recounts (Close and DEALLOCATE do not
+	// subtract): when it passes the bound, count again.
+	c.stmtBytes += len(name) + len(rest)
+	if c.stmtBytes > maxClientStmtBytes {
+		c.stmtBytes = len(name) + len(rest)
+		for n, g := range c.stmts {
+			if n != string(name) {
+				c.stmtBytes += len(n) + len(g.parse)
+			}
+		}
+		if c.stmtBytes > maxClientStmtBytes {
+			c.stmtBytes -= len(name) + len(rest)
+			return c.stmtRefused(newError(codeConfigLimitExceeded,
+				"too many prepared statements: this connection's statements would hold %d bytes (switchyard's limit is %d)", c.stmtBytes+len(name)+len(rest), maxClientStmtBytes),
+				"Close statements the client no longer uses (protocol Close, or DEALLOCATE).")
+		}
+	}
+	return nil
+}
+
+func (c *clientConn) stmtRefused(e *pgError, hint string) *pgError {
+	e.Hint = hint
+	metrics.LimitRefusals.WithLabelValues("postgres", "prepared_statements").Inc()
+	c.stmtRefusals++
+	if c.stmtRefusals == 1 {
+		// Once per session: a client in a loop would flood the log.
+		c.log.Warn("prepared statement refused: client over its cap (further refusals for this client are counted, not logged)", "err", e.Message)
+	}
+	return e
 }
 
 // stmtCache is what one server connection has prepared, in LRU order.
