@@ -63,8 +63,10 @@ type session struct {
 	fresh  bool // the lease has served no command yet
 	lastID uint64
 
-	stmts    map[uint32]*clientStmt
-	nextStmt uint32
+	stmts        map[uint32]*clientStmt
+	nextStmt     uint32
+	stmtBytes    int // bytes of the statements' SQL, over-estimated (stmtRoom)
+	stmtRefusals int // statements refused by stmtRoom
 
 	sc      scanner
 	scratch []byte
@@ -259,6 +261,24 @@ func (s *session) sendOK(seq uint8) error {
 	return err
 }
 
+// maxPreAuthPacket caps a packet read before the client is authenticated
+// (the handshake response, the auth switch response): MySQL's own bound on
+// the connection attributes a handshake response carries is 64 KB, and
+// the rest of it is a few hundred bytes. A longer packet is refused from
+// its header, before its body is read or any memory is taken for it.
+const maxPreAuthPacket = 64 << 10
+
+// readPreAuth reads a packet of the login into buf; one over
+// maxPreAuthPacket gets ERR 1153 and ends the login.
+func (s *session) readPreAuth(buf []byte) ([]byte, uint8, error) {
+	p, seq, err := readPacket(s.nc, buf, maxPreAuthPacket)
+	if errors.Is(err, ErrPacketTooLarge) {
+		metrics.LimitRefusals.WithLabelValues("mysql", "auth_message").Inc()
+		s.sendFatal(seq+1, newSQLError(erNetPacketTooLarg, "08S01", "Got a packet bigger than %d bytes before authentication", maxPreAuthPacket))
+	}
+	return p, seq, err
+}
+
 // handshake authenticates the client and picks its cluster.
 func (s *session) handshake(host string) error {
 	_ = s.nc.SetDeadline(s.start.Add(s.loginTimeout))
@@ -285,7 +305,7 @@ func (s *session) handshake(host string) error {
 	}
 	buf := getBuf()
 	defer putBuf(buf)
-	p, seq, err := readPacket(s.nc, *buf, 64<<10)
+	p, seq, err := s.readPreAuth(*buf)
 	*buf = p
 	if err != nil {
 		return err
@@ -306,7 +326,7 @@ func (s *session) handshake(host string) error {
 		s.mu.Lock()
 		s.nc = tc
 		s.mu.Unlock()
-		p, seq, err = readPacket(s.nc, *buf, 64<<10)
+		p, seq, err = s.readPreAuth(*buf)
 		*buf = p
 		if err != nil {
 			return err
@@ -381,7 +401,7 @@ func (s *session) handshake(host string) error {
 		if err := s.flush(); err != nil {
 			return err
 		}
-		p, seq, err = readPacket(s.nc, *buf, 64<<10)
+		p, seq, err = s.readPreAuth(*buf)
 		*buf = p
 		if err != nil {
 			return err
@@ -1018,12 +1038,25 @@ func (s *session) classify(q []byte) effect {
 	return e
 }
 
-// maxSets bounds the SET statements replayed per lease; beyond it the
-// session is pinned instead.
-const maxSets = 32
+// maxSets bounds the SET statements replayed per lease, and maxSetsBytes
+// their text; beyond either the session is pinned instead, and nothing
+// more is recorded: a pinned session (or one in session pooling) keeps its
+// state on its own server connection.
+const (
+	maxSets      = 32
+	maxSetsBytes = 64 << 10
+)
 
 func (s *session) addSets(sets []string) {
+	if s.pinned != "" || s.mode == config.PoolSession {
+		return
+	}
+	size := 0
+	for _, q := range s.sets {
+		size += len(q)
+	}
 	for _, q := range sets {
+		size += len(q)
 		dup := false
 		for _, old := range s.sets {
 			dup = dup || old == q
@@ -1034,6 +1067,8 @@ func (s *session) addSets(sets []string) {
 	}
 	if len(s.sets) > maxSets {
 		s.pin("more than 32 distinct SET statements")
+	} else if size > maxSetsBytes {
+		s.pin("SET statements over 64 KB")
 	}
 	s.setsSig = strings.Join(s.sets, "\x00")
 	if s.be != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -45,7 +47,55 @@ type prepared struct {
 // maxLongData bounds the long data a client may stage for one execute.
 const maxLongData = 64 << 20
 
+// maxClientStmtBytes bounds the query text of one client's prepared
+// statements together; with max_client_prepared_statements it caps what
+// a client's statements hold in memory.
+const maxClientStmtBytes = 64 << 20
+
+// erMaxPreparedStmtCount is ER_MAX_PREPARED_STMT_COUNT_REACHED (42000).
+const erMaxPreparedStmtCount = 1461
+
+// stmtRoom refuses one more statement of len(query) bytes to a client at
+// max_client_prepared_statements or maxClientStmtBytes, as MySQL does at
+// its max_prepared_stmt_count: ERR 1461, the session goes on.
+func (s *session) stmtRoom(query []byte) error {
+	max := s.srv.cfg.Load().Proxy.MaxClientPreparedStatements
+	if max <= 0 {
+		max = config.DefaultMaxClientPreparedStatements
+	}
+	var err error
+	if len(s.stmts) >= max {
+		err = newSQLError(erMaxPreparedStmtCount, "42000",
+			"Can't create more than max_prepared_stmt_count statements (current value: %d; switchyard's max_client_prepared_statements per connection)", max)
+	} else if s.stmtBytes += len(query); s.stmtBytes > maxClientStmtBytes {
+		// stmtBytes only grows between recounts (closing a statement does
+		// not subtract): when it passes the bound, count again.
+		size := 0
+		for _, cs := range s.stmts {
+			size += len(cs.query)
+		}
+		s.stmtBytes = size + len(query)
+		if s.stmtBytes > maxClientStmtBytes {
+			err = newSQLError(erMaxPreparedStmtCount, "42000",
+				"Can't create more prepared statements: this connection's statements would hold %d bytes of SQL (switchyard's limit is %d)", s.stmtBytes, maxClientStmtBytes)
+			s.stmtBytes = size
+		}
+	}
+	if err != nil {
+		metrics.LimitRefusals.WithLabelValues("mysql", "prepared_statements").Inc()
+		s.stmtRefusals++
+		if s.stmtRefusals == 1 {
+			// Once per session: a client in a loop would flood the log.
+			s.log.Warn("prepared statement refused: client over its cap (further refusals for this client are counted, not logged)", "err", err)
+		}
+	}
+	return err
+}
+
 func (s *session) prepare(p []byte, seq uint8) error {
+	if err := s.stmtRoom(p[1:]); err != nil {
+		return s.sendErr(seq+1, err)
+	}
 	query := string(p[1:])
 	var an *router.Analysis
 	if a := s.analyzer(); a != nil {
@@ -354,6 +404,16 @@ func (s *session) longData(p []byte) error {
 		// No reply to this command: the EXECUTE that follows says it.
 		cs.long = nil
 		return nil
+	}
+	// The bound holds for the client, not only per statement: long data
+	// staged for many statements at once counts together.
+	total := 0
+	for _, o := range s.stmts {
+		total += o.longSize
+	}
+	if total > maxLongData {
+		metrics.LimitRefusals.WithLabelValues("mysql", "long_data").Inc()
+		return fatalError{fmt.Errorf("%w: more than %d bytes of long data staged on this connection", ErrPacketTooLarge, maxLongData)}
 	}
 	cs.long = append(cs.long, append([]byte(nil), p...))
 	return nil
