@@ -3,6 +3,7 @@ package mysqlwire
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -163,5 +164,63 @@ func TestSessionSetsBoundedMySQL(t *testing.T) {
 	}
 	if len(s.sets) != 0 {
 		t.Errorf("session pooling: %d SETs kept", len(s.sets))
+	}
+}
+
+// Long data staged for several statements at once counts together against
+// maxLongData: the statement whose long data crosses it gets its EXECUTE
+// refused by the proxy (ERR 1153, counted), the session goes on.
+func TestLongDataBoundedPerClientMySQL(t *testing.T) {
+	p := startLimitProxy(t, ``, ``, ``)
+	be := rawClientCaps(t, p, pluginNative, capDeprecateEOF|capMultiResults|capPSMultiResults)
+	_ = be.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	prepare := func() uint32 {
+		if _, err := be.writePacket(0, append([]byte{comStmtPrepare}, "SELECT LENGTH(?)"...)); err != nil {
+			t.Fatal(err)
+		}
+		first, _, err := be.readPacket()
+		if err != nil || first[0] != hdrOK {
+			t.Fatalf("prepare: %x %v", first, err)
+		}
+		id := binary.LittleEndian.Uint32(first[1:])
+		for i := 0; i < 2; i++ { // 1 param def, 1 column def
+			if _, _, err := be.readPacket(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return id
+	}
+	a, b := prepare(), prepare()
+	chunk := make([]byte, 1<<20)
+	send := func(id uint32, mb int) {
+		for i := 0; i < mb; i++ {
+			pk := []byte{comStmtSendLongData, 0, 0, 0, 0, 0, 0}
+			binary.LittleEndian.PutUint32(pk[1:], id)
+			if _, err := be.writePacket(0, append(pk, chunk...)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := metricValue(t, "switchyard_client_limit_refusals_total")
+	send(a, 40) // each under the 64 MB per statement, together over it
+	send(b, 30)
+	pk := []byte{comStmtExecute, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0xfc, 0}
+	binary.LittleEndian.PutUint32(pk[1:], b)
+	if _, err := be.writePacket(0, pk); err != nil {
+		t.Fatal(err)
+	}
+	_, errp := readRows(t, be)
+	e, _ := DecodeERR(errp)
+	if errp == nil || e.Code != erNetPacketTooLarg || !strings.Contains(e.Message, "switchyard") {
+		t.Fatalf("execute over the client's long data: got %+v, want the proxy's ERR 1153", e)
+	}
+	if got := metricValue(t, "switchyard_client_limit_refusals_total") - before; got < 1 {
+		t.Errorf("refusal not counted")
+	}
+	if _, err := be.writePacket(0, append([]byte{comQuery}, "SELECT 7"...)); err != nil {
+		t.Fatal(err)
+	}
+	if rows, errp := readRows(t, be); errp != nil || len(rows) != 1 {
+		t.Fatalf("session after the refusal: %d rows, %q", len(rows), errp)
 	}
 }

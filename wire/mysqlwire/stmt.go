@@ -406,14 +406,18 @@ func (s *session) longData(p []byte) error {
 		return nil
 	}
 	// The bound holds for the client, not only per statement: long data
-	// staged for many statements at once counts together.
+	// staged for many statements at once counts together. Over it, this
+	// statement's is dropped and its EXECUTE refused, as above.
 	total := 0
 	for _, o := range s.stmts {
-		total += o.longSize
+		if o.long != nil || o == cs {
+			total += o.longSize
+		}
 	}
 	if total > maxLongData {
 		metrics.LimitRefusals.WithLabelValues("mysql", "long_data").Inc()
-		return fatalError{fmt.Errorf("%w: more than %d bytes of long data staged on this connection", ErrPacketTooLarge, maxLongData)}
+		cs.long, cs.longSize = nil, maxLongData+1
+		return nil
 	}
 	cs.long = append(cs.long, append([]byte(nil), p...))
 	return nil
