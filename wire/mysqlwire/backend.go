@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
@@ -46,6 +47,19 @@ type backend struct {
 	dirty bool
 
 	buf []byte // scratch for packets read whole
+
+	// What the connection was opened with that a session cannot change
+	// (see session.sync): a client whose differ gets it re-opened.
+	fixed    uint32 // the client capabilities of fixedCaps
+	attrsSig string // the connection attributes sent, as connSpec.attrsSig
+	dp       dialParams
+	// Per session, set by the proxy: CLIENT_MULTI_STATEMENTS (by
+	// COM_SET_OPTION) and the collation (the handshake's, or SET NAMES).
+	multi     bool
+	collation uint8
+
+	closeMu *sync.Mutex // Close against takeOver
+	closed  bool
 }
 
 type srvStmt struct {
@@ -59,7 +73,35 @@ type srvStmt struct {
 const maxStmtsPerConn = 256
 
 // Close closes the socket. Safe to call concurrently with use.
-func (b *backend) Close() error { return b.nc.Close() }
+func (b *backend) Close() error {
+	if b.closeMu == nil {
+		return b.nc.Close()
+	}
+	b.closeMu.Lock()
+	defer b.closeMu.Unlock()
+	b.closed = true
+	return b.nc.Close()
+}
+
+// takeOver makes b the connection nb is (a pooled connection re-opened in
+// its pool slot with other handshake parameters) and closes b's old one.
+// A Close that came first (a pool drain) wins: nb is closed too.
+func (b *backend) takeOver(nb *backend) error {
+	mu := b.closeMu
+	mu.Lock()
+	if b.closed {
+		mu.Unlock()
+		nb.Close()
+		return errors.New("server connection closed while it was re-opened")
+	}
+	old := b.nc
+	*b = *nb
+	b.closeMu = mu
+	mu.Unlock()
+	_ = old.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = old.Write([]byte{1, 0, 0, 0, comQuit}) // best effort: the server logs no aborted connection
+	return old.Close()
+}
 
 // dialParams describe the connection a pool opens.
 type dialParams struct {
@@ -69,8 +111,10 @@ type dialParams struct {
 	db        string
 	caps      uint32 // mirrored client capabilities (mirrorCaps bits)
 	collation uint8
-	plugin    string     // preferred auth plugin (tests); "" follows the server
-	tls       *serverTLS // nil: no TLS
+	attrs     map[string]string // connection attributes (CLIENT_CONNECT_ATTRS)
+	attrsSig  string            // attrs, canonical (connSpec.attrsSig)
+	plugin    string            // preferred auth plugin (tests); "" follows the server
+	tls       *serverTLS        // nil: no TLS
 }
 
 // dialBackend connects and authenticates. Any panic while parsing what the
@@ -109,12 +153,18 @@ func dialBackendOnce(ctx context.Context, p dialParams) (b *backend, err error) 
 		_ = tc.SetNoDelay(true)
 	}
 	b = &backend{
-		nc:      nc,
-		br:      bufio.NewReaderSize(nc, 64<<10),
-		bw:      bufio.NewWriterSize(nc, 16<<10),
-		addr:    p.addr,
-		db:      p.db,
-		tlsConf: p.tls,
+		nc:        nc,
+		br:        bufio.NewReaderSize(nc, 64<<10),
+		bw:        bufio.NewWriterSize(nc, 16<<10),
+		addr:      p.addr,
+		db:        p.db,
+		tlsConf:   p.tls,
+		fixed:     p.caps & fixedCaps,
+		multi:     p.caps&capMultiStatements != 0,
+		collation: p.collation,
+		attrsSig:  p.attrsSig,
+		dp:        p,
+		closeMu:   new(sync.Mutex),
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
@@ -174,6 +224,9 @@ func (b *backend) authenticate(p dialParams) error {
 	if missing := p.caps &^ hs.Capabilities; missing != 0 {
 		return fmt.Errorf("server %s lacks capabilities %#x that the client negotiated", p.addr, missing)
 	}
+	if len(p.attrs) > 0 && hs.Capabilities&capConnectAttrs != 0 {
+		want |= capConnectAttrs
+	}
 	b.caps = want & hs.Capabilities
 	b.threadID = hs.ConnectionID
 	b.version = hs.ServerVersion
@@ -231,6 +284,7 @@ func (b *backend) authenticate(p dialParams) error {
 		AuthResponse: auth,
 		Database:     p.db,
 		AuthPlugin:   plugin,
+		Attributes:   p.attrs,
 	}
 	if _, err := b.writePacket(seq, resp.Encode(nil)); err != nil {
 		return err
@@ -405,6 +459,7 @@ func (b *backend) reset() error {
 	b.setsSig = ""
 	b.stmts = nil
 	b.dirty = false
+	b.collation = b.dp.collation // the handshake's again
 	return nil
 }
 

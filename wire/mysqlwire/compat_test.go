@@ -3,11 +3,16 @@ package mysqlwire
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/testcluster"
 )
 
@@ -132,6 +137,7 @@ func TestLongPacketsMySQL(t *testing.T) {
 
 	// Over the proxy's cap (the server would take it): a clear error.
 	big := strings.Repeat("c", MaxPacket+10)
+	db = p.open(t, "maxAllowedPacket=0")
 	_, err := db.ExecContext(ctx, "INSERT INTO tlong VALUES (2, '"+big+"')")
 	if mysqlErrNum(err) != erNetPacketTooLarg || !strings.Contains(err.Error(), "switchyard") {
 		t.Fatalf("a command of %d bytes: %v; want error 1153 naming switchyard's limit", len(big), err)
@@ -141,4 +147,188 @@ func TestLongPacketsMySQL(t *testing.T) {
 	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// One pool per node and user, whatever the clients' collations and
+// capabilities: pool_size caps the server connections. Each client still
+// sees its own collation (SET NAMES on the lease), its own multi-statement
+// setting (COM_SET_OPTION) and its own found-rows semantics (a connection
+// opened with other handshake-only flags is re-opened in its slot).
+// Before: one pool per capability set and collation (go-sql-driver's
+// suite made 8 pools and 22 connections with pool_size = 20).
+func TestOnePoolPerNodeAndUserMySQL(t *testing.T) {
+	const size = 3
+	p := startProxy(t, fmt.Sprintf("pool_size = %d", size))
+	rootExec(t, "CREATE TABLE IF NOT EXISTS app.tpool (id INT PRIMARY KEY, v INT)")
+	rootExec(t, "REPLACE INTO app.tpool VALUES (1, 7)")
+	t.Cleanup(func() { rootExec(t, "DROP TABLE IF EXISTS app.tpool") })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	type client struct {
+		params    string
+		charset   string
+		collation string
+		foundRows bool
+		multi     bool
+	}
+	clients := []client{
+		{params: "", charset: "utf8mb4", collation: "utf8mb4_general_ci"},
+		{params: "collation=latin1_swedish_ci", charset: "latin1", collation: "latin1_swedish_ci"},
+		{params: "collation=utf8mb4_unicode_ci&clientFoundRows=true", charset: "utf8mb4", collation: "utf8mb4_unicode_ci", foundRows: true},
+		{params: "collation=utf8_general_ci&multiStatements=true", charset: "utf8mb3", collation: "utf8mb3_general_ci", multi: true},
+		{params: "clientFoundRows=true&multiStatements=true", charset: "utf8mb4", collation: "utf8mb4_general_ci", foundRows: true, multi: true},
+		{params: "charset=latin1", charset: "latin1", collation: "latin1_swedish_ci"},
+	}
+	dbs := make([]*sql.DB, len(clients))
+	for i, c := range clients {
+		dbs[i] = p.open(t, c.params)
+		dbs[i].SetMaxOpenConns(1)
+	}
+	reopens := counterValue(metricReopens)
+	for round := 0; round < 3; round++ {
+		for i, c := range clients {
+			db := dbs[i]
+			var cs, coll string
+			if err := db.QueryRowContext(ctx, "SELECT @@character_set_client, @@collation_connection").Scan(&cs, &coll); err != nil {
+				t.Fatalf("client %q: %v", c.params, err)
+			}
+			if cs != c.charset || coll != c.collation {
+				t.Errorf("round %d, client %q: character_set_client %s, collation_connection %s; want %s, %s", round, c.params, cs, coll, c.charset, c.collation)
+			}
+			// Found rows: an UPDATE that changes nothing matched one row.
+			res, err := db.ExecContext(ctx, "UPDATE tpool SET v = v WHERE id = 1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, _ := res.RowsAffected()
+			if want := map[bool]int64{true: 1, false: 0}[c.foundRows]; n != want {
+				t.Errorf("round %d, client %q: rows affected %d, want %d", round, c.params, n, want)
+			}
+			// Multi-statements: refused by the server unless asked for.
+			_, err = db.ExecContext(ctx, "DO 1; DO 2")
+			if c.multi && err != nil {
+				t.Errorf("round %d, client %q: multi-statement refused: %v", round, c.params, err)
+			}
+			if !c.multi && mysqlErrNum(err) != 1064 {
+				t.Errorf("round %d, client %q: multi-statement without multiStatements: %v; want error 1064", round, c.params, err)
+			}
+		}
+	}
+	t.Logf("server connections re-opened for handshake-only flags: %v", counterValue(metricReopens)-reopens)
+	var mine []string
+	for name, st := range p.srv.PoolStats() {
+		if strings.HasPrefix(name, "mysql/my@") {
+			mine = append(mine, name)
+			if st.Open > size {
+				t.Errorf("pool %s: %d connections open, pool_size %d", name, st.Open, size)
+			}
+		}
+	}
+	if len(mine) != 1 {
+		t.Errorf("pools of cluster my: %q; want one", mine)
+	}
+	n, err := testcluster.Maria.QueryString(testcluster.Maria.Primary, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app' AND DB = 'app'")
+	if err != nil || n > fmt.Sprint(size) {
+		t.Errorf("server connections of user app: %s (%v); want at most %d", n, err, size)
+	}
+}
+
+// connectAttrs returns the connection attributes the server has for the
+// connection that runs the query.
+func connectAttrs(t *testing.T, db *sql.DB) map[string]string {
+	t.Helper()
+	rows, err := db.Query("SELECT ATTR_NAME, ATTR_VALUE FROM performance_schema.session_account_connect_attrs WHERE PROCESSLIST_ID = CONNECTION_ID()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		m[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// A client's connection attributes reach the server connection that serves
+// its session (session mode), with _proxy_name=switchyard added; under
+// transaction pooling server connections carry the proxy's own. The
+// server runs with performance_schema on (its own MariaDB: that costs
+// about 100 MB, so the shared test cluster keeps it off). Before, server
+// connections were opened with no attributes at all (go-sql-driver's
+// TestConnectionAttributes found none).
+func TestConnectionAttributesMySQL(t *testing.T) {
+	ma, err := testcluster.StartMariaDB(testcluster.Options{Replicas: -1, ServerArgs: []string{"--performance-schema=ON"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ma.Stop)
+	// Both users log in to the server as app: one pool, shared.
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+[proxy]
+postgres_listen = ""
+mysql_listen = "127.0.0.1:0"
+admin_listen = ""
+shutdown_timeout = "5s"
+
+[defaults]
+pool_size = 1
+query_wait_timeout = "20s"
+
+[[users]]
+name = "app"
+password = "app"
+pool_mode = "session"
+
+[[users]]
+name = "tx"
+password = "tx"
+server_user = "app"
+server_password = "app"
+
+[[clusters]]
+name = "my"
+protocol = "mysql"
+database = "app"
+primary = %q
+`, ma.Primary.Addr())), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := serveProxy(t, cfg, slog.LevelWarn, true)
+	for _, v := range []string{"value1", "value2"} {
+		db := openDB(t, p.dsn("app", "app", "app", "connectionAttributes=attr1:"+v+",fo%2Fo:bo%2Fo"))
+		got := connectAttrs(t, db)
+		want := map[string]string{"attr1": v, "fo/o": "bo/o", "_client_name": "Go-MySQL-Driver",
+			"_pid": strconv.Itoa(os.Getpid()), "_proxy_name": "switchyard"}
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("session mode, attr1=%s: attribute %s = %q, want %q (all: %v)", v, k, got[k], w, got)
+			}
+		}
+		db.Close() // its server connection goes back to the pool of one
+	}
+	db := openDB(t, p.dsn("tx", "tx", "app", "connectionAttributes=attr1:value3"))
+	got := connectAttrs(t, db)
+	if got["attr1"] != "" || got["_client_name"] != "switchyard" || got["program_name"] != "switchyard" || got["_proxy_name"] != "switchyard" {
+		t.Errorf("transaction mode: attributes %v; want the proxy's own, no client's", got)
+	}
+}
+
+// openDB is sql.Open for the go-sql-driver, closed when the test ends.
+func openDB(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -12,7 +12,8 @@
 //	                             replica set and the lag monitor pick a replica
 //	                             that has the client's own writes (route.go)
 //	          session.acquire    lease a server connection from the pool of
-//	                             (node, server database, server user, client capabilities),
+//	                             (node, server database, server user), bring its
+//	                             capabilities and collation in line with the client's,
 //	                             reset it if another client's state is on it, replay ours
 //	          relay              send the command; pass the response back as raw packets,
 //	                             reading only the first byte of each packet and the status
@@ -47,13 +48,18 @@
 //     protocols, all-shard writes, shard replicas through route.go.
 //   - server.go: listeners, pools, reload, shutdown.
 //
-// A server connection serves only clients that negotiated the same
-// framing-relevant capabilities (CLIENT_DEPRECATE_EOF, SESSION_TRACK,
-// MULTI_STATEMENTS, MULTI_RESULTS, FOUND_ROWS, ...) and collation: those
-// are part of the pool key, so relayed bytes never need translating.
+// A server connection serves a client only with the same framing-relevant
+// capabilities (CLIENT_DEPRECATE_EOF, SESSION_TRACK, MULTI_STATEMENTS,
+// MULTI_RESULTS, FOUND_ROWS, ...) and collation, so relayed bytes never
+// need translating. They are not part of the pool key (one pool per node
+// and user): a lease switches multi-statements (COM_SET_OPTION) and the
+// collation (SET NAMES), and re-opens in its slot a connection whose
+// handshake-only capabilities differ (connspec.go).
 //
 // The proxy answers COM_PING, COM_STMT_CLOSE, COM_STMT_RESET and
-// COM_RESET_CONNECTION itself. It refuses COM_CHANGE_USER and server-side
+// COM_RESET_CONNECTION itself. It does not offer CLIENT_COMPRESS: clients
+// that ask for compression (go-sql-driver's compress=true) go on
+// uncompressed. It refuses COM_CHANGE_USER and server-side
 // cursors (COM_STMT_FETCH; the cursor flag of an EXECUTE is cleared, so
 // rows come at once). LOAD DATA LOCAL INFILE is relayed: the client decides
 // whether to send the file.

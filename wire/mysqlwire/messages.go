@@ -44,10 +44,22 @@ const proxyCaps = capLongPassword | capFoundRows | capLongFlag | capConnectWithD
 
 // mirrorCaps are the client capabilities that change what the server sends
 // back (framing of result sets, affected-row semantics, OK packet layout,
-// SQL parsing). A server connection is opened with the same bits as the
-// client it serves, and pools are keyed by them, so raw relay is exact.
+// SQL parsing). A server connection serves a client only with the same
+// bits, so raw relay is exact: MULTI_STATEMENTS is switched per session
+// with COM_SET_OPTION; the others (fixedCaps) are fixed at the handshake,
+// and a pooled connection opened with others is re-opened in its slot.
 const mirrorCaps = capFoundRows | capIgnoreSpace | capMultiStatements | capMultiResults |
 	capPSMultiResults | capSessionTrack | capDeprecateEOF | capLocalFiles
+
+// fixedCaps are the mirrored capabilities a server takes only at the
+// handshake.
+const fixedCaps = mirrorCaps &^ capMultiStatements
+
+// COM_SET_OPTION arguments.
+const (
+	optMultiStatementsOn  = 0
+	optMultiStatementsOff = 1
+)
 
 // Status flags of OK and EOF packets.
 const (

@@ -48,6 +48,10 @@ var (
 		Namespace: "switchyard", Subsystem: "mysql", Name: "server_resets_total",
 		Help: "COM_RESET_CONNECTION sent to servers to clean a connection before reuse.",
 	})
+	metricReopens = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "server_reopens_total",
+		Help: "Server connections closed and opened again in their pool slot because a client needed other handshake-only capabilities (FOUND_ROWS, DEPRECATE_EOF, ...) or, in session mode, its own connection attributes.",
+	})
 	metricReprepares = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "switchyard", Subsystem: "mysql", Name: "lazy_prepares_total",
 		Help: "Prepared statements prepared on a server connection because the client's lease moved.",
@@ -62,7 +66,7 @@ var (
 func Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		metricCommands, metricProxyErrors, metricPinned, metricResets,
-		metricReprepares, metricKills,
+		metricReprepares, metricKills, metricReopens,
 	}
 }
 

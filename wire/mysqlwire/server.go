@@ -50,6 +50,8 @@ type Server struct {
 
 	// limits are the servers' max_allowed_packet, by address.
 	limits sync.Map // string -> *packetLimit
+	// setNames are the SET NAMES statements of collation ids.
+	setNames sync.Map // uint8 -> string
 
 	// passCache keeps auth_query's answers (passthrough.go).
 	passCache authcache.Cache
@@ -70,15 +72,14 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
-// poolKey identifies a pool: one node, one server database and user, and
-// the client capabilities and collation that shape what the server sends
-// (a server connection serves only clients that speak exactly like the one
-// it was opened for, so relayed bytes need no translation). Settings are
-// part of the key so that a reload with new pool settings gets new pools.
+// poolKey identifies a pool: one node, one server database and user, so
+// that pool_size caps the server connections per node and user. Clients'
+// capabilities, collations and connection attributes are not part of it: a
+// lease brings its connection in line with the client (session.sync).
+// Settings are part of the key so that a reload with new pool settings
+// gets new pools.
 type poolKey struct {
 	addr, db, user, password string
-	caps                     uint32
-	collation                uint8
 	settings                 config.Settings
 	cluster                  string
 }
@@ -253,11 +254,15 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 	if err != nil {
 		return nil, newSQLError(erUnknown, "HY000", "switchyard: %v", err)
 	}
-	dp := dialParams{addr: k.addr, user: k.user, password: k.password, db: k.db, caps: k.caps, collation: k.collation, tls: stls}
+	dp := dialParams{addr: k.addr, user: k.user, password: k.password, db: k.db, collation: defaultCollation, tls: stls}
+	// A dial for a client's lease is made as that client needs it; one of
+	// the pool's own (min_pool_size) as the last client's, with the
+	// proxy's attributes.
+	var last atomic.Pointer[connSpec]
 	serverErrs := metrics.ServerErrors.WithLabelValues("mysql", k.cluster)
 	wait := metrics.WaitSeconds.WithLabelValues("mysql", k.cluster)
 	p := pool.New(pool.Options{
-		Name:        fmt.Sprintf("mysql/%s@%s user=%s db=%s caps=%#x", k.cluster, k.addr, k.user, k.db, k.caps),
+		Name:        fmt.Sprintf("mysql/%s@%s user=%s db=%s", k.cluster, k.addr, k.user, k.db),
 		Size:        max(1, st.PoolSize),
 		MinSize:     st.MinPoolSize,
 		MaxWaiting:  st.MaxWaitClients,
@@ -271,6 +276,19 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 				var cancel context.CancelFunc
 				dctx, cancel = context.WithTimeout(ctx, st.ConnectTimeout)
 				defer cancel()
+			}
+			dp := dp
+			if sp, ok := ctx.Value(specKey{}).(*connSpec); ok {
+				sp.apply(&dp)
+				c := *sp
+				last.Store(&c)
+			} else if sp := last.Load(); sp != nil {
+				own := *sp
+				own.attrs, own.attrsSig = nil, ""
+				own.apply(&dp)
+			}
+			if dp.attrs == nil {
+				dp.attrs = proxyAttrs
 			}
 			b, err := dialBackend(dctx, dp)
 			if err != nil {

@@ -47,8 +47,10 @@ type session struct {
 	caps    uint32 // negotiated with the client
 	key     poolKey
 	pool    *pool.Pool
-	homeDB  string       // server database at connect
-	limit   *packetLimit // the server's max_allowed_packet, as learned
+	homeDB  string          // server database at connect
+	limit   *packetLimit    // the server's max_allowed_packet, as learned
+	spec    connSpec        // what the client's handshake asked of a server connection
+	specCtx context.Context // carries &spec to the pool's dials
 
 	bw *bufio.Writer // non-nil while a response is being written
 
@@ -499,8 +501,10 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *HandshakeResp
 	}
 	s.key = poolKey{
 		addr: c.Primary, db: sdb, user: user, password: pw,
-		caps: s.caps & mirrorCaps, collation: coll, settings: c.Settings, cluster: c.Name,
+		settings: c.Settings, cluster: c.Name,
 	}
+	s.spec = newConnSpec(s.caps, coll, resp.Attributes, s.mode)
+	s.specCtx = context.WithValue(context.Background(), specKey{}, &s.spec)
 	if c.Sharding != nil {
 		if err := s.shardLogin(c); err != nil {
 			return err
@@ -584,7 +588,7 @@ func (s *session) refuseLarge(tl *tooLargeError) {
 	_ = s.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	seq, err := discardRest(s.nc, tl)
 	if err != nil {
-		s.log.Info("client command over the packet limit, and its rest could not be read off; closing", "limit", tl.limit, "size_at_least", tl.size, "err", err)
+		s.log.Warn("client command over the packet limit, and its rest could not be read off; closing", "limit", tl.limit, "size_at_least", tl.size, "err", err)
 		return
 	}
 	s.log.Info("client command over the packet limit refused; closing", "limit", tl.limit, "size_at_least", tl.size)
@@ -662,7 +666,7 @@ func (s *session) acquire() error {
 	}
 	rekeyed := false
 	for attempt := 0; ; attempt++ {
-		ls, err := p.Get(context.Background())
+		ls, err := p.Get(s.specCtx)
 		if err != nil {
 			if node != nil && !errors.Is(err, pool.ErrWaitTimeout) && !errors.Is(err, pool.ErrQueueFull) {
 				// Nothing was sent yet: the read goes to the primary.
@@ -775,13 +779,38 @@ func poolError(err error) error {
 	return wrapSQLError(err, crConnError, "HY000", "Can't connect to MySQL server (switchyard)")
 }
 
-// sync makes be's session match ours: reset it if it carries state of
-// another client, replay our SETs, switch the database.
+// sync makes be's session match ours: open it again if its handshake
+// does not fit us (connspec.go), switch multi-statements and the
+// collation, reset it if it carries state of another client, replay our
+// SETs, switch the database.
 func (s *session) sync(be *backend) error {
-	if be.dirty || be.setsSig != s.setsSig {
+	if be.fixed != s.spec.caps&fixedCaps || be.attrsSig != s.spec.attrsSig {
+		if err := s.reopen(be); err != nil {
+			return err
+		}
+	}
+	if multi := s.spec.caps&capMultiStatements != 0; be.multi != multi {
+		opt := byte(optMultiStatementsOff)
+		if multi {
+			opt = optMultiStatementsOn
+		}
+		if err := be.roundTrip([]byte{comSetOption, opt, 0}); err != nil {
+			return err
+		}
+		be.multi = multi
+	}
+	// SET NAMES goes under the client's own SETs (which may change the
+	// character set again): with SETs on be, that takes a reset.
+	collation := be.collation != s.spec.collation
+	if be.dirty || be.setsSig != s.setsSig || collation && be.setsSig != "" {
 		if be.dirty || be.setsSig != "" {
 			metricResets.Inc()
 			if err := be.reset(); err != nil {
+				return err
+			}
+		}
+		if be.collation != s.spec.collation {
+			if err := s.syncCollation(be); err != nil {
 				return err
 			}
 		}
@@ -795,6 +824,10 @@ func (s *session) sync(be *backend) error {
 			}
 		}
 		be.setsSig = s.setsSig
+	} else if collation {
+		if err := s.syncCollation(be); err != nil {
+			return err
+		}
 	}
 	if be.db != s.db && s.db != "" {
 		p := append(s.scratch[:0], comInitDB)
@@ -899,8 +932,7 @@ func (s *session) dispatch(p []byte, seq uint8) error {
 	case comResetConnection:
 		return s.resetConnection(rs)
 	case comSetOption:
-		s.pin("COM_SET_OPTION")
-		return s.forward(p, seq, respOKERR)
+		return s.setOption(p, seq)
 	case comProcessKill:
 		if len(p) < 5 {
 			return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_PROCESS_KILL"))
@@ -912,6 +944,29 @@ func (s *session) dispatch(p []byte, seq uint8) error {
 		return s.sendErr(rs, newSQLError(erNotSupportedYet, "42000", "server-side cursors (COM_STMT_FETCH) are not supported by switchyard"))
 	}
 	return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "Unknown command %#x", p[0]))
+}
+
+// setOption serves COM_SET_OPTION: multi-statements on or off is part of
+// what the session asks of any server connection (connspec.go), so it is
+// kept, not pinned.
+func (s *session) setOption(p []byte, seq uint8) error {
+	if len(p) != 3 || p[1] > optMultiStatementsOff || p[2] != 0 {
+		s.pin("COM_SET_OPTION")
+		return s.forward(p, seq, respOKERR)
+	}
+	res, err := s.forwardResult(p, seq, respOKERR)
+	if err != nil || res.noServer || res.sawErr {
+		return err
+	}
+	if p[1] == optMultiStatementsOn {
+		s.spec.caps |= capMultiStatements
+	} else {
+		s.spec.caps &^= capMultiStatements
+	}
+	if s.be != nil {
+		s.be.multi = p[1] == optMultiStatementsOn
+	}
+	return nil
 }
 
 // pin keeps the session on its server connection from now on.
