@@ -436,6 +436,22 @@ func TestProxyStatementNamesRefused(t *testing.T) {
 		}
 		return strings.Join(out, " | ")
 	}
+	// PREPARE of a proxy name: refused as reserved (directly it would
+	// succeed), and it pins nothing.
+	pins := counterSum(t, "switchyard_session_pins_total")
+	for _, seq := range [][]step{
+		{q("PREPARE " + name + " AS SELECT 1")},
+		{{"extended PREPARE", []pgproto3.FrontendMessage{&pgproto3.Parse{Query: "PREPARE " + name + " AS SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}}},
+	} {
+		got := run(p.rawDSN("app", "app", "app"), seq)
+		if want := `EZ | 42939 prepared statement name "` + name + `" is reserved | I`; got != want {
+			t.Fatalf("%s: %s, want %s", seq[0].what, got, want)
+		}
+		check(seq[0].what)
+	}
+	if n := counterSum(t, "switchyard_session_pins_total") - pins; n != 0 {
+		t.Fatalf("a refused PREPARE pinned %v sessions", n)
+	}
 	for _, seq := range steps {
 		want := run(directDSN(), seq) // the name does not exist on a direct connection
 		if seq[0].what == "extended EXECUTE" {

@@ -51,6 +51,7 @@ const (
 	codeInternalError        = "XX000"
 	// codeInvalidSQLStatementName: a prepared statement that does not exist.
 	codeInvalidSQLStatementName = "26000"
+	codeReservedName            = "42939"
 )
 
 // toErrorResponse turns any error into the message the client sees. Errors

@@ -6,7 +6,9 @@ package pgwire
 // lacked, a Close for an evicted one) and synthesize the replies to client
 // messages the proxy did not send (a Parse of a statement already prepared
 // there, a Close of a client's statement name), each at the position the
-// client expects it.
+// client expects it. An entry may also swap the server's reply for one the
+// proxy words (a refused proxy statement name). During COPY FROM STDIN the
+// server owes nothing for a Sync (copyInLocked).
 
 type expectAct uint8
 

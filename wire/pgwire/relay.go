@@ -537,7 +537,8 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		// SQL naming a proxy statement (EXECUTE sy_3): the server is
 		// sent a Parse that fails, and the client hears why.
 		body = refusedParse
-		q.push(expect{kind: 'P', swap: 'E', swapMsg: stmtMissing(refused)})
+		c.unnamedAn = nil // nothing of it runs, nothing of it pins
+		q.push(expect{kind: 'P', swap: 'E', swapMsg: stmtRefused(refused, c.srv.an.Analyze(unsafeString(refusedText(raw))))})
 	case typ == 'P':
 		name, rest, ok := cstring(raw[5:])
 		switch {
@@ -661,7 +662,8 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			}
 		} else if name := reservedIn(qa.StatementNames); name != "" {
 			body = refusedQuery
-			e.swap, e.swapMsg = 'E', stmtMissing(name)
+			e.swap, e.swapMsg = 'E', stmtRefused(name, qa)
+			c.pinNext = "" // a refused PREPARE creates nothing to pin
 		}
 		q.push(e)
 	case typ == 'F':

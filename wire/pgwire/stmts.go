@@ -431,6 +431,25 @@ func stmtMissing(name string) []byte {
 	return b
 }
 
+// stmtRefused is the error for SQL naming a proxy statement: as for a
+// statement that does not exist, or, for PREPARE, a reserved name.
+func stmtRefused(name string, a *router.Analysis) []byte {
+	if a.Pin != "PREPARE" {
+		return stmtMissing(name)
+	}
+	b, _ := toErrorResponse(&pgError{Severity: "ERROR", Code: codeReservedName,
+		Message: `prepared statement name "` + name + `" is reserved`,
+		Hint:    "statement names sy_<n> are the proxy's own; prepare statements under names of your own"}).Encode(nil)
+	return b
+}
+
+// refusedText is the query text of a Parse message.
+func refusedText(raw []byte) []byte {
+	_, rest, _ := cstring(raw[5:])
+	q, _, _ := cstring(rest)
+	return q
+}
+
 // noteStmtTagLocked keeps the books of prepared statements true when SQL
 // the client sent dropped statements on the server (in a transaction, in
 // a pinned session, in session mode, or through the extended protocol):
