@@ -155,6 +155,14 @@ func TestClientPreparedStatementCap(t *testing.T) {
 	if err := conn.Deallocate(ctx, "s1"); err != nil {
 		t.Fatal(err)
 	}
+	// Parses the server refused do not count (PostgreSQL has no such
+	// names), though they take a name in the books until then.
+	for i := 0; i < 3; i++ {
+		_, err := conn.Prepare(ctx, fmt.Sprintf("bad%d", i), "SELECT * FROM no_such_table", nil)
+		if sqlstate(err) != "42P01" {
+			t.Fatalf("bad prepare %d: %v", i, err)
+		}
+	}
 	if _, err := conn.Prepare(ctx, "s5", "SELECT 5 + $1::int", nil); err != nil {
 		t.Fatalf("prepare after a Close: %v", err)
 	}

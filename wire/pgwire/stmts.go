@@ -44,6 +44,9 @@ type gstmt struct {
 	// forgotten (under the registry's lock).
 	used atomic.Bool
 	elem *list.Element
+	// failed: a server refused its Parse and none ever accepted it; a
+	// client's name for it does not exist in PostgreSQL's eyes.
+	failed atomic.Bool
 }
 
 // noteParamTypes records a ParameterDescription message ('t').
@@ -216,6 +219,7 @@ func (r *stmtRegistry) forget(g *gstmt) {
 	if g.ok.Load() {
 		return
 	}
+	g.failed.Store(true)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if g.elem != nil && !g.ok.Load() {
@@ -248,6 +252,15 @@ func (c *clientConn) stmtRoom(name, rest []byte) *pgError {
 		max = config.DefaultMaxClientPreparedStatements
 	}
 	_, have := c.stmts[string(name)]
+	if !have && len(c.stmts) >= max {
+		// Names whose Parse failed do not exist on the server side; the
+		// books keep them until a Close, so they go first.
+		for n, g := range c.stmts {
+			if g.failed.Load() && !g.ok.Load() {
+				delete(c.stmts, n)
+			}
+		}
+	}
 	if !have && len(c.stmts) >= max {
 		return c.stmtRefused(newError(codeConfigLimitExceeded,
 			"too many prepared statements: this connection has %d (switchyard's max_client_prepared_statements = %d)", len(c.stmts), max),
