@@ -145,19 +145,21 @@ func (c *clientConn) answer(out []byte, status byte) {
 // is over.
 func (c *clientConn) forward(typ byte, raw []byte) bool {
 	c.mu.Lock()
-	onReplica, unsynced := c.server != nil && c.leaseNode != nil, c.unsynced
-	c.mu.Unlock()
-	switch {
-	case onReplica && !unsynced:
-		if held, ok := c.replicaRequest(typ, raw); held {
-			return ok
+	if onReplica := c.server != nil && c.leaseNode != nil; onReplica || c.sh != nil {
+		unsynced := c.unsynced
+		c.mu.Unlock()
+		switch {
+		case onReplica && !unsynced:
+			if held, ok := c.replicaRequest(typ, raw); held {
+				return ok
+			}
+		case c.sh != nil && c.shardCheckInLease(typ, raw): // sharding: a transaction stays on its shard
+			return true
+		case onReplica && c.replicaMidBatch(typ, raw):
+			return true
 		}
-	case c.sh != nil && c.shardCheckInLease(typ, raw): // sharding: a transaction stays on its shard
-		return true
-	case onReplica && c.replicaMidBatch(typ, raw):
-		return true
+		c.mu.Lock()
 	}
-	c.mu.Lock()
 	if c.broken {
 		c.mu.Unlock()
 		return false
