@@ -89,6 +89,10 @@ type Settings struct {
 	// MaxDBClientConns caps the client connections to this cluster's
 	// database (0: no cap beyond proxy.max_client_conns).
 	MaxDBClientConns int
+	// MaxScatterBytes bounds the rows the proxy holds to merge one
+	// SELECT run on several shards (default 256 MiB); a SELECT whose
+	// rows exceed it is refused.
+	MaxScatterBytes int64
 	// MaxWaitClients caps the clients waiting in line for a connection of
 	// one pool; a client beyond it gets an error at once (0: no cap beyond
 	// the client limits).

@@ -77,6 +77,9 @@ database = "orders"
 		{"settings changed", edit(func(c *Config) {
 			c.Clusters[0].Settings.PoolSize = 99
 		}), Changes{ClustersChanged: []string{"pg"}}},
+		{"max_scatter_bytes changed", edit(func(c *Config) {
+			c.Clusters[1].Settings.MaxScatterBytes = 64 << 10
+		}), Changes{ClustersChanged: []string{"orders"}}},
 		{"server database changed", edit(func(c *Config) {
 			c.Clusters[0].ServerDatabase = "other"
 		}), Changes{ClustersChanged: []string{"pg"}}},

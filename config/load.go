@@ -46,6 +46,7 @@ var defaultSettings = Settings{
 	ServerTLS:        TLSPrefer,
 	AuthQuery:        DefaultAuthQuery,
 	AuthCacheTTL:     time.Minute,
+	MaxScatterBytes:  256 << 20,
 }
 
 // DefaultShutdownTimeout is proxy.shutdown_timeout when the file leaves it out.
@@ -162,6 +163,7 @@ type rawSettings struct {
 	ReadOnlyFuncs    any `toml:"read_only_functions"`
 	MaxDBClientConns any `toml:"max_db_client_conns"`
 	MaxWaitClients   any `toml:"max_wait_clients"`
+	MaxScatterBytes  any `toml:"max_scatter_bytes"`
 	ServerTLS        any `toml:"server_tls"`
 	ServerTLSCA      any `toml:"server_tls_ca"`
 	AllowCleartext   any `toml:"server_allow_cleartext_password"`
@@ -611,6 +613,9 @@ func (l *loader) settings(dst *Settings, r *rawSettings, prefix string) {
 				*lim.dst = n
 			}
 		}
+	}
+	if n, ok := l.byteSize(r.MaxScatterBytes, k("max_scatter_bytes")); ok {
+		dst.MaxScatterBytes = n
 	}
 	if s, ok := l.str(r.ServerTLS, k("server_tls")); ok {
 		switch s {
@@ -1148,6 +1153,44 @@ func (l *loader) integer(v any, key string) (int, bool) {
 		return 0, false
 	}
 	return int(n), true
+}
+
+// byteSize reads a positive number of bytes: an integer, or a string of
+// an integer and a unit ("64KiB", "256MiB", "1GiB"; "B" or none: bytes).
+func (l *loader) byteSize(v any, key string) (int64, bool) {
+	var n int64
+	switch v := v.(type) {
+	case nil:
+		return 0, false
+	case int64:
+		n = v
+	case string:
+		s := strings.TrimSpace(v)
+		mult := int64(1)
+		for _, u := range []struct {
+			s string
+			n int64
+		}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+			if strings.HasSuffix(s, u.s) {
+				s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.s)), u.n
+				break
+			}
+		}
+		x, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || x > (1<<62)/mult {
+			l.errorf(key, "%q is not a size (such as 65536, \"64KiB\", \"256MiB\", \"1GiB\")", v)
+			return 0, false
+		}
+		n = x * mult
+	default:
+		l.errorf(key, "must be a size such as \"256MiB\" or a number of bytes, not %s", describe(v))
+		return 0, false
+	}
+	if n < 1 {
+		l.errorf(key, "must be more than zero, not %v", v)
+		return 0, false
+	}
+	return n, true
 }
 
 func (l *loader) boolean(v any, key string) (bool, bool) {

@@ -169,6 +169,7 @@ read_your_writes = true
 max_db_client_conns = 100
 max_wait_clients = 7
 server_tls = "require"
+max_scatter_bytes = "64KiB"
 
 [[clusters]]
 name = "some"
@@ -182,7 +183,7 @@ pool_size = 3
 		QueryWaitTimeout: time.Second, IdleTimeout: time.Minute, ServerLifetime: 10 * time.Minute,
 		ServerCheckDelay: 0, ConnectTimeout: 3 * time.Second, MaxReplicaLag: 250 * time.Millisecond,
 		ReadYourWrites: false, LagPollInterval: 50 * time.Millisecond, ServerTLS: TLSPrefer,
-		AuthQuery: DefaultAuthQuery, AuthCacheTTL: time.Minute,
+		AuthQuery: DefaultAuthQuery, AuthCacheTTL: time.Minute, MaxScatterBytes: 256 << 20,
 	}
 	if cfg.Defaults != defaults {
 		t.Errorf("Defaults = %+v\nwant %+v", cfg.Defaults, defaults)
@@ -203,7 +204,7 @@ pool_size = 3
 			ServerCheckDelay: 5 * time.Second, ConnectTimeout: time.Second, MaxReplicaLag: 0,
 			ReadYourWrites: true, LagPollInterval: 50 * time.Millisecond,
 			MaxDBClientConns: 100, MaxWaitClients: 7, ServerTLS: TLSRequire,
-			AuthQuery: DefaultAuthQuery, AuthCacheTTL: time.Minute,
+			AuthQuery: DefaultAuthQuery, AuthCacheTTL: time.Minute, MaxScatterBytes: 64 << 10,
 		}},
 		{"some", some},
 	}

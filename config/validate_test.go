@@ -68,6 +68,11 @@ func TestValidationErrors(t *testing.T) {
 			`cfg.toml:9: defaults.server_tls: "on" is not a TLS mode (disable, prefer, require, verify-ca or verify-full)`,
 			`cfg.toml:10: defaults.server_tls_ca: stat /nonexistent/ca.pem: no such file or directory`,
 		}},
+		{"max_scatter_bytes", base + "[defaults]\nmax_scatter_bytes = 0\n" + cluster + "max_scatter_bytes = \"64 KB\"\n" + strings.NewReplacer(`"pg"`, `"pg2"`, `"app"`, `"app2"`).Replace(cluster) + "max_scatter_bytes = true\n", []string{
+			`cfg.toml:7: defaults.max_scatter_bytes: must be more than zero, not 0`,
+			`cfg.toml:13: clusters[0].max_scatter_bytes: "64 KB" is not a size (such as 65536, "64KiB", "256MiB", "1GiB")`,
+			`cfg.toml:19: clusters[1].max_scatter_bytes: must be a size such as "256MiB" or a number of bytes, not a boolean (true)`,
+		}},
 		{"server auth keys", base + "[defaults]\nserver_allow_cleartext_password = \"yes\"\nserver_public_key_path = \"/nonexistent/key.pem\"\nauth_query = \"SELECT 1\"\nauth_user = \"nobody\"\n", []string{
 			`cfg.toml:7: defaults.server_allow_cleartext_password: must be true or false, not a string ("yes")`,
 			`cfg.toml:8: defaults.server_public_key_path: stat /nonexistent/key.pem: no such file or directory`,

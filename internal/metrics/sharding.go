@@ -28,6 +28,21 @@ var (
 		Name: "switchyard_shard_refused_total",
 		Help: "Statements refused by shard routing (no key on a write, two shards in a transaction, unmergeable scatter), by protocol and cluster.",
 	}, []string{"protocol", "cluster"})
+	// ScatterRefused counts SELECTs run on several shards that were
+	// refused: reason "max_scatter_bytes" (their rows exceeded the
+	// budget) or "merge" (the rows cannot be merged as one database
+	// would).
+	ScatterRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_scatter_refused_total",
+		Help: "SELECTs run on several shards and refused, by protocol and reason (max_scatter_bytes: the rows exceeded the budget; merge: they cannot be merged as one database would).",
+	}, []string{"protocol", "reason"})
+	// ScatterBytes is what the rows of each merged scatter took (as
+	// charged to max_scatter_bytes).
+	ScatterBytes = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "switchyard_scatter_bytes",
+		Help:    "Bytes of rows held to merge one SELECT run on several shards (as charged to max_scatter_bytes), by protocol.",
+		Buckets: prometheus.ExponentialBuckets(1024, 8, 9), // 1 KiB .. 16 GiB
+	}, []string{"protocol"})
 	// ShardMapVersion is the version of the shard map in force: it grows
 	// with every reload that changes a cluster's sharding, so a graph of
 	// it marks when routing changed.
@@ -38,5 +53,5 @@ var (
 )
 
 func init() {
-	Registry.MustRegister(ShardStatements, ScatterQueries, AllShardWrites, ShardRefused, ShardMapVersion)
+	Registry.MustRegister(ShardStatements, ScatterQueries, AllShardWrites, ShardRefused, ShardMapVersion, ScatterRefused, ScatterBytes)
 }

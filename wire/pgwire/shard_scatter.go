@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strconv"
 	"time"
@@ -17,24 +16,19 @@ import (
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
-	"github.com/switchyard/switchyard/shard"
+	"github.com/switchyard/switchyard/scatter"
 )
-
-func cmpInt(x, y int64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
-}
 
 // Scatter-gather: a SELECT without a shard key, sent outside a lease, runs
 // on every shard (one after the other; on a caught-up replica of a shard
-// where the router allows) and the results are merged as the extractor
-// says: rows concatenated, sorted by the ORDER BY columns, cut to LIMIT,
-// or aggregates combined into one row. The client sees one
+// where the router allows) and the results are merged by package scatter
+// as the extractor says: rows concatenated, sorted by the ORDER BY
+// columns, cut to LIMIT after OFFSET, or aggregates combined into one row
+// (rowCodec is how it reads DataRows). A literal OFFSET is folded into
+// each shard's row count (router.PostgresScatterLimit) and applied after
+// the merge. The rows held are charged to the cluster's
+// max_scatter_bytes; past it the SELECT is refused (54000) and the shard's
+// server connection, its answer unread, is closed. The client sees one
 // RowDescription, the merged rows, one CommandComplete and ReadyForQuery.
 //
 // An UPDATE or DELETE without a key, where allow_all_shard_writes says
@@ -84,9 +78,33 @@ func (c *clientConn) shardScatter(raw []byte) bool {
 	return true
 }
 
+// withoutOffset folds a literal OFFSET of a scatter SELECT into its row
+// count (router.PostgresScatterLimit): each shard must return the rows
+// the offset skips, known only after the merge, which applies it.
+func withoutOffset(sk *router.ShardKeys, sql string) (string, error) {
+	if sk.OffsetParam > 0 {
+		return "", newError(codeFeatureNotSupported, "OFFSET given as a parameter in a SELECT without the shard key (run on every shard) is not supported: write it as a literal")
+	}
+	if sk.Offset == nil || *sk.Offset == 0 {
+		return sql, nil
+	}
+	q, ok := router.PostgresScatterLimit(sql)
+	if !ok {
+		return "", newError(codeFeatureNotSupported, "the OFFSET of this SELECT run on every shard cannot be folded into its LIMIT")
+	}
+	return q, nil
+}
+
 func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, out *[]byte) error {
-	if !write && ((sk.Offset != nil && *sk.Offset != 0) || sk.OffsetParam > 0) {
-		return newError(codeFeatureNotSupported, "OFFSET in a SELECT without the shard key (run on every shard) is not supported yet")
+	if !write {
+		sql := queryText(raw)
+		q, err := withoutOffset(sk, sql)
+		if err != nil {
+			return err
+		}
+		if q != sql {
+			raw, _ = (&pgproto3.Query{String: q}).Encode(nil)
+		}
 	}
 	results, rows, tag, errReply, err := c.gatherShards(rt, raw, sk, as, write)
 	if err != nil || errReply != nil {
@@ -114,8 +132,9 @@ func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys,
 		metrics.ScatterQueries.WithLabelValues("postgres", c.cluster.Name).Inc()
 	}
 	results = make([]shardResult, rt.m.Shards())
+	budget := scatter.NewBudget(rt.cl.Settings.MaxScatterBytes)
 	for i := range results {
-		err := c.runOnShard(rt, i, req, 1, &results[i], as)
+		err := c.runOnShard(rt, i, req, 1, &results[i], as, budget)
 		if err == nil && results[i].err == nil {
 			continue
 		}
@@ -125,6 +144,7 @@ func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys,
 			errReply, _ = w.Encode(nil)
 		}
 		if err != nil {
+			err = scatterError(err)
 			if pe := (*pgError)(nil); errors.As(err, &pe) && errReply != nil {
 				e, _ := toErrorResponse(err).Encode(nil)
 				return nil, nil, "", append(errReply, e...), nil
@@ -142,8 +162,11 @@ func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys,
 	if results[0].desc == nil {
 		return nil, nil, "", nil, newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
 	}
-	rows, err = mergeRows(sk, results[0].desc, rows)
-	return results, rows, "SELECT " + strconv.Itoa(len(rows)), nil, err
+	metrics.ScatterBytes.WithLabelValues("postgres").Observe(float64(budget.Used()))
+	if rows, err = scatter.Merge(mergeSpec(sk), newRowCodec(results[0].desc), rows); err != nil {
+		return nil, nil, "", nil, scatterError(err)
+	}
+	return results, rows, "SELECT " + strconv.Itoa(len(rows)), nil, nil
 }
 
 // sumTags adds up the row counts of the shards' CommandCompletes
@@ -172,88 +195,12 @@ func sumTags(results []shardResult) string {
 	return verb + " " + strconv.FormatInt(n, 10)
 }
 
-// mergeRows merges the rows of every shard as sk says. binFmt says which
-// result columns are in binary format (nil: none).
-func mergeRows(sk *router.ShardKeys, desc []byte, rows [][]byte) ([][]byte, error) {
-	names, oids, formats := parseRowDesc(desc)
-	binFmt := func(k int) bool { return k < len(formats) && formats[k] == 1 }
-	check := func(k int) error {
-		if binFmt(k) && k < len(oids) {
-			switch oids[k] {
-			case 20, 21, 23:
-			default:
-				return newError(codeFeatureNotSupported, "column %d of a SELECT run on every shard is in binary format (type OID %d), which the proxy cannot merge; use the text format or the simple query protocol", k+1, oids[k])
-			}
-		}
-		return nil
-	}
-	for _, a := range sk.Aggregates {
-		if err := check(a.Index); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case len(sk.Aggregates) > 0:
-		row, err := combineAggs(sk, oids, binFmt, rows)
-		if err != nil {
-			return nil, err
-		}
-		rows = [][]byte{row}
-	case len(sk.OrderBy) > 0:
-		idx := make([]int, len(sk.OrderBy))
-		for j, o := range sk.OrderBy {
-			idx[j] = o.Index
-			if idx[j] < 0 {
-				idx[j] = -1
-				for k, n := range names {
-					if n == o.Name {
-						if idx[j] >= 0 {
-							return nil, newError(codeFeatureNotSupported, "ORDER BY %s is ambiguous in the merged result", o.Name)
-						}
-						idx[j] = k
-					}
-				}
-			}
-			if idx[j] < 0 || idx[j] >= len(oids) {
-				return nil, newError(codeFeatureNotSupported, "ORDER BY %s: the column is not in the result, the shards' rows cannot be merged", o.Name)
-			}
-			if err := check(idx[j]); err != nil {
-				return nil, err
-			}
-		}
-		cols := make([][][]byte, len(rows))
-		for i, r := range rows {
-			cols[i] = dataRowValues(r)
-		}
-		perm := make([]int, len(rows))
-		for i := range perm {
-			perm[i] = i
-		}
-		slices.SortStableFunc(perm, func(a, b int) int {
-			for j, o := range sk.OrderBy {
-				k := idx[j]
-				if cmp := compareValues(cols[a][k], cols[b][k], oids[k], binFmt(k), o.Desc, o.NullsFirst); cmp != 0 {
-					return cmp
-				}
-			}
-			return 0
-		})
-		sorted := make([][]byte, len(rows))
-		for i, p := range perm {
-			sorted[i] = rows[p]
-		}
-		rows = sorted
-	}
-	if sk.Limit != nil && int64(len(rows)) > *sk.Limit {
-		rows = rows[:max(*sk.Limit, 0)]
-	}
-	return rows, nil
-}
-
 // runOnShard sends the query to shard i and reads its answer: to a
 // caught-up replica of the shard when as (the verdicts on the request)
-// lets a replica serve it, else to the shard's primary.
-func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *shardResult, as []*router.Analysis) error {
+// lets a replica serve it, else to the shard's primary. Its rows are
+// charged to budget; past it the server connection is closed (the rest
+// of its answer is unread) and the error is a *scatter.Error.
+func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *shardResult, as []*router.Analysis, budget *scatter.Budget) error {
 	e, node, rep := c.shardPool(rt, i), (*replica.Node)(nil), (*clusterRT)(nil)
 	if as != nil {
 		e, node, rep, _ = c.shardRead(rt, i, as)
@@ -303,6 +250,10 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *
 			// statement.
 			res.desc = bytes.Clone(m)
 		case 'D':
+			if err := budget.Take(len(m)); err != nil {
+				p.Put(ps, false)
+				return err
+			}
 			res.rows = append(res.rows, bytes.Clone(m))
 		case 'E':
 			if res.err == nil {
@@ -325,185 +276,6 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *
 	}
 	p.Put(ps, false)
 	return &pgError{Severity: "ERROR", Code: codeConnectionFailure, Message: "shard " + strconv.Itoa(i) + ": server connection lost", cause: err}
-}
-
-// parseRowDesc returns the column names, type OIDs and format codes of a
-// RowDescription.
-func parseRowDesc(m []byte) (names []string, oids []uint32, formats []uint16) {
-	b := m[5:]
-	if len(b) < 2 {
-		return nil, nil, nil
-	}
-	n := int(binary.BigEndian.Uint16(b))
-	b = b[2:]
-	for i := 0; i < n; i++ {
-		name, rest, ok := cstring(b)
-		if !ok || len(rest) < 18 {
-			break
-		}
-		names = append(names, string(name))
-		oids = append(oids, binary.BigEndian.Uint32(rest[6:]))
-		formats = append(formats, binary.BigEndian.Uint16(rest[16:]))
-		b = rest[18:]
-	}
-	return names, oids, formats
-}
-
-// dataRowValues splits a DataRow into its values (nil for NULL).
-func dataRowValues(m []byte) [][]byte {
-	b := m[5:]
-	if len(b) < 2 {
-		return nil
-	}
-	n := int(binary.BigEndian.Uint16(b))
-	b = b[2:]
-	out := make([][]byte, n)
-	for i := 0; i < n && len(b) >= 4; i++ {
-		l := int(int32(binary.BigEndian.Uint32(b)))
-		b = b[4:]
-		if l < 0 || l > len(b) {
-			continue
-		}
-		out[i] = b[:l:l]
-		b = b[l:]
-	}
-	return out
-}
-
-func encodeDataRow(vals [][]byte) []byte {
-	n := 4 + 2
-	for _, v := range vals {
-		n += 4 + len(v)
-	}
-	out := make([]byte, 0, n+1)
-	out = append(out, 'D', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), byte(len(vals)>>8), byte(len(vals)))
-	for _, v := range vals {
-		if v == nil {
-			out = append(out, 0xff, 0xff, 0xff, 0xff)
-			continue
-		}
-		out = binary.BigEndian.AppendUint32(out, uint32(len(v)))
-		out = append(out, v...)
-	}
-	return out
-}
-
-// numericOID says whether values of the type compare as numbers.
-func numericOID(oid uint32) bool {
-	switch oid {
-	case 20, 21, 23, 26, 700, 701, 1700: // int8, int2, int4, oid, float4, float8, numeric
-		return true
-	}
-	return false
-}
-
-// compareValues orders two text values of a column for ORDER BY.
-func compareValues(a, b []byte, oid uint32, bin, desc, nullsFirst bool) int {
-	switch {
-	case a == nil && b == nil:
-		return 0
-	case a == nil:
-		if nullsFirst {
-			return -1
-		}
-		return 1
-	case b == nil:
-		if nullsFirst {
-			return 1
-		}
-		return -1
-	}
-	var cmp int
-	if bin {
-		x, _ := shard.IntFromBinary(a)
-		y, _ := shard.IntFromBinary(b)
-		cmp = cmpInt(x, y)
-	} else if numericOID(oid) {
-		x, okx := new(big.Rat).SetString(string(a))
-		y, oky := new(big.Rat).SetString(string(b))
-		if okx && oky {
-			cmp = x.Cmp(y)
-		} else {
-			cmp = bytes.Compare(a, b)
-		}
-	} else {
-		cmp = bytes.Compare(a, b)
-	}
-	if desc {
-		cmp = -cmp
-	}
-	return cmp
-}
-
-// combineAggs folds the one-row answers of the shards into one row.
-func combineAggs(sk *router.ShardKeys, oids []uint32, binFmt func(int) bool, rows [][]byte) ([]byte, error) {
-	if len(rows) == 0 {
-		return nil, newError(codeFeatureNotSupported, "aggregate SELECT: no shard returned a row")
-	}
-	acc := dataRowValues(rows[0])
-	for _, r := range rows[1:] {
-		vals := dataRowValues(r)
-		for _, a := range sk.Aggregates {
-			k := a.Index
-			if k < 0 || k >= len(acc) || k >= len(vals) {
-				return nil, newError(codeFeatureNotSupported, "aggregate column %d is not in the result", k+1)
-			}
-			x, y := acc[k], vals[k]
-			if y == nil {
-				continue
-			}
-			if x == nil {
-				acc[k] = y
-				continue
-			}
-			var oid uint32
-			if k < len(oids) {
-				oid = oids[k]
-			}
-			bin := binFmt(k)
-			switch {
-			case bin && (a.Func == router.AggCount || a.Func == router.AggSum):
-				nx, _ := shard.IntFromBinary(x)
-				ny, _ := shard.IntFromBinary(y)
-				acc[k] = binary.BigEndian.AppendUint64(nil, uint64(nx+ny))
-				if len(x) == 4 {
-					acc[k] = binary.BigEndian.AppendUint32(nil, uint32(nx+ny))
-				}
-			case a.Func == router.AggCount || a.Func == router.AggSum:
-				rx, ok1 := new(big.Rat).SetString(string(x))
-				ry, ok2 := new(big.Rat).SetString(string(y))
-				if !ok1 || !ok2 {
-					return nil, newError(codeFeatureNotSupported, "cannot add %s values %q and %q from two shards", a.Func, x, y)
-				}
-				acc[k] = []byte(formatSum(rx.Add(rx, ry), x, y))
-			case a.Func == router.AggMin:
-				if compareValues(y, x, oid, bin, false, false) < 0 {
-					acc[k] = y
-				}
-			case a.Func == router.AggMax:
-				if compareValues(y, x, oid, bin, false, false) > 0 {
-					acc[k] = y
-				}
-			}
-		}
-	}
-	return encodeDataRow(acc), nil
-}
-
-// formatSum prints a sum with as many decimals as the larger of its terms.
-func formatSum(r *big.Rat, x, y []byte) string {
-	scale := max(decimals(x), decimals(y))
-	if scale == 0 && r.IsInt() {
-		return r.Num().String()
-	}
-	return r.FloatString(scale)
-}
-
-func decimals(v []byte) int {
-	if i := bytes.IndexByte(v, '.'); i >= 0 {
-		return len(v) - i - 1
-	}
-	return 0
 }
 
 // shardScatterExt runs a scatter SELECT sent in the extended protocol: a
@@ -532,7 +304,11 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	nBind, nExec := 0, 0
 	injectDescribe := false
 	descPortal := false
+	parseAt, parseEnd := 0, 0 // the Parse in batch
+	var parseRest []byte
 	putParse := func(rest []byte, injected bool) {
+		parseAt, parseRest = len(batch), rest
+		defer func() { parseEnd = len(batch) }()
 		n := 4 + 1 + len(rest)
 		batch = append(batch, 'P', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0)
 		batch = append(batch, rest...)
@@ -633,8 +409,17 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 		return false
 	}
 	var as []*router.Analysis
+	var offErr error
 	if !write {
 		as = c.shardAnalyses('S', syncRaw)
+		var q string
+		if q, offErr = withoutOffset(sk, sql); offErr == nil && q != sql {
+			_, params, _ := cstring(parseRest)
+			n := 4 + 1 + len(q) + 1 + len(params)
+			p := append([]byte{'P', byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n), 0}, q...)
+			p = append(append(p, 0), params...)
+			batch = slices.Concat(batch[:parseAt], p, batch[parseEnd:])
+		}
 	}
 	if named != nil {
 		if perr := c.stmtRoom(named, namedRest); perr != nil {
@@ -651,7 +436,11 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	status := c.localStatus()
 	c.pending = c.pending[:0]
 	var out []byte
-	if perr := c.scatterExt(rt, batch, sk, as, write, dropParse, injectDescribe, &out); perr != nil {
+	perr := offErr
+	if perr == nil {
+		perr = c.scatterExt(rt, batch, sk, as, write, dropParse, injectDescribe, &out)
+	}
+	if perr != nil {
 		shardRefusedMetric(c.cluster.Name)
 		out, _ = toErrorResponse(perr).Encode(nil)
 	}
@@ -660,8 +449,8 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 }
 
 func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, dropParse []bool, injectDescribe bool, out *[]byte) error {
-	if !write && ((sk.Offset != nil && *sk.Offset != 0) || sk.OffsetParam > 0 || sk.LimitParam > 0) {
-		return newError(codeFeatureNotSupported, "OFFSET, or LIMIT as a parameter, in a SELECT without the shard key (run on every shard) is not supported yet")
+	if !write && sk.LimitParam > 0 {
+		return newError(codeFeatureNotSupported, "LIMIT as a parameter in a SELECT without the shard key (run on every shard) is not supported yet: write it as a literal")
 	}
 	results, rows, tag, errReply, err := c.gatherShards(rt, batch, sk, as, write)
 	if err != nil || errReply != nil {

@@ -1,0 +1,380 @@
+// Package scatter gathers and merges the answers of a read run on several
+// shards, for both protocols.
+//
+// A SELECT without one shard key runs on every shard it may touch; the
+// wire package reads each shard's rows, charging them to a Budget (the
+// cluster's max_scatter_bytes), and hands them all to Merge, which sorts
+// them by the ORDER BY columns, applies OFFSET and LIMIT, or folds
+// one-row aggregate answers (COUNT, SUM, MIN, MAX) into one row. What a
+// row looks like on the wire (PostgreSQL DataRow, MySQL text or binary
+// row) and how a column's values order is the protocol's business: the
+// wire package supplies a Codec, and this package never reads bytes of a
+// row itself.
+//
+// A read that would hold more than the budget is refused rather than let
+// one keyless SELECT exhaust the proxy's memory; a merge this package
+// cannot do as one database would (a column missing from the result, a
+// value the codec cannot order) is refused with the reason. Both come
+// back as *Error, which the wire package turns into its protocol's error.
+package scatter
+
+import (
+	"bytes"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+)
+
+// DefaultMaxBytes is max_scatter_bytes when the config leaves it out.
+const DefaultMaxBytes = 256 << 20
+
+// RowOverhead is what a Budget charges for each row on top of its bytes:
+// the slice header and allocation that hold it. Without it a result of
+// many tiny rows could take many times the budget.
+const RowOverhead = 32
+
+// Reasons of an Error, also the "reason" label of the refusal metric.
+const (
+	ReasonTooLarge = "max_scatter_bytes" // the rows exceed the budget
+	ReasonMerge    = "merge"             // the rows cannot be merged as one database would
+)
+
+// Error is a refusal of a scatter, for the client.
+type Error struct {
+	Reason string // ReasonTooLarge or ReasonMerge
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func mergeError(format string, args ...any) *Error {
+	return &Error{Reason: ReasonMerge, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Budget bounds the bytes of rows one scatter holds. Not safe for
+// concurrent use: one scatter, one goroutine.
+type Budget struct {
+	max, used int64
+}
+
+// NewBudget returns a budget of max bytes (DefaultMaxBytes when max <= 0).
+func NewBudget(max int64) *Budget {
+	if max <= 0 {
+		max = DefaultMaxBytes
+	}
+	return &Budget{max: max}
+}
+
+// Take charges one row of n bytes. Past the budget it returns an *Error
+// with ReasonTooLarge; the caller must stop holding rows (and the rest of
+// that shard's answer is unread: its server connection cannot be reused
+// as it is).
+func (b *Budget) Take(n int) error {
+	b.used += int64(n) + RowOverhead
+	if b.used > b.max {
+		return &Error{Reason: ReasonTooLarge, Msg: fmt.Sprintf(
+			"the rows of a SELECT run on several shards exceed max_scatter_bytes (%s), which the proxy will not hold to merge; add the shard key, a LIMIT, or raise max_scatter_bytes",
+			FormatBytes(b.max))}
+	}
+	return nil
+}
+
+// Used is what the rows charged so far take.
+func (b *Budget) Used() int64 { return b.used }
+
+// FormatBytes writes n as the config takes it: "256MiB", "64KiB", "1000".
+func FormatBytes(n int64) string {
+	for _, u := range []struct {
+		s string
+		n int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.n && n%u.n == 0 {
+			return fmt.Sprintf("%d%s", n/u.n, u.s)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// AggFunc is an aggregate whose per-shard answers combine into one.
+type AggFunc uint8
+
+const (
+	Count AggFunc = iota + 1
+	Sum
+	Min
+	Max
+)
+
+// Agg is one aggregate output column.
+type Agg struct {
+	Func AggFunc
+	Col  int // 0-based output column
+}
+
+// Order is one ORDER BY item.
+type Order struct {
+	// Col is the 0-based output column, or -1: look Name up among the
+	// result's columns (a * before it hides the position).
+	Col  int
+	Name string
+	Desc bool
+	// NullsFirst is where NULLs go in the output, whatever the direction.
+	NullsFirst bool
+}
+
+// Spec says how to merge.
+type Spec struct {
+	Order []Order // sort by these; empty: concatenate
+	Aggs  []Agg   // fold one-row answers into one row; excludes Order
+	// Limit < 0: none. Offset rows are skipped after the merge: each
+	// shard must have been asked for Limit+Offset rows without offset.
+	Limit, Offset int64
+}
+
+// Codec is a protocol's row format for one result (its columns known).
+type Codec interface {
+	// Columns is the number of columns of the result.
+	Columns() int
+	// Name is column k's name, as the server reported it.
+	Name(k int) string
+	// FoldNames: column names match case-insensitively (MySQL). Where
+	// the SQL parser has already folded unquoted names as the server
+	// does (PostgreSQL), names match exactly.
+	FoldNames() bool
+	// Split cuts a row into its values, nil for NULL. The values may
+	// alias row.
+	Split(row []byte) ([][]byte, error)
+	// Key reads the non-NULL value v of column k as it orders. An error
+	// (an *Error or the protocol's own) means the proxy cannot order it
+	// as the server would.
+	Key(k int, v []byte) (Key, error)
+	// Add adds two COUNT or SUM values of column k, in its encoding.
+	Add(k int, x, y []byte) ([]byte, error)
+	// Encode makes a row of values split by Split.
+	Encode(vals [][]byte) []byte
+}
+
+// Key is a value as the merge orders it. Keys of the same kind compare
+// by value; otherwise by the bytes they were made with.
+type Key struct {
+	kind uint8
+	i    int64
+	u    uint64
+	f    float64
+	r    *big.Rat
+	b    []byte
+}
+
+const (
+	kInt = iota + 1
+	kUint
+	kFloat
+	kDec
+	kBytes
+)
+
+// IntKey orders as a signed integer.
+func IntKey(i int64) Key { return Key{kind: kInt, i: i} }
+
+// UintKey orders as an unsigned integer.
+func UintKey(u uint64) Key { return Key{kind: kUint, u: u} }
+
+// FloatKey orders as a float.
+func FloatKey(f float64) Key { return Key{kind: kFloat, f: f} }
+
+// DecKey orders as an exact number; raw is its text, for comparisons
+// with keys of other kinds.
+func DecKey(r *big.Rat, raw []byte) Key { return Key{kind: kDec, r: r, b: raw} }
+
+// BytesKey orders as bytes.
+func BytesKey(b []byte) Key { return Key{kind: kBytes, b: b} }
+
+// Compare orders two keys.
+func (a Key) Compare(b Key) int {
+	if a.kind == b.kind {
+		switch a.kind {
+		case kInt:
+			return cmp3(a.i < b.i, a.i > b.i)
+		case kUint:
+			return cmp3(a.u < b.u, a.u > b.u)
+		case kFloat:
+			return cmp3(a.f < b.f, a.f > b.f)
+		case kDec:
+			return a.r.Cmp(b.r)
+		}
+	}
+	return bytes.Compare(a.b, b.b)
+}
+
+func cmp3(less, more bool) int {
+	switch {
+	case less:
+		return -1
+	case more:
+		return 1
+	}
+	return 0
+}
+
+// Merge merges the rows of every shard (each shard's in its own order,
+// one after the other) as s says.
+func Merge(s *Spec, c Codec, rows [][]byte) ([][]byte, error) {
+	switch {
+	case len(s.Aggs) > 0:
+		row, err := combine(s.Aggs, c, rows)
+		if err != nil {
+			return nil, err
+		}
+		rows = [][]byte{row}
+	case len(s.Order) > 0:
+		var err error
+		if rows, err = sortRows(s.Order, c, rows); err != nil {
+			return nil, err
+		}
+	}
+	if s.Offset > 0 {
+		rows = rows[min(s.Offset, int64(len(rows))):]
+	}
+	if s.Limit >= 0 && int64(len(rows)) > s.Limit {
+		rows = rows[:s.Limit]
+	}
+	return rows, nil
+}
+
+// column resolves an ORDER BY item to its output column.
+func column(o Order, c Codec) (int, error) {
+	k := o.Col
+	if k < 0 {
+		for j := range c.Columns() {
+			n := c.Name(j)
+			if n == o.Name || c.FoldNames() && strings.EqualFold(n, o.Name) {
+				if k >= 0 {
+					return -1, mergeError("ORDER BY %s is ambiguous in the merged result", o.Name)
+				}
+				k = j
+			}
+		}
+	}
+	if k < 0 || k >= c.Columns() {
+		name := o.Name
+		if name == "" {
+			name = fmt.Sprint(o.Col + 1)
+		}
+		return -1, mergeError("ORDER BY %s: the column is not in the result, so the shards' rows cannot be merged", name)
+	}
+	return k, nil
+}
+
+func sortRows(order []Order, c Codec, rows [][]byte) ([][]byte, error) {
+	idx := make([]int, len(order))
+	for j, o := range order {
+		k, err := column(o, c)
+		if err != nil {
+			return nil, err
+		}
+		idx[j] = k
+	}
+	type sortKey struct {
+		k    Key
+		null bool
+	}
+	keys := make([][]sortKey, len(rows))
+	for i, r := range rows {
+		vals, err := c.Split(r)
+		if err != nil {
+			return nil, err
+		}
+		keys[i] = make([]sortKey, len(idx))
+		for j, k := range idx {
+			if k >= len(vals) || vals[k] == nil {
+				keys[i][j].null = true
+				continue
+			}
+			if keys[i][j].k, err = c.Key(k, vals[k]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	perm := make([]int, len(rows))
+	for i := range perm {
+		perm[i] = i
+	}
+	slices.SortStableFunc(perm, func(a, b int) int {
+		for j, o := range order {
+			x, y := keys[a][j], keys[b][j]
+			switch {
+			case x.null && y.null:
+				continue
+			case x.null || y.null:
+				if x.null == o.NullsFirst {
+					return -1
+				}
+				return 1
+			}
+			d := x.k.Compare(y.k)
+			if o.Desc {
+				d = -d
+			}
+			if d != 0 {
+				return d
+			}
+		}
+		return 0
+	})
+	sorted := make([][]byte, len(rows))
+	for i, p := range perm {
+		sorted[i] = rows[p]
+	}
+	return sorted, nil
+}
+
+// combine folds the one-row answers of the shards into one row.
+func combine(aggs []Agg, c Codec, rows [][]byte) ([]byte, error) {
+	if len(rows) == 0 {
+		return nil, mergeError("aggregate SELECT: no shard returned a row")
+	}
+	acc, err := c.Split(rows[0])
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows[1:] {
+		vals, err := c.Split(r)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range aggs {
+			k := a.Col
+			if k < 0 || k >= len(acc) || k >= len(vals) {
+				return nil, mergeError("aggregate column %d is not in the result", k+1)
+			}
+			x, y := acc[k], vals[k]
+			switch {
+			case y == nil:
+				continue
+			case x == nil:
+				acc[k] = y
+				continue
+			}
+			switch a.Func {
+			case Count, Sum:
+				if acc[k], err = c.Add(k, x, y); err != nil {
+					return nil, err
+				}
+			case Min, Max:
+				kx, err := c.Key(k, x)
+				if err != nil {
+					return nil, err
+				}
+				ky, err := c.Key(k, y)
+				if err != nil {
+					return nil, err
+				}
+				if d := ky.Compare(kx); d < 0 && a.Func == Min || d > 0 && a.Func == Max {
+					acc[k] = y
+				}
+			}
+		}
+	}
+	return c.Encode(acc), nil
+}

@@ -1,0 +1,102 @@
+package scatter_test
+
+import (
+	"math/big"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/switchyard/switchyard/scatter"
+	"github.com/switchyard/switchyard/scatter/scattertest"
+)
+
+// textCodec is the simplest codec: a row is its values joined by "|",
+// NULL is "\x00". It checks the merge logic apart from any protocol.
+type textCodec struct {
+	cols []scattertest.Col
+	fold bool
+}
+
+func (c *textCodec) Columns() int      { return len(c.cols) }
+func (c *textCodec) Name(k int) string { return c.cols[k].Name }
+func (c *textCodec) FoldNames() bool   { return c.fold }
+func (c *textCodec) Split(row []byte) ([][]byte, error) {
+	var out [][]byte
+	for _, v := range strings.Split(string(row), "|") {
+		if v == "\x00" {
+			out = append(out, nil)
+		} else {
+			out = append(out, []byte(v))
+		}
+	}
+	return out, nil
+}
+func (c *textCodec) Key(k int, v []byte) (scatter.Key, error) {
+	switch c.cols[k].Type {
+	case scattertest.Int:
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		return scatter.IntKey(n), err
+	case scattertest.Decimal:
+		r, _ := new(big.Rat).SetString(string(v))
+		return scatter.DecKey(r, v), nil
+	}
+	return scatter.BytesKey(v), nil
+}
+func (c *textCodec) Add(k int, x, y []byte) ([]byte, error) {
+	rx, _ := new(big.Rat).SetString(string(x))
+	ry, _ := new(big.Rat).SetString(string(y))
+	if c.cols[k].Type == scattertest.Decimal {
+		return []byte(rx.Add(rx, ry).FloatString(2)), nil
+	}
+	return []byte(rx.Add(rx, ry).RatString()), nil
+}
+func (c *textCodec) Encode(vals [][]byte) []byte {
+	var s []string
+	for _, v := range vals {
+		if v == nil {
+			s = append(s, "\x00")
+		} else {
+			s = append(s, string(v))
+		}
+	}
+	return []byte(strings.Join(s, "|"))
+}
+
+func textRow(_ []scattertest.Col, vals []string) []byte {
+	var s []string
+	for _, v := range vals {
+		if v == scattertest.Null {
+			v = "\x00"
+		}
+		s = append(s, v)
+	}
+	return []byte(strings.Join(s, "|"))
+}
+
+func TestMerge(t *testing.T) {
+	for _, fold := range []bool{false, true} {
+		t.Run("fold="+strconv.FormatBool(fold), func(t *testing.T) {
+			scattertest.Run(t, func(cols []scattertest.Col) scatter.Codec { return &textCodec{cols: cols, fold: fold} }, textRow)
+		})
+	}
+}
+
+func TestBudget(t *testing.T) {
+	b := scatter.NewBudget(1000)
+	for i := 0; i < 10; i++ {
+		if err := b.Take(100 - scatter.RowOverhead); err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+	}
+	err := b.Take(0)
+	se, ok := err.(*scatter.Error)
+	if !ok || se.Reason != scatter.ReasonTooLarge || !strings.Contains(se.Msg, "max_scatter_bytes (1000 bytes)") {
+		t.Fatalf("past the budget: %v", err)
+	}
+	if got := scatter.NewBudget(64 << 10).Take(64 << 10); got == nil || !strings.Contains(got.Error(), "(64KiB)") {
+		t.Fatalf("64KiB budget: %v", got)
+	}
+	if b := scatter.NewBudget(0); b.Take(1<<20) != nil {
+		t.Fatal("a zero budget is the default, 256MiB")
+	}
+}

@@ -1,0 +1,233 @@
+package pgwire
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// scatterModes connects to the sharded proxy in the simple protocol and
+// in the extended protocol with and without named statements.
+func scatterModes(t *testing.T, p *testProxy) map[string]*pgx.Conn {
+	t.Helper()
+	out := map[string]*pgx.Conn{}
+	for name, opt := range map[string]string{
+		"simple": "&default_query_exec_mode=simple_protocol",
+		"exec":   "&default_query_exec_mode=exec",
+		"cache":  "",
+	} {
+		conn, err := pgx.Connect(ctxT(t, 30*time.Second), p.rawDSN("app", "app", "orders")+opt)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		out[name] = conn
+	}
+	return out
+}
+
+// textRows runs q and returns its rows as text, NULL as "<null>".
+func textRows(ctx context.Context, conn *pgx.Conn, q string) ([]string, error) {
+	rows, err := conn.Query(ctx, q, pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for rows.Next() {
+		var cols []string
+		for _, v := range rows.RawValues() {
+			if v == nil {
+				cols = append(cols, "<null>")
+			} else {
+				cols = append(cols, string(v))
+			}
+		}
+		out = append(out, strings.Join(cols, "|"))
+	}
+	return out, rows.Err()
+}
+
+// TestScatterOffset: a SELECT with OFFSET and no shard key answers what
+// one database holding every shard's rows answers (it was refused with
+// 0A000): each shard is asked for LIMIT+OFFSET rows, the offset is
+// applied after the merge. Simple and extended protocol; LIMIT ... OFFSET,
+// OFFSET ... LIMIT, OFFSET alone, FETCH FIRST, an offset past the end,
+// NULLs and ties.
+func TestScatterOffset(t *testing.T) {
+	p := startShardProxy(t)
+	shards := shardConns(t)
+	ctx := ctxT(t, 120*time.Second)
+	conns := scatterModes(t, p)
+	simple := conns["simple"]
+	// The reference: one table holding all rows, on shard 0's database.
+	if _, err := shards[0].Exec(ctx, `DROP TABLE IF EXISTS orders_all;
+		CREATE TABLE orders_all (customer_id bigint, id serial, amount int)`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shards[0].Exec(context.Background(), "DROP TABLE IF EXISTS orders_all") })
+	for i := int64(0); i < 120; i++ {
+		amount := fmt.Sprint(i % 17) // ties
+		if i%11 == 0 {
+			amount = "NULL"
+		}
+		q := fmt.Sprintf("INSERT INTO orders (customer_id, amount) VALUES (%d, %s)", i*7919+3, amount)
+		if _, err := simple.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := shards[0].Exec(ctx, strings.Replace(q, "orders", "orders_all", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n0 int
+	shards[0].QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n0)
+	if n0 == 0 || n0 == 120 {
+		t.Fatalf("shard 0 holds %d of 120 rows: the test needs both shards", n0)
+	}
+	queries := []string{
+		"SELECT customer_id, amount FROM orders ORDER BY amount, customer_id LIMIT 7 OFFSET 5",
+		"SELECT customer_id, amount FROM orders ORDER BY amount DESC, customer_id OFFSET 5 LIMIT 7",
+		"SELECT customer_id, amount FROM orders ORDER BY amount NULLS FIRST, customer_id DESC OFFSET 100",
+		"SELECT * FROM orders ORDER BY customer_id OFFSET 3 ROWS FETCH FIRST 4 ROWS ONLY",
+		"SELECT customer_id FROM orders ORDER BY customer_id LIMIT ALL OFFSET 117",
+		"SELECT customer_id FROM orders ORDER BY customer_id LIMIT 5 OFFSET 500",
+		"SELECT count(*) FROM orders WHERE amount > 3 OFFSET 0",
+	}
+	for _, q := range queries {
+		ref := strings.Replace(q, "FROM orders", "FROM orders_all", 1)
+		ref = strings.Replace(ref, "SELECT *", "SELECT customer_id, amount", 1)
+		q = strings.Replace(q, "SELECT *", "SELECT customer_id, amount", 1)
+		want, err := textRows(ctx, shards[0], ref)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		for name, conn := range conns {
+			got, err := textRows(ctx, conn, q)
+			if err != nil {
+				t.Errorf("%s: %s: %v", name, q, err)
+				continue
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: %s\n got %v\nwant %v (one database)", name, q, got, want)
+			}
+		}
+	}
+	// An OFFSET given as a parameter stays refused, with the reason.
+	_, err := conns["exec"].Exec(ctx, "SELECT customer_id FROM orders ORDER BY customer_id LIMIT 5 OFFSET $1", 3)
+	wantSQLState(t, err, "0A000", "OFFSET $1")
+	// The connections still work.
+	for name, conn := range conns {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil || n != 120 {
+			t.Fatalf("%s: count after: %d, %v", name, n, err)
+		}
+	}
+}
+
+// TestScatterOrderByNameCase: ORDER BY a column the select list hides
+// behind * is found by its name in the shards' row description as
+// PostgreSQL names it: unquoted names fold to lower case, quoted names
+// keep theirs, so "Total" and total are two columns and neither is
+// ambiguous.
+func TestScatterOrderByNameCase(t *testing.T) {
+	p := startShardProxy(t)
+	shards := shardConns(t)
+	ctx := ctxT(t, 60*time.Second)
+	for _, s := range shards {
+		if _, err := s.Exec(ctx, `ALTER TABLE orders ADD COLUMN "Total" int, ADD COLUMN total int`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conns := scatterModes(t, p)
+	for i := int64(0); i < 40; i++ {
+		if _, err := conns["simple"].Exec(ctx, fmt.Sprintf(`INSERT INTO orders (customer_id, amount, "Total", total) VALUES (%d, 0, %d, %d)`, i*31+1, i, 100-i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, conn := range conns {
+		for _, tc := range []struct{ q, want string }{
+			{`SELECT * FROM orders ORDER BY "Total" DESC LIMIT 3`, "39 38 37"},
+			{`SELECT * FROM orders ORDER BY TOTAL DESC LIMIT 3`, "0 1 2"},
+			{`SELECT * FROM orders ORDER BY Total LIMIT 3`, "39 38 37"},
+		} {
+			rows, err := conn.Query(ctx, tc.q)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", name, tc.q, err)
+			}
+			var got []string
+			for rows.Next() {
+				m, err := pgx.RowToMap(rows)
+				if err != nil {
+					t.Fatalf("%s: %s: %v", name, tc.q, err)
+				}
+				got = append(got, fmt.Sprint(m["Total"]))
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatalf("%s: %s: %v", name, tc.q, err)
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("%s: %s: \"Total\" of the rows = %v; want %s", name, tc.q, got, tc.want)
+			}
+		}
+	}
+}
+
+// TestScatterBudget: a SELECT run on every shard whose rows exceed
+// max_scatter_bytes (64 KiB here) is refused with 54000 naming the key,
+// instead of the proxy holding every row; the metric counts it, the
+// session keeps working, and no server connection stays leased or busy.
+// Before, PostgreSQL scatter held every row with no cap.
+func TestScatterBudget(t *testing.T) {
+	p := serveConfig(t, strings.Replace(shardConfig(""), "pool_size = 5", "pool_size = 5\nmax_scatter_bytes = \"64KiB\"", 1))
+	shards := shardConns(t)
+	ctx := ctxT(t, 120*time.Second)
+	for i, s := range shards {
+		// 2 x 300 rows of ~500 bytes: about 300 KB in all, 150 KB a shard.
+		if _, err := s.Exec(ctx, fmt.Sprintf(`ALTER TABLE orders ADD COLUMN note text;
+			INSERT INTO orders (customer_id, amount, note) SELECT g*2+%d, g, repeat('x', 500) FROM generate_series(1, 300) g`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conns := scatterModes(t, p)
+	before := counterSum(t, "switchyard_scatter_refused_total")
+	for name, conn := range conns {
+		_, err := textRows(ctx, conn, "SELECT * FROM orders")
+		wantSQLState(t, err, "54000", name+": scatter over max_scatter_bytes")
+		if !strings.Contains(pgMessage(err), "max_scatter_bytes") {
+			t.Errorf("%s: the message does not name max_scatter_bytes: %v", name, err)
+		}
+		// The session goes on: a small scatter and a point read.
+		rows, err := textRows(ctx, conn, "SELECT customer_id FROM orders ORDER BY customer_id LIMIT 10")
+		if err != nil || len(rows) != 10 || rows[0] != "2" {
+			t.Fatalf("%s: small scatter after the refusal: %v, %v", name, rows, err)
+		}
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil || n != 600 {
+			t.Fatalf("%s: count after the refusal: %d, %v", name, n, err)
+		}
+	}
+	if got := counterSum(t, "switchyard_scatter_refused_total") - before; got != 3 {
+		t.Errorf("switchyard_scatter_refused_total grew by %v; want 3", got)
+	}
+	waitPoolFree(t, p, "after the refused scatters")
+	// No backend of the shards is still sending a result nobody reads.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var busy int
+		if err := shards[0].QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname IN ('orders_0', 'orders_1') AND state <> 'idle' AND pid <> pg_backend_pid()`).Scan(&busy); err != nil {
+			t.Fatal(err)
+		}
+		if busy == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backends of the shards are still busy after the refused scatters", busy)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
