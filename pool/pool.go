@@ -77,6 +77,15 @@ type Options struct {
 	// goroutine; it must not block on I/O. false closes the connection and
 	// Get tries another.
 	Alive func(c Conn) bool
+	// Prefer, if set, picks among idle connections: Get takes the most
+	// recently returned one for which Prefer(ctx, c) is true, looking at
+	// the preferLook most recent ones; if there is none, it dials a new
+	// connection when fewer than Size are open, else takes the most recent
+	// idle one (as without Prefer). ctx is the Get's. For connections that differ in
+	// what their handshake fixed (MySQL capabilities), so that a client
+	// gets one that fits when there is one. It runs under the pool's lock:
+	// no I/O, no blocking.
+	Prefer func(ctx context.Context, c Conn) bool
 	// OnWait, if set, is called once per Get, successful or not, with the
 	// time it spent waiting in line, dialing or pinging (0 when a checked
 	// idle connection was at hand), for a histogram. It is called on the
@@ -293,7 +302,7 @@ func (p *Pool) get(ctx context.Context, l *lease) (*Server, error) {
 		}
 
 		if !p.paused && (ahead || p.waiters.n == 0) {
-			if s := p.idle.head; s != nil {
+			if s := p.pickIdleLocked(ctx); s != nil {
 				p.setState(s, stateActive)
 				s.reused = true
 				p.mu.Unlock()
@@ -353,6 +362,29 @@ func (p *Pool) get(ctx context.Context, l *lease) (*Server, error) {
 		p.discard(g.s)
 		ahead = true
 	}
+}
+
+// preferLook bounds how many idle connections Prefer looks at per Get.
+const preferLook = 16
+
+// pickIdleLocked returns the idle connection Get takes: the most recently
+// returned, or with Prefer the most recent one it prefers. When Prefer
+// likes none and the pool has room, it returns nil: a new connection is
+// dialed rather than one re-made.
+func (p *Pool) pickIdleLocked(ctx context.Context) *Server {
+	s := p.idle.head
+	if s == nil || p.opts.Prefer == nil || p.opts.Prefer(ctx, s.Conn) {
+		return s
+	}
+	for c, i := s.next, 1; c != nil && i < preferLook; c, i = c.next, i+1 {
+		if p.opts.Prefer(ctx, c.Conn) {
+			return c
+		}
+	}
+	if p.openLocked() < p.opts.Size {
+		return nil
+	}
+	return s
 }
 
 // discard closes a leased connection that failed its checks in Get and

@@ -864,3 +864,54 @@ func TestSetLimits(t *testing.T) {
 	}()
 	p.SetLimits(Limits{Size: 0})
 }
+
+// Prefer picks the most recent idle connection it likes, else the most
+// recent one.
+func TestPreferPicksAmongIdle(t *testing.T) {
+	type want struct{}
+	p, _ := newTestPool(t, Options{Size: 3, Prefer: func(ctx context.Context, c Conn) bool {
+		id, ok := ctx.Value(want{}).(int64)
+		return !ok || c.(*fakeConn).id == id
+	}})
+	a, b, c := mustGet(t, p), mustGet(t, p), mustGet(t, p)
+	p.Put(a, true)
+	p.Put(b, true)
+	p.Put(c, true)
+	get := func(ctx context.Context) *Server {
+		s, err := p.Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := get(context.WithValue(context.Background(), want{}, id(a))); s != a {
+		t.Fatalf("got conn %d, want the preferred %d", id(s), id(a))
+	}
+	if s := get(context.WithValue(context.Background(), want{}, int64(99))); s != c {
+		t.Fatalf("no preferred one, no room: got conn %d, want the most recent %d", id(s), id(c))
+	}
+	if s := get(context.Background()); s != b {
+		t.Fatalf("got conn %d, want %d", id(s), id(b))
+	}
+	p.Put(a, true)
+	p.Put(b, true)
+	p.Put(c, true)
+}
+
+// With room in the pool, a Get that likes no idle connection dials one.
+func TestPreferDialsWhenRoom(t *testing.T) {
+	type fresh struct{}
+	p, d := newTestPool(t, Options{Size: 2, Prefer: func(ctx context.Context, c Conn) bool {
+		return ctx.Value(fresh{}) == nil
+	}})
+	a := mustGet(t, p)
+	p.Put(a, true)
+	s, err := p.Get(context.WithValue(context.Background(), fresh{}, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s == a || d.live.Load() != 2 {
+		t.Fatalf("got conn %d with %d open; want a new one", id(s), d.live.Load())
+	}
+	p.Put(s, true)
+}

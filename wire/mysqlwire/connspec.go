@@ -25,9 +25,11 @@ import (
 //     (fixedCaps: FOUND_ROWS, DEPRECATE_EOF, SESSION_TRACK, IGNORE_SPACE,
 //     MULTI_RESULTS, PS_MULTI_RESULTS, LOCAL_FILES) and, in session mode,
 //     the connection attributes: the server takes them only at the
-//     handshake, so a connection opened with others is closed and opened
-//     again in its pool slot, as the client needs it. Clients that mix
-//     those flags on one pool pay a reconnect when they alternate.
+//     handshake, so a lease prefers an idle connection opened with the
+//     client's (pool.Options.Prefer), and a connection opened with others
+//     is closed and opened again in its pool slot, as the client needs it.
+//     Clients that mix those flags on a busy pool pay a reconnect when no
+//     fitting connection is idle.
 //
 // Connection attributes (CLIENT_CONNECT_ATTRS, performance_schema
 // .session_connect_attrs): in session mode a server connection serves one
@@ -49,6 +51,13 @@ type connSpec struct {
 // specKey carries a *connSpec in the context of pool.Get, so that a dial
 // for that lease is made as the client needs it.
 type specKey struct{}
+
+// fits reports whether be serves a client of sp without being re-opened
+// (the pool prefers such idle connections). It reads only what the
+// handshake fixed, which changes only while be is leased.
+func (sp *connSpec) fits(be *backend) bool {
+	return be.fixed == sp.caps&fixedCaps && be.attrsSig == sp.attrsSig
+}
 
 func (sp *connSpec) apply(dp *dialParams) {
 	dp.caps, dp.collation = sp.caps, sp.collation

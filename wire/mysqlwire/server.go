@@ -302,6 +302,10 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 			}
 			return b, nil
 		},
+		Prefer: func(ctx context.Context, c pool.Conn) bool {
+			sp, ok := ctx.Value(specKey{}).(*connSpec)
+			return !ok || sp.fits(c.(*backend))
+		},
 		Ping:  func(ctx context.Context, c pool.Conn) error { return c.(*backend).ping(ctx) },
 		Alive: func(c pool.Conn) bool { return c.(*backend).alive() },
 		OnWait: func(d time.Duration) {

@@ -784,7 +784,7 @@ func poolError(err error) error {
 // collation, reset it if it carries state of another client, replay our
 // SETs, switch the database.
 func (s *session) sync(be *backend) error {
-	if be.fixed != s.spec.caps&fixedCaps || be.attrsSig != s.spec.attrsSig {
+	if !s.spec.fits(be) {
 		if err := s.reopen(be); err != nil {
 			return err
 		}
