@@ -2,6 +2,9 @@ package pgwire
 
 import (
 	"context"
+	"crypto/md5"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
 )
@@ -206,4 +210,97 @@ auth_query = "SELECT usename, passwd FROM no_such_table WHERE usename = $1"
 		t.Fatalf("a [[users]] user: %v", err)
 	}
 	conn.Close(ctx)
+}
+
+// TestPassthroughServerTLS: the connections a passthrough user's pool
+// opens itself (not through pgconn) follow server_tls as the others do.
+func TestPassthroughServerTLS(t *testing.T) {
+	pg := testcluster.PG
+	if err := pg.Exec(pg.Primary, "app", passthroughSetup); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, keys, wantSSL string
+	}{
+		{"prefer", `server_tls = "prefer"`, "true"},
+		{"disable", `server_tls = "disable"`, "false"},
+		{"verify-full", fmt.Sprintf("server_tls = \"verify-full\"\nserver_tls_ca = %q", pg.TLSCA), "true"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := serveConfig(t, fmt.Sprintf(`
+[proxy]
+postgres_listen = "127.0.0.1:0"
+shutdown_timeout = "5s"
+
+[[users]]
+name = "sy_auth"
+password = "sy_auth"
+
+[[clusters]]
+name = "pg"
+protocol = "postgres"
+database = "app"
+primary = %q
+query_wait_timeout = "10s"
+auth_user = "sy_auth"
+auth_query = "SELECT uname, phash FROM switchyard.user_lookup($1)"
+%s
+`, pg.Primary.Addr(), tc.keys))
+			ctx := ctxT(t, 30*time.Second)
+			conn, err := pgx.Connect(ctx, p.dsn("pt_scram", "pt-pass", "app"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			var ssl string
+			if err := conn.QueryRow(ctx, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl); err != nil {
+				t.Fatal(err)
+			}
+			if ssl != tc.wantSSL {
+				t.Errorf("passthrough server connection ssl = %s, want %s", ssl, tc.wantSSL)
+			}
+		})
+	}
+}
+
+// TestDialServerPassTLS: the proxy's own startup for passthrough users
+// checks the server's certificate under verify-full, and logs in with an
+// md5 verifier in place of the password.
+func TestDialServerPassTLS(t *testing.T) {
+	pg := testcluster.PG
+	wrongCA, _ := writeSelfSigned(t)
+	sum := md5.Sum([]byte("app_md5" + "app_md5"))
+	cred := passCred{md5: "md5" + hex.EncodeToString(sum[:])}
+	dial := func(st config.Settings) (*serverConn, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return dialServerPass(ctx, pg.Primary.Addr(), st, "app_md5", cred, "app")
+	}
+	for _, st := range []config.Settings{
+		{ServerTLS: "prefer"}, {ServerTLS: "disable"}, {ServerTLS: "verify-full", ServerTLSCA: pg.TLSCA},
+	} {
+		sc, err := dial(st)
+		if err != nil {
+			t.Fatalf("%s: %v", st.ServerTLS, err)
+		}
+		_, isTLS := sc.conn.(*tls.Conn)
+		if isTLS != (st.ServerTLS != "disable") {
+			t.Errorf("%s: TLS %v", st.ServerTLS, isTLS)
+		}
+		if err := sc.ping(context.Background()); err != nil {
+			t.Errorf("%s: ping: %v", st.ServerTLS, err)
+		}
+		sc.Close()
+	}
+	if _, err := dial(config.Settings{ServerTLS: "verify-full", ServerTLSCA: wrongCA}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("verify-full with a CA that did not sign: %v", err)
+	}
+	bad := passCred{md5: "md5" + strings.Repeat("0", 32)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := dialServerPass(ctx, pg.Primary.Addr(), config.Settings{ServerTLS: "disable"}, "app_md5", bad, "app")
+	var pe *pgError
+	if !errors.As(err, &pe) || pe.Code != "28P01" {
+		t.Fatalf("a wrong md5 verifier: %v, want the server's 28P01", err)
+	}
 }
