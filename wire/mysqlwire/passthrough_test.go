@@ -38,7 +38,7 @@ func TestPassthroughAuth(t *testing.T) {
 	} {
 		rootExec(t, q)
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	cfgSrc := []byte(fmt.Sprintf(`
 [proxy]
 mysql_listen = "127.0.0.1:0"
 shutdown_timeout = "5s"
@@ -53,7 +53,8 @@ primary = %q
 pool_size = 4
 query_wait_timeout = "10s"
 auth_user = "sy_auth"
-`, testcluster.Maria.Primary.Addr())), "")
+`, testcluster.Maria.Primary.Addr()))
+	cfg, err := config.Parse(cfgSrc, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +106,18 @@ auth_user = "sy_auth"
 		if mysqlErrNum(err) != erAccessDenied {
 			t.Errorf("%s with a wrong password: %v, want 1045", c.user, err)
 		}
+	}
+	// A reload that replaces the pools keeps the session working as that
+	// user (its pool is still the cluster's).
+	cfg2, err := config.Parse([]byte(strings.Replace(string(cfgSrc), "pool_size = 4", "pool_size = 5", 1)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.srv.Reload(cfg2); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT CURRENT_USER()").Scan(&who); err != nil || !strings.HasPrefix(who, "pt_native@") {
+		t.Fatalf("after a reload: %q, %v", who, err)
 	}
 	if d := myLookups(t, "found") - found0; d != 1 {
 		t.Errorf("found look-ups: %v, want 1", d)

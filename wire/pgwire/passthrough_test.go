@@ -304,3 +304,61 @@ func TestDialServerPassTLS(t *testing.T) {
 		t.Fatalf("a wrong md5 verifier: %v, want the server's 28P01", err)
 	}
 }
+
+// TestPassthroughSurvivesReload: a reload that replaces the cluster's pools
+// keeps a passthrough user's session working as that user; one that takes
+// auth_user away lets no new passthrough login in.
+func TestPassthroughSurvivesReload(t *testing.T) {
+	pg := testcluster.PG
+	if err := pg.Exec(pg.Primary, "app", passthroughSetup); err != nil {
+		t.Fatal(err)
+	}
+	src := func(extra string) string {
+		return fmt.Sprintf(`
+[proxy]
+postgres_listen = "127.0.0.1:0"
+shutdown_timeout = "5s"
+
+[[users]]
+name = "sy_auth"
+password = "sy_auth"
+
+[[clusters]]
+name = "pg"
+protocol = "postgres"
+database = "app"
+primary = %q
+query_wait_timeout = "10s"
+auth_query = "SELECT uname, phash FROM switchyard.user_lookup($1)"
+%s
+`, pg.Primary.Addr(), extra)
+	}
+	p := serveConfig(t, src("auth_user = \"sy_auth\"\npool_size = 3"))
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, p.dsn("pt_scram", "pt-pass", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	reload := func(extra string) {
+		t.Helper()
+		cfg, err := config.Parse([]byte(src(extra)), "test.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.srv.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload("auth_user = \"sy_auth\"\npool_size = 5") // new pools
+	var who string
+	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&who); err != nil || who != "pt_scram" {
+		t.Fatalf("after a reload: %q, %v", who, err)
+	}
+	reload("pool_size = 5") // passthrough off
+	_, err = pgconn.Connect(ctx, p.rawDSN("pt_scram", "pt-pass", "app"))
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "28P01" {
+		t.Fatalf("a passthrough login after auth_user went away: %v, want 28P01", err)
+	}
+}
