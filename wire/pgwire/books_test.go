@@ -470,8 +470,15 @@ func TestProxyStatementNamesRefused(t *testing.T) {
 // A SET undone by ROLLBACK TO SAVEPOINT (also after a failed statement)
 // is not carried to the client's next server connection; one kept by
 // RELEASE and COMMIT is. What the client then sees on another server
-// connection equals what a direct connection sees after the same script.
+// connection equals what a direct connection sees after the same script,
+// sent as simple queries and through the extended protocol.
 func TestRollbackToSavepointSettings(t *testing.T) {
+	for _, extended := range []bool{false, true} {
+		t.Run(fmt.Sprintf("extended=%v", extended), func(t *testing.T) { testRollbackToSavepointSettings(t, extended) })
+	}
+}
+
+func testRollbackToSavepointSettings(t *testing.T, extended bool) {
 	p := startProxy(t, "pool_size = 2")
 	ctx := ctxT(t, 120*time.Second)
 	script := []string{
@@ -489,7 +496,7 @@ func TestRollbackToSavepointSettings(t *testing.T) {
 		"SET idle_in_transaction_session_timeout = '9s'",
 		"SELECT 1/0",
 		"ROLLBACK TO SAVEPOINT c",
-		"SAVEPOINT d; SET TimeZone = 'Asia/Tokyo'; SET lock_timeout = '4s'; SELECT 1/0",
+		"SAVEPOINT d; SET TimeZone = 'Asia/Tokyo'; SET lock_timeout = '4s'; SELECT 1/0", // one statement each when extended
 		"ROLLBACK TO d",
 		"SAVEPOINT e",
 		"SET application_name = 'books'",
@@ -507,10 +514,20 @@ func TestRollbackToSavepointSettings(t *testing.T) {
 		current_setting('application_name'), pg_backend_pid()`
 	run := func(c *pgconn.PgConn) (errs []string, pid string) {
 		for _, sql := range script {
-			res, err := c.Exec(ctx, sql).ReadAll()
-			errs = append(errs, sqlstate(err))
-			if sql == "SELECT pg_backend_pid()" && err == nil {
-				pid = string(res[0].Rows[0][0])
+			if !extended {
+				res, err := c.Exec(ctx, sql).ReadAll()
+				errs = append(errs, sqlstate(err))
+				if sql == "SELECT pg_backend_pid()" && err == nil {
+					pid = string(res[0].Rows[0][0])
+				}
+				continue
+			}
+			for _, one := range strings.Split(sql, "; ") {
+				r := c.ExecParams(ctx, one, nil, nil, nil, nil).Read()
+				errs = append(errs, sqlstate(r.Err))
+				if one == "SELECT pg_backend_pid()" && r.Err == nil {
+					pid = string(r.Rows[0][0])
+				}
 			}
 		}
 		return errs, pid
@@ -575,9 +592,9 @@ func TestRollbackToSavepointSettings(t *testing.T) {
 	}
 }
 
-// The same through pgx's nested transactions (savepoints) in its default
-// exec mode: SET, SAVEPOINT and ROLLBACK TO SAVEPOINT travel in the
-// extended protocol.
+// The same through pgx's nested transactions (savepoints), as
+// applications write them (pgx sends statements without arguments as
+// simple queries).
 func TestRollbackToSavepointSettingsPgx(t *testing.T) {
 	p := startProxy(t, "pool_size = 2")
 	ctx := ctxT(t, 120*time.Second)
