@@ -46,6 +46,7 @@ const (
 	erUnknown          = 1105 // ER_UNKNOWN_ERROR, HY000
 	erNetPacketTooLarg = 1153 // ER_NET_PACKET_TOO_LARGE, 08S01
 	erNotSupportedYet  = 1235 // ER_NOT_SUPPORTED_YET, 42000
+	erTooBigSelect     = 1104 // ER_TOO_BIG_SELECT, 42000: a scatter over max_scatter_bytes
 	erUnknownStmt      = 1243 // ER_UNKNOWN_STMT_HANDLER, HY000
 	erNotSupportedAuth = 1251 // ER_NOT_SUPPORTED_AUTH_MODE, 08004
 	erLockWaitTimeout  = 1205 // ER_LOCK_WAIT_TIMEOUT, HY000

@@ -111,7 +111,7 @@ func FuzzExecuteParams(f *testing.F) {
 			}
 			for i, v := range vals {
 				if v != nil {
-					_, _ = comparable(v, cols[i], bin)
+					_, _ = (&rowCodec{cols: cols, binaryRows: bin}).Key(i, v)
 				}
 			}
 			_ = encodeRow(vals, cols, bin)

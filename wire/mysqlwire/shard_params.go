@@ -95,7 +95,7 @@ func (ep *execParams) keyParam(k int) (keyVal, error) {
 	v := ep.vals[i]
 	if isIntType(t) {
 		m := binaryInt(v, t, unsigned)
-		if m.kind == vUint {
+		if m.unsigned {
 			if m.u > math.MaxInt64 {
 				return keyVal{isInt: false, b: []byte(strconv.FormatUint(m.u, 10))}, nil
 			}

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/shard"
 )
 
@@ -24,7 +24,10 @@ import (
 // whole result set and answers the client with one: the first shard's
 // column definitions, the rows merged as the extractor says (concatenated,
 // sorted by the ORDER BY columns, cut to LIMIT after OFFSET, or one row of
-// combined COUNT/SUM/MIN/MAX), and one terminator. A literal OFFSET is
+// combined COUNT/SUM/MIN/MAX, by package scatter through rowCodec), and
+// one terminator. The rows held are charged to the cluster's
+// max_scatter_bytes; past it the SELECT is refused (1104) and the shard's
+// server connection, its answer unread, is closed. A literal OFFSET is
 // folded into each shard's LIMIT (router.MySQLScatterLimit) and applied
 // after the merge. Rows of the text protocol (COM_QUERY) and of the binary
 // protocol (COM_STMT_EXECUTE) are both understood; a value the proxy could
@@ -36,9 +39,6 @@ import (
 // same way, in autocommit; the client gets one OK with the affected rows
 // summed.
 
-// maxScatterBytes bounds the rows the proxy holds to merge one scatter.
-const maxScatterBytes = 256 << 20
-
 // shardResult is one shard's whole answer. Packets are copies.
 type shardResult struct {
 	cols   [][]byte // column definition payloads
@@ -49,8 +49,9 @@ type shardResult struct {
 }
 
 // readResult reads one command's whole answer from be: an OK, an ERR, or
-// one result set. budget is what the rows may still take.
-func (be *backend) readResult(budget *int) (*shardResult, error) {
+// one result set, its rows charged to budget (past it, an *scatter.Error;
+// the rest of the answer is unread and be is broken).
+func (be *backend) readResult(budget *scatter.Budget) (*shardResult, error) {
 	res := &shardResult{}
 	p, _, err := be.readPacket()
 	if err != nil {
@@ -120,12 +121,11 @@ func (be *backend) readResult(budget *int) (*shardResult, error) {
 			res.err = bytes.Clone(p)
 			return res, nil
 		}
-		*budget -= len(p)
-		if *budget < 0 {
+		if err := budget.Take(len(p)); err != nil {
 			// The rest of the answer is unread: the connection cannot
 			// serve anyone else.
 			be.broken = true
-			return nil, newSQLError(erNotSupportedYet, "42000", "the result of a SELECT run on several shards is larger than %d MiB, which the proxy will not hold to merge; add the shard key or a LIMIT", maxScatterBytes>>20)
+			return nil, err
 		}
 		res.rows = append(res.rows, bytes.Clone(p))
 	}
@@ -133,10 +133,10 @@ func (be *backend) readResult(budget *int) (*shardResult, error) {
 
 // shardRun runs one command on each of shards in turn, each on a lease of
 // its own, and returns their answers. build makes the command for a
-// connection. An error is for the client (nothing was written to it).
-func (s *session) shardRun(rt *shardRT, shards []int, build func(be *backend) ([]byte, error)) ([]*shardResult, error) {
+// connection; their rows are charged to budget. An error is for the
+// client (nothing was written to it).
+func (s *session) shardRun(rt *shardRT, shards []int, budget *scatter.Budget, build func(be *backend) ([]byte, error)) ([]*shardResult, error) {
 	out := make([]*shardResult, 0, len(shards))
-	budget := maxScatterBytes
 	for _, i := range shards {
 		for attempt := 0; ; attempt++ {
 			s.sh.next, s.sh.nextRT = i, rt
@@ -161,7 +161,7 @@ func (s *session) shardRun(rt *shardRT, shards []int, build func(be *backend) ([
 			}
 			var res *shardResult
 			if err == nil {
-				res, err = be.readResult(&budget)
+				res, err = be.readResult(budget)
 			}
 			s.setBusy(false)
 			if err == nil {
@@ -243,9 +243,10 @@ func (s *session) scatter(rt *shardRT, sk *router.ShardKeys, r shard.Route, rs u
 		limit = n
 	}
 	metrics.ScatterQueries.WithLabelValues("mysql", rt.cl.Name).Inc()
-	results, err := s.shardRun(rt, shards, func(be *backend) ([]byte, error) { return build(be, offset != 0) })
+	budget := scatter.NewBudget(rt.cl.Settings.MaxScatterBytes)
+	results, err := s.shardRun(rt, shards, budget, func(be *backend) ([]byte, error) { return build(be, offset != 0) })
 	if err != nil {
-		return s.sendErr(rs, err)
+		return s.sendErr(rs, scatterError(err, false))
 	}
 	for _, res := range results {
 		if res.err != nil {
@@ -272,10 +273,11 @@ func (s *session) scatter(rt *shardRT, sk *router.ShardKeys, r shard.Route, rs u
 		}
 		rows = append(rows, res.rows...)
 	}
-	rows, err = mergeRows(sk, cols, rows, binaryRows, limit, offset)
+	metrics.ScatterBytes.WithLabelValues("mysql").Observe(float64(budget.Used()))
+	rows, err = scatter.Merge(mergeSpec(sk, limit, offset), &rowCodec{cols: cols, binaryRows: binaryRows}, rows)
 	if err != nil {
 		s.shardRefused()
-		return s.sendErr(rs, err)
+		return s.sendErr(rs, scatterError(err, true))
 	}
 	return s.writeResultSet(rs, first.cols, rows)
 }
@@ -326,9 +328,9 @@ func (s *session) allShardWrite(rt *shardRT, r shard.Route, rs uint8, build func
 		}
 	}
 	metrics.AllShardWrites.WithLabelValues("mysql", rt.cl.Name).Inc()
-	results, err := s.shardRun(rt, shards, build)
+	results, err := s.shardRun(rt, shards, scatter.NewBudget(rt.cl.Settings.MaxScatterBytes), build)
 	if err != nil {
-		return s.sendErr(rs, err)
+		return s.sendErr(rs, scatterError(err, false))
 	}
 	var affected uint64
 	var warnings uint16
@@ -521,72 +523,72 @@ func encodeRow(vals [][]byte, cols []colDef, binaryRows bool) []byte {
 	return out
 }
 
-// value kinds for ordering.
-const (
-	vInt = iota + 1
-	vUint
-	vFloat
-	vDec
-	vBytes
-)
-
-// mval is a value as the merge compares it.
-type mval struct {
-	kind int
-	i    int64
-	u    uint64
-	f    float64
-	r    *big.Rat
-	b    []byte
+// rowCodec is the MySQL row format for package scatter: rows of the text
+// protocol (COM_QUERY) or of the binary protocol (COM_STMT_EXECUTE) of a
+// result whose column definitions are cols.
+type rowCodec struct {
+	cols       []colDef
+	binaryRows bool
 }
 
-// comparable reads a value of column c for ordering. An error means the
-// proxy cannot order it as the server would.
-func comparable(v []byte, c colDef, binaryRows bool) (mval, error) {
+var _ scatter.Codec = (*rowCodec)(nil)
+
+func (c *rowCodec) Columns() int      { return len(c.cols) }
+func (c *rowCodec) Name(k int) string { return c.cols[k].name }
+
+// FoldNames: MySQL's column names are case-insensitive.
+func (c *rowCodec) FoldNames() bool                    { return true }
+func (c *rowCodec) Split(row []byte) ([][]byte, error) { return splitRow(row, c.cols, c.binaryRows) }
+func (c *rowCodec) Encode(vals [][]byte) []byte        { return encodeRow(vals, c.cols, c.binaryRows) }
+
+// Key reads a value of column k for ordering. An error means the proxy
+// cannot order it as the server would.
+func (rc *rowCodec) Key(k int, v []byte) (scatter.Key, error) {
+	c, binaryRows := rc.cols[k], rc.binaryRows
 	unsigned := c.flags&flagUnsigned != 0
 	switch {
 	case isIntType(c.typ):
 		if binaryRows {
-			return binaryInt(v, c.typ, unsigned), nil
+			return binaryInt(v, c.typ, unsigned).key(), nil
 		}
 		if unsigned {
 			u, err := strconv.ParseUint(string(v), 10, 64)
 			if err == nil {
-				return mval{kind: vUint, u: u}, nil
+				return scatter.UintKey(u), nil
 			}
 		} else if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-			return mval{kind: vInt, i: n}, nil
+			return scatter.IntKey(n), nil
 		}
 	case c.typ == tFloat || c.typ == tDouble:
 		if binaryRows {
 			if c.typ == tFloat && len(v) == 4 {
-				return mval{kind: vFloat, f: float64(math.Float32frombits(binary.LittleEndian.Uint32(v)))}, nil
+				return scatter.FloatKey(float64(math.Float32frombits(binary.LittleEndian.Uint32(v)))), nil
 			}
 			if len(v) == 8 {
-				return mval{kind: vFloat, f: math.Float64frombits(binary.LittleEndian.Uint64(v))}, nil
+				return scatter.FloatKey(math.Float64frombits(binary.LittleEndian.Uint64(v))), nil
 			}
 		} else if f, err := strconv.ParseFloat(string(v), 64); err == nil {
-			return mval{kind: vFloat, f: f}, nil
+			return scatter.FloatKey(f), nil
 		}
 	case c.typ == tDecimal || c.typ == tNewDecimal:
 		if r, ok := new(big.Rat).SetString(string(v)); ok {
-			return mval{kind: vDec, r: r}, nil
+			return scatter.DecKey(r, nil), nil
 		}
 	case isTemporal(c.typ):
 		if !binaryRows {
 			if c.typ == tTime {
 				if us, ok := textTime(v); ok {
-					return mval{kind: vInt, i: us}, nil
+					return scatter.IntKey(us), nil
 				}
 				break
 			}
-			return mval{kind: vBytes, b: v}, nil // fixed-width text: orders as bytes
+			return scatter.BytesKey(v), nil // fixed-width text: orders as bytes
 		}
 		if t, ok := binaryTemporal(v, c.typ); ok {
 			return t, nil
 		}
 	case c.charset == binaryCollation:
-		return mval{kind: vBytes, b: v}, nil
+		return scatter.BytesKey(v), nil
 	default:
 		// Text in the column's collation: for plain ASCII, MySQL's
 		// general, unicode and 0900 collations order as the upper-case
@@ -594,15 +596,15 @@ func comparable(v []byte, c colDef, binaryRows bool) (mval, error) {
 		// are the server's, so the proxy refuses rather than guess.
 		for _, ch := range v {
 			if ch >= 0x80 {
-				return mval{}, newSQLError(erNotSupportedYet, "42000", "column %s has non-ASCII text, which the proxy cannot order as the server's collation does across shards", c.name)
+				return scatter.Key{}, newSQLError(erNotSupportedYet, "42000", "column %s has non-ASCII text, which the proxy cannot order as the server's collation does across shards", c.name)
 			}
 		}
 		if binCollation(c.charset) {
-			return mval{kind: vBytes, b: v}, nil
+			return scatter.BytesKey(v), nil
 		}
-		return mval{kind: vBytes, b: bytes.ToUpper(bytes.TrimRight(v, " "))}, nil
+		return scatter.BytesKey(bytes.ToUpper(bytes.TrimRight(v, " "))), nil
 	}
-	return mval{}, newSQLError(erNotSupportedYet, "42000", "column %s (type %#x): the proxy cannot order or combine its values across shards", c.name, c.typ)
+	return scatter.Key{}, newSQLError(erNotSupportedYet, "42000", "column %s (type %#x): the proxy cannot order or combine its values across shards", c.name, c.typ)
 }
 
 // binCollation reports the _bin collations of the common character sets.
@@ -614,7 +616,21 @@ func binCollation(id uint16) bool {
 	return false
 }
 
-func binaryInt(v []byte, t byte, unsigned bool) mval {
+// binInt is a binary-protocol integer.
+type binInt struct {
+	i        int64
+	u        uint64
+	unsigned bool
+}
+
+func (b binInt) key() scatter.Key {
+	if b.unsigned {
+		return scatter.UintKey(b.u)
+	}
+	return scatter.IntKey(b.i)
+}
+
+func binaryInt(v []byte, t byte, unsigned bool) binInt {
 	var u uint64
 	var i int64
 	switch len(v) {
@@ -630,18 +646,15 @@ func binaryInt(v []byte, t byte, unsigned bool) mval {
 		u = binary.LittleEndian.Uint64(v)
 		i = int64(u)
 	}
-	if unsigned || t == tYear {
-		return mval{kind: vUint, u: u}
-	}
-	return mval{kind: vInt, i: i}
+	return binInt{i: i, u: u, unsigned: unsigned || t == tYear}
 }
 
 // binaryTemporal orders a binary DATE/DATETIME/TIMESTAMP (as a byte key)
 // or TIME (as signed microseconds).
-func binaryTemporal(v []byte, t byte) (mval, bool) {
+func binaryTemporal(v []byte, t byte) (scatter.Key, bool) {
 	if t == tTime {
 		if len(v) != 0 && len(v) != 8 && len(v) != 12 {
-			return mval{}, false
+			return scatter.Key{}, false
 		}
 		var us int64
 		if len(v) >= 8 {
@@ -654,7 +667,7 @@ func binaryTemporal(v []byte, t byte) (mval, bool) {
 				us = -us
 			}
 		}
-		return mval{kind: vInt, i: us}, true
+		return scatter.IntKey(us), true
 	}
 	var k [11]byte // year (BE), month, day, hour, minute, second, microseconds (BE)
 	switch len(v) {
@@ -669,193 +682,19 @@ func binaryTemporal(v []byte, t byte) (mval, bool) {
 		k[2], k[3] = v[2], v[3]
 	case 0:
 	default:
-		return mval{}, false
+		return scatter.Key{}, false
 	}
-	return mval{kind: vBytes, b: k[:]}, true
+	return scatter.BytesKey(k[:]), true
 }
 
-func cmpVals(a, b mval) int {
-	switch {
-	case a.kind == vInt && b.kind == vInt:
-		return cmpInt64(a.i, b.i)
-	case a.kind == vUint && b.kind == vUint:
-		switch {
-		case a.u < b.u:
-			return -1
-		case a.u > b.u:
-			return 1
-		}
-		return 0
-	case a.kind == vFloat && b.kind == vFloat:
-		switch {
-		case a.f < b.f:
-			return -1
-		case a.f > b.f:
-			return 1
-		}
-		return 0
-	case a.kind == vDec && b.kind == vDec:
-		return a.r.Cmp(b.r)
-	}
-	return bytes.Compare(a.b, b.b)
-}
-
-func cmpInt64(x, y int64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
-}
-
-// mergeRows merges the shards' rows as sk says; limit < 0: none.
-func mergeRows(sk *router.ShardKeys, cols []colDef, rows [][]byte, binaryRows bool, limit, offset int64) ([][]byte, error) {
-	switch {
-	case len(sk.Aggregates) > 0:
-		row, err := combineAggs(sk, cols, rows, binaryRows)
-		if err != nil {
-			return nil, err
-		}
-		rows = [][]byte{row}
-	case len(sk.OrderBy) > 0:
-		idx := make([]int, len(sk.OrderBy))
-		for j, o := range sk.OrderBy {
-			idx[j] = o.Index
-			if idx[j] < 0 {
-				for k, c := range cols {
-					if strings.EqualFold(c.name, o.Name) {
-						if idx[j] >= 0 {
-							return nil, newSQLError(erNotSupportedYet, "42000", "ORDER BY %s is ambiguous in the merged result", o.Name)
-						}
-						idx[j] = k
-					}
-				}
-			}
-			if idx[j] < 0 || idx[j] >= len(cols) {
-				return nil, newSQLError(erNotSupportedYet, "42000", "ORDER BY %s: the column is not in the result, so the shards' rows cannot be merged", o.Name)
-			}
-		}
-		keys := make([][]mval, len(rows))
-		nulls := make([][]bool, len(rows))
-		for i, r := range rows {
-			vals, err := splitRow(r, cols, binaryRows)
-			if err != nil {
-				return nil, err
-			}
-			keys[i], nulls[i] = make([]mval, len(idx)), make([]bool, len(idx))
-			for j, k := range idx {
-				if vals[k] == nil {
-					nulls[i][j] = true
-					continue
-				}
-				if keys[i][j], err = comparable(vals[k], cols[k], binaryRows); err != nil {
-					return nil, err
-				}
-			}
-		}
-		perm := make([]int, len(rows))
-		for i := range perm {
-			perm[i] = i
-		}
-		slices.SortStableFunc(perm, func(a, b int) int {
-			for j, o := range sk.OrderBy {
-				var c int
-				switch na, nb := nulls[a][j], nulls[b][j]; {
-				case na && nb:
-					continue
-				case na || nb:
-					// NullsFirst is where NULLs go in the output order,
-					// whatever the direction.
-					if na == o.NullsFirst {
-						return -1
-					}
-					return 1
-				default:
-					c = cmpVals(keys[a][j], keys[b][j])
-				}
-				if o.Desc {
-					c = -c
-				}
-				if c != 0 {
-					return c
-				}
-			}
-			return 0
-		})
-		sorted := make([][]byte, len(rows))
-		for i, p := range perm {
-			sorted[i] = rows[p]
-		}
-		rows = sorted
-	}
-	if offset > 0 {
-		rows = rows[min(offset, int64(len(rows))):]
-	}
-	if limit >= 0 && int64(len(rows)) > limit {
-		rows = rows[:limit]
-	}
-	return rows, nil
-}
-
-// combineAggs folds the one-row answers of the shards into one row.
-func combineAggs(sk *router.ShardKeys, cols []colDef, rows [][]byte, binaryRows bool) ([]byte, error) {
-	if len(rows) == 0 {
-		return nil, newSQLError(erNotSupportedYet, "42000", "aggregate SELECT: no shard returned a row")
-	}
-	acc, err := splitRow(rows[0], cols, binaryRows)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range rows[1:] {
-		vals, err := splitRow(r, cols, binaryRows)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range sk.Aggregates {
-			k := a.Index
-			if k < 0 || k >= len(cols) {
-				return nil, newSQLError(erNotSupportedYet, "42000", "aggregate column %d is not in the result", k+1)
-			}
-			x, y := acc[k], vals[k]
-			switch {
-			case y == nil:
-				continue
-			case x == nil:
-				acc[k] = y
-				continue
-			}
-			switch a.Func {
-			case router.AggCount, router.AggSum:
-				if acc[k], err = addValues(x, y, cols[k], binaryRows); err != nil {
-					return nil, err
-				}
-			case router.AggMin, router.AggMax:
-				mx, err := comparable(x, cols[k], binaryRows)
-				if err != nil {
-					return nil, err
-				}
-				my, err := comparable(y, cols[k], binaryRows)
-				if err != nil {
-					return nil, err
-				}
-				if c := cmpVals(my, mx); c < 0 && a.Func == router.AggMin || c > 0 && a.Func == router.AggMax {
-					acc[k] = y
-				}
-			}
-		}
-	}
-	return encodeRow(acc, cols, binaryRows), nil
-}
-
-// addValues adds two COUNT or SUM values of column c, in its encoding.
-func addValues(x, y []byte, c colDef, binaryRows bool) ([]byte, error) {
+// Add adds two COUNT or SUM values of column k, in its encoding.
+func (rc *rowCodec) Add(k int, x, y []byte) ([]byte, error) {
+	c, binaryRows := rc.cols[k], rc.binaryRows
 	switch {
 	case binaryRows && isIntType(c.typ) && len(x) == len(y):
 		a, b := binaryInt(x, c.typ, c.flags&flagUnsigned != 0), binaryInt(y, c.typ, c.flags&flagUnsigned != 0)
 		out := make([]byte, 8)
-		if a.kind == vUint {
+		if a.unsigned {
 			binary.LittleEndian.PutUint64(out, a.u+b.u)
 		} else {
 			binary.LittleEndian.PutUint64(out, uint64(a.i+b.i))
@@ -876,6 +715,41 @@ func addValues(x, y []byte, c colDef, binaryRows bool) ([]byte, error) {
 		return sum, nil
 	}
 	return nil, newSQLError(erNotSupportedYet, "42000", "cannot add the values %q and %q of column %s from two shards", x, y, c.name)
+}
+
+// mergeSpec is the scatter.Spec of sk, with the LIMIT (< 0: none) and
+// OFFSET the merge applies.
+func mergeSpec(sk *router.ShardKeys, limit, offset int64) *scatter.Spec {
+	s := &scatter.Spec{Limit: limit, Offset: offset}
+	for _, o := range sk.OrderBy {
+		s.Order = append(s.Order, scatter.Order{Col: o.Index, Name: o.Name, Desc: o.Desc, NullsFirst: o.NullsFirst})
+	}
+	for _, a := range sk.Aggregates {
+		s.Aggs = append(s.Aggs, scatter.Agg{Func: aggFuncs[a.Func], Col: a.Index})
+	}
+	return s
+}
+
+var aggFuncs = map[router.AggFunc]scatter.AggFunc{
+	router.AggCount: scatter.Count, router.AggSum: scatter.Sum, router.AggMin: scatter.Min, router.AggMax: scatter.Max,
+}
+
+// scatterError turns a refusal of package scatter into the client's
+// error, and counts it; merging: err came from the merge, where the
+// codec's own errors are refusals too.
+func scatterError(err error, merging bool) error {
+	var se *scatter.Error
+	if !errors.As(err, &se) {
+		if me := (*SQLError)(nil); merging && errors.As(err, &me) {
+			metrics.ScatterRefused.WithLabelValues("mysql", scatter.ReasonMerge).Inc()
+		}
+		return err
+	}
+	metrics.ScatterRefused.WithLabelValues("mysql", se.Reason).Inc()
+	if se.Reason == scatter.ReasonTooLarge {
+		return newSQLError(erTooBigSelect, "42000", "%s", se.Msg)
+	}
+	return newSQLError(erNotSupportedYet, "42000", "%s", se.Msg)
 }
 
 // textTime reads a TIME as text, [-]H:MM:SS[.ffffff], into signed

@@ -189,11 +189,12 @@ var aggFuncs = map[router.AggFunc]scatter.AggFunc{
 }
 
 // scatterError turns a refusal of package scatter into the client's
-// error, and counts it.
-func scatterError(err error) error {
+// error, and counts it; merging: err came from the merge, where the
+// codec's own errors are refusals too.
+func scatterError(err error, merging bool) error {
 	var se *scatter.Error
 	if !errors.As(err, &se) {
-		if pe := (*pgError)(nil); errors.As(err, &pe) {
+		if pe := (*pgError)(nil); merging && errors.As(err, &pe) {
 			metrics.ScatterRefused.WithLabelValues("postgres", scatter.ReasonMerge).Inc()
 		}
 		return err

@@ -144,7 +144,7 @@ func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys,
 			errReply, _ = w.Encode(nil)
 		}
 		if err != nil {
-			err = scatterError(err)
+			err = scatterError(err, false)
 			if pe := (*pgError)(nil); errors.As(err, &pe) && errReply != nil {
 				e, _ := toErrorResponse(err).Encode(nil)
 				return nil, nil, "", append(errReply, e...), nil
@@ -164,7 +164,7 @@ func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys,
 	}
 	metrics.ScatterBytes.WithLabelValues("postgres").Observe(float64(budget.Used()))
 	if rows, err = scatter.Merge(mergeSpec(sk), newRowCodec(results[0].desc), rows); err != nil {
-		return nil, nil, "", nil, scatterError(err)
+		return nil, nil, "", nil, scatterError(err, true)
 	}
 	return results, rows, "SELECT " + strconv.Itoa(len(rows)), nil, nil
 }
