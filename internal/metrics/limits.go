@@ -12,10 +12,11 @@ var (
 	// "prepared_statements" (max_client_prepared_statements or the bytes
 	// of a client's statements; the statement is refused, the client
 	// stays), "pending_messages" (extended-protocol messages held without a
-	// Sync over their cap; the client is closed).
+	// Sync over their cap; the client is closed), "long_data" (MySQL long
+	// data staged on one connection over 64 MB; that EXECUTE is refused).
 	LimitRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_client_limit_refusals_total",
-		Help: "Clients or requests refused by a limit, by protocol and limit (max_client_conns, user, database, wait_queue, auth_message, prepared_statements, pending_messages).",
+		Help: "Clients or requests refused by a limit, by protocol and limit (max_client_conns, user, database, wait_queue, auth_message, prepared_statements, pending_messages, long_data).",
 	}, []string{"protocol", "limit"})
 	// AuthFailures counts failed password checks (wrong password or
 	// unknown user).
