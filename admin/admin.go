@@ -9,6 +9,12 @@
 // browser cannot make it reload the proxy (a cross-site form POST needs no
 // CORS approval), and with 401 when an admin token is configured and the
 // request does not carry it as "Authorization: Bearer <token>".
+//
+// /debug/pprof/* (Go's profiler) is served too, as operators expect, but a
+// profile costs CPU and reveals the binary's internals, so every request
+// there, whatever its method, is guarded like a state-changing one: it
+// needs the token when one is configured, and one from a browser page is
+// refused.
 package admin
 
 import (
@@ -18,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -28,7 +35,7 @@ import (
 	"github.com/switchyard/switchyard/internal/metrics"
 )
 
-// Handler serves /metrics, /status and /reload.
+// Handler serves /metrics, /status, /reload and /debug/pprof/.
 type Handler struct {
 	// Reload loads and applies the config file; its error (a rejected
 	// file names the line) is shown to the caller.
@@ -38,8 +45,8 @@ type Handler struct {
 	// Sections adds named parts to /status (replicas, clients, shards),
 	// supplied by the packages that own that state.
 	Sections map[string]func() any
-	// Token returns the bearer token that state-changing requests must
-	// carry; "" (or a nil Token) requires none. Read at each request, so a
+	// Token returns the bearer token that state-changing requests and
+	// /debug/pprof requests must carry; "" (or a nil Token) requires none. Read at each request, so a
 	// reload that changes admin_token applies to the next one.
 	Token func() string
 	mux   *http.ServeMux
@@ -49,7 +56,7 @@ type Handler struct {
 // browser page), "token" (missing or wrong bearer token).
 var Refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "switchyard_admin_refused_total",
-	Help: "Admin HTTP requests that would change state, refused: reason origin (sent by a browser page) or token (missing or wrong bearer token).",
+	Help: "Admin HTTP requests that would change state or read /debug/pprof, refused: reason origin (sent by a browser page) or token (missing or wrong bearer token).",
 }, []string{"reason"})
 
 func init() { metrics.Registry.MustRegister(Refusals) }
@@ -60,25 +67,34 @@ func NewHandler(reload func() error, log *slog.Logger) *Handler {
 	h.mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
 	h.mux.HandleFunc("GET /status", h.status)
 	h.mux.HandleFunc("POST /reload", h.reload)
+	// On our own mux, not http.DefaultServeMux (which importing
+	// net/http/pprof fills too, but which nothing here serves).
+	h.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	h.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	h.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return h
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.allowed(w, r) {
+	guarded := r.Method != http.MethodGet && r.Method != http.MethodHead ||
+		strings.HasPrefix(r.URL.Path, "/debug/pprof")
+	if guarded && !h.allowed(w, r) {
 		return
 	}
 	h.mux.ServeHTTP(w, r)
 }
 
-// allowed guards a request that may change state, answering it when it
-// is refused.
+// allowed guards a request that may change state or profile the proxy,
+// answering it when it is refused.
 func (h *Handler) allowed(w http.ResponseWriter, r *http.Request) bool {
 	// Browsers send Origin on every cross-site POST, and Sec-Fetch-Site on
 	// every request; tools such as curl and switchyard reload send neither.
 	if origin := r.Header.Get("Origin"); origin != "" || fromBrowserPage(r) {
 		Refusals.WithLabelValues("origin").Inc()
-		h.Log.Warn("admin: refused a state-changing request sent by a browser page", "path", r.URL.Path, "origin", origin, "remote", r.RemoteAddr)
-		http.Error(w, "refused: requests from a web page (an Origin header) cannot change the proxy's state\n", http.StatusForbidden)
+		h.Log.Warn("admin: refused a guarded request sent by a browser page", "path", r.URL.Path, "origin", origin, "remote", r.RemoteAddr)
+		http.Error(w, "refused: requests from a web page (an Origin header) cannot change the proxy's state or profile it\n", http.StatusForbidden)
 		return false
 	}
 	want := ""
@@ -91,7 +107,7 @@ func (h *Handler) allowed(w http.ResponseWriter, r *http.Request) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
 		Refusals.WithLabelValues("token").Inc()
-		h.Log.Warn("admin: refused a state-changing request without the admin token", "path", r.URL.Path, "remote", r.RemoteAddr)
+		h.Log.Warn("admin: refused a guarded request without the admin token", "path", r.URL.Path, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard admin"`)
 		http.Error(w, "unauthorized: this request needs the admin token (proxy.admin_token) as \"Authorization: Bearer <token>\"\n", http.StatusUnauthorized)
 		return false

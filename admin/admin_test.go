@@ -126,3 +126,67 @@ func TestReloadProtection(t *testing.T) {
 		t.Fatalf("reloads = %d, want 2", reloads)
 	}
 }
+
+// /debug/pprof is served on the handler's own mux and guarded for every
+// method: the token when one is set, never from a browser page.
+func TestPprofProtection(t *testing.T) {
+	token := "pprof-token-0123456789"
+	h := NewHandler(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.Token = func() string { return token }
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	get := func(path string, hdr map[string]string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + token}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline", "/debug/pprof/symbol", "/debug/pprof"} {
+		if code, body := get(path, nil); code != http.StatusUnauthorized {
+			t.Errorf("GET %s without the token: %d %.100q, want 401", path, code, body)
+		}
+		if code, body := get(path, map[string]string{"Authorization": "Bearer wrong-token-000000000"}); code != http.StatusUnauthorized {
+			t.Errorf("GET %s with a wrong token: %d %.100q, want 401", path, code, body)
+		}
+		if code, body := get(path, map[string]string{"Authorization": "Bearer " + token, "Origin": "https://evil.example"}); code != http.StatusForbidden {
+			t.Errorf("GET %s from a browser page with the token: %d %.100q, want 403", path, code, body)
+		}
+	}
+	if code, body := get("/debug/pprof/", bearer); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("index with the token: %d %.200q", code, body)
+	}
+	if code, body := get("/debug/pprof/goroutine?debug=1", bearer); code != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Fatalf("goroutine profile with the token: %d %.200q", code, body)
+	}
+	if code, body := get("/debug/pprof/profile?seconds=1", bearer); code != 200 || len(body) == 0 {
+		t.Fatalf("CPU profile with the token: %d, %d bytes", code, len(body))
+	}
+	// POST (pprof's symbol lookup takes one) is guarded the same way.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/debug/pprof/symbol", strings.NewReader("0x1"))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST symbol without the token: %v %v", resp, err)
+	}
+	// No token configured: a tool reads profiles, a browser page does not.
+	token = ""
+	if code, _ := get("/debug/pprof/", nil); code != 200 {
+		t.Fatalf("no token configured: %d", code)
+	}
+	if code, _ := get("/debug/pprof/heap", map[string]string{"Origin": "http://127.0.0.1:9930"}); code != http.StatusForbidden {
+		t.Fatalf("no token configured, Origin header: %d", code)
+	}
+	// The rest of the reads stay open.
+	token = "pprof-token-0123456789"
+	if code, _ := get("/status", nil); code != 200 {
+		t.Fatalf("GET /status without the token: %d", code)
+	}
+}
