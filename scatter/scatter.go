@@ -16,6 +16,13 @@
 // cannot do as one database would (a column missing from the result, a
 // value the codec cannot order) is refused with the reason. Both come
 // back as *Error, which the wire package turns into its protocol's error.
+//
+// The Spec comes from the router (router.ShardKeys.MergeSpec), which
+// knows the statement's ORDER BY, LIMIT, OFFSET and aggregates; so router
+// imports scatter (the package map in DESIGN.md lists router's imports as
+// shard, replica, lagmon: the plan step it describes returns "shards +
+// merge spec", and this is that spec's type). scatter imports nothing of
+// the project.
 package scatter
 
 import (

@@ -274,7 +274,9 @@ func (s *session) scatter(rt *shardRT, sk *router.ShardKeys, r shard.Route, rs u
 		rows = append(rows, res.rows...)
 	}
 	metrics.ScatterBytes.WithLabelValues("mysql").Observe(float64(budget.Used()))
-	rows, err = scatter.Merge(mergeSpec(sk, limit, offset), &rowCodec{cols: cols, binaryRows: binaryRows}, rows)
+	spec := sk.MergeSpec()
+	spec.Limit, spec.Offset = limit, offset
+	rows, err = scatter.Merge(spec, &rowCodec{cols: cols, binaryRows: binaryRows}, rows)
 	if err != nil {
 		s.shardRefused()
 		return s.sendErr(rs, scatterError(err, true))
@@ -715,23 +717,6 @@ func (rc *rowCodec) Add(k int, x, y []byte) ([]byte, error) {
 		return sum, nil
 	}
 	return nil, newSQLError(erNotSupportedYet, "42000", "cannot add the values %q and %q of column %s from two shards", x, y, c.name)
-}
-
-// mergeSpec is the scatter.Spec of sk, with the LIMIT (< 0: none) and
-// OFFSET the merge applies.
-func mergeSpec(sk *router.ShardKeys, limit, offset int64) *scatter.Spec {
-	s := &scatter.Spec{Limit: limit, Offset: offset}
-	for _, o := range sk.OrderBy {
-		s.Order = append(s.Order, scatter.Order{Col: o.Index, Name: o.Name, Desc: o.Desc, NullsFirst: o.NullsFirst})
-	}
-	for _, a := range sk.Aggregates {
-		s.Aggs = append(s.Aggs, scatter.Agg{Func: aggFuncs[a.Func], Col: a.Index})
-	}
-	return s
-}
-
-var aggFuncs = map[router.AggFunc]scatter.AggFunc{
-	router.AggCount: scatter.Count, router.AggSum: scatter.Sum, router.AggMin: scatter.Min, router.AggMax: scatter.Max,
 }
 
 // scatterError turns a refusal of package scatter into the client's

@@ -7,7 +7,6 @@ import (
 	"math/big"
 
 	"github.com/switchyard/switchyard/internal/metrics"
-	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/shard"
 )
@@ -163,29 +162,6 @@ func decimals(v []byte) int {
 		return len(v) - i - 1
 	}
 	return 0
-}
-
-// mergeSpec is the scatter.Spec of sk, with the LIMIT and OFFSET the
-// merge applies.
-func mergeSpec(sk *router.ShardKeys) *scatter.Spec {
-	s := &scatter.Spec{Limit: -1}
-	if sk.Limit != nil {
-		s.Limit = max(*sk.Limit, 0)
-	}
-	if sk.Offset != nil {
-		s.Offset = max(*sk.Offset, 0)
-	}
-	for _, o := range sk.OrderBy {
-		s.Order = append(s.Order, scatter.Order{Col: o.Index, Name: o.Name, Desc: o.Desc, NullsFirst: o.NullsFirst})
-	}
-	for _, a := range sk.Aggregates {
-		s.Aggs = append(s.Aggs, scatter.Agg{Func: aggFuncs[a.Func], Col: a.Index})
-	}
-	return s
-}
-
-var aggFuncs = map[router.AggFunc]scatter.AggFunc{
-	router.AggCount: scatter.Count, router.AggSum: scatter.Sum, router.AggMin: scatter.Min, router.AggMax: scatter.Max,
 }
 
 // scatterError turns a refusal of package scatter into the client's

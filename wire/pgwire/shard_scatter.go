@@ -163,7 +163,7 @@ func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys,
 		return nil, nil, "", nil, newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
 	}
 	metrics.ScatterBytes.WithLabelValues("postgres").Observe(float64(budget.Used()))
-	if rows, err = scatter.Merge(mergeSpec(sk), newRowCodec(results[0].desc), rows); err != nil {
+	if rows, err = scatter.Merge(sk.MergeSpec(), newRowCodec(results[0].desc), rows); err != nil {
 		return nil, nil, "", nil, scatterError(err, true)
 	}
 	return results, rows, "SELECT " + strconv.Itoa(len(rows)), nil, nil
