@@ -3,8 +3,9 @@
 // transaction pooling mode, and reports the difference (`make compat`).
 //
 // pgx is fetched through the Go module proxy at a pinned version (`go mod
-// download`), copied to a temporary directory and tested there with `go
-// test -json`, a time limit per package (a hang is reported with the tests
+// download`), copied to a writable directory of its own ($TMPDIR/
+// switchyard-compat-pgx-<version>, kept between runs so that the build
+// cache spares the compiling) and tested there with `go test -json`, a time limit per package (a hang is reported with the tests
 // that were running, not waited on), and the PGX_TEST_* connection strings
 // its CI uses, every one pointing at 127.0.0.1: the server directly, then
 // the proxy. What the suite needs on the server is created as pgx's
@@ -99,7 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.poolSize, "pool-size", 10, "Switchyard pool_size")
 	targets := fs.String("targets", targetDirect+","+targetProxy, "which runs: direct, switchyard or both")
 	fs.StringVar(&o.netns, "netns", "auto", "run in a network namespace with only loopback: auto (when possible), on, off")
-	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (pgx copy, go test JSON, proxy and server logs)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (go test JSON, proxy config and log)")
 	fs.BoolVar(&o.retry, "retry", true, "run unexplained failures once more through the proxy, alone")
 	fs.DurationVar(&o.idleWait, "idle-wait", 30*time.Second, "how long pools may take to become idle after the suite")
 	fs.BoolVar(&o.verbose, "v", false, "print every package's result as it ends")
@@ -215,7 +216,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			os.RemoveAll(work)
 		}()
 	}
-	fmt.Fprintf(stderr, "compat: preparing pgx %s in %s\n", o.pgxVersion, work)
+	if err := lockPgx(o, stderr); err != nil {
+		fmt.Fprintf(stderr, "compat: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "compat: preparing pgx %s in %s (logs in %s)\n", o.pgxVersion, o.pgxDir(), work)
 	if err := preparePgx(ctx, o); err != nil {
 		fmt.Fprintf(stderr, "compat: %v\n", err)
 		return 1

@@ -10,11 +10,34 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
-// pgxDir is where the writable copy of pgx lives in the work directory.
-func (o *options) pgxDir() string { return filepath.Join(o.work, "pgx") }
+// pgxDir is where the writable copy of pgx lives: one directory per
+// version, the same from run to run, so that the go command's build cache
+// (which keys compiled packages by their directory too) spares the second
+// run the compiling. A lock (lockPgx) keeps two runs apart.
+func (o *options) pgxDir() string {
+	return filepath.Join(os.TempDir(), "switchyard-compat-pgx-"+o.pgxVersion)
+}
+
+// lockPgx takes the lock on the pgx copy for the whole run, waiting for
+// another run that holds it. The lock goes with this process.
+func lockPgx(o *options, stderr io.Writer) error {
+	f, err := os.OpenFile(o.pgxDir()+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		return nil
+	}
+	fmt.Fprintf(stderr, "compat: another run uses %s; waiting for it\n", o.pgxDir())
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+}
+
+// sumFile records which module zip the copy was made from.
+const sumFile = ".switchyard-compat-sum"
 
 // preparePgx downloads pgx at the pinned version through the Go module
 // proxy (GOPROXY as the Makefile sets it), copies it out of the read-only
@@ -34,12 +57,19 @@ func preparePgx(ctx context.Context, o *options) error {
 	if info.Error != "" || info.Dir == "" {
 		return fmt.Errorf("go mod download %s: %s", mod, info.Error)
 	}
+	var sum struct{ Sum string }
+	_ = json.Unmarshal(out.Bytes(), &sum)
 	dst := o.pgxDir()
-	if err := os.RemoveAll(dst); err != nil {
-		return err
-	}
-	if err := copyTree(info.Dir, dst); err != nil {
-		return fmt.Errorf("copying %s: %w", info.Dir, err)
+	if have, err := os.ReadFile(filepath.Join(dst, sumFile)); err != nil || sum.Sum == "" || string(have) != sum.Sum {
+		if err := os.RemoveAll(dst); err != nil {
+			return err
+		}
+		if err := copyTree(info.Dir, dst); err != nil {
+			return fmt.Errorf("copying %s: %w", info.Dir, err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, sumFile), []byte(sum.Sum), 0o644); err != nil {
+			return err
+		}
 	}
 	if errOut, err := runCmd(ctx, 10*time.Minute, dst, env, nil, "go", "mod", "download"); err != nil {
 		return fmt.Errorf("go mod download (pgx's dependencies): %w\n%s", err, errOut)

@@ -135,6 +135,9 @@ pool_size          = %d
 min_pool_size      = 0
 query_wait_timeout = "30s"
 connect_timeout    = "10s"
+# pgx_pw logs in to the server with a plain password (pgx's "password"
+# auth test); the server is on loopback.
+server_allow_cleartext_password = true
 
 [[users]]
 name     = "pgx_md5"
