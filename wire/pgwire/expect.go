@@ -43,7 +43,9 @@ type expect struct {
 	swap    byte
 	swapMsg []byte
 	// cname: a Query rewritten from DEALLOCATE of the client's statement
-	// name cname; g is the global statement it names.
+	// name cname; g is the global statement it names. For a Parse: the
+	// client's name it binds to g, dropped if the server refuses or
+	// skips the Parse.
 	cname string
 	// chain: a Query or Execute of COMMIT or ROLLBACK AND CHAIN, whose
 	// command tag ends the transaction though the status stays 'T'.

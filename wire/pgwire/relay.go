@@ -414,8 +414,13 @@ func (c *clientConn) prepareFromCache() bool {
 			return false
 		}
 		g := c.srv.stmts.lookup(rest)
-		if g == nil || !g.ok.Load() || c.stmtRoom(name, rest) != nil {
-			return false // a refusal is answered by sendMsg, in order
+		if g == nil || !g.ok.Load() || c.stmts[string(name)] != nil || c.stmtRoom(name, rest) != nil {
+			return false // a refusal (a name in use, no room) is answered by sendMsg, in order
+		}
+		for _, prev := range names[:n] {
+			if string(prev) == string(name) {
+				return false
+			}
 		}
 		gs[n], names[n] = g, name
 		n++
@@ -550,6 +555,18 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			c.lastUnnamed = append(c.lastUnnamed[:0], raw...)
 			c.unnamedLease = true
 			q.push(expect{kind: 'P'})
+		case c.stmts[string(name)] != nil:
+			// PostgreSQL refuses a second statement under a name in use,
+			// and skips the rest of the request up to its Sync: so does
+			// the proxy. The name keeps its statement. (In a transaction
+			// block the server's transaction is not failed by this. A
+			// name whose Parse is still unanswered counts as in use: a
+			// pipeline that prepares a name again right behind a Parse
+			// of it that fails is refused where the server would not.)
+			msg, _ := toErrorResponse(newError(codeDuplicatePStatement, "prepared statement \"%s\" already exists", name)).Encode(nil)
+			q.push(expect{kind: 'P', act: actSynth, msg: msg})
+			skip = true
+			c.srvSkipping = true
 		default:
 			if perr := c.stmtRoom(name, rest); perr != nil {
 				// Refused in the server's place, which skips the rest of
@@ -561,12 +578,10 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 				break
 			}
 			g := c.srv.stmts.get(rest, c.srv.cfg.Load().Proxy.StatementRegistrySize)
-			if old, ok := c.stmts[string(name)]; !ok || old != g {
-				c.stmts[string(name)] = g
-			}
+			c.stmts[string(name)] = g
 			if sc.stmts.has(g) {
 				skip = true
-				q.push(expect{kind: 'P', act: actSynth, synth: '1'})
+				q.push(expect{kind: 'P', act: actSynth, synth: '1', g: g, cname: string(name)})
 			} else {
 				if ev := sc.stmts.add(g); ev != nil {
 					pre[npre] = closeMsg(nil, ev.name)
@@ -574,7 +589,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 					q.push(expect{kind: 'C', act: actDrop, g: ev, evict: true})
 				}
 				body = g.parse
-				q.push(expect{kind: 'P', g: g})
+				q.push(expect{kind: 'P', g: g, cname: string(name)})
 			}
 		}
 	case typ == 'B':
@@ -711,7 +726,9 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	}
 	// A synthesized reply goes out when the server answers something
 	// after it; if nothing would follow, give the server something cheap
-	// to answer.
+	// to answer. Ahead of a Flush, not after it: the server sends its
+	// replies when a Flush or Sync comes, and one after the client's last
+	// Flush would never be sent.
 	var tail []byte
 	if flush {
 		if b := q.back(); b != nil && b.act == actSynth {
@@ -728,6 +745,10 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	var err error
 	for i := 0; i < npre && err == nil; i++ {
 		_, err = bw.Write(pre[i])
+	}
+	if err == nil && tail != nil && typ == 'H' {
+		_, err = bw.Write(tail)
+		tail = nil
 	}
 	if err == nil && !skip {
 		if rename != "" {
@@ -1067,6 +1088,9 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 	}
 }
 
+// codeDuplicatePStatement is PostgreSQL's duplicate_prepared_statement.
+const codeDuplicatePStatement = "42P05"
+
 var (
 	parseComplete = []byte{'1', 0, 0, 0, 4}
 	closeComplete = []byte{'3', 0, 0, 0, 4}
@@ -1183,6 +1207,11 @@ func (c *clientConn) bookLocked(typ byte, raw []byte, sc *serverConn, f *expect)
 					}
 				case f.kind == 'C' && f.evict:
 					sc.stmts.add(f.g)
+				}
+				if f.kind == 'P' && f.cname != "" {
+					// The client's name was not prepared: free for
+					// another Parse, as on the server.
+					c.stmtDrops = append(c.stmtDrops, f.cname)
 				}
 				q.pop()
 			}

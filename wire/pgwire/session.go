@@ -109,8 +109,9 @@ type clientConn struct {
 	swapOut     []byte      // pump: the message matchLocked puts in place of the server's
 	// Client statement names the server dropped (DEALLOCATE name, or all
 	// of them: DEALLOCATE ALL, DISCARD ALL), learnt from the command tag
-	// by the pump; the main loop applies them to stmts before its next
-	// use (applyStmtDropsLocked).
+	// by the pump, and names whose Parse the server refused or skipped;
+	// the main loop applies them to stmts before its next use
+	// (applyStmtDropsLocked).
 	stmtDrops   []string
 	stmtDropAll bool
 

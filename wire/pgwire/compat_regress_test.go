@@ -1,0 +1,184 @@
+package pgwire
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Regression tests for failures that pgx's own suite showed through the
+// proxy (make compat).
+
+// A Close of a prepared statement sent in the same write as a Flush
+// (pgx's pipeline: SendDeallocate, SendFlushRequest, Flush) gets its
+// CloseComplete. The proxy answers such a Close itself (the statement
+// stays prepared on the servers for other clients) and sends the server a
+// Close of a statement that never exists, to have a reply to send its own
+// behind. That Close went out after the client's Flush, where the server
+// does not flush its reply, and the client waited for good (pgx's
+// TestPipelineFlushForSingleRequests hung until its 120 s deadline).
+func TestPipelineCloseWithFlushIsAnswered(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+
+	// Every reply must come within 5 s.
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pl := conn.StartPipeline(pctx)
+	pl.SendPrepare("ps", "select $1::text as msg", nil)
+	pl.SendFlushRequest()
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := pl.GetResults(); err != nil {
+		t.Fatalf("prepare: %v", err)
+	} else if _, ok := res.(*pgconn.StatementDescription); !ok {
+		t.Fatalf("prepare: %T, want a statement description", res)
+	}
+	if res, err := pl.GetResults(); err != nil || res != nil {
+		t.Fatalf("after the prepare: %T %v", res, err)
+	}
+
+	pl.SendDeallocate("ps")
+	pl.SendFlushRequest()
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := pl.GetResults(); err != nil {
+		t.Fatalf("close: %v (the CloseComplete never came)", err)
+	} else if _, ok := res.(*pgconn.CloseComplete); !ok {
+		t.Fatalf("close: %T, want CloseComplete", res)
+	}
+	if res, err := pl.GetResults(); err != nil || res != nil {
+		t.Fatalf("after the close: %T %v", res, err)
+	}
+
+	pl.SendPipelineSync()
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := pl.GetResults(); err != nil {
+		t.Fatalf("sync: %v", err)
+	} else if _, ok := res.(*pgconn.PipelineSync); !ok {
+		t.Fatalf("sync: %T", res)
+	}
+	if err := pl.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The connection goes on, and its lease ended with the Sync.
+	if _, err := conn.Exec(ctx, "select 1").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for activeServers(p.srv) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d server connections still leased", activeServers(p.srv))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A Parse under a statement name the client already uses is refused with
+// 42P05, as PostgreSQL refuses it, and the name keeps its statement.
+// Before, the proxy bound the name to the new text without a word (pgx's
+// TestPrepareIdempotency: "Prepare statement with same name but
+// different SQL should have failed but it didn't").
+func TestParseOfANameInUseIsRefused(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Prepare(ctx, "test", "select 42::integer", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{"select 'fail'::varchar", "select 42::integer"} {
+		_, err := conn.Prepare(ctx, "test", sql, nil)
+		if got := sqlstate(err); got != "42P05" {
+			t.Fatalf("second Parse of %q under the name test: %v (SQLSTATE %q), want 42P05 prepared statement already exists", sql, err, got)
+		}
+	}
+	// The name still runs its first statement, and the session goes on.
+	res := conn.ExecPrepared(ctx, "test", nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != "42" {
+		t.Fatalf("test after the refused Parse: %v %q", res.Err, res.Rows)
+	}
+	// Once closed, the name is free again.
+	if err := conn.Deallocate(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Prepare(ctx, "test", "select 'ok'::varchar", nil); err != nil {
+		t.Fatal(err)
+	}
+	res = conn.ExecPrepared(ctx, "test", nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != "ok" {
+		t.Fatalf("test after Deallocate and a new Parse: %v %q", res.Err, res.Rows)
+	}
+}
+
+// A name whose Parse the server refused (or skipped after an earlier
+// error in the same request) is free for the next Parse, as on the
+// server: pgx prepares the same name again once the SQL is fixed.
+func TestNameOfAFailedParseIsFree(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Prepare(ctx, "s1", "select nosuchcolumn", nil); sqlstate(err) != "42703" {
+		t.Fatalf("Parse of a bad statement: %v", err)
+	}
+	// Prepared elsewhere first, so that the proxy answers the Parse of
+	// "select 1" itself; it comes after a failing one in one request.
+	if _, err := conn.Prepare(ctx, "warm", "select 1", nil); err != nil {
+		t.Fatal(err)
+	}
+	batch := &pgconn.Batch{}
+	batch.ExecParams("select 1/0", nil, nil, nil, nil)
+	if _, err := conn.ExecBatch(ctx, batch).ReadAll(); sqlstate(err) != "22012" {
+		t.Fatalf("batch: %v", err)
+	}
+	pl := conn.StartPipeline(ctx)
+	pl.SendQueryParams("select 1/0", nil, nil, nil, nil)
+	pl.SendPrepare("s2", "select 1", nil)
+	pl.SendPipelineSync()
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		res, err := pl.GetResults()
+		if _, ok := res.(*pgconn.PipelineSync); ok {
+			break
+		}
+		if err == nil && res == nil {
+			t.Fatal("no PipelineSync")
+		}
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			rr.Close()
+		}
+	}
+	if err := pl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, sql := range map[string]string{"s1": "select 'one'::text", "s2": "select 'two'::text"} {
+		if _, err := conn.Prepare(ctx, name, sql, nil); err != nil {
+			t.Fatalf("Parse of %s after its failed Parse: %v", name, err)
+		}
+		res := conn.ExecPrepared(ctx, name, nil, nil, nil).Read()
+		if res.Err != nil || len(res.Rows) != 1 {
+			t.Fatalf("%s: %v %q", name, res.Err, res.Rows)
+		}
+	}
+}
