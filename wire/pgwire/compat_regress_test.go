@@ -2,6 +2,7 @@ package pgwire
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -179,6 +180,27 @@ func TestNameOfAFailedParseIsFree(t *testing.T) {
 		res := conn.ExecPrepared(ctx, name, nil, nil, nil).Read()
 		if res.Err != nil || len(res.Rows) != 1 {
 			t.Fatalf("%s: %v %q", name, res.Err, res.Rows)
+		}
+	}
+}
+
+// The process ID a client gets in BackendKeyData is a positive int32, as
+// PostgreSQL's are: clients keep it in int4 (pg_cancel_backend($1), a
+// comparison with pg_stat_activity.pid). Before, any uint32 came out, and
+// pgx refused to send half of them as an int4 parameter ("4205240120 is
+// greater than maximum value for int4", in pgx's TestFatalTxError).
+func TestProcessIDFitsInt4(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 60*time.Second)
+	for i := 0; i < 40; i++ {
+		conn, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := conn.PID()
+		conn.Close(ctx)
+		if pid == 0 || pid > math.MaxInt32 {
+			t.Fatalf("client %d got process ID %d, not a positive int32", i, pid)
 		}
 	}
 }

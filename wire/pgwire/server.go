@@ -423,12 +423,14 @@ func (s *Server) closePools() {
 	}
 }
 
-// register gives c a proxy-issued process id unique among live clients.
+// register gives c a proxy-issued process id unique among live clients: a
+// positive int32, as PostgreSQL's process ids are, since clients keep it
+// in an int4 (pg_cancel_backend($1), pg_stat_activity.pid).
 func (s *Server) register(c *clientConn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		id := randUint32()
+		id := randUint32() & 0x7fffffff
 		if _, taken := s.clients[id]; !taken && id != 0 {
 			c.pid = id
 			s.clients[id] = c
