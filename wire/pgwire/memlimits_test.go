@@ -133,9 +133,10 @@ func TestClientPreparedStatementCap(t *testing.T) {
 	if sqlstate(err) != "53400" || !strings.Contains(err.Error(), "max_client_prepared_statements = 5") {
 		t.Fatalf("sixth statement: got %v, want 53400 naming max_client_prepared_statements", err)
 	}
-	// Re-preparing a name the client has is no new statement.
-	if _, err := conn.Prepare(ctx, "s0", "SELECT 0 + $1::int", nil); err != nil {
-		t.Fatalf("re-prepare s0: %v", err)
+	// Re-preparing a name the client has is refused as PostgreSQL refuses
+	// it (42P05), not as one statement too many.
+	if _, err := conn.Prepare(ctx, "s0", "SELECT 0 + $1::int", nil); sqlstate(err) != "42P05" {
+		t.Fatalf("re-prepare s0: got %v, want 42P05 (prepared statement already exists)", err)
 	}
 	// Inside a transaction, on the leased connection.
 	if _, err := conn.Exec(ctx, "BEGIN").ReadAll(); err != nil {
