@@ -238,3 +238,20 @@ func TestSwitchyardConfigIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestSlowTests(t *testing.T) {
+	mk := func(target string, elapsed map[string]string) *runResult {
+		var lines []string
+		for test, e := range elapsed {
+			lines = append(lines, ev(pgconnPkg, "run", test, ""),
+				`{"Action":"pass",`+pgconnPkg+`,"Test":"`+test+`","Elapsed":`+e+`}`)
+		}
+		return parse(t, target, events(lines...))
+	}
+	direct := mk("direct", map[string]string{"TestWait": "0.5", "TestSlowAnyway": "9", "TestFast": "0.1", "TestSlowish": "3"})
+	proxy := mk("switchyard", map[string]string{"TestWait": "120", "TestSlowAnyway": "12", "TestFast": "0.2", "TestSlowish": "30"})
+	got := slowTests(direct, proxy)
+	if len(got) != 2 || got[0].key != "pgconn.TestWait" || got[1].key != "pgconn.TestSlowish" {
+		t.Fatalf("%+v", got)
+	}
+}

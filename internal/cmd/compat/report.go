@@ -130,6 +130,12 @@ func (rep *report) print(w io.Writer) int {
 			}
 			problems = append(problems, fmt.Sprintf("%d tests never ran through the proxy", n))
 		}
+		if slow := slowTests(rep.results[targetDirect], rep.results[targetProxy]); len(slow) > 0 {
+			fmt.Fprintf(w, "\nTests much slower through Switchyard (at least 10 s and 5x their direct time; a wait, or a test that passes by timing out): %d\n", len(slow))
+			for _, s := range slow {
+				fmt.Fprintf(w, "  %s: %.1fs directly, %.1fs through the proxy\n", s.key, s.direct, s.proxy)
+			}
+		}
 		if len(c.Stale) > 0 {
 			fmt.Fprintf(w, "\nKnown-failure entries whose tests did not fail through Switchyard this time (fixed? then remove them): %d\n", len(c.Stale))
 			for _, k := range c.Stale {
@@ -211,4 +217,26 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+type slowTest struct {
+	key           string
+	direct, proxy float64
+}
+
+// slowTests are the top-level tests that took at least 10 s and five
+// times as long through the proxy as directly, slowest first.
+func slowTests(direct, proxy *runResult) []slowTest {
+	var out []slowTest
+	for key, p := range proxy.Tests {
+		d := direct.Tests[key]
+		if d == nil || strings.Contains(key, "/") || p.Status.failed() || d.Status.failed() {
+			continue
+		}
+		if p.Elapsed >= 10 && p.Elapsed >= 5*d.Elapsed {
+			out = append(out, slowTest{key, d.Elapsed, p.Elapsed})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].proxy > out[j].proxy })
+	return out
 }
