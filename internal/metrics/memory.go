@@ -16,7 +16,7 @@ var (
 	// registry to stay within its bound, and failed Parses forgotten.
 	StatementRegistryEvictions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_statement_registry_evictions_total",
-		Help: "Statements dropped from the PostgreSQL proxy-wide statement registry, by reason (capacity, parse_failed).",
+		Help: "Statements dropped from the PostgreSQL proxy-wide statement registry, by reason (capacity, parse_failed, schema_changed: DDL ran since it was prepared).",
 	}, []string{"reason"})
 )
 

@@ -204,3 +204,74 @@ func TestProcessIDFitsInt4(t *testing.T) {
 		}
 	}
 }
+
+// After DDL through the proxy, a client that prepares a statement again
+// gets it prepared anew, as PostgreSQL would, not the proxy's statement of
+// the same text from before: with the old parameter types (pgx's
+// TestStmtCacheInvalidationExec: "unable to encode true into binary
+// format for int4"), "cached plan must not change result type"
+// (TestStmtCacheInvalidationConn), or "cache lookup failed for type" for a
+// type dropped and created again (pgtype's TestEnumCodecValues).
+func TestPrepareAfterDDLSeesNewSchema(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	other, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	exec := func(c *pgconn.PgConn, sql string) {
+		t.Helper()
+		if _, err := c.Exec(ctx, sql).ReadAll(); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(conn, "DROP TABLE IF EXISTS ddl_regress; DROP TYPE IF EXISTS ddl_regress_ty; CREATE TABLE ddl_regress (f1 int, f2 int); CREATE TYPE ddl_regress_ty AS ENUM ('a', 'b')")
+	t.Cleanup(func() { mustExec(t, "DROP TABLE IF EXISTS ddl_regress; DROP TYPE IF EXISTS ddl_regress_ty") })
+
+	insert := "INSERT INTO ddl_regress (f1, f2) VALUES ($1, $2)"
+	enum := "SELECT $1::ddl_regress_ty"
+	for _, c := range []*pgconn.PgConn{conn, other} {
+		sd, err := c.Prepare(ctx, "ins", insert, nil)
+		if err != nil || len(sd.ParamOIDs) != 2 || sd.ParamOIDs[0] != 23 {
+			t.Fatalf("prepare before the DDL: %v %v", sd, err)
+		}
+		if _, err := c.Prepare(ctx, "enum", enum, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	exec(conn, "ALTER TABLE ddl_regress ALTER COLUMN f1 TYPE boolean USING f1::boolean")
+	exec(conn, "DROP TYPE ddl_regress_ty; CREATE TYPE ddl_regress_ty AS ENUM ('a', 'b', 'c')")
+
+	for i, c := range []*pgconn.PgConn{conn, other} {
+		for _, name := range []string{"ins", "enum"} {
+			if err := c.Deallocate(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sd, err := c.Prepare(ctx, "ins", insert, nil)
+		if err != nil {
+			t.Fatalf("client %d: prepare after ALTER TABLE: %v", i, err)
+		}
+		if len(sd.ParamOIDs) != 2 || sd.ParamOIDs[0] != 16 {
+			t.Fatalf("client %d: parameter types after ALTER TABLE ... TYPE boolean: %v, want bool (16) first", i, sd.ParamOIDs)
+		}
+		if _, err := c.Prepare(ctx, "enum", enum, nil); err != nil {
+			t.Fatalf("client %d: prepare after the type was created again: %v", i, err)
+		}
+		res := c.ExecPrepared(ctx, "enum", [][]byte{[]byte("c")}, nil, nil).Read()
+		if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != "c" {
+			t.Fatalf("client %d: enum after the type was created again: %v %q", i, res.Err, res.Rows)
+		}
+		res = c.ExecPrepared(ctx, "ins", [][]byte{[]byte("t"), []byte("2")}, nil, nil).Read()
+		if res.Err != nil {
+			t.Fatalf("client %d: insert after ALTER TABLE: %v", i, res.Err)
+		}
+	}
+}

@@ -1150,6 +1150,9 @@ func (c *clientConn) bookLocked(typ byte, raw []byte, sc *serverConn, f *expect)
 	if typ == 'C' {
 		c.noteTagLocked(raw, f, sc)
 		c.noteStmtTagLocked(raw, f, sc)
+		if isDDLTag(raw[5:]) {
+			c.srv.stmts.schemaChanged()
+		}
 	}
 	drop := f.act == actDrop
 	switch typ {

@@ -1,6 +1,7 @@
 package pgwire
 
 import (
+	"bytes"
 	"container/list"
 	"encoding/binary"
 	"strconv"
@@ -47,6 +48,8 @@ type gstmt struct {
 	// failed: a server refused its Parse and none ever accepted it; a
 	// client's name for it does not exist in PostgreSQL's eyes.
 	failed atomic.Bool
+	// schema is the registry's schema generation when it was registered.
+	schema uint64
 }
 
 // noteParamTypes records a ParameterDescription message ('t').
@@ -111,13 +114,30 @@ func parseParamTypes(raw []byte) []uint32 {
 // of the same text registers a new statement under a new name. A Parse
 // the server refused is forgotten at once (forget), so dynamic SQL with
 // errors does not fill the registry either.
+//
+// DDL seen through the proxy (a CREATE, ALTER or DROP command tag) starts
+// a new schema generation: a statement registered before it is not shared
+// any more, and the next Parse of its text registers it afresh, under a
+// new name, which every server connection then prepares anew. A server
+// keeps a prepared statement's parameter types, and its result type must
+// not change, so a statement prepared before "ALTER TABLE ... TYPE" or
+// "DROP TYPE; CREATE TYPE" would answer a client's new Parse with the old
+// parameter types, "cached plan must not change result type" or "cache
+// lookup failed for type", where PostgreSQL itself prepares the text
+// anew. Clients that still name an older statement keep it, and get from
+// the server what they would get directly. (DDL that bypasses the proxy
+// is not seen.)
 type stmtRegistry struct {
-	mu    sync.RWMutex
-	m     map[string]*gstmt
-	clock list.List // of *gstmt, oldest first; under mu
-	bytes int       // sum of len(g.parse) over m; under mu
-	next  atomic.Uint64
+	mu     sync.RWMutex
+	m      map[string]*gstmt
+	clock  list.List // of *gstmt, oldest first; under mu
+	bytes  int       // sum of len(g.parse) over m; under mu
+	next   atomic.Uint64
+	schema atomic.Uint64 // the schema generation, bumped by DDL
 }
+
+// schemaChanged starts a new schema generation (DDL ran).
+func (r *stmtRegistry) schemaChanged() { r.schema.Add(1) }
 
 // maxRegistryBytes bounds the Parse messages the registry keeps, whatever
 // the entry count: a stream of one-off megabyte statements churns itself
@@ -135,14 +155,16 @@ func (g *gstmt) touch() {
 // key is the registry key of g: the Parse body after the name.
 func (g *gstmt) key() []byte { return g.parse[5+len(g.name)+1:] }
 
-// lookup returns the global statement for a Parse body tail, or nil.
+// lookup returns the global statement for a Parse body tail, or nil
+// (also for one registered before the last DDL).
 func (r *stmtRegistry) lookup(key []byte) *gstmt {
 	r.mu.RLock()
 	g := r.m[string(key)]
 	r.mu.RUnlock()
-	if g != nil {
-		g.touch()
+	if g == nil || g.schema != r.schema.Load() {
+		return nil
 	}
+	g.touch()
 	return g
 }
 
@@ -152,18 +174,23 @@ func (r *stmtRegistry) get(key []byte, max int) *gstmt {
 	if g := r.lookup(key); g != nil {
 		return g
 	}
+	schema := r.schema.Load()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if g := r.m[string(key)]; g != nil {
-		g.touch()
-		return g
+		if g.schema == schema {
+			g.touch()
+			return g
+		}
+		r.removeLocked(g) // registered before DDL: not shared any more
+		metrics.StatementRegistryEvictions.WithLabelValues("schema_changed").Inc()
 	}
 	name := "sy_" + strconv.FormatUint(r.next.Add(1), 10)
 	msg := make([]byte, 5, 5+len(name)+1+len(key))
 	msg[0] = 'P'
 	msg = append(append(append(msg, name...), 0), key...)
 	binary.BigEndian.PutUint32(msg[1:], uint32(len(msg)-1))
-	g := &gstmt{name: name, parse: msg}
+	g := &gstmt{name: name, parse: msg, schema: schema}
 	if oids := parseParamTypes(msg); oids != nil {
 		g.params.Store(&oids)
 	}
@@ -497,4 +524,10 @@ func (c *clientConn) applyStmtDropsLocked() {
 		delete(c.stmts, n)
 	}
 	c.stmtDrops, c.stmtDropAll = c.stmtDrops[:0], false
+}
+
+// isDDLTag reports whether a CommandComplete tag is one of DDL, which may
+// change what a prepared statement's text means (CREATE, ALTER, DROP).
+func isDDLTag(tag []byte) bool {
+	return bytes.HasPrefix(tag, []byte("CREATE ")) || bytes.HasPrefix(tag, []byte("ALTER ")) || bytes.HasPrefix(tag, []byte("DROP "))
 }
