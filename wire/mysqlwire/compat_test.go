@@ -117,6 +117,42 @@ func TestLongPacketsMySQL(t *testing.T) {
 			check(t, in)
 		})
 	}
+	t.Run("compressed", func(t *testing.T) {
+		// CLIENT_COMPRESS between the client and the proxy: a 20 MB
+		// literal, a 20 MB parameter, read back as text and binary rows.
+		cdb := p.open(t, "maxAllowedPacket=0&compress=true")
+		cdb.SetMaxOpenConns(1)
+		before := counterValue(metricCompressed)
+		in := bytes.Repeat([]byte("compressible "), (20<<20)/13)
+		for _, q := range []string{strings.Replace(insertText, "''", "'"+string(in)+"'", 1), "INSERT INTO tlong VALUES (1, ?)"} {
+			if _, err := cdb.ExecContext(ctx, "DELETE FROM tlong"); err != nil {
+				t.Fatal(err)
+			}
+			var args []any
+			if strings.Contains(q, "?") {
+				args = append(args, in)
+			}
+			if _, err := cdb.ExecContext(ctx, q, args...); err != nil {
+				t.Fatal(err)
+			}
+			for _, sel := range []string{"SELECT v FROM tlong", "SELECT v FROM tlong WHERE id = ?"} {
+				var args []any
+				if strings.Contains(sel, "?") {
+					args = append(args, 1)
+				}
+				var out []byte
+				if err := cdb.QueryRowContext(ctx, sel, args...).Scan(&out); err != nil {
+					t.Fatalf("%s: %v", sel, err)
+				}
+				if !bytes.Equal(in, out) {
+					t.Fatalf("%s: %d bytes in, %d out", sel, len(in), len(out))
+				}
+			}
+		}
+		if counterValue(metricCompressed) == before {
+			t.Error("the client did not use the compressed protocol")
+		}
+	})
 	t.Run("long data", func(t *testing.T) {
 		// 20 MB >= maxAllowedPacket/2: the driver sends it with
 		// COM_STMT_SEND_LONG_DATA, in one packet of two chunks.
@@ -142,9 +178,11 @@ func TestLongPacketsMySQL(t *testing.T) {
 	if mysqlErrNum(err) != erNetPacketTooLarg || !strings.Contains(err.Error(), "switchyard") {
 		t.Fatalf("a command of %d bytes: %v; want error 1153 naming switchyard's limit", len(big), err)
 	}
-	// The pool is fine afterwards.
+	// The proxy closed that client connection after the ERR, as a server
+	// does (the driver may reuse it and get "invalid connection"); the
+	// pool is fine for the next one.
 	var one int
-	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+	if err := p.open(t, "").QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		t.Fatal(err)
 	}
 }

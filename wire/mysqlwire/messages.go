@@ -33,10 +33,11 @@ const (
 	capDeprecateEOF     uint32 = 1 << 24
 )
 
-// proxyCaps is what the proxy offers clients. Compression, query
-// attributes, optional metadata and MariaDB's extended capabilities are not
-// offered: they change the framing the relay reads.
-const proxyCaps = capLongPassword | capFoundRows | capLongFlag | capConnectWithDB |
+// proxyCaps is what the proxy offers clients. Query attributes, optional
+// metadata and MariaDB's extended capabilities are not offered: they
+// change the framing the relay reads. Compression is between the client
+// and the proxy only (compress.go).
+const proxyCaps = capCompress | capLongPassword | capFoundRows | capLongFlag | capConnectWithDB |
 	capLocalFiles | capIgnoreSpace | capProtocol41 | capInteractive | capIgnoreSigpipe |
 	capTransactions | capSecureConnection | capMultiStatements | capMultiResults |
 	capPSMultiResults | capPluginAuth | capConnectAttrs | capPluginAuthLenenc |

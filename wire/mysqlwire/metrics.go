@@ -52,6 +52,10 @@ var (
 		Namespace: "switchyard", Subsystem: "mysql", Name: "server_reopens_total",
 		Help: "Server connections closed and opened again in their pool slot because a client needed other handshake-only capabilities (FOUND_ROWS, DEPRECATE_EOF, ...) or, in session mode, its own connection attributes.",
 	})
+	metricCompressed = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "switchyard", Subsystem: "mysql", Name: "compressed_clients_total",
+		Help: "Client connections that use the compressed protocol (CLIENT_COMPRESS) with the proxy.",
+	})
 	metricReprepares = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "switchyard", Subsystem: "mysql", Name: "lazy_prepares_total",
 		Help: "Prepared statements prepared on a server connection because the client's lease moved.",
@@ -66,7 +70,7 @@ var (
 func Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		metricCommands, metricProxyErrors, metricPinned, metricResets,
-		metricReprepares, metricKills, metricReopens,
+		metricReprepares, metricKills, metricReopens, metricCompressed,
 	}
 }
 

@@ -444,7 +444,17 @@ func (s *session) handshake(host string) error {
 	if _, err := s.writePacket(seq, appendOK(s.scratch[:0], s.caps, hdrOK, 0, 0, statusAutocommit, 0)); err != nil {
 		return err
 	}
-	return s.flush()
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if s.caps&capCompress != 0 {
+		// From the OK on, both ways.
+		s.mu.Lock()
+		s.nc = newCompConn(s.nc)
+		s.mu.Unlock()
+		metricCompressed.Inc()
+	}
+	return nil
 }
 
 func wrapOrSQL(err error) error {

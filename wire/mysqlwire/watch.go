@@ -104,6 +104,9 @@ const (
 // peek looks at a connection's socket without consuming anything and
 // without waiting: one recvfrom(2) with MSG_PEEK|MSG_DONTWAIT.
 func peek(c net.Conn) int {
+	if cc, ok := c.(*compConn); ok {
+		c = cc.Conn
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
