@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -17,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/scatter"
+	"github.com/switchyard/switchyard/shard"
 )
 
 // Scatter-gather: a SELECT without a shard key, sent outside a lease, runs
@@ -78,6 +80,26 @@ func (c *clientConn) shardScatter(raw []byte) bool {
 	return true
 }
 
+// limitParam reads LIMIT $n of a scatter SELECT from its Bind: each shard
+// gets the same LIMIT, the merge applies it again. NULL is LIMIT ALL (-1);
+// a negative value is left to the shards, which refuse it.
+func limitParam(bind []byte, n int) (int64, error) {
+	v, bin, ok := bindParam(bind, n)
+	switch {
+	case ok && v == nil:
+		return -1, nil
+	case ok && bin:
+		if x, ok := shard.IntFromBinary(v); ok {
+			return max(x, 0), nil
+		}
+	case ok:
+		if x, err := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64); err == nil {
+			return max(x, 0), nil
+		}
+	}
+	return 0, newError(codeFeatureNotSupported, "LIMIT $%d of a SELECT run on every shard: the proxy cannot read its value as an integer", n)
+}
+
 // withoutOffset folds a literal OFFSET of a scatter SELECT into its row
 // count (router.PostgresScatterLimit): each shard must return the rows
 // the offset skips, known only after the merge, which applies it.
@@ -106,7 +128,7 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as [
 			raw, _ = (&pgproto3.Query{String: q}).Encode(nil)
 		}
 	}
-	results, rows, tag, errReply, err := c.gatherShards(rt, raw, sk, as, write)
+	results, rows, tag, errReply, err := c.gatherShards(rt, raw, sk, as, write, -1)
 	if err != nil || errReply != nil {
 		*out = append(*out, errReply...)
 		return err
@@ -124,8 +146,9 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as [
 // replicas serve it; a write's rows are concatenated and its command tags
 // summed. A shard's own ErrorResponse comes back as errReply, to be
 // relayed as it is (after a warning, for a write that committed on some
-// shards already).
-func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys, as []*router.Analysis, write bool) (results []shardResult, rows [][]byte, tag string, errReply []byte, err error) {
+// shards already). limit is the value of a LIMIT given as a bind
+// parameter (-1: none, or LIMIT ALL).
+func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, limit int64) (results []shardResult, rows [][]byte, tag string, errReply []byte, err error) {
 	if write {
 		metrics.AllShardWrites.WithLabelValues("postgres", c.cluster.Name).Inc()
 	} else {
@@ -163,7 +186,11 @@ func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys,
 		return nil, nil, "", nil, newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
 	}
 	metrics.ScatterBytes.WithLabelValues("postgres").Observe(float64(budget.Used()))
-	if rows, err = scatter.Merge(sk.MergeSpec(), newRowCodec(results[0].desc), rows); err != nil {
+	spec := sk.MergeSpec()
+	if sk.LimitParam > 0 {
+		spec.Limit = limit
+	}
+	if rows, err = scatter.Merge(spec, newRowCodec(results[0].desc), rows); err != nil {
 		return nil, nil, "", nil, scatterError(err, true)
 	}
 	return results, rows, "SELECT " + strconv.Itoa(len(rows)), nil, nil
@@ -302,6 +329,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	var unnamedParse []byte
 	var namedRest []byte
 	nBind, nExec := 0, 0
+	var bind []byte
 	injectDescribe := false
 	descPortal := false
 	parseAt, parseEnd := 0, 0 // the Parse in batch
@@ -369,6 +397,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 				batch = append(batch, m...)
 			}
 		case 'B':
+			bind = m
 			portal, rest, ok1 := cstring(m[5:])
 			stmt, after, ok2 := cstring(rest)
 			if !ok1 || !ok2 || nBind > 0 {
@@ -410,10 +439,17 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	}
 	var as []*router.Analysis
 	var offErr error
+	limit := int64(-1)
 	if !write {
 		as = c.shardAnalyses('S', syncRaw)
+		if sk.LimitParam > 0 {
+			limit, offErr = limitParam(bind, sk.LimitParam)
+		}
 		var q string
-		if q, offErr = withoutOffset(sk, sql); offErr == nil && q != sql {
+		if offErr == nil {
+			q, offErr = withoutOffset(sk, sql)
+		}
+		if offErr == nil && q != sql {
 			_, params, _ := cstring(parseRest)
 			n := 4 + 1 + len(q) + 1 + len(params)
 			p := append([]byte{'P', byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n), 0}, q...)
@@ -438,7 +474,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	var out []byte
 	perr := offErr
 	if perr == nil {
-		perr = c.scatterExt(rt, batch, sk, as, write, dropParse, injectDescribe, &out)
+		perr = c.scatterExt(rt, batch, sk, as, write, dropParse, injectDescribe, limit, &out)
 	}
 	if perr != nil {
 		shardRefusedMetric(c.cluster.Name)
@@ -448,11 +484,8 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	return true
 }
 
-func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, dropParse []bool, injectDescribe bool, out *[]byte) error {
-	if !write && sk.LimitParam > 0 {
-		return newError(codeFeatureNotSupported, "LIMIT as a parameter in a SELECT without the shard key (run on every shard) is not supported yet: write it as a literal")
-	}
-	results, rows, tag, errReply, err := c.gatherShards(rt, batch, sk, as, write)
+func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, dropParse []bool, injectDescribe bool, limit int64, out *[]byte) error {
+	results, rows, tag, errReply, err := c.gatherShards(rt, batch, sk, as, write, limit)
 	if err != nil || errReply != nil {
 		*out = append(*out, errReply...)
 		return err

@@ -231,3 +231,71 @@ func TestScatterBudget(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestScatterLimitParam: LIMIT $1 in a SELECT run on every shard (the
+// extended protocol, text and binary parameters) answers what one
+// database would; it was refused with 0A000 (MySQL answered LIMIT ?). A
+// NULL limit is LIMIT ALL; with a literal OFFSET it stays refused, as in
+// MySQL (the offset cannot be folded into a parameter).
+func TestScatterLimitParam(t *testing.T) {
+	p := startShardProxy(t)
+	shards := shardConns(t)
+	ctx := ctxT(t, 60*time.Second)
+	conns := scatterModes(t, p)
+	for i := int64(0); i < 50; i++ {
+		if _, err := conns["simple"].Exec(ctx, fmt.Sprintf("INSERT INTO orders (customer_id, amount) VALUES (%d, %d)", i*7919+3, i%13)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n0 int
+	shards[0].QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n0)
+	if n0 == 0 || n0 == 50 {
+		t.Fatalf("shard 0 holds %d of 50 rows: the test needs both shards", n0)
+	}
+	for _, name := range []string{"exec", "cache"} {
+		conn := conns[name]
+		for _, limit := range []any{int64(7), "3", nil} {
+			rows, err := conn.Query(ctx, "SELECT customer_id, amount FROM orders ORDER BY amount DESC, customer_id LIMIT $1", limit)
+			if err != nil {
+				t.Fatalf("%s: LIMIT %v: %v", name, limit, err)
+			}
+			type row struct {
+				Cust   int64
+				Amount int32
+			}
+			rs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+			if err != nil {
+				t.Fatalf("%s: LIMIT %v: %v", name, limit, err)
+			}
+			var got []int64
+			for _, r := range rs {
+				got = append(got, r.Cust)
+			}
+			var want []int64
+			var all []int64
+			for i := int64(0); i < 50; i++ {
+				all = append(all, i)
+			}
+			slices.SortStableFunc(all, func(a, b int64) int {
+				if a%13 != b%13 {
+					return int(b%13 - a%13)
+				}
+				return int(a - b)
+			})
+			for _, i := range all {
+				want = append(want, i*7919+3)
+			}
+			switch limit {
+			case int64(7):
+				want = want[:7]
+			case "3":
+				want = want[:3]
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: LIMIT %v = %v; want %v", name, limit, got, want)
+			}
+		}
+		_, err := conn.Exec(ctx, "SELECT customer_id FROM orders ORDER BY customer_id LIMIT $1 OFFSET 2", 3)
+		wantSQLState(t, err, "0A000", name+": LIMIT $1 OFFSET 2")
+	}
+}
