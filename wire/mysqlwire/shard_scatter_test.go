@@ -123,4 +123,13 @@ func TestScatterBudgetMySQL(t *testing.T) {
 	conn.Close()
 	waitActiveZero(t, p, 5*time.Second)
 	waitServerQuiet(t, p, rootDB(t))
+	// A reload raises the budget for the next SELECT.
+	cfg = shardConfig(t, hashSharding, hashShards(false))
+	cfg.Clusters[0].Settings.MaxScatterBytes = 1 << 20
+	if err := p.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, db, "SELECT * FROM orders"); len(got) != 2000 {
+		t.Fatalf("after a reload to 1MiB: %d rows; want 2000", len(got))
+	}
 }

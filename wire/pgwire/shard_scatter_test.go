@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard/switchyard/config"
 )
 
 // scatterModes connects to the sharded proxy in the simple protocol and
@@ -229,6 +231,17 @@ func TestScatterBudget(t *testing.T) {
 			t.Fatalf("%d backends of the shards are still busy after the refused scatters", busy)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// A reload raises the budget for the next SELECT.
+	cfg, err := config.Parse([]byte(strings.Replace(shardConfig(""), "pool_size = 5", "pool_size = 5\nmax_scatter_bytes = \"1MiB\"", 1)), "test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := textRows(ctx, conns["simple"], "SELECT * FROM orders"); err != nil || len(rows) != 600 {
+		t.Fatalf("after a reload to 1MiB: %d rows, %v; want 600", len(rows), err)
 	}
 }
 
