@@ -8,6 +8,9 @@ package authcache
 import (
 	"sync"
 	"time"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
 )
 
 // MaxEntries bounds the answers kept.
@@ -100,4 +103,26 @@ func (c *Cache) clock() time.Time {
 		return c.now()
 	}
 	return time.Now()
+}
+
+// Lookup is a passthrough login's look-up of user name in cluster cl
+// (both protocols): cached under the cluster, its auth_user and auth_query
+// for auth_cache_ttl, and counted in switchyard_auth_query_lookups_total.
+// "" with a nil error: no such user.
+func (c *Cache) Lookup(protocol string, cl *config.Cluster, name string, fetch func() (string, error)) (string, error) {
+	st := cl.Settings
+	key := cl.Name + "\x00" + st.AuthUser + "\x00" + st.AuthQuery + "\x00" + name
+	v, from, err := c.Get(key, st.AuthCacheTTL, fetch)
+	res := metrics.AuthQueries.MustCurryWith(map[string]string{"protocol": protocol, "cluster": cl.Name})
+	switch {
+	case from == Cached && err == nil:
+		res.WithLabelValues("cached").Inc()
+	case err != nil:
+		res.WithLabelValues("error").Inc()
+	case v == "":
+		res.WithLabelValues("not_found").Inc()
+	default:
+		res.WithLabelValues("found").Inc()
+	}
+	return v, err
 }

@@ -26,8 +26,6 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/internal/authcache"
-	"github.com/switchyard/switchyard/internal/metrics"
 )
 
 // passPrefix marks a server password that is SHA1(password) of a
@@ -98,21 +96,7 @@ func passCluster(cfg *config.Config, db string) *config.Cluster {
 // lookupHash returns the stored mysql_native_password hash of name on
 // cluster cl ("" for no such user, or one passthrough cannot serve).
 func (s *Server) lookupHash(cfg *config.Config, cl *config.Cluster, name string) (string, error) {
-	st := cl.Settings
-	key := cl.Name + "\x00" + st.AuthUser + "\x00" + st.AuthQuery + "\x00" + name
-	v, from, err := s.passCache.Get(key, st.AuthCacheTTL, func() (string, error) { return s.runAuthQuery(cfg, cl, name) })
-	res := metrics.AuthQueries.MustCurryWith(map[string]string{"protocol": "mysql", "cluster": cl.Name})
-	switch {
-	case from == authcache.Cached && err == nil:
-		res.WithLabelValues("cached").Inc()
-	case err != nil:
-		res.WithLabelValues("error").Inc()
-	case v == "":
-		res.WithLabelValues("not_found").Inc()
-	default:
-		res.WithLabelValues("found").Inc()
-	}
-	return v, err
+	return s.passCache.Lookup("mysql", cl, name, func() (string, error) { return s.runAuthQuery(cfg, cl, name) })
 }
 
 // runAuthQuery runs auth_query on the primary (the first shard's) as

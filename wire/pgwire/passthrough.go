@@ -46,7 +46,6 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/authcache"
-	"github.com/switchyard/switchyard/internal/metrics"
 )
 
 // passthrough is the Server's state for auth_query users.
@@ -114,21 +113,7 @@ func (p *passthrough) userFor(cl, name string) *passUser {
 // cl, from the cache or by running auth_query on the primary as
 // auth_user. "" with a nil error: no such user (or no password).
 func (s *Server) lookupVerifier(cfg *config.Config, cl *config.Cluster, name string) (string, error) {
-	st := cl.Settings
-	key := cl.Name + "\x00" + st.AuthUser + "\x00" + st.AuthQuery + "\x00" + name
-	v, from, err := s.pass.cache.Get(key, st.AuthCacheTTL, func() (string, error) { return s.runAuthQuery(cfg, cl, name) })
-	res := metrics.AuthQueries.MustCurryWith(map[string]string{"protocol": "postgres", "cluster": cl.Name})
-	switch {
-	case from == authcache.Cached && err == nil:
-		res.WithLabelValues("cached").Inc()
-	case err != nil:
-		res.WithLabelValues("error").Inc()
-	case v == "":
-		res.WithLabelValues("not_found").Inc()
-	default:
-		res.WithLabelValues("found").Inc()
-	}
-	return v, err
+	return s.pass.cache.Lookup("postgres", cl, name, func() (string, error) { return s.runAuthQuery(cfg, cl, name) })
 }
 
 // runAuthQuery runs auth_query for name on the cluster's primary (the
