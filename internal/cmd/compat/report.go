@@ -137,7 +137,7 @@ func (rep *report) print(w io.Writer) int {
 			}
 		}
 		if len(c.Stale) > 0 {
-			fmt.Fprintf(w, "\nKnown-failure entries whose tests did not fail through Switchyard this time (fixed? then remove them): %d\n", len(c.Stale))
+			fmt.Fprintf(w, "\nKnown-failure entries whose tests did not fail through Switchyard this time (fixed: remove them; or flaky, as noted there): %d\n", len(c.Stale))
 			for _, k := range c.Stale {
 				fmt.Fprintf(w, "  %s (%s:%d)\n", k.Key, o.known, k.Line)
 			}
