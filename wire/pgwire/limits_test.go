@@ -215,7 +215,8 @@ max_db_client_conns = 2`, 1)
 	p := serveConfig(t, src)
 	ctx := ctxT(t, 60*time.Second)
 	stop := neighbour(t, p) // client 1
-	refusals := metricSum(t, "switchyard_client_limit_refusals_total")
+	capLimits := []string{"max_client_conns", "user", "database"}
+	refusals := metricSumOf(t, "switchyard_client_limit_refusals_total", "limit", capLimits...)
 
 	connect := func(user, pw, db string) (*pgx.Conn, error) {
 		c, err := pgx.Connect(ctx, p.dsn(user, pw, db))
@@ -289,7 +290,7 @@ max_db_client_conns = 2`, 1)
 	if _, err := connect("app", "app", "other"); err != nil {
 		t.Fatalf("after reload raised the database cap: %v", err)
 	}
-	if d := metricSum(t, "switchyard_client_limit_refusals_total") - refusals; d != 3 {
+	if d := metricSumOf(t, "switchyard_client_limit_refusals_total", "limit", capLimits...) - refusals; d != 3 {
 		t.Errorf("refusals metric grew by %v, want 3", d)
 	}
 	checkNeighbour(t, stop)

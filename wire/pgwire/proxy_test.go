@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1085,6 +1086,31 @@ func metricSum(t *testing.T, name string) float64 {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
 				sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// metricSumOf is metricSum over the series whose label has one of values:
+// a counter other tests also raise (a late refusal of an earlier test's
+// session) must not be counted against this one.
+func metricSumOf(t *testing.T, name, label string, values ...string) float64 {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && slices.Contains(values, lp.GetValue()) {
+					sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				}
 			}
 		}
 	}
