@@ -1012,8 +1012,9 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 	}
 	for {
 		if fast && !discard {
-			sink := errSink{w: c.bw}
-			if handled, err := sc.rd.relayLarge(&sink); handled {
+			sink := &c.sink
+			*sink = errSink{w: c.bw}
+			if handled, err := sc.rd.relayLarge(sink); handled {
 				if err != nil {
 					c.serverFailed(sc, ps, p, err)
 					return

@@ -83,6 +83,7 @@ type clientConn struct {
 
 	hdr        [5]byte // scratch for a rewritten message's header (main loop)
 	rfq        [6]byte // scratch for ReadyForQuery (pump)
+	sink       errSink // the pump's writer for large rows: a field, so relaying one allocates nothing
 	pending    []byte  // extended-protocol messages buffered until a Sync or Flush
 	skipToSync bool    // after an error the proxy raised, ignore messages until Sync
 

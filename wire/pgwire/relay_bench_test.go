@@ -1,0 +1,195 @@
+package pgwire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// BenchmarkRelay measures the proxy's cost of one autocommit transaction
+// (pgbench -S's shape: one point SELECT) end to end on loopback, against a
+// scripted server that answers from pre-encoded bytes, so that allocs/op
+// and a CPU profile (-cpuprofile) show the relay's own work: the client
+// loop, routing, the lease, the pump and the release. The scripted server
+// and the client allocate nothing per transaction. Simple: one Query;
+// extended: Parse/Bind/Describe/Execute/Sync of the unnamed statement, as
+// pgbench -M extended sends them.
+func BenchmarkRelay(b *testing.B) {
+	for _, mode := range []string{"simple", "extended"} {
+		b.Run(mode, func(b *testing.B) { benchRelay(b, mode) })
+	}
+}
+
+func benchRelay(b *testing.B, mode string) {
+	addr := scriptedServer(b)
+	p := serveConfig(b, fmt.Sprintf(`
+[proxy]
+postgres_listen = "127.0.0.1:0"
+mysql_listen = ""
+admin_listen = ""
+shutdown_timeout = "5s"
+
+[defaults]
+pool_size = 2
+server_tls = "disable"
+
+[[users]]
+name = "app_trust"
+password = ""
+auth = "trust"
+
+[[clusters]]
+name = "pg"
+protocol = "postgres"
+database = "app"
+primary = %q
+`, addr))
+	conn, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReaderSize(conn, 8192)
+	startup, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
+		Parameters: map[string]string{"user": "app_trust", "database": "app", "application_name": "pgbench"}}).Encode(nil)
+	if _, err := conn.Write(startup); err != nil {
+		b.Fatal(err)
+	}
+	if err := readUntilZ(br); err != nil {
+		b.Fatal(err)
+	}
+	const q = "SELECT abalance FROM pgbench_accounts WHERE aid = 4711;"
+	var req []byte
+	if mode == "simple" {
+		req, _ = (&pgproto3.Query{String: q}).Encode(nil)
+	} else {
+		req, _ = (&pgproto3.Parse{Query: "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"}).Encode(nil)
+		req, _ = (&pgproto3.Bind{Parameters: [][]byte{[]byte("4711")}}).Encode(req)
+		req, _ = (&pgproto3.Describe{ObjectType: 'P'}).Encode(req)
+		req, _ = (&pgproto3.Execute{}).Encode(req)
+		req, _ = (&pgproto3.Sync{}).Encode(req)
+	}
+	round := func() {
+		if _, err := conn.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if err := readUntilZ(br); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < 100; i++ { // warm: the pool, buffers, the analysis cache
+		round()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		round()
+	}
+}
+
+// readUntilZ reads messages up to and including a ReadyForQuery; an
+// ErrorResponse is an error.
+func readUntilZ(br *bufio.Reader) error {
+	for {
+		hdr, err := br.Peek(5)
+		if err != nil {
+			return err
+		}
+		typ, n := hdr[0], int(binary.BigEndian.Uint32(hdr[1:]))+1
+		if typ == 'E' {
+			body, _ := br.Peek(n)
+			return fmt.Errorf("error from the proxy: %q", body)
+		}
+		if _, err := br.Discard(n); err != nil {
+			return err
+		}
+		if typ == 'Z' {
+			return nil
+		}
+	}
+}
+
+// scriptedServer is a PostgreSQL server on loopback that logs anyone in
+// (trust) and answers every Query with one row and every extended batch
+// with what PostgreSQL sends for it, from pre-encoded bytes. It stops when
+// the benchmark ends.
+func scriptedServer(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	var greet []byte
+	greet, _ = (&pgproto3.AuthenticationOk{}).Encode(greet)
+	for _, kv := range [][2]string{{"server_version", "15.0"}, {"server_encoding", "UTF8"}, {"client_encoding", "UTF8"},
+		{"DateStyle", "ISO, MDY"}, {"integer_datetimes", "on"}, {"TimeZone", "UTC"}, {"standard_conforming_strings", "on"},
+		{"application_name", ""}, {"IntervalStyle", "postgres"}, {"is_superuser", "off"}, {"session_authorization", "app"}} {
+		greet, _ = (&pgproto3.ParameterStatus{Name: kv[0], Value: kv[1]}).Encode(greet)
+	}
+	greet, _ = (&pgproto3.BackendKeyData{ProcessID: 4242, SecretKey: []byte{0, 0, 16, 146}}).Encode(greet)
+	greet, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(greet)
+	rowDesc, _ := (&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("abalance"), DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}).Encode(nil)
+	dataRow, _ := (&pgproto3.DataRow{Values: [][]byte{[]byte("0")}}).Encode(nil)
+	tag, _ := (&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}).Encode(nil)
+	rfq, _ := (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(nil)
+	simple := append(append(append(append([]byte(nil), rowDesc...), dataRow...), tag...), rfq...)
+	execute := append(append([]byte(nil), dataRow...), tag...)
+	reply := map[byte][]byte{
+		'Q': simple,
+		'P': {'1', 0, 0, 0, 4},
+		'B': {'2', 0, 0, 0, 4},
+		'D': rowDesc,
+		'E': execute,
+		'S': rfq,
+		'C': {'3', 0, 0, 0, 4},
+	}
+	serve := func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		bw := bufio.NewWriter(c)
+		var hdr [4]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return
+		}
+		if _, err := br.Discard(int(binary.BigEndian.Uint32(hdr[:])) - 4); err != nil {
+			return
+		}
+		if _, err := c.Write(greet); err != nil {
+			return
+		}
+		for {
+			h, err := br.Peek(5)
+			if err != nil {
+				return
+			}
+			typ, n := h[0], int(binary.BigEndian.Uint32(h[1:]))+1
+			if typ == 'X' {
+				return
+			}
+			if _, err := br.Discard(n); err != nil {
+				return
+			}
+			_, _ = bw.Write(reply[typ])
+			if br.Buffered() == 0 {
+				if err := bw.Flush(); err != nil {
+					return
+				}
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return ln.Addr().String()
+}
