@@ -40,6 +40,13 @@ type serverConn struct {
 
 	// stmts is what this connection has prepared under global names.
 	stmts stmtCache
+
+	// alive's read(2) probe and its result, made at the first check so
+	// that the check before every lease allocates nothing.
+	rawc     syscall.RawConn
+	probe    func(fd uintptr) bool
+	probeBuf [1]byte
+	probeOK  bool
 }
 
 const (
@@ -177,26 +184,29 @@ func (s *serverConn) alive() bool {
 	if s.br.Buffered() > 0 {
 		return false
 	}
-	raw := s.conn
-	if tc, ok := raw.(*tls.Conn); ok {
-		raw = tc.NetConn()
+	if s.probe == nil {
+		raw := s.conn
+		if tc, ok := raw.(*tls.Conn); ok {
+			raw = tc.NetConn()
+		}
+		sysc, ok := raw.(syscall.Conn)
+		if !ok {
+			return true
+		}
+		rc, err := sysc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		s.rawc = rc
+		s.probe = func(fd uintptr) bool {
+			n, rerr := syscall.Read(int(fd), s.probeBuf[:])
+			s.probeOK = n < 0 && (rerr == syscall.EAGAIN || rerr == syscall.EINTR)
+			return true // never wait for readiness
+		}
 	}
-	sysc, ok := raw.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sysc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, rerr := syscall.Read(int(fd), b[:])
-		alive = n < 0 && (rerr == syscall.EAGAIN || rerr == syscall.EINTR)
-		return true // never wait for readiness
-	})
-	return err == nil && alive
+	s.probeOK = false
+	err := s.rawc.Read(s.probe)
+	return err == nil && s.probeOK
 }
 
 // ping is the health check of a connection idle for long: Sync asks for a
