@@ -832,8 +832,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 	if err == nil {
 		sc = ps.Conn.(*serverConn)
 		err = c.syncParams(sc)
-		var pe *pgError
-		if err != nil && !errors.As(err, &pe) {
+		if err != nil && !isPgError(err) {
 			// The connection failed while being brought in line with the
 			// client, before anything of the client's was sent: as with a
 			// dead connection found at lease time, try once more, on the
@@ -847,7 +846,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 			}
 			if ps, err = p.Get(contextBackground); err == nil {
 				sc = ps.Conn.(*serverConn)
-				if err = c.syncParams(sc); err != nil && !errors.As(err, &pe) {
+				if err = c.syncParams(sc); err != nil && !isPgError(err) {
 					p.Put(ps, false)
 					err = &pgError{Severity: "ERROR", Code: codeConnectionFailure, Message: "server connection lost before the request was sent", cause: err}
 					ps = nil
@@ -883,6 +882,15 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 	c.leaseEndedLocked()
 	c.mu.Unlock()
 	return err
+}
+
+// isPgError says whether err is (or wraps) an error the server or the
+// proxy reports in the client's protocol. A function of its own so that
+// the *pgError errors.As needs is allocated only when there is an error:
+// declared in acquire, it escaped to the heap at every lease.
+func isPgError(err error) bool {
+	var pe *pgError
+	return errors.As(err, &pe)
 }
 
 // detachLocked ends the lease in c's books; the caller returns the
