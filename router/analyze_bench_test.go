@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"testing"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -12,6 +13,7 @@ import (
 //
 // FastPath*: answered without parsing (BEGIN/COMMIT, plain SELECT).
 // CacheHit: a statement seen before (prepared statements, ORM queries).
+// UpdateLiterals: UPDATEs whose literals differ (fast path in PostgreSQL).
 // Parse*: a first sighting, parser and tree walk, no cache.
 // ParserOnly: the bare parser on ParseSelect's text, for the walk's share.
 
@@ -61,6 +63,20 @@ func BenchmarkAnalyze(b *testing.B) {
 					a.Analyze(s.hitSelect)
 				}
 			})
+		})
+		b.Run(d.String()+"/UpdateLiterals", func(b *testing.B) {
+			// pgbench TPC-B-like: the literals differ at every execution,
+			// so the verdict cache keyed by text does not help.
+			qs := make([]string, 1<<16)
+			for i := range qs {
+				qs[i] = fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + %d WHERE aid = %d;", i%10000-5000, i*7919%1000000)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				a.Analyze(qs[i&(len(qs)-1)])
+				i++
+			}
 		})
 		b.Run(d.String()+"/ParseSelect", func(b *testing.B) {
 			b.ReportAllocs()
