@@ -13,7 +13,8 @@ import (
 //
 // FastPath*: answered without parsing (BEGIN/COMMIT, plain SELECT).
 // CacheHit: a statement seen before (prepared statements, ORM queries).
-// UpdateLiterals: UPDATEs whose literals differ (fast path in PostgreSQL).
+// UpdateLiterals, InsertLiterals: pgbench TPC-B-like statements whose
+// literals differ (fast path in PostgreSQL).
 // Parse*: a first sighting, parser and tree walk, no cache.
 // ParserOnly: the bare parser on ParseSelect's text, for the walk's share.
 
@@ -70,6 +71,18 @@ func BenchmarkAnalyze(b *testing.B) {
 			qs := make([]string, 1<<16)
 			for i := range qs {
 				qs[i] = fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + %d WHERE aid = %d;", i%10000-5000, i*7919%1000000)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				a.Analyze(qs[i&(len(qs)-1)])
+				i++
+			}
+		})
+		b.Run(d.String()+"/InsertLiterals", func(b *testing.B) {
+			qs := make([]string, 1<<16)
+			for i := range qs {
+				qs[i] = fmt.Sprintf("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (%d, %d, %d, %d, CURRENT_TIMESTAMP);", i%100, i%10, i*7919%1000000, i%10000-5000)
 			}
 			b.ReportAllocs()
 			i := 0

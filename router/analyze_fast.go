@@ -1,10 +1,12 @@
 package router
 
+import "strings"
+
 // The fast path answers the few statements that dominate traffic and cannot
 // be misread, without parsing and without allocating. It only ever answers
 // Read (for a SELECT that cannot call anything, lock anything or write
-// anywhere), transaction control, or (PostgreSQL) Write for an UPDATE or
-// DELETE that cannot call anything: what the parser would say of them, a
+// anywhere), transaction control, or (PostgreSQL) Write for an UPDATE,
+// DELETE or INSERT ... VALUES that cannot call anything: what the parser would say of them, a
 // write for the primary with no session state, which is all the proxy
 // needs to know when routing does not depend on the text (no replicas, no
 // shards) and all the parser could add when it does. Such statements carry
@@ -21,6 +23,7 @@ var (
 	// As the parser's builder finishes a lone UPDATE / DELETE.
 	fastUpdate = &Analysis{Class: Write, Statements: 1, MustPrimary: true, Reason: "UPDATE"}
 	fastDelete = &Analysis{Class: Write, Statements: 1, MustPrimary: true, Reason: "DELETE"}
+	fastInsert = &Analysis{Class: Write, Statements: 1, MustPrimary: true, Reason: "INSERT"}
 )
 
 // fastPath returns a verdict for the obvious cases, or nil.
@@ -68,6 +71,10 @@ func fastPath(d Dialect, sql string) *Analysis {
 	case 'd':
 		if d == Postgres && hasPrefixFold(s, "delete") && plainStatement(s, len("delete")) {
 			return fastDelete
+		}
+	case 'i':
+		if d == Postgres && hasPrefixFold(s, "insert") && plainInsert(s) {
+			return fastInsert
 		}
 	case 'a':
 		if d == Postgres && (txnWords(s, "abort", "") || txnWords(s, "abort", "work") ||
@@ -139,6 +146,81 @@ func plainStatement(s string, n int) bool {
 	if len(s) > n && byteClass[s[n]] == bcWord {
 		return false // selectx, update_log...
 	}
+	return plainWords(s)
+}
+
+// plainInsert reports whether s (trimmed, starting with "insert") is
+// INSERT INTO name [(columns)] VALUES (row) [, (row)...] followed by clauses
+// without parentheses (RETURNING, ON CONFLICT DO NOTHING), every part
+// passing plainWords, with no parenthesis inside a column list or a row.
+// Every '(' in s is then one of those openers (any other is refused), so
+// none can be a function call, a subquery or a CTE: a '(' inside a string
+// literal or quoted identifier only makes the scan see different groups,
+// and each group is refused if it holds a '(' of its own.
+func plainInsert(s string) bool {
+	if len(s) <= len("insert") || !isSpace(s[len("insert")]) {
+		return false
+	}
+	rest, ok := nextWord(s[len("insert"):], "into")
+	if !ok || rest == "" || !isSpace(rest[0]) {
+		return false
+	}
+	rest = trimLeftSpace(rest)
+	i := 0
+	for i < len(rest) && (byteClass[rest[i]] == bcWord || rest[i] == '.') {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	rest = trimLeftSpace(rest[i:])
+	group := func() bool { // rest starts with '('
+		j := strings.IndexByte(rest, ')')
+		if j < 0 || !plainWords(rest[1:j]) {
+			return false
+		}
+		rest = trimLeftSpace(rest[j+1:])
+		return true
+	}
+	if rest != "" && rest[0] == '(' && !group() {
+		return false
+	}
+	rest, ok = nextWord(rest, "values")
+	if !ok {
+		return false
+	}
+	for {
+		rest = trimLeftSpace(rest)
+		if rest == "" || rest[0] != '(' || !group() {
+			return false
+		}
+		if rest == "" || rest[0] != ',' {
+			break
+		}
+		rest = rest[1:]
+	}
+	return plainWords(rest)
+}
+
+// nextWord returns what follows the word w (lower-case) at the start of
+// s after optional white space, and whether it is there as a whole word.
+func nextWord(s, w string) (string, bool) {
+	s = trimLeftSpace(s)
+	if !hasPrefixFold(s, w) || (len(s) > len(w) && byteClass[s[len(w)]] == bcWord) {
+		return s, false
+	}
+	return s[len(w):], true
+}
+
+func trimLeftSpace(s string) string {
+	for s != "" && isSpace(s[0]) {
+		s = s[1:]
+	}
+	return s
+}
+
+// plainWords is the byte and word scan of plainStatement.
+func plainWords(s string) bool {
 	wordStart := -1
 	for i := 0; i < len(s); i++ {
 		switch byteClass[s[i]] {

@@ -31,6 +31,10 @@ func TestFastPathAnswers(t *testing.T) {
 		{Postgres, "update only t set a = default, b = 'x''y' where c::int8 >= 3 returning *", fastUpdate},
 		{Postgres, "DELETE FROM t WHERE id = 42", fastDelete},
 		{Postgres, "delete from t using u where t.id = u.id", fastDelete},
+		{Postgres, "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (7, 1, 734811, -4211, CURRENT_TIMESTAMP);", fastInsert},
+		{Postgres, "insert into s.t values(1,'a'),(2, 'b'), (3, $1) returning id", fastInsert},
+		{Postgres, "INSERT INTO t(a) VALUES (1) ON CONFLICT DO NOTHING", fastInsert},
+		{Postgres, "INSERT INTO t VALUES ('a), (b')", fastInsert},
 		{Postgres, "UPDATE t SET a = 1 WHERE CURRENT OF c", fastUpdate}, // the cursor is the transaction's (WITH HOLD pins)
 	} {
 		if got := fastPath(c.d, c.sql); got != c.want {
@@ -82,7 +86,22 @@ func TestFastPathDeclines(t *testing.T) {
 		{Postgres, "update_log"},
 		{Postgres, "DELETE FROM t WHERE id = 1 RETURNING lastval()"},
 		{Postgres, "DELETEFROM t"},
-		{Postgres, "INSERT INTO t VALUES (1)"},
+		{Postgres, "INSERT INTO t VALUES (f(1))"},
+		{Postgres, "INSERT INTO t VALUES ((SELECT 1))"},
+		{Postgres, "INSERT INTO t VALUES ('x'), (nextval('s'))"},
+		{Postgres, "INSERT INTO t VALUES ('a), f(b')"},
+		{Postgres, "INSERT INTO t (a) SELECT f(1)"},
+		{Postgres, "INSERT INTO t VALUES (1) ON CONFLICT (a) DO NOTHING"},
+		{Postgres, "INSERT INTO t VALUES (1) RETURNING lastval()"},
+		{Postgres, "INSERT INTO t VALUES (1); SELECT pg_advisory_lock(1)"},
+		{Postgres, "INSERT INTO t VALUES (1) -- x"},
+		{Postgres, "INSERT INTO t AS x VALUES (1)"},
+		{Postgres, "INSERT INTO t (a VALUES (1)"},
+		{Postgres, "INSERT INTO t VALUES (1"},
+		{Postgres, "insertinto t values (1)"},
+		{Postgres, "INSERT INTO\"t\" VALUES (1)"},
+		{Postgres, "WITH x AS (SELECT 1) INSERT INTO t VALUES (1)"},
+		{MySQL, "INSERT INTO t VALUES (1)"},
 		{MySQL, "UPDATE t SET a = 1"},
 		{MySQL, "DELETE FROM t"},
 		{MySQL, "SELECT @x"},
@@ -130,6 +149,9 @@ func TestFastPathAgreesOnKeywords(t *testing.T) {
 		"UPDATE % SET a = 1", "UPDATE t % SET a = 1", "UPDATE t SET a = 1 FROM u %", "UPDATE t SET a = 1 RETURNING %",
 		"DELETE FROM t WHERE a = %", "DELETE FROM t %", "DELETE FROM % WHERE a = 1", "DELETE FROM t WHERE a = 1 %",
 		"DELETE FROM t USING u % WHERE a = 1", "DELETE FROM t RETURNING %",
+		"INSERT INTO t VALUES (%)", "INSERT INTO t VALUES (1, %)", "INSERT INTO t VALUES (% 1)", "INSERT INTO t (a, %) VALUES (1)",
+		"INSERT INTO t VALUES (1) %", "INSERT INTO t VALUES (1) RETURNING %", "INSERT INTO % VALUES (1)", "INSERT INTO t VALUES (1), (%)",
+		"INSERT INTO t VALUES (1) ON CONFLICT %", "INSERT INTO t VALUES (1) ON CONFLICT DO %",
 	}
 	for _, d := range []Dialect{Postgres, MySQL} {
 		raw, err := os.ReadFile("testdata/keywords_" + d.String() + ".txt")
