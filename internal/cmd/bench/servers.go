@@ -333,6 +333,10 @@ reserve_pool_size = 0
 max_client_conn = %d
 query_wait_timeout = 60
 server_connect_timeout = 10
+; As Switchyard's default server_tls = "prefer" (and PgBouncer's own default
+; since 1.21): both proxies encrypt toward the server the test cluster
+; serves TLS on, so neither is measured without the cost of TLS.
+server_tls_sslmode = prefer
 log_connections = 0
 log_disconnections = 0
 logfile = %s
