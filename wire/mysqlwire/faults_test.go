@@ -638,7 +638,6 @@ primary = %q
 type hangServer struct {
 	ln             net.Listener
 	kills, closeds atomic.Int64
-	wg             sync.WaitGroup
 }
 
 func newHangServer(t *testing.T) *hangServer {
@@ -647,35 +646,7 @@ func newHangServer(t *testing.T) *hangServer {
 		t.Fatal(err)
 	}
 	h := &hangServer{ln: ln}
-	var mu sync.Mutex
-	var conns []net.Conn
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		for id := uint32(1); ; id++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			h.wg.Add(1)
-			go func(id uint32) {
-				defer h.wg.Done()
-				h.serve(c, id)
-			}(id)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		h.wg.Wait()
-	})
+	t.Cleanup(faultnet.Serve(ln, h.serve))
 	return h
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/faultnet"
 )
 
 // authServer is a scripted MySQL server that asks for the password in a
@@ -43,7 +44,6 @@ type authServer struct {
 	keyAsked  atomic.Int64 // public key requests
 	gotPass   atomic.Int64 // logins where the password reached the server
 	cleartext sync.Map     // passwords received as they are
-	wg        sync.WaitGroup
 }
 
 func newMyAuthServer(t *testing.T, ask, password string, tlsConf *tls.Config) *authServer {
@@ -57,35 +57,7 @@ func newMyAuthServer(t *testing.T, ask, password string, tlsConf *tls.Config) *a
 		t.Fatal(err)
 	}
 	a := &authServer{ln: ln, ask: ask, password: password, tls: tlsConf, key: key}
-	var mu sync.Mutex
-	var conns []net.Conn
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		for id := uint32(1); ; id++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			a.wg.Add(1)
-			go func(id uint32) {
-				defer a.wg.Done()
-				a.serve(c, id)
-			}(id)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		a.wg.Wait()
-	})
+	t.Cleanup(faultnet.Serve(ln, a.serve))
 	return a
 }
 

@@ -524,7 +524,6 @@ replicas = [%[2]q]
 type hangServer struct {
 	ln               net.Listener
 	cancels, closeds atomic.Int64
-	wg               sync.WaitGroup
 }
 
 func newHangServer(t *testing.T) *hangServer {
@@ -533,35 +532,7 @@ func newHangServer(t *testing.T) *hangServer {
 		t.Fatal(err)
 	}
 	h := &hangServer{ln: ln}
-	var mu sync.Mutex
-	var conns []net.Conn
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			h.wg.Add(1)
-			go func() {
-				defer h.wg.Done()
-				h.serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		h.wg.Wait()
-	})
+	t.Cleanup(faultnet.Serve(ln, func(c net.Conn, _ uint32) { h.serve(c) }))
 	return h
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/switchyard/switchyard/internal/faultnet"
 )
 
 // authServer is a scripted PostgreSQL server that refuses TLS (as an
@@ -29,8 +31,7 @@ type authServer struct {
 	user      string
 	sent      atomic.Int64 // password messages received
 	cleartext sync.Map     // passwords received in clear text
-	wg        sync.WaitGroup
-	tls       *tls.Config // nil: TLS refused, as by an attacker who strips it
+	tls       *tls.Config  // nil: TLS refused, as by an attacker who strips it
 }
 
 func newAuthServer(t *testing.T, ask, user, password string, tlsConf *tls.Config) *authServer {
@@ -40,35 +41,7 @@ func newAuthServer(t *testing.T, ask, user, password string, tlsConf *tls.Config
 		t.Fatal(err)
 	}
 	a := &authServer{ln: ln, ask: ask, user: user, password: password, tls: tlsConf}
-	var mu sync.Mutex
-	var conns []net.Conn
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			a.wg.Add(1)
-			go func() {
-				defer a.wg.Done()
-				a.serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		a.wg.Wait()
-	})
+	t.Cleanup(faultnet.Serve(ln, func(c net.Conn, _ uint32) { a.serve(c) }))
 	return a
 }
 
