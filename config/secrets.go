@@ -1,6 +1,7 @@
 package config
 
 import (
+	"io"
 	"os"
 	"strings"
 	"unicode"
@@ -62,15 +63,12 @@ func (l *loader) secret(v any, key string) (string, bool) {
 			return "", false
 		}
 		defer f.Close()
-		buf := make([]byte, maxSecretFile+1)
-		n, _ := f.Read(buf)
-		for n < len(buf) {
-			m, err := f.Read(buf[n:])
-			n += m
-			if err != nil || m == 0 {
-				break
-			}
+		buf, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+		if err != nil {
+			l.errorf(key, "secret file: %v", err)
+			return "", false
 		}
+		n := len(buf)
 		if n > maxSecretFile {
 			l.errorf(key, "secret file %s is larger than %d bytes", path, maxSecretFile)
 			return "", false
@@ -83,7 +81,8 @@ func (l *loader) secret(v any, key string) (string, bool) {
 		return val, true
 	}
 	if !validEnvName(ref) {
-		l.errorf(key, "%q is not a secret reference: write ${NAME} for an environment variable or ${file:PATH} for a file", s)
+		// Not printed: it may be a password that only looks like one.
+		l.errorf(key, "is written ${...} but is not a secret reference: write ${NAME} for an environment variable or ${file:PATH} for a file")
 		return "", false
 	}
 	val, set := l.lookupEnv(ref)

@@ -113,16 +113,15 @@ func (c *Cache) Lookup(protocol string, cl *config.Cluster, name string, fetch f
 	st := cl.Settings
 	key := cl.Name + "\x00" + st.AuthUser + "\x00" + st.AuthQuery + "\x00" + name
 	v, from, err := c.Get(key, st.AuthCacheTTL, fetch)
-	res := metrics.AuthQueries.MustCurryWith(map[string]string{"protocol": protocol, "cluster": cl.Name})
+	result := "found"
 	switch {
 	case from == Cached && err == nil:
-		res.WithLabelValues("cached").Inc()
+		result = "cached"
 	case err != nil:
-		res.WithLabelValues("error").Inc()
+		result = "error"
 	case v == "":
-		res.WithLabelValues("not_found").Inc()
-	default:
-		res.WithLabelValues("found").Inc()
+		result = "not_found"
 	}
+	metrics.AuthQueries.WithLabelValues(protocol, cl.Name, result).Inc()
 	return v, err
 }

@@ -137,6 +137,12 @@ func (c *clientConn) authenticate(u *config.User, name string) error {
 			return newFatal(codeInternalError, "credentials of user %q: %v", name, err)
 		}
 	}
+	return c.checkPassword(method, cr, name)
+}
+
+// checkPassword runs the password exchange of method against cr (nil: an
+// unknown user, which fails as a wrong password would).
+func (c *clientConn) checkPassword(method string, cr *credentials, name string) error {
 	switch method {
 	case "trust":
 		return nil
@@ -224,9 +230,11 @@ func (c *clientConn) authSCRAM(cr *credentials, user string) error {
 	if err != nil || !conv.Valid() || !known {
 		return authFailed(user)
 	}
-	// What the client proved is its ClientKey: passthrough users log in
-	// to the servers with it (passthrough.go).
-	c.clientKey = recoverClientKey(stored.StoredKey, clientFirst, serverFirst, string(final.Data))
+	if c.wantClientKey {
+		// What the client proved is its ClientKey: passthrough users log
+		// in to the servers with it (passthrough.go).
+		c.clientKey = recoverClientKey(stored.StoredKey, clientFirst, serverFirst, string(final.Data))
+	}
 	return c.send(&pgproto3.AuthenticationSASLFinal{Data: []byte(out)})
 }
 

@@ -150,22 +150,28 @@ func dialServer(ctx context.Context, addr string, st config.Settings, user, pass
 	if err != nil {
 		return nil, err
 	}
-	s := &serverConn{
-		conn:    hj.Conn,
-		addr:    addr,
-		pid:     hj.PID,
-		secret:  hj.SecretKey,
-		params:  make(map[string]string, len(hj.ParameterStatuses)),
-		applied: make(map[string]string),
-		stmts:   stmtCache{max: maxPreparedPerConn},
-	}
+	s := newServerConn(hj.Conn, addr)
+	s.pid, s.secret = hj.PID, hj.SecretKey
 	for k, v := range hj.ParameterStatuses {
 		s.params[strings.ToLower(k)] = v
 	}
-	s.br = bufio.NewReaderSize(hj.Conn, serverReadBuf)
-	s.rd = newFrameReader(s.br, maxServerMsg)
-	s.bw = bufio.NewWriterSize(hj.Conn, serverWriteBuf)
 	return s, nil
+}
+
+// newServerConn wraps an authenticated (or, for passthrough, about to be)
+// connection to the server at addr with the proxy's buffers and books.
+func newServerConn(conn net.Conn, addr string) *serverConn {
+	br := bufio.NewReaderSize(conn, serverReadBuf)
+	return &serverConn{
+		conn:    conn,
+		br:      br,
+		rd:      newFrameReader(br, maxServerMsg),
+		bw:      bufio.NewWriterSize(conn, serverWriteBuf),
+		addr:    addr,
+		params:  make(map[string]string),
+		applied: make(map[string]string),
+		stmts:   stmtCache{max: maxPreparedPerConn},
+	}
 }
 
 func (s *serverConn) Close() error {

@@ -22,7 +22,6 @@ package pgwire
 // client that logged in as that user, so a pool never needs a password.
 
 import (
-	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
@@ -189,13 +188,15 @@ func (c *clientConn) passLogin(cfg *config.Config, cl *config.Cluster, name stri
 	if config.KindOfPassword(v) == config.PasswordMD5 {
 		tmp.Auth = config.AuthMD5
 	}
-	c.clientKey = nil
-	if err := c.authenticate(tmp, name); err != nil {
-		return nil, err
-	}
 	cr, err := c.srv.creds.get(tmp)
 	if err != nil {
 		return nil, newFatal(codeInternalError, "credentials of user %q: %v", name, err)
+	}
+	c.clientKey, c.wantClientKey = nil, true
+	err = c.checkPassword(tmp.Auth, cr, name)
+	c.wantClientKey = false
+	if err != nil {
+		return nil, err
 	}
 	pu := c.srv.pass.userFor(cl.Name, name)
 	pu.mu.Lock()
@@ -326,9 +327,8 @@ func dialServerPassOnce(ctx context.Context, addr string, tc *tls.Config, user s
 		}
 		conn = tconn
 	}
-	br := bufio.NewReaderSize(conn, serverReadBuf)
-	rd := newFrameReader(br, maxServerMsg)
-	bw := bufio.NewWriterSize(conn, serverWriteBuf)
+	s := newServerConn(conn, addr)
+	rd, bw := s.rd, s.bw
 	send := func(m pgproto3.FrontendMessage) error {
 		buf, err := m.Encode(nil)
 		if err != nil {
@@ -342,16 +342,6 @@ func dialServerPassOnce(ctx context.Context, addr string, tc *tls.Config, user s
 	if err := send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
 		Parameters: map[string]string{"user": user, "database": database}}); err != nil {
 		return nil, false, err
-	}
-	s := &serverConn{
-		conn:    conn,
-		br:      br,
-		rd:      rd,
-		bw:      bw,
-		addr:    addr,
-		params:  make(map[string]string),
-		applied: make(map[string]string),
-		stmts:   stmtCache{max: maxPreparedPerConn},
 	}
 	var sasl *scramClient
 	authed := false

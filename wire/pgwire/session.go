@@ -77,9 +77,12 @@ type clientConn struct {
 	// clientKey is the SCRAM ClientKey the client proved at login, kept
 	// only until a passthrough login has recorded it (passthrough.go).
 	clientKey []byte
-	primary   *poolEntry
-	mode      config.PoolMode
-	desired   map[string]string // runtime parameters the client asked for, lower-case keys
+	// wantClientKey asks the SCRAM exchange to recover clientKey: only a
+	// passthrough login needs it.
+	wantClientKey bool
+	primary       *poolEntry
+	mode          config.PoolMode
+	desired       map[string]string // runtime parameters the client asked for, lower-case keys
 
 	hdr        [5]byte // scratch for a rewritten message's header (main loop)
 	rfq        [6]byte // scratch for ReadyForQuery (pump)
