@@ -17,6 +17,11 @@ import (
 // is used by one session at a time, between pool.Get and pool.Put; Close
 // may be called concurrently (the pool drains with it).
 type backend struct {
+	// deadline is the bound withDeadline set for housekeeping in progress
+	// (zero: none). Whatever else sets a deadline on nc (a query of the
+	// proxy's own, a re-opened socket) puts this one back afterwards, so
+	// a silent server cannot hold a lease open past it.
+	deadline time.Time
 	nc       net.Conn
 	br       *bufio.Reader
 	bw       *bufio.Writer
@@ -94,9 +99,11 @@ func (b *backend) takeOver(nb *backend) error {
 		nb.Close()
 		return errors.New("server connection closed while it was re-opened")
 	}
-	old := b.nc
+	old, dl := b.nc, b.deadline
 	*b = *nb
 	b.closeMu = mu
+	b.deadline = dl
+	_ = b.nc.SetDeadline(dl) // housekeeping in progress stays bounded
 	mu.Unlock()
 	_ = old.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = old.Write([]byte{1, 0, 0, 0, comQuit}) // best effort: the server logs no aborted connection
@@ -472,8 +479,10 @@ func (b *backend) clean() bool {
 // withDeadline bounds housekeeping I/O (reset, replay) that no client
 // waits on with its own timeout.
 func (b *backend) withDeadline(d time.Duration, f func() error) error {
-	_ = b.nc.SetDeadline(time.Now().Add(d))
+	b.deadline = time.Now().Add(d)
+	_ = b.nc.SetDeadline(b.deadline)
 	err := f()
+	b.deadline = time.Time{}
 	_ = b.nc.SetDeadline(time.Time{})
 	return err
 }
@@ -523,11 +532,14 @@ func (b *backend) queryColumn(ctx context.Context, q string, col int) (val strin
 	if d, has := ctx.Deadline(); has && d.Before(dl) {
 		dl = d
 	}
+	if !b.deadline.IsZero() && b.deadline.Before(dl) {
+		dl = b.deadline
+	}
 	_ = b.nc.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { _ = b.nc.SetDeadline(time.Unix(1, 0)) })
 	defer func() {
 		if stop() {
-			_ = b.nc.SetDeadline(time.Time{})
+			_ = b.nc.SetDeadline(b.deadline) // the caller's bound, if any
 		}
 		if err != nil {
 			var se *serverError

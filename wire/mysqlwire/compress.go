@@ -28,7 +28,8 @@ const compMinLen = 50
 // Write are each used by one goroutine at a time (the session's).
 type compConn struct {
 	net.Conn
-	pending []byte // decompressed bytes not yet read
+	pending []byte // decompressed bytes not yet read: the tail of buf
+	buf     []byte // the decompressed packet, kept for the next one
 	raw     []byte // scratch for one compressed payload
 	seq     uint8  // the next compressed sequence id to send
 	out     bytes.Buffer
@@ -44,8 +45,8 @@ var zWriters = sync.Pool{New: func() any { w, _ := zlib.NewWriterLevel(nil, 2); 
 
 func (c *compConn) Read(p []byte) (int, error) {
 	for len(c.pending) == 0 {
-		if cap(c.pending) > maxPooled {
-			c.pending = nil // an idle client keeps no large buffer
+		if cap(c.buf) > maxPooled {
+			c.buf = nil // an idle client keeps no large buffer
 		}
 		if err := c.readPacket(); err != nil {
 			return 0, err
@@ -64,23 +65,19 @@ func (c *compConn) readPacket() error {
 	clen := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
 	ulen := int(hdr[4]) | int(hdr[5])<<8 | int(hdr[6])<<16
 	c.seq = hdr[3] + 1
-	if cap(c.raw) < clen {
-		c.raw = make([]byte, clen)
-	}
-	raw := c.raw[:clen]
 	defer func() {
 		if cap(c.raw) > maxPooled {
 			c.raw = nil
 		}
 	}()
-	if _, err := io.ReadFull(c.Conn, raw); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	var err error
+	if c.raw, err = readN(c.Conn, c.raw, clen); err != nil {
 		return err
 	}
+	raw := c.raw
 	if ulen == 0 {
-		c.pending = append(c.pending[:0], raw...)
+		c.buf = append(c.buf[:0], raw...)
+		c.pending = c.buf
 		return nil
 	}
 	var zr io.ReadCloser
@@ -96,20 +93,36 @@ func (c *compConn) readPacket() error {
 		}
 	}
 	defer zReaders.Put(zr)
-	if cap(c.pending) < ulen {
-		c.pending = make([]byte, ulen)
-	}
-	c.pending = c.pending[:ulen]
-	if _, err := io.ReadFull(zr, c.pending); err != nil {
-		c.pending = c.pending[:0]
+	if c.buf, err = readN(zr, c.buf, ulen); err != nil {
 		return fmt.Errorf("%w: compressed packet shorter than its header says: %v", errMalformed, err)
 	}
 	// Nothing may follow the announced length.
 	if n, _ := zr.Read(hdr[:1]); n != 0 {
-		c.pending = c.pending[:0]
 		return fmt.Errorf("%w: compressed packet longer than its header says", errMalformed)
 	}
+	c.pending = c.buf
 	return nil
+}
+
+// readN reads exactly n bytes from r into buf[:0], growing buf with the
+// bytes that arrive: a peer that announces a length and sends nothing
+// holds no memory for it.
+func readN(r io.Reader, buf []byte, n int) ([]byte, error) {
+	buf = buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf[:0], err
+		}
+	}
+	return buf, nil
 }
 
 // Write sends p in compressed packets of at most maxChunk plain bytes.

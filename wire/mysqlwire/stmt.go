@@ -278,6 +278,12 @@ func (s *session) execute(p []byte, seq uint8) error {
 	} else if pos != 0 && cs.types == nil {
 		return s.sendErr(rs, newSQLError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute (no parameter types were ever bound)"))
 	}
+	// Refused before anything else: a refused EXECUTE pins nothing.
+	defer func() { cs.long, cs.longSize = nil, 0 }()
+	if cs.longSize > maxLongData {
+		return s.sendErr(rs, newSQLError(erNetPacketTooLarg, "08S01",
+			"Parameter of prepared statement which is set through mysql_send_long_data() is longer than switchyard's limit of %d bytes of long data per execute", maxLongData))
+	}
 	track := len(cs.sets) > 0 && cs.params == 0 && !cs.use
 	if (len(cs.sets) > 0 || cs.use) && !track {
 		// Bound to parameter values the proxy does not keep: the session
@@ -293,11 +299,6 @@ func (s *session) execute(p []byte, seq uint8) error {
 			cs.an = an.Analyze(cs.query)
 		}
 		s.setCommand(cs.an, true)
-	}
-	defer func() { cs.long, cs.longSize = nil, 0 }()
-	if cs.longSize > maxLongData {
-		return s.sendErr(rs, newSQLError(erNetPacketTooLarg, "08S01",
-			"Parameter of prepared statement which is set through mysql_send_long_data() is longer than switchyard's limit of %d bytes of long data per execute", maxLongData))
 	}
 	build := func(be *backend) ([]byte, error) { return s.executePacket(be, cs, p, pos) }
 	if s.sh != nil {
