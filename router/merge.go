@@ -24,11 +24,12 @@ func (sk *ShardKeys) MergeSpec() *scatter.Spec {
 		s.Order = append(s.Order, scatter.Order{Col: o.Index, Name: o.Name, Desc: o.Desc, NullsFirst: o.NullsFirst})
 	}
 	for _, a := range sk.Aggregates {
-		f := map[AggFunc]scatter.AggFunc{AggCount: scatter.Count, AggSum: scatter.Sum, AggMin: scatter.Min, AggMax: scatter.Max}[a.Func]
-		s.Aggs = append(s.Aggs, scatter.Agg{Func: f, Col: a.Index})
+		s.Aggs = append(s.Aggs, scatter.Agg{Func: scatterAgg[a.Func], Col: a.Index})
 	}
 	return s
 }
+
+var scatterAgg = map[AggFunc]scatter.AggFunc{AggCount: scatter.Count, AggSum: scatter.Sum, AggMin: scatter.Min, AggMax: scatter.Max}
 
 // AddDecimalText adds two decimal numbers written as text (the answers of
 // COUNT or SUM from two shards: "42", "-1.50"), keeping as many decimals

@@ -30,7 +30,7 @@ func PostgresScatterLimit(sql string) (string, bool) {
 			return 0, false
 		}
 		n, err := strconv.ParseInt(sql[toks[i].Start:toks[i].End], 10, 64)
-		return n, err == nil && n >= 0 && n <= 1<<62
+		return n, err == nil && n >= 0 && n < 1<<62 // count+offset cannot overflow
 	}
 	for i := 0; i < len(toks); i++ {
 		switch toks[i].Token {

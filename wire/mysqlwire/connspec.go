@@ -148,7 +148,9 @@ func (s *session) syncCollation(be *backend) error {
 // setNamesFor returns the SET NAMES statement for collation id, asking the
 // server (over be) the first time.
 func (srv *Server) setNamesFor(be *backend, id uint8) (string, error) {
-	if v, ok := srv.setNames.Load(id); ok {
+	// Per server: MySQL and MariaDB number some collations differently.
+	key := setNamesKey{be.addr, id}
+	if v, ok := srv.setNames.Load(key); ok {
 		return v.(string), nil
 	}
 	q := "SELECT CONCAT('SET NAMES ', CHARACTER_SET_NAME, ' COLLATE ', COLLATION_NAME) FROM information_schema.COLLATIONS WHERE ID = " + strconv.Itoa(int(id))
@@ -161,6 +163,11 @@ func (srv *Server) setNamesFor(be *backend, id uint8) (string, error) {
 		// the server's default.
 		v = "SET NAMES DEFAULT"
 	}
-	srv.setNames.Store(id, v)
+	srv.setNames.Store(key, v)
 	return v, nil
+}
+
+type setNamesKey struct {
+	addr string
+	id   uint8
 }

@@ -50,8 +50,8 @@ type Server struct {
 
 	// limits are the servers' max_allowed_packet, by address.
 	limits sync.Map // string -> *packetLimit
-	// setNames are the SET NAMES statements of collation ids.
-	setNames sync.Map // uint8 -> string
+	// setNames are the SET NAMES statements of collation ids, per server.
+	setNames sync.Map // setNamesKey -> string
 
 	// passCache keeps auth_query's answers (passthrough.go).
 	passCache authcache.Cache

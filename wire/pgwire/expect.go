@@ -34,9 +34,6 @@ type expect struct {
 	names []string
 	vals  [][2]string
 	all   bool
-	// rollback: the capture follows a ROLLBACK TO SAVEPOINT, which undoes
-	// what the transaction's earlier captures recorded.
-	rollback bool
 	// swap: the first server message of type swap booked against this
 	// entry reaches the client as swapMsg instead (an error the proxy
 	// words, a command tag for a statement it substituted).

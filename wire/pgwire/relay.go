@@ -459,9 +459,10 @@ func (c *clientConn) sendPending(sc *serverConn) error {
 // buffered messages on their way. The caller holds a writers reservation
 // on sc.
 func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) error {
-	var an *router.Analysis // what the message runs
-	var qa *router.Analysis // 'Q': the verdict on the query
-	refused := ""           // 'P': a proxy statement name the text refers to
+	var an *router.Analysis        // what the message runs
+	var qa *router.Analysis        // 'Q': the verdict on the query
+	refused := ""                  // 'P': a proxy statement name the text refers to
+	var refusedAn *router.Analysis // 'P': the verdict on that text
 	switch typ {
 	case 'Q':
 		an = c.queryAnalysis(raw)
@@ -481,7 +482,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 				if pa == nil {
 					pa = c.srv.an.Analyze(unsafeString(q))
 				}
-				refused = reservedIn(pa.StatementNames)
+				refused, refusedAn = reservedIn(pa.StatementNames), pa
 			}
 		}
 	case 'B':
@@ -545,7 +546,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		// sent a Parse that fails, and the client hears why.
 		body = refusedParse
 		c.unnamedAn = nil // nothing of it runs, nothing of it pins
-		q.push(expect{kind: 'P', swap: 'E', swapMsg: stmtRefused(refused, c.srv.an.Analyze(unsafeString(refusedText(raw))))})
+		q.push(expect{kind: 'P', swap: 'E', swapMsg: stmtRefused(refused, refusedAn)})
 	case typ == 'P':
 		name, rest, ok := cstring(raw[5:])
 		switch {
@@ -578,10 +579,11 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 				break
 			}
 			g := c.srv.stmts.get(rest, c.srv.cfg.Load().Proxy.StatementRegistrySize)
-			c.stmts[string(name)] = g
+			cname := string(name)
+			c.stmts[cname] = g
 			if sc.stmts.has(g) {
 				skip = true
-				q.push(expect{kind: 'P', act: actSynth, synth: '1', g: g, cname: string(name)})
+				q.push(expect{kind: 'P', act: actSynth, synth: '1', g: g, cname: cname})
 			} else {
 				if ev := sc.stmts.add(g); ev != nil {
 					pre[npre] = closeMsg(nil, ev.name)
@@ -589,7 +591,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 					q.push(expect{kind: 'C', act: actDrop, g: ev, evict: true})
 				}
 				body = g.parse
-				q.push(expect{kind: 'P', g: g, cname: string(name)})
+				q.push(expect{kind: 'P', g: g, cname: cname})
 			}
 		}
 	case typ == 'B':
@@ -719,7 +721,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			}
 			c.noteTxnNamesLocked(names)
 			capture = captureQuery(names)
-			q.push(expect{kind: 'Q', act: actCapture, names: append([]string(nil), names...), all: c.captureAll, rollback: c.captureTxn})
+			q.push(expect{kind: 'Q', act: actCapture, names: append([]string(nil), names...), all: c.captureAll})
 			c.outstanding++
 		}
 		c.capture, c.captureAll, c.captureTxn = c.capture[:0], false, false

@@ -483,13 +483,6 @@ func stmtRefused(name string, a *router.Analysis) []byte {
 	return b
 }
 
-// refusedText is the query text of a Parse message.
-func refusedText(raw []byte) []byte {
-	_, rest, _ := cstring(raw[5:])
-	q, _, _ := cstring(rest)
-	return q
-}
-
 // noteStmtTagLocked keeps the books of prepared statements true when SQL
 // the client sent dropped statements on the server (in a transaction, in
 // a pinned session, in session mode, or through the extended protocol):
