@@ -191,10 +191,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		case 'P', 'B', 'D', 'E', 'C':
 			// Held until Sync or Flush, so no server is leased while a
 			// client trickles in the parts of one request.
-			if len(c.pending)+len(raw) > maxClientMsg {
-				metrics.LimitRefusals.WithLabelValues("postgres", "pending_messages").Inc()
-				c.log.Warn("client closed: extended-protocol messages without Sync over the cap", "limit", maxClientMsg)
-				c.sendFromProxy(toErrorResponse(newFatal(codeProgramLimitExceeded, "extended-protocol batch without Sync exceeds %d bytes", maxClientMsg)))
+			if !c.pendingRoom(raw) {
 				return false
 			}
 			if typ == 'P' && len(c.pending) == 0 && proxyCommandParse(raw) {
@@ -270,6 +267,18 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 	return true
 }
 
+// pendingRoom says whether raw may join the messages held until Sync;
+// when it may not, the client is told and counted, and must be closed.
+func (c *clientConn) pendingRoom(raw []byte) bool {
+	if len(c.pending)+len(raw) <= maxClientMsg {
+		return true
+	}
+	metrics.LimitRefusals.WithLabelValues("postgres", "pending_messages").Inc()
+	c.log.Warn("client closed: extended-protocol messages without Sync over the cap", "limit", maxClientMsg)
+	c.sendFromProxy(toErrorResponse(newFatal(codeProgramLimitExceeded, "extended-protocol batch without Sync exceeds %d bytes", maxClientMsg)))
+	return false
+}
+
 // replicaRequest routes a request a client sends while its lease is on a
 // replica (a pipeline: back-to-back Queries, or several Sync-terminated
 // batches written without waiting), as the first request of a lease is
@@ -285,8 +294,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
 	switch typ {
 	case 'P', 'B', 'D', 'E', 'C':
-		if len(c.pending)+len(raw) > maxClientMsg {
-			c.sendFromProxy(toErrorResponse(newFatal(codeProgramLimitExceeded, "extended-protocol batch without Sync exceeds %d bytes", maxClientMsg)))
+		if !c.pendingRoom(raw) {
 			return true, false
 		}
 		c.pending = append(c.pending, raw...)
