@@ -29,6 +29,9 @@ lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	@# go.mod names what the code imports (direct dependencies not marked
+	@# indirect) and go.sum holds nothing stale: `go mod tidy` fixes it.
+	$(GO) mod tidy -diff
 
 # vulncheck: govulncheck, online database or the snapshot in testdata/vulndb.
 vulncheck:
