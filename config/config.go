@@ -14,6 +14,10 @@ type Config struct {
 	Defaults Settings
 	Users    []User
 	Clusters []Cluster
+	// Peers are the other instances of a fleet ([[peers]]), in file
+	// order. An entry whose InstanceID is Proxy.InstanceID stays in the
+	// list (one file serves every instance); Peer skips it.
+	Peers []Peer
 
 	// Path is the file the config was read from ("" when parsed from bytes).
 	Path string
@@ -57,6 +61,26 @@ type Proxy struct {
 	// COM_STMT_PREPARE statements); one more is refused with an error,
 	// the session goes on (default 10000).
 	MaxClientPreparedStatements int
+	// InstanceID is this instance's number in a fleet of proxies behind
+	// one address (1..MaxInstanceID); 0: no fleet. PostgreSQL cancel keys
+	// and MySQL connection ids carry it, so that a cancel or KILL that
+	// reaches another instance is forwarded to this one. The command
+	// line (-instance-id) or SWITCHYARD_INSTANCE_ID may override it.
+	InstanceID int
+}
+
+// MaxInstanceID is the largest proxy.instance_id: ten bits of a cancel
+// key's process id and of a MySQL connection id carry it.
+const MaxInstanceID = 1023
+
+// Peer is one [[peers]] entry: another instance of the fleet and where it
+// listens. Cancels and KILLs for its clients are sent there, and nowhere
+// else: a client cannot make the proxy dial an address of its choosing.
+type Peer struct {
+	InstanceID     int
+	PostgresListen string // "" : PostgreSQL cancels for it are dropped
+	MySQLListen    string
+	AdminListen    string // the peer channel (MySQL KILL, reload --all)
 }
 
 // Settings are the per-cluster knobs. [defaults] sets them for every

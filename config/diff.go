@@ -79,6 +79,13 @@ func Diff(old, new *Config) Changes {
 	if old.Proxy.AdminToken != new.Proxy.AdminToken {
 		ch.ProxyChanged = append(ch.ProxyChanged, "admin_token")
 	}
+	if old.Proxy.InstanceID != new.Proxy.InstanceID {
+		// Keys and ids already given to clients carry the old one.
+		ch.RestartNeeded = append(ch.RestartNeeded, fmt.Sprintf("proxy.instance_id: %d -> %d", old.Proxy.InstanceID, new.Proxy.InstanceID))
+	}
+	if !slices.Equal(old.Peers, new.Peers) {
+		ch.ProxyChanged = append(ch.ProxyChanged, "peers")
+	}
 	if old.Proxy.AdminTLS != new.Proxy.AdminTLS {
 		ch.RestartNeeded = append(ch.RestartNeeded, fmt.Sprintf("proxy.admin_tls: %v -> %v", old.Proxy.AdminTLS, new.Proxy.AdminTLS))
 	}

@@ -128,6 +128,14 @@ type rawFile struct {
 	Defaults rawSettings  `toml:"defaults"`
 	Users    []rawUser    `toml:"users"`
 	Clusters []rawCluster `toml:"clusters"`
+	Peers    []rawPeer    `toml:"peers"`
+}
+
+type rawPeer struct {
+	InstanceID     any `toml:"instance_id"`
+	PostgresListen any `toml:"postgres_listen"`
+	MySQLListen    any `toml:"mysql_listen"`
+	AdminListen    any `toml:"admin_listen"`
 }
 
 type rawProxy struct {
@@ -144,6 +152,7 @@ type rawProxy struct {
 	AdminTLS        any `toml:"admin_tls"`
 	RegistrySize    any `toml:"statement_registry_size"`
 	ClientStmts     any `toml:"max_client_prepared_statements"`
+	InstanceID      any `toml:"instance_id"`
 }
 
 type rawSettings struct {
@@ -358,7 +367,58 @@ func (l *loader) build(raw *rawFile) *Config {
 	}
 	l.uniqueUsers(cfg.Users)
 	l.authUsers(cfg, raw)
+	cfg.Peers = l.peers(raw.Peers)
 	return cfg
+}
+
+// peers reads the [[peers]] entries: every one needs its instance_id, an
+// id appears once, and each address is a host:port to dial.
+func (l *loader) peers(raw []rawPeer) []Peer {
+	var out []Peer
+	seen := map[int]int{}
+	for i, r := range raw {
+		k := fmt.Sprintf("peers[%d]", i)
+		var p Peer
+		n, ok := l.integer(r.InstanceID, k+".instance_id")
+		switch {
+		case r.InstanceID == nil:
+			l.errorf(k, "instance_id is missing (1..%d, the peer's proxy.instance_id)", MaxInstanceID)
+			continue
+		case !ok:
+			continue
+		case n < 1 || n > MaxInstanceID:
+			l.errorf(k+".instance_id", "must be from 1 to %d, not %d", MaxInstanceID, n)
+			continue
+		}
+		if prev, dup := seen[n]; dup {
+			l.errorf(k+".instance_id", "%d is also the instance_id of peers[%d]", n, prev)
+			continue
+		}
+		seen[n] = i
+		p.InstanceID = n
+		addrs := []struct {
+			dst *string
+			raw any
+			key string
+		}{
+			{&p.PostgresListen, r.PostgresListen, k + ".postgres_listen"},
+			{&p.MySQLListen, r.MySQLListen, k + ".mysql_listen"},
+			{&p.AdminListen, r.AdminListen, k + ".admin_listen"},
+		}
+		for _, a := range addrs {
+			if a.raw == nil {
+				continue
+			}
+			if s, ok := l.serverAddr(a.raw, a.key); ok {
+				*a.dst = s
+			}
+		}
+		if p.PostgresListen == "" && p.MySQLListen == "" && p.AdminListen == "" && !l.hasErrorAt(k+".postgres_listen", k+".mysql_listen", k+".admin_listen") {
+			l.errorf(k, "a peer needs at least one of postgres_listen, mysql_listen, admin_listen")
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // authUsers checks that every auth_user names a [[users]] entry, whose
@@ -466,6 +526,14 @@ func (l *loader) proxy(p *Proxy, r *rawProxy) {
 			l.errorf("proxy.max_client_prepared_statements", "must be at least 1, not %d", n)
 		} else {
 			p.MaxClientPreparedStatements = n
+		}
+	}
+
+	if n, ok := l.integer(r.InstanceID, "proxy.instance_id"); ok {
+		if n < 0 || n > MaxInstanceID {
+			l.errorf("proxy.instance_id", "must be from 1 to %d (0 or absent: no fleet), not %d", MaxInstanceID, n)
+		} else {
+			p.InstanceID = n
 		}
 	}
 

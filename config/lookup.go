@@ -77,3 +77,28 @@ func (c *Config) scanClusters(match func(*Cluster) bool) *Cluster {
 	}
 	return nil
 }
+
+// Peer returns the [[peers]] entry of instance id, unless id is this
+// instance's own (or 0: no fleet).
+func (c *Config) Peer(id int) (Peer, bool) {
+	if id == 0 || id == c.Proxy.InstanceID {
+		return Peer{}, false
+	}
+	for _, p := range c.Peers {
+		if p.InstanceID == id {
+			return p, true
+		}
+	}
+	return Peer{}, false
+}
+
+// OtherPeers returns the [[peers]] entries but this instance's own.
+func (c *Config) OtherPeers() []Peer {
+	out := make([]Peer, 0, len(c.Peers))
+	for _, p := range c.Peers {
+		if p.InstanceID != c.Proxy.InstanceID {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,13 +38,18 @@ var version = "dev"
 const usage = `Switchyard: a PostgreSQL and MySQL connection pooler and router.
 
 Usage:
-  switchyard [-config FILE] [-log-format text|json] [-log-level LEVEL]
-                                     run the proxy
+  switchyard [-config FILE] [-instance-id N] [-log-format text|json]
+             [-log-level LEVEL]      run the proxy
   switchyard check -config FILE      validate a config file; exit 1 naming
                                      the line of each problem
   switchyard reload [-config FILE]   ask the running proxy (its admin_listen)
                                      to reload its config file
   switchyard version                 print the version
+
+-instance-id N (or the environment variable SWITCHYARD_INSTANCE_ID) sets
+proxy.instance_id, so that one file serves every instance of a fleet; N is
+1..1023, or "from-hostname": the ordinal K at the end of the host name
+(a StatefulSet pod "switchyard-K") plus one.
 
 Signals: SIGHUP reloads the config file, SIGTERM stops accepting and lets
 transactions finish (up to shutdown_timeout), SIGINT stops at once.
@@ -74,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	path := fs.String("config", "config.toml", "config file")
+	instance := fs.String("instance-id", os.Getenv(instanceEnv), "proxy.instance_id of this instance (overrides the file; default $"+instanceEnv+")")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -95,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "switchyard: -log-format must be text or json\n")
 		return 2
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path, *instance)
 	if err != nil {
 		fmt.Fprintf(stderr, "switchyard: %v\n", err)
 		return 1
@@ -141,6 +148,9 @@ type proxy struct {
 	adminCert atomic.Pointer[tls.Certificate]
 	lns       []net.Listener
 	cur       *config.Config
+	// instance is proxy.instance_id as started: a reload keeps it
+	// whatever the file says (the file may be shared by the fleet).
+	instance string
 }
 
 func (p *proxy) cfg() *config.Config {
@@ -153,11 +163,14 @@ var registerMySQL sync.Once
 
 func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 	registerMySQL.Do(func() { metrics.Registry.MustRegister(mysqlwire.Collectors()...) })
-	p := &proxy{path: path, log: log, cur: cfg}
+	p := &proxy{path: path, log: log, cur: cfg, instance: strconv.Itoa(cfg.Proxy.InstanceID)}
 	// One door policy for both protocols: max_client_conns counts every
 	// client, and an address that fails MySQL logins is refused by the
 	// PostgreSQL listener too.
 	lim := limits.New()
+	if cfg.Proxy.InstanceID == 0 && len(cfg.Peers) > 0 {
+		log.Warn("[[peers]] are configured but proxy.instance_id is not: this instance forwards no cancel or KILL (set instance_id, -instance-id or " + instanceEnv + ")")
+	}
 	if cfg.Proxy.PostgresListen != "" {
 		pg, err := pgwire.NewServer(cfg, log.With("protocol", "postgres"))
 		if err != nil {
@@ -239,7 +252,7 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 func (p *proxy) reload() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cfg, err := config.Load(p.path)
+	cfg, err := loadConfig(p.path, p.instance)
 	if err != nil {
 		return err
 	}
@@ -311,6 +324,51 @@ func (p *proxy) close() {
 	if p.admin != nil {
 		_ = p.admin.Close()
 	}
+}
+
+// instanceEnv names the environment variable that sets proxy.instance_id
+// when -instance-id is not given.
+const instanceEnv = "SWITCHYARD_INSTANCE_ID"
+
+// loadConfig loads the file at path and applies an instance id given on
+// the command line or in the environment ("" : the file's).
+func loadConfig(path, instance string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if instance == "" {
+		return cfg, nil
+	}
+	id, err := parseInstanceID(instance, os.Hostname)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Proxy.InstanceID = id // cfg is not shared yet
+	return cfg, nil
+}
+
+// parseInstanceID reads an -instance-id value: a number from 0 to
+// config.MaxInstanceID, or "from-hostname".
+func parseInstanceID(s string, hostname func() (string, error)) (int, error) {
+	if s == "from-hostname" {
+		h, err := hostname()
+		if err != nil {
+			return 0, fmt.Errorf("-instance-id from-hostname: %w", err)
+		}
+		h, _, _ = strings.Cut(h, ".")
+		i := strings.LastIndexByte(h, '-')
+		k, err := strconv.Atoi(h[i+1:])
+		if i < 0 || err != nil || k < 0 || k >= config.MaxInstanceID {
+			return 0, fmt.Errorf("-instance-id from-hostname: the host name %q does not end in -K with K from 0 to %d (a StatefulSet pod's ordinal)", h, config.MaxInstanceID-1)
+		}
+		return k + 1, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 0 || n > config.MaxInstanceID {
+		return 0, fmt.Errorf("-instance-id (or %s): %q is not a number from 1 to %d (0: no fleet) nor from-hostname", instanceEnv, s, config.MaxInstanceID)
+	}
+	return n, nil
 }
 
 func check(args []string, stdout, stderr io.Writer) int {
