@@ -1,8 +1,9 @@
 package mysqlwire
 
 import (
-	"strconv"
 	"strings"
+
+	"github.com/switchyard/switchyard/router"
 )
 
 // This file decides what a COM_QUERY does to the session, not where it
@@ -169,10 +170,9 @@ func (e *effect) statement(toks []token, text string) {
 	case "XA":
 		e.pinFor("XA transaction")
 	case "KILL":
-		e.kill = parseKill(toks[1:])
-		if e.kill == nil {
-			e.kill = &killReq{id: 0} // id 0: refused as unknown
-		}
+		// id 0 (a KILL of another form): refused as unknown.
+		k, _ := router.ParseKill(text)
+		e.kill = &killReq{query: k.Query, id: k.ID}
 	}
 }
 
@@ -196,38 +196,6 @@ func userVarWritten(toks []token, i int) bool {
 		j -= 2
 	}
 	return j >= 0 && toks[j].kind == tWord && toks[j].text == "INTO"
-}
-
-// parseKill reads [HARD|SOFT] [CONNECTION | QUERY [ID]] n.
-func parseKill(toks []token) *killReq {
-	k := &killReq{}
-	i := 0
-	if i < len(toks) && toks[i].kind == tWord && (toks[i].text == "HARD" || toks[i].text == "SOFT") {
-		i++
-	}
-	if i < len(toks) && toks[i].kind == tWord {
-		switch toks[i].text {
-		case "CONNECTION":
-			i++
-		case "QUERY":
-			k.query = true
-			i++
-			if i < len(toks) && toks[i].kind == tWord && toks[i].text == "ID" {
-				return nil // a query id, not a connection id
-			}
-		default:
-			return nil
-		}
-	}
-	if i != len(toks)-1 || toks[i].kind != tNumber {
-		return nil
-	}
-	id, err := strconv.ParseUint(toks[i].text, 10, 64)
-	if err != nil {
-		return nil
-	}
-	k.id = id
-	return k
 }
 
 // scanner walks SQL text statement by statement.
