@@ -179,6 +179,7 @@ const (
 	kFloat
 	kDec
 	kBytes
+	kPad
 )
 
 // IntKey orders as a signed integer.
@@ -209,9 +210,98 @@ func (a Key) Compare(b Key) int {
 			return cmp3(a.f < b.f, a.f > b.f)
 		case kDec:
 			return a.r.Cmp(b.r)
+		case kPad:
+			return padCompare(a.b, b.b)
 		}
 	}
 	return bytes.Compare(a.b, b.b)
+}
+
+// padCompare compares as PAD SPACE collations do: the shorter value as if
+// padded with spaces. Where one is a prefix of the other, the first byte
+// of the rest that is not a space decides: a tab or newline sorts before
+// the padding, so 'a\t' < 'a'.
+func padCompare(a, b []byte) int {
+	n := min(len(a), len(b))
+	if d := bytes.Compare(a[:n], b[:n]); d != 0 {
+		return d
+	}
+	sign := 1
+	rest := b[n:]
+	if len(a) > n {
+		rest, sign = a[n:], -1
+	}
+	for _, ch := range rest {
+		switch {
+		case ch < ' ':
+			return sign
+		case ch > ' ':
+			return -sign
+		}
+	}
+	return 0
+}
+
+// TextOrder is how a server orders the text of one column, as far as the
+// proxy can order it the same way. A codec learns it from the column's
+// collation (which the wire package looks up: neither protocol's row
+// description says it reliably) and orders text through TextKey.
+type TextOrder uint8
+
+const (
+	// TextUnknown: the collation is not known, or the proxy cannot
+	// reproduce it (a locale, ICU, a UCA or case-sensitive
+	// non-binary collation). Text of such a column is never compared:
+	// the merge is refused.
+	TextUnknown TextOrder = iota
+	// TextBytes: the bytes order (PostgreSQL C and POSIX, MySQL binary
+	// strings and the NO PAD _bin collations).
+	TextBytes
+	// TextPadSpace: the bytes order, the shorter value padded with
+	// spaces (MySQL's PAD SPACE _bin collations, PostgreSQL char(n)).
+	TextPadSpace
+	// TextFoldASCII: ASCII letters compare as their upper case, PAD
+	// SPACE (MySQL's *_general_ci and latin1_swedish_ci, whose weights
+	// for ASCII are its upper case). A value with a byte beyond ASCII
+	// cannot be compared: its weight is the server's table.
+	TextFoldASCII
+)
+
+// TextKey reads a value of a text column ordered as o. ok is false when
+// the proxy cannot order it as the server does: the merge must be
+// refused, never answered in another order.
+func TextKey(o TextOrder, v []byte) (k Key, ok bool) {
+	switch o {
+	case TextBytes:
+		return BytesKey(v), true
+	case TextPadSpace:
+		return Key{kind: kPad, b: v}, true
+	case TextFoldASCII:
+		for _, ch := range v {
+			if ch >= 0x80 {
+				return Key{}, false
+			}
+		}
+		return Key{kind: kPad, b: bytes.ToUpper(v)}, true
+	}
+	return Key{}, false
+}
+
+// Compared lists the output columns a merge of s compares (ORDER BY and
+// MIN/MAX columns): those whose text order the wire package must know.
+func (s *Spec) Compared(c Codec) []int {
+	var out []int
+	for _, o := range s.Order {
+		if k, err := column(o, c); err == nil && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	for _, a := range s.Aggs {
+		if (a.Func == Min || a.Func == Max) && a.Col >= 0 && a.Col < c.Columns() && !slices.Contains(out, a.Col) {
+			out = append(out, a.Col)
+		}
+	}
+	return out
 }
 
 func cmp3(less, more bool) int {

@@ -100,3 +100,38 @@ func TestBudget(t *testing.T) {
 		t.Fatal("a zero budget is the default, 256MiB")
 	}
 }
+
+// TestTextKey: PAD SPACE compares the shorter value padded with spaces
+// (a tab sorts before the padding); ASCII folding refuses other bytes.
+func TestTextKey(t *testing.T) {
+	for _, tc := range []struct {
+		o    scatter.TextOrder
+		a, b string
+		want int
+	}{
+		{scatter.TextBytes, "B", "a", -1},
+		{scatter.TextBytes, "a", "a ", -1},
+		{scatter.TextPadSpace, "a", "a  ", 0},
+		{scatter.TextPadSpace, "a\t", "a", -1},
+		{scatter.TextPadSpace, "a", "a b", -1},
+		{scatter.TextPadSpace, "a \t", "a", -1},
+		{scatter.TextFoldASCII, "a", "B", -1},
+		{scatter.TextFoldASCII, "_", "a", 1},
+		{scatter.TextFoldASCII, "ab ", "AB", 0},
+	} {
+		ka, ok1 := scatter.TextKey(tc.o, []byte(tc.a))
+		kb, ok2 := scatter.TextKey(tc.o, []byte(tc.b))
+		if !ok1 || !ok2 {
+			t.Fatalf("%d %q %q: refused", tc.o, tc.a, tc.b)
+		}
+		if got := ka.Compare(kb); got != tc.want || kb.Compare(ka) != -tc.want {
+			t.Errorf("%d: compare(%q, %q) = %d; want %d", tc.o, tc.a, tc.b, got, tc.want)
+		}
+	}
+	if _, ok := scatter.TextKey(scatter.TextFoldASCII, []byte("é")); ok {
+		t.Error("non-ASCII text under ASCII folding was not refused")
+	}
+	if _, ok := scatter.TextKey(scatter.TextUnknown, []byte("a")); ok {
+		t.Error("text of an unknown collation was not refused")
+	}
+}

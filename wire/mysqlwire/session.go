@@ -1039,7 +1039,7 @@ func (s *session) query(p []byte, seq uint8) error {
 			return s.sendErr(seq+1, err)
 		}
 		if r != nil {
-			return s.shardMulti(sk, rt, r, seq+1, false, nil, func(be *backend, withoutOffset bool) ([]byte, error) {
+			return s.shardMulti(unsafeString(p[1:]), sk, rt, r, seq+1, false, nil, func(be *backend, withoutOffset bool) ([]byte, error) {
 				if !withoutOffset {
 					return p, nil
 				}

@@ -709,10 +709,10 @@ func (s *session) shardProxyCommand(value string, rs uint8) error {
 
 // shardMulti runs a statement that needs several shards: a SELECT is
 // scattered and merged, a write runs on each shard (allow_all_shard_writes).
-func (s *session) shardMulti(sk *router.ShardKeys, rt *shardRT, r shard.Route, rs uint8, binaryRows bool,
+func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *shardRT, r shard.Route, rs uint8, binaryRows bool,
 	limitParam func(int) (int64, error), build func(be *backend, withoutOffset bool) ([]byte, error)) error {
 	if sk.Kind == router.StmtSelect {
-		return s.scatter(rt, sk, r, rs, binaryRows, limitParam, build)
+		return s.scatter(rt, sql, sk, r, rs, binaryRows, limitParam, build)
 	}
 	return s.allShardWrite(rt, r, rs, func(be *backend) ([]byte, error) { return build(be, false) })
 }

@@ -31,9 +31,9 @@ import (
 // folded into each shard's LIMIT (router.MySQLScatterLimit) and applied
 // after the merge. Rows of the text protocol (COM_QUERY) and of the binary
 // protocol (COM_STMT_EXECUTE) are both understood; a value the proxy could
-// order differently from the server (text in a case-insensitive collation
-// that is not plain ASCII, types it does not know) refuses the statement
-// rather than answer it wrongly.
+// order differently from the server (text in a collation it does not
+// reproduce, looked up by textOrders; types it does not know) refuses the
+// statement rather than answer it wrongly.
 //
 // A write without a key (allow_all_shard_writes) runs on every shard the
 // same way, in autocommit; the client gets one OK with the affected rows
@@ -208,7 +208,7 @@ func (s *session) shardRun(rt *shardRT, shards []int, budget *scatter.Budget, bu
 // scatter answers a SELECT run on the shards of r, merged as sk says.
 // binaryRows: the command is a COM_STMT_EXECUTE (rows in the binary
 // protocol); limitParam reads a LIMIT given as a parameter.
-func (s *session) scatter(rt *shardRT, sk *router.ShardKeys, r shard.Route, rs uint8, binaryRows bool,
+func (s *session) scatter(rt *shardRT, sql string, sk *router.ShardKeys, r shard.Route, rs uint8, binaryRows bool,
 	limitParam func(n int) (int64, error), build func(be *backend, withoutOffset bool) ([]byte, error)) error {
 	var shards []int
 	switch r := r.(type) {
@@ -276,7 +276,11 @@ func (s *session) scatter(rt *shardRT, sk *router.ShardKeys, r shard.Route, rs u
 	metrics.ScatterBytes.WithLabelValues("mysql").Observe(float64(budget.Used()))
 	spec := sk.MergeSpec()
 	spec.Limit, spec.Offset = limit, offset
-	rows, err = scatter.Merge(spec, &rowCodec{cols: cols, binaryRows: binaryRows}, rows)
+	codec := &rowCodec{cols: cols, binaryRows: binaryRows}
+	if err := s.textOrders(rt, shards, codec, spec.Compared(codec), sql); err != nil {
+		return s.sendErr(rs, scatterError(err, false))
+	}
+	rows, err = scatter.Merge(spec, codec, rows)
 	if err != nil {
 		s.shardRefused()
 		return s.sendErr(rs, scatterError(err, true))
@@ -386,17 +390,21 @@ type colDef struct {
 	typ     byte
 	flags   uint16
 	charset uint16
+	// schema, table and column of a table's column ("" for an
+	// expression), where its collation is looked up.
+	schema, orgTable, orgName string
 }
 
 func parseColDef(p []byte) (colDef, error) {
 	r := reader{b: p}
-	for range 4 { // catalog, schema, table, org_table
-		r.lenEncBytes()
-	}
+	r.lenEncBytes() // catalog
+	schema := r.lenEncBytes()
+	r.lenEncBytes() // table
+	orgTable := r.lenEncBytes()
 	name := r.lenEncBytes()
-	r.lenEncBytes() // org_name
+	orgName := r.lenEncBytes()
 	r.lenEnc()
-	c := colDef{name: string(name)}
+	c := colDef{name: string(name), schema: string(schema), orgTable: string(orgTable), orgName: string(orgName)}
 	c.charset = r.uint16()
 	r.uint32()
 	c.typ = r.byte()
@@ -531,6 +539,12 @@ func encodeRow(vals [][]byte, cols []colDef, binaryRows bool) []byte {
 type rowCodec struct {
 	cols       []colDef
 	binaryRows bool
+	// text is how each text column orders and coll its collation (for
+	// the refusal), as textOrders looked them up: the charset of a
+	// column definition is the connection's result charset, not the
+	// column's collation. A text column not looked up is never compared.
+	text []scatter.TextOrder
+	coll []string
 }
 
 var _ scatter.Codec = (*rowCodec)(nil)
@@ -589,31 +603,144 @@ func (rc *rowCodec) Key(k int, v []byte) (scatter.Key, error) {
 		if t, ok := binaryTemporal(v, c.typ); ok {
 			return t, nil
 		}
-	case c.charset == binaryCollation:
+	case c.flags&(flagEnum|flagSet) != 0:
+		// An ENUM orders by its index in the column's list, not as text.
+	case c.typ == 0x10: // BIT: big-endian bytes of one length
 		return scatter.BytesKey(v), nil
-	default:
-		// Text in the column's collation: for plain ASCII, MySQL's
-		// general, unicode and 0900 collations order as the upper-case
-		// bytes (_ci) or the bytes (_bin, _cs); beyond ASCII the weights
-		// are the server's, so the proxy refuses rather than guess.
-		for _, ch := range v {
-			if ch >= 0x80 {
-				return scatter.Key{}, newSQLError(erNotSupportedYet, "42000", "column %s has non-ASCII text, which the proxy cannot order as the server's collation does across shards", c.name)
+	case c.charset == binaryCollation && isTextType(c.typ):
+		return scatter.BytesKey(v), nil
+	case isTextType(c.typ):
+		if k < len(rc.text) {
+			if key, ok := scatter.TextKey(rc.text[k], v); ok {
+				return key, nil
 			}
 		}
-		if binCollation(c.charset) {
-			return scatter.BytesKey(v), nil
+		if k < len(rc.text) && rc.text[k] == scatter.TextFoldASCII {
+			return scatter.Key{}, newSQLError(erNotSupportedYet, "42000", "column %s has non-ASCII text, which the proxy cannot order across shards as collation %s does; add the shard key", c.name, rc.coll[k])
 		}
-		return scatter.BytesKey(bytes.ToUpper(bytes.TrimRight(v, " "))), nil
+		coll := "whose collation the proxy cannot tell (an expression, and the tables or the connection use several collations, or the statement names one)"
+		if k < len(rc.coll) && rc.coll[k] != "" {
+			coll = "in collation " + rc.coll[k]
+		}
+		return scatter.Key{}, newSQLError(erNotSupportedYet, "42000", "column %s is text %s: across shards the proxy merges ORDER BY, MIN and MAX of text only in a _bin or binary collation, or in a _general_ci one for ASCII text, as one database would order it; add the shard key", c.name, coll)
 	}
 	return scatter.Key{}, newSQLError(erNotSupportedYet, "42000", "column %s (type %#x): the proxy cannot order or combine its values across shards", c.name, c.typ)
 }
 
-// binCollation reports the _bin collations of the common character sets.
-func binCollation(id uint16) bool {
-	switch id {
-	case 46, 83, 47, 65, 84, 309, 1070: // utf8mb4_bin, utf8mb3_bin, latin1_bin, ascii_bin, ...
+const (
+	flagEnum = 0x100
+	flagSet  = 0x800
+)
+
+// isTextType reports the string types (CHAR, VARCHAR, the TEXT and BLOB
+// types), which order in their collation.
+func isTextType(t byte) bool {
+	switch t {
+	case 0x0f, 0xfd, 0xfe, 0xf9, 0xfa, 0xfb, 0xfc:
 		return true
+	}
+	return false
+}
+
+// textOrderOf says how a collation orders text received in the result
+// charset utf8 (whether the connection's results are UTF-8). Collations
+// not named here (UCA: _unicode_ci, _uca1400_, _0900_; case-sensitive
+// _cs; the national ones) have weights the proxy does not reproduce.
+func textOrderOf(coll string, utf8Results bool) scatter.TextOrder {
+	coll = strings.ToLower(coll)
+	switch {
+	case coll == "binary":
+		return scatter.TextBytes
+	case coll == "utf8mb4_general_ci", coll == "utf8mb3_general_ci", coll == "utf8_general_ci",
+		coll == "latin1_swedish_ci", coll == "ascii_general_ci":
+		// Their weights for ASCII are its upper case (checked against
+		// the server by TestTextOrderMySQL); other text is refused.
+		return scatter.TextFoldASCII
+	case !utf8Results:
+	case coll == "utf8mb4_nopad_bin", coll == "utf8mb3_nopad_bin", coll == "utf8mb4_0900_bin":
+		// Code points, whose order is the order of their UTF-8 bytes.
+		return scatter.TextBytes
+	case coll == "utf8mb4_bin", coll == "utf8mb3_bin", coll == "utf8_bin", coll == "ascii_bin":
+		return scatter.TextPadSpace
+	}
+	return scatter.TextUnknown
+}
+
+// textOrders looks up, on the first shard of shards (they share one
+// schema), how the text columns among cols (those a merge compares)
+// order. A column definition does not say: its charset is the
+// connection's result charset. A table's column has its collation in
+// information_schema.COLUMNS; an expression (MIN(note), a CASE) has the
+// collation of what it is made of, known only when every string column
+// of the schemas the statement names and the connection's collation are
+// one collation and the statement converts nothing (COLLATE, CONVERT,
+// CAST, an introducer). Anything else stays TextUnknown, and the merge
+// is refused rather than answered in another order than one database
+// (issue 13).
+func (s *session) textOrders(rt *shardRT, shards []int, codec *rowCodec, cols []int, sql string) error {
+	codec.text = make([]scatter.TextOrder, len(codec.cols))
+	codec.coll = make([]string, len(codec.cols))
+	var need []int
+	for _, k := range cols {
+		if c := codec.cols[k]; isTextType(c.typ) && c.charset != binaryCollation && c.flags&(flagEnum|flagSet) == 0 {
+			need = append(need, k)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	hexStr := func(v string) string { return fmt.Sprintf("CONVERT(X'%x' USING utf8mb4)", v) }
+	text := "LOWER(" + hexStr(sql) + ")"
+	q := "SELECT @@character_set_results, @@collation_connection, (SELECT GROUP_CONCAT(DISTINCT COLLATION_NAME) FROM information_schema.COLUMNS WHERE COLLATION_NAME IS NOT NULL AND (TABLE_SCHEMA = DATABASE() OR INSTR(" +
+		text + ", CONCAT(LOWER(TABLE_SCHEMA), '.')) > 0 OR INSTR(" + text + ", CONCAT(LOWER(TABLE_SCHEMA), '`.')) > 0))"
+	for _, k := range need {
+		c := codec.cols[k]
+		q += fmt.Sprintf(", (SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s)",
+			hexStr(c.schema), hexStr(c.orgTable), hexStr(c.orgName))
+	}
+	results, err := s.shardRun(rt, shards[:1], scatter.NewBudget(1<<20), func(*backend) ([]byte, error) {
+		return append([]byte{comQuery}, q...), nil
+	})
+	if err != nil {
+		return err
+	}
+	var vals [][]byte
+	if len(results) == 1 && results[0].err == nil && len(results[0].rows) == 1 {
+		vals, _ = splitRow(results[0].rows[0], make([]colDef, 3+len(need)), false)
+	}
+	if len(vals) != 3+len(need) {
+		return newSQLError(erNotSupportedYet, "42000", "a SELECT run on several shards compares text, and the proxy could not look up its collation")
+	}
+	rs := strings.ToLower(string(vals[0]))
+	utf8Results := vals[0] == nil || strings.HasPrefix(rs, "utf8")
+	// One collation for every expression: the columns' and the
+	// connection's, when the statement converts nothing.
+	var exprColl string
+	if set := strings.Split(string(vals[2]), ","); vals[2] == nil || len(set) == 1 && strings.EqualFold(set[0], string(vals[1])) {
+		if !convertsText(sql) {
+			exprColl = string(vals[1])
+		}
+	}
+	for j, k := range need {
+		coll := string(vals[3+j])
+		if vals[3+j] == nil || codec.cols[k].orgTable == "" {
+			coll = exprColl
+		}
+		codec.text[k] = textOrderOf(coll, utf8Results)
+		codec.coll[k] = coll
+	}
+	return nil
+}
+
+// convertsText reports a statement that may give text another collation
+// or charset than its columns' (COLLATE, CONVERT ... USING, CAST, BINARY,
+// an introducer such as _latin1'x').
+func convertsText(sql string) bool {
+	l := strings.ToLower(sql)
+	for _, w := range []string{"collate", "convert", "cast", "binary", "using", "charset", "_utf8", "_latin", "_ascii", "_binary", "_ucs", "_utf"} {
+		if strings.Contains(l, w) {
+			return true
+		}
 	}
 	return false
 }

@@ -2,12 +2,14 @@ package mysqlwire
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/scatter/scattertest"
 )
@@ -24,7 +26,11 @@ func TestRowCodecMergeMySQL(t *testing.T) {
 		return out
 	}
 	scattertest.Run(t, func(cols []scattertest.Col) scatter.Codec {
-		return &rowCodec{cols: colDefs(cols)}
+		c := &rowCodec{cols: colDefs(cols), text: make([]scatter.TextOrder, len(cols))}
+		for k := range c.text {
+			c.text[k] = scatter.TextPadSpace // as textOrders finds utf8mb4_bin
+		}
+		return c
 	}, func(cols []scattertest.Col, vals []string) []byte {
 		var vs [][]byte
 		for _, v := range vals {
@@ -132,4 +138,158 @@ func TestScatterBudgetMySQL(t *testing.T) {
 	if got := rowsOf(t, db, "SELECT * FROM orders"); len(got) != 2000 {
 		t.Fatalf("after a reload to 1MiB: %d rows; want 2000", len(got))
 	}
+}
+
+// TestScatterTextCollationMySQL: text ORDER BY and MIN/MAX across shards
+// answer what one database answers, or are refused (1235) with the
+// reason. They were compared as upper-cased bytes whatever the
+// collation: a utf8mb4_unicode_ci column (where '_x' < 'a') came back in
+// another order than one database ('a' < '_x'), because a column
+// definition carries the connection's result charset, not the column's
+// collation. Text and binary protocol.
+func TestScatterTextCollationMySQL(t *testing.T) {
+	resetShardTables(t)
+	t.Cleanup(func() { resetShardTables(t) })
+	for _, db := range []string{"orders_0", "orders_1"} {
+		rootExec(t, fmt.Sprintf("ALTER TABLE %s.orders ADD COLUMN uname VARCHAR(20) COLLATE utf8mb4_unicode_ci, ADD COLUMN bname VARCHAR(20) COLLATE utf8mb4_bin", db))
+	}
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	db := p.openOrders(t, "")
+	names := []string{"a", "B", "c", "D", "_x", "Zz", "a-b", "ab", "e f", "["}
+	for i, n := range names {
+		if _, err := db.Exec("INSERT INTO orders (id, customer_id, total, note, uname, bname) VALUES (?, ?, ?, ?, ?, ?)", i+1, i*7+1, i, n, n, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n0 := onShard(t, 0, "SELECT COUNT(*) FROM {db}.orders"); n0 == "0" || n0 == fmt.Sprint(len(names)) {
+		t.Fatalf("shard 0 holds %s of %d rows: the test needs both shards", n0, len(names))
+	}
+	check := func(q string, refused bool) {
+		t.Helper()
+		want := union(t, strings.Replace(q, "FROM orders", "FROM {t}", 1))
+		for _, mode := range []string{"text", "binary"} {
+			mq, args := q, []any(nil)
+			if mode == "binary" {
+				mq, args = strings.Replace(q, "FROM orders", "FROM orders WHERE id > ?", 1), []any{0}
+			}
+			rows, err := db.Query(mq, args...)
+			var got []string
+			if err == nil {
+				for rows.Next() {
+					var vals []sql.NullString
+					cols, _ := rows.Columns()
+					vals = make([]sql.NullString, len(cols))
+					ptrs := make([]any, len(cols))
+					for i := range vals {
+						ptrs[i] = &vals[i]
+					}
+					if err := rows.Scan(ptrs...); err != nil {
+						t.Fatal(err)
+					}
+					var parts []string
+					for _, v := range vals {
+						parts = append(parts, v.String)
+					}
+					got = append(got, strings.Join(parts, "|"))
+				}
+				err = rows.Err()
+				rows.Close()
+			}
+			if refused {
+				if err == nil {
+					t.Errorf("%s: %s = %v; want a refusal (one database answers %v)", mode, q, got, want)
+					continue
+				}
+				if mysqlErrNum(err) != erNotSupportedYet || !strings.Contains(err.Error(), "collation") {
+					t.Errorf("%s: %s: %v; want error 1235 naming the collation", mode, q, err)
+				}
+				t.Logf("%s: %s: %v", mode, q, err)
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s: %s: %v", mode, q, err)
+			} else if !slices.Equal(got, want) {
+				t.Errorf("%s: %s\n got %v\nwant %v (one database)", mode, q, got, want)
+			}
+		}
+	}
+	// The tables' default collation, utf8mb4_general_ci, and _bin: merged
+	// exactly.
+	check("SELECT note FROM orders ORDER BY note", false)
+	check("SELECT id, note FROM orders ORDER BY note DESC LIMIT 4 OFFSET 1", false)
+	check("SELECT bname FROM orders ORDER BY bname", false)
+	// A UCA collation: refused.
+	check("SELECT uname FROM orders ORDER BY uname", true)
+	check("SELECT * FROM orders ORDER BY uname LIMIT 3", true)
+	check("SELECT MIN(uname), MAX(uname) FROM orders", true)
+	// An expression, while the tables use several collations: refused.
+	check("SELECT MIN(note) FROM orders", true)
+	// With one collation everywhere, expressions merge; COLLATE refuses.
+	for _, db := range []string{"orders_0", "orders_1"} {
+		rootExec(t, fmt.Sprintf("ALTER TABLE %s.orders DROP COLUMN uname, DROP COLUMN bname", db))
+	}
+	check("SELECT MIN(note), MAX(note), COUNT(*) FROM orders", false)
+	check("SELECT MAX(note COLLATE utf8mb4_unicode_ci) FROM orders", true)
+	check("SELECT total FROM orders ORDER BY total DESC LIMIT 3", false)
+}
+
+// TestTextOrderMySQL checks the collations textOrderOf orders as
+// upper-cased ASCII (PAD SPACE) against the server: every printable
+// ASCII character, a tab and trailing spaces, sorted by MariaDB and by
+// scatter.TextKey, give one order.
+func TestTextOrderMySQL(t *testing.T) {
+	var vals []string
+	for c := byte(' ' + 1); c < 0x7f; c++ {
+		vals = append(vals, "k"+string(c))
+	}
+	vals = append(vals, "k", "k ", "k\t", "k\tz", "k z", "K_", "kA", "ka")
+	ma := testcluster.Maria
+	root, err := sql.Open("mysql", ma.RootDSN(ma.Primary, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	for _, coll := range []string{"utf8mb4_general_ci", "utf8mb3_general_ci", "latin1_swedish_ci", "ascii_general_ci", "utf8mb4_bin", "utf8mb4_nopad_bin"} {
+		order := textOrderOf(coll, true)
+		if order == scatter.TextUnknown {
+			t.Fatalf("%s: unknown", coll)
+		}
+		cs := strings.SplitN(coll, "_", 2)[0]
+		rootExec(t, fmt.Sprintf("DROP TABLE IF EXISTS orders_0.t_coll; CREATE TABLE orders_0.t_coll (id INT PRIMARY KEY, v VARCHAR(10) CHARACTER SET %s COLLATE %s)", cs, coll))
+		for i, v := range vals {
+			if _, err := root.Exec("INSERT INTO orders_0.t_coll VALUES (?, ?)", i, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Ties (equal in the collation) come back by id on both sides.
+		server := rowsOf(t, root, "SELECT id FROM orders_0.t_coll ORDER BY v, id")
+		idx := make([]int, len(vals))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int {
+			ka, _ := scatter.TextKey(order, []byte(vals[a]))
+			kb, _ := scatter.TextKey(order, []byte(vals[b]))
+			return ka.Compare(kb)
+		})
+		var mine []string
+		for _, i := range idx {
+			mine = append(mine, fmt.Sprint(i))
+		}
+		if !slices.Equal(server, mine) {
+			for i := range server {
+				if server[i] != mine[i] {
+					t.Errorf("%s: first difference at %d: server %q, proxy %q", coll, i, vals[atoi(server[i])], vals[atoi(mine[i])])
+					break
+				}
+			}
+		}
+	}
+	rootExec(t, "DROP TABLE IF EXISTS orders_0.t_coll")
+}
+
+func atoi(s string) int {
+	n := 0
+	fmt.Sscan(s, &n)
+	return n
 }

@@ -318,7 +318,7 @@ func (s *session) execute(p []byte, seq uint8) error {
 			if perr == nil {
 				limitParam = ep.intParam
 			}
-			return s.shardMulti(sk, rt, r, rs, true, limitParam, func(be *backend, withoutOffset bool) ([]byte, error) {
+			return s.shardMulti(cs.query, sk, rt, r, rs, true, limitParam, func(be *backend, withoutOffset bool) ([]byte, error) {
 				if !withoutOffset {
 					return s.executePacket(be, cs, p, pos)
 				}

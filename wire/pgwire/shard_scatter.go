@@ -26,7 +26,8 @@ import (
 // where the router allows) and the results are merged by package scatter
 // as the extractor says: rows concatenated, sorted by the ORDER BY
 // columns, cut to LIMIT after OFFSET, or aggregates combined into one row
-// (rowCodec is how it reads DataRows). A literal OFFSET is folded into
+// (rowCodec is how it reads DataRows; text it compares only in a
+// byte-order collation, looked up by textOrders). A literal OFFSET is folded into
 // each shard's row count (router.PostgresScatterLimit) and applied after
 // the merge. The rows held are charged to the cluster's
 // max_scatter_bytes; past it the SELECT is refused (54000) and the shard's
@@ -128,7 +129,7 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as [
 			raw, _ = (&pgproto3.Query{String: q}).Encode(nil)
 		}
 	}
-	results, rows, tag, errReply, err := c.gatherShards(rt, raw, sk, as, write, -1)
+	results, rows, tag, errReply, err := c.gatherShards(rt, raw, queryText(raw), sk, as, write, -1)
 	if err != nil || errReply != nil {
 		*out = append(*out, errReply...)
 		return err
@@ -148,7 +149,7 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as [
 // relayed as it is (after a warning, for a write that committed on some
 // shards already). limit is the value of a LIMIT given as a bind
 // parameter (-1: none, or LIMIT ALL).
-func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, limit int64) (results []shardResult, rows [][]byte, tag string, errReply []byte, err error) {
+func (c *clientConn) gatherShards(rt *shardRT, req []byte, sql string, sk *router.ShardKeys, as []*router.Analysis, write bool, limit int64) (results []shardResult, rows [][]byte, tag string, errReply []byte, err error) {
 	if write {
 		metrics.AllShardWrites.WithLabelValues("postgres", c.cluster.Name).Inc()
 	} else {
@@ -190,7 +191,11 @@ func (c *clientConn) gatherShards(rt *shardRT, req []byte, sk *router.ShardKeys,
 	if sk.LimitParam > 0 {
 		spec.Limit = limit
 	}
-	if rows, err = scatter.Merge(spec, newRowCodec(results[0].desc), rows); err != nil {
+	codec := newRowCodec(results[0].desc)
+	if err := c.textOrders(rt, codec, spec.Compared(codec), sql); err != nil {
+		return nil, nil, "", nil, scatterError(err, false)
+	}
+	if rows, err = scatter.Merge(spec, codec, rows); err != nil {
 		return nil, nil, "", nil, scatterError(err, true)
 	}
 	return results, rows, "SELECT " + strconv.Itoa(len(rows)), nil, nil
@@ -474,7 +479,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	var out []byte
 	perr := offErr
 	if perr == nil {
-		perr = c.scatterExt(rt, batch, sk, as, write, dropParse, injectDescribe, limit, &out)
+		perr = c.scatterExt(rt, batch, sql, sk, as, write, dropParse, injectDescribe, limit, &out)
 	}
 	if perr != nil {
 		shardRefusedMetric(c.cluster.Name)
@@ -484,8 +489,8 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	return true
 }
 
-func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, dropParse []bool, injectDescribe bool, limit int64, out *[]byte) error {
-	results, rows, tag, errReply, err := c.gatherShards(rt, batch, sk, as, write, limit)
+func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sql string, sk *router.ShardKeys, as []*router.Analysis, write bool, dropParse []bool, injectDescribe bool, limit int64, out *[]byte) error {
+	results, rows, tag, errReply, err := c.gatherShards(rt, batch, sql, sk, as, write, limit)
 	if err != nil || errReply != nil {
 		*out = append(*out, errReply...)
 		return err

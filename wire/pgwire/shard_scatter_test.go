@@ -312,3 +312,94 @@ func TestScatterLimitParam(t *testing.T) {
 		wantSQLState(t, err, "0A000", name+": LIMIT $1 OFFSET 2")
 	}
 }
+
+// TestScatterTextCollation: text ORDER BY and MIN/MAX across shards
+// answer what one database answers, or are refused (0A000) with the
+// reason; they were compared as bytes whatever the collation, so a column
+// in an ICU collation (where 'a' < 'B') came back in C order ('B' < 'a').
+// The test databases are in C (testcluster's initdb --locale=C), so text
+// in the database's default collation still merges; a column or a
+// COLLATE in another collation is refused, and so is an expression
+// (min(name)) once any column of the database is in one.
+func TestScatterTextCollation(t *testing.T) {
+	p := startShardProxy(t)
+	shards := shardConns(t)
+	ctx := ctxT(t, 120*time.Second)
+	conns := scatterModes(t, p)
+	const cols = `ALTER TABLE %s ADD COLUMN cname text, ADD COLUMN vname varchar(10), ADD COLUMN uname text COLLATE "und-x-icu"`
+	for _, s := range shards {
+		if _, err := s.Exec(ctx, fmt.Sprintf(cols, "orders")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := shards[0].Exec(ctx, `DROP TABLE IF EXISTS orders_all;
+		CREATE TABLE orders_all (customer_id bigint, id serial, amount int);`+fmt.Sprintf(cols, "orders_all")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shards[0].Exec(context.Background(), "DROP TABLE IF EXISTS orders_all") })
+	names := []string{"a", "B", "c", "D", "e", "F", "_x", "Zz"}
+	for i, n := range names {
+		q := fmt.Sprintf("INSERT INTO orders (customer_id, amount, cname, vname, uname) VALUES (%d, %d, '%s', '%s', '%s')", i*7919+3, i, n, n, n)
+		if _, err := conns["simple"].Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := shards[0].Exec(ctx, strings.Replace(q, "orders", "orders_all", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n0 int
+	shards[0].QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n0)
+	if n0 == 0 || n0 == len(names) {
+		t.Fatalf("shard 0 holds %d of %d rows: the test needs both shards", n0, len(names))
+	}
+	check := func(q string, refused bool) {
+		t.Helper()
+		want, err := textRows(ctx, shards[0], strings.Replace(q, "FROM orders", "FROM orders_all", 1))
+		if err != nil {
+			t.Fatalf("%s on one database: %v", q, err)
+		}
+		for name, conn := range conns {
+			got, err := textRows(ctx, conn, q)
+			if refused {
+				if err == nil {
+					t.Errorf("%s: %s = %v; want a refusal (one database answers %v)", name, q, got, want)
+					continue
+				}
+				wantSQLState(t, err, "0A000", name+": "+q)
+				if !strings.Contains(pgMessage(err), "collation") {
+					t.Errorf("%s: %s: the refusal does not say why: %v", name, q, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s: %s: %v", name, q, err)
+			} else if !slices.Equal(got, want) {
+				t.Errorf("%s: %s\n got %v\nwant %v (one database)", name, q, got, want)
+			}
+		}
+	}
+	// The database's own collation, C: merged exactly.
+	check("SELECT cname FROM orders ORDER BY cname", false)
+	check("SELECT vname, amount FROM orders ORDER BY vname DESC LIMIT 5", false)
+	check("SELECT customer_id, amount, cname FROM orders ORDER BY cname LIMIT 4 OFFSET 1", false)
+	// An ICU collation: never in byte order.
+	check("SELECT uname FROM orders ORDER BY uname", true)
+	check("SELECT * FROM orders ORDER BY uname LIMIT 3", true)
+	check("SELECT min(uname), max(uname) FROM orders", true)
+	// An expression, while a column of the database is in ICU: refused.
+	check("SELECT min(cname) FROM orders", true)
+	// Without it, expressions in C merge; COLLATE still refuses.
+	for _, s := range shards {
+		if _, err := s.Exec(ctx, "ALTER TABLE orders DROP COLUMN uname"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := shards[0].Exec(ctx, "ALTER TABLE orders_all DROP COLUMN uname"); err != nil {
+		t.Fatal(err)
+	}
+	check("SELECT min(cname), max(vname), count(*) FROM orders", false)
+	check(`SELECT max(cname COLLATE "und-x-icu") FROM orders`, true)
+	check(`SELECT cname COLLATE "und-x-icu" AS n FROM orders ORDER BY n`, true)
+	// Numbers and the connections are unaffected.
+	check("SELECT amount FROM orders ORDER BY amount DESC LIMIT 3", false)
+}
