@@ -21,10 +21,13 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sort"
 	"strings"
 	"time"
 
@@ -32,6 +35,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/metrics"
 )
 
@@ -49,7 +53,46 @@ type Handler struct {
 	// /debug/pprof requests must carry; "" (or a nil Token) requires none. Read at each request, so a
 	// reload that changes admin_token applies to the next one.
 	Token func() string
-	mux   *http.ServeMux
+	// PeerKill, when set, serves the fleet's peer channel (POST
+	// /peer/kill): a MySQL KILL another instance took for one of this
+	// instance's clients. It is served only when an admin token is
+	// configured: the ids are no secret, the token is what proves the
+	// sender is an instance of the fleet.
+	PeerKill func(fleet.KillRequest) fleet.KillReply
+	// Instance, when set, describes this instance for /status and for the
+	// answer to a reload: its instance_id and the versions it serves.
+	Instance func() Instance
+	mux      *http.ServeMux
+}
+
+// Instance is what /status and /reload say about the instance itself.
+type Instance struct {
+	// InstanceID is proxy.instance_id (0: not in a fleet).
+	InstanceID int `json:"instance_id"`
+	// ConfigVersion counts the configs this process has applied: 1 at
+	// start, one more at each accepted reload.
+	ConfigVersion uint64 `json:"config_version"`
+	// MapVersions are the shard map versions in force, by cluster name
+	// (sharded clusters only).
+	MapVersions map[string]uint64 `json:"map_versions"`
+}
+
+// String is the one-line form `switchyard reload` prints.
+func (i Instance) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "instance %d, config version %d, shard maps", i.InstanceID, i.ConfigVersion)
+	if len(i.MapVersions) == 0 {
+		b.WriteString(" none")
+	}
+	names := make([]string, 0, len(i.MapVersions))
+	for n := range i.MapVersions {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, " %s=v%d", n, i.MapVersions[n])
+	}
+	return b.String()
 }
 
 // Refusals counts the admin requests refused, by reason: "origin" (a
@@ -67,6 +110,7 @@ func NewHandler(reload func() error, log *slog.Logger) *Handler {
 	h.mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
 	h.mux.HandleFunc("GET /status", h.status)
 	h.mux.HandleFunc("POST /reload", h.reload)
+	h.mux.HandleFunc("POST "+fleet.KillPath, h.peerKill)
 	// On our own mux, not http.DefaultServeMux (which importing
 	// net/http/pprof fills too, but which nothing here serves).
 	h.mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -144,9 +188,14 @@ type PoolStatus struct {
 
 func (h *Handler) status(w http.ResponseWriter, _ *http.Request) {
 	var out struct {
+		*Instance
 		Uptime   string         `json:"uptime"`
 		Pools    []PoolStatus   `json:"pools"`
 		Sections map[string]any `json:"sections,omitempty"`
+	}
+	if h.Instance != nil {
+		in := h.Instance()
+		out.Instance = &in
 	}
 	out.Uptime = time.Since(h.Started).Round(time.Second).String()
 	out.Pools = []PoolStatus{}
@@ -180,7 +229,33 @@ func (h *Handler) reload(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "reload rejected; the running config stays:\n"+err.Error()+"\n", http.StatusBadRequest)
 		return
 	}
+	if h.Instance != nil {
+		_, _ = w.Write([]byte("reloaded: " + h.Instance().String() + "\n"))
+		return
+	}
 	_, _ = w.Write([]byte("reloaded\n"))
+}
+
+// peerKill serves POST /peer/kill for the instances of the fleet.
+func (h *Handler) peerKill(w http.ResponseWriter, r *http.Request) {
+	if h.PeerKill == nil {
+		http.Error(w, "this instance serves no MySQL clients\n", http.StatusNotFound)
+		return
+	}
+	if h.Token == nil || h.Token() == "" {
+		// allowed() let it through without a token: none is configured.
+		Refusals.WithLabelValues("token").Inc()
+		h.Log.Warn("admin: refused a KILL from a peer: the peer channel needs proxy.admin_token", "remote", r.RemoteAddr)
+		http.Error(w, "refused: the peer channel needs proxy.admin_token on every instance\n", http.StatusForbidden)
+		return
+	}
+	var k fleet.KillRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&k); err != nil || k.User == "" {
+		http.Error(w, "malformed KILL request\n", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(h.PeerKill(k))
 }
 
 // Serve runs the admin listener until ln is closed.

@@ -4,10 +4,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/wire/mysqlwire"
@@ -148,6 +147,8 @@ type proxy struct {
 	adminCert atomic.Pointer[tls.Certificate]
 	lns       []net.Listener
 	cur       *config.Config
+	// version counts the configs applied (1 at start); under mu.
+	version uint64
 	// instance is proxy.instance_id as started: a reload keeps it
 	// whatever the file says (the file may be shared by the fleet).
 	instance string
@@ -163,7 +164,7 @@ var registerMySQL sync.Once
 
 func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 	registerMySQL.Do(func() { metrics.Registry.MustRegister(mysqlwire.Collectors()...) })
-	p := &proxy{path: path, log: log, cur: cfg, instance: strconv.Itoa(cfg.Proxy.InstanceID)}
+	p := &proxy{path: path, log: log, cur: cfg, version: 1, instance: strconv.Itoa(cfg.Proxy.InstanceID)}
 	// One door policy for both protocols: max_client_conns counts every
 	// client, and an address that fails MySQL logins is refused by the
 	// PostgreSQL listener too.
@@ -214,6 +215,10 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 		}
 		h := admin.NewHandler(p.reload, log)
 		h.Token = func() string { return p.cfg().Proxy.AdminToken }
+		h.Instance = p.instanceStatus
+		if p.my != nil {
+			h.PeerKill = func(k fleet.KillRequest) fleet.KillReply { return p.my.KillFromPeer(k.ID, k.Query, k.User) }
+		}
 		h.Sections = map[string]func() any{}
 		if p.pg != nil {
 			h.Sections["postgres"] = p.pg.Status
@@ -281,8 +286,27 @@ func (p *proxy) reload() error {
 		}
 	}
 	p.cur = cfg
-	p.log.Info("config reloaded", "path", p.path)
+	p.version++
+	p.log.Info("config reloaded", "path", p.path, "config_version", p.version)
 	return nil
+}
+
+// instanceStatus describes this instance for /status and reload answers.
+func (p *proxy) instanceStatus() admin.Instance {
+	p.mu.Lock()
+	in := admin.Instance{InstanceID: p.cur.Proxy.InstanceID, ConfigVersion: p.version, MapVersions: map[string]uint64{}}
+	p.mu.Unlock()
+	if p.pg != nil {
+		for k, v := range p.pg.MapVersions() {
+			in.MapVersions[k] = v
+		}
+	}
+	if p.my != nil {
+		for k, v := range p.my.MapVersions() {
+			in.MapVersions[k] = v
+		}
+	}
+	return in
 }
 
 // loadAdminCert loads the certificate the admin listener serves under
@@ -390,6 +414,7 @@ func reload(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("switchyard reload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "config.toml", "config file whose admin_listen names the running proxy")
+	all := fs.Bool("all", false, "reload every instance of the fleet too: the admin_listen of each [[peers]] entry")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -398,78 +423,103 @@ func reload(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if *all {
+		return reloadAll(cfg, stdout, stderr)
+	}
 	if cfg.Proxy.AdminListen == "" {
 		fmt.Fprintln(stderr, "switchyard reload: the config has no admin_listen to send the reload to")
 		return 1
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	url := "http://" + cfg.Proxy.AdminListen + "/reload"
-	if cfg.Proxy.AdminTLS {
-		tc, err := adminClientTLS(cfg)
-		if err != nil {
-			fmt.Fprintf(stderr, "switchyard reload: %v\n", err)
-			return 1
-		}
-		client.Transport = &http.Transport{TLSClientConfig: tc}
-		url = "https://" + cfg.Proxy.AdminListen + "/reload"
-	}
-	req, err := http.NewRequest(http.MethodPost, url, nil)
+	client, err := fleet.NewClient(cfg, 30*time.Second)
 	if err != nil {
 		fmt.Fprintf(stderr, "switchyard reload: %v\n", err)
 		return 1
 	}
-	req.Header.Set("Content-Type", "text/plain")
-	if cfg.Proxy.AdminToken != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.Proxy.AdminToken)
-	}
-	resp, err := client.Do(req)
+	body, err := postReload(client, cfg.Proxy.AdminListen)
 	if err != nil {
 		fmt.Fprintf(stderr, "switchyard reload: %v\n", err)
 		return 1
+	}
+	fmt.Fprint(stdout, body)
+	return 0
+}
+
+// postReload asks the admin listener at addr to reload and returns its
+// answer; a rejected file is an error that carries the proxy's words.
+func postReload(client *fleet.Client, addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := client.Post(ctx, addr, "/reload", nil)
+	if err != nil {
+		return "", err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprint(stderr, string(body))
-		return 1
+		return "", errors.New(strings.TrimSpace(string(body)))
 	}
-	fmt.Fprint(stdout, string(body))
-	return 0
+	return string(body), nil
 }
 
-// adminClientTLS is how `switchyard reload` checks the admin listener under
-// admin_tls. It reads the same config file as the proxy, so it knows the
-// certificate the proxy serves: that exact certificate is accepted (which
-// works for a self-signed one and for an address such as 127.0.0.1 that a
-// certificate rarely names); anything else must verify against the
-// system's roots for the listener's host name.
-func adminClientTLS(cfg *config.Config) (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(cfg.Proxy.TLSCert, cfg.Proxy.TLSKey)
+// reloadAll reloads this instance (admin_listen, when the file has one)
+// and every peer at once, and prints one line for each: its answer
+// (instance id, config version, shard map versions), or why it failed,
+// a peer that does not answer as DOWN. The exit code is 1 when any
+// failed. Each instance reloads its own file: the operator has changed
+// the file of each (or the one they share) before.
+func reloadAll(cfg *config.Config, stdout, stderr io.Writer) int {
+	client, err := fleet.NewClient(cfg, 30*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("admin_tls: %w", err)
+		fmt.Fprintf(stderr, "switchyard reload: %v\n", err)
+		return 1
 	}
-	want := pair.Certificate[0]
-	host, _, err := net.SplitHostPort(cfg.Proxy.AdminListen)
-	if err != nil {
-		return nil, err
+	type target struct{ name, addr string }
+	var targets []target
+	seen := map[string]bool{}
+	if a := cfg.Proxy.AdminListen; a != "" {
+		targets = append(targets, target{"this instance at " + a, a})
+		seen[a] = true
 	}
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		// Verification is done below, by VerifyConnection.
-		InsecureSkipVerify: true, //nolint:gosec
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("admin listener sent no certificate")
+	for _, p := range cfg.Peers {
+		if p.AdminListen == "" || seen[p.AdminListen] {
+			continue
+		}
+		seen[p.AdminListen] = true
+		targets = append(targets, target{fmt.Sprintf("peer %d at %s", p.InstanceID, p.AdminListen), p.AdminListen})
+	}
+	if len(targets) == 0 {
+		fmt.Fprintln(stderr, "switchyard reload --all: the config has no admin_listen and no [[peers]] admin_listen")
+		return 1
+	}
+	lines := make([]string, len(targets))
+	failed := make([]bool, len(targets))
+	var wg sync.WaitGroup
+	for i, tg := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, err := postReload(client, tg.addr)
+			var ne net.Error
+			var oe *net.OpError
+			switch {
+			case err == nil:
+				lines[i] = tg.name + ": " + strings.TrimSpace(body)
+			case errors.As(err, &oe) || errors.As(err, &ne):
+				lines[i], failed[i] = tg.name+": DOWN: "+err.Error(), true
+			default:
+				lines[i], failed[i] = tg.name+": FAILED: "+strings.ReplaceAll(err.Error(), "\n", "\n    "), true
 			}
-			if bytes.Equal(cs.PeerCertificates[0].Raw, want) {
-				return nil
-			}
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: host, Intermediates: inter})
-			return err
-		},
-	}, nil
+		}()
+	}
+	wg.Wait()
+	code := 0
+	for i, l := range lines {
+		if failed[i] {
+			fmt.Fprintln(stderr, l)
+			code = 1
+		} else {
+			fmt.Fprintln(stdout, l)
+		}
+	}
+	return code
 }

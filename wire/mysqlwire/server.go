@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/authcache"
+	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
@@ -513,4 +514,36 @@ func (l *packetLimit) learn(dp dialParams) {
 	l.server.Store(n)
 	l.n.Store(min(n, MaxPacket))
 	_, _ = be.writePacket(0, []byte{comQuit})
+}
+
+// newID gives a new client its connection id: in a fleet, the instance id
+// above 21 bits of a counter (package fleet), skipping ids still in use
+// after the counter wraps.
+func (srv *Server) newID() uint32 {
+	inst := srv.cfg.Load().Proxy.InstanceID
+	for {
+		n := srv.nextID.Add(1)
+		id := n
+		if inst != 0 {
+			id = fleet.ID(inst, n)
+		}
+		if id == 0 {
+			continue
+		}
+		if _, taken := srv.sessions.Load(id); !taken {
+			return id
+		}
+	}
+}
+
+// peerKill sends a KILL to a peer's admin listener.
+func (srv *Server) peerKill(cfg *config.Config, peer config.Peer, k fleet.KillRequest) (fleet.KillReply, error) {
+	c, err := fleet.NewClient(cfg, 5*time.Second)
+	if err != nil {
+		return fleet.KillReply{}, err
+	}
+	defer c.HTTP.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Kill(ctx, peer, k)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/lagmon"
@@ -129,7 +130,7 @@ func (srv *Server) serveConn(nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	s := &session{srv: srv, nc: nc, id: srv.nextID.Add(1), start: time.Now()}
+	s := &session{srv: srv, nc: nc, id: srv.newID(), start: time.Now()}
 	s.log = srv.log.With("conn", s.id, "client", nc.RemoteAddr().String())
 	srv.clients.Add(1)
 	defer srv.clients.Add(-1)
@@ -1206,23 +1207,15 @@ func (s *session) resetConnection(rs uint8) error {
 // connection id the proxy gave a client; only that client's user may kill
 // it. KILL QUERY is translated to the server thread running the client's
 // current command, over a fresh server connection; KILL CONNECTION also
-// closes the client.
+// closes the client. In a fleet, an id another instance gave out goes to
+// that instance over the peer channel (package fleet).
 func (s *session) kill(k *killReq, rs uint8) error {
-	var target *session
-	if k.id > 0 && k.id <= 0xffffffff {
-		if v, ok := s.srv.sessions.Load(uint32(k.id)); ok {
-			target = v.(*session)
+	if k.id > 0 && k.id != uint64(s.id) {
+		if inst := s.srv.cfg.Load().Proxy.InstanceID; inst != 0 && fleet.Owner(k.id) != inst {
+			return s.forwardKill(k, rs)
 		}
 	}
-	if target == nil || target.user == nil {
-		metricKills.WithLabelValues("unknown").Inc()
-		return s.sendErr(rs, newSQLError(erNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
-	}
-	if target.user.Name != s.user.Name {
-		metricKills.WithLabelValues("denied").Inc()
-		return s.sendErr(rs, newSQLError(erKillDenied, "HY000", "You are not owner of thread %d", k.id))
-	}
-	if target == s {
+	if k.id == uint64(s.id) && k.id != 0 {
 		if k.query {
 			return s.sendOK(rs) // nothing of ours runs while we read this
 		}
@@ -1230,32 +1223,119 @@ func (s *session) kill(k *killReq, rs uint8) error {
 		s.sendFatal(rs, newSQLError(1927, "70100", "Connection was killed"))
 		return errQuit
 	}
+	res, thread, err := s.srv.killLocal(k.id, k.query, s.user.Name)
+	switch res {
+	case fleet.KillUnknown:
+		return s.sendErr(rs, newSQLError(erNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
+	case fleet.KillDenied:
+		return s.sendErr(rs, newSQLError(erKillDenied, "HY000", "You are not owner of thread %d", k.id))
+	case fleet.KillError:
+		return s.sendErr(rs, wrapSQLError(err, erUnknown, "HY000", "switchyard: KILL on the server failed"))
+	}
+	s.log.Info("KILL", "target", k.id, "query", k.query, "server_thread", thread)
+	return s.sendOK(rs)
+}
+
+// KillFromPeer serves a KILL another instance of the fleet took from a
+// client of user for one of this instance's clients (the admin
+// listener's peer channel). An id that is not this instance's is
+// unknown: a KILL is forwarded once, never on.
+func (srv *Server) KillFromPeer(id uint64, query bool, user string) fleet.KillReply {
+	fleetKills["received"].Inc()
+	if inst := srv.cfg.Load().Proxy.InstanceID; inst == 0 || fleet.Owner(id) != inst {
+		return fleet.KillReply{Result: fleet.KillUnknown, Message: fmt.Sprintf("Unknown thread id: %d", id)}
+	}
+	res, thread, err := srv.killLocal(id, query, user)
+	r := fleet.KillReply{Result: res}
+	switch res {
+	case fleet.KillUnknown:
+		r.Message = fmt.Sprintf("Unknown thread id: %d", id)
+	case fleet.KillDenied:
+		r.Message = fmt.Sprintf("You are not owner of thread %d", id)
+	case fleet.KillError:
+		r.Message = err.Error()
+	default:
+		srv.log.Info("KILL from a peer", "target", id, "query", query, "server_thread", thread)
+	}
+	return r
+}
+
+// killLocal kills what this instance's client id runs (query) or the
+// client itself, when user owns it.
+func (srv *Server) killLocal(id uint64, query bool, user string) (result string, thread uint32, err error) {
+	var target *session
+	if id > 0 && id <= 0xffffffff {
+		if v, ok := srv.sessions.Load(uint32(id)); ok {
+			target = v.(*session)
+		}
+	}
+	if target == nil || target.user == nil {
+		metricKills.WithLabelValues("unknown").Inc()
+		return fleet.KillUnknown, 0, nil
+	}
+	if target.user.Name != user {
+		metricKills.WithLabelValues("denied").Inc()
+		return fleet.KillDenied, 0, nil
+	}
 	target.mu.Lock()
 	var dp dialParams
-	var thread uint32
 	if target.busy && target.be != nil {
 		thread = target.be.threadID
 		dp = dialParams{addr: target.be.addr, user: target.key.user, password: target.key.password, collation: defaultCollation, tls: target.be.tlsConf}
 		target.kills.Add(1)
 	}
 	target.mu.Unlock()
-	var err error
 	if thread != 0 {
-		err = killThread(dp, thread, k.query)
+		err = killThread(dp, thread, query)
 		target.kills.Done()
 	}
-	if !k.query {
+	if !query {
 		target.mu.Lock()
 		_ = target.nc.Close()
 		target.mu.Unlock()
 	}
 	if err != nil {
 		metricKills.WithLabelValues("error").Inc()
-		return s.sendErr(rs, wrapSQLError(err, erUnknown, "HY000", "switchyard: KILL on the server failed"))
+		return fleet.KillError, thread, err
 	}
 	metricKills.WithLabelValues("ok").Inc()
-	s.log.Info("KILL", "target", k.id, "query", k.query, "server_thread", thread)
-	return s.sendOK(rs)
+	return fleet.KillOK, thread, nil
+}
+
+var fleetKills = map[string]prometheus.Counter{
+	"forwarded": metrics.FleetCancels.WithLabelValues("mysql", "forwarded"),
+	"received":  metrics.FleetCancels.WithLabelValues("mysql", "received"),
+	"unknown":   metrics.FleetCancels.WithLabelValues("mysql", "unknown"),
+	"failed":    metrics.FleetCancels.WithLabelValues("mysql", "failed"),
+}
+
+// forwardKill sends a KILL for another instance's client to that
+// instance, when it is a configured peer, and relays its answer.
+func (s *session) forwardKill(k *killReq, rs uint8) error {
+	cfg := s.srv.cfg.Load()
+	owner := fleet.Owner(k.id)
+	peer, ok := cfg.Peer(owner)
+	if !ok || peer.AdminListen == "" {
+		fleetKills["unknown"].Inc()
+		return s.sendErr(rs, newSQLError(erNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
+	}
+	fleetKills["forwarded"].Inc()
+	r, err := s.srv.peerKill(cfg, peer, fleet.KillRequest{ID: k.id, Query: k.query, User: s.user.Name})
+	if err != nil {
+		fleetKills["failed"].Inc()
+		s.log.Warn("forwarding a KILL to a peer failed", "instance", owner, "addr", peer.AdminListen, "err", err)
+		return s.sendErr(rs, wrapSQLError(err, erUnknown, "HY000", "switchyard: KILL for a client of instance %d failed", owner))
+	}
+	switch r.Result {
+	case fleet.KillOK:
+		s.log.Info("KILL forwarded", "target", k.id, "query", k.query, "instance", owner)
+		return s.sendOK(rs)
+	case fleet.KillUnknown:
+		return s.sendErr(rs, newSQLError(erNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
+	case fleet.KillDenied:
+		return s.sendErr(rs, newSQLError(erKillDenied, "HY000", "You are not owner of thread %d", k.id))
+	}
+	return s.sendErr(rs, newSQLError(erUnknown, "HY000", "switchyard: KILL on the server failed (instance %d): %s", owner, r.Message))
 }
 
 // killThread runs KILL [QUERY] on a connection of its own: the pool's are

@@ -306,23 +306,29 @@ func serverError(body []byte) error {
 // cancel asks the server to cancel whatever this connection runs, over a
 // connection of its own as the protocol requires.
 func (s *serverConn) cancel(timeout time.Duration) error {
+	return sendCancel(s.addr, cancelReqCode, s.pid, s.secret, timeout)
+}
+
+// sendCancel sends one CancelRequest (code: cancelReqCode, or
+// peerCancelCode toward a peer) and waits for the other end to close.
+func sendCancel(addr string, code, pid uint32, secret []byte, timeout time.Duration) error {
 	d := net.Dialer{Timeout: timeout}
-	c, err := d.Dial("tcp", s.addr)
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(timeout))
-	msg := make([]byte, 12, 12+len(s.secret))
-	binary.BigEndian.PutUint32(msg[0:], uint32(12+len(s.secret)))
-	binary.BigEndian.PutUint32(msg[4:], 80877102)
-	binary.BigEndian.PutUint32(msg[8:], s.pid)
-	msg = append(msg, s.secret...)
+	msg := make([]byte, 12, 12+len(secret))
+	binary.BigEndian.PutUint32(msg[0:], uint32(12+len(secret)))
+	binary.BigEndian.PutUint32(msg[4:], code)
+	binary.BigEndian.PutUint32(msg[8:], pid)
+	msg = append(msg, secret...)
 	if _, err := c.Write(msg); err != nil {
 		return err
 	}
-	// The postmaster closes the connection once it has signalled the
-	// backend; waiting for that closes the race with the next lease.
+	// The postmaster (or the peer) closes the connection once the backend
+	// is signalled; waiting for that closes the race with the next lease.
 	var b [1]byte
 	_, _ = c.Read(b[:])
 	return nil

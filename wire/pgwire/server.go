@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
@@ -426,11 +427,17 @@ func (s *Server) closePools() {
 // register gives c a proxy-issued process id unique among live clients: a
 // positive int32, as PostgreSQL's process ids are, since clients keep it
 // in an int4 (pg_cancel_backend($1), pg_stat_activity.pid).
+// In a fleet the id carries the instance id (package fleet), and 21 bits
+// random below it.
 func (s *Server) register(c *clientConn) {
+	inst := s.cfg.Load().Proxy.InstanceID
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
 		id := randUint32() & 0x7fffffff
+		if inst != 0 {
+			id = fleet.ID(inst, id)
+		}
 		if _, taken := s.clients[id]; !taken && id != 0 {
 			c.pid = id
 			s.clients[id] = c

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/lagmon"
@@ -42,6 +43,12 @@ const (
 	sslRequestCode  = 80877103
 	gssEncReqCode   = 80877104
 	cancelReqCode   = 80877102
+	// peerCancelCode marks a CancelRequest one instance of a fleet
+	// forwards to the instance whose key it carries (1234/5700, a code no
+	// PostgreSQL client sends). The receiver only ever acts on it
+	// locally, so a forwarded cancel cannot go round between peers whose
+	// configs disagree.
+	peerCancelCode = 1234<<16 | 5700
 )
 
 // clientConn is one client session. Its main loop (run) reads the client
@@ -368,10 +375,9 @@ func (c *clientConn) startup(refused error) (ok bool, err error) {
 				return false, nil
 			}
 			continue
-		case cancelReqCode:
-			var cr pgproto3.CancelRequest
-			if err := cr.Decode(body); err == nil {
-				c.srv.cancel(cr.ProcessID, cr.SecretKey)
+		case cancelReqCode, peerCancelCode:
+			if len(body) == 12 {
+				c.srv.cancel(binary.BigEndian.Uint32(body[4:]), body[8:12], code == peerCancelCode)
 			}
 			return false, nil
 		}
@@ -674,8 +680,19 @@ func poolError(err error) error {
 
 // cancel forwards a CancelRequest to the server the client is using, and
 // only while it is busy there: a late cancel must not hit the next client's
-// query on the same server connection.
-func (s *Server) cancel(pid uint32, secret []byte) {
+// query on the same server connection. In a fleet, a key another instance
+// issued goes to that instance, when it is a configured peer (fromPeer:
+// this one came from a peer, and is never sent on).
+func (s *Server) cancel(pid uint32, secret []byte, fromPeer bool) {
+	if inst := s.cfg.Load().Proxy.InstanceID; inst != 0 {
+		if owner := fleet.Owner(uint64(pid)); owner != inst {
+			s.forwardCancel(owner, pid, secret, fromPeer)
+			return
+		}
+		if fromPeer {
+			fleetCancels["received"].Inc()
+		}
+	}
 	c := s.lookupClient(pid)
 	if c == nil || subtle.ConstantTimeCompare(c.key[:], secret) != 1 {
 		return
@@ -694,6 +711,33 @@ func (s *Server) cancel(pid uint32, secret []byte) {
 		c.log.Info("forwarding cancel request failed", "err", err)
 	}
 	c.finishWrite()
+}
+
+var fleetCancels = map[string]prometheus.Counter{
+	"forwarded": metrics.FleetCancels.WithLabelValues("postgres", "forwarded"),
+	"received":  metrics.FleetCancels.WithLabelValues("postgres", "received"),
+	"unknown":   metrics.FleetCancels.WithLabelValues("postgres", "unknown"),
+	"failed":    metrics.FleetCancels.WithLabelValues("postgres", "failed"),
+}
+
+// forwardCancel sends a cancel whose key instance owner issued to that
+// instance's postgres_listen, and waits until it closes the connection,
+// which it does once its server has the signal: the client's cancel
+// connection ends when the cancel has been delivered, as with a single
+// server. Only configured peers are dialled: a client cannot make the
+// proxy connect anywhere else.
+func (s *Server) forwardCancel(owner int, pid uint32, secret []byte, fromPeer bool) {
+	peer, ok := s.cfg.Load().Peer(owner)
+	if fromPeer || !ok || peer.PostgresListen == "" {
+		fleetCancels["unknown"].Inc()
+		s.log.Debug("cancel request for an instance that is not a peer: dropped", "instance", owner, "from_peer", fromPeer)
+		return
+	}
+	fleetCancels["forwarded"].Inc()
+	if err := sendCancel(peer.PostgresListen, peerCancelCode, pid, secret, cancelTimeout); err != nil {
+		fleetCancels["failed"].Inc()
+		s.log.Info("forwarding a cancel request to a peer failed", "instance", owner, "addr", peer.PostgresListen, "err", err)
+	}
 }
 
 // closeIfIdle is shutdown's word to a client: go now if idle, else at the

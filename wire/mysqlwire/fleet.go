@@ -1,0 +1,14 @@
+package mysqlwire
+
+// MapVersions returns the version of each sharded cluster's shard map in
+// force, by cluster name, for the admin /status view and reload answers
+// (a fleet's operator compares them across instances).
+func (s *Server) MapVersions() map[string]uint64 {
+	out := map[string]uint64{}
+	if p := s.shards.Load(); p != nil {
+		for name, rt := range *p {
+			out[name] = rt.m.Version()
+		}
+	}
+	return out
+}
