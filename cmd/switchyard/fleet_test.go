@@ -543,7 +543,85 @@ func testFleetReadYourWrites(t *testing.T, f *testFleet) {
 	if stale == 0 {
 		t.Fatal("no read without the token was stale: the replica is not paused, the test proves nothing")
 	}
-	t.Logf("%d of 20 reads without the token were stale; none with it", stale)
+	t.Logf("PostgreSQL: %d of 20 reads without the token were stale; none with it", stale)
+	// A token names its cluster: another cluster's, or one this proxy
+	// does not serve, is refused with the reason.
+	tok := string(exec(a, "SHOW switchyard.write_position")[0].Rows[0][0])
+	if !strings.HasPrefix(tok, "pg@") {
+		t.Fatalf("token %q does not name cluster pg", tok)
+	}
+	pos := strings.TrimPrefix(tok, "pg@")
+	for bad, want := range map[string]string{
+		"elsewhere@" + pos: `cluster "elsewhere", which this proxy does not serve`,
+		"orders@" + pos:    `a position of cluster "orders", and this connection's database is served by cluster "pg"`,
+	} {
+		_, err := b.Exec(ctx, "SET switchyard.read_after = '"+bad+"'").ReadAll()
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "22023" || !strings.Contains(pe.Message, want) {
+			t.Errorf("SET switchyard.read_after = %q: %v, want 22023 saying %q", bad, err, want)
+		}
+	}
+
+	// MySQL: the same across instances, with the replica's SQL thread
+	// stopped.
+	myA, err := sql.Open("mysql", fmt.Sprintf("app:app@tcp(127.0.0.1:%d)/app", f.ports[0].my))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer myA.Close()
+	myA.SetMaxOpenConns(1)
+	myB, err := sql.Open("mysql", fmt.Sprintf("app:app@tcp(127.0.0.1:%d)/app", f.ports[1].my))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer myB.Close()
+	myB.SetMaxOpenConns(1)
+	for _, q := range []string{"DROP TABLE IF EXISTS fleet_ryw", "CREATE TABLE fleet_ryw (id int PRIMARY KEY)"} {
+		if _, err := myA.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.my.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.my.Exec(f.my.Replicas[0], "STOP SLAVE SQL_THREAD"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.my.Exec(f.my.Replicas[0], "START SLAVE SQL_THREAD") }()
+	stale = 0
+	for i := 0; i < 20; i++ {
+		if _, err := myA.ExecContext(ctx, fmt.Sprintf("INSERT INTO fleet_ryw VALUES (%d)", i)); err != nil {
+			t.Fatal(err)
+		}
+		var tok string
+		if err := myA.QueryRowContext(ctx, "SHOW switchyard.write_position").Scan(&tok); err != nil || !strings.HasPrefix(tok, "my@") {
+			t.Fatalf("MySQL token %q: %v", tok, err)
+		}
+		var n int
+		if err := myB.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM fleet_ryw WHERE id = %d", i)).Scan(&n); err != nil {
+			t.Fatal(err)
+		} else if n != 1 {
+			stale++
+		}
+		if _, err := myB.ExecContext(ctx, "SET switchyard.read_after = '"+tok+"'"); err != nil {
+			t.Fatal(err)
+		}
+		if err := myB.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM fleet_ryw WHERE id = %d", i)).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("write %d: instance 2 read %d rows (%v) with instance 1's token %q", i, n, err, tok)
+		}
+		if _, err := myB.ExecContext(ctx, "SET switchyard.read_after = ''"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if stale == 0 {
+		t.Fatal("MySQL: no read without the token was stale: the replica is not stopped, the test proves nothing")
+	}
+	t.Logf("MySQL: %d of 20 reads without the token were stale; none with it", stale)
+	_, err = myB.ExecContext(ctx, "SET switchyard.read_after = 'elsewhere@0-1-1'")
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1231 || !strings.Contains(me.Message, "elsewhere") {
+		t.Errorf("MySQL token of another cluster: %v", err)
+	}
 }
 
 func testFleetReloadAll(t *testing.T, f *testFleet) {

@@ -1,5 +1,7 @@
 package mysqlwire
 
+import "github.com/switchyard/switchyard/internal/fleet"
+
 // MapVersions returns the version of each sharded cluster's shard map in
 // force, by cluster name, for the admin /status view and reload answers
 // (a fleet's operator compares them across instances).
@@ -11,4 +13,11 @@ func (s *Server) MapVersions() map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// parseToken reads a read-your-writes token (package fleet) for the
+// session's cluster.
+func (s *session) parseToken(tok string) (string, error) {
+	cfg := s.srv.cfg.Load()
+	return fleet.ParseToken(tok, s.cluster.Name, func(n string) bool { return cfg.ClusterByName(n) != nil })
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/pool"
@@ -456,7 +457,7 @@ func (s *session) writePosition() string {
 			if s.ryw.writePos == nil {
 				return ""
 			}
-			return s.ryw.writePos.String()
+			return fleet.Token(s.cluster.Name, s.ryw.writePos.String())
 		}
 		time.Sleep(max(rt.st.LagPollInterval/2, time.Millisecond))
 	}
@@ -510,7 +511,12 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 			s.readAfter = nil
 			break
 		}
-		pos, perr := s.srv.runtime(s.cluster.Name).parsePosition(value)
+		tok, terr := s.parseToken(value)
+		if terr != nil {
+			return true, s.sendErr(rs, newSQLError(erWrongValueForVar, "42000",
+				"Variable 'switchyard.read_after' can't be set to the value of '%s': %v", value, terr))
+		}
+		pos, perr := s.srv.runtime(s.cluster.Name).parsePosition(tok)
 		if perr != nil {
 			return true, s.sendErr(rs, newSQLError(erWrongValueForVar, "42000",
 				"Variable 'switchyard.read_after' can't be set to the value of '%s': not a position from SHOW switchyard.write_position (%v)", value, perr))

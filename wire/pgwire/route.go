@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/replica"
@@ -356,7 +357,7 @@ func (c *clientConn) writePosition() string {
 			if pos == nil {
 				return ""
 			}
-			return pos.String()
+			return fleet.Token(c.cluster.Name, pos.String())
 		}
 		time.Sleep(c.rt.st.LagPollInterval / 2)
 	}
@@ -430,7 +431,9 @@ func (c *clientConn) switchyardCommand(text string, a *router.Analysis) bool {
 		case "switchyard.read_after":
 			if reset || value == "" {
 				c.readAfter = nil
-			} else if pos, perr := lagmon.ParseLSN(value); perr != nil {
+			} else if tok, terr := c.parseToken(value); terr != nil {
+				err = newError("22023", "invalid value for switchyard.read_after: %v", terr)
+			} else if pos, perr := lagmon.ParseLSN(tok); perr != nil {
 				err = newError("22023", "invalid value for switchyard.read_after: %q is not a position from SHOW switchyard.write_position", value)
 			} else {
 				c.readAfter = pos
