@@ -1,28 +1,3 @@
-// Package scatter gathers and merges the answers of a read run on several
-// shards, for both protocols.
-//
-// A SELECT without one shard key runs on every shard it may touch; the
-// wire package reads each shard's rows, charging them to a Budget (the
-// cluster's max_scatter_bytes), and hands them all to Merge, which sorts
-// them by the ORDER BY columns, applies OFFSET and LIMIT, or folds
-// one-row aggregate answers (COUNT, SUM, MIN, MAX) into one row. What a
-// row looks like on the wire (PostgreSQL DataRow, MySQL text or binary
-// row) and how a column's values order is the protocol's business: the
-// wire package supplies a Codec, and this package never reads bytes of a
-// row itself.
-//
-// A read that would hold more than the budget is refused rather than let
-// one keyless SELECT exhaust the proxy's memory; a merge this package
-// cannot do as one database would (a column missing from the result, a
-// value the codec cannot order) is refused with the reason. Both come
-// back as *Error, which the wire package turns into its protocol's error.
-//
-// The Spec comes from the router (router.ShardKeys.MergeSpec), which
-// knows the statement's ORDER BY, LIMIT, OFFSET and aggregates; so router
-// imports scatter (the package map in DESIGN.md lists router's imports as
-// shard, replica, lagmon: the plan step it describes returns "shards +
-// merge spec", and this is that spec's type). scatter imports nothing of
-// the project.
 package scatter
 
 import (
@@ -474,4 +449,29 @@ func combine(aggs []Agg, c Codec, rows [][]byte) ([]byte, error) {
 		}
 	}
 	return c.Encode(acc), nil
+}
+
+// AddDecimal adds two decimal numbers written as text (the answers of
+// COUNT or SUM from two shards: "42", "-1.50"), keeping as many decimals
+// as the more precise of them, as a single server's SUM would. ok is false
+// when either is not a decimal number (an exponent, "NaN", a fraction).
+func AddDecimal(x, y []byte) (sum []byte, ok bool) {
+	rx, ok1 := new(big.Rat).SetString(string(x))
+	ry, ok2 := new(big.Rat).SetString(string(y))
+	if !ok1 || !ok2 || bytes.ContainsAny(x, "eE/") || bytes.ContainsAny(y, "eE/") {
+		return nil, false
+	}
+	r := rx.Add(rx, ry)
+	scale := max(decimals(x), decimals(y))
+	if scale == 0 && r.IsInt() {
+		return []byte(r.Num().String()), true
+	}
+	return []byte(r.FloatString(scale)), true
+}
+
+func decimals(v []byte) int {
+	if i := bytes.IndexByte(v, '.'); i >= 0 {
+		return len(v) - i - 1
+	}
+	return 0
 }

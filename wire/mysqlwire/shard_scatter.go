@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/shard"
@@ -131,78 +130,97 @@ func (be *backend) readResult(budget *scatter.Budget) (*shardResult, error) {
 	}
 }
 
-// shardRun runs one command on each of shards in turn, each on a lease of
-// its own, and returns their answers. build makes the command for a
-// connection; their rows are charged to budget. An error is for the
-// client (nothing was written to it).
-func (s *session) shardRun(rt *shardRT, shards []int, budget *scatter.Budget, build func(be *backend) ([]byte, error)) ([]*shardResult, error) {
-	out := make([]*shardResult, 0, len(shards))
-	for _, i := range shards {
-		for attempt := 0; ; attempt++ {
-			s.sh.next, s.sh.nextRT = i, rt
-			if err := s.acquire(); err != nil {
-				return nil, err
-			}
-			if s.curWrites && s.leaseNode == nil {
-				s.leaseWrites = true
-			}
-			shardStatementMetric(rt, i)
-			be := s.be
-			s.setBusy(true)
-			p, err := build(be)
-			if err == nil {
-				if _, err = writePacket(be.bw, 0, p); err == nil {
-					err = be.bw.Flush()
-				}
-				if err != nil {
-					be.broken = true
-					err = serverIOError{err}
-				}
-			}
-			var res *shardResult
-			if err == nil {
-				res, err = be.readResult(budget)
-			}
-			s.setBusy(false)
-			if err == nil {
-				if be.status&statusInTrans != 0 {
-					be.dirty = true // autocommit was expected: reset before reuse
-				}
-				s.release(true)
-				out = append(out, res)
-				if res.err != nil {
-					return out, nil
-				}
-				break
-			}
-			var sio serverIOError
-			if s.left.Load() {
-				// The watch closed the server connection: the client is
-				// gone; neither a retry nor a ban.
-				be.broken = true
-				s.release(false)
-				return nil, fatalError{errClientLeft}
-			}
-			if errors.As(err, &sio) {
-				be.broken = true
-			}
-			retry := errors.As(err, &sio) && s.lease.Reused() && attempt == 0
-			if errors.As(err, &sio) && s.leaseNode != nil {
-				s.leaseRT.set.Ban(s.leaseNode.Name, err.Error())
-				retry = attempt < 2
-			}
-			s.release(!be.broken)
-			if retry {
-				continue
-			}
-			if errors.As(err, &sio) {
-				s.log.Warn("server connection lost during a statement on several shards", "shard", i, "err", err)
-				return nil, errLostServer
-			}
+// runShard runs one command on shard i on a lease of its own and returns
+// its answer. build makes the command for a connection; its rows are
+// charged to budget. An error is for the client (nothing was written to
+// it).
+func (s *session) runShard(rt *shardRT, i int, budget *scatter.Budget, build func(be *backend) ([]byte, error)) (*shardResult, error) {
+	for attempt := 0; ; attempt++ {
+		s.sh.next, s.sh.nextRT = i, rt
+		if err := s.acquire(); err != nil {
 			return nil, err
 		}
+		if s.curWrites && s.leaseNode == nil {
+			s.leaseWrites = true
+		}
+		shardStatementMetric(rt, i)
+		be := s.be
+		s.setBusy(true)
+		p, err := build(be)
+		if err == nil {
+			if _, err = writePacket(be.bw, 0, p); err == nil {
+				err = be.bw.Flush()
+			}
+			if err != nil {
+				be.broken = true
+				err = serverIOError{err}
+			}
+		}
+		var res *shardResult
+		if err == nil {
+			res, err = be.readResult(budget)
+		}
+		s.setBusy(false)
+		if err == nil {
+			if be.status&statusInTrans != 0 {
+				be.dirty = true // autocommit was expected: reset before reuse
+			}
+			s.release(true)
+			return res, nil
+		}
+		var sio serverIOError
+		if s.left.Load() {
+			// The watch closed the server connection: the client is
+			// gone; neither a retry nor a ban.
+			be.broken = true
+			s.release(false)
+			return nil, fatalError{errClientLeft}
+		}
+		if errors.As(err, &sio) {
+			be.broken = true
+		}
+		retry := errors.As(err, &sio) && s.lease.Reused() && attempt == 0
+		if errors.As(err, &sio) && s.leaseNode != nil {
+			s.leaseRT.set.Ban(s.leaseNode.Name, err.Error())
+			retry = attempt < 2
+		}
+		s.release(!be.broken)
+		if retry {
+			continue
+		}
+		if errors.As(err, &sio) {
+			s.log.Warn("server connection lost during a statement on several shards", "shard", i, "err", err)
+			return nil, errLostServer
+		}
+		return nil, err
 	}
-	return out, nil
+}
+
+// gather runs one command on the shards of r (scatter.Gather), each on a
+// lease of its own.
+func (s *session) gather(rt *shardRT, r shard.Route, write bool, build func(be *backend) ([]byte, error)) ([]*shardResult, scatter.Job, *scatter.Gathered, error) {
+	job := scatter.Job{Protocol: "mysql", Cluster: rt.cl.Name, Write: write, MaxBytes: rt.cl.Settings.MaxScatterBytes}
+	if m, ok := r.(shard.Multi); ok {
+		job.Shards = m.Shards
+	} else {
+		job.Shards = scatter.AllShards(rt.m.Shards())
+	}
+	var results []*shardResult
+	g, err := scatter.Gather(job, func(i int, b *scatter.Budget) (*scatter.Answer, error) {
+		res, err := s.runShard(rt, i, b, build)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, res)
+		a := &scatter.Answer{Rows: res.rows, Columns: -1, Failed: res.err != nil}
+		if res.ok != nil {
+			a.Affected, a.Counted = int64(res.ok.AffectedRows), true
+		} else {
+			a.Columns = len(res.cols)
+		}
+		return a, nil
+	})
+	return results, job, g, err
 }
 
 // scatter answers a SELECT run on the shards of r, merged as sk says.
@@ -210,22 +228,7 @@ func (s *session) shardRun(rt *shardRT, shards []int, budget *scatter.Budget, bu
 // protocol); limitParam reads a LIMIT given as a parameter.
 func (s *session) scatter(rt *shardRT, sql string, sk *router.ShardKeys, r shard.Route, rs uint8, binaryRows bool,
 	limitParam func(n int) (int64, error), build func(be *backend, withoutOffset bool) ([]byte, error)) error {
-	var shards []int
-	switch r := r.(type) {
-	case shard.Multi:
-		shards = r.Shards
-	default:
-		for i := range rt.m.Shards() {
-			shards = append(shards, i)
-		}
-	}
-	limit, offset := int64(-1), int64(0)
-	if sk.Limit != nil {
-		limit = *sk.Limit
-	}
-	if sk.Offset != nil {
-		offset = *sk.Offset
-	}
+	spec := sk.MergeSpec()
 	if sk.OffsetParam > 0 {
 		s.shardRefused()
 		return s.sendErr(rs, newSQLError(erNotSupportedYet, "42000", "OFFSET given as a parameter in a SELECT run on several shards is not supported: write it as a literal"))
@@ -240,19 +243,15 @@ func (s *session) scatter(rt *shardRT, sql string, sk *router.ShardKeys, r shard
 			s.shardRefused()
 			return s.sendErr(rs, err)
 		}
-		limit = n
+		spec.Limit = n
 	}
-	metrics.ScatterQueries.WithLabelValues("mysql", rt.cl.Name).Inc()
-	budget := scatter.NewBudget(rt.cl.Settings.MaxScatterBytes)
-	results, err := s.shardRun(rt, shards, budget, func(be *backend) ([]byte, error) { return build(be, offset != 0) })
+	results, job, g, err := s.gather(rt, r, false, func(be *backend) ([]byte, error) { return build(be, spec.Offset != 0) })
 	if err != nil {
-		return s.sendErr(rs, scatterError(err, false))
+		return s.sendErr(rs, scatterError(err))
 	}
-	for _, res := range results {
-		if res.err != nil {
-			_, err := s.writePacket(rs, res.err)
-			return err
-		}
+	if k := g.Failed(); k >= 0 {
+		_, err := s.writePacket(rs, results[k].err)
+		return err
 	}
 	first := results[0]
 	if first.ok != nil {
@@ -266,24 +265,14 @@ func (s *session) scatter(rt *shardRT, sql string, sk *router.ShardKeys, r shard
 			return s.sendErr(rs, err)
 		}
 	}
-	var rows [][]byte
-	for _, res := range results {
-		if len(res.cols) != len(cols) {
-			return s.sendErr(rs, newSQLError(erNotSupportedYet, "42000", "the shards answered with different columns (%d and %d); are their schemas the same?", len(cols), len(res.cols)))
-		}
-		rows = append(rows, res.rows...)
-	}
-	metrics.ScatterBytes.WithLabelValues("mysql").Observe(float64(budget.Used()))
-	spec := sk.MergeSpec()
-	spec.Limit, spec.Offset = limit, offset
 	codec := &rowCodec{cols: cols, binaryRows: binaryRows}
-	if err := s.textOrders(rt, shards, codec, spec.Compared(codec), sql); err != nil {
-		return s.sendErr(rs, scatterError(err, false))
+	if err := s.textOrders(rt, job.Shards, codec, spec.Compared(codec), sql); err != nil {
+		return s.sendErr(rs, scatterError(err))
 	}
-	rows, err = scatter.Merge(spec, codec, rows)
+	rows, err := g.Merge(spec, codec)
 	if err != nil {
 		s.shardRefused()
-		return s.sendErr(rs, scatterError(err, true))
+		return s.sendErr(rs, scatterError(err))
 	}
 	return s.writeResultSet(rs, first.cols, rows)
 }
@@ -324,37 +313,25 @@ func (s *session) writeResultSet(seq uint8, cols, rows [][]byte) error {
 // whose affected rows are the sum. A shard's error stops it there; the
 // shards before it have committed, which the message says.
 func (s *session) allShardWrite(rt *shardRT, r shard.Route, rs uint8, build func(be *backend) ([]byte, error)) error {
-	var shards []int
-	switch r := r.(type) {
-	case shard.Multi:
-		shards = r.Shards
-	default:
-		for i := range rt.m.Shards() {
-			shards = append(shards, i)
-		}
-	}
-	metrics.AllShardWrites.WithLabelValues("mysql", rt.cl.Name).Inc()
-	results, err := s.shardRun(rt, shards, scatter.NewBudget(rt.cl.Settings.MaxScatterBytes), build)
+	results, job, g, err := s.gather(rt, r, true, build)
 	if err != nil {
-		return s.sendErr(rs, scatterError(err, false))
+		return s.sendErr(rs, scatterError(err))
 	}
-	var affected uint64
-	var warnings uint16
-	for k, res := range results {
-		if res.err != nil {
-			e, _ := DecodeERR(res.err)
-			if k > 0 {
-				e.Message = fmt.Sprintf("%s (shard %d; the write committed on shards %s before it)", e.Message, shards[k], joinInts(shards[:k]))
-			}
-			_, err := s.writePacket(rs, appendERR(s.scratch[:0], e.Code, e.State, e.Message))
-			return err
+	if k := g.Failed(); k >= 0 {
+		e, _ := DecodeERR(results[k].err)
+		if k > 0 {
+			e.Message = fmt.Sprintf("%s (%s)", e.Message, scatter.PartialWrite(job.Shards, k))
 		}
+		_, err := s.writePacket(rs, appendERR(s.scratch[:0], e.Code, e.State, e.Message))
+		return err
+	}
+	var warnings uint16
+	for _, res := range results {
 		if res.ok != nil {
-			affected += res.ok.AffectedRows
 			warnings += res.ok.Warnings
 		}
 	}
-	_, err = s.writePacket(rs, appendOK(s.scratch[:0], s.caps, hdrOK, affected, 0, s.status(), warnings))
+	_, err = s.writePacket(rs, appendOK(s.scratch[:0], s.caps, hdrOK, uint64(g.Affected), 0, s.status(), warnings))
 	return err
 }
 
@@ -698,15 +675,15 @@ func (s *session) textOrders(rt *shardRT, shards []int, codec *rowCodec, cols []
 		q += fmt.Sprintf(", (SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s)",
 			hexStr(c.schema), hexStr(c.orgTable), hexStr(c.orgName))
 	}
-	results, err := s.shardRun(rt, shards[:1], scatter.NewBudget(1<<20), func(*backend) ([]byte, error) {
+	res, err := s.runShard(rt, shards[0], scatter.NewBudget(1<<20), func(*backend) ([]byte, error) {
 		return append([]byte{comQuery}, q...), nil
 	})
 	if err != nil {
 		return err
 	}
 	var vals [][]byte
-	if len(results) == 1 && results[0].err == nil && len(results[0].rows) == 1 {
-		vals, _ = splitRow(results[0].rows[0], make([]colDef, 3+len(need)), false)
+	if res.err == nil && len(res.rows) == 1 {
+		vals, _ = splitRow(res.rows[0], make([]colDef, 3+len(need)), false)
 	}
 	if len(vals) != 3+len(need) {
 		return newSQLError(erNotSupportedYet, "42000", "a SELECT run on several shards compares text, and the proxy could not look up its collation")
@@ -840,24 +817,19 @@ func (rc *rowCodec) Add(k int, x, y []byte) ([]byte, error) {
 		}
 		return []byte(strconv.FormatFloat(fx+fy, 'g', -1, 64)), nil
 	}
-	if sum, ok := router.AddDecimalText(x, y); ok {
+	if sum, ok := scatter.AddDecimal(x, y); ok {
 		return sum, nil
 	}
 	return nil, newSQLError(erNotSupportedYet, "42000", "cannot add the values %q and %q of column %s from two shards", x, y, c.name)
 }
 
-// scatterError turns a refusal of package scatter into the client's
-// error, and counts it; merging: err came from the merge, where the
-// codec's own errors are refusals too.
-func scatterError(err error, merging bool) error {
+// scatterError turns a refusal of package scatter (counted there) into
+// the client's error.
+func scatterError(err error) error {
 	var se *scatter.Error
 	if !errors.As(err, &se) {
-		if me := (*SQLError)(nil); merging && errors.As(err, &me) {
-			metrics.ScatterRefused.WithLabelValues("mysql", scatter.ReasonMerge).Inc()
-		}
 		return err
 	}
-	metrics.ScatterRefused.WithLabelValues("mysql", se.Reason).Inc()
 	if se.Reason == scatter.ReasonTooLarge {
 		return newSQLError(erTooBigSelect, "42000", "%s", se.Msg)
 	}

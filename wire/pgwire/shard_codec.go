@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/shard"
 )
@@ -184,38 +183,19 @@ func (c *rowCodec) Add(k int, x, y []byte) ([]byte, error) {
 		}
 		return binary.BigEndian.AppendUint64(nil, uint64(nx+ny)), nil
 	}
-	rx, ok1 := new(big.Rat).SetString(string(x))
-	ry, ok2 := new(big.Rat).SetString(string(y))
-	if !ok1 || !ok2 {
-		return nil, newError(codeFeatureNotSupported, "cannot add the values %q and %q of column %d from two shards", x, y, k+1)
+	if sum, ok := scatter.AddDecimal(x, y); ok {
+		return sum, nil
 	}
-	scale := max(decimals(x), decimals(y))
-	r := rx.Add(rx, ry)
-	if scale == 0 && r.IsInt() {
-		return []byte(r.Num().String()), nil
-	}
-	return []byte(r.FloatString(scale)), nil
+	return nil, newError(codeFeatureNotSupported, "cannot add the values %q and %q of column %d from two shards", x, y, k+1)
 }
 
-func decimals(v []byte) int {
-	if i := bytes.IndexByte(v, '.'); i >= 0 {
-		return len(v) - i - 1
-	}
-	return 0
-}
-
-// scatterError turns a refusal of package scatter into the client's
-// error, and counts it; merging: err came from the merge, where the
-// codec's own errors are refusals too.
-func scatterError(err error, merging bool) error {
+// scatterError turns a refusal of package scatter (counted there) into
+// the client's error.
+func scatterError(err error) error {
 	var se *scatter.Error
 	if !errors.As(err, &se) {
-		if pe := (*pgError)(nil); merging && errors.As(err, &pe) {
-			metrics.ScatterRefused.WithLabelValues("postgres", scatter.ReasonMerge).Inc()
-		}
 		return err
 	}
-	metrics.ScatterRefused.WithLabelValues("postgres", se.Reason).Inc()
 	if se.Reason == scatter.ReasonTooLarge {
 		return &pgError{Severity: "ERROR", Code: codeProgramLimitExceeded, Message: se.Msg,
 			Hint: "max_scatter_bytes is set in [defaults] or per cluster in the proxy's config"}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -46,6 +45,7 @@ type shardResult struct {
 	rows [][]byte // DataRows, raw
 	err  []byte   // ErrorResponse, raw
 	msgs [][]byte // everything else, in order (ReadyForQuery last)
+	verb string   // of the CommandComplete, without its count
 }
 
 // shardScatter runs a scatter SELECT. Hook in forward; it reports whether
@@ -142,89 +142,85 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as [
 	return nil
 }
 
-// gatherShards runs one request on every shard in turn. A read's rows are
-// merged as sk says, and as (the verdicts on the request) may let
-// replicas serve it; a write's rows are concatenated and its command tags
-// summed. A shard's own ErrorResponse comes back as errReply, to be
-// relayed as it is (after a warning, for a write that committed on some
-// shards already). limit is the value of a LIMIT given as a bind
-// parameter (-1: none, or LIMIT ALL).
+// gatherShards runs one request on every shard in turn (scatter.Gather).
+// A read's rows are merged as sk says, and as (the verdicts on the
+// request) may let replicas serve it; a write's rows are concatenated and
+// its command tags summed. A shard's own ErrorResponse comes back as
+// errReply, to be relayed as it is (after a warning, for a write that
+// committed on some shards already). limit is the value of a LIMIT given
+// as a bind parameter (-1: none, or LIMIT ALL).
 func (c *clientConn) gatherShards(rt *shardRT, req []byte, sql string, sk *router.ShardKeys, as []*router.Analysis, write bool, limit int64) (results []shardResult, rows [][]byte, tag string, errReply []byte, err error) {
-	if write {
-		metrics.AllShardWrites.WithLabelValues("postgres", c.cluster.Name).Inc()
-	} else {
-		metrics.ScatterQueries.WithLabelValues("postgres", c.cluster.Name).Inc()
-	}
 	results = make([]shardResult, rt.m.Shards())
-	budget := scatter.NewBudget(rt.cl.Settings.MaxScatterBytes)
-	for i := range results {
-		err := c.runOnShard(rt, i, req, 1, &results[i], as, budget)
-		if err == nil && results[i].err == nil {
-			continue
+	job := scatter.Job{Protocol: "postgres", Cluster: c.cluster.Name, Shards: scatter.AllShards(len(results)), Write: write, MaxBytes: rt.cl.Settings.MaxScatterBytes}
+	g, err := scatter.Gather(job, func(i int, b *scatter.Budget) (*scatter.Answer, error) {
+		r := &results[i]
+		if err := c.runOnShard(rt, i, req, 1, r, as, b); err != nil {
+			return nil, err
 		}
-		if write && i > 0 {
-			w := &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "01000",
-				Message: fmt.Sprintf("the statement committed on shards 0 to %d and failed on shard %d; it did not run on the shards after", i-1, i)}
+		return r.answer(), nil
+	})
+	if k := g.Failed(); err != nil || k >= 0 {
+		if k < 0 {
+			k = len(g.Answers)
+		}
+		if write && k > 0 {
+			w := &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "01000", Message: scatter.PartialWrite(job.Shards, k)}
 			errReply, _ = w.Encode(nil)
 		}
-		if err != nil {
-			err = scatterError(err, false)
-			if pe := (*pgError)(nil); errors.As(err, &pe) && errReply != nil {
-				e, _ := toErrorResponse(err).Encode(nil)
-				return nil, nil, "", append(errReply, e...), nil
-			}
-			return nil, nil, "", nil, err
+		if err == nil {
+			return nil, nil, "", append(errReply, results[k].err...), nil
 		}
-		return nil, nil, "", append(errReply, results[i].err...), nil
-	}
-	for _, r := range results {
-		rows = append(rows, r.rows...)
+		if err = scatterError(err); errReply != nil {
+			e, _ := toErrorResponse(err).Encode(nil)
+			return nil, nil, "", append(errReply, e...), nil
+		}
+		return nil, nil, "", nil, err
 	}
 	if write {
-		return results, rows, sumTags(results), nil, nil
+		tag = results[0].verb
+		if g.Counted {
+			tag += " " + strconv.FormatInt(g.Affected, 10)
+		}
+		return results, g.Rows, tag, nil, nil
 	}
 	if results[0].desc == nil {
 		return nil, nil, "", nil, newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
 	}
-	metrics.ScatterBytes.WithLabelValues("postgres").Observe(float64(budget.Used()))
 	spec := sk.MergeSpec()
 	if sk.LimitParam > 0 {
 		spec.Limit = limit
 	}
 	codec := newRowCodec(results[0].desc)
 	if err := c.textOrders(rt, codec, spec.Compared(codec), sql); err != nil {
-		return nil, nil, "", nil, scatterError(err, false)
+		return nil, nil, "", nil, scatterError(err)
 	}
-	if rows, err = scatter.Merge(spec, codec, rows); err != nil {
-		return nil, nil, "", nil, scatterError(err, true)
+	if rows, err = g.Merge(spec, codec); err != nil {
+		return nil, nil, "", nil, scatterError(err)
 	}
 	return results, rows, "SELECT " + strconv.Itoa(len(rows)), nil, nil
 }
 
-// sumTags adds up the row counts of the shards' CommandCompletes
-// ("UPDATE 3" and "UPDATE 4" make "UPDATE 7").
-func sumTags(results []shardResult) string {
-	var verb string
-	var n int64
-	counted := false
-	for _, r := range results {
-		for _, m := range r.msgs {
-			if m[0] != 'C' {
-				continue
-			}
-			t, _, _ := cstring(m[5:])
-			verb = string(t)
-			if i := bytes.LastIndexByte(t, ' '); i >= 0 {
-				if k, err := strconv.ParseInt(string(t[i+1:]), 10, 64); err == nil {
-					verb, n, counted = string(t[:i]), n+k, true
-				}
+// answer is what package scatter needs of a shard's answer: its rows,
+// the number of columns of its RowDescription, the count of its
+// CommandComplete ("UPDATE 3"; the verb is kept for the summed tag).
+func (r *shardResult) answer() *scatter.Answer {
+	a := &scatter.Answer{Rows: r.rows, Columns: -1, Failed: r.err != nil}
+	if len(r.desc) >= 7 {
+		a.Columns = int(binary.BigEndian.Uint16(r.desc[5:]))
+	}
+	for _, m := range r.msgs {
+		if m[0] != 'C' {
+			continue
+		}
+		t, _, _ := cstring(m[5:])
+		r.verb = string(t)
+		if i := bytes.LastIndexByte(t, ' '); i >= 0 {
+			if n, err := strconv.ParseInt(string(t[i+1:]), 10, 64); err == nil {
+				r.verb, a.Affected, a.Counted = string(t[:i]), a.Affected+n, true
 			}
 		}
 	}
-	if !counted {
-		return verb
-	}
-	return verb + " " + strconv.FormatInt(n, 10)
+	return a
 }
 
 // runOnShard sends the query to shard i and reads its answer: to a
