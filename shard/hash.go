@@ -80,13 +80,17 @@ func (h *Hash) ShardOfInt(n int64) (int, error) {
 	return int(h.assign[hashInt(n)%h.buckets]), nil
 }
 
-// ShardOfBytes implements Map; b is canonical bytes (a text-format bind
-// parameter). A nil b is NULL.
+// ShardOfBytes implements Map; b is a key written as text (a text-format
+// bind parameter), read as IntText says. A nil b is NULL.
 func (h *Hash) ShardOfBytes(b []byte) (int, error) {
 	if b == nil {
 		return 0, keyError(nil, ErrNullKey)
 	}
-	return int(h.assign[xxhash.Sum64(b)%h.buckets]), nil
+	sum, err := hashText(b)
+	if err != nil {
+		return 0, err
+	}
+	return int(h.assign[sum%h.buckets]), nil
 }
 
 // HashKey is the 64-bit hash of a key's canonical bytes, the value the
@@ -100,14 +104,26 @@ func hashKey(v any) (uint64, error) {
 	case int64:
 		return hashInt(v), nil
 	case string:
-		return xxhash.Sum64String(v), nil
+		return hashText(v)
 	case []byte:
-		return xxhash.Sum64(v), nil
+		return hashText(v)
 	}
 	if n, ok := asInt(v); ok {
 		return hashInt(n), nil
 	}
 	return 0, keyError(v, ErrKeyType)
+}
+
+// hashText hashes a key written as text: an integer in any form a server
+// reads as that integer hashes as the integer, other text as its bytes.
+func hashText[T string | []byte](b T) (uint64, error) {
+	switch n, kind := IntText(b); kind {
+	case Integer:
+		return hashInt(n), nil
+	case Inexact:
+		return 0, keyError(string(b), errInexact)
+	}
+	return xxhash.Sum64([]byte(b)), nil
 }
 
 func hashInt(n int64) uint64 {

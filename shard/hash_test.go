@@ -62,18 +62,35 @@ func TestHashShapesAgree(t *testing.T) {
 			t.Errorf("ShardOfBytes(%q) = %d, %v; want %d", text, s, err, want)
 		}
 	}
-	// Non-canonical integer text is a different key (hashes its bytes).
-	a, _ := h.BucketOf(int64(42))
-	for _, s := range []string{"042", "+42", " 42"} {
-		if b, _ := h.BucketOf(s); b == a {
-			t.Logf("%q happens to share 42's bucket %d", s, b) // allowed, just unlikely
+	// Integer text in any form a server reads as the integer is that
+	// integer; text that is no number is its bytes; an inexact number is
+	// refused.
+	want, _ := HashKey(int64(42))
+	for _, s := range []string{"042", "+42", " 42", "42 ", "\t+0042\n", "42.0", "4.2e1", "420e-1"} {
+		if x, err := HashKey(s); err != nil || x != want {
+			t.Errorf("HashKey(%q) = %x, %v; want HashKey(42) = %x", s, x, err, want)
 		}
-		x, _ := HashKey(s)
-		y, _ := HashKey(int64(42))
-		if x == y {
-			t.Errorf("HashKey(%q) equals HashKey(42)", s)
+		if x, err := h.ShardOfBytes([]byte(s)); err != nil || x != mustInt(h.ShardOfInt(42)) {
+			t.Errorf("ShardOfBytes(%q) = %d, %v", s, x, err)
 		}
 	}
+	for _, s := range []string{"4_2", "0x2a", "42abc", "abc", "", "+", ".", "1e", "- 42"} {
+		if x, err := HashKey(s); err != nil || x == want {
+			t.Errorf("HashKey(%q) = %x, %v; want its bytes' hash", s, x, err)
+		}
+	}
+	for _, s := range []string{"4.5", "1e30", "99999999999999999999", "-0.5"} {
+		if _, err := HashKey(s); !errors.Is(err, ErrKeyType) {
+			t.Errorf("HashKey(%q): %v; want ErrKeyType", s, err)
+		}
+	}
+}
+
+func mustInt(n int, err error) int {
+	if err != nil {
+		panic(err)
+	}
+	return n
 }
 
 func TestHashErrors(t *testing.T) {

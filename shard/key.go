@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Canonical form of a key.
@@ -19,16 +20,15 @@ import (
 //   - a string or a []byte is its bytes, unchanged (UTF-8 for text).
 //
 // So the integer 42, the string "42" and the bind bytes "42" are the same
-// key. A string is an integer exactly when it is the canonical decimal
-// form of an int64: an optional '-', then digits without leading zeros
-// ("0" alone is fine), nothing else. "042", "+42", "-0", " 42", "4_2",
-// "0x2a" and "42.0" are not integers but strings, and hash as their bytes.
-// Integer columns fed by drivers never see those (drivers format integers
-// canonically, and the router turns SQL integer literals such as 042 into
-// int64 before they get here); a string literal '042' compared with an
-// integer column is the one case that can land on another shard than 42.
-// Range maps over integers refuse such strings with an error rather than
-// guess.
+// key. Text that a server reads as an integer is that integer too (see
+// IntText): '042', ' 42', '+42' (and for MySQL '42.0') compared with or
+// stored in an integer column are 42 there, so they must be 42 here, or a
+// row inserted with '042' would land on a shard that a lookup by 42 does
+// not search. A text column keyed by such strings loses nothing: '042' and
+// '42' then share a shard, which every path agrees on. Text that reads as
+// a number but not a whole int64 ("4.5", "1e30") is refused (ErrKeyType):
+// the server would round it to an integer the proxy cannot know. Range
+// maps over strings compare text as it is.
 //
 // Binary-format parameters are not canonical bytes: the caller converts
 // them first (IntFromBinary for PostgreSQL int2/int4/int8).
@@ -189,3 +189,132 @@ func IntFromBinary(b []byte) (int64, bool) {
 	}
 	return 0, false
 }
+
+// TextKind is what a key written as text reads as: see IntText.
+type TextKind uint8
+
+// Text kinds.
+const (
+	// NotNumber: text that no server reads as a number ("abc", "4_2",
+	// "0x2a", ""): it is its bytes.
+	NotNumber TextKind = iota
+	// Integer: an integer that fits an int64, in any form a server
+	// accepts for an integer column: blanks around it, a '+', leading
+	// zeros ("042", " 42", "+42", "42 "), and, as MySQL reads a string
+	// compared with or stored in an integer column, a fraction of zeros
+	// or an exponent that keeps it whole ("42.0", "4.2e1").
+	Integer
+	// Inexact: a number that is not an integer, or one out of the int64
+	// range ("4.5", "1e30"): a server converts it to some integer
+	// (rounding, clamping) that the proxy cannot know, so it is no
+	// usable key.
+	Inexact
+)
+
+// IntText reads a key written as text. A string key and a text-format
+// parameter may stand for an integer column's value: the server reads
+// '042' as 42, so the proxy must too, or a row inserted with '042' would
+// land on another shard than the one a lookup by 42 searches.
+func IntText[T string | []byte](b T) (int64, TextKind) {
+	if n, ok := CanonicalInt(b); ok {
+		return n, Integer // the common case, without trimming
+	}
+	s := string(b) // the compiler does not copy for the comparisons below
+	i, j := 0, len(s)
+	for i < j && isBlank(s[i]) {
+		i++
+	}
+	for j > i && isBlank(s[j-1]) {
+		j--
+	}
+	s = s[i:j]
+	if s == "" {
+		return 0, NotNumber
+	}
+	// sign, digits, optional fraction, optional exponent.
+	k := 0
+	neg := false
+	if s[0] == '+' || s[0] == '-' {
+		neg = s[0] == '-'
+		k++
+	}
+	intStart := k
+	for k < len(s) && isDigit(s[k]) {
+		k++
+	}
+	intDigits := s[intStart:k]
+	frac := ""
+	if k < len(s) && s[k] == '.' {
+		k++
+		f := k
+		for k < len(s) && isDigit(s[k]) {
+			k++
+		}
+		frac = s[f:k]
+	}
+	if intDigits == "" && frac == "" {
+		return 0, NotNumber
+	}
+	exp := 0
+	if k < len(s) && (s[k] == 'e' || s[k] == 'E') {
+		k++
+		eneg := false
+		if k < len(s) && (s[k] == '+' || s[k] == '-') {
+			eneg = s[k] == '-'
+			k++
+		}
+		e := k
+		for k < len(s) && isDigit(s[k]) && k-e < 4 {
+			k++
+		}
+		if k == e {
+			return 0, NotNumber
+		}
+		for _, c := range s[e:k] {
+			exp = exp*10 + int(c-'0')
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	if k != len(s) {
+		return 0, NotNumber
+	}
+	// The digits without the point, and where the point goes after the
+	// exponent; the number is whole when every digit right of it is 0.
+	digits := strings.TrimLeft(intDigits+frac, "0")
+	point := len(intDigits) + exp - (len(intDigits) + len(frac) - len(digits))
+	if digits == "" {
+		return 0, Integer
+	}
+	if point < len(digits) {
+		if strings.TrimRight(digits[max(point, 0):], "0") != "" {
+			return 0, Inexact
+		}
+		digits = digits[:max(point, 0)]
+	} else if point-len(digits) > 19 {
+		return 0, Inexact
+	} else {
+		digits += strings.Repeat("0", point-len(digits))
+	}
+	if digits == "" {
+		return 0, Integer
+	}
+	if neg {
+		digits = "-" + digits
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		return 0, Inexact
+	}
+	return n, Integer
+}
+
+func isBlank(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// errInexact is the ErrKeyType detail of an Inexact key.
+var errInexact = fmt.Errorf("%w: a number that is not a whole int64; the server would round or clamp it to an integer the proxy cannot know", ErrKeyType)

@@ -2,7 +2,9 @@ package shard
 
 import (
 	"errors"
+	"math/big"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -135,4 +137,47 @@ func TestKeyErrorMessage(t *testing.T) {
 			t.Errorf("keyError(%v) = %q; want %q", c.v, got, c.want)
 		}
 	}
+}
+
+func TestIntText(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int64
+		kind TextKind
+	}{
+		{"42", 42, Integer}, {"042", 42, Integer}, {" 42", 42, Integer}, {"+42", 42, Integer},
+		{"42\t", 42, Integer}, {"-042", -42, Integer}, {"-0", 0, Integer}, {"000", 0, Integer},
+		{"42.", 42, Integer}, {"42.000", 42, Integer}, {".0", 0, Integer}, {"4.2e1", 42, Integer},
+		{"4200E-2", 42, Integer}, {"-9223372036854775808", -1 << 63, Integer},
+		{"9223372036854775807", 1<<63 - 1, Integer},
+		{"9223372036854775808", 0, Inexact}, {"4.5", 0, Inexact}, {"1e30", 0, Inexact}, {"0.001", 0, Inexact},
+		{"", 0, NotNumber}, {" ", 0, NotNumber}, {"abc", 0, NotNumber}, {"4_2", 0, NotNumber},
+		{"0x2a", 0, NotNumber}, {"42abc", 0, NotNumber}, {"+", 0, NotNumber}, {".", 0, NotNumber},
+		{"1e", 0, NotNumber}, {"- 1", 0, NotNumber}, {"1e99999", 0, NotNumber},
+	} {
+		n, kind := IntText(c.in)
+		if n != c.n || kind != c.kind {
+			t.Errorf("IntText(%q) = %d, %d; want %d, %d", c.in, n, kind, c.n, c.kind)
+		}
+		if nb, kb := IntText([]byte(c.in)); nb != n || kb != kind {
+			t.Errorf("IntText([]byte %q) disagrees with the string form", c.in)
+		}
+	}
+}
+
+// FuzzIntText: an Integer verdict is the exact value of the text.
+func FuzzIntText(f *testing.F) {
+	for _, s := range []string{"042", " 4.2e1 ", "-0.0", "1e30", "abc", "9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, kind := IntText(s)
+		if kind != Integer {
+			return
+		}
+		r, ok := new(big.Rat).SetString(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), "+")))
+		if !ok || !r.IsInt() || r.Num().Cmp(big.NewInt(n)) != 0 {
+			t.Fatalf("IntText(%q) = %d, but the text is %v", s, n, r)
+		}
+	})
 }

@@ -60,11 +60,7 @@ func (h *PostgresHash) ShardOf(v any) (int, error) {
 		if h.text {
 			return h.shard(pgHashBytes([]byte(v), pgHashPartitionSeed)), nil
 		}
-		n, ok := CanonicalInt(v)
-		if !ok {
-			return 0, keyError(v, fmt.Errorf("%w: the partition key is an integer", ErrKeyType))
-		}
-		return h.ShardOfInt(n)
+		return h.intText(v)
 	case []byte:
 		return h.ShardOfBytes(v)
 	}
@@ -91,11 +87,27 @@ func (h *PostgresHash) ShardOfBytes(b []byte) (int, error) {
 	if h.text {
 		return h.shard(pgHashBytes(b, pgHashPartitionSeed)), nil
 	}
-	n, ok := CanonicalInt(b)
-	if !ok {
-		return 0, keyError(string(b), fmt.Errorf("%w: the partition key is an integer", ErrKeyType))
+	return h.intText(b)
+}
+
+// intText reads a key written as text on an integer partition key, as
+// PostgreSQL's int8in does (blanks, sign, leading zeros).
+func (h *PostgresHash) intText(v any) (int, error) {
+	var n int64
+	var kind TextKind
+	switch v := v.(type) {
+	case string:
+		n, kind = IntText(v)
+	case []byte:
+		n, kind = IntText(v)
 	}
-	return h.ShardOfInt(n)
+	switch kind {
+	case Integer:
+		return h.ShardOfInt(n)
+	case Inexact:
+		return 0, keyError(v, errInexact)
+	}
+	return 0, keyError(v, fmt.Errorf("%w: the partition key is an integer", ErrKeyType))
 }
 
 // shard is PostgreSQL's compute_partition_hash_value for a one-column key

@@ -183,11 +183,7 @@ func (r *Range) ShardOfBytes(b []byte) (int, error) {
 		return 0, keyError(nil, ErrNullKey)
 	}
 	if r.ints != nil {
-		n, ok := CanonicalInt(b)
-		if !ok {
-			return 0, keyError(string(b), fmt.Errorf("%w: the shard ranges are integers", ErrKeyType))
-		}
-		return r.ShardOfInt(n)
+		return r.shardOfIntText(b)
 	}
 	if s, ok := r.shardOfBytes(b); ok {
 		return s, nil
@@ -197,16 +193,31 @@ func (r *Range) ShardOfBytes(b []byte) (int, error) {
 
 func (r *Range) shardOfText(v string) (int, error) {
 	if r.ints != nil {
-		n, ok := CanonicalInt(v)
-		if !ok {
-			return 0, keyError(v, fmt.Errorf("%w: the shard ranges are integers", ErrKeyType))
-		}
-		return r.ShardOfInt(n)
+		return r.shardOfIntText(v)
 	}
 	if s, ok := r.shardOfStr(v); ok {
 		return s, nil
 	}
 	return 0, keyError(v, ErrNoShard)
+}
+
+// shardOfIntText reads a key written as text on a map of integer ranges.
+func (r *Range) shardOfIntText(v any) (int, error) {
+	var n int64
+	var kind TextKind
+	switch v := v.(type) {
+	case string:
+		n, kind = IntText(v)
+	case []byte:
+		n, kind = IntText(v)
+	}
+	switch kind {
+	case Integer:
+		return r.ShardOfInt(n)
+	case Inexact:
+		return 0, keyError(v, errInexact)
+	}
+	return 0, keyError(v, fmt.Errorf("%w: the shard ranges are integers", ErrKeyType))
 }
 
 // shardOfStr finds v among string spans. The callers build the error:
