@@ -10,13 +10,14 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test deps lint vulncheck drill fuzz bench demo demo-stop clean compat
+.PHONY: all build test deps lint vulncheck drill fuzz bench demo demo-stop demo-fleet demo-fleet-stop clean compat
 
 all: build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
 	$(GO) build -o bin/devcluster ./internal/cmd/devcluster
+	$(GO) build -o bin/fleetlb ./internal/cmd/fleetlb
 
 # deps installs the database servers and tools the tests run against.
 deps:
@@ -104,7 +105,18 @@ demo: deps build
 	@bash scripts/demo.sh start
 
 demo-stop:
+	@bash scripts/demo-fleet.sh stop
 	@bash scripts/demo.sh stop
+
+# demo-fleet: the demo's servers, and three instances of the proxy
+# (instance_id 1..3, peers of each other) behind round-robin balancers on
+# 127.0.0.1:6440 (PostgreSQL) and :6050 (MySQL); prints how to try a cancel
+# and a KILL across instances. demo-fleet-stop stops the fleet.
+demo-fleet: deps build
+	@bash scripts/demo-fleet.sh start
+
+demo-fleet-stop:
+	@bash scripts/demo-fleet.sh stop
 
 # compat-mysql: go-sql-driver/mysql v1.10.1's own test suite, directly
 # against MariaDB and through Switchyard (transaction mode, pool_size 20;

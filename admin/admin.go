@@ -10,6 +10,11 @@
 // CORS approval), and with 401 when an admin token is configured and the
 // request does not carry it as "Authorization: Bearer <token>".
 //
+// POST /peer/kill is the fleet's peer channel (package fleet): another
+// instance sends a MySQL KILL for one of this instance's clients. It is
+// guarded like /reload and, further, refused unless an admin token is
+// configured.
+//
 // /debug/pprof/* (Go's profiler) is served too, as operators expect, but a
 // profile costs CPU and reveals the binary's internals, so every request
 // there, whatever its method, is guarded like a state-changing one: it

@@ -172,6 +172,9 @@ func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 	if cfg.Proxy.InstanceID == 0 && len(cfg.Peers) > 0 {
 		log.Warn("[[peers]] are configured but proxy.instance_id is not: this instance forwards no cancel or KILL (set instance_id, -instance-id or " + instanceEnv + ")")
 	}
+	if cfg.Proxy.InstanceID != 0 && len(cfg.OtherPeers()) > 0 && cfg.Proxy.MySQLListen != "" && cfg.Proxy.AdminToken == "" {
+		log.Warn("proxy.admin_token is not set: MySQL KILLs for other instances' clients cannot be forwarded, nor received from them (the peer channel needs the token)")
+	}
 	if cfg.Proxy.PostgresListen != "" {
 		pg, err := pgwire.NewServer(cfg, log.With("protocol", "postgres"))
 		if err != nil {

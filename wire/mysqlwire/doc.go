@@ -35,7 +35,9 @@
 //     statements).
 //   - session.go, relay.go, stmt.go: one client connection (we are the
 //     server): authentication, command dispatch, the relay, prepared
-//     statements mapped between client and server ids, KILL.
+//     statements mapped between client and server ids, KILL (in a fleet,
+//     a KILL for another instance's client goes to it over the peer
+//     channel: internal/fleet).
 //   - route.go: read/write splitting: per cluster with replicas a lag
 //     monitor (GTID positions read over connections of its own) and a
 //     replica set; read-your-writes; the proxy's own session commands

@@ -11,7 +11,10 @@
 //     or trust (auth.go), the database mapped to a cluster and counted
 //     against the user's and the database's caps, and the greeting a real
 //     server sends (ParameterStatus, BackendKeyData with a proxy-issued
-//     key, ReadyForQuery). All of it within client_login_timeout.
+//     key, ReadyForQuery). All of it within client_login_timeout. A
+//     CancelRequest is served here too: forwarded to the client's server
+//     while it is busy there, or, in a fleet, to the peer whose instance
+//     id the key carries (fleet.go, internal/fleet).
 //  2. Commands (relay.go): the main loop reads client messages as raw
 //     frames (frame.go) and leases a server connection at the first message
 //     that needs an answer. Extended-protocol messages are held until Sync
