@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -167,7 +168,60 @@ func (c *rowCodec) Key(k int, v []byte) (scatter.Key, error) {
 		}
 		return scatter.Key{}, newError(codeFeatureNotSupported, "column %q is text %s: across shards the proxy merges ORDER BY, MIN and MAX of text only in a byte-order collation (C or POSIX), as one database would order it; add the shard key, or define the column with COLLATE \"C\"", c.names[k], coll)
 	}
-	return scatter.BytesKey(v), nil
+	if key, ok := orderedText(c.oids[k], v); ok {
+		return key, nil
+	}
+	return scatter.Key{}, newError(codeFeatureNotSupported, "column %q (type OID %d, value %q): the proxy cannot order its values across shards as the server does; add the shard key", c.names[k], c.oids[k], v)
+}
+
+// orderedText reads a value of a type whose text form orders as the type
+// does: bool ('f' < 't'), bytea in hex, uuid, and date, timestamp and
+// time in the ISO DateStyle with a four-digit year of our era (their
+// bytes order; a BC date, infinity, another DateStyle do not);
+// timestamptz as the instant it names (its offset varies with daylight
+// saving time). Any other type (intervals, network addresses, enums,
+// citext, ...) orders as its own operators say, which the proxy does not
+// know: not ok.
+func orderedText(oid uint32, v []byte) (scatter.Key, bool) {
+	switch oid {
+	case 16, 2950: // bool, uuid
+		return scatter.BytesKey(v), true
+	case 17: // bytea
+		if bytes.HasPrefix(v, []byte(`\x`)) {
+			return scatter.BytesKey(v), true
+		}
+	case 1082, 1114: // date, timestamp
+		if isoDate(v) {
+			return scatter.BytesKey(v), true
+		}
+	case 1083: // time
+		if len(v) >= 8 && v[2] == ':' && v[5] == ':' && (len(v) == 8 || v[8] == '.') {
+			return scatter.BytesKey(v), true
+		}
+	case 1184: // timestamptz
+		if !isoDate(v) {
+			break
+		}
+		for _, layout := range []string{"2006-01-02 15:04:05-07", "2006-01-02 15:04:05-07:00", "2006-01-02 15:04:05-07:00:00"} {
+			if t, err := time.Parse(layout, string(v)); err == nil {
+				return scatter.IntKey(t.UnixMicro()), true
+			}
+		}
+	}
+	return scatter.Key{}, false
+}
+
+// isoDate: v starts with YYYY-MM-DD and is not a BC date.
+func isoDate(v []byte) bool {
+	if len(v) < 10 || v[4] != '-' || v[7] != '-' || (len(v) > 10 && v[10] != ' ') || bytes.HasSuffix(v, []byte(" BC")) {
+		return false
+	}
+	for _, i := range []int{0, 1, 2, 3, 5, 6, 8, 9} {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Add adds two COUNT or SUM values.

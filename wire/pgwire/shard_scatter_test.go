@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/testcluster"
 )
 
 // scatterModes connects to the sharded proxy in the simple protocol and
@@ -402,4 +403,75 @@ func TestScatterTextCollation(t *testing.T) {
 	check(`SELECT cname COLLATE "und-x-icu" AS n FROM orders ORDER BY n`, true)
 	// Numbers and the connections are unaffected.
 	check("SELECT amount FROM orders ORDER BY amount DESC LIMIT 3", false)
+}
+
+// TestScatterTypeOrder: values of other types are ordered across shards
+// as the server orders them, or the merge is refused (0A000); they were
+// all compared as their text's bytes. A timestamptz read in a zone with
+// daylight saving time changes its offset (01:30-04 is before 01:10-05),
+// an inet's text does not order as addresses (10.0.0.9 < 10.0.0.10).
+func TestScatterTypeOrder(t *testing.T) {
+	p := startShardProxy(t)
+	shards := shardConns(t)
+	ctx := ctxT(t, 120*time.Second)
+	conn, err := pgx.Connect(ctx, p.rawDSN("app", "app", "orders")+"&timezone=America/New_York&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	const cols = `ALTER TABLE %s ADD COLUMN ts timestamptz, ADD COLUMN d date, ADD COLUMN ok bool, ADD COLUMN u uuid, ADD COLUMN b bytea, ADD COLUMN ip inet`
+	for _, s := range shards {
+		if _, err := s.Exec(ctx, fmt.Sprintf(cols, "orders")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := shards[0].Exec(ctx, `DROP TABLE IF EXISTS orders_all;
+		CREATE TABLE orders_all (customer_id bigint, id serial, amount int);`+fmt.Sprintf(cols, "orders_all")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shards[0].Exec(context.Background(), "DROP TABLE IF EXISTS orders_all") })
+	for i := range 12 {
+		ts := fmt.Sprintf("2024-11-03 %02d:%02d:00+00", 4+i%4, i*5) // around the end of daylight saving time in New York
+		q := fmt.Sprintf(`INSERT INTO orders (customer_id, amount, ts, d, ok, u, b, ip) VALUES (%d, %d, '%s', '%d-0%d-1%d', %v, '%08d-0000-0000-0000-000000000000', '\x%02x', '10.0.0.%d')`,
+			i*7919+3, i, ts, 1990+i*3, 1+i%9, i%10, i%2 == 0, 99999999-i*1000, 255-i*7, i*3)
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := shards[0].Exec(ctx, strings.Replace(q, "orders", "orders_all", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref, err := pgx.Connect(ctx, testcluster.PG.DSN(testcluster.PG.Primary, "app", "app", "orders_0")+"&timezone=America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close(context.Background())
+	for _, tc := range []struct {
+		q       string
+		refused bool
+	}{
+		{"SELECT ts FROM orders ORDER BY ts", false},
+		{"SELECT min(ts), max(ts) FROM orders", false},
+		{"SELECT d, ok FROM orders ORDER BY d DESC", false},
+		{"SELECT ok, u FROM orders ORDER BY ok, u", false},
+		{"SELECT b FROM orders ORDER BY b", false},
+		{"SELECT ip FROM orders ORDER BY ip", true},
+		{"SELECT max(ip) FROM orders", true},
+	} {
+		want, err := textRows(ctx, ref, strings.Replace(tc.q, "FROM orders", "FROM orders_all", 1))
+		if err != nil {
+			t.Fatalf("%s on one database: %v", tc.q, err)
+		}
+		got, err := textRows(ctx, conn, tc.q)
+		switch {
+		case tc.refused && err == nil:
+			t.Errorf("%s = %v; want a refusal (one database answers %v)", tc.q, got, want)
+		case tc.refused:
+			wantSQLState(t, err, "0A000", tc.q)
+		case err != nil:
+			t.Errorf("%s: %v", tc.q, err)
+		case !slices.Equal(got, want):
+			t.Errorf("%s\n got %v\nwant %v (one database)", tc.q, got, want)
+		}
+	}
 }
