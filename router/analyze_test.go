@@ -225,3 +225,21 @@ func TestOptionsNormalised(t *testing.T) {
 		t.Errorf("ReadOnlyFunctions entry not normalised: %s", describe(an))
 	}
 }
+
+func TestAnalyzerFor(t *testing.T) {
+	for _, d := range []Dialect{Postgres, MySQL} {
+		a := AnalyzerFor(d, "upper", " My_Fn ,other")
+		if a != AnalyzerFor(d, "upper", " My_Fn ,other") {
+			t.Errorf("%v: the same lists gave two analyzers", d)
+		}
+		if an := a.Analyze("SELECT my_fn()"); an.Class != Read || an.MustPrimary {
+			t.Errorf("%v: a listed read-only function: %+v", d, an)
+		}
+		if an := a.Analyze("SELECT upper('x')"); an.Class != Write {
+			t.Errorf("%v: a listed writing function: %+v", d, an)
+		}
+		if an := AnalyzerFor(d, "", "").Analyze("SELECT my_fn()"); an.Class != Write {
+			t.Errorf("%v: an unlisted user function: %+v", d, an)
+		}
+	}
+}

@@ -97,12 +97,9 @@ func newClusterRT(cl *config.Cluster, cfg *config.Config, log *slog.Logger) *clu
 		user, password = serverCreds(&cfg.Users[0])
 	}
 	rt := &clusterRT{
-		name: cl.Name,
-		st:   cl.Settings,
-		an: router.NewAnalyzer(router.MySQL, router.Options{
-			WriteFunctions:    splitNames(cl.Settings.WriteFunctions),
-			ReadOnlyFunctions: splitNames(cl.Settings.ReadOnlyFunctions),
-		}),
+		name:        cl.Name,
+		st:          cl.Settings,
+		an:          router.AnalyzerFor(router.MySQL, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions),
 		primary:     cl.Primary,
 		replicas:    slices.Clone(cl.Replicas),
 		monUser:     cl.MonitorUser,
@@ -135,17 +132,6 @@ func newClusterRT(cl *config.Cluster, cfg *config.Config, log *slog.Logger) *clu
 	}
 	rt.mon.Start()
 	return rt
-}
-
-// splitNames reads a comma-separated list of function names.
-func splitNames(s string) []string {
-	var out []string
-	for f := range strings.SplitSeq(s, ",") {
-		if f = strings.ToLower(strings.TrimSpace(f)); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // sameAs says whether rt still describes cl (same nodes and settings).

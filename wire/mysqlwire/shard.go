@@ -76,10 +76,7 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 		var an *router.Analyzer
 		for _, sh := range cl.Shards {
 			if len(sh.Replicas) > 0 {
-				an = router.NewAnalyzer(router.MySQL, router.Options{
-					WriteFunctions:    splitNames(cl.Settings.WriteFunctions),
-					ReadOnlyFunctions: splitNames(cl.Settings.ReadOnlyFunctions),
-				})
+				an = router.AnalyzerFor(router.MySQL, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
 				break
 			}
 		}

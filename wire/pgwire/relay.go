@@ -113,7 +113,7 @@ func (c *clientConn) queryAnalysis(raw []byte) *router.Analysis {
 	if c.qRaw != nil && &c.qRaw[0] == &raw[0] && len(c.qRaw) == len(raw) {
 		return c.qAn
 	}
-	c.qRaw, c.qAn = raw, c.srv.an.Analyze(queryText(raw))
+	c.qRaw, c.qAn = raw, c.an.Analyze(queryText(raw))
 	return c.qAn
 }
 
@@ -483,12 +483,12 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			q, _, _ := cstring(rest)
 			var pa *router.Analysis
 			if len(name) == 0 {
-				pa = c.srv.an.Analyze(unsafeString(q))
+				pa = c.an.Analyze(unsafeString(q))
 				c.unnamedAn = pa
 			}
 			if mentionsProxyName(q) {
 				if pa == nil {
-					pa = c.srv.an.Analyze(unsafeString(q))
+					pa = c.an.Analyze(unsafeString(q))
 				}
 				refused, refusedAn = reservedIn(pa.StatementNames), pa
 			}

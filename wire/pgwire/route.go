@@ -176,7 +176,7 @@ func (c *clientConn) batchAnalyses(typ byte, raw []byte) []*router.Analysis {
 		case 'P':
 			if _, rest, ok := cstring(m[5:]); ok {
 				if q, _, ok := cstring(rest); ok {
-					as = append(as, c.srv.an.Analyze(unsafeString(q)))
+					as = append(as, c.an.Analyze(unsafeString(q)))
 				}
 			}
 		case 'B':

@@ -70,7 +70,7 @@ func NewServer(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		pools:   make(map[string]*poolEntry),
 		clients: make(map[uint32]*clientConn),
 		Limits:  limits.New(),
-		an:      router.NewAnalyzer(router.Postgres, router.Options{}),
+		an:      router.AnalyzerFor(router.Postgres, "", ""),
 	}
 	if err := s.Reload(cfg); err != nil {
 		return nil, err

@@ -156,7 +156,9 @@ type clientConn struct {
 
 	mTxn, mQuery prometheus.Counter
 
-	// Routing (route.go). rt is nil for clusters without replicas.
+	// Routing (route.go). rt is nil for clusters without replicas. an
+	// judges statements with the cluster's function lists.
+	an          *router.Analyzer
 	rt          *clusterRT
 	pref        router.Preference
 	asBuf       []*router.Analysis
@@ -194,6 +196,7 @@ func (s *Server) handle(conn net.Conn) {
 		log:   s.log.With("client", conn.RemoteAddr().String()),
 		state: "idle",
 		stmts: make(map[string]*gstmt),
+		an:    s.an,
 	}
 	c.rd = newFrameReader(nil, maxClientMsg)
 	c.takeReader(nil)
@@ -525,6 +528,7 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 	for k, v := range desired {
 		c.startupParams[k] = v
 	}
+	c.an = router.AnalyzerFor(router.Postgres, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
 	c.mode = cl.Settings.PoolMode
 	if u.PoolMode != "" {
 		c.mode = u.PoolMode

@@ -138,7 +138,7 @@ func (c *clientConn) shardNeed(rep *clusterRT, k string) (need lagmon.Position, 
 func (c *clientConn) shardAnalyses(typ byte, raw []byte) []*router.Analysis {
 	as := c.batchAnalyses(typ, raw)
 	if c.sh.begin != nil {
-		as = append([]*router.Analysis{c.srv.an.Analyze(string(c.sh.begin))}, as...)
+		as = append([]*router.Analysis{c.an.Analyze(string(c.sh.begin))}, as...)
 		c.asBuf = as
 	}
 	return as

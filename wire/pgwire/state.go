@@ -41,7 +41,7 @@ func (c *clientConn) stmtAnalysis(g *gstmt) *router.Analysis {
 		return a
 	}
 	q, _, _ := cstring(g.parse[5+len(g.name)+1:])
-	a := c.srv.an.Analyze(string(q))
+	a := c.an.Analyze(string(q))
 	g.an.Store(a)
 	return a
 }
