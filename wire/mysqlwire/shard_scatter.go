@@ -667,11 +667,25 @@ func (s *session) textOrders(rt *shardRT, shards []int, codec *rowCodec, cols []
 		return nil
 	}
 	hexStr := func(v string) string { return fmt.Sprintf("CONVERT(X'%x' USING utf8mb4)", v) }
-	text := "LOWER(" + hexStr(sql) + ")"
-	q := "SELECT @@character_set_results, @@collation_connection, (SELECT GROUP_CONCAT(DISTINCT COLLATION_NAME) FROM information_schema.COLUMNS WHERE COLLATION_NAME IS NOT NULL AND (TABLE_SCHEMA = DATABASE() OR INSTR(" +
-		text + ", CONCAT(LOWER(TABLE_SCHEMA), '.')) > 0 OR INSTR(" + text + ", CONCAT(LOWER(TABLE_SCHEMA), '`.')) > 0))"
+	// One round trip: the connection's charsets; the collations of the
+	// schemas' columns (only for an expression: it reads every table's
+	// definition); each table column's.
+	expr := false
+	for _, k := range need {
+		expr = expr || codec.cols[k].orgTable == ""
+	}
+	q := "SELECT @@character_set_results, @@collation_connection, NULL"
+	if expr && !convertsText(sql) {
+		text := "LOWER(" + hexStr(sql) + ")"
+		q = "SELECT @@character_set_results, @@collation_connection, (SELECT GROUP_CONCAT(DISTINCT COLLATION_NAME) FROM information_schema.COLUMNS WHERE COLLATION_NAME IS NOT NULL AND (TABLE_SCHEMA = DATABASE() OR INSTR(" +
+			text + ", CONCAT(LOWER(TABLE_SCHEMA), '.')) > 0 OR INSTR(" + text + ", CONCAT(LOWER(TABLE_SCHEMA), '`.')) > 0))"
+	}
 	for _, k := range need {
 		c := codec.cols[k]
+		if c.orgTable == "" {
+			q += ", NULL"
+			continue
+		}
 		q += fmt.Sprintf(", (SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s)",
 			hexStr(c.schema), hexStr(c.orgTable), hexStr(c.orgName))
 	}
@@ -693,10 +707,8 @@ func (s *session) textOrders(rt *shardRT, shards []int, codec *rowCodec, cols []
 	// One collation for every expression: the columns' and the
 	// connection's, when the statement converts nothing.
 	var exprColl string
-	if set := strings.Split(string(vals[2]), ","); vals[2] == nil || len(set) == 1 && strings.EqualFold(set[0], string(vals[1])) {
-		if !convertsText(sql) {
-			exprColl = string(vals[1])
-		}
+	if set := strings.Split(string(vals[2]), ","); expr && !convertsText(sql) && (vals[2] == nil || len(set) == 1 && strings.EqualFold(set[0], string(vals[1]))) {
+		exprColl = string(vals[1])
 	}
 	for j, k := range need {
 		coll := string(vals[3+j])

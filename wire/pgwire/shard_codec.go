@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/shard"
 )
@@ -262,7 +263,8 @@ func scatterError(err error) error {
 // and C.UTF-8 (code points: the bytes of UTF-8).
 const byteOrder = `coalesce(co.collprovider = 'b' OR co.collprovider = 'c' AND co.collcollate IN ('C', 'POSIX'), false)`
 
-// textOrders looks up, on shard 0 (the shards share one schema), how the
+// textOrders looks up, on shard 0 (the shards share one schema; where
+// as lets the read go to a replica, there too), how the
 // text columns among cols (the columns a merge compares) order. Neither
 // the RowDescription nor the type says it: a column of a table has its
 // collation (the database's default one, or its own), and an expression
@@ -273,7 +275,7 @@ const byteOrder = `coalesce(co.collprovider = 'b' OR co.collprovider = 'c' AND c
 // nothing it is made of can order otherwise. Anything else stays
 // TextUnknown, and the merge is refused rather than answered in another
 // order than one database would (issue 13).
-func (c *clientConn) textOrders(rt *shardRT, codec *rowCodec, cols []int, sql string) error {
+func (c *clientConn) textOrders(rt *shardRT, as []*router.Analysis, codec *rowCodec, cols []int, sql string) error {
 	var need []int
 	for _, k := range cols {
 		if textOID(codec.oids[k]) && !codec.bin(k) {
@@ -283,17 +285,32 @@ func (c *clientConn) textOrders(rt *shardRT, codec *rowCodec, cols []int, sql st
 	if len(need) == 0 {
 		return nil
 	}
-	q := []byte(`SELECT (SELECT coalesce(to_jsonb(d)->>'datlocprovider', 'c') = 'b' OR coalesce(to_jsonb(d)->>'datlocprovider', 'c') = 'c' AND d.datcollate IN ('C', 'POSIX') FROM pg_database d WHERE d.datname = current_database()),
- (SELECT d.datcollate FROM pg_database d WHERE d.datname = current_database()),
- NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation WHERE a.attcollation <> 100 AND NOT a.attisdropped AND NOT ` + byteOrder + `)
- AND NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_collation co ON co.oid = t.typcollation WHERE t.typcollation <> 100 AND NOT ` + byteOrder + `)`)
+	// One round trip: the database's default collation; whether every
+	// column and domain is in a byte-order one (only for an expression:
+	// it scans the catalog, about 2 ms); each table column's.
+	expr := false
 	for _, k := range need {
+		expr = expr || codec.tables[k] == 0
+	}
+	q := []byte(`SELECT (SELECT coalesce(to_jsonb(d)->>'datlocprovider', 'c') = 'b' OR coalesce(to_jsonb(d)->>'datlocprovider', 'c') = 'c' AND d.datcollate IN ('C', 'POSIX') FROM pg_database d WHERE d.datname = current_database()),
+ (SELECT d.datcollate FROM pg_database d WHERE d.datname = current_database()), `)
+	if expr {
+		q = append(q, `NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attcollation NOT IN (0, 100, 950, 951) AND NOT a.attisdropped AND a.attcollation NOT IN (SELECT co.oid FROM pg_collation co WHERE `+byteOrder+`))
+ AND NOT EXISTS (SELECT 1 FROM pg_type t WHERE t.typcollation NOT IN (0, 100, 950, 951) AND t.typcollation NOT IN (SELECT co.oid FROM pg_collation co WHERE `+byteOrder+`))`...)
+	} else {
+		q = append(q, "NULL"...)
+	}
+	for _, k := range need {
+		if codec.tables[k] == 0 {
+			q = append(q, ", NULL"...)
+			continue
+		}
 		q = fmt.Appendf(q, ",\n (SELECT CASE WHEN a.attcollation = 100 THEN 'default' WHEN %s THEN 'bytes' ELSE co.collname END FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation WHERE a.attrelid = %d AND a.attnum = %d)",
 			byteOrder, codec.tables[k], int16(codec.attnums[k]))
 	}
 	msg, _ := (&pgproto3.Query{String: string(q)}).Encode(nil)
 	var res shardResult
-	if err := c.runOnShard(rt, 0, msg, 1, &res, nil, scatter.NewBudget(1<<20)); err != nil {
+	if err := c.runOnShard(rt, 0, msg, 1, &res, as, scatter.NewBudget(1<<20)); err != nil {
 		return err
 	}
 	var vals [][]byte
@@ -306,14 +323,13 @@ func (c *clientConn) textOrders(rt *shardRT, codec *rowCodec, cols []int, sql st
 	dbBytes, dbColl, allBytes := string(vals[0]) == "t", string(vals[1]), string(vals[2]) == "t"
 	hasCollate := strings.Contains(strings.ToLower(sql), "collate")
 	for j, k := range need {
-		v := vals[3+j]
-		switch {
-		case codec.tables[k] == 0 || v == nil:
-			// An expression, or a column the catalog does not know (a
-			// view dropped meanwhile).
+		switch v := vals[3+j]; {
+		case codec.tables[k] == 0:
 			if dbBytes && allBytes && !hasCollate {
 				codec.text[k] = scatter.TextBytes
 			}
+		case v == nil:
+			// A column the catalog does not know (dropped meanwhile).
 		case string(v) == "bytes":
 			codec.text[k] = scatter.TextBytes
 		case string(v) == "default":

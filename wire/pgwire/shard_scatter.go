@@ -191,7 +191,7 @@ func (c *clientConn) gatherShards(rt *shardRT, req []byte, sql string, sk *route
 		spec.Limit = limit
 	}
 	codec := newRowCodec(results[0].desc)
-	if err := c.textOrders(rt, codec, spec.Compared(codec), sql); err != nil {
+	if err := c.textOrders(rt, as, codec, spec.Compared(codec), sql); err != nil {
 		return nil, nil, "", nil, scatterError(err)
 	}
 	if rows, err = g.Merge(spec, codec); err != nil {
