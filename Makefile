@@ -55,15 +55,21 @@ drill: deps
 # servers it starts and stops itself (about 18 minutes). Prints a markdown
 # table with the ratios and writes it to bench-results/. Narrow it with e.g.
 # BENCHFLAGS="-time 3s -clients 1,64"; bin/bench -h lists the flags.
+# bench-quick: just the table of issue 17 and the README (select-only
+# simple 1/16/64/256, extended 1/64, prepared 16, TPC-B-like simple 1/64;
+# sysbench point-select 16 threads), 5 s per run, one run: under 5 minutes.
 # bench-memory: RSS of Switchyard and of PgBouncer with 10,000 idle clients.
 BENCHFLAGS ?=
-.PHONY: bench-memory bench-build bench-shards
+.PHONY: bench-memory bench-build bench-shards bench-quick
 bench-build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
 	$(GO) build -o bin/bench ./internal/cmd/bench
 
 bench: deps bench-build
 	bin/bench -switchyard bin/switchyard $(BENCHFLAGS)
+
+bench-quick: deps bench-build
+	bin/bench -quick -switchyard bin/switchyard $(BENCHFLAGS)
 
 bench-memory: deps bench-build
 	bin/bench -memory -switchyard bin/switchyard $(BENCHFLAGS)

@@ -230,3 +230,46 @@ func TestSwitchyardConfig(t *testing.T) {
 		t.Errorf("config has a MySQL cluster without a MySQL primary:\n%s", c)
 	}
 }
+
+func TestCPUBetween(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	s := []cpuSample{
+		{t0, 0},
+		{t0.Add(100 * time.Millisecond), 50 * time.Millisecond},
+		{t0.Add(200 * time.Millisecond), 100 * time.Millisecond},
+		{t0.Add(300 * time.Millisecond), 150 * time.Millisecond},
+	}
+	cpu, span, ok := cpuBetween(s, t0.Add(150*time.Millisecond), t0.Add(250*time.Millisecond))
+	if !ok || cpu != 100*time.Millisecond || span != 200*time.Millisecond {
+		t.Fatalf("got %v over %v (%v), want 100ms over 200ms", cpu, span, ok)
+	}
+	if _, _, ok := cpuBetween(s, t0.Add(-time.Second), t0.Add(250*time.Millisecond)); ok {
+		t.Fatal("a window starting before the first sample was measured")
+	}
+	if _, _, ok := cpuBetween(s, t0, t0.Add(time.Second)); ok {
+		t.Fatal("a window ending after the last sample was measured")
+	}
+}
+
+func TestProcCPU(t *testing.T) {
+	before, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Busy until the CPU time moves (a clock tick, 10 ms, on a loaded
+	// machine may take a while): it must, well within the bound.
+	x := 0
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+		for i := 0; i < 1e6; i++ {
+			x++
+		}
+		after, err := procCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after > before {
+			return
+		}
+	}
+	t.Fatalf("CPU time did not grow over 20 s of a busy loop (%d iterations)", x)
+}

@@ -71,11 +71,24 @@ type options struct {
 	keep              bool
 
 	shards bool
+	quick  bool
 
 	memory     bool
 	memConns   int
 	memWorkers int
 	memWait    time.Duration
+}
+
+// quickTable is what -quick runs: the table of issue 17, the loads the
+// bar is set on.
+var quickTable = []struct {
+	script, mode string
+	clients      int
+}{
+	{"select-only", "simple", 1}, {"select-only", "simple", 16}, {"select-only", "simple", 64}, {"select-only", "simple", 256},
+	{"select-only", "extended", 1}, {"select-only", "extended", 64},
+	{"select-only", "prepared", 16},
+	{"tpcb-like", "simple", 1}, {"tpcb-like", "simple", 64},
 }
 
 var (
@@ -112,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, proxy logs)")
 	fs.BoolVar(&o.memory, "memory", false, "measure proxy memory with idle client connections instead")
 	fs.BoolVar(&o.shards, "shards", false, "compare point selects (pgbench select-only, key aid) through Switchyard on an unsharded database, a 1-shard and a 2-shard cluster instead (uses -time, -clients, -modes, -scale, -jobs, -pool-size)")
+	fs.BoolVar(&o.quick, "quick", false, "run only the table of issue 17 (select-only simple 1/16/64/256, extended 1/64, prepared 16, TPC-B-like simple 1/64, sysbench point-select 16 threads), 5 s per run unless -time says otherwise: about 5 minutes")
 	fs.IntVar(&o.memConns, "conns", 10000, "-memory: idle client connections per proxy")
 	fs.IntVar(&o.memWorkers, "workers", 32, "-memory: goroutines opening the connections")
 	fs.DurationVar(&o.memWait, "settle", 5*time.Second, "-memory: wait this long with the connections open before reading RSS")
@@ -133,6 +147,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.targets, err = parseList(*targets, allTargets); err != nil {
 		return nil, fmt.Errorf("-targets: %w", err)
+	}
+	if o.quick {
+		// The quick table's own shape; -time, -scale, -pool-size still apply.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["time"] {
+			o.duration = 5 * time.Second
+		}
+		if !set["sysbench-threads"] {
+			o.sysbenchThreads = 16
+		}
 	}
 	if o.duration < time.Second {
 		return nil, fmt.Errorf("-time must be at least 1s")
@@ -320,7 +345,17 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "bench: "+format+"\n", a...)
 	}
 	var pgCases []pgCase
+	if o.quick {
+		for _, q := range quickTable {
+			for _, t := range o.targets {
+				pgCases = append(pgCases, pgCase{script: q.script, mode: q.mode, clients: q.clients, target: t})
+			}
+		}
+	}
 	for _, s := range o.scripts {
+		if o.quick {
+			break
+		}
 		for _, m := range o.modes {
 			for _, c := range o.clients {
 				for _, t := range o.targets {
@@ -427,6 +462,7 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		fmt.Sprintf("PostgreSQL: internal/testcluster server, no replicas, %s (data in a RAM-backed directory).", e.pgSettingsNote),
 		fmt.Sprintf("pgbench: scale %d, -j %d, -n (the vacuum pgbench would do runs directly before each TPC-B run, plus a CHECKPOINT before every run); the targets run back to back for each load. Each run lasts %d s plus a warm-up of 2 s + 30 ms per client, because pgbench's -T includes connecting the clients (256 SCRAM logins to fresh backends take seconds here). TPS, p50 and p99 (nearest rank) come from pgbench's per-transaction log (-l): the transactions that completed in the last %d s of the run, or from %v after the connected clients started if that is later. A run where connecting left less than half of that is run again once with a warm-up fitted to its connection time (listed under the table).", o.scale, o.jobs, int(o.duration/time.Second), int(o.duration/time.Second), settleAfterStart),
 		"Ratios: TPS ÷ X > 1 means more throughput than X; p99 ÷ X < 1 means a lower tail latency than X.",
+		"proxy CPU µs/txn: the proxy process's user+system CPU time (from /proc, sampled every 100 ms) over the measured window, divided by the transactions in it: what the proxy itself costs per transaction, the figure a loaded machine distorts least. CPU ÷ PgBouncer < 1 means Switchyard spends less.",
 	}
 	if o.sysbenchOn {
 		h.extraLines = append(h.extraLines, fmt.Sprintf("sysbench: --tables=4 --table-size=10000 --threads=%d --time=%d, prepared directly on MariaDB; p50/p99 from sysbench's latency histogram (--histogram=on).", o.sysbenchThreads, int(o.sysbenchTime/time.Second)))

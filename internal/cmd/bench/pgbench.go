@@ -33,6 +33,9 @@ type result struct {
 	Failed      string        // why the run failed: shown instead of numbers
 	NA          string        // why the combination cannot run at all
 	Load        float64       // 1-minute load average when it started
+	// CPUPerTxn is the proxy's CPU time per transaction in µs over the
+	// measured window (cpu.go); 0 for direct runs or when unknown.
+	CPUPerTxn float64
 }
 
 func (r result) ok() bool { return r.Failed == "" && r.NA == "" }
@@ -69,6 +72,18 @@ func (e *env) pgTargetAddr(target string) string {
 	default:
 		return e.pg.Primary.Addr()
 	}
+}
+
+// proxyPID is the process whose CPU a run through target measures; 0
+// for direct runs.
+func (e *env) proxyPID(target string) int {
+	switch {
+	case target == targetSwitchyard && e.sy != nil:
+		return e.sy.pid()
+	case target == targetPgBouncer && e.pgb != nil:
+		return e.pgb.pid()
+	}
+	return 0
 }
 
 func (e *env) pgbenchPath() string { return filepath.Join(e.pg.BinDir, "pgbench") }
@@ -179,7 +194,9 @@ func (e *env) pgbenchOnce(ctx context.Context, c pgCase, seq int, warm time.Dura
 	args = append(args, e.pgbenchConn(c.target)...)
 	args = append(args, dbName)
 	load := e.sampleLoad()
+	cs := startCPUSampler(e.proxyPID(c.target))
 	stdout, stderr, err := runTool(ctx, total+2*time.Minute, e.toolEnv, e.pgbenchPath(), args...)
+	samples := cs.finish()
 	r := parsePgbench(stdout, stderr, err)
 	r.Load, r.warmup = load, warm
 	if r.noTxns {
@@ -209,6 +226,9 @@ func (e *env) pgbenchOnce(ctx context.Context, c pgCase, seq int, warm time.Dura
 		}
 		r.PgbenchTPS = r.TPS
 		r.TPS, r.P50, r.P99, r.Window = w.tps, w.p50, w.p99, w.length
+		if cpu, span, ok := cpuBetween(samples, w.from, w.to); ok && w.tps > 0 {
+			r.CPUPerTxn = cpu.Seconds() / span.Seconds() / w.tps * 1e6
+		}
 	}
 	return r
 }
@@ -223,6 +243,7 @@ type txn struct {
 type window struct {
 	tps, p50, p99 float64 // p50, p99 in ms
 	length        time.Duration
+	from, to      time.Time
 }
 
 // errShortWindow: connecting the clients left too little of the run.
@@ -268,6 +289,8 @@ func measureWindow(txns []txn, clients int, want time.Duration) (window, error) 
 		p50:    percentile(lat, 0.50) / 1000,
 		p99:    percentile(lat, 0.99) / 1000,
 		length: length,
+		from:   time.UnixMicro(from),
+		to:     time.UnixMicro(end),
 	}, nil
 }
 

@@ -72,6 +72,14 @@ func ratio(a, b result, v func(result) float64) string {
 }
 
 func tps(r result) float64 { return r.TPS }
+
+// fmtCPU is the proxy-CPU cell: empty for direct runs and when unknown.
+func fmtCPU(r result) string {
+	if !r.ok() || r.CPUPerTxn <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f", r.CPUPerTxn)
+}
 func p99(r result) float64 { return r.P99 }
 
 // cells returns the TPS, p50 and p99 cells of r: numbers, or the reason
@@ -100,8 +108,8 @@ func mdEscape(s string) string {
 // proxies' rows.
 func (p *pgResults) table() string {
 	var b strings.Builder
-	b.WriteString("| script | protocol | clients | target | TPS | p50 ms | p99 ms | TPS ÷ direct | p99 ÷ direct | TPS ÷ PgBouncer | p99 ÷ PgBouncer | load |\n")
-	b.WriteString("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| script | protocol | clients | target | TPS | p50 ms | p99 ms | TPS ÷ direct | p99 ÷ direct | TPS ÷ PgBouncer | p99 ÷ PgBouncer | proxy CPU µs/txn | CPU ÷ PgBouncer | load |\n")
+	b.WriteString("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, k := range p.keys {
 		rs := p.res[k]
 		for _, t := range p.targets {
@@ -114,8 +122,12 @@ func (p *pgResults) table() string {
 			if d, ok := rs[targetDirect]; ok && t != targetDirect {
 				vsDirectTPS, vsDirectP99 = ratio(r, d, tps), ratio(r, d, p99)
 			}
+			cpu, vsBouncerCPU := fmtCPU(r), ""
 			if pb, ok := rs[targetPgBouncer]; ok && t == targetSwitchyard {
 				vsBouncerTPS, vsBouncerP99 = ratio(r, pb, tps), ratio(r, pb, p99)
+				if r.CPUPerTxn > 0 && pb.CPUPerTxn > 0 {
+					vsBouncerCPU = fmt.Sprintf("%.2f", r.CPUPerTxn/pb.CPUPerTxn)
+				}
 			}
 			load := ""
 			if r.NA == "" {
@@ -125,8 +137,8 @@ func (p *pgResults) table() string {
 			if t == targetSwitchyard {
 				name = "**switchyard**"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-				k.script, k.mode, k.clients, name, tp, p50, p99c, vsDirectTPS, vsDirectP99, vsBouncerTPS, vsBouncerP99, load)
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+				k.script, k.mode, k.clients, name, tp, p50, p99c, vsDirectTPS, vsDirectP99, vsBouncerTPS, vsBouncerP99, cpu, vsBouncerCPU, load)
 		}
 	}
 	var notes []string
@@ -193,8 +205,8 @@ func (p *pgResults) summary() string {
 
 func (s *sbResults) table(threads int) string {
 	var b strings.Builder
-	b.WriteString("| test | threads | target | TPS | p50 ms | p99 ms | TPS ÷ direct | p99 ÷ direct | load |\n")
-	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| test | threads | target | TPS | p50 ms | p99 ms | TPS ÷ direct | p99 ÷ direct | proxy CPU µs/txn | load |\n")
+	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, test := range s.tests {
 		rs := s.res[test]
 		for _, t := range s.targets {
@@ -211,7 +223,7 @@ func (s *sbResults) table(threads int) string {
 			if t == targetSwitchyard {
 				name = "**switchyard**"
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %.1f |\n", test, threads, name, tp, p50, p99c, vsTPS, vsP99, r.Load)
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %.1f |\n", test, threads, name, tp, p50, p99c, vsTPS, vsP99, fmtCPU(r), r.Load)
 		}
 	}
 	return b.String()

@@ -53,9 +53,15 @@ func (e *env) runSysbench(ctx context.Context, c sbCase) result {
 		"--histogram=on", "--percentile=99", "--report-interval=0",
 		c.test, "run")
 	load := e.sampleLoad()
+	cs := startCPUSampler(e.proxyPID(c.target))
 	stdout, stderr, err := runTool(ctx, e.o.sysbenchTime+2*time.Minute, e.toolEnv, e.o.sysbench, args...)
+	samples := cs.finish()
 	r := parseSysbench(stdout, stderr, err)
 	r.Load = load
+	if len(samples) >= 2 && r.ok() && r.N > 0 {
+		// The whole run (sysbench's 16 logins are cheap).
+		r.CPUPerTxn = (samples[len(samples)-1].cpu - samples[0].cpu).Seconds() / float64(r.N) * 1e6
+	}
 	return r
 }
 
