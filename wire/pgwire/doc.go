@@ -18,11 +18,18 @@
 //  2. Commands (relay.go): the main loop reads client messages as raw
 //     frames (frame.go) and leases a server connection at the first message
 //     that needs an answer. Extended-protocol messages are held until Sync
-//     or Flush, so a server is never leased for half a request. While the
-//     lease lasts a pump goroutine relays the server's replies, so that
-//     pipelines and COPY flow both ways at once; it blocks on a client that
-//     does not read, so a slow reader costs its buffers, not its result.
-//     Between requests a client holds no buffers (idle.go).
+//     or Flush, so a server is never leased for half a request. The replies
+//     to a lone request (nothing more of the client's buffered) are relayed
+//     by the main loop itself while they come within syncRelayWait (50 ms)
+//     and fit the read buffer: no goroutine and no hand-off per
+//     transaction. Otherwise a pump goroutine relays them, so that
+//     pipelines, COPY and long statements flow both ways at once and a
+//     client that leaves mid-statement is noticed; it blocks on a client
+//     that does not read, so a slow reader costs its buffers, not its
+//     result. Between the statements of a transaction nothing reads the
+//     server (nothing is owed); the next request brings a reader, and a
+//     client that leaves then gets a pump for its ROLLBACK. Between
+//     requests a client holds no buffers (idle.go).
 //  3. Release: the end of a transaction is read from the protocol itself:
 //     ReadyForQuery 'I' with every requested ReadyForQuery received and no
 //     extended message awaiting Sync. Never from SQL text.

@@ -101,9 +101,11 @@ func (c *clientConn) flushServer() {
 	c.writers++
 	c.mu.Unlock()
 	if err := sc.bw.Flush(); err != nil {
-		sc.conn.Close() // the pump sees it on its read and tells the client
+		sc.conn.Close() // the reader sees it on its read and tells the client
+		c.finishWriteAs(needFailed)
+		return
 	}
-	c.finishWrite()
+	c.finishWriteAs(needAny)
 }
 
 // queryAnalysis is the verdict on a Query message. The message in hand is
@@ -259,11 +261,16 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 	if err == nil {
 		err = c.sendMsg(sc, typ, raw, flush)
 	}
-	if err != nil {
-		// The pump sees the same failure on its read and tells the client.
+	switch {
+	case err != nil:
+		// The reader sees the same failure on its read and tells the client.
 		sc.conn.Close()
+		c.finishWriteAs(needFailed)
+	case flush:
+		c.finishWriteAs(needSync)
+	default:
+		c.finishWrite()
 	}
-	c.finishWrite()
 	return true
 }
 
@@ -372,8 +379,10 @@ func (c *clientConn) refuseHeld(typ byte, err error) {
 	}
 	if werr != nil {
 		sc.conn.Close()
+		c.finishWriteAs(needFailed)
+		return
 	}
-	c.finishWrite()
+	c.finishWriteAs(needAny)
 }
 
 // replicaMidBatch refuses a statement that may not run on a replica when
@@ -871,16 +880,18 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 				p.Put(ps, true) // a server-side error leaves the connection usable
 			}
 		} else {
-			c.wmu.Lock() // handed to the pump, which unlocks it when it ends
+			// Nothing reads the connection until the request is sent:
+			// then the main loop relays the replies itself, or starts a
+			// pump (finishWriteAs).
 			c.mu.Lock()
 			c.server, c.lease, c.leasePool = sc, ps, p
 			c.leaseNode = node
 			c.outstanding, c.unsynced, c.releaseDue, c.rollingBack = 0, false, false, false
 			c.srvSkipping, c.unnamedLease, c.copyIn, c.swapOut = false, false, false, nil
+			c.reader = readerNone
 			c.expects.reset()
 			c.setState("active")
 			c.mu.Unlock()
-			go c.pump(sc, ps, p)
 			return nil
 		}
 	} else {
@@ -909,6 +920,7 @@ func (c *clientConn) detachLocked() (*serverConn, *pool.Server, *pool.Pool) {
 	sc, ps, p := c.server, c.lease, c.leasePool
 	c.server, c.lease, c.leasePool = nil, nil, nil
 	c.releaseDue = false
+	c.reader = readerNone
 	c.setState("idle")
 	c.leaseEndedLocked()
 	c.leaseIdle.Broadcast()
@@ -973,24 +985,78 @@ func (c *clientConn) dropServer() {
 	}
 }
 
-// finishWrite ends a write to the server done outside mu, and completes a
-// release the pump had to leave to the writer.
-func (c *clientConn) finishWrite() {
+// readerKind says who reads the leased server connection (c.reader, under
+// mu). With readerNone and a lease, nothing is owed by the server: the
+// client is idle inside a transaction, and the main loop's next request
+// brings a reader.
+type readerKind uint8
+
+const (
+	readerNone readerKind = iota
+	readerSync            // the main loop, in relaySync
+	readerPump            // a pump goroutine
+)
+
+// need says what a finished write to the server needs read.
+type need uint8
+
+const (
+	needRFQ    need = iota // a reader when a ReadyForQuery is owed (more of the request follows)
+	needAny                // a reader when the server owes anything (the writes were flushed)
+	needSync               // as needAny; the main loop relays a lone request's replies itself
+	needFailed             // the write failed: a reader, to report it and free the slot
+)
+
+// syncRelayWait is how long the main loop waits for a server's reply
+// itself (relaySync) before a pump takes over, so that the main loop reads
+// the client again: a client that leaves mid-query is noticed, and its
+// statement cancelled, no later than this.
+const syncRelayWait = 50 * time.Millisecond
+
+// finishWrite ends a write to the server done outside mu, completes a
+// release the reader had to leave to the writer, and sees that the replies
+// owed are read (needRFQ).
+func (c *clientConn) finishWrite() { c.finishWriteAs(needRFQ) }
+
+// finishWriteAs is finishWrite; n says when the replies owed need a reader
+// now. needSync is for the main loop only: it returns once the replies
+// are relayed, or passed to a pump.
+func (c *clientConn) finishWriteAs(n need) {
 	c.mu.Lock()
 	c.writers--
 	if c.writers > 0 || !c.releaseDue {
+		sc := c.server
+		owed := c.outstanding > 0 || (n != needRFQ && c.expects.len() > 0) || n == needFailed
+		if c.reader != readerNone || sc == nil || !owed {
+			c.mu.Unlock()
+			return
+		}
+		ps, p := c.lease, c.leasePool
+		if n == needSync && c.outstanding > 0 && !c.copyIn && c.br.Buffered() == 0 {
+			// A lone request: its replies are relayed here, without a
+			// goroutine and a hand-off per transaction.
+			c.reader = readerSync
+			c.mu.Unlock()
+			c.wmu.Lock() // a pump of the last lease may still be flushing
+			c.relaySync(sc, ps, p)
+			return
+		}
+		c.reader = readerPump
 		c.mu.Unlock()
+		c.wmu.Lock() // handed to the pump, which unlocks it when it ends
+		go c.pump(sc, ps, p, false)
 		return
 	}
 	c.releaseDue = false
 	if !c.releasableLocked() {
-		// The pump stopped at a ReadyForQuery that looked like the end,
+		// The reader stopped at a ReadyForQuery that looked like the end,
 		// but this writer has booked more replies since: a new pump reads
 		// them. (The old one hands over c.wmu when it returns.)
 		sc, ps, p := c.server, c.lease, c.leasePool
+		c.reader = readerPump
 		c.mu.Unlock()
 		c.wmu.Lock()
-		go c.pump(sc, ps, p)
+		go c.pump(sc, ps, p, false)
 		return
 	}
 	reuse := c.reusableLocked()
@@ -1005,22 +1071,58 @@ func (c *clientConn) finishWrite() {
 }
 
 // pump relays the server's messages to the client for one lease and ends
-// it when the client's transaction is over. It owns c.wmu.
-func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
+// it when the client's transaction is over. It owns c.wmu. discard says
+// the client can no longer be written to.
+func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool, discard bool) {
 	defer c.wmu.Unlock()
 	defer c.releaseWriter() // idle.go: an idle client keeps no write buffer
+	c.relayReplies(sc, ps, p, false, discard)
+}
+
+// relaySync is the main loop relaying the replies to the request it just
+// sent, as a pump would, while they come within syncRelayWait of each
+// other and fit the read buffer; then a pump takes over. The caller holds
+// c.wmu (passed to the pump, or released) and set c.reader to readerSync.
+func (c *clientConn) relaySync(sc *serverConn, ps *pool.Server, p *pool.Pool) {
+	_ = sc.conn.SetReadDeadline(time.Now().Add(syncRelayWait))
+	if end, discard := c.relayReplies(sc, ps, p, true, false); end == relayHandover {
+		_ = sc.conn.SetReadDeadline(time.Time{})
+		go c.pump(sc, ps, p, discard)
+		return
+	}
+	c.wmu.Unlock()
+}
+
+// relayEnd is why relayReplies returned.
+type relayEnd uint8
+
+const (
+	relayOver     relayEnd = iota // the lease ended, failed, or its end was left to a writer
+	relayIdle                     // sync: every reply is in; the lease stays, idle in a transaction
+	relayHandover                 // sync: a pump must go on (c.reader is readerPump)
+)
+
+// relayReplies is the loop of a reader of the leased server (c.reader):
+// the pump's, or the main loop's with sync, which stops at a wait longer
+// than syncRelayWait (the read deadline relaySync set), at a message larger
+// than the read buffer, at COPY, and when the replies owed are in.
+func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool, sync, discard bool) (end relayEnd, _ bool) {
 	c.writer()
 	defer func() {
 		// A server that sends something malformed loses this client its
 		// connection, never the proxy its other clients.
 		if r := recover(); r != nil {
 			c.log.Error("relay from server panicked; closing the server connection", "server", sc.addr, "panic", r)
+			if sync {
+				_ = sc.conn.SetReadDeadline(time.Time{})
+			}
 			c.serverFailed(sc, ps, p, fmt.Errorf("malformed reply from the server: %v", r))
+			end = relayOver
 		}
 	}()
-	discard := false // the client cannot be written to any more
-	fast := false    // the head of the books is a relayed Execute or Query: rows need no lock
-	var out []byte   // synthesized replies to send around the current message
+	// discard: the client cannot be written to any more
+	fast := false  // the head of the books is a relayed Execute or Query: rows need no lock
+	var out []byte // synthesized replies to send around the current message
 	writeErr := func(err error) {
 		if err != nil && !discard {
 			discard = true
@@ -1028,8 +1130,25 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 			c.conn.Close()
 		}
 	}
+	handover := func() (relayEnd, bool) {
+		c.mu.Lock()
+		c.reader = readerPump
+		c.mu.Unlock()
+		if !discard && c.bw.Buffered() > 0 {
+			writeErr(c.bw.Flush())
+		}
+		return relayHandover, discard
+	}
 	for {
-		if fast && !discard {
+		if sync {
+			hdr, err := sc.rd.br.Peek(5)
+			if isTimeout(err) {
+				return handover()
+			}
+			if err == nil && int(binary.BigEndian.Uint32(hdr[1:]))+1 > sc.rd.br.Size() {
+				return handover() // relayLarge's business
+			}
+		} else if fast && !discard {
 			sink := &c.sink
 			*sink = errSink{w: c.bw}
 			if handled, err := sc.rd.relayLarge(sink); handled {
@@ -1042,12 +1161,18 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 			}
 		}
 		typ, raw, err := sc.rd.next()
+		if sync && isTimeout(err) {
+			return handover() // a message that fits the buffer: nothing of it was consumed
+		}
 		if err == nil && typ == 'Z' && len(raw) != 6 {
 			err = fmt.Errorf("ReadyForQuery of %d bytes", len(raw))
 		}
 		if err != nil {
+			if sync {
+				_ = sc.conn.SetReadDeadline(time.Time{})
+			}
 			c.serverFailed(sc, ps, p, err)
-			return
+			return relayOver, discard
 		}
 		if fast && (typ == 'D' || typ == 'd') {
 			if !discard {
@@ -1078,10 +1203,34 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 		fast = f != nil && f.act == actRelay && (f.kind == 'E' || f.kind == 'Q')
 		var done bool
 		if typ == 'Z' {
+			if sync {
+				// The connection may go back to the pool now, without a
+				// deadline of this client's.
+				_ = sc.conn.SetReadDeadline(time.Time{})
+			}
 			done = c.readyForQueryLocked(raw[5], sc, out[:post], out[post:], discard, relay)
 			// readyForQueryLocked unlocked c.mu and wrote the replies.
 			if done {
-				return
+				return relayOver, discard
+			}
+			if sync {
+				c.mu.Lock()
+				switch {
+				case c.outstanding > 0 && !c.copyIn:
+					c.mu.Unlock()
+					_ = sc.conn.SetReadDeadline(time.Now().Add(syncRelayWait))
+					continue
+				case c.outstanding == 0 && c.expects.len() == 0 && !c.unsynced && !c.copyIn &&
+					c.mode == config.PoolTransaction && c.pinReason == "" && c.txStatus != 'I':
+					// Idle in a transaction: nothing is owed, and the
+					// next request brings a reader. (A pinned or session
+					// pooled client keeps a pump for notifications.)
+					c.reader = readerNone
+					c.mu.Unlock()
+					return relayIdle, discard
+				}
+				c.mu.Unlock()
+				return handover()
 			}
 			continue
 		}
@@ -1104,7 +1253,17 @@ func (c *clientConn) pump(sc *serverConn, ps *pool.Server, p *pool.Pool) {
 		if !discard && !sc.rd.fullFrameBuffered() {
 			writeErr(c.bw.Flush())
 		}
+		if sync && (typ == 'G' || typ == 'W' || typ == 'H') {
+			// COPY: the client sends data (or waits for a stream) while
+			// the server answers; a pump reads it.
+			return handover()
+		}
 	}
+}
+
+// isTimeout says whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	return err != nil && errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // codeDuplicatePStatement is PostgreSQL's duplicate_prepared_statement.
@@ -1337,6 +1496,7 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, pre, post 
 	}
 	if c.writers > 0 {
 		c.releaseDue = true
+		c.reader = readerNone // the writer ends the lease, or starts a pump
 		c.mu.Unlock()
 		flushClient()
 		return true
@@ -1407,6 +1567,20 @@ func (c *clientConn) clientLeft(err error) {
 	if sc == nil {
 		c.mu.Unlock()
 		return
+	}
+	if c.reader == readerNone {
+		// Idle in a transaction: what follows expects a pump to read the
+		// cleanup's reply, or its read to fail and free the slot.
+		ps, p := c.lease, c.leasePool
+		c.reader = readerPump
+		c.mu.Unlock()
+		c.wmu.Lock()
+		go c.pump(sc, ps, p, true)
+		c.mu.Lock()
+		if c.server != sc { // it failed already
+			c.mu.Unlock()
+			return
+		}
 	}
 	var cleanup string
 	switch {

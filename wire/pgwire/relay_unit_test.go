@@ -42,7 +42,7 @@ func TestMalformedServerReplyFailsOnlyThatClient(t *testing.T) {
 		got <- b
 	}()
 	c.wmu.Lock()
-	go c.pump(sc, ps, p)
+	go c.pump(sc, ps, p, false)
 	if _, err := serverSide.Write([]byte{'Z', 0, 0, 0, 4}); err != nil {
 		t.Fatal(err)
 	}

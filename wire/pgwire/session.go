@@ -52,10 +52,12 @@ const (
 )
 
 // clientConn is one client session. Its main loop (run) reads the client
-// and writes the server; while a server connection is leased, a pump
-// goroutine reads the server and writes the client, so that pipelines and
-// COPY flow in both directions at once without either side blocking the
-// other.
+// and writes the server. The replies of a lone request (nothing more of
+// the client's buffered) that come quickly are relayed by the main loop
+// itself (relaySync); otherwise a pump goroutine reads the server and
+// writes the client while the lease needs it, so that pipelines, COPY and
+// long queries flow in both directions at once without either side
+// blocking the other, and a client that leaves mid-query is noticed.
 //
 // The fields under mu decide when the lease ends: the server connection
 // returns to the pool only when every ReadyForQuery the client asked for
@@ -108,6 +110,7 @@ type clientConn struct {
 	outstanding int  // ReadyForQuery messages still due from the server
 	unsynced    bool // extended-protocol messages sent since the last Sync
 	writers     int  // goroutines writing to the server outside mu (main loop, a cancel)
+	reader      readerKind
 	releaseDue  bool // the pump found the lease over while the main loop was writing
 	gone        bool // the client left; the server connection is being cleaned up
 	rollingBack bool // the proxy sent ROLLBACK/DISCARD ALL for a departed client
