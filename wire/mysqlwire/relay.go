@@ -445,7 +445,7 @@ func (r *relay) localInfile() error {
 	if err := r.w.Flush(); err != nil {
 		return clientIOError{err}
 	}
-	nc := r.s.nc
+	nc := clientIn{r.s}
 	var hdr [4]byte
 	prevFull := false
 	for {

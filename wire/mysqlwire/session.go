@@ -55,6 +55,12 @@ type session struct {
 
 	bw *bufio.Writer // non-nil while a response is being written
 
+	// A command is read with one read(2) when it fits in: what the read
+	// brought beyond the command (a pipelining client's next one) waits
+	// in rest, and every read of the client goes through clientIn.
+	in   [cmdReadBuf]byte
+	rest []byte
+
 	// Session state replayed on whichever server connection serves us.
 	db      string
 	sets    []string
@@ -531,13 +537,67 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *HandshakeResp
 }
 
 // loop reads and serves commands until the client leaves.
+// cmdReadBuf is what the read that waits for a command takes at once: a
+// typical COM_STMT_EXECUTE or short COM_QUERY fits, header and all, so it
+// costs one read(2), not two (header, then body). Per session, idle too:
+// kept small.
+const cmdReadBuf = 128
+
+// clientIn reads the client: the bytes the command read brought beyond
+// its command first, then the connection.
+type clientIn struct{ s *session }
+
+func (c clientIn) Read(b []byte) (int, error) {
+	s := c.s
+	if len(s.rest) > 0 {
+		n := copy(b, s.rest)
+		s.rest = s.rest[n:]
+		return n, nil
+	}
+	return s.nc.Read(b)
+}
+
+// readHeader waits for the next command's header. It returns the header
+// and, when the whole command came with it, its payload (borrowed from
+// s.in until the next readHeader).
+func (s *session) readHeader() (hdr [4]byte, whole []byte, err error) {
+	if len(s.rest) == 0 {
+		n, err := s.nc.Read(s.in[:])
+		if n == 0 {
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return hdr, nil, err
+		}
+		s.rest = s.in[:n]
+	}
+	for len(s.rest) < 4 {
+		// A header in pieces: gather it at the front of s.in.
+		m := copy(s.in[:], s.rest)
+		n, err := s.nc.Read(s.in[m:])
+		s.rest = s.in[:m+n]
+		if err != nil && len(s.rest) < 4 {
+			if err == io.EOF && len(s.rest) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return hdr, nil, err
+		}
+	}
+	copy(hdr[:], s.rest)
+	s.rest = s.rest[4:]
+	if n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16; n < maxChunk && n <= len(s.rest) {
+		whole = s.rest[:n]
+		s.rest = s.rest[n:]
+	}
+	return hdr, whole, nil
+}
+
 func (s *session) loop() error {
-	var hdr [4]byte
 	for {
 		if !s.idle() {
 			return nil
 		}
-		_, err := io.ReadFull(s.nc, hdr[:])
+		hdr, whole, err := s.readHeader()
 		s.mu.Lock()
 		s.reading = false
 		s.mu.Unlock()
@@ -545,7 +605,16 @@ func (s *session) loop() error {
 			return err
 		}
 		buf := getBuf()
-		p, seq, err := readPacketAfter(s.nc, hdr, *buf, s.maxPacket())
+		var p []byte
+		var seq uint8
+		if whole != nil && len(whole) <= s.maxPacket() {
+			p, seq = append((*buf)[:0], whole...), hdr[3]
+		} else {
+			if whole != nil { // over the limit: readPacketAfter refuses it, reading it off
+				s.rest = append(whole, s.rest...)
+			}
+			p, seq, err = readPacketAfter(clientIn{s}, hdr, *buf, s.maxPacket())
+		}
 		*buf = p
 		if err != nil {
 			putBuf(buf)
@@ -597,7 +666,7 @@ func (s *session) refuseLarge(tl *tooLargeError) {
 		msg = fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes: switchyard accepts commands of at most %d bytes (the server's max_allowed_packet is %d)", tl.limit, s.limit.server.Load())
 	}
 	_ = s.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	seq, err := discardRest(s.nc, tl)
+	seq, err := discardRest(clientIn{s}, tl)
 	if err != nil {
 		s.log.Warn("client command over the packet limit, and its rest could not be read off; closing", "limit", tl.limit, "size_at_least", tl.size, "err", err)
 		return
