@@ -12,6 +12,9 @@ var (
 	descHealthy = prometheus.NewDesc("switchyard_replica_healthy",
 		"1 if the replica's position was read successfully recently (fewer than fail_after consecutive probe failures), else 0.",
 		[]string{"cluster", "replica"}, nil)
+	descLagKnown = prometheus.NewDesc("switchyard_replica_lag_known",
+		"1 if the replica's lag is known (both it and the primary were read recently), else 0: a replica whose lag is unknown gets no reads.",
+		[]string{"cluster", "replica"}, nil)
 )
 
 // Collector returns a Prometheus collector of m's replicas, labelled with
@@ -32,6 +35,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLagSeconds
 	ch <- descLagBytes
 	ch <- descHealthy
+	ch <- descLagKnown
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -42,8 +46,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			healthy = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, healthy, c.cluster, name)
-		if st.Position == nil {
-			continue // never read: no lag to report
+		known := 0.0
+		if st.LagKnown {
+			known = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descLagKnown, prometheus.GaugeValue, known, c.cluster, name)
+		if st.Position == nil || !st.LagKnown {
+			continue // no lag to report
 		}
 		ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, st.Lag.Seconds(), c.cluster, name)
 		if st.LagBytes >= 0 {

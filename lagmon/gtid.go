@@ -295,3 +295,7 @@ func covers(have, want []interval) bool {
 // String returns the canonical form: domains in order for MariaDB; sources
 // in order, lowercased, with merged ranges for MySQL.
 func (g GTIDSet) String() string { return g.text }
+
+// MariaDB reports whether g is a MariaDB GTID position (not a MySQL GTID
+// set), so a position handed over as text can be read in the same flavor.
+func (g GTIDSet) MariaDB() bool { return g.kind == kindMariaDB }

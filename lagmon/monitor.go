@@ -77,8 +77,29 @@ type ReplicaStatus struct {
 	// replica's (0 if the replica is ahead of that sample); -1 when not
 	// applicable (GTIDs, or no primary sample yet).
 	LagBytes int64
-	Err      error // error of the last probe, nil if it succeeded
+	// LagKnown is false when Lag means nothing: the primary has not been
+	// sampled yet, or its probes fail now, so the replica's position
+	// cannot be compared with anything current. Unknown lag is not zero:
+	// the replica package gives such a replica no reads.
+	LagKnown bool
+	// PrimaryDown: the lag is unknown because the primary cannot be
+	// reached at all (its probes fail with ErrUnreachable). Reads cannot
+	// go to the primary then either, so the replica package still gives
+	// this replica reads: nothing newer than what it has can be read
+	// anywhere.
+	PrimaryDown bool
+	Err         error // error of the last probe, nil if it succeeded
 }
+
+// ErrUnreachable marks a probe error of a node that could not be reached
+// (connection refused, reset, timed out), as opposed to a node that
+// answered with an error (authentication failed, permission denied).
+// Probers wrap their connection errors with it (Unreachable); a probe
+// that does not return in time counts as unreachable too.
+var ErrUnreachable = errors.New("unreachable")
+
+// Unreachable wraps err, a failure to reach a node, with ErrUnreachable.
+func Unreachable(err error) error { return fmt.Errorf("%w: %w", ErrUnreachable, err) }
 
 // Monitor polls a primary and its replicas and answers, from the last
 // samples, how far behind each replica is. Its query methods are safe for
@@ -200,10 +221,18 @@ func (m *Monitor) loop(ctx context.Context, n *node) {
 // PollNow probes every node once, in parallel, and returns when all
 // results are recorded (or ctx is done). For tests and for startup, so the
 // first reads do not all go to the primary.
+//
+// The primary is read first, so that the replicas' lag is known from their
+// first sample (a replica sampled before any primary sample has unknown lag).
 func (m *Monitor) PollNow(ctx context.Context) {
+	if m.primary != nil {
+		m.poll(ctx, m.primary)
+	}
 	var wg sync.WaitGroup
 	for _, n := range m.all {
-		wg.Go(func() { m.poll(ctx, n) })
+		if n != m.primary {
+			wg.Go(func() { m.poll(ctx, n) })
+		}
 	}
 	wg.Wait()
 }
@@ -227,7 +256,7 @@ func (m *Monitor) poll(ctx context.Context, n *node) {
 	case <-ctx.Done():
 		return
 	case <-watchdog.C:
-		m.record(n, m.o.Now(), nil, fmt.Errorf("lagmon: probe of %s: the previous probe has not returned", n.name))
+		m.record(n, m.o.Now(), nil, fmt.Errorf("lagmon: probe of %s: the previous probe has not returned: %w", n.name, ErrUnreachable))
 		return
 	}
 	start := m.o.Now()
@@ -258,7 +287,7 @@ func (m *Monitor) poll(ctx context.Context, n *node) {
 		}
 		m.record(n, start, r.pos, r.err)
 	case <-watchdog.C:
-		m.record(n, start, nil, fmt.Errorf("lagmon: probe of %s did not return within %v", n.name, m.o.Timeout))
+		m.record(n, start, nil, fmt.Errorf("lagmon: probe of %s did not return within %v: %w", n.name, m.o.Timeout, ErrUnreachable))
 	case <-ctx.Done():
 	}
 }
@@ -284,7 +313,7 @@ func (m *Monitor) record(n *node, start time.Time, pos Position, err error) {
 	if n.primary {
 		m.addSample(pos, start)
 	} else {
-		st.Lag, st.LagBytes = m.lagOf(pos, start)
+		st.Lag, st.LagBytes, st.LagKnown = m.lagOf(pos, start)
 	}
 	n.st.Store(&st)
 }
@@ -312,15 +341,16 @@ func (m *Monitor) addSample(pos Position, at time.Time) {
 }
 
 // lagOf computes a replica's lag from its position pos, read by a probe
-// started at at, and the primary's history.
-func (m *Monitor) lagOf(pos Position, at time.Time) (time.Duration, int64) {
+// started at at, and the primary's history; known is false without a
+// primary sample.
+func (m *Monitor) lagOf(pos Position, at time.Time) (lag time.Duration, bytes int64, known bool) {
 	m.hmu.RLock()
 	defer m.hmu.RUnlock()
 	if m.n == 0 {
-		return 0, -1
+		return 0, -1, false
 	}
 	newest := m.at(m.n - 1)
-	bytes := int64(-1)
+	bytes = -1
 	if r, ok := pos.(LSN); ok {
 		if p, ok := newest.pos.(LSN); ok {
 			bytes = 0
@@ -330,7 +360,7 @@ func (m *Monitor) lagOf(pos Position, at time.Time) (time.Duration, int64) {
 		}
 	}
 	if pos.AtLeast(newest.pos) {
-		return 0, bytes
+		return 0, bytes, true
 	}
 	// Positions grow along the history, so the samples the replica has
 	// reached are a prefix: find the first one it has not.
@@ -343,7 +373,7 @@ func (m *Monitor) lagOf(pos Position, at time.Time) (time.Duration, int64) {
 			hi = mid
 		}
 	}
-	return max(at.Sub(m.at(lo).first), 0), bytes
+	return max(at.Sub(m.at(lo).first), 0), bytes, true
 }
 
 // PrimaryAfter returns the first primary position sampled at or after t
@@ -371,10 +401,20 @@ func (m *Monitor) PrimaryAfter(t time.Time) (Position, bool) {
 }
 
 // Replica returns what is known of replica name. An unknown name gets the
-// zero status (not healthy) with LagBytes -1.
+// zero status (not healthy) with LagBytes -1. While the primary's probes
+// fail (it is not Healthy), no replica's lag is known: its last samples
+// say nothing about what the primary has written since (PrimaryDown tells
+// whether the primary cannot be reached at all).
 func (m *Monitor) Replica(name string) ReplicaStatus {
 	if n, ok := m.replicas[name]; ok {
-		return *n.st.Load()
+		st := *n.st.Load()
+		if m.primary == nil {
+			st.LagKnown = false
+		} else if ps := m.primary.st.Load(); !ps.Healthy {
+			st.LagKnown = false
+			st.PrimaryDown = errors.Is(ps.Err, ErrUnreachable)
+		}
+		return st
 	}
 	return ReplicaStatus{LagBytes: -1}
 }

@@ -460,6 +460,9 @@ func TestCollector(t *testing.T) {
 		"switchyard_replica_lag_seconds cluster=main replica=r2": at.Sub(wrote).Seconds(),
 		"switchyard_replica_lag_bytes cluster=main replica=r1":   200,
 		"switchyard_replica_lag_bytes cluster=main replica=r2":   200,
+		"switchyard_replica_lag_known cluster=main replica=r1":   1,
+		"switchyard_replica_lag_known cluster=main replica=r2":   1,
+		"switchyard_replica_lag_known cluster=main replica=r3":   0,
 	}
 	if len(got) != len(want) {
 		t.Errorf("got %d series, want %d: %v", len(got), len(want), got)
@@ -500,4 +503,27 @@ func BenchmarkQueries(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Lag that cannot be measured is not zero: before the primary has been
+// read, and while its probes fail, a replica's lag is unknown (it used to
+// report 0 for ever once the primary could not be probed).
+func TestLagUnknownWithoutPrimary(t *testing.T) {
+	f := newFixture(t, Options{FailAfter: 2}, "r1")
+	f.primary.set(nil, errors.New("permission denied"))
+	f.round(time.Second, nil, map[string]Position{"r1": LSN(1000)})
+	if st := f.m.Replica("r1"); !st.Healthy || st.LagKnown {
+		t.Fatalf("primary never read: status %+v, want healthy with unknown lag", st)
+	}
+	f.round(time.Second, LSN(1000), nil)
+	if st := f.m.Replica("r1"); !st.LagKnown || st.Lag != 0 {
+		t.Fatalf("primary read: status %+v, want known lag 0", st)
+	}
+	f.primary.set(nil, errors.New("connection refused"))
+	for range 3 {
+		f.round(time.Second, nil, nil)
+	}
+	if st := f.m.Replica("r1"); !st.Healthy || st.LagKnown {
+		t.Fatalf("primary failing: status %+v, want healthy with unknown lag", st)
+	}
 }

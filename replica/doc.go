@@ -10,13 +10,25 @@
 // count of requests each replica is serving now.
 //
 // A replica gets a read only if it is not banned, the monitor has read its
-// position recently, it lags at most max_replica_lag, and, for a client
+// position recently, its lag is known (the primary's position was read
+// too; while the primary cannot be reached at all, reads stay on the
+// replicas) and at most max_replica_lag ("0s": only replicas that have
+// replayed everything), and, for a client
 // that has written, it has replayed that client's last write (the position
 // the router passes as need). Among those, the one with the fewest
 // outstanding requests per unit of weight wins, ties rotating, so load
 // follows actual latency rather than a fixed share. When none qualifies
 // Pick returns nil and the read goes to the primary: losing every replica
 // must cost capacity, never availability. AllOut says so for a metric.
+//
+// Runtime (runtime.go) is the running machinery of one node set, for both
+// protocols: the lag monitor with the wire package's prober, the Set, the
+// routing metrics, and read-your-writes (Writes: a client's last write on
+// one primary, turned into a position the replica must have replayed).
+// A Registry holds a front end's runtimes as one snapshot that a reload
+// replaces whole, keeping the runtimes whose nodes and settings did not
+// change. The wire packages implement only the probe and the text form of
+// positions.
 //
 // A banned replica rejoins by itself: after the ban period, and only once
 // the monitor has read its position after the ban, so a replica whose

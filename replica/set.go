@@ -30,7 +30,12 @@ func (n *Node) Outstanding() int64 { return n.outstanding.Load() }
 // Options tune a Set.
 type Options struct {
 	// MaxLag excludes replicas whose lag (lagmon.ReplicaStatus.Lag) is
-	// larger. Zero means no limit.
+	// larger. Zero admits only replicas that had replayed everything the
+	// primary had written at its newest sample (max_replica_lag = "0s");
+	// a negative MaxLag means no limit. A replica whose lag is unknown
+	// (lagmon.ReplicaStatus.LagKnown) is excluded whatever the limit,
+	// unless the primary cannot be reached at all (PrimaryDown): reads
+	// then keep going to the replicas, as nothing newer can be read.
 	MaxLag time.Duration
 	// BanFor is how long Ban keeps a replica out at least, default 5s.
 	BanFor time.Duration
@@ -160,9 +165,15 @@ func (s *Set) eligible(nd *Node, need lagmon.Position, now *time.Time) bool {
 		}
 		nd.ban.CompareAndSwap(b, nil)
 	}
-	return st.Healthy &&
-		(s.o.MaxLag <= 0 || st.Lag <= s.o.MaxLag) &&
-		(need == nil || st.Position.AtLeast(need))
+	if !st.Healthy || need != nil && !st.Position.AtLeast(need) {
+		return false
+	}
+	if !st.LagKnown {
+		// Unknown lag is not zero: no reads, unless the primary cannot
+		// be reached at all, when nothing newer can be read anywhere.
+		return st.PrimaryDown
+	}
+	return s.o.MaxLag < 0 || st.Lag <= s.o.MaxLag
 }
 
 // Done ends a read that Pick gave to n. A nil n (Pick found no replica)
@@ -200,6 +211,7 @@ type NodeStatus struct {
 	BanReason   string
 	BannedUntil time.Time // end of the ban period (the node may stay out longer, see Ban)
 	Healthy     bool      // per the monitor; true without one
+	LagKnown    bool      // per the monitor; true without one
 	Lag         time.Duration
 	LagBytes    int64 // -1: not applicable or unknown
 	Err         error // the monitor's last probe error
@@ -211,7 +223,7 @@ func (s *Set) Status() []NodeStatus {
 	out := make([]NodeStatus, 0, len(s.nodes))
 	var now time.Time
 	for _, n := range s.nodes {
-		ns := NodeStatus{Name: n.Name, Weight: n.Weight, Healthy: true, LagBytes: -1}
+		ns := NodeStatus{Name: n.Name, Weight: n.Weight, Healthy: true, LagKnown: true, LagBytes: -1}
 		ns.Eligible = s.eligible(n, nil, &now)
 		ns.Outstanding = n.outstanding.Load()
 		if b := n.ban.Load(); b != nil {
@@ -219,11 +231,34 @@ func (s *Set) Status() []NodeStatus {
 		}
 		if s.mon != nil {
 			st := s.mon.Replica(n.Name)
-			ns.Healthy, ns.Lag, ns.LagBytes, ns.Err = st.Healthy, st.Lag, st.LagBytes, st.Err
+			ns.Healthy, ns.LagKnown, ns.Lag, ns.LagBytes, ns.Err = st.Healthy, st.LagKnown, st.Lag, st.LagBytes, st.Err
 		}
 		out = append(out, ns)
 	}
 	return out
+}
+
+// LagUnknown reports whether some replica would take reads but for its
+// lag being unknown (the primary cannot be probed), and none takes them:
+// reads then go to the primary for that reason, which a metric shows.
+func (s *Set) LagUnknown() bool {
+	if s.mon == nil {
+		return false
+	}
+	unknown := false
+	var now time.Time
+	for _, n := range s.nodes {
+		if s.eligible(n, nil, &now) {
+			return false
+		}
+		if b := n.ban.Load(); b != nil {
+			continue
+		}
+		if st := s.mon.Replica(n.Name); st.Healthy && !st.LagKnown && !st.PrimaryDown {
+			unknown = true
+		}
+	}
+	return unknown
 }
 
 // AllOut reports whether no replica could take a read right now (one that

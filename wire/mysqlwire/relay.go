@@ -163,7 +163,7 @@ func (s *session) relayFailed(rl *relay, err error, mayRetry, replicaRead bool, 
 		if s.leaseNode != nil {
 			// Keep reads off the replica until the monitor sees it again.
 			s.log.Warn("replica connection lost", "replica", s.leaseNode.Name, "retry", replicaRead && !rl.wrote, "err", err)
-			s.leaseRT.set.Ban(s.leaseNode.Name, err.Error())
+			s.leaseRT.Set.Ban(s.leaseNode.Name, err.Error())
 		}
 		stateful := s.inTx || s.pinned != "" || s.hold > 0 || s.mode == config.PoolSession
 		s.release(false)

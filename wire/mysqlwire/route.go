@@ -3,20 +3,15 @@ package mysqlwire
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/fleet"
-	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
@@ -66,112 +61,60 @@ func flavorOf(version string) int32 {
 	return flavorMySQL
 }
 
-// clusterRT is the running machinery of one cluster with replicas: its lag
-// monitor, replica set and analyzer. Built on (re)load, stopped when
-// replaced.
-type clusterRT struct {
-	name   string
-	mon    *lagmon.Monitor
-	set    *replica.Set
-	st     config.Settings
-	an     *router.Analyzer
-	probes []*gtidProbe
-	// flavor is the primary's, once a probe has connected.
-	flavor atomic.Int32
-
-	// what it was built from, for sameAs
-	primary, monUser, monPassword string
-	replicas                      []string
-
-	routed    *prometheus.CounterVec
-	fallback  prometheus.Counter
-	collector prometheus.Collector // lag metrics, once registered
-}
-
-func newClusterRT(cl *config.Cluster, cfg *config.Config, log *slog.Logger) *clusterRT {
-	if len(cl.Replicas) == 0 || cl.Primary == "" {
-		return nil
+// runtimeSpecs are the node sets with replicas of cfg's MySQL clusters
+// and shards, for the replica registry.
+func runtimeSpecs(cfg *config.Config) []replica.Spec {
+	creds := func(cl *config.Cluster) (string, string) {
+		if cl.MonitorUser == "" && len(cfg.Users) > 0 {
+			return serverCreds(&cfg.Users[0])
+		}
+		return cl.MonitorUser, cl.MonitorPassword
 	}
-	user, password := cl.MonitorUser, cl.MonitorPassword
-	if user == "" && len(cfg.Users) > 0 {
-		user, password = serverCreds(&cfg.Users[0])
-	}
-	rt := &clusterRT{
-		name:        cl.Name,
-		st:          cl.Settings,
-		an:          router.AnalyzerFor(router.MySQL, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions),
-		primary:     cl.Primary,
-		replicas:    slices.Clone(cl.Replicas),
-		monUser:     cl.MonitorUser,
-		monPassword: cl.MonitorPassword,
-	}
-	probeTLS := func(addr string) *serverTLS {
+	return replica.Specs(cfg, config.MySQL, creds, func(cl *config.Cluster, addr string, primary bool) lagmon.Prober {
+		u, pw := creds(cl)
 		t, err := newServerTLS(cl.Settings, addr)
 		if err != nil {
-			return &serverTLS{mode: cl.Settings.ServerTLS, err: err} // every dial fails with err
+			t = &serverTLS{mode: cl.Settings.ServerTLS, err: err} // every dial fails with err
 		}
-		return t
-	}
-	prim := &gtidProbe{addr: cl.Primary, user: user, password: password, primary: true, rt: rt, tls: probeTLS(cl.Primary)}
-	rt.probes = append(rt.probes, prim)
-	probes := make(map[string]lagmon.Prober, len(cl.Replicas))
-	for _, r := range cl.Replicas {
-		pr := &gtidProbe{addr: r, user: user, password: password, rt: rt, tls: probeTLS(r)}
-		rt.probes = append(rt.probes, pr)
-		probes[r] = pr
-	}
-	rt.mon = lagmon.New(prim, probes, lagmon.Options{Interval: cl.Settings.LagPollInterval})
-	rt.set = replica.NewSet(cl.Replicas, rt.mon, replica.Options{MaxLag: cl.Settings.MaxReplicaLag})
-	rt.routed = metrics.Routed.MustCurryWith(prometheus.Labels{"protocol": "mysql", "cluster": cl.Name})
-	rt.fallback = metrics.ReadFallbacks.WithLabelValues("mysql", cl.Name)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	rt.mon.PollNow(ctx)
-	cancel()
-	if err := rt.mon.PrimaryErr(); err != nil {
-		log.Warn("lag monitor cannot read the primary's GTID position; reads after writes go to the primary", "cluster", cl.Name, "err", err)
-	}
-	rt.mon.Start()
-	return rt
+		return &gtidProbe{addr: addr, user: u, password: pw, primary: primary, tls: t}
+	})
 }
 
-// sameAs says whether rt still describes cl (same nodes and settings).
-func (rt *clusterRT) sameAs(cl *config.Cluster) bool {
-	return rt.primary == cl.Primary && rt.st == cl.Settings && slices.Equal(rt.replicas, cl.Replicas) &&
-		rt.monUser == cl.MonitorUser && rt.monPassword == cl.MonitorPassword
+// setAnalyzers publishes the read/write analyzers of cfg's unsharded MySQL
+// clusters with replicas (router.AnalyzerFor: one per pair of function
+// lists), so the per-command lookup is one map read.
+func (s *Server) setAnalyzers(cfg *config.Config) {
+	next := make(map[string]*router.Analyzer)
+	for i := range cfg.Clusters {
+		cl := &cfg.Clusters[i]
+		if cl.Protocol != config.MySQL || cl.Sharding != nil || len(cl.Replicas) == 0 || cl.Primary == "" {
+			continue
+		}
+		next[cl.Name] = router.AnalyzerFor(router.MySQL, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
+	}
+	s.ans.Store(&next)
 }
 
-// register exposes the monitor's lag metrics on the shared registry. It
-// is called after the runtime it replaces has unregistered its own.
-func (rt *clusterRT) register() {
-	if rt.collector != nil {
-		return
+// analyzer returns the read/write analyzer of an unsharded cluster with
+// replicas, nil for others.
+func (s *Server) analyzer(cluster string) *router.Analyzer {
+	if m := s.ans.Load(); m != nil {
+		return (*m)[cluster]
 	}
-	c := rt.mon.Collector(rt.name)
-	if err := metrics.Registry.Register(c); err == nil {
-		rt.collector = c
-	}
+	return nil
 }
 
-func (rt *clusterRT) stop() {
-	if rt == nil {
-		return
-	}
-	if rt.collector != nil {
-		metrics.Registry.Unregister(rt.collector)
-		rt.collector = nil
-	}
-	rt.mon.Stop()
-	for _, p := range rt.probes {
-		p.close()
-	}
-}
-
-// parsePosition reads a GTID position in the primary's flavor (or either,
-// before a probe has learned it).
-func (rt *clusterRT) parsePosition(s string) (lagmon.Position, error) {
+// parsePosition reads a GTID position in the flavor of rt's primary, as
+// its last sample shows (either flavor before one, or without rt).
+func parsePosition(rt *replica.Runtime, s string) (lagmon.Position, error) {
 	fl := flavorUnknown
 	if rt != nil {
-		fl = rt.flavor.Load()
+		if p, _, _ := rt.Mon.Primary(); p != nil {
+			fl = flavorMySQL
+			if g, ok := p.(lagmon.GTIDSet); ok && g.MariaDB() {
+				fl = flavorMariaDB
+			}
+		}
 	}
 	if fl != flavorMySQL {
 		if g, err := lagmon.ParseMariaDBGTID(s); err == nil || fl == flavorMariaDB {
@@ -181,48 +124,6 @@ func (rt *clusterRT) parsePosition(s string) (lagmon.Position, error) {
 	return lagmon.ParseMySQLGTID(s)
 }
 
-// buildRuntimes returns the runtimes for cfg's MySQL clusters: old ones
-// whose nodes and settings are unchanged are kept, the others built anew;
-// stale lists the old ones to stop.
-func buildRuntimes(cfg *config.Config, old map[string]*clusterRT, log *slog.Logger) (rts map[string]*clusterRT, stale []*clusterRT) {
-	rts = make(map[string]*clusterRT)
-	for i := range cfg.Clusters {
-		cl := &cfg.Clusters[i]
-		if cl.Protocol != config.MySQL {
-			continue
-		}
-		clusters := []config.Cluster{*cl}
-		if cl.Sharding != nil {
-			clusters = shardClusters(cl) // a runtime per shard with replicas
-		}
-		for j := range clusters {
-			c := &clusters[j]
-			if rt, ok := old[c.Name]; ok && rt.sameAs(c) {
-				rts[c.Name] = rt
-				continue
-			}
-			if rt := newClusterRT(c, cfg, log); rt != nil {
-				rts[c.Name] = rt
-			}
-		}
-	}
-	for name, rt := range old {
-		if rts[name] != rt {
-			stale = append(stale, rt)
-		}
-	}
-	return rts, stale
-}
-
-// runtime returns the routing machinery of a cluster; nil when it has no
-// replicas. Lock-free: it is asked once per command.
-func (s *Server) runtime(cluster string) *clusterRT {
-	if m := s.rts.Load(); m != nil {
-		return (*m)[cluster]
-	}
-	return nil
-}
-
 // gtidProbe reads a node's GTID position over a connection of its own, so
 // the lag monitor never competes with clients for pool slots. MariaDB:
 // @@gtid_binlog_pos on the primary, @@gtid_slave_pos (what the SQL thread
@@ -230,7 +131,6 @@ func (s *Server) runtime(cluster string) *clusterRT {
 type gtidProbe struct {
 	addr, user, password string
 	primary              bool
-	rt                   *clusterRT
 	tls                  *serverTLS
 
 	mu     sync.Mutex
@@ -247,12 +147,12 @@ func (p *gtidProbe) Probe(ctx context.Context) (lagmon.Position, error) {
 	if p.be == nil {
 		be, err := dialBackend(ctx, dialParams{addr: p.addr, user: p.user, password: p.password, collation: defaultCollation, tls: p.tls})
 		if err != nil {
+			if se := (*serverError)(nil); !errors.As(err, &se) {
+				err = lagmon.Unreachable(err) // not refused by the server: down
+			}
 			return nil, err
 		}
 		p.be = be
-		if p.primary {
-			p.rt.flavor.Store(flavorOf(be.version))
-		}
 	}
 	mariadb := flavorOf(p.be.version) == flavorMariaDB
 	q := "SELECT @@GLOBAL.gtid_executed"
@@ -267,6 +167,7 @@ func (p *gtidProbe) Probe(ctx context.Context) (lagmon.Position, error) {
 		if p.be.broken {
 			p.be.Close()
 			p.be = nil
+			err = lagmon.Unreachable(err)
 		}
 		return nil, fmt.Errorf("%s: %s: %w", p.addr, q, err)
 	}
@@ -276,7 +177,8 @@ func (p *gtidProbe) Probe(ctx context.Context) (lagmon.Position, error) {
 	return lagmon.ParseMySQLGTID(v)
 }
 
-func (p *gtidProbe) close() {
+// Close closes the probe's connection when its runtime stops.
+func (p *gtidProbe) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
@@ -284,6 +186,7 @@ func (p *gtidProbe) close() {
 		p.be.Close()
 		p.be = nil
 	}
+	return nil
 }
 
 // analyze records the verdict on the statement the session is about to
@@ -305,16 +208,16 @@ func (s *session) needsAnalysis() bool {
 // command: the primary's, or a replica's with the node the replica set
 // picked (the caller ends it with rt.set.Done). It also sets
 // s.primaryPool, where a read goes when its replica fails.
-func (s *session) route() (*pool.Pool, *replica.Node, *clusterRT) {
+func (s *session) route() (*pool.Pool, *replica.Node, *replica.Runtime) {
 	if s.sh != nil {
 		return s.shardRoute()
 	}
-	rt := s.srv.runtime(s.cluster.Name)
+	rt := s.srv.rts.Get(s.cluster.Name)
 	s.primaryPool, s.leaseRYW = s.pool, &s.ryw
 	if rt == nil {
 		return s.pool, nil, nil
 	}
-	if rt.st != s.key.settings {
+	if rt.Settings() != s.key.settings {
 		s.rekey() // a reload changed the cluster: replica pools follow its settings
 		s.primaryPool = s.pool
 	}
@@ -324,7 +227,7 @@ func (s *session) route() (*pool.Pool, *replica.Node, *clusterRT) {
 // routeWith is route for one primary (a cluster's or a shard's): key is
 // the primary pool's key, primary its pool, ryw the client's writes there,
 // as the analyses of the statements that start the transaction.
-func (s *session) routeWith(rt *clusterRT, key poolKey, primary *pool.Pool, ryw *rywState, as ...*router.Analysis) (*pool.Pool, *replica.Node, *clusterRT) {
+func (s *session) routeWith(rt *replica.Runtime, key poolKey, primary *pool.Pool, ryw *replica.Writes, as ...*router.Analysis) (*pool.Pool, *replica.Node, *replica.Runtime) {
 	if len(as) == 0 || as[len(as)-1] == nil || s.mode != config.PoolTransaction || s.pinned != "" || s.noAutocommit || s.hold > 0 {
 		return primary, nil, rt
 	}
@@ -332,33 +235,11 @@ func (s *session) routeWith(rt *clusterRT, key poolKey, primary *pool.Pool, ryw 
 	// a locking read) where it cannot run: Decide re-checks them.
 	t, why := router.Decide(s.pref, as)
 	if _, ok := t.(router.Replica); !ok {
-		rt.routed.WithLabelValues("primary", why).Inc()
+		rt.Routed("primary", why)
 		return primary, nil, rt
 	}
-	need, known := s.needPosition(rt, ryw)
-	var n *replica.Node
-	if known {
-		n = rt.set.Pick(need)
-	}
-	if n == nil && (need != nil || !known) && rt.st.CausalReadTimeout > 0 {
-		// Wait for the write's position to be sampled and for a replica
-		// to replay it, up to causal_read_timeout.
-		deadline := time.Now().Add(rt.st.CausalReadTimeout)
-		step := max(rt.st.LagPollInterval/2, time.Millisecond)
-		for n == nil && time.Now().Before(deadline) {
-			time.Sleep(step)
-			if need, known = s.needPosition(rt, ryw); known {
-				n = rt.set.Pick(need)
-			}
-		}
-	}
+	n := rt.Pick(ryw, s.readAfter, why, nil)
 	if n == nil {
-		reason := "no_replica"
-		if !known || need != nil {
-			reason = "read_your_writes"
-		}
-		rt.fallback.Inc()
-		rt.routed.WithLabelValues("primary", reason).Inc()
 		return primary, nil, rt
 	}
 	rk := replicaKey{addr: n.Name, db: key.db}
@@ -368,9 +249,8 @@ func (s *session) routeWith(rt *clusterRT, key poolKey, primary *pool.Pool, ryw 
 		k.addr = n.Name
 		var err error
 		if p, err = s.srv.poolFor(k); err != nil {
-			rt.set.Done(n)
-			rt.fallback.Inc()
-			rt.routed.WithLabelValues("primary", "no_replica").Inc()
+			rt.Set.Done(n)
+			rt.Fallback("no_replica")
 			return primary, nil, rt
 		}
 		if s.replicaPools == nil {
@@ -378,7 +258,6 @@ func (s *session) routeWith(rt *clusterRT, key poolKey, primary *pool.Pool, ryw 
 		}
 		s.replicaPools[rk] = p
 	}
-	rt.routed.WithLabelValues("replica", why).Inc()
 	return p, n, rt
 }
 
@@ -386,40 +265,14 @@ func (s *session) routeWith(rt *clusterRT, key poolKey, primary *pool.Pool, ryw 
 // several shards, each in its own database.
 type replicaKey struct{ addr, db string }
 
-// rywState is what read-your-writes knows of a client's writes on one
-// primary (the cluster's, or one shard's).
-type rywState struct {
-	writeAt  time.Time       // when the client's last write ended, until its position is sampled
-	writePos lagmon.Position // the primary position that includes the client's last write
-}
-
-// needPosition is what a replica must have replayed to serve this client:
-// its last write (read-your-writes) and any position the application
-// handed over (SET switchyard.read_after). known is false while the
-// position of a write is not sampled yet; the read goes to the primary.
-func (s *session) needPosition(rt *clusterRT, ryw *rywState) (need lagmon.Position, known bool) {
-	if !ryw.writeAt.IsZero() && rt.st.ReadYourWrites {
-		pos, ok := rt.mon.PrimaryAfter(ryw.writeAt)
-		if !ok {
-			return nil, false
-		}
-		ryw.writePos, ryw.writeAt = pos, time.Time{}
-	}
-	need = ryw.writePos
-	if s.readAfter != nil && (need == nil || !need.AtLeast(s.readAfter)) {
-		need = s.readAfter
-	}
-	return need, true
-}
-
 // leaseEnded books the end of a lease for routing: the replica's load, the
 // moment of a write for read-your-writes, and whether the server left
 // autocommit off.
 func (s *session) leaseEnded(be *backend) {
 	if s.leaseNode != nil {
-		s.leaseRT.set.Done(s.leaseNode)
+		s.leaseRT.Set.Done(s.leaseNode)
 	} else if s.leaseWrites && s.leaseRYW != nil {
-		s.leaseRYW.writeAt = time.Now()
+		s.leaseRYW.Wrote(time.Now())
 	}
 	if be != nil && !be.broken {
 		s.noAutocommit = be.status&statusAutocommit == 0
@@ -429,24 +282,12 @@ func (s *session) leaseEnded(be *backend) {
 
 // writePosition answers SHOW switchyard.write_position: a token the
 // application can carry to another connection (SET switchyard.read_after).
-// It waits (up to 2s) for the position of the client's last write to be
-// sampled.
 func (s *session) writePosition() string {
-	rt := s.srv.runtime(s.cluster.Name)
-	if rt == nil {
+	pos := s.srv.rts.Get(s.cluster.Name).WritePosition(&s.ryw, nil)
+	if pos == "" {
 		return ""
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		_, known := s.needPosition(rt, &s.ryw)
-		if known || time.Now().After(deadline) {
-			if s.ryw.writePos == nil {
-				return ""
-			}
-			return fleet.Token(s.cluster.Name, s.ryw.writePos.String())
-		}
-		time.Sleep(max(rt.st.LagPollInterval/2, time.Millisecond))
-	}
+	return fleet.Token(s.cluster.Name, pos)
 }
 
 // Error numbers of the proxy's own session commands.
@@ -502,7 +343,7 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 			return true, s.sendErr(rs, newSQLError(erWrongValueForVar, "42000",
 				"Variable 'switchyard.read_after' can't be set to the value of '%s': %v", value, terr))
 		}
-		pos, perr := s.srv.runtime(s.cluster.Name).parsePosition(tok)
+		pos, perr := parsePosition(s.srv.rts.Get(s.cluster.Name), tok)
 		if perr != nil {
 			return true, s.sendErr(rs, newSQLError(erWrongValueForVar, "42000",
 				"Variable 'switchyard.read_after' can't be set to the value of '%s': not a position from SHOW switchyard.write_position (%v)", value, perr))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/replica"
 )
 
 // startSplitProxy serves database "app" from the MariaDB test primary and
@@ -90,11 +91,11 @@ func portOf(t testing.TB, q interface {
 
 func (p *testProxy) nodeStatus(t testing.TB, name string) (eligible bool) {
 	t.Helper()
-	rt := p.srv.runtime("my")
+	rt := p.srv.rts.Get("my")
 	if rt == nil {
 		t.Fatal("no routing runtime for cluster my")
 	}
-	for _, st := range rt.set.Status() {
+	for _, st := range rt.Set.Status() {
 		if st.Name == name {
 			return st.Eligible
 		}
@@ -373,13 +374,13 @@ func TestSplitReload(t *testing.T) {
 	if port := portOf(t, c, "SELECT @@port"); port != rep {
 		t.Fatalf("read on %d, want the replica", port)
 	}
-	rt := p.srv.runtime("my")
+	rt := p.srv.rts.Get("my")
 	p.srv.Reload(splitConfig(t, "", true))
-	if p.srv.runtime("my") != rt {
+	if p.srv.rts.Get("my") != rt {
 		t.Error("an unchanged cluster got a new routing runtime")
 	}
 	p.srv.Reload(splitConfig(t, "", false))
-	if p.srv.runtime("my") != nil {
+	if p.srv.rts.Get("my") != nil {
 		t.Fatal("a cluster without replicas still has a routing runtime")
 	}
 	if port := portOf(t, c, "SELECT @@port"); port != primary {
@@ -600,7 +601,7 @@ func TestStoppedReplicaNoErrors(t *testing.T) {
 		t.Fatalf("%d of 200 reads failed while the replica was down", errs)
 	}
 	var banned bool
-	for _, st := range p.srv.runtime("my").set.Status() {
+	for _, st := range p.srv.rts.Get("my").Set.Status() {
 		banned = banned || st.Banned || !st.Healthy
 	}
 	if !banned {
@@ -630,11 +631,11 @@ func TestProxyCommandParsing(t *testing.T) {
 			}
 		}
 	}
-	var rt *clusterRT
-	if pos, err := rt.parsePosition("0-1-100,1-2-5"); err != nil || pos.String() != "0-1-100,1-2-5" {
+	var rt *replica.Runtime
+	if pos, err := parsePosition(rt, "0-1-100,1-2-5"); err != nil || pos.String() != "0-1-100,1-2-5" {
 		t.Errorf("MariaDB position: %v %v", pos, err)
 	}
-	if _, err := rt.parsePosition("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-100"); err != nil {
+	if _, err := parsePosition(rt, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-100"); err != nil {
 		t.Errorf("MySQL position: %v", err)
 	}
 }
@@ -673,7 +674,7 @@ func TestQueryValue(t *testing.T) {
 		}
 		if v, _, err := be.queryValue(ctx, "SELECT @@gtid_binlog_pos"); err != nil {
 			t.Errorf("caps %#x: gtid: %v", caps, err)
-		} else if _, err := (*clusterRT)(nil).parsePosition(v); err != nil {
+		} else if _, err := parsePosition(nil, v); err != nil {
 			t.Errorf("caps %#x: gtid %q: %v", caps, v, err)
 		}
 		be.Close()

@@ -20,6 +20,8 @@ import (
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/replica"
+	"github.com/switchyard/switchyard/router"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -41,9 +43,11 @@ type Server struct {
 	version atomic.Pointer[string]
 
 	// rts are the routing runtimes (lag monitor, replica set) of the
-	// clusters with replicas, by cluster name; replaced whole on reload.
-	rts   atomic.Pointer[map[string]*clusterRT]
-	rtsMu sync.Mutex // serializes rebuilding rts
+	// clusters and shards with replicas, by name; replaced whole on reload.
+	rts replica.Registry
+	// ans are the read/write analyzers of the unsharded clusters with
+	// replicas, by cluster name (route.go); replaced whole on reload.
+	ans atomic.Pointer[map[string]*router.Analyzer]
 
 	// shards are the maps of the sharded clusters (shard.go).
 	shards   atomic.Pointer[shardRTs]
@@ -112,22 +116,17 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 // setRuntimes builds the routing runtimes of cfg's clusters with replicas,
 // keeping the unchanged ones and stopping the replaced ones.
 func (s *Server) setRuntimes(cfg *config.Config) {
-	s.rtsMu.Lock()
-	defer s.rtsMu.Unlock()
-	var old map[string]*clusterRT
-	if m := s.rts.Load(); m != nil {
-		old = *m
-	}
+	s.setAnalyzers(cfg)
 	if s.closing.Load() {
 		return
 	}
-	rts, stale := buildRuntimes(cfg, old, s.log)
-	s.rts.Store(&rts)
-	for _, rt := range stale {
-		rt.stop()
-	}
-	for _, rt := range rts {
-		rt.register()
+	s.rts.Reload(runtimeSpecs(cfg))
+	for _, sp := range runtimeSpecs(cfg) {
+		if rt := s.rts.Get(sp.Cluster.Name); rt != nil {
+			if err := rt.Mon.PrimaryErr(); err != nil {
+				s.log.Warn("lag monitor cannot read the primary's GTID position; reads go to the primary", "cluster", sp.Cluster.Name, "err", err)
+			}
+		}
 	}
 }
 
@@ -460,13 +459,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		p.Close()
 		metrics.RemovePool(p)
 	}
-	s.rtsMu.Lock()
-	if m := s.rts.Swap(nil); m != nil {
-		for _, rt := range *m {
-			rt.stop()
-		}
-	}
-	s.rtsMu.Unlock()
+	s.rts.Close()
 	return err
 }
 

@@ -89,11 +89,11 @@ type session struct {
 	replicaPools map[replicaKey]*pool.Pool // by replica address and database; no global lock per read
 	primaryPool  *pool.Pool                // the primary's pool of the current route (a read falls back to it)
 	leaseNode    *replica.Node             // the replica leased, nil for the primary
-	leaseRT      *clusterRT                // the runtime that picked leaseNode
+	leaseRT      *replica.Runtime          // the runtime that picked leaseNode
 	leaseWrites  bool                      // a write ran on the (primary) lease
 	noAutocommit bool                      // the server said autocommit is off
-	ryw          rywState                  // the client's writes on the cluster's primary
-	leaseRYW     *rywState                 // the client's writes on the primary of the lease
+	ryw          replica.Writes            // the client's writes on the cluster's primary
+	leaseRYW     *replica.Writes           // the client's writes on the primary of the lease
 	readAfter    lagmon.Position           // SET switchyard.read_after
 
 	sh *shardSess // sharded clusters only (shard.go)
@@ -737,11 +737,10 @@ func (s *session) acquire() error {
 	toPrimary := func(why string, err error, ban bool) {
 		if ban {
 			s.log.Warn("replica unusable; serving from the primary", "replica", node.Name, "why", why, "err", err)
-			rt.set.Ban(node.Name, why+": "+err.Error())
+			rt.Set.Ban(node.Name, why+": "+err.Error())
 		}
-		rt.set.Done(node)
-		rt.fallback.Inc()
-		rt.routed.WithLabelValues("primary", "replica_failed").Inc()
+		rt.Set.Done(node)
+		rt.Fallback("replica_failed")
 		node, p = nil, s.primaryPool
 	}
 	rekeyed := false
@@ -757,7 +756,7 @@ func (s *session) acquire() error {
 				continue
 			}
 			if node != nil {
-				rt.set.Done(node)
+				rt.Set.Done(node)
 			}
 			s.setState(stIdle)
 			if errors.Is(err, pool.ErrClosed) && !rekeyed && node == nil && !s.srv.closing.Load() {

@@ -130,29 +130,6 @@ func (s *Server) shardRT(name string) *shardRT {
 	return nil
 }
 
-// shardRuntimeName names the routing runtime (lag monitor, replica set)
-// of one shard with replicas in Server.rts.
-func shardRuntimeName(cluster string, i int) string {
-	return cluster + "/shard" + strconv.Itoa(i)
-}
-
-// shardClusters lists, for each shard with replicas of a sharded cluster,
-// a cluster of its own (the shard's primary and replicas) for buildRuntimes.
-func shardClusters(cl *config.Cluster) []config.Cluster {
-	var out []config.Cluster
-	for i, sh := range cl.Shards {
-		if len(sh.Replicas) == 0 {
-			continue
-		}
-		c := *cl
-		c.Name = shardRuntimeName(cl.Name, i)
-		c.Primary, c.Replicas = sh.Primary, sh.Replicas
-		c.Sharding, c.Shards = nil, nil
-		out = append(out, c)
-	}
-	return out
-}
-
 func shardDB(cl *config.Cluster, i int) string {
 	if db := cl.Shards[i].Database; db != "" {
 		return db
@@ -191,7 +168,7 @@ type shardSess struct {
 	pools   []*pool.Pool
 	poolsRT *shardRT
 	// ryw: the client's writes per shard primary address.
-	ryw map[string]*rywState
+	ryw replica.WritesByPrimary
 }
 
 // shardLogin sets up a client of a sharded cluster. Its pool key is
@@ -234,21 +211,9 @@ func (s *session) shardPool(rt *shardRT, i int) *pool.Pool {
 	return p
 }
 
-func (sh *shardSess) rywFor(addr string) *rywState {
-	r := sh.ryw[addr]
-	if r == nil {
-		if sh.ryw == nil {
-			sh.ryw = make(map[string]*rywState)
-		}
-		r = &rywState{}
-		sh.ryw[addr] = r
-	}
-	return r
-}
-
 // shardRoute is route for a sharded session: the shard the command
 // decided, its primary or (for a read) one of its replicas.
-func (s *session) shardRoute() (*pool.Pool, *replica.Node, *clusterRT) {
+func (s *session) shardRoute() (*pool.Pool, *replica.Node, *replica.Runtime) {
 	rt, i := s.sh.nextRT, s.sh.next
 	if rt == nil {
 		if rt = s.srv.shardRT(s.cluster.Name); rt == nil {
@@ -258,10 +223,10 @@ func (s *session) shardRoute() (*pool.Pool, *replica.Node, *clusterRT) {
 		i = 0
 	}
 	p := s.shardPool(rt, i)
-	ryw := s.sh.rywFor(rt.cl.Shards[i].Primary)
+	ryw := s.sh.ryw.For(rt.cl.Shards[i].Primary)
 	s.primaryPool, s.leaseRYW = p, ryw
 	s.sh.rt, s.sh.cur = rt, i
-	crt := s.srv.runtime(shardRuntimeName(rt.cl.Name, i))
+	crt := s.srv.rts.Get(replica.ShardName(rt.cl.Name, i))
 	if p == nil || crt == nil || s.cur == nil {
 		return p, nil, crt
 	}
@@ -306,10 +271,7 @@ func (s *session) analyzer() *router.Analyzer {
 		}
 		return nil
 	}
-	if rt := s.srv.runtime(s.cluster.Name); rt != nil {
-		return rt.an
-	}
-	return nil
+	return s.srv.analyzer(s.cluster.Name)
 }
 
 // keyVal is one key value from a COM_STMT_EXECUTE parameter.
@@ -730,9 +692,9 @@ func (s *Server) Status() any {
 				if len(sh.Range) == 2 {
 					row["range"] = fmt.Sprintf("[%v, %v)", sh.Range[0], sh.Range[1])
 				}
-				if crt := s.runtime(shardRuntimeName(name, i)); crt != nil {
+				if crt := s.rts.Get(replica.ShardName(name, i)); crt != nil {
 					var reps []map[string]any
-					for _, st := range crt.set.Status() {
+					for _, st := range crt.Set.Status() {
 						reps = append(reps, map[string]any{"replica": st.Name, "eligible": st.Eligible})
 					}
 					row["replicas"] = reps

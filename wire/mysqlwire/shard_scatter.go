@@ -181,7 +181,7 @@ func (s *session) runShard(rt *shardRT, i int, budget *scatter.Budget, build fun
 		}
 		retry := errors.As(err, &sio) && s.lease.Reused() && attempt == 0
 		if errors.As(err, &sio) && s.leaseNode != nil {
-			s.leaseRT.set.Ban(s.leaseNode.Name, err.Error())
+			s.leaseRT.Set.Ban(s.leaseNode.Name, err.Error())
 			retry = attempt < 2
 		}
 		s.release(!be.broken)

@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/shard"
 )
 
@@ -731,8 +732,8 @@ func TestShardReplicaReads(t *testing.T) {
 	if err := p.srv.Reload(shardConfig(t, hashSharding, hashShards(false))); err != nil {
 		t.Fatal(err)
 	}
-	if mapVersion() != v || p.srv.runtime(shardRuntimeName("orders", 0)) != nil {
-		t.Errorf("after dropping the replicas: map version %v (was %v), shard 0 runtime %v", mapVersion(), v, p.srv.runtime(shardRuntimeName("orders", 0)))
+	if mapVersion() != v || p.srv.rts.Get(replica.ShardName("orders", 0)) != nil {
+		t.Errorf("after dropping the replicas: map version %v (was %v), shard 0 runtime %v", mapVersion(), v, p.srv.rts.Get(replica.ShardName("orders", 0)))
 	}
 	var port int
 	if err := db.QueryRowContext(ctx, "SELECT @@port FROM orders WHERE customer_id = ?", 1).Scan(&port); err != nil || port != primary {
@@ -744,8 +745,8 @@ func waitShardEligible(t testing.TB, p *testProxy, i int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if rt := p.srv.runtime(shardRuntimeName("orders", i)); rt != nil {
-			for _, st := range rt.set.Status() {
+		if rt := p.srv.rts.Get(replica.ShardName("orders", i)); rt != nil {
+			for _, st := range rt.Set.Status() {
 				if st.Eligible {
 					return
 				}

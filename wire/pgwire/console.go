@@ -2,6 +2,8 @@ package pgwire
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -171,16 +173,9 @@ func (s *Server) consoleShow(what string) (*table, bool) {
 		}
 	case "REPLICAS":
 		t.cols = []string{"cluster", "replica", "healthy", "eligible", "lag", "lag_bytes", "outstanding", "banned", "ban_reason", "error"}
-		s.mu.Lock()
-		names := make([]string, 0, len(s.rts))
-		for n := range s.rts {
-			names = append(names, n)
-		}
-		rts := s.rts
-		s.mu.Unlock()
-		sort.Strings(names)
-		for _, n := range names {
-			for _, st := range rts[n].set.Status() {
+		rts := s.rts.All()
+		for _, n := range slices.Sorted(maps.Keys(rts)) {
+			for _, st := range rts[n].Set.Status() {
 				errText := ""
 				if st.Err != nil {
 					errText = st.Err.Error()

@@ -167,10 +167,10 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopTook := time.Since(killed)
-	rt := p.srv.clusterRuntime("pg")
+	rt := p.srv.rts.Get("pg")
 	var bannedAfter time.Duration
 	for i := 0; i < 200 && bannedAfter == 0; i++ {
-		for _, st := range rt.set.Status() {
+		for _, st := range rt.Set.Status() {
 			if st.Name == victim.Addr() && !st.Eligible {
 				bannedAfter = time.Since(killed)
 			}

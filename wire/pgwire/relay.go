@@ -830,7 +830,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 			break
 		}
 		if node != nil {
-			c.rt.set.Done(node)
+			c.rt.Set.Done(node)
 			node = nil
 		}
 		if !c.repool() {
@@ -842,8 +842,8 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 		// A replica that cannot be reached: nothing was sent yet, so the
 		// read goes to the primary and the replica sits out a while.
 		c.log.Warn("replica unreachable; reading from the primary", "replica", node.Name, "err", err)
-		c.rt.set.Ban(node.Name, err.Error())
-		c.rt.set.Done(node)
+		c.rt.Set.Ban(node.Name, err.Error())
+		c.rt.Set.Done(node)
 		node, p = nil, c.primary.p
 		ps, err = p.Get(contextBackground)
 	}
@@ -859,8 +859,8 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 			p.Put(ps, false)
 			c.log.Info("server connection failed before the request was sent; retrying", "server", sc.addr, "err", err)
 			if node != nil { // shardAcquire set c.rt and c.primary to the shard's
-				c.rt.set.Ban(node.Name, err.Error())
-				c.rt.set.Done(node)
+				c.rt.Set.Ban(node.Name, err.Error())
+				c.rt.Set.Done(node)
 				node, p = nil, c.primary.p
 			}
 			if ps, err = p.Get(contextBackground); err == nil {

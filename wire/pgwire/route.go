@@ -3,18 +3,16 @@ package pgwire
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/fleet"
-	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -28,99 +26,6 @@ import (
 // client that has written, one that has replayed the primary's position
 // sampled after that write committed (read-your-writes). Everything else,
 // and every read no replica qualifies for, goes to the primary.
-
-// clusterRT is the running machinery of one cluster with replicas: its lag
-// monitor and replica set. Built on (re)load, stopped when replaced.
-type clusterRT struct {
-	name string
-	mon  *lagmon.Monitor
-	set  *replica.Set
-	st   config.Settings
-	// what it was built from, for sameAs
-	primary, monUser, monPassword string
-	replicas                      []string
-	// routed counts routing decisions; fallback counts reads that found
-	// no eligible replica.
-	routed    *prometheus.CounterVec
-	fallback  prometheus.Counter
-	collector prometheus.Collector // lag metrics
-}
-
-func newClusterRT(cl *config.Cluster, cfg *config.Config) *clusterRT {
-	if len(cl.Replicas) == 0 || cl.Primary == "" {
-		return nil
-	}
-	user, password := cl.MonitorUser, cl.MonitorPassword
-	if user == "" && len(cfg.Users) > 0 {
-		u := &cfg.Users[0]
-		user, password = serverUser(u), u.ServerPassword
-	}
-	db := cl.ServerDatabase
-	if db == "" {
-		db = cl.Database
-	}
-	probes := make(map[string]lagmon.Prober, len(cl.Replicas))
-	for _, r := range cl.Replicas {
-		probes[r] = &pgProbe{addr: r, user: user, password: password, db: db, settings: cl.Settings}
-	}
-	mon := lagmon.New(&pgProbe{addr: cl.Primary, user: user, password: password, db: db, settings: cl.Settings, primary: true}, probes,
-		lagmon.Options{Interval: cl.Settings.LagPollInterval})
-	rt := &clusterRT{
-		name: cl.Name,
-		mon:  mon,
-		set:  replica.NewSet(cl.Replicas, mon, replica.Options{MaxLag: cl.Settings.MaxReplicaLag}),
-		st:   cl.Settings,
-
-		primary:     cl.Primary,
-		replicas:    slices.Clone(cl.Replicas),
-		monUser:     cl.MonitorUser,
-		monPassword: cl.MonitorPassword,
-	}
-	rt.routed = metrics.Routed.MustCurryWith(prometheus.Labels{"protocol": "postgres", "cluster": cl.Name})
-	rt.fallback = metrics.ReadFallbacks.WithLabelValues("postgres", cl.Name)
-	rt.collector = mon.Collector(cl.Name)
-	if err := metrics.Registry.Register(rt.collector); err != nil {
-		rt.collector = nil // a monitor of the same cluster is still registered (reload); its metrics stay
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	mon.PollNow(ctx)
-	cancel()
-	mon.Start()
-	return rt
-}
-
-// sameAs says whether rt still describes cl (same nodes and settings).
-func (rt *clusterRT) sameAs(cl *config.Cluster) bool {
-	return rt.primary == cl.Primary && monitorSettings(rt.st) == monitorSettings(cl.Settings) && slices.Equal(rt.replicas, cl.Replicas) &&
-		rt.monUser == cl.MonitorUser && rt.monPassword == cl.MonitorPassword
-}
-
-// monitorSettings is the part of a cluster's settings its lag monitor,
-// replica set and routing read: a reload that changes only the rest (pool
-// sizes and the pools' timeouts) keeps them running, with their samples,
-// instead of reconnecting every probe.
-func monitorSettings(st config.Settings) config.Settings {
-	return config.Settings{
-		MaxReplicaLag:     st.MaxReplicaLag,
-		ReadYourWrites:    st.ReadYourWrites,
-		LagPollInterval:   st.LagPollInterval,
-		CausalReadTimeout: st.CausalReadTimeout,
-		ConnectTimeout:    st.ConnectTimeout,
-		ServerTLS:         st.ServerTLS,
-		ServerTLSCA:       st.ServerTLSCA,
-
-		ServerAllowCleartextPassword: st.ServerAllowCleartextPassword,
-	}
-}
-
-func (rt *clusterRT) stop() {
-	if rt != nil {
-		if rt.collector != nil {
-			metrics.Registry.Unregister(rt.collector)
-		}
-		rt.mon.Stop()
-	}
-}
 
 // pgProbe reads a node's WAL position over a connection of its own, so
 // the lag monitor never competes with clients for pool slots.
@@ -142,23 +47,79 @@ func (p *pgProbe) Probe(ctx context.Context) (lagmon.Position, error) {
 		}
 		cfg.User, cfg.Password, cfg.Database = p.user, p.password, p.db
 		if p.conn, err = pgconn.ConnectConfig(ctx, cfg); err != nil {
-			return nil, downgradeError(p.addr, p.settings, err)
+			return nil, probeError(downgradeError(p.addr, p.settings, err))
 		}
 	}
 	sql := "SELECT pg_catalog.pg_last_wal_replay_lsn()::text"
 	if p.primary {
-		sql = "SELECT pg_catalog.pg_current_wal_lsn()::text"
+		// The insert position, not pg_current_wal_lsn() (the write
+		// position): with synchronous_commit = off a commit is
+		// acknowledged before its record is written, so a position
+		// sampled after the acknowledgment covers the commit only if it
+		// is the insert position (read-your-writes relies on it).
+		sql = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text"
 	}
 	res := p.conn.ExecParams(ctx, sql, nil, nil, nil, nil).Read()
 	if res.Err != nil {
 		p.conn.Close(context.Background())
 		p.conn = nil
-		return nil, res.Err
+		return nil, probeError(res.Err)
 	}
 	if len(res.Rows) != 1 || len(res.Rows[0]) != 1 || res.Rows[0][0] == nil {
 		return nil, fmt.Errorf("%s: no WAL position (is it a replica?)", p.addr)
 	}
-	return lagmon.ParseLSN(string(res.Rows[0][0]))
+	lsn, err := lagmon.ParseLSN(string(res.Rows[0][0]))
+	if p.primary && lsn%walPageSize == walShortPageHeader {
+		// The insert position right after a page header: a replica that
+		// has replayed up to the page boundary has everything before it,
+		// and may stop there (an idle primary writes nothing further).
+		lsn -= walShortPageHeader
+	}
+	return lsn, err
+}
+
+// WAL page geometry (PostgreSQL's defaults, XLOG_BLCKSZ and
+// SizeOfXLogShortPHD): the insert position never points inside a header.
+const (
+	walPageSize        = 8192
+	walShortPageHeader = 24
+)
+
+// probeError marks an error of a server that did not answer (no
+// ErrorResponse) as lagmon.ErrUnreachable: the lag monitor then knows the
+// primary is down rather than refusing to tell its position.
+func probeError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return lagmon.Unreachable(err)
+}
+
+// Close closes the probe's connection when its runtime stops.
+func (p *pgProbe) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil {
+		p.conn.Close(context.Background())
+		p.conn = nil
+	}
+	return nil
+}
+
+// runtimeSpecs are the node sets with replicas of cfg's PostgreSQL
+// clusters and shards, for the replica registry.
+func runtimeSpecs(cfg *config.Config) []replica.Spec {
+	creds := func(cl *config.Cluster) (string, string) {
+		if cl.MonitorUser == "" && len(cfg.Users) > 0 {
+			return serverUser(&cfg.Users[0]), cfg.Users[0].ServerPassword
+		}
+		return cl.MonitorUser, cl.MonitorPassword
+	}
+	return replica.Specs(cfg, config.Postgres, creds, func(cl *config.Cluster, addr string, primary bool) lagmon.Prober {
+		u, pw := creds(cl)
+		return &pgProbe{addr: addr, user: u, password: pw, db: clusterDB(cl), settings: cl.Settings, primary: primary}
+	})
 }
 
 // batchAnalyses gathers the verdicts on the statements of the request that
@@ -224,22 +185,14 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 	t, why := router.Decide(c.pref, c.batchAnalyses(typ, raw))
 	if _, ok := t.(router.Replica); !ok {
 		c.leaseWrites = true
-		rt.routed.WithLabelValues("primary", why).Inc()
+		rt.Routed("primary", why)
 		return c.primary, nil
 	}
-	need, known := c.needPosition()
-	n := pickReplica(rt, need, known)
+	n := rt.Pick(&c.writes, c.readAfter, why, &c.mu)
 	if n == nil {
 		c.leaseWrites = false
-		reason := "no_replica"
-		if !known || need != nil {
-			reason = "read_your_writes"
-		}
-		rt.fallback.Inc()
-		rt.routed.WithLabelValues("primary", reason).Inc()
 		return c.primary, nil
 	}
-	rt.routed.WithLabelValues("replica", why).Inc()
 	e := c.replicaPools[n.Name]
 	if e == nil {
 		e = c.srv.poolFor(c.poolCl, c.poolUser, n.Name, c.primaryDB())
@@ -267,7 +220,7 @@ func (c *clientConn) repool() bool {
 		return false
 	}
 	var primary *poolEntry
-	var rt *clusterRT
+	var rt *replica.Runtime
 	if c.sh != nil {
 		srt := c.srv.shardRT(cl.Name)
 		if srt == nil || len(srt.cl.Shards) == 0 {
@@ -276,7 +229,7 @@ func (c *clientConn) repool() bool {
 		primary = c.srv.poolFor(srt.cl, u, srt.cl.Shards[0].Primary, shardDB(srt, 0))
 	} else {
 		n := clusterNodes(cl)[0]
-		primary, rt = c.srv.poolFor(cl, u, n.addr, n.db), c.srv.clusterRuntime(cl.Name)
+		primary, rt = c.srv.poolFor(cl, u, n.addr, n.db), c.srv.rts.Get(cl.Name)
 	}
 	c.mu.Lock()
 	c.cfgSeen, c.poolCl, c.poolUser, c.primary = cfg, cl, u, primary
@@ -288,55 +241,18 @@ func (c *clientConn) repool() bool {
 	return true
 }
 
-// pickReplica picks a replica of rt that has replayed need, waiting up to
-// causal_read_timeout for one; nil when none qualifies, or when the
-// position is not known yet.
-func pickReplica(rt *clusterRT, need lagmon.Position, known bool) *replica.Node {
-	if !known {
-		return nil
-	}
-	n := rt.set.Pick(need)
-	if n == nil && need != nil && rt.st.CausalReadTimeout > 0 {
-		deadline := time.Now().Add(rt.st.CausalReadTimeout)
-		for n == nil && time.Now().Before(deadline) {
-			time.Sleep(rt.st.LagPollInterval)
-			n = rt.set.Pick(need)
-		}
-	}
-	return n
-}
-
 func (c *clientConn) primaryDB() string { return clusterDB(c.poolCl) }
-
-// needPosition is what a replica must have replayed to serve this client:
-// its last write (read-your-writes) and any position the application
-// handed over (SET switchyard.read_after). known is false while the
-// position of a write is not sampled yet; the read goes to the primary.
-func (c *clientConn) needPosition() (need lagmon.Position, known bool) {
-	if !c.writeAt.IsZero() && c.rt.st.ReadYourWrites {
-		pos, ok := c.rt.mon.PrimaryAfter(c.writeAt)
-		if !ok {
-			return nil, false
-		}
-		c.writePos, c.writeAt = pos, time.Time{}
-	}
-	need = c.writePos
-	if c.readAfter != nil && (need == nil || !need.AtLeast(c.readAfter)) {
-		need = c.readAfter
-	}
-	return need, true
-}
 
 // leaseEndedLocked books the end of a lease for routing: the replica's
 // load, and the moment of a write for read-your-writes.
 func (c *clientConn) leaseEndedLocked() {
 	if c.leaseNode != nil {
-		c.rt.set.Done(c.leaseNode) // sharded: c.rt is the lease's shard's
+		c.rt.Set.Done(c.leaseNode) // sharded: c.rt is the lease's shard's
 		c.leaseNode = nil
 	} else if c.leaseWrites && c.sh != nil {
 		c.shardWroteLocked(time.Now())
 	} else if c.leaseWrites && c.rt != nil {
-		c.writeAt = time.Now()
+		c.writes.Wrote(time.Now())
 	}
 	c.leaseWrites = false
 }
@@ -344,23 +260,14 @@ func (c *clientConn) leaseEndedLocked() {
 // writePosition answers SHOW switchyard.write_position: a token the
 // application can carry to another connection (SET switchyard.read_after).
 func (c *clientConn) writePosition() string {
-	if c.rt == nil {
+	if c.rt == nil || c.sh != nil {
 		return ""
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		c.mu.Lock()
-		_, known := c.needPosition()
-		pos := c.writePos
-		c.mu.Unlock()
-		if known || time.Now().After(deadline) {
-			if pos == nil {
-				return ""
-			}
-			return fleet.Token(c.cluster.Name, pos.String())
-		}
-		time.Sleep(c.rt.st.LagPollInterval / 2)
+	pos := c.rt.WritePosition(&c.writes, &c.mu)
+	if pos == "" {
+		return ""
 	}
+	return fleet.Token(c.cluster.Name, pos)
 }
 
 // proxyCommandParse reports whether a Parse message prepares one of the

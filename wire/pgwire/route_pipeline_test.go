@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/replica"
 )
 
 // pipelineProxy is a split proxy whose two replicas stay eligible while
@@ -257,9 +258,9 @@ func TestFallbackLeaseWriteCountsForReadYourWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rt := p.srv.clusterRuntime("pg")
+	rt := p.srv.rts.Get("pg")
 	for _, r := range replicas {
-		rt.set.Ban(fmt.Sprintf("127.0.0.1:%d", r), "test")
+		rt.Set.Ban(fmt.Sprintf("127.0.0.1:%d", r), "test")
 	}
 	pl := conn.StartPipeline(ctx)
 	// The read begins the lease (and holds it a while); the INSERTs are
@@ -302,8 +303,8 @@ func TestFallbackLeaseWriteCountsForReadYourWrites(t *testing.T) {
 	seesRow(t, ctx, conn, 401)
 }
 
-func allEligible(rt *clusterRT) bool {
-	for _, st := range rt.set.Status() {
+func allEligible(rt *replica.Runtime) bool {
+	for _, st := range rt.Set.Status() {
 		if !st.Eligible {
 			return false
 		}

@@ -364,11 +364,11 @@ func TestSessionTargetAndToken(t *testing.T) {
 // reads (it lags past max_replica_lag while the primary keeps writing).
 func waitIneligible(t testing.TB, p *testProxy, name string) {
 	t.Helper()
-	rt := p.srv.clusterRuntime("pg")
+	rt := p.srv.rts.Get("pg")
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		mustExec(t, `SELECT txid_current()`) // keep the primary's position moving
-		for _, st := range rt.set.Status() {
+		for _, st := range rt.Set.Status() {
 			if st.Name == name && !st.Eligible {
 				return
 			}

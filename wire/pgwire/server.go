@@ -16,6 +16,7 @@ import (
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 )
 
@@ -42,7 +43,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	pools     map[string]*poolEntry
-	rts       map[string]*clusterRT    // by cluster name
+	rts       replica.Registry         // runtimes of the node sets with replicas, by name
 	shards    atomic.Pointer[shardRTs] // sharding: maps of the sharded clusters (shard.go)
 	clients   map[uint32]*clientConn   // by proxy-issued process id
 	listeners []net.Listener
@@ -94,52 +95,10 @@ func (s *Server) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	// Lag monitors: kept for clusters whose nodes and settings did not
+	// Lag monitors: kept for node sets whose nodes and settings did not
 	// change, built for new ones, stopped for the rest.
-	rts := make(map[string]*clusterRT)
-	var stopRTs []*clusterRT
-	s.mu.Lock()
-	old := s.rts
-	s.mu.Unlock()
-	var build []*config.Cluster
-	var monitored []*config.Cluster
-	for i := range cfg.Clusters {
-		cl := &cfg.Clusters[i]
-		if cl.Protocol != config.Postgres {
-			continue
-		}
-		monitored = append(monitored, cl)
-		if cl.Sharding != nil {
-			monitored = append(monitored, shardReplicaClusters(cl)...) // sharding: each shard's replicas
-		}
-	}
-	for _, cl := range monitored {
-		if rt, ok := old[cl.Name]; ok && rt.sameAs(cl) {
-			rts[cl.Name] = rt
-			continue
-		}
-		build = append(build, cl)
-	}
-	for name, rt := range old {
-		if rts[name] != rt {
-			stopRTs = append(stopRTs, rt)
-		}
-	}
-	// Replaced monitors stop first so the new ones can take over their
-	// metrics; sessions that still hold the old one route on its last
-	// samples meanwhile.
-	for _, rt := range stopRTs {
-		rt.stop()
-	}
-	for _, cl := range build {
-		if rt := newClusterRT(cl, cfg); rt != nil {
-			rts[cl.Name] = rt
-		}
-	}
-	s.mu.Lock()
-	s.rts = rts
-	s.mu.Unlock()
-	attachShardReplicas(shards, rts) // sharding
+	s.rts.Reload(runtimeSpecs(cfg))
+	attachShardReplicas(shards, &s.rts) // sharding
 	s.tls.Store(tc)
 	s.cfg.Store(cfg)
 	s.shards.Store(&shards) // sharding
@@ -195,12 +154,6 @@ func (s *Server) Reload(cfg *config.Config) error {
 		}(e)
 	}
 	return nil
-}
-
-func (s *Server) clusterRuntime(name string) *clusterRT {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rts[name]
 }
 
 // Config returns the configuration in force.
@@ -412,12 +365,8 @@ func (s *Server) closePools() {
 	s.mu.Lock()
 	pools := s.pools
 	s.pools = make(map[string]*poolEntry)
-	rts := s.rts
-	s.rts = nil
 	s.mu.Unlock()
-	for _, rt := range rts {
-		rt.stop()
-	}
+	s.rts.Close()
 	for _, e := range pools {
 		e.p.Close()
 		metrics.RemovePool(e.p)

@@ -162,11 +162,10 @@ type clientConn struct {
 	// Routing (route.go). rt is nil for clusters without replicas. an
 	// judges statements with the cluster's function lists.
 	an          *router.Analyzer
-	rt          *clusterRT
+	rt          *replica.Runtime
 	pref        router.Preference
 	asBuf       []*router.Analysis
-	writeAt     time.Time       // when the client's last write committed, until its position is sampled
-	writePos    lagmon.Position // the primary position that includes the client's last write
+	writes      replica.Writes  // the client's writes on the primary, for read-your-writes (on mu)
 	readAfter   lagmon.Position // SET switchyard.read_after
 	leaseNode   *replica.Node   // the replica of the current lease; nil on the primary
 	leaseWrites bool            // the current lease is on the primary for a write
@@ -543,7 +542,7 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 	} else {
 		n := clusterNodes(cl)[0]
 		c.primary = c.srv.poolFor(cl, u, n.addr, n.db)
-		c.rt = c.srv.clusterRuntime(cl.Name)
+		c.rt = c.srv.rts.Get(cl.Name)
 	}
 	c.mTxn = metrics.Transactions.WithLabelValues("postgres", cl.Name)
 	c.mQuery = metrics.Queries.WithLabelValues("postgres", cl.Name)
@@ -611,7 +610,7 @@ func (c *clientConn) serverParams() (map[string]string, error) {
 		// The primary is down: clients that only read can still log in,
 		// greeted with what a replica reports.
 		c.log.Info("primary unreachable at login; taking the greeting from a replica", "err", err)
-		for _, r := range c.rt.replicas {
+		for _, r := range c.rt.Replicas() {
 			b, rerr := c.learnParams(c.srv.poolFor(c.cluster, c.user, r, c.primaryDB()))
 			if rerr == nil {
 				base, err = b, nil

@@ -47,7 +47,7 @@ type shardRT struct {
 	x  *router.KeyExtractor
 	// reps is the replica machinery of each shard (nil for a shard
 	// without replicas), set before publication (shard_replica.go).
-	reps []*clusterRT
+	reps []*replica.Runtime
 	// routed counts the requests routed to each shard (the metric's
 	// children resolved once, not per request).
 	routed []prometheus.Counter
@@ -129,7 +129,7 @@ type clientShard struct {
 	// are what the client wrote per shard, for read-your-writes. Under
 	// c.mu.
 	curKey string
-	writes map[string]*shardWrites
+	writes replica.WritesByPrimary
 	// pools caches the pools of the routing in force. Main loop only.
 	pools shardPools
 }

@@ -3,11 +3,9 @@ package pgwire
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -24,37 +22,6 @@ import (
 // are remembered per shard, since positions of two shards' primaries do
 // not compare. A scatter SELECT picks a replica per shard the same way.
 
-// shardClusterName names the replica machinery of shard i of cluster cl in
-// metrics and the runtime table.
-func shardClusterName(cl string, i int) string { return cl + "/shard" + strconv.Itoa(i) }
-
-// shardReplicaClusters describes the shards of cl that have replicas as
-// the unsharded clusters the lag monitor machinery understands.
-func shardReplicaClusters(cl *config.Cluster) []*config.Cluster {
-	var out []*config.Cluster
-	for i, sh := range cl.Shards {
-		if len(sh.Replicas) == 0 {
-			continue
-		}
-		db := sh.Database
-		if db == "" {
-			db = clusterDB(cl)
-		}
-		out = append(out, &config.Cluster{
-			Name:            shardClusterName(cl.Name, i),
-			Protocol:        cl.Protocol,
-			Database:        db,
-			ServerDatabase:  db,
-			Primary:         sh.Primary,
-			Replicas:        sh.Replicas,
-			Settings:        cl.Settings,
-			MonitorUser:     cl.MonitorUser,
-			MonitorPassword: cl.MonitorPassword,
-		})
-	}
-	return out
-}
-
 func clusterDB(cl *config.Cluster) string {
 	if cl.ServerDatabase != "" {
 		return cl.ServerDatabase
@@ -64,21 +31,13 @@ func clusterDB(cl *config.Cluster) string {
 
 // attachShardReplicas gives each new shard routing the replica machinery
 // of its shards, before it is published.
-func attachShardReplicas(shards shardRTs, rts map[string]*clusterRT) {
+func attachShardReplicas(shards shardRTs, rts *replica.Registry) {
 	for name, rt := range shards {
-		rt.reps = make([]*clusterRT, len(rt.cl.Shards))
+		rt.reps = make([]*replica.Runtime, len(rt.cl.Shards))
 		for i := range rt.reps {
-			rt.reps[i] = rts[shardClusterName(name, i)]
+			rt.reps[i] = rts.Get(replica.ShardName(name, i))
 		}
 	}
-}
-
-// shardWrites is what a client wrote on one shard, for read-your-writes:
-// as for an unsharded cluster, the time of the commit until the shard's
-// monitor has sampled the primary after it, then that position.
-type shardWrites struct {
-	at  time.Time
-	pos lagmon.Position
 }
 
 // shardNodeKey identifies a shard by its primary and database, which stay
@@ -98,38 +57,9 @@ func shardDB(rt *shardRT, i int) string {
 // shardWroteLocked books a write transaction that ended on the shard of
 // the lease. c.mu must be held.
 func (c *clientConn) shardWroteLocked(now time.Time) {
-	if c.sh.curKey == "" {
-		return
+	if c.sh.curKey != "" {
+		c.sh.writes.For(c.sh.curKey).Wrote(now)
 	}
-	if c.sh.writes == nil {
-		c.sh.writes = make(map[string]*shardWrites)
-	}
-	w := c.sh.writes[c.sh.curKey]
-	if w == nil {
-		w = &shardWrites{}
-		c.sh.writes[c.sh.curKey] = w
-	}
-	w.at = now
-}
-
-// shardNeed is the position a replica of the shard keyed k (whose
-// machinery is rep) must have replayed to serve this client; known is
-// false while a write's position is not sampled yet.
-func (c *clientConn) shardNeed(rep *clusterRT, k string) (need lagmon.Position, known bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := c.sh.writes[k]
-	if w == nil {
-		return nil, true
-	}
-	if !w.at.IsZero() && rep.st.ReadYourWrites {
-		pos, ok := rep.mon.PrimaryAfter(w.at)
-		if !ok {
-			return nil, false
-		}
-		w.pos, w.at = pos, time.Time{}
-	}
-	return w.pos, true
 }
 
 // shardAnalyses are the verdicts route.go decides on for a request of a
@@ -148,8 +78,8 @@ func (c *clientConn) shardAnalyses(typ byte, raw []byte) []*router.Analysis {
 // on shard i runs: a caught-up replica of the shard when the statements
 // are reads the router lets a replica serve, else the shard's primary.
 // rep is the shard's replica machinery (nil without replicas); node is the
-// replica picked, to hand back with rep.set.Done.
-func (c *clientConn) shardRead(rt *shardRT, i int, as []*router.Analysis) (e *poolEntry, node *replica.Node, rep *clusterRT, write bool) {
+// replica picked, to hand back with rep.Set.Done.
+func (c *clientConn) shardRead(rt *shardRT, i int, as []*router.Analysis) (e *poolEntry, node *replica.Node, rep *replica.Runtime, write bool) {
 	primary := c.shardPool(rt, i)
 	if rt.reps != nil {
 		rep = rt.reps[i]
@@ -160,36 +90,30 @@ func (c *clientConn) shardRead(rt *shardRT, i int, as []*router.Analysis) (e *po
 	t, why := router.Decide(c.pref, as)
 	if _, ok := t.(router.Replica); !ok {
 		if rep != nil {
-			rep.routed.WithLabelValues("primary", why).Inc()
+			rep.Routed("primary", why)
 		}
 		return primary, nil, rep, true
 	}
 	if rep == nil {
 		return primary, nil, nil, false
 	}
-	need, known := c.shardNeed(rep, shardNodeKey(rt, i))
-	node = pickReplica(rep, need, known)
-	if node == nil {
-		reason := "no_replica"
-		if !known || need != nil {
-			reason = "read_your_writes"
-		}
-		rep.fallback.Inc()
-		rep.routed.WithLabelValues("primary", reason).Inc()
+	c.mu.Lock()
+	w := c.sh.writes.For(shardNodeKey(rt, i))
+	c.mu.Unlock()
+	if node = rep.Pick(w, nil, why, &c.mu); node == nil {
 		return primary, nil, rep, false
 	}
-	rep.routed.WithLabelValues("replica", why).Inc()
 	return c.shardReplicaPool(rt, i, node.Name), node, rep, false
 }
 
 // getShardConn leases a connection for one shard's part of a scatter:
 // from the replica picked, or from the primary when the replica cannot be
 // reached (nothing was sent yet); the replica then sits out a while.
-func (c *clientConn) getShardConn(rt *shardRT, i int, e *poolEntry, node *replica.Node, rep *clusterRT) (*pool.Server, *pool.Pool, error) {
+func (c *clientConn) getShardConn(rt *shardRT, i int, e *poolEntry, node *replica.Node, rep *replica.Runtime) (*pool.Server, *pool.Pool, error) {
 	ps, err := e.p.Get(context.Background())
 	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) && !errors.Is(err, pool.ErrQueueFull) && !errors.Is(err, pool.ErrClosed) {
 		c.log.Warn("shard replica unreachable; reading from the shard's primary", "replica", node.Name, "err", err)
-		rep.set.Ban(node.Name, err.Error())
+		rep.Set.Ban(node.Name, err.Error())
 		p := c.shardPool(rt, i).p
 		ps, err = p.Get(context.Background())
 		return ps, p, err

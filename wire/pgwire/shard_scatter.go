@@ -229,12 +229,12 @@ func (r *shardResult) answer() *scatter.Answer {
 // charged to budget; past it the server connection is closed (the rest
 // of its answer is unread) and the error is a *scatter.Error.
 func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *shardResult, as []*router.Analysis, budget *scatter.Budget) error {
-	e, node, rep := c.shardPool(rt, i), (*replica.Node)(nil), (*clusterRT)(nil)
+	e, node, rep := c.shardPool(rt, i), (*replica.Node)(nil), (*replica.Runtime)(nil)
 	if as != nil {
 		e, node, rep, _ = c.shardRead(rt, i, as)
 	}
 	if node != nil {
-		defer rep.set.Done(node)
+		defer rep.Set.Done(node)
 	}
 	ps, p, err := c.getShardConn(rt, i, e, node, rep)
 	retryUntil := time.Now().Add(rt.cl.Settings.QueryWaitTimeout)

@@ -1,0 +1,383 @@
+package replica
+
+import (
+	"context"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/lagmon"
+)
+
+// Spec describes the runtime of one node set: an unsharded cluster with
+// replicas, or one shard with replicas (then named cluster/shardN).
+type Spec struct {
+	// Protocol labels the metrics: "postgres" or "mysql".
+	Protocol string
+	// Cluster is the node set as a cluster: Name, Primary, Replicas,
+	// the server database and the Settings (max_replica_lag,
+	// read_your_writes, lag_poll_interval, causal_read_timeout).
+	Cluster config.Cluster
+	// User and Password are the lag monitor's credentials.
+	User, Password string
+	// NewProbe returns the prober of one node (the wire package's: it
+	// speaks the protocol). A prober that is an io.Closer is closed when
+	// the runtime stops.
+	NewProbe func(addr string, primary bool) lagmon.Prober
+}
+
+// Specs lists the node sets with replicas of cfg's clusters of protocol
+// proto: each unsharded cluster that has replicas, and each shard with
+// replicas of a sharded one (named ShardName(cluster, i)). creds gives
+// the monitor's credentials of a cluster; newProbe is passed on.
+func Specs(cfg *config.Config, proto config.Protocol, creds func(*config.Cluster) (string, string), newProbe func(cl *config.Cluster, addr string, primary bool) lagmon.Prober) []Spec {
+	var out []Spec
+	add := func(cl config.Cluster) {
+		if len(cl.Replicas) == 0 || cl.Primary == "" {
+			return
+		}
+		u, pw := creds(&cl)
+		c := cl
+		out = append(out, Spec{Protocol: string(proto), Cluster: c, User: u, Password: pw,
+			NewProbe: func(addr string, primary bool) lagmon.Prober { return newProbe(&c, addr, primary) }})
+	}
+	for i := range cfg.Clusters {
+		cl := cfg.Clusters[i]
+		if cl.Protocol != proto {
+			continue
+		}
+		if cl.Sharding == nil {
+			add(cl)
+			continue
+		}
+		for j, sh := range cl.Shards {
+			c := cl
+			c.Name = ShardName(cl.Name, j)
+			c.Primary, c.Replicas = sh.Primary, sh.Replicas
+			if sh.Database != "" {
+				c.ServerDatabase = sh.Database
+			} else if c.ServerDatabase == "" {
+				c.ServerDatabase = cl.Database
+			}
+			c.Sharding, c.Shards = nil, nil
+			add(c)
+		}
+	}
+	return out
+}
+
+// ShardName names the runtime of shard i of a sharded cluster.
+func ShardName(cluster string, i int) string { return cluster + "/shard" + strconv.Itoa(i) }
+
+// Runtime is the running machinery of one node set with replicas: its lag
+// monitor, its replica Set, and the routing metrics. It is built on (re)load
+// by a Registry and stopped when a reload replaces it; sessions that still
+// hold a stopped runtime route on its last samples.
+type Runtime struct {
+	Name string
+	Mon  *lagmon.Monitor
+	Set  *Set
+
+	spec      atomic.Pointer[Spec] // the newest config of the node set (a reload that keeps the runtime updates it)
+	closers   []io.Closer
+	routed    *prometheus.CounterVec
+	fallback  prometheus.Counter
+	collector prometheus.Collector // lag metrics, once registered
+}
+
+// NewRuntime builds the runtime of s, reads every node once (so the first
+// reads do not all go to the primary) and starts its monitor.
+func NewRuntime(s Spec) *Runtime {
+	st := s.Cluster.Settings
+	rt := &Runtime{Name: s.Cluster.Name}
+	rt.spec.Store(&s)
+	probe := func(addr string, primary bool) lagmon.Prober {
+		p := s.NewProbe(addr, primary)
+		if c, ok := p.(io.Closer); ok {
+			rt.closers = append(rt.closers, c)
+		}
+		return p
+	}
+	prim := probe(s.Cluster.Primary, true)
+	probes := make(map[string]lagmon.Prober, len(s.Cluster.Replicas))
+	for _, r := range s.Cluster.Replicas {
+		probes[r] = probe(r, false)
+	}
+	rt.Mon = lagmon.New(prim, probes, lagmon.Options{Interval: st.LagPollInterval})
+	rt.Set = NewSet(s.Cluster.Replicas, rt.Mon, Options{MaxLag: st.MaxReplicaLag})
+	rt.routed = metrics.Routed.MustCurryWith(prometheus.Labels{"protocol": s.Protocol, "cluster": rt.Name})
+	rt.fallback = metrics.ReadFallbacks.WithLabelValues(s.Protocol, rt.Name)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	rt.Mon.PollNow(ctx)
+	cancel()
+	rt.Mon.Start()
+	return rt
+}
+
+// Settings are the node set's settings in the config in force.
+func (rt *Runtime) Settings() config.Settings { return rt.spec.Load().Cluster.Settings }
+
+// Replicas are the replicas' addresses, in config order.
+func (rt *Runtime) Replicas() []string { return rt.spec.Load().Cluster.Replicas }
+
+// sameAs says whether rt still describes s: same nodes, monitor
+// credentials and the settings the monitor and routing read. A reload
+// that changes only the rest (pool sizes, timeouts of the pools) keeps the
+// runtime running, with its samples, instead of reconnecting every probe.
+func (rt *Runtime) sameAs(s Spec) bool {
+	a, b := *rt.spec.Load(), s
+	return a.Protocol == b.Protocol && a.Cluster.Primary == b.Cluster.Primary &&
+		slices.Equal(a.Cluster.Replicas, b.Cluster.Replicas) &&
+		a.Cluster.ServerDatabase == b.Cluster.ServerDatabase && a.Cluster.Database == b.Cluster.Database &&
+		a.User == b.User && a.Password == b.Password &&
+		monitorSettings(a.Cluster.Settings) == monitorSettings(b.Cluster.Settings)
+}
+
+// monitorSettings is the part of a cluster's settings that its runtime
+// reads.
+func monitorSettings(st config.Settings) config.Settings {
+	return config.Settings{
+		MaxReplicaLag:     st.MaxReplicaLag,
+		ReadYourWrites:    st.ReadYourWrites,
+		LagPollInterval:   st.LagPollInterval,
+		CausalReadTimeout: st.CausalReadTimeout,
+		ConnectTimeout:    st.ConnectTimeout,
+		ServerTLS:         st.ServerTLS,
+		ServerTLSCA:       st.ServerTLSCA,
+
+		ServerAllowCleartextPassword: st.ServerAllowCleartextPassword,
+	}
+}
+
+func (rt *Runtime) register() {
+	if rt.collector != nil {
+		return
+	}
+	c := rt.Mon.Collector(rt.Name)
+	if err := metrics.Registry.Register(c); err == nil {
+		rt.collector = c
+	}
+}
+
+// stop stops the monitor and closes the probes' connections.
+func (rt *Runtime) stop() {
+	if rt.collector != nil {
+		metrics.Registry.Unregister(rt.collector)
+		rt.collector = nil
+	}
+	rt.Mon.Stop()
+	for _, c := range rt.closers {
+		_ = c.Close()
+	}
+}
+
+// Routed counts a routing decision (target "primary" or "replica") and
+// its reason in switchyard_routed_transactions_total.
+func (rt *Runtime) Routed(target, reason string) { rt.routed.WithLabelValues(target, reason).Inc() }
+
+// Fallback counts a read that went to the primary because no replica
+// could take it, and why.
+func (rt *Runtime) Fallback(reason string) {
+	rt.fallback.Inc()
+	rt.Routed("primary", reason)
+}
+
+// Pick chooses the replica for a read the router lets a replica serve
+// (why is the router's reason, for the metric). w is the client's writes
+// on this node set's primary (nil: none), readAfter a position the
+// application handed over (SET switchyard.read_after; nil: none); lock,
+// when not nil, guards w. The replica must have replayed both; while a
+// write's position is not known yet, or no replica has it, Pick waits up
+// to causal_read_timeout for one. nil means the read goes to the primary
+// (counted as a fallback, with the reason). A node returned is ended with
+// rt.Set.Done.
+func (rt *Runtime) Pick(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker) *Node {
+	st := rt.Settings()
+	need, known := rt.lockedNeed(w, readAfter, lock)
+	var n *Node
+	if known {
+		n = rt.Set.Pick(need)
+	}
+	if n == nil && (need != nil || !known) && st.CausalReadTimeout > 0 {
+		deadline := time.Now().Add(st.CausalReadTimeout)
+		step := max(st.LagPollInterval/2, time.Millisecond)
+		for n == nil && time.Now().Before(deadline) {
+			time.Sleep(step)
+			if need, known = rt.lockedNeed(w, readAfter, lock); known {
+				n = rt.Set.Pick(need)
+			}
+		}
+	}
+	if n == nil {
+		reason := "no_replica"
+		switch {
+		case rt.Set.LagUnknown():
+			reason = "lag_unknown"
+		case !known || need != nil:
+			reason = "read_your_writes"
+		}
+		rt.Fallback(reason)
+		return nil
+	}
+	rt.Routed("replica", why)
+	return n
+}
+
+func (rt *Runtime) lockedNeed(w *Writes, readAfter lagmon.Position, lock sync.Locker) (lagmon.Position, bool) {
+	if lock != nil {
+		lock.Lock()
+		defer lock.Unlock()
+	}
+	return rt.Need(w, readAfter)
+}
+
+// Writes is what read-your-writes knows of one client's writes on one
+// primary (a cluster's, or a shard's). It is the client session's: the
+// caller serializes access.
+type Writes struct {
+	at  time.Time       // when the last write ended, until its position is known
+	pos lagmon.Position // a primary position that includes the last write
+}
+
+// Wrote books a write transaction that ended (committed or rolled back)
+// at now.
+func (w *Writes) Wrote(now time.Time) { w.at = now }
+
+// Need is what a replica must have replayed to serve a client whose
+// writes are w (nil: none) and who asked to read after readAfter (nil:
+// nothing): the primary position sampled after its last write ended, or
+// readAfter, whichever is later. known is false while the position of a
+// write is not sampled yet; the read then goes to the primary.
+func (rt *Runtime) Need(w *Writes, readAfter lagmon.Position) (need lagmon.Position, known bool) {
+	if w != nil {
+		if !w.at.IsZero() && rt.Settings().ReadYourWrites {
+			pos, ok := rt.Mon.PrimaryAfter(w.at)
+			if !ok {
+				return nil, false
+			}
+			w.pos, w.at = pos, time.Time{}
+		}
+		need = w.pos
+	}
+	if readAfter != nil && (need == nil || !need.AtLeast(readAfter)) {
+		need = readAfter
+	}
+	return need, true
+}
+
+// WritePosition answers SHOW switchyard.write_position: the position of
+// the client's last write as text another connection can pass to SET
+// switchyard.read_after ("" when the client has not written). It waits up
+// to 2s for that position to be sampled. lock guards w (nil: none needed).
+func (rt *Runtime) WritePosition(w *Writes, lock sync.Locker) string {
+	if rt == nil || w == nil {
+		return ""
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, known := rt.lockedNeed(w, nil, lock)
+		if lock != nil {
+			lock.Lock()
+		}
+		pos := w.pos
+		if lock != nil {
+			lock.Unlock()
+		}
+		if known || time.Now().After(deadline) {
+			if pos == nil {
+				return ""
+			}
+			return pos.String()
+		}
+		time.Sleep(max(rt.Settings().LagPollInterval/2, time.Millisecond))
+	}
+}
+
+// WritesByPrimary is a client's Writes per primary, for a sharded
+// database: positions of two shards' primaries do not compare.
+type WritesByPrimary map[string]*Writes
+
+// For returns the client's Writes on the primary keyed k, adding them.
+func (m *WritesByPrimary) For(k string) *Writes {
+	w := (*m)[k]
+	if w == nil {
+		if *m == nil {
+			*m = make(WritesByPrimary)
+		}
+		w = &Writes{}
+		(*m)[k] = w
+	}
+	return w
+}
+
+// Registry holds the runtimes of one front end by name, as one snapshot
+// replaced whole on reload; lookups are lock-free.
+type Registry struct {
+	mu     sync.Mutex // serializes Reload and Close
+	cur    atomic.Pointer[map[string]*Runtime]
+	closed bool
+}
+
+// Reload makes specs the node sets in force: a runtime whose spec did not
+// change (see sameAs) is kept with its samples, the others are built anew,
+// and the replaced ones are stopped once the new snapshot is published.
+func (r *Registry) Reload(specs []Spec) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	old := r.snapshot()
+	next := make(map[string]*Runtime, len(specs))
+	for _, s := range specs {
+		if rt := old[s.Cluster.Name]; rt != nil && rt.sameAs(s) {
+			rt.spec.Store(&s)
+			next[s.Cluster.Name] = rt
+			continue
+		}
+		next[s.Cluster.Name] = NewRuntime(s)
+	}
+	r.cur.Store(&next)
+	for name, rt := range old {
+		if next[name] != rt {
+			rt.stop()
+		}
+	}
+	for _, rt := range next {
+		rt.register() // after the replaced ones let go of their metrics
+	}
+}
+
+func (r *Registry) snapshot() map[string]*Runtime {
+	if m := r.cur.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// Get returns the runtime named name (a cluster, or ShardName of a
+// shard), nil when it has no replicas.
+func (r *Registry) Get(name string) *Runtime { return r.snapshot()[name] }
+
+// All returns the runtimes in force, by name (a copy).
+func (r *Registry) All() map[string]*Runtime { return maps.Clone(r.snapshot()) }
+
+// Close stops every runtime; later Reloads do nothing.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	if m := r.cur.Swap(nil); m != nil {
+		for _, rt := range *m {
+			rt.stop()
+		}
+	}
+}

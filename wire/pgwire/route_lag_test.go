@@ -1,0 +1,160 @@
+package pgwire
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/internal/testcluster"
+)
+
+// max_replica_lag = "0s" means only replicas that have replayed
+// everything; it used to mean no limit, and a replica with its replay
+// paused kept getting reads.
+func TestMaxReplicaLagZero(t *testing.T) {
+	p := splitProxy(t, testcluster.PG, withDefaults("", "pool_size = 4", `max_replica_lag = "0s"`, `lag_poll_interval = "20ms"`), "")
+	mustExec(t, `DROP TABLE IF EXISTS t_lag0; CREATE TABLE t_lag0 (id int)`)
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	primary, replicas := nodePorts()
+	superExec(t, replicas[0], `SELECT pg_wal_replay_pause()`)
+	defer superExec(t, replicas[0], `SELECT pg_wal_replay_resume()`)
+	superExec(t, primary, `INSERT INTO t_lag0 VALUES (1)`)
+	time.Sleep(300 * time.Millisecond) // the other replica replays it; a few polls sample both after the write
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	ports := map[int]int{}
+	for range 40 {
+		ports[serverPort(t, conn, `SELECT inet_server_port()`)]++
+	}
+	if ports[replicas[0]] != 0 || ports[replicas[1]] == 0 {
+		t.Fatalf("reads per port %v: want none on the paused replica %d, some on the caught-up %d", ports, replicas[0], replicas[1])
+	}
+}
+
+// When the primary's position cannot be read (here: the monitor user may
+// not call pg_current_wal_insert_lsn()), the replicas' lag is unknown, not
+// zero: reads go to the primary, and the metrics say why.
+func TestUnknownLagReadsFromPrimary(t *testing.T) {
+	primary, replicas := nodePorts()
+	superExec(t, primary, `DROP ROLE IF EXISTS lagmon_t; CREATE ROLE lagmon_t LOGIN PASSWORD 'lagmon_t';
+		REVOKE EXECUTE ON FUNCTION pg_catalog.pg_current_wal_insert_lsn() FROM PUBLIC;
+		GRANT EXECUTE ON FUNCTION pg_catalog.pg_current_wal_insert_lsn() TO app`)
+	defer superExec(t, primary, `GRANT EXECUTE ON FUNCTION pg_catalog.pg_current_wal_insert_lsn() TO PUBLIC; DROP ROLE IF EXISTS lagmon_t`)
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	unknown := metrics.Routed.WithLabelValues("postgres", "pg", "primary", "lag_unknown")
+	before := counterOf(unknown)
+	p := splitProxy(t, testcluster.PG, withDefaults("", "pool_size = 4", `lag_poll_interval = "20ms"`),
+		`monitor_user = "lagmon_t"
+monitor_password = "lagmon_t"`)
+	time.Sleep(200 * time.Millisecond)
+	rt := p.srv.rts.Get("pg")
+	for _, st := range rt.Set.Status() {
+		if !st.Healthy || st.LagKnown || st.Eligible {
+			t.Fatalf("replica %s: healthy %v, lag known %v, eligible %v (err %v); want healthy, lag unknown, not eligible",
+				st.Name, st.Healthy, st.LagKnown, st.Eligible, st.Err)
+		}
+	}
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for range 20 {
+		if port := serverPort(t, conn, `SELECT inet_server_port()`); port != primary {
+			t.Fatalf("read on %d with the replicas' lag unknown, want the primary %d (replicas %v)", port, primary, replicas)
+		}
+	}
+	if got := counterOf(unknown) - before; got < 20 {
+		t.Fatalf("switchyard_routed_transactions_total{reason=lag_unknown} grew by %v, want 20", got)
+	}
+	t.Logf("primary probe error: %v", rt.Mon.PrimaryErr())
+}
+
+func counterOf(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// Read-your-writes covers asynchronous commits: with synchronous_commit =
+// off a commit is acknowledged before its WAL record is written, so the
+// position remembered for the write must be the insert position sampled
+// after the acknowledgment (pg_current_wal_lsn(), the write position, may
+// not include the commit yet, and a replica at that position showed the
+// row missing). Reads wait for a replica (causal_read_timeout), which
+// widens the window the bug lived in: a replica at the write position.
+func TestReadYourWritesAsyncCommit(t *testing.T) {
+	primary, replicas := nodePorts()
+	superExec(t, primary, `ALTER ROLE app SET synchronous_commit = off`)
+	defer superExec(t, primary, `ALTER ROLE app RESET synchronous_commit`)
+	// The WAL writer (every wal_writer_delay, 200ms) sends asynchronous
+	// commits to the replicas; reads wait for a replica that has the
+	// position rather than go to the primary at once.
+	p := startSplitProxy(t, `max_replica_lag = "10s"
+causal_read_timeout = "2s"`)
+	mustExec(t, `DROP TABLE IF EXISTS t_ryw_async; CREATE TABLE t_ryw_async (id bigint PRIMARY KEY, client int)`)
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	superExec(t, replicas[0], `SELECT pg_wal_replay_pause()`)
+	defer superExec(t, replicas[0], `SELECT pg_wal_replay_resume()`)
+	ctx := ctxT(t, 120*time.Second)
+	const clients, pairs = 20, 100
+	var stale, failures, onReplica atomic.Int64
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+			if err != nil {
+				failures.Add(1)
+				return
+			}
+			defer conn.Close(ctx)
+			var async string
+			if err := conn.QueryRow(ctx, `/* switchyard:primary */ SELECT current_setting('synchronous_commit')`).Scan(&async); err != nil || async != "off" {
+				t.Errorf("synchronous_commit on the primary connection: %q (%v), want off", async, err)
+			}
+			for i := range pairs {
+				id := int64(c)*1_000_000 + int64(i)
+				if _, err := conn.Exec(ctx, `INSERT INTO t_ryw_async VALUES ($1, $2)`, id, c); err != nil {
+					failures.Add(1)
+					continue
+				}
+				var n, port int
+				if err := conn.QueryRow(ctx, `SELECT count(*), inet_server_port() FROM t_ryw_async WHERE id = $1`, id).Scan(&n, &port); err != nil {
+					failures.Add(1)
+					continue
+				}
+				if n != 1 {
+					stale.Add(1)
+				}
+				if port != primary {
+					onReplica.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d write-then-read pairs with synchronous_commit = off: %d stale, %d failed, %d reads served by a replica",
+		clients*pairs, stale.Load(), failures.Load(), onReplica.Load())
+	if stale.Load() != 0 || failures.Load() != 0 {
+		t.Fatalf("stale reads %d, failures %d", stale.Load(), failures.Load())
+	}
+}
