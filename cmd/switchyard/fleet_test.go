@@ -157,7 +157,6 @@ func startFleet(t *testing.T) *testFleet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.instance = strconv.Itoa(i + 1)
 		f.procs[i] = p
 		t.Cleanup(p.close)
 	}
