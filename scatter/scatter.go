@@ -114,6 +114,27 @@ type Spec struct {
 	Limit, Offset int64
 }
 
+// BindPaging completes a read's Spec with its paging parameters: a LIMIT
+// given as bind parameter limitParam (1-based; 0: none) is read with read
+// (nil: the request has no parameters, and it is refused); an OFFSET given
+// as a parameter is refused, because each shard must be asked for
+// LIMIT+OFFSET rows in the statement's text, where a parameter cannot be
+// folded.
+func (s *Spec) BindPaging(limitParam, offsetParam int, read func(n int) (int64, error)) error {
+	if offsetParam > 0 {
+		return mergeError("OFFSET given as a parameter in a SELECT run on several shards is not supported: write it as a literal")
+	}
+	if limitParam == 0 {
+		return nil
+	}
+	if read == nil {
+		return mergeError("LIMIT given as a parameter in a SELECT run on several shards needs a prepared statement")
+	}
+	n, err := read(limitParam)
+	s.Limit = n
+	return err
+}
+
 // Codec is a protocol's row format for one result (its columns known).
 type Codec interface {
 	// Columns is the number of columns of the result.

@@ -1,6 +1,7 @@
 package scatter_test
 
 import (
+	"errors"
 	"math/big"
 	"strconv"
 	"strings"
@@ -153,6 +154,29 @@ func TestAddDecimal(t *testing.T) {
 		got, ok := scatter.AddDecimal([]byte(tc.x), []byte(tc.y))
 		if string(got) != tc.want || ok != tc.ok {
 			t.Errorf("AddDecimal(%s, %s) = %q, %v", tc.x, tc.y, got, ok)
+		}
+	}
+}
+
+func TestBindPaging(t *testing.T) {
+	read := func(n int) (int64, error) { return int64(10 * n), nil }
+	s := scatter.Spec{Limit: -1}
+	if err := s.BindPaging(2, 0, read); err != nil || s.Limit != 20 {
+		t.Errorf("LIMIT $2: %v, limit %d", err, s.Limit)
+	}
+	for _, tc := range []struct {
+		limit, offset int
+		read          func(int) (int64, error)
+		want          string
+	}{
+		{0, 1, read, "OFFSET given as a parameter"},
+		{1, 0, nil, "needs a prepared statement"},
+	} {
+		s := scatter.Spec{Limit: -1}
+		err := s.BindPaging(tc.limit, tc.offset, tc.read)
+		var se *scatter.Error
+		if !errors.As(err, &se) || !strings.Contains(se.Msg, tc.want) {
+			t.Errorf("BindPaging(%d, %d): %v; want a refusal naming %q", tc.limit, tc.offset, err, tc.want)
 		}
 	}
 }

@@ -229,21 +229,9 @@ func (s *session) gather(rt *shardRT, r shard.Route, write bool, build func(be *
 func (s *session) scatter(rt *shardRT, sql string, sk *router.ShardKeys, r shard.Route, rs uint8, binaryRows bool,
 	limitParam func(n int) (int64, error), build func(be *backend, withoutOffset bool) ([]byte, error)) error {
 	spec := sk.MergeSpec()
-	if sk.OffsetParam > 0 {
+	if err := spec.BindPaging(sk.LimitParam, sk.OffsetParam, limitParam); err != nil {
 		s.shardRefused()
-		return s.sendErr(rs, newSQLError(erNotSupportedYet, "42000", "OFFSET given as a parameter in a SELECT run on several shards is not supported: write it as a literal"))
-	}
-	if sk.LimitParam > 0 {
-		if limitParam == nil {
-			s.shardRefused()
-			return s.sendErr(rs, newSQLError(erNotSupportedYet, "42000", "LIMIT ? needs a prepared statement"))
-		}
-		n, err := limitParam(sk.LimitParam)
-		if err != nil {
-			s.shardRefused()
-			return s.sendErr(rs, err)
-		}
-		spec.Limit = n
+		return s.sendErr(rs, scatterError(err))
 	}
 	results, job, g, err := s.gather(rt, r, false, func(be *backend) ([]byte, error) { return build(be, spec.Offset != 0) })
 	if err != nil {

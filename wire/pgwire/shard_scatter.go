@@ -104,11 +104,8 @@ func limitParam(bind []byte, n int) (int64, error) {
 // withoutOffset folds a literal OFFSET of a scatter SELECT into its row
 // count (router.PostgresScatterLimit): each shard must return the rows
 // the offset skips, known only after the merge, which applies it.
-func withoutOffset(sk *router.ShardKeys, sql string) (string, error) {
-	if sk.OffsetParam > 0 {
-		return "", newError(codeFeatureNotSupported, "OFFSET given as a parameter in a SELECT without the shard key (run on every shard) is not supported: write it as a literal")
-	}
-	if sk.Offset == nil || *sk.Offset == 0 {
+func withoutOffset(spec *scatter.Spec, sql string) (string, error) {
+	if spec.Offset == 0 {
 		return sql, nil
 	}
 	q, ok := router.PostgresScatterLimit(sql)
@@ -119,9 +116,14 @@ func withoutOffset(sk *router.ShardKeys, sql string) (string, error) {
 }
 
 func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, out *[]byte) error {
+	var spec *scatter.Spec
 	if !write {
+		spec = sk.MergeSpec()
+		if err := spec.BindPaging(sk.LimitParam, sk.OffsetParam, nil); err != nil {
+			return scatterError(err)
+		}
 		sql := queryText(raw)
-		q, err := withoutOffset(sk, sql)
+		q, err := withoutOffset(spec, sql)
 		if err != nil {
 			return err
 		}
@@ -129,7 +131,7 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as [
 			raw, _ = (&pgproto3.Query{String: q}).Encode(nil)
 		}
 	}
-	results, rows, tag, errReply, err := c.gatherShards(rt, raw, queryText(raw), sk, as, write, -1)
+	results, rows, tag, errReply, err := c.gatherShards(rt, raw, queryText(raw), spec, as, write)
 	if err != nil || errReply != nil {
 		*out = append(*out, errReply...)
 		return err
@@ -143,13 +145,12 @@ func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as [
 }
 
 // gatherShards runs one request on every shard in turn (scatter.Gather).
-// A read's rows are merged as sk says, and as (the verdicts on the
+// A read's rows are merged as spec says, and as (the verdicts on the
 // request) may let replicas serve it; a write's rows are concatenated and
 // its command tags summed. A shard's own ErrorResponse comes back as
 // errReply, to be relayed as it is (after a warning, for a write that
-// committed on some shards already). limit is the value of a LIMIT given
-// as a bind parameter (-1: none, or LIMIT ALL).
-func (c *clientConn) gatherShards(rt *shardRT, req []byte, sql string, sk *router.ShardKeys, as []*router.Analysis, write bool, limit int64) (results []shardResult, rows [][]byte, tag string, errReply []byte, err error) {
+// committed on some shards already).
+func (c *clientConn) gatherShards(rt *shardRT, req []byte, sql string, spec *scatter.Spec, as []*router.Analysis, write bool) (results []shardResult, rows [][]byte, tag string, errReply []byte, err error) {
 	results = make([]shardResult, rt.m.Shards())
 	job := scatter.Job{Protocol: "postgres", Cluster: c.cluster.Name, Shards: scatter.AllShards(len(results)), Write: write, MaxBytes: rt.cl.Settings.MaxScatterBytes}
 	g, err := scatter.Gather(job, func(i int, b *scatter.Budget) (*scatter.Answer, error) {
@@ -185,10 +186,6 @@ func (c *clientConn) gatherShards(rt *shardRT, req []byte, sql string, sk *route
 	}
 	if results[0].desc == nil {
 		return nil, nil, "", nil, newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
-	}
-	spec := sk.MergeSpec()
-	if sk.LimitParam > 0 {
-		spec.Limit = limit
 	}
 	codec := newRowCodec(results[0].desc)
 	if err := c.textOrders(rt, as, codec, spec.Compared(codec), sql); err != nil {
@@ -440,15 +437,16 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	}
 	var as []*router.Analysis
 	var offErr error
-	limit := int64(-1)
+	var spec *scatter.Spec
 	if !write {
 		as = c.shardAnalyses('S', syncRaw)
-		if sk.LimitParam > 0 {
-			limit, offErr = limitParam(bind, sk.LimitParam)
+		spec = sk.MergeSpec()
+		if offErr = spec.BindPaging(sk.LimitParam, sk.OffsetParam, func(n int) (int64, error) { return limitParam(bind, n) }); offErr != nil {
+			offErr = scatterError(offErr)
 		}
 		var q string
 		if offErr == nil {
-			q, offErr = withoutOffset(sk, sql)
+			q, offErr = withoutOffset(spec, sql)
 		}
 		if offErr == nil && q != sql {
 			_, params, _ := cstring(parseRest)
@@ -475,7 +473,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	var out []byte
 	perr := offErr
 	if perr == nil {
-		perr = c.scatterExt(rt, batch, sql, sk, as, write, dropParse, injectDescribe, limit, &out)
+		perr = c.scatterExt(rt, batch, sql, spec, as, write, dropParse, injectDescribe, &out)
 	}
 	if perr != nil {
 		shardRefusedMetric(c.cluster.Name)
@@ -485,8 +483,8 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	return true
 }
 
-func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sql string, sk *router.ShardKeys, as []*router.Analysis, write bool, dropParse []bool, injectDescribe bool, limit int64, out *[]byte) error {
-	results, rows, tag, errReply, err := c.gatherShards(rt, batch, sql, sk, as, write, limit)
+func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sql string, spec *scatter.Spec, as []*router.Analysis, write bool, dropParse []bool, injectDescribe bool, out *[]byte) error {
+	results, rows, tag, errReply, err := c.gatherShards(rt, batch, sql, spec, as, write)
 	if err != nil || errReply != nil {
 		*out = append(*out, errReply...)
 		return err
