@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/switchyard/switchyard/internal/metrics"
 )
 
 // BenchmarkRelay measures the proxy's cost of one autocommit transaction
@@ -22,15 +25,51 @@ import (
 // extended: Parse/Bind/Describe/Execute/Sync of the unnamed statement, as
 // pgbench -M extended sends them. cpu-ns/op (the process's CPU time per
 // transaction) is the figure to compare on a shared machine.
+//
+// The routing variants price what a feature adds per statement, against
+// simple (the same Query, a cluster with only a primary): replica, a
+// cluster with a replica (another scripted server, whose WAL position the
+// lag monitor reads as caught up), the read going there; ryw, the same
+// cluster, an autocommit UPDATE then the SELECT per op, the read checked
+// against the client's write position (compare with write-read, the same
+// pair without replicas); sharded, a 2-shard hash cluster on key aid, the
+// SELECT routed by its literal.
 func BenchmarkRelay(b *testing.B) {
-	for _, mode := range []string{"simple", "extended"} {
+	for _, mode := range []string{"simple", "extended", "replica", "write-read", "ryw", "sharded"} {
 		b.Run(mode, func(b *testing.B) { benchRelay(b, mode) })
 	}
 }
 
 func benchRelay(b *testing.B, mode string) {
 	addr := scriptedServer(b)
-	p := serveConfig(b, fmt.Sprintf(`
+	cluster := fmt.Sprintf(`
+[[clusters]]
+name = "pg"
+protocol = "postgres"
+database = "app"
+primary = %q
+`, addr)
+	switch mode {
+	case "replica", "ryw":
+		cluster += fmt.Sprintf("replicas = [%q]\n", scriptedServer(b))
+	case "sharded":
+		cluster = fmt.Sprintf(`
+[[clusters]]
+name = "pg"
+protocol = "postgres"
+database = "app"
+[clusters.sharding]
+kind = "hash"
+key = "aid"
+[[clusters.shards]]
+primary = %q
+database = "app"
+[[clusters.shards]]
+primary = %q
+database = "app"
+`, addr, scriptedServer(b))
+	}
+	p := serveConfig(b, `
 [proxy]
 postgres_listen = "127.0.0.1:0"
 mysql_listen = ""
@@ -45,13 +84,7 @@ server_tls = "disable"
 name = "app_trust"
 password = ""
 auth = "trust"
-
-[[clusters]]
-name = "pg"
-protocol = "postgres"
-database = "app"
-primary = %q
-`, addr))
+`+cluster)
 	conn, err := net.Dial("tcp", p.addr)
 	if err != nil {
 		b.Fatal(err)
@@ -67,27 +100,46 @@ primary = %q
 		b.Fatal(err)
 	}
 	const q = "SELECT abalance FROM pgbench_accounts WHERE aid = 4711;"
-	var req []byte
-	if mode == "simple" {
+	var req, first []byte // first: a request answered before req is sent
+	switch mode {
+	case "write-read", "ryw":
+		first, _ = (&pgproto3.Query{String: "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 4711;"}).Encode(nil)
 		req, _ = (&pgproto3.Query{String: q}).Encode(nil)
-	} else {
+	case "extended":
 		req, _ = (&pgproto3.Parse{Query: "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"}).Encode(nil)
 		req, _ = (&pgproto3.Bind{Parameters: [][]byte{[]byte("4711")}}).Encode(req)
 		req, _ = (&pgproto3.Describe{ObjectType: 'P'}).Encode(req)
 		req, _ = (&pgproto3.Execute{}).Encode(req)
 		req, _ = (&pgproto3.Sync{}).Encode(req)
+	default:
+		req, _ = (&pgproto3.Query{String: q}).Encode(nil)
 	}
 	round := func() {
-		if _, err := conn.Write(req); err != nil {
-			b.Fatal(err)
+		for _, r := range [][]byte{first, req} {
+			if r == nil {
+				continue
+			}
+			if _, err := conn.Write(r); err != nil {
+				b.Fatal(err)
+			}
+			if err := readUntilZ(br); err != nil {
+				b.Fatal(err)
+			}
 		}
-		if err := readUntilZ(br); err != nil {
-			b.Fatal(err)
-		}
+	}
+	if mode == "replica" || mode == "ryw" {
+		// Until the lag monitor has positions, reads go to the primary.
+		time.Sleep(500 * time.Millisecond)
 	}
 	for i := 0; i < 100; i++ { // warm: the pool, buffers, the analysis cache
 		round()
 	}
+	replicaReads := func() float64 {
+		var m dto.Metric
+		_ = metrics.Routed.WithLabelValues("postgres", "pg", "replica", "read").Write(&m)
+		return m.GetCounter().GetValue()
+	}
+	before := replicaReads()
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := processCPU()
@@ -98,6 +150,9 @@ primary = %q
 	// measures the queue for the CPUs; this measures the work (the
 	// scripted server's and the client's included, a constant).
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	if n := replicaReads() - before; mode == "replica" && n < float64(b.N)/2 {
+		b.Fatalf("%v of %d reads went to the replica", n, b.N)
+	}
 }
 
 // processCPU is the user plus system CPU time of this process so far.
@@ -151,7 +206,9 @@ func scriptedServer(b *testing.B) string {
 	greet, _ = (&pgproto3.BackendKeyData{ProcessID: 4242, SecretKey: []byte{0, 0, 16, 146}}).Encode(greet)
 	greet, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(greet)
 	rowDesc, _ := (&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("abalance"), DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}).Encode(nil)
-	dataRow, _ := (&pgproto3.DataRow{Values: [][]byte{[]byte("0")}}).Encode(nil)
+	// The value reads as a WAL position: the lag monitor's probes get the
+	// same answer as every other query (caught up).
+	dataRow, _ := (&pgproto3.DataRow{Values: [][]byte{[]byte("0/1000000")}}).Encode(nil)
 	tag, _ := (&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}).Encode(nil)
 	rfq, _ := (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(nil)
 	simple := append(append(append(append([]byte(nil), rowDesc...), dataRow...), tag...), rfq...)
