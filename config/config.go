@@ -256,3 +256,15 @@ type Shard struct {
 	// int64 or string, both of one kind.
 	Range []any
 }
+
+// PoolIdentity is the part of s that makes server connections
+// interchangeable: both front ends key their pools by it (with the node,
+// database and credentials), so a reload that changes only the rest (pool
+// limits, which a pool takes in place, and routing knobs) keeps the pools
+// and their connections.
+func (s Settings) PoolIdentity() Settings {
+	s.PoolSize, s.MinPoolSize, s.MaxWaitClients, s.QueryWaitTimeout = 0, 0, 0, 0
+	s.MaxReplicaLag, s.ReadYourWrites, s.LagPollInterval, s.CausalReadTimeout = 0, false, 0, 0
+	s.WriteFunctions, s.ReadOnlyFunctions, s.MaxDBClientConns = "", "", 0
+	return s
+}

@@ -217,9 +217,15 @@ func (s *session) route() (*pool.Pool, *replica.Node, *replica.Runtime) {
 	if rt == nil {
 		return s.pool, nil, nil
 	}
-	if rt.Settings() != s.key.settings {
-		s.rekey() // a reload changed the cluster: replica pools follow its settings
-		s.primaryPool = s.pool
+	if cfg := s.srv.cfg.Load(); cfg != s.cfgSeen {
+		// A reload: replica pools of the config now in force (a replica
+		// that left and came back has a new pool), and the primary's
+		// when the cluster's connections changed.
+		s.cfgSeen, s.replicaPools = cfg, nil
+		if rt.Settings().PoolIdentity() != s.key.settings {
+			s.rekey()
+			s.primaryPool = s.pool
+		}
 	}
 	return s.routeWith(rt, s.key, s.pool, &s.ryw, s.cur)
 }

@@ -63,6 +63,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	pools     map[poolKey]*pool.Pool
+	plimits   map[poolKey]pool.Limits // the limits in force of each pool
 	listeners map[net.Listener]struct{}
 
 	// Limits counts clients against the configured caps and remembers
@@ -97,6 +98,7 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 	s := &Server{
 		log:       log.With("proto", "mysql"),
 		pools:     make(map[poolKey]*pool.Pool),
+		plimits:   make(map[poolKey]pool.Limits),
 		listeners: make(map[net.Listener]struct{}),
 		Limits:    limits.New(),
 	}
@@ -171,19 +173,36 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.setConfig(cfg)
 	s.setShards(shards)
 	s.setRuntimes(cfg)
+	// Pools whose connections the new config describes alike stay, with
+	// its limits (pool_size and the like) taken in place; the others drain.
 	keep := make(map[poolKey]bool)
 	s.mu.Lock()
 	for k := range s.pools {
 		keep[k] = s.keyValid(cfg, k)
 	}
 	var stale []*pool.Pool
+	type resize struct {
+		p *pool.Pool
+		k poolKey
+		l pool.Limits
+	}
+	var resized []resize
 	for k, p := range s.pools {
 		if !keep[k] {
 			stale = append(stale, p)
 			delete(s.pools, k)
+			delete(s.plimits, k)
+		} else if l := poolLimits(cfg, k.cluster); l != s.plimits[k] {
+			s.plimits[k] = l
+			resized = append(resized, resize{p, k, l})
 		}
 	}
 	s.mu.Unlock()
+	for _, r := range resized {
+		r.p.SetLimits(r.l)
+		metrics.RemovePool(r.p)
+		metrics.AddPool(poolInfo(r.k, r.l, r.p))
+	}
 	for _, p := range stale {
 		s.log.Info("draining pool after reload", "pool", p.Name())
 		go func() {
@@ -202,7 +221,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 func (s *Server) keyValid(cfg *config.Config, k poolKey) bool {
 	for i := range cfg.Clusters {
 		c := &cfg.Clusters[i]
-		if c.Protocol != config.MySQL || c.Name != k.cluster || c.Settings != k.settings {
+		if c.Protocol != config.MySQL || c.Name != k.cluster || c.Settings.PoolIdentity() != k.settings {
 			continue
 		}
 		found := c.Primary == k.addr || slices.Contains(c.Replicas, k.addr)
@@ -250,6 +269,7 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 		return p, nil
 	}
 	st := k.settings
+	lim := poolLimits(s.cfg.Load(), k.cluster)
 	stls, err := newServerTLS(st, k.addr)
 	if err != nil {
 		return nil, newSQLError(erUnknown, "HY000", "switchyard: %v", err)
@@ -263,10 +283,10 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 	wait := metrics.WaitSeconds.WithLabelValues("mysql", k.cluster)
 	p := pool.New(pool.Options{
 		Name:        fmt.Sprintf("mysql/%s@%s user=%s db=%s", k.cluster, k.addr, k.user, k.db),
-		Size:        max(1, st.PoolSize),
-		MinSize:     st.MinPoolSize,
-		MaxWaiting:  st.MaxWaitClients,
-		WaitTimeout: st.QueryWaitTimeout,
+		Size:        lim.Size,
+		MinSize:     lim.MinSize,
+		MaxWaiting:  lim.MaxWaiting,
+		WaitTimeout: lim.WaitTimeout,
 		IdleTimeout: st.IdleTimeout,
 		Lifetime:    st.ServerLifetime,
 		CheckDelay:  st.ServerCheckDelay,
@@ -312,12 +332,26 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 			wait.Observe(d.Seconds())
 		},
 	})
-	s.pools[k] = p
+	s.pools[k], s.plimits[k] = p, lim
 	if lim := s.packetLimit(k.addr); lim.learning.CompareAndSwap(false, true) {
 		go lim.learn(dp)
 	}
-	metrics.AddPool(metrics.PoolInfo{Protocol: "mysql", Cluster: k.cluster, Node: k.addr + "/" + k.db, User: k.user, Size: st.PoolSize, Pool: p})
+	metrics.AddPool(poolInfo(k, lim, p))
 	return p, nil
+}
+
+// poolLimits are the limits of cluster's pools in cfg, which a reload
+// changes in place.
+func poolLimits(cfg *config.Config, cluster string) pool.Limits {
+	var st config.Settings
+	if cl := cfg.ClusterByName(cluster); cl != nil {
+		st = cl.Settings
+	}
+	return pool.Limits{Size: max(1, st.PoolSize), MinSize: st.MinPoolSize, MaxWaiting: st.MaxWaitClients, WaitTimeout: st.QueryWaitTimeout}
+}
+
+func poolInfo(k poolKey, l pool.Limits, p *pool.Pool) metrics.PoolInfo {
+	return metrics.PoolInfo{Protocol: "mysql", Cluster: k.cluster, Node: k.addr + "/" + k.db, User: k.user, Size: l.Size, Pool: p}
 }
 
 // PoolStats returns a snapshot of every pool, by name.
@@ -454,6 +488,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	pools := s.pools
 	s.pools = make(map[poolKey]*pool.Pool)
+	clear(s.plimits)
 	s.mu.Unlock()
 	for _, p := range pools {
 		p.Close()

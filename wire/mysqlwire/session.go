@@ -87,6 +87,7 @@ type session struct {
 	curWrites    bool                      // running it counts as a write
 	leasePool    *pool.Pool                // where the lease came from
 	replicaPools map[replicaKey]*pool.Pool // by replica address and database; no global lock per read
+	cfgSeen      *config.Config            // the config replicaPools belong to
 	primaryPool  *pool.Pool                // the primary's pool of the current route (a read falls back to it)
 	leaseNode    *replica.Node             // the replica leased, nil for the primary
 	leaseRT      *replica.Runtime          // the runtime that picked leaseNode
@@ -518,7 +519,7 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *HandshakeResp
 	}
 	s.key = poolKey{
 		addr: c.Primary, db: sdb, user: user, password: pw,
-		settings: c.Settings, cluster: c.Name,
+		settings: c.Settings.PoolIdentity(), cluster: c.Name,
 	}
 	s.spec = newConnSpec(s.caps, coll, resp.Attributes, s.mode)
 	s.specCtx = context.WithValue(context.Background(), specKey{}, &s.spec)
@@ -815,7 +816,7 @@ func (s *session) rekey() bool {
 		return false
 	}
 	k := s.key
-	k.addr, k.settings = c.Primary, c.Settings
+	k.addr, k.settings = c.Primary, c.Settings.PoolIdentity()
 	if u != nil {
 		k.user, k.password = serverCreds(u)
 	} // else a passthrough user keeps the SHA1(password) it proved

@@ -27,6 +27,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/pool"
 )
 
 func conn(t *testing.T, db *sql.DB) *sql.Conn {
@@ -553,44 +554,81 @@ func TestLastInsertIDAcrossConnections(t *testing.T) {
 	}
 }
 
+// A reload that changes only pool limits (pool_size) resizes the pools in
+// place, as for PostgreSQL: the pool and its server connections stay (they
+// used to be drained and replaced). One that changes how connections are
+// made (server_lifetime here) replaces the pool; a connected client moves
+// over.
 func TestReloadKeepsAndReplacesPools(t *testing.T) {
 	p := startProxy(t, "pool_size = 2")
 	db := p.open(t, "")
 	a := conn(t, db)
-	queryString(t, a, "SELECT 1")
-	count := func() int {
+	connID := queryString(t, a, "SELECT CONNECTION_ID()")
+	only := func() *pool.Pool {
+		t.Helper()
 		p.srv.mu.Lock()
 		defer p.srv.mu.Unlock()
-		return len(p.srv.pools)
+		if len(p.srv.pools) != 1 {
+			t.Fatalf("%d pools, want 1", len(p.srv.pools))
+		}
+		for _, pl := range p.srv.pools {
+			return pl
+		}
+		return nil
 	}
+	first := only()
 	// Same config: the pool stays.
 	cfg := *p.srv.cfg.Load()
 	p.srv.Reload(&cfg)
-	if n := count(); n != 1 {
-		t.Fatalf("%d pools after a no-op reload", n)
+	if only() != first {
+		t.Fatal("a no-op reload replaced the pool")
 	}
-	// New pool size: the pool is replaced; a connected client moves over.
+	// New pool size: the pool stays, resized; its connection too.
 	cfg2 := cfg
 	cfg2.Clusters = append([]config.Cluster(nil), cfg.Clusters...)
 	for i := range cfg2.Clusters {
 		cfg2.Clusters[i].Settings.PoolSize = 3
 	}
 	p.srv.Reload(&cfg2)
-	if n := count(); n != 0 {
-		t.Fatalf("%d pools right after reload", n)
+	if only() != first {
+		t.Fatal("a pool_size reload replaced the pool (drained a healthy one)")
 	}
+	if got := queryString(t, a, "SELECT CONNECTION_ID()"); got != connID {
+		t.Errorf("server connection %s after a pool_size reload, want %s kept", got, connID)
+	}
+	// Three clients in transactions at once: the pool holds three now.
+	var txs []*sql.Tx
+	for range 3 {
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id string
+		if err := tx.QueryRow("SELECT CONNECTION_ID()").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		txs = append(txs, tx)
+	}
+	if st := first.Stats(); st.Active != 3 {
+		t.Errorf("pool stats %+v with three transactions open, want 3 active", st)
+	}
+	for _, tx := range txs {
+		_ = tx.Rollback()
+	}
+	// A change to how connections are made: a new pool; a connected
+	// client moves over.
+	cfg3 := cfg2
+	cfg3.Clusters = append([]config.Cluster(nil), cfg2.Clusters...)
+	for i := range cfg3.Clusters {
+		cfg3.Clusters[i].Settings.ServerLifetime = 2 * time.Hour
+	}
+	p.srv.Reload(&cfg3)
 	if got := queryString(t, a, "SELECT 2"); got != "2" {
 		t.Fatal(got)
 	}
-	b := conn(t, db)
-	queryString(t, b, "SELECT 3")
-	p.srv.mu.Lock()
-	for k := range p.srv.pools {
-		if k.settings.PoolSize != 3 {
-			t.Errorf("pool with size %d after reload", k.settings.PoolSize)
-		}
+	if only() == first {
+		t.Fatal("a server_lifetime reload kept the old pool")
 	}
-	p.srv.mu.Unlock()
 }
 
 func TestClientTLS(t *testing.T) {

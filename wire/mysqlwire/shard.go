@@ -188,7 +188,7 @@ func (s *session) shardLogin(c *config.Cluster) error {
 func (s *session) shardKey(rt *shardRT, i int) poolKey {
 	k := s.key
 	k.addr, k.db = rt.cl.Shards[i].Primary, shardDB(rt.cl, i)
-	k.settings, k.cluster = rt.cl.Settings, rt.cl.Name
+	k.settings, k.cluster = rt.cl.Settings.PoolIdentity(), rt.cl.Name
 	return k
 }
 

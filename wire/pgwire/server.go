@@ -191,10 +191,7 @@ func clusterNodes(cl *config.Cluster) []node {
 // pool's limits and the settings of routing are not part of it: a reload
 // that changes only those keeps the pool (poolLimits).
 func poolKey(cl *config.Cluster, u *config.User, addr, db string) string {
-	st := cl.Settings
-	st.PoolSize, st.MinPoolSize, st.MaxWaitClients, st.QueryWaitTimeout = 0, 0, 0, 0
-	st.MaxReplicaLag, st.ReadYourWrites, st.LagPollInterval, st.CausalReadTimeout = 0, false, 0, 0
-	st.WriteFunctions, st.ReadOnlyFunctions, st.MaxDBClientConns = "", "", 0
+	st := cl.Settings.PoolIdentity()
 	return fmt.Sprintf("%s|%s|%s|%s|%s|%+v", cl.Name, addr, db, serverUser(u), u.ServerPassword, st)
 }
 
