@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
@@ -55,21 +55,59 @@ type Client struct {
 	HTTP  *http.Client
 	https bool
 	token string
+	cfg   *config.Config
+
+	mu         sync.Mutex
+	transports map[string]*http.Transport // by host, under admin_tls
 }
 
 // NewClient returns a client for the peers of cfg: HTTPS when admin_tls,
 // with the token of admin_token. Every instance of a fleet reads the same
 // file, so a peer serves the same certificate as this one.
 func NewClient(cfg *config.Config, timeout time.Duration) (*Client, error) {
-	c := &Client{HTTP: &http.Client{Timeout: timeout}, https: cfg.Proxy.AdminTLS, token: cfg.Proxy.AdminToken}
+	c := &Client{HTTP: &http.Client{Timeout: timeout}, https: cfg.Proxy.AdminTLS, token: cfg.Proxy.AdminToken, cfg: cfg}
 	if cfg.Proxy.AdminTLS {
-		tc, err := AdminClientTLS(cfg)
-		if err != nil {
+		// Fail now on a certificate that cannot be loaded.
+		if _, err := AdminClientTLS(cfg, ""); err != nil {
 			return nil, err
 		}
-		c.HTTP.Transport = &http.Transport{TLSClientConfig: tc}
+		c.transports = map[string]*http.Transport{}
+		c.HTTP.Transport = roundTripper(c.roundTrip)
 	}
 	return c, nil
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// roundTrip sends r through a transport that verifies the certificate for
+// r's host (admin_tls).
+func (c *Client) roundTrip(r *http.Request) (*http.Response, error) {
+	host := r.URL.Hostname()
+	c.mu.Lock()
+	t := c.transports[host]
+	if t == nil {
+		tc, err := AdminClientTLS(c.cfg, host)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		t = &http.Transport{TLSClientConfig: tc}
+		c.transports[host] = t
+	}
+	c.mu.Unlock()
+	return t.RoundTrip(r)
+}
+
+// CloseIdleConnections closes the connections kept for later requests.
+func (c *Client) CloseIdleConnections() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.transports {
+		t.CloseIdleConnections()
+	}
+	c.HTTP.CloseIdleConnections()
 }
 
 // URL is the address of path on the admin listener addr.
@@ -120,13 +158,12 @@ func (c *Client) Kill(ctx context.Context, peer config.Peer, k KillRequest) (Kil
 }
 
 // AdminClientTLS is how a client of the admin listeners (switchyard
-// reload, a peer) checks one under admin_tls. It reads the same config
-// file as the proxy, so it knows the certificate the proxy serves: that
-// exact certificate is accepted (which works for a self-signed one and
-// for an address such as 127.0.0.1 that a certificate rarely names);
-// anything else must verify against the system's roots for the
-// listener's host name.
-func AdminClientTLS(cfg *config.Config) (*tls.Config, error) {
+// reload, a peer) checks one at host under admin_tls. It reads the same
+// config file as the proxy, so it knows the certificate the proxy serves:
+// that exact certificate is accepted (which works for a self-signed one
+// and for an address such as 127.0.0.1 that a certificate rarely names);
+// anything else must verify against the system's roots for host.
+func AdminClientTLS(cfg *config.Config, host string) (*tls.Config, error) {
 	pair, err := tls.LoadX509KeyPair(cfg.Proxy.TLSCert, cfg.Proxy.TLSKey)
 	if err != nil {
 		return nil, fmt.Errorf("admin_tls: %w", err)
@@ -142,10 +179,6 @@ func AdminClientTLS(cfg *config.Config) (*tls.Config, error) {
 			}
 			if bytes.Equal(cs.PeerCertificates[0].Raw, want) {
 				return nil
-			}
-			host := cs.ServerName
-			if h, _, err := net.SplitHostPort(host); err == nil {
-				host = h
 			}
 			inter := x509.NewCertPool()
 			for _, c := range cs.PeerCertificates[1:] {

@@ -570,7 +570,7 @@ func (srv *Server) peerKill(cfg *config.Config, peer config.Peer, k fleet.KillRe
 	if err != nil {
 		return fleet.KillReply{}, err
 	}
-	defer c.HTTP.CloseIdleConnections()
+	defer c.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return c.Kill(ctx, peer, k)
