@@ -13,7 +13,14 @@ import (
 // served, in order, whole, however the bytes arrive: several commands in
 // one read, a header split across reads, a command larger than s.in.
 func TestCommandReadsPipelinedAndSplit(t *testing.T) {
-	s, _ := fuzzLiveServer(t)
+	// A proxy of its own, shut down at the end: a shared one would keep
+	// server connections open under later tests that count them.
+	p := startProxy(t, "pool_size = 2", `[[users]]
+name = "app_trust"
+auth = "trust"
+server_user = "app"
+server_password = "app"`)
+	s := p.srv
 	login := packets(1, (&HandshakeResponse{
 		Capabilities: proxyCaps &^ (capSSL | capCompress), MaxPacket: 1 << 24, Collation: 45,
 		User: "app_trust", Database: "app", AuthPlugin: pluginNative,
