@@ -224,6 +224,25 @@ type ShardKeys struct {
 	// GroupBy and Distinct say the SELECT has them (never Mergeable).
 	GroupBy, Distinct bool
 
+	// Catalog: every table the statement reads is a catalog table
+	// (PostgreSQL's pg_catalog and information_schema; MySQL's
+	// information_schema, performance_schema, mysql and sys). The shards
+	// share one schema, so one shard answers.
+	Catalog bool
+	// TopTables: the statement itself (not only its subqueries) reads a
+	// sharded table.
+	TopTables bool
+	// SubKeys are the key values the subqueries pin (derived tables,
+	// scalar subqueries, EXISTS / IN, WITH). A subquery runs where its
+	// statement runs, so a statement with subqueries of sharded tables
+	// runs on one shard: the one its Keys and all SubKeys map to.
+	// SubNoKey, when set, says which subquery reads a sharded table
+	// without pinning its key (SubTable): it cannot be answered from one
+	// shard, nor merged from several.
+	SubKeys  []KeyRef
+	SubNoKey string
+	SubTable string
+
 	// ParseError is the parser's complaint when it rejected the text;
 	// then Kind is StmtOther and None is set, but hints are still read
 	// from the comments (the parser of one dialect may reject what the
@@ -362,11 +381,15 @@ type stmtIR struct {
 	// sel reads what a merge needs from a SELECT; called only when the
 	// statement may run on several shards, since it walks the tree.
 	sel func() *selectIR
+	// subs are the statement's subqueries, each converted on its own
+	// (tables of its FROM, its WHERE), and nested writes (noKey set).
+	subs []*stmtIR
 }
 
 type tableRef struct {
 	schema, name, alias string
-	key                 string // its key column ("" when the spec has none)
+	key                 string // its key column ("" when the spec has none, or a catalog)
+	catalog             bool
 }
 
 // refName is how columns of t are qualified in the statement.
@@ -460,7 +483,58 @@ func (x *KeyExtractor) keyColumn(schema, name string) string {
 }
 
 func (x *KeyExtractor) table(schema, name, alias string) tableRef {
+	if x.catalog(schema, name) {
+		return tableRef{schema: schema, name: name, alias: alias, catalog: true}
+	}
 	return tableRef{schema: schema, name: name, alias: alias, key: x.keyColumn(schema, name)}
+}
+
+// catalog reports whether a table is one of the server's catalogs, which
+// every shard holds alike (for the shards' one schema).
+func (x *KeyExtractor) catalog(schema, name string) bool {
+	if x.dialect == Postgres {
+		switch schema {
+		case "pg_catalog", "information_schema":
+			return true
+		case "":
+			// pg_catalog comes first in every search_path, so an
+			// unqualified pg_class is the catalog's.
+			return strings.HasPrefix(name, "pg_")
+		}
+		return false
+	}
+	switch strings.ToLower(schema) {
+	case "information_schema", "performance_schema", "mysql", "sys":
+		return true
+	}
+	return false
+}
+
+// dropCTEs removes from ir and its subqueries the table references that
+// name a common table expression of the statement: their rows are the
+// CTE's subquery's, which is one of ir.subs.
+func dropCTEs(ir *stmtIR, ctes map[string]bool, fold bool) {
+	if len(ctes) == 0 {
+		return
+	}
+	filter := func(ts []tableRef) []tableRef {
+		out := ts[:0]
+		for _, t := range ts {
+			n := t.name
+			if fold {
+				n = strings.ToLower(n)
+			}
+			if t.schema == "" && ctes[n] {
+				continue
+			}
+			out = append(out, t)
+		}
+		return out
+	}
+	ir.tables = filter(ir.tables)
+	for _, s := range ir.subs {
+		s.tables = filter(s.tables)
+	}
 }
 
 // ident normalizes an identifier for comparison: MySQL's column names and
@@ -512,7 +586,53 @@ func (x *KeyExtractor) analyze(ir *stmtIR) *ShardKeys {
 			x.merge(ir, sk)
 		}
 	}
+	x.subqueries(ir, sk)
 	return sk
+}
+
+// subqueries fills Catalog, TopTables, Table and the Sub* fields.
+func (x *KeyExtractor) subqueries(ir *stmtIR, sk *ShardKeys) {
+	tables, real := len(ir.tables), 0
+	for _, t := range ir.tables {
+		if !t.catalog {
+			if real == 0 {
+				sk.Table = t.name
+			}
+			real++
+		}
+	}
+	sk.TopTables = real > 0
+	for _, sub := range ir.subs {
+		tables += len(sub.tables)
+		first := ""
+		for _, t := range sub.tables {
+			if !t.catalog && first == "" {
+				first = t.name
+			}
+		}
+		if first == "" {
+			continue
+		}
+		real++
+		if sk.Table == "" {
+			sk.Table = first
+		}
+		if sk.SubNoKey != "" {
+			continue
+		}
+		var keys []KeyRef
+		why := sub.noKey
+		if why == "" {
+			keys, why = x.whereKeys(sub)
+		}
+		if keys == nil {
+			sk.SubNoKey = fmt.Sprintf("a subquery reads sharded table %s without its shard key (%s)", first, why)
+			sk.SubTable = first
+			continue
+		}
+		sk.SubKeys = append(sk.SubKeys, keys...)
+	}
+	sk.Catalog = tables > 0 && real == 0
 }
 
 // whereKeys finds the key values that every row of a SELECT, UPDATE or

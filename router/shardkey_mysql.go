@@ -42,24 +42,62 @@ func (x *KeyExtractor) myParse(sql string) (*stmtIR, error) {
 	case n > 1:
 		return &stmtIR{kind: StmtOther, noKey: noKeyMultiStatement}, nil
 	}
+	var ir *stmtIR
 	switch s := stmt.(type) {
 	case *sqlparser.Select:
-		return x.mySelect(s), nil
+		ir = x.mySelect(s)
 	case *sqlparser.Union:
-		ir := &stmtIR{kind: StmtSelect, noKey: "UNION"}
+		ir = &stmtIR{kind: StmtSelect, noKey: "UNION"}
 		if l, ok := s.Left.(*sqlparser.Select); ok {
 			x.myFrom(ir, l.From)
 		}
 		ir.sel = func() *selectIR { return &selectIR{unmergeable: "UNION"} }
-		return ir, nil
 	case *sqlparser.Insert:
-		return x.myInsert(s), nil
+		ir = x.myInsert(s)
 	case *sqlparser.Update:
-		return x.myUpdate(s), nil
+		ir = x.myUpdate(s)
 	case *sqlparser.Delete:
-		return x.myDelete(s), nil
+		ir = x.myDelete(s)
+	default:
+		return &stmtIR{kind: StmtOther}, nil
 	}
-	return &stmtIR{kind: StmtOther}, nil
+	x.mySubs(ir, stmt)
+	return ir, nil
+}
+
+// mySubs adds the subqueries of a statement to ir (see stmtIR.subs) and
+// drops references to its common table expressions.
+func (x *KeyExtractor) mySubs(ir *stmtIR, top sqlparser.Statement) {
+	ctes := map[string]bool{}
+	write := func(kind StmtKind, te sqlparser.TableExpr) {
+		sub := &stmtIR{kind: kind, noKey: "a write in WITH"}
+		x.myFromItem(sub, te)
+		ir.subs = append(ir.subs, sub)
+	}
+	_ = sqlparser.Walk(func(node sqlparser.SQLNode) (bool, error) {
+		switch n := node.(type) {
+		case *sqlparser.CommonTableExpr:
+			ctes[strings.ToLower(n.ID.String())] = true
+		case *sqlparser.Select:
+			if sqlparser.Statement(n) != top {
+				ir.subs = append(ir.subs, x.mySelect(n))
+			}
+		case *sqlparser.Insert:
+			if sqlparser.Statement(n) != top {
+				write(StmtInsert, n.Table)
+			}
+		case *sqlparser.Update:
+			if sqlparser.Statement(n) != top && len(n.TableExprs) > 0 {
+				write(StmtUpdate, n.TableExprs[0])
+			}
+		case *sqlparser.Delete:
+			if sqlparser.Statement(n) != top && len(n.TableExprs) > 0 {
+				write(StmtDelete, n.TableExprs[0])
+			}
+		}
+		return true, nil
+	}, top)
+	dropCTEs(ir, ctes, true)
 }
 
 func (x *KeyExtractor) mySelect(s *sqlparser.Select) *stmtIR {

@@ -144,8 +144,8 @@ var myMergeCases = []keyCase{
 	{"SELECT * FROM orders o JOIN items i ON i.order_id = o.id", "select orders none", "no: a join that is not on the shard keys of the joined tables"},
 	{"SELECT * FROM orders o JOIN customers c ON c.id = o.customer_id", "select orders none", "ok"},
 	{"SELECT * FROM orders WHERE id IN (SELECT order_id FROM items)", "select orders none", "no: a subquery"},
-	{"SELECT * FROM (SELECT * FROM orders) s", "select - none", "no: a subquery in FROM"},
-	{"WITH x AS (SELECT * FROM orders) SELECT * FROM x", "select x none", "no: WITH (a common table expression)"},
+	{"SELECT * FROM (SELECT * FROM orders) s", "select orders none", "no: a subquery in FROM"},
+	{"WITH x AS (SELECT * FROM orders) SELECT * FROM x", "select orders none", "no: WITH (a common table expression)"},
 	{"SELECT SQL_CALC_FOUND_ROWS * FROM orders LIMIT 10", "select orders none", "no: SQL_CALC_FOUND_ROWS"},
 }
 

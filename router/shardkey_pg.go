@@ -37,17 +37,54 @@ func (x *KeyExtractor) pgParse(sql string) (*stmtIR, error) {
 	case n > 1:
 		return &stmtIR{kind: StmtOther, noKey: noKeyMultiStatement}, nil
 	}
+	var ir *stmtIR
+	var top any
 	switch s := stmt.GetNode().(type) {
 	case *pg.Node_SelectStmt:
-		return x.pgSelect(s.SelectStmt), nil
+		ir, top = x.pgSelect(s.SelectStmt), s.SelectStmt
 	case *pg.Node_InsertStmt:
-		return x.pgInsert(s.InsertStmt), nil
+		// VALUES lists parse as a SelectStmt, never a subquery.
+		ir, top = x.pgInsert(s.InsertStmt), s.InsertStmt
 	case *pg.Node_UpdateStmt:
-		return x.pgUpdate(s.UpdateStmt), nil
+		ir, top = x.pgUpdate(s.UpdateStmt), s.UpdateStmt
 	case *pg.Node_DeleteStmt:
-		return x.pgDelete(s.DeleteStmt), nil
+		ir, top = x.pgDelete(s.DeleteStmt), s.DeleteStmt
+	default:
+		return &stmtIR{kind: StmtOther}, nil
 	}
-	return &stmtIR{kind: StmtOther}, nil
+	x.pgSubs(ir, stmt, top)
+	return ir, nil
+}
+
+// pgSubs adds the subqueries of a statement to ir (see stmtIR.subs) and
+// drops references to its common table expressions.
+func (x *KeyExtractor) pgSubs(ir *stmtIR, stmt *pg.Node, top any) {
+	ctes := map[string]bool{}
+	pgAny(stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+		switch n := m.Interface().(type) {
+		case *pg.CommonTableExpr:
+			ctes[n.GetCtename()] = true
+		case *pg.SelectStmt:
+			if any(n) == top || n.GetOp() != pg.SetOperation_SETOP_NONE || len(n.GetValuesLists()) > 0 {
+				break
+			}
+			ir.subs = append(ir.subs, x.pgSelect(n))
+		case *pg.InsertStmt:
+			if any(n) != top {
+				ir.subs = append(ir.subs, &stmtIR{kind: StmtInsert, tables: []tableRef{x.pgRangeVar(n.GetRelation())}, noKey: "a write in WITH"})
+			}
+		case *pg.UpdateStmt:
+			if any(n) != top {
+				ir.subs = append(ir.subs, &stmtIR{kind: StmtUpdate, tables: []tableRef{x.pgRangeVar(n.GetRelation())}, noKey: "a write in WITH"})
+			}
+		case *pg.DeleteStmt:
+			if any(n) != top {
+				ir.subs = append(ir.subs, &stmtIR{kind: StmtDelete, tables: []tableRef{x.pgRangeVar(n.GetRelation())}, noKey: "a write in WITH"})
+			}
+		}
+		return false
+	})
+	dropCTEs(ir, ctes, false)
 }
 
 func (x *KeyExtractor) pgRangeVar(r *pg.RangeVar) tableRef {

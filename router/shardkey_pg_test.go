@@ -80,7 +80,7 @@ var pgKeyCases = []keyCase{
 	{"VALUES (1), (2)", "select - none", ""},
 	{"SELECT * FROM orders WHERE customer_id = 1 FOR UPDATE", "select orders [1]", ""},
 	{"SELECT * FROM orders WHERE customer_id = 1 UNION SELECT * FROM orders WHERE customer_id = 1", "select orders none", "no: UNION, INTERSECT or EXCEPT"},
-	{"SELECT * FROM (SELECT * FROM orders WHERE customer_id = 1) s", "select - none", "no: a subquery in FROM"},
+	{"SELECT * FROM (SELECT * FROM orders WHERE customer_id = 1) s", "select orders none", "no: a subquery in FROM"},
 	// INSERT.
 	{"INSERT INTO orders (id, customer_id, total) VALUES (1, 42, 9.5)", "insert orders rows[42]", ""},
 	{"INSERT INTO orders (customer_id, id) VALUES ($1, $2), ($3, $4)", "insert orders rows[$1 $3]", ""},
@@ -180,7 +180,7 @@ var pgMergeCases = []keyCase{
 	{"SELECT * FROM orders o JOIN items i USING (customer_id)", "select orders none", "ok"},
 	{"SELECT * FROM orders WHERE id IN (SELECT order_id FROM items)", "select orders none", "no: a subquery"},
 	{"SELECT id, (SELECT 1) FROM orders", "select orders none", "no: a subquery"},
-	{"WITH x AS (SELECT * FROM orders) SELECT * FROM x", "select x none", "no: WITH (a common table expression)"},
+	{"WITH x AS (SELECT * FROM orders) SELECT * FROM x", "select orders none", "no: WITH (a common table expression)"},
 	{"SELECT * FROM generate_series(1, 3)", "select - none", "no: a function in FROM"},
 	{"SELECT * INTO t2 FROM orders", "select orders none", "no: SELECT INTO"},
 	{"SELECT * FROM orders TABLESAMPLE SYSTEM (10)", "select - none", "no: FROM RangeTableSample"},

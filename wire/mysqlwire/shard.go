@@ -32,14 +32,12 @@ import (
 // connection is answered by the proxy and sent ahead of the first
 // statement that leases one (lazy BEGIN): the shard is not known before.
 //
-// Statements without a key: a SELECT outside a transaction runs on every
-// shard and the rows are merged (shard_scatter.go); an UPDATE or DELETE
-// runs on every shard, in autocommit only, when the cluster allows it
-// (allow_all_shard_writes); anything else that would silently run on one
-// shard only (DDL, several statements in one query, INSERT without the
-// key column) is refused unless a /* switchyard:shard=N */ hint names the
-// shard. Statements with no table at all (SELECT 1, SET, SHOW) run on the
-// shard of the current lease, or on shard 0.
+// Where each statement goes (one shard, any shard, a scatter, a write on
+// every shard, refused and why) is the router's plan
+// (router.ShardRouting.PlanShard), the same for PostgreSQL; this file
+// reads the parameter values the plan asks for and turns the plan into
+// leases, refusals and scatters. A scatter or an all-shard write runs in
+// autocommit only, outside a transaction.
 //
 // Not done: session pooling and pinned sessions cannot move between
 // shards (a statement for another shard is refused, as in a
@@ -48,6 +46,7 @@ import (
 // shardRT is what a sharded cluster routes with; immutable once published.
 type shardRT struct {
 	cl *config.Cluster
+	r  *router.ShardRouting // the plan step; m and x are its map and extractor
 	m  shard.Map
 	x  *router.KeyExtractor
 	// an judges read versus write; nil when no shard has replicas.
@@ -83,7 +82,7 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 		version := uint64(1)
 		if o := old[cl.Name]; o != nil {
 			if sameSharding(o.cl, cl) {
-				out[cl.Name] = &shardRT{cl: cl, m: o.m, x: o.x, an: an}
+				out[cl.Name] = &shardRT{cl: cl, r: shardRouting(cl, o.m, o.x), m: o.m, x: o.x, an: an}
 				continue
 			}
 			version = o.m.Version() + 1
@@ -92,10 +91,15 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[cl.Name] = &shardRT{cl: cl, m: m, an: an, x: router.NewKeyExtractor(router.MySQL,
-			router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables})}
+		x := router.NewKeyExtractor(router.MySQL, router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables})
+		out[cl.Name] = &shardRT{cl: cl, r: shardRouting(cl, m, x), m: m, an: an, x: x}
 	}
 	return out, nil
+}
+
+func shardRouting(cl *config.Cluster, m shard.Map, x *router.KeyExtractor) *router.ShardRouting {
+	return &router.ShardRouting{Map: m, Keys: x, Spec: router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables},
+		AllowAllShardWrites: cl.Sharding.AllowAllShardWrites}
 }
 
 // sameSharding says whether two configs of a cluster route every key to
@@ -284,140 +288,45 @@ type keyVal struct {
 // paramFunc returns the value of the 1-based parameter n.
 type paramFunc func(n int) (keyVal, error)
 
-// decide finds where a statement goes: a shard.Direct, Multi (a key list
-// over several shards) or All (no key), or nil when any shard will do.
-// The error is an *SQLError to refuse the statement with.
-func (rt *shardRT) decide(sql string, param paramFunc, sessKey *router.KeyRef) (*router.ShardKeys, shard.Route, error) {
-	sk, err := rt.x.Extract(sql)
+// KeyParam implements router.Params.
+func (f paramFunc) KeyParam(n int) (router.KeyValue, error) {
+	v, err := f(n)
+	return router.KeyValue{Null: v.null, Int: v.isInt, N: v.n, Text: v.b}, err
+}
+
+// decide is the router's plan of a statement (text sql, with param for a
+// COM_STMT_EXECUTE) as a shard.Route: Direct, Multi or All, or nil when
+// any shard will do. The error is an *SQLError to refuse with.
+func (rt *shardRT) decide(sql string, param paramFunc, sess router.ShardSession) (*router.ShardKeys, shard.Route, error) {
+	var params router.Params
+	if param != nil {
+		params = param
+	}
+	t, sk, err := rt.r.PlanShard(sql, params, sess)
 	if err != nil {
-		return nil, nil, newSQLError(1064, "42000", "%v", err)
+		return sk, nil, err
 	}
 	m := rt.m
-	switch {
-	case sk.ShardHint >= 0:
-		if sk.ShardHint >= m.Shards() {
-			return sk, nil, newSQLError(erNotSupportedYet, "42000", "switchyard:shard=%d: the cluster has %d shards (0 to %d)", sk.ShardHint, m.Shards(), m.Shards()-1)
+	routeOf := func(shards []int) shard.Route {
+		if shards == nil {
+			return shard.AllOf(m)
 		}
-		return sk, shard.DirectTo(m, sk.ShardHint), nil
-	case sk.Hint != nil:
-		i, err := rt.keyShard(*sk.Hint, param)
-		if err != nil {
-			return sk, nil, err
-		}
-		return sk, shard.DirectTo(m, i), nil
-	case sk.SetsKey:
-		return sk, nil, newSQLError(erNotSupportedYet, "42000", "the statement changes the shard key column of %s, which could move rows to another shard; delete and insert the row instead", sk.Table)
-	case sk.None:
-		if sessKey != nil && (sk.Table != "" || sk.Kind == router.StmtOther) {
-			i, err := rt.keyShard(*sessKey, nil)
-			if err != nil {
-				return sk, nil, err
-			}
-			return sk, shard.DirectTo(m, i), nil
-		}
-		switch sk.Kind {
-		case router.StmtInsert:
-			return sk, nil, newSQLError(erNotSupportedYet, "42000",
-				"INSERT on sharded table %s without its shard key (%s: %s): name the key column and give it a value per row",
-				sk.Table, rt.keyColumn(sk.Table), sk.NoKeyReason)
-		case router.StmtUpdate, router.StmtDelete:
-			return sk, shard.AllOf(m), nil
-		case router.StmtSelect:
-			if sk.Table != "" {
-				return sk, shard.AllOf(m), nil
-			}
-		case router.StmtOther:
-			if sk.MultiStatement {
-				return sk, nil, newSQLError(erNotSupportedYet, "42000", "several statements in one query on a sharded database: send them one by one, or name the shard with /* switchyard:shard=N */")
-			}
-			switch w := firstWord(sql); w {
-			case "create", "alter", "drop", "truncate", "rename", "call", "load", "grant", "revoke", "optimize", "repair", "analyze":
-				return sk, nil, newSQLError(erNotSupportedYet, "42000", "%s on a sharded database would run on one shard only: name it with /* switchyard:shard=N */ (once per shard)", strings.ToUpper(w))
-			}
-		}
-		return sk, nil, nil
+		return shard.Multi{Shards: shards, Version: m.Version()}
 	}
-	first, multi := -1, false
-	var shards []int
-	for _, k := range sk.Keys {
-		i, err := rt.keyShard(k, param)
-		if err != nil {
-			return sk, nil, err
+	switch t := t.(type) {
+	case router.OneShard:
+		return sk, shard.DirectTo(m, t.Shard), nil
+	case router.ScatterShards:
+		return sk, routeOf(t.Shards), nil
+	case router.WriteShards:
+		return sk, routeOf(t.Shards), nil
+	case router.Refused:
+		if t.Code == router.RefuseSyntax {
+			return sk, nil, newSQLError(1064, "42000", "%s", t.Reason)
 		}
-		if first >= 0 && i != first {
-			multi = true
-		}
-		if first < 0 {
-			first = i
-		}
-		shards = append(shards, i)
+		return sk, nil, newSQLError(erNotSupportedYet, "42000", "%s", t.Reason)
 	}
-	if first < 0 {
-		return sk, nil, nil
-	}
-	if !multi {
-		return sk, shard.DirectTo(m, first), nil
-	}
-	r, _ := shard.Collect(m, shards)
-	if sk.Kind == router.StmtInsert {
-		ms := r.(shard.Multi).Shards
-		return sk, nil, newSQLError(erNotSupportedYet, "42000", "INSERT into %s writes rows of several shards (%s); insert the rows of each shard separately",
-			sk.Table, joinInts(ms))
-	}
-	return sk, r, nil
-}
-
-func joinInts(xs []int) string {
-	var b strings.Builder
-	for i, x := range xs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(strconv.Itoa(x))
-	}
-	return b.String()
-}
-
-func (rt *shardRT) keyColumn(table string) string {
-	if k, ok := rt.cl.Sharding.Tables[table]; ok {
-		return k
-	}
-	for t, k := range rt.cl.Sharding.Tables {
-		if strings.EqualFold(t, table) {
-			return k
-		}
-	}
-	return rt.cl.Sharding.Key
-}
-
-// keyShard maps one key reference to its shard, reading a parameter of a
-// COM_STMT_EXECUTE.
-func (rt *shardRT) keyShard(k router.KeyRef, param paramFunc) (int, error) {
-	m := rt.m
-	var i int
-	var err error
-	if k.Param == 0 {
-		i, err = m.ShardOf(k.Literal)
-	} else {
-		if param == nil {
-			return 0, newSQLError(erNotSupportedYet, "42000", "the shard key is a ? placeholder, which only a prepared statement can fill")
-		}
-		v, perr := param(k.Param)
-		switch {
-		case perr != nil:
-			return 0, perr
-		case v.null:
-			err = shard.ErrNullKey
-		case v.isInt:
-			i, err = m.ShardOfInt(v.n)
-		default:
-			i, err = m.ShardOfBytes(v.b)
-		}
-	}
-	if err != nil {
-		return 0, newSQLError(erNotSupportedYet, "42000", "cannot route by shard key %s: %v", k, err)
-	}
-	return i, nil
+	return sk, nil, nil
 }
 
 // shardMap is the map the current command is decided with: the lease's
@@ -444,45 +353,31 @@ func (s *session) shardStatement(sql string, param paramFunc) (*router.ShardKeys
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sk, r, err := rt.decide(sql, param, s.sh.key)
+	sess := router.ShardSession{Key: s.sh.key, Lease: -1}
+	if s.lease != nil {
+		sess.Lease, sess.Why = s.sh.cur, "a transaction"
+		if !s.inTx {
+			sess.Why = "a session that keeps its server connection (" + s.keepReason() + ")"
+		}
+	}
+	sk, r, err := rt.decide(sql, param, sess)
 	if err != nil {
 		s.shardRefused()
 		return sk, rt, nil, err
 	}
 	if s.lease != nil {
-		cur := s.sh.cur
-		why := "a transaction"
-		if !s.inTx {
-			why = "a session that keeps its server connection (" + s.keepReason() + ")"
+		if r != nil {
+			shardStatementMetric(rt, s.sh.cur)
 		}
-		switch r := r.(type) {
-		case nil:
-			return sk, rt, nil, nil
-		case shard.Direct:
-			if r.Shard == cur {
-				shardStatementMetric(rt, cur)
-				return sk, rt, nil, nil
-			}
-			s.shardRefused()
-			return sk, rt, nil, newSQLError(erNotSupportedYet, "42000",
-				"%s is on shard %d, and this statement is for shard %d: it must stay on one shard (commit first, or route the statement with its own connection)", why, cur, r.Shard)
-		default:
-			s.shardRefused()
-			what := "without the shard key"
-			if _, ok := r.(shard.Multi); ok {
-				what = "with keys on several shards"
-			}
-			return sk, rt, nil, newSQLError(erNotSupportedYet, "42000",
-				"%s %s inside %s would need several shards; it is on shard %d", strings.ToUpper(sk.Kind.String()), what, why, cur)
-		}
+		return sk, rt, nil, nil
 	}
 	s.sh.holdBegin = false
 	switch r := r.(type) {
 	case nil:
 		s.sh.next, s.sh.nextRT = 0, rt
 		if s.sh.begin != nil || s.sh.setTxn != nil {
-			w := firstWord(sql)
-			s.sh.holdBegin = sk.Kind == router.StmtSelect && sk.Table == "" || w == "set" || w == "show"
+			w := router.FirstWord(sql)
+			s.sh.holdBegin = sk.Kind == router.StmtSelect && (sk.Table == "" || sk.Catalog) || w == "set" || w == "show"
 		}
 		shardStatementMetric(rt, 0)
 		return sk, rt, nil, nil
@@ -491,35 +386,17 @@ func (s *session) shardStatement(sql string, param paramFunc) (*router.ShardKeys
 		shardStatementMetric(rt, r.Shard)
 		return sk, rt, nil, nil
 	}
-	if sk.Kind == router.StmtSelect {
-		switch {
-		case !sk.Mergeable:
-			s.shardRefused()
-			return sk, rt, nil, newSQLError(erNotSupportedYet, "42000",
-				"SELECT on sharded table %s without one shard key (%s) would run on several shards, and its results cannot be merged: %s; add WHERE %s = ... or name the shard with /* switchyard:shard=N */",
-				sk.Table, rt.keyColumn(sk.Table), sk.MergeReason, rt.keyColumn(sk.Table))
-		case s.noAutocommit:
-			s.shardRefused()
-			return sk, rt, nil, newSQLError(erNotSupportedYet, "42000", "a SELECT without the shard key runs on every shard, which needs autocommit on")
-		}
-		return sk, rt, r, nil
-	}
-	// A write without a key, or with keys on several shards.
-	where := "every shard"
-	if m, ok := r.(shard.Multi); ok {
-		where = "shards " + joinInts(m.Shards)
-	}
+	// Several shards: a SELECT to merge, or a write on each shard in its
+	// own transaction; neither inside one.
 	switch {
-	case !rt.cl.Sharding.AllowAllShardWrites:
+	case sk.Kind == router.StmtSelect && s.noAutocommit:
 		s.shardRefused()
-		if _, ok := r.(shard.Multi); ok {
-			return sk, rt, nil, newSQLError(erNotSupportedYet, "42000", "%s on %s touches %s; split it per shard (or set allow_all_shard_writes)",
-				strings.ToUpper(sk.Kind.String()), sk.Table, where)
+		return sk, rt, nil, newSQLError(erNotSupportedYet, "42000", "a SELECT without the shard key runs on every shard, which needs autocommit on")
+	case sk.Kind != router.StmtSelect && (s.sh.begin != nil || s.noAutocommit || s.pinned != "" || s.mode == config.PoolSession):
+		where := "every shard"
+		if m, ok := r.(shard.Multi); ok {
+			where = "shards " + joinInts(m.Shards)
 		}
-		return sk, rt, nil, newSQLError(erNotSupportedYet, "42000",
-			"%s on sharded table %s without its shard key (%s: %s) would run on every shard: add WHERE %s = ..., or set allow_all_shard_writes = true in [clusters.sharding]",
-			strings.ToUpper(sk.Kind.String()), sk.Table, rt.keyColumn(sk.Table), sk.NoKeyReason, rt.keyColumn(sk.Table))
-	case s.sh.begin != nil || s.noAutocommit || s.pinned != "" || s.mode == config.PoolSession:
 		s.shardRefused()
 		return sk, rt, nil, newSQLError(erNotSupportedYet, "42000", "%s on %s runs on %s, each in its own transaction: only in autocommit, outside a transaction",
 			strings.ToUpper(sk.Kind.String()), sk.Table, where)
@@ -555,13 +432,13 @@ func (s *session) shardLocalTxn(text []byte, rs uint8) (handled bool, err error)
 	if s.lease != nil || s.mode == config.PoolSession {
 		return false, nil
 	}
-	w := firstWord(unsafeString(text))
+	w := router.FirstWord(unsafeString(text))
 	switch w {
 	case "begin", "start", "commit", "rollback", "set":
 	default:
 		return false, nil
 	}
-	t := strings.ToLower(strings.Join(strings.Fields(strings.TrimRight(stripLeadingComments(string(text)), "; \t\r\n")), " "))
+	t := strings.ToLower(strings.Join(strings.Fields(strings.TrimRight(router.StripLeadingComments(string(text)), "; \t\r\n")), " "))
 	switch {
 	case strings.HasPrefix(t, "set transaction "):
 		// For the next transaction, whose shard is not known yet.
@@ -580,40 +457,6 @@ func (s *session) shardLocalTxn(text []byte, rs uint8) (handled bool, err error)
 		return false, nil
 	}
 	return true, s.sendOK(rs)
-}
-
-// stripLeadingComments drops blanks and comments before the first word.
-func stripLeadingComments(sql string) string {
-	for {
-		sql = strings.TrimLeft(sql, " \t\r\n")
-		switch {
-		case strings.HasPrefix(sql, "--") || strings.HasPrefix(sql, "#"):
-			i := strings.IndexByte(sql, '\n')
-			if i < 0 {
-				return ""
-			}
-			sql = sql[i+1:]
-		case strings.HasPrefix(sql, "/*") && !strings.HasPrefix(sql, "/*!") && !strings.HasPrefix(sql, "/*M!"):
-			i := strings.Index(sql, "*/")
-			if i < 0 {
-				return ""
-			}
-			sql = sql[i+2:]
-		default:
-			return sql
-		}
-	}
-}
-
-// firstWord is the first keyword of sql, lower case, after blanks and
-// comments.
-func firstWord(sql string) string {
-	sql = strings.TrimLeft(stripLeadingComments(sql), "(")
-	end := 0
-	for end < len(sql) && (sql[end] >= 'a' && sql[end] <= 'z' || sql[end] >= 'A' && sql[end] <= 'Z' || sql[end] == '_') {
-		end++
-	}
-	return strings.ToLower(sql[:end])
 }
 
 // withBegin wraps a command builder so that a BEGIN the proxy answered is
@@ -658,7 +501,7 @@ func (s *session) shardProxyCommand(value string, rs uint8) error {
 	}
 	k := router.SessionKey(value)
 	if rt := s.srv.shardRT(s.cluster.Name); rt != nil {
-		if _, err := rt.keyShard(k, nil); err != nil {
+		if _, err := rt.r.KeyShard(k, nil); err != nil {
 			return s.sendErr(rs, newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set to the value of '%s': %v", value, err))
 		}
 	}
@@ -704,4 +547,15 @@ func (s *Server) Status() any {
 		}
 	}
 	return map[string]any{"shards": shards}
+}
+
+func joinInts(xs []int) string {
+	var b strings.Builder
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(x))
+	}
+	return b.String()
 }

@@ -33,16 +33,16 @@ import (
 // protocol. Reads go to caught-up replicas of their shard where the
 // shard has some (shard_replica.go).
 //
-// A statement without a key of its own routes by the session's key (SET
-// switchyard.shard_key), when set. Without one, an UPDATE or DELETE
-// outside a transaction runs on every shard when the cluster allows it
-// (allow_all_shard_writes), each shard in its own transaction; INSERTs
-// without a key, and multi-row INSERTs whose rows span shards, are
-// refused.
+// Where each statement goes (one shard, any shard, a scatter, a write on
+// every shard, refused and why) is the router's plan
+// (router.ShardRouting.PlanShard), the same for MySQL; this file reads the
+// bind values the plan asks for (bindParams) and turns the plan into
+// leases, refusals and scatters.
 
 // shardRT is what a sharded cluster routes with; immutable once published.
 type shardRT struct {
 	cl *config.Cluster
+	r  *router.ShardRouting // the plan step; m and x are its map and extractor
 	m  shard.Map
 	x  *router.KeyExtractor
 	// reps is the replica machinery of each shard (nil for a shard
@@ -73,7 +73,7 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 		version := uint64(1)
 		if o := old[cl.Name]; o != nil {
 			if reflect.DeepEqual(o.cl.Sharding, cl.Sharding) && samePlacement(o.cl.Shards, cl.Shards) {
-				out[cl.Name] = &shardRT{cl: cl, m: o.m, x: o.x, routed: o.routed}
+				out[cl.Name] = &shardRT{cl: cl, r: shardRouting(cl, o.m, o.x), m: o.m, x: o.x, routed: o.routed}
 				continue
 			}
 			version = o.m.Version() + 1
@@ -82,14 +82,19 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 		if err != nil {
 			return nil, err
 		}
-		rt := &shardRT{cl: cl, m: m, x: router.NewKeyExtractor(router.Postgres,
-			router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables})}
+		x := router.NewKeyExtractor(router.Postgres, router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables})
+		rt := &shardRT{cl: cl, r: shardRouting(cl, m, x), m: m, x: x}
 		for i := range cl.Shards {
 			rt.routed = append(rt.routed, metrics.ShardStatements.WithLabelValues("postgres", cl.Name, strconv.Itoa(i)))
 		}
 		out[cl.Name] = rt
 	}
 	return out, nil
+}
+
+func shardRouting(cl *config.Cluster, m shard.Map, x *router.KeyExtractor) *router.ShardRouting {
+	return &router.ShardRouting{Map: m, Keys: x, Spec: router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables},
+		AllowAllShardWrites: cl.Sharding.AllowAllShardWrites}
 }
 
 // samePlacement says whether two shard lists put every row in the same
@@ -278,138 +283,73 @@ var errNoShard = errors.New("no shard")
 // (allow_all_shard_writes).
 var errAllShards = errors.New("all shards")
 
-// shardOf is the one shard a statement runs on. sk is its extraction, sess
-// the session's shard key (nil: none); the error is a *pgError to refuse
-// with, errNoShard, errScatter or errAllShards.
-func shardOf(rt *shardRT, st shardStmt, sk *router.ShardKeys, sess *router.KeyRef) (int, error) {
-	m := rt.m
-	if sk.ShardHint >= 0 {
-		if sk.ShardHint >= m.Shards() {
-			return 0, newError(codeFeatureNotSupported, "switchyard:shard=%d: the cluster has %d shards", sk.ShardHint, m.Shards())
+// shardOf is the one shard a statement runs on, as the router plans it
+// (router.PlanShard) with the session's shard key sess (nil: none); the
+// error is a *pgError to refuse with, errNoShard, errScatter or
+// errAllShards.
+func shardOf(rt *shardRT, st shardStmt, sess *router.KeyRef) (int, *router.ShardKeys, error) {
+	var params router.Params
+	if st.bind != nil {
+		params = bindParams{st.bind, st.types}
+	}
+	t, sk, err := rt.r.PlanShard(st.sql, params, router.ShardSession{Key: sess, Lease: -1})
+	if err != nil {
+		return 0, sk, err
+	}
+	switch t := t.(type) {
+	case router.OneShard:
+		return t.Shard, sk, nil
+	case router.ScatterShards:
+		return 0, sk, errScatter
+	case router.WriteShards:
+		return 0, sk, errAllShards
+	case router.Refused:
+		if t.Code == router.RefuseSyntax {
+			return 0, sk, newError("42601", "%s", t.Reason)
 		}
-		return sk.ShardHint, nil
+		return 0, sk, newError(codeFeatureNotSupported, "%s", t.Reason)
 	}
-	if sk.Hint != nil {
-		return keyShard(m, *sk.Hint, st.bind, st.types)
-	}
-	if sk.SetsKey {
-		return 0, newError(codeFeatureNotSupported, "the statement changes the shard key column of %s, which could move rows to another shard", sk.Table)
-	}
-	if sk.None && sess != nil && !sk.MultiStatement {
-		return keyShard(m, *sess, nil, nil)
-	}
-	if sk.None {
-		switch sk.Kind {
-		case router.StmtUpdate, router.StmtDelete:
-			if rt.cl.Sharding.AllowAllShardWrites {
-				return 0, errAllShards
-			}
-		}
-		switch sk.Kind {
-		case router.StmtInsert, router.StmtUpdate, router.StmtDelete:
-			return 0, newError(codeFeatureNotSupported,
-				"%s on sharded table %s without its shard key (%s): writes must name the key (%s)",
-				strings.ToUpper(sk.Kind.String()), sk.Table, rt.keyColumn(sk.Table), sk.NoKeyReason)
-		}
-		if sk.Kind == router.StmtSelect && sk.Table != "" {
-			return 0, errScatter
-		}
-		if sk.Kind == router.StmtOther {
-			// Statements that write (or may) but name no key would run on
-			// one shard only, silently: refused unless a hint names it.
-			if sk.MultiStatement {
-				return 0, newError(codeFeatureNotSupported, "several statements in one query on a sharded cluster: send them one by one, or name the shard with /* switchyard:shard=N */")
-			}
-			switch w := firstWord(st.sql); w {
-			case "copy", "merge", "truncate", "do", "call", "create", "alter", "drop":
-				return 0, newError(codeFeatureNotSupported, "%s on a sharded cluster would run on one shard only: name it with /* switchyard:shard=N */ (once per shard)", strings.ToUpper(w))
-			}
-		}
-		return 0, errNoShard
-	}
-	if st.bind == nil && len(sk.Keys) > 0 && sk.Keys[0].Param > 0 {
-		return 0, errNoShard // a Parse alone: its values come later
-	}
-	first := -1
-	for _, k := range sk.Keys {
-		s, err := keyShard(m, k, st.bind, st.types)
-		if err != nil {
-			return 0, err
-		}
-		if first >= 0 && s != first {
-			if sk.Kind == router.StmtSelect {
-				return 0, errScatter
-			}
-			return 0, newError(codeFeatureNotSupported, "%s on %s touches two shards (keys on shards %d and %d); split it per shard",
-				strings.ToUpper(sk.Kind.String()), sk.Table, first, s)
-		}
-		first = s
-	}
-	if first < 0 {
-		return 0, errNoShard
-	}
-	return first, nil
+	return 0, sk, errNoShard
 }
 
 // errScatter: a SELECT that must run on every shard.
 var errScatter = errors.New("scatter")
 
-func (rt *shardRT) keyColumn(table string) string {
-	if k, ok := rt.cl.Sharding.Tables[table]; ok {
-		return k
-	}
-	if i := strings.LastIndexByte(table, '.'); i >= 0 {
-		if k, ok := rt.cl.Sharding.Tables[table[i+1:]]; ok {
-			return k
-		}
-	}
-	return rt.cl.Sharding.Key
+// bindParams reads shard keys from a Bind message: a binary value means
+// what its type (from the Parse) says. Without a known type a 4-byte
+// string and an int4 look alike, so such a key is refused rather than
+// possibly misrouted.
+type bindParams struct {
+	bind  []byte
+	types []uint32
 }
 
-// keyShard maps one key reference to its shard, reading a bind parameter
-// from the Bind message.
-func keyShard(m shard.Map, k router.KeyRef, bind []byte, types []uint32) (int, error) {
-	var s int
-	var err error
-	if k.Param == 0 {
-		s, err = m.ShardOf(k.Literal)
-	} else {
-		v, binaryFmt, ok := bindParam(bind, k.Param)
-		switch {
-		case !ok:
-			return 0, newError(codeProtocolViolation, "bind parameter $%d is missing", k.Param)
-		case v == nil:
-			err = shard.ErrNullKey
-		case binaryFmt:
-			// A binary value means what its type says: big-endian for
-			// integers, the bytes themselves for text types. Without a
-			// known type a 4-byte string and an int4 look alike, so the
-			// statement is refused rather than possibly misrouted.
-			var oid uint32
-			if k.Param <= len(types) {
-				oid = types[k.Param-1]
-			}
-			switch oid {
-			case 20, 21, 23: // int8, int2, int4
-				n, isInt := shard.IntFromBinary(v)
-				if !isInt {
-					return 0, newError(codeProtocolViolation, "binary parameter $%d is not a valid integer", k.Param)
-				}
-				s, err = m.ShardOfInt(n)
-			case 25, 1043, 1042, 19, 17: // text, varchar, bpchar, name, bytea
-				s, err = m.ShardOfBytes(v)
-			default:
-				return 0, newError(codeFeatureNotSupported,
-					"shard key parameter $%d is in binary format of unknown or unsupported type (oid %d): declare it as an integer or text type, or send it as text", k.Param, oid)
-			}
-		default:
-			s, err = m.ShardOfBytes(v)
+func (b bindParams) KeyParam(n int) (router.KeyValue, error) {
+	v, binaryFmt, ok := bindParam(b.bind, n)
+	switch {
+	case !ok:
+		return router.KeyValue{}, newError(codeProtocolViolation, "bind parameter $%d is missing", n)
+	case v == nil:
+		return router.KeyValue{Null: true}, nil
+	case !binaryFmt:
+		return router.KeyValue{Text: v}, nil
+	}
+	var oid uint32
+	if n <= len(b.types) {
+		oid = b.types[n-1]
+	}
+	switch oid {
+	case 20, 21, 23: // int8, int2, int4
+		x, isInt := shard.IntFromBinary(v)
+		if !isInt {
+			return router.KeyValue{}, newError(codeProtocolViolation, "binary parameter $%d is not a valid integer", n)
 		}
+		return router.KeyValue{Int: true, N: x}, nil
+	case 25, 1043, 1042, 19, 17: // text, varchar, bpchar, name, bytea
+		return router.KeyValue{Text: v}, nil
 	}
-	if err != nil {
-		return 0, newError(codeFeatureNotSupported, "cannot route by shard key %s: %v", k, err)
-	}
-	return s, nil
+	return router.KeyValue{}, newError(codeFeatureNotSupported,
+		"shard key parameter $%d is in binary format of unknown or unsupported type (oid %d): declare it as an integer or text type, or send it as text", n, oid)
 }
 
 // bindParam returns the value of the 1-based parameter n of a Bind
@@ -476,22 +416,10 @@ func (c *clientConn) requestShard(rt *shardRT, typ byte, raw []byte) (int, error
 		if !st.isQuery && st.bind == nil {
 			continue // a Parse: any shard can prepare it; its Bind is routed
 		}
-		sk, err := rt.x.Extract(st.sql)
-		if err != nil {
-			return 0, newError("42601", "%v", err)
-		}
-		s, err := shardOf(rt, st, sk, c.sh.key)
+		s, _, err := shardOf(rt, st, c.sh.key)
 		switch {
 		case errors.Is(err, errNoShard):
 			continue
-		case errors.Is(err, errAllShards):
-			return 0, errAllShards
-		case errors.Is(err, errScatter):
-			if sk.Kind == router.StmtSelect && !sk.Mergeable {
-				return 0, newError(codeFeatureNotSupported, "SELECT on sharded table %s without its shard key (%s) would run on every shard, and its results cannot be merged: %s",
-					sk.Table, rt.keyColumn(sk.Table), sk.MergeReason)
-			}
-			return 0, errScatter
 		case err != nil:
 			return 0, err
 		}
@@ -582,10 +510,7 @@ func (c *clientConn) shardCheckInLease(typ byte, raw []byte) bool {
 		if st.sql == "" {
 			return false
 		}
-		var sk *router.ShardKeys
-		if sk, err = rt.x.Extract(st.sql); err == nil {
-			s, err = shardOf(rt, st, sk, c.sh.key)
-		}
+		s, _, err = shardOf(rt, st, c.sh.key)
 	} else {
 		s, err = c.requestShard(rt, typ, raw)
 	}
@@ -723,36 +648,6 @@ func shardStatement(rt *shardRT, s int) {
 
 func shardRefusedMetric(cluster string) {
 	metrics.ShardRefused.WithLabelValues("postgres", cluster).Inc()
-}
-
-// firstWord is the first keyword of sql, lower case, after blanks and
-// comments.
-func firstWord(sql string) string {
-	for {
-		sql = strings.TrimLeft(sql, " \t\r\n(")
-		switch {
-		case strings.HasPrefix(sql, "--"):
-			i := strings.IndexByte(sql, '\n')
-			if i < 0 {
-				return ""
-			}
-			sql = sql[i+1:]
-			continue
-		case strings.HasPrefix(sql, "/*"):
-			i := strings.Index(sql, "*/")
-			if i < 0 {
-				return ""
-			}
-			sql = sql[i+2:]
-			continue
-		}
-		break
-	}
-	end := 0
-	for end < len(sql) && (sql[end] >= 'a' && sql[end] <= 'z' || sql[end] >= 'A' && sql[end] <= 'Z' || sql[end] == '_') {
-		end++
-	}
-	return strings.ToLower(sql[:end])
 }
 
 // prepareOnly says whether a request only parses (and describes)

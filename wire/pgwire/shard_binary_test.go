@@ -22,6 +22,10 @@ func TestKeyShardBinaryParameters(t *testing.T) {
 	four := []byte("abcd")
 	bind, _ := (&pgproto3.Bind{ParameterFormatCodes: []int16{1}, Parameters: [][]byte{four}}).Encode(nil)
 	k := router.KeyRef{Param: 1}
+	r := &router.ShardRouting{Map: m}
+	keyShard := func(_ shard.Map, k router.KeyRef, bind []byte, types []uint32) (int, error) {
+		return r.KeyShard(k, bindParams{bind, types})
+	}
 
 	wantText, _ := m.ShardOfBytes(four)
 	if got, err := keyShard(m, k, bind, []uint32{25}); err != nil || got != wantText {

@@ -1,0 +1,389 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/switchyard/switchyard/shard"
+)
+
+// The plan step of a sharded cluster: (a statement's shard keys, the
+// session's routing state) → one ShardTarget. Both protocols ask it, so the
+// rules (which statement may run on one shard, which must be merged from
+// all, which is refused and why) are written once and tested once, with
+// one table of cases for both dialects (plan_test.go). A wire package
+// supplies only what its protocol holds: the values of bind parameters
+// (Params), and turns the target into messages.
+
+// ShardRouting is what a sharded cluster is planned with; built at
+// (re)load, immutable once published.
+type ShardRouting struct {
+	Map  shard.Map
+	Keys *KeyExtractor
+	// Spec names the key columns (for messages).
+	Spec KeySpec
+	// AllowAllShardWrites: an UPDATE or DELETE without a key (or with
+	// keys on several shards) runs on every shard, each in its own
+	// transaction, instead of being refused.
+	AllowAllShardWrites bool
+}
+
+// KeyValue is a bind parameter's value read as a shard key: an integer,
+// text (its bytes; text that reads as an integer counts as that integer,
+// see shard.IntText), or NULL.
+type KeyValue struct {
+	Null bool
+	Int  bool
+	N    int64
+	Text []byte
+}
+
+// Params reads the bind parameters of one execution of a statement:
+// PostgreSQL's Bind message with the parameter types of its Parse, MySQL's
+// COM_STMT_EXECUTE. n is 1-based. An error is returned to the client as
+// it is (the wire package builds it in its protocol).
+type Params interface {
+	KeyParam(n int) (KeyValue, error)
+}
+
+// ShardSession is the session's part of a shard plan.
+type ShardSession struct {
+	// Key is SET switchyard.shard_key; nil when unset.
+	Key *KeyRef
+	// Lease is the shard of the server connection the session holds (a
+	// transaction under way, or a pinned session), -1 without one; Why
+	// names what holds it ("a transaction"), for refusals.
+	Lease int
+	Why   string
+}
+
+// ShardTarget is where a statement of a sharded cluster goes: AnyShard,
+// OneShard, ScatterShards, WriteShards or Refused.
+type ShardTarget interface {
+	Target
+	isShardTarget()
+}
+
+// AnyShard: the statement reads no sharded table (SELECT 1, SET, SHOW,
+// a query of the catalogs, which every shard holds alike): it runs on the
+// shard of the session's lease, or on shard 0, so that consecutive
+// catalog queries (psql's \d reads an oid, then asks about it) see one
+// server.
+type AnyShard struct{}
+
+// OneShard: every row the statement touches lives on Shard.
+type OneShard struct{ Shard int }
+
+// ScatterShards: a SELECT to run on Shards (nil: every shard) and merge
+// as Keys says (its Mergeable is true).
+type ScatterShards struct {
+	Shards []int
+	Keys   *ShardKeys
+}
+
+// WriteShards: an UPDATE or DELETE to run on Shards (nil: every shard),
+// each in its own transaction (allow_all_shard_writes).
+type WriteShards struct{ Shards []int }
+
+// Refused: the statement cannot be run correctly; Reason says why, in
+// words for the client. Code picks the error class.
+type Refused struct {
+	Code   RefuseCode
+	Reason string
+}
+
+// RefuseCode is the class of a refusal; each protocol maps it to its
+// codes.
+type RefuseCode uint8
+
+const (
+	// RefuseUnsupported: valid SQL the proxy cannot run on a sharded
+	// cluster (SQLSTATE 0A000, MySQL 1235).
+	RefuseUnsupported RefuseCode = iota
+	// RefuseSyntax: a malformed switchyard: hint (42601, MySQL 1064).
+	RefuseSyntax
+)
+
+func (AnyShard) isTarget()      {}
+func (OneShard) isTarget()      {}
+func (ScatterShards) isTarget() {}
+func (WriteShards) isTarget()   {}
+func (Refused) isTarget()       {}
+
+func (AnyShard) isShardTarget()      {}
+func (OneShard) isShardTarget()      {}
+func (ScatterShards) isShardTarget() {}
+func (WriteShards) isShardTarget()   {}
+func (Refused) isShardTarget()       {}
+
+var (
+	_ ShardTarget = AnyShard{}
+	_ ShardTarget = OneShard{}
+	_ ShardTarget = ScatterShards{}
+	_ ShardTarget = WriteShards{}
+	_ ShardTarget = Refused{}
+)
+
+func refuse(format string, args ...any) Refused {
+	return Refused{Code: RefuseUnsupported, Reason: fmt.Sprintf(format, args...)}
+}
+
+// errParam carries a Params error through the plan unchanged.
+type errParam struct{ err error }
+
+func (e errParam) Error() string { return e.err.Error() }
+func (e errParam) Unwrap() error { return e.err }
+
+// PlanShard decides where sql goes. params is nil when the statement has
+// no bind values (a simple query, or a statement only being prepared: a
+// key that is a parameter then names no shard yet). The error is one of
+// params' own, to be returned to the client as it is; the ShardKeys are
+// nil only when the hint of sql is malformed (then the target is Refused).
+func (r *ShardRouting) PlanShard(sql string, params Params, sess ShardSession) (ShardTarget, *ShardKeys, error) {
+	sk, err := r.Keys.Extract(sql)
+	if err != nil {
+		return Refused{Code: RefuseSyntax, Reason: err.Error()}, nil, nil
+	}
+	t, err := r.plan(sql, sk, params, sess.Key)
+	if err != nil {
+		var pe errParam
+		if errors.As(err, &pe) {
+			return nil, sk, pe.err
+		}
+		return refuse("cannot route by shard key: %v", err), sk, nil
+	}
+	if sess.Lease >= 0 {
+		t = r.inLease(t, sk, sess)
+	}
+	return t, sk, nil
+}
+
+// inLease keeps a statement on the shard of the session's lease: its
+// server transaction (or pinned connection) cannot follow it elsewhere.
+func (r *ShardRouting) inLease(t ShardTarget, sk *ShardKeys, sess ShardSession) ShardTarget {
+	switch t := t.(type) {
+	case OneShard:
+		if t.Shard != sess.Lease {
+			return refuse("%s is on shard %d, and this statement is for shard %d: it must stay on one shard (commit first, or route the statement with its own connection)",
+				sess.Why, sess.Lease, t.Shard)
+		}
+	case ScatterShards, WriteShards:
+		what := "without the shard key"
+		if !sk.None {
+			what = "with keys on several shards"
+		}
+		return refuse("%s %s inside %s would need several shards; it is on shard %d", strings.ToUpper(sk.Kind.String()), what, sess.Why, sess.Lease)
+	}
+	return t
+}
+
+func (r *ShardRouting) plan(sql string, sk *ShardKeys, params Params, sessKey *KeyRef) (ShardTarget, error) {
+	m := r.Map
+	if sk.ShardHint >= 0 {
+		if sk.ShardHint >= m.Shards() {
+			return refuse("switchyard:shard=%d: the cluster has %d shards (0 to %d)", sk.ShardHint, m.Shards(), m.Shards()-1), nil
+		}
+		return OneShard{sk.ShardHint}, nil
+	}
+	if sk.Hint != nil {
+		s, err := r.keyShard(*sk.Hint, params)
+		if err != nil {
+			return nil, err
+		}
+		return OneShard{s}, nil
+	}
+	if sk.SetsKey {
+		return refuse("the statement changes the shard key column of %s, which could move rows to another shard; delete and insert the row instead", sk.Table), nil
+	}
+	subs := sk.SubNoKey != "" || len(sk.SubKeys) > 0
+	keys := sk.Keys
+	if sk.None {
+		switch {
+		case sessKey != nil && !sk.MultiStatement:
+			keys = []KeyRef{*sessKey}
+		case sk.SubNoKey != "":
+			return refuse("%s", sk.SubNoKey+": it would be answered from one shard's rows; name the key inside the subquery (WHERE "+r.keyColumn(sk.SubTable)+" = ...), or the shard with /* switchyard:shard=N */"), nil
+		case subs && sk.TopTables:
+			return refuse("%s on sharded table %s without its shard key, with a subquery that reads a sharded table: it would run on several shards, whose answers cannot be combined; name the key in the statement and the subquery",
+				strings.ToUpper(sk.Kind.String()), sk.Table), nil
+		case subs:
+			keys = nil // a derived table or subquery alone: its keys decide
+		default:
+			return r.noKey(sql, sk), nil
+		}
+	} else if sk.SubNoKey != "" {
+		return refuse("%s", sk.SubNoKey+": the statement names a key, but the subquery would be answered from that shard's rows only; name the same key inside the subquery"), nil
+	}
+	keys = append(keys[:len(keys):len(keys)], sk.SubKeys...)
+	var shards []int
+	multi := false
+	for _, k := range keys {
+		if k.Param > 0 && params == nil {
+			return AnyShard{}, nil // prepared, not executed: its values come later
+		}
+		s, err := r.keyShard(k, params)
+		if err != nil {
+			return nil, err
+		}
+		if len(shards) > 0 && s != shards[0] {
+			multi = true
+		}
+		shards = append(shards, s)
+	}
+	switch {
+	case len(shards) == 0:
+		return AnyShard{}, nil
+	case !multi:
+		return OneShard{shards[0]}, nil
+	}
+	route, _ := shard.Collect(m, shards)
+	list := route.(shard.Multi).Shards
+	switch {
+	case subs:
+		return refuse("the statement and its subqueries name keys on shards %s; a subquery is answered from the statement's shard only, so every key must be on one shard", joinInts(list)), nil
+	case sk.Kind == StmtInsert:
+		return refuse("INSERT into %s writes rows of several shards (%s); insert the rows of each shard separately", sk.Table, joinInts(list)), nil
+	case sk.Kind == StmtSelect:
+		if !sk.Mergeable {
+			return r.unmergeable(sk), nil
+		}
+		return ScatterShards{Shards: list, Keys: sk}, nil
+	case !r.AllowAllShardWrites:
+		return refuse("%s on %s touches shards %s; split it per shard (or set allow_all_shard_writes)", strings.ToUpper(sk.Kind.String()), sk.Table, joinInts(list)), nil
+	}
+	return WriteShards{Shards: list}, nil
+}
+
+// noKey plans a statement that names no key and reads no sharded table
+// in a subquery.
+func (r *ShardRouting) noKey(sql string, sk *ShardKeys) ShardTarget {
+	switch sk.Kind {
+	case StmtInsert:
+		return refuse("INSERT on sharded table %s without its shard key (%s: %s): name the key column and give it a value per row",
+			sk.Table, r.keyColumn(sk.Table), sk.NoKeyReason)
+	case StmtUpdate, StmtDelete:
+		if r.AllowAllShardWrites {
+			return WriteShards{}
+		}
+		return refuse("%s on sharded table %s without its shard key (%s: %s) would run on every shard: add WHERE %s = ..., or set allow_all_shard_writes = true in [clusters.sharding]",
+			strings.ToUpper(sk.Kind.String()), sk.Table, r.keyColumn(sk.Table), sk.NoKeyReason, r.keyColumn(sk.Table))
+	case StmtSelect:
+		switch {
+		case sk.Catalog || sk.Table == "":
+			return AnyShard{}
+		case !sk.Mergeable:
+			return r.unmergeable(sk)
+		}
+		return ScatterShards{Keys: sk}
+	}
+	if sk.MultiStatement {
+		return refuse("several statements in one query on a sharded cluster: send them one by one, or name the shard with /* switchyard:shard=N */")
+	}
+	// Statements that change every shard's schema or data but name no
+	// key would run on one shard only, silently.
+	switch w := FirstWord(sql); w {
+	case "copy", "merge", "truncate", "do", "call", "create", "alter", "drop", "rename", "load", "grant", "revoke",
+		"optimize", "repair", "analyze", "vacuum", "reindex", "cluster", "comment", "security", "import", "refresh":
+		if sk.Catalog {
+			break
+		}
+		return refuse("%s on a sharded cluster would run on one shard only: name it with /* switchyard:shard=N */ (once per shard)", strings.ToUpper(w))
+	}
+	return AnyShard{}
+}
+
+func (r *ShardRouting) unmergeable(sk *ShardKeys) Refused {
+	return refuse("SELECT on sharded table %s without one shard key (%s) would run on several shards, and its results cannot be merged: %s; add WHERE %s = ... or name the shard with /* switchyard:shard=N */",
+		sk.Table, r.keyColumn(sk.Table), sk.MergeReason, r.keyColumn(sk.Table))
+}
+
+// KeyShard maps a key to its shard; a parameter's value comes from
+// params. The error is params' own (errParam) or the map's.
+func (r *ShardRouting) KeyShard(k KeyRef, params Params) (int, error) {
+	s, err := r.keyShard(k, params)
+	var pe errParam
+	if errors.As(err, &pe) {
+		return 0, pe.err
+	}
+	return s, err
+}
+
+func (r *ShardRouting) keyShard(k KeyRef, params Params) (int, error) {
+	if k.Param == 0 {
+		return r.Map.ShardOf(k.Literal)
+	}
+	if params == nil {
+		return 0, fmt.Errorf("the shard key is parameter %d, and the statement has no parameter values", k.Param)
+	}
+	v, err := params.KeyParam(k.Param)
+	switch {
+	case err != nil:
+		return 0, errParam{err}
+	case v.Null:
+		return 0, shard.ErrNullKey
+	case v.Int:
+		return r.Map.ShardOfInt(v.N)
+	}
+	return r.Map.ShardOfBytes(v.Text)
+}
+
+// keyColumn names the key column of table, for messages.
+func (r *ShardRouting) keyColumn(table string) string {
+	if k, ok := r.Spec.Tables[table]; ok {
+		return k
+	}
+	for t, k := range r.Spec.Tables {
+		if strings.EqualFold(t, table) || strings.HasSuffix(strings.ToLower(t), "."+strings.ToLower(table)) {
+			return k
+		}
+	}
+	return r.Spec.Default
+}
+
+func joinInts(xs []int) string {
+	var b strings.Builder
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(x))
+	}
+	return b.String()
+}
+
+// FirstWord is the first keyword of sql, lower case, after blanks,
+// comments (not MySQL's executable /*! */ ones) and opening parentheses.
+func FirstWord(sql string) string {
+	sql = strings.TrimLeft(StripLeadingComments(sql), "(")
+	end := 0
+	for end < len(sql) && (sql[end] >= 'a' && sql[end] <= 'z' || sql[end] >= 'A' && sql[end] <= 'Z' || sql[end] == '_') {
+		end++
+	}
+	return strings.ToLower(sql[:end])
+}
+
+// StripLeadingComments drops blanks and comments (--, #, /* */, but not
+// MySQL's executable /*! */ and /*M! */) before the first word.
+func StripLeadingComments(sql string) string {
+	for {
+		sql = strings.TrimLeft(sql, " \t\r\n(")
+		switch {
+		case strings.HasPrefix(sql, "--") || strings.HasPrefix(sql, "#"):
+			i := strings.IndexByte(sql, '\n')
+			if i < 0 {
+				return ""
+			}
+			sql = sql[i+1:]
+		case strings.HasPrefix(sql, "/*") && !strings.HasPrefix(sql, "/*!") && !strings.HasPrefix(sql, "/*M!"):
+			i := strings.Index(sql, "*/")
+			if i < 0 {
+				return ""
+			}
+			sql = sql[i+2:]
+		default:
+			return sql
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package router
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/switchyard/switchyard/shard"
+)
+
+type testParams []*KeyValue
+
+func (p testParams) KeyParam(n int) (KeyValue, error) {
+	if n > len(p) {
+		return KeyValue{}, fmt.Errorf("parameter %d missing", n)
+	}
+	if p[n-1] == nil {
+		return KeyValue{Null: true}, nil
+	}
+	return *p[n-1], nil
+}
+
+// TestPlanShard is the one table of shard plans both protocols share: each
+// case runs as PostgreSQL and as MySQL ($n becomes ?), and must plan the
+// same target in both.
+func TestPlanShard(t *testing.T) {
+	m, _ := shard.NewHash(2, 1024, 1)
+	keyOn := func(s int) int64 {
+		for k := int64(1); ; k++ {
+			if got, _ := m.ShardOfInt(k); got == s {
+				return k
+			}
+		}
+	}
+	k0, k1 := keyOn(0), keyOn(1)
+	text := func(s string) *KeyValue { return &KeyValue{Text: []byte(s)} }
+	sessK1 := &KeyRef{Literal: k1}
+	type want struct {
+		target  ShardTarget
+		refused string // a Refused whose Reason contains this
+	}
+	one := func(s int) want { return want{target: OneShard{s}} }
+	refused := func(why string) want { return want{refused: why} }
+	for _, c := range []struct {
+		sql    string
+		pg, my string // dialect-specific text, when the shared one does not parse in both
+		params Params
+		sess   ShardSession
+		allow  bool
+		want   want
+	}{
+		{sql: "SELECT * FROM orders WHERE customer_id = {k1}", want: one(1)},
+		{sql: "SELECT * FROM orders WHERE customer_id = '0{k1}'", want: one(1)},
+		{sql: "SELECT * FROM orders WHERE customer_id = ' +{k1}'", want: one(1)},
+		{sql: "SELECT * FROM orders WHERE customer_id = '4.5'", want: refused("not a whole int64")},
+		{sql: "SELECT * FROM orders", want: want{target: ScatterShards{}}},
+		{sql: "SELECT * FROM orders WHERE customer_id IN ({k0}, {k1})", want: want{target: ScatterShards{Shards: []int{0, 1}}}},
+		{sql: "SELECT customer_id, count(*) FROM orders GROUP BY customer_id", want: refused("GROUP BY")},
+		{sql: "INSERT INTO orders (customer_id, amount) VALUES ({k0}, 1)", want: one(0)},
+		{sql: "INSERT INTO orders (customer_id, amount) VALUES ('0{k0}', 1)", want: one(0)},
+		{sql: "INSERT INTO orders (amount) VALUES (1)", want: refused("INSERT on sharded table orders without its shard key")},
+		{sql: "INSERT INTO orders (customer_id, amount) VALUES ({k0}, 1), ({k1}, 2)", want: refused("writes rows of several shards (0, 1)")},
+		{sql: "UPDATE orders SET amount = 1", want: refused("would run on every shard")},
+		{sql: "UPDATE orders SET amount = 1", allow: true, want: want{target: WriteShards{}}},
+		{sql: "DELETE FROM orders WHERE customer_id IN ({k0}, {k1})", want: refused("touches shards 0, 1")},
+		{sql: "DELETE FROM orders WHERE customer_id IN ({k0}, {k1})", allow: true, want: want{target: WriteShards{Shards: []int{0, 1}}}},
+		{sql: "UPDATE orders SET customer_id = 5 WHERE customer_id = {k0}", want: refused("changes the shard key column")},
+		// Subqueries run where their statement runs.
+		{sql: "SELECT count(*) FROM (SELECT * FROM orders) s", want: refused("a subquery reads sharded table orders without its shard key")},
+		{sql: "SELECT (SELECT count(*) FROM orders)", want: refused("subquery")},
+		{sql: "WITH o AS (SELECT * FROM orders) SELECT count(*) FROM o", want: refused("subquery")},
+		{sql: "SELECT 1 FROM (SELECT 1) x WHERE EXISTS (SELECT 1 FROM orders)", want: refused("subquery")},
+		{sql: "SELECT count(*) FROM (SELECT * FROM orders WHERE customer_id = {k1}) s", want: one(1)},
+		{sql: "SELECT 1 FROM (SELECT 1) x WHERE EXISTS (SELECT 1 FROM orders WHERE customer_id = {k1})", want: one(1)},
+		{sql: "SELECT * FROM orders WHERE customer_id = {k0} AND EXISTS (SELECT 1 FROM orders o2 WHERE o2.customer_id = {k1})", want: refused("shards 0, 1")},
+		{sql: "SELECT * FROM orders WHERE customer_id = {k0} AND amount < (SELECT max(amount) FROM orders)", want: refused("subquery")},
+		{sql: "SELECT * FROM orders WHERE customer_id = {k1} AND amount < (SELECT max(amount) FROM orders WHERE customer_id = {k1})", want: one(1)},
+		{sql: "SELECT * FROM orders WHERE amount < (SELECT max(amount) FROM orders WHERE customer_id = {k1})", want: refused("with a subquery that reads a sharded table")},
+		{sql: "UPDATE orders SET amount = 0 WHERE customer_id = {k0} AND amount < (SELECT max(amount) FROM orders)", want: refused("subquery")},
+		// Catalogs: one shard.
+		{sql: "SELECT * FROM information_schema.tables WHERE table_name = 'orders'", want: want{target: AnyShard{}}},
+		{pg: "SELECT c.oid, n.nspname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'orders' ORDER BY 2",
+			my:   "SELECT c.column_name FROM information_schema.columns c JOIN information_schema.tables t USING (table_name) WHERE t.table_name = 'orders'",
+			want: want{target: AnyShard{}}},
+		{pg: "SELECT a.attname, (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid) FROM pg_catalog.pg_attribute a WHERE a.attrelid = '16385'",
+			my:   "SELECT column_name FROM information_schema.columns WHERE table_name IN (SELECT table_name FROM information_schema.tables)",
+			want: want{target: AnyShard{}}},
+		{sql: "SELECT count(*) FROM orders o, information_schema.tables t", want: refused("cannot be merged")},
+		{sql: "SELECT 1", want: want{target: AnyShard{}}},
+		{sql: "SET search_path = public", my: "SET sql_mode = ''", want: want{target: AnyShard{}}},
+		{sql: "CREATE TABLE x (a int)", want: refused("CREATE on a sharded cluster would run on one shard only")},
+		{sql: "SELECT 1; SELECT 2", want: refused("several statements")},
+		// Hints and the session's key.
+		{sql: "/* switchyard:shard=1 */ SELECT * FROM orders", want: one(1)},
+		{sql: "/* switchyard:shard=7 */ SELECT 1", want: refused("the cluster has 2 shards")},
+		{sql: "/* switchyard:shard_key={k1} */ SELECT count(*) FROM (SELECT * FROM orders) s", want: one(1)},
+		{sql: "/* switchyard:shard_key */ SELECT 1", want: refused("needs =value")},
+		{sql: "SELECT * FROM orders", sess: ShardSession{Key: sessK1, Lease: -1}, want: one(1)},
+		{sql: "SELECT * FROM orders WHERE customer_id = {k0}", sess: ShardSession{Key: sessK1, Lease: -1}, want: one(0)},
+		// Parameters.
+		{sql: "SELECT * FROM orders WHERE customer_id = $1", params: testParams{text("0{k1}")}, want: one(1)},
+		{sql: "SELECT * FROM orders WHERE customer_id = $1", params: testParams{{Int: true, N: k1}}, want: one(1)},
+		{sql: "SELECT * FROM orders WHERE customer_id = $1", want: want{target: AnyShard{}}},
+		{sql: "SELECT * FROM orders WHERE customer_id = $1", params: testParams{nil}, want: refused("NULL shard key")},
+		{sql: "INSERT INTO orders (customer_id, amount) VALUES ($1, $2), ($3, 1)", params: testParams{text("{k1}"), text("1"), text(" {k1}")}, want: one(1)},
+		// A lease keeps its shard.
+		{sql: "SELECT * FROM orders WHERE customer_id = {k1}", sess: ShardSession{Lease: 0, Why: "a transaction"}, want: refused("a transaction is on shard 0, and this statement is for shard 1")},
+		{sql: "SELECT * FROM orders WHERE customer_id = {k0}", sess: ShardSession{Lease: 0, Why: "a transaction"}, want: one(0)},
+		{sql: "SELECT * FROM orders", sess: ShardSession{Lease: 1, Why: "a transaction"}, want: refused("SELECT without the shard key inside a transaction would need several shards")},
+		{sql: "SELECT 1", sess: ShardSession{Lease: 1, Why: "a transaction"}, want: want{target: AnyShard{}}},
+	} {
+		for _, d := range []Dialect{Postgres, MySQL} {
+			sql := c.sql
+			switch {
+			case d == Postgres && c.pg != "":
+				sql = c.pg
+			case d == MySQL && c.my != "":
+				sql = c.my
+			}
+			if d == MySQL {
+				for i := 9; i >= 1; i-- {
+					sql = strings.ReplaceAll(sql, fmt.Sprintf("$%d", i), "?")
+				}
+			}
+			sql = strings.NewReplacer("{k0}", fmt.Sprint(k0), "{k1}", fmt.Sprint(k1)).Replace(sql)
+			params := c.params
+			if tp, ok := params.(testParams); ok {
+				out := make(testParams, len(tp))
+				for i, v := range tp {
+					if v != nil && v.Text != nil {
+						v = text(strings.NewReplacer("{k0}", fmt.Sprint(k0), "{k1}", fmt.Sprint(k1)).Replace(string(v.Text)))
+					}
+					out[i] = v
+				}
+				params = out
+			}
+			sess := c.sess
+			if sess == (ShardSession{}) {
+				sess.Lease = -1
+			}
+			r := &ShardRouting{Map: m, Keys: NewKeyExtractor(d, KeySpec{Default: "customer_id"}),
+				Spec: KeySpec{Default: "customer_id"}, AllowAllShardWrites: c.allow}
+			got, sk, err := r.PlanShard(sql, params, sess)
+			if err != nil {
+				t.Errorf("%v %q: error %v", d, sql, err)
+				continue
+			}
+			if sc, ok := got.(ScatterShards); ok {
+				if sc.Keys != sk || !sk.Mergeable {
+					t.Errorf("%v %q: a scatter without its mergeable keys", d, sql)
+				}
+				got = ScatterShards{Shards: sc.Shards}
+			}
+			switch {
+			case c.want.refused != "":
+				if rf, ok := got.(Refused); !ok || !strings.Contains(rf.Reason, c.want.refused) {
+					t.Errorf("%v %q: %#v; want refused with %q", d, sql, got, c.want.refused)
+				}
+			case !reflect.DeepEqual(got, c.want.target):
+				t.Errorf("%v %q: %#v; want %#v", d, sql, got, c.want.target)
+			}
+		}
+	}
+}
+
+func TestFirstWord(t *testing.T) {
+	for in, want := range map[string]string{
+		"  /* x */ -- y\n ( SELECT 1": "select",
+		"# c\nCREATE TABLE t":         "create",
+		"/*!40101 SET x = 1 */":       "",
+		"":                            "",
+	} {
+		if got := FirstWord(in); got != want {
+			t.Errorf("FirstWord(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
