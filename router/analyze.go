@@ -217,6 +217,11 @@ type Analysis struct {
 	// Then Class is Write and MustPrimary is true: the safe default, and
 	// the server will report the error to the client.
 	ParseError string
+
+	// mysql is what a MySQL text does to the session (MySQLEffects),
+	// scanned once with the analysis; nil for PostgreSQL and for the
+	// fast path's shared verdicts.
+	mysql *MySQLEffects
 }
 
 // Options tune how function calls are judged.
@@ -313,17 +318,23 @@ func (a *Analyzer) analyze(sql string) *Analysis {
 		err = a.parse(&b, sql)
 	}
 	hint := scanHint(a, sql)
+	var an *Analysis
 	if err != nil {
-		return &Analysis{
+		an = &Analysis{
 			Class:       Write,
 			MustPrimary: true,
 			Reason:      "parse error",
 			Hint:        hint,
 			ParseError:  err.Error(),
 		}
+	} else {
+		an = b.finish()
+		an.Hint = hint
 	}
-	an := b.finish()
-	an.Hint = hint
+	if a.dialect == MySQL {
+		e := ScanMySQL(sql)
+		an.mysql = &e
+	}
 	return an
 }
 

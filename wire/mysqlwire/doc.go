@@ -6,7 +6,9 @@
 // The path of one command:
 //
 //	client ─▶ session.loop       read one command packet (the idle client holds no buffer)
-//	          session.classify   what the statement does to the session (SET, USE, pin, KILL)
+//	          query              what the statement does to the session (SET, USE, pin,
+//	                             KILL): router.Analysis.MySQLEffects, or router.ScanMySQL
+//	                             when the cluster does not analyse (no replicas)
 //	          session.route      primary or replica: the router's analyzer judges the
 //	                             statement (prepared ones once, at PREPARE), the
 //	                             replica set and the lag monitor pick a replica
@@ -44,9 +46,9 @@
 //     (SET switchyard.target / switchyard.read_after, SHOW
 //     switchyard.write_position).
 //   - shard.go, shard_scatter.go, shard_params.go: sharded clusters: the
-//     shard of each transaction from the statement's key (text, or
-//     COM_STMT_EXECUTE parameter values), lazy BEGIN, cross-shard
-//     refusal, scatter-gather SELECT merged in the text and binary
+//     router's plan (router.ShardRouting.PlanShard) of each statement, with
+//     the COM_STMT_EXECUTE parameter values it asks for, turned into
+//     leases; lazy BEGIN, scatter-gather SELECT merged in the text and binary
 //     protocols, all-shard writes, shard replicas through route.go.
 //   - server.go: listeners, pools, reload, shutdown.
 //
@@ -66,8 +68,9 @@
 // rows come at once). LOAD DATA LOCAL INFILE is relayed: the client decides
 // whether to send the file.
 //
-// Session state is judged by a careful scanner (classify.go), not by a SQL
-// parser; its limits are documented there. A SET sent as a prepared
+// Session state is judged by the router's careful scanner
+// (router/effects_mysql.go), once per text (with the analysis when there
+// is one), not by a SQL parser; its limits are documented there. A SET sent as a prepared
 // statement with parameters pins the session (stmt.go). A session that
 // ends (COM_QUIT, a closed socket, inside a transaction, mid-statement)
 // frees its server connection at once: a statement still running is

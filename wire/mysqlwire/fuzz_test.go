@@ -1,6 +1,8 @@
 package mysqlwire
 
 import (
+	"github.com/switchyard/switchyard/router"
+
 	"bytes"
 	"testing"
 )
@@ -71,8 +73,7 @@ func FuzzCommand(f *testing.F) {
 				t.Fatalf("bad decode: pos %d types %d", pos, len(types))
 			}
 		default:
-			var s session
-			s.classify(p[1:])
+			router.ScanMySQL(string(p[1:]))
 		}
 	})
 }

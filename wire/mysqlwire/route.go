@@ -38,8 +38,8 @@ import (
 // writes), and commands without statement text (COM_INIT_DB,
 // COM_FIELD_LIST, ...). A read-write START TRANSACTION / BEGIN takes the
 // whole transaction to the primary; START TRANSACTION READ ONLY may go to a
-// replica. The scanner in classify.go still decides session state and
-// pins; the analyzer (a real parser) is the judge of read versus write.
+// replica. The router's scanner (router.MySQLEffects) decides session
+// state and pins; the analyzer (a real parser) is the judge of read versus write.
 //
 // A write is remembered per lease: a lease on the primary that ran a
 // statement the analyzer calls a write marks the client as having written

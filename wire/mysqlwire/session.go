@@ -77,7 +77,6 @@ type session struct {
 	stmtBytes    int // bytes of the statements' SQL, over-estimated (stmtRoom)
 	stmtRefusals int // statements refused by stmtRoom
 
-	sc      scanner
 	scratch []byte
 
 	// Routing (route.go); none of it matters for clusters without
@@ -1077,30 +1076,35 @@ func (s *session) query(p []byte, seq uint8) error {
 		}
 	}
 	s.setCommand(nil, false)
-	if an := s.analyzer(); an != nil && s.needsAnalysis() {
-		s.setCommand(an.Analyze(unsafeString(p[1:])), true)
+	var an *router.Analysis
+	if a := s.analyzer(); a != nil && s.needsAnalysis() {
+		an = a.Analyze(unsafeString(p[1:]))
+		s.setCommand(an, true)
 	}
-	e := s.classify(p[1:])
-	if e.kill != nil {
-		if e.count != 1 {
+	e, ok := an.MySQLEffects()
+	if !ok {
+		e = router.ScanMySQL(string(p[1:])) // its strings are kept: not the buffer's
+	}
+	if e.Kill != nil {
+		if e.Count != 1 {
 			return s.sendErr(seq+1, newSQLError(erNotSupportedYet, "42000", "switchyard: KILL must be sent alone, not in a multi-statement query"))
 		}
-		return s.kill(e.kill, seq+1)
+		return s.kill(&killReq{query: e.Kill.Query, id: e.Kill.ID}, seq+1)
 	}
-	if e.pin != "" {
-		s.pin(e.pin)
+	if e.Pin != "" {
+		s.pin(e.Pin)
 	}
-	if e.txNext && s.hold < 2 {
+	if e.TxNext && s.hold < 2 {
 		s.hold = 2 // this command and the next
 	}
-	if e.hasUse && e.count == 1 {
-		return s.useDB(e.use, seq)
+	if e.HasUse && e.Count == 1 {
+		return s.useDB(e.Use, seq)
 	}
-	if e.lastInsertID && e.count == 1 {
+	if e.LastInsertID && e.Count == 1 {
 		// The insert may have run on another server connection, and this
 		// one may carry another client's value: answer with the id the
 		// proxy saw in this session's last OK packet that carried one.
-		p = lastInsertIDQuery(s.lastID, e.alias)
+		p = lastInsertIDQuery(s.lastID, e.Alias)
 	}
 	build := func(*backend) ([]byte, error) { return p, nil }
 	if s.sh != nil {
@@ -1127,18 +1131,18 @@ func (s *session) query(p []byte, seq uint8) error {
 		return err
 	}
 	if res.sawErr {
-		if e.count > 1 && (len(e.sets) > 0 || e.hasUse) {
+		if e.Count > 1 && (len(e.Sets) > 0 || e.HasUse) {
 			s.pin("multi-statement query with SET/USE failed part way")
 		}
 		return nil
 	}
-	if len(e.sets) > 0 {
-		s.addSets(e.sets)
+	if len(e.Sets) > 0 {
+		s.addSets(e.Sets)
 	}
-	if e.hasUse {
-		s.db = e.use
+	if e.HasUse {
+		s.db = e.Use
 		if s.be != nil {
-			s.be.db = e.use
+			s.be.db = e.Use
 		}
 	}
 	return nil
@@ -1153,24 +1157,6 @@ func lastInsertIDQuery(id uint64, alias string) []byte {
 	q = append(q, " AS UNSIGNED) AS `"...)
 	q = append(q, strings.ReplaceAll(alias, "`", "``")...)
 	return append(q, '`')
-}
-
-// classify runs the scanner with the session's reusable token buffer.
-func (s *session) classify(q []byte) effect {
-	s.sc.s, s.sc.i = string(q), 0
-	var e effect
-	for {
-		toks, more := s.sc.statement()
-		if len(toks) > 0 {
-			e.count++
-			e.statement(toks, s.sc.last)
-		}
-		if !more {
-			break
-		}
-	}
-	s.sc.s = ""
-	return e
 }
 
 // maxSets bounds the SET statements replayed per lease, and maxSetsBytes
@@ -1271,6 +1257,15 @@ func (s *session) resetConnection(rs uint8) error {
 	}
 	return s.sendOK(rs)
 }
+
+// killReq is a KILL the proxy serves: KILL [QUERY|CONNECTION] n (as
+// router.ParseKill reads it) or COM_PROCESS_KILL.
+type killReq struct {
+	query bool // KILL QUERY; else KILL [CONNECTION]
+	id    uint64
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
 
 // kill serves KILL [QUERY|CONNECTION] n and COM_PROCESS_KILL. n is the
 // connection id the proxy gave a client; only that client's user may kill

@@ -104,9 +104,12 @@ func (s *session) prepare(p []byte, seq uint8) error {
 	// Prepared where it would run (a replica for a read, so that the
 	// statement sees the same tables), but preparing writes nothing.
 	s.setCommand(an, false)
-	e := s.classify(p[1:])
-	if e.pin != "" {
-		s.pin(e.pin)
+	e, ok := an.MySQLEffects()
+	if !ok {
+		e = router.ScanMySQL(query)
+	}
+	if e.Pin != "" {
+		s.pin(e.Pin)
 	}
 	var rl relay
 	rl.stmt = &prepared{}
@@ -129,7 +132,7 @@ func (s *session) prepare(p []byte, seq uint8) error {
 		s.stmts = make(map[uint32]*clientStmt)
 	}
 	s.stmts[st.clientID] = &clientStmt{query: query, an: an, params: st.srv.params, columns: st.srv.columns,
-		sets: e.sets, use: e.hasUse, txNext: e.txNext}
+		sets: e.Sets, use: e.HasUse, txNext: e.TxNext}
 	return nil
 }
 

@@ -1,13 +1,15 @@
-package mysqlwire
+package router
 
 import (
 	"strings"
-
-	"github.com/switchyard/switchyard/router"
+	"sync"
 )
 
-// This file decides what a COM_QUERY does to the session, not where it
-// runs (that is the router's job, with a real parser). It is a careful
+// This file decides what a MySQL COM_QUERY does to the session, not where
+// it runs (the analyzer's job, with a real parser). It is the one judge of
+// a MySQL text's session effects: Analysis.MySQLEffects hands out the
+// verdict computed (and cached) with the analysis, or scans the text when
+// there is no analysis (a cluster without replicas does not parse). It is a careful
 // scanner, not a parser: it splits multi-statement text on semicolons
 // outside strings, identifiers and comments, runs executable comments
 // (/*! ... */, /*M! ... */) as code, and looks at the words of each
@@ -33,23 +35,19 @@ import (
 // shows in the server's status flags: that connection is reset before
 // anyone else gets it (session.release).
 
-type effect struct {
-	pin    string   // reason to pin; "" when none
-	sets   []string // session SET statements, in order
-	use    string   // USE target; "" when none
-	hasUse bool
-	txNext bool // SET TRANSACTION without SESSION/GLOBAL
-	kill   *killReq
-	count  int // statements seen
-	// lastInsertID: the statement is exactly SELECT LAST_INSERT_ID() [[AS]
-	// alias]; alias is the column name to give the answer.
-	lastInsertID bool
-	alias        string
-}
-
-type killReq struct {
-	query bool // KILL QUERY; else KILL [CONNECTION]
-	id    uint64
+// MySQLEffects is what a MySQL text does to the session.
+type MySQLEffects struct {
+	Pin    string   // reason to pin; "" when none
+	Sets   []string // session SET statements, in order (texts to replay)
+	Use    string   // USE target; "" when none
+	HasUse bool
+	TxNext bool  // SET TRANSACTION without SESSION/GLOBAL
+	Kill   *Kill // a KILL statement (ID 0: of a form the proxy refuses)
+	Count  int   // statements seen
+	// LastInsertID: the statement is exactly SELECT LAST_INSERT_ID()
+	// [[AS] alias]; Alias is the column name to give the answer.
+	LastInsertID bool
+	Alias        string
 }
 
 type tokKind uint8
@@ -70,30 +68,52 @@ type token struct {
 	raw  string // as written
 }
 
-// classify scans query. It never fails: text it cannot make sense of
-// yields no effect, and the server judges it.
-func classify(query string) effect {
-	var e effect
-	sc := scanner{s: query}
+// ScanMySQL scans query. It never fails: text it cannot make sense of
+// yields no effect, and the server judges it. The strings of the result
+// point into query.
+func ScanMySQL(query string) MySQLEffects {
+	var e MySQLEffects
+	sc := scanners.Get().(*scanner)
+	sc.s, sc.i = query, 0
 	for {
 		toks, more := sc.statement()
 		if len(toks) > 0 {
-			e.count++
+			e.Count++
 			e.statement(toks, sc.last)
 		}
 		if !more {
-			return e
+			break
 		}
 	}
+	sc.s, sc.last = "", ""
+	if cap(sc.toks) <= maxTokens {
+		scanners.Put(sc)
+	}
+	return e
 }
 
-func (e *effect) pinFor(reason string) {
-	if e.pin == "" {
-		e.pin = reason
+// scanners keeps token buffers between scans.
+var scanners = sync.Pool{New: func() any { return new(scanner) }}
+
+// MySQLEffects returns what the MySQL text a was made from does to the
+// session, scanned once with the analysis; ok is false when a has none (a
+// is nil, or a verdict of the fast path, which does not scan): then the
+// caller scans the text with ScanMySQL. Its strings never alias the
+// caller's buffers.
+func (a *Analysis) MySQLEffects() (e MySQLEffects, ok bool) {
+	if a == nil || a.mysql == nil {
+		return MySQLEffects{}, false
+	}
+	return *a.mysql, true
+}
+
+func (e *MySQLEffects) pinFor(reason string) {
+	if e.Pin == "" {
+		e.Pin = reason
 	}
 }
 
-func (e *effect) statement(toks []token, text string) {
+func (e *MySQLEffects) statement(toks []token, text string) {
 	word := func(i int) string {
 		if i < len(toks) && toks[i].kind == tWord {
 			return toks[i].text
@@ -125,29 +145,29 @@ func (e *effect) statement(toks []token, text string) {
 		}
 		switch {
 		case len(rest) == 0:
-			e.lastInsertID, e.alias = true, "LAST_INSERT_ID()"
+			e.LastInsertID, e.Alias = true, "LAST_INSERT_ID()"
 		case len(rest) == 1 && (rest[0].kind == tWord || rest[0].kind == tIdent || rest[0].kind == tString):
-			e.lastInsertID, e.alias = true, rest[0].raw
+			e.LastInsertID, e.Alias = true, rest[0].raw
 		}
 	}
 	switch word(0) {
 	case "USE":
 		if len(toks) >= 2 && (toks[1].kind == tWord || toks[1].kind == tIdent) {
-			e.use, e.hasUse = toks[1].raw, true
+			e.Use, e.HasUse = toks[1].raw, true
 		}
 	case "SET":
 		switch word(1) {
 		case "GLOBAL", "PERSIST", "PERSIST_ONLY", "PASSWORD", "DEFAULT", "STATEMENT":
 			return
 		case "TRANSACTION":
-			e.txNext = true
+			e.TxNext = true
 			return
 		}
 		if len(toks) > 1 && toks[1].kind == tSysVar && strings.HasPrefix(toks[1].text, "GLOBAL.") {
 			return
 		}
-		if e.pin == "" {
-			e.sets = append(e.sets, strings.TrimSpace(text))
+		if e.Pin == "" {
+			e.Sets = append(e.Sets, strings.TrimSpace(text))
 		}
 	case "LOCK":
 		e.pinFor("LOCK TABLES")
@@ -170,9 +190,9 @@ func (e *effect) statement(toks []token, text string) {
 	case "XA":
 		e.pinFor("XA transaction")
 	case "KILL":
-		// id 0 (a KILL of another form): refused as unknown.
-		k, _ := router.ParseKill(text)
-		e.kill = &killReq{query: k.Query, id: k.ID}
+		// ID 0 (a KILL of another form): refused as unknown.
+		k, _ := ParseKill(text)
+		e.Kill = &k
 	}
 }
 
@@ -224,7 +244,7 @@ func (sc *scanner) statement() ([]token, bool) {
 		case c == '#':
 			sc.skipLine()
 		case c == '-' && strings.HasPrefix(sc.s[sc.i:], "--") &&
-			(sc.i+2 == len(sc.s) || isSpace(sc.s[sc.i+2])):
+			(sc.i+2 == len(sc.s) || scanSpace(sc.s[sc.i+2])):
 			sc.skipLine()
 		case c == '/' && strings.HasPrefix(sc.s[sc.i:], "/*"):
 			rest := sc.s[sc.i+2:]
@@ -258,9 +278,9 @@ func (sc *scanner) statement() ([]token, bool) {
 			sc.add(tIdent, sc.quoted(c))
 		case c == '@':
 			sc.variable()
-		case isWordByte(c):
+		case scanWordByte(c):
 			j := sc.i
-			for j < len(sc.s) && isWordByte(sc.s[j]) {
+			for j < len(sc.s) && scanWordByte(sc.s[j]) {
 				j++
 			}
 			w := sc.s[sc.i:j]
@@ -336,7 +356,7 @@ func (sc *scanner) quoted(q byte) string {
 func (sc *scanner) variable() {
 	if sc.i > 0 {
 		p := sc.s[sc.i-1]
-		if p == '\'' || p == '"' || p == '`' || isWordByte(p) {
+		if p == '\'' || p == '"' || p == '`' || scanWordByte(p) {
 			sc.add(tPunct, "@")
 			sc.i++
 			return
@@ -344,7 +364,7 @@ func (sc *scanner) variable() {
 	}
 	if strings.HasPrefix(sc.s[sc.i:], "@@") {
 		j := sc.i + 2
-		for j < len(sc.s) && (isWordByte(sc.s[j]) || sc.s[j] == '.') {
+		for j < len(sc.s) && (scanWordByte(sc.s[j]) || sc.s[j] == '.') {
 			j++
 		}
 		sc.add(tSysVar, strings.ToUpper(sc.s[sc.i+2:j]))
@@ -358,16 +378,16 @@ func (sc *scanner) variable() {
 		sc.add(tUserVar, "@"+name)
 		return
 	}
-	for j < len(sc.s) && (isWordByte(sc.s[j]) || sc.s[j] == '.') {
+	for j < len(sc.s) && (scanWordByte(sc.s[j]) || sc.s[j] == '.') {
 		j++
 	}
 	sc.add(tUserVar, sc.s[sc.i:j])
 	sc.i = j
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+func scanSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
 
-func isWordByte(c byte) bool {
+func scanWordByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '$' || c >= 0x80
 }
 

@@ -1,18 +1,20 @@
-package mysqlwire
+package router
 
 import (
 	"reflect"
 	"testing"
 )
 
-func TestClassify(t *testing.T) {
+// TestScanMySQL: the session effects of MySQL texts, by the scanner and
+// through an analysis (the same verdict).
+func TestScanMySQL(t *testing.T) {
 	cases := []struct {
 		q      string
 		pin    string
 		sets   []string
 		use    string
 		txNext bool
-		kill   *killReq
+		kill   *Kill
 		count  int
 		lastID string
 	}{
@@ -51,12 +53,12 @@ func TestClassify(t *testing.T) {
 		{q: "CREATE DEFINER=`root`@`localhost` VIEW v AS SELECT 1", count: 1},
 		{q: "SET NAMES latin1; SELECT 1; USE other", sets: []string{"SET NAMES latin1"}, use: "other", count: 3},
 		{q: "SELECT 'a;b'; SELECT 2", count: 2},
-		{q: "KILL QUERY 42", kill: &killReq{query: true, id: 42}, count: 1},
-		{q: "kill 7", kill: &killReq{id: 7}, count: 1},
-		{q: "KILL CONNECTION 7", kill: &killReq{id: 7}, count: 1},
-		{q: "KILL HARD QUERY 9", kill: &killReq{query: true, id: 9}, count: 1},
-		{q: "KILL QUERY ID 9", kill: &killReq{}, count: 1},
-		{q: "KILL USER app", kill: &killReq{}, count: 1},
+		{q: "KILL QUERY 42", kill: &Kill{Query: true, ID: 42}, count: 1},
+		{q: "kill 7", kill: &Kill{ID: 7}, count: 1},
+		{q: "KILL CONNECTION 7", kill: &Kill{ID: 7}, count: 1},
+		{q: "KILL HARD QUERY 9", kill: &Kill{Query: true, ID: 9}, count: 1},
+		{q: "KILL QUERY ID 9", kill: &Kill{}, count: 1},
+		{q: "KILL USER app", kill: &Kill{}, count: 1},
 		{q: "SELECT 'it''s', \"a\\\"b\", `we``ird` FROM t", count: 1},
 		{q: "", count: 0},
 		{q: "select last_insert_id()", lastID: "LAST_INSERT_ID()", count: 1},
@@ -66,32 +68,37 @@ func TestClassify(t *testing.T) {
 		{q: ";;", count: 0},
 		{q: "SELECT 'unterminated", count: 1},
 	}
+	an := NewAnalyzer(MySQL, Options{})
 	for _, c := range cases {
-		e := classify(c.q)
-		if e.pin != c.pin || !reflect.DeepEqual(e.sets, c.sets) || e.use != c.use || e.txNext != c.txNext ||
-			!reflect.DeepEqual(e.kill, c.kill) || e.count != c.count || e.alias != c.lastID {
-			t.Errorf("%q: got pin=%q sets=%q use=%q txNext=%v kill=%+v count=%d", c.q, e.pin, e.sets, e.use, e.txNext, e.kill, e.count)
+		ea, ok := an.Analyze(c.q).MySQLEffects()
+		if !ok {
+			ea = ScanMySQL(c.q) // a verdict of the fast path
+		}
+		for _, e := range []MySQLEffects{ScanMySQL(c.q), ea} {
+			if e.Pin != c.pin || !reflect.DeepEqual(e.Sets, c.sets) || e.Use != c.use || e.TxNext != c.txNext ||
+				!reflect.DeepEqual(e.Kill, c.kill) || e.Count != c.count || e.Alias != c.lastID {
+				t.Errorf("%q: got pin=%q sets=%q use=%q txNext=%v kill=%+v count=%d", c.q, e.Pin, e.Sets, e.Use, e.TxNext, e.Kill, e.Count)
+			}
 		}
 	}
 }
 
-func TestClassifyHugeStatement(t *testing.T) {
+func TestScanMySQLHugeStatement(t *testing.T) {
 	q := "INSERT INTO t VALUES "
 	for i := 0; i < 10000; i++ {
 		q += "(1, 'x'),"
 	}
 	q += "(@v, GET_LOCK('a', 1))"
-	e := classify(q)
-	if e.pin == "" {
+	e := ScanMySQL(q)
+	if e.Pin == "" {
 		t.Fatal("marker past the token limit missed")
 	}
 }
 
-func BenchmarkClassify(b *testing.B) {
+func BenchmarkScanMySQL(b *testing.B) {
 	q := "SELECT id, name, email FROM users WHERE id = 42 AND status = 'active' ORDER BY created_at DESC LIMIT 10"
-	var s session
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		s.classify([]byte(q))
+		ScanMySQL(q)
 	}
 }
