@@ -103,7 +103,8 @@ type Settings struct {
 	LagPollInterval time.Duration
 	// CausalReadTimeout is how long a read that must see the client's own
 	// write may wait for a replica to replay it before it goes to the
-	// primary (default 0: go to the primary at once).
+	// primary (default 0: one round of fresh probes of the positions, at
+	// most 25ms, then the primary).
 	CausalReadTimeout time.Duration
 	// WriteFunctions and ReadOnlyFunctions steer read/write splitting for
 	// function calls: comma-separated lower-case names (a string, so that

@@ -140,6 +140,16 @@ type node struct {
 	last  time.Time  // start of the newest recorded probe
 
 	st atomic.Pointer[ReplicaStatus] // never nil
+
+	fmu    sync.Mutex
+	flight *flight // the on-demand probe under way (Fresh), nil if none
+}
+
+// flight is one on-demand probe of a node, shared by every Fresh call that
+// needs a sample from a probe started at or after start.
+type flight struct {
+	start time.Time
+	done  chan struct{}
 }
 
 var errNoPosition = errors.New("prober returned no position and no error")
@@ -374,6 +384,54 @@ func (m *Monitor) lagOf(pos Position, at time.Time) (lag time.Duration, bytes in
 		}
 	}
 	return max(at.Sub(m.at(lo).first), 0), bytes, true
+}
+
+// Fresh makes sure node name ("" for the primary) has a sample from a
+// probe started at or after after, probing it now if needed, and reports
+// whether it has (false when the probe failed or ctx ended first). Calls
+// are coalesced: one on-demand probe per node runs at a time, and every
+// caller whose after is not later than its start shares its result, so a
+// burst of reads costs one round trip per node, not one per read.
+func (m *Monitor) Fresh(ctx context.Context, name string, after time.Time) bool {
+	n := m.primary
+	if name != "" {
+		n = m.replicas[name]
+	}
+	if n == nil {
+		return false
+	}
+	for {
+		if st := n.st.Load(); st.Err == nil && !st.SampledAt.Before(after) && st.Position != nil {
+			return true
+		}
+		n.fmu.Lock()
+		f := n.flight
+		mine := false
+		if f == nil {
+			f = &flight{start: m.o.Now(), done: make(chan struct{})}
+			n.flight, mine = f, true
+		}
+		n.fmu.Unlock()
+		if mine {
+			go func() {
+				m.poll(context.Background(), n)
+				n.fmu.Lock()
+				n.flight = nil
+				n.fmu.Unlock()
+				close(f.done)
+			}()
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return false
+		}
+		if !f.start.Before(after) {
+			st := n.st.Load()
+			return st.Err == nil && !st.SampledAt.Before(after) && st.Position != nil
+		}
+		// That probe started too early to count: go again.
+	}
 }
 
 // PrimaryAfter returns the first primary position sampled at or after t

@@ -527,3 +527,42 @@ func TestLagUnknownWithoutPrimary(t *testing.T) {
 		t.Fatalf("primary failing: status %+v, want healthy with unknown lag", st)
 	}
 }
+
+// Fresh probes a node now when its last sample is older than asked, and
+// concurrent callers share one probe.
+func TestFreshCoalesces(t *testing.T) {
+	f := newFixture(t, Options{}, "r1")
+	f.round(time.Second, LSN(100), map[string]Position{"r1": LSN(100)})
+	calls, _, _ := f.reps["r1"].stats()
+	f.reps["r1"].set(LSN(200), nil)
+	after := f.clock.Now()
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if !f.m.Fresh(context.Background(), "r1", after) {
+				t.Error("Fresh failed")
+			}
+		})
+	}
+	wg.Wait()
+	if st := f.m.Replica("r1"); !st.Position.AtLeast(LSN(200)) {
+		t.Fatalf("after Fresh: position %v, want 200", st.Position)
+	}
+	if c, _, _ := f.reps["r1"].stats(); c-calls > 3 {
+		t.Errorf("10 concurrent Fresh calls made %d probes, want them shared", c-calls)
+	}
+	// A sample new enough already: no probe.
+	c0, _, _ := f.reps["r1"].stats()
+	if !f.m.Fresh(context.Background(), "r1", after) {
+		t.Fatal("Fresh failed")
+	}
+	if c, _, _ := f.reps["r1"].stats(); c != c0 {
+		t.Errorf("Fresh probed although the last sample was new enough")
+	}
+	// A failing probe: false.
+	f.reps["r1"].set(nil, errors.New("boom"))
+	f.clock.Advance(time.Second)
+	if f.m.Fresh(context.Background(), "r1", f.clock.Now()) {
+		t.Error("Fresh succeeded with a failing probe")
+	}
+}

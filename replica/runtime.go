@@ -194,27 +194,31 @@ func (rt *Runtime) Fallback(reason string) {
 // (why is the router's reason, for the metric). w is the client's writes
 // on this node set's primary (nil: none), readAfter a position the
 // application handed over (SET switchyard.read_after; nil: none); lock,
-// when not nil, guards w. The replica must have replayed both; while a
-// write's position is not known yet, or no replica has it, Pick waits up
-// to causal_read_timeout for one. nil means the read goes to the primary
-// (counted as a fallback, with the reason). A node returned is ended with
+// when not nil, guards w. nil means the read goes to the primary (counted
+// as a fallback, with the reason). A node returned is ended with
 // rt.Set.Done.
+//
+// A read that needs a position (the client has written) is decided with
+// fresh information, not the last poll's: when no primary sample after
+// the write exists yet, the primary is probed now; when no replica's last
+// sample shows the position, the replicas are probed now, and again until
+// one has replayed it or causal_read_timeout has passed (at least
+// freshWait: one round of probes). Probes are coalesced per node (see
+// lagmon.Monitor.Fresh), so concurrent readers share them.
 func (rt *Runtime) Pick(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker) *Node {
-	st := rt.Settings()
+	start := time.Now()
 	need, known := rt.lockedNeed(w, readAfter, lock)
 	var n *Node
 	if known {
 		n = rt.Set.Pick(need)
 	}
-	if n == nil && (need != nil || !known) && st.CausalReadTimeout > 0 {
-		deadline := time.Now().Add(st.CausalReadTimeout)
-		step := max(st.LagPollInterval/2, time.Millisecond)
-		for n == nil && time.Now().Before(deadline) {
-			time.Sleep(step)
-			if need, known = rt.lockedNeed(w, readAfter, lock); known {
-				n = rt.Set.Pick(need)
-			}
-		}
+	waited := false
+	if n == nil && (need != nil || !known) && !rt.Set.AllOut() {
+		waited = true
+		n, need, known = rt.pickFresh(start, w, readAfter, lock)
+	}
+	if need != nil || !known {
+		rt.causal(n != nil, waited, time.Since(start))
 	}
 	if n == nil {
 		reason := "no_replica"
@@ -229,6 +233,85 @@ func (rt *Runtime) Pick(w *Writes, readAfter lagmon.Position, why string, lock s
 	}
 	rt.Routed("replica", why)
 	return n
+}
+
+// freshWait bounds a read's wait for fresh positions when
+// causal_read_timeout is shorter: one round trip to the primary and one
+// to the replicas, on loopback well under a millisecond.
+const freshWait = 25 * time.Millisecond
+
+// pickFresh is Pick's second try, with positions probed now.
+func (rt *Runtime) pickFresh(start time.Time, w *Writes, readAfter lagmon.Position, lock sync.Locker) (*Node, lagmon.Position, bool) {
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(max(rt.Settings().CausalReadTimeout, freshWait)))
+	defer cancel()
+	need, known := rt.lockedNeed(w, readAfter, lock)
+	if !known {
+		if lock != nil {
+			lock.Lock()
+		}
+		at := w.at
+		if lock != nil {
+			lock.Unlock()
+		}
+		if !rt.Mon.Fresh(ctx, "", at) {
+			return nil, need, false
+		}
+		if need, known = rt.lockedNeed(w, readAfter, lock); !known {
+			return nil, need, false
+		}
+	}
+	if n := rt.Set.Pick(need); n != nil {
+		return n, need, true
+	}
+	names := rt.Mon.Names()
+	for round := 0; ctx.Err() == nil; round++ {
+		now := time.Now()
+		var wg sync.WaitGroup
+		for _, name := range names {
+			wg.Go(func() { rt.Mon.Fresh(ctx, name, now) })
+		}
+		wg.Wait()
+		if n := rt.Set.Pick(need); n != nil {
+			return n, need, true
+		}
+		if round > 0 {
+			// Not replayed yet: poll again soon, without spinning.
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	return nil, need, true
+}
+
+var (
+	causalReads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_causal_reads_total",
+		Help: "Reads that needed a position (the client's own write, or SET switchyard.read_after), by protocol, cluster and where they went: replica (a replica was known to have it), replica_after_wait (after probing the positions now, up to causal_read_timeout), primary (no replica had it in time).",
+	}, []string{"protocol", "cluster", "served_by"})
+	causalWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "switchyard_causal_read_wait_seconds",
+		Help:    "Time a read that needed a position spent finding a replica that has it (fresh probes of the positions), by protocol and cluster.",
+		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+	}, []string{"protocol", "cluster"})
+)
+
+func init() { metrics.Registry.MustRegister(causalReads, causalWait) }
+
+func (rt *Runtime) causal(replica, waited bool, d time.Duration) {
+	p := rt.spec.Load().Protocol
+	servedBy := "primary"
+	if replica {
+		servedBy = "replica"
+		if waited {
+			servedBy = "replica_after_wait"
+		}
+	}
+	causalReads.WithLabelValues(p, rt.Name, servedBy).Inc()
+	if waited {
+		causalWait.WithLabelValues(p, rt.Name).Observe(d.Seconds())
+	}
 }
 
 func (rt *Runtime) lockedNeed(w *Writes, readAfter lagmon.Position, lock sync.Locker) (lagmon.Position, bool) {
