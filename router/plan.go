@@ -30,6 +30,16 @@ type ShardRouting struct {
 	AllowAllShardWrites bool
 }
 
+// NewShardRouting is the plan of a sharded cluster of dialect d with map
+// m and the key columns of spec. x is the key extractor to keep (its
+// cache with it) when a reload kept the map; nil builds one.
+func NewShardRouting(d Dialect, m shard.Map, spec KeySpec, allowAllShardWrites bool, x *KeyExtractor) *ShardRouting {
+	if x == nil {
+		x = NewKeyExtractor(d, spec)
+	}
+	return &ShardRouting{Map: m, Keys: x, Spec: spec, AllowAllShardWrites: allowAllShardWrites}
+}
+
 // KeyValue is a bind parameter's value read as a shard key: an integer,
 // text (its bytes; text that reads as an integer counts as that integer,
 // see shard.IntText), or NULL.

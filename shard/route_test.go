@@ -183,3 +183,24 @@ database = "orders"
 		t.Errorf("default buckets: %v %v", m, err)
 	}
 }
+
+func TestMapFor(t *testing.T) {
+	cl := func(primary0 string, replicas []string, buckets int) *config.Cluster {
+		return &config.Cluster{Name: "c", Sharding: &config.Sharding{Kind: config.ShardHash, Key: "k", Buckets: buckets},
+			Shards: []config.Shard{{Primary: primary0, Replicas: replicas}, {Primary: "b:1"}}}
+	}
+	m1, kept, err := MapFor(cl("a:1", nil, 64), nil, nil)
+	if err != nil || kept || m1.Version() != 1 {
+		t.Fatalf("first: %v %v %v", m1, kept, err)
+	}
+	// Replicas come and go: the map stays.
+	if m, kept, err := MapFor(cl("a:1", []string{"r:1"}, 64), cl("a:1", nil, 64), m1); err != nil || !kept || m != m1 {
+		t.Errorf("replica added: %v %v %v", m, kept, err)
+	}
+	// Another primary or bucket count: a new map, the next version.
+	for _, c := range []*config.Cluster{cl("x:1", nil, 64), cl("a:1", nil, 128)} {
+		if m, kept, err := MapFor(c, cl("a:1", nil, 64), m1); err != nil || kept || m.Version() != 2 {
+			t.Errorf("changed placement: %v %v %v", m, kept, err)
+		}
+	}
+}

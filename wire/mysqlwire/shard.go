@@ -3,7 +3,6 @@ package mysqlwire
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 
@@ -79,44 +78,29 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 				break
 			}
 		}
-		version := uint64(1)
-		if o := old[cl.Name]; o != nil {
-			if sameSharding(o.cl, cl) {
-				out[cl.Name] = &shardRT{cl: cl, r: shardRouting(cl, o.m, o.x), m: o.m, x: o.x, an: an}
-				continue
-			}
-			version = o.m.Version() + 1
+		o := old[cl.Name]
+		var ocl *config.Cluster
+		var om shard.Map
+		var ox *router.KeyExtractor
+		if o != nil {
+			ocl, om, ox = o.cl, o.m, o.x
 		}
-		m, err := shard.FromConfig(cl, version)
+		m, kept, err := shard.MapFor(cl, ocl, om)
 		if err != nil {
 			return nil, err
 		}
-		x := router.NewKeyExtractor(router.MySQL, router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables})
-		out[cl.Name] = &shardRT{cl: cl, r: shardRouting(cl, m, x), m: m, an: an, x: x}
+		if !kept {
+			ox = nil
+		}
+		r := shardRouting(cl, m, ox)
+		out[cl.Name] = &shardRT{cl: cl, r: r, m: r.Map, x: r.Keys, an: an}
 	}
 	return out, nil
 }
 
 func shardRouting(cl *config.Cluster, m shard.Map, x *router.KeyExtractor) *router.ShardRouting {
-	return &router.ShardRouting{Map: m, Keys: x, Spec: router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables},
-		AllowAllShardWrites: cl.Sharding.AllowAllShardWrites}
-}
-
-// sameSharding says whether two configs of a cluster route every key to
-// the same shard, on the same primary and database. Replicas may differ:
-// they do not move keys.
-func sameSharding(a, b *config.Cluster) bool {
-	if !reflect.DeepEqual(a.Sharding, b.Sharding) || len(a.Shards) != len(b.Shards) {
-		return false
-	}
-	for i := range a.Shards {
-		x, y := a.Shards[i], b.Shards[i]
-		x.Replicas, y.Replicas = nil, nil
-		if !reflect.DeepEqual(x, y) {
-			return false
-		}
-	}
-	return true
+	return router.NewShardRouting(router.MySQL, m, router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables},
+		cl.Sharding.AllowAllShardWrites, x)
 }
 
 func (s *Server) setShards(m shardRTs) {

@@ -3,7 +3,6 @@ package pgwire
 import (
 	"encoding/binary"
 	"errors"
-	"reflect"
 	"strconv"
 	"strings"
 
@@ -70,45 +69,34 @@ func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
 		if cl.Protocol != config.Postgres || cl.Sharding == nil {
 			continue
 		}
-		version := uint64(1)
-		if o := old[cl.Name]; o != nil {
-			if reflect.DeepEqual(o.cl.Sharding, cl.Sharding) && samePlacement(o.cl.Shards, cl.Shards) {
-				out[cl.Name] = &shardRT{cl: cl, r: shardRouting(cl, o.m, o.x), m: o.m, x: o.x, routed: o.routed}
-				continue
-			}
-			version = o.m.Version() + 1
+		o := old[cl.Name]
+		var ocl *config.Cluster
+		var om shard.Map
+		if o != nil {
+			ocl, om = o.cl, o.m
 		}
-		m, err := shard.FromConfig(cl, version)
+		m, kept, err := shard.MapFor(cl, ocl, om)
 		if err != nil {
 			return nil, err
 		}
-		x := router.NewKeyExtractor(router.Postgres, router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables})
-		rt := &shardRT{cl: cl, r: shardRouting(cl, m, x), m: m, x: x}
-		for i := range cl.Shards {
-			rt.routed = append(rt.routed, metrics.ShardStatements.WithLabelValues("postgres", cl.Name, strconv.Itoa(i)))
+		rt := &shardRT{cl: cl}
+		if kept {
+			rt.r, rt.routed = shardRouting(cl, m, o.x), o.routed
+		} else {
+			rt.r = shardRouting(cl, m, nil)
+			for i := range cl.Shards {
+				rt.routed = append(rt.routed, metrics.ShardStatements.WithLabelValues("postgres", cl.Name, strconv.Itoa(i)))
+			}
 		}
+		rt.m, rt.x = rt.r.Map, rt.r.Keys
 		out[cl.Name] = rt
 	}
 	return out, nil
 }
 
 func shardRouting(cl *config.Cluster, m shard.Map, x *router.KeyExtractor) *router.ShardRouting {
-	return &router.ShardRouting{Map: m, Keys: x, Spec: router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables},
-		AllowAllShardWrites: cl.Sharding.AllowAllShardWrites}
-}
-
-// samePlacement says whether two shard lists put every row in the same
-// place: replicas may come and go without a new map.
-func samePlacement(a, b []config.Shard) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Primary != b[i].Primary || a[i].Database != b[i].Database || !reflect.DeepEqual(a[i].Range, b[i].Range) {
-			return false
-		}
-	}
-	return true
+	return router.NewShardRouting(router.Postgres, m, router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables},
+		cl.Sharding.AllowAllShardWrites, x)
 }
 
 // shardRT returns the routing of a sharded cluster in force, or nil.

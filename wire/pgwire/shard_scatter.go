@@ -239,7 +239,7 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *
 		// A reload closed the pool meanwhile: the shard's primary in the
 		// config in force, if the shards still hold the same rows.
 		nrt := c.srv.shardRT(c.cluster.Name)
-		if nrt == nil || !samePlacement(nrt.cl.Shards, rt.cl.Shards) {
+		if nrt == nil || !shard.SamePlacement(nrt.cl, rt.cl) {
 			break
 		}
 		p = c.shardPool(nrt, i).p
