@@ -263,8 +263,20 @@ func (rt *Runtime) pickFresh(start time.Time, w *Writes, readAfter lagmon.Positi
 	if n := rt.Set.Pick(need); n != nil {
 		return n, need, true
 	}
+	// Probe the replicas until one has replayed need: each round is one
+	// round trip per replica (in parallel, shared with other readers);
+	// replay on a healthy replica takes about that, so the first rounds
+	// follow each other at once, later ones a millisecond apart (a paused
+	// replica is not probed flat out for causal_read_timeout).
 	names := rt.Mon.Names()
 	for round := 0; ctx.Err() == nil; round++ {
+		if round >= 3 {
+			select {
+			case <-ctx.Done():
+				return nil, need, true
+			case <-time.After(time.Millisecond):
+			}
+		}
 		now := time.Now()
 		var wg sync.WaitGroup
 		for _, name := range names {
@@ -273,13 +285,6 @@ func (rt *Runtime) pickFresh(start time.Time, w *Writes, readAfter lagmon.Positi
 		wg.Wait()
 		if n := rt.Set.Pick(need); n != nil {
 			return n, need, true
-		}
-		if round > 0 {
-			// Not replayed yet: poll again soon, without spinning.
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Millisecond):
-			}
 		}
 	}
 	return nil, need, true
