@@ -104,7 +104,8 @@ func waitServerQuiet(t *testing.T, p *testProxy, root *sql.DB) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("server has %d connections of user app, the pool has %d open", n, open)
+			t.Errorf("server has %d connections of user app, the pool has %d open: %s", n, open,
+				rootValue(t, root, "SELECT GROUP_CONCAT(CONCAT(id, ':', COALESCE(db, ''), ':', command, ':', time, ':', COALESCE(state, ''), ':', host)) FROM information_schema.processlist WHERE user = 'app'"))
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
