@@ -212,20 +212,20 @@ func (s *session) route() (*pool.Pool, *replica.Node, *replica.Runtime) {
 	if s.sh != nil {
 		return s.shardRoute()
 	}
+	if cfg := s.srv.cfg.Load(); cfg != s.cfgSeen {
+		// A reload: replica pools of the config now in force (a replica
+		// that left and came back has a new pool), and the primary's
+		// when the cluster's connections changed, with replicas or
+		// without (the old pool drains: no transaction may start there).
+		s.cfgSeen, s.replicaPools = cfg, nil
+		if c := cfg.ClusterByName(s.key.cluster); c != nil && c.Settings.PoolIdentity() != s.key.settings {
+			s.rekey()
+		}
+	}
 	rt := s.srv.rts.Get(s.cluster.Name)
 	s.primaryPool, s.leaseRYW = s.pool, &s.ryw
 	if rt == nil {
 		return s.pool, nil, nil
-	}
-	if cfg := s.srv.cfg.Load(); cfg != s.cfgSeen {
-		// A reload: replica pools of the config now in force (a replica
-		// that left and came back has a new pool), and the primary's
-		// when the cluster's connections changed.
-		s.cfgSeen, s.replicaPools = cfg, nil
-		if rt.Settings().PoolIdentity() != s.key.settings {
-			s.rekey()
-			s.primaryPool = s.pool
-		}
 	}
 	return s.routeWith(rt, s.key, s.pool, &s.ryw, s.cur)
 }
