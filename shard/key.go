@@ -316,5 +316,25 @@ func isBlank(c byte) bool {
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
+// intTextKey reads v (a string or []byte) as IntText does for a map
+// whose keys are integers; what says why other text is refused.
+func intTextKey(v any, what string) (int64, error) {
+	var n int64
+	var kind TextKind
+	switch v := v.(type) {
+	case string:
+		n, kind = IntText(v)
+	case []byte:
+		n, kind = IntText(v)
+	}
+	switch kind {
+	case Integer:
+		return n, nil
+	case Inexact:
+		return 0, keyError(v, errInexact)
+	}
+	return 0, keyError(v, fmt.Errorf("%w: %s", ErrKeyType, what))
+}
+
 // errInexact is the ErrKeyType detail of an Inexact key.
 var errInexact = fmt.Errorf("%w: a number that is not a whole int64; the server would round or clamp it to an integer the proxy cannot know", ErrKeyType)

@@ -93,21 +93,11 @@ func (h *PostgresHash) ShardOfBytes(b []byte) (int, error) {
 // intText reads a key written as text on an integer partition key, as
 // PostgreSQL's int8in does (blanks, sign, leading zeros).
 func (h *PostgresHash) intText(v any) (int, error) {
-	var n int64
-	var kind TextKind
-	switch v := v.(type) {
-	case string:
-		n, kind = IntText(v)
-	case []byte:
-		n, kind = IntText(v)
+	n, err := intTextKey(v, "the partition key is an integer")
+	if err != nil {
+		return 0, err
 	}
-	switch kind {
-	case Integer:
-		return h.ShardOfInt(n)
-	case Inexact:
-		return 0, keyError(v, errInexact)
-	}
-	return 0, keyError(v, fmt.Errorf("%w: the partition key is an integer", ErrKeyType))
+	return h.ShardOfInt(n)
 }
 
 // shard is PostgreSQL's compute_partition_hash_value for a one-column key

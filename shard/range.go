@@ -203,21 +203,11 @@ func (r *Range) shardOfText(v string) (int, error) {
 
 // shardOfIntText reads a key written as text on a map of integer ranges.
 func (r *Range) shardOfIntText(v any) (int, error) {
-	var n int64
-	var kind TextKind
-	switch v := v.(type) {
-	case string:
-		n, kind = IntText(v)
-	case []byte:
-		n, kind = IntText(v)
+	n, err := intTextKey(v, "the shard ranges are integers")
+	if err != nil {
+		return 0, err
 	}
-	switch kind {
-	case Integer:
-		return r.ShardOfInt(n)
-	case Inexact:
-		return 0, keyError(v, errInexact)
-	}
-	return 0, keyError(v, fmt.Errorf("%w: the shard ranges are integers", ErrKeyType))
+	return r.ShardOfInt(n)
 }
 
 // shardOfStr finds v among string spans. The callers build the error:
