@@ -510,3 +510,28 @@ func (m *Monitor) PrimaryErr() error {
 
 // Names returns the replica names, sorted.
 func (m *Monitor) Names() []string { return slices.Clone(m.names) }
+
+// Saw records that replica name had replayed at least pos at a moment
+// no earlier than at: learned from a check a read carried to it (a
+// position check in the same round trip as the read), not from a probe.
+// It only moves the replica's position forward, and only when it is
+// healthy: later reads that need pos are then served by it without a
+// check. Unknown names are ignored.
+func (m *Monitor) Saw(name string, pos Position, at time.Time) {
+	n, ok := m.replicas[name]
+	if !ok || pos == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := *n.st.Load()
+	if !st.Healthy || st.Position == nil || st.Position.AtLeast(pos) || !pos.AtLeast(st.Position) {
+		return
+	}
+	st.Position = pos
+	if at.After(st.SampledAt) {
+		st.SampledAt = at
+	}
+	st.Lag, st.LagBytes, st.LagKnown = m.lagOf(pos, st.SampledAt)
+	n.st.Store(&st)
+}

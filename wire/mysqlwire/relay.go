@@ -105,7 +105,15 @@ func (s *session) forwardWith(seq uint8, kind respKind, rl0 *relay, build func(*
 		}
 		s.setBusy(true)
 		p, err := build(rl.be)
-		if err == nil {
+		if s.checkedLease(onReplica) && err == nil {
+			// Read-your-writes: the position check goes with the command
+			// (causal.go); a failed one sends the command elsewhere.
+			var passed bool
+			if passed, err = s.checkedCommand(&rl, p, seq, kind); err == nil && !passed {
+				s.setBusy(false)
+				continue
+			}
+		} else if err == nil {
 			err = rl.command(p, seq)
 		}
 		if err == nil {

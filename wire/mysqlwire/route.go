@@ -244,7 +244,7 @@ func (s *session) routeWith(rt *replica.Runtime, key poolKey, primary *pool.Pool
 		rt.Routed("primary", why)
 		return primary, nil, rt
 	}
-	n := rt.Pick(ryw, s.readAfter, why, nil)
+	n := s.pickReplica(rt, ryw, why) // causal.go
 	if n == nil {
 		return primary, nil, rt
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
 )
 
@@ -29,6 +31,7 @@ func TestCausalReadsUseReplicas(t *testing.T) {
 		rounds = n // the full run whose figures are in the README
 	}
 	ctx := context.Background()
+	passed0, failed0 := causalCounts(t)
 	var reads, stale, failed, onReplica atomic.Int64
 	var wg sync.WaitGroup
 	for c := range clients {
@@ -70,6 +73,8 @@ func TestCausalReadsUseReplicas(t *testing.T) {
 	}
 	wg.Wait()
 	share := float64(onReplica.Load()) / float64(max(reads.Load(), 1))
+	passed1, failed1 := causalCounts(t)
+	t.Logf("position checks in the same round trip as the read: %.0f passed, %.0f failed", passed1-passed0, failed1-failed0)
 	t.Logf("%d writers x %d rounds of 1 write + 9 reads: %d reads, %d stale, %d failed, %.1f%% served by the replica",
 		clients, rounds, reads.Load(), stale.Load(), failed.Load(), 100*share)
 	if stale.Load() != 0 || failed.Load() != 0 {
@@ -77,5 +82,105 @@ func TestCausalReadsUseReplicas(t *testing.T) {
 	}
 	if share < 0.5 {
 		t.Fatalf("%.1f%% of reads served by the replica, want at least 50%%", 100*share)
+	}
+	if passed1 == passed0 {
+		t.Fatal("no read was served by the replica after a position check in its round trip")
+	}
+}
+
+// causalCounts reads the checked reads of the MySQL cluster: passed
+// (served by a replica that checked the position in the same round trip)
+// and failed (the replica was behind; the read ran elsewhere).
+func causalCounts(t testing.TB) (passed, failed float64) {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["protocol"] != "mysql" {
+				continue
+			}
+			switch {
+			case mf.GetName() == "switchyard_causal_reads_total" && labels["served_by"] == "replica_checked":
+				passed += m.GetCounter().GetValue()
+			case mf.GetName() == "switchyard_causal_checks_failed_total":
+				failed += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return passed, failed
+}
+
+// A read whose position check fails on the replica (its SQL thread is
+// stopped, but max_replica_lag keeps it eligible) runs again on the
+// primary: the client sees its write and nothing of the replica's
+// answer, through the text and the binary protocol, with a result set of
+// several rows and with an error, and the session goes on.
+func TestCausalCheckFailsOver(t *testing.T) {
+	p := startSplitProxy(t, `max_replica_lag = "1h"`)
+	ma := testcluster.Maria
+	onNode(t, ma.Primary, "DROP TABLE IF EXISTS app.t_causal_fail")
+	onNode(t, ma.Primary, "CREATE TABLE app.t_causal_fail (id BIGINT PRIMARY KEY, client INT)")
+	caughtUp(t)
+	waitEligible(t, p, replicaNode().Addr())
+	onNode(t, replicaNode(), "STOP SLAVE SQL_THREAD")
+	defer onNode(t, replicaNode(), "START SLAVE SQL_THREAD")
+	ctx := context.Background()
+	_, failed0 := causalCounts(t)
+	for _, params := range []string{"", "interpolateParams=true"} {
+		cn := conn(t, p.open(t, params))
+		client := 1
+		if params != "" {
+			client = 2
+		}
+		for i := range 20 {
+			id := int64(client*1000 + i)
+			if _, err := cn.ExecContext(ctx, "INSERT INTO t_causal_fail VALUES (?, ?)", id, client); err != nil {
+				t.Fatal(err)
+			}
+			var n, port int
+			if err := cn.QueryRowContext(ctx, "SELECT COUNT(*), @@port FROM t_causal_fail WHERE id = ?", id).Scan(&n, &port); err != nil {
+				t.Fatalf("%s read %d: %v", params, i, err)
+			}
+			if n != 1 || port != ma.Primary.Port {
+				t.Fatalf("%s read %d after its write: count %d on port %d, want 1 on the primary %d", params, i, n, port, ma.Primary.Port)
+			}
+			rows, err := cn.QueryContext(ctx, "SELECT id FROM t_causal_fail WHERE client = ? AND id <= ? ORDER BY id", client, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := 0
+			for rows.Next() {
+				got++
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			rows.Close()
+			if want := i + 1; got != want {
+				t.Fatalf("%s rows read after write %d: %d, want %d", params, i, got, want)
+			}
+			if _, err := cn.ExecContext(ctx, "INSERT INTO t_causal_fail VALUES (?, 0)", id+100); err != nil {
+				t.Fatal(err)
+			}
+			// A read that fails (no such table) fails once, with the
+			// primary's error, and the session goes on.
+			if err := cn.QueryRowContext(ctx, "SELECT COUNT(*) FROM t_causal_nope WHERE id = ?", id).Scan(&n); err == nil || !strings.Contains(err.Error(), "t_causal_nope") {
+				t.Fatalf("read of a missing table: %v", err)
+			}
+			if _, err := cn.ExecContext(ctx, "DELETE FROM t_causal_fail WHERE id = ?", id+100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = cn.Close()
+	}
+	if _, failed1 := causalCounts(t); failed1-failed0 < 40 {
+		t.Fatalf("%.0f position checks failed, want one per read after a write (at least 40)", failed1-failed0)
 	}
 }

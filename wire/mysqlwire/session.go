@@ -95,6 +95,8 @@ type session struct {
 	ryw          replica.Writes            // the client's writes on the cluster's primary
 	leaseRYW     *replica.Writes           // the client's writes on the primary of the lease
 	readAfter    lagmon.Position           // SET switchyard.read_after
+	check        *causalCheck              // the position check the lease's first command carries (causal.go)
+	checkFailed  time.Time                 // a check failed: when its read was routed (causal.go)
 
 	sh *shardSess // sharded clusters only (shard.go)
 

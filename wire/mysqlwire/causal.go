@@ -1,0 +1,190 @@
+package mysqlwire
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/lagmon"
+	"github.com/switchyard/switchyard/replica"
+)
+
+// Read-your-writes with the check in the same round trip as the read
+// (MaxScale's causal_reads): a read that needs a position no replica is
+// known to have replayed goes to a replica with
+//
+//	SELECT MASTER_GTID_WAIT('<gtid>', <timeout>)            (MariaDB)
+//	SELECT WAIT_FOR_EXECUTED_GTID_SET('<gtid set>', <timeout>) (MySQL)
+//	SELECT GTID_SUBSET('<gtid set>', @@GLOBAL.gtid_executed) (MySQL, no wait)
+//
+// written right in front of the client's command, both flushed at once:
+// the replica answers both in one round trip. The wait's answer never
+// reaches the client. When the replica had the position in time, the
+// command's answer is relayed as usual; when not, that answer (of a read:
+// it changed nothing) is read off and dropped, the replica's lease ends,
+// and the command runs again on the primary. The timeout is
+// causal_read_timeout (default 0: the replica answers at once whether it
+// has the position).
+
+// causalCheck is the check the current lease's first command carries.
+type causalCheck struct {
+	pos   lagmon.Position
+	start time.Time // when the read was routed
+}
+
+// pickReplica is routeWith's choice of a replica for a read (nil: the
+// primary). For an unsharded cluster, a read whose position no replica is
+// known to have goes to a replica with a check (s.check); after a failed
+// check (s.checkFailed) it goes where the runtime says (the primary, or
+// a replica the probes found within causal_read_timeout).
+func (s *session) pickReplica(rt *replica.Runtime, ryw *replica.Writes, why string) *replica.Node {
+	s.check = nil
+	if !s.checkFailed.IsZero() {
+		start := s.checkFailed
+		s.checkFailed = time.Time{}
+		return rt.AfterFailedCheck(ryw, s.readAfter, why, nil, start)
+	}
+	if s.sh != nil || !rt.Settings().ReadYourWrites {
+		return rt.Pick(ryw, s.readAfter, why, nil)
+	}
+	start := time.Now()
+	n, pos := rt.PickChecked(ryw, s.readAfter, why, nil)
+	if n != nil && pos != nil {
+		s.check = &causalCheck{pos: pos, start: start}
+	}
+	return n
+}
+
+// checkedLease says whether the command of the lease just taken carries
+// a position check; the books of the last failed check, whose command
+// has been routed again by now, are closed.
+func (s *session) checkedLease(onReplica bool) bool {
+	s.checkFailed = time.Time{}
+	if !onReplica {
+		s.check = nil
+	}
+	return s.check != nil
+}
+
+// waitQuery is the COM_QUERY of the position check for be's flavor.
+func waitQuery(be *backend, pos lagmon.Position, timeout time.Duration) []byte {
+	q := []byte{comQuery}
+	gtid := strings.ReplaceAll(pos.String(), "'", "")
+	secs := strconv.FormatFloat(timeout.Seconds(), 'f', 6, 64)
+	if flavorOf(be.version) == flavorMariaDB {
+		q = fmt.Appendf(q, "SELECT MASTER_GTID_WAIT('%s', %s)", gtid, secs)
+	} else if timeout > 0 {
+		q = fmt.Appendf(q, "SELECT WAIT_FOR_EXECUTED_GTID_SET('%s', %s)", gtid, secs)
+	} else {
+		q = fmt.Appendf(q, "SELECT 1 - GTID_SUBSET('%s', @@GLOBAL.gtid_executed)", gtid)
+	}
+	return q
+}
+
+// checkedCommand sends the position check and the client's command p
+// (sequence id seq) to the replica of the lease in one write, and reads
+// the check's answer. passed: relay the command's answer (rl.response).
+// Not passed: the answer was read off, the lease ended, and the command
+// must run again (s.checkFailed routes it). A server error inside the
+// check (a replica without GTIDs, say) counts as not passed.
+func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) (passed bool, err error) {
+	ck := s.check
+	s.check = nil
+	be, rt, node := rl.be, s.leaseRT, s.leaseNode
+	sent := time.Now()
+	if _, err := writePacket(be.bw, 0, waitQuery(be, ck.pos, rt.Settings().CausalReadTimeout)); err != nil {
+		return false, serverIOError{err}
+	}
+	if err := rl.command(p, seq); err != nil {
+		return false, err
+	}
+	v, err := readValue(be)
+	if err != nil {
+		if _, ok := err.(*serverError); !ok {
+			return false, err
+		}
+		v = "error"
+	}
+	passed = v == "0"
+	rt.CheckDone(node, ck.pos, passed, sent, time.Since(ck.start))
+	if passed {
+		return true, nil
+	}
+	// The command's answer is not the client's: read it off.
+	w := rl.w
+	rl.w = bufio.NewWriterSize(io.Discard, 64)
+	err = rl.response(kind)
+	rl.w, rl.wrote, rl.res = w, false, result{}
+	s.inTx = false // the client saw nothing of it
+	if err != nil {
+		return false, err
+	}
+	s.release(true)
+	s.checkFailed = ck.start
+	return false, nil
+}
+
+// readValue reads the answer to a query of one row and one column (the
+// check) and returns the value as text ("" for NULL). An ERR is returned
+// as *serverError, the stream still in step.
+func readValue(b *backend) (string, error) {
+	p, _, err := b.readPacket()
+	if err != nil {
+		return "", serverIOError{err}
+	}
+	switch {
+	case len(p) == 0:
+		return "", errMalformed
+	case p[0] == hdrERR:
+		e, _ := DecodeERR(p)
+		return "", &serverError{Code: e.Code, State: e.State, Message: e.Message}
+	case p[0] == hdrOK:
+		return "", fmt.Errorf("%w: position check returned no result set", errMalformed)
+	}
+	r := reader{b: p}
+	cols, _ := r.lenEnc()
+	if r.err != nil || cols == 0 {
+		return "", errMalformed
+	}
+	deof := b.caps&capDeprecateEOF != 0
+	skip := int(cols)
+	if !deof {
+		skip++ // the EOF after the column definitions
+	}
+	for range skip {
+		if _, _, err := b.readPacket(); err != nil {
+			return "", serverIOError{err}
+		}
+	}
+	val := ""
+	for {
+		p, _, err := b.readPacket()
+		if err != nil {
+			return "", serverIOError{err}
+		}
+		if len(p) == 0 {
+			return "", errMalformed
+		}
+		if terminator(p[0], len(p), deof) {
+			if st, ok := statusOf(p, b.caps); ok {
+				b.status = st
+			}
+			return val, nil
+		}
+		if p[0] == hdrERR {
+			e, _ := DecodeERR(p)
+			return "", &serverError{Code: e.Code, State: e.State, Message: e.Message}
+		}
+		if len(p) > 0 && p[0] != 0xfb {
+			r := reader{b: p}
+			v := r.lenEncBytes()
+			if r.err != nil {
+				return "", errMalformed
+			}
+			val = string(v)
+		}
+	}
+}
