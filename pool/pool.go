@@ -77,6 +77,12 @@ type Options struct {
 	// goroutine; it must not block on I/O. false closes the connection and
 	// Get tries another.
 	Alive func(c Conn) bool
+	// AliveDelay: a connection returned less than this long ago is handed
+	// out without Alive (PgBouncer's server_check_delay, for the cheap
+	// check): under load every lease would otherwise pay Alive's system
+	// call for a connection that was healthy moments ago. 0: Alive on
+	// every Get.
+	AliveDelay time.Duration
 	// Prefer, if set, picks among idle connections: Get takes the most
 	// recently returned one for which Prefer(ctx, c) is true, looking at
 	// the preferLook most recent ones; if there is none, it dials a new
@@ -94,6 +100,12 @@ type Options struct {
 	// JanitorInterval is how often the janitor runs. Default 333ms.
 	JanitorInterval time.Duration
 }
+
+// DefaultAliveDelay is the AliveDelay of the proxy's pools. A server that
+// dies between a connection's return and its next lease this soon after
+// fails that lease's first statement, as it would have mid-statement a
+// moment earlier; PgBouncer checks nothing for server_check_delay (30 s).
+const DefaultAliveDelay = 100 * time.Millisecond
 
 // Stats is a snapshot of a pool, for metrics and the admin views.
 type Stats struct {
@@ -167,7 +179,7 @@ func New(o Options) *Pool {
 		drained:       make(chan struct{}),
 		stopped:       make(chan struct{}),
 		epoch:         time.Now(),
-		putNeedsClock: o.IdleTimeout > 0 || o.Lifetime > 0 || (o.CheckDelay > 0 && o.Ping != nil),
+		putNeedsClock: o.IdleTimeout > 0 || o.Lifetime > 0 || (o.CheckDelay > 0 && o.Ping != nil) || (o.AliveDelay > 0 && o.Alive != nil),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.bg.Add(1)
@@ -218,8 +230,9 @@ type grant struct {
 }
 
 // Get leases a server connection. It takes the most recently returned idle
-// connection that passes Alive (and Ping, if it sat idle longer than
-// CheckDelay); otherwise it dials one if fewer than Size are open; otherwise
+// connection that passes Alive (unless it was returned within AliveDelay)
+// and Ping (if it sat idle longer than CheckDelay); otherwise it dials one
+// if fewer than Size are open; otherwise
 // it waits in line. It returns an error wrapping ErrWaitTimeout after
 // WaitTimeout, ctx's error when ctx ends first, ErrClosed once the pool is
 // closed, and the dial error (wrapped) when the dial it made failed.
@@ -404,13 +417,24 @@ func (p *Pool) discard(s *Server) {
 // Lifetime is checked here only when the clock is read anyway for Ping; the
 // janitor and Put enforce it otherwise, and a lifetime is a soft bound.
 func (p *Pool) healthy(ctx context.Context, s *Server, l *lease) bool {
-	if p.opts.Alive != nil && !p.opts.Alive(s.Conn) {
-		return false
+	var now time.Duration
+	clocked := false
+	if p.opts.Alive != nil {
+		recent := false
+		if p.opts.AliveDelay > 0 {
+			now, clocked = p.clock(), true
+			recent = now-s.idleSince < p.opts.AliveDelay
+		}
+		if !recent && !p.opts.Alive(s.Conn) {
+			return false
+		}
 	}
 	if p.opts.Ping == nil || p.opts.CheckDelay <= 0 {
 		return true
 	}
-	now := p.clock()
+	if !clocked {
+		now = p.clock()
+	}
 	if s.expired(now) {
 		return false
 	}

@@ -530,6 +530,33 @@ func TestAliveFailureReplaced(t *testing.T) {
 	}
 }
 
+// Within AliveDelay of its return a connection is handed out without
+// Alive (no system call per lease under load); after it, Alive runs again.
+func TestAliveSkippedWithinAliveDelay(t *testing.T) {
+	var checks atomic.Int32
+	p, _ := newTestPool(t, Options{Size: 1, AliveDelay: time.Second,
+		Alive: func(c Conn) bool { checks.Add(1); return alive(c) }})
+	a := mustGet(t, p)
+	p.Put(a, true)
+	for i := 0; i < 5; i++ {
+		p.Put(mustGet(t, p), true)
+	}
+	if n := checks.Load(); n != 0 {
+		t.Errorf("Alive ran %d times on a connection returned moments ago", n)
+	}
+	p2, _ := newTestPool(t, Options{Size: 1, AliveDelay: 30 * time.Millisecond,
+		Alive: func(c Conn) bool { checks.Add(1); return alive(c) }})
+	b := mustGet(t, p2)
+	p2.Put(b, true)
+	b.Conn.(*fakeConn).dead.Store(true)
+	time.Sleep(60 * time.Millisecond)
+	s := mustGet(t, p2)
+	if s == b || !b.Conn.(*fakeConn).closed.Load() || checks.Load() != 1 {
+		t.Errorf("a dead connection idle past AliveDelay was handed out (or not closed); %d checks", checks.Load())
+	}
+	p2.Put(s, true)
+}
+
 func TestPingAfterCheckDelay(t *testing.T) {
 	var pings atomic.Int32
 	p, _ := newTestPool(t, Options{Size: 2, CheckDelay: 50 * time.Millisecond,

@@ -326,8 +326,9 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 			sp, ok := ctx.Value(specKey{}).(*connSpec)
 			return !ok || sp.fits(c.(*backend))
 		},
-		Ping:  func(ctx context.Context, c pool.Conn) error { return c.(*backend).ping(ctx) },
-		Alive: func(c pool.Conn) bool { return c.(*backend).alive() },
+		Ping:       func(ctx context.Context, c pool.Conn) error { return c.(*backend).ping(ctx) },
+		Alive:      func(c pool.Conn) bool { return c.(*backend).alive() },
+		AliveDelay: pool.DefaultAliveDelay,
 		OnWait: func(d time.Duration) {
 			wait.Observe(d.Seconds())
 		},

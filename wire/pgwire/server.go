@@ -256,9 +256,10 @@ func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *p
 			}
 			return sc, nil
 		},
-		Ping:   func(ctx context.Context, c pool.Conn) error { return c.(*serverConn).ping(ctx) },
-		Alive:  func(c pool.Conn) bool { return c.(*serverConn).alive() },
-		OnWait: func(d time.Duration) { wait.Observe(d.Seconds()) },
+		Ping:       func(ctx context.Context, c pool.Conn) error { return c.(*serverConn).ping(ctx) },
+		Alive:      func(c pool.Conn) bool { return c.(*serverConn).alive() },
+		AliveDelay: pool.DefaultAliveDelay,
+		OnWait:     func(d time.Duration) { wait.Observe(d.Seconds()) },
 	})
 	e := &poolEntry{key: key, cluster: cl.Name, p: p, limits: poolLimits(st),
 		info: metrics.PoolInfo{Protocol: "postgres", Cluster: cl.Name, Node: addr + "/" + db, User: user, Size: st.PoolSize, Pool: p}}
