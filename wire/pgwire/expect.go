@@ -56,6 +56,7 @@ type expectQueue struct {
 	head int
 }
 
+//go:noinline
 func (q *expectQueue) push(e expect) { q.buf = append(q.buf, e) }
 
 func (q *expectQueue) len() int { return len(q.buf) - q.head }
