@@ -191,6 +191,31 @@ func randUint32() uint32 {
 }
 
 func (s *Server) handle(conn net.Conn) {
+	// This frame and run's are under every idle client's wait: the work
+	// before the main loop is done in helpers (not inlined) whose frames
+	// are gone by then, so an idle client's stack is shallow enough for
+	// the GC to shrink it (issue 17: memory per idle client).
+	c := s.newClient(conn)
+	defer conn.Close()
+	defer c.recoverPanic()
+	slot, refused := c.connectSlot()
+	defer slot.Release()
+	defer s.unregister(c)
+	if !c.startSession(refused) {
+		return
+	}
+	defer c.loggedOut()
+	if c.console {
+		c.runConsole()
+		return
+	}
+	c.run()
+}
+
+// newClient makes the session of a client that just connected.
+//
+//go:noinline
+func (s *Server) newClient(conn net.Conn) *clientConn {
 	c := &clientConn{
 		srv:   s,
 		conn:  conn,
@@ -203,69 +228,83 @@ func (s *Server) handle(conn net.Conn) {
 	c.rd = newFrameReader(nil, maxClientMsg)
 	c.takeReader(nil)
 	c.writer()
-	defer conn.Close()
-	defer func() {
-		if r := recover(); r != nil {
-			c.log.Error("client session panicked; closing it", "panic", r)
-			// The server connection it held may be mid-transaction: close
-			// it, so its locks go and the pool replaces it. (TryLock: the
-			// panic may have come with c.mu held.)
-			if c.mu.TryLock() {
-				sc := c.server
-				c.mu.Unlock()
-				if sc != nil {
-					_ = sc.cancel(cancelTimeout)
-					sc.conn.Close()
-				}
+	return c
+}
+
+// recoverPanic ends a session that panicked.
+func (c *clientConn) recoverPanic() {
+	if r := recover(); r != nil {
+		c.log.Error("client session panicked; closing it", "panic", r)
+		// The server connection it held may be mid-transaction: close
+		// it, so its locks go and the pool replaces it. (TryLock: the
+		// panic may have come with c.mu held.)
+		if c.mu.TryLock() {
+			sc := c.server
+			c.mu.Unlock()
+			if sc != nil {
+				_ = sc.cancel(cancelTimeout)
+				sc.conn.Close()
 			}
 		}
-	}()
+	}
+}
 
-	cfg := s.cfg.Load()
-	// Counted from accept, so that clients still logging in count too:
-	// the cap protects file descriptors and memory, not just sessions.
-	slot, refused := s.Limits.Clients.Connect(cfg.Proxy.MaxClientConns)
-	defer slot.Release()
+// connectSlot counts the client from accept, so that clients still
+// logging in count too: the cap protects file descriptors and memory, not
+// just sessions.
+//
+//go:noinline
+func (c *clientConn) connectSlot() (*limits.Slot, error) {
+	cfg := c.srv.cfg.Load()
+	slot, refused := c.srv.Limits.Clients.Connect(cfg.Proxy.MaxClientConns)
 	c.slot = slot
-	defer s.unregister(c)
-	c.loginTimeout = s.StartupTimeout
+	c.loginTimeout = c.srv.StartupTimeout
 	if c.loginTimeout <= 0 {
 		c.loginTimeout = cfg.Proxy.ClientLoginTimeout
 	}
 	if c.loginTimeout <= 0 {
 		c.loginTimeout = config.DefaultClientLoginTimeout
 	}
-	_ = conn.SetDeadline(time.Now().Add(c.loginTimeout))
+	return slot, refused
+}
+
+// startSession runs the startup up to the first ReadyForQuery; false: the
+// session ends (refused, a cancel request, a client that left).
+//
+//go:noinline
+func (c *clientConn) startSession(refused error) bool {
+	_ = c.conn.SetDeadline(time.Now().Add(c.loginTimeout))
 	ok, err := c.startup(refused)
 	if err != nil {
 		c.loginFailed(err)
-		return
+		return false
 	}
 	if !ok { // cancel request or a client that left during startup
-		return
+		return false
 	}
-	_ = conn.SetDeadline(time.Time{})
+	_ = c.conn.SetDeadline(time.Time{})
 	metrics.ClientLogins.WithLabelValues("postgres", "ok").Inc()
 	stateGauge["idle"].Inc()
-	defer func() {
-		// A pump may still be finishing; the books close under mu, and
-		// setState does nothing after this.
-		c.mu.Lock()
-		stateGauge[c.state].Dec()
-		c.state = ""
-		pinned := c.pinReason != ""
-		c.mu.Unlock()
-		if pinned {
-			metrics.PinnedSessions.WithLabelValues("postgres").Dec()
-		}
-	}()
 	if c.console {
 		c.log.Info("admin console session", "user", c.user.Name)
-		c.runConsole()
-		return
+	} else {
+		c.log.Debug("client logged in", "user", c.user.Name, "database", c.cluster.Database)
 	}
-	c.log.Debug("client logged in", "user", c.user.Name, "database", c.cluster.Database)
-	c.run()
+	return true
+}
+
+// loggedOut closes the books of a session that logged in. A pump may
+// still be finishing; the books close under mu, and setState does nothing
+// after this.
+func (c *clientConn) loggedOut() {
+	c.mu.Lock()
+	stateGauge[c.state].Dec()
+	c.state = ""
+	pinned := c.pinReason != ""
+	c.mu.Unlock()
+	if pinned {
+		metrics.PinnedSessions.WithLabelValues("postgres").Dec()
+	}
 }
 
 func (c *clientConn) loginFailed(err error) {
