@@ -255,11 +255,20 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 	if c.sh != nil && c.sh.begin != nil && !c.sh.holdBegin { // sharding: the BEGIN the proxy answered
 		err = c.shardSendBegin(sc)
 	}
-	if err == nil && len(c.pending) > 0 {
-		err = c.sendPending(sc)
-	}
-	if err == nil {
-		err = c.sendMsg(sc, typ, raw, flush)
+	if c.check != nil && c.leaseNode != nil { // read-your-writes: a position check in the same round trip (causal.go)
+		flush = true
+		var done, ok bool
+		if done, ok, err = c.checkedSend(sc, typ, raw); done {
+			return ok
+		}
+	} else {
+		c.check = nil
+		if err == nil && len(c.pending) > 0 {
+			err = c.sendPending(sc)
+		}
+		if err == nil {
+			err = c.sendMsg(sc, typ, raw, flush)
+		}
 	}
 	switch {
 	case err != nil:

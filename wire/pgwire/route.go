@@ -182,13 +182,14 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 		c.leaseWrites = true
 		return c.primary, nil
 	}
-	t, why := router.Decide(c.pref, c.batchAnalyses(typ, raw))
+	as := c.batchAnalyses(typ, raw)
+	t, why := router.Decide(c.pref, as)
 	if _, ok := t.(router.Replica); !ok {
 		c.leaseWrites = true
 		rt.Routed("primary", why)
 		return c.primary, nil
 	}
-	n := rt.Pick(&c.writes, c.readAfter, why, &c.mu)
+	n := c.pickReplica(rt, typ, why, as) // causal.go: with a position check when it can
 	if n == nil {
 		c.leaseWrites = false
 		return c.primary, nil

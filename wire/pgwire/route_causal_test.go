@@ -1,8 +1,10 @@
 package pgwire
 
 import (
+	"database/sql"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,8 +76,11 @@ func TestCausalReadsUseReplicas(t *testing.T) {
 	p := startSplitProxy(t, `lag_poll_interval = "50ms"`)
 	rounds := causalRounds(25)
 	n0, sum0 := causalWaits(t)
+	passed0, failed0 := causalCounts(t)
 	reads, stale, failed, onReplica := causalMix(t, p, "t_causal", 20, rounds)
 	n1, sum1 := causalWaits(t)
+	passed1, failed1 := causalCounts(t)
+	t.Logf("position checks in the same round trip as the read: %.0f passed, %.0f failed", passed1-passed0, failed1-failed0)
 	if n1 > n0 {
 		t.Logf("reads that probed positions first: %d, mean wait %v", n1-n0, time.Duration((sum1-sum0)/float64(n1-n0)*float64(time.Second)).Round(time.Microsecond))
 	}
@@ -86,6 +91,9 @@ func TestCausalReadsUseReplicas(t *testing.T) {
 	}
 	if share < 0.5 {
 		t.Fatalf("%.1f%% of reads served by replicas, want at least 50%%", 100*share)
+	}
+	if passed1 == passed0 {
+		t.Fatal("no read was served by a replica after a position check in its round trip")
 	}
 }
 
@@ -116,4 +124,130 @@ func causalWaits(t testing.TB) (n uint64, sum float64) {
 		}
 	}
 	return n, sum
+}
+
+// causalCounts reads the checked reads of PostgreSQL clusters: passed
+// (served by a replica that checked the position in the same round trip)
+// and failed (the replica was behind; the read ran elsewhere).
+func causalCounts(t testing.TB) (passed, failed float64) {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["protocol"] != "postgres" {
+				continue
+			}
+			switch {
+			case mf.GetName() == "switchyard_causal_reads_total" && labels["served_by"] == "replica_checked":
+				passed += m.GetCounter().GetValue()
+			case mf.GetName() == "switchyard_causal_checks_failed_total":
+				failed += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return passed, failed
+}
+
+// A read whose position check fails on a replica (both replicas' replay
+// paused, max_replica_lag keeping them eligible) runs again on the
+// primary: the client sees its write and nothing of the replica's
+// answers, with pgx's extended protocol (statements prepared and cached,
+// and described each time), its simple protocol, lib/pq, a read that
+// fails, and a multi-statement simple query; the session goes on.
+func TestCausalCheckFailsOver(t *testing.T) {
+	p := startSplitProxy(t, `max_replica_lag = "1h"`)
+	mustExec(t, `DROP TABLE IF EXISTS t_causal_fail; CREATE TABLE t_causal_fail (id bigint PRIMARY KEY, client int)`)
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	primary, replicas := nodePorts()
+	for _, r := range replicas {
+		superExec(t, r, `SELECT pg_wal_replay_pause()`)
+		defer superExec(t, r, `SELECT pg_wal_replay_resume()`)
+	}
+	ctx := ctxT(t, 60*time.Second)
+	_, failed0 := causalCounts(t)
+	reads := 0
+	modes := []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeDescribeExec, pgx.QueryExecModeSimpleProtocol}
+	for m, mode := range modes {
+		cfg, err := pgx.ParseConfig(p.dsn("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DefaultQueryExecMode = mode
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := m + 1
+		for i := range 10 {
+			id := int64(client*1000 + i)
+			if _, err := conn.Exec(ctx, `INSERT INTO t_causal_fail VALUES ($1, $2)`, id, client); err != nil {
+				t.Fatal(err)
+			}
+			var n, port int
+			if err := conn.QueryRow(ctx, `SELECT count(*), inet_server_port() FROM t_causal_fail WHERE client = $1`, client).Scan(&n, &port); err != nil {
+				t.Fatalf("%v: read %d: %v", mode, i, err)
+			}
+			reads++
+			if n != i+1 || port != primary {
+				t.Fatalf("%v: read %d after its write: count %d on port %d, want %d on the primary %d", mode, i, n, port, i+1, primary)
+			}
+			rows, err := conn.Query(ctx, `SELECT id FROM t_causal_fail WHERE client = $1 ORDER BY id`, client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := 0
+			for rows.Next() {
+				got++
+			}
+			if rows.Close(); rows.Err() != nil || got != i+1 {
+				t.Fatalf("%v: rows after write %d: %d (%v), want %d", mode, i, got, rows.Err(), i+1)
+			}
+			if _, err := conn.Exec(ctx, `UPDATE t_causal_fail SET client = client WHERE id = $1`, id); err != nil {
+				t.Fatal(err)
+			}
+			// A read that fails fails once, with the primary's error.
+			_, err = conn.Exec(ctx, `SELECT id FROM t_causal_nope WHERE id = $1`, id)
+			if err == nil || !strings.Contains(err.Error(), "t_causal_nope") {
+				t.Fatalf("%v: read of a missing table: %v", mode, err)
+			}
+		}
+		if mode == pgx.QueryExecModeSimpleProtocol {
+			if _, err := conn.Exec(ctx, `INSERT INTO t_causal_fail VALUES (9999, 9)`); err != nil {
+				t.Fatal(err)
+			}
+			rr := conn.PgConn().Exec(ctx, `SELECT count(*) FROM t_causal_fail WHERE client = 9; SELECT inet_server_port()`)
+			res, err := rr.ReadAll()
+			if err != nil || len(res) != 2 || string(res[0].Rows[0][0]) != "1" || string(res[1].Rows[0][0]) != strconv.Itoa(primary) {
+				t.Fatalf("multi-statement read after a write: %v %v", res, err)
+			}
+		}
+		conn.Close(ctx)
+	}
+	db, err := sql.Open("postgres", p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := range 10 {
+		id := int64(5000 + i)
+		if _, err := db.ExecContext(ctx, `INSERT INTO t_causal_fail VALUES ($1, 5)`, id); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM t_causal_fail WHERE client = 5`).Scan(&n); err != nil || n != i+1 {
+			t.Fatalf("lib/pq read %d after its write: %d (%v), want %d", i, n, err, i+1)
+		}
+	}
+	if _, failed1 := causalCounts(t); failed1-failed0 < float64(reads) {
+		t.Fatalf("%.0f position checks failed, want one per read after a write (at least %d)", failed1-failed0, reads)
+	}
 }

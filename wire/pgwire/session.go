@@ -167,6 +167,8 @@ type clientConn struct {
 	asBuf       []*router.Analysis
 	writes      replica.Writes  // the client's writes on the primary, for read-your-writes (on mu)
 	readAfter   lagmon.Position // SET switchyard.read_after
+	check       *causalCheck    // the position check the lease's first request carries (causal.go)
+	checkFailed time.Time       // a check failed: when its read was routed (causal.go)
 	leaseNode   *replica.Node   // the replica of the current lease; nil on the primary
 	leaseWrites bool            // the current lease is on the primary for a write
 	// leaseIdle wakes the main loop waiting for a replica lease to answer

@@ -73,6 +73,9 @@ type options struct {
 	shards bool
 	quick  bool
 
+	causal       bool // causal.go
+	causalRounds int
+
 	memory     bool
 	memConns   int
 	memWorkers int
@@ -125,6 +128,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, proxy logs)")
 	fs.BoolVar(&o.memory, "memory", false, "measure proxy memory with idle client connections instead")
 	fs.BoolVar(&o.shards, "shards", false, "compare point selects (pgbench select-only, key aid) through Switchyard on an unsharded database, a 1-shard and a 2-shard cluster instead (uses -time, -clients, -modes, -scale, -jobs, -pool-size)")
+	fs.BoolVar(&o.causal, "causal", false, "measure read-your-writes instead: the latency of a plain replica read, of a read that carries a position check, and of a read right after the client's own write, for PostgreSQL and MariaDB with replicas (causal.go)")
+	fs.IntVar(&o.causalRounds, "causal-rounds", 1000, "-causal: reads of each kind per protocol")
 	fs.BoolVar(&o.quick, "quick", false, "run only the table of issue 17 (select-only simple 1/16/64/256, extended 1/64, prepared 16, TPC-B-like simple 1/64, sysbench point-select 16 threads), 5 s per run unless -time says otherwise: about 5 minutes")
 	fs.IntVar(&o.memConns, "conns", 10000, "-memory: idle client connections per proxy")
 	fs.IntVar(&o.memWorkers, "workers", 32, "-memory: goroutines opening the connections")
@@ -176,7 +181,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, err
 		}
 	}
-	if o.sysbenchOn && !o.memory && !o.shards && o.sysbench == "" {
+	if o.sysbenchOn && !o.memory && !o.shards && !o.causal && o.sysbench == "" {
 		if o.sysbench, err = lookPath("sysbench"); err != nil {
 			return nil, err
 		}
@@ -277,6 +282,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runMemory(ctx, e, stdout, stderr)
 	case o.shards:
 		err = runShards(ctx, e, stdout, stderr)
+	case o.causal:
+		err = runCausal(ctx, e, stdout, stderr)
 	default:
 		err = runBench(ctx, e, stdout, stderr)
 	}
