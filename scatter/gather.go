@@ -23,6 +23,9 @@ type Answer struct {
 	// Failed: the shard answered with an error of its own, which the
 	// wire package relays as it is. The gather stops there.
 	Failed bool
+	// Wire is the wire package's own record of the answer (its column
+	// descriptions, its error), for its reply.
+	Wire any
 }
 
 // RunFunc sends the request to shard i and reads its whole answer,

@@ -148,6 +148,10 @@ type Codec interface {
 	// Split cuts a row into its values, nil for NULL. The values may
 	// alias row.
 	Split(row []byte) ([][]byte, error)
+	// Text says whether column k holds text in a collation, and where
+	// it comes from: its values order as the collation says, which Run
+	// looks up (textorder.go); Key is not asked about them.
+	Text(k int) (TextColumn, bool)
 	// Key reads the non-NULL value v of column k as it orders. An error
 	// (an *Error or the protocol's own) means the proxy cannot order it
 	// as the server would.

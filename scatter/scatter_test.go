@@ -32,6 +32,7 @@ func (c *textCodec) Split(row []byte) ([][]byte, error) {
 	}
 	return out, nil
 }
+func (c *textCodec) Text(int) (scatter.TextColumn, bool) { return scatter.TextColumn{}, false }
 func (c *textCodec) Key(k int, v []byte) (scatter.Key, error) {
 	switch c.cols[k].Type {
 	case scattertest.Int:

@@ -1115,13 +1115,10 @@ func (s *session) query(p []byte, seq uint8) error {
 			return s.sendErr(seq+1, err)
 		}
 		if r != nil {
-			return s.shardMulti(unsafeString(p[1:]), sk, rt, r, seq+1, false, nil, func(be *backend, withoutOffset bool) ([]byte, error) {
-				if !withoutOffset {
+			sql := string(p[1:])
+			return s.shardMulti(sql, sk, rt, r, seq+1, false, nil, func(_ *backend, q string) ([]byte, error) {
+				if q == sql {
 					return p, nil
-				}
-				q, ok := router.MySQLScatterLimit(string(p[1:]))
-				if !ok {
-					return nil, newSQLError(erNotSupportedYet, "42000", "the OFFSET of this SELECT run on several shards cannot be folded into its LIMIT")
 				}
 				return append([]byte{comQuery}, q...), nil
 			})

@@ -493,16 +493,6 @@ func (s *session) shardProxyCommand(value string, rs uint8) error {
 	return s.sendOK(rs)
 }
 
-// shardMulti runs a statement that needs several shards: a SELECT is
-// scattered and merged, a write runs on each shard (allow_all_shard_writes).
-func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *shardRT, r shard.Route, rs uint8, binaryRows bool,
-	limitParam func(int) (int64, error), build func(be *backend, withoutOffset bool) ([]byte, error)) error {
-	if sk.Kind == router.StmtSelect {
-		return s.scatter(rt, sql, sk, r, rs, binaryRows, limitParam, build)
-	}
-	return s.allShardWrite(rt, r, rs, func(be *backend) ([]byte, error) { return build(be, false) })
-}
-
 // Status is the MySQL front end's section of the admin /status view: the
 // shard maps in force (version, and per shard its primary, database,
 // range and replicas with whether each takes reads now).

@@ -15,28 +15,17 @@ import (
 	"github.com/switchyard/switchyard/shard"
 )
 
-// Statements on several shards.
-//
-// A SELECT without one shard key runs on every shard it may touch, one
-// shard after the other, each on a lease of its own (a replica's when the
-// shard has one caught up, as for any read); the proxy reads each shard's
-// whole result set and answers the client with one: the first shard's
-// column definitions, the rows merged as the extractor says (concatenated,
-// sorted by the ORDER BY columns, cut to LIMIT after OFFSET, or one row of
-// combined COUNT/SUM/MIN/MAX, by package scatter through rowCodec), and
-// one terminator. The rows held are charged to the cluster's
-// max_scatter_bytes; past it the SELECT is refused (1104) and the shard's
-// server connection, its answer unread, is closed. A literal OFFSET is
-// folded into each shard's LIMIT (router.MySQLScatterLimit) and applied
-// after the merge. Rows of the text protocol (COM_QUERY) and of the binary
-// protocol (COM_STMT_EXECUTE) are both understood; a value the proxy could
-// order differently from the server (text in a collation it does not
-// reproduce, looked up by textOrders; types it does not know) refuses the
-// statement rather than answer it wrongly.
-//
-// A write without a key (allow_all_shard_writes) runs on every shard the
-// same way, in autocommit; the client gets one OK with the affected rows
-// summed.
+// Statements on several shards: package scatter runs them (scatter.Run:
+// the shards of the plan one after the other, the budget, OFFSET folded
+// into each shard's LIMIT, text merged only in a collation it reproduces,
+// the choice of error); this file leases each shard (a replica's when the
+// shard has one caught up, as for any read) and reads its answer
+// (myShards, readResult), reads and writes rows of the text protocol
+// (COM_QUERY) and the binary protocol (COM_STMT_EXECUTE) (rowCodec), and
+// answers the client: one result set (the first shard's column
+// definitions, the merged rows, one terminator), or for a write without a
+// key (allow_all_shard_writes), run on each shard in autocommit, one OK
+// with the affected rows summed.
 
 // shardResult is one shard's whole answer. Packets are copies.
 type shardResult struct {
@@ -196,73 +185,101 @@ func (s *session) runShard(rt *shardRT, i int, budget *scatter.Budget, build fun
 	}
 }
 
-// gather runs one command on the shards of r (scatter.Gather), each on a
-// lease of its own.
-func (s *session) gather(rt *shardRT, r shard.Route, write bool, build func(be *backend) ([]byte, error)) ([]*shardResult, scatter.Job, *scatter.Gathered, error) {
-	job := scatter.Job{Protocol: "mysql", Cluster: rt.cl.Name, Write: write, MaxBytes: rt.cl.Settings.MaxScatterBytes}
+// shardMulti runs a statement that needs several shards (scatter.Run):
+// a SELECT is merged, a write runs on each shard (allow_all_shard_writes)
+// and answers with one OK whose affected rows are the sum; a shard's
+// error stops it there, and says where the shards before it committed.
+// binaryRows: the command is a COM_STMT_EXECUTE; limitParam reads a LIMIT
+// given as a parameter; build makes the command for a connection, the
+// statement's text being sql.
+func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *shardRT, r shard.Route, rs uint8, binaryRows bool,
+	limitParam func(int) (int64, error), build func(be *backend, sql string) ([]byte, error)) error {
+	req := scatter.Request{Job: scatter.Job{Protocol: "mysql", Cluster: rt.cl.Name, Write: sk.Kind != router.StmtSelect, MaxBytes: rt.cl.Settings.MaxScatterBytes},
+		SQL: sql, Unoffset: router.MySQLScatterLimit}
 	if m, ok := r.(shard.Multi); ok {
-		job.Shards = m.Shards
+		req.Shards = m.Shards
 	} else {
-		job.Shards = scatter.AllShards(rt.m.Shards())
+		req.Shards = scatter.AllShards(rt.m.Shards())
 	}
-	var results []*shardResult
-	g, err := scatter.Gather(job, func(i int, b *scatter.Budget) (*scatter.Answer, error) {
-		res, err := s.runShard(rt, i, b, build)
-		if err != nil {
-			return nil, err
+	if !req.Write {
+		req.Spec, req.LimitParam, req.OffsetParam, req.ReadParam = sk.MergeSpec(), sk.LimitParam, sk.OffsetParam, limitParam
+	}
+	res, err := scatter.Run(req, &myShards{s: s, rt: rt, binaryRows: binaryRows, build: build})
+	switch {
+	case res != nil && res.Failed != nil:
+		p := res.Failed.Wire.(*shardResult).err
+		if res.Partial != "" {
+			e, _ := DecodeERR(p)
+			p = appendERR(s.scratch[:0], e.Code, e.State, fmt.Sprintf("%s (%s)", e.Message, res.Partial))
 		}
-		results = append(results, res)
-		a := &scatter.Answer{Rows: res.rows, Columns: -1, Failed: res.err != nil}
-		if res.ok != nil {
-			a.Affected, a.Counted = int64(res.ok.AffectedRows), true
-		} else {
-			a.Columns = len(res.cols)
+		_, err := s.writePacket(rs, p)
+		return err
+	case err != nil:
+		if errors.As(err, new(*scatter.Error)) {
+			s.shardRefused()
 		}
-		return a, nil
-	})
-	return results, job, g, err
-}
-
-// scatter answers a SELECT run on the shards of r, merged as sk says.
-// binaryRows: the command is a COM_STMT_EXECUTE (rows in the binary
-// protocol); limitParam reads a LIMIT given as a parameter.
-func (s *session) scatter(rt *shardRT, sql string, sk *router.ShardKeys, r shard.Route, rs uint8, binaryRows bool,
-	limitParam func(n int) (int64, error), build func(be *backend, withoutOffset bool) ([]byte, error)) error {
-	spec := sk.MergeSpec()
-	if err := spec.BindPaging(sk.LimitParam, sk.OffsetParam, limitParam); err != nil {
-		s.shardRefused()
 		return s.sendErr(rs, scatterError(err))
 	}
-	results, job, g, err := s.gather(rt, r, false, func(be *backend) ([]byte, error) { return build(be, spec.Offset != 0) })
-	if err != nil {
-		return s.sendErr(rs, scatterError(err))
-	}
-	if k := g.Failed(); k >= 0 {
-		_, err := s.writePacket(rs, results[k].err)
+	first := res.Answers[0].Wire.(*shardResult)
+	if req.Write {
+		var warnings uint16
+		for _, a := range res.Answers {
+			if ok := a.Wire.(*shardResult).ok; ok != nil {
+				warnings += ok.Warnings
+			}
+		}
+		_, err = s.writePacket(rs, appendOK(s.scratch[:0], s.caps, hdrOK, uint64(res.Affected), 0, s.status(), warnings))
 		return err
 	}
-	first := results[0]
 	if first.ok != nil {
 		// Not a result set after all: pass the first answer on.
 		_, err := s.writePacket(rs, appendOK(s.scratch[:0], s.caps, hdrOK, first.ok.AffectedRows, first.ok.LastInsertID, s.status(), first.ok.Warnings))
 		return err
 	}
-	cols := make([]colDef, len(first.cols))
-	for i, c := range first.cols {
+	return s.writeResultSet(rs, first.cols, res.Rows)
+}
+
+// myShards is mysqlwire's side of a scatter: shard i's command is
+// build's, on a lease of its own.
+type myShards struct {
+	s          *session
+	rt         *shardRT
+	binaryRows bool
+	build      func(be *backend, sql string) ([]byte, error)
+}
+
+func (m *myShards) Run(i int, sql string, b *scatter.Budget) (*scatter.Answer, error) {
+	res, err := m.s.runShard(m.rt, i, b, func(be *backend) ([]byte, error) { return m.build(be, sql) })
+	if err != nil {
+		return nil, err
+	}
+	a := &scatter.Answer{Rows: res.rows, Columns: -1, Failed: res.err != nil, Wire: res}
+	if res.ok != nil {
+		a.Affected, a.Counted = int64(res.ok.AffectedRows), true
+	} else {
+		a.Columns = len(res.cols)
+	}
+	return a, nil
+}
+
+func (m *myShards) Codec(first *scatter.Answer) (scatter.Codec, error) {
+	res := first.Wire.(*shardResult)
+	cols := make([]colDef, len(res.cols))
+	for i, c := range res.cols {
+		var err error
 		if cols[i], err = parseColDef(c); err != nil {
-			return s.sendErr(rs, err)
+			return nil, err
 		}
 	}
-	codec := &rowCodec{cols: cols, binaryRows: binaryRows}
-	if err := s.textOrders(rt, job.Shards, codec, spec.Compared(codec), sql); err != nil {
-		return s.sendErr(rs, scatterError(err))
+	return &rowCodec{cols: cols, binaryRows: m.binaryRows}, nil
+}
+
+func (m *myShards) Lookup(i int, q string) ([][]byte, error) {
+	res, err := m.s.runShard(m.rt, i, scatter.NewBudget(1<<20), func(*backend) ([]byte, error) { return append([]byte{comQuery}, q...), nil })
+	if err != nil || res.err != nil || len(res.rows) != 1 {
+		return nil, err
 	}
-	rows, err := g.Merge(spec, codec)
-	if err != nil {
-		s.shardRefused()
-		return s.sendErr(rs, scatterError(err))
-	}
-	return s.writeResultSet(rs, first.cols, rows)
+	return splitRow(res.rows[0], make([]colDef, len(res.cols)), false)
 }
 
 // writeResultSet answers with a result set: column definitions as a
@@ -293,33 +310,6 @@ func (s *session) writeResultSet(seq uint8, cols, rows [][]byte) error {
 	} else {
 		_, err = s.writePacket(seq, appendEOF(s.scratch[:0], s.status()))
 	}
-	return err
-}
-
-// allShardWrite runs a write without one shard key on the shards of r
-// (allow_all_shard_writes), each in autocommit, and answers with one OK
-// whose affected rows are the sum. A shard's error stops it there; the
-// shards before it have committed, which the message says.
-func (s *session) allShardWrite(rt *shardRT, r shard.Route, rs uint8, build func(be *backend) ([]byte, error)) error {
-	results, job, g, err := s.gather(rt, r, true, build)
-	if err != nil {
-		return s.sendErr(rs, scatterError(err))
-	}
-	if k := g.Failed(); k >= 0 {
-		e, _ := DecodeERR(results[k].err)
-		if k > 0 {
-			e.Message = fmt.Sprintf("%s (%s)", e.Message, scatter.PartialWrite(job.Shards, k))
-		}
-		_, err := s.writePacket(rs, appendERR(s.scratch[:0], e.Code, e.State, e.Message))
-		return err
-	}
-	var warnings uint16
-	for _, res := range results {
-		if res.ok != nil {
-			warnings += res.ok.Warnings
-		}
-	}
-	_, err = s.writePacket(rs, appendOK(s.scratch[:0], s.caps, hdrOK, uint64(g.Affected), 0, s.status(), warnings))
 	return err
 }
 
@@ -504,12 +494,6 @@ func encodeRow(vals [][]byte, cols []colDef, binaryRows bool) []byte {
 type rowCodec struct {
 	cols       []colDef
 	binaryRows bool
-	// text is how each text column orders and coll its collation (for
-	// the refusal), as textOrders looked them up: the charset of a
-	// column definition is the connection's result charset, not the
-	// column's collation. A text column not looked up is never compared.
-	text []scatter.TextOrder
-	coll []string
 }
 
 var _ scatter.Codec = (*rowCodec)(nil)
@@ -521,6 +505,18 @@ func (c *rowCodec) Name(k int) string { return c.cols[k].name }
 func (c *rowCodec) FoldNames() bool                    { return true }
 func (c *rowCodec) Split(row []byte) ([][]byte, error) { return splitRow(row, c.cols, c.binaryRows) }
 func (c *rowCodec) Encode(vals [][]byte) []byte        { return encodeRow(vals, c.cols, c.binaryRows) }
+
+// Text: the string types order in their collation, unless binary (a
+// BINARY, VARBINARY or BLOB column) or an ENUM or SET; where it comes from
+// is in the column definition (its charset is the connection's result
+// charset, not the column's collation).
+func (rc *rowCodec) Text(k int) (scatter.TextColumn, bool) {
+	c := rc.cols[k]
+	if !isTextType(c.typ) || c.charset == binaryCollation || c.flags&(flagEnum|flagSet) != 0 {
+		return scatter.TextColumn{}, false
+	}
+	return scatter.TextColumn{Schema: c.schema, Table: c.orgTable, Column: c.orgName}, true
+}
 
 // Key reads a value of column k for ordering. An error means the proxy
 // cannot order it as the server would.
@@ -574,20 +570,6 @@ func (rc *rowCodec) Key(k int, v []byte) (scatter.Key, error) {
 		return scatter.BytesKey(v), nil
 	case c.charset == binaryCollation && isTextType(c.typ):
 		return scatter.BytesKey(v), nil
-	case isTextType(c.typ):
-		if k < len(rc.text) {
-			if key, ok := scatter.TextKey(rc.text[k], v); ok {
-				return key, nil
-			}
-		}
-		if k < len(rc.text) && rc.text[k] == scatter.TextFoldASCII {
-			return scatter.Key{}, newSQLError(erNotSupportedYet, "42000", "column %s has non-ASCII text, which the proxy cannot order across shards as collation %s does; add the shard key", c.name, rc.coll[k])
-		}
-		coll := "whose collation the proxy cannot tell (an expression, and the tables or the connection use several collations, or the statement names one)"
-		if k < len(rc.coll) && rc.coll[k] != "" {
-			coll = "in collation " + rc.coll[k]
-		}
-		return scatter.Key{}, newSQLError(erNotSupportedYet, "42000", "column %s is text %s: across shards the proxy merges ORDER BY, MIN and MAX of text only in a _bin or binary collation, or in a _general_ci one for ASCII text, as one database would order it; add the shard key", c.name, coll)
 	}
 	return scatter.Key{}, newSQLError(erNotSupportedYet, "42000", "column %s (type %#x): the proxy cannot order or combine its values across shards", c.name, c.typ)
 }
@@ -603,121 +585,6 @@ func isTextType(t byte) bool {
 	switch t {
 	case 0x0f, 0xfd, 0xfe, 0xf9, 0xfa, 0xfb, 0xfc:
 		return true
-	}
-	return false
-}
-
-// textOrderOf says how a collation orders text received in the result
-// charset utf8 (whether the connection's results are UTF-8). Collations
-// not named here (UCA: _unicode_ci, _uca1400_, _0900_; case-sensitive
-// _cs; the national ones) have weights the proxy does not reproduce.
-func textOrderOf(coll string, utf8Results bool) scatter.TextOrder {
-	coll = strings.ToLower(coll)
-	switch {
-	case coll == "binary":
-		return scatter.TextBytes
-	case coll == "utf8mb4_general_ci", coll == "utf8mb3_general_ci", coll == "utf8_general_ci",
-		coll == "latin1_swedish_ci", coll == "ascii_general_ci":
-		// Their weights for ASCII are its upper case (checked against
-		// the server by TestTextOrderMySQL); other text is refused.
-		return scatter.TextFoldASCII
-	case !utf8Results:
-	case coll == "utf8mb4_nopad_bin", coll == "utf8mb3_nopad_bin", coll == "utf8mb4_0900_bin":
-		// Code points, whose order is the order of their UTF-8 bytes.
-		return scatter.TextBytes
-	case coll == "utf8mb4_bin", coll == "utf8mb3_bin", coll == "utf8_bin", coll == "ascii_bin":
-		return scatter.TextPadSpace
-	}
-	return scatter.TextUnknown
-}
-
-// textOrders looks up, on the first shard of shards (they share one
-// schema), how the text columns among cols (those a merge compares)
-// order. A column definition does not say: its charset is the
-// connection's result charset. A table's column has its collation in
-// information_schema.COLUMNS; an expression (MIN(note), a CASE) has the
-// collation of what it is made of, known only when every string column
-// of the schemas the statement names and the connection's collation are
-// one collation and the statement converts nothing (COLLATE, CONVERT,
-// CAST, an introducer). Anything else stays TextUnknown, and the merge
-// is refused rather than answered in another order than one database
-// (issue 13).
-func (s *session) textOrders(rt *shardRT, shards []int, codec *rowCodec, cols []int, sql string) error {
-	codec.text = make([]scatter.TextOrder, len(codec.cols))
-	codec.coll = make([]string, len(codec.cols))
-	var need []int
-	for _, k := range cols {
-		if c := codec.cols[k]; isTextType(c.typ) && c.charset != binaryCollation && c.flags&(flagEnum|flagSet) == 0 {
-			need = append(need, k)
-		}
-	}
-	if len(need) == 0 {
-		return nil
-	}
-	hexStr := func(v string) string { return fmt.Sprintf("CONVERT(X'%x' USING utf8mb4)", v) }
-	// One round trip: the connection's charsets; the collations of the
-	// schemas' columns (only for an expression: it reads every table's
-	// definition); each table column's.
-	expr := false
-	for _, k := range need {
-		expr = expr || codec.cols[k].orgTable == ""
-	}
-	q := "SELECT @@character_set_results, @@collation_connection, NULL"
-	if expr && !convertsText(sql) {
-		text := "LOWER(" + hexStr(sql) + ")"
-		q = "SELECT @@character_set_results, @@collation_connection, (SELECT GROUP_CONCAT(DISTINCT COLLATION_NAME) FROM information_schema.COLUMNS WHERE COLLATION_NAME IS NOT NULL AND (TABLE_SCHEMA = DATABASE() OR INSTR(" +
-			text + ", CONCAT(LOWER(TABLE_SCHEMA), '.')) > 0 OR INSTR(" + text + ", CONCAT(LOWER(TABLE_SCHEMA), '`.')) > 0))"
-	}
-	for _, k := range need {
-		c := codec.cols[k]
-		if c.orgTable == "" {
-			q += ", NULL"
-			continue
-		}
-		q += fmt.Sprintf(", (SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s)",
-			hexStr(c.schema), hexStr(c.orgTable), hexStr(c.orgName))
-	}
-	res, err := s.runShard(rt, shards[0], scatter.NewBudget(1<<20), func(*backend) ([]byte, error) {
-		return append([]byte{comQuery}, q...), nil
-	})
-	if err != nil {
-		return err
-	}
-	var vals [][]byte
-	if res.err == nil && len(res.rows) == 1 {
-		vals, _ = splitRow(res.rows[0], make([]colDef, 3+len(need)), false)
-	}
-	if len(vals) != 3+len(need) {
-		return newSQLError(erNotSupportedYet, "42000", "a SELECT run on several shards compares text, and the proxy could not look up its collation")
-	}
-	rs := strings.ToLower(string(vals[0]))
-	utf8Results := vals[0] == nil || strings.HasPrefix(rs, "utf8")
-	// One collation for every expression: the columns' and the
-	// connection's, when the statement converts nothing.
-	var exprColl string
-	if set := strings.Split(string(vals[2]), ","); expr && !convertsText(sql) && (vals[2] == nil || len(set) == 1 && strings.EqualFold(set[0], string(vals[1]))) {
-		exprColl = string(vals[1])
-	}
-	for j, k := range need {
-		coll := string(vals[3+j])
-		if vals[3+j] == nil || codec.cols[k].orgTable == "" {
-			coll = exprColl
-		}
-		codec.text[k] = textOrderOf(coll, utf8Results)
-		codec.coll[k] = coll
-	}
-	return nil
-}
-
-// convertsText reports a statement that may give text another collation
-// or charset than its columns' (COLLATE, CONVERT ... USING, CAST, BINARY,
-// an introducer such as _latin1'x').
-func convertsText(sql string) bool {
-	l := strings.ToLower(sql)
-	for _, w := range []string{"collate", "convert", "cast", "binary", "using", "charset", "_utf8", "_latin", "_ascii", "_binary", "_ucs", "_utf"} {
-		if strings.Contains(l, w) {
-			return true
-		}
 	}
 	return false
 }

@@ -26,11 +26,7 @@ func TestRowCodecMergeMySQL(t *testing.T) {
 		return out
 	}
 	scattertest.Run(t, func(cols []scattertest.Col) scatter.Codec {
-		c := &rowCodec{cols: colDefs(cols), text: make([]scatter.TextOrder, len(cols))}
-		for k := range c.text {
-			c.text[k] = scatter.TextPadSpace // as textOrders finds utf8mb4_bin
-		}
-		return c
+		return scatter.OrderText(&rowCodec{cols: colDefs(cols)}, scatter.TextPadSpace) // as the lookup finds utf8mb4_bin
 	}, func(cols []scattertest.Col, vals []string) []byte {
 		var vs [][]byte
 		for _, v := range vals {
@@ -233,7 +229,7 @@ func TestScatterTextCollationMySQL(t *testing.T) {
 	check("SELECT total FROM orders ORDER BY total DESC LIMIT 3", false)
 }
 
-// TestTextOrderMySQL checks the collations textOrderOf orders as
+// TestTextOrderMySQL checks the collations scatter.MySQLTextOrder orders as
 // upper-cased ASCII (PAD SPACE) against the server: every printable
 // ASCII character, a tab and trailing spaces, sorted by MariaDB and by
 // scatter.TextKey, give one order.
@@ -250,7 +246,7 @@ func TestTextOrderMySQL(t *testing.T) {
 	}
 	defer root.Close()
 	for _, coll := range []string{"utf8mb4_general_ci", "utf8mb3_general_ci", "latin1_swedish_ci", "ascii_general_ci", "utf8mb4_bin", "utf8mb4_nopad_bin"} {
-		order := textOrderOf(coll, true)
+		order := scatter.MySQLTextOrder(coll, true)
 		if order == scatter.TextUnknown {
 			t.Fatalf("%s: unknown", coll)
 		}
@@ -292,4 +288,35 @@ func atoi(s string) int {
 	n := 0
 	fmt.Sscan(s, &n)
 	return n
+}
+
+// TestScatterOnlyPlannedShardsMySQL: a SELECT whose keys name some of the
+// shards (customer_id IN (a, b), in the text and the binary protocol)
+// runs on those only: a third shard that is down does not fail it, nor
+// the lookup of its text's collation. A keyless SELECT, which needs the
+// third shard, fails, which shows it is down.
+func TestScatterOnlyPlannedShardsMySQL(t *testing.T) {
+	resetShardTables(t)
+	rootExec(t, "INSERT INTO orders_0.orders (id, customer_id, total, note) VALUES (1, 5, 1.50, 'b')")
+	rootExec(t, "INSERT INTO orders_1.orders (id, customer_id, total, note) VALUES (2, 150, 2.50, 'a')")
+	p := startShardProxy(t, shardConfig(t, `kind = "range"
+key = "customer_id"`, rangeShards(100)+`
+[[clusters.shards]]
+primary = "127.0.0.1:1"
+database = "orders_2"
+range = [1000000000, 2000000000]
+`))
+	db := p.openOrders(t, "")
+	for _, args := range [][]any{nil, {5, 150}} {
+		q := "SELECT id, note FROM orders WHERE customer_id IN (5, 150) ORDER BY note"
+		if args != nil {
+			q = "SELECT id, note FROM orders WHERE customer_id IN (?, ?) ORDER BY note" // binary rows
+		}
+		if got := rowsOf(t, db, q, args...); !slices.Equal(got, []string{"2|a", "1|b"}) {
+			t.Errorf("%s: %v; want [2|a 1|b]", q, got)
+		}
+	}
+	if _, err := db.Exec("SELECT id FROM orders"); err == nil {
+		t.Error("a SELECT on every shard answered with shard 2 down")
+	}
 }

@@ -321,13 +321,9 @@ func (s *session) execute(p []byte, seq uint8) error {
 			if perr == nil {
 				limitParam = ep.intParam
 			}
-			return s.shardMulti(cs.query, sk, rt, r, rs, true, limitParam, func(be *backend, withoutOffset bool) ([]byte, error) {
-				if !withoutOffset {
+			return s.shardMulti(cs.query, sk, rt, r, rs, true, limitParam, func(be *backend, q string) ([]byte, error) {
+				if q == cs.query {
 					return s.executePacket(be, cs, p, pos)
-				}
-				q, ok := router.MySQLScatterLimit(cs.query)
-				if !ok {
-					return nil, newSQLError(erNotSupportedYet, "42000", "the OFFSET of this SELECT run on several shards cannot be folded into its LIMIT")
 				}
 				rcs := *cs
 				rcs.query = q

@@ -4,15 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math/big"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
-
-	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/shard"
 )
@@ -25,11 +19,6 @@ type rowCodec struct {
 	formats []uint16
 	tables  []uint32 // the column's table, 0 for an expression
 	attnums []uint16
-	// text is how each text column orders, and coll its collation's
-	// name (for the refusal), as textOrders looked them up; a text
-	// column it did not look up is never compared.
-	text []scatter.TextOrder
-	coll []string
 }
 
 var _ scatter.Codec = (*rowCodec)(nil)
@@ -55,8 +44,6 @@ func newRowCodec(m []byte) *rowCodec {
 		c.formats = append(c.formats, binary.BigEndian.Uint16(rest[16:]))
 		b = rest[18:]
 	}
-	c.text = make([]scatter.TextOrder, len(c.names))
-	c.coll = make([]string, len(c.names))
 	return c
 }
 
@@ -139,8 +126,18 @@ func textOID(oid uint32) bool {
 	return false
 }
 
+// Text: text, varchar, char(n) and name in the text format order in
+// their collation; where it comes from (a table's column or not) is in
+// the RowDescription.
+func (c *rowCodec) Text(k int) (scatter.TextColumn, bool) {
+	if !textOID(c.oids[k]) || c.bin(k) {
+		return scatter.TextColumn{}, false
+	}
+	return scatter.TextColumn{Rel: c.tables[k], Att: int16(c.attnums[k]), TrimSpace: c.oids[k] == 1042}, true
+}
+
 // Key: binary integers as integers, numbers in text as exact numbers,
-// text as its collation orders (or refused), anything else as bytes.
+// types whose text form orders as they do, as bytes; text is Text's.
 func (c *rowCodec) Key(k int, v []byte) (scatter.Key, error) {
 	if err := c.checkBinary(k); err != nil {
 		return scatter.Key{}, err
@@ -153,21 +150,6 @@ func (c *rowCodec) Key(k int, v []byte) (scatter.Key, error) {
 		if r, ok := new(big.Rat).SetString(string(v)); ok {
 			return scatter.DecKey(r, v), nil
 		}
-	}
-	if k < len(c.oids) && textOID(c.oids[k]) {
-		if c.oids[k] == 1042 {
-			// char(n): trailing spaces do not count, and the text form
-			// is padded with them.
-			v = bytes.TrimRight(v, " ")
-		}
-		if key, ok := scatter.TextKey(c.text[k], v); ok {
-			return key, nil
-		}
-		coll := "whose collation the proxy cannot tell (an expression; the database or a column has a collation other than C, or the statement says COLLATE)"
-		if c.coll[k] != "" {
-			coll = "in collation " + strconv.Quote(c.coll[k])
-		}
-		return scatter.Key{}, newError(codeFeatureNotSupported, "column %q is text %s: across shards the proxy merges ORDER BY, MIN and MAX of text only in a byte-order collation (C or POSIX), as one database would order it; add the shard key, or define the column with COLLATE \"C\"", c.names[k], coll)
 	}
 	if key, ok := orderedText(c.oids[k], v); ok {
 		return key, nil
@@ -256,91 +238,4 @@ func scatterError(err error) error {
 			Hint: "max_scatter_bytes is set in [defaults] or per cluster in the proxy's config"}
 	}
 	return newError(codeFeatureNotSupported, "%s", se.Msg)
-}
-
-// byteOrder is SQL true for a pg_collation row co that orders text as its
-// bytes: libc's C and POSIX (ucs_basic is one), the builtin provider's C
-// and C.UTF-8 (code points: the bytes of UTF-8).
-const byteOrder = `coalesce(co.collprovider = 'b' OR co.collprovider = 'c' AND co.collcollate IN ('C', 'POSIX'), false)`
-
-// textOrders looks up, on shard 0 (the shards share one schema; where
-// as lets the read go to a replica, there too), how the
-// text columns among cols (the columns a merge compares) order. Neither
-// the RowDescription nor the type says it: a column of a table has its
-// collation (the database's default one, or its own), and an expression
-// (min(name), a CASE) has the collation of what it is made of. An
-// expression counts as byte order only when the database's default
-// collation is C or POSIX, no column or domain in the database has a
-// collation other than those, and the statement says no COLLATE: then
-// nothing it is made of can order otherwise. Anything else stays
-// TextUnknown, and the merge is refused rather than answered in another
-// order than one database would (issue 13).
-func (c *clientConn) textOrders(rt *shardRT, as []*router.Analysis, codec *rowCodec, cols []int, sql string) error {
-	var need []int
-	for _, k := range cols {
-		if textOID(codec.oids[k]) && !codec.bin(k) {
-			need = append(need, k)
-		}
-	}
-	if len(need) == 0 {
-		return nil
-	}
-	// One round trip: the database's default collation; whether every
-	// column and domain is in a byte-order one (only for an expression:
-	// it scans the catalog, about 2 ms); each table column's.
-	expr := false
-	for _, k := range need {
-		expr = expr || codec.tables[k] == 0
-	}
-	q := []byte(`SELECT (SELECT coalesce(to_jsonb(d)->>'datlocprovider', 'c') = 'b' OR coalesce(to_jsonb(d)->>'datlocprovider', 'c') = 'c' AND d.datcollate IN ('C', 'POSIX') FROM pg_database d WHERE d.datname = current_database()),
- (SELECT d.datcollate FROM pg_database d WHERE d.datname = current_database()), `)
-	if expr {
-		q = append(q, `NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attcollation NOT IN (0, 100, 950, 951) AND NOT a.attisdropped AND a.attcollation NOT IN (SELECT co.oid FROM pg_collation co WHERE `+byteOrder+`))
- AND NOT EXISTS (SELECT 1 FROM pg_type t WHERE t.typcollation NOT IN (0, 100, 950, 951) AND t.typcollation NOT IN (SELECT co.oid FROM pg_collation co WHERE `+byteOrder+`))`...)
-	} else {
-		q = append(q, "NULL"...)
-	}
-	for _, k := range need {
-		if codec.tables[k] == 0 {
-			q = append(q, ", NULL"...)
-			continue
-		}
-		q = fmt.Appendf(q, ",\n (SELECT CASE WHEN a.attcollation = 100 THEN 'default' WHEN %s THEN 'bytes' ELSE co.collname END FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation WHERE a.attrelid = %d AND a.attnum = %d)",
-			byteOrder, codec.tables[k], int16(codec.attnums[k]))
-	}
-	msg, _ := (&pgproto3.Query{String: string(q)}).Encode(nil)
-	var res shardResult
-	if err := c.runOnShard(rt, 0, msg, 1, &res, as, scatter.NewBudget(1<<20)); err != nil {
-		return err
-	}
-	var vals [][]byte
-	if res.err == nil && len(res.rows) == 1 {
-		vals, _ = codec.Split(res.rows[0])
-	}
-	if len(vals) != 3+len(need) {
-		return newError(codeFeatureNotSupported, "a SELECT run on every shard compares text, and the proxy could not look up its collation on shard 0")
-	}
-	dbBytes, dbColl, allBytes := string(vals[0]) == "t", string(vals[1]), string(vals[2]) == "t"
-	hasCollate := strings.Contains(strings.ToLower(sql), "collate")
-	for j, k := range need {
-		switch v := vals[3+j]; {
-		case codec.tables[k] == 0:
-			if dbBytes && allBytes && !hasCollate {
-				codec.text[k] = scatter.TextBytes
-			}
-		case v == nil:
-			// A column the catalog does not know (dropped meanwhile).
-		case string(v) == "bytes":
-			codec.text[k] = scatter.TextBytes
-		case string(v) == "default":
-			if dbBytes {
-				codec.text[k] = scatter.TextBytes
-			} else {
-				codec.coll[k] = dbColl
-			}
-		default:
-			codec.coll[k] = string(v)
-		}
-	}
-	return nil
 }

@@ -19,11 +19,7 @@ func TestRowCodecMerge(t *testing.T) {
 			rd.Fields = append(rd.Fields, pgproto3.FieldDescription{Name: []byte(c.Name), DataTypeOID: oid[c.Type], DataTypeSize: -1, TypeModifier: -1})
 		}
 		m, _ := rd.Encode(nil)
-		c := newRowCodec(m)
-		for k := range c.text {
-			c.text[k] = scatter.TextBytes // the cases' text is in C
-		}
-		return c
+		return scatter.OrderText(newRowCodec(m), scatter.TextBytes) // the cases' text is in C
 	}, func(_ []scattertest.Col, vals []string) []byte {
 		var dr pgproto3.DataRow
 		for _, v := range vals {

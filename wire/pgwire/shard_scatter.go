@@ -20,24 +20,18 @@ import (
 	"github.com/switchyard/switchyard/shard"
 )
 
-// Scatter-gather: a SELECT without a shard key, sent outside a lease, runs
-// on every shard (one after the other; on a caught-up replica of a shard
-// where the router allows) and the results are merged by package scatter
-// as the extractor says: rows concatenated, sorted by the ORDER BY
-// columns, cut to LIMIT after OFFSET, or aggregates combined into one row
-// (rowCodec is how it reads DataRows; text it compares only in a
-// byte-order collation, looked up by textOrders). A literal OFFSET is folded into
-// each shard's row count (router.PostgresScatterLimit) and applied after
-// the merge. The rows held are charged to the cluster's
-// max_scatter_bytes; past it the SELECT is refused (54000) and the shard's
-// server connection, its answer unread, is closed. The client sees one
-// RowDescription, the merged rows, one CommandComplete and ReadyForQuery.
-//
-// An UPDATE or DELETE without a key, where allow_all_shard_writes says
-// so, runs the same way on every shard's primary, each shard in its own
-// implicit transaction: the command tags are summed, RETURNING rows
-// concatenated, and a shard that fails stops it there, with a warning
-// naming the shards where it already committed.
+// Scatter-gather: a SELECT without one shard key, sent outside a lease,
+// runs on the shards the router's plan names, merged by package scatter
+// (scatter.Run: the budget, OFFSET folded into each shard's LIMIT, text
+// merged only in a collation it reproduces, the choice of error); this
+// file leases each shard (on a caught-up replica where the router allows)
+// and reads its answer (pgShards), and rowCodec reads DataRows. The
+// client sees one RowDescription, the merged rows, one CommandComplete
+// and ReadyForQuery. An UPDATE or DELETE without a key, where
+// allow_all_shard_writes says so, runs the same way on each shard's
+// primary, each in its own implicit transaction: the command tags are
+// summed, RETURNING rows concatenated, and a shard that fails stops it
+// there, after a warning naming the shards where it already committed.
 
 // shardResult is what one shard answered.
 type shardResult struct {
@@ -48,37 +42,79 @@ type shardResult struct {
 	verb string   // of the CommandComplete, without its count
 }
 
-// shardScatter runs a scatter SELECT. Hook in forward; it reports whether
-// it answered the query.
+// shardScatter runs a scatter SELECT or an all-shard write sent as a
+// simple Query. Hook in forward; it reports whether it answered.
 func (c *clientConn) shardScatter(raw []byte) bool {
-	rt := c.srv.shardRT(c.cluster.Name)
-	if rt == nil {
-		return false
-	}
-	_, err := c.requestShard(rt, 'Q', raw)
-	write := errors.Is(err, errAllShards)
-	if !write && !errors.Is(err, errScatter) {
-		return false // one shard, or an error: acquire says so
-	}
-	if write && c.sh.begin != nil {
-		return false // inside a transaction: acquire refuses it
-	}
-	sk, err := rt.x.Extract(queryText(raw))
-	if err != nil || (!write && sk.Kind != router.StmtSelect) {
+	rt, req, as, ok := c.scatterRequest('Q', raw)
+	if !ok {
 		return false
 	}
 	status := c.localStatus()
-	var as []*router.Analysis
-	if !write {
-		as = c.shardAnalyses('Q', raw)
-	}
-	var out []byte
-	if perr := c.scatter(rt, raw, sk, as, write, &out); perr != nil {
-		shardRefusedMetric(c.cluster.Name)
-		out, _ = toErrorResponse(perr).Encode(nil)
-	}
+	out := c.runScatter(rt, req, as, func(sql string) []byte {
+		if sql == req.SQL {
+			return raw
+		}
+		m, _ := (&pgproto3.Query{String: sql}).Encode(nil)
+		return m
+	}, func(out []byte, first *shardResult, rows [][]byte, tag string) []byte {
+		out = append(out, first.desc...)
+		for _, r := range rows {
+			out = append(out, r...)
+		}
+		return appendTag(out, tag)
+	})
 	c.answer(out, status)
 	return true
+}
+
+// scatterRequest is the plan of a request that runs on several shards
+// outside a lease: a lone SELECT to merge, or an all-shard write outside
+// a transaction, with the verdicts on a read (as) that may let replicas
+// serve it. ok is false for anything else: acquire leases one shard or
+// says why not.
+func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *shardRT, req scatter.Request, as []*router.Analysis, ok bool) {
+	if rt = c.srv.shardRT(c.cluster.Name); rt == nil {
+		return nil, req, nil, false
+	}
+	_, err := c.requestShard(rt, typ, raw)
+	write := errors.Is(err, errAllShards)
+	if !write && !errors.Is(err, errScatter) || write && c.sh.begin != nil {
+		return nil, req, nil, false
+	}
+	// The statement that needs several shards: its plan names them.
+	var st shardStmt
+	for _, s := range c.requestStmts(typ, raw) {
+		if s.isQuery || s.bind != nil {
+			st = s
+		}
+	}
+	var params router.Params
+	if st.bind != nil {
+		params = bindParams{st.bind, st.types}
+	}
+	t, sk, err := rt.r.PlanShard(st.sql, params, router.ShardSession{Key: c.sh.key, Lease: -1})
+	req = scatter.Request{Job: scatter.Job{Protocol: "postgres", Cluster: c.cluster.Name, Write: write, MaxBytes: rt.cl.Settings.MaxScatterBytes},
+		SQL: st.sql, Unoffset: router.PostgresScatterLimit}
+	switch t := t.(type) {
+	case router.ScatterShards:
+		req.Shards = t.Shards
+	case router.WriteShards:
+		req.Shards = t.Shards
+	}
+	if err != nil || t == nil || write != (sk.Kind != router.StmtSelect) {
+		return nil, req, nil, false
+	}
+	if req.Shards == nil {
+		req.Shards = scatter.AllShards(rt.m.Shards())
+	}
+	if !write {
+		req.Spec, req.LimitParam, req.OffsetParam = sk.MergeSpec(), sk.LimitParam, sk.OffsetParam
+		if bind := st.bind; bind != nil {
+			req.ReadParam = func(n int) (int64, error) { return limitParam(bind, n) }
+		}
+		as = c.shardAnalyses(typ, raw)
+	}
+	return rt, req, as, true
 }
 
 // limitParam reads LIMIT $n of a scatter SELECT from its Bind: each shard
@@ -101,107 +137,75 @@ func limitParam(bind []byte, n int) (int64, error) {
 	return 0, newError(codeFeatureNotSupported, "LIMIT $%d of a SELECT run on every shard: the proxy cannot read its value as an integer", n)
 }
 
-// withoutOffset folds a literal OFFSET of a scatter SELECT into its row
-// count (router.PostgresScatterLimit): each shard must return the rows
-// the offset skips, known only after the merge, which applies it.
-func withoutOffset(spec *scatter.Spec, sql string) (string, error) {
-	if spec.Offset == 0 {
-		return sql, nil
+// runScatter runs req (scatter.Run), each shard's request made by build
+// for the statement's text, and returns the answer for the client: reply
+// writes a read's or a write's, after out; a shard's own ErrorResponse is
+// relayed as it is, after a warning for a write that committed on some
+// shards already; a refusal or the proxy's error is an ErrorResponse.
+func (c *clientConn) runScatter(rt *shardRT, req scatter.Request, as []*router.Analysis, build func(sql string) []byte,
+	reply func(out []byte, first *shardResult, rows [][]byte, tag string) []byte) []byte {
+	res, err := scatter.Run(req, &pgShards{c: c, rt: rt, as: as, build: build})
+	var out []byte
+	if res != nil && res.Partial != "" {
+		out, _ = (&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "01000", Message: res.Partial}).Encode(out)
 	}
-	q, ok := router.PostgresScatterLimit(sql)
-	if !ok {
-		return "", newError(codeFeatureNotSupported, "the OFFSET of this SELECT run on every shard cannot be folded into its LIMIT")
+	switch {
+	case res != nil && res.Failed != nil:
+		return append(out, res.Failed.Wire.(*shardResult).err...)
+	case err == nil && !req.Write && res.Answers[0].Columns < 0:
+		err = newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
 	}
-	return q, nil
+	if err != nil {
+		shardRefusedMetric(c.cluster.Name)
+		out, _ = toErrorResponse(scatterError(err)).Encode(out)
+		return out
+	}
+	first := res.Answers[0].Wire.(*shardResult)
+	tag := "SELECT " + strconv.Itoa(len(res.Rows))
+	if req.Write {
+		if tag = first.verb; res.Counted {
+			tag += " " + strconv.FormatInt(res.Affected, 10)
+		}
+	}
+	return reply(out, first, res.Rows, tag)
 }
 
-func (c *clientConn) scatter(rt *shardRT, raw []byte, sk *router.ShardKeys, as []*router.Analysis, write bool, out *[]byte) error {
-	var spec *scatter.Spec
-	if !write {
-		spec = sk.MergeSpec()
-		if err := spec.BindPaging(sk.LimitParam, sk.OffsetParam, nil); err != nil {
-			return scatterError(err)
-		}
-		sql := queryText(raw)
-		q, err := withoutOffset(spec, sql)
-		if err != nil {
-			return err
-		}
-		if q != sql {
-			raw, _ = (&pgproto3.Query{String: q}).Encode(nil)
-		}
-	}
-	results, rows, tag, errReply, err := c.gatherShards(rt, raw, queryText(raw), spec, as, write)
-	if err != nil || errReply != nil {
-		*out = append(*out, errReply...)
-		return err
-	}
-	*out = append(*out, results[0].desc...)
-	for _, r := range rows {
-		*out = append(*out, r...)
-	}
-	*out = appendTag(*out, tag)
-	return nil
+// pgShards is pgwire's side of a scatter: shard i's request is build's,
+// on a lease of its own (a caught-up replica's when as lets one serve
+// it).
+type pgShards struct {
+	c     *clientConn
+	rt    *shardRT
+	as    []*router.Analysis
+	build func(sql string) []byte
 }
 
-// gatherShards runs one request on every shard in turn (scatter.Gather).
-// A read's rows are merged as spec says, and as (the verdicts on the
-// request) may let replicas serve it; a write's rows are concatenated and
-// its command tags summed. A shard's own ErrorResponse comes back as
-// errReply, to be relayed as it is (after a warning, for a write that
-// committed on some shards already).
-func (c *clientConn) gatherShards(rt *shardRT, req []byte, sql string, spec *scatter.Spec, as []*router.Analysis, write bool) (results []shardResult, rows [][]byte, tag string, errReply []byte, err error) {
-	results = make([]shardResult, rt.m.Shards())
-	job := scatter.Job{Protocol: "postgres", Cluster: c.cluster.Name, Shards: scatter.AllShards(len(results)), Write: write, MaxBytes: rt.cl.Settings.MaxScatterBytes}
-	g, err := scatter.Gather(job, func(i int, b *scatter.Budget) (*scatter.Answer, error) {
-		r := &results[i]
-		if err := c.runOnShard(rt, i, req, 1, r, as, b); err != nil {
-			return nil, err
-		}
-		return r.answer(), nil
-	})
-	if k := g.Failed(); err != nil || k >= 0 {
-		if k < 0 {
-			k = len(g.Answers)
-		}
-		if write && k > 0 {
-			w := &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "01000", Message: scatter.PartialWrite(job.Shards, k)}
-			errReply, _ = w.Encode(nil)
-		}
-		if err == nil {
-			return nil, nil, "", append(errReply, results[k].err...), nil
-		}
-		if err = scatterError(err); errReply != nil {
-			e, _ := toErrorResponse(err).Encode(nil)
-			return nil, nil, "", append(errReply, e...), nil
-		}
-		return nil, nil, "", nil, err
+func (p *pgShards) Run(i int, sql string, b *scatter.Budget) (*scatter.Answer, error) {
+	r := &shardResult{}
+	if err := p.c.runOnShard(p.rt, i, p.build(sql), r, p.as, b); err != nil {
+		return nil, err
 	}
-	if write {
-		tag = results[0].verb
-		if g.Counted {
-			tag += " " + strconv.FormatInt(g.Affected, 10)
-		}
-		return results, g.Rows, tag, nil, nil
+	return r.answer(), nil
+}
+
+func (p *pgShards) Codec(first *scatter.Answer) (scatter.Codec, error) {
+	return newRowCodec(first.Wire.(*shardResult).desc), nil
+}
+
+func (p *pgShards) Lookup(i int, q string) ([][]byte, error) {
+	msg, _ := (&pgproto3.Query{String: q}).Encode(nil)
+	var r shardResult
+	if err := p.c.runOnShard(p.rt, i, msg, &r, p.as, scatter.NewBudget(1<<20)); err != nil || r.err != nil || len(r.rows) != 1 {
+		return nil, err
 	}
-	if results[0].desc == nil {
-		return nil, nil, "", nil, newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
-	}
-	codec := newRowCodec(results[0].desc)
-	if err := c.textOrders(rt, as, codec, spec.Compared(codec), sql); err != nil {
-		return nil, nil, "", nil, scatterError(err)
-	}
-	if rows, err = g.Merge(spec, codec); err != nil {
-		return nil, nil, "", nil, scatterError(err)
-	}
-	return results, rows, "SELECT " + strconv.Itoa(len(rows)), nil, nil
+	return (&rowCodec{}).Split(r.rows[0])
 }
 
 // answer is what package scatter needs of a shard's answer: its rows,
 // the number of columns of its RowDescription, the count of its
 // CommandComplete ("UPDATE 3"; the verb is kept for the summed tag).
 func (r *shardResult) answer() *scatter.Answer {
-	a := &scatter.Answer{Rows: r.rows, Columns: -1, Failed: r.err != nil}
+	a := &scatter.Answer{Rows: r.rows, Columns: -1, Failed: r.err != nil, Wire: r}
 	if len(r.desc) >= 7 {
 		a.Columns = int(binary.BigEndian.Uint16(r.desc[5:]))
 	}
@@ -225,7 +229,7 @@ func (r *shardResult) answer() *scatter.Answer {
 // lets a replica serve it, else to the shard's primary. Its rows are
 // charged to budget; past it the server connection is closed (the rest
 // of its answer is unread) and the error is a *scatter.Error.
-func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *shardResult, as []*router.Analysis, budget *scatter.Budget) error {
+func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, res *shardResult, as []*router.Analysis, budget *scatter.Budget) error {
 	e, node, rep := c.shardPool(rt, i), (*replica.Node)(nil), (*replica.Runtime)(nil)
 	if as != nil {
 		e, node, rep, _ = c.shardRead(rt, i, as)
@@ -290,11 +294,7 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *
 		if typ != 'D' && typ != 'S' && typ != 'N' && typ != 'A' {
 			res.msgs = append(res.msgs, bytes.Clone(m))
 		}
-		switch typ {
-		case 'Z':
-			if syncs--; syncs > 0 {
-				continue
-			}
+		if typ == 'Z' {
 			p.Put(ps, m[5] == 'I')
 			return nil
 		}
@@ -306,62 +306,35 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, syncs int, res *
 // shardScatterExt runs a scatter SELECT sent in the extended protocol: a
 // batch of one Bind and one Execute (with its Parse and Describes) up to
 // the current Sync, outside a lease. Each shard gets the batch with the
-// statement parsed unnamed (so no statement cache is involved) and a
-// Describe of the portal, whose row description tells the merge the
+// statement parsed unnamed first (so no statement cache is involved) and
+// a Describe of the portal, whose row description tells the merge the
 // columns' types and formats. Hook in forward; it reports whether it
 // answered the batch.
 func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
-	rt := c.srv.shardRT(c.cluster.Name)
-	if rt == nil {
+	rt, req, as, ok := c.scatterRequest('S', syncRaw)
+	if !ok {
 		return false
 	}
-	_, err := c.requestShard(rt, 'S', syncRaw)
-	write := errors.Is(err, errAllShards)
-	if !write && !errors.Is(err, errScatter) || write && c.sh.begin != nil {
-		return false
-	}
-	var batch []byte
-	var dropParse []bool // per Parse sent: its ParseComplete is the proxy's
-	var sql string
-	var named []byte // a named Parse of the client's, registered once the batch is accepted
-	var unnamedParse []byte
-	var namedRest []byte
-	nBind, nExec := 0, 0
-	var bind []byte
-	injectDescribe := false
-	descPortal := false
-	parseAt, parseEnd := 0, 0 // the Parse in batch
-	var parseRest []byte
-	putParse := func(rest []byte, injected bool) {
-		parseAt, parseRest = len(batch), rest
-		defer func() { parseEnd = len(batch) }()
-		n := 4 + 1 + len(rest)
-		batch = append(batch, 'P', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0)
-		batch = append(batch, rest...)
-		dropParse = append(dropParse, injected)
-		q, _, _ := cstring(rest)
-		sql = string(q)
-	}
-	parsedHere := false
+	var parse []byte          // the Parse's body after the statement name: query, parameter types
+	var injectedParse bool    // the Parse is the proxy's: its ParseComplete is not the client's
+	var named, unnamed []byte // the client's Parse, registered once the batch is accepted
+	var body []byte           // the batch after the Parse
+	nBind, nExec, injectDescribe, descPortal := 0, 0, false, false
 	// ensureParse parses the client's statement name unnamed, for a
 	// Describe or Bind of a statement not parsed in this batch.
+	var parsed []byte // the name of the statement parsed
 	ensureParse := func(stmt []byte) bool {
-		if parsedHere {
-			return true
+		if parse != nil {
+			return bytes.Equal(stmt, parsed)
 		}
-		var prest []byte
-		if len(stmt) == 0 {
-			if len(c.lastUnnamed) < 6 {
-				return false
-			}
-			_, prest, _ = cstring(c.lastUnnamed[5:])
-		} else if g := c.stmts[string(stmt)]; g != nil {
-			prest = g.parse[5+len(g.name)+1:]
-		} else {
+		if g := c.stmts[string(stmt)]; len(stmt) > 0 && g != nil {
+			parse = g.parse[5+len(g.name)+1:]
+		} else if len(stmt) > 0 || len(c.lastUnnamed) < 6 {
 			return false
+		} else {
+			_, parse, _ = cstring(c.lastUnnamed[5:])
 		}
-		putParse(prest, true)
-		parsedHere = true
+		parsed, injectedParse = stmt, true
 		return true
 	}
 	for b := c.pending; len(b) >= 5; {
@@ -371,150 +344,107 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 		switch m[0] {
 		case 'P':
 			name, rest, ok := cstring(m[5:])
-			if !ok || parsedHere {
+			if !ok || parse != nil {
 				return false
 			}
-			parsedHere = true
-			if len(name) > 0 {
-				named, namedRest = name, rest
+			if parse, parsed = rest, name; len(name) > 0 {
+				named = name
 			} else {
-				unnamedParse = m
+				unnamed = m
 			}
-			putParse(rest, false)
 		case 'D':
-			if len(m) < 6 {
+			if len(m) < 6 || m[5] != 'S' && nBind == 0 { // a portal not bound here
 				return false
 			}
 			if m[5] == 'S' {
 				if name, _, ok := cstring(m[6:]); !ok || !ensureParse(name) {
 					return false
 				}
-				batch = append(batch, 'D', 0, 0, 0, 6, 'S', 0)
+				body = append(body, 'D', 0, 0, 0, 6, 'S', 0)
 			} else {
 				descPortal = true
-				batch = append(batch, m...)
+				body = append(body, m...)
 			}
 		case 'B':
-			bind = m
 			portal, rest, ok1 := cstring(m[5:])
 			stmt, after, ok2 := cstring(rest)
-			if !ok1 || !ok2 || nBind > 0 {
+			if !ok1 || !ok2 || nBind > 0 || !ensureParse(stmt) {
 				return false
 			}
 			nBind++
-			if !ensureParse(stmt) {
-				return false
-			}
 			n := 4 + len(portal) + 1 + 1 + len(after)
-			batch = append(batch, 'B', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-			batch = append(append(batch, portal...), 0, 0)
-			batch = append(batch, after...)
+			body = append(body, 'B', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+			body = append(append(append(body, portal...), 0, 0), after...)
 			if !descPortal {
 				// Ask for the portal's row description; dropped unless the
 				// client asks too (after the Bind).
 				injectDescribe = true
-				batch = append(batch, 'D', 0, 0, 0, 6, 'P', 0)
+				body = append(body, 'D', 0, 0, 0, 6, 'P', 0)
 			}
 		case 'E':
 			if nBind != 1 || nExec > 0 || len(m) < 9 || binary.BigEndian.Uint32(m[len(m)-4:]) != 0 {
 				return false
 			}
 			nExec++
+			body = append(body, m...)
 		default:
 			return false
-		}
-		if m[0] == 'E' {
-			batch = append(batch, m...)
 		}
 	}
 	if nBind != 1 || nExec != 1 {
 		return false
 	}
-	batch = append(batch, 'S', 0, 0, 0, 4)
-	sk, err := rt.x.Extract(sql)
-	if err != nil || (!write && sk.Kind != router.StmtSelect) {
-		return false
-	}
-	var as []*router.Analysis
-	var offErr error
-	var spec *scatter.Spec
-	if !write {
-		as = c.shardAnalyses('S', syncRaw)
-		spec = sk.MergeSpec()
-		if offErr = spec.BindPaging(sk.LimitParam, sk.OffsetParam, func(n int) (int64, error) { return limitParam(bind, n) }); offErr != nil {
-			offErr = scatterError(offErr)
-		}
-		var q string
-		if offErr == nil {
-			q, offErr = withoutOffset(spec, sql)
-		}
-		if offErr == nil && q != sql {
-			_, params, _ := cstring(parseRest)
-			n := 4 + 1 + len(q) + 1 + len(params)
-			p := append([]byte{'P', byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n), 0}, q...)
-			p = append(append(p, 0), params...)
-			batch = slices.Concat(batch[:parseAt], p, batch[parseEnd:])
-		}
-	}
+	body = append(body, 'S', 0, 0, 0, 4)
 	if named != nil {
-		if perr := c.stmtRoom(named, namedRest); perr != nil {
+		if perr := c.stmtRoom(named, parse); perr != nil {
 			c.pending = c.pending[:0]
 			out, _ := toErrorResponse(perr).Encode(nil)
 			c.answer(out, c.localStatus())
 			return true
 		}
-		c.stmts[string(named)] = c.srv.stmts.get(namedRest, c.srv.cfg.Load().Proxy.StatementRegistrySize)
+		c.stmts[string(named)] = c.srv.stmts.get(parse, c.srv.cfg.Load().Proxy.StatementRegistrySize)
 	}
-	if unnamedParse != nil {
-		c.lastUnnamed = append(c.lastUnnamed[:0], unnamedParse...)
+	if unnamed != nil {
+		c.lastUnnamed = append(c.lastUnnamed[:0], unnamed...)
 	}
 	status := c.localStatus()
 	c.pending = c.pending[:0]
-	var out []byte
-	perr := offErr
-	if perr == nil {
-		perr = c.scatterExt(rt, batch, sql, spec, as, write, dropParse, injectDescribe, &out)
-	}
-	if perr != nil {
-		shardRefusedMetric(c.cluster.Name)
-		out, _ = toErrorResponse(perr).Encode(nil)
-	}
+	out := c.runScatter(rt, req, as, func(q string) []byte {
+		// q: the statement, or rewritten (its OFFSET folded into the LIMIT).
+		_, params, _ := cstring(parse)
+		n := 4 + 1 + len(q) + 1 + len(params)
+		p := append([]byte{'P', byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n), 0}, q...)
+		return slices.Concat(p, []byte{0}, params, body)
+	}, func(out []byte, first *shardResult, rows [][]byte, tag string) []byte {
+		// The first shard's replies to the batch, less those to the
+		// messages the proxy added, with the merged rows.
+		dropT := false
+		for _, m := range first.msgs {
+			switch m[0] {
+			case '1':
+				if injectedParse {
+					continue
+				}
+			case '2':
+				dropT = injectDescribe
+			case 'T', 'n':
+				if dropT {
+					dropT = false
+					continue
+				}
+			case 'C':
+				for _, r := range rows {
+					out = append(out, r...)
+				}
+				out = appendTag(out, tag)
+				continue
+			case 'Z':
+				continue
+			}
+			out = append(out, m...)
+		}
+		return out
+	})
 	c.answer(out, status)
 	return true
-}
-
-func (c *clientConn) scatterExt(rt *shardRT, batch []byte, sql string, spec *scatter.Spec, as []*router.Analysis, write bool, dropParse []bool, injectDescribe bool, out *[]byte) error {
-	results, rows, tag, errReply, err := c.gatherShards(rt, batch, sql, spec, as, write)
-	if err != nil || errReply != nil {
-		*out = append(*out, errReply...)
-		return err
-	}
-	parses, dropT := 0, false
-	for _, m := range results[0].msgs {
-		switch m[0] {
-		case '1':
-			drop := parses < len(dropParse) && dropParse[parses]
-			parses++
-			if drop {
-				continue
-			}
-		case '2':
-			dropT = injectDescribe
-		case 'T', 'n':
-			if dropT {
-				dropT = false
-				continue
-			}
-		case 'C':
-			for _, r := range rows {
-				*out = append(*out, r...)
-			}
-			*out = appendTag(*out, tag)
-			continue
-		case 'Z':
-			continue
-		}
-		*out = append(*out, m...)
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/shard"
 )
 
 // scatterModes connects to the sharded proxy in the simple protocol and
@@ -472,6 +473,43 @@ func TestScatterTypeOrder(t *testing.T) {
 			t.Errorf("%s: %v", tc.q, err)
 		case !slices.Equal(got, want):
 			t.Errorf("%s\n got %v\nwant %v (one database)", tc.q, got, want)
+		}
+	}
+}
+
+// TestScatterOnlyPlannedShards: a SELECT whose keys name some of the
+// shards (customer_id IN (a, b), or an OR of two keys given as
+// parameters) runs on those only, in every protocol mode: a third shard
+// that is down does not fail it (it did: the proxy sent every scatter to
+// every shard). A keyless SELECT, which needs the third shard, fails,
+// which shows it is down.
+func TestScatterOnlyPlannedShards(t *testing.T) {
+	shards := shardConns(t)
+	ctx := ctxT(t, 120*time.Second)
+	m, _ := shard.NewHash(3, 1024, 1)
+	var keys [2]int64 // a key of shard 0 and one of shard 1 in the three-shard map
+	for k := int64(1); keys[0] == 0 || keys[1] == 0; k++ {
+		if s, _ := m.ShardOfInt(k); s < 2 && keys[s] == 0 {
+			keys[s] = k
+			if _, err := shards[s].Exec(ctx, "INSERT INTO orders (customer_id, amount) VALUES ($1, $2)", k, 10*(s+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p := serveConfig(t, shardConfig("")+"[[clusters.shards]]\nprimary = \"127.0.0.1:1\"\ndatabase = \"orders_2\"\n")
+	want := []string{fmt.Sprintf("%d|10", keys[0]), fmt.Sprintf("%d|20", keys[1])}
+	for name, conn := range scatterModes(t, p) {
+		q := fmt.Sprintf("SELECT customer_id, amount FROM orders WHERE customer_id IN (%d, %d) ORDER BY amount", keys[0], keys[1])
+		if rows, err := textRows(ctx, conn, q); err != nil || !slices.Equal(rows, want) {
+			t.Errorf("%s: %s: %v, %v; want %v", name, q, rows, err, want)
+		}
+		var n int
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM orders WHERE customer_id = $1 OR customer_id = $2", keys[0], keys[1]).Scan(&n)
+		if err != nil || n != 2 {
+			t.Errorf("%s: count of two keys with parameters: %d, %v; want 2", name, n, err)
+		}
+		if _, err := textRows(ctx, conn, "SELECT customer_id FROM orders"); err == nil {
+			t.Errorf("%s: a SELECT on every shard answered with shard 2 down", name)
 		}
 	}
 }
