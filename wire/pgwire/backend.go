@@ -40,6 +40,8 @@ type serverConn struct {
 
 	// stmts is what this connection has prepared under global names.
 	stmts stmtCache
+	// causalReady: the position check (causal.go) is prepared here.
+	causalReady bool
 
 	// alive's read(2) probe and its result, made at the first check so
 	// that the check before every lease allocates nothing.

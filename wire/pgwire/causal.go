@@ -17,22 +17,32 @@ import (
 // the write's replay) goes to a replica with a check written in front of
 // it, both flushed at once:
 //
-//	Q  SELECT pg_catalog.pg_last_wal_replay_lsn() >= '<P>'::pg_catalog.pg_lsn
-//	   the client's request: a Query, or its extended-protocol messages up to Sync
+//	[Parse sy_0]  SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn
+//	              AND current_setting('transaction_isolation') = 'read committed'
+//	Bind sy_0 ('<P>'), Execute sy_0
+//	the client's request: its extended-protocol messages up to Sync, or a
+//	Query followed by a Sync of the proxy's
 //
-// The check is a simple Query of its own, so it touches neither the
-// client's unnamed statement or portal nor its transaction: the read
-// starts after the check has seen P replayed, and its snapshot includes
-// P. The main loop reads the check's answer itself, before anything else
-// reads the connection, so the client never sees it. When it says true,
-// the request's replies are relayed as usual. When it says false (or
-// NULL: not in recovery), the request's replies are read and dropped
-// through the books (a read changes nothing; the statements it prepared
-// there stay known to that connection), the replica's lease ends, and
-// the request is sent again, as if the client had just sent it, to the
-// primary (or, with causal_read_timeout, to a replica the probes find
-// has P). A passed check tells the lag monitor the replica has P, so the
-// next reads that need P go there without a check.
+// The check is a statement of the proxy's (prepared once per server
+// connection, under a name clients may not use) bound to a portal of its
+// own, so the client's unnamed statement and portal stay as they were. It
+// shares the request's implicit transaction and so costs no flush and no
+// ReadyForQuery of its own: the server answers check and request in one
+// go. The request's statements take their snapshots after the check ran
+// (read committed, which the check requires), so a request that follows
+// a passed check sees P. The main loop reads the check's answer itself,
+// before anything else reads the connection: the client never sees it.
+//
+// Passed: the request's replies are relayed as usual, and the lag monitor
+// learns that the replica has P, so the next reads that need P go there
+// without a check. Not passed (false, or NULL: not in recovery): the
+// request ran anyway (a read: it changed nothing); its replies are read
+// and dropped through the books, the replica's lease ends, and the request
+// is sent again, as if the client had just sent it, to the primary (or,
+// with causal_read_timeout, to a replica the probes find has P). The
+// check failed (an error: the server skipped the request up to the Sync):
+// the connection is closed, and the request goes to the primary the same
+// way.
 //
 // Requests that cannot carry a check use the on-demand probe (Pick): a
 // batch ended by Flush (its replies must reach the client before the
@@ -42,10 +52,12 @@ import (
 
 // causalCheck is the check the current lease's first request carries.
 type causalCheck struct {
-	pos   lagmon.Position
-	start time.Time // when the read was routed
-	req   []byte    // the request's messages, for a second send
-	names []string  // statement names its Parses added to c.stmts
+	pos     lagmon.Position
+	start   time.Time // when the read was routed
+	req     []byte    // the request's messages, for a second send
+	names   []string  // statement names its Parses added to c.stmts
+	prepare bool      // the check's statement was prepared with it
+	buf     [256]byte
 }
 
 // pickReplica is route's choice of a replica for a read (nil: the
@@ -106,18 +118,50 @@ func (c *clientConn) sendCheck(sc *serverConn, ck *causalCheck, raw []byte) erro
 		b = b[n:]
 	}
 	c.mu.Unlock()
-	_, err := sc.bw.Write(checkQuery(ck.pos))
+	ck.prepare = !sc.causalReady
+	sc.causalReady = true
+	_, err := sc.bw.Write(checkMessages(ck.buf[:0], ck.prepare, ck.pos))
 	return err
 }
 
-// checkQuery is the check of position pos as a Query message.
-func checkQuery(pos lagmon.Position) []byte {
-	sql := fmt.Sprintf("SELECT pg_catalog.pg_last_wal_replay_lsn() >= '%s'::pg_catalog.pg_lsn", pos)
-	q := make([]byte, 5, 5+len(sql)+1)
-	q[0] = 'Q'
-	q = append(append(q, sql...), 0)
-	binary.BigEndian.PutUint32(q[1:], uint32(len(q)-1))
-	return q
+// The check's statement and portal are named sy_0, a name no client may
+// use (the statement registry's names start at sy_1). It is true only in
+// a read committed transaction: the request runs in the same implicit
+// transaction, and its statements take snapshots of their own, after the
+// check's, only at that isolation level.
+const (
+	checkName = "sy_0"
+	checkSQL  = "SELECT pg_catalog.pg_last_wal_replay_lsn() >= $1::pg_catalog.pg_lsn AND pg_catalog.current_setting('transaction_isolation') = 'read committed'"
+)
+
+// checkMessages appends the check of position pos: Parse (when prepare),
+// Bind and Execute, without Sync.
+func checkMessages(b []byte, prepare bool, pos lagmon.Position) []byte {
+	msg := func(b []byte, typ byte) ([]byte, int) {
+		return append(b, typ, 0, 0, 0, 0), len(b)
+	}
+	end := func(b []byte, at int) []byte {
+		binary.BigEndian.PutUint32(b[at+1:], uint32(len(b)-at-1))
+		return b
+	}
+	var at int
+	if prepare {
+		b, at = msg(b, 'P')
+		b = append(append(b, checkName...), 0)
+		b = append(append(b, checkSQL...), 0)
+		b = end(append(b, 0, 0), at) // no parameter types given
+	}
+	lsn := pos.String()
+	b, at = msg(b, 'B')
+	b = append(append(b, checkName...), 0) // portal
+	b = append(append(b, checkName...), 0) // statement
+	b = append(b, 0, 0, 0, 1)              // no format codes (text); one parameter
+	b = binary.BigEndian.AppendUint32(b, uint32(len(lsn)))
+	b = append(b, lsn...)
+	b = end(append(b, 0, 0), at) // result columns in text
+	b, at = msg(b, 'E')
+	b = append(append(b, checkName...), 0)
+	return end(append(b, 0, 0, 0, 0), at)
 }
 
 // checkWait bounds the wait for the check's answer: a replica that does
@@ -125,30 +169,42 @@ func checkQuery(pos lagmon.Position) []byte {
 const checkWait = 30 * time.Second
 
 // readCheck reads the answer to the check sent ahead of the request (and
-// nothing else): true when the replica had replayed the position.
-func (c *clientConn) readCheck(sc *serverConn) (passed bool, err error) {
+// nothing of the request's): passed when the replica had replayed the
+// position. failed means the check itself failed (the statement was gone,
+// say): the server then skipped the request up to its Sync, and readCheck
+// has read through that Sync's ReadyForQuery.
+func (c *clientConn) readCheck(sc *serverConn, prepared bool) (passed, failed bool, err error) {
 	_ = sc.conn.SetReadDeadline(time.Now().Add(checkWait))
 	defer func() { _ = sc.conn.SetReadDeadline(time.Time{}) }()
 	for {
 		typ, raw, err := sc.rd.next()
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
 		switch typ {
 		case 'D':
-			// One column: 't', 'f', or NULL (-1) when not in recovery.
+			// One column: 't', 'f', or NULL when not in recovery.
 			if len(raw) >= 12 && binary.BigEndian.Uint16(raw[5:]) == 1 && int32(binary.BigEndian.Uint32(raw[7:])) == 1 {
 				passed = raw[11] == 't'
 			}
+		case 'C':
+			if !failed {
+				return passed, false, nil
+			}
 		case 'S':
 			sc.noteParameter(raw[5:])
+		case 'E':
+			failed, passed = true, false
 		case 'Z':
-			return passed, nil
-		case 'T', 'C', 'E', 'N', 'A', 'I':
-			// The row's description, its tag, an error (passed stays
-			// false), notices.
+			if failed {
+				return false, true, nil
+			}
+			return false, false, fmt.Errorf("ReadyForQuery in the answer to the position check")
+		case '1', '2', 'N', 'A':
 		default:
-			return false, fmt.Errorf("unexpected message %q in the answer to the position check", typ)
+			if !failed {
+				return false, false, fmt.Errorf("unexpected message %q in the answer to the position check", typ)
+			}
 		}
 	}
 }
@@ -168,35 +224,58 @@ func (c *clientConn) checkedSend(sc *serverConn, typ byte, raw []byte) (done, ok
 		err = c.sendPending(sc)
 	}
 	if err == nil {
-		err = c.sendMsg(sc, typ, raw, true)
+		err = c.sendMsg(sc, typ, raw, typ != 'Q')
 	}
-	var passed bool
+	if err == nil && typ == 'Q' {
+		// A Query after the check's Execute: a Sync of the proxy's ends
+		// the implicit transaction should the check fail (the server
+		// then skips the Query); its ReadyForQuery is not the client's.
+		c.mu.Lock()
+		c.expects.push(expect{kind: 'S', act: actDrop})
+		c.outstanding++
+		c.mu.Unlock()
+		if _, err = sc.bw.Write(syncMsg); err == nil {
+			err = sc.bw.Flush()
+		}
+	}
+	var passed, failed bool
 	if err == nil {
-		passed, err = c.readCheck(sc)
+		passed, failed, err = c.readCheck(sc, ck.prepare)
 	}
 	if err != nil {
+		sc.causalReady = false
 		return false, false, err
 	}
 	rt.CheckDone(node, ck.pos, passed, sent, time.Since(ck.start))
 	if passed {
 		return false, false, nil
 	}
-	// Read the replies off and end the lease, as a pump would, with
-	// nothing written to the client.
-	c.mu.Lock()
-	c.writers--
-	c.reader = readerPump
-	ps, p := c.lease, c.leasePool
-	c.mu.Unlock()
-	c.wmu.Lock()
-	c.relayReplies(sc, ps, p, false, true)
-	c.wmu.Unlock()
+	if failed {
+		// The server skipped the request: the books expect replies that
+		// will not come. The connection, idle now, is closed rather than
+		// squared with them.
+		c.mu.Lock()
+		c.writers--
+		_, ps, p := c.detachLocked()
+		c.mu.Unlock()
+		_ = sc.Close()
+		p.Put(ps, false)
+	} else {
+		// Read the replies off and end the lease, as a pump would, with
+		// nothing written to the client.
+		c.mu.Lock()
+		c.writers--
+		c.reader = readerPump
+		ps, p := c.lease, c.leasePool
+		c.mu.Unlock()
+		c.wmu.Lock()
+		c.relayReplies(sc, ps, p, false, true)
+		c.wmu.Unlock()
+	}
 	c.mu.Lock()
 	broken, leased := c.broken, c.server != nil
 	for _, name := range ck.names {
-		if g := c.stmts[name]; g != nil {
-			delete(c.stmts, name) // prepared again by the second send
-		}
+		delete(c.stmts, name) // prepared again by the second send
 	}
 	c.mu.Unlock()
 	if broken || leased {
@@ -215,3 +294,5 @@ func (c *clientConn) checkedSend(sc *serverConn, typ byte, raw []byte) (done, ok
 	c.checkFailed = time.Time{}
 	return true, true, nil
 }
+
+var syncMsg = []byte{'S', 0, 0, 0, 4}
