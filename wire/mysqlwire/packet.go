@@ -163,11 +163,14 @@ func writePacket(w *bufio.Writer, seq uint8, payload []byte) (uint8, error) {
 		if n > maxChunk {
 			n = maxChunk
 		}
-		hdr := [4]byte{byte(n), byte(n >> 8), byte(n >> 16), seq}
-		seq++
-		if _, err := w.Write(hdr[:]); err != nil {
-			return seq, err
+		// Byte by byte: a header array passed to Write would escape (bufio
+		// may hand it to the connection) and cost an allocation per packet.
+		for _, b := range [4]byte{byte(n), byte(n >> 8), byte(n >> 16), seq} {
+			if err := w.WriteByte(b); err != nil {
+				return seq + 1, err
+			}
 		}
+		seq++
 		if _, err := w.Write(payload[:n]); err != nil {
 			return seq, err
 		}
