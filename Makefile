@@ -60,13 +60,21 @@ drill: deps
 # sysbench point-select 16 threads), 5 s per run, one run: under 5 minutes.
 # bench-memory: RSS of Switchyard and of PgBouncer with 10,000 idle clients.
 BENCHFLAGS ?=
-.PHONY: bench-memory bench-build bench-shards bench-quick
+.PHONY: bench-memory bench-build bench-shards bench-quick bench-causal
 bench-build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/switchyard ./cmd/switchyard
 	$(GO) build -o bin/bench ./internal/cmd/bench
 
 bench: deps bench-build
 	bin/bench -switchyard bin/switchyard $(BENCHFLAGS)
+	bin/bench -causal -switchyard bin/switchyard
+
+# bench-causal (also run by make bench): read-your-writes latency, per
+# protocol, against a primary with replicas: a plain replica read, a read
+# that carries a position check (the bar of issue 14: within 20% of
+# plain), a read right after the client's own write (about 2 minutes).
+bench-causal: deps bench-build
+	bin/bench -causal -switchyard bin/switchyard $(BENCHFLAGS)
 
 bench-quick: deps bench-build
 	bin/bench -quick -switchyard bin/switchyard $(BENCHFLAGS)

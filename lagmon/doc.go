@@ -12,7 +12,10 @@
 //   - read-your-writes: after a client commits a write at time t, the wire
 //     package asks PrimaryAfter(t) for a primary position sampled after the
 //     commit, which therefore includes it; that client's reads go only to
-//     replicas that are CaughtUp to that position, or to the primary.
+//     replicas that are CaughtUp to that position, or to the primary. When
+//     no sample shows one yet, Fresh probes nodes on demand (coalesced), or
+//     the wire package checks the position on a replica in the same round
+//     trip as the read and reports a passed check with Saw.
 //   - max_replica_lag: replicas further behind than the limit get no reads
 //     (package replica reads ReplicaStatus.Lag).
 //
