@@ -195,6 +195,17 @@ func FloatKey(f float64) Key { return Key{kind: kFloat, f: f} }
 // with keys of other kinds.
 func DecKey(r *big.Rat, raw []byte) Key { return Key{kind: kDec, r: r, b: raw} }
 
+// NumberKey reads a number written as text ("42", "-1.50", "1e+20", as
+// both protocols' text formats write integers, decimals and floats) as
+// an exact number; ok is false when v is not one ("NaN", "Infinity").
+func NumberKey(v []byte) (k Key, ok bool) {
+	r, ok := new(big.Rat).SetString(string(v))
+	if !ok || bytes.ContainsRune(v, '/') {
+		return Key{}, false
+	}
+	return DecKey(r, v), true
+}
+
 // BytesKey orders as bytes.
 func BytesKey(b []byte) Key { return Key{kind: kBytes, b: b} }
 

@@ -181,3 +181,21 @@ func TestBindPaging(t *testing.T) {
 		}
 	}
 }
+
+// TestNumberKey: numbers written as text order as numbers, whatever
+// their form; what is not a finite number is not one.
+func TestNumberKey(t *testing.T) {
+	order := []string{"-1e+20", "-3", "-2.5", "0", "0.10", "2", "20", "100", "18446744073709551615", "1.5e+20"}
+	for i := 1; i < len(order); i++ {
+		a, ok1 := scatter.NumberKey([]byte(order[i-1]))
+		b, ok2 := scatter.NumberKey([]byte(order[i]))
+		if !ok1 || !ok2 || a.Compare(b) >= 0 {
+			t.Errorf("%s < %s: %v %v %d", order[i-1], order[i], ok1, ok2, a.Compare(b))
+		}
+	}
+	for _, v := range []string{"NaN", "Infinity", "1/2", "", "x"} {
+		if _, ok := scatter.NumberKey([]byte(v)); ok {
+			t.Errorf("NumberKey(%q) ok", v)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/big"
 	"strconv"
 	"strings"
 
@@ -29,11 +28,10 @@ import (
 
 // shardResult is one shard's whole answer. Packets are copies.
 type shardResult struct {
-	cols   [][]byte // column definition payloads
-	rows   [][]byte // row payloads
-	ok     *OK      // for a statement without a result set
-	err    []byte   // an ERR payload
-	status uint16
+	cols [][]byte // column definition payloads
+	rows [][]byte // row payloads
+	ok   *OK      // for a statement without a result set
+	err  []byte   // an ERR payload
 }
 
 // readResult reads one command's whole answer from be: an OK, an ERR, or
@@ -61,8 +59,7 @@ func (be *backend) readResult(budget *scatter.Budget) (*shardResult, error) {
 			return nil, serverIOError{err}
 		}
 		ok.Info, ok.SessionState = nil, nil
-		res.ok, res.status = &ok, ok.Status
-		be.status = ok.Status
+		res.ok, be.status = &ok, ok.Status
 		if ok.Status&statusMoreResults != 0 {
 			be.broken = true
 			return nil, serverIOError{errors.New("several results where one was expected")}
@@ -98,7 +95,7 @@ func (be *backend) readResult(budget *scatter.Budget) (*shardResult, error) {
 		}
 		if len(p) > 0 && terminator(p[0], len(p), deof) {
 			st, _ := statusOf(p, be.caps)
-			be.status, res.status = st, st
+			be.status = st
 			if st&statusMoreResults != 0 {
 				be.broken = true
 				return nil, serverIOError{errors.New("several results where one was expected")}
@@ -524,33 +521,17 @@ func (rc *rowCodec) Key(k int, v []byte) (scatter.Key, error) {
 	c, binaryRows := rc.cols[k], rc.binaryRows
 	unsigned := c.flags&flagUnsigned != 0
 	switch {
+	case c.typ == tDecimal || c.typ == tNewDecimal || !binaryRows && (isIntType(c.typ) || c.typ == tFloat || c.typ == tDouble):
+		// Numbers as text (a DECIMAL in the binary protocol too).
+		if key, ok := scatter.NumberKey(v); ok {
+			return key, nil
+		}
 	case isIntType(c.typ):
-		if binaryRows {
-			return binaryInt(v, c.typ, unsigned).key(), nil
-		}
-		if unsigned {
-			u, err := strconv.ParseUint(string(v), 10, 64)
-			if err == nil {
-				return scatter.UintKey(u), nil
-			}
-		} else if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-			return scatter.IntKey(n), nil
-		}
-	case c.typ == tFloat || c.typ == tDouble:
-		if binaryRows {
-			if c.typ == tFloat && len(v) == 4 {
-				return scatter.FloatKey(float64(math.Float32frombits(binary.LittleEndian.Uint32(v)))), nil
-			}
-			if len(v) == 8 {
-				return scatter.FloatKey(math.Float64frombits(binary.LittleEndian.Uint64(v))), nil
-			}
-		} else if f, err := strconv.ParseFloat(string(v), 64); err == nil {
-			return scatter.FloatKey(f), nil
-		}
-	case c.typ == tDecimal || c.typ == tNewDecimal:
-		if r, ok := new(big.Rat).SetString(string(v)); ok {
-			return scatter.DecKey(r, nil), nil
-		}
+		return binaryInt(v, c.typ, unsigned).key(), nil
+	case c.typ == tFloat && len(v) == 4:
+		return scatter.FloatKey(float64(math.Float32frombits(binary.LittleEndian.Uint32(v)))), nil
+	case c.typ == tDouble && len(v) == 8:
+		return scatter.FloatKey(math.Float64frombits(binary.LittleEndian.Uint64(v))), nil
 	case isTemporal(c.typ):
 		if !binaryRows {
 			if c.typ == tTime {

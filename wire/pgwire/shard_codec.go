@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"math/big"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/shard"
@@ -14,97 +15,53 @@ import (
 // rowCodec is the PostgreSQL row format for package scatter: DataRows
 // of the result a RowDescription describes.
 type rowCodec struct {
-	names   []string
-	oids    []uint32
-	formats []uint16
-	tables  []uint32 // the column's table, 0 for an expression
-	attnums []uint16
+	f []pgproto3.FieldDescription
 }
 
 var _ scatter.Codec = (*rowCodec)(nil)
 
 // newRowCodec reads a RowDescription message (with its header).
-func newRowCodec(m []byte) *rowCodec {
-	c := &rowCodec{}
-	b := m[5:]
-	if len(b) < 2 {
-		return c
+func newRowCodec(m []byte) (*rowCodec, error) {
+	var rd pgproto3.RowDescription
+	if err := rd.Decode(m[5:]); err != nil {
+		return nil, newError(codeProtocolViolation, "a shard's RowDescription is malformed: %v", err)
 	}
-	n := int(binary.BigEndian.Uint16(b))
-	b = b[2:]
-	for i := 0; i < n; i++ {
-		name, rest, ok := cstring(b)
-		if !ok || len(rest) < 18 {
-			break
-		}
-		c.names = append(c.names, string(name))
-		c.tables = append(c.tables, binary.BigEndian.Uint32(rest))
-		c.attnums = append(c.attnums, binary.BigEndian.Uint16(rest[4:]))
-		c.oids = append(c.oids, binary.BigEndian.Uint32(rest[6:]))
-		c.formats = append(c.formats, binary.BigEndian.Uint16(rest[16:]))
-		b = rest[18:]
-	}
-	return c
+	return &rowCodec{rd.Fields}, nil
 }
 
-func (c *rowCodec) Columns() int      { return len(c.names) }
-func (c *rowCodec) Name(k int) string { return c.names[k] }
+func (c *rowCodec) Columns() int      { return len(c.f) }
+func (c *rowCodec) Name(k int) string { return string(c.f[k].Name) }
 
 // FoldNames: the parser has folded unquoted names to lower case, as the
 // server does; a quoted name keeps its case and must match exactly.
 func (c *rowCodec) FoldNames() bool { return false }
 
-func (c *rowCodec) bin(k int) bool { return k < len(c.formats) && c.formats[k] == 1 }
+func (c *rowCodec) bin(k int) bool { return c.f[k].Format == 1 }
 
 // checkBinary refuses a binary-format column the proxy cannot read.
 func (c *rowCodec) checkBinary(k int) error {
 	if !c.bin(k) {
 		return nil
 	}
-	switch c.oids[k] {
+	switch c.f[k].DataTypeOID {
 	case 20, 21, 23:
 		return nil
 	}
-	return newError(codeFeatureNotSupported, "column %d of a SELECT run on every shard is in binary format (type OID %d), which the proxy cannot merge; use the text format or the simple query protocol", k+1, c.oids[k])
+	return newError(codeFeatureNotSupported, "column %d of a SELECT run on every shard is in binary format (type OID %d), which the proxy cannot merge; use the text format or the simple query protocol", k+1, c.f[k].DataTypeOID)
 }
 
-// Split cuts a DataRow into its values (nil for NULL).
+// Split cuts a DataRow into its values (nil for NULL), which alias it.
 func (c *rowCodec) Split(m []byte) ([][]byte, error) {
-	b := m[5:]
-	if len(b) < 2 {
-		return nil, nil
+	var dr pgproto3.DataRow
+	if err := dr.Decode(m[5:]); err != nil {
+		return nil, newError(codeProtocolViolation, "a shard's DataRow is malformed: %v", err)
 	}
-	n := int(binary.BigEndian.Uint16(b))
-	b = b[2:]
-	out := make([][]byte, n)
-	for i := 0; i < n && len(b) >= 4; i++ {
-		l := int(int32(binary.BigEndian.Uint32(b)))
-		b = b[4:]
-		if l < 0 || l > len(b) {
-			continue
-		}
-		out[i] = b[:l:l]
-		b = b[l:]
-	}
-	return out, nil
+	return dr.Values, nil
 }
 
 // Encode makes a DataRow.
 func (c *rowCodec) Encode(vals [][]byte) []byte {
-	n := 4 + 2
-	for _, v := range vals {
-		n += 4 + len(v)
-	}
-	out := make([]byte, 0, n+1)
-	out = append(out, 'D', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), byte(len(vals)>>8), byte(len(vals)))
-	for _, v := range vals {
-		if v == nil {
-			out = append(out, 0xff, 0xff, 0xff, 0xff)
-			continue
-		}
-		out = binary.BigEndian.AppendUint32(out, uint32(len(v)))
-		out = append(out, v...)
-	}
+	out, _ := (&pgproto3.DataRow{Values: vals}).Encode(nil)
 	return out
 }
 
@@ -130,10 +87,11 @@ func textOID(oid uint32) bool {
 // their collation; where it comes from (a table's column or not) is in
 // the RowDescription.
 func (c *rowCodec) Text(k int) (scatter.TextColumn, bool) {
-	if !textOID(c.oids[k]) || c.bin(k) {
+	f := c.f[k]
+	if !textOID(f.DataTypeOID) || c.bin(k) {
 		return scatter.TextColumn{}, false
 	}
-	return scatter.TextColumn{Rel: c.tables[k], Att: int16(c.attnums[k]), TrimSpace: c.oids[k] == 1042}, true
+	return scatter.TextColumn{Rel: f.TableOID, Att: int16(f.TableAttributeNumber), TrimSpace: f.DataTypeOID == 1042}, true
 }
 
 // Key: binary integers as integers, numbers in text as exact numbers,
@@ -146,15 +104,16 @@ func (c *rowCodec) Key(k int, v []byte) (scatter.Key, error) {
 		n, _ := shard.IntFromBinary(v)
 		return scatter.IntKey(n), nil
 	}
-	if k < len(c.oids) && numericOID(c.oids[k]) {
-		if r, ok := new(big.Rat).SetString(string(v)); ok {
-			return scatter.DecKey(r, v), nil
+	oid := c.f[k].DataTypeOID
+	if numericOID(oid) {
+		if key, ok := scatter.NumberKey(v); ok {
+			return key, nil
 		}
 	}
-	if key, ok := orderedText(c.oids[k], v); ok {
+	if key, ok := orderedText(oid, v); ok {
 		return key, nil
 	}
-	return scatter.Key{}, newError(codeFeatureNotSupported, "column %q (type OID %d, value %q): the proxy cannot order its values across shards as the server does; add the shard key", c.names[k], c.oids[k], v)
+	return scatter.Key{}, newError(codeFeatureNotSupported, "column %q (type OID %d, value %q): the proxy cannot order its values across shards as the server does; add the shard key", c.f[k].Name, oid, v)
 }
 
 // orderedText reads a value of a type whose text form orders as the type

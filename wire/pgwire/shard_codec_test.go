@@ -19,7 +19,11 @@ func TestRowCodecMerge(t *testing.T) {
 			rd.Fields = append(rd.Fields, pgproto3.FieldDescription{Name: []byte(c.Name), DataTypeOID: oid[c.Type], DataTypeSize: -1, TypeModifier: -1})
 		}
 		m, _ := rd.Encode(nil)
-		return scatter.OrderText(newRowCodec(m), scatter.TextBytes) // the cases' text is in C
+		c, err := newRowCodec(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return scatter.OrderText(c, scatter.TextBytes) // the cases' text is in C
 	}, func(_ []scattertest.Col, vals []string) []byte {
 		var dr pgproto3.DataRow
 		for _, v := range vals {

@@ -189,7 +189,7 @@ func (p *pgShards) Run(i int, sql string, b *scatter.Budget) (*scatter.Answer, e
 }
 
 func (p *pgShards) Codec(first *scatter.Answer) (scatter.Codec, error) {
-	return newRowCodec(first.Wire.(*shardResult).desc), nil
+	return newRowCodec(first.Wire.(*shardResult).desc)
 }
 
 func (p *pgShards) Lookup(i int, q string) ([][]byte, error) {
@@ -198,7 +198,7 @@ func (p *pgShards) Lookup(i int, q string) ([][]byte, error) {
 	if err := p.c.runOnShard(p.rt, i, msg, &r, p.as, scatter.NewBudget(1<<20)); err != nil || r.err != nil || len(r.rows) != 1 {
 		return nil, err
 	}
-	return (&rowCodec{}).Split(r.rows[0])
+	return (*rowCodec)(nil).Split(r.rows[0])
 }
 
 // answer is what package scatter needs of a shard's answer: its rows,
