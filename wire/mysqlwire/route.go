@@ -1,7 +1,6 @@
 package mysqlwire
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -302,115 +301,93 @@ const (
 	erWrongValueForVar      = 1231 // ER_WRONG_VALUE_FOR_VAR, 42000
 )
 
-// proxyCommand answers the session commands of the proxy itself:
-// SET switchyard.target = 'primary'|'replica'|'auto',
-// SET switchyard.read_after = '<GTID position>' (empty: none) and
-// SHOW switchyard.write_position. They never reach a server, in or out of
-// a transaction (a server would reject the names). handled is false for
-// any other text.
+// proxyCommand answers the session commands of the proxy itself
+// (router.ParseProxyCommand): SET switchyard.target, SET
+// switchyard.read_after, SHOW switchyard.write_position and SET / SHOW
+// switchyard.shard_key. They never reach a server, in or out of a
+// transaction (a server would reject the names). handled is false for any
+// other text.
 func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) {
-	if !mayBeProxyCommand(text) {
+	if !router.IsProxyCommand(unsafeString(text)) {
 		return false, nil
 	}
-	t := strings.TrimSpace(string(text))
-	t = strings.TrimSpace(strings.TrimRight(t, "; \t\r\n"))
-	lower := strings.ToLower(t)
-	switch {
-	case lower == "show switchyard.write_position":
+	cmd := router.ParseProxyCommand(string(text))
+	if cmd.ResetStmt {
+		return false, nil // not MySQL's syntax: the server says so
+	}
+	var serr *SQLError
+	switch cmd.Kind {
+	case router.ShowWritePosition:
 		return true, s.sendValue(rs, "write_position", s.writePosition())
-	case lower == "show switchyard.shard_key":
+	case router.ShowShardKey:
 		v := ""
 		if s.sh != nil && s.sh.key != nil {
 			v = fmt.Sprint(s.sh.key.Literal)
 		}
 		return true, s.sendValue(rs, "shard_key", v)
-	case strings.HasPrefix(lower, "set switchyard.") || strings.HasPrefix(lower, "set session switchyard."):
+	case router.SetTarget:
+		if cmd.BadValue {
+			serr = newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.target' can't be set to the value of '%s' (primary, replica or auto)", cmd.Value)
+		} else {
+			s.pref = cmd.Pref
+		}
+	case router.SetShardKey:
+		serr = s.setShardKey(cmd)
+	case router.SetReadAfter:
+		serr = s.setReadAfter(cmd)
+	case router.SetUnknown:
+		serr = newSQLError(erUnknownSystemVariable, "HY000", "Unknown system variable '%s'", cmd.Name)
 	default:
 		return false, nil
 	}
-	name, value := parseProxySet(t)
-	switch name {
-	case "switchyard.target":
-		p, ok := router.ParsePreference(strings.ToLower(value))
-		if !ok {
-			return true, s.sendErr(rs, newSQLError(erWrongValueForVar, "42000",
-				"Variable 'switchyard.target' can't be set to the value of '%s' (primary, replica or auto)", value))
-		}
-		s.pref = p
-	case "switchyard.shard_key":
-		return true, s.shardProxyCommand(value, rs)
-	case "switchyard.read_after":
-		if value == "" || strings.EqualFold(value, "default") {
-			s.readAfter = nil
-			break
-		}
-		tok, terr := s.parseToken(value)
-		if terr != nil {
-			return true, s.sendErr(rs, newSQLError(erWrongValueForVar, "42000",
-				"Variable 'switchyard.read_after' can't be set to the value of '%s': %v", value, terr))
-		}
-		pos, perr := parsePosition(s.srv.rts.Get(s.cluster.Name), tok)
-		if perr != nil {
-			return true, s.sendErr(rs, newSQLError(erWrongValueForVar, "42000",
-				"Variable 'switchyard.read_after' can't be set to the value of '%s': not a position from SHOW switchyard.write_position (%v)", value, perr))
-		}
-		s.readAfter = pos
-	default:
-		return true, s.sendErr(rs, newSQLError(erUnknownSystemVariable, "HY000", "Unknown system variable '%s'", name))
+	if serr != nil {
+		return true, s.sendErr(rs, serr)
 	}
 	return true, s.sendOK(rs)
 }
 
-// mayBeProxyCommand is the allocation-free test in front of proxyCommand:
-// SET or SHOW, optionally SESSION, then "switchyard.".
-func mayBeProxyCommand(b []byte) bool {
-	word := func() []byte {
-		for len(b) > 0 && isSpace(b[0]) {
-			b = b[1:]
-		}
-		i := 0
-		for i < len(b) && !isSpace(b[i]) {
-			i++
-		}
-		w := b[:i]
-		b = b[i:]
-		return w
+// setReadAfter sets (or clears) the position the client's reads must
+// follow: a token of SHOW switchyard.write_position.
+func (s *session) setReadAfter(cmd router.ProxyCommand) *SQLError {
+	if cmd.Reset {
+		s.readAfter = nil
+		return nil
 	}
-	w := word()
-	if !bytes.EqualFold(w, []byte("set")) && !bytes.EqualFold(w, []byte("show")) {
-		return false
+	tok, err := s.parseToken(cmd.Value)
+	if err != nil {
+		return newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.read_after' can't be set to the value of '%s': %v", cmd.Value, err)
 	}
-	w = word()
-	if bytes.EqualFold(w, []byte("session")) {
-		w = word()
+	pos, err := parsePosition(s.srv.rts.Get(s.cluster.Name), tok)
+	if err != nil {
+		return newSQLError(erWrongValueForVar, "42000",
+			"Variable 'switchyard.read_after' can't be set to the value of '%s': not a position from SHOW switchyard.write_position (%v)", cmd.Value, err)
 	}
-	return len(w) > len("switchyard.") && bytes.EqualFold(w[:len("switchyard.")], []byte("switchyard."))
+	s.readAfter = pos
+	return nil
+}
+
+// setShardKey sets (or clears) the session's shard key: the key of every
+// statement that names none of its own. A key the shard map cannot place
+// is refused now rather than at each statement.
+func (s *session) setShardKey(cmd router.ProxyCommand) *SQLError {
+	if s.sh == nil {
+		return newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set: database '%s' is not sharded", s.cluster.Database)
+	}
+	rt := s.srv.shardRT(s.cluster.Name)
+	if rt == nil {
+		return newSQLError(erNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
+	}
+	k, err := rt.r.SessionKeyOf(cmd)
+	if err != nil {
+		return newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set to the value of '%s': %v", cmd.Value, err)
+	}
+	s.sh.key = k
+	return nil
 }
 
 // unsafeString views b as a string without a copy, for the analyzer (which
 // copies what it keeps); b must not change while the string is used.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// parseProxySet reads "SET [SESSION] switchyard.x = v" (or := v); quotes
-// around v are removed.
-func parseProxySet(t string) (name, value string) {
-	rest := strings.TrimSpace(t[len("set"):])
-	if len(rest) > 8 && strings.EqualFold(rest[:8], "session ") {
-		rest = strings.TrimSpace(rest[8:])
-	}
-	i := strings.IndexAny(rest, " \t=:")
-	if i < 0 {
-		return strings.ToLower(rest), ""
-	}
-	name = strings.ToLower(rest[:i])
-	rest = strings.TrimSpace(rest[i:])
-	rest = strings.TrimPrefix(rest, ":")
-	rest = strings.TrimSpace(strings.TrimPrefix(rest, "="))
-	if len(rest) >= 2 && (rest[0] == '\'' || rest[0] == '"' || rest[0] == '`') && rest[len(rest)-1] == rest[0] {
-		rest = rest[1 : len(rest)-1]
-	}
-	return name, rest
-}
 
 // sendValue answers with a result set of one row and one text column.
 func (s *session) sendValue(seq uint8, column, value string) error {

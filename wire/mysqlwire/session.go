@@ -1264,8 +1264,6 @@ type killReq struct {
 	id    uint64
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
-
 // kill serves KILL [QUERY|CONNECTION] n and COM_PROCESS_KILL. n is the
 // connection id the proxy gave a client; only that client's user may kill
 // it. KILL QUERY is translated to the server thread running the client's

@@ -474,25 +474,6 @@ func (s *session) withBegin(build func(*backend) ([]byte, error)) func(*backend)
 	}
 }
 
-// shardProxyCommand answers SET switchyard.shard_key.
-func (s *session) shardProxyCommand(value string, rs uint8) error {
-	if s.sh == nil {
-		return s.sendErr(rs, newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set: database '%s' is not sharded", s.cluster.Database))
-	}
-	if value == "" || strings.EqualFold(value, "default") {
-		s.sh.key = nil
-		return s.sendOK(rs)
-	}
-	k := router.SessionKey(value)
-	if rt := s.srv.shardRT(s.cluster.Name); rt != nil {
-		if _, err := rt.r.KeyShard(k, nil); err != nil {
-			return s.sendErr(rs, newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set to the value of '%s': %v", value, err))
-		}
-	}
-	s.sh.key = &k
-	return s.sendOK(rs)
-}
-
 // Status is the MySQL front end's section of the admin /status view: the
 // shard maps in force (version, and per shard its primary, database,
 // range and replicas with whether each takes reads now).

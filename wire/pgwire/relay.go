@@ -218,7 +218,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 			if a.Deallocate != nil && c.answerLocally(a) {
 				return true
 			}
-			if c.switchyardCommand(queryText(raw), a) {
+			if c.switchyardCommand(queryText(raw)) {
 				// handled: a proxy command
 				return true
 			}

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -279,141 +278,98 @@ func proxyCommandParse(raw []byte) bool {
 		return false
 	}
 	text, _, ok := cstring(rest)
-	return ok && isProxyCommand(unsafeString(text))
+	return ok && router.IsProxyCommand(unsafeString(text))
 }
 
-// isProxyCommand reports whether text starts like one of the proxy's own
-// commands, without allocating: every simple query is asked.
-func isProxyCommand(text string) bool {
-	text = strings.TrimLeft(text, " \t\r\n")
-	for _, p := range [...]string{"set switchyard.", "reset switchyard.", "show switchyard."} {
-		if len(text) >= len(p) && strings.EqualFold(text[:len(p)], p) {
-			return true
-		}
-	}
-	return false
-}
-
-// switchyardCommand answers the session commands of the proxy itself,
-// outside a transaction: SET switchyard.target = primary|replica|auto,
-// SET switchyard.read_after = '<position>', SHOW switchyard.write_position,
-// and for a sharded database SET switchyard.shard_key = '<key>' (RESET or
-// DEFAULT clears it) and SHOW switchyard.shard_key.
-func (c *clientConn) switchyardCommand(text string, a *router.Analysis) bool {
-	if !isProxyCommand(text) {
+// switchyardCommand answers the session commands of the proxy itself
+// (router.ParseProxyCommand): SET switchyard.target, SET
+// switchyard.read_after, SHOW switchyard.write_position, and for a
+// sharded database SET and SHOW switchyard.shard_key.
+func (c *clientConn) switchyardCommand(text string) bool {
+	if !router.IsProxyCommand(text) {
 		return false
 	}
-	t := strings.TrimRight(strings.TrimSpace(text), "; ")
-	lower := strings.ToLower(t)
+	cmd := router.ParseProxyCommand(text)
 	var out []byte
-	status := c.localStatus()
-	switch {
-	case lower == "show switchyard.write_position":
-		out = appendRow(nil, "write_position", c.writePosition())
-		out = appendTag(out, "SHOW")
-	case lower == "show switchyard.shard_key" && c.sh != nil:
+	var err *pgError
+	switch cmd.Kind {
+	case router.ShowWritePosition:
+		out = appendTag(appendRow(nil, "write_position", c.writePosition()), "SHOW")
+	case router.ShowShardKey:
+		if c.sh == nil {
+			return false // the server says the name is unknown
+		}
 		v := ""
 		if c.sh.key != nil {
 			v = fmt.Sprint(c.sh.key.Literal)
 		}
-		out = appendRow(nil, "shard_key", v)
-		out = appendTag(out, "SHOW")
-	case strings.HasPrefix(lower, "set switchyard.") || strings.HasPrefix(lower, "reset switchyard."):
-		// Matched by hand: "primary" is a reserved word to PostgreSQL's
-		// grammar, so SET switchyard.target = primary does not parse.
-		name, value, reset := parseProxySet(t)
-		var err *pgError
-		switch name {
-		case "switchyard.target":
-			p, ok := router.ParsePreference(strings.ToLower(value))
-			if reset {
-				p, ok = router.Auto, true
-			}
-			if !ok {
-				err = newError("22023", "invalid value for switchyard.target: %q (primary, replica or auto)", value)
-			} else {
-				c.mu.Lock()
-				c.pref = p
-				c.mu.Unlock()
-			}
-		case "switchyard.read_after":
-			if reset || value == "" {
-				c.readAfter = nil
-			} else if tok, terr := c.parseToken(value); terr != nil {
-				err = newError("22023", "invalid value for switchyard.read_after: %v", terr)
-			} else if pos, perr := lagmon.ParseLSN(tok); perr != nil {
-				err = newError("22023", "invalid value for switchyard.read_after: %q is not a position from SHOW switchyard.write_position", value)
-			} else {
-				c.readAfter = pos
-			}
-		case "switchyard.shard_key":
-			err = c.setShardKey(value, reset)
-		default:
-			err = newError("42704", "unrecognized configuration parameter %q", name)
+		out = appendTag(appendRow(nil, "shard_key", v), "SHOW")
+	case router.SetTarget:
+		if cmd.BadValue {
+			err = newError("22023", "invalid value for switchyard.target: %q (primary, replica or auto)", cmd.Value)
+			break
 		}
-		if err != nil {
-			out, _ = toErrorResponse(err).Encode(nil)
-		} else if reset {
-			out = appendTag(nil, "RESET")
-		} else {
-			out = appendTag(nil, "SET")
-		}
+		c.mu.Lock()
+		c.pref = cmd.Pref
+		c.mu.Unlock()
+	case router.SetReadAfter:
+		err = c.setReadAfter(cmd)
+	case router.SetShardKey:
+		err = c.setShardKey(cmd)
+	case router.SetUnknown:
+		err = newError("42704", "unrecognized configuration parameter %q", cmd.Name)
 	default:
 		return false
 	}
-	c.answer(out, status)
+	switch {
+	case err != nil:
+		out, _ = toErrorResponse(err).Encode(nil)
+	case out != nil:
+	case cmd.ResetStmt:
+		out = appendTag(nil, "RESET")
+	default:
+		out = appendTag(nil, "SET")
+	}
+	c.answer(out, c.localStatus())
 	return true
 }
 
-// setShardKey sets (or with reset clears) the session's shard key: the
-// key of every statement that names none of its own. A key the shard map
-// cannot place is refused now rather than at each statement.
-func (c *clientConn) setShardKey(value string, reset bool) *pgError {
+// setReadAfter sets (or clears) the position the client's reads must
+// follow: a token of SHOW switchyard.write_position.
+func (c *clientConn) setReadAfter(cmd router.ProxyCommand) *pgError {
+	if cmd.Reset {
+		c.readAfter = nil
+		return nil
+	}
+	tok, err := c.parseToken(cmd.Value)
+	if err != nil {
+		return newError("22023", "invalid value for switchyard.read_after: %v", err)
+	}
+	pos, err := lagmon.ParseLSN(tok)
+	if err != nil {
+		return newError("22023", "invalid value for switchyard.read_after: %q is not a position from SHOW switchyard.write_position", cmd.Value)
+	}
+	c.readAfter = pos
+	return nil
+}
+
+// setShardKey sets (or clears) the session's shard key: the key of every
+// statement that names none of its own. A key the shard map cannot place
+// is refused now rather than at each statement.
+func (c *clientConn) setShardKey(cmd router.ProxyCommand) *pgError {
 	if c.sh == nil {
 		return newError("42704", "switchyard.shard_key: database %q is not sharded", c.cluster.Database)
 	}
-	if reset || value == "" {
-		c.sh.key = nil
-		return nil
-	}
-	k := router.SessionKey(value)
 	rt := c.srv.shardRT(c.cluster.Name)
 	if rt == nil {
 		return newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
 	}
-	if _, err := rt.m.ShardOf(k.Literal); err != nil {
+	k, err := rt.r.SessionKeyOf(cmd)
+	if err != nil {
 		return newError("22023", "invalid value for switchyard.shard_key: %v", err)
 	}
-	c.sh.key = &k
+	c.sh.key = k
 	return nil
-}
-
-// parseProxySet reads "SET switchyard.x = v", "SET switchyard.x TO 'v'"
-// and "RESET switchyard.x".
-func parseProxySet(t string) (name, value string, reset bool) {
-	f := strings.Fields(t)
-	if len(f) < 2 {
-		return "", "", false
-	}
-	if strings.EqualFold(f[0], "reset") {
-		return strings.ToLower(f[1]), "", true
-	}
-	rest := strings.TrimSpace(t[len(f[0]):])
-	i := strings.IndexAny(rest, " =")
-	if i < 0 {
-		return strings.ToLower(rest), "", false
-	}
-	name = strings.ToLower(rest[:i])
-	rest = strings.TrimSpace(rest[i:])
-	rest = strings.TrimPrefix(rest, "=")
-	if len(rest) >= 2 && strings.EqualFold(rest[:2], "to") && (len(rest) == 2 || rest[2] == ' ') {
-		rest = rest[2:]
-	}
-	value = strings.Trim(strings.TrimSpace(rest), `'"`)
-	if strings.EqualFold(value, "default") {
-		return name, "", true
-	}
-	return name, value, false
 }
 
 func appendTag(b []byte, tag string) []byte {
