@@ -76,3 +76,16 @@ func FromConfig(c *config.Cluster, version uint64) (Map, error) {
 	}
 	return nil, fmt.Errorf("cluster %q: shard: unknown sharding kind %q", c.Name, c.Sharding.Kind)
 }
+
+// Database is the database of shard i of cl on its servers: the shard's
+// own, else the cluster's server_database, else the database clients
+// name.
+func Database(cl *config.Cluster, i int) string {
+	if db := cl.Shards[i].Database; db != "" {
+		return db
+	}
+	if cl.ServerDatabase != "" {
+		return cl.ServerDatabase
+	}
+	return cl.Database
+}

@@ -3,17 +3,8 @@ package mysqlwire
 import "github.com/switchyard/switchyard/internal/fleet"
 
 // MapVersions returns the version of each sharded cluster's shard map in
-// force, by cluster name, for the admin /status view and reload answers
-// (a fleet's operator compares them across instances).
-func (s *Server) MapVersions() map[string]uint64 {
-	out := map[string]uint64{}
-	if p := s.shards.Load(); p != nil {
-		for name, rt := range *p {
-			out[name] = rt.m.Version()
-		}
-	}
-	return out
-}
+// force, by cluster name (router.ShardSet.MapVersions).
+func (s *Server) MapVersions() map[string]uint64 { return s.shards.MapVersions() }
 
 // parseToken reads a read-your-writes token (package fleet) for the
 // session's cluster.

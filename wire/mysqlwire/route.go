@@ -373,11 +373,11 @@ func (s *session) setShardKey(cmd router.ProxyCommand) *SQLError {
 	if s.sh == nil {
 		return newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set: database '%s' is not sharded", s.cluster.Database)
 	}
-	rt := s.srv.shardRT(s.cluster.Name)
+	rt := s.srv.shards.Get(s.cluster.Name)
 	if rt == nil {
 		return newSQLError(erNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
 	}
-	k, err := rt.r.SessionKeyOf(cmd)
+	k, err := rt.SessionKeyOf(cmd)
 	if err != nil {
 		return newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set to the value of '%s': %v", cmd.Value, err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/shard"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -49,8 +50,8 @@ type Server struct {
 	// replicas, by cluster name (route.go); replaced whole on reload.
 	ans atomic.Pointer[map[string]*router.Analyzer]
 
-	// shards are the maps of the sharded clusters (shard.go).
-	shards   atomic.Pointer[shardRTs]
+	// shards are the sharded clusters in force (shard.go).
+	shards   router.ShardSet
 	reloadMu sync.Mutex // serializes Reload
 
 	// limits are the servers' max_allowed_packet, by address.
@@ -104,14 +105,15 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 	}
 	v := defaultVersion
 	s.version.Store(&v)
-	shards, err := s.buildShards(cfg)
+	s.shards.Protocol = config.MySQL
+	shards, err := s.shards.Build(cfg)
 	if err != nil {
 		s.log.Error("sharded MySQL clusters are unusable: their shard maps cannot be built", "err", err)
 		shards = nil
 	}
-	s.setShards(shards)
 	s.setConfig(cfg)
 	s.setRuntimes(cfg)
+	s.shards.Publish(shards, &s.rts)
 	return s
 }
 
@@ -150,7 +152,7 @@ func (s *Server) setConfig(cfg *config.Config) {
 // that a caller reloading several front ends can refuse a file before any
 // of them has taken it.
 func (s *Server) CheckReload(cfg *config.Config) error {
-	if _, err := s.buildShards(cfg); err != nil {
+	if _, err := s.shards.Build(cfg); err != nil {
 		return fmt.Errorf("mysql: reload refused, the running config stays: %w", err)
 	}
 	return nil
@@ -166,13 +168,13 @@ func (s *Server) CheckReload(cfg *config.Config) error {
 func (s *Server) Reload(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	shards, err := s.buildShards(cfg)
+	shards, err := s.shards.Build(cfg)
 	if err != nil {
 		return fmt.Errorf("mysql: reload refused, the running config stays: %w", err)
 	}
 	s.setConfig(cfg)
-	s.setShards(shards)
 	s.setRuntimes(cfg)
+	s.shards.Publish(shards, &s.rts)
 	// Pools whose connections the new config describes alike stay, with
 	// its limits (pool_size and the like) taken in place; the others drain.
 	keep := make(map[poolKey]bool)
@@ -226,7 +228,7 @@ func (s *Server) keyValid(cfg *config.Config, k poolKey) bool {
 		}
 		found := c.Primary == k.addr || slices.Contains(c.Replicas, k.addr)
 		for j, sh := range c.Shards {
-			if shardDB(c, j) == k.db && (sh.Primary == k.addr || slices.Contains(sh.Replicas, k.addr)) {
+			if shard.Database(c, j) == k.db && (sh.Primary == k.addr || slices.Contains(sh.Replicas, k.addr)) {
 				found = true
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -42,100 +41,14 @@ import (
 // shards (a statement for another shard is refused, as in a
 // transaction); USE of another database is refused.
 
-// shardRT is what a sharded cluster routes with; immutable once published.
-type shardRT struct {
-	cl *config.Cluster
-	r  *router.ShardRouting // the plan step; m and x are its map and extractor
-	m  shard.Map
-	x  *router.KeyExtractor
-	// an judges read versus write; nil when no shard has replicas.
-	an *router.Analyzer
-}
-
-type shardRTs map[string]*shardRT
-
-// buildShards builds the maps of cfg's sharded MySQL clusters, keeping the
-// map (and version) of a cluster whose sharding did not change. Nothing is
-// published; an error leaves everything as it was.
-func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
-	var old shardRTs
-	if p := s.shards.Load(); p != nil {
-		old = *p
-	}
-	out := make(shardRTs)
-	for i := range cfg.Clusters {
-		cl := &cfg.Clusters[i]
-		if cl.Protocol != config.MySQL || cl.Sharding == nil {
-			continue
-		}
-		if len(cl.Shards) == 0 {
-			return nil, fmt.Errorf("cluster %q: sharded but no shards", cl.Name)
-		}
-		var an *router.Analyzer
-		for _, sh := range cl.Shards {
-			if len(sh.Replicas) > 0 {
-				an = router.AnalyzerFor(router.MySQL, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
-				break
-			}
-		}
-		o := old[cl.Name]
-		var ocl *config.Cluster
-		var om shard.Map
-		var ox *router.KeyExtractor
-		if o != nil {
-			ocl, om, ox = o.cl, o.m, o.x
-		}
-		m, kept, err := shard.MapFor(cl, ocl, om)
-		if err != nil {
-			return nil, err
-		}
-		if !kept {
-			ox = nil
-		}
-		r := shardRouting(cl, m, ox)
-		out[cl.Name] = &shardRT{cl: cl, r: r, m: r.Map, x: r.Keys, an: an}
-	}
-	return out, nil
-}
-
-func shardRouting(cl *config.Cluster, m shard.Map, x *router.KeyExtractor) *router.ShardRouting {
-	return router.NewShardRouting(router.MySQL, m, router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables},
-		cl.Sharding.AllowAllShardWrites, x)
-}
-
-func (s *Server) setShards(m shardRTs) {
-	s.shards.Store(&m)
-	for name, rt := range m {
-		metrics.ShardMapVersion.WithLabelValues("mysql", name).Set(float64(rt.m.Version()))
-	}
-}
-
-// shardRT returns the routing of a sharded cluster in force, or nil.
-func (s *Server) shardRT(name string) *shardRT {
-	if p := s.shards.Load(); p != nil {
-		return (*p)[name]
-	}
-	return nil
-}
-
-func shardDB(cl *config.Cluster, i int) string {
-	if db := cl.Shards[i].Database; db != "" {
-		return db
-	}
-	if cl.ServerDatabase != "" {
-		return cl.ServerDatabase
-	}
-	return cl.Database
-}
-
 // shardSess is a session's sharding state. Session goroutine only.
 type shardSess struct {
-	rt  *shardRT // the map of the current lease
-	cur int      // the shard of the current lease (valid while leased)
+	rt  *router.ShardCluster // the map of the current lease
+	cur int                  // the shard of the current lease (valid while leased)
 	// next and nextRT: where the next lease goes, as the current command
 	// decided (nextRT nil: shard 0 of the map in force).
 	next   int
-	nextRT *shardRT
+	nextRT *router.ShardCluster
 	// begin is a BEGIN the proxy answered (a COM_QUERY packet), sent
 	// ahead of the next statement that leases a connection; beginAn is
 	// its analysis (a read-write BEGIN keeps the transaction on the
@@ -154,7 +67,7 @@ type shardSess struct {
 	// pools caches the primary pools of rt's shards (no global lock per
 	// lease); poolsRT is the map they belong to.
 	pools   []*pool.Pool
-	poolsRT *shardRT
+	poolsRT *router.ShardCluster
 	// ryw: the client's writes per shard primary address.
 	ryw replica.WritesByPrimary
 }
@@ -162,30 +75,30 @@ type shardSess struct {
 // shardLogin sets up a client of a sharded cluster. Its pool key is
 // shard 0's; each lease swaps in the address and database of its shard.
 func (s *session) shardLogin(c *config.Cluster) error {
-	rt := s.srv.shardRT(c.Name)
+	rt := s.srv.shards.Get(c.Name)
 	if rt == nil {
 		return newSQLError(erNotSupportedYet, "42000", "database '%s' is sharded but has no usable shard map (see the proxy's log)", c.Database)
 	}
 	s.sh = &shardSess{rt: rt, cur: -1}
 	s.homeDB, s.db = "", "" // each shard's connections open in the shard's database
-	s.key.addr, s.key.db = c.Shards[0].Primary, shardDB(c, 0)
+	s.key.addr, s.key.db = rt.Primary(0), rt.Database(0)
 	return nil
 }
 
 // shardKey is the pool key of shard i's primary.
-func (s *session) shardKey(rt *shardRT, i int) poolKey {
+func (s *session) shardKey(rt *router.ShardCluster, i int) poolKey {
 	k := s.key
-	k.addr, k.db = rt.cl.Shards[i].Primary, shardDB(rt.cl, i)
-	k.settings, k.cluster = rt.cl.Settings.PoolIdentity(), rt.cl.Name
+	k.addr, k.db = rt.Primary(i), rt.Database(i)
+	k.settings, k.cluster = rt.Cluster.Settings.PoolIdentity(), rt.Cluster.Name
 	return k
 }
 
 // shardPool returns the pool of shard i's primary; nil when the proxy is
 // shutting down.
-func (s *session) shardPool(rt *shardRT, i int) *pool.Pool {
+func (s *session) shardPool(rt *router.ShardCluster, i int) *pool.Pool {
 	sh := s.sh
 	if sh.poolsRT != rt {
-		sh.pools, sh.poolsRT = make([]*pool.Pool, rt.m.Shards()), rt
+		sh.pools, sh.poolsRT = make([]*pool.Pool, rt.Map.Shards()), rt
 		s.replicaPools = nil
 	}
 	if p := sh.pools[i]; p != nil {
@@ -204,17 +117,17 @@ func (s *session) shardPool(rt *shardRT, i int) *pool.Pool {
 func (s *session) shardRoute() (*pool.Pool, *replica.Node, *replica.Runtime) {
 	rt, i := s.sh.nextRT, s.sh.next
 	if rt == nil {
-		if rt = s.srv.shardRT(s.cluster.Name); rt == nil {
+		if rt = s.srv.shards.Get(s.cluster.Name); rt == nil {
 			s.primaryPool = nil
 			return nil, nil, nil
 		}
 		i = 0
 	}
 	p := s.shardPool(rt, i)
-	ryw := s.sh.ryw.For(rt.cl.Shards[i].Primary)
+	ryw := s.sh.ryw.For(rt.Primary(i))
 	s.primaryPool, s.leaseRYW = p, ryw
 	s.sh.rt, s.sh.cur = rt, i
-	crt := s.srv.rts.Get(replica.ShardName(rt.cl.Name, i))
+	crt := rt.Replicas[i]
 	if p == nil || crt == nil || s.cur == nil {
 		return p, nil, crt
 	}
@@ -228,12 +141,12 @@ func (s *session) shardRoute() (*pool.Pool, *replica.Node, *replica.Runtime) {
 // shards: the map in force takes over if it routes as the one the command
 // was decided with.
 func (s *session) shardRekey() bool {
-	rt := s.srv.shardRT(s.cluster.Name)
+	rt := s.srv.shards.Get(s.cluster.Name)
 	old := s.sh.nextRT
 	if old == nil {
 		old = s.sh.rt
 	}
-	if rt == nil || old == nil || rt.m.Version() != old.m.Version() {
+	if rt == nil || old == nil || rt.Map.Version() != old.Map.Version() {
 		return false
 	}
 	if u := s.srv.cfg.Load().User(s.user.Name); u != nil {
@@ -254,8 +167,8 @@ func (s *session) shardRekey() bool {
 // routing does not depend on it (no replicas).
 func (s *session) analyzer() *router.Analyzer {
 	if s.sh != nil {
-		if rt := s.srv.shardRT(s.cluster.Name); rt != nil {
-			return rt.an
+		if rt := s.srv.shards.Get(s.cluster.Name); rt != nil {
+			return rt.Analyzer
 		}
 		return nil
 	}
@@ -281,16 +194,16 @@ func (f paramFunc) KeyParam(n int) (router.KeyValue, error) {
 // decide is the router's plan of a statement (text sql, with param for a
 // COM_STMT_EXECUTE) as a shard.Route: Direct, Multi or All, or nil when
 // any shard will do. The error is an *SQLError to refuse with.
-func (rt *shardRT) decide(sql string, param paramFunc, sess router.ShardSession) (*router.ShardKeys, shard.Route, error) {
+func decide(rt *router.ShardCluster, sql string, param paramFunc, sess router.ShardSession) (*router.ShardKeys, shard.Route, error) {
 	var params router.Params
 	if param != nil {
 		params = param
 	}
-	t, sk, err := rt.r.PlanShard(sql, params, sess)
+	t, sk, err := rt.PlanShard(sql, params, sess)
 	if err != nil {
 		return sk, nil, err
 	}
-	m := rt.m
+	m := rt.Map
 	routeOf := func(shards []int) shard.Route {
 		if shards == nil {
 			return shard.AllOf(m)
@@ -316,11 +229,11 @@ func (rt *shardRT) decide(sql string, param paramFunc, sess router.ShardSession)
 // shardMap is the map the current command is decided with: the lease's
 // while the session holds one (a transaction finishes on the map it
 // started with), else the one in force.
-func (s *session) shardMap() (*shardRT, error) {
+func (s *session) shardMap() (*router.ShardCluster, error) {
 	if s.lease != nil && s.sh.rt != nil {
 		return s.sh.rt, nil
 	}
-	rt := s.srv.shardRT(s.cluster.Name)
+	rt := s.srv.shards.Get(s.cluster.Name)
 	if rt == nil {
 		return nil, newSQLError(erNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
 	}
@@ -332,7 +245,7 @@ func (s *session) shardMap() (*shardRT, error) {
 // returns the route when the statement needs several shards (the caller
 // scatters it or writes on every shard), nil when it goes on to one lease.
 // The error is an *SQLError to answer with; nothing was sent.
-func (s *session) shardStatement(sql string, param paramFunc) (*router.ShardKeys, *shardRT, shard.Route, error) {
+func (s *session) shardStatement(sql string, param paramFunc) (*router.ShardKeys, *router.ShardCluster, shard.Route, error) {
 	rt, err := s.shardMap()
 	if err != nil {
 		return nil, nil, nil, err
@@ -344,14 +257,14 @@ func (s *session) shardStatement(sql string, param paramFunc) (*router.ShardKeys
 			sess.Why = "a session that keeps its server connection (" + s.keepReason() + ")"
 		}
 	}
-	sk, r, err := rt.decide(sql, param, sess)
+	sk, r, err := decide(rt, sql, param, sess)
 	if err != nil {
 		s.shardRefused()
 		return sk, rt, nil, err
 	}
 	if s.lease != nil {
 		if r != nil {
-			shardStatementMetric(rt, s.sh.cur)
+			rt.Routed(s.sh.cur)
 		}
 		return sk, rt, nil, nil
 	}
@@ -363,11 +276,11 @@ func (s *session) shardStatement(sql string, param paramFunc) (*router.ShardKeys
 			w := router.FirstWord(sql)
 			s.sh.holdBegin = sk.Kind == router.StmtSelect && (sk.Table == "" || sk.Catalog) || w == "set" || w == "show"
 		}
-		shardStatementMetric(rt, 0)
+		rt.Routed(0)
 		return sk, rt, nil, nil
 	case shard.Direct:
 		s.sh.next, s.sh.nextRT = r.Shard, rt
-		shardStatementMetric(rt, r.Shard)
+		rt.Routed(r.Shard)
 		return sk, rt, nil, nil
 	}
 	// Several shards: a SELECT to merge, or a write on each shard in its
@@ -402,11 +315,9 @@ func (s *session) keepReason() string {
 
 // shardRefused books a statement refused by shard routing.
 func (s *session) shardRefused() {
-	metrics.ShardRefused.WithLabelValues("mysql", s.cluster.Name).Inc()
-}
-
-func shardStatementMetric(rt *shardRT, i int) {
-	metrics.ShardStatements.WithLabelValues("mysql", rt.cl.Name, strconv.Itoa(i)).Inc()
+	if rt := s.srv.shards.Get(s.cluster.Name); rt != nil {
+		rt.Refused()
+	}
 }
 
 // shardLocalTxn answers BEGIN / START TRANSACTION while the session holds
@@ -479,26 +390,24 @@ func (s *session) withBegin(build func(*backend) ([]byte, error)) func(*backend)
 // range and replicas with whether each takes reads now).
 func (s *Server) Status() any {
 	var shards []map[string]any
-	if p := s.shards.Load(); p != nil {
-		for name, rt := range *p {
-			for i, sh := range rt.cl.Shards {
-				row := map[string]any{
-					"cluster": name, "kind": rt.cl.Sharding.Kind, "key": rt.cl.Sharding.Key,
-					"map_version": rt.m.Version(), "shard": i, "primary": sh.Primary,
-					"database": shardDB(rt.cl, i),
-				}
-				if len(sh.Range) == 2 {
-					row["range"] = fmt.Sprintf("[%v, %v)", sh.Range[0], sh.Range[1])
-				}
-				if crt := s.rts.Get(replica.ShardName(name, i)); crt != nil {
-					var reps []map[string]any
-					for _, st := range crt.Set.Status() {
-						reps = append(reps, map[string]any{"replica": st.Name, "eligible": st.Eligible})
-					}
-					row["replicas"] = reps
-				}
-				shards = append(shards, row)
+	for name, rt := range s.shards.All() {
+		for i, sh := range rt.Cluster.Shards {
+			row := map[string]any{
+				"cluster": name, "kind": rt.Cluster.Sharding.Kind, "key": rt.Cluster.Sharding.Key,
+				"map_version": rt.Map.Version(), "shard": i, "primary": sh.Primary,
+				"database": rt.Database(i),
 			}
+			if len(sh.Range) == 2 {
+				row["range"] = fmt.Sprintf("[%v, %v)", sh.Range[0], sh.Range[1])
+			}
+			if crt := rt.Replicas[i]; crt != nil {
+				var reps []map[string]any
+				for _, st := range crt.Set.Status() {
+					reps = append(reps, map[string]any{"replica": st.Name, "eligible": st.Eligible})
+				}
+				row["replicas"] = reps
+			}
+			shards = append(shards, row)
 		}
 	}
 	return map[string]any{"shards": shards}

@@ -45,7 +45,7 @@ func exactOrRefused(t *testing.T, db *sql.DB, q string, want int) {
 func TestShardSubqueries(t *testing.T) {
 	resetShardTables(t)
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
-	m := p.srv.shardRT("orders").m
+	m := p.srv.shards.Get("orders").Map
 	k0, k1 := keyOn(m, 0), keyOn(m, 1)
 	db := p.openOrders(t, "")
 	total := 0

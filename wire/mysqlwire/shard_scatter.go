@@ -120,7 +120,7 @@ func (be *backend) readResult(budget *scatter.Budget) (*shardResult, error) {
 // its answer. build makes the command for a connection; its rows are
 // charged to budget. An error is for the client (nothing was written to
 // it).
-func (s *session) runShard(rt *shardRT, i int, budget *scatter.Budget, build func(be *backend) ([]byte, error)) (*shardResult, error) {
+func (s *session) runShard(rt *router.ShardCluster, i int, budget *scatter.Budget, build func(be *backend) ([]byte, error)) (*shardResult, error) {
 	for attempt := 0; ; attempt++ {
 		s.sh.next, s.sh.nextRT = i, rt
 		if err := s.acquire(); err != nil {
@@ -129,7 +129,7 @@ func (s *session) runShard(rt *shardRT, i int, budget *scatter.Budget, build fun
 		if s.curWrites && s.leaseNode == nil {
 			s.leaseWrites = true
 		}
-		shardStatementMetric(rt, i)
+		rt.Routed(i)
 		be := s.be
 		s.setBusy(true)
 		p, err := build(be)
@@ -189,14 +189,14 @@ func (s *session) runShard(rt *shardRT, i int, budget *scatter.Budget, build fun
 // binaryRows: the command is a COM_STMT_EXECUTE; limitParam reads a LIMIT
 // given as a parameter; build makes the command for a connection, the
 // statement's text being sql.
-func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *shardRT, r shard.Route, rs uint8, binaryRows bool,
+func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *router.ShardCluster, r shard.Route, rs uint8, binaryRows bool,
 	limitParam func(int) (int64, error), build func(be *backend, sql string) ([]byte, error)) error {
-	req := scatter.Request{Job: scatter.Job{Protocol: "mysql", Cluster: rt.cl.Name, Write: sk.Kind != router.StmtSelect, MaxBytes: rt.cl.Settings.MaxScatterBytes},
+	req := scatter.Request{Job: scatter.Job{Protocol: "mysql", Cluster: rt.Cluster.Name, Write: sk.Kind != router.StmtSelect, MaxBytes: rt.Cluster.Settings.MaxScatterBytes},
 		SQL: sql, Unoffset: router.MySQLScatterLimit}
 	if m, ok := r.(shard.Multi); ok {
 		req.Shards = m.Shards
 	} else {
-		req.Shards = scatter.AllShards(rt.m.Shards())
+		req.Shards = scatter.AllShards(rt.Map.Shards())
 	}
 	if !req.Write {
 		req.Spec, req.LimitParam, req.OffsetParam, req.ReadParam = sk.MergeSpec(), sk.LimitParam, sk.OffsetParam, limitParam
@@ -240,7 +240,7 @@ func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *shardRT, r sh
 // build's, on a lease of its own.
 type myShards struct {
 	s          *session
-	rt         *shardRT
+	rt         *router.ShardCluster
 	binaryRows bool
 	build      func(be *backend, sql string) ([]byte, error)
 }

@@ -226,7 +226,7 @@ func wantRefused(t testing.TB, err error, what, contains string) {
 func TestShardHashRouting(t *testing.T) {
 	resetShardTables(t)
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
-	m := p.srv.shardRT("orders").m
+	m := p.srv.shards.Get("orders").Map
 	a, b := twoShardKeys(m)
 	ctx := context.Background()
 	id := 0
@@ -413,7 +413,7 @@ func twoShardKeys(m shard.Map) (int64, int64) {
 func TestShardTransactions(t *testing.T) {
 	resetShardTables(t)
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
-	m := p.srv.shardRT("orders").m
+	m := p.srv.shards.Get("orders").Map
 	ctx := context.Background()
 	a, b := twoShardKeys(m)
 	sa, _ := m.ShardOfInt(a)
@@ -638,7 +638,7 @@ func TestShardReplicaReads(t *testing.T) {
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(true)))
 	ma := testcluster.Maria
 	primary, rep := ma.Primary.Port, replicaNode().Port
-	m := p.srv.shardRT("orders").m
+	m := p.srv.shards.Get("orders").Map
 	ctx := context.Background()
 	w := p.openOrders(t, "")
 	for cid := 1; cid <= 10; cid++ {
@@ -763,7 +763,7 @@ func waitShardEligible(t testing.TB, p *testProxy, i int) {
 func TestShardLazyBeginAndDDL(t *testing.T) {
 	resetShardTables(t)
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
-	m := p.srv.shardRT("orders").m
+	m := p.srv.shards.Get("orders").Map
 	ctx := context.Background()
 	var k1 int64 = 1
 	for ; ; k1++ {
@@ -856,7 +856,7 @@ func TestShardScatterLatency(t *testing.T) {
 		return time.Since(start) / n
 	}
 	ma := testcluster.Maria
-	direct, err := sql.Open("mysql", ma.DSN(ma.Primary, "app", "app", fmt.Sprintf("orders_%d", mustShard(p.srv.shardRT("orders").m, 7)))+"?interpolateParams=true")
+	direct, err := sql.Open("mysql", ma.DSN(ma.Primary, "app", "app", fmt.Sprintf("orders_%d", mustShard(p.srv.shards.Get("orders").Map, 7)))+"?interpolateParams=true")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -958,7 +958,7 @@ func TestShardConcurrentClients(t *testing.T) {
 	cfg := shardConfig(t, hashSharding+"\nallow_all_shard_writes = true", hashShards(false))
 	cfg.Clusters[0].Settings.PoolSize = 4
 	p := startShardProxy(t, cfg)
-	m := p.srv.shardRT("orders").m
+	m := p.srv.shards.Get("orders").Map
 	a, b := twoShardKeys(m)
 	ctx := context.Background()
 	const clients, rounds = 12, 30
@@ -1072,7 +1072,7 @@ func TestShardMariaDBCommandLine(t *testing.T) {
 	}
 	resetShardTables(t)
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
-	a, b := twoShardKeys(p.srv.shardRT("orders").m)
+	a, b := twoShardKeys(p.srv.shards.Get("orders").Map)
 	host, port, _ := net.SplitHostPort(p.addr)
 	run := func(sql string) (string, error) {
 		return runCmd(bin, "--protocol=TCP", "-h", host, "-P", port, "-uapp", "-papp", "orders", "--batch", "-e", sql)

@@ -222,11 +222,11 @@ func (c *clientConn) repool() bool {
 	var primary *poolEntry
 	var rt *replica.Runtime
 	if c.sh != nil {
-		srt := c.srv.shardRT(cl.Name)
-		if srt == nil || len(srt.cl.Shards) == 0 {
+		srt := c.srv.shards.Get(cl.Name)
+		if srt == nil {
 			return false
 		}
-		primary = c.srv.poolFor(srt.cl, u, srt.cl.Shards[0].Primary, shardDB(srt, 0))
+		primary = c.srv.poolFor(srt.Cluster, u, srt.Primary(0), srt.Database(0))
 	} else {
 		n := clusterNodes(cl)[0]
 		primary, rt = c.srv.poolFor(cl, u, n.addr, n.db), c.srv.rts.Get(cl.Name)
@@ -360,11 +360,11 @@ func (c *clientConn) setShardKey(cmd router.ProxyCommand) *pgError {
 	if c.sh == nil {
 		return newError("42704", "switchyard.shard_key: database %q is not sharded", c.cluster.Database)
 	}
-	rt := c.srv.shardRT(c.cluster.Name)
+	rt := c.srv.shards.Get(c.cluster.Name)
 	if rt == nil {
 		return newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
 	}
-	k, err := rt.r.SessionKeyOf(cmd)
+	k, err := rt.SessionKeyOf(cmd)
 	if err != nil {
 		return newError("22023", "invalid value for switchyard.shard_key: %v", err)
 	}

@@ -43,9 +43,9 @@ type Server struct {
 
 	mu        sync.Mutex
 	pools     map[string]*poolEntry
-	rts       replica.Registry         // runtimes of the node sets with replicas, by name
-	shards    atomic.Pointer[shardRTs] // sharding: maps of the sharded clusters (shard.go)
-	clients   map[uint32]*clientConn   // by proxy-issued process id
+	rts       replica.Registry       // runtimes of the node sets with replicas, by name
+	shards    router.ShardSet        // the sharded clusters in force (shard.go)
+	clients   map[uint32]*clientConn // by proxy-issued process id
 	listeners []net.Listener
 	shutting  atomic.Bool
 	wg        sync.WaitGroup
@@ -73,6 +73,7 @@ func NewServer(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		Limits:  limits.New(),
 		an:      router.AnalyzerFor(router.Postgres, "", ""),
 	}
+	s.shards.Protocol = config.Postgres
 	if err := s.Reload(cfg); err != nil {
 		return nil, err
 	}
@@ -91,20 +92,16 @@ func (s *Server) Reload(cfg *config.Config) error {
 		}
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	shards, err := s.buildShards(cfg) // sharding (shard.go)
+	shards, err := s.shards.Build(cfg)
 	if err != nil {
 		return err
 	}
 	// Lag monitors: kept for node sets whose nodes and settings did not
 	// change, built for new ones, stopped for the rest.
 	s.rts.Reload(runtimeSpecs(cfg))
-	attachShardReplicas(shards, &s.rts) // sharding
 	s.tls.Store(tc)
 	s.cfg.Store(cfg)
-	s.shards.Store(&shards) // sharding
-	for name, rt := range shards {
-		metrics.ShardMapVersion.WithLabelValues("postgres", name).Set(float64(rt.m.Version()))
-	}
+	s.shards.Publish(shards, &s.rts)
 
 	// Pools whose connections the new config describes alike stay, with
 	// the new limits (pool_size and the like); the others drain.

@@ -3,13 +3,9 @@ package pgwire
 import (
 	"encoding/binary"
 	"errors"
-	"strconv"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/shard"
@@ -38,89 +34,19 @@ import (
 // bind values the plan asks for (bindParams) and turns the plan into
 // leases, refusals and scatters.
 
-// shardRT is what a sharded cluster routes with; immutable once published.
-type shardRT struct {
-	cl *config.Cluster
-	r  *router.ShardRouting // the plan step; m and x are its map and extractor
-	m  shard.Map
-	x  *router.KeyExtractor
-	// reps is the replica machinery of each shard (nil for a shard
-	// without replicas), set before publication (shard_replica.go).
-	reps []*replica.Runtime
-	// routed counts the requests routed to each shard (the metric's
-	// children resolved once, not per request).
-	routed []prometheus.Counter
-}
-
-// shardRTs is the published set, by cluster name.
-type shardRTs map[string]*shardRT
-
-// buildShards builds the maps of cfg's sharded PostgreSQL clusters, keeping
-// the version of a map whose sharding did not change and bumping it
-// otherwise. Nothing is published.
-func (s *Server) buildShards(cfg *config.Config) (shardRTs, error) {
-	var old shardRTs
-	if p := s.shards.Load(); p != nil {
-		old = *p
-	}
-	out := make(shardRTs)
-	for i := range cfg.Clusters {
-		cl := &cfg.Clusters[i]
-		if cl.Protocol != config.Postgres || cl.Sharding == nil {
-			continue
-		}
-		o := old[cl.Name]
-		var ocl *config.Cluster
-		var om shard.Map
-		if o != nil {
-			ocl, om = o.cl, o.m
-		}
-		m, kept, err := shard.MapFor(cl, ocl, om)
-		if err != nil {
-			return nil, err
-		}
-		rt := &shardRT{cl: cl}
-		if kept {
-			rt.r, rt.routed = shardRouting(cl, m, o.x), o.routed
-		} else {
-			rt.r = shardRouting(cl, m, nil)
-			for i := range cl.Shards {
-				rt.routed = append(rt.routed, metrics.ShardStatements.WithLabelValues("postgres", cl.Name, strconv.Itoa(i)))
-			}
-		}
-		rt.m, rt.x = rt.r.Map, rt.r.Keys
-		out[cl.Name] = rt
-	}
-	return out, nil
-}
-
-func shardRouting(cl *config.Cluster, m shard.Map, x *router.KeyExtractor) *router.ShardRouting {
-	return router.NewShardRouting(router.Postgres, m, router.KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables},
-		cl.Sharding.AllowAllShardWrites, x)
-}
-
-// shardRT returns the routing of a sharded cluster in force, or nil.
-func (s *Server) shardRT(name string) *shardRT {
-	if p := s.shards.Load(); p != nil {
-		return (*p)[name]
-	}
-	return nil
-}
-
 // clientShard is a client's sharding state. Main loop only.
 type clientShard struct {
-	rt    *shardRT // the routing of the current lease
-	cur   int      // the shard of the current lease
-	begin []byte   // a BEGIN answered by the proxy, to send ahead of the next request
+	rt    *router.ShardCluster // the routing of the current lease
+	cur   int                  // the shard of the current lease
+	begin []byte               // a BEGIN answered by the proxy, to send ahead of the next request
 	// holdBegin: the current request only prepares statements; the
 	// BEGIN waits for a request that names the shard.
 	holdBegin bool
 	// key is the session's shard key (SET switchyard.shard_key), nil
 	// when unset. Main loop only.
 	key *router.KeyRef
-	// curKey identifies the shard of the lease (shardNodeKey); writes
-	// are what the client wrote per shard, for read-your-writes. Under
-	// c.mu.
+	// curKey is the primary of the lease's shard; writes are what the
+	// client wrote per shard primary, for read-your-writes. Under c.mu.
 	curKey string
 	writes replica.WritesByPrimary
 	// pools caches the pools of the routing in force. Main loop only.
@@ -133,7 +59,7 @@ type clientShard struct {
 // request. A reload publishes a new routing, so the cache is dropped
 // with the routing its pools belong to.
 type shardPools struct {
-	rt       *shardRT
+	rt       *router.ShardCluster
 	user     *config.User
 	primary  []*poolEntry
 	replicas map[shardReplicaKey]*poolEntry
@@ -144,22 +70,22 @@ type shardReplicaKey struct {
 	addr  string
 }
 
-func (c *clientConn) shardPoolCache(rt *shardRT) *shardPools {
+func (c *clientConn) shardPoolCache(rt *router.ShardCluster) *shardPools {
 	pc := &c.sh.pools
 	if pc.rt != rt || pc.user != c.poolUser {
-		*pc = shardPools{rt: rt, user: c.poolUser, primary: make([]*poolEntry, len(rt.cl.Shards))}
+		*pc = shardPools{rt: rt, user: c.poolUser, primary: make([]*poolEntry, len(rt.Cluster.Shards))}
 	}
 	return pc
 }
 
 // shardReplicaPool is the pool of replica addr of shard i.
-func (c *clientConn) shardReplicaPool(rt *shardRT, i int, addr string) *poolEntry {
+func (c *clientConn) shardReplicaPool(rt *router.ShardCluster, i int, addr string) *poolEntry {
 	pc := c.shardPoolCache(rt)
 	k := shardReplicaKey{i, addr}
 	if e := pc.replicas[k]; e != nil {
 		return e
 	}
-	e := c.srv.poolFor(rt.cl, c.poolUser, addr, shardDB(rt, i))
+	e := c.srv.poolFor(rt.Cluster, c.poolUser, addr, rt.Database(i))
 	if pc.replicas == nil {
 		pc.replicas = make(map[shardReplicaKey]*poolEntry)
 	}
@@ -170,7 +96,7 @@ func (c *clientConn) shardReplicaPool(rt *shardRT, i int, addr string) *poolEntr
 // shardLogin sets up a client of a sharded cluster: its greeting comes
 // from shard 0's primary.
 func (c *clientConn) shardLogin(cl *config.Cluster, u *config.User) error {
-	rt := c.srv.shardRT(cl.Name)
+	rt := c.srv.shards.Get(cl.Name)
 	if rt == nil || len(cl.Shards) == 0 {
 		return newFatal(codeFeatureNotSupported, "database %q is sharded but has no shard map", cl.Database)
 	}
@@ -179,12 +105,12 @@ func (c *clientConn) shardLogin(cl *config.Cluster, u *config.User) error {
 	return nil
 }
 
-func (c *clientConn) shardPool(rt *shardRT, i int) *poolEntry {
+func (c *clientConn) shardPool(rt *router.ShardCluster, i int) *poolEntry {
 	pc := c.shardPoolCache(rt)
 	if e := pc.primary[i]; e != nil {
 		return e
 	}
-	e := c.srv.poolFor(rt.cl, c.poolUser, rt.cl.Shards[i].Primary, shardDB(rt, i))
+	e := c.srv.poolFor(rt.Cluster, c.poolUser, rt.Primary(i), rt.Database(i))
 	pc.primary[i] = e
 	return e
 }
@@ -275,12 +201,12 @@ var errAllShards = errors.New("all shards")
 // (router.PlanShard) with the session's shard key sess (nil: none); the
 // error is a *pgError to refuse with, errNoShard, errScatter or
 // errAllShards.
-func shardOf(rt *shardRT, st shardStmt, sess *router.KeyRef) (int, *router.ShardKeys, error) {
+func shardOf(rt *router.ShardCluster, st shardStmt, sess *router.KeyRef) (int, *router.ShardKeys, error) {
 	var params router.Params
 	if st.bind != nil {
 		params = bindParams{st.bind, st.types}
 	}
-	t, sk, err := rt.r.PlanShard(st.sql, params, router.ShardSession{Key: sess, Lease: -1})
+	t, sk, err := rt.PlanShard(st.sql, params, router.ShardSession{Key: sess, Lease: -1})
 	if err != nil {
 		return 0, sk, err
 	}
@@ -395,7 +321,7 @@ func bindParam(m []byte, n int) (v []byte, binaryFmt, ok bool) {
 // requestShard is the one shard of a request's statements: -1 when none
 // of them names one (any shard will do). errScatter when it is a lone
 // SELECT that needs every shard.
-func (c *clientConn) requestShard(rt *shardRT, typ byte, raw []byte) (int, error) {
+func (c *clientConn) requestShard(rt *router.ShardCluster, typ byte, raw []byte) (int, error) {
 	got := -1
 	for _, st := range c.requestStmts(typ, raw) {
 		if st.sql == "" && st.bind != nil {
@@ -429,7 +355,7 @@ func errTwoShards(a, b int) *pgError {
 // c.rt the shard's, for acquire's fallback from an unreachable replica
 // and for the end of the lease.
 func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, *replica.Node, error) {
-	rt := c.srv.shardRT(c.cluster.Name)
+	rt := c.srv.shards.Get(c.cluster.Name)
 	if rt == nil {
 		return nil, nil, newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
 	}
@@ -450,12 +376,12 @@ func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, *replica.No
 		c.sh.holdBegin = c.sh.begin != nil && prepareOnly(c.requestStmts(typ, raw))
 	}
 	c.sh.rt, c.sh.cur = rt, s
-	shardStatement(rt, s)
+	rt.Routed(s)
 	e, node, rep, write := c.shardRead(rt, s, c.shardAnalyses(typ, raw))
 	primary := c.shardPool(rt, s)
 	c.mu.Lock()
 	c.primary, c.rt = primary, rep
-	c.sh.curKey = shardNodeKey(rt, s)
+	c.sh.curKey = rt.Primary(s)
 	c.leaseWrites = write
 	c.mu.Unlock()
 	return e, node, nil
@@ -624,18 +550,12 @@ func (c *clientConn) shardSendBegin(sc *serverConn) error {
 // shardRefused books a refused request: a BEGIN the proxy answered is
 // given up with it, as the client's transaction cannot go on.
 func (c *clientConn) shardRefused() {
-	shardRefusedMetric(c.cluster.Name)
+	if rt := c.srv.shards.Get(c.cluster.Name); rt != nil {
+		rt.Refused()
+	}
 	// A BEGIN the proxy answered never reached a server: the client is
 	// told 'I' with the error, and the transaction is over.
 	c.sh.begin = nil
-}
-
-func shardStatement(rt *shardRT, s int) {
-	rt.routed[s].Inc()
-}
-
-func shardRefusedMetric(cluster string) {
-	metrics.ShardRefused.WithLabelValues("postgres", cluster).Inc()
 }
 
 // prepareOnly says whether a request only parses (and describes)

@@ -46,7 +46,8 @@ database = "orders_1"
 		b.Fatal(err)
 	}
 	s := &Server{}
-	shards, err := s.buildShards(cfg)
+	s.shards.Protocol = config.Postgres
+	shards, err := s.shards.Build(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

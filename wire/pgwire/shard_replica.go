@@ -29,31 +29,6 @@ func clusterDB(cl *config.Cluster) string {
 	return cl.Database
 }
 
-// attachShardReplicas gives each new shard routing the replica machinery
-// of its shards, before it is published.
-func attachShardReplicas(shards shardRTs, rts *replica.Registry) {
-	for name, rt := range shards {
-		rt.reps = make([]*replica.Runtime, len(rt.cl.Shards))
-		for i := range rt.reps {
-			rt.reps[i] = rts.Get(replica.ShardName(name, i))
-		}
-	}
-}
-
-// shardNodeKey identifies a shard by its primary and database, which stay
-// the same when a reload reorders or renumbers shards.
-func shardNodeKey(rt *shardRT, i int) string {
-	return rt.cl.Shards[i].Primary + "/" + shardDB(rt, i)
-}
-
-// shardDB is the database of shard i on its servers.
-func shardDB(rt *shardRT, i int) string {
-	if db := rt.cl.Shards[i].Database; db != "" {
-		return db
-	}
-	return clusterDB(rt.cl)
-}
-
 // shardWroteLocked books a write transaction that ended on the shard of
 // the lease. c.mu must be held.
 func (c *clientConn) shardWroteLocked(now time.Time) {
@@ -79,10 +54,10 @@ func (c *clientConn) shardAnalyses(typ byte, raw []byte) []*router.Analysis {
 // are reads the router lets a replica serve, else the shard's primary.
 // rep is the shard's replica machinery (nil without replicas); node is the
 // replica picked, to hand back with rep.Set.Done.
-func (c *clientConn) shardRead(rt *shardRT, i int, as []*router.Analysis) (e *poolEntry, node *replica.Node, rep *replica.Runtime, write bool) {
+func (c *clientConn) shardRead(rt *router.ShardCluster, i int, as []*router.Analysis) (e *poolEntry, node *replica.Node, rep *replica.Runtime, write bool) {
 	primary := c.shardPool(rt, i)
-	if rt.reps != nil {
-		rep = rt.reps[i]
+	if rt.Replicas != nil {
+		rep = rt.Replicas[i]
 	}
 	if c.mode != config.PoolTransaction || c.pinReason != "" {
 		return primary, nil, rep, true
@@ -98,7 +73,7 @@ func (c *clientConn) shardRead(rt *shardRT, i int, as []*router.Analysis) (e *po
 		return primary, nil, nil, false
 	}
 	c.mu.Lock()
-	w := c.sh.writes.For(shardNodeKey(rt, i))
+	w := c.sh.writes.For(rt.Primary(i))
 	c.mu.Unlock()
 	if node = rep.Pick(w, nil, why, &c.mu); node == nil {
 		return primary, nil, rep, false
@@ -109,7 +84,7 @@ func (c *clientConn) shardRead(rt *shardRT, i int, as []*router.Analysis) (e *po
 // getShardConn leases a connection for one shard's part of a scatter:
 // from the replica picked, or from the primary when the replica cannot be
 // reached (nothing was sent yet); the replica then sits out a while.
-func (c *clientConn) getShardConn(rt *shardRT, i int, e *poolEntry, node *replica.Node, rep *replica.Runtime) (*pool.Server, *pool.Pool, error) {
+func (c *clientConn) getShardConn(rt *router.ShardCluster, i int, e *poolEntry, node *replica.Node, rep *replica.Runtime) (*pool.Server, *pool.Pool, error) {
 	ps, err := e.p.Get(context.Background())
 	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) && !errors.Is(err, pool.ErrQueueFull) && !errors.Is(err, pool.ErrClosed) {
 		c.log.Warn("shard replica unreachable; reading from the shard's primary", "replica", node.Name, "err", err)

@@ -72,8 +72,8 @@ func (c *clientConn) shardScatter(raw []byte) bool {
 // a transaction, with the verdicts on a read (as) that may let replicas
 // serve it. ok is false for anything else: acquire leases one shard or
 // says why not.
-func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *shardRT, req scatter.Request, as []*router.Analysis, ok bool) {
-	if rt = c.srv.shardRT(c.cluster.Name); rt == nil {
+func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *router.ShardCluster, req scatter.Request, as []*router.Analysis, ok bool) {
+	if rt = c.srv.shards.Get(c.cluster.Name); rt == nil {
 		return nil, req, nil, false
 	}
 	_, err := c.requestShard(rt, typ, raw)
@@ -92,8 +92,8 @@ func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *shardRT, req scat
 	if st.bind != nil {
 		params = bindParams{st.bind, st.types}
 	}
-	t, sk, err := rt.r.PlanShard(st.sql, params, router.ShardSession{Key: c.sh.key, Lease: -1})
-	req = scatter.Request{Job: scatter.Job{Protocol: "postgres", Cluster: c.cluster.Name, Write: write, MaxBytes: rt.cl.Settings.MaxScatterBytes},
+	t, sk, err := rt.PlanShard(st.sql, params, router.ShardSession{Key: c.sh.key, Lease: -1})
+	req = scatter.Request{Job: scatter.Job{Protocol: "postgres", Cluster: c.cluster.Name, Write: write, MaxBytes: rt.Cluster.Settings.MaxScatterBytes},
 		SQL: st.sql, Unoffset: router.PostgresScatterLimit}
 	switch t := t.(type) {
 	case router.ScatterShards:
@@ -105,7 +105,7 @@ func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *shardRT, req scat
 		return nil, req, nil, false
 	}
 	if req.Shards == nil {
-		req.Shards = scatter.AllShards(rt.m.Shards())
+		req.Shards = scatter.AllShards(rt.Map.Shards())
 	}
 	if !write {
 		req.Spec, req.LimitParam, req.OffsetParam = sk.MergeSpec(), sk.LimitParam, sk.OffsetParam
@@ -142,7 +142,7 @@ func limitParam(bind []byte, n int) (int64, error) {
 // writes a read's or a write's, after out; a shard's own ErrorResponse is
 // relayed as it is, after a warning for a write that committed on some
 // shards already; a refusal or the proxy's error is an ErrorResponse.
-func (c *clientConn) runScatter(rt *shardRT, req scatter.Request, as []*router.Analysis, build func(sql string) []byte,
+func (c *clientConn) runScatter(rt *router.ShardCluster, req scatter.Request, as []*router.Analysis, build func(sql string) []byte,
 	reply func(out []byte, first *shardResult, rows [][]byte, tag string) []byte) []byte {
 	res, err := scatter.Run(req, &pgShards{c: c, rt: rt, as: as, build: build})
 	var out []byte
@@ -156,7 +156,7 @@ func (c *clientConn) runScatter(rt *shardRT, req scatter.Request, as []*router.A
 		err = newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
 	}
 	if err != nil {
-		shardRefusedMetric(c.cluster.Name)
+		rt.Refused()
 		out, _ = toErrorResponse(scatterError(err)).Encode(out)
 		return out
 	}
@@ -175,7 +175,7 @@ func (c *clientConn) runScatter(rt *shardRT, req scatter.Request, as []*router.A
 // it).
 type pgShards struct {
 	c     *clientConn
-	rt    *shardRT
+	rt    *router.ShardCluster
 	as    []*router.Analysis
 	build func(sql string) []byte
 }
@@ -229,7 +229,7 @@ func (r *shardResult) answer() *scatter.Answer {
 // lets a replica serve it, else to the shard's primary. Its rows are
 // charged to budget; past it the server connection is closed (the rest
 // of its answer is unread) and the error is a *scatter.Error.
-func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, res *shardResult, as []*router.Analysis, budget *scatter.Budget) error {
+func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res *shardResult, as []*router.Analysis, budget *scatter.Budget) error {
 	e, node, rep := c.shardPool(rt, i), (*replica.Node)(nil), (*replica.Runtime)(nil)
 	if as != nil {
 		e, node, rep, _ = c.shardRead(rt, i, as)
@@ -238,12 +238,12 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, res *shardResult
 		defer rep.Set.Done(node)
 	}
 	ps, p, err := c.getShardConn(rt, i, e, node, rep)
-	retryUntil := time.Now().Add(rt.cl.Settings.QueryWaitTimeout)
+	retryUntil := time.Now().Add(rt.Cluster.Settings.QueryWaitTimeout)
 	for errors.Is(err, pool.ErrClosed) && time.Now().Before(retryUntil) {
 		// A reload closed the pool meanwhile: the shard's primary in the
 		// config in force, if the shards still hold the same rows.
-		nrt := c.srv.shardRT(c.cluster.Name)
-		if nrt == nil || !shard.SamePlacement(nrt.cl, rt.cl) {
+		nrt := c.srv.shards.Get(c.cluster.Name)
+		if nrt == nil || !shard.SamePlacement(nrt.Cluster, rt.Cluster) {
 			break
 		}
 		p = c.shardPool(nrt, i).p
@@ -258,7 +258,7 @@ func (c *clientConn) runOnShard(rt *shardRT, i int, raw []byte, res *shardResult
 		p.Put(ps, errors.As(err, &pe))
 		return err
 	}
-	shardStatement(rt, i)
+	rt.Routed(i)
 	_, err = sc.bw.Write(raw)
 	if err == nil {
 		err = sc.bw.Flush()
