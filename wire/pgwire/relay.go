@@ -330,7 +330,7 @@ func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
 	t, _ := router.Decide(c.pref, as)
 	stay := t == (router.Replica{})
 	if stay && c.sh != nil {
-		stay = c.shardLeaseErr(c.requestShard(c.sh.rt, typ, raw)) == nil
+		stay = c.shardLeaseErr(typ, raw) == nil
 	}
 	if stay {
 		return false, true
@@ -346,7 +346,7 @@ func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
 	leased := c.server != nil
 	c.mu.Unlock()
 	if leased && c.sh != nil {
-		if err := c.shardLeaseErr(c.requestShard(c.sh.rt, typ, raw)); err != nil {
+		if err := c.shardLeaseErr(typ, raw); err != nil {
 			c.shardRefused()
 			c.refuseHeld(typ, err)
 			return true, true

@@ -198,15 +198,15 @@ var errNoShard = errors.New("no shard")
 var errAllShards = errors.New("all shards")
 
 // shardOf is the one shard a statement runs on, as the router plans it
-// (router.PlanShard) with the session's shard key sess (nil: none); the
-// error is a *pgError to refuse with, errNoShard, errScatter or
-// errAllShards.
-func shardOf(rt *router.ShardCluster, st shardStmt, sess *router.KeyRef) (int, *router.ShardKeys, error) {
+// (router.PlanShard) for the session's routing state sess; the error is a
+// *pgError to refuse with, errNoShard, errScatter or errAllShards (never
+// under a lease: the plan refuses what would leave the lease's shard).
+func shardOf(rt *router.ShardCluster, st shardStmt, sess router.ShardSession) (int, *router.ShardKeys, error) {
 	var params router.Params
 	if st.bind != nil {
 		params = bindParams{st.bind, st.types}
 	}
-	t, sk, err := rt.PlanShard(st.sql, params, router.ShardSession{Key: sess, Lease: -1})
+	t, sk, err := rt.PlanShard(st.sql, params, sess)
 	if err != nil {
 		return 0, sk, err
 	}
@@ -318,10 +318,10 @@ func bindParam(m []byte, n int) (v []byte, binaryFmt, ok bool) {
 	}
 }
 
-// requestShard is the one shard of a request's statements: -1 when none
-// of them names one (any shard will do). errScatter when it is a lone
-// SELECT that needs every shard.
-func (c *clientConn) requestShard(rt *router.ShardCluster, typ byte, raw []byte) (int, error) {
+// requestShard is the one shard of a request's statements, planned for
+// sess: -1 when none of them names one (any shard will do). errScatter
+// when it is a lone SELECT that needs every shard.
+func (c *clientConn) requestShard(rt *router.ShardCluster, typ byte, raw []byte, sess router.ShardSession) (int, error) {
 	got := -1
 	for _, st := range c.requestStmts(typ, raw) {
 		if st.sql == "" && st.bind != nil {
@@ -330,7 +330,7 @@ func (c *clientConn) requestShard(rt *router.ShardCluster, typ byte, raw []byte)
 		if !st.isQuery && st.bind == nil {
 			continue // a Parse: any shard can prepare it; its Bind is routed
 		}
-		s, _, err := shardOf(rt, st, c.sh.key)
+		s, _, err := shardOf(rt, st, sess)
 		switch {
 		case errors.Is(err, errNoShard):
 			continue
@@ -359,7 +359,7 @@ func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, *replica.No
 	if rt == nil {
 		return nil, nil, newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
 	}
-	s, err := c.requestShard(rt, typ, raw)
+	s, err := c.requestShard(rt, typ, raw, c.shardSession(false))
 	switch {
 	case errors.Is(err, errScatter):
 		err = newError(codeFeatureNotSupported, "a SELECT without the shard key runs on every shard, which is supported for one statement at a time, outside a transaction")
@@ -397,6 +397,26 @@ func errAllShardsHere(inTxn bool) *pgError {
 	return newError(codeFeatureNotSupported, "an UPDATE or DELETE without the shard key runs on every shard only when sent alone (one statement, one Sync), outside a transaction")
 }
 
+// shardSession is the client's routing state for the plan; leased: the
+// request joins the lease (on shard c.sh.cur), which it may not leave.
+func (c *clientConn) shardSession(leased bool) router.ShardSession {
+	sess := router.ShardSession{Key: c.sh.key, Lease: -1}
+	if leased {
+		sess.Lease, sess.Why = c.sh.cur, "a transaction"
+		if c.pinReason != "" {
+			sess.Why = "a session pinned to its server connection (" + c.pinReason + ")"
+		}
+	}
+	return sess
+}
+
+// shardLeaseErr says why a request sent during a lease cannot join it
+// (the plan's refusal: another shard, or several); nil when it can.
+func (c *clientConn) shardLeaseErr(typ byte, raw []byte) error {
+	_, err := c.requestShard(c.sh.rt, typ, raw, c.shardSession(true))
+	return err
+}
+
 // shardCheckInLease checks a request sent during a lease (a transaction
 // under way) against the lease's shard, and refuses it without sending it
 // when it belongs elsewhere. Hook in forward; it reports whether the
@@ -411,8 +431,6 @@ func (c *clientConn) shardCheckInLease(typ byte, raw []byte) bool {
 	if !leased {
 		return false
 	}
-	rt := c.sh.rt
-	var s int
 	var err error
 	if typ == 'B' {
 		// Held messages are already sent during a lease; only this Bind.
@@ -424,34 +442,15 @@ func (c *clientConn) shardCheckInLease(typ byte, raw []byte) bool {
 		if st.sql == "" {
 			return false
 		}
-		s, _, err = shardOf(rt, st, c.sh.key)
+		_, _, err = shardOf(c.sh.rt, st, c.shardSession(true))
 	} else {
-		s, err = c.requestShard(rt, typ, raw)
+		_, err = c.requestShard(c.sh.rt, typ, raw, c.shardSession(true))
 	}
-	if err = c.shardLeaseErr(s, err); err == nil {
+	if err == nil || errors.Is(err, errNoShard) {
 		return false
 	}
 	c.shardRefused()
 	return c.refuseInLease(typ, err)
-}
-
-// shardLeaseErr says why a request on shard s (s and err as requestShard
-// returns them) cannot join the lease, which is on shard c.sh.cur; nil
-// when it can.
-func (c *clientConn) shardLeaseErr(s int, err error) error {
-	switch {
-	case errors.Is(err, errScatter):
-		err = newError(codeFeatureNotSupported, "a SELECT without the shard key inside a transaction would need every shard; the transaction is on shard %d", c.sh.cur)
-	case errors.Is(err, errAllShards):
-		err = errAllShardsHere(true)
-	}
-	switch {
-	case errors.Is(err, errNoShard) || (err == nil && (s < 0 || s == c.sh.cur)):
-		return nil
-	case err == nil:
-		err = errTwoShards(c.sh.cur, s)
-	}
-	return err
 }
 
 // refuseInLease answers a Query or Bind with an error in place of the

@@ -57,7 +57,7 @@ database = "orders_1"
 	parse, _ := (&pgproto3.Parse{Name: "s1", Query: sql, ParameterOIDs: []uint32{20}}).Encode(nil)
 	c.stmts["s1"] = s.stmts.get(parse[5+len("s1")+1:], 0)
 	route := func(b *testing.B, typ byte, raw []byte) {
-		sh, err := c.requestShard(rt, typ, raw)
+		sh, err := c.requestShard(rt, typ, raw, c.shardSession(false))
 		if err != nil || sh < 0 {
 			b.Fatalf("routed to %d: %v", sh, err)
 		}

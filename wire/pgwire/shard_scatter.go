@@ -76,7 +76,7 @@ func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *router.ShardClust
 	if rt = c.srv.shards.Get(c.cluster.Name); rt == nil {
 		return nil, req, nil, false
 	}
-	_, err := c.requestShard(rt, typ, raw)
+	_, err := c.requestShard(rt, typ, raw, c.shardSession(false))
 	write := errors.Is(err, errAllShards)
 	if !write && !errors.Is(err, errScatter) || write && c.sh.begin != nil {
 		return nil, req, nil, false
@@ -92,7 +92,7 @@ func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *router.ShardClust
 	if st.bind != nil {
 		params = bindParams{st.bind, st.types}
 	}
-	t, sk, err := rt.PlanShard(st.sql, params, router.ShardSession{Key: c.sh.key, Lease: -1})
+	t, sk, err := rt.PlanShard(st.sql, params, c.shardSession(false))
 	req = scatter.Request{Job: scatter.Job{Protocol: "postgres", Cluster: c.cluster.Name, Write: write, MaxBytes: rt.Cluster.Settings.MaxScatterBytes},
 		SQL: st.sql, Unoffset: router.PostgresScatterLimit}
 	switch t := t.(type) {
