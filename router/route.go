@@ -1,5 +1,7 @@
 package router
 
+import "github.com/switchyard/switchyard/replica"
+
 // Replica sends the statement to a replica of the cluster that is caught
 // up enough for the client; which one is the replica set's choice.
 type Replica struct{}
@@ -112,4 +114,24 @@ func MustPrimary(as []*Analysis) (must bool, why string) {
 		}
 	}
 	return must, why
+}
+
+// PlanRead is the plan of a transaction on a node set with replicas (a
+// cluster's, or a shard's): Decide over the analyses as that start it.
+// toReplica false: it goes to the primary for what it does (a write, a
+// hint, the session's preference, a must-go-to-primary rule), counted on
+// rt (nil: no replicas, nothing counted), and its lease is one of the
+// client's writes for read-your-writes. toReplica true: the caller asks
+// rt for a replica that has the client's writes (replica.Runtime.Pick, or
+// PickChecked), giving it why; none means the primary after all. Written
+// once for both protocols and for shards.
+func PlanRead(rt *replica.Runtime, pref Preference, as []*Analysis) (why string, toReplica bool) {
+	t, why := Decide(pref, as)
+	if _, ok := t.(Replica); !ok {
+		if rt != nil {
+			rt.Routed("primary", why)
+		}
+		return why, false
+	}
+	return why, true
 }

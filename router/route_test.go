@@ -148,3 +148,25 @@ func TestReplicaOverrideReadsOnly(t *testing.T) {
 		t.Error("MustPrimary(nil) = true")
 	}
 }
+
+// PlanRead without replicas: only a transaction the plan sends to the
+// primary for what it does is a read-your-writes lease.
+func TestPlanReadWithoutReplicas(t *testing.T) {
+	pg := NewAnalyzer(Postgres, Options{})
+	for _, c := range []struct {
+		pref    Preference
+		sql     string
+		primary bool
+	}{
+		{Auto, "SELECT 1", false},
+		{Auto, "UPDATE t SET a = 1", true},
+		{Auto, "BEGIN", true},
+		{PreferPrimary, "SELECT 1", true},
+		{PreferReplica, "SELECT 1 FOR UPDATE", true},
+		{Auto, "/* switchyard:replica */ SELECT 1", false},
+	} {
+		if _, toReplica := PlanRead(nil, c.pref, []*Analysis{pg.Analyze(c.sql)}); toReplica == c.primary {
+			t.Errorf("%v %q: to a replica %v; want %v", c.pref, c.sql, toReplica, !c.primary)
+		}
+	}
+}

@@ -237,10 +237,9 @@ func (s *session) routeWith(rt *replica.Runtime, key poolKey, primary *pool.Pool
 		return primary, nil, rt
 	}
 	// A hint or SET switchyard.target = replica does not send a write (or
-	// a locking read) where it cannot run: Decide re-checks them.
-	t, why := router.Decide(s.pref, as)
-	if _, ok := t.(router.Replica); !ok {
-		rt.Routed("primary", why)
+	// a locking read) where it cannot run: the plan re-checks them.
+	why, toReplica := router.PlanRead(rt, s.pref, as)
+	if !toReplica {
 		return primary, nil, rt
 	}
 	n := s.pickReplica(rt, ryw, why) // causal.go

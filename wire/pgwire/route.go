@@ -182,15 +182,13 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 		return c.primary, nil
 	}
 	as := c.batchAnalyses(typ, raw)
-	t, why := router.Decide(c.pref, as)
-	if _, ok := t.(router.Replica); !ok {
-		c.leaseWrites = true
-		rt.Routed("primary", why)
+	why, toReplica := router.PlanRead(rt, c.pref, as)
+	c.leaseWrites = !toReplica
+	if !toReplica {
 		return c.primary, nil
 	}
 	n := c.pickReplica(rt, typ, why, as) // causal.go: with a position check when it can
 	if n == nil {
-		c.leaseWrites = false
 		return c.primary, nil
 	}
 	e := c.replicaPools[n.Name]

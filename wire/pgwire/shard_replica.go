@@ -62,15 +62,9 @@ func (c *clientConn) shardRead(rt *router.ShardCluster, i int, as []*router.Anal
 	if c.mode != config.PoolTransaction || c.pinReason != "" {
 		return primary, nil, rep, true
 	}
-	t, why := router.Decide(c.pref, as)
-	if _, ok := t.(router.Replica); !ok {
-		if rep != nil {
-			rep.Routed("primary", why)
-		}
-		return primary, nil, rep, true
-	}
-	if rep == nil {
-		return primary, nil, nil, false
+	why, toReplica := router.PlanRead(rep, c.pref, as)
+	if !toReplica || rep == nil {
+		return primary, nil, rep, !toReplica
 	}
 	c.mu.Lock()
 	w := c.sh.writes.For(rt.Primary(i))
