@@ -36,9 +36,18 @@ type Spec struct {
 
 // Specs lists the node sets with replicas of cfg's clusters of protocol
 // proto: each unsharded cluster that has replicas, and each shard with
-// replicas of a sharded one (named ShardName(cluster, i)). creds gives
-// the monitor's credentials of a cluster; newProbe is passed on.
-func Specs(cfg *config.Config, proto config.Protocol, creds func(*config.Cluster) (string, string), newProbe func(cl *config.Cluster, addr string, primary bool) lagmon.Prober) []Spec {
+// replicas of a sharded one (named ShardName(cluster, i)). The lag
+// monitor logs in as the cluster's monitor_user, else as the first user's
+// server credentials (serverCreds: the protocol's rule). newProbe is the
+// protocol's prober of one node, logged in so.
+func Specs(cfg *config.Config, proto config.Protocol, serverCreds func(*config.User) (string, string),
+	newProbe func(cl *config.Cluster, addr string, primary bool, user, password string) lagmon.Prober) []Spec {
+	creds := func(cl *config.Cluster) (string, string) {
+		if cl.MonitorUser == "" && len(cfg.Users) > 0 {
+			return serverCreds(&cfg.Users[0])
+		}
+		return cl.MonitorUser, cl.MonitorPassword
+	}
 	var out []Spec
 	add := func(cl config.Cluster) {
 		if len(cl.Replicas) == 0 || cl.Primary == "" {
@@ -47,7 +56,7 @@ func Specs(cfg *config.Config, proto config.Protocol, creds func(*config.Cluster
 		u, pw := creds(&cl)
 		c := cl
 		out = append(out, Spec{Protocol: string(proto), Cluster: c, User: u, Password: pw,
-			NewProbe: func(addr string, primary bool) lagmon.Prober { return newProbe(&c, addr, primary) }})
+			NewProbe: func(addr string, primary bool) lagmon.Prober { return newProbe(&c, addr, primary, u, pw) }})
 	}
 	for i := range cfg.Clusters {
 		cl := cfg.Clusters[i]

@@ -60,23 +60,13 @@ func flavorOf(version string) int32 {
 	return flavorMySQL
 }
 
-// runtimeSpecs are the node sets with replicas of cfg's MySQL clusters
-// and shards, for the replica registry.
-func runtimeSpecs(cfg *config.Config) []replica.Spec {
-	creds := func(cl *config.Cluster) (string, string) {
-		if cl.MonitorUser == "" && len(cfg.Users) > 0 {
-			return serverCreds(&cfg.Users[0])
-		}
-		return cl.MonitorUser, cl.MonitorPassword
+// newProbe is the lag monitor's prober of a node of cl (replica.Specs).
+func newProbe(cl *config.Cluster, addr string, primary bool, user, password string) lagmon.Prober {
+	t, err := newServerTLS(cl.Settings, addr)
+	if err != nil {
+		t = &serverTLS{mode: cl.Settings.ServerTLS, err: err} // every dial fails with err
 	}
-	return replica.Specs(cfg, config.MySQL, creds, func(cl *config.Cluster, addr string, primary bool) lagmon.Prober {
-		u, pw := creds(cl)
-		t, err := newServerTLS(cl.Settings, addr)
-		if err != nil {
-			t = &serverTLS{mode: cl.Settings.ServerTLS, err: err} // every dial fails with err
-		}
-		return &gtidProbe{addr: addr, user: u, password: pw, primary: primary, tls: t}
-	})
+	return &gtidProbe{addr: addr, user: user, password: password, primary: primary, tls: t}
 }
 
 // setAnalyzers publishes the read/write analyzers of cfg's unsharded MySQL

@@ -124,12 +124,10 @@ func (s *Server) setRuntimes(cfg *config.Config) {
 	if s.closing.Load() {
 		return
 	}
-	s.rts.Reload(runtimeSpecs(cfg))
-	for _, sp := range runtimeSpecs(cfg) {
-		if rt := s.rts.Get(sp.Cluster.Name); rt != nil {
-			if err := rt.Mon.PrimaryErr(); err != nil {
-				s.log.Warn("lag monitor cannot read the primary's GTID position; reads go to the primary", "cluster", sp.Cluster.Name, "err", err)
-			}
+	s.rts.Reload(replica.Specs(cfg, config.MySQL, serverCreds, newProbe))
+	for name, rt := range s.rts.All() {
+		if err := rt.Mon.PrimaryErr(); err != nil {
+			s.log.Warn("lag monitor cannot read the primary's GTID position; reads go to the primary", "cluster", name, "err", err)
 		}
 	}
 }

@@ -106,20 +106,13 @@ func (p *pgProbe) Close() error {
 	return nil
 }
 
-// runtimeSpecs are the node sets with replicas of cfg's PostgreSQL
-// clusters and shards, for the replica registry.
-func runtimeSpecs(cfg *config.Config) []replica.Spec {
-	creds := func(cl *config.Cluster) (string, string) {
-		if cl.MonitorUser == "" && len(cfg.Users) > 0 {
-			return serverUser(&cfg.Users[0]), cfg.Users[0].ServerPassword
-		}
-		return cl.MonitorUser, cl.MonitorPassword
-	}
-	return replica.Specs(cfg, config.Postgres, creds, func(cl *config.Cluster, addr string, primary bool) lagmon.Prober {
-		u, pw := creds(cl)
-		return &pgProbe{addr: addr, user: u, password: pw, db: clusterDB(cl), settings: cl.Settings, primary: primary}
-	})
+// newProbe is the lag monitor's prober of a node of cl (replica.Specs).
+func newProbe(cl *config.Cluster, addr string, primary bool, user, password string) lagmon.Prober {
+	return &pgProbe{addr: addr, user: user, password: password, db: clusterDB(cl), settings: cl.Settings, primary: primary}
 }
+
+// serverCreds are the credentials toward the servers for u.
+func serverCreds(u *config.User) (string, string) { return serverUser(u), u.ServerPassword }
 
 // batchAnalyses gathers the verdicts on the statements of the request that
 // opens a transaction: held extended-protocol messages and the current one.

@@ -98,7 +98,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	// Lag monitors: kept for node sets whose nodes and settings did not
 	// change, built for new ones, stopped for the rest.
-	s.rts.Reload(runtimeSpecs(cfg))
+	s.rts.Reload(replica.Specs(cfg, config.Postgres, serverCreds, newProbe))
 	s.tls.Store(tc)
 	s.cfg.Store(cfg)
 	s.shards.Publish(shards, &s.rts)
