@@ -30,6 +30,12 @@
 // change. The wire packages implement only the probe and the text form of
 // positions.
 //
+// Specs builds the runtimes' descriptions from the config (the node sets
+// with replicas, the lag monitor's credentials) once for both protocols,
+// so this package imports config (a leaf) besides lagmon, which
+// DESIGN.md names, and internal/metrics for the routing and causal-read
+// metrics of each runtime.
+//
 // A banned replica rejoins by itself: after the ban period, and only once
 // the monitor has read its position after the ban, so a replica whose
 // connections keep failing is not retried by client traffic first.

@@ -10,12 +10,23 @@
 //
 //   - The plan: (analysed request, session routing state) → one target of
 //     a closed set. Decide gives Primary or Replica for a cluster with
-//     replicas (hints, SET switchyard.target, must-go-to-primary rules);
-//     ShardRouting.PlanShard gives, for a sharded cluster, AnyShard,
-//     OneShard, ScatterShards (with the merge spec), WriteShards or
-//     Refused with the reason. A wire package supplies only what its
+//     replicas (hints, SET switchyard.target, must-go-to-primary rules),
+//     and PlanRead turns it into a replica of the node set that has the
+//     client's writes, or the primary (route.go); ShardRouting.PlanShard
+//     gives, for a sharded cluster, AnyShard, OneShard, ScatterShards
+//     (with the merge spec), WriteShards or Refused with the reason
+//     (plan.go), with the session's key and, during a lease, the lease's
+//     shard (ShardSession). A wire package supplies only what its
 //     protocol holds (the values of bind parameters, through Params) and
 //     turns the target into protocol actions: it never re-decides.
+//
+//   - What the plan runs on: ShardSet (shards.go) builds each sharded
+//     cluster of a front end from the config at (re)load (its map, kept
+//     with its version when keys stay where they are; its plan; its
+//     shards' replica runtimes; its metrics) and publishes them as one
+//     snapshot. ParseProxyCommand (proxycmd.go) reads the proxy's own
+//     session commands (SET/RESET/SHOW switchyard.*) for both protocols,
+//     which answer the typed command in their own.
 //
 // The plan's rules for shards, in order: a /* switchyard:shard=N */ hint,
 // then a shard_key hint, name the shard; a statement that assigns the key
@@ -45,8 +56,22 @@
 // (plan_test.go); the wire packages test the same cases end to end.
 //
 // What is still the wire packages' own: the protocol's lazy BEGIN (a
-// BEGIN answered by the proxy until a statement names the shard), the
-// shape of a multi-message request (PostgreSQL's extended protocol holds
-// several statements until Sync; each is planned, and they must agree on
-// one shard), and the replica choice within a shard (package replica).
+// BEGIN answered by the proxy until a statement names the shard: which
+// statements open or end a transaction, and the answer, are each
+// protocol's grammar and messages), the shape of a multi-message request
+// (PostgreSQL's extended protocol holds several statements until Sync;
+// each is planned, and they must agree on one shard), what a protocol's
+// transaction mechanics forbid (MySQL with autocommit off cannot scatter),
+// and the pools a target is leased from.
+//
+// # Imports
+//
+// DESIGN.md lets router import shard, replica and lagmon. It also
+// imports scatter, config and internal/metrics: scatter because the plan
+// ends in "these shards, merged so" and scatter.Spec is that spec's type
+// (MergeSpec; scatter imports nothing of ours, so there is no cycle);
+// config because ShardSet builds the sharded clusters from the config at
+// each reload, once for both protocols (config is a leaf: it imports no
+// package of ours); internal/metrics for the counters of routed and
+// refused statements, resolved once per cluster at build time.
 package router

@@ -16,4 +16,10 @@
 // adding a shard moves whole buckets; a range map gives each shard a
 // [low, high) range. Maps are immutable: a reload builds a new one with a
 // higher version and swaps it in, and routing needs no lock.
+//
+// DESIGN.md gives this package no imports; it imports config (a leaf)
+// for MapFor / FromConfig / SamePlacement / Database: the rules that read
+// a cluster's [clusters.sharding] and [[clusters.shards]] into a map, and
+// decide whether a reload keeps the map and its version, are written here
+// once rather than in each caller (router.ShardSet builds on them).
 package shard

@@ -40,11 +40,11 @@
 //     statements mapped between client and server ids, KILL (in a fleet,
 //     a KILL for another instance's client goes to it over the peer
 //     channel: internal/fleet).
-//   - route.go: read/write splitting: per cluster with replicas a lag
-//     monitor (GTID positions read over connections of its own) and a
-//     replica set; read-your-writes; the proxy's own session commands
-//     (SET switchyard.target / switchyard.read_after, SHOW
-//     switchyard.write_position).
+//   - route.go: read/write splitting as the router plans it
+//     (router.PlanRead over replica.Runtime), turned into pools; the lag
+//     monitor's prober (GTID positions read over connections of its own);
+//     the answers to the proxy's own session commands, parsed by
+//     router.ParseProxyCommand.
 //   - shard.go, shard_scatter.go, shard_params.go: sharded clusters: the
 //     router's plan (router.ShardRouting.PlanShard) of each statement, with
 //     the COM_STMT_EXECUTE parameter values it asks for, turned into
@@ -79,4 +79,9 @@
 // autocommit as at login. A connection whose status shows autocommit
 // changed in a way the replayed SETs do not explain is reset before anyone
 // else gets it.
+//
+// Imports: besides router, scatter, pool and replica (DESIGN.md), config
+// (the settings of clusters and users), lagmon (the prober interface this
+// package implements, and GTID positions) and shard (the route of a
+// multi-shard statement handed to the scatter code).
 package mysqlwire

@@ -40,4 +40,17 @@
 //
 // Server connections (backend.go) are dialed and authenticated by pgconn
 // and then taken over (Hijack) so replies are relayed without decoding.
+//
+// Where a request goes is the router's: router.PlanRead (route.go) for a
+// cluster with replicas, router.ShardRouting.PlanShard for a sharded one
+// (shard.go reads the bind values the plan asks for and turns the target
+// into a lease, a refusal or a scatter; shard_replica.go picks a shard's
+// replica through PlanRead), router.ShardSet for the sharded clusters in
+// force, router.ParseProxyCommand for SET/SHOW switchyard.*. This package
+// answers in PostgreSQL's messages and never re-decides.
+//
+// Imports: besides router, scatter, pool and replica (DESIGN.md), config
+// (the settings of clusters and users), lagmon (the prober interface this
+// package implements, and LSNs) and shard (decoding a binary integer key
+// parameter, and whether a reload moved keys under a scatter).
 package pgwire
