@@ -95,7 +95,7 @@ func FuzzExecuteParams(f *testing.F) {
 			return
 		}
 		for k := 1; k <= int(n)+1; k++ {
-			_, _ = ep.keyParam(k)
+			_, _ = ep.KeyParam(k)
 			_, _ = ep.intParam(k)
 		}
 		// The same bytes as a row of n columns of the types given.

@@ -175,30 +175,10 @@ func (s *session) analyzer() *router.Analyzer {
 	return s.srv.analyzer(s.cluster.Name)
 }
 
-// keyVal is one key value from a COM_STMT_EXECUTE parameter.
-type keyVal struct {
-	null, isInt bool
-	n           int64
-	b           []byte
-}
-
-// paramFunc returns the value of the 1-based parameter n.
-type paramFunc func(n int) (keyVal, error)
-
-// KeyParam implements router.Params.
-func (f paramFunc) KeyParam(n int) (router.KeyValue, error) {
-	v, err := f(n)
-	return router.KeyValue{Null: v.null, Int: v.isInt, N: v.n, Text: v.b}, err
-}
-
 // decide is the router's plan of a statement (text sql, with param for a
 // COM_STMT_EXECUTE) as a shard.Route: Direct, Multi or All, or nil when
 // any shard will do. The error is an *SQLError to refuse with.
-func decide(rt *router.ShardCluster, sql string, param paramFunc, sess router.ShardSession) (*router.ShardKeys, shard.Route, error) {
-	var params router.Params
-	if param != nil {
-		params = param
-	}
+func decide(rt *router.ShardCluster, sql string, params router.Params, sess router.ShardSession) (*router.ShardKeys, shard.Route, error) {
 	t, sk, err := rt.PlanShard(sql, params, sess)
 	if err != nil {
 		return sk, nil, err
@@ -245,7 +225,7 @@ func (s *session) shardMap() (*router.ShardCluster, error) {
 // returns the route when the statement needs several shards (the caller
 // scatters it or writes on every shard), nil when it goes on to one lease.
 // The error is an *SQLError to answer with; nothing was sent.
-func (s *session) shardStatement(sql string, param paramFunc) (*router.ShardKeys, *router.ShardCluster, shard.Route, error) {
+func (s *session) shardStatement(sql string, params router.Params) (*router.ShardKeys, *router.ShardCluster, shard.Route, error) {
 	rt, err := s.shardMap()
 	if err != nil {
 		return nil, nil, nil, err
@@ -257,7 +237,7 @@ func (s *session) shardStatement(sql string, param paramFunc) (*router.ShardKeys
 			sess.Why = "a session that keeps its server connection (" + s.keepReason() + ")"
 		}
 	}
-	sk, r, err := decide(rt, sql, param, sess)
+	sk, r, err := decide(rt, sql, params, sess)
 	if err != nil {
 		s.shardRefused()
 		return sk, rt, nil, err

@@ -4,11 +4,21 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+
+	"github.com/switchyard/switchyard/router"
 )
+
+// malformedParams stands for the parameters of a COM_STMT_EXECUTE that
+// could not be decoded: the plan gets the error if it asks for a key.
+type malformedParams struct{}
+
+func (malformedParams) KeyParam(int) (router.KeyValue, error) {
+	return router.KeyValue{}, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE parameters")
+}
 
 // execParams are the parameter values of a COM_STMT_EXECUTE, located (not
 // converted) for shard routing: the one that holds the shard key is read
-// by keyParam.
+// by KeyParam.
 type execParams struct {
 	types []byte   // 2 bytes per parameter: type, flags (0x80: unsigned)
 	vals  [][]byte // the value bytes, without a length prefix; nil for NULL or long data
@@ -76,20 +86,20 @@ func decodeExecParams(p []byte, n int, bound []byte, long func(i int) bool) (*ex
 	return ep, nil
 }
 
-// keyParam reads the 1-based parameter k as a shard key: integers as
-// integers, strings and decimals as their text; other types (floats,
-// dates, long data) are refused, as the router cannot know the key they
-// stand for.
-func (ep *execParams) keyParam(k int) (keyVal, error) {
+// KeyParam reads the 1-based parameter k as a shard key (router.Params):
+// integers as integers, strings and decimals as their text; other types
+// (floats, dates, long data) are refused, as the router cannot know the
+// key they stand for.
+func (ep *execParams) KeyParam(k int) (router.KeyValue, error) {
 	if k < 1 || k > len(ep.vals) {
-		return keyVal{}, newSQLError(erNotSupportedYet, "42000", "the shard key is parameter %d of a statement with %d", k, len(ep.vals))
+		return router.KeyValue{}, newSQLError(erNotSupportedYet, "42000", "the shard key is parameter %d of a statement with %d", k, len(ep.vals))
 	}
 	i := k - 1
 	switch {
 	case ep.null[i]:
-		return keyVal{null: true}, nil
+		return router.KeyValue{Null: true}, nil
 	case ep.long[i]:
-		return keyVal{}, newSQLError(erNotSupportedYet, "42000", "the shard key (parameter %d) was sent as long data; send it as a plain value", k)
+		return router.KeyValue{}, newSQLError(erNotSupportedYet, "42000", "the shard key (parameter %d) was sent as long data; send it as a plain value", k)
 	}
 	t, unsigned := ep.types[2*i], ep.types[2*i+1]&0x80 != 0
 	v := ep.vals[i]
@@ -97,29 +107,29 @@ func (ep *execParams) keyParam(k int) (keyVal, error) {
 		m := binaryInt(v, t, unsigned)
 		if m.unsigned {
 			if m.u > math.MaxInt64 {
-				return keyVal{isInt: false, b: []byte(strconv.FormatUint(m.u, 10))}, nil
+				return router.KeyValue{Text: []byte(strconv.FormatUint(m.u, 10))}, nil
 			}
-			return keyVal{isInt: true, n: int64(m.u)}, nil
+			return router.KeyValue{Int: true, N: int64(m.u)}, nil
 		}
-		return keyVal{isInt: true, n: m.i}, nil
+		return router.KeyValue{Int: true, N: m.i}, nil
 	}
 	if fixedSize(t) >= 0 || isTemporal(t) {
-		return keyVal{}, newSQLError(erNotSupportedYet, "42000", "the shard key (parameter %d) has type %#x, which is not a usable shard key: bind an integer or a string", k, t)
+		return router.KeyValue{}, newSQLError(erNotSupportedYet, "42000", "the shard key (parameter %d) has type %#x, which is not a usable shard key: bind an integer or a string", k, t)
 	}
-	return keyVal{b: v}, nil
+	return router.KeyValue{Text: v}, nil
 }
 
 // intParam reads parameter k as a non-negative integer (LIMIT ?).
 func (ep *execParams) intParam(k int) (int64, error) {
-	v, err := ep.keyParam(k)
+	v, err := ep.KeyParam(k)
 	if err != nil {
 		return 0, err
 	}
-	if v.isInt && v.n >= 0 {
-		return v.n, nil
+	if v.Int && v.N >= 0 {
+		return v.N, nil
 	}
-	if !v.null && !v.isInt {
-		if n, err := strconv.ParseInt(string(v.b), 10, 64); err == nil && n >= 0 {
+	if !v.Null && !v.Int {
+		if n, err := strconv.ParseInt(string(v.Text), 10, 64); err == nil && n >= 0 {
 			return n, nil
 		}
 	}

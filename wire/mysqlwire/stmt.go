@@ -306,13 +306,11 @@ func (s *session) execute(p []byte, seq uint8) error {
 	build := func(be *backend) ([]byte, error) { return s.executePacket(be, cs, p, pos) }
 	if s.sh != nil {
 		ep, perr := decodeExecParams(p, int(cs.params), cs.types, cs.longParams())
-		param := func(n int) (keyVal, error) {
-			if perr != nil {
-				return keyVal{}, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE parameters")
-			}
-			return ep.keyParam(n)
+		var params router.Params = ep
+		if perr != nil {
+			params = malformedParams{}
 		}
-		sk, rt, r, err := s.shardStatement(cs.query, param)
+		sk, rt, r, err := s.shardStatement(cs.query, params)
 		if err != nil {
 			return s.sendErr(rs, err)
 		}
