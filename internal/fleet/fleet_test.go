@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"strings"
 	"testing"
 )
 
@@ -16,33 +15,5 @@ func TestIDs(t *testing.T) {
 	}
 	if Owner(1<<31) != 0 || Owner(1<<40) != 0 {
 		t.Error("an id above 31 bits has an owner")
-	}
-}
-
-func TestToken(t *testing.T) {
-	known := func(n string) bool { return n == "pg" || n == "orders" }
-	if tok := Token("pg", "0/3000060"); tok != "pg@0/3000060" {
-		t.Fatal(tok)
-	}
-	if Token("pg", "") != "" {
-		t.Fatal("a token without a position")
-	}
-	for _, tt := range []struct{ tok, pos, err string }{
-		{"pg@0/3000060", "0/3000060", ""},
-		{"0/3000060", "0/3000060", ""}, // a bare position: the form before
-		{"a@b@0-1-5", "", `cluster "a@b", which this proxy does not serve`},
-		{"orders@0/1", "", `cluster "orders", and this connection's database is served by cluster "pg"`},
-		{"@0/1", "", `cluster ""`},
-	} {
-		pos, err := ParseToken(tt.tok, "pg", known)
-		if tt.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("%q: %v, want %q", tt.tok, err, tt.err)
-			}
-			continue
-		}
-		if err != nil || pos != tt.pos {
-			t.Errorf("%q: %q %v", tt.tok, pos, err)
-		}
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/switchyard/switchyard/config"
 )
 
 // The relay passes a server's response to the client as raw packets. It
@@ -173,7 +171,7 @@ func (s *session) relayFailed(rl *relay, err error, mayRetry, replicaRead bool, 
 			s.log.Warn("replica connection lost", "replica", s.leaseNode.Name, "retry", replicaRead && !rl.wrote, "err", err)
 			s.leaseRT.Set.Ban(s.leaseNode.Name, err.Error())
 		}
-		stateful := s.inTx || s.pinned != "" || s.hold > 0 || s.mode == config.PoolSession
+		stateful := s.keeps() != keepNone
 		s.release(false)
 		// Never retry what held state: a lease whose transaction (a lazy
 		// BEGIN among them) or pinned session the lost connection had

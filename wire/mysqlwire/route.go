@@ -10,7 +10,6 @@ import (
 	"unsafe"
 
 	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
@@ -255,6 +254,52 @@ func (s *session) routeWith(rt *replica.Runtime, key poolKey, primary *pool.Pool
 	return p, n, rt
 }
 
+// keep is the state of a session's lease between commands: why it keeps
+// its server connection, one of a closed set (the checks of "may the
+// connection go back", "may a lost connection's command be retried
+// elsewhere", "must it be reset" all read it).
+type keep uint8
+
+const (
+	keepNone    keep = iota // the connection goes back to the pool (transaction pooling)
+	keepSession             // session pooling: the client owns it
+	keepPinned              // state on it the proxy cannot replay elsewhere (s.pinned says what)
+	keepTxn                 // a transaction is open (SERVER_STATUS_IN_TRANS)
+	keepNext                // a SET TRANSACTION or USE for the next command is on it (s.hold)
+)
+
+// keeps says why the session keeps its server connection now.
+func (s *session) keeps() keep {
+	switch {
+	case s.mode == config.PoolSession:
+		return keepSession
+	case s.pinned != "":
+		return keepPinned
+	case s.inTx:
+		return keepTxn
+	case s.hold > 0:
+		return keepNext
+	}
+	return keepNone
+}
+
+// heldBy names what holds the session's lease, for the router's
+// refusals of a statement that would leave it.
+func (s *session) heldBy() string {
+	if s.inTx {
+		return "a transaction"
+	}
+	switch s.keeps() {
+	case keepSession:
+		return "a session that keeps its server connection (session pooling)"
+	case keepPinned:
+		return "a session that keeps its server connection (pinned: " + s.pinned + ")"
+	case keepNext:
+		return "a session that keeps its server connection (SET TRANSACTION for the next transaction)"
+	}
+	return "a transaction"
+}
+
 // replicaKey names a session's cached replica pool: a replica may serve
 // several shards, each in its own database.
 type replicaKey struct{ addr, db string }
@@ -272,16 +317,6 @@ func (s *session) leaseEnded(be *backend) {
 		s.noAutocommit = be.status&statusAutocommit == 0
 	}
 	s.leaseNode, s.leaseRT, s.leaseWrites = nil, nil, false
-}
-
-// writePosition answers SHOW switchyard.write_position: a token the
-// application can carry to another connection (SET switchyard.read_after).
-func (s *session) writePosition() string {
-	pos := s.srv.rts.Get(s.cluster.Name).WritePosition(&s.ryw, nil)
-	if pos == "" {
-		return ""
-	}
-	return fleet.Token(s.cluster.Name, pos)
 }
 
 // Error numbers of the proxy's own session commands.
@@ -307,7 +342,7 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 	var serr *SQLError
 	switch cmd.Kind {
 	case router.ShowWritePosition:
-		return true, s.sendValue(rs, "write_position", s.writePosition())
+		return true, s.sendValue(rs, "write_position", router.WriteToken(s.srv.rts.Get(s.cluster.Name), s.cluster.Name, &s.ryw, nil))
 	case router.ShowShardKey:
 		v := ""
 		if s.sh != nil && s.sh.key != nil {
@@ -342,7 +377,7 @@ func (s *session) setReadAfter(cmd router.ProxyCommand) *SQLError {
 		s.readAfter = nil
 		return nil
 	}
-	tok, err := s.parseToken(cmd.Value)
+	tok, err := router.ReadAfterToken(cmd.Value, s.cluster.Name, s.srv.cfg.Load())
 	if err != nil {
 		return newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.read_after' can't be set to the value of '%s': %v", cmd.Value, err)
 	}

@@ -711,7 +711,7 @@ func (s *session) afterCommand(served bool) {
 	if s.hold > 0 {
 		s.hold--
 	}
-	if s.lease == nil || s.mode == config.PoolSession || s.pinned != "" || s.inTx || s.hold > 0 {
+	if s.lease == nil || s.keeps() != keepNone {
 		return
 	}
 	s.release(true)
@@ -968,7 +968,7 @@ func (s *session) finish() {
 	if s.lease != nil {
 		be := s.be
 		reuse := !be.broken && !s.left.Load()
-		if reuse && (s.inTx || s.pinned != "" || s.hold > 0 || be.dirty || s.mode == config.PoolSession || !be.clean()) {
+		if reuse && (s.keeps() != keepNone || be.dirty || !be.clean()) {
 			err := be.withDeadline(2*time.Second, be.reset)
 			metricResets.Inc()
 			reuse = err == nil

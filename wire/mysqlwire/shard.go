@@ -232,10 +232,7 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 	}
 	sess := router.ShardSession{Key: s.sh.key, Lease: -1}
 	if s.lease != nil {
-		sess.Lease, sess.Why = s.sh.cur, "a transaction"
-		if !s.inTx {
-			sess.Why = "a session that keeps its server connection (" + s.keepReason() + ")"
-		}
+		sess.Lease, sess.Why = s.sh.cur, s.heldBy()
 	}
 	sk, r, err := decide(rt, sql, params, sess)
 	if err != nil {
@@ -269,7 +266,7 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 	case sk.Kind == router.StmtSelect && s.noAutocommit:
 		s.shardRefused()
 		return sk, rt, nil, newSQLError(erNotSupportedYet, "42000", "a SELECT without the shard key runs on every shard, which needs autocommit on")
-	case sk.Kind != router.StmtSelect && (s.sh.begin != nil || s.noAutocommit || s.pinned != "" || s.mode == config.PoolSession):
+	case sk.Kind != router.StmtSelect && (s.sh.begin != nil || s.noAutocommit || s.keeps() != keepNone):
 		where := "every shard"
 		if m, ok := r.(shard.Multi); ok {
 			where = "shards " + joinInts(m.Shards)
@@ -279,18 +276,6 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 			strings.ToUpper(sk.Kind.String()), sk.Table, where)
 	}
 	return sk, rt, r, nil
-}
-
-// keepReason says why the session holds its server connection between
-// transactions.
-func (s *session) keepReason() string {
-	switch {
-	case s.pinned != "":
-		return "pinned: " + s.pinned
-	case s.mode == config.PoolSession:
-		return "session pooling"
-	}
-	return "SET TRANSACTION for the next transaction"
 }
 
 // shardRefused books a statement refused by shard routing.
@@ -403,3 +388,7 @@ func joinInts(xs []int) string {
 	}
 	return b.String()
 }
+
+// MapVersions returns the version of each sharded cluster's shard map in
+// force, by cluster name (router.ShardSet.MapVersions).
+func (s *Server) MapVersions() map[string]uint64 { return s.shards.MapVersions() }

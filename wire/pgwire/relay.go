@@ -740,7 +740,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	}
 	var capture []byte
 	if (typ == 'Q' || typ == 'S') && !skip && (len(c.capture) > 0 || c.captureAll || c.captureTxn) {
-		if c.pinReason == "" && c.mode == config.PoolTransaction {
+		if c.keeps() == keepNone {
 			names := c.capture
 			if c.captureTxn {
 				names = c.txnSettingsLocked(names)
@@ -939,7 +939,7 @@ func (c *clientConn) detachLocked() (*serverConn, *pool.Server, *pool.Pool) {
 // releasableLocked says whether the lease can end now.
 func (c *clientConn) releasableLocked() bool {
 	return c.outstanding <= 0 && !c.unsynced && !c.copyIn && c.txStatus == 'I' &&
-		((c.mode == config.PoolTransaction && c.pinReason == "") || c.closing)
+		(c.keeps() == keepNone || c.closing)
 }
 
 // reusableLocked says whether the server connection may go back to the
@@ -949,7 +949,7 @@ func (c *clientConn) releasableLocked() bool {
 // certainty (temporary tables, LISTEN, advisory locks, SQL PREPARE,
 // WITH HOLD cursors, set_config, LOAD): it is closed instead.
 func (c *clientConn) reusableLocked() bool {
-	return c.mode == config.PoolTransaction && c.pinReason == ""
+	return c.keeps() == keepNone
 }
 
 // heldIdleLocked says whether c holds a server connection between
@@ -1230,7 +1230,7 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 					_ = sc.conn.SetReadDeadline(time.Now().Add(syncRelayWait))
 					continue
 				case c.outstanding == 0 && c.expects.len() == 0 && !c.unsynced && !c.copyIn &&
-					c.mode == config.PoolTransaction && c.pinReason == "" && c.txStatus != 'I':
+					c.keeps() == keepNone && c.txStatus != 'I':
 					// Idle in a transaction: nothing is owed, and the
 					// next request brings a reader. (A pinned or session
 					// pooled client keeps a pump for notifications.)

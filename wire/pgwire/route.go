@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -170,7 +169,7 @@ func bytesHasParse(b []byte) bool {
 // route picks the pool for the transaction that starts with this request.
 func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 	rt := c.rt
-	if rt == nil || c.mode != config.PoolTransaction || c.pinReason != "" {
+	if rt == nil || c.keeps() != keepNone {
 		c.leaseWrites = true
 		return c.primary, nil
 	}
@@ -248,19 +247,6 @@ func (c *clientConn) leaseEndedLocked() {
 	c.leaseWrites = false
 }
 
-// writePosition answers SHOW switchyard.write_position: a token the
-// application can carry to another connection (SET switchyard.read_after).
-func (c *clientConn) writePosition() string {
-	if c.rt == nil || c.sh != nil {
-		return ""
-	}
-	pos := c.rt.WritePosition(&c.writes, &c.mu)
-	if pos == "" {
-		return ""
-	}
-	return fleet.Token(c.cluster.Name, pos)
-}
-
 // proxyCommandParse reports whether a Parse message prepares one of the
 // proxy's own commands (SET/RESET/SHOW switchyard.*).
 func proxyCommandParse(raw []byte) bool {
@@ -285,7 +271,11 @@ func (c *clientConn) switchyardCommand(text string) bool {
 	var err *pgError
 	switch cmd.Kind {
 	case router.ShowWritePosition:
-		out = appendTag(appendRow(nil, "write_position", c.writePosition()), "SHOW")
+		tok := ""
+		if c.sh == nil { // a sharded client's c.rt is its lease's shard's
+			tok = router.WriteToken(c.rt, c.cluster.Name, &c.writes, &c.mu)
+		}
+		out = appendTag(appendRow(nil, "write_position", tok), "SHOW")
 	case router.ShowShardKey:
 		if c.sh == nil {
 			return false // the server says the name is unknown
@@ -332,7 +322,7 @@ func (c *clientConn) setReadAfter(cmd router.ProxyCommand) *pgError {
 		c.readAfter = nil
 		return nil
 	}
-	tok, err := c.parseToken(cmd.Value)
+	tok, err := router.ReadAfterToken(cmd.Value, c.cluster.Name, c.srv.cfg.Load())
 	if err != nil {
 		return newError("22023", "invalid value for switchyard.read_after: %v", err)
 	}

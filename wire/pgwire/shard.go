@@ -403,8 +403,11 @@ func (c *clientConn) shardSession(leased bool) router.ShardSession {
 	sess := router.ShardSession{Key: c.sh.key, Lease: -1}
 	if leased {
 		sess.Lease, sess.Why = c.sh.cur, "a transaction"
-		if c.pinReason != "" {
+		switch c.keeps() {
+		case keepPinned:
 			sess.Why = "a session pinned to its server connection (" + c.pinReason + ")"
+		case keepSession:
+			sess.Why = "a session that keeps its server connection (session pooling)"
 		}
 	}
 	return sess
@@ -567,3 +570,7 @@ func prepareOnly(sts []shardStmt) bool {
 	}
 	return true
 }
+
+// MapVersions returns the version of each sharded cluster's shard map in
+// force, by cluster name (router.ShardSet.MapVersions).
+func (s *Server) MapVersions() map[string]uint64 { return s.shards.MapVersions() }

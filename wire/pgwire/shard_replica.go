@@ -59,7 +59,7 @@ func (c *clientConn) shardRead(rt *router.ShardCluster, i int, as []*router.Anal
 	if rt.Replicas != nil {
 		rep = rt.Replicas[i]
 	}
-	if c.mode != config.PoolTransaction || c.pinReason != "" {
+	if c.keeps() != keepNone {
 		return primary, nil, rep, true
 	}
 	why, toReplica := router.PlanRead(rep, c.pref, as)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"unsafe"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/router"
 )
@@ -20,6 +21,31 @@ import (
 // tables, session advisory locks, WITH HOLD cursors, SQL-level PREPARE)
 // pins the client to its server connection for the rest of the session,
 // with a log line and a metric, rather than answering wrongly.
+
+// keep is why a client keeps its server connection between
+// transactions, one of a closed set: the checks of "may the lease end",
+// "may the connection serve another client", "may a read go to a
+// replica" all read it. Inside a transaction every client keeps it
+// (txStatus says so); keep is about the time between transactions.
+type keep uint8
+
+const (
+	keepNone    keep = iota // transaction pooling: the lease ends with the transaction
+	keepSession             // session pooling: the client owns the connection
+	keepPinned              // state on it the proxy cannot carry over (pinReason says what)
+)
+
+// keeps says why c keeps its server connection between transactions.
+// Under c.mu, or in the main loop.
+func (c *clientConn) keeps() keep {
+	switch {
+	case c.mode != config.PoolTransaction:
+		return keepSession
+	case c.pinReason != "":
+		return keepPinned
+	}
+	return keepNone
+}
 
 // unsafeString views b as a string without copying. The analyzer copies
 // whatever it keeps.
@@ -55,7 +81,7 @@ func (c *clientConn) collect(a *router.Analysis) {
 	if a.Pin != "" && c.pinReason == "" {
 		c.pinNext = a.Pin
 	}
-	if c.mode == "session" {
+	if c.keeps() == keepSession {
 		return
 	}
 	if a.RollbackTo {
@@ -277,7 +303,7 @@ func (c *clientConn) pinLocked(reason string) {
 // DEALLOCATE of the client's statements and DISCARD ALL, outside a
 // transaction. It reports whether it answered.
 func (c *clientConn) answerLocally(a *router.Analysis) bool {
-	if a.Statements != 1 || a.Deallocate == nil || c.pinReason != "" || c.mode == "session" {
+	if a.Statements != 1 || a.Deallocate == nil || c.keeps() != keepNone {
 		return false
 	}
 	var tag string

@@ -1,8 +1,12 @@
-package fleet
+package router
 
 import (
 	"fmt"
 	"strings"
+	"sync"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/replica"
 )
 
 // Read-your-writes tokens (SHOW switchyard.write_position, SET
@@ -20,6 +24,20 @@ func Token(cluster, pos string) string {
 		return ""
 	}
 	return cluster + "@" + pos
+}
+
+// WriteToken answers SHOW switchyard.write_position for a client of
+// cluster whose writes on the primary of rt (nil: no replicas) are w;
+// lock guards w (nil: none needed). "" when the client has not written.
+func WriteToken(rt *replica.Runtime, cluster string, w *replica.Writes, lock sync.Locker) string {
+	return Token(cluster, rt.WritePosition(w, lock))
+}
+
+// ReadAfterToken reads the value of SET switchyard.read_after for a
+// client of cluster: the text of the position the token carries, which
+// the wire package parses in its database's form.
+func ReadAfterToken(tok, cluster string, cfg *config.Config) (string, error) {
+	return ParseToken(tok, cluster, func(n string) bool { return cfg.ClusterByName(n) != nil })
 }
 
 // ParseToken returns the position a token carries for cluster, the
