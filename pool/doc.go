@@ -13,7 +13,9 @@
 // The pool never reads or writes a connection, so it knows no protocol: the
 // wire layer supplies Dial (connect and authenticate), Ping (an I/O health
 // check for connections that sat idle for a while) and Alive (a cheap check
-// that needs no round trip). What the pool owns is everything about how many
+// that needs no round trip, one system call; skipped for a connection
+// returned less than AliveDelay ago, as under load every lease would pay
+// it). What the pool owns is everything about how many
 // connections exist and who gets them:
 //
 //   - Size caps the connections open towards the node, counting those being

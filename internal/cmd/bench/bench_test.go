@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/config"
 )
 
 const pgbenchOK = `pgbench (15.18 (Debian 15.18-0+deb12u1))
@@ -228,6 +230,15 @@ func TestSwitchyardConfig(t *testing.T) {
 	}
 	if strings.Contains(c, `name     = "my"`) {
 		t.Errorf("config has a MySQL cluster without a MySQL primary:\n%s", c)
+	}
+	c = switchyardConfig("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", 20, 10100, "127.0.0.1:4", "127.0.0.1:5")
+	if _, err := config.Parse([]byte(c), "bench.toml"); err != nil {
+		t.Fatalf("generated config does not load: %v\n%s", err, c)
+	}
+	for _, want := range []string{`name     = "my"`, `database        = "` + plainDB + `"`, `server_tls      = "disable"`} {
+		if !strings.Contains(c, want) {
+			t.Errorf("config lacks %q:\n%s", want, c)
+		}
 	}
 }
 

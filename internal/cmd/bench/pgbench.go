@@ -45,6 +45,10 @@ const (
 	targetDirect     = "direct"
 	targetSwitchyard = "switchyard"
 	targetPgBouncer  = "pgbouncer"
+	// targetSwitchyardPlain: sysbench through Switchyard to a cluster of
+	// the same MariaDB database with server_tls = "disable", as the direct
+	// run (which has no TLS): what TLS toward the server costs.
+	targetSwitchyardPlain = "switchyard, server_tls=disable"
 )
 
 // pgbouncerNoPrepared is what a PgBouncer -M prepared cell says: PgBouncer
@@ -78,7 +82,7 @@ func (e *env) pgTargetAddr(target string) string {
 // for direct runs.
 func (e *env) proxyPID(target string) int {
 	switch {
-	case target == targetSwitchyard && e.sy != nil:
+	case (target == targetSwitchyard || target == targetSwitchyardPlain) && e.sy != nil:
 		return e.sy.pid()
 	case target == targetPgBouncer && e.pgb != nil:
 		return e.pgb.pid()

@@ -250,7 +250,17 @@ name     = "my"
 protocol = "mysql"
 database = %q
 primary  = %q
-`, dbName, myPrimary)
+
+# The same database without TLS toward the server, as sysbench's direct
+# run: what TLS costs on both ends.
+[[clusters]]
+name            = "my_plain"
+protocol        = "mysql"
+database        = %q
+server_database = %q
+primary         = %q
+server_tls      = "disable"
+`, dbName, myPrimary, plainDB, dbName, myPrimary)
 	}
 	return b.String()
 }

@@ -12,20 +12,27 @@ import (
 	"time"
 )
 
+// plainDB is the database name of the Switchyard cluster without TLS
+// toward MariaDB (server_database dbName).
+const plainDB = dbName + "_plain"
+
 type sbCase struct {
 	test   string // oltp_point_select, oltp_read_write
 	target string // direct, switchyard
 }
 
 func (e *env) sysbenchArgs(target string) []string {
-	a := e.maria.Primary.Addr()
-	if target == targetSwitchyard {
+	a, db := e.maria.Primary.Addr(), dbName
+	switch target {
+	case targetSwitchyard:
 		a = e.syMyAddr
+	case targetSwitchyardPlain:
+		a, db = e.syMyAddr, plainDB
 	}
 	host, port, _ := net.SplitHostPort(a)
 	return []string{
 		"--db-driver=mysql", "--mysql-host=" + host, "--mysql-port=" + port,
-		"--mysql-user=" + dbUser, "--mysql-password=" + dbPassword, "--mysql-db=" + dbName,
+		"--mysql-user=" + dbUser, "--mysql-password=" + dbPassword, "--mysql-db=" + db,
 		"--tables=4", "--table-size=10000",
 	}
 }
