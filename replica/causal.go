@@ -43,7 +43,10 @@ func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string,
 		if ok {
 			need, known = rt.lockedNeed(w, readAfter, lock)
 		}
-		if !known {
+		if known {
+			// A wait for fresh positions, as Pick's.
+			causalWait.WithLabelValues(rt.spec.Load().Protocol, rt.Name).Observe(time.Since(start).Seconds())
+		} else {
 			rt.causal(false, true, time.Since(start))
 			rt.Fallback(rt.fallbackReason(false))
 			return nil, nil
@@ -143,3 +146,12 @@ var causalChecksFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
 }, []string{"protocol", "cluster"})
 
 func init() { metrics.Registry.MustRegister(causalChecksFailed) }
+
+// Known books the end of a write transaction whose primary position pos
+// was read after it ended, on the connection that ran it (so pos covers
+// the commit): reads need no primary sample to wait for.
+func (w *Writes) Known(pos lagmon.Position) {
+	if pos != nil {
+		w.pos, w.at = pos, time.Time{}
+	}
+}

@@ -2,12 +2,14 @@ package mysqlwire
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/replica"
 )
@@ -49,6 +51,9 @@ func (s *session) pickReplica(rt *replica.Runtime, ryw *replica.Writes, why stri
 	}
 	if s.sh != nil || !rt.Settings().ReadYourWrites {
 		return rt.Pick(ryw, s.readAfter, why, nil)
+	}
+	if _, known := rt.Need(ryw, s.readAfter); !known {
+		s.wantPosition = true // a client that reads right after its writes
 	}
 	start := time.Now()
 	n, pos := rt.PickChecked(ryw, s.readAfter, why, nil)
@@ -186,5 +191,44 @@ func readValue(b *backend) (string, error) {
 			}
 			val = string(v)
 		}
+	}
+}
+
+// notePosition reads the primary's GTID position on the lease's own
+// connection after a write transaction ended there, once the client has
+// its reply, for a session whose reads after its writes had to wait for
+// a sample of the primary (s.wantPosition: a client that writes and then
+// reads). Its next read needs no probe of the primary: the position is
+// known, and the replica checks it in the read's round trip.
+func (s *session) notePosition() {
+	if !s.wantPosition || s.lease == nil || s.leaseNode != nil || !s.leaseWrites || s.inTx ||
+		s.pinned != "" || s.hold > 0 || s.mode != config.PoolTransaction || s.sh != nil || s.leaseRYW == nil {
+		return
+	}
+	rt := s.srv.rts.Get(s.cluster.Name)
+	if rt == nil || !rt.Settings().ReadYourWrites {
+		return
+	}
+	be := s.be
+	mariadb := flavorOf(be.version) == flavorMariaDB
+	q := "SELECT @@GLOBAL.gtid_executed"
+	if mariadb {
+		q = "SELECT @@GLOBAL.gtid_binlog_pos"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	v, ok, err := be.queryValue(ctx, q)
+	cancel()
+	if err != nil || !ok {
+		return // the lease's release sees a broken connection
+	}
+	var pos lagmon.Position
+	if mariadb {
+		pos, err = lagmon.ParseMariaDBGTID(v)
+	} else {
+		pos, err = lagmon.ParseMySQLGTID(v)
+	}
+	if err == nil {
+		s.leaseRYW.Known(pos)
+		s.leaseWrites = false // booked: the lease's end adds nothing
 	}
 }

@@ -184,3 +184,66 @@ func TestCausalCheckFailsOver(t *testing.T) {
 		t.Fatalf("%.0f position checks failed, want one per read after a write (at least 40)", failed1-failed0)
 	}
 }
+
+// causalWaits counts the reads (MySQL clusters) that waited for fresh
+// positions: probes of the primary or the replicas.
+func causalWaits(t testing.TB) uint64 {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() != "switchyard_causal_read_wait_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "protocol" && l.GetValue() == "mysql" {
+					n += m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// A client that reads right after its writes gets the primary's GTID
+// position read on its own server connection after each write, so its
+// next reads need no probe of the primary; every read sees its rows.
+func TestCausalPositionAfterWrite(t *testing.T) {
+	p := startSplitProxy(t, `max_replica_lag = "1h"
+lag_poll_interval = "10s"`)
+	ma := testcluster.Maria
+	onNode(t, ma.Primary, "DROP TABLE IF EXISTS app.t_causal_pos")
+	onNode(t, ma.Primary, "CREATE TABLE app.t_causal_pos (id BIGINT PRIMARY KEY)")
+	caughtUp(t)
+	ctx := context.Background()
+	for _, params := range []string{"", "interpolateParams=true"} {
+		cn := conn(t, p.open(t, params))
+		onNode(t, ma.Primary, "DELETE FROM app.t_causal_pos")
+		caughtUp(t)
+		rows := 0
+		step := func() {
+			t.Helper()
+			rows++
+			if _, err := cn.ExecContext(ctx, "INSERT INTO t_causal_pos VALUES (?)", rows); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := cn.QueryRowContext(ctx, "SELECT COUNT(*) FROM t_causal_pos WHERE id <= ?", rows).Scan(&n); err != nil || n != rows {
+				t.Fatalf("%q: read after write %d: %d rows (%v)", params, rows, n, err)
+			}
+		}
+		step() // the primary is probed: the client reads after its writes
+		n0 := causalWaits(t)
+		for range 20 {
+			step()
+		}
+		if n1 := causalWaits(t); n1 != n0 {
+			t.Errorf("%q: %d reads after writes waited for a probe of the primary, want 0", params, n1-n0)
+		}
+		_ = cn.Close()
+	}
+}

@@ -97,6 +97,7 @@ type session struct {
 	readAfter    lagmon.Position           // SET switchyard.read_after
 	check        *causalCheck              // the position check the lease's first command carries (causal.go)
 	checkFailed  time.Time                 // a check failed: when its read was routed (causal.go)
+	wantPosition bool                      // read the primary's position after a write (causal.go)
 
 	sh *shardSess // sharded clusters only (shard.go)
 
@@ -645,6 +646,7 @@ func (s *session) loop() error {
 		if err != nil {
 			return err
 		}
+		s.notePosition() // causal.go
 		s.afterCommand(served)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -72,6 +73,11 @@ func (c *clientConn) pickReplica(rt *replica.Runtime, typ byte, why string, as [
 	if !c.canCheck(rt, typ, as) {
 		return rt.Pick(&c.writes, c.readAfter, why, &c.mu)
 	}
+	c.mu.Lock()
+	if _, known := rt.Need(&c.writes, c.readAfter); !known {
+		c.wantPosition = true // a client that reads right after its writes
+	}
+	c.mu.Unlock()
 	start := time.Now()
 	n, pos := rt.PickChecked(&c.writes, c.readAfter, why, &c.mu)
 	if n != nil && pos != nil {
@@ -296,3 +302,60 @@ func (c *clientConn) checkedSend(sc *serverConn, typ byte, raw []byte) (done, ok
 }
 
 var syncMsg = []byte{'S', 0, 0, 0, 4}
+
+// positionQuery reads the primary's WAL insert position.
+var positionQuery = simpleQuery("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
+
+// positionQueryLocked is sendMsg's: for a client that reads right after
+// its writes (c.wantPosition), a Query of the primary's position is sent
+// behind a request (a Query or a Sync) of a lease on the primary that
+// wrote, and booked; it returns the message, nil when none is due. When
+// the request ended the write's transaction, the position, read after
+// the commit on the same connection, covers it: the client's next read
+// needs no probe of the primary (positionReplyLocked). The client's
+// replies come first; the main loop reads this one with them when it
+// relays a lone request, before it reads the client's next request. A
+// request that may start COPY FROM STDIN (c.posBlocked: a COPY FROM, or
+// several statements) gets none: the server would take the query for
+// copy data.
+func (c *clientConn) positionQueryLocked() []byte {
+	blocked := c.posBlocked
+	c.posBlocked = false
+	if blocked || c.leaseNode != nil || !c.leaseWrites || c.rt == nil || c.sh != nil || c.pinReason != "" ||
+		c.mode != config.PoolTransaction || c.copyIn {
+		return nil
+	}
+	c.expects.push(expect{kind: 'Q', act: actPosition})
+	c.outstanding++
+	return positionQuery
+}
+
+// positionReplyLocked books a reply to the position query (matchLocked):
+// nothing of it reaches the client. At its ReadyForQuery, outside a
+// transaction and with nothing else owed (no later request of the lease
+// that may have written), the position becomes the client's writes'.
+func (c *clientConn) positionReplyLocked(typ byte, raw []byte) bool {
+	switch typ {
+	case 'D':
+		if len(raw) > 11 && binary.BigEndian.Uint16(raw[5:]) == 1 {
+			if n := int32(binary.BigEndian.Uint32(raw[7:])); n > 0 && int(n) <= len(raw)-11 {
+				if lsn, err := lagmon.ParseLSN(string(raw[11 : 11+n])); err == nil {
+					if lsn%walPageSize == walShortPageHeader {
+						lsn -= walShortPageHeader // as pgProbe does
+					}
+					c.posSeen = lsn
+				}
+			}
+		}
+	case 'Z':
+		c.expects.pop()
+		if raw[5] == 'I' && c.posSeen != nil && c.expects.len() == 0 {
+			c.writes.Known(c.posSeen)
+			c.leaseWrites = false // booked: the lease's end adds nothing
+		}
+		c.posSeen = nil
+	case 'N', 'A', 'S':
+		return true
+	}
+	return false
+}

@@ -21,6 +21,9 @@ const (
 	// the server may be in COPY FROM STDIN, so that the Syncs sent before
 	// it can be told apart from those after (see copyInLocked).
 	actMark
+	// actPosition: the proxy reads the primary's position after a write
+	// (causal.go); replies dropped, the position kept.
+	actPosition
 )
 
 type expect struct {

@@ -725,6 +725,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		// read (no replica qualified; a pipeline) counts for
 		// read-your-writes as well.
 		c.leaseWrites = true
+		c.posBlocked = c.posBlocked || an.Reason == "COPY FROM" || an.Statements != 1 // causal.go
 	}
 	switch typ {
 	case 'S':
@@ -751,6 +752,10 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			c.outstanding++
 		}
 		c.capture, c.captureAll, c.captureTxn = c.capture[:0], false, false
+	}
+	var posQuery []byte
+	if (typ == 'Q' || typ == 'S') && !skip && c.wantPosition {
+		posQuery = c.positionQueryLocked() // read-your-writes (causal.go)
 	}
 	// A synthesized reply goes out when the server answers something
 	// after it; if nothing would follow, give the server something cheap
@@ -796,6 +801,9 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	}
 	if err == nil && capture != nil {
 		_, err = bw.Write(capture)
+	}
+	if err == nil && posQuery != nil {
+		_, err = bw.Write(posQuery)
 	}
 	if err == nil && tail != nil {
 		_, err = bw.Write(tail)
@@ -1307,6 +1315,9 @@ func (c *clientConn) matchLocked(typ byte, raw []byte, sc *serverConn) (relay bo
 	f := q.front()
 	if f == nil {
 		return true // asynchronous: notices, notifications, parameter changes
+	}
+	if f.act == actPosition {
+		return c.positionReplyLocked(typ, raw)
 	}
 	if f.act == actCapture {
 		switch typ {

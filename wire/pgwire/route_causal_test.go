@@ -251,3 +251,69 @@ func TestCausalCheckFailsOver(t *testing.T) {
 		t.Fatalf("%.0f position checks failed, want one per read after a write (at least %d)", failed1-failed0, reads)
 	}
 }
+
+// A client that reads right after its writes gets the primary's position
+// read behind each write on its own server connection, so its next reads
+// need no probe of the primary; a COPY FROM STDIN (simple protocol, as
+// pgx's CopyFrom sends it) gets no query behind it (the server would take
+// it for copy data). Every read sees the client's rows.
+func TestCausalPositionAfterWrite(t *testing.T) {
+	p := splitProxy(t, testcluster.PG, `pool_size = 4
+max_replica_lag = "1h"
+lag_poll_interval = "10s"`, "")
+	mustExec(t, `DROP TABLE IF EXISTS t_causal_pos; CREATE TABLE t_causal_pos (id bigint PRIMARY KEY)`)
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows := int64(0)
+	check := func(what string) {
+		t.Helper()
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM t_causal_pos`).Scan(&n); err != nil || n != rows {
+			t.Fatalf("after %s: %d rows (%v), want %d", what, n, err, rows)
+		}
+	}
+	insert := func() {
+		t.Helper()
+		rows++
+		if _, err := conn.Exec(ctx, `INSERT INTO t_causal_pos VALUES ($1)`, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert()
+	check("the first insert") // the primary is probed: the client reads after its writes
+	n0, _ := causalWaits(t)
+	for range 20 {
+		insert()
+		check("an insert")
+	}
+	if n1, _ := causalWaits(t); n1 != n0 {
+		t.Errorf("%d reads after writes waited for a probe of the primary, want 0", n1-n0)
+	}
+	var src [][]any
+	for range 50 {
+		rows++
+		src = append(src, []any{rows})
+	}
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"t_causal_pos"}, []string{"id"}, pgx.CopyFromRows(src)); err != nil {
+		t.Fatalf("COPY FROM after writes and reads: %v", err)
+	}
+	check("COPY FROM")
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows++
+	if _, err := tx.Exec(ctx, `INSERT INTO t_causal_pos VALUES ($1)`, rows); err != nil {
+		t.Fatal(err)
+	}
+	_ = tx.Rollback(ctx)
+	rows--
+	check("a rolled back transaction")
+}

@@ -169,8 +169,13 @@ type clientConn struct {
 	readAfter   lagmon.Position // SET switchyard.read_after
 	check       *causalCheck    // the position check the lease's first request carries (causal.go)
 	checkFailed time.Time       // a check failed: when its read was routed (causal.go)
-	leaseNode   *replica.Node   // the replica of the current lease; nil on the primary
-	leaseWrites bool            // the current lease is on the primary for a write
+	// wantPosition: read the primary's position after a write (causal.go);
+	// posSeen is the one read, until its ReadyForQuery (on mu).
+	wantPosition bool
+	posSeen      lagmon.Position
+	posBlocked   bool          // the request may start COPY FROM STDIN: no query behind it
+	leaseNode    *replica.Node // the replica of the current lease; nil on the primary
+	leaseWrites  bool          // the current lease is on the primary for a write
 	// leaseIdle wakes the main loop waiting for a replica lease to answer
 	// what it owes before a request that must run on the primary (on mu).
 	leaseIdle sync.Cond
