@@ -14,8 +14,13 @@
 // parameters; the dialect's rewrite of a literal OFFSET) and its Shards.
 // Run binds the paging (a LIMIT parameter read, an OFFSET parameter
 // refused), folds a literal OFFSET into each shard's LIMIT, runs the
-// shards one after the other under one Budget (Gather), counts the
-// scatter in the metrics, stops at the first shard that fails, checks
+// shards under one Budget (Gather: a read's at once when Job.Parallel
+// says the wire package's Run is safe for concurrent use, as pgwire's
+// is; mysqlwire's session holds one lease at a time, and a write's
+// shards always run one after the other, so that a failing shard stops
+// it before the shards after it), counts the
+// scatter in the metrics, stops at the first shard (in the plan's
+// order) that fails, checks
 // that a read's shards answered with the same columns, and sums a write's
 // counts. For a read it then looks up how compared text orders
 // (textorder.go) and merges (Merge): sorts the rows by the ORDER BY

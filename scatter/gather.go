@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/switchyard/switchyard/internal/metrics"
 )
@@ -43,6 +44,10 @@ type Job struct {
 	// whose rows a Merge puts together.
 	Write    bool
 	MaxBytes int64 // max_scatter_bytes (DefaultMaxBytes when <= 0)
+	// Parallel: a read's shards run at once (the RunFunc is safe for
+	// concurrent use). A write's run one after the other, so that a
+	// failing shard stops it before the shards after it.
+	Parallel bool
 }
 
 // Gathered is what the shards answered.
@@ -65,8 +70,9 @@ func (g *Gathered) Failed() int {
 	return -1
 }
 
-// Gather runs the job's request on its shards one after the other,
-// holding their rows under one Budget. It stops at a shard that fails
+// Gather runs the job's request on its shards, one after the other or
+// (Job.Parallel) a read's at once, holding their rows under one Budget.
+// It stops at the first shard, in the order of Job.Shards, that fails
 // (Gathered.Failed) or at the proxy's error (returned, with what was
 // gathered before it: a write committed on those shards). A read whose
 // shards answered with different numbers of columns is refused.
@@ -77,8 +83,23 @@ func Gather(j Job, run RunFunc) (*Gathered, error) {
 		metrics.ScatterQueries.WithLabelValues(j.Protocol, j.Cluster).Inc()
 	}
 	g := &Gathered{job: j, budget: NewBudget(j.MaxBytes)}
-	for _, i := range j.Shards {
-		a, err := run(i, g.budget)
+	answers, errs := make([]*Answer, len(j.Shards)), make([]error, len(j.Shards))
+	if j.Parallel && !j.Write {
+		var wg sync.WaitGroup
+		for k, i := range j.Shards {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answers[k], errs[k] = run(i, g.budget)
+			}()
+		}
+		wg.Wait()
+	}
+	for k, i := range j.Shards {
+		a, err := answers[k], errs[k]
+		if !j.Parallel || j.Write {
+			a, err = run(i, g.budget)
+		}
 		if err != nil {
 			g.refused(err, false)
 			return g, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/scatter/scattertest"
@@ -163,5 +164,38 @@ func TestRunTextOrders(t *testing.T) {
 		if _, err := scatter.Run(scatter.Request{Job: scatter.Job{Protocol: tc.proto, Shards: []int{0, 1}}, SQL: "SELECT", Spec: spec}, f); err != nil || len(f.lookups) != 0 {
 			t.Errorf("%s: ORDER BY id: %v, looked up %v", tc.proto, err, f.lookups)
 		}
+	}
+}
+
+// TestGatherParallel: a parallel read keeps the rows in the order of the
+// shards and reports the first shard, in that order, that failed; the
+// shards charge one budget.
+func TestGatherParallel(t *testing.T) {
+	run := func(fail map[int]bool) scatter.RunFunc {
+		return func(i int, b *scatter.Budget) (*scatter.Answer, error) {
+			time.Sleep(time.Duration(3-i) * 10 * time.Millisecond) // the last shard answers first
+			a := &scatter.Answer{Columns: 1, Failed: fail[i]}
+			for r := range 50 {
+				if err := b.Take(10); err != nil {
+					return nil, err
+				}
+				a.Rows = append(a.Rows, []byte{byte(i), byte(r)})
+			}
+			return a, nil
+		}
+	}
+	job := scatter.Job{Protocol: "test", Shards: []int{0, 1, 2, 3}, Parallel: true}
+	g, err := scatter.Gather(job, run(nil))
+	if err != nil || len(g.Rows) != 200 || g.Rows[0][0] != 0 || g.Rows[199][0] != 3 || g.Failed() >= 0 {
+		t.Fatalf("parallel read: %d rows, %v", len(g.Rows), err)
+	}
+	g, err = scatter.Gather(job, run(map[int]bool{1: true, 3: true}))
+	if err != nil || g.Failed() != 1 {
+		t.Fatalf("parallel read with shards 1 and 3 failing: failed %d, %v; want 1", g.Failed(), err)
+	}
+	job.MaxBytes = 150 * (10 + scatter.RowOverhead)
+	var se *scatter.Error
+	if _, err = scatter.Gather(job, run(nil)); !errors.As(err, &se) || se.Reason != scatter.ReasonTooLarge {
+		t.Fatalf("parallel read over the budget: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // DefaultMaxBytes is max_scatter_bytes when the config leaves it out.
@@ -34,10 +35,11 @@ func mergeError(format string, args ...any) *Error {
 	return &Error{Reason: ReasonMerge, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Budget bounds the bytes of rows one scatter holds. Not safe for
-// concurrent use: one scatter, one goroutine.
+// Budget bounds the bytes of rows one scatter holds. Safe for concurrent
+// use: the shards of a parallel read charge one budget.
 type Budget struct {
-	max, used int64
+	max  int64
+	used atomic.Int64
 }
 
 // NewBudget returns a budget of max bytes (DefaultMaxBytes when max <= 0).
@@ -53,8 +55,7 @@ func NewBudget(max int64) *Budget {
 // that shard's answer is unread: its server connection cannot be reused
 // as it is).
 func (b *Budget) Take(n int) error {
-	b.used += int64(n) + RowOverhead
-	if b.used > b.max {
+	if b.used.Add(int64(n)+RowOverhead) > b.max {
 		return &Error{Reason: ReasonTooLarge, Msg: fmt.Sprintf(
 			"the rows of a SELECT run on several shards exceed max_scatter_bytes (%s), which the proxy will not hold to merge; add the shard key, a LIMIT, or raise max_scatter_bytes",
 			FormatBytes(b.max))}
@@ -63,7 +64,7 @@ func (b *Budget) Take(n int) error {
 }
 
 // Used is what the rows charged so far take.
-func (b *Budget) Used() int64 { return b.used }
+func (b *Budget) Used() int64 { return b.used.Load() }
 
 // FormatBytes writes n as the config takes it: "256MiB", "64KiB", "1000".
 func FormatBytes(n int64) string {

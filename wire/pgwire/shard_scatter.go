@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -21,11 +22,12 @@ import (
 )
 
 // Scatter-gather: a SELECT without one shard key, sent outside a lease,
-// runs on the shards the router's plan names, merged by package scatter
-// (scatter.Run: the budget, OFFSET folded into each shard's LIMIT, text
-// merged only in a collation it reproduces, the choice of error); this
-// file leases each shard (on a caught-up replica where the router allows)
-// and reads its answer (pgShards), and rowCodec reads DataRows. The
+// runs on the shards the router's plan names, at once, merged by package
+// scatter (scatter.Run: the budget, OFFSET folded into each shard's
+// LIMIT, text merged only in a collation it reproduces, the choice of
+// error); this file leases each shard (on a caught-up replica where the
+// router allows) and reads its answer (pgShards), and rowCodec reads
+// DataRows. The
 // client sees one RowDescription, the merged rows, one CommandComplete
 // and ReadyForQuery. An UPDATE or DELETE without a key, where
 // allow_all_shard_writes says so, runs the same way on each shard's
@@ -93,15 +95,17 @@ func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *router.ShardClust
 		params = bindParams{st.bind, st.types}
 	}
 	t, sk, err := rt.PlanShard(st.sql, params, c.shardSession(false))
-	req = scatter.Request{Job: scatter.Job{Protocol: "postgres", Cluster: c.cluster.Name, Write: write, MaxBytes: rt.Cluster.Settings.MaxScatterBytes},
+	req = scatter.Request{Job: scatter.Job{Protocol: "postgres", Cluster: c.cluster.Name, Write: write, MaxBytes: rt.Cluster.Settings.MaxScatterBytes, Parallel: true},
 		SQL: st.sql, Unoffset: router.PostgresScatterLimit}
 	switch t := t.(type) {
 	case router.ScatterShards:
 		req.Shards = t.Shards
 	case router.WriteShards:
 		req.Shards = t.Shards
+	default:
+		return nil, req, nil, false
 	}
-	if err != nil || t == nil || write != (sk.Kind != router.StmtSelect) {
+	if err != nil || write != (sk.Kind != router.StmtSelect) {
 		return nil, req, nil, false
 	}
 	if req.Shards == nil {
@@ -172,8 +176,9 @@ func (c *clientConn) runScatter(rt *router.ShardCluster, req scatter.Request, as
 
 // pgShards is pgwire's side of a scatter: shard i's request is build's,
 // on a lease of its own (a caught-up replica's when as lets one serve
-// it).
+// it). The shards of a read run at once (scatter.Job.Parallel).
 type pgShards struct {
+	mu    sync.Mutex // see runOnShard
 	c     *clientConn
 	rt    *router.ShardCluster
 	as    []*router.Analysis
@@ -182,7 +187,7 @@ type pgShards struct {
 
 func (p *pgShards) Run(i int, sql string, b *scatter.Budget) (*scatter.Answer, error) {
 	r := &shardResult{}
-	if err := p.c.runOnShard(p.rt, i, p.build(sql), r, p.as, b); err != nil {
+	if err := p.c.runOnShard(p.rt, i, p.build(sql), r, p.as, b, &p.mu); err != nil {
 		return nil, err
 	}
 	return r.answer(), nil
@@ -195,7 +200,7 @@ func (p *pgShards) Codec(first *scatter.Answer) (scatter.Codec, error) {
 func (p *pgShards) Lookup(i int, q string) ([][]byte, error) {
 	msg, _ := (&pgproto3.Query{String: q}).Encode(nil)
 	var r shardResult
-	if err := p.c.runOnShard(p.rt, i, msg, &r, p.as, scatter.NewBudget(1<<20)); err != nil || r.err != nil || len(r.rows) != 1 {
+	if err := p.c.runOnShard(p.rt, i, msg, &r, p.as, scatter.NewBudget(1<<20), &p.mu); err != nil || r.err != nil || len(r.rows) != 1 {
 		return nil, err
 	}
 	return (*rowCodec)(nil).Split(r.rows[0])
@@ -229,7 +234,11 @@ func (r *shardResult) answer() *scatter.Answer {
 // lets a replica serve it, else to the shard's primary. Its rows are
 // charged to budget; past it the server connection is closed (the rest
 // of its answer is unread) and the error is a *scatter.Error.
-func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res *shardResult, as []*router.Analysis, budget *scatter.Budget) error {
+func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res *shardResult, as []*router.Analysis, budget *scatter.Budget, mu *sync.Mutex) error {
+	// The lease is taken under mu: the shards of a parallel read share
+	// the client's pool cache and replica picks, which are not safe for
+	// concurrent use. The round trip runs without it.
+	mu.Lock()
 	e, node, rep := c.shardPool(rt, i), (*replica.Node)(nil), (*replica.Runtime)(nil)
 	if as != nil {
 		e, node, rep, _ = c.shardRead(rt, i, as)
@@ -249,6 +258,7 @@ func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res 
 		p = c.shardPool(nrt, i).p
 		ps, err = p.Get(context.Background())
 	}
+	mu.Unlock()
 	if err != nil {
 		return poolError(err)
 	}

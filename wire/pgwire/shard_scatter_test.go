@@ -513,3 +513,24 @@ func TestScatterOnlyPlannedShards(t *testing.T) {
 		}
 	}
 }
+
+// TestScatterShardsAtOnce: the shards of a scatter SELECT run at once, so
+// it takes as long as its slowest shard, not the sum (each shard sleeps
+// 1.5 s: 3 s or more one after the other, which it took before).
+func TestScatterShardsAtOnce(t *testing.T) {
+	p := startShardProxy(t)
+	shards := shardConns(t)
+	ctx := ctxT(t, 60*time.Second)
+	for i, s := range shards {
+		if _, err := s.Exec(ctx, "INSERT INTO orders (customer_id, amount) VALUES ($1, 1)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, conn := range scatterModes(t, p) {
+		start := time.Now()
+		rows, err := textRows(ctx, conn, "SELECT customer_id, pg_sleep(1.5)::text FROM orders")
+		if took := time.Since(start); err != nil || len(rows) != 2 || took >= 2900*time.Millisecond {
+			t.Errorf("%s: %v, %v in %v; want 2 rows in less than 2.9 s", name, rows, err, took)
+		}
+	}
+}
