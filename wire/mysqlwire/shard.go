@@ -292,29 +292,28 @@ func (s *session) shardLocalTxn(text []byte, rs uint8) (handled bool, err error)
 	if s.lease != nil || s.mode == config.PoolSession {
 		return false, nil
 	}
-	w := router.FirstWord(unsafeString(text))
-	switch w {
+	switch router.FirstWord(unsafeString(text)) { // the fast path: no copy
 	case "begin", "start", "commit", "rollback", "set":
 	default:
 		return false, nil
 	}
-	t := strings.ToLower(strings.Join(strings.Fields(strings.TrimRight(router.StripLeadingComments(string(text)), "; \t\r\n")), " "))
-	switch {
-	case strings.HasPrefix(t, "set transaction "):
+	switch router.LocalTxnVerb(router.MySQL, string(text)) {
+	case router.TxnSetNextVerb:
 		// For the next transaction, whose shard is not known yet.
 		s.sh.setTxn = append([]byte{comQuery}, text...)
-	case t == "begin" || t == "begin work" || strings.HasPrefix(t, "start transaction"):
+	case router.TxnBeginVerb, router.TxnStartVerb:
 		s.sh.begin = append([]byte{comQuery}, text...)
 		s.sh.beginAn = nil
 		if an := s.analyzer(); an != nil {
 			s.sh.beginAn = an.Analyze(string(text))
 		}
-	case s.sh.begin == nil:
+	case router.NoTxnVerb:
 		return false, nil
-	case t == "commit" || t == "commit work" || t == "rollback" || t == "rollback work":
+	default: // COMMIT or ROLLBACK
+		if s.sh.begin == nil {
+			return false, nil
+		}
 		s.sh.begin, s.sh.beginAn, s.sh.setTxn = nil, nil, nil
-	default:
-		return false, nil
 	}
 	return true, s.sendOK(rs)
 }

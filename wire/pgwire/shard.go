@@ -3,7 +3,6 @@ package pgwire
 import (
 	"encoding/binary"
 	"errors"
-	"strings"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/replica"
@@ -495,38 +494,35 @@ func (c *clientConn) refuseInLease(typ byte, err error) bool {
 // transaction is not known until a statement names it. Hook in forward.
 func (c *clientConn) shardLocalTxn(text string, a *router.Analysis) bool {
 	// Only a single BEGIN/COMMIT/ROLLBACK the parser accepted is answered
-	// here: anything else (a malformed BEGIN among them) goes to a server,
-	// which reports it.
+	// here (router.LocalTxnVerb): anything else (a malformed BEGIN, COMMIT
+	// AND CHAIN, ROLLBACK TO SAVEPOINT) goes to a server, which reports it.
 	if a.Class != router.TxnBegin && a.Class != router.TxnEnd || a.ParseError != "" || a.Statements != 1 {
 		return false
 	}
-	t := strings.ToLower(strings.TrimRight(strings.TrimSpace(text), "; \t\n"))
-	word, _, _ := strings.Cut(t, " ")
 	var tag string
 	status := byte('I')
-	switch {
-	case word == "begin" || strings.HasPrefix(t, "start transaction"):
+	switch v := router.LocalTxnVerb(router.Postgres, text); {
+	case v == router.TxnBeginVerb || v == router.TxnStartVerb:
 		if c.sh.begin != nil {
 			return false // a second BEGIN: let the server warn
 		}
 		c.sh.begin = []byte(text)
 		tag, status = "BEGIN", 'T'
-		if word != "begin" {
+		if v == router.TxnStartVerb {
 			tag = "START TRANSACTION"
 		}
 	case c.sh.begin == nil:
 		return false
-	case word == "commit" || word == "end":
+	case v == router.TxnCommitVerb:
 		tag = "COMMIT"
 		c.sh.begin = nil
-	case word == "rollback" || word == "abort":
+	case v == router.TxnRollbackVerb:
 		tag = "ROLLBACK"
 		c.sh.begin = nil
 	default:
 		return false
 	}
-	out := appendTag(nil, tag)
-	c.answer(out, status)
+	c.answer(appendTag(nil, tag), status)
 	return true
 }
 

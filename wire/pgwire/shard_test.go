@@ -456,3 +456,46 @@ func TestShardConcurrent(t *testing.T) {
 		t.Errorf("%d rows, want %d", total, clients*each)
 	}
 }
+
+// A BEGIN the proxy answered (no shard named yet) is ended by the proxy
+// only for a plain COMMIT or ROLLBACK (router.LocalTxnVerb): ROLLBACK TO
+// SAVEPOINT and COMMIT AND CHAIN go to a server with the BEGIN ahead of
+// them, and answer as a database would.
+func TestShardLazyBeginOnlyPlainEnds(t *testing.T) {
+	p := startShardProxy(t)
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, p.rawDSN("app", "app", "orders")+"&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	status := func() byte { return conn.PgConn().TxStatus() }
+	for _, end := range []string{"COMMIT", "END", "ROLLBACK", "ABORT"} {
+		if _, err := conn.Exec(ctx, "BEGIN"); err != nil || status() != 'T' {
+			t.Fatalf("BEGIN: %v, status %c", err, status())
+		}
+		if _, err := conn.Exec(ctx, end); err != nil || status() != 'I' {
+			t.Fatalf("%s of a proxy-answered BEGIN: %v, status %c", end, err, status())
+		}
+	}
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "ROLLBACK TO SAVEPOINT nope")
+	wantSQLState(t, err, "3B001", "ROLLBACK TO an unknown savepoint")
+	if status() != 'E' {
+		t.Fatalf("after a failed ROLLBACK TO: status %c, want E (the transaction goes on, failed)", status())
+	}
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil || status() != 'I' {
+		t.Fatalf("ROLLBACK: %v, status %c", err, status())
+	}
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "COMMIT AND CHAIN"); err != nil || status() != 'T' {
+		t.Fatalf("COMMIT AND CHAIN: %v, status %c; want a new transaction open", err, status())
+	}
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil || status() != 'I' {
+		t.Fatalf("ROLLBACK after the chain: %v, status %c", err, status())
+	}
+}
