@@ -1,6 +1,8 @@
 package pgwire
 
 import (
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -116,7 +118,12 @@ causal_read_timeout = "2s"`)
 	superExec(t, replicas[0], `SELECT pg_wal_replay_pause()`)
 	defer superExec(t, replicas[0], `SELECT pg_wal_replay_resume()`)
 	ctx := ctxT(t, 120*time.Second)
-	const clients, pairs = 20, 100
+	// SWITCHYARD_RYW_PAIRS=500: the 10,000 pairs of issue 14's bar.
+	const clients = 20
+	pairs := 100
+	if n, err := strconv.Atoi(os.Getenv("SWITCHYARD_RYW_PAIRS")); err == nil && n > 0 {
+		pairs = n
+	}
 	var stale, failures, onReplica atomic.Int64
 	var wg sync.WaitGroup
 	for c := range clients {
