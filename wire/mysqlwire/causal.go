@@ -18,6 +18,8 @@ import (
 // (MaxScale's causal_reads): a read that needs a position no replica is
 // known to have replayed goes to a replica with
 //
+//	SELECT @@GLOBAL.gtid_slave_pos                          (MariaDB, no wait:
+//	                                                          compared here)
 //	SELECT MASTER_GTID_WAIT('<gtid>', <timeout>)            (MariaDB)
 //	SELECT WAIT_FOR_EXECUTED_GTID_SET('<gtid set>', <timeout>) (MySQL)
 //	SELECT GTID_SUBSET('<gtid set>', @@GLOBAL.gtid_executed) (MySQL, no wait)
@@ -79,7 +81,11 @@ func waitQuery(be *backend, pos lagmon.Position, timeout time.Duration) []byte {
 	q := []byte{comQuery}
 	gtid := strings.ReplaceAll(pos.String(), "'", "")
 	secs := strconv.FormatFloat(timeout.Seconds(), 'f', 6, 64)
-	if flavorOf(be.version) == flavorMariaDB {
+	if flavorOf(be.version) == flavorMariaDB && timeout <= 0 {
+		// No wait: the replica's position, compared here (it also tells
+		// the lag monitor how far the replica is).
+		q = append(q, "SELECT @@GLOBAL.gtid_slave_pos"...)
+	} else if flavorOf(be.version) == flavorMariaDB {
 		q = fmt.Appendf(q, "SELECT MASTER_GTID_WAIT('%s', %s)", gtid, secs)
 	} else if timeout > 0 {
 		q = fmt.Appendf(q, "SELECT WAIT_FOR_EXECUTED_GTID_SET('%s', %s)", gtid, secs)
@@ -113,8 +119,15 @@ func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) 
 		}
 		v = "error"
 	}
-	passed = v == "0"
-	rt.CheckDone(node, ck.pos, passed, sent, time.Since(ck.start))
+	seen := ck.pos
+	if flavorOf(be.version) == flavorMariaDB && rt.Settings().CausalReadTimeout <= 0 {
+		if g, perr := lagmon.ParseMariaDBGTID(v); perr == nil && g.AtLeast(ck.pos) {
+			passed, seen = true, g
+		}
+	} else {
+		passed = v == "0"
+	}
+	rt.CheckDone(node, seen, passed, sent, time.Since(ck.start))
 	if passed {
 		return true, nil
 	}

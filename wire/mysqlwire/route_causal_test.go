@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
@@ -245,5 +246,47 @@ lag_poll_interval = "10s"`)
 			t.Errorf("%q: %d reads after writes waited for a probe of the primary, want 0", params, n1-n0)
 		}
 		_ = cn.Close()
+	}
+}
+
+// With causal_read_timeout, the replica waits for the position
+// (MASTER_GTID_WAIT) in the read's round trip: a replica whose SQL thread
+// is stopped makes the read wait that long and then go to the primary; a
+// running one serves it.
+func TestCausalCheckWaits(t *testing.T) {
+	p := startSplitProxy(t, `max_replica_lag = "1h"
+lag_poll_interval = "10s"
+causal_read_timeout = "200ms"`)
+	ma := testcluster.Maria
+	onNode(t, ma.Primary, "DROP TABLE IF EXISTS app.t_causal_wait")
+	onNode(t, ma.Primary, "CREATE TABLE app.t_causal_wait (id BIGINT PRIMARY KEY)")
+	caughtUp(t)
+	ctx := context.Background()
+	cn := conn(t, p.open(t, "interpolateParams=true"))
+	read := func(id int) (port int, d time.Duration) {
+		t.Helper()
+		if _, err := cn.ExecContext(ctx, "INSERT INTO t_causal_wait VALUES (?)", id); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		var n int
+		if err := cn.QueryRowContext(ctx, "SELECT COUNT(*), @@port FROM t_causal_wait WHERE id = ?", id).Scan(&n, &port); err != nil || n != 1 {
+			t.Fatalf("read after write %d: %d rows (%v)", id, n, err)
+		}
+		return port, time.Since(start)
+	}
+	read(1) // the client now reads after its writes: positions come with the writes
+	if port, _ := read(2); port != replicaNode().Port {
+		t.Errorf("read after write with the replica running: port %d, want the replica %d", port, replicaNode().Port)
+	}
+	onNode(t, replicaNode(), "STOP SLAVE SQL_THREAD")
+	defer onNode(t, replicaNode(), "START SLAVE SQL_THREAD")
+	_, failed0 := causalCounts(t)
+	port, d := read(3)
+	if port != ma.Primary.Port || d < 200*time.Millisecond {
+		t.Errorf("read after write with the replica stopped: port %d after %v, want the primary %d after the 200ms wait", port, d, ma.Primary.Port)
+	}
+	if _, failed1 := causalCounts(t); failed1 != failed0+1 {
+		t.Errorf("%.0f checks failed, want 1", failed1-failed0)
 	}
 }
