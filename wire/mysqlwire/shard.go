@@ -138,15 +138,14 @@ func (s *session) shardRoute() (*pool.Pool, *replica.Node, *replica.Runtime) {
 }
 
 // shardRekey follows a reload that closed the pools of the session's
-// shards: the map in force takes over if it routes as the one the command
-// was decided with.
+// shards (nothing was sent yet): the command decided for shard i of
+// nextRT runs on the pool the config in force has for that shard's
+// primary and database. A reload that only changes sharding keys or
+// connection settings (a new map version) moves no row, so that is the
+// same shard; one that puts another server or database at i ends it.
 func (s *session) shardRekey() bool {
 	rt := s.srv.shards.Get(s.cluster.Name)
-	old := s.sh.nextRT
-	if old == nil {
-		old = s.sh.rt
-	}
-	if rt == nil || old == nil || rt.Map.Version() != old.Map.Version() {
+	if rt == nil || s.sh.nextRT != nil && !sameShardServer(rt, s.sh.nextRT, s.sh.next) {
 		return false
 	}
 	if u := s.srv.cfg.Load().User(s.user.Name); u != nil {
@@ -161,6 +160,13 @@ func (s *session) shardRekey() bool {
 	p, _, _ := s.shardRoute()
 	s.primaryPool = p
 	return p != nil
+}
+
+// sameShardServer says whether shard i of b is on the primary and
+// database of shard i of a.
+func sameShardServer(a, b *router.ShardCluster, i int) bool {
+	return i < len(a.Cluster.Shards) && i < len(b.Cluster.Shards) &&
+		a.Primary(i) == b.Primary(i) && a.Database(i) == b.Database(i)
 }
 
 // analyzer is the read/write analyzer of the session's cluster, nil when

@@ -8,7 +8,9 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
+	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/shard"
@@ -116,6 +118,10 @@ func (be *backend) readResult(budget *scatter.Budget) (*shardResult, error) {
 	}
 }
 
+// testHookShardLease, when set, runs before a scatter's shard i leases,
+// with the pool of its primary (tests: a reload in between).
+var testHookShardLease atomic.Pointer[func(i int, p *pool.Pool)]
+
 // runShard runs one command on shard i on a lease of its own and returns
 // its answer. build makes the command for a connection; its rows are
 // charged to budget. An error is for the client (nothing was written to
@@ -123,6 +129,9 @@ func (be *backend) readResult(budget *scatter.Budget) (*shardResult, error) {
 func (s *session) runShard(rt *router.ShardCluster, i int, budget *scatter.Budget, build func(be *backend) ([]byte, error)) (*shardResult, error) {
 	for attempt := 0; ; attempt++ {
 		s.sh.next, s.sh.nextRT = i, rt
+		if h := testHookShardLease.Load(); h != nil {
+			(*h)(i, s.shardPool(rt, i))
+		}
 		if err := s.acquire(); err != nil {
 			return nil, err
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/shard"
 )
@@ -1092,5 +1093,55 @@ func TestShardMariaDBCommandLine(t *testing.T) {
 	out, err = run("SELECT customer_id, COUNT(*) FROM orders GROUP BY customer_id")
 	if err == nil || !strings.Contains(out, "1235") || !strings.Contains(out, "GROUP BY") {
 		t.Errorf("GROUP BY on every shard: %v %s", err, out)
+	}
+}
+
+// A scatter planned before a reload that replaces the shards' pools (a
+// connection setting changed) and bumps the map's version (a sharding
+// setting changed, no row moved) runs on the pools in force: the reload
+// closes the pool a shard is about to lease from (testHookShardLease), as
+// pgwire's reload drill saw at load 20 ("the pool was closed").
+func TestShardScatterAcrossReload(t *testing.T) {
+	resetShardTables(t)
+	for i := range 2 {
+		rootExec(t, fmt.Sprintf("INSERT INTO orders_%d.orders (id, customer_id) VALUES (1, 1), (2, 2), (3, 3)", i))
+	}
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	after := shardConfig(t, hashSharding+"\nallow_all_shard_writes = true", hashShards(false))
+	after.Clusters[0].Settings.ServerLifetime = 30 * time.Minute // new pools
+	v0 := p.srv.shards.Get("orders").Map.Version()
+	db := p.openOrders(t, "")
+	db.SetMaxOpenConns(1) // one session, whose shard pools are cached
+	count := func() (int, error) {
+		var n int
+		err := db.QueryRow("SELECT COUNT(*) FROM orders").Scan(&n)
+		return n, err
+	}
+	if n, err := count(); err != nil || n != 6 {
+		t.Fatalf("scatter before the reload: %d rows, %v; want 6", n, err)
+	}
+	var once sync.Once
+	var reloadErr error
+	hook := func(i int, pl *pool.Pool) {
+		once.Do(func() {
+			reloadErr = p.srv.Reload(after)
+			pl.Close() // what the reload's drain does, now rather than soon
+		})
+	}
+	testHookShardLease.Store(&hook)
+	defer testHookShardLease.Store(nil)
+	n, err := count()
+	testHookShardLease.Store(nil)
+	if reloadErr != nil {
+		t.Fatal(reloadErr)
+	}
+	if v := p.srv.shards.Get("orders").Map.Version(); v == v0 {
+		t.Errorf("map version %d after a reload of the sharding settings; want a new one", v)
+	}
+	if err != nil || n != 6 {
+		t.Fatalf("scatter across the reload: %d rows, %v; want 6", n, err)
+	}
+	if n, err := count(); err != nil || n != 6 {
+		t.Fatalf("scatter after the reload: %d rows, %v; want 6", n, err)
 	}
 }

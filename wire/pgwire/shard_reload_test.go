@@ -538,3 +538,66 @@ server_lifetime = "30m"`, "pool_size = 2"} {
 		})
 	}
 }
+
+// A scatter planned before a reload that replaces the shards' pools (a
+// connection setting changed) and bumps the map's version (a sharding
+// key changed, no row moved) runs on the pools in force: its shards had
+// looked up their pools, which the reload closes before they lease
+// (testHookShardLease), as happened in the reload drill at load 20
+// ("the pool was closed").
+func TestScatterAcrossReload(t *testing.T) {
+	pg := testcluster.PG
+	ctx := ctxT(t, 60*time.Second)
+	for _, db := range []string{"orders_0", "orders_1"} {
+		conn, err := pgx.Connect(ctx, pg.DSN(pg.Primary, "app", "app", db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = conn.Exec(ctx, `DROP TABLE IF EXISTS reload_scatter;
+			CREATE TABLE reload_scatter (customer_id bigint PRIMARY KEY);
+			INSERT INTO reload_scatter SELECT g FROM generate_series(1, 10) g`)
+		conn.Close(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := shardReplicaConfig("", "pool_size = 3", false)
+	after, err := config.Parse([]byte(shardReplicaConfig(`tables = { unused_table = "other_id" }`, "pool_size = 3\nserver_lifetime = \"30m\"", false)), "test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := serveConfig(t, before)
+	v0 := p.srv.MapVersions()["orders"]
+	conn, err := pgx.Connect(ctx, p.rawDSN("app", "app", "orders")+"&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+
+	var once sync.Once
+	var reloadErr error
+	hook := func(i int, e *poolEntry) {
+		once.Do(func() {
+			reloadErr = p.srv.Reload(after)
+			e.p.Close() // what the reload's Drain does, now rather than soon
+		})
+	}
+	testHookShardLease.Store(&hook)
+	defer testHookShardLease.Store(nil)
+	var n int
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM reload_scatter").Scan(&n)
+	testHookShardLease.Store(nil)
+	if reloadErr != nil {
+		t.Fatal(reloadErr)
+	}
+	if v := p.srv.MapVersions()["orders"]; v == v0 {
+		t.Errorf("map version %d after a reload of the sharding keys; want a new one", v)
+	}
+	if err != nil || n != 20 {
+		t.Fatalf("scatter across the reload: %d rows, %v; want 20", n, err)
+	}
+	// And the next one, on the config in force.
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM reload_scatter").Scan(&n); err != nil || n != 20 {
+		t.Fatalf("scatter after the reload: %d rows, %v; want 20", n, err)
+	}
+}

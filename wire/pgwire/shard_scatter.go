@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -206,6 +207,18 @@ func (p *pgShards) Lookup(i int, q string) ([][]byte, error) {
 	return (*rowCodec)(nil).Split(r.rows[0])
 }
 
+// sameShardServer says whether shard i of b is on the primary and
+// database of shard i of a: a part of a scatter planned on a can run on
+// b's pool for it.
+func sameShardServer(a, b *router.ShardCluster, i int) bool {
+	return i < len(a.Cluster.Shards) && i < len(b.Cluster.Shards) &&
+		a.Primary(i) == b.Primary(i) && a.Database(i) == b.Database(i)
+}
+
+// testHookShardLease, when set, runs after a scatter's shard i looked up
+// its pool e and before it leases from it (tests: a reload in between).
+var testHookShardLease atomic.Pointer[func(i int, e *poolEntry)]
+
 // answer is what package scatter needs of a shard's answer: its rows,
 // the number of columns of its RowDescription, the count of its
 // CommandComplete ("UPDATE 3"; the verb is kept for the summed tag).
@@ -246,13 +259,20 @@ func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res 
 	if node != nil {
 		defer rep.Set.Done(node)
 	}
+	if h := testHookShardLease.Load(); h != nil {
+		(*h)(i, e)
+	}
 	ps, p, err := c.getShardConn(rt, i, e, node, rep)
 	retryUntil := time.Now().Add(rt.Cluster.Settings.QueryWaitTimeout)
 	for errors.Is(err, pool.ErrClosed) && time.Now().Before(retryUntil) {
-		// A reload closed the pool meanwhile: the shard's primary in the
-		// config in force, if the shards still hold the same rows.
+		// A reload closed the pool meanwhile (nothing was sent yet): the
+		// statement was planned on rt and runs there, on the pool the
+		// config in force has for shard i's primary and database. A
+		// reload that only changes the sharding keys or settings (a new
+		// map version) does not move rows, so this is the same shard;
+		// one that puts another server or database at i ends it.
 		nrt := c.srv.shards.Get(c.cluster.Name)
-		if nrt == nil || !shard.SamePlacement(nrt.Cluster, rt.Cluster) {
+		if nrt == nil || !sameShardServer(nrt, rt, i) {
 			break
 		}
 		p = c.shardPool(nrt, i).p
