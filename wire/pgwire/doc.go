@@ -52,5 +52,8 @@
 // Imports: besides router, scatter, pool and replica (DESIGN.md), config
 // (the settings of clusters and users), lagmon (the prober interface this
 // package implements, and LSNs) and shard (decoding a binary integer key
-// parameter, and whether a reload moved keys under a scatter).
+// parameter). A scatter's shard whose pool a reload closed before it
+// leased runs on the pool in force for the same shard server (primary and
+// database), whatever the new map's version: nothing was sent yet, and a
+// reload moves no row.
 package pgwire
