@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -1129,7 +1130,12 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 		// A server that sends something malformed loses this client its
 		// connection, never the proxy its other clients.
 		if r := recover(); r != nil {
-			c.log.Error("relay from server panicked; closing the server connection", "server", sc.addr, "panic", r)
+			if c.relayLocked {
+				// The panic came while the loop held c.mu (booking a
+				// reply): serverFailed takes it again.
+				c.unlockRelay()
+			}
+			c.log.Error("relay from server panicked; closing the server connection", "server", sc.addr, "panic", r, "stack", string(debug.Stack()))
 			if sync {
 				_ = sc.conn.SetReadDeadline(time.Time{})
 			}
@@ -1205,6 +1211,10 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 			sc.noteParameter(raw[5:])
 		}
 		c.mu.Lock()
+		c.relayLocked = true
+		if testHookReply != nil {
+			testHookReply(typ, raw)
+		}
 		if traceOn {
 			tracef("c%d recv %c q=%d", c.pid%1000, typ, c.expects.len())
 		}
@@ -1251,7 +1261,7 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 			}
 			continue
 		}
-		c.mu.Unlock()
+		c.unlockRelay()
 		if discard {
 			continue
 		}
@@ -1496,13 +1506,13 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, pre, post 
 	}
 	if c.gone {
 		if c.outstanding > 0 {
-			c.mu.Unlock()
+			c.unlockRelay()
 			return false
 		}
 		// The cleanup the client's departure called for is done.
 		_, ps, p := c.detachLocked()
 		ok := c.rollingBack && status == 'I'
-		c.mu.Unlock()
+		c.unlockRelay()
 		if ok {
 			_ = sc.conn.SetDeadline(time.Time{})
 		}
@@ -1510,27 +1520,39 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, pre, post 
 		return true
 	}
 	if !c.releasableLocked() {
-		c.mu.Unlock()
+		c.unlockRelay()
 		flushClient()
 		return false
 	}
 	if c.writers > 0 {
 		c.releaseDue = true
 		c.reader = readerNone // the writer ends the lease, or starts a pump
-		c.mu.Unlock()
+		c.unlockRelay()
 		flushClient()
 		return true
 	}
 	reuse := c.reusableLocked()
 	_, ps, p := c.detachLocked()
 	closing := c.closing
-	c.mu.Unlock()
+	c.unlockRelay()
 	flushClient()
 	p.Put(ps, reuse)
 	if closing {
 		_ = c.conn.SetReadDeadline(time.Now())
 	}
 	return true
+}
+
+// testHookReply, when a test sets it, sees each server reply the relay
+// books, under c.mu (a test panics there as a bug in the booking would).
+var testHookReply func(typ byte, raw []byte)
+
+// unlockRelay unlocks c.mu that the relay loop locked to book a reply
+// (readyForQueryLocked ends that hold too); relayReplies' recover uses
+// c.relayLocked to know whether a panic came with c.mu held.
+func (c *clientConn) unlockRelay() {
+	c.relayLocked = false
+	c.mu.Unlock()
 }
 
 // serverFailed handles a server connection that broke under the client:

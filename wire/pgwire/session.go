@@ -172,10 +172,13 @@ type clientConn struct {
 	// wantPosition: read the primary's position after a write (causal.go);
 	// posSeen is the one read, until its ReadyForQuery (on mu).
 	wantPosition bool
-	posSeen      lagmon.Position
-	posBlocked   bool          // the request may start COPY FROM STDIN: no query behind it
-	leaseNode    *replica.Node // the replica of the current lease; nil on the primary
-	leaseWrites  bool          // the current lease is on the primary for a write
+	// relayLocked: the relay loop holds c.mu (set and read only by the
+	// goroutine relaying replies, under c.mu or in its recover).
+	relayLocked bool
+	posSeen     lagmon.Position
+	posBlocked  bool          // the request may start COPY FROM STDIN: no query behind it
+	leaseNode   *replica.Node // the replica of the current lease; nil on the primary
+	leaseWrites bool          // the current lease is on the primary for a write
 	// leaseIdle wakes the main loop waiting for a replica lease to answer
 	// what it owes before a request that must run on the primary (on mu).
 	leaseIdle sync.Cond
