@@ -141,6 +141,14 @@ func (sc *ShardCluster) Database(i int) string { return shard.Database(sc.Cluste
 // writes there for read-your-writes (replica.WritesByPrimary).
 func (sc *ShardCluster) Primary(i int) string { return sc.Cluster.Shards[i].Primary }
 
+// SameServer says whether shard i of o is on the primary and database of
+// shard i of sc: work planned on one can run on the other's pool for that
+// shard (a reload in between changed something else, or nothing).
+func (sc *ShardCluster) SameServer(o *ShardCluster, i int) bool {
+	return i < len(sc.Cluster.Shards) && i < len(o.Cluster.Shards) &&
+		sc.Primary(i) == o.Primary(i) && sc.Database(i) == o.Database(i)
+}
+
 // Routed counts a statement routed to shard i.
 func (sc *ShardCluster) Routed(i int) { sc.routed[i].Inc() }
 

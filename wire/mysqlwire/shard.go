@@ -145,7 +145,7 @@ func (s *session) shardRoute() (*pool.Pool, *replica.Node, *replica.Runtime) {
 // same shard; one that puts another server or database at i ends it.
 func (s *session) shardRekey() bool {
 	rt := s.srv.shards.Get(s.cluster.Name)
-	if rt == nil || s.sh.nextRT != nil && !sameShardServer(rt, s.sh.nextRT, s.sh.next) {
+	if rt == nil || s.sh.nextRT != nil && !rt.SameServer(s.sh.nextRT, s.sh.next) {
 		return false
 	}
 	if u := s.srv.cfg.Load().User(s.user.Name); u != nil {
@@ -160,13 +160,6 @@ func (s *session) shardRekey() bool {
 	p, _, _ := s.shardRoute()
 	s.primaryPool = p
 	return p != nil
-}
-
-// sameShardServer says whether shard i of b is on the primary and
-// database of shard i of a.
-func sameShardServer(a, b *router.ShardCluster, i int) bool {
-	return i < len(a.Cluster.Shards) && i < len(b.Cluster.Shards) &&
-		a.Primary(i) == b.Primary(i) && a.Database(i) == b.Database(i)
 }
 
 // analyzer is the read/write analyzer of the session's cluster, nil when

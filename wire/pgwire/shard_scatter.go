@@ -207,14 +207,6 @@ func (p *pgShards) Lookup(i int, q string) ([][]byte, error) {
 	return (*rowCodec)(nil).Split(r.rows[0])
 }
 
-// sameShardServer says whether shard i of b is on the primary and
-// database of shard i of a: a part of a scatter planned on a can run on
-// b's pool for it.
-func sameShardServer(a, b *router.ShardCluster, i int) bool {
-	return i < len(a.Cluster.Shards) && i < len(b.Cluster.Shards) &&
-		a.Primary(i) == b.Primary(i) && a.Database(i) == b.Database(i)
-}
-
 // testHookShardLease, when set, runs after a scatter's shard i looked up
 // its pool e and before it leases from it (tests: a reload in between).
 var testHookShardLease atomic.Pointer[func(i int, e *poolEntry)]
@@ -272,7 +264,7 @@ func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res 
 		// map version) does not move rows, so this is the same shard;
 		// one that puts another server or database at i ends it.
 		nrt := c.srv.shards.Get(c.cluster.Name)
-		if nrt == nil || !sameShardServer(nrt, rt, i) {
+		if nrt == nil || !nrt.SameServer(rt, i) {
 			break
 		}
 		p = c.shardPool(nrt, i).p
