@@ -78,10 +78,16 @@ func (c *clientConn) collect(a *router.Analysis) {
 	if a == nil {
 		return
 	}
-	if a.Pin != "" && c.pinReason == "" {
-		c.pinNext = a.Pin
+	if a.Pin != "" {
+		// The relay pins too (a reply over the session-settings cap):
+		// pinReason is read under c.mu.
+		c.mu.Lock()
+		if c.pinReason == "" {
+			c.pinNext = a.Pin
+		}
+		c.mu.Unlock()
 	}
-	if c.keeps() == keepSession {
+	if c.mode != config.PoolTransaction { // keepSession; c.mode never changes
 		return
 	}
 	if a.RollbackTo {
