@@ -201,6 +201,9 @@ type Analysis struct {
 	// refers to (PostgreSQL PREPARE, EXECUTE, DEALLOCATE), as the server
 	// would see them (unquoted names folded to lower case).
 	StatementNames []string
+	// CopyFrom: the text runs COPY ... FROM (PostgreSQL): the server may
+	// take what follows the statement on its connection for copy data.
+	CopyFrom bool
 	// RollbackTo: the text rolls back to a savepoint (PostgreSQL ROLLBACK
 	// TO SAVEPOINT), undoing the session settings changed since.
 	RollbackTo bool

@@ -111,6 +111,7 @@ func (b *builder) pgStmt(n *pg.Node) {
 		c := s.CopyStmt
 		if c.GetIsFrom() {
 			b.write("COPY FROM")
+			b.an.CopyFrom = true
 		} else {
 			b.class(Read)
 			if c.GetFilename() != "" || c.GetIsProgram() {

@@ -195,3 +195,20 @@ var postgresCases = []analyzeCase{
 	{sql: " ; ", want: Analysis{Class: Other, Statements: none}},
 	{sql: "-- just a comment", want: Analysis{Class: Other, Statements: none}},
 }
+
+// CopyFrom marks the statements after which the server may read copy data
+// (pgwire sends nothing of its own behind them).
+func TestAnalyzeCopyFrom(t *testing.T) {
+	a := NewAnalyzer(Postgres, Options{})
+	for sql, want := range map[string]bool{
+		"COPY t FROM STDIN":        true,
+		"COPY t (a, b) FROM STDIN": true,
+		"COPY t TO STDOUT":         false,
+		"SELECT 1":                 false,
+		"INSERT INTO t VALUES (1)": false,
+	} {
+		if got := a.Analyze(sql).CopyFrom; got != want {
+			t.Errorf("%s: CopyFrom %v, want %v", sql, got, want)
+		}
+	}
+}

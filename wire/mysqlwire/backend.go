@@ -551,6 +551,19 @@ func (b *backend) queryColumn(ctx context.Context, q string, col int) (val strin
 	if _, err := b.writePacket(0, append([]byte{comQuery}, q...)); err != nil {
 		return "", false, err
 	}
+	val, ok, err = b.readColumn(col)
+	if errors.Is(err, errNoResultSet) {
+		err = fmt.Errorf("%s: %q returned no result set", b.addr, q)
+	}
+	return val, ok, err
+}
+
+// errNoResultSet: an OK where readColumn wanted a result set.
+var errNoResultSet = fmt.Errorf("%w: no result set", errMalformed)
+
+// readColumn reads a text result set and returns column col of its first
+// row (ok false: no row, or NULL), keeping the status of its terminator.
+func (b *backend) readColumn(col int) (val string, ok bool, err error) {
 	p, _, err := b.readPacket()
 	if err != nil {
 		return "", false, err
@@ -562,7 +575,7 @@ func (b *backend) queryColumn(ctx context.Context, q string, col int) (val strin
 		e, _ := DecodeERR(p)
 		return "", false, &serverError{Code: e.Code, State: e.State, Message: e.Message}
 	case p[0] == hdrOK:
-		return "", false, fmt.Errorf("%s: %q returned no result set", b.addr, q)
+		return "", false, errNoResultSet
 	}
 	r := reader{b: p}
 	cols, _ := r.lenEnc()

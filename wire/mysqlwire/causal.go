@@ -3,6 +3,7 @@ package mysqlwire
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -112,12 +113,17 @@ func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) 
 	if err := rl.command(p, seq); err != nil {
 		return false, err
 	}
-	v, err := readValue(be)
+	v, _, err := be.readColumn(0) // NULL: ""
 	if err != nil {
-		if _, ok := err.(*serverError); !ok {
+		var se *serverError
+		switch {
+		case errors.As(err, &se):
+			v = "error"
+		case errors.Is(err, errMalformed):
 			return false, err
+		default:
+			return false, serverIOError{err}
 		}
-		v = "error"
 	}
 	seen := ck.pos
 	if flavorOf(be.version) == flavorMariaDB && rt.Settings().CausalReadTimeout <= 0 {
@@ -143,68 +149,6 @@ func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) 
 	s.release(true)
 	s.checkFailed = ck.start
 	return false, nil
-}
-
-// readValue reads the answer to a query of one row and one column (the
-// check) and returns the value as text ("" for NULL). An ERR is returned
-// as *serverError, the stream still in step.
-func readValue(b *backend) (string, error) {
-	p, _, err := b.readPacket()
-	if err != nil {
-		return "", serverIOError{err}
-	}
-	switch {
-	case len(p) == 0:
-		return "", errMalformed
-	case p[0] == hdrERR:
-		e, _ := DecodeERR(p)
-		return "", &serverError{Code: e.Code, State: e.State, Message: e.Message}
-	case p[0] == hdrOK:
-		return "", fmt.Errorf("%w: position check returned no result set", errMalformed)
-	}
-	r := reader{b: p}
-	cols, _ := r.lenEnc()
-	if r.err != nil || cols == 0 {
-		return "", errMalformed
-	}
-	deof := b.caps&capDeprecateEOF != 0
-	skip := int(cols)
-	if !deof {
-		skip++ // the EOF after the column definitions
-	}
-	for range skip {
-		if _, _, err := b.readPacket(); err != nil {
-			return "", serverIOError{err}
-		}
-	}
-	val := ""
-	for {
-		p, _, err := b.readPacket()
-		if err != nil {
-			return "", serverIOError{err}
-		}
-		if len(p) == 0 {
-			return "", errMalformed
-		}
-		if terminator(p[0], len(p), deof) {
-			if st, ok := statusOf(p, b.caps); ok {
-				b.status = st
-			}
-			return val, nil
-		}
-		if p[0] == hdrERR {
-			e, _ := DecodeERR(p)
-			return "", &serverError{Code: e.Code, State: e.State, Message: e.Message}
-		}
-		if len(p) > 0 && p[0] != 0xfb {
-			r := reader{b: p}
-			v := r.lenEncBytes()
-			if r.err != nil {
-				return "", errMalformed
-			}
-			val = string(v)
-		}
-	}
 }
 
 // notePosition reads the primary's GTID position on the lease's own

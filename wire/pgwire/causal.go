@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -321,8 +320,8 @@ var positionQuery = simpleQuery("SELECT pg_catalog.pg_current_wal_insert_lsn()::
 func (c *clientConn) positionQueryLocked() []byte {
 	blocked := c.posBlocked
 	c.posBlocked = false
-	if blocked || c.leaseNode != nil || !c.leaseWrites || c.rt == nil || c.sh != nil || c.pinReason != "" ||
-		c.mode != config.PoolTransaction || c.copyIn {
+	if blocked || c.leaseNode != nil || !c.leaseWrites || c.rt == nil || c.sh != nil ||
+		c.keeps() != keepNone || c.copyIn {
 		return nil
 	}
 	c.expects.push(expect{kind: 'Q', act: actPosition})

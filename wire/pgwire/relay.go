@@ -726,7 +726,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		// read (no replica qualified; a pipeline) counts for
 		// read-your-writes as well.
 		c.leaseWrites = true
-		c.posBlocked = c.posBlocked || an.Reason == "COPY FROM" || an.Statements != 1 // causal.go
+		c.posBlocked = c.posBlocked || an.CopyFrom || an.Statements != 1 // causal.go
 	}
 	switch typ {
 	case 'S':
