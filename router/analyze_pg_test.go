@@ -82,7 +82,7 @@ var postgresCases = []analyzeCase{
 	{sql: "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql", want: write("CREATE FUNCTION")},
 	{sql: "CREATE VIEW v AS SELECT pg_advisory_lock(1)", want: write("CREATE VIEW")}, // defines, does not run
 	{sql: "COMMENT ON TABLE t IS 'x'", want: write("CommentStmt")},
-	{sql: "COPY t FROM STDIN", want: write("COPY FROM")},
+	{sql: "COPY t FROM STDIN", want: Analysis{Class: Write, MustPrimary: true, Reason: "COPY FROM", CopyFrom: true}},
 	{sql: "COPY t TO STDOUT", want: read()},
 	{sql: "COPY (SELECT * FROM t) TO STDOUT (FORMAT csv)", want: read()},
 	{sql: "CALL proc(1)", want: write("CALL")},
