@@ -198,6 +198,13 @@ type Limits struct {
 	WaitTimeout               time.Duration
 }
 
+// Limits returns the limits in force (New's options, or the last SetLimits).
+func (p *Pool) Limits() Limits {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Limits{Size: p.opts.Size, MinSize: p.opts.MinSize, MaxWaiting: p.opts.MaxWaiting, WaitTimeout: p.opts.WaitTimeout}
+}
+
 // SetLimits changes the pool's limits. A larger Size serves the Gets in
 // line at once; a smaller one closes idle connections beyond it now and
 // leased ones when they are Put. A Get already waiting keeps the deadline

@@ -63,8 +63,7 @@ type Server struct {
 	passCache authcache.Cache
 
 	mu        sync.Mutex
-	pools     map[poolKey]*pool.Pool
-	plimits   map[poolKey]pool.Limits // the limits in force of each pool
+	pools     pool.Set[poolKey, struct{}]
 	listeners map[net.Listener]struct{}
 
 	// Limits counts clients against the configured caps and remembers
@@ -98,13 +97,14 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 	}
 	s := &Server{
 		log:       log.With("proto", "mysql"),
-		pools:     make(map[poolKey]*pool.Pool),
-		plimits:   make(map[poolKey]pool.Limits),
 		listeners: make(map[net.Listener]struct{}),
 		Limits:    limits.New(),
 	}
 	v := defaultVersion
 	s.version.Store(&v)
+	s.pools.Log = s.log
+	s.pools.Listed = func(k poolKey, p *pool.Pool, l pool.Limits) { metrics.AddPool(poolInfo(k, l, p)) }
+	s.pools.Unlisted = metrics.RemovePool
 	s.shards.Protocol = config.MySQL
 	shards, err := s.shards.Build(cfg)
 	if err != nil {
@@ -175,45 +175,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.shards.Publish(shards, &s.rts)
 	// Pools whose connections the new config describes alike stay, with
 	// its limits (pool_size and the like) taken in place; the others drain.
-	keep := make(map[poolKey]bool)
-	s.mu.Lock()
-	for k := range s.pools {
-		keep[k] = s.keyValid(cfg, k)
-	}
-	var stale []*pool.Pool
-	type resize struct {
-		p *pool.Pool
-		k poolKey
-		l pool.Limits
-	}
-	var resized []resize
-	for k, p := range s.pools {
-		if !keep[k] {
-			stale = append(stale, p)
-			delete(s.pools, k)
-			delete(s.plimits, k)
-		} else if l := poolLimits(cfg, k.cluster); l != s.plimits[k] {
-			s.plimits[k] = l
-			resized = append(resized, resize{p, k, l})
-		}
-	}
-	s.mu.Unlock()
-	for _, r := range resized {
-		r.p.SetLimits(r.l)
-		metrics.RemovePool(r.p)
-		metrics.AddPool(poolInfo(r.k, r.l, r.p))
-	}
-	for _, p := range stale {
-		s.log.Info("draining pool after reload", "pool", p.Name())
-		go func() {
-			defer metrics.RemovePool(p)
-			ctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.ShutdownTimeout)
-			defer cancel()
-			if err := p.Drain(ctx); err != nil {
-				s.log.Warn("pool drain after reload", "err", err)
-			}
-		}()
-	}
+	s.pools.Reload(func(k poolKey) (pool.Limits, bool) {
+		return poolLimits(cfg, k.cluster), s.keyValid(cfg, k)
+	}, cfg.Proxy.ShutdownTimeout)
 	return nil
 }
 
@@ -260,14 +224,18 @@ func serverCreds(u *config.User) (string, string) {
 
 // poolFor returns the pool for k, creating it on first use.
 func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closing.Load() {
 		return nil, newSQLError(erServerShutdown, "08S01", "switchyard is shutting down")
 	}
-	if p := s.pools[k]; p != nil {
-		return p, nil
-	}
+	p, _, err := s.pools.Get(k, func() (*pool.Pool, struct{}, error) {
+		p, err := s.openPool(k)
+		return p, struct{}{}, err
+	})
+	return p, err
+}
+
+// openPool makes the pool of k.
+func (s *Server) openPool(k poolKey) (*pool.Pool, error) {
 	st := k.settings
 	lim := poolLimits(s.cfg.Load(), k.cluster)
 	stls, err := newServerTLS(st, k.addr)
@@ -333,11 +301,9 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 			wait.Observe(d.Seconds())
 		},
 	})
-	s.pools[k], s.plimits[k] = p, lim
 	if lim := s.packetLimit(k.addr); lim.learning.CompareAndSwap(false, true) {
 		go lim.learn(dp)
 	}
-	metrics.AddPool(poolInfo(k, lim, p))
 	return p, nil
 }
 
@@ -356,19 +322,7 @@ func poolInfo(k poolKey, l pool.Limits, p *pool.Pool) metrics.PoolInfo {
 }
 
 // PoolStats returns a snapshot of every pool, by name.
-func (s *Server) PoolStats() map[string]pool.Stats {
-	s.mu.Lock()
-	ps := make([]*pool.Pool, 0, len(s.pools))
-	for _, p := range s.pools {
-		ps = append(ps, p)
-	}
-	s.mu.Unlock()
-	m := make(map[string]pool.Stats, len(ps))
-	for _, p := range ps {
-		m[p.Name()] = p.Stats()
-	}
-	return m
-}
+func (s *Server) PoolStats() map[string]pool.Stats { return s.pools.Stats() }
 
 // Serve accepts clients on ln until Shutdown; it then returns
 // ErrServerClosed. Each client is served on its own goroutine.
@@ -486,15 +440,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		})
 		<-done
 	}
-	s.mu.Lock()
-	pools := s.pools
-	s.pools = make(map[poolKey]*pool.Pool)
-	clear(s.plimits)
-	s.mu.Unlock()
-	for _, p := range pools {
-		p.Close()
-		metrics.RemovePool(p)
-	}
+	s.pools.Close()
 	s.rts.Close()
 	return err
 }

@@ -566,15 +566,12 @@ func TestReloadKeepsAndReplacesPools(t *testing.T) {
 	connID := queryString(t, a, "SELECT CONNECTION_ID()")
 	only := func() *pool.Pool {
 		t.Helper()
-		p.srv.mu.Lock()
-		defer p.srv.mu.Unlock()
-		if len(p.srv.pools) != 1 {
-			t.Fatalf("%d pools, want 1", len(p.srv.pools))
+		var pools []*pool.Pool
+		p.srv.pools.Each(func(_ poolKey, pl *pool.Pool, _ struct{}) { pools = append(pools, pl) })
+		if len(pools) != 1 {
+			t.Fatalf("%d pools, want 1", len(pools))
 		}
-		for _, pl := range p.srv.pools {
-			return pl
-		}
-		return nil
+		return pools[0]
 	}
 	first := only()
 	// Same config: the pool stays.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/pool"
 )
 
 var (
@@ -85,12 +86,8 @@ primary = %q
 
 // activeServers counts the server connections leased in s's pools.
 func activeServers(s *Server) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	n := 0
-	for _, e := range s.pools {
-		n += e.p.Stats().Active
-	}
+	s.pools.Each(func(_ poolKey, p *pool.Pool, _ *poolEntry) { n += p.Stats().Active })
 	return n
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/switchyard/switchyard/pool"
 )
 
 // Bounded memory: the proxy-wide statement registry, the per-client
@@ -186,11 +188,7 @@ func waitIdle(t *testing.T, p *testProxy) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		busy := 0
-		p.srv.mu.Lock()
-		for _, e := range p.srv.pools {
-			busy += e.p.Stats().Active
-		}
-		p.srv.mu.Unlock()
+		p.srv.pools.Each(func(_ poolKey, p *pool.Pool, _ *poolEntry) { busy += p.Stats().Active })
 		if busy == 0 {
 			return
 		}

@@ -70,16 +70,14 @@ func pinState(ctx context.Context, c *pgconn.PgConn) (string, error) {
 
 // poolStats adds up the stats of every pool of the proxy.
 func poolStats(s *Server) pool.Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var st pool.Stats
-	for _, e := range s.pools {
-		x := e.p.Stats()
+	s.pools.Each(func(_ poolKey, p *pool.Pool, _ *poolEntry) {
+		x := p.Stats()
 		st.Open += x.Open
 		st.Idle += x.Idle
 		st.Active += x.Active
 		st.Waiting += x.Waiting
-	}
+	})
 	return st
 }
 

@@ -42,7 +42,7 @@ type Server struct {
 	OnReload func() error
 
 	mu        sync.Mutex
-	pools     map[string]*poolEntry
+	pools     pool.Set[poolKey, *poolEntry]
 	rts       replica.Registry       // runtimes of the node sets with replicas, by name
 	shards    router.ShardSet        // the sharded clusters in force (shard.go)
 	clients   map[uint32]*clientConn // by proxy-issued process id
@@ -55,25 +55,25 @@ type Server struct {
 // ParameterStatus values a fresh connection reports, sent to clients at
 // login as a real server would.
 type poolEntry struct {
-	key     string
-	cluster string
-	p       *pool.Pool
-	info    metrics.PoolInfo // as registered for metrics
-	limits  pool.Limits      // in force; under Server.mu
-	mu      sync.Mutex
-	params  map[string]string
+	p      *pool.Pool
+	mu     sync.Mutex
+	params map[string]string
 }
 
 // NewServer prepares a server for cfg; Serve starts accepting.
 func NewServer(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		log:     log,
-		pools:   make(map[string]*poolEntry),
 		clients: make(map[uint32]*clientConn),
 		Limits:  limits.New(),
 		an:      router.AnalyzerFor(router.Postgres, "", ""),
 	}
 	s.shards.Protocol = config.Postgres
+	s.pools.Log = log
+	s.pools.Listed = func(k poolKey, p *pool.Pool, l pool.Limits) {
+		metrics.AddPool(metrics.PoolInfo{Protocol: "postgres", Cluster: k.cluster, Node: k.addr + "/" + k.db, User: k.user, Size: l.Size, Pool: p})
+	}
+	s.pools.Unlisted = metrics.RemovePool
 	if err := s.Reload(cfg); err != nil {
 		return nil, err
 	}
@@ -105,7 +105,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 
 	// Pools whose connections the new config describes alike stay, with
 	// the new limits (pool_size and the like); the others drain.
-	valid := make(map[string]pool.Limits)
+	valid := make(map[poolKey]pool.Limits)
 	for i := range cfg.Clusters {
 		cl := &cfg.Clusters[i]
 		if cl.Protocol != config.Postgres {
@@ -113,43 +113,11 @@ func (s *Server) Reload(cfg *config.Config) error {
 		}
 		for j := range cfg.Users {
 			for _, n := range clusterNodes(cl) {
-				valid[poolKey(cl, &cfg.Users[j], n.addr, n.db)] = poolLimits(cl.Settings)
+				valid[newPoolKey(cl, &cfg.Users[j], n.addr, n.db)] = poolLimits(cl.Settings)
 			}
 		}
 	}
-	var stale []*poolEntry
-	type resize struct {
-		p    *pool.Pool
-		l    pool.Limits
-		info metrics.PoolInfo
-	}
-	var resized []resize
-	s.mu.Lock()
-	for k, e := range s.pools {
-		l, ok := valid[k]
-		switch {
-		case !ok:
-			stale = append(stale, e)
-			delete(s.pools, k)
-		case l != e.limits:
-			e.limits, e.info.Size = l, l.Size
-			resized = append(resized, resize{e.p, l, e.info})
-		}
-	}
-	s.mu.Unlock()
-	for _, r := range resized {
-		r.p.SetLimits(r.l)
-		metrics.RemovePool(r.p)
-		metrics.AddPool(r.info)
-	}
-	for _, e := range stale {
-		go func(e *poolEntry) {
-			ctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.ShutdownTimeout)
-			defer cancel()
-			_ = e.p.Drain(ctx)
-			metrics.RemovePool(e.p)
-		}(e)
-	}
+	s.pools.Reload(func(k poolKey) (pool.Limits, bool) { l, ok := valid[k]; return l, ok }, cfg.Proxy.ShutdownTimeout)
 	return nil
 }
 
@@ -187,9 +155,14 @@ func clusterNodes(cl *config.Cluster) []node {
 // interchangeable; a reload that changes any part gets a fresh pool. The
 // pool's limits and the settings of routing are not part of it: a reload
 // that changes only those keeps the pool (poolLimits).
-func poolKey(cl *config.Cluster, u *config.User, addr, db string) string {
-	st := cl.Settings.PoolIdentity()
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%+v", cl.Name, addr, db, serverUser(u), u.ServerPassword, st)
+type poolKey struct {
+	cluster, addr, db, user, password string
+	settings                          config.Settings // PoolIdentity
+	pass                              bool            // a passthrough user's (auth_query)
+}
+
+func newPoolKey(cl *config.Cluster, u *config.User, addr, db string) poolKey {
+	return poolKey{cluster: cl.Name, addr: addr, db: db, user: serverUser(u), password: u.ServerPassword, settings: cl.Settings.PoolIdentity()}
 }
 
 // poolLimits are the settings of a pool that a reload changes in place.
@@ -206,16 +179,20 @@ func serverUser(u *config.User) string {
 
 // poolFor returns the pool of (cluster, user, node), creating it on first use.
 func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *poolEntry {
-	key := poolKey(cl, u, addr, db)
+	key := newPoolKey(cl, u, addr, db)
 	pu := s.pass.of(u)
-	if pu != nil {
-		key += "|passthrough"
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.pools[key]; ok {
-		return e
-	}
+	key.pass = pu != nil
+	// The open never fails; after Shutdown its pool is closed (ErrClosed).
+	_, e, _ := s.pools.Get(key, func() (*pool.Pool, *poolEntry, error) {
+		p := s.openPool(cl, u, pu, addr, db)
+		return p, &poolEntry{p: p}, nil
+	})
+	return e
+}
+
+// openPool makes the pool of (cluster, user, node); pu is the passthrough
+// login of u, nil for a configured user.
+func (s *Server) openPool(cl *config.Cluster, u *config.User, pu *passUser, addr, db string) *pool.Pool {
 	st := cl.Settings
 	user, password := serverUser(u), u.ServerPassword
 	wait := metrics.WaitSeconds.WithLabelValues("postgres", cl.Name)
@@ -258,11 +235,7 @@ func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *p
 		AliveDelay: pool.DefaultAliveDelay,
 		OnWait:     func(d time.Duration) { wait.Observe(d.Seconds()) },
 	})
-	e := &poolEntry{key: key, cluster: cl.Name, p: p, limits: poolLimits(st),
-		info: metrics.PoolInfo{Protocol: "postgres", Cluster: cl.Name, Node: addr + "/" + db, User: user, Size: st.PoolSize, Pool: p}}
-	s.pools[key] = e
-	metrics.AddPool(e.info)
-	return e
+	return p
 }
 
 // Serve accepts clients on ln until the listener is closed.
@@ -357,15 +330,8 @@ func (s *Server) Close() {
 }
 
 func (s *Server) closePools() {
-	s.mu.Lock()
-	pools := s.pools
-	s.pools = make(map[string]*poolEntry)
-	s.mu.Unlock()
 	s.rts.Close()
-	for _, e := range pools {
-		e.p.Close()
-		metrics.RemovePool(e.p)
-	}
+	s.pools.Close()
 }
 
 // register gives c a proxy-issued process id unique among live clients: a

@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/shard"
 )
 
@@ -525,15 +526,15 @@ server_lifetime = "30m"`, "pool_size = 2"} {
 				query(fmt.Sprintf("after reload %d (%s)", i, strings.ReplaceAll(defaults, "\n", ", ")))
 			}
 			// The pools in force have the last pool_size.
-			p.srv.mu.Lock()
-			defer p.srv.mu.Unlock()
-			if len(p.srv.pools) == 0 {
-				t.Fatal("no pools")
-			}
-			for _, e := range p.srv.pools {
-				if e.limits.Size != 2 {
-					t.Errorf("pool %s: size %d after reloading pool_size = 2", e.p.Name(), e.limits.Size)
+			n := 0
+			p.srv.pools.Each(func(_ poolKey, pl *pool.Pool, _ *poolEntry) {
+				n++
+				if l := pl.Limits(); l.Size != 2 {
+					t.Errorf("pool %s: size %d after reloading pool_size = 2", pl.Name(), l.Size)
 				}
+			})
+			if n == 0 {
+				t.Fatal("no pools")
 			}
 		})
 	}
