@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // newScramble returns 20 random bytes without NUL or '$' (some clients treat
@@ -74,21 +75,21 @@ func sha2Scramble(scramble []byte, password string) []byte {
 // may be a passthrough user's SHA1(password) (passthrough.go).
 func scrambleFor(plugin string, scramble []byte, password string) ([]byte, error) {
 	if h1, ok := passHash(password); ok {
-		if plugin != pluginNative && plugin != "" {
-			return nil, newSQLError(crAuthPluginErr, "HY000",
+		if plugin != mysqlproto.PluginNative && plugin != "" {
+			return nil, mysqlproto.NewSQLError(mysqlproto.CRAuthPluginErr, "HY000",
 				"Authentication plugin '%s' reported error: a passthrough user (auth_user) can log in to the servers with mysql_native_password only", plugin)
 		}
 		return nativeScrambleHash(scramble, h1), nil
 	}
 	switch plugin {
-	case pluginNative, "":
+	case mysqlproto.PluginNative, "":
 		return nativeScramble(scramble, password), nil
-	case pluginCachingSHA2:
+	case mysqlproto.PluginCachingSHA2:
 		return sha2Scramble(scramble, password), nil
-	case pluginClearText:
+	case mysqlproto.PluginClearText:
 		return append([]byte(password), 0), nil
 	}
-	return nil, newSQLError(erNotSupportedAuth, "08004", "authentication plugin %q is not supported by switchyard", plugin)
+	return nil, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedAuth, "08004", "authentication plugin %q is not supported by switchyard", plugin)
 }
 
 // verify checks a client's auth response against the plain-text password
@@ -98,7 +99,7 @@ func verify(plugin string, scramble, resp []byte, password string) bool {
 	if err != nil {
 		return false
 	}
-	if plugin == pluginClearText {
+	if plugin == mysqlproto.PluginClearText {
 		resp = []byte(strings.TrimSuffix(string(resp), "\x00"))
 		want = []byte(password)
 	}

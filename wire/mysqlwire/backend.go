@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // backend is one authenticated connection to a MySQL or MariaDB server. It
@@ -106,7 +107,7 @@ func (b *backend) takeOver(nb *backend) error {
 	_ = b.nc.SetDeadline(dl) // housekeeping in progress stays bounded
 	mu.Unlock()
 	_ = old.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = old.Write([]byte{1, 0, 0, 0, comQuit}) // best effort: the server logs no aborted connection
+	_, _ = old.Write([]byte{1, 0, 0, 0, mysqlproto.ComQuit}) // best effort: the server logs no aborted connection
 	return old.Close()
 }
 
@@ -167,7 +168,7 @@ func dialBackendOnce(ctx context.Context, p dialParams) (b *backend, err error) 
 		db:        p.db,
 		tlsConf:   p.tls,
 		fixed:     p.caps & fixedCaps,
-		multi:     p.caps&capMultiStatements != 0,
+		multi:     p.caps&mysqlproto.CapMultiStatements != 0,
 		collation: p.collation,
 		attrsSig:  p.attrsSig,
 		dp:        p,
@@ -194,13 +195,13 @@ func dialBackendOnce(ctx context.Context, p dialParams) (b *backend, err error) 
 }
 
 func (b *backend) readPacket() ([]byte, uint8, error) {
-	p, seq, err := readPacket(b.br, b.buf[:0], maxChunk*4)
+	p, seq, err := mysqlproto.ReadPacket(b.br, b.buf[:0], mysqlproto.MaxChunk*4)
 	b.buf = p
 	return p, seq, err
 }
 
 func (b *backend) writePacket(seq uint8, payload []byte) (uint8, error) {
-	seq, err := writePacket(b.bw, seq, payload)
+	seq, err := mysqlproto.WritePacket(b.bw, seq, payload)
 	if err == nil {
 		err = b.bw.Flush()
 	}
@@ -212,27 +213,27 @@ func (b *backend) authenticate(p dialParams) error {
 	if err != nil {
 		return fmt.Errorf("reading handshake from %s: %w", p.addr, err)
 	}
-	if len(pkt) > 0 && pkt[0] == hdrERR {
-		e, _ := DecodeERR(pkt)
-		return &serverError{Code: e.Code, State: e.State, Message: e.Message}
+	if len(pkt) > 0 && pkt[0] == mysqlproto.HeaderERR {
+		e, _ := mysqlproto.DecodeERR(pkt)
+		return &mysqlproto.ServerError{Code: e.Code, State: e.State, Message: e.Message}
 	}
-	var hs Handshake
+	var hs mysqlproto.Handshake
 	if err := hs.Decode(pkt); err != nil {
 		return fmt.Errorf("handshake from %s: %w", p.addr, err)
 	}
-	if hs.Capabilities&capProtocol41 == 0 {
+	if hs.Capabilities&mysqlproto.CapProtocol41 == 0 {
 		return fmt.Errorf("server %s does not speak protocol 4.1", p.addr)
 	}
-	want := capLongPassword | capLongFlag | capProtocol41 | capTransactions |
-		capSecureConnection | capPluginAuth | capPluginAuthLenenc | p.caps
+	want := mysqlproto.CapLongPassword | mysqlproto.CapLongFlag | mysqlproto.CapProtocol41 | mysqlproto.CapTransactions |
+		mysqlproto.CapSecureConnection | mysqlproto.CapPluginAuth | mysqlproto.CapPluginAuthLenenc | p.caps
 	if p.db != "" {
-		want |= capConnectWithDB
+		want |= mysqlproto.CapConnectWithDB
 	}
 	if missing := p.caps &^ hs.Capabilities; missing != 0 {
 		return fmt.Errorf("server %s lacks capabilities %#x that the client negotiated", p.addr, missing)
 	}
-	if len(p.attrs) > 0 && hs.Capabilities&capConnectAttrs != 0 {
-		want |= capConnectAttrs
+	if len(p.attrs) > 0 && hs.Capabilities&mysqlproto.CapConnectAttrs != 0 {
+		want |= mysqlproto.CapConnectAttrs
 	}
 	b.caps = want & hs.Capabilities
 	b.threadID = hs.ConnectionID
@@ -241,11 +242,11 @@ func (b *backend) authenticate(p dialParams) error {
 	if p.tls != nil && p.tls.err != nil {
 		return fmt.Errorf("TLS toward %s: %w", p.addr, p.tls.err)
 	}
-	if p.tls != nil && p.tls.conf != nil && hs.Capabilities&capSSL != 0 {
+	if p.tls != nil && p.tls.conf != nil && hs.Capabilities&mysqlproto.CapSSL != 0 {
 		// SSLRequest: the first part of the handshake response, then the
 		// TLS handshake, then the whole response over TLS.
-		b.caps |= capSSL
-		req := HandshakeResponse{Capabilities: b.caps, MaxPacket: maxChunk, Collation: p.collation, SSLRequest: true}
+		b.caps |= mysqlproto.CapSSL
+		req := mysqlproto.HandshakeResponse{Capabilities: b.caps, MaxPacket: mysqlproto.MaxChunk, Collation: p.collation, SSLRequest: true}
 		if _, err := b.writePacket(seq, req.Encode(nil)); err != nil {
 			return err
 		}
@@ -264,28 +265,28 @@ func (b *backend) authenticate(p dialParams) error {
 	scramble := append([]byte(nil), hs.Scramble...)
 	plugin := hs.AuthPlugin
 	if plugin == "" {
-		plugin = pluginNative
+		plugin = mysqlproto.PluginNative
 	}
-	if plugin != pluginNative && plugin != pluginCachingSHA2 {
+	if plugin != mysqlproto.PluginNative && plugin != mysqlproto.PluginCachingSHA2 {
 		// Answer with native; the server switches us if it must.
-		plugin = pluginNative
+		plugin = mysqlproto.PluginNative
 	}
 	if _, pass := passHash(p.password); pass {
-		plugin = pluginNative // all a passthrough user can answer
+		plugin = mysqlproto.PluginNative // all a passthrough user can answer
 	}
 	if p.plugin != "" {
 		plugin = p.plugin
 	}
-	if plugin == pluginClearText && !p.tls.sendPlain(b.tls) {
+	if plugin == mysqlproto.PluginClearText && !p.tls.sendPlain(b.tls) {
 		return b.refuseCleartext(p)
 	}
 	auth, err := scrambleFor(plugin, scramble, p.password)
 	if err != nil {
 		return err
 	}
-	resp := HandshakeResponse{
+	resp := mysqlproto.HandshakeResponse{
 		Capabilities: b.caps,
-		MaxPacket:    maxChunk,
+		MaxPacket:    mysqlproto.MaxChunk,
 		Collation:    p.collation,
 		User:         p.user,
 		AuthResponse: auth,
@@ -307,21 +308,21 @@ func (b *backend) authenticate(p dialParams) error {
 			return fmt.Errorf("authenticating to %s: empty packet", p.addr)
 		}
 		switch pkt[0] {
-		case hdrOK:
-			ok, err := DecodeOK(pkt, b.caps)
+		case mysqlproto.HeaderOK:
+			ok, err := mysqlproto.DecodeOK(pkt, b.caps)
 			if err != nil {
 				return err
 			}
 			b.status = ok.Status
-			b.home = ok.Status & statusAutocommit
+			b.home = ok.Status & mysqlproto.StatusAutocommit
 			return nil
-		case hdrERR:
-			e, _ := DecodeERR(pkt)
-			return &serverError{Code: e.Code, State: e.State, Message: e.Message}
-		case hdrEOF: // auth switch request
-			r := reader{b: pkt[1:]}
-			name := string(r.nulStringOrEOF())
-			data := r.rest()
+		case mysqlproto.HeaderERR:
+			e, _ := mysqlproto.DecodeERR(pkt)
+			return &mysqlproto.ServerError{Code: e.Code, State: e.State, Message: e.Message}
+		case mysqlproto.HeaderEOF: // auth switch request
+			r := mysqlproto.NewReader(pkt[1:])
+			name := string(r.NulStringOrEOF())
+			data := r.Rest()
 			if len(data) > 0 && data[len(data)-1] == 0 {
 				data = data[:len(data)-1]
 			}
@@ -329,7 +330,7 @@ func (b *backend) authenticate(p dialParams) error {
 				return fmt.Errorf("server %s asks for the old (pre-4.1) password scheme", p.addr)
 			}
 			plugin, scramble = name, append([]byte(nil), data...)
-			if plugin == pluginClearText && !p.tls.sendPlain(b.tls) {
+			if plugin == mysqlproto.PluginClearText && !p.tls.sendPlain(b.tls) {
 				return b.refuseCleartext(p)
 			}
 			auth, err := scrambleFor(plugin, scramble, p.password)
@@ -339,9 +340,9 @@ func (b *backend) authenticate(p dialParams) error {
 			if _, err = b.writePacket(seq, auth); err != nil {
 				return err
 			}
-		case hdrAuthMore:
+		case mysqlproto.HeaderAuthMore:
 			data := pkt[1:]
-			if plugin != pluginCachingSHA2 {
+			if plugin != mysqlproto.PluginCachingSHA2 {
 				return fmt.Errorf("server %s sent unexpected auth data for %s", p.addr, plugin)
 			}
 			switch {
@@ -399,7 +400,7 @@ func (b *backend) authenticate(p dialParams) error {
 // The number is the client library's for a plugin that refused
 // (CR_AUTH_PLUGIN_ERR), as a mysql client connected directly says it.
 func (b *backend) refuseCleartext(p dialParams) error {
-	return newSQLError(crAuthPluginErr, "HY000",
+	return mysqlproto.NewSQLError(mysqlproto.CRAuthPluginErr, "HY000",
 		"Authentication plugin 'mysql_clear_password' reported error: server %s asked for the password in clear text over a connection that is not TLS-verified (server_tls = %q); switchyard refused to send it. Set server_tls = \"verify-full\" (or \"verify-ca\") for this cluster or, to send it anyway, server_allow_cleartext_password = true",
 		p.addr, p.tls.modeName())
 }
@@ -408,18 +409,18 @@ func (b *backend) refuseCleartext(p dialParams) error {
 // authentication that would hand the password to an unverified peer.
 func (b *backend) refuseFullAuth(p dialParams) error {
 	if b.tls {
-		return newSQLError(crAuthPluginErr, "HY000",
+		return mysqlproto.NewSQLError(mysqlproto.CRAuthPluginErr, "HY000",
 			"Authentication plugin 'caching_sha2_password' reported error: server %s needs the password itself (full authentication) over TLS whose certificate is not verified (server_tls = %q); switchyard refused to send it. Set server_tls = \"verify-full\" (or \"verify-ca\") for this cluster or, to send it anyway, server_allow_cleartext_password = true",
 			p.addr, p.tls.modeName())
 	}
-	return newSQLError(crAuthPluginErr, "HY000",
+	return mysqlproto.NewSQLError(mysqlproto.CRAuthPluginErr, "HY000",
 		"Authentication plugin 'caching_sha2_password' reported error: server %s needs full authentication over a connection without TLS (server_tls = %q), and switchyard does not encrypt the password to a public key the server sends. Set server_public_key_path to the server's public key, or server_tls = \"verify-full\" (or \"verify-ca\"), or, to trust the key the server sends, server_allow_cleartext_password = true",
 		p.addr, p.tls.modeName())
 }
 
 // roundTrip sends a command whose answer is a single OK or ERR packet
 // (COM_INIT_DB, COM_RESET_CONNECTION, COM_PING, a SET statement) and reads
-// it. An ERR comes back as *serverError with the connection still usable.
+// it. An ERR comes back as *mysqlproto.ServerError with the connection still usable.
 func (b *backend) roundTrip(payload []byte) error {
 	if _, err := b.writePacket(0, payload); err != nil {
 		b.broken = true
@@ -431,14 +432,14 @@ func (b *backend) roundTrip(payload []byte) error {
 		return err
 	}
 	switch {
-	case len(pkt) > 0 && pkt[0] == hdrERR:
-		e, _ := DecodeERR(pkt)
-		return &serverError{Code: e.Code, State: e.State, Message: e.Message}
-	case len(pkt) > 0 && (pkt[0] == hdrOK || pkt[0] == hdrEOF):
-		st, ok := statusOf(pkt, b.caps)
+	case len(pkt) > 0 && pkt[0] == mysqlproto.HeaderERR:
+		e, _ := mysqlproto.DecodeERR(pkt)
+		return &mysqlproto.ServerError{Code: e.Code, State: e.State, Message: e.Message}
+	case len(pkt) > 0 && (pkt[0] == mysqlproto.HeaderOK || pkt[0] == mysqlproto.HeaderEOF):
+		st, ok := mysqlproto.StatusOf(pkt, b.caps)
 		if !ok {
 			b.broken = true
-			return errMalformed
+			return mysqlproto.ErrMalformed
 		}
 		b.status = st
 		return nil
@@ -456,7 +457,7 @@ func (b *backend) roundTrip(payload []byte) error {
 // autocommit as at login; otherwise the connection is broken (closed, never
 // handed on).
 func (b *backend) reset() error {
-	if err := b.roundTrip([]byte{comResetConnection}); err != nil {
+	if err := b.roundTrip([]byte{mysqlproto.ComResetConnection}); err != nil {
 		return err
 	}
 	if !b.clean() {
@@ -473,7 +474,7 @@ func (b *backend) reset() error {
 // clean says whether the last status the server sent describes a session
 // with no transaction open and autocommit as it was at login.
 func (b *backend) clean() bool {
-	return b.status&statusInTrans == 0 && b.status&statusAutocommit == b.home
+	return b.status&mysqlproto.StatusInTrans == 0 && b.status&mysqlproto.StatusAutocommit == b.home
 }
 
 // withDeadline bounds housekeeping I/O (reset, replay) that no client
@@ -493,7 +494,7 @@ func (b *backend) ping(ctx context.Context) error {
 		dl = d
 	}
 	_ = b.nc.SetDeadline(dl)
-	err := b.roundTrip([]byte{comPing})
+	err := b.roundTrip([]byte{mysqlproto.ComPing})
 	_ = b.nc.SetDeadline(time.Time{})
 	return err
 }
@@ -506,9 +507,9 @@ func (b *backend) closeStmt(query string) {
 	}
 	delete(b.stmts, query)
 	var p [5]byte
-	p[0] = comStmtClose
+	p[0] = mysqlproto.ComStmtClose
 	putUint32(p[1:], st.id)
-	if _, err := writePacket(b.bw, 0, p[:]); err != nil {
+	if _, err := mysqlproto.WritePacket(b.bw, 0, p[:]); err != nil {
 		b.broken = true
 	}
 	// Flushed with the next command.
@@ -521,7 +522,7 @@ func putUint32(b []byte, v uint32) {
 // queryValue runs q, a query that returns one row of one column, and
 // returns that value as text (ok false for NULL or no row). It is for the
 // proxy's own connections (the lag monitor's), not for client traffic. An
-// error other than *serverError leaves the connection broken.
+// error other than *mysqlproto.ServerError leaves the connection broken.
 func (b *backend) queryValue(ctx context.Context, q string) (val string, ok bool, err error) {
 	return b.queryColumn(ctx, q, 0)
 }
@@ -542,13 +543,13 @@ func (b *backend) queryColumn(ctx context.Context, q string, col int) (val strin
 			_ = b.nc.SetDeadline(b.deadline) // the caller's bound, if any
 		}
 		if err != nil {
-			var se *serverError
+			var se *mysqlproto.ServerError
 			if !errors.As(err, &se) {
 				b.broken = true
 			}
 		}
 	}()
-	if _, err := b.writePacket(0, append([]byte{comQuery}, q...)); err != nil {
+	if _, err := b.writePacket(0, append([]byte{mysqlproto.ComQuery}, q...)); err != nil {
 		return "", false, err
 	}
 	val, ok, err = b.readColumn(col)
@@ -559,7 +560,7 @@ func (b *backend) queryColumn(ctx context.Context, q string, col int) (val strin
 }
 
 // errNoResultSet: an OK where readColumn wanted a result set.
-var errNoResultSet = fmt.Errorf("%w: no result set", errMalformed)
+var errNoResultSet = fmt.Errorf("%w: no result set", mysqlproto.ErrMalformed)
 
 // readColumn reads a text result set and returns column col of its first
 // row (ok false: no row, or NULL), keeping the status of its terminator.
@@ -570,19 +571,19 @@ func (b *backend) readColumn(col int) (val string, ok bool, err error) {
 	}
 	switch {
 	case len(p) == 0:
-		return "", false, errMalformed
-	case p[0] == hdrERR:
-		e, _ := DecodeERR(p)
-		return "", false, &serverError{Code: e.Code, State: e.State, Message: e.Message}
-	case p[0] == hdrOK:
+		return "", false, mysqlproto.ErrMalformed
+	case p[0] == mysqlproto.HeaderERR:
+		e, _ := mysqlproto.DecodeERR(p)
+		return "", false, &mysqlproto.ServerError{Code: e.Code, State: e.State, Message: e.Message}
+	case p[0] == mysqlproto.HeaderOK:
 		return "", false, errNoResultSet
 	}
-	r := reader{b: p}
-	cols, _ := r.lenEnc()
-	if r.err != nil || cols == 0 {
-		return "", false, errMalformed
+	r := mysqlproto.NewReader(p)
+	cols, _ := r.LenEnc()
+	if r.Err() != nil || cols == 0 {
+		return "", false, mysqlproto.ErrMalformed
 	}
-	deof := b.caps&capDeprecateEOF != 0
+	deof := b.caps&mysqlproto.CapDeprecateEOF != 0
 	skip := int(cols)
 	if !deof {
 		skip++ // the EOF after the column definitions
@@ -599,37 +600,36 @@ func (b *backend) readColumn(col int) (val string, ok bool, err error) {
 			return "", false, err
 		}
 		if len(p) == 0 {
-			return "", false, errMalformed
+			return "", false, mysqlproto.ErrMalformed
 		}
-		if terminator(p[0], len(p), deof) {
-			if st, good := statusOf(p, b.caps); good {
+		if mysqlproto.IsTerminator(p[0], len(p), deof) {
+			if st, good := mysqlproto.StatusOf(p, b.caps); good {
 				b.status = st
 			}
 			return val, ok, nil
 		}
-		if p[0] == hdrERR {
-			e, _ := DecodeERR(p)
-			return "", false, &serverError{Code: e.Code, State: e.State, Message: e.Message}
+		if p[0] == mysqlproto.HeaderERR {
+			e, _ := mysqlproto.DecodeERR(p)
+			return "", false, &mysqlproto.ServerError{Code: e.Code, State: e.State, Message: e.Message}
 		}
 		if first {
 			first = false
-			r := reader{b: p}
-			for i := 0; i < col && r.err == nil; i++ {
-				if len(r.b) > 0 && r.b[0] == 0xfb {
-					r.b = r.b[1:] // NULL
+			r := mysqlproto.NewReader(p)
+			for i := 0; i < col && r.Err() == nil; i++ {
+				if r.SkipNull() {
 					continue
 				}
-				r.lenEncBytes()
+				r.LenEncBytes()
 			}
-			if r.err != nil || len(r.b) == 0 {
-				return "", false, errMalformed
+			if r.Err() != nil || r.Len() == 0 {
+				return "", false, mysqlproto.ErrMalformed
 			}
-			if r.b[0] == 0xfb {
-				continue // NULL
+			if r.SkipNull() {
+				continue
 			}
-			v := r.lenEncBytes()
-			if r.err != nil {
-				return "", false, errMalformed
+			v := r.LenEncBytes()
+			if r.Err() != nil {
+				return "", false, mysqlproto.ErrMalformed
 			}
 			val, ok = string(v), true
 		}

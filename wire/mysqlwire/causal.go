@@ -13,6 +13,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/replica"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // Read-your-writes with the check in the same round trip as the read
@@ -79,7 +80,7 @@ func (s *session) checkedLease(onReplica bool) bool {
 
 // waitQuery is the COM_QUERY of the position check for be's flavor.
 func waitQuery(be *backend, pos lagmon.Position, timeout time.Duration) []byte {
-	q := []byte{comQuery}
+	q := []byte{mysqlproto.ComQuery}
 	gtid := strings.ReplaceAll(pos.String(), "'", "")
 	secs := strconv.FormatFloat(timeout.Seconds(), 'f', 6, 64)
 	if flavorOf(be.version) == flavorMariaDB && timeout <= 0 {
@@ -107,7 +108,7 @@ func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) 
 	s.check = nil
 	be, rt, node := rl.be, s.leaseRT, s.leaseNode
 	sent := time.Now()
-	if _, err := writePacket(be.bw, 0, waitQuery(be, ck.pos, rt.Settings().CausalReadTimeout)); err != nil {
+	if _, err := mysqlproto.WritePacket(be.bw, 0, waitQuery(be, ck.pos, rt.Settings().CausalReadTimeout)); err != nil {
 		return false, serverIOError{err}
 	}
 	if err := rl.command(p, seq); err != nil {
@@ -115,11 +116,11 @@ func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) 
 	}
 	v, _, err := be.readColumn(0) // NULL: ""
 	if err != nil {
-		var se *serverError
+		var se *mysqlproto.ServerError
 		switch {
 		case errors.As(err, &se):
 			v = "error"
-		case errors.Is(err, errMalformed):
+		case errors.Is(err, mysqlproto.ErrMalformed):
 			return false, err
 		default:
 			return false, serverIOError{err}

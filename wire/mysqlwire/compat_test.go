@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // setGlobalMaxPacket sets the test server's max_allowed_packet until the
@@ -58,9 +59,9 @@ func TestLongPacketsMySQL(t *testing.T) {
 		text, binary bool // insert with COM_QUERY, with COM_STMT_EXECUTE
 	}{
 		{"20MB", 20 << 20, true, true},
-		{"text row of 0xffffff", maxChunk - 4, false, true},
-		{"binary row of 0xffffff", maxChunk - 6, false, true},
-		{"COM_QUERY of 0xffffff", maxChunk - 1 - len(insertText), true, false},
+		{"text row of 0xffffff", mysqlproto.MaxChunk - 4, false, true},
+		{"binary row of 0xffffff", mysqlproto.MaxChunk - 6, false, true},
+		{"COM_QUERY of 0xffffff", mysqlproto.MaxChunk - 1 - len(insertText), true, false},
 	}
 	db := p.open(t, "maxAllowedPacket=0")
 	db.SetMaxOpenConns(1)
@@ -164,11 +165,11 @@ func TestLongPacketsMySQL(t *testing.T) {
 		if _, err := ldb.ExecContext(ctx, "DELETE FROM tlong"); err != nil {
 			t.Fatal(err)
 		}
-		before := counterValue(commandCounters[comStmtSendLongData])
+		before := counterValue(commandCounters[mysqlproto.ComStmtSendLongData])
 		if _, err := ldb.ExecContext(ctx, "INSERT INTO tlong VALUES (1, ?)", in); err != nil {
 			t.Fatal(err)
 		}
-		if counterValue(commandCounters[comStmtSendLongData]) == before {
+		if counterValue(commandCounters[mysqlproto.ComStmtSendLongData]) == before {
 			t.Error("no COM_STMT_SEND_LONG_DATA seen")
 		}
 		check(t, in)
@@ -178,7 +179,7 @@ func TestLongPacketsMySQL(t *testing.T) {
 	big := strings.Repeat("c", MaxPacket+10)
 	db = p.open(t, "maxAllowedPacket=0")
 	_, err := db.ExecContext(ctx, "INSERT INTO tlong VALUES (2, '"+big+"')")
-	if mysqlErrNum(err) != erNetPacketTooLarg || !strings.Contains(err.Error(), "switchyard") {
+	if mysqlErrNum(err) != mysqlproto.ERNetPacketTooLarge || !strings.Contains(err.Error(), "switchyard") {
 		t.Fatalf("a command of %d bytes: %v; want error 1153 naming switchyard's limit", len(big), err)
 	}
 	// The proxy closed that client connection after the ERR, as a server

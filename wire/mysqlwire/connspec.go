@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // One pool per node and user. A MySQL server connection takes some of its
@@ -138,7 +139,7 @@ func (s *session) syncCollation(be *backend) error {
 	if err != nil {
 		return err
 	}
-	if err := be.roundTrip(append([]byte{comQuery}, q...)); err != nil {
+	if err := be.roundTrip(append([]byte{mysqlproto.ComQuery}, q...)); err != nil {
 		return err
 	}
 	be.collation = s.spec.collation

@@ -25,13 +25,17 @@
 //
 // Layers, bottom up:
 //
-//   - packet.go: framing (3-byte length, sequence id, 16 MiB continuation
-//     chunks), size limits, pooled buffers, length-encoded values and a
-//     bounds-checked reader. No I/O policy.
-//   - messages.go: the handshake (protocol 10), handshake response
-//     (protocol 41), OK/ERR/EOF; auth.go: mysql_native_password and
-//     caching_sha2_password scrambles, the RSA step of full authentication.
-//     Decoders are fuzzed (fuzz_test.go, seeds in testdata/fuzz).
+//   - package wire/mysqlproto, below this one: the codec (packet framing,
+//     length-encoded values, handshake, OK/ERR/EOF, the compressed
+//     protocol, SQLError and the error numbers, column definitions and
+//     rows), as pgwire has pgproto3. Its decoders are fuzzed there.
+//   - buffers.go, caps.go: the proxy's limits on a client's command
+//     (DefaultMaxPacket, MaxPacket), the pooled buffers a session holds
+//     only while it has a command in hand, and the capabilities it offers
+//     and mirrors; auth.go: mysql_native_password and
+//     caching_sha2_password scrambles, the RSA step of full
+//     authentication. The proxy's own decoders (COM_STMT_EXECUTE
+//     parameters) are fuzzed here (fuzz_test.go, seeds in testdata/fuzz).
 //   - backend.go: one authenticated server connection (we are the client),
 //     with the state the proxy put on it (database, replayed SETs, prepared
 //     statements).
@@ -49,7 +53,8 @@
 //     router's plan (router.ShardRouting.PlanShard) of each statement, with
 //     the COM_STMT_EXECUTE parameter values it asks for, turned into
 //     leases; lazy BEGIN, scatter-gather SELECT merged in the text and binary
-//     protocols, all-shard writes, shard replicas through route.go.
+//     protocols (package scatter, through mysqlproto.RowCodec), all-shard
+//     writes, shard replicas through route.go.
 //   - server.go: listeners, pools, reload, shutdown.
 //
 // A server connection serves a client only with the same framing-relevant
@@ -61,9 +66,9 @@
 // handshake-only capabilities differ (connspec.go).
 //
 // The proxy answers COM_PING, COM_STMT_CLOSE, COM_STMT_RESET and
-// COM_RESET_CONNECTION itself. It does not offer CLIENT_COMPRESS: clients
-// that ask for compression (go-sql-driver's compress=true) go on
-// uncompressed. It refuses COM_CHANGE_USER and server-side
+// COM_RESET_CONNECTION itself. It offers CLIENT_COMPRESS to clients
+// (mysqlproto.CompressedConn); server connections stay uncompressed. It
+// refuses COM_CHANGE_USER and server-side
 // cursors (COM_STMT_FETCH; the cursor flag of an EXECUTE is cleared, so
 // rows come at once). LOAD DATA LOCAL INFILE is relayed: the client decides
 // whether to send the file.
@@ -80,7 +85,7 @@
 // changed in a way the replayed SETs do not explain is reset before anyone
 // else gets it.
 //
-// Imports: besides router, scatter, pool and replica (DESIGN.md), config
+// Imports: besides mysqlproto, router, scatter, pool and replica (DESIGN.md), config
 // (the settings of clusters and users), lagmon (the prober interface this
 // package implements, and GTID positions) and shard (the route of a
 // multi-shard statement handed to the scatter code).

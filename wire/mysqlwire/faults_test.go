@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/faultnet"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // Server-failure drills for MySQL, the counterparts of pgwire's: a fault
@@ -653,37 +654,37 @@ func newHangServer(t *testing.T) *hangServer {
 func (h *hangServer) serve(c net.Conn, id uint32) {
 	defer c.Close()
 	bw := bufio.NewWriter(c)
-	hs := Handshake{ServerVersion: "10.11.0-MariaDB-hang", ConnectionID: id, Scramble: newScramble(),
-		Capabilities: proxyCaps, Collation: defaultCollation, Status: statusAutocommit, AuthPlugin: pluginNative}
-	if _, err := writePacket(bw, 0, hs.Encode(nil)); err != nil || bw.Flush() != nil {
+	hs := mysqlproto.Handshake{ServerVersion: "10.11.0-MariaDB-hang", ConnectionID: id, Scramble: newScramble(),
+		Capabilities: proxyCaps, Collation: defaultCollation, Status: mysqlproto.StatusAutocommit, AuthPlugin: mysqlproto.PluginNative}
+	if _, err := mysqlproto.WritePacket(bw, 0, hs.Encode(nil)); err != nil || bw.Flush() != nil {
 		return
 	}
-	p, seq, err := readPacket(c, nil, 1<<20)
+	p, seq, err := mysqlproto.ReadPacket(c, nil, 1<<20)
 	if err != nil {
 		return
 	}
-	var resp HandshakeResponse
+	var resp mysqlproto.HandshakeResponse
 	if resp.Decode(p) != nil {
 		return
 	}
 	caps := resp.Capabilities & proxyCaps
-	if _, err := writePacket(bw, seq+1, appendOK(nil, caps, hdrOK, 0, 0, statusAutocommit, 0)); err != nil || bw.Flush() != nil {
+	if _, err := mysqlproto.WritePacket(bw, seq+1, mysqlproto.AppendOK(nil, caps, mysqlproto.HeaderOK, 0, 0, mysqlproto.StatusAutocommit, 0)); err != nil || bw.Flush() != nil {
 		return
 	}
 	for {
-		p, _, err := readPacket(c, nil, 1<<20)
-		if err != nil || len(p) == 0 || p[0] == comQuit {
+		p, _, err := mysqlproto.ReadPacket(c, nil, 1<<20)
+		if err != nil || len(p) == 0 || p[0] == mysqlproto.ComQuit {
 			h.closeds.Add(1)
 			return
 		}
 		q := string(p[1:])
 		switch {
-		case p[0] == comQuery && strings.HasPrefix(q, "KILL"):
+		case p[0] == mysqlproto.ComQuery && strings.HasPrefix(q, "KILL"):
 			h.kills.Add(1)
-		case p[0] == comQuery && strings.Contains(q, "SELECT"):
+		case p[0] == mysqlproto.ComQuery && strings.Contains(q, "SELECT"):
 			continue // hang: never answer
 		}
-		if _, err := writePacket(bw, 1, appendOK(nil, caps, hdrOK, 0, 0, statusAutocommit, 0)); err != nil || bw.Flush() != nil {
+		if _, err := mysqlproto.WritePacket(bw, 1, mysqlproto.AppendOK(nil, caps, mysqlproto.HeaderOK, 0, 0, mysqlproto.StatusAutocommit, 0)); err != nil || bw.Flush() != nil {
 			return
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 var (
@@ -83,26 +84,26 @@ func cmd(c byte, body ...byte) []byte { return append([]byte{c}, body...) }
 // input at any point. The proxy must answer or close, never panic or
 // hang, and afterwards serve another client correctly.
 func FuzzSession(f *testing.F) {
-	q := func(s string) []byte { return packets(0, cmd(comQuery, []byte(s)...)) }
+	q := func(s string) []byte { return packets(0, cmd(mysqlproto.ComQuery, []byte(s)...)) }
 	f.Add(q("SELECT 1"))
 	f.Add(bytes.Join([][]byte{q("BEGIN"), q("SELECT 1/0, x"), q("SELECT 2"), q("COMMIT")}, nil))
 	f.Add(q("SELECT 1; SELECT 2; SET @a = 1"))
 	f.Add(bytes.Join([][]byte{
-		packets(0, cmd(comStmtPrepare, []byte("SELECT ? + 1")...)),
-		packets(0, []byte{comStmtExecute, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0x08, 0, 7, 0, 0, 0, 0, 0, 0, 0}),
-		packets(0, []byte{comStmtClose, 1, 0, 0, 0}),
+		packets(0, cmd(mysqlproto.ComStmtPrepare, []byte("SELECT ? + 1")...)),
+		packets(0, []byte{mysqlproto.ComStmtExecute, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0x08, 0, 7, 0, 0, 0, 0, 0, 0, 0}),
+		packets(0, []byte{mysqlproto.ComStmtClose, 1, 0, 0, 0}),
 	}, nil))
-	f.Add(packets(0, []byte{comStmtExecute, 9, 0, 0, 0, 0, 1, 0, 0, 0}))
-	f.Add(packets(0, cmd(comInitDB, []byte("nosuchdb")...)))
-	f.Add(packets(0, cmd(comPing), cmd(comResetConnection)))
+	f.Add(packets(0, []byte{mysqlproto.ComStmtExecute, 9, 0, 0, 0, 0, 1, 0, 0, 0}))
+	f.Add(packets(0, cmd(mysqlproto.ComInitDB, []byte("nosuchdb")...)))
+	f.Add(packets(0, cmd(mysqlproto.ComPing), cmd(mysqlproto.ComResetConnection)))
 	f.Add(q("SELECT SLEEP(0.01), REPEAT('x', 100000)"))
-	f.Add([]byte{0xff, 0xff, 0xff, 0, comQuery, 'S'})
-	f.Add(packets(0, cmd(comFieldList, []byte("t\x00")...)))
-	f.Add(packets(0, cmd(comQuit)))
+	f.Add([]byte{0xff, 0xff, 0xff, 0, mysqlproto.ComQuery, 'S'})
+	f.Add(packets(0, cmd(mysqlproto.ComFieldList, []byte("t\x00")...)))
+	f.Add(packets(0, cmd(mysqlproto.ComQuit)))
 	s, db := fuzzLiveServer(f)
-	login := packets(1, (&HandshakeResponse{
-		Capabilities: proxyCaps &^ capSSL, MaxPacket: 1 << 24, Collation: 45,
-		User: "app_trust", Database: "app", AuthPlugin: pluginNative,
+	login := packets(1, (&mysqlproto.HandshakeResponse{
+		Capabilities: proxyCaps &^ mysqlproto.CapSSL, MaxPacket: 1 << 24, Collation: 45,
+		User: "app_trust", Database: "app", AuthPlugin: mysqlproto.PluginNative,
 	}).Encode(nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		done := make(chan struct{})

@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // startLimitProxy is startProxy with [proxy] keys and extra users; the
@@ -281,9 +282,9 @@ func TestOversizedPacketMySQL(t *testing.T) {
 	runtime.ReadMemStats(&m0)
 	var held []*backend
 	for i := 0; i < n; i++ {
-		be := rawClientCaps(t, p, pluginNative, 0)
+		be := rawClientCaps(t, p, mysqlproto.PluginNative, 0)
 		held = append(held, be)
-		hdr := []byte{0xff, 0xff, 0xff, 0, comQuery}
+		hdr := []byte{0xff, 0xff, 0xff, 0, mysqlproto.ComQuery}
 		if _, err := be.nc.Write(append(hdr, make([]byte, 1023)...)); err != nil {
 			t.Fatal(err)
 		}
@@ -300,16 +301,16 @@ func TestOversizedPacketMySQL(t *testing.T) {
 	}
 
 	// A logical packet over the limit: a full 16 MB chunk and more to come.
-	be := rawClientCaps(t, p, pluginNative, 0)
+	be := rawClientCaps(t, p, mysqlproto.PluginNative, 0)
 	go func() {
-		chunk := make([]byte, 4+maxChunk)
-		chunk[0], chunk[1], chunk[2], chunk[4] = 0xff, 0xff, 0xff, comQuery
+		chunk := make([]byte, 4+mysqlproto.MaxChunk)
+		chunk[0], chunk[1], chunk[2], chunk[4] = 0xff, 0xff, 0xff, mysqlproto.ComQuery
 		_, _ = be.nc.Write(chunk)
 		_, _ = be.nc.Write([]byte{10, 0, 0, 1, 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x'})
 	}()
 	_ = be.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	pkt, _, err := be.readPacket()
-	if err != nil || len(pkt) < 3 || pkt[0] != hdrERR || uint16(pkt[1])|uint16(pkt[2])<<8 != erNetPacketTooLarg {
+	if err != nil || len(pkt) < 3 || pkt[0] != mysqlproto.HeaderERR || uint16(pkt[1])|uint16(pkt[2])<<8 != mysqlproto.ERNetPacketTooLarge {
 		t.Fatalf("want ERR 1153, got %q, %v", pkt, err)
 	}
 	if _, err := io.Copy(io.Discard, be.br); err != nil && !quiet(err) {
@@ -325,7 +326,7 @@ func TestOversizedPacketMySQL(t *testing.T) {
 func TestSlowReaderBoundedMySQL(t *testing.T) {
 	p := startLimitProxy(t, ``, ``, ``)
 	stop := myNeighbour(t, p)
-	be := rawClientCaps(t, p, pluginNative, 0)
+	be := rawClientCaps(t, p, mysqlproto.PluginNative, 0)
 	if tc, ok := be.nc.(*net.TCPConn); ok {
 		_ = tc.SetReadBuffer(4 << 10)
 	}
@@ -334,7 +335,7 @@ func TestSlowReaderBoundedMySQL(t *testing.T) {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	q := fmt.Sprintf("SELECT /* %s */ REPEAT('x', 1000) FROM seq_1_to_2000000", tag)
-	if _, err := writePacket(be.bw, 0, append([]byte{comQuery}, q...)); err != nil {
+	if _, err := mysqlproto.WritePacket(be.bw, 0, append([]byte{mysqlproto.ComQuery}, q...)); err != nil {
 		t.Fatal(err)
 	}
 	if err := be.bw.Flush(); err != nil {

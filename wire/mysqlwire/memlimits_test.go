@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // Bounded memory in the MySQL front end: the packets before
@@ -24,13 +25,13 @@ import (
 func TestPreAuthPacketCappedMySQL(t *testing.T) {
 	p := startLimitProxy(t, `client_login_timeout = "10s"`, ``, ``)
 	refusals := metricValue(t, "switchyard_client_limit_refusals_total")
-	for _, claim := range []int{maxChunk, maxPreAuthPacket + 1} {
+	for _, claim := range []int{mysqlproto.MaxChunk, maxPreAuthPacket + 1} {
 		nc, err := net.Dial("tcp", p.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, _, err := readPacket(nc, nil, 64<<10); err != nil { // the server's greeting
+		if _, _, err := mysqlproto.ReadPacket(nc, nil, 64<<10); err != nil { // the server's greeting
 			t.Fatal(err)
 		}
 		start := time.Now()
@@ -39,8 +40,8 @@ func TestPreAuthPacketCappedMySQL(t *testing.T) {
 		if _, err := nc.Write(append(hdr, make([]byte, 32)...)); err != nil {
 			t.Fatal(err)
 		}
-		pkt, seq, err := readPacket(nc, nil, 64<<10)
-		if err != nil || len(pkt) < 3 || pkt[0] != hdrERR || uint16(pkt[1])|uint16(pkt[2])<<8 != erNetPacketTooLarg {
+		pkt, seq, err := mysqlproto.ReadPacket(nc, nil, 64<<10)
+		if err != nil || len(pkt) < 3 || pkt[0] != mysqlproto.HeaderERR || uint16(pkt[1])|uint16(pkt[2])<<8 != mysqlproto.ERNetPacketTooLarge {
 			t.Fatalf("claim %d: want ERR 1153, got %q, %v", claim, pkt, err)
 		}
 		if seq != 2 {
@@ -172,14 +173,14 @@ func TestSessionSetsBoundedMySQL(t *testing.T) {
 // refused by the proxy (ERR 1153, counted), the session goes on.
 func TestLongDataBoundedPerClientMySQL(t *testing.T) {
 	p := startLimitProxy(t, ``, ``, ``)
-	be := rawClientCaps(t, p, pluginNative, capDeprecateEOF|capMultiResults|capPSMultiResults)
+	be := rawClientCaps(t, p, mysqlproto.PluginNative, mysqlproto.CapDeprecateEOF|mysqlproto.CapMultiResults|mysqlproto.CapPSMultiResults)
 	_ = be.nc.SetDeadline(time.Now().Add(60 * time.Second))
 	prepare := func() uint32 {
-		if _, err := be.writePacket(0, append([]byte{comStmtPrepare}, "SELECT LENGTH(?)"...)); err != nil {
+		if _, err := be.writePacket(0, append([]byte{mysqlproto.ComStmtPrepare}, "SELECT LENGTH(?)"...)); err != nil {
 			t.Fatal(err)
 		}
 		first, _, err := be.readPacket()
-		if err != nil || first[0] != hdrOK {
+		if err != nil || first[0] != mysqlproto.HeaderOK {
 			t.Fatalf("prepare: %x %v", first, err)
 		}
 		id := binary.LittleEndian.Uint32(first[1:])
@@ -194,7 +195,7 @@ func TestLongDataBoundedPerClientMySQL(t *testing.T) {
 	chunk := make([]byte, 1<<20)
 	send := func(id uint32, mb int) {
 		for i := 0; i < mb; i++ {
-			pk := []byte{comStmtSendLongData, 0, 0, 0, 0, 0, 0}
+			pk := []byte{mysqlproto.ComStmtSendLongData, 0, 0, 0, 0, 0, 0}
 			binary.LittleEndian.PutUint32(pk[1:], id)
 			if _, err := be.writePacket(0, append(pk, chunk...)); err != nil {
 				t.Fatal(err)
@@ -204,20 +205,20 @@ func TestLongDataBoundedPerClientMySQL(t *testing.T) {
 	before := metricValue(t, "switchyard_client_limit_refusals_total")
 	send(a, 40) // each under the 64 MB per statement, together over it
 	send(b, 30)
-	pk := []byte{comStmtExecute, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0xfc, 0}
+	pk := []byte{mysqlproto.ComStmtExecute, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0xfc, 0}
 	binary.LittleEndian.PutUint32(pk[1:], b)
 	if _, err := be.writePacket(0, pk); err != nil {
 		t.Fatal(err)
 	}
 	_, errp := readRows(t, be)
-	e, _ := DecodeERR(errp)
-	if errp == nil || e.Code != erNetPacketTooLarg || !strings.Contains(e.Message, "switchyard") {
+	e, _ := mysqlproto.DecodeERR(errp)
+	if errp == nil || e.Code != mysqlproto.ERNetPacketTooLarge || !strings.Contains(e.Message, "switchyard") {
 		t.Fatalf("execute over the client's long data: got %+v, want the proxy's ERR 1153", e)
 	}
 	if got := metricValue(t, "switchyard_client_limit_refusals_total") - before; got < 1 {
 		t.Errorf("refusal not counted")
 	}
-	if _, err := be.writePacket(0, append([]byte{comQuery}, "SELECT 7"...)); err != nil {
+	if _, err := be.writePacket(0, append([]byte{mysqlproto.ComQuery}, "SELECT 7"...)); err != nil {
 		t.Fatal(err)
 	}
 	if rows, errp := readRows(t, be); errp != nil || len(rows) != 1 {

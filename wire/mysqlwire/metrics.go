@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // The shared metrics (internal/metrics, registered by the admin listener)
@@ -75,12 +76,12 @@ func Collectors() []prometheus.Collector {
 }
 
 var commandNames = map[byte]string{
-	comQuit: "quit", comInitDB: "init_db", comQuery: "query", comFieldList: "field_list",
-	comStatistics: "statistics", comProcessKill: "process_kill", comPing: "ping",
-	comChangeUser: "change_user", comStmtPrepare: "stmt_prepare", comStmtExecute: "stmt_execute",
-	comStmtSendLongData: "stmt_send_long_data", comStmtClose: "stmt_close",
-	comStmtReset: "stmt_reset", comSetOption: "set_option", comStmtFetch: "stmt_fetch",
-	comResetConnection: "reset_connection",
+	mysqlproto.ComQuit: "quit", mysqlproto.ComInitDB: "init_db", mysqlproto.ComQuery: "query", mysqlproto.ComFieldList: "field_list",
+	mysqlproto.ComStatistics: "statistics", mysqlproto.ComProcessKill: "process_kill", mysqlproto.ComPing: "ping",
+	mysqlproto.ComChangeUser: "change_user", mysqlproto.ComStmtPrepare: "stmt_prepare", mysqlproto.ComStmtExecute: "stmt_execute",
+	mysqlproto.ComStmtSendLongData: "stmt_send_long_data", mysqlproto.ComStmtClose: "stmt_close",
+	mysqlproto.ComStmtReset: "stmt_reset", mysqlproto.ComSetOption: "set_option", mysqlproto.ComStmtFetch: "stmt_fetch",
+	mysqlproto.ComResetConnection: "reset_connection",
 }
 
 // commandCounters are resolved once so the hot path does no label lookup.

@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 func myLookups(t *testing.T, result string) float64 {
@@ -103,7 +104,7 @@ auth_user = "sy_auth"
 		bad, _ := sql.Open("mysql", p.dsn(c.user, c.pw, "app", ""))
 		err := bad.PingContext(ctx)
 		bad.Close()
-		if mysqlErrNum(err) != erAccessDenied {
+		if mysqlErrNum(err) != mysqlproto.ERAccessDenied {
 			t.Errorf("%s with a wrong password: %v, want 1045", c.user, err)
 		}
 	}
@@ -143,11 +144,11 @@ func TestRecoverSHA1(t *testing.T) {
 	}
 	// What the proxy sends a server from it is what the password gives.
 	s2 := newScramble()
-	a, err := scrambleFor(pluginNative, s2, passPrefix+string(got))
+	a, err := scrambleFor(mysqlproto.PluginNative, s2, passPrefix+string(got))
 	if err != nil || string(a) != string(nativeScramble(s2, "pw")) {
 		t.Fatalf("server answer from SHA1(password): %v", err)
 	}
-	if _, err := scrambleFor(pluginCachingSHA2, s2, passPrefix+string(got)); err == nil {
+	if _, err := scrambleFor(mysqlproto.PluginCachingSHA2, s2, passPrefix+string(got)); err == nil {
 		t.Fatal("caching_sha2 answered without the password")
 	}
 }

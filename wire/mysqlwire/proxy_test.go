@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 func TestMain(m *testing.M) { os.Exit(testcluster.Main(m, false, true)) }
@@ -150,9 +151,9 @@ func TestQueryTextAndBinary(t *testing.T) {
 	// COM_STMT_SEND_LONG_DATA.
 	for _, params := range []string{"interpolateParams=true", "interpolateParams=false", "", "maxAllowedPacket=1000000"} {
 		t.Run(params, func(t *testing.T) {
-			longBefore := counterValue(commandCounters[comStmtSendLongData])
+			longBefore := counterValue(commandCounters[mysqlproto.ComStmtSendLongData])
 			defer func() {
-				if strings.Contains(params, "maxAllowedPacket") && counterValue(commandCounters[comStmtSendLongData]) == longBefore {
+				if strings.Contains(params, "maxAllowedPacket") && counterValue(commandCounters[mysqlproto.ComStmtSendLongData]) == longBefore {
 					t.Error("no COM_STMT_SEND_LONG_DATA seen")
 				}
 			}()

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // A command is read with one read(2) when it fits s.in; whatever that read
@@ -21,16 +23,16 @@ auth = "trust"
 server_user = "app"
 server_password = "app"`)
 	s := p.srv
-	login := packets(1, (&HandshakeResponse{
-		Capabilities: proxyCaps &^ (capSSL | capCompress), MaxPacket: 1 << 24, Collation: 45,
-		User: "app_trust", Database: "app", AuthPlugin: pluginNative,
+	login := packets(1, (&mysqlproto.HandshakeResponse{
+		Capabilities: proxyCaps &^ (mysqlproto.CapSSL | mysqlproto.CapCompress), MaxPacket: 1 << 24, Collation: 45,
+		User: "app_trust", Database: "app", AuthPlugin: mysqlproto.PluginNative,
 	}).Encode(nil))
 	long := "SELECT 'delta' AS x /* " + string(bytes.Repeat([]byte{'y'}, 3*cmdReadBuf)) + " */"
 	var stream []byte
 	for _, q := range []string{"SELECT 'alpha'", "SELECT 'bravo'", long, "SELECT 'charlie'"} {
-		stream = append(stream, packets(0, cmd(comQuery, []byte(q)...))...)
+		stream = append(stream, packets(0, cmd(mysqlproto.ComQuery, []byte(q)...))...)
 	}
-	stream = append(stream, packets(0, cmd(comQuit))...)
+	stream = append(stream, packets(0, cmd(mysqlproto.ComQuit))...)
 	for _, chunk := range []int{1, 3, 5, 7, cmdReadBuf - 1, cmdReadBuf + 1, 1 << 16} {
 		c := &chunkConn{login: bytes.NewReader(login), r: bytes.NewReader(stream), chunk: chunk}
 		done := make(chan struct{})

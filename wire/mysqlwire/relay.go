@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // The relay passes a server's response to the client as raw packets. It
@@ -43,11 +45,11 @@ func (e clientIOError) Error() string { return "client connection: " + e.err.Err
 func (e clientIOError) Unwrap() error { return e.err }
 
 var (
-	errLostServer = newSQLError(crServerLost, "HY000", "Lost connection to MySQL server during query (switchyard)")
+	errLostServer = mysqlproto.NewSQLError(mysqlproto.CRServerLost, "HY000", "Lost connection to MySQL server during query (switchyard)")
 	// errLostServerState: the server connection held what the session
 	// cannot replay elsewhere (an open transaction, a pinned or
 	// session-mode session), so the client connection ends with it.
-	errLostServerState = newSQLError(crServerLost, "HY000", "Lost connection to MySQL server during query (switchyard): the open transaction or session state on it is lost; reconnect")
+	errLostServerState = mysqlproto.NewSQLError(mysqlproto.CRServerLost, "HY000", "Lost connection to MySQL server during query (switchyard): the open transaction or session state on it is lost; reconnect")
 )
 
 type relay struct {
@@ -124,7 +126,7 @@ func (s *session) forwardWith(seq uint8, kind respKind, rl0 *relay, build func(*
 			}
 			return rl.res, nil
 		}
-		var se *serverError
+		var se *mysqlproto.ServerError
 		if errors.As(err, &se) && !rl.wrote {
 			return result{sawErr: true}, s.sendErr(seq+1, se)
 		}
@@ -204,7 +206,7 @@ func (s *session) relayFailed(rl *relay, err error, mayRetry, replicaRead bool, 
 // to the server, starting at sequence id 0, and sets delta so replies
 // carry the ids the client expects even when the proxy re-framed it.
 func (r *relay) command(p []byte, seq uint8) error {
-	next, err := writePacket(r.be.bw, 0, p)
+	next, err := mysqlproto.WritePacket(r.be.bw, 0, p)
 	if err == nil {
 		err = r.be.bw.Flush()
 	}
@@ -275,7 +277,7 @@ func (r *relay) forward() error {
 			_, _ = br.Discard(len(b))
 			left -= len(b)
 		}
-		if n < maxChunk {
+		if n < mysqlproto.MaxChunk {
 			r.partial = false
 			return nil
 		}
@@ -283,12 +285,12 @@ func (r *relay) forward() error {
 }
 
 func (r *relay) setStatus(p []byte) {
-	st, ok := statusOf(p, r.be.caps)
+	st, ok := mysqlproto.StatusOf(p, r.be.caps)
 	if !ok {
 		return
 	}
 	r.be.status = st
-	r.s.inTx = st&statusInTrans != 0
+	r.s.inTx = st&mysqlproto.StatusInTrans != 0
 }
 
 func (r *relay) response(kind respKind) error {
@@ -303,7 +305,7 @@ func (r *relay) response(kind respKind) error {
 		if err != nil {
 			return err
 		}
-		if len(p) > 0 && p[0] == hdrERR {
+		if len(p) > 0 && p[0] == mysqlproto.HeaderERR {
 			r.res.sawErr = true
 		} else {
 			r.setStatus(p)
@@ -326,10 +328,10 @@ func (r *relay) fieldList() error {
 		}
 		if len(p) > 0 && !r.large {
 			switch {
-			case p[0] == hdrERR:
+			case p[0] == mysqlproto.HeaderERR:
 				r.res.sawErr = true
 				return r.forward()
-			case p[0] == hdrEOF && r.n < maxChunk && (r.n < 9 || r.be.caps&capDeprecateEOF != 0):
+			case p[0] == mysqlproto.HeaderEOF && r.n < mysqlproto.MaxChunk && (r.n < 9 || r.be.caps&mysqlproto.CapDeprecateEOF != 0):
 				r.setStatus(p)
 				return r.forward()
 			}
@@ -343,42 +345,42 @@ func (r *relay) fieldList() error {
 // results relays a sequence of results: OK packets, result sets, ERR,
 // LOCAL INFILE requests, until one without SERVER_MORE_RESULTS_EXISTS.
 func (r *relay) results() error {
-	deof := r.be.caps&capDeprecateEOF != 0
+	deof := r.be.caps&mysqlproto.CapDeprecateEOF != 0
 	for {
 		p, err := r.next()
 		if err != nil {
 			return err
 		}
 		if len(p) == 0 {
-			return fmt.Errorf("%w: empty packet in response", errMalformed)
+			return fmt.Errorf("%w: empty packet in response", mysqlproto.ErrMalformed)
 		}
 		more := false
 		switch {
-		case p[0] == hdrOK && !r.large:
-			if ok, err := DecodeOK(p, r.be.caps); err == nil {
+		case p[0] == mysqlproto.HeaderOK && !r.large:
+			if ok, err := mysqlproto.DecodeOK(p, r.be.caps); err == nil {
 				r.be.status = ok.Status
-				r.s.inTx = ok.Status&statusInTrans != 0
+				r.s.inTx = ok.Status&mysqlproto.StatusInTrans != 0
 				if ok.LastInsertID != 0 {
 					r.s.lastID = ok.LastInsertID
 				}
-				more = ok.Status&statusMoreResults != 0
+				more = ok.Status&mysqlproto.StatusMoreResults != 0
 			}
 			if err := r.forward(); err != nil {
 				return err
 			}
-		case p[0] == hdrERR && !r.large:
+		case p[0] == mysqlproto.HeaderERR && !r.large:
 			r.res.sawErr = true
 			return r.forward()
-		case p[0] == hdrLocalInfil && !r.large:
+		case p[0] == mysqlproto.HeaderLocalInfile && !r.large:
 			if err := r.localInfile(); err != nil {
 				return err
 			}
 			more = true // the OK or ERR for the load follows
 		default:
-			cr := reader{b: p}
-			cols, _ := cr.lenEnc()
-			if cr.err != nil || r.large {
-				return fmt.Errorf("%w: bad column count", errMalformed)
+			cr := mysqlproto.NewReader(p)
+			cols, _ := cr.LenEnc()
+			if cr.Err() != nil || r.large {
+				return fmt.Errorf("%w: bad column count", mysqlproto.ErrMalformed)
 			}
 			if err := r.forward(); err != nil {
 				return err
@@ -397,7 +399,7 @@ func (r *relay) results() error {
 					return err
 				}
 				r.setStatus(p)
-				cursor := r.be.status&statusCursorExists != 0
+				cursor := r.be.status&mysqlproto.StatusCursorExists != 0
 				if err := r.forward(); err != nil {
 					return err
 				}
@@ -426,11 +428,11 @@ func (r *relay) rows(deof bool) (bool, error) {
 		}
 		if !r.large && len(p) > 0 {
 			switch {
-			case terminator(p[0], r.n, deof):
+			case mysqlproto.IsTerminator(p[0], r.n, deof):
 				r.setStatus(p)
-				more := r.be.status&statusMoreResults != 0
+				more := r.be.status&mysqlproto.StatusMoreResults != 0
 				return more, r.forward()
-			case p[0] == hdrERR:
+			case p[0] == mysqlproto.HeaderERR:
 				r.res.sawErr = true
 				return false, r.forward()
 			}
@@ -470,7 +472,7 @@ func (r *relay) localInfile() error {
 		if n == 0 && !prevFull {
 			break
 		}
-		prevFull = n == maxChunk
+		prevFull = n == mysqlproto.MaxChunk
 	}
 	if err := r.be.bw.Flush(); err != nil {
 		return serverIOError{err}

@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // Read/write splitting, the design of pgwire's route.go for MySQL.
@@ -135,7 +136,7 @@ func (p *gtidProbe) Probe(ctx context.Context) (lagmon.Position, error) {
 	if p.be == nil {
 		be, err := dialBackend(ctx, dialParams{addr: p.addr, user: p.user, password: p.password, collation: defaultCollation, tls: p.tls})
 		if err != nil {
-			if se := (*serverError)(nil); !errors.As(err, &se) {
+			if se := (*mysqlproto.ServerError)(nil); !errors.As(err, &se) {
 				err = lagmon.Unreachable(err) // not refused by the server: down
 			}
 			return nil, err
@@ -314,7 +315,7 @@ func (s *session) leaseEnded(be *backend) {
 		s.leaseRYW.Wrote(time.Now())
 	}
 	if be != nil && !be.broken {
-		s.noAutocommit = be.status&statusAutocommit == 0
+		s.noAutocommit = be.status&mysqlproto.StatusAutocommit == 0
 	}
 	s.leaseNode, s.leaseRT, s.leaseWrites = nil, nil, false
 }
@@ -339,7 +340,7 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 	if cmd.ResetStmt {
 		return false, nil // not MySQL's syntax: the server says so
 	}
-	var serr *SQLError
+	var serr *mysqlproto.SQLError
 	switch cmd.Kind {
 	case router.ShowWritePosition:
 		return true, s.sendValue(rs, "write_position", router.WriteToken(s.srv.rts.Get(s.cluster.Name), s.cluster.Name, &s.ryw, nil))
@@ -351,7 +352,7 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 		return true, s.sendValue(rs, "shard_key", v)
 	case router.SetTarget:
 		if cmd.BadValue {
-			serr = newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.target' can't be set to the value of '%s' (primary, replica or auto)", cmd.Value)
+			serr = mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.target' can't be set to the value of '%s' (primary, replica or auto)", cmd.Value)
 		} else {
 			s.pref = cmd.Pref
 		}
@@ -360,7 +361,7 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 	case router.SetReadAfter:
 		serr = s.setReadAfter(cmd)
 	case router.SetUnknown:
-		serr = newSQLError(erUnknownSystemVariable, "HY000", "Unknown system variable '%s'", cmd.Name)
+		serr = mysqlproto.NewSQLError(erUnknownSystemVariable, "HY000", "Unknown system variable '%s'", cmd.Name)
 	default:
 		return false, nil
 	}
@@ -372,18 +373,18 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 
 // setReadAfter sets (or clears) the position the client's reads must
 // follow: a token of SHOW switchyard.write_position.
-func (s *session) setReadAfter(cmd router.ProxyCommand) *SQLError {
+func (s *session) setReadAfter(cmd router.ProxyCommand) *mysqlproto.SQLError {
 	if cmd.Reset {
 		s.readAfter = nil
 		return nil
 	}
 	tok, err := router.ReadAfterToken(cmd.Value, s.cluster.Name, s.srv.cfg.Load())
 	if err != nil {
-		return newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.read_after' can't be set to the value of '%s': %v", cmd.Value, err)
+		return mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.read_after' can't be set to the value of '%s': %v", cmd.Value, err)
 	}
 	pos, err := parsePosition(s.srv.rts.Get(s.cluster.Name), tok)
 	if err != nil {
-		return newSQLError(erWrongValueForVar, "42000",
+		return mysqlproto.NewSQLError(erWrongValueForVar, "42000",
 			"Variable 'switchyard.read_after' can't be set to the value of '%s': not a position from SHOW switchyard.write_position (%v)", cmd.Value, err)
 	}
 	s.readAfter = pos
@@ -393,17 +394,17 @@ func (s *session) setReadAfter(cmd router.ProxyCommand) *SQLError {
 // setShardKey sets (or clears) the session's shard key: the key of every
 // statement that names none of its own. A key the shard map cannot place
 // is refused now rather than at each statement.
-func (s *session) setShardKey(cmd router.ProxyCommand) *SQLError {
+func (s *session) setShardKey(cmd router.ProxyCommand) *mysqlproto.SQLError {
 	if s.sh == nil {
-		return newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set: database '%s' is not sharded", s.cluster.Database)
+		return mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set: database '%s' is not sharded", s.cluster.Database)
 	}
 	rt := s.srv.shards.Get(s.cluster.Name)
 	if rt == nil {
-		return newSQLError(erNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
+		return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
 	}
 	k, err := rt.SessionKeyOf(cmd)
 	if err != nil {
-		return newSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set to the value of '%s': %v", cmd.Value, err)
+		return mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set to the value of '%s': %v", cmd.Value, err)
 	}
 	s.sh.key = k
 	return nil
@@ -415,18 +416,18 @@ func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), l
 
 // sendValue answers with a result set of one row and one text column.
 func (s *session) sendValue(seq uint8, column, value string) error {
-	deof := s.caps&capDeprecateEOF != 0
-	b := appendLenEnc(s.scratch[:0], 1)
+	deof := s.caps&mysqlproto.CapDeprecateEOF != 0
+	b := mysqlproto.AppendLenEnc(s.scratch[:0], 1)
 	var err error
 	if seq, err = s.writePacket(seq, b); err != nil {
 		return err
 	}
-	b = appendLenEncString(s.scratch[:0], "def")
-	b = appendLenEncString(b, "") // schema
-	b = appendLenEncString(b, "") // table
-	b = appendLenEncString(b, "") // org_table
-	b = appendLenEncString(b, column)
-	b = appendLenEncString(b, "") // org_name
+	b = mysqlproto.AppendLenEncString(s.scratch[:0], "def")
+	b = mysqlproto.AppendLenEncString(b, "") // schema
+	b = mysqlproto.AppendLenEncString(b, "") // table
+	b = mysqlproto.AppendLenEncString(b, "") // org_table
+	b = mysqlproto.AppendLenEncString(b, column)
+	b = mysqlproto.AppendLenEncString(b, "") // org_name
 	b = append(b, 0x0c)
 	b = append(b, defaultCollation, 0)
 	b = append(b, 0, 0, 1, 0) // column length 65536
@@ -437,17 +438,17 @@ func (s *session) sendValue(seq uint8, column, value string) error {
 		return err
 	}
 	if !deof {
-		if seq, err = s.writePacket(seq, appendEOF(s.scratch[:0], s.status())); err != nil {
+		if seq, err = s.writePacket(seq, mysqlproto.AppendEOF(s.scratch[:0], s.status())); err != nil {
 			return err
 		}
 	}
-	if seq, err = s.writePacket(seq, appendLenEncString(s.scratch[:0], value)); err != nil {
+	if seq, err = s.writePacket(seq, mysqlproto.AppendLenEncString(s.scratch[:0], value)); err != nil {
 		return err
 	}
 	if deof {
-		_, err = s.writePacket(seq, appendOK(s.scratch[:0], s.caps, hdrEOF, 0, 0, s.status(), 0))
+		_, err = s.writePacket(seq, mysqlproto.AppendOK(s.scratch[:0], s.caps, mysqlproto.HeaderEOF, 0, 0, s.status(), 0))
 	} else {
-		_, err = s.writePacket(seq, appendEOF(s.scratch[:0], s.status()))
+		_, err = s.writePacket(seq, mysqlproto.AppendEOF(s.scratch[:0], s.status()))
 	}
 	return err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/replica"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // startSplitProxy serves database "app" from the MariaDB test primary and
@@ -626,7 +627,7 @@ func TestProxyCommandPosition(t *testing.T) {
 // CLIENT_DEPRECATE_EOF.
 func TestQueryValue(t *testing.T) {
 	ma := testcluster.Maria
-	for _, caps := range []uint32{0, capDeprecateEOF} {
+	for _, caps := range []uint32{0, mysqlproto.CapDeprecateEOF} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		be, err := dialBackend(ctx, dialParams{addr: ma.Primary.Addr(), user: "app", password: "app", collation: defaultCollation, caps: caps})
 		if err != nil {
@@ -649,7 +650,7 @@ func TestQueryValue(t *testing.T) {
 				t.Errorf("caps %#x: %s = %q, %v, %v", caps, tc.q, v, ok, err)
 			}
 		}
-		var se *serverError
+		var se *mysqlproto.ServerError
 		if _, _, err := be.queryValue(ctx, "SELECT nope FROM nowhere"); !errors.As(err, &se) || be.broken {
 			t.Errorf("caps %#x: error query: %v (broken %v)", caps, err, be.broken)
 		}

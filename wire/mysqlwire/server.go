@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/shard"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -225,7 +226,7 @@ func serverCreds(u *config.User) (string, string) {
 // poolFor returns the pool for k, creating it on first use.
 func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 	if s.closing.Load() {
-		return nil, newSQLError(erServerShutdown, "08S01", "switchyard is shutting down")
+		return nil, mysqlproto.NewSQLError(mysqlproto.ERServerShutdown, "08S01", "switchyard is shutting down")
 	}
 	p, _, err := s.pools.Get(k, func() (*pool.Pool, struct{}, error) {
 		p, err := s.openPool(k)
@@ -240,7 +241,7 @@ func (s *Server) openPool(k poolKey) (*pool.Pool, error) {
 	lim := poolLimits(s.cfg.Load(), k.cluster)
 	stls, err := newServerTLS(st, k.addr)
 	if err != nil {
-		return nil, newSQLError(erUnknown, "HY000", "switchyard: %v", err)
+		return nil, mysqlproto.NewSQLError(mysqlproto.ERUnknown, "HY000", "switchyard: %v", err)
 	}
 	dp := dialParams{addr: k.addr, user: k.user, password: k.password, db: k.db, collation: defaultCollation, tls: stls}
 	// A dial for a client's lease is made as that client needs it; one of
@@ -401,11 +402,11 @@ func probeVersion(addr string, timeout time.Duration) (string, error) {
 	}
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(timeout))
-	p, _, err := readPacket(nc, nil, 64<<10)
+	p, _, err := mysqlproto.ReadPacket(nc, nil, 64<<10)
 	if err != nil {
 		return "", err
 	}
-	var hs Handshake
+	var hs mysqlproto.Handshake
 	if err := hs.Decode(p); err != nil {
 		return "", err
 	}
@@ -488,7 +489,7 @@ func (l *packetLimit) learn(dp dialParams) {
 	}
 	l.server.Store(n)
 	l.n.Store(min(n, MaxPacket))
-	_, _ = be.writePacket(0, []byte{comQuit})
+	_, _ = be.writePacket(0, []byte{mysqlproto.ComQuit})
 }
 
 // newID gives a new client its connection id: in a fleet, the instance id

@@ -25,6 +25,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/faultnet"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // authServer is a scripted MySQL server that asks for the password in a
@@ -78,22 +79,22 @@ func (a *authServer) serve(c net.Conn, id uint32) {
 	scramble := newScramble()
 	caps := uint32(proxyCaps)
 	if a.tls != nil {
-		caps |= capSSL
+		caps |= mysqlproto.CapSSL
 	}
-	plugin := pluginNative
+	plugin := mysqlproto.PluginNative
 	if a.ask == "sha2full" {
-		plugin = pluginCachingSHA2
+		plugin = mysqlproto.PluginCachingSHA2
 	}
-	hs := Handshake{ServerVersion: "8.0.40-scripted", ConnectionID: id, Scramble: scramble,
-		Capabilities: caps, Collation: defaultCollation, Status: statusAutocommit, AuthPlugin: plugin}
-	if _, err := writePacket(bw, 0, hs.Encode(nil)); err != nil || bw.Flush() != nil {
+	hs := mysqlproto.Handshake{ServerVersion: "8.0.40-scripted", ConnectionID: id, Scramble: scramble,
+		Capabilities: caps, Collation: defaultCollation, Status: mysqlproto.StatusAutocommit, AuthPlugin: plugin}
+	if _, err := mysqlproto.WritePacket(bw, 0, hs.Encode(nil)); err != nil || bw.Flush() != nil {
 		return
 	}
-	p, seq, err := readPacket(rw, nil, 1<<20)
+	p, seq, err := mysqlproto.ReadPacket(rw, nil, 1<<20)
 	if err != nil {
 		return
 	}
-	var resp HandshakeResponse
+	var resp mysqlproto.HandshakeResponse
 	if resp.Decode(p) != nil {
 		return
 	}
@@ -108,17 +109,17 @@ func (a *authServer) serve(c net.Conn, id uint32) {
 		}
 		rw, encrypted = tc, true
 		bw = bufio.NewWriter(rw)
-		if p, seq, err = readPacket(rw, nil, 1<<20); err != nil || resp.Decode(p) != nil {
+		if p, seq, err = mysqlproto.ReadPacket(rw, nil, 1<<20); err != nil || resp.Decode(p) != nil {
 			return
 		}
 	}
 	send := func(payload []byte) bool {
 		seq++
-		_, err := writePacket(bw, seq, payload)
+		_, err := mysqlproto.WritePacket(bw, seq, payload)
 		return err == nil && bw.Flush() == nil
 	}
 	recv := func() []byte {
-		p, s, err := readPacket(rw, nil, 1<<20)
+		p, s, err := mysqlproto.ReadPacket(rw, nil, 1<<20)
 		if err != nil {
 			return nil
 		}
@@ -128,7 +129,7 @@ func (a *authServer) serve(c net.Conn, id uint32) {
 	var got string
 	switch a.ask {
 	case "clear":
-		sw := append([]byte{hdrEOF}, pluginClearText...)
+		sw := append([]byte{mysqlproto.HeaderEOF}, mysqlproto.PluginClearText...)
 		sw = append(sw, 0)
 		if !send(sw) {
 			return
@@ -140,7 +141,7 @@ func (a *authServer) serve(c net.Conn, id uint32) {
 		got = strings.TrimSuffix(string(p), "\x00")
 		a.cleartext.Store(got, true)
 	case "sha2full":
-		if !send([]byte{hdrAuthMore, 4}) {
+		if !send([]byte{mysqlproto.HeaderAuthMore, 4}) {
 			return
 		}
 		p := recv()
@@ -154,7 +155,7 @@ func (a *authServer) serve(c net.Conn, id uint32) {
 		}
 		if len(p) == 1 && p[0] == 2 {
 			a.keyAsked.Add(1)
-			if !send(append([]byte{hdrAuthMore}, a.publicKeyPEMBytes()...)) {
+			if !send(append([]byte{mysqlproto.HeaderAuthMore}, a.publicKeyPEMBytes()...)) {
 				return
 			}
 			if p = recv(); p == nil {
@@ -171,20 +172,20 @@ func (a *authServer) serve(c net.Conn, id uint32) {
 		got = strings.TrimSuffix(string(plain), "\x00")
 	}
 	if got != a.password {
-		send(appendERR(nil, erAccessDenied, "28000", "Access denied"))
+		send(mysqlproto.AppendERR(nil, mysqlproto.ERAccessDenied, "28000", "Access denied"))
 		return
 	}
 	a.gotPass.Add(1)
 	okCaps := resp.Capabilities & caps
-	if !send(appendOK(nil, okCaps, hdrOK, 0, 0, statusAutocommit, 0)) {
+	if !send(mysqlproto.AppendOK(nil, okCaps, mysqlproto.HeaderOK, 0, 0, mysqlproto.StatusAutocommit, 0)) {
 		return
 	}
 	for {
-		p, _, err := readPacket(rw, nil, 1<<20)
-		if err != nil || len(p) == 0 || p[0] == comQuit {
+		p, _, err := mysqlproto.ReadPacket(rw, nil, 1<<20)
+		if err != nil || len(p) == 0 || p[0] == mysqlproto.ComQuit {
 			return
 		}
-		if _, err := writePacket(bw, 1, appendOK(nil, okCaps, hdrOK, 0, 0, statusAutocommit, 0)); err != nil || bw.Flush() != nil {
+		if _, err := mysqlproto.WritePacket(bw, 1, mysqlproto.AppendOK(nil, okCaps, mysqlproto.HeaderOK, 0, 0, mysqlproto.StatusAutocommit, 0)); err != nil || bw.Flush() != nil {
 			return
 		}
 	}
@@ -231,9 +232,9 @@ func serverTLSFiles(t *testing.T) (*tls.Config, string) {
 // the password never reached the server.
 func wantDowngradeRefused(t *testing.T, a *authServer, err error, key string) {
 	t.Helper()
-	var se *SQLError
-	if !errors.As(err, &se) || se.Num != crAuthPluginErr || !strings.Contains(se.Message, key) {
-		t.Fatalf("dial: %v; want error %d naming %s", err, crAuthPluginErr, key)
+	var se *mysqlproto.SQLError
+	if !errors.As(err, &se) || se.Num != mysqlproto.CRAuthPluginErr || !strings.Contains(se.Message, key) {
+		t.Fatalf("dial: %v; want error %d naming %s", err, mysqlproto.CRAuthPluginErr, key)
 	}
 	if n := a.gotPass.Load(); n != 0 {
 		t.Errorf("the password reached the server %d times", n)
@@ -375,8 +376,8 @@ query_wait_timeout = "5s"
 	defer cancel()
 	_, err = db.ExecContext(ctx, "DO 1")
 	var me *mysql.MySQLError
-	if !errors.As(err, &me) || me.Number != crAuthPluginErr || !strings.Contains(me.Message, "server_allow_cleartext_password") {
-		t.Fatalf("DO 1: %v; want error %d naming server_allow_cleartext_password", err, crAuthPluginErr)
+	if !errors.As(err, &me) || me.Number != mysqlproto.CRAuthPluginErr || !strings.Contains(me.Message, "server_allow_cleartext_password") {
+		t.Fatalf("DO 1: %v; want error %d naming server_allow_cleartext_password", err, mysqlproto.CRAuthPluginErr)
 	}
 	if a.gotPass.Load() != 0 {
 		t.Error("the password reached the server")

@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // session is one client connection. It runs on its own goroutine; the
@@ -165,14 +166,14 @@ func (srv *Server) serveConn(nc net.Conn) {
 	if refused != nil {
 		loginRejected.Inc()
 		metrics.LimitRefusals.WithLabelValues("mysql", limits.Total.String()).Inc()
-		s.sendFatal(0, newSQLError(erConCount, "08004", "Too many connections: %v", refused))
+		s.sendFatal(0, mysqlproto.NewSQLError(mysqlproto.ERConCount, "08004", "Too many connections: %v", refused))
 		return
 	}
 	host := limits.Host(nc.RemoteAddr())
 	if left, blocked := srv.Limits.Auth.Blocked(host, cfg.Proxy.AuthFailuresPerMinute); blocked {
 		loginRejected.Inc()
 		metrics.AuthRefusals.WithLabelValues("mysql").Inc()
-		s.sendFatal(0, newSQLError(erHostBlocked, "HY000", "Host '%s' is blocked because of too many failed logins (auth_failures_per_minute = %d); try again in %s",
+		s.sendFatal(0, mysqlproto.NewSQLError(mysqlproto.ERHostBlocked, "HY000", "Host '%s' is blocked because of too many failed logins (auth_failures_per_minute = %d); try again in %s",
 			host, cfg.Proxy.AuthFailuresPerMinute, left.Round(time.Second)))
 		return
 	}
@@ -235,18 +236,18 @@ func (s *session) flush() error {
 }
 
 func (s *session) writePacket(seq uint8, p []byte) (uint8, error) {
-	return writePacket(s.writer(), seq, p)
+	return mysqlproto.WritePacket(s.writer(), seq, p)
 }
 
 // sendErr writes an ERR packet for err with sequence id seq. The session
 // goes on.
 func (s *session) sendErr(seq uint8, err error) error {
-	num, state, msg := toERR(err)
-	var se *SQLError
+	num, state, msg := mysqlproto.ErrorFields(err)
+	var se *mysqlproto.SQLError
 	if errors.As(err, &se) {
 		metricProxyErrors.WithLabelValues(strconv.Itoa(int(num))).Inc()
 	}
-	_, werr := s.writePacket(seq, appendERR(s.scratch[:0], num, state, msg))
+	_, werr := s.writePacket(seq, mysqlproto.AppendERR(s.scratch[:0], num, state, msg))
 	return werr
 }
 
@@ -258,18 +259,18 @@ func (s *session) sendFatal(seq uint8, err error) {
 }
 
 func (s *session) status() uint16 {
-	st := statusAutocommit
+	st := mysqlproto.StatusAutocommit
 	if s.be != nil {
-		st = s.be.status &^ (statusMoreResults | statusSessionStateChange)
+		st = s.be.status &^ (mysqlproto.StatusMoreResults | mysqlproto.StatusSessionStateChange)
 	}
 	if s.inTx || s.sh != nil && s.sh.begin != nil {
-		st |= statusInTrans
+		st |= mysqlproto.StatusInTrans
 	}
 	return st
 }
 
 func (s *session) sendOK(seq uint8) error {
-	_, err := s.writePacket(seq, appendOK(s.scratch[:0], s.caps, hdrOK, 0, 0, s.status(), 0))
+	_, err := s.writePacket(seq, mysqlproto.AppendOK(s.scratch[:0], s.caps, mysqlproto.HeaderOK, 0, 0, s.status(), 0))
 	return err
 }
 
@@ -283,10 +284,10 @@ const maxPreAuthPacket = 64 << 10
 // readPreAuth reads a packet of the login into buf; one over
 // maxPreAuthPacket gets ERR 1153 and ends the login.
 func (s *session) readPreAuth(buf []byte) ([]byte, uint8, error) {
-	p, seq, err := readPacket(s.nc, buf, maxPreAuthPacket)
-	if errors.Is(err, ErrPacketTooLarge) {
+	p, seq, err := mysqlproto.ReadPacket(s.nc, buf, maxPreAuthPacket)
+	if errors.Is(err, mysqlproto.ErrPacketTooLarge) {
 		metrics.LimitRefusals.WithLabelValues("mysql", "auth_message").Inc()
-		s.sendFatal(seq+1, newSQLError(erNetPacketTooLarg, "08S01", "Got a packet bigger than %d bytes before authentication", maxPreAuthPacket))
+		s.sendFatal(seq+1, mysqlproto.NewSQLError(mysqlproto.ERNetPacketTooLarge, "08S01", "Got a packet bigger than %d bytes before authentication", maxPreAuthPacket))
 	}
 	return p, seq, err
 }
@@ -297,17 +298,17 @@ func (s *session) handshake(host string) error {
 	defer func() { _ = s.nc.SetDeadline(time.Time{}) }()
 	tlsConf := s.srv.tls.Load()
 	scramble := newScramble()
-	hs := Handshake{
+	hs := mysqlproto.Handshake{
 		ServerVersion: *s.srv.version.Load(),
 		ConnectionID:  s.id,
 		Scramble:      scramble,
 		Capabilities:  proxyCaps,
 		Collation:     defaultCollation,
-		Status:        statusAutocommit,
-		AuthPlugin:    pluginNative,
+		Status:        mysqlproto.StatusAutocommit,
+		AuthPlugin:    mysqlproto.PluginNative,
 	}
 	if tlsConf != nil {
-		hs.Capabilities |= capSSL
+		hs.Capabilities |= mysqlproto.CapSSL
 	}
 	if _, err := s.writePacket(0, hs.Encode(nil)); err != nil {
 		return err
@@ -322,7 +323,7 @@ func (s *session) handshake(host string) error {
 	if err != nil {
 		return err
 	}
-	var resp HandshakeResponse
+	var resp mysqlproto.HandshakeResponse
 	if err := resp.Decode(p); err != nil {
 		s.sendFatal(seq+1, wrapOrSQL(err))
 		return err
@@ -345,12 +346,12 @@ func (s *session) handshake(host string) error {
 		}
 		if err := resp.Decode(p); err != nil || resp.SSLRequest {
 			if err == nil {
-				err = errMalformed
+				err = mysqlproto.ErrMalformed
 			}
 			s.sendFatal(seq+1, wrapOrSQL(err))
 			return err
 		}
-	} else if tlsConf != nil && resp.Capabilities&capSSL != 0 {
+	} else if tlsConf != nil && resp.Capabilities&mysqlproto.CapSSL != 0 {
 		return errors.New("client set CLIENT_SSL without an SSL request")
 	}
 	s.caps = resp.Capabilities & hs.Capabilities
@@ -366,7 +367,7 @@ func (s *session) handshake(host string) error {
 		loginFailed.Inc()
 		metrics.AuthFailures.WithLabelValues("mysql").Inc()
 		s.srv.Limits.Auth.Failed(host)
-		err := newSQLError(erAccessDenied, "28000", "Access denied for user '%s' (using password: %s)", resp.User, usingPW)
+		err := mysqlproto.NewSQLError(mysqlproto.ERAccessDenied, "28000", "Access denied for user '%s' (using password: %s)", resp.User, usingPW)
 		s.sendFatal(seq, err)
 		return fmt.Errorf("user %q: %s", resp.User, why)
 	}
@@ -377,7 +378,7 @@ func (s *session) handshake(host string) error {
 		hash, err := s.srv.lookupHash(cfg, pcl, resp.User)
 		if err != nil {
 			s.log.Warn("auth_query failed", "cluster", pcl.Name, "auth_user", pcl.Settings.AuthUser, "err", err)
-			err := newSQLError(erAccessDenied, "28000", "Access denied for user '%s': switchyard could not look the user up (auth_query failed; see the proxy's log)", resp.User)
+			err := mysqlproto.NewSQLError(mysqlproto.ERAccessDenied, "28000", "Access denied for user '%s': switchyard could not look the user up (auth_query failed; see the proxy's log)", resp.User)
 			s.sendFatal(seq, err)
 			return err
 		}
@@ -390,20 +391,20 @@ func (s *session) handshake(host string) error {
 	}
 	if h2 == nil && user.Auth != "trust" && isVerifier(user.Password) {
 		loginFailed.Inc()
-		err := newSQLError(erAccessDenied, "28000",
+		err := mysqlproto.NewSQLError(mysqlproto.ERAccessDenied, "28000",
 			"Access denied for user '%s': switchyard has only a hashed (PostgreSQL verifier) password for this user, and MySQL authentication needs the plain-text password in the config", resp.User)
 		s.sendFatal(seq, err)
 		return err
 	}
 	plugin := resp.AuthPlugin
 	if plugin == "" {
-		plugin = pluginNative
+		plugin = mysqlproto.PluginNative
 	}
 	authData := resp.AuthResponse
-	if resp.Capabilities&capPluginAuth != 0 && plugin != pluginNative && (plugin != pluginCachingSHA2 || h2 != nil) {
+	if resp.Capabilities&mysqlproto.CapPluginAuth != 0 && plugin != mysqlproto.PluginNative && (plugin != mysqlproto.PluginCachingSHA2 || h2 != nil) {
 		// Ask the client to use ours instead.
-		plugin = pluginNative
-		sw := append([]byte{hdrEOF}, pluginNative...)
+		plugin = mysqlproto.PluginNative
+		sw := append([]byte{mysqlproto.HeaderEOF}, mysqlproto.PluginNative...)
 		sw = append(sw, 0)
 		sw = append(sw, scramble...)
 		sw = append(sw, 0)
@@ -430,10 +431,10 @@ func (s *session) handshake(host string) error {
 	} else if user.Auth != "trust" && !verify(plugin, scramble, authData, user.Password) {
 		return denied("wrong password")
 	}
-	if plugin == pluginCachingSHA2 {
+	if plugin == mysqlproto.PluginCachingSHA2 {
 		// The fast path always succeeds here: the proxy holds the plain
 		// text, so there is no cache to miss and no full authentication.
-		if seq, err = s.writePacket(seq, []byte{hdrAuthMore, 3}); err != nil {
+		if seq, err = s.writePacket(seq, []byte{mysqlproto.HeaderAuthMore, 3}); err != nil {
 			return err
 		}
 	}
@@ -447,20 +448,20 @@ func (s *session) handshake(host string) error {
 		if errors.As(err, &r) {
 			metrics.LimitRefusals.WithLabelValues("mysql", r.Kind.String()).Inc()
 		}
-		err = newSQLError(erConCount, "08004", "Too many connections: %v", err)
+		err = mysqlproto.NewSQLError(mysqlproto.ERConCount, "08004", "Too many connections: %v", err)
 		s.sendFatal(seq, err)
 		return err
 	}
-	if _, err := s.writePacket(seq, appendOK(s.scratch[:0], s.caps, hdrOK, 0, 0, statusAutocommit, 0)); err != nil {
+	if _, err := s.writePacket(seq, mysqlproto.AppendOK(s.scratch[:0], s.caps, mysqlproto.HeaderOK, 0, 0, mysqlproto.StatusAutocommit, 0)); err != nil {
 		return err
 	}
 	if err := s.flush(); err != nil {
 		return err
 	}
-	if s.caps&capCompress != 0 {
+	if s.caps&mysqlproto.CapCompress != 0 {
 		// From the OK on, both ways.
 		s.mu.Lock()
-		s.nc = newCompConn(s.nc)
+		s.nc = mysqlproto.NewCompressedConn(s.nc)
 		s.mu.Unlock()
 		metricCompressed.Inc()
 	}
@@ -468,32 +469,32 @@ func (s *session) handshake(host string) error {
 }
 
 func wrapOrSQL(err error) error {
-	var se *SQLError
+	var se *mysqlproto.SQLError
 	if errors.As(err, &se) {
 		return err
 	}
-	return wrapSQLError(err, erHandshake, "08S01", "Bad handshake")
+	return mysqlproto.WrapSQLError(err, mysqlproto.ERHandshake, "08S01", "Bad handshake")
 }
 
 // pickCluster resolves the client's database to a cluster and its pool.
 // A client without a database gets the only MySQL cluster, if there is
 // exactly one.
-func (s *session) pickCluster(cfg *config.Config, db string, resp *HandshakeResponse) error {
+func (s *session) pickCluster(cfg *config.Config, db string, resp *mysqlproto.HandshakeResponse) error {
 	var c *config.Cluster
 	if db == "" {
 		for i := range cfg.Clusters {
 			if cfg.Clusters[i].Protocol == config.MySQL {
 				if c != nil {
-					return newSQLError(1046, "3D000", "No database selected: switchyard picks the cluster by the database name given at connect")
+					return mysqlproto.NewSQLError(1046, "3D000", "No database selected: switchyard picks the cluster by the database name given at connect")
 				}
 				c = &cfg.Clusters[i]
 			}
 		}
 		if c == nil {
-			return newSQLError(erBadDB, "42000", "No MySQL cluster is configured")
+			return mysqlproto.NewSQLError(mysqlproto.ERBadDB, "42000", "No MySQL cluster is configured")
 		}
 	} else if c = cfg.Cluster(config.MySQL, db); c == nil {
-		return newSQLError(erBadDB, "42000", "Unknown database '%s'", db)
+		return mysqlproto.NewSQLError(mysqlproto.ERBadDB, "42000", "Unknown database '%s'", db)
 	}
 	if len(s.user.Databases) > 0 {
 		allowed := false
@@ -501,7 +502,7 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *HandshakeResp
 			allowed = allowed || d == c.Database
 		}
 		if !allowed {
-			return newSQLError(erDBAccessDenied, "42000", "Access denied for user '%s' to database '%s'", s.user.Name, c.Database)
+			return mysqlproto.NewSQLError(mysqlproto.ERDBAccessDenied, "42000", "Access denied for user '%s' to database '%s'", s.user.Name, c.Database)
 		}
 	}
 	s.cluster = c
@@ -588,7 +589,7 @@ func (s *session) readHeader() (hdr [4]byte, whole []byte, err error) {
 	}
 	copy(hdr[:], s.rest)
 	s.rest = s.rest[4:]
-	if n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16; n < maxChunk && n <= len(s.rest) {
+	if n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16; n < mysqlproto.MaxChunk && n <= len(s.rest) {
 		whole = s.rest[:n]
 		s.rest = s.rest[n:]
 	}
@@ -613,15 +614,15 @@ func (s *session) loop() error {
 		if whole != nil && len(whole) <= s.maxPacket() {
 			p, seq = append((*buf)[:0], whole...), hdr[3]
 		} else {
-			if whole != nil { // over the limit: readPacketAfter refuses it, reading it off
+			if whole != nil { // over the limit: mysqlproto.ReadPacketAfter refuses it, reading it off
 				s.rest = append(whole, s.rest...)
 			}
-			p, seq, err = readPacketAfter(clientIn{s}, hdr, *buf, s.maxPacket())
+			p, seq, err = mysqlproto.ReadPacketAfter(clientIn{s}, hdr, *buf, s.maxPacket())
 		}
 		*buf = p
 		if err != nil {
 			putBuf(buf)
-			var tl *tooLargeError
+			var tl *mysqlproto.TooLargeError
 			if errors.As(err, &tl) {
 				s.refuseLarge(tl)
 			}
@@ -629,14 +630,14 @@ func (s *session) loop() error {
 		}
 		if hdr[3] != 0 || len(p) == 0 {
 			putBuf(buf)
-			return fmt.Errorf("%w: command with sequence id %d", errSequence, hdr[3])
+			return fmt.Errorf("%w: command with sequence id %d", mysqlproto.ErrSequence, hdr[3])
 		}
 		commandCounters[p[0]].Inc()
 		served := s.lease != nil
 		s.cur, s.curWrites = nil, false // COM_QUERY, COM_STMT_PREPARE/EXECUTE set them
 		err = s.dispatch(p, seq)
 		served = served || s.lease != nil
-		if p[0] == comQuery || p[0] == comStmtExecute {
+		if p[0] == mysqlproto.ComQuery || p[0] == mysqlproto.ComStmtExecute {
 			s.mQuery.Inc()
 		}
 		putBuf(buf)
@@ -664,19 +665,19 @@ func (s *session) maxPacket() int {
 // and the session ends, as a server's does. The rest of the command is
 // read off first (bounded in size and time): a client still writing when
 // the socket closes would see "connection reset" instead of the error.
-func (s *session) refuseLarge(tl *tooLargeError) {
+func (s *session) refuseLarge(tl *mysqlproto.TooLargeError) {
 	msg := "Got a packet bigger than 'max_allowed_packet' bytes"
-	if s.limit != nil && s.limit.server.Load() > int64(tl.limit) {
-		msg = fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes: switchyard accepts commands of at most %d bytes (the server's max_allowed_packet is %d)", tl.limit, s.limit.server.Load())
+	if s.limit != nil && s.limit.server.Load() > int64(tl.Limit) {
+		msg = fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes: switchyard accepts commands of at most %d bytes (the server's max_allowed_packet is %d)", tl.Limit, s.limit.server.Load())
 	}
 	_ = s.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	seq, err := discardRest(clientIn{s}, tl)
+	seq, err := mysqlproto.DiscardRest(clientIn{s}, tl)
 	if err != nil {
-		s.log.Warn("client command over the packet limit, and its rest could not be read off; closing", "limit", tl.limit, "size_at_least", tl.size, "err", err)
+		s.log.Warn("client command over the packet limit, and its rest could not be read off; closing", "limit", tl.Limit, "size_at_least", tl.Size, "err", err)
 		return
 	}
-	s.log.Info("client command over the packet limit refused; closing", "limit", tl.limit, "size_at_least", tl.size)
-	s.sendFatal(seq+1, newSQLError(erNetPacketTooLarg, "08S01", "%s", msg))
+	s.log.Info("client command over the packet limit refused; closing", "limit", tl.Limit, "size_at_least", tl.Size)
+	s.sendFatal(seq+1, mysqlproto.NewSQLError(mysqlproto.ERNetPacketTooLarge, "08S01", "%s", msg))
 }
 
 // idle marks the session as waiting for a command; false means shut down.
@@ -720,7 +721,7 @@ func (s *session) afterCommand(served bool) {
 }
 
 // acquire leases a server connection and brings it to this session's
-// state. Errors are *SQLError or *serverError and leave the session usable.
+// state. Errors are *mysqlproto.SQLError or *mysqlproto.ServerError and leave the session usable.
 // The pool is the one route picks for the current command: a replica's
 // for a read, else the primary's. A replica that cannot be reached (or
 // whose connection cannot be prepared) is banned and the command goes to
@@ -734,9 +735,9 @@ func (s *session) acquire() error {
 	if p == nil { // sharded: the map is gone, or the proxy is closing
 		s.setState(stIdle)
 		if s.srv.closing.Load() {
-			return newSQLError(erServerShutdown, "08S01", "switchyard is shutting down")
+			return mysqlproto.NewSQLError(mysqlproto.ERServerShutdown, "08S01", "switchyard is shutting down")
 		}
-		return newSQLError(erNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
+		return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
 	}
 	toPrimary := func(why string, err error, ban bool) {
 		if ban {
@@ -775,7 +776,7 @@ func (s *session) acquire() error {
 		}
 		be := ls.Conn.(*backend)
 		if err := be.withDeadline(10*time.Second, func() error { return s.sync(be) }); err != nil {
-			var se *serverError
+			var se *mysqlproto.ServerError
 			reuse := !be.broken && errors.As(err, &se)
 			if !reuse {
 				be.broken = true
@@ -791,7 +792,7 @@ func (s *session) acquire() error {
 			}
 			s.setState(stIdle)
 			if !reuse {
-				return wrapSQLError(err, erUnknown, "HY000", "switchyard: preparing a server connection failed")
+				return mysqlproto.WrapSQLError(err, mysqlproto.ERUnknown, "HY000", "switchyard: preparing a server connection failed")
 			}
 			return err
 		}
@@ -838,18 +839,18 @@ func (s *session) rekey() bool {
 func poolError(err error) error {
 	switch {
 	case errors.Is(err, pool.ErrWaitTimeout):
-		return wrapSQLError(err, erConCount, "08004", "switchyard: too many connections waiting for a server")
+		return mysqlproto.WrapSQLError(err, mysqlproto.ERConCount, "08004", "switchyard: too many connections waiting for a server")
 	case errors.Is(err, pool.ErrQueueFull):
 		metrics.LimitRefusals.WithLabelValues("mysql", "wait_queue").Inc()
-		return wrapSQLError(err, erConCount, "08004", "switchyard: too many clients waiting for a server connection (max_wait_clients)")
+		return mysqlproto.WrapSQLError(err, mysqlproto.ERConCount, "08004", "switchyard: too many clients waiting for a server connection (max_wait_clients)")
 	case errors.Is(err, pool.ErrClosed):
-		return wrapSQLError(err, erServerShutdown, "08S01", "switchyard: server connection pool closed")
+		return mysqlproto.WrapSQLError(err, mysqlproto.ERServerShutdown, "08S01", "switchyard: server connection pool closed")
 	}
-	var se *serverError
+	var se *mysqlproto.ServerError
 	if errors.As(err, &se) {
 		return se
 	}
-	var sq *SQLError
+	var sq *mysqlproto.SQLError
 	if errors.As(err, &sq) {
 		return sq // the proxy's own reason, e.g. a refused password downgrade
 	}
@@ -857,9 +858,9 @@ func poolError(err error) error {
 	// connects by itself: a server that accepts and stays silent, or one
 	// that cannot be reached.
 	if errors.Is(err, context.DeadlineExceeded) {
-		return wrapSQLError(err, crServerLost, "HY000", "Lost connection to MySQL server at 'reading initial communication packet' (switchyard)")
+		return mysqlproto.WrapSQLError(err, mysqlproto.CRServerLost, "HY000", "Lost connection to MySQL server at 'reading initial communication packet' (switchyard)")
 	}
-	return wrapSQLError(err, crConnError, "HY000", "Can't connect to MySQL server (switchyard)")
+	return mysqlproto.WrapSQLError(err, mysqlproto.CRConnHostError, "HY000", "Can't connect to MySQL server (switchyard)")
 }
 
 // sync makes be's session match ours: open it again if its handshake
@@ -872,12 +873,12 @@ func (s *session) sync(be *backend) error {
 			return err
 		}
 	}
-	if multi := s.spec.caps&capMultiStatements != 0; be.multi != multi {
-		opt := byte(optMultiStatementsOff)
+	if multi := s.spec.caps&mysqlproto.CapMultiStatements != 0; be.multi != multi {
+		opt := byte(mysqlproto.SetOptionMultiStatementsOff)
 		if multi {
-			opt = optMultiStatementsOn
+			opt = mysqlproto.SetOptionMultiStatementsOn
 		}
-		if err := be.roundTrip([]byte{comSetOption, opt, 0}); err != nil {
+		if err := be.roundTrip([]byte{mysqlproto.ComSetOption, opt, 0}); err != nil {
 			return err
 		}
 		be.multi = multi
@@ -898,7 +899,7 @@ func (s *session) sync(be *backend) error {
 			}
 		}
 		for _, q := range s.sets {
-			p := append(s.scratch[:0], comQuery)
+			p := append(s.scratch[:0], mysqlproto.ComQuery)
 			p = append(p, q...)
 			s.scratch = p
 			if err := be.roundTrip(p); err != nil {
@@ -913,7 +914,7 @@ func (s *session) sync(be *backend) error {
 		}
 	}
 	if be.db != s.db && s.db != "" {
-		p := append(s.scratch[:0], comInitDB)
+		p := append(s.scratch[:0], mysqlproto.ComInitDB)
 		p = append(p, s.db...)
 		s.scratch = p
 		if err := be.roundTrip(p); err != nil {
@@ -939,7 +940,7 @@ func (s *session) release(reuse bool) {
 	if be.broken || s.left.Load() {
 		reuse = false // a client that left mid-command: its thread was killed
 	}
-	if reuse && be.status&statusInTrans != 0 {
+	if reuse && be.status&mysqlproto.StatusInTrans != 0 {
 		be.dirty = true // never hand on an open transaction: reset first
 	}
 	if reuse && !be.clean() && !s.setsExplainAutocommit(be) {
@@ -990,50 +991,50 @@ func (s *session) dispatch(p []byte, seq uint8) error {
 		s.sh.next, s.sh.nextRT, s.sh.holdBegin = 0, nil, false // shard 0 unless the command says otherwise
 	}
 	switch p[0] {
-	case comQuit:
+	case mysqlproto.ComQuit:
 		return errQuit
-	case comPing:
+	case mysqlproto.ComPing:
 		return s.sendOK(rs)
-	case comQuery:
+	case mysqlproto.ComQuery:
 		return s.query(p, seq)
-	case comInitDB:
+	case mysqlproto.ComInitDB:
 		return s.initDB(p, seq)
-	case comFieldList:
+	case mysqlproto.ComFieldList:
 		return s.forward(p, seq, respFieldList)
-	case comStatistics:
+	case mysqlproto.ComStatistics:
 		return s.forward(p, seq, respSingle)
-	case comStmtPrepare:
+	case mysqlproto.ComStmtPrepare:
 		return s.prepare(p, seq)
-	case comStmtExecute:
+	case mysqlproto.ComStmtExecute:
 		return s.execute(p, seq)
-	case comStmtSendLongData:
+	case mysqlproto.ComStmtSendLongData:
 		return s.longData(p)
-	case comStmtClose:
+	case mysqlproto.ComStmtClose:
 		return s.closeStmt(p)
-	case comStmtReset:
+	case mysqlproto.ComStmtReset:
 		return s.resetStmt(p, rs)
-	case comResetConnection:
+	case mysqlproto.ComResetConnection:
 		return s.resetConnection(rs)
-	case comSetOption:
+	case mysqlproto.ComSetOption:
 		return s.setOption(p, seq)
-	case comProcessKill:
+	case mysqlproto.ComProcessKill:
 		if len(p) < 5 {
-			return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_PROCESS_KILL"))
+			return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERUnknownCom, "08S01", "malformed COM_PROCESS_KILL"))
 		}
 		return s.kill(&killReq{id: uint64(binary.LittleEndian.Uint32(p[1:]))}, rs)
-	case comChangeUser:
-		return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "COM_CHANGE_USER is not supported by switchyard: open a new connection"))
-	case comStmtFetch:
-		return s.sendErr(rs, newSQLError(erNotSupportedYet, "42000", "server-side cursors (COM_STMT_FETCH) are not supported by switchyard"))
+	case mysqlproto.ComChangeUser:
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERUnknownCom, "08S01", "COM_CHANGE_USER is not supported by switchyard: open a new connection"))
+	case mysqlproto.ComStmtFetch:
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "server-side cursors (COM_STMT_FETCH) are not supported by switchyard"))
 	}
-	return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "Unknown command %#x", p[0]))
+	return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERUnknownCom, "08S01", "Unknown command %#x", p[0]))
 }
 
 // setOption serves COM_SET_OPTION: multi-statements on or off is part of
 // what the session asks of any server connection (connspec.go), so it is
 // kept, not pinned.
 func (s *session) setOption(p []byte, seq uint8) error {
-	if len(p) != 3 || p[1] > optMultiStatementsOff || p[2] != 0 {
+	if len(p) != 3 || p[1] > mysqlproto.SetOptionMultiStatementsOff || p[2] != 0 {
 		s.pin("COM_SET_OPTION")
 		return s.forward(p, seq, respOKERR)
 	}
@@ -1041,13 +1042,13 @@ func (s *session) setOption(p []byte, seq uint8) error {
 	if err != nil || res.noServer || res.sawErr {
 		return err
 	}
-	if p[1] == optMultiStatementsOn {
-		s.spec.caps |= capMultiStatements
+	if p[1] == mysqlproto.SetOptionMultiStatementsOn {
+		s.spec.caps |= mysqlproto.CapMultiStatements
 	} else {
-		s.spec.caps &^= capMultiStatements
+		s.spec.caps &^= mysqlproto.CapMultiStatements
 	}
 	if s.be != nil {
-		s.be.multi = p[1] == optMultiStatementsOn
+		s.be.multi = p[1] == mysqlproto.SetOptionMultiStatementsOn
 	}
 	return nil
 }
@@ -1091,7 +1092,7 @@ func (s *session) query(p []byte, seq uint8) error {
 	}
 	if e.Kill != nil {
 		if e.Count != 1 {
-			return s.sendErr(seq+1, newSQLError(erNotSupportedYet, "42000", "switchyard: KILL must be sent alone, not in a multi-statement query"))
+			return s.sendErr(seq+1, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "switchyard: KILL must be sent alone, not in a multi-statement query"))
 		}
 		return s.kill(&killReq{query: e.Kill.Query, id: e.Kill.ID}, seq+1)
 	}
@@ -1122,7 +1123,7 @@ func (s *session) query(p []byte, seq uint8) error {
 				if q == sql {
 					return p, nil
 				}
-				return append([]byte{comQuery}, q...), nil
+				return append([]byte{mysqlproto.ComQuery}, q...), nil
 			})
 		}
 		build = s.withBegin(build)
@@ -1152,7 +1153,7 @@ func (s *session) query(p []byte, seq uint8) error {
 // lastInsertIDQuery is a COM_QUERY that returns id the way
 // SELECT LAST_INSERT_ID() would (BIGINT UNSIGNED, same column name).
 func lastInsertIDQuery(id uint64, alias string) []byte {
-	q := []byte{comQuery}
+	q := []byte{mysqlproto.ComQuery}
 	q = append(q, "SELECT CAST("...)
 	q = strconv.AppendUint(q, id, 10)
 	q = append(q, " AS UNSIGNED) AS `"...)
@@ -1204,14 +1205,14 @@ func (s *session) addSets(sets []string) {
 func (s *session) useDB(db string, seq uint8) error {
 	if s.sh != nil {
 		if db != s.cluster.Database {
-			return s.sendErr(seq+1, newSQLError(erNotSupportedYet, "42000", "database '%s' is sharded: USE of another database is not supported; open a connection to it", s.cluster.Database))
+			return s.sendErr(seq+1, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is sharded: USE of another database is not supported; open a connection to it", s.cluster.Database))
 		}
 		return s.sendOK(seq + 1)
 	}
 	if db == s.cluster.Database {
 		db = s.homeDB
 	}
-	p := append([]byte{comInitDB}, db...)
+	p := append([]byte{mysqlproto.ComInitDB}, db...)
 	res, err := s.forwardResult(p, seq, respOKERR)
 	if err == nil && !res.noServer && !res.sawErr {
 		s.db = db
@@ -1283,17 +1284,17 @@ func (s *session) kill(k *killReq, rs uint8) error {
 			return s.sendOK(rs) // nothing of ours runs while we read this
 		}
 		metricKills.WithLabelValues("self").Inc()
-		s.sendFatal(rs, newSQLError(1927, "70100", "Connection was killed"))
+		s.sendFatal(rs, mysqlproto.NewSQLError(1927, "70100", "Connection was killed"))
 		return errQuit
 	}
 	res, thread, err := s.srv.killLocal(k.id, k.query, s.user.Name)
 	switch res {
 	case fleet.KillUnknown:
-		return s.sendErr(rs, newSQLError(erNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
 	case fleet.KillDenied:
-		return s.sendErr(rs, newSQLError(erKillDenied, "HY000", "You are not owner of thread %d", k.id))
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERKillDenied, "HY000", "You are not owner of thread %d", k.id))
 	case fleet.KillError:
-		return s.sendErr(rs, wrapSQLError(err, erUnknown, "HY000", "switchyard: KILL on the server failed"))
+		return s.sendErr(rs, mysqlproto.WrapSQLError(err, mysqlproto.ERUnknown, "HY000", "switchyard: KILL on the server failed"))
 	}
 	s.log.Info("KILL", "target", k.id, "query", k.query, "server_thread", thread)
 	return s.sendOK(rs)
@@ -1380,25 +1381,25 @@ func (s *session) forwardKill(k *killReq, rs uint8) error {
 	peer, ok := cfg.Peer(owner)
 	if !ok || peer.AdminListen == "" {
 		fleetKills["unknown"].Inc()
-		return s.sendErr(rs, newSQLError(erNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
 	}
 	fleetKills["forwarded"].Inc()
 	r, err := s.srv.peerKill(cfg, peer, fleet.KillRequest{ID: k.id, Query: k.query, User: s.user.Name})
 	if err != nil {
 		fleetKills["failed"].Inc()
 		s.log.Warn("forwarding a KILL to a peer failed", "instance", owner, "addr", peer.AdminListen, "err", err)
-		return s.sendErr(rs, wrapSQLError(err, erUnknown, "HY000", "switchyard: KILL for a client of instance %d failed", owner))
+		return s.sendErr(rs, mysqlproto.WrapSQLError(err, mysqlproto.ERUnknown, "HY000", "switchyard: KILL for a client of instance %d failed", owner))
 	}
 	switch r.Result {
 	case fleet.KillOK:
 		s.log.Info("KILL forwarded", "target", k.id, "query", k.query, "instance", owner)
 		return s.sendOK(rs)
 	case fleet.KillUnknown:
-		return s.sendErr(rs, newSQLError(erNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERNoSuchThread, "HY000", "Unknown thread id: %d", k.id))
 	case fleet.KillDenied:
-		return s.sendErr(rs, newSQLError(erKillDenied, "HY000", "You are not owner of thread %d", k.id))
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERKillDenied, "HY000", "You are not owner of thread %d", k.id))
 	}
-	return s.sendErr(rs, newSQLError(erUnknown, "HY000", "switchyard: KILL on the server failed (instance %d): %s", owner, r.Message))
+	return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERUnknown, "HY000", "switchyard: KILL on the server failed (instance %d): %s", owner, r.Message))
 }
 
 // killThread runs KILL [QUERY] on a connection of its own: the pool's are
@@ -1416,6 +1417,6 @@ func killThread(dp dialParams, thread uint32, query bool) error {
 		q = "KILL QUERY "
 	}
 	return be.withDeadline(5*time.Second, func() error {
-		return be.roundTrip(append([]byte{comQuery}, q+strconv.FormatUint(uint64(thread), 10)...))
+		return be.roundTrip(append([]byte{mysqlproto.ComQuery}, q+strconv.FormatUint(uint64(thread), 10)...))
 	})
 }

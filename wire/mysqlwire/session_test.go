@@ -28,6 +28,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 func conn(t *testing.T, db *sql.DB) *sql.Conn {
@@ -200,14 +201,14 @@ func readRows(t *testing.T, be *backend) (rows [][]byte, errp []byte) {
 		t.Fatal(err)
 	}
 	switch p[0] {
-	case hdrOK:
+	case mysqlproto.HeaderOK:
 		return nil, nil
-	case hdrERR:
+	case mysqlproto.HeaderERR:
 		return nil, append([]byte(nil), p...)
 	}
-	r := reader{b: p}
-	cols, _ := r.lenEnc()
-	if be.caps&capDeprecateEOF == 0 {
+	r := mysqlproto.NewReader(p)
+	cols, _ := r.LenEnc()
+	if be.caps&mysqlproto.CapDeprecateEOF == 0 {
 		cols++ // the EOF after the column definitions
 	}
 	for i := uint64(0); i < cols; i++ {
@@ -220,10 +221,10 @@ func readRows(t *testing.T, be *backend) (rows [][]byte, errp []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p[0] == hdrEOF && len(p) < maxChunk {
+		if p[0] == mysqlproto.HeaderEOF && len(p) < mysqlproto.MaxChunk {
 			return rows, nil
 		}
-		if p[0] == hdrERR {
+		if p[0] == mysqlproto.HeaderERR {
 			return rows, append([]byte(nil), p...)
 		}
 		rows = append(rows, append([]byte(nil), p...))
@@ -235,22 +236,22 @@ func readRows(t *testing.T, be *backend) (rows [][]byte, errp []byte) {
 // connection where the statement was never executed.
 func TestExecuteWithoutTypesOnAnotherConnection(t *testing.T) {
 	p := startProxy(t, "pool_size = 2")
-	for i, plugin := range []string{pluginNative, pluginCachingSHA2, pluginNative} {
-		caps := capDeprecateEOF | capMultiResults | capPSMultiResults
+	for i, plugin := range []string{mysqlproto.PluginNative, mysqlproto.PluginCachingSHA2, mysqlproto.PluginNative} {
+		caps := mysqlproto.CapDeprecateEOF | mysqlproto.CapMultiResults | mysqlproto.CapPSMultiResults
 		if i == 2 {
-			caps = capMultiResults // old-style EOF packets
+			caps = mysqlproto.CapMultiResults // old-style EOF packets
 		}
 		be := rawClientCaps(t, p, plugin, caps)
-		if _, err := be.writePacket(0, append([]byte{comStmtPrepare}, "SELECT ? + 1"...)); err != nil {
+		if _, err := be.writePacket(0, append([]byte{mysqlproto.ComStmtPrepare}, "SELECT ? + 1"...)); err != nil {
 			t.Fatal(err)
 		}
 		first, _, err := be.readPacket()
-		if err != nil || first[0] != hdrOK {
+		if err != nil || first[0] != mysqlproto.HeaderOK {
 			t.Fatalf("prepare: %x %v", first, err)
 		}
 		id := binary.LittleEndian.Uint32(first[1:])
 		defs := 2 // 1 param def, 1 column def
-		if caps&capDeprecateEOF == 0 {
+		if caps&mysqlproto.CapDeprecateEOF == 0 {
 			defs = 4 // each followed by an EOF
 		}
 		for i := 0; i < defs; i++ {
@@ -259,7 +260,7 @@ func TestExecuteWithoutTypesOnAnotherConnection(t *testing.T) {
 			}
 		}
 		execute := func(bound bool, v int64) []byte {
-			pk := []byte{comStmtExecute, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}
+			pk := []byte{mysqlproto.ComStmtExecute, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}
 			binary.LittleEndian.PutUint32(pk[1:], id)
 			if bound {
 				pk = append(pk, 1, 8, 0) // LONGLONG
@@ -272,7 +273,7 @@ func TestExecuteWithoutTypesOnAnotherConnection(t *testing.T) {
 			}
 			rows, errp := readRows(t, be)
 			if errp != nil || len(rows) != 1 {
-				e, _ := DecodeERR(errp)
+				e, _ := mysqlproto.DecodeERR(errp)
 				t.Fatalf("execute: %d rows, %+v", len(rows), e)
 			}
 			return rows[0]
@@ -303,10 +304,10 @@ func TestExecuteWithoutTypesOnAnotherConnection(t *testing.T) {
 			t.Fatalf("row %x", row)
 		}
 		// COM_PING is answered; COM_STMT_FETCH refused clearly.
-		if _, err := be.writePacket(0, []byte{comPing}); err != nil {
+		if _, err := be.writePacket(0, []byte{mysqlproto.ComPing}); err != nil {
 			t.Fatal(err)
 		}
-		if pk, _, err := be.readPacket(); err != nil || pk[0] != hdrOK {
+		if pk, _, err := be.readPacket(); err != nil || pk[0] != mysqlproto.HeaderOK {
 			t.Fatalf("ping: %x %v", pk, err)
 		}
 	}

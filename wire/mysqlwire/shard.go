@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/shard"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // Sharded clusters, the design of pgwire's shard.go for MySQL.
@@ -77,7 +78,7 @@ type shardSess struct {
 func (s *session) shardLogin(c *config.Cluster) error {
 	rt := s.srv.shards.Get(c.Name)
 	if rt == nil {
-		return newSQLError(erNotSupportedYet, "42000", "database '%s' is sharded but has no usable shard map (see the proxy's log)", c.Database)
+		return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is sharded but has no usable shard map (see the proxy's log)", c.Database)
 	}
 	s.sh = &shardSess{rt: rt, cur: -1}
 	s.homeDB, s.db = "", "" // each shard's connections open in the shard's database
@@ -176,7 +177,7 @@ func (s *session) analyzer() *router.Analyzer {
 
 // decide is the router's plan of a statement (text sql, with param for a
 // COM_STMT_EXECUTE) as a shard.Route: Direct, Multi or All, or nil when
-// any shard will do. The error is an *SQLError to refuse with.
+// any shard will do. The error is an *mysqlproto.SQLError to refuse with.
 func decide(rt *router.ShardCluster, sql string, params router.Params, sess router.ShardSession) (*router.ShardKeys, shard.Route, error) {
 	t, sk, err := rt.PlanShard(sql, params, sess)
 	if err != nil {
@@ -198,9 +199,9 @@ func decide(rt *router.ShardCluster, sql string, params router.Params, sess rout
 		return sk, routeOf(t.Shards), nil
 	case router.Refused:
 		if t.Code == router.RefuseSyntax {
-			return sk, nil, newSQLError(1064, "42000", "%s", t.Reason)
+			return sk, nil, mysqlproto.NewSQLError(1064, "42000", "%s", t.Reason)
 		}
-		return sk, nil, newSQLError(erNotSupportedYet, "42000", "%s", t.Reason)
+		return sk, nil, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "%s", t.Reason)
 	}
 	return sk, nil, nil
 }
@@ -214,7 +215,7 @@ func (s *session) shardMap() (*router.ShardCluster, error) {
 	}
 	rt := s.srv.shards.Get(s.cluster.Name)
 	if rt == nil {
-		return nil, newSQLError(erNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
+		return nil, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
 	}
 	return rt, nil
 }
@@ -223,7 +224,7 @@ func (s *session) shardMap() (*router.ShardCluster, error) {
 // param for a COM_STMT_EXECUTE) goes and prepares the lease for it. It
 // returns the route when the statement needs several shards (the caller
 // scatters it or writes on every shard), nil when it goes on to one lease.
-// The error is an *SQLError to answer with; nothing was sent.
+// The error is an *mysqlproto.SQLError to answer with; nothing was sent.
 func (s *session) shardStatement(sql string, params router.Params) (*router.ShardKeys, *router.ShardCluster, shard.Route, error) {
 	rt, err := s.shardMap()
 	if err != nil {
@@ -264,14 +265,14 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 	switch {
 	case sk.Kind == router.StmtSelect && s.noAutocommit:
 		s.shardRefused()
-		return sk, rt, nil, newSQLError(erNotSupportedYet, "42000", "a SELECT without the shard key runs on every shard, which needs autocommit on")
+		return sk, rt, nil, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "a SELECT without the shard key runs on every shard, which needs autocommit on")
 	case sk.Kind != router.StmtSelect && (s.sh.begin != nil || s.noAutocommit || s.keeps() != keepNone):
 		where := "every shard"
 		if m, ok := r.(shard.Multi); ok {
 			where = "shards " + joinInts(m.Shards)
 		}
 		s.shardRefused()
-		return sk, rt, nil, newSQLError(erNotSupportedYet, "42000", "%s on %s runs on %s, each in its own transaction: only in autocommit, outside a transaction",
+		return sk, rt, nil, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "%s on %s runs on %s, each in its own transaction: only in autocommit, outside a transaction",
 			strings.ToUpper(sk.Kind.String()), sk.Table, where)
 	}
 	return sk, rt, r, nil
@@ -299,9 +300,9 @@ func (s *session) shardLocalTxn(text []byte, rs uint8) (handled bool, err error)
 	switch router.LocalTxnVerb(router.MySQL, string(text)) {
 	case router.TxnSetNextVerb:
 		// For the next transaction, whose shard is not known yet.
-		s.sh.setTxn = append([]byte{comQuery}, text...)
+		s.sh.setTxn = append([]byte{mysqlproto.ComQuery}, text...)
 	case router.TxnBeginVerb, router.TxnStartVerb:
-		s.sh.begin = append([]byte{comQuery}, text...)
+		s.sh.begin = append([]byte{mysqlproto.ComQuery}, text...)
 		s.sh.beginAn = nil
 		if an := s.analyzer(); an != nil {
 			s.sh.beginAn = an.Analyze(string(text))
@@ -332,7 +333,7 @@ func (s *session) withBegin(build func(*backend) ([]byte, error)) func(*backend)
 				continue
 			}
 			if err := be.roundTrip(q); err != nil {
-				var se *serverError
+				var se *mysqlproto.ServerError
 				if errors.As(err, &se) {
 					s.sh.begin, s.sh.beginAn, s.sh.setTxn = nil, nil, nil
 					return nil, se
@@ -341,7 +342,7 @@ func (s *session) withBegin(build func(*backend) ([]byte, error)) func(*backend)
 			}
 			// The statement may fail, and an ERR carries no status: the
 			// lease must stay for the transaction the BEGIN opened.
-			s.inTx = be.status&statusInTrans != 0
+			s.inTx = be.status&mysqlproto.StatusInTrans != 0
 		}
 		s.sh.begin, s.sh.beginAn, s.sh.setTxn = nil, nil, nil
 		return build(be)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 var (
@@ -68,7 +69,7 @@ func fuzzShardServer(t testing.TB) (*Server, *sql.DB) {
 // parameter bytes of any shape. The proxy must answer or close, never
 // panic or hang, and then serve another client.
 func FuzzShardSession(f *testing.F) {
-	q := func(s string) []byte { return packets(0, cmd(comQuery, []byte(s)...)) }
+	q := func(s string) []byte { return packets(0, cmd(mysqlproto.ComQuery, []byte(s)...)) }
 	f.Add(bytes.Join([][]byte{q("BEGIN"), q("INSERT INTO orders (id, customer_id) VALUES (1, 1)"),
 		q("SELECT * FROM orders WHERE customer_id = 2"), q("SELECT COUNT(*) FROM orders"), q("ROLLBACK")}, nil))
 	f.Add(q("SELECT id, total FROM orders ORDER BY total DESC LIMIT 2, 3"))
@@ -78,17 +79,17 @@ func FuzzShardSession(f *testing.F) {
 	f.Add(q("UPDATE orders SET note = 'x' WHERE note IS NULL"))
 	f.Add(bytes.Join([][]byte{q("SET TRANSACTION READ ONLY"), q("START TRANSACTION"), q("SELECT 1"), q("COMMIT")}, nil))
 	f.Add(bytes.Join([][]byte{
-		packets(0, cmd(comStmtPrepare, []byte("SELECT id FROM orders WHERE customer_id = ? ORDER BY id LIMIT ?")...)),
-		packets(0, []byte{comStmtExecute, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0x08, 0, 0x08, 0, 7, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0}),
-		packets(0, cmd(comStmtPrepare, []byte("SELECT id FROM orders WHERE id > ? ORDER BY id LIMIT 3")...)),
-		packets(0, []byte{comStmtExecute, 2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0xfd, 0, 1, '0'}),
-		packets(0, []byte{comStmtExecute, 2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0}),
+		packets(0, cmd(mysqlproto.ComStmtPrepare, []byte("SELECT id FROM orders WHERE customer_id = ? ORDER BY id LIMIT ?")...)),
+		packets(0, []byte{mysqlproto.ComStmtExecute, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0x08, 0, 0x08, 0, 7, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0}),
+		packets(0, cmd(mysqlproto.ComStmtPrepare, []byte("SELECT id FROM orders WHERE id > ? ORDER BY id LIMIT 3")...)),
+		packets(0, []byte{mysqlproto.ComStmtExecute, 2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0xfd, 0, 1, '0'}),
+		packets(0, []byte{mysqlproto.ComStmtExecute, 2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0}),
 	}, nil))
 	f.Add(q("/* switchyard:shard=1 */ SELECT DATABASE()"))
 	s, db := fuzzShardServer(f)
-	login := packets(1, (&HandshakeResponse{
-		Capabilities: proxyCaps &^ capSSL, MaxPacket: 1 << 24, Collation: 45,
-		User: "app_trust", Database: "orders", AuthPlugin: pluginNative,
+	login := packets(1, (&mysqlproto.HandshakeResponse{
+		Capabilities: proxyCaps &^ mysqlproto.CapSSL, MaxPacket: 1 << 24, Collation: 45,
+		User: "app_trust", Database: "orders", AuthPlugin: mysqlproto.PluginNative,
 	}).Encode(nil))
 	routed := func() float64 { return shardCounter("orders", "0") + shardCounter("orders", "1") }
 	before := routed()

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // malformedParams stands for the parameters of a COM_STMT_EXECUTE that
@@ -13,7 +14,7 @@ import (
 type malformedParams struct{}
 
 func (malformedParams) KeyParam(int) (router.KeyValue, error) {
-	return router.KeyValue{}, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE parameters")
+	return router.KeyValue{}, mysqlproto.NewSQLError(mysqlproto.ERUnknownCom, "08S01", "malformed COM_STMT_EXECUTE parameters")
 }
 
 // execParams are the parameter values of a COM_STMT_EXECUTE, located (not
@@ -37,7 +38,7 @@ func decodeExecParams(p []byte, n int, bound []byte, long func(i int) bool) (*ex
 	}
 	nb := (n + 7) / 8
 	if len(p) < 10+nb+1 {
-		return nil, errMalformed
+		return nil, mysqlproto.ErrMalformed
 	}
 	nullMap := p[10 : 10+nb]
 	pos := 10 + nb
@@ -45,20 +46,20 @@ func decodeExecParams(p []byte, n int, bound []byte, long func(i int) bool) (*ex
 	switch p[pos] {
 	case 1:
 		if len(p) < pos+1+2*n {
-			return nil, errMalformed
+			return nil, mysqlproto.ErrMalformed
 		}
 		ep.types = p[pos+1 : pos+1+2*n]
 		pos += 1 + 2*n
 	case 0:
 		if len(bound) < 2*n {
-			return nil, errMalformed
+			return nil, mysqlproto.ErrMalformed
 		}
 		ep.types = bound
 		pos++
 	default:
-		return nil, errMalformed
+		return nil, mysqlproto.ErrMalformed
 	}
-	r := reader{b: p[pos:]}
+	r := mysqlproto.NewReader(p[pos:])
 	for i := range n {
 		if nullMap[i/8]&(1<<(i%8)) != 0 {
 			ep.null[i] = true
@@ -70,16 +71,16 @@ func decodeExecParams(p []byte, n int, bound []byte, long func(i int) bool) (*ex
 		}
 		t := ep.types[2*i]
 		var v []byte
-		switch sz := fixedSize(t); {
+		switch sz := mysqlproto.FixedSize(t); {
 		case sz >= 0:
-			v = r.bytes(sz)
-		case isTemporal(t):
-			v = r.bytes(int(r.byte()))
+			v = r.Bytes(sz)
+		case mysqlproto.IsTemporal(t):
+			v = r.Bytes(int(r.Byte()))
 		default:
-			v = r.lenEncBytes()
+			v = r.LenEncBytes()
 		}
-		if r.err != nil {
-			return nil, errMalformed
+		if r.Err() != nil {
+			return nil, mysqlproto.ErrMalformed
 		}
 		ep.vals[i] = v
 	}
@@ -92,29 +93,29 @@ func decodeExecParams(p []byte, n int, bound []byte, long func(i int) bool) (*ex
 // key they stand for.
 func (ep *execParams) KeyParam(k int) (router.KeyValue, error) {
 	if k < 1 || k > len(ep.vals) {
-		return router.KeyValue{}, newSQLError(erNotSupportedYet, "42000", "the shard key is parameter %d of a statement with %d", k, len(ep.vals))
+		return router.KeyValue{}, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "the shard key is parameter %d of a statement with %d", k, len(ep.vals))
 	}
 	i := k - 1
 	switch {
 	case ep.null[i]:
 		return router.KeyValue{Null: true}, nil
 	case ep.long[i]:
-		return router.KeyValue{}, newSQLError(erNotSupportedYet, "42000", "the shard key (parameter %d) was sent as long data; send it as a plain value", k)
+		return router.KeyValue{}, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "the shard key (parameter %d) was sent as long data; send it as a plain value", k)
 	}
 	t, unsigned := ep.types[2*i], ep.types[2*i+1]&0x80 != 0
 	v := ep.vals[i]
-	if isIntType(t) {
-		m := binaryInt(v, t, unsigned)
-		if m.unsigned {
-			if m.u > math.MaxInt64 {
-				return router.KeyValue{Text: []byte(strconv.FormatUint(m.u, 10))}, nil
+	if mysqlproto.IsIntType(t) {
+		m := mysqlproto.ReadBinaryInt(v, t, unsigned)
+		if m.Unsigned {
+			if m.Uint > math.MaxInt64 {
+				return router.KeyValue{Text: []byte(strconv.FormatUint(m.Uint, 10))}, nil
 			}
-			return router.KeyValue{Int: true, N: int64(m.u)}, nil
+			return router.KeyValue{Int: true, N: int64(m.Uint)}, nil
 		}
-		return router.KeyValue{Int: true, N: m.i}, nil
+		return router.KeyValue{Int: true, N: m.Int}, nil
 	}
-	if fixedSize(t) >= 0 || isTemporal(t) {
-		return router.KeyValue{}, newSQLError(erNotSupportedYet, "42000", "the shard key (parameter %d) has type %#x, which is not a usable shard key: bind an integer or a string", k, t)
+	if mysqlproto.FixedSize(t) >= 0 || mysqlproto.IsTemporal(t) {
+		return router.KeyValue{}, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "the shard key (parameter %d) has type %#x, which is not a usable shard key: bind an integer or a string", k, t)
 	}
 	return router.KeyValue{Text: v}, nil
 }
@@ -133,7 +134,7 @@ func (ep *execParams) intParam(k int) (int64, error) {
 			return n, nil
 		}
 	}
-	return 0, newSQLError(erNotSupportedYet, "42000", "LIMIT parameter %d is not a non-negative integer", k)
+	return 0, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "LIMIT parameter %d is not a non-negative integer", k)
 }
 
 // longParams says which parameters of cs got long data since its last

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/shard"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // keyOn is the first key from 1 up that the hash map puts on shard s.
@@ -30,7 +31,7 @@ func exactOrRefused(t *testing.T, db *sql.DB, q string, want int) {
 	case err == nil && n == want:
 	case err == nil:
 		t.Errorf("%s: answered %d, one database answers %d", q, n, want)
-	case mysqlErrNum(err) == erNotSupportedYet && strings.Contains(err.Error(), "subquery"):
+	case mysqlErrNum(err) == mysqlproto.ERNotSupportedYet && strings.Contains(err.Error(), "subquery"):
 		t.Logf("%s: refused: %v", q, err)
 	default:
 		t.Errorf("%s: %v; want %d or a 1235 refusal that names the subquery", q, err, want)

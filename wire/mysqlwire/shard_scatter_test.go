@@ -11,34 +11,8 @@ import (
 
 	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/scatter"
-	"github.com/switchyard/switchyard/scatter/scattertest"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
-
-// TestRowCodecMergeMySQL runs the merge cases both protocols share through
-// the MySQL row codec (text protocol; text in utf8mb4_bin).
-func TestRowCodecMergeMySQL(t *testing.T) {
-	types := map[scattertest.Type]byte{scattertest.Int: tLongLong, scattertest.Decimal: tNewDecimal, scattertest.Text: 0xfd}
-	colDefs := func(cols []scattertest.Col) []colDef {
-		var out []colDef
-		for _, c := range cols {
-			out = append(out, colDef{name: c.Name, typ: types[c.Type], charset: 46})
-		}
-		return out
-	}
-	scattertest.Run(t, func(cols []scattertest.Col) scatter.Codec {
-		return scatter.OrderText(&rowCodec{cols: colDefs(cols)}, scatter.TextPadSpace) // as the lookup finds utf8mb4_bin
-	}, func(cols []scattertest.Col, vals []string) []byte {
-		var vs [][]byte
-		for _, v := range vals {
-			if v == scattertest.Null {
-				vs = append(vs, nil)
-			} else {
-				vs = append(vs, []byte(v))
-			}
-		}
-		return encodeRow(vs, colDefs(cols), false)
-	})
-}
 
 // TestScatterOrderByNameCaseMySQL: ORDER BY a column hidden behind * finds
 // it by name whatever its case, as MySQL names columns (the parser hands
@@ -110,7 +84,7 @@ func TestScatterBudgetMySQL(t *testing.T) {
 			err = rows.Err()
 			rows.Close()
 		}
-		wantMyErr(t, err, erTooBigSelect, "max_scatter_bytes (64KiB)")
+		wantMyErr(t, err, mysqlproto.ERTooBigSelect, "max_scatter_bytes (64KiB)")
 		// The session goes on: a small scatter, a count.
 		if got := rowsOf(t, conn, "SELECT id FROM orders ORDER BY id LIMIT 3"); !slices.Equal(got, []string{"1", "2", "3"}) {
 			t.Fatalf("small scatter after the refusal: %v", got)
@@ -196,7 +170,7 @@ func TestScatterTextCollationMySQL(t *testing.T) {
 					t.Errorf("%s: %s = %v; want a refusal (one database answers %v)", mode, q, got, want)
 					continue
 				}
-				if mysqlErrNum(err) != erNotSupportedYet || !strings.Contains(err.Error(), "collation") {
+				if mysqlErrNum(err) != mysqlproto.ERNotSupportedYet || !strings.Contains(err.Error(), "collation") {
 					t.Errorf("%s: %s: %v; want error 1235 naming the collation", mode, q, err)
 				}
 				t.Logf("%s: %s: %v", mode, q, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/shard"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // The shards of the tests are the databases orders_0 and orders_1 of the
@@ -214,7 +215,7 @@ func mapVersion() float64 {
 func wantRefused(t testing.TB, err error, what, contains string) {
 	t.Helper()
 	var me interface{ Error() string }
-	if mysqlErrNum(err) != erNotSupportedYet {
+	if mysqlErrNum(err) != mysqlproto.ERNotSupportedYet {
 		t.Errorf("%s: got %v, want error 1235", what, err)
 		return
 	}
@@ -534,7 +535,7 @@ func TestShardRangeReload(t *testing.T) {
 	if n, _ := res.RowsAffected(); n != 4 {
 		t.Errorf("all-shard UPDATE affected %d, want 4", n)
 	}
-	if _, err := db.ExecContext(ctx, "INSERT INTO orders (id, customer_id) VALUES (1, -5)"); mysqlErrNum(err) != erNotSupportedYet {
+	if _, err := db.ExecContext(ctx, "INSERT INTO orders (id, customer_id) VALUES (1, -5)"); mysqlErrNum(err) != mysqlproto.ERNotSupportedYet {
 		t.Errorf("key outside every range: %v", err)
 	}
 	// Not inside a transaction, though.
@@ -1002,7 +1003,7 @@ func TestShardConcurrentClients(t *testing.T) {
 				if _, err := tx.Exec("UPDATE orders SET total = total + 1 WHERE customer_id = ? AND id = ?", cid, id); err != nil {
 					fail("update in tx", err)
 				}
-				if _, err := tx.Exec("UPDATE orders SET total = 0 WHERE customer_id = ?", other); mysqlErrNum(err) != erNotSupportedYet {
+				if _, err := tx.Exec("UPDATE orders SET total = 0 WHERE customer_id = ?", other); mysqlErrNum(err) != mysqlproto.ERNotSupportedYet {
 					fail("cross-shard statement in tx", err)
 				}
 				if err := tx.Commit(); err != nil {

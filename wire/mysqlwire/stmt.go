@@ -7,6 +7,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // Prepared statements under transaction pooling. A client's statement ids
@@ -65,7 +66,7 @@ func (s *session) stmtRoom(query []byte) error {
 	}
 	var err error
 	if len(s.stmts) >= max {
-		err = newSQLError(erMaxPreparedStmtCount, "42000",
+		err = mysqlproto.NewSQLError(erMaxPreparedStmtCount, "42000",
 			"Can't create more than max_prepared_stmt_count statements (current value: %d; switchyard's max_client_prepared_statements per connection)", max)
 	} else if s.stmtBytes += len(query); s.stmtBytes > maxClientStmtBytes {
 		// stmtBytes only grows between recounts (closing a statement does
@@ -76,7 +77,7 @@ func (s *session) stmtRoom(query []byte) error {
 		}
 		s.stmtBytes = size + len(query)
 		if s.stmtBytes > maxClientStmtBytes {
-			err = newSQLError(erMaxPreparedStmtCount, "42000",
+			err = mysqlproto.NewSQLError(erMaxPreparedStmtCount, "42000",
 				"Can't create more prepared statements: this connection's statements would hold %d bytes of SQL (switchyard's limit is %d)", s.stmtBytes, maxClientStmtBytes)
 			s.stmtBytes = size
 		}
@@ -156,12 +157,12 @@ func (r *relay) prepareResponse() error {
 	if err != nil {
 		return err
 	}
-	if len(p) > 0 && p[0] == hdrERR && !r.large {
+	if len(p) > 0 && p[0] == mysqlproto.HeaderERR && !r.large {
 		r.res.sawErr = true
 		return r.forward()
 	}
-	if r.large || len(p) < 12 || p[0] != hdrOK {
-		return fmt.Errorf("%w: bad COM_STMT_PREPARE reply", errMalformed)
+	if r.large || len(p) < 12 || p[0] != mysqlproto.HeaderOK {
+		return fmt.Errorf("%w: bad COM_STMT_PREPARE reply", mysqlproto.ErrMalformed)
 	}
 	st := srvStmt{
 		id:      binary.LittleEndian.Uint32(p[1:]),
@@ -177,7 +178,7 @@ func (r *relay) prepareResponse() error {
 	if err := r.forward(); err != nil {
 		return err
 	}
-	deof := r.be.caps&capDeprecateEOF != 0
+	deof := r.be.caps&mysqlproto.CapDeprecateEOF != 0
 	for _, n := range []uint16{st.params, st.columns} {
 		if n == 0 {
 			continue
@@ -203,16 +204,16 @@ func boolInt(b bool) int {
 }
 
 // ensurePrepared returns be's statement for cs, preparing it there if
-// needed. An ERR from the server comes back as *serverError.
+// needed. An ERR from the server comes back as *mysqlproto.ServerError.
 func (be *backend) ensurePrepared(cs *clientStmt) (*srvStmt, error) {
 	if st := be.stmts[cs.query]; st != nil {
 		return st, nil
 	}
 	metricReprepares.Inc()
 	p := make([]byte, 0, 1+len(cs.query))
-	p = append(p, comStmtPrepare)
+	p = append(p, mysqlproto.ComStmtPrepare)
 	p = append(p, cs.query...)
-	if _, err := writePacket(be.bw, 0, p); err != nil {
+	if _, err := mysqlproto.WritePacket(be.bw, 0, p); err != nil {
 		return nil, serverIOError{err}
 	}
 	if err := be.bw.Flush(); err != nil {
@@ -222,20 +223,20 @@ func (be *backend) ensurePrepared(cs *clientStmt) (*srvStmt, error) {
 	if err != nil {
 		return nil, serverIOError{err}
 	}
-	if len(pkt) > 0 && pkt[0] == hdrERR {
-		e, _ := DecodeERR(pkt)
-		return nil, &serverError{Code: e.Code, State: e.State, Message: e.Message}
+	if len(pkt) > 0 && pkt[0] == mysqlproto.HeaderERR {
+		e, _ := mysqlproto.DecodeERR(pkt)
+		return nil, &mysqlproto.ServerError{Code: e.Code, State: e.State, Message: e.Message}
 	}
-	if len(pkt) < 12 || pkt[0] != hdrOK {
+	if len(pkt) < 12 || pkt[0] != mysqlproto.HeaderOK {
 		be.broken = true
-		return nil, serverIOError{fmt.Errorf("%w: bad COM_STMT_PREPARE reply", errMalformed)}
+		return nil, serverIOError{fmt.Errorf("%w: bad COM_STMT_PREPARE reply", mysqlproto.ErrMalformed)}
 	}
 	st := srvStmt{
 		id:      binary.LittleEndian.Uint32(pkt[1:]),
 		columns: binary.LittleEndian.Uint16(pkt[5:]),
 		params:  binary.LittleEndian.Uint16(pkt[7:]),
 	}
-	deof := be.caps&capDeprecateEOF != 0
+	deof := be.caps&mysqlproto.CapDeprecateEOF != 0
 	skip := 0
 	for _, n := range []uint16{st.params, st.columns} {
 		if n > 0 {
@@ -262,10 +263,10 @@ func (s *session) execute(p []byte, seq uint8) error {
 	rs := seq + 1
 	cs := s.stmtOf(p)
 	if len(p) < 10 {
-		return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE"))
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERUnknownCom, "08S01", "malformed COM_STMT_EXECUTE"))
 	}
 	if cs == nil {
-		return s.sendErr(rs, newSQLError(erUnknownStmt, "HY000",
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERUnknownStmtHandler, "HY000",
 			"Unknown prepared statement handler (%d) given to mysqld_stmt_execute", binary.LittleEndian.Uint32(p[1:])))
 	}
 	// Server-side cursors would tie the statement to one connection
@@ -274,17 +275,17 @@ func (s *session) execute(p []byte, seq uint8) error {
 	p[5] &^= 0x07
 	pos, types, err := decodeExecute(p, cs.params)
 	if err != nil {
-		return s.sendErr(rs, newSQLError(erUnknownCom, "08S01", "malformed COM_STMT_EXECUTE"))
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERUnknownCom, "08S01", "malformed COM_STMT_EXECUTE"))
 	}
 	if types != nil {
 		cs.types = append(cs.types[:0], types...)
 	} else if pos != 0 && cs.types == nil {
-		return s.sendErr(rs, newSQLError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute (no parameter types were ever bound)"))
+		return s.sendErr(rs, mysqlproto.NewSQLError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute (no parameter types were ever bound)"))
 	}
 	// Refused before anything else: a refused EXECUTE pins nothing.
 	defer func() { cs.long, cs.longSize = nil, 0 }()
 	if cs.longSize > maxLongData {
-		return s.sendErr(rs, newSQLError(erNetPacketTooLarg, "08S01",
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERNetPacketTooLarge, "08S01",
 			"Parameter of prepared statement which is set through mysql_send_long_data() is longer than switchyard's limit of %d bytes of long data per execute", maxLongData))
 	}
 	track := len(cs.sets) > 0 && cs.params == 0 && !cs.use
@@ -347,7 +348,7 @@ func (s *session) executePacket(be *backend, cs *clientStmt, p []byte, pos int) 
 	}
 	for _, lp := range cs.long {
 		putUint32(lp[1:], st.id)
-		if _, err := writePacket(be.bw, 0, lp); err != nil {
+		if _, err := mysqlproto.WritePacket(be.bw, 0, lp); err != nil {
 			return nil, serverIOError{err}
 		}
 	}
@@ -369,15 +370,15 @@ func (s *session) executePacket(be *backend, cs *clientStmt, p []byte, pos int) 
 // new-params-bound flag (0 when there are no parameters) and, when the
 // flag is set, the parameter types (aliasing p). Values are not decoded.
 func decodeExecute(p []byte, params uint16) (pos int, types []byte, err error) {
-	if len(p) < 10 || p[0] != comStmtExecute {
-		return 0, nil, errMalformed
+	if len(p) < 10 || p[0] != mysqlproto.ComStmtExecute {
+		return 0, nil, mysqlproto.ErrMalformed
 	}
 	if params == 0 {
 		return 0, nil, nil
 	}
 	pos = 10 + (int(params)+7)/8
 	if len(p) <= pos {
-		return 0, nil, errMalformed
+		return 0, nil, mysqlproto.ErrMalformed
 	}
 	switch p[pos] {
 	case 0:
@@ -385,11 +386,11 @@ func decodeExecute(p []byte, params uint16) (pos int, types []byte, err error) {
 	case 1:
 		end := pos + 1 + 2*int(params)
 		if len(p) < end {
-			return 0, nil, errMalformed
+			return 0, nil, mysqlproto.ErrMalformed
 		}
 		return pos, p[pos+1 : end], nil
 	}
-	return 0, nil, errMalformed
+	return 0, nil, mysqlproto.ErrMalformed
 }
 
 func (s *session) longData(p []byte) error {
@@ -433,7 +434,7 @@ func (s *session) closeStmt(p []byte) error {
 func (s *session) resetStmt(p []byte, rs uint8) error {
 	cs := s.stmtOf(p)
 	if cs == nil {
-		return s.sendErr(rs, newSQLError(erUnknownStmt, "HY000", "Unknown prepared statement handler given to mysqld_stmt_reset"))
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERUnknownStmtHandler, "HY000", "Unknown prepared statement handler given to mysqld_stmt_reset"))
 	}
 	cs.long, cs.longSize = nil, 0
 	return s.sendOK(rs)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // A client that leaves while its command waits on a server that does not
@@ -104,7 +106,7 @@ const (
 // peek looks at a connection's socket without consuming anything and
 // without waiting: one recvfrom(2) with MSG_PEEK|MSG_DONTWAIT.
 func peek(c net.Conn) int {
-	if cc, ok := c.(*compConn); ok {
+	if cc, ok := c.(*mysqlproto.CompressedConn); ok {
 		c = cc.Conn
 	}
 	if tc, ok := c.(*tls.Conn); ok {

@@ -1,4 +1,4 @@
-package mysqlwire
+package mysqlproto
 
 import (
 	"bytes"
@@ -14,19 +14,23 @@ import (
 // plain packets as ever. After the handshake's OK, the client's bytes come
 // in compressed packets (a 7-byte header: compressed length, a sequence
 // id, the uncompressed length or 0 when the payload is stored as is),
-// each holding one or more ordinary packets or a part of one; compConn
+// each holding one or more ordinary packets or a part of one; CompressedConn
 // turns that stream back into plain bytes for the session and compresses
 // what the session writes. Sequence ids restart with each command of the
 // client; clients do not check the ones they get (neither libmysqlclient,
 // MariaDB's nor go-sql-driver's), and the proxy's follow the client's.
 
+// maxKept: a buffer grown past it (a large packet) is dropped after use
+// rather than kept by an idle client.
+const maxKept = 64 << 10
+
 // compMinLen: shorter writes are stored, not compressed (as the servers
 // do).
 const compMinLen = 50
 
-// compConn is a client connection in the compressed protocol. Read and
+// CompressedConn is a client connection in the compressed protocol. Read and
 // Write are each used by one goroutine at a time (the session's).
-type compConn struct {
+type CompressedConn struct {
 	net.Conn
 	pending []byte // decompressed bytes not yet read: the tail of buf
 	buf     []byte // the decompressed packet, kept for the next one
@@ -35,17 +39,17 @@ type compConn struct {
 	out     bytes.Buffer
 }
 
-func newCompConn(c net.Conn) *compConn { return &compConn{Conn: c} }
+func NewCompressedConn(c net.Conn) *CompressedConn { return &CompressedConn{Conn: c} }
 
 // NetConn is the connection underneath (for the client watch's peek).
-func (c *compConn) NetConn() net.Conn { return c.Conn }
+func (c *CompressedConn) NetConn() net.Conn { return c.Conn }
 
 var zReaders sync.Pool // io.ReadCloser implementing zlib.Resetter
 var zWriters = sync.Pool{New: func() any { w, _ := zlib.NewWriterLevel(nil, 2); return w }}
 
-func (c *compConn) Read(p []byte) (int, error) {
+func (c *CompressedConn) Read(p []byte) (int, error) {
 	for len(c.pending) == 0 {
-		if cap(c.buf) > maxPooled {
+		if cap(c.buf) > maxKept {
 			c.buf = nil // an idle client keeps no large buffer
 		}
 		if err := c.readPacket(); err != nil {
@@ -57,7 +61,7 @@ func (c *compConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *compConn) readPacket() error {
+func (c *CompressedConn) readPacket() error {
 	var hdr [7]byte
 	if _, err := io.ReadFull(c.Conn, hdr[:]); err != nil {
 		return err
@@ -66,7 +70,7 @@ func (c *compConn) readPacket() error {
 	ulen := int(hdr[4]) | int(hdr[5])<<8 | int(hdr[6])<<16
 	c.seq = hdr[3] + 1
 	defer func() {
-		if cap(c.raw) > maxPooled {
+		if cap(c.raw) > maxKept {
 			c.raw = nil
 		}
 	}()
@@ -84,21 +88,21 @@ func (c *compConn) readPacket() error {
 	if v := zReaders.Get(); v != nil {
 		zr = v.(io.ReadCloser)
 		if err := zr.(zlib.Resetter).Reset(bytes.NewReader(raw), nil); err != nil {
-			return fmt.Errorf("%w: compressed packet: %v", errMalformed, err)
+			return fmt.Errorf("%w: compressed packet: %v", ErrMalformed, err)
 		}
 	} else {
 		var err error
 		if zr, err = zlib.NewReader(bytes.NewReader(raw)); err != nil {
-			return fmt.Errorf("%w: compressed packet: %v", errMalformed, err)
+			return fmt.Errorf("%w: compressed packet: %v", ErrMalformed, err)
 		}
 	}
 	defer zReaders.Put(zr)
 	if c.buf, err = readN(zr, c.buf, ulen); err != nil {
-		return fmt.Errorf("%w: compressed packet shorter than its header says: %v", errMalformed, err)
+		return fmt.Errorf("%w: compressed packet shorter than its header says: %v", ErrMalformed, err)
 	}
 	// Nothing may follow the announced length.
 	if n, _ := zr.Read(hdr[:1]); n != 0 {
-		return fmt.Errorf("%w: compressed packet longer than its header says", errMalformed)
+		return fmt.Errorf("%w: compressed packet longer than its header says", ErrMalformed)
 	}
 	c.pending = c.buf
 	return nil
@@ -125,11 +129,11 @@ func readN(r io.Reader, buf []byte, n int) ([]byte, error) {
 	return buf, nil
 }
 
-// Write sends p in compressed packets of at most maxChunk plain bytes.
-func (c *compConn) Write(p []byte) (int, error) {
+// Write sends p in compressed packets of at most MaxChunk plain bytes.
+func (c *CompressedConn) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		n := min(len(p), maxChunk)
+		n := min(len(p), MaxChunk)
 		if err := c.writePacket(p[:n]); err != nil {
 			return written, err
 		}
@@ -139,7 +143,7 @@ func (c *compConn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-func (c *compConn) writePacket(p []byte) error {
+func (c *CompressedConn) writePacket(p []byte) error {
 	c.out.Reset()
 	c.out.Write(make([]byte, 7))
 	ulen := 0
@@ -150,7 +154,7 @@ func (c *compConn) writePacket(p []byte) error {
 		_ = zw.Close()
 		zWriters.Put(zw)
 		ulen = len(p)
-		if c.out.Len()-7 >= len(p) || c.out.Len()-7 > maxChunk {
+		if c.out.Len()-7 >= len(p) || c.out.Len()-7 > MaxChunk {
 			// Incompressible: stored as is.
 			c.out.Truncate(7)
 			ulen = 0
@@ -165,7 +169,7 @@ func (c *compConn) writePacket(p []byte) error {
 	b[4], b[5], b[6] = byte(ulen), byte(ulen>>8), byte(ulen>>16)
 	c.seq++
 	_, err := c.Conn.Write(b)
-	if c.out.Cap() > maxPooled {
+	if c.out.Cap() > maxKept {
 		c.out = bytes.Buffer{}
 	}
 	return err

@@ -1,4 +1,4 @@
-package mysqlwire
+package mysqlproto
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// What one side writes through compConn the other reads back, for stored
+// What one side writes through CompressedConn the other reads back, for stored
 // (short or incompressible) and compressed packets, across the 16 MiB
 // boundary; a header that lies about the uncompressed length is an error,
 // never a panic.
@@ -17,8 +17,8 @@ func TestCompConnRoundTrip(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	w, r := newCompConn(a), newCompConn(b)
-	msgs := [][]byte{[]byte("short"), bytes.Repeat([]byte("abc"), 1000), make([]byte, maxChunk+10)}
+	w, r := NewCompressedConn(a), NewCompressedConn(b)
+	msgs := [][]byte{[]byte("short"), bytes.Repeat([]byte("abc"), 1000), make([]byte, MaxChunk+10)}
 	go func() {
 		for _, m := range msgs {
 			if _, err := w.Write(m); err != nil {
@@ -45,7 +45,7 @@ func TestCompConnRoundTrip(t *testing.T) {
 		hdr := []byte{byte(z.Len()), byte(z.Len() >> 8), 0, 0, byte(ulen), 0, 0}
 		go func() { _, _ = a.Write(append(hdr, z.Bytes()...)) }()
 		_, err := r.Read(make([]byte, 10))
-		if !errors.Is(err, errMalformed) {
+		if !errors.Is(err, ErrMalformed) {
 			t.Fatalf("uncompressed length %d for 100 bytes: %v, want malformed", ulen, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package mysqlwire
+package mysqlproto
 
 import (
 	"bufio"
@@ -6,26 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 )
 
-// maxChunk is the largest payload one physical packet carries. A logical
-// packet of that size or more is split; a chunk of exactly maxChunk bytes
+// MaxChunk is the largest payload one physical packet carries. A logical
+// packet of that size or more is split; a chunk of exactly MaxChunk bytes
 // means "more follows", so a payload that is a multiple of it ends with an
 // empty chunk.
-const maxChunk = 1<<24 - 1
-
-// DefaultMaxPacket is the largest logical packet a client may send (a
-// command: COM_QUERY text, COM_STMT_EXECUTE parameters, a long-data chunk)
-// until the proxy has read the server's max_allowed_packet. It matches the
-// default max_allowed_packet of MariaDB 10.11.
-const DefaultMaxPacket = 16 << 20
-
-// MaxPacket is the proxy's own cap on a client's command, whatever the
-// server's max_allowed_packet: the proxy holds a command whole before it
-// leases a server connection, so this bounds a client's buffer. 64 MiB is
-// MySQL 8's default max_allowed_packet and go-sql-driver's default.
-const MaxPacket = 64 << 20
+const MaxChunk = 1<<24 - 1
 
 // maxDiscard bounds what the proxy reads off and drops of a command over
 // the limit (so that the client reads the ERR instead of a reset): MySQL's
@@ -37,36 +24,36 @@ const maxDiscard = 1 << 30
 const readStep = 64 << 10
 
 // ErrPacketTooLarge is returned when a logical packet exceeds the limit.
-var ErrPacketTooLarge = errors.New("mysqlwire: packet larger than max_allowed_packet")
+var ErrPacketTooLarge = errors.New("mysqlproto: packet larger than max_allowed_packet")
 
-// errSequence is a framing error: a packet arrived with a sequence id the
+// ErrSequence is a framing error: a packet arrived with a sequence id the
 // protocol does not allow at that point.
-var errSequence = errors.New("mysqlwire: packet out of sequence")
+var ErrSequence = errors.New("mysqlproto: packet out of sequence")
 
-// readPacket reads one logical packet from r, joining continuation chunks,
+// ReadPacket reads one logical packet from r, joining continuation chunks,
 // and appends its payload to buf[:0]. It returns the payload and the
 // sequence id of its last chunk. A payload over max is an error; the stream
 // is then out of sync and the connection must be closed.
 //
 // r is read with io.ReadFull only, so an unbuffered net.Conn works: an idle
 // client holds no buffer while it waits for the next header.
-func readPacket(r io.Reader, buf []byte, max int) ([]byte, uint8, error) {
+func ReadPacket(r io.Reader, buf []byte, max int) ([]byte, uint8, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return buf[:0], 0, err
 	}
-	return readPacketAfter(r, hdr, buf, max)
+	return ReadPacketAfter(r, hdr, buf, max)
 }
 
-// readPacketAfter is readPacket for a caller that has read the first
+// ReadPacketAfter is ReadPacket for a caller that has read the first
 // header itself (an idle session reads it without holding a buffer).
-func readPacketAfter(r io.Reader, hdr [4]byte, buf []byte, limit int) ([]byte, uint8, error) {
+func ReadPacketAfter(r io.Reader, hdr [4]byte, buf []byte, limit int) ([]byte, uint8, error) {
 	payload := buf[:0]
 	for {
 		n := int(uint32(hdr[0]) | uint32(hdr[1])<<8 | uint32(hdr[2])<<16)
 		seq := hdr[3]
 		if len(payload)+n > limit {
-			return payload, seq, &tooLargeError{size: len(payload) + n, limit: limit, unread: n, more: n == maxChunk, seq: seq}
+			return payload, seq, &TooLargeError{Size: len(payload) + n, Limit: limit, unread: n, more: n == MaxChunk, seq: seq}
 		}
 		// The buffer grows with the bytes that arrive, not with the length
 		// the header claims: a client announcing 16 MB and sending nothing
@@ -84,7 +71,7 @@ func readPacketAfter(r io.Reader, hdr [4]byte, buf []byte, limit int) ([]byte, u
 			}
 			got += step
 		}
-		if n < maxChunk {
+		if n < MaxChunk {
 			return payload, seq, nil
 		}
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -94,34 +81,34 @@ func readPacketAfter(r io.Reader, hdr [4]byte, buf []byte, limit int) ([]byte, u
 			return payload, seq, err
 		}
 		if hdr[3] != seq+1 {
-			return payload, seq, errSequence
+			return payload, seq, ErrSequence
 		}
 	}
 }
 
-// tooLargeError is readPacket's error for a packet over the limit: the
+// TooLargeError is ReadPacket's error for a packet over the limit: the
 // header of a chunk said so, and the chunk's bytes (and any continuation
 // chunks) are still unread.
-type tooLargeError struct {
-	size, limit int   // bytes announced so far; the limit
+type TooLargeError struct {
+	Size, Limit int   // bytes announced so far; the limit
 	unread      int   // bytes of the current chunk not read
 	more        bool  // continuation chunks follow the current one
 	seq         uint8 // sequence id of the current chunk
 }
 
-func (e *tooLargeError) Error() string {
-	return fmt.Sprintf("%v (at least %d bytes, limit %d)", ErrPacketTooLarge, e.size, e.limit)
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%v (at least %d bytes, limit %d)", ErrPacketTooLarge, e.Size, e.Limit)
 }
 
-func (e *tooLargeError) Unwrap() error { return ErrPacketTooLarge }
+func (e *TooLargeError) Unwrap() error { return ErrPacketTooLarge }
 
-// discardRest reads off and drops the rest of the packet e was returned
+// DiscardRest reads off and drops the rest of the packet e was returned
 // for, up to maxDiscard bytes in all, so that the stream is in step again
 // and the peer, done writing, reads the error it is sent rather than a
 // reset. It returns the sequence id of the packet's last chunk.
-func discardRest(r io.Reader, e *tooLargeError) (uint8, error) {
+func DiscardRest(r io.Reader, e *TooLargeError) (uint8, error) {
 	seq, unread, more := e.seq, e.unread, e.more
-	total := int64(e.size)
+	total := int64(e.Size)
 	for {
 		if _, err := io.CopyN(io.Discard, r, int64(unread)); err != nil {
 			return seq, err
@@ -134,11 +121,11 @@ func discardRest(r io.Reader, e *tooLargeError) (uint8, error) {
 			return seq, err
 		}
 		if hdr[3] != seq+1 {
-			return seq, errSequence
+			return seq, ErrSequence
 		}
 		seq = hdr[3]
 		unread = int(uint32(hdr[0]) | uint32(hdr[1])<<8 | uint32(hdr[2])<<16)
-		more = unread == maxChunk
+		more = unread == MaxChunk
 		if total += int64(unread); total > maxDiscard {
 			return seq, ErrPacketTooLarge
 		}
@@ -155,13 +142,13 @@ func grow(b []byte, n int) []byte {
 	return nb
 }
 
-// writePacket frames payload as one logical packet starting at sequence id
+// WritePacket frames payload as one logical packet starting at sequence id
 // seq and returns the next sequence id. Nothing is flushed.
-func writePacket(w *bufio.Writer, seq uint8, payload []byte) (uint8, error) {
+func WritePacket(w *bufio.Writer, seq uint8, payload []byte) (uint8, error) {
 	for {
 		n := len(payload)
-		if n > maxChunk {
-			n = maxChunk
+		if n > MaxChunk {
+			n = MaxChunk
 		}
 		// Byte by byte: a header array passed to Write would escape (bufio
 		// may hand it to the connection) and cost an allocation per packet.
@@ -175,48 +162,15 @@ func writePacket(w *bufio.Writer, seq uint8, payload []byte) (uint8, error) {
 			return seq, err
 		}
 		payload = payload[n:]
-		if n < maxChunk {
+		if n < MaxChunk {
 			return seq, nil
 		}
 	}
 }
 
-// Buffers. A client session takes a write buffer and a packet buffer only
-// while it has a command in hand and gives them back when the response is
-// flushed, so idle clients cost a goroutine and a socket, nothing more.
-
-var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
-
-func getWriter(w io.Writer) *bufio.Writer {
-	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(w)
-	return bw
-}
-
-func putWriter(bw *bufio.Writer) {
-	bw.Reset(nil)
-	writerPool.Put(bw)
-}
-
-// packet buffers come in one size class; buffers that grew past maxPooled
-// (a large query) are dropped rather than kept alive by the pool.
-const maxPooled = 64 << 10
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
-
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
-
-func putBuf(b *[]byte) {
-	if cap(*b) > maxPooled {
-		return
-	}
-	*b = (*b)[:0]
-	bufPool.Put(b)
-}
-
 // Length-encoded integers and strings.
 
-func appendLenEnc(b []byte, v uint64) []byte {
+func AppendLenEnc(b []byte, v uint64) []byte {
 	switch {
 	case v < 251:
 		return append(b, byte(v))
@@ -230,31 +184,50 @@ func appendLenEnc(b []byte, v uint64) []byte {
 	}
 }
 
-func appendLenEncString(b []byte, s string) []byte {
-	b = appendLenEnc(b, uint64(len(s)))
+func AppendLenEncString(b []byte, s string) []byte {
+	b = AppendLenEnc(b, uint64(len(s)))
 	return append(b, s...)
 }
 
-// errMalformed is returned by decoders for a packet that is too short or
+// ErrMalformed is returned by decoders for a packet that is too short or
 // whose fields do not add up.
-var errMalformed = errors.New("mysqlwire: malformed packet")
+var ErrMalformed = errors.New("mysqlproto: malformed packet")
 
-// reader is a bounds-checked cursor over a payload. The first failed read
+// Reader is a bounds-checked cursor over a payload. The first failed read
 // sets err and every later read returns zero values, so decoders check once
 // at the end.
-type reader struct {
+type Reader struct {
 	b   []byte
 	err error
 }
 
-func (r *reader) fail() {
+// NewReader returns a Reader over p.
+func NewReader(p []byte) Reader { return Reader{b: p} }
+
+// Err is the error of the first failed read, or nil.
+func (r *Reader) Err() error { return r.err }
+
+// Len is the number of bytes not read yet.
+func (r *Reader) Len() int { return len(r.b) }
+
+// SkipNull reports whether the next value is a NULL (0xfb) and, if so,
+// reads it.
+func (r *Reader) SkipNull() bool {
+	if len(r.b) > 0 && r.b[0] == 0xfb {
+		r.b = r.b[1:]
+		return true
+	}
+	return false
+}
+
+func (r *Reader) fail() {
 	if r.err == nil {
-		r.err = errMalformed
+		r.err = ErrMalformed
 	}
 	r.b = nil
 }
 
-func (r *reader) byte() byte {
+func (r *Reader) Byte() byte {
 	if len(r.b) < 1 {
 		r.fail()
 		return 0
@@ -264,7 +237,7 @@ func (r *reader) byte() byte {
 	return v
 }
 
-func (r *reader) uint16() uint16 {
+func (r *Reader) Uint16() uint16 {
 	if len(r.b) < 2 {
 		r.fail()
 		return 0
@@ -274,7 +247,7 @@ func (r *reader) uint16() uint16 {
 	return v
 }
 
-func (r *reader) uint32() uint32 {
+func (r *Reader) Uint32() uint32 {
 	if len(r.b) < 4 {
 		r.fail()
 		return 0
@@ -284,7 +257,7 @@ func (r *reader) uint32() uint32 {
 	return v
 }
 
-func (r *reader) bytes(n int) []byte {
+func (r *Reader) Bytes(n int) []byte {
 	if n < 0 || len(r.b) < n {
 		r.fail()
 		return nil
@@ -295,7 +268,7 @@ func (r *reader) bytes(n int) []byte {
 }
 
 // nulString reads up to a NUL byte; a missing NUL is malformed.
-func (r *reader) nulString() []byte {
+func (r *Reader) NulString() []byte {
 	for i, c := range r.b {
 		if c == 0 {
 			v := r.b[:i:i]
@@ -309,7 +282,7 @@ func (r *reader) nulString() []byte {
 
 // nulStringOrEOF reads up to a NUL byte or the end of the packet (some
 // clients omit the final NUL of the last field).
-func (r *reader) nulStringOrEOF() []byte {
+func (r *Reader) NulStringOrEOF() []byte {
 	for i, c := range r.b {
 		if c == 0 {
 			v := r.b[:i:i]
@@ -322,7 +295,7 @@ func (r *reader) nulStringOrEOF() []byte {
 	return v
 }
 
-func (r *reader) lenEnc() (v uint64, null bool) {
+func (r *Reader) LenEnc() (v uint64, null bool) {
 	if len(r.b) < 1 {
 		r.fail()
 		return 0, false
@@ -362,8 +335,8 @@ func (r *reader) lenEnc() (v uint64, null bool) {
 	return v, false
 }
 
-func (r *reader) lenEncBytes() []byte {
-	n, _ := r.lenEnc()
+func (r *Reader) LenEncBytes() []byte {
+	n, _ := r.LenEnc()
 	if r.err != nil {
 		return nil
 	}
@@ -371,10 +344,10 @@ func (r *reader) lenEncBytes() []byte {
 		r.fail()
 		return nil
 	}
-	return r.bytes(int(n))
+	return r.Bytes(int(n))
 }
 
-func (r *reader) rest() []byte {
+func (r *Reader) Rest() []byte {
 	v := r.b
 	r.b = nil
 	return v
