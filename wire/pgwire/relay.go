@@ -948,7 +948,7 @@ func (c *clientConn) detachLocked() (*serverConn, *pool.Server, *pool.Pool) {
 // releasableLocked says whether the lease can end now.
 func (c *clientConn) releasableLocked() bool {
 	return c.outstanding <= 0 && !c.unsynced && !c.copyIn && c.txStatus == 'I' &&
-		(c.keeps() == keepNone || c.closing)
+		(c.keeps() == keepNone || c.closing || c.gone)
 }
 
 // reusableLocked says whether the server connection may go back to the
@@ -1078,6 +1078,11 @@ func (c *clientConn) finishWriteAs(n need) {
 		return
 	}
 	reuse := c.reusableLocked()
+	if c.gone {
+		// As readyForQueryLocked: a departed client's connection is
+		// reused only after its rollback or reset answered.
+		reuse = c.rollingBack && c.txStatus == 'I'
+	}
 	sc, ps, p := c.detachLocked()
 	closing := c.closing
 	c.mu.Unlock()
@@ -1212,6 +1217,13 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 		}
 		c.mu.Lock()
 		c.relayLocked = true
+		if c.server != sc {
+			// Not this client's connection any more: whoever holds it
+			// now lost this message. A bug in the books, made loud.
+			c.unlockRelay()
+			c.log.Error("relay read a server connection its client no longer holds; stopping that reader", "server", sc.addr, "message", string(typ))
+			return relayOver, discard
+		}
 		if testHookReply != nil {
 			testHookReply(typ, raw)
 		}
@@ -1509,6 +1521,15 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, pre, post 
 			c.unlockRelay()
 			return false
 		}
+		if c.writers > 0 {
+			// A cancel request holds the lease until the server has it:
+			// the connection must not serve another client before; the
+			// writer ends the lease (finishWriteAs).
+			c.releaseDue = true
+			c.reader = readerNone
+			c.unlockRelay()
+			return true
+		}
 		// The cleanup the client's departure called for is done.
 		_, ps, p := c.detachLocked()
 		ok := c.rollingBack && status == 'I'
@@ -1606,7 +1627,11 @@ func (c *clientConn) clientLeft(err error) {
 	}
 	c.gone = true
 	sc := c.server
-	if sc == nil {
+	if sc == nil || c.releaseDue {
+		// No lease, or one a writer (a cancel request under way) ends
+		// when it is done: nothing is owed, and a reader started now
+		// would still be reading the connection after it went back to
+		// the pool, taking the next client's replies.
 		c.mu.Unlock()
 		return
 	}

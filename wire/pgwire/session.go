@@ -762,11 +762,18 @@ func (s *Server) cancel(pid uint32, secret []byte, fromPeer bool) {
 	// returned while writers is above zero.
 	c.writers++
 	c.mu.Unlock()
+	if testHookCancel != nil {
+		testHookCancel()
+	}
 	if err := sc.cancel(cancelTimeout); err != nil {
 		c.log.Info("forwarding cancel request failed", "err", err)
 	}
 	c.finishWrite()
 }
+
+// testHookCancel, when a test sets it, runs in cancel while it holds the
+// lease, before the cancel goes to the server.
+var testHookCancel func()
 
 var fleetCancels = map[string]prometheus.Counter{
 	"forwarded": metrics.FleetCancels.WithLabelValues("postgres", "forwarded"),
