@@ -80,14 +80,17 @@ func (s *session) checkedLease(onReplica bool) bool {
 
 // waitQuery is the COM_QUERY of the position check for be's flavor.
 func waitQuery(be *backend, pos lagmon.Position, timeout time.Duration) []byte {
+	mariadb := flavorOf(be.version) == flavorMariaDB
+	if mariadb && timeout <= 0 {
+		// No wait: the replica's position, compared here (it also tells
+		// the lag monitor how far the replica is). The same bytes for
+		// every read: nothing to format.
+		return replicaPosQuery
+	}
 	q := []byte{mysqlproto.ComQuery}
 	gtid := strings.ReplaceAll(pos.String(), "'", "")
 	secs := strconv.FormatFloat(timeout.Seconds(), 'f', 6, 64)
-	if flavorOf(be.version) == flavorMariaDB && timeout <= 0 {
-		// No wait: the replica's position, compared here (it also tells
-		// the lag monitor how far the replica is).
-		q = append(q, "SELECT @@GLOBAL.gtid_slave_pos"...)
-	} else if flavorOf(be.version) == flavorMariaDB {
+	if mariadb {
 		q = fmt.Appendf(q, "SELECT MASTER_GTID_WAIT('%s', %s)", gtid, secs)
 	} else if timeout > 0 {
 		q = fmt.Appendf(q, "SELECT WAIT_FOR_EXECUTED_GTID_SET('%s', %s)", gtid, secs)
@@ -96,6 +99,9 @@ func waitQuery(be *backend, pos lagmon.Position, timeout time.Duration) []byte {
 	}
 	return q
 }
+
+// replicaPosQuery is MariaDB's check without a wait (read only).
+var replicaPosQuery = append([]byte{mysqlproto.ComQuery}, "SELECT @@GLOBAL.gtid_slave_pos"...)
 
 // checkedCommand sends the position check and the client's command p
 // (sequence id seq) to the replica of the lease in one write, and reads

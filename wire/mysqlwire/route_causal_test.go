@@ -2,6 +2,7 @@ package mysqlwire
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"strconv"
 	"strings"
@@ -288,5 +289,104 @@ causal_read_timeout = "200ms"`)
 	}
 	if _, failed1 := causalCounts(t); failed1 != failed0+1 {
 		t.Errorf("%.0f checks failed, want 1", failed1-failed0)
+	}
+}
+
+// causalServed counts the reads (MySQL clusters) that needed a position
+// and were served as servedBy says (replica: by a replica known to have
+// the position, with no check).
+func causalServed(t testing.TB, servedBy string) float64 {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "switchyard_causal_reads_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["protocol"] == "mysql" && labels["served_by"] == servedBy {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+// A check that passed tells the proxy the replica's whole position: the
+// reads that need that position or an older one, of this client or any
+// other, go to the replica with no check (the replica runs the read
+// alone); a position past it is checked again.
+func TestCausalKnownPositionNoCheck(t *testing.T) {
+	p := startSplitProxy(t, `max_replica_lag = "1h"
+lag_poll_interval = "10s"`)
+	ma := testcluster.Maria
+	onNode(t, ma.Primary, "DROP TABLE IF EXISTS app.t_causal_known")
+	onNode(t, ma.Primary, "CREATE TABLE app.t_causal_known (id BIGINT PRIMARY KEY)")
+	caughtUp(t)
+	waitEligible(t, p, replicaNode().Addr())
+	ctx := context.Background()
+	writer := conn(t, p.open(t, ""))
+	write := func(id int) string {
+		t.Helper()
+		execSQL(t, writer, "INSERT INTO t_causal_known VALUES (?)", id)
+		tok, err := ma.QueryString(ma.Primary, "SELECT @@gtid_binlog_pos")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok = "my@" + tok
+		caughtUp(t) // replayed, but the monitor (polls 10 s apart) has not seen it
+		return tok
+	}
+	read := func(c *sql.Conn, id int) {
+		t.Helper()
+		var n, port int
+		if err := c.QueryRowContext(ctx, "SELECT COUNT(*), @@port FROM t_causal_known WHERE id = ?", id).Scan(&n, &port); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 || port != replicaNode().Port {
+			t.Fatalf("read of row %d: count %d on port %d, want 1 on the replica %d", id, n, port, replicaNode().Port)
+		}
+	}
+	// counts returns the reads served by the replica with a check and
+	// without one since the last call.
+	var checked0, plain0 float64
+	counts := func() (checked, plain float64) {
+		t.Helper()
+		c, _ := causalCounts(t)
+		pl := causalServed(t, "replica")
+		checked, plain, checked0, plain0 = c-checked0, pl-plain0, c, pl
+		return checked, plain
+	}
+	tok := write(1)
+	a, b := conn(t, p.open(t, "")), conn(t, p.open(t, "interpolateParams=true"))
+	execSQL(t, a, "SET switchyard.read_after = '"+tok+"'")
+	execSQL(t, b, "SET switchyard.read_after = '"+tok+"'")
+	counts()
+	read(b, 1)
+	if c, pl := counts(); c != 1 || pl != 0 {
+		t.Fatalf("first read after a position no replica is known to have: %.0f checked, %.0f unchecked, want 1 checked", c, pl)
+	}
+	for range 5 {
+		read(a, 1)
+		read(b, 1)
+	}
+	// (A read through the binary protocol counts its COM_STMT_PREPARE
+	// too.)
+	if c, pl := counts(); c != 0 || pl < 10 {
+		t.Fatalf("reads after a position a check found on the replica: %.0f checked, %.0f unchecked, want 0 checked, at least 10 unchecked", c, pl)
+	}
+	tok = write(2)
+	execSQL(t, b, "SET switchyard.read_after = '"+tok+"'")
+	read(b, 2)
+	read(a, 1) // its older position is still known
+	if c, pl := counts(); c != 1 || pl < 1 {
+		t.Fatalf("a read after a newer position, then one after the older: %.0f checked, %.0f unchecked, want 1 checked and the other unchecked", c, pl)
 	}
 }
