@@ -247,11 +247,11 @@ const maxAuthMsg = 1024
 
 // readAuthMessage reads one 'p' message (password, SASL) during login.
 func (c *clientConn) readAuthMessage() ([]byte, error) {
-	if typ, total, ok := c.rd.peekHeaderWait(); ok && total-5 > maxAuthMsg {
+	if typ, total, ok := c.rd.PeekHeaderWait(); ok && total-5 > maxAuthMsg {
 		metrics.LimitRefusals.WithLabelValues("postgres", "auth_message").Inc()
 		return nil, newFatal(codeProtocolViolation, "invalid message length %d for message type %q during authentication (limit %d)", total-5, typ, maxAuthMsg)
 	}
-	typ, raw, err := c.rd.next()
+	typ, raw, err := c.rd.Next()
 	if err != nil {
 		return nil, err
 	}

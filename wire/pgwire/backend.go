@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 // serverConn is one authenticated connection to a PostgreSQL server. It is
@@ -24,7 +25,7 @@ import (
 type serverConn struct {
 	conn   net.Conn
 	br     *bufio.Reader
-	rd     *frameReader
+	rd     *pgframe.Reader
 	bw     *bufio.Writer
 	addr   string
 	pid    uint32
@@ -167,7 +168,7 @@ func newServerConn(conn net.Conn, addr string) *serverConn {
 	return &serverConn{
 		conn:    conn,
 		br:      br,
-		rd:      newFrameReader(br, maxServerMsg),
+		rd:      pgframe.NewReader(br, maxServerMsg),
 		bw:      bufio.NewWriterSize(conn, serverWriteBuf),
 		addr:    addr,
 		params:  make(map[string]string),
@@ -233,7 +234,7 @@ func (s *serverConn) ping(ctx context.Context) error {
 		return err
 	}
 	for {
-		typ, raw, err := s.rd.next()
+		typ, raw, err := s.rd.Next()
 		if err != nil {
 			return err
 		}
@@ -274,7 +275,7 @@ func (s *serverConn) exec(sql string, timeout time.Duration) error {
 	}
 	var first error
 	for {
-		typ, raw, err := s.rd.next()
+		typ, raw, err := s.rd.Next()
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 // Read-your-writes with the check in the same round trip as the read.
@@ -116,7 +117,7 @@ func (c *clientConn) sendCheck(sc *serverConn, ck *causalCheck, raw []byte) erro
 	for b := ck.req; len(b) >= 5; {
 		n := int(binary.BigEndian.Uint32(b[1:])) + 1
 		if b[0] == 'P' {
-			if name, _, ok := cstring(b[5:n]); ok && len(name) > 0 && c.stmts[string(name)] == nil {
+			if name, _, ok := pgframe.CString(b[5:n]); ok && len(name) > 0 && c.stmts[string(name)] == nil {
 				ck.names = append(ck.names, string(name))
 			}
 		}
@@ -182,7 +183,7 @@ func (c *clientConn) readCheck(sc *serverConn, prepared bool) (passed, failed bo
 	_ = sc.conn.SetReadDeadline(time.Now().Add(checkWait))
 	defer func() { _ = sc.conn.SetReadDeadline(time.Time{}) }()
 	for {
-		typ, raw, err := sc.rd.next()
+		typ, raw, err := sc.rd.Next()
 		if err != nil {
 			return false, false, err
 		}
@@ -303,7 +304,7 @@ func (c *clientConn) checkedSend(sc *serverConn, typ byte, raw []byte) (done, ok
 var syncMsg = []byte{'S', 0, 0, 0, 4}
 
 // positionQuery reads the primary's WAL insert position.
-var positionQuery = simpleQuery("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
+var positionQuery = pgframe.Query("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
 
 // positionQueryLocked is sendMsg's: for a client that reads right after
 // its writes (c.wantPosition), a Query of the primary's position is sent

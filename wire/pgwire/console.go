@@ -24,7 +24,7 @@ import (
 // runConsole serves an admin session until the client leaves.
 func (c *clientConn) runConsole() {
 	for {
-		typ, raw, err := c.rd.next()
+		typ, raw, err := c.rd.Next()
 		if err != nil {
 			return
 		}

@@ -16,7 +16,7 @@
 //     while it is busy there, or, in a fleet, to the peer whose instance
 //     id the key carries (fleet.go, internal/fleet).
 //  2. Commands (relay.go): the main loop reads client messages as raw
-//     frames (frame.go) and leases a server connection at the first message
+//     frames (package wire/pgframe) and leases a server connection at the first message
 //     that needs an answer. Extended-protocol messages are held until Sync
 //     or Flush, so a server is never leased for half a request. The replies
 //     to a lone request (nothing more of the client's buffered) are relayed
@@ -41,6 +41,13 @@
 // Server connections (backend.go) are dialed and authenticated by pgconn
 // and then taken over (Hijack) so replies are relayed without decoding.
 //
+// The codec is not written here: pgx's pgproto3 decodes and encodes the
+// messages the proxy must understand, and wire/pgframe reads raw frames
+// for the relay and holds the few hand-written encoders and decoders of
+// raw messages (Bind parameters, Query, Close, CommandComplete, startup
+// parameters), fuzzed there. The row codec for merges (shard_codec.go)
+// stays here: its refusals are this package's pgError.
+//
 // Where a request goes is the router's: router.PlanRead (route.go) for a
 // cluster with replicas, router.ShardRouting.PlanShard for a sharded one
 // (shard.go reads the bind values the plan asks for and turns the target
@@ -49,7 +56,7 @@
 // force, router.ParseProxyCommand for SET/SHOW switchyard.*. This package
 // answers in PostgreSQL's messages and never re-decides.
 //
-// Imports: besides router, scatter, pool and replica (DESIGN.md), config
+// Imports: besides pgframe, router, scatter, pool and replica (DESIGN.md), config
 // (the settings of clusters and users), lagmon (the prober interface this
 // package implements, and LSNs) and shard (decoding a binary integer key
 // parameter). A scatter's shard whose pool a reload closed before it

@@ -1,7 +1,6 @@
 package pgwire
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"io"
@@ -32,35 +31,6 @@ func msg(typ byte, body ...[]byte) []byte {
 	out := []byte{typ, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(out[1:], uint32(len(b)+4))
 	return append(out, b...)
-}
-
-// FuzzStartupDecoders feeds arbitrary bytes to the decoders of the startup
-// phase: the length-prefixed startup packet and its parameters, and the
-// typed frames that follow.
-func FuzzStartupDecoders(f *testing.F) {
-	f.Add(startupPacket("user", "app", "database", "app"))
-	f.Add([]byte{0, 0, 0, 8, 4, 210, 22, 47})
-	f.Add([]byte{0, 0, 0, 16, 4, 210, 22, 46, 0, 0, 0, 1, 0, 0, 0, 2})
-	f.Add(msg('p', []byte("md5abc\x00")))
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
-	f.Add([]byte{'Q', 0, 0, 0, 3})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		br := bufio.NewReaderSize(bytes.NewReader(data), 256)
-		if body, err := readStartup(br, maxStartupLen); err == nil && len(body) >= 4 {
-			_, _ = decodeStartupParams(body[4:])
-		}
-		rd := newFrameReader(bufio.NewReaderSize(bytes.NewReader(data), 64), 1<<16)
-		for i := 0; i < 100; i++ {
-			typ, raw, err := rd.next()
-			if err != nil {
-				break
-			}
-			if len(raw) < 5 || raw[0] != typ {
-				t.Fatalf("frame %q of %d bytes", typ, len(raw))
-			}
-			_, _, _ = cstring(raw[5:])
-		}
-	})
 }
 
 var (

@@ -45,7 +45,7 @@ func (c *clientConn) takeReader(pre []byte) {
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(&c.src)
 	c.br = br
-	c.rd.br = br
+	c.rd.SetBuffer(br)
 }
 
 // writer returns the client's write buffer, taking one from the pool if
@@ -88,8 +88,8 @@ func (c *clientConn) idleWait() error {
 	}
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
-	c.br, c.rd.br = nil, nil
-	c.rd.big = nil
+	c.br = nil
+	c.rd.Drop()
 
 	n, err := c.conn.Read(c.idleBuf[:])
 

@@ -346,7 +346,7 @@ func dialServerPassOnce(ctx context.Context, addr string, tc *tls.Config, user s
 	var sasl *scramClient
 	authed := false
 	for {
-		typ, raw, err := rd.next()
+		typ, raw, err := rd.Next()
 		if err != nil {
 			return nil, false, fmt.Errorf("logging in to %s: %w", addr, err)
 		}

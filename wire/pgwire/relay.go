@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 var contextBackground = context.Background()
@@ -44,7 +45,7 @@ func (c *clientConn) run() {
 			c.clientLeft(err)
 			return
 		}
-		typ, raw, err := c.rd.next()
+		typ, raw, err := c.rd.Next()
 		if err != nil {
 			c.clientLeft(err)
 			return
@@ -251,7 +252,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 	}
 	c.writers++
 	c.mu.Unlock()
-	flush := !c.rd.fullFrameBuffered()
+	flush := !c.rd.FullFrameBuffered()
 	var err error
 	if c.sh != nil && c.sh.begin != nil && !c.sh.holdBegin { // sharding: the BEGIN the proxy answered
 		err = c.shardSendBegin(sc)
@@ -315,7 +316,7 @@ func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
 			return true, false
 		}
 		c.pending = append(c.pending, raw...)
-		if !c.rd.fullFrameBuffered() {
+		if !c.rd.FullFrameBuffered() {
 			// Requests already sent wait for no more messages.
 			c.flushServer()
 		}
@@ -436,7 +437,7 @@ func (c *clientConn) prepareFromCache() bool {
 		if b[0] != 'P' || n == len(gs) {
 			return false
 		}
-		name, rest, ok := cstring(b[5:size])
+		name, rest, ok := pgframe.CString(b[5:size])
 		if !ok || len(name) == 0 {
 			return false
 		}
@@ -498,8 +499,8 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	case 'F':
 		an = fnCallAnalysis
 	case 'P':
-		if name, rest, ok := cstring(raw[5:]); ok {
-			q, _, _ := cstring(rest)
+		if name, rest, ok := pgframe.CString(raw[5:]); ok {
+			q, _, _ := pgframe.CString(rest)
 			var pa *router.Analysis
 			if len(name) == 0 {
 				pa = c.an.Analyze(unsafeString(q))
@@ -513,8 +514,8 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			}
 		}
 	case 'B':
-		if _, rest, ok := cstring(raw[5:]); ok {
-			if stmt, _, ok := cstring(rest); ok {
+		if _, rest, ok := pgframe.CString(raw[5:]); ok {
+			if stmt, _, ok := pgframe.CString(rest); ok {
 				if len(stmt) == 0 {
 					an = c.unnamedAn
 				} else if g := c.stmts[string(stmt)]; g != nil {
@@ -547,7 +548,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			return
 		}
 		if ev := sc.stmts.add(g); ev != nil {
-			pre[npre] = closeMsg(nil, ev.name)
+			pre[npre] = pgframe.AppendCloseStatement(nil, ev.name)
 			npre++
 			q.push(expect{kind: 'C', act: actDrop, g: ev, evict: true})
 		}
@@ -575,7 +576,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		c.unnamedAn = nil // nothing of it runs, nothing of it pins
 		q.push(expect{kind: 'P', swap: 'E', swapMsg: stmtRefused(refused, refusedAn)})
 	case typ == 'P':
-		name, rest, ok := cstring(raw[5:])
+		name, rest, ok := pgframe.CString(raw[5:])
 		switch {
 		case !ok:
 			q.push(expect{kind: 'P'}) // malformed: the server says so
@@ -613,7 +614,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 				q.push(expect{kind: 'P', act: actSynth, synth: '1', g: g, cname: cname})
 			} else {
 				if ev := sc.stmts.add(g); ev != nil {
-					pre[npre] = closeMsg(nil, ev.name)
+					pre[npre] = pgframe.AppendCloseStatement(nil, ev.name)
 					npre++
 					q.push(expect{kind: 'C', act: actDrop, g: ev, evict: true})
 				}
@@ -622,8 +623,8 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			}
 		}
 	case typ == 'B':
-		portal, rest, ok1 := cstring(raw[5:])
-		stmt, after, ok2 := cstring(rest)
+		portal, rest, ok1 := pgframe.CString(raw[5:])
+		stmt, after, ok2 := pgframe.CString(rest)
 		e := expect{kind: 'B'}
 		if ok1 && ok2 {
 			if len(stmt) == 0 {
@@ -640,7 +641,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	case typ == 'D':
 		e := expect{kind: 'D'}
 		if len(raw) > 6 && raw[5] == 'S' {
-			if name, _, ok := cstring(raw[6:]); ok {
+			if name, _, ok := pgframe.CString(raw[6:]); ok {
 				if len(name) == 0 {
 					ensureUnnamed()
 				} else if g := c.stmts[string(name)]; g != nil {
@@ -659,7 +660,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		q.push(e)
 	case typ == 'C':
 		if len(raw) > 6 && raw[5] == 'S' {
-			if name, _, ok := cstring(raw[6:]); ok && len(name) > 0 {
+			if name, _, ok := pgframe.CString(raw[6:]); ok && len(name) > 0 {
 				// The statement stays prepared on the servers for other
 				// clients; only this client's name for it goes.
 				delete(c.stmts, string(name))
@@ -699,12 +700,12 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			g := c.stmts[d.Name]
 			e.g, e.cname = g, d.Name
 			if sc.stmts.has(g) || c.txStatus == 'E' {
-				body = simpleQuery(`DEALLOCATE "` + g.name + `"`)
+				body = pgframe.Query(`DEALLOCATE "` + g.name + `"`)
 			} else {
 				// Not prepared on this connection: nothing to drop
 				// there; an empty query is answered in its place.
 				body = emptyQuery
-				e.swap, e.swapMsg = 'I', appendTag(nil, "DEALLOCATE")
+				e.swap, e.swapMsg = 'I', pgframe.AppendCommandComplete(nil, "DEALLOCATE")
 			}
 		} else if name := reservedIn(qa.StatementNames); name != "" {
 			body = refusedQuery
@@ -1169,17 +1170,17 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 	}
 	for {
 		if sync {
-			hdr, err := sc.rd.br.Peek(5)
+			hdr, err := sc.rd.Buffer().Peek(5)
 			if isTimeout(err) {
 				return handover()
 			}
-			if err == nil && int(binary.BigEndian.Uint32(hdr[1:]))+1 > sc.rd.br.Size() {
-				return handover() // relayLarge's business
+			if err == nil && int(binary.BigEndian.Uint32(hdr[1:]))+1 > sc.rd.Buffer().Size() {
+				return handover() // RelayLarge's business
 			}
 		} else if fast && !discard {
 			sink := &c.sink
 			*sink = errSink{w: c.bw}
-			if handled, err := sc.rd.relayLarge(sink); handled {
+			if handled, err := sc.rd.RelayLarge(sink); handled {
 				if err != nil {
 					c.serverFailed(sc, ps, p, err)
 					return
@@ -1188,7 +1189,7 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 				continue
 			}
 		}
-		typ, raw, err := sc.rd.next()
+		typ, raw, err := sc.rd.Next()
 		if sync && isTimeout(err) {
 			return handover() // a message that fits the buffer: nothing of it was consumed
 		}
@@ -1206,7 +1207,7 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 			if !discard {
 				_, err := c.bw.Write(raw)
 				writeErr(err)
-				if !sc.rd.fullFrameBuffered() && !discard {
+				if !sc.rd.FullFrameBuffered() && !discard {
 					writeErr(c.bw.Flush())
 				}
 			}
@@ -1289,7 +1290,7 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 			_, err = c.bw.Write(out[post:])
 			writeErr(err)
 		}
-		if !discard && !sc.rd.fullFrameBuffered() {
+		if !discard && !sc.rd.FullFrameBuffered() {
 			writeErr(c.bw.Flush())
 		}
 		if sync && (typ == 'G' || typ == 'W' || typ == 'H') {
@@ -1619,7 +1620,7 @@ func (c *clientConn) clientLeft(err error) {
 	}
 	if err != nil && !isQuiet(err) && !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.log.Info("closing client connection", "err", err, "age", time.Since(c.start).Round(time.Millisecond))
-		if errors.Is(err, errTooLarge) {
+		if errors.Is(err, pgframe.ErrTooLarge) {
 			c.mu.Unlock()
 			c.sendFromProxy(toErrorResponse(&pgError{Severity: "FATAL", Code: codeProgramLimitExceeded, Message: "message too large", cause: err}))
 			c.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/pool"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 // A server that sends a malformed ReadyForQuery (no status byte) costs its
@@ -23,7 +24,7 @@ func TestMalformedServerReplyFailsOnlyThatClient(t *testing.T) {
 	defer serverSide.Close()
 	sc := &serverConn{conn: proxyServer, addr: "fake"}
 	sc.br = bufio.NewReader(proxyServer)
-	sc.rd = newFrameReader(sc.br, 1<<20)
+	sc.rd = pgframe.NewReader(sc.br, 1<<20)
 	sc.bw = bufio.NewWriter(proxyServer)
 	p := pool.New(pool.Options{Name: "fake", Size: 1, Dial: func(context.Context) (pool.Conn, error) { return sc, nil }})
 	defer p.Close()

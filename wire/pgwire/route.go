@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 // Read/write splitting.
@@ -126,18 +127,18 @@ func (c *clientConn) batchAnalyses(typ byte, raw []byte) []*router.Analysis {
 		case 'Q':
 			as = append(as, c.queryAnalysis(m))
 		case 'P':
-			if _, rest, ok := cstring(m[5:]); ok {
-				if q, _, ok := cstring(rest); ok {
+			if _, rest, ok := pgframe.CString(m[5:]); ok {
+				if q, _, ok := pgframe.CString(rest); ok {
 					as = append(as, c.an.Analyze(unsafeString(q)))
 				}
 			}
 		case 'B':
-			if _, rest, ok := cstring(m[5:]); ok {
-				if stmt, _, ok := cstring(rest); ok && len(stmt) > 0 {
+			if _, rest, ok := pgframe.CString(m[5:]); ok {
+				if stmt, _, ok := pgframe.CString(rest); ok && len(stmt) > 0 {
 					if g := c.stmts[string(stmt)]; g != nil {
 						as = append(as, c.stmtAnalysis(g))
 					}
-				} else if ok && c.unnamedAn != nil && !bytesHasParse(c.pending) {
+				} else if ok && c.unnamedAn != nil && !pgframe.HasParse(c.pending) {
 					as = append(as, c.unnamedAn)
 				}
 			}
@@ -155,16 +156,6 @@ func (c *clientConn) batchAnalyses(typ byte, raw []byte) []*router.Analysis {
 
 // fnCallAnalysis is the verdict on a FunctionCall message.
 var fnCallAnalysis = &router.Analysis{Class: router.Write, Statements: 1, MustPrimary: true, Reason: "FunctionCall"}
-
-func bytesHasParse(b []byte) bool {
-	for len(b) >= 5 {
-		if b[0] == 'P' {
-			return true
-		}
-		b = b[int(binary.BigEndian.Uint32(b[1:]))+1:]
-	}
-	return false
-}
 
 // route picks the pool for the transaction that starts with this request.
 func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
@@ -250,11 +241,11 @@ func (c *clientConn) leaseEndedLocked() {
 // proxyCommandParse reports whether a Parse message prepares one of the
 // proxy's own commands (SET/RESET/SHOW switchyard.*).
 func proxyCommandParse(raw []byte) bool {
-	_, rest, ok := cstring(raw[5:])
+	_, rest, ok := pgframe.CString(raw[5:])
 	if !ok {
 		return false
 	}
-	text, _, ok := cstring(rest)
+	text, _, ok := pgframe.CString(rest)
 	return ok && router.IsProxyCommand(unsafeString(text))
 }
 
@@ -275,7 +266,7 @@ func (c *clientConn) switchyardCommand(text string) bool {
 		if c.sh == nil { // a sharded client's c.rt is its lease's shard's
 			tok = router.WriteToken(c.rt, c.cluster.Name, &c.writes, &c.mu)
 		}
-		out = appendTag(appendRow(nil, "write_position", tok), "SHOW")
+		out = pgframe.AppendCommandComplete(pgframe.AppendTextValue(nil, "write_position", tok), "SHOW")
 	case router.ShowShardKey:
 		if c.sh == nil {
 			return false // the server says the name is unknown
@@ -284,7 +275,7 @@ func (c *clientConn) switchyardCommand(text string) bool {
 		if c.sh.key != nil {
 			v = fmt.Sprint(c.sh.key.Literal)
 		}
-		out = appendTag(appendRow(nil, "shard_key", v), "SHOW")
+		out = pgframe.AppendCommandComplete(pgframe.AppendTextValue(nil, "shard_key", v), "SHOW")
 	case router.SetTarget:
 		if cmd.BadValue {
 			err = newError("22023", "invalid value for switchyard.target: %q (primary, replica or auto)", cmd.Value)
@@ -307,9 +298,9 @@ func (c *clientConn) switchyardCommand(text string) bool {
 		out, _ = toErrorResponse(err).Encode(nil)
 	case out != nil:
 	case cmd.ResetStmt:
-		out = appendTag(nil, "RESET")
+		out = pgframe.AppendCommandComplete(nil, "RESET")
 	default:
-		out = appendTag(nil, "SET")
+		out = pgframe.AppendCommandComplete(nil, "SET")
 	}
 	c.answer(out, c.localStatus())
 	return true
@@ -351,23 +342,4 @@ func (c *clientConn) setShardKey(cmd router.ProxyCommand) *pgError {
 	}
 	c.sh.key = k
 	return nil
-}
-
-func appendTag(b []byte, tag string) []byte {
-	n := 4 + len(tag) + 1
-	b = append(b, 'C', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	return append(append(b, tag...), 0)
-}
-
-// appendRow encodes a one-column text result: RowDescription and DataRow.
-func appendRow(b []byte, col, val string) []byte {
-	n := 4 + 2 + len(col) + 1 + 18
-	b = append(b, 'T', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0, 1)
-	b = append(append(b, col...), 0)
-	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0)
-	n = 4 + 2 + 4 + len(val)
-	b = append(b, 'D', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0, 1)
-	l := len(val)
-	b = append(b, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
-	return append(b, val...)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 const (
@@ -67,7 +68,7 @@ type clientConn struct {
 	srv     *Server
 	conn    net.Conn
 	br      *bufio.Reader // nil while idle (idle.go)
-	rd      *frameReader
+	rd      *pgframe.Reader
 	bw      *bufio.Writer // nil while idle (idle.go)
 	src     prefixReader  // what br reads: the wake-up bytes, then conn
 	idleBuf [idleBufSize]byte
@@ -235,7 +236,7 @@ func (s *Server) newClient(conn net.Conn) *clientConn {
 		stmts: make(map[string]*gstmt),
 		an:    s.an,
 	}
-	c.rd = newFrameReader(nil, maxClientMsg)
+	c.rd = pgframe.NewReader(nil, maxClientMsg)
 	c.takeReader(nil)
 	c.writer()
 	return c
@@ -381,7 +382,7 @@ func (c *clientConn) send(msgs ...pgproto3.BackendMessage) error {
 // the connection was a cancel request or ended quietly.
 func (c *clientConn) startup(refused error) (ok bool, err error) {
 	for {
-		body, err := readStartup(c.br, maxStartupLen)
+		body, err := pgframe.ReadStartup(c.br, maxStartupLen)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return false, err
@@ -438,7 +439,7 @@ func (c *clientConn) startup(refused error) (ok bool, err error) {
 		if code>>16 != 3 {
 			return false, newFatal(codeFeatureNotSupported, "unsupported frontend protocol %d.%d: server supports 3.0", code>>16, code&0xffff)
 		}
-		params, err := decodeStartupParams(body[4:])
+		params, err := pgframe.DecodeStartupParams(body[4:])
 		if err != nil {
 			return false, newFatal(codeProtocolViolation, "invalid startup packet: %v", err)
 		}
@@ -447,40 +448,6 @@ func (c *clientConn) startup(refused error) (ok bool, err error) {
 		}
 		return true, nil
 	}
-}
-
-// decodeStartupParams reads the name/value pairs of a StartupMessage.
-func decodeStartupParams(b []byte) (map[string]string, error) {
-	params := make(map[string]string)
-	for {
-		i := indexZero(b)
-		if i < 0 {
-			return nil, errors.New("missing terminator")
-		}
-		if i == 0 {
-			if len(b) != 1 {
-				return nil, errors.New("data after terminator")
-			}
-			return params, nil
-		}
-		name := string(b[:i])
-		b = b[i+1:]
-		j := indexZero(b)
-		if j < 0 {
-			return nil, errors.New("parameter " + name + " has no value")
-		}
-		params[name] = string(b[:j])
-		b = b[j+1:]
-	}
-}
-
-func indexZero(b []byte) int {
-	for i, x := range b {
-		if x == 0 {
-			return i
-		}
-	}
-	return -1
 }
 
 func (c *clientConn) login(version uint32, params map[string]string, refused error) error {

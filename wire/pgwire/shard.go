@@ -8,6 +8,7 @@ import (
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/shard"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 // Sharded clusters.
@@ -136,25 +137,25 @@ func (c *clientConn) requestStmts(typ byte, raw []byte) []shardStmt {
 		case 'Q':
 			out = append(out, shardStmt{sql: queryText(m), isQuery: true})
 		case 'P':
-			name, rest, ok := cstring(m[5:])
+			name, rest, ok := pgframe.CString(m[5:])
 			if !ok {
 				return
 			}
-			q, _, _ := cstring(rest)
+			q, _, _ := pgframe.CString(rest)
 			if len(name) == 0 {
 				unnamed, haveUnnamed = string(q), true
-				unnamedTypes = parseParamTypes(m)
+				unnamedTypes = pgframe.ParseParamTypes(m)
 			} else {
 				named[string(name)] = string(q)
-				namedTypes[string(name)] = parseParamTypes(m)
+				namedTypes[string(name)] = pgframe.ParseParamTypes(m)
 			}
 			out = append(out, shardStmt{sql: string(q)})
 		case 'B':
-			_, rest, ok := cstring(m[5:])
+			_, rest, ok := pgframe.CString(m[5:])
 			if !ok {
 				return
 			}
-			stmt, _, ok := cstring(rest)
+			stmt, _, ok := pgframe.CString(rest)
 			if !ok {
 				return
 			}
@@ -164,16 +165,16 @@ func (c *clientConn) requestStmts(typ byte, raw []byte) []shardStmt {
 			case len(stmt) == 0 && haveUnnamed:
 				sql, types = unnamed, unnamedTypes
 			case len(stmt) == 0 && len(c.lastUnnamed) > 5:
-				if _, r, ok := cstring(c.lastUnnamed[5:]); ok {
-					q, _, _ := cstring(r)
+				if _, r, ok := pgframe.CString(c.lastUnnamed[5:]); ok {
+					q, _, _ := pgframe.CString(r)
 					sql = string(q)
 				}
-				types = parseParamTypes(c.lastUnnamed)
+				types = pgframe.ParseParamTypes(c.lastUnnamed)
 			default:
 				if q, ok := named[string(stmt)]; ok {
 					sql, types = q, namedTypes[string(stmt)]
 				} else if g := c.stmts[string(stmt)]; g != nil {
-					q, _, _ := cstring(g.parse[5+len(g.name)+1:])
+					q, _, _ := pgframe.CString(g.parse[5+len(g.name)+1:])
 					sql, types = string(q), g.paramTypes()
 				}
 			}
@@ -238,7 +239,7 @@ type bindParams struct {
 }
 
 func (b bindParams) KeyParam(n int) (router.KeyValue, error) {
-	v, binaryFmt, ok := bindParam(b.bind, n)
+	v, binaryFmt, ok := pgframe.BindParam(b.bind, n)
 	switch {
 	case !ok:
 		return router.KeyValue{}, newError(codeProtocolViolation, "bind parameter $%d is missing", n)
@@ -263,58 +264,6 @@ func (b bindParams) KeyParam(n int) (router.KeyValue, error) {
 	}
 	return router.KeyValue{}, newError(codeFeatureNotSupported,
 		"shard key parameter $%d is in binary format of unknown or unsupported type (oid %d): declare it as an integer or text type, or send it as text", n, oid)
-}
-
-// bindParam returns the value of the 1-based parameter n of a Bind
-// message (nil for NULL) and whether it is in binary format.
-func bindParam(m []byte, n int) (v []byte, binaryFmt, ok bool) {
-	if len(m) < 5 {
-		return nil, false, false
-	}
-	b := m[5:]
-	_, b, ok1 := cstring(b)
-	_, b, ok2 := cstring(b)
-	if !ok1 || !ok2 || len(b) < 2 {
-		return nil, false, false
-	}
-	nf := int(binary.BigEndian.Uint16(b))
-	b = b[2:]
-	if len(b) < 2*nf+2 {
-		return nil, false, false
-	}
-	formats := b[:2*nf]
-	b = b[2*nf:]
-	np := int(binary.BigEndian.Uint16(b))
-	b = b[2:]
-	if n > np {
-		return nil, false, false
-	}
-	switch {
-	case nf == 1:
-		binaryFmt = binary.BigEndian.Uint16(formats) == 1
-	case nf > 1 && n <= nf:
-		binaryFmt = binary.BigEndian.Uint16(formats[2*(n-1):]) == 1
-	}
-	for i := 1; ; i++ {
-		if len(b) < 4 {
-			return nil, false, false
-		}
-		l := int(int32(binary.BigEndian.Uint32(b)))
-		b = b[4:]
-		if l < 0 {
-			if i == n {
-				return nil, binaryFmt, true
-			}
-			continue
-		}
-		if l > len(b) {
-			return nil, false, false
-		}
-		if i == n {
-			return b[:l], binaryFmt, true
-		}
-		b = b[l:]
-	}
 }
 
 // requestShard is the one shard of a request's statements, planned for
@@ -522,7 +471,7 @@ func (c *clientConn) shardLocalTxn(text string, a *router.Analysis) bool {
 	default:
 		return false
 	}
-	c.answer(appendTag(nil, tag), status)
+	c.answer(pgframe.AppendCommandComplete(nil, tag), status)
 	return true
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/shard"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 // A 4-byte key sent in binary format means an int4 or four characters of
@@ -46,7 +47,7 @@ func TestKeyShardBinaryParameters(t *testing.T) {
 	}
 	// Parse-declared types are what routing reads for the unnamed statement.
 	parse, _ := (&pgproto3.Parse{Query: "SELECT $1", ParameterOIDs: []uint32{20}}).Encode(nil)
-	if got := parseParamTypes(parse); len(got) != 1 || got[0] != 20 {
+	if got := pgframe.ParseParamTypes(parse); len(got) != 1 || got[0] != 20 {
 		t.Fatalf("parseParamTypes: %v", got)
 	}
 }

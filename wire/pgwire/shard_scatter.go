@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/shard"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 // Scatter-gather: a SELECT without one shard key, sent outside a lease,
@@ -64,7 +65,7 @@ func (c *clientConn) shardScatter(raw []byte) bool {
 		for _, r := range rows {
 			out = append(out, r...)
 		}
-		return appendTag(out, tag)
+		return pgframe.AppendCommandComplete(out, tag)
 	})
 	c.answer(out, status)
 	return true
@@ -126,7 +127,7 @@ func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *router.ShardClust
 // gets the same LIMIT, the merge applies it again. NULL is LIMIT ALL (-1);
 // a negative value is left to the shards, which refuse it.
 func limitParam(bind []byte, n int) (int64, error) {
-	v, bin, ok := bindParam(bind, n)
+	v, bin, ok := pgframe.BindParam(bind, n)
 	switch {
 	case ok && v == nil:
 		return -1, nil
@@ -223,7 +224,7 @@ func (r *shardResult) answer() *scatter.Answer {
 		if m[0] != 'C' {
 			continue
 		}
-		t, _, _ := cstring(m[5:])
+		t, _, _ := pgframe.CString(m[5:])
 		r.verb = string(t)
 		if i := bytes.LastIndexByte(t, ' '); i >= 0 {
 			if n, err := strconv.ParseInt(string(t[i+1:]), 10, 64); err == nil {
@@ -288,7 +289,7 @@ func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res 
 	for err == nil {
 		var typ byte
 		var m []byte
-		typ, m, err = sc.rd.next()
+		typ, m, err = sc.rd.Next()
 		if err == nil && typ == 'Z' && len(m) != 6 {
 			err = fmt.Errorf("ReadyForQuery of %d bytes", len(m))
 		}
@@ -354,7 +355,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 		} else if len(stmt) > 0 || len(c.lastUnnamed) < 6 {
 			return false
 		} else {
-			_, parse, _ = cstring(c.lastUnnamed[5:])
+			_, parse, _ = pgframe.CString(c.lastUnnamed[5:])
 		}
 		parsed, injectedParse = stmt, true
 		return true
@@ -365,7 +366,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 		b = b[n:]
 		switch m[0] {
 		case 'P':
-			name, rest, ok := cstring(m[5:])
+			name, rest, ok := pgframe.CString(m[5:])
 			if !ok || parse != nil {
 				return false
 			}
@@ -379,7 +380,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 				return false
 			}
 			if m[5] == 'S' {
-				if name, _, ok := cstring(m[6:]); !ok || !ensureParse(name) {
+				if name, _, ok := pgframe.CString(m[6:]); !ok || !ensureParse(name) {
 					return false
 				}
 				body = append(body, 'D', 0, 0, 0, 6, 'S', 0)
@@ -388,8 +389,8 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 				body = append(body, m...)
 			}
 		case 'B':
-			portal, rest, ok1 := cstring(m[5:])
-			stmt, after, ok2 := cstring(rest)
+			portal, rest, ok1 := pgframe.CString(m[5:])
+			stmt, after, ok2 := pgframe.CString(rest)
 			if !ok1 || !ok2 || nBind > 0 || !ensureParse(stmt) {
 				return false
 			}
@@ -433,7 +434,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	c.pending = c.pending[:0]
 	out := c.runScatter(rt, req, as, func(q string) []byte {
 		// q: the statement, or rewritten (its OFFSET folded into the LIMIT).
-		_, params, _ := cstring(parse)
+		_, params, _ := pgframe.CString(parse)
 		n := 4 + 1 + len(q) + 1 + len(params)
 		p := append([]byte{'P', byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n), 0}, q...)
 		return slices.Concat(p, []byte{0}, params, body)
@@ -458,7 +459,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 				for _, r := range rows {
 					out = append(out, r...)
 				}
-				out = appendTag(out, tag)
+				out = pgframe.AppendCommandComplete(out, tag)
 				continue
 			case 'Z':
 				continue

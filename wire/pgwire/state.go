@@ -8,6 +8,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 // Session state under transaction pooling.
@@ -66,7 +67,7 @@ func (c *clientConn) stmtAnalysis(g *gstmt) *router.Analysis {
 	if a := g.an.Load(); a != nil {
 		return a
 	}
-	q, _, _ := cstring(g.parse[5+len(g.name)+1:])
+	q, _, _ := pgframe.CString(g.parse[5+len(g.name)+1:])
 	a := c.an.Analyze(string(q))
 	g.an.Store(a)
 	return a
@@ -330,6 +331,6 @@ func (c *clientConn) answerLocally(a *router.Analysis) bool {
 		delete(c.stmts, a.Deallocate.Name)
 		tag = "DEALLOCATE"
 	}
-	c.answer(appendTag(make([]byte, 0, 32), tag), c.localStatus())
+	c.answer(pgframe.AppendCommandComplete(make([]byte, 0, 32), tag), c.localStatus())
 	return true
 }

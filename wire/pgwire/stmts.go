@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
 // Prepared statements under transaction pooling.
@@ -54,7 +55,7 @@ type gstmt struct {
 
 // noteParamTypes records a ParameterDescription message ('t').
 func (g *gstmt) noteParamTypes(raw []byte) {
-	if oids := decodeOIDs(raw[5:]); oids != nil {
+	if oids := pgframe.DecodeOIDs(raw[5:]); oids != nil {
 		g.params.Store(&oids)
 	}
 }
@@ -65,37 +66,6 @@ func (g *gstmt) paramTypes() []uint32 {
 		return *p
 	}
 	return nil
-}
-
-// decodeOIDs reads an int16 count followed by that many int32 OIDs (the
-// tail of Parse, and ParameterDescription). nil when malformed or empty.
-func decodeOIDs(b []byte) []uint32 {
-	if len(b) < 2 {
-		return nil
-	}
-	n := int(binary.BigEndian.Uint16(b))
-	b = b[2:]
-	if n == 0 || len(b) < 4*n {
-		return nil
-	}
-	oids := make([]uint32, n)
-	for i := range oids {
-		oids[i] = binary.BigEndian.Uint32(b[4*i:])
-	}
-	return oids
-}
-
-// parseParamTypes reads the declared parameter types of a Parse message.
-func parseParamTypes(raw []byte) []uint32 {
-	_, rest, ok := cstring(raw[5:])
-	if !ok {
-		return nil
-	}
-	_, rest, ok = cstring(rest)
-	if !ok {
-		return nil
-	}
-	return decodeOIDs(rest)
 }
 
 // stmtRegistry maps statement text (query and parameter types, as the
@@ -191,7 +161,7 @@ func (r *stmtRegistry) get(key []byte, max int) *gstmt {
 	msg = append(append(append(msg, name...), 0), key...)
 	binary.BigEndian.PutUint32(msg[1:], uint32(len(msg)-1))
 	g := &gstmt{name: name, parse: msg, schema: schema}
-	if oids := parseParamTypes(msg); oids != nil {
+	if oids := pgframe.ParseParamTypes(msg); oids != nil {
 		g.params.Store(&oids)
 	}
 	if r.m == nil {
@@ -371,27 +341,10 @@ func (s *stmtCache) clear() {
 	s.m = nil
 }
 
-// cstring splits a NUL-terminated string off b.
-func cstring(b []byte) (s, rest []byte, ok bool) {
-	for i, x := range b {
-		if x == 0 {
-			return b[:i], b[i+1:], true
-		}
-	}
-	return nil, nil, false
-}
-
-// closeMsg encodes Close of a statement.
-func closeMsg(dst []byte, name string) []byte {
-	n := 4 + 1 + len(name) + 1
-	dst = append(dst, 'C', byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 'S')
-	return append(append(dst, name...), 0)
-}
-
 // noopClose closes a statement that never exists: PostgreSQL answers
 // CloseComplete and does nothing, which gives the relay a reply to hang
 // synthesized replies on when the client's request sent nothing else.
-var noopClose = closeMsg(nil, "switchyard_noop")
+var noopClose = pgframe.AppendCloseStatement(nil, "switchyard_noop")
 
 // The proxy's own statement names, sy_<n>, exist on the servers only. A
 // client that names one it did not prepare itself (Bind, Describe, SQL
@@ -404,7 +357,7 @@ const reservedName = "switchyard: reserved statement name"
 
 var (
 	// refusedQuery fails with 26000 on the server.
-	refusedQuery = simpleQuery(`DEALLOCATE "` + reservedName + `"`)
+	refusedQuery = pgframe.Query(`DEALLOCATE "` + reservedName + `"`)
 	// refusedParse fails (a syntax error) and creates nothing.
 	refusedParse = func() []byte {
 		b := []byte{'P', 0, 0, 0, 0}
@@ -415,16 +368,8 @@ var (
 		return b
 	}()
 	// emptyQuery is answered with EmptyQueryResponse and ReadyForQuery.
-	emptyQuery = simpleQuery("")
+	emptyQuery = pgframe.Query("")
 )
-
-// simpleQuery encodes a Query message.
-func simpleQuery(sql string) []byte {
-	b := []byte{'Q', 0, 0, 0, 0}
-	b = append(append(b, sql...), 0)
-	binary.BigEndian.PutUint32(b[1:], uint32(len(b)-1))
-	return b
-}
 
 // isProxyName reports whether name has the form of the proxy's statement
 // names.

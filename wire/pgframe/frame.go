@@ -1,4 +1,4 @@
-package pgwire
+package pgframe
 
 import (
 	"bufio"
@@ -8,11 +8,11 @@ import (
 	"io"
 )
 
-// frameReader reads PostgreSQL messages (1-byte type, 4-byte length, body)
+// Reader reads PostgreSQL messages (1-byte type, 4-byte length, body)
 // without decoding them, so that relaying a message costs a copy and no
 // allocation. The slices it returns are borrowed: they are valid only until
 // the next call on the reader. Copy before keeping one.
-type frameReader struct {
+type Reader struct {
 	br  *bufio.Reader
 	max int    // the largest body accepted
 	big []byte // storage for messages larger than br's buffer
@@ -22,16 +22,26 @@ type frameReader struct {
 // messages.
 const maxKeptFrame = 256 << 10
 
-// errTooLarge is wrapped by errors for messages over the reader's limit.
-var errTooLarge = errors.New("message too large")
+// ErrTooLarge is wrapped by errors for messages over the reader's limit.
+var ErrTooLarge = errors.New("message too large")
 
-func newFrameReader(br *bufio.Reader, max int) *frameReader {
-	return &frameReader{br: br, max: max}
+func NewReader(br *bufio.Reader, max int) *Reader {
+	return &Reader{br: br, max: max}
 }
 
-// next returns the type of the next message and its raw bytes, header
+// SetBuffer makes br the buffer messages are read from.
+func (r *Reader) SetBuffer(br *bufio.Reader) { r.br = br }
+
+// Buffer is the buffer messages are read from.
+func (r *Reader) Buffer() *bufio.Reader { return r.br }
+
+// Drop lets go of the read buffer and of the storage of a large message
+// (an idle client holds neither); SetBuffer gives it a buffer again.
+func (r *Reader) Drop() { r.br, r.big = nil, nil }
+
+// Next returns the type of the next message and its raw bytes, header
 // included (raw[5:] is the body).
-func (r *frameReader) next() (typ byte, raw []byte, err error) {
+func (r *Reader) Next() (typ byte, raw []byte, err error) {
 	if cap(r.big) > maxKeptFrame {
 		// The last message was big: its storage is not kept for the
 		// session's life (the caller is done with it by contract).
@@ -46,14 +56,14 @@ func (r *frameReader) next() (typ byte, raw []byte, err error) {
 		return 0, nil, fmt.Errorf("invalid message length %d for message type %q", n, hdr[0])
 	}
 	if n-4 > r.max {
-		return 0, nil, fmt.Errorf("%w: %d bytes for message type %q (limit %d)", errTooLarge, n-4, hdr[0], r.max)
+		return 0, nil, fmt.Errorf("%w: %d bytes for message type %q (limit %d)", ErrTooLarge, n-4, hdr[0], r.max)
 	}
 	typ = hdr[0]
 	total := n + 1
 	if total <= r.br.Size() {
 		raw, err = r.br.Peek(total)
 		if err != nil {
-			return 0, nil, noEOF(err)
+			return 0, nil, NoEOF(err)
 		}
 		_, _ = r.br.Discard(total)
 		return typ, raw, nil
@@ -72,16 +82,16 @@ func (r *frameReader) next() (typ byte, raw []byte, err error) {
 		}
 		raw = raw[:at+step]
 		if _, err := io.ReadFull(r.br, raw[at:]); err != nil {
-			return 0, nil, noEOF(err)
+			return 0, nil, NoEOF(err)
 		}
 	}
 	r.big = raw
 	return typ, raw, nil
 }
 
-// peekHeader returns the type and total length of the next message when its
+// PeekHeader returns the type and total length of the next message when its
 // header is already buffered, without blocking.
-func (r *frameReader) peekHeader() (typ byte, total int, ok bool) {
+func (r *Reader) PeekHeader() (typ byte, total int, ok bool) {
 	if r.br.Buffered() < 5 {
 		return 0, 0, false
 	}
@@ -89,9 +99,9 @@ func (r *frameReader) peekHeader() (typ byte, total int, ok bool) {
 	return hdr[0], int(binary.BigEndian.Uint32(hdr[1:])) + 1, true
 }
 
-// peekHeaderWait is peekHeader that waits for the header to arrive; ok is
-// false when it cannot be read (next reports why).
-func (r *frameReader) peekHeaderWait() (typ byte, total int, ok bool) {
+// PeekHeaderWait is PeekHeader that waits for the header to arrive; ok is
+// false when it cannot be read (Next reports why).
+func (r *Reader) PeekHeaderWait() (typ byte, total int, ok bool) {
 	hdr, err := r.br.Peek(5)
 	if err != nil {
 		return 0, 0, false
@@ -99,26 +109,26 @@ func (r *frameReader) peekHeaderWait() (typ byte, total int, ok bool) {
 	return hdr[0], int(binary.BigEndian.Uint32(hdr[1:])) + 1, true
 }
 
-// fullFrameBuffered says whether a whole next message is already buffered,
+// FullFrameBuffered says whether a whole next message is already buffered,
 // so that reading it will not block. Writers flush when it is false: the
 // peer is waiting for answers to what it sent so far.
-func (r *frameReader) fullFrameBuffered() bool {
-	_, total, ok := r.peekHeader()
+func (r *Reader) FullFrameBuffered() bool {
+	_, total, ok := r.PeekHeader()
 	return ok && r.br.Buffered() >= total
 }
 
-// noEOF turns an EOF inside a message into ErrUnexpectedEOF: the peer
+// NoEOF turns an EOF inside a message into ErrUnexpectedEOF: the peer
 // vanished mid-message, which is not a clean close.
-func noEOF(err error) error {
+func NoEOF(err error) error {
 	if err == io.EOF {
 		return io.ErrUnexpectedEOF
 	}
 	return err
 }
 
-// readStartup reads a startup-phase packet (4-byte length, body; no type
-// byte). The body is borrowed like next's result.
-func readStartup(br *bufio.Reader, max int) ([]byte, error) {
+// ReadStartup reads a startup-phase packet (4-byte length, body; no type
+// byte). The body is borrowed like Next's result.
+func ReadStartup(br *bufio.Reader, max int) ([]byte, error) {
 	hdr, err := br.Peek(4)
 	if err != nil {
 		return nil, err
@@ -132,23 +142,23 @@ func readStartup(br *bufio.Reader, max int) ([]byte, error) {
 	}
 	raw, err := br.Peek(n)
 	if err != nil {
-		return nil, noEOF(err)
+		return nil, NoEOF(err)
 	}
 	_, _ = br.Discard(n)
 	return raw[4:], nil
 }
 
-// relayLarge copies the next message to w without holding it whole when it
+// RelayLarge copies the next message to w without holding it whole when it
 // is a DataRow or CopyData too large for the read buffer: a 1 GB bytea
 // value then costs the buffer, not a gigabyte. handled is false when the
 // next message is not such a message; nothing was read then.
-func (r *frameReader) relayLarge(w io.Writer) (handled bool, err error) {
-	typ, total, ok := r.peekHeader()
+func (r *Reader) RelayLarge(w io.Writer) (handled bool, err error) {
+	typ, total, ok := r.PeekHeader()
 	if !ok || total <= r.br.Size() || (typ != 'D' && typ != 'd') {
 		return false, nil
 	}
 	if total-5 > r.max {
-		return false, nil // next() reports the limit
+		return false, nil // Next reports the limit
 	}
 	hdr, _ := r.br.Peek(5)
 	if _, err := w.Write(hdr); err != nil {
@@ -156,5 +166,5 @@ func (r *frameReader) relayLarge(w io.Writer) (handled bool, err error) {
 	}
 	_, _ = r.br.Discard(5)
 	_, err = io.CopyN(w, r.br, int64(total-5))
-	return true, noEOF(err)
+	return true, NoEOF(err)
 }
