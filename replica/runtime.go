@@ -372,14 +372,16 @@ func (rt *Runtime) Need(w *Writes, readAfter lagmon.Position) (need lagmon.Posit
 
 // WritePosition answers SHOW switchyard.write_position: the position of
 // the client's last write as text another connection can pass to SET
-// switchyard.read_after ("" when the client has not written). It waits up
-// to 2s for that position to be sampled. lock guards w (nil: none needed).
+// switchyard.read_after ("" when the client has not written). When no
+// sample of the primary since the write exists yet, the primary is probed
+// now (coalesced, as for a read), for up to 2s. lock guards w (nil: none
+// needed).
 func (rt *Runtime) WritePosition(w *Writes, lock sync.Locker) string {
 	if rt == nil || w == nil {
 		return ""
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for {
+	for probed := false; ; probed = true {
 		_, known := rt.lockedNeed(w, nil, lock)
 		if lock != nil {
 			lock.Lock()
@@ -388,13 +390,22 @@ func (rt *Runtime) WritePosition(w *Writes, lock sync.Locker) string {
 		if lock != nil {
 			lock.Unlock()
 		}
-		if known || time.Now().After(deadline) {
+		if known || !time.Now().Before(deadline) {
 			if pos == nil {
 				return ""
 			}
 			return pos.String()
 		}
-		time.Sleep(max(rt.Settings().LagPollInterval/2, time.Millisecond))
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if !rt.primaryAfterWrite(ctx, w, lock) || probed {
+			// The probe failed (or did not do): wait for a poll, or the
+			// deadline.
+			select {
+			case <-ctx.Done():
+			case <-time.After(max(rt.Settings().LagPollInterval/2, time.Millisecond)):
+			}
+		}
+		cancel()
 	}
 }
 

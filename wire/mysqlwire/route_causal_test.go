@@ -390,3 +390,34 @@ lag_poll_interval = "10s"`)
 		t.Fatalf("a read after a newer position, then one after the older: %.0f checked, %.0f unchecked, want 1 checked and the other unchecked", c, pl)
 	}
 }
+
+// SHOW switchyard.write_position right after a write answers with the
+// write's position at once, probing the primary, however far apart the
+// lag monitor's polls are: it used to wait for a poll, and with polls more
+// than 2 s apart answered after the first wait (lag_poll_interval / 2)
+// with the position of an earlier write, or "" for the first: a token that
+// did not cover the write.
+func TestWritePositionWithoutPoll(t *testing.T) {
+	p := startSplitProxy(t, `max_replica_lag = "1h"
+lag_poll_interval = "10s"`)
+	ma := testcluster.Maria
+	onNode(t, ma.Primary, "DROP TABLE IF EXISTS app.t_causal_tok")
+	onNode(t, ma.Primary, "CREATE TABLE app.t_causal_tok (id BIGINT PRIMARY KEY)")
+	c := conn(t, p.open(t, ""))
+	for id := range 3 {
+		execSQL(t, c, "INSERT INTO t_causal_tok VALUES (?)", id)
+		start := time.Now()
+		tok := queryString(t, c, "SHOW switchyard.write_position")
+		took := time.Since(start)
+		want, err := ma.QueryString(ma.Primary, "SELECT @@gtid_binlog_pos")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != "my@"+want {
+			t.Fatalf("write %d: write_position %q after %v, want my@%s (the primary's position after the write)", id, tok, took, want)
+		}
+		if took > time.Second {
+			t.Errorf("write %d: write_position took %v, want a probe's round trip", id, took)
+		}
+	}
+}
