@@ -55,7 +55,18 @@ transactions finish (up to shutdown_timeout), SIGINT stops at once.
 `
 
 func main() {
+	if len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-") && !isHelp(os.Args[1]) {
+		tuneRuntime() // serving: see runtime.go
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "-version", "--version":
+		return true
+	}
+	return false
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
