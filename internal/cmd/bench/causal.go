@@ -292,10 +292,16 @@ func causalPG(ctx context.Context, e *env, rounds int) (*causalSamples, error) {
 		if err := read("plain", id); err != nil {
 			return nil, err
 		}
-		// checked: a position from the primary, replayed everywhere.
+		// checked: a position from the primary, replayed everywhere. It is
+		// read after the INSERT committed: one read inside the INSERT
+		// (RETURNING) comes before its commit record, and a replica that
+		// has replayed up to it may not show the row yet.
 		id++
+		if _, err := direct.Exec(ctx, "INSERT INTO "+causalTable+" VALUES ($1, 0)", id); err != nil {
+			return nil, err
+		}
 		var lsn string
-		if err := direct.QueryRow(ctx, "INSERT INTO "+causalTable+" VALUES ($1, 0) RETURNING pg_current_wal_insert_lsn()::text", id).Scan(&lsn); err != nil {
+		if err := direct.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
 			return nil, err
 		}
 		if err := waitUntil(ctx, func() (bool, error) {
