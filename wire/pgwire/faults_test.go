@@ -417,7 +417,9 @@ postgres_listen = "127.0.0.1:0"
 shutdown_timeout = "5s"
 [defaults]
 pool_size = 4
-connect_timeout = "500ms"
+# The healthy clusters' dials get the default's time on a loaded machine;
+# the silent server's cluster gives up after connect_timeout below.
+connect_timeout = "3s"
 query_wait_timeout = "2s"
 lag_poll_interval = "20ms"
 [[users]]
@@ -434,6 +436,7 @@ protocol = "postgres"
 database = "silentdb"
 server_database = "app"
 primary = %[2]q
+connect_timeout = "500ms"
 [[clusters]]
 name = "silentrep"
 protocol = "postgres"
