@@ -41,6 +41,12 @@
 // instead of a connection shared by two clients. Counts for metrics and the
 // admin views are list lengths.
 //
+// A front end keeps its pools in a Set, one per key (node, database,
+// server credentials, connection settings): Set opens a pool on first use
+// and, on a config reload, resizes in place the pools whose key still
+// holds and drains the others, so transactions in flight finish on the
+// pool they hold.
+//
 // One mutex per Pool guards its lists; it is never held while dialing,
 // pinging or closing a connection, nor while calling any Options callback.
 // Get and Put with an idle connection available do not allocate.

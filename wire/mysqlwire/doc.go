@@ -55,7 +55,10 @@
 //     leases; lazy BEGIN, scatter-gather SELECT merged in the text and binary
 //     protocols (package scatter, through mysqlproto.RowCodec), all-shard
 //     writes, shard replicas through route.go.
-//   - server.go: listeners, pools, reload, shutdown.
+//   - server.go: reload, and the MySQL parts of the pools (how a pool
+//     dials, max_allowed_packet, the server version); the accept loop,
+//     the sessions by connection id, Shutdown's drain and the pool set
+//     are internal/frontend's, shared with pgwire.
 //
 // A server connection serves a client only with the same framing-relevant
 // capabilities (CLIENT_DEPRECATE_EOF, SESSION_TRACK, MULTI_STATEMENTS,
@@ -87,6 +90,9 @@
 //
 // Imports: besides mysqlproto, router, scatter, pool and replica (DESIGN.md), config
 // (the settings of clusters and users), lagmon (the prober interface this
-// package implements, and GTID positions) and shard (the route of a
-// multi-shard statement handed to the scatter code).
+// package implements, and GTID positions), shard (the route of a
+// multi-shard statement handed to the scatter code) and internal/frontend
+// (listeners, the registry of sessions, Shutdown, the pools by key: the
+// server scaffolding that knows no protocol, written once for both
+// front ends).
 package mysqlwire

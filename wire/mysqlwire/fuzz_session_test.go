@@ -109,7 +109,6 @@ func FuzzSession(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.wg.Add(1) // serveConn ends with wg.Done, as Serve expects
 			s.serveConn(&bytesConn{r: bytes.NewReader(append(login[:len(login):len(login)], data...))})
 		}()
 		select {

@@ -38,7 +38,6 @@ server_password = "app"`)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.wg.Add(1)
 			s.serveConn(c)
 		}()
 		select {

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
@@ -207,7 +208,7 @@ func (s *session) route() (*pool.Pool, *replica.Node, *replica.Runtime) {
 		// when the cluster's connections changed, with replicas or
 		// without (the old pool drains: no transaction may start there).
 		s.cfgSeen, s.replicaPools = cfg, nil
-		if c := cfg.ClusterByName(s.key.cluster); c != nil && c.Settings.PoolIdentity() != s.key.settings {
+		if c := cfg.ClusterByName(s.key.Cluster); c != nil && c.Settings.PoolIdentity() != s.key.Settings {
 			s.rekey()
 		}
 	}
@@ -222,7 +223,7 @@ func (s *session) route() (*pool.Pool, *replica.Node, *replica.Runtime) {
 // routeWith is route for one primary (a cluster's or a shard's): key is
 // the primary pool's key, primary its pool, ryw the client's writes there,
 // as the analyses of the statements that start the transaction.
-func (s *session) routeWith(rt *replica.Runtime, key poolKey, primary *pool.Pool, ryw *replica.Writes, as ...*router.Analysis) (*pool.Pool, *replica.Node, *replica.Runtime) {
+func (s *session) routeWith(rt *replica.Runtime, key frontend.PoolKey, primary *pool.Pool, ryw *replica.Writes, as ...*router.Analysis) (*pool.Pool, *replica.Node, *replica.Runtime) {
 	if len(as) == 0 || as[len(as)-1] == nil || s.mode != config.PoolTransaction || s.pinned != "" || s.noAutocommit || s.hold > 0 {
 		return primary, nil, rt
 	}
@@ -236,11 +237,11 @@ func (s *session) routeWith(rt *replica.Runtime, key poolKey, primary *pool.Pool
 	if n == nil {
 		return primary, nil, rt
 	}
-	rk := replicaKey{addr: n.Name, db: key.db}
+	rk := replicaKey{addr: n.Name, db: key.DB}
 	p := s.replicaPools[rk]
 	if p == nil {
 		k := key
-		k.addr = n.Name
+		k.Addr = n.Name
 		var err error
 		if p, err = s.srv.poolFor(k); err != nil {
 			rt.Set.Done(n)

@@ -3,12 +3,9 @@ package mysqlwire
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,17 +14,16 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/authcache"
 	"github.com/switchyard/switchyard/internal/fleet"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/limits"
-	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
-	"github.com/switchyard/switchyard/shard"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
-var ErrServerClosed = errors.New("mysqlwire: server closed")
+var ErrServerClosed = frontend.ErrClosed
 
 // defaultVersion is announced to clients until the proxy has seen a
 // server's own version string.
@@ -63,32 +59,15 @@ type Server struct {
 	// passCache keeps auth_query's answers (passthrough.go).
 	passCache authcache.Cache
 
-	mu        sync.Mutex
-	pools     pool.Set[poolKey, struct{}]
-	listeners map[net.Listener]struct{}
+	pools frontend.Pools[struct{}]
 
 	// Limits counts clients against the configured caps and remembers
 	// failed logins; NewServer gives the server its own, and a process
 	// with both front ends may give them one to share before Serve.
 	Limits *limits.Set
 
-	closing  atomic.Bool
-	sessions sync.Map // uint32 connection id -> *session
-	nextID   atomic.Uint32
-	clients  atomic.Int64
-	wg       sync.WaitGroup
-}
-
-// poolKey identifies a pool: one node, one server database and user, so
-// that pool_size caps the server connections per node and user. Clients'
-// capabilities, collations and connection attributes are not part of it: a
-// lease brings its connection in line with the client (session.sync).
-// Settings are part of the key so that a reload with new pool settings
-// gets new pools.
-type poolKey struct {
-	addr, db, user, password string
-	settings                 config.Settings
-	cluster                  string
+	fe     frontend.Server[*session] // listeners, sessions by connection id, drain
+	nextID atomic.Uint32
 }
 
 // NewServer returns a server for cfg. Nothing listens until Serve.
@@ -97,15 +76,13 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 		log = slog.Default()
 	}
 	s := &Server{
-		log:       log.With("proto", "mysql"),
-		listeners: make(map[net.Listener]struct{}),
-		Limits:    limits.New(),
+		log:    log.With("proto", "mysql"),
+		Limits: limits.New(),
 	}
+	s.fe.Log = s.log
 	v := defaultVersion
 	s.version.Store(&v)
-	s.pools.Log = s.log
-	s.pools.Listed = func(k poolKey, p *pool.Pool, l pool.Limits) { metrics.AddPool(poolInfo(k, l, p)) }
-	s.pools.Unlisted = metrics.RemovePool
+	s.pools.Init(config.MySQL, s.log, serverCreds)
 	s.shards.Protocol = config.MySQL
 	shards, err := s.shards.Build(cfg)
 	if err != nil {
@@ -122,7 +99,7 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 // keeping the unchanged ones and stopping the replaced ones.
 func (s *Server) setRuntimes(cfg *config.Config) {
 	s.setAnalyzers(cfg)
-	if s.closing.Load() {
+	if s.fe.Closing() {
 		return
 	}
 	s.rts.Reload(replica.Specs(cfg, config.MySQL, serverCreds, newProbe))
@@ -135,14 +112,9 @@ func (s *Server) setRuntimes(cfg *config.Config) {
 
 func (s *Server) setConfig(cfg *config.Config) {
 	s.cfg.Store(cfg)
-	var tc *tls.Config
-	if cfg.Proxy.TLSCert != "" && cfg.Proxy.TLSKey != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.Proxy.TLSCert, cfg.Proxy.TLSKey)
-		if err != nil {
-			s.log.Error("client TLS disabled: cannot load certificate", "cert", cfg.Proxy.TLSCert, "err", err)
-		} else {
-			tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		}
+	tc, err := frontend.ClientTLS(cfg.Proxy)
+	if err != nil {
+		s.log.Error("client TLS disabled: cannot load certificate", "cert", cfg.Proxy.TLSCert, "err", err)
 	}
 	s.tls.Store(tc)
 }
@@ -176,39 +148,8 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.shards.Publish(shards, &s.rts)
 	// Pools whose connections the new config describes alike stay, with
 	// its limits (pool_size and the like) taken in place; the others drain.
-	s.pools.Reload(func(k poolKey) (pool.Limits, bool) {
-		return poolLimits(cfg, k.cluster), s.keyValid(cfg, k)
-	}, cfg.Proxy.ShutdownTimeout)
+	s.pools.Reload(cfg)
 	return nil
-}
-
-// keyValid reports whether some MySQL cluster of cfg still resolves to k.
-func (s *Server) keyValid(cfg *config.Config, k poolKey) bool {
-	for i := range cfg.Clusters {
-		c := &cfg.Clusters[i]
-		if c.Protocol != config.MySQL || c.Name != k.cluster || c.Settings.PoolIdentity() != k.settings {
-			continue
-		}
-		found := c.Primary == k.addr || slices.Contains(c.Replicas, k.addr)
-		for j, sh := range c.Shards {
-			if shard.Database(c, j) == k.db && (sh.Primary == k.addr || slices.Contains(sh.Replicas, k.addr)) {
-				found = true
-			}
-		}
-		if !found {
-			continue
-		}
-		if _, pass := passHash(k.password); pass && c.Settings.AuthUser != "" {
-			return true // a passthrough user's pool, while the cluster has auth_user
-		}
-		for j := range cfg.Users {
-			u, pw := serverCreds(&cfg.Users[j])
-			if u == k.user && pw == k.password {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // serverCreds are the credentials toward the servers for u.
@@ -224,8 +165,8 @@ func serverCreds(u *config.User) (string, string) {
 }
 
 // poolFor returns the pool for k, creating it on first use.
-func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
-	if s.closing.Load() {
+func (s *Server) poolFor(k frontend.PoolKey) (*pool.Pool, error) {
+	if s.fe.Closing() {
 		return nil, mysqlproto.NewSQLError(mysqlproto.ERServerShutdown, "08S01", "switchyard is shutting down")
 	}
 	p, _, err := s.pools.Get(k, func() (*pool.Pool, struct{}, error) {
@@ -235,37 +176,23 @@ func (s *Server) poolFor(k poolKey) (*pool.Pool, error) {
 	return p, err
 }
 
-// openPool makes the pool of k.
-func (s *Server) openPool(k poolKey) (*pool.Pool, error) {
-	st := k.settings
-	lim := poolLimits(s.cfg.Load(), k.cluster)
-	stls, err := newServerTLS(st, k.addr)
+// openPool makes the pool of k, with the limits of its cluster in force.
+func (s *Server) openPool(k frontend.PoolKey) (*pool.Pool, error) {
+	lim := frontend.PoolLimits(config.Settings{}) // a cluster gone meanwhile: 1
+	if cl := s.cfg.Load().ClusterByName(k.Cluster); cl != nil {
+		lim = frontend.PoolLimits(cl.Settings)
+	}
+	stls, err := newServerTLS(k.Settings, k.Addr)
 	if err != nil {
 		return nil, mysqlproto.NewSQLError(mysqlproto.ERUnknown, "HY000", "switchyard: %v", err)
 	}
-	dp := dialParams{addr: k.addr, user: k.user, password: k.password, db: k.db, collation: defaultCollation, tls: stls}
+	dp := dialParams{addr: k.Addr, user: k.User, password: k.Password, db: k.DB, collation: defaultCollation, tls: stls}
 	// A dial for a client's lease is made as that client needs it; one of
 	// the pool's own (min_pool_size) as the last client's, with the
 	// proxy's attributes.
 	var last atomic.Pointer[connSpec]
-	serverErrs := metrics.ServerErrors.WithLabelValues("mysql", k.cluster)
-	wait := metrics.WaitSeconds.WithLabelValues("mysql", k.cluster)
-	p := pool.New(pool.Options{
-		Name:        fmt.Sprintf("mysql/%s@%s user=%s db=%s", k.cluster, k.addr, k.user, k.db),
-		Size:        lim.Size,
-		MinSize:     lim.MinSize,
-		MaxWaiting:  lim.MaxWaiting,
-		WaitTimeout: lim.WaitTimeout,
-		IdleTimeout: st.IdleTimeout,
-		Lifetime:    st.ServerLifetime,
-		CheckDelay:  st.ServerCheckDelay,
-		Dial: func(ctx context.Context) (pool.Conn, error) {
-			dctx := ctx
-			if st.ConnectTimeout > 0 {
-				var cancel context.CancelFunc
-				dctx, cancel = context.WithTimeout(ctx, st.ConnectTimeout)
-				defer cancel()
-			}
+	o := frontend.PoolOptions(config.MySQL, k, lim, fmt.Sprintf("mysql/%s@%s user=%s db=%s", k.Cluster, k.Addr, k.User, k.DB),
+		func(ctx context.Context) (pool.Conn, error) {
 			dp := dp
 			if sp, ok := ctx.Value(specKey{}).(*connSpec); ok {
 				sp.apply(&dp)
@@ -279,47 +206,23 @@ func (s *Server) openPool(k poolKey) (*pool.Pool, error) {
 			if dp.attrs == nil {
 				dp.attrs = proxyAttrs
 			}
-			b, err := dialBackend(dctx, dp)
+			b, err := dialBackend(ctx, dp)
 			if err != nil {
-				serverErrs.Inc()
-				// dialBackend's socket deadline may fire a hair before
-				// the context reports it.
-				if ctx.Err() == nil && (dctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
-					err = fmt.Errorf("server %s did not finish the handshake within connect_timeout (%v): %w", k.addr, st.ConnectTimeout, context.DeadlineExceeded)
-				}
 				return nil, err
 			}
 			return b, nil
-		},
-		Prefer: func(ctx context.Context, c pool.Conn) bool {
-			sp, ok := ctx.Value(specKey{}).(*connSpec)
-			return !ok || sp.fits(c.(*backend))
-		},
-		Ping:       func(ctx context.Context, c pool.Conn) error { return c.(*backend).ping(ctx) },
-		Alive:      func(c pool.Conn) bool { return c.(*backend).alive() },
-		AliveDelay: pool.DefaultAliveDelay,
-		OnWait: func(d time.Duration) {
-			wait.Observe(d.Seconds())
-		},
-	})
-	if lim := s.packetLimit(k.addr); lim.learning.CompareAndSwap(false, true) {
+		})
+	o.Prefer = func(ctx context.Context, c pool.Conn) bool {
+		sp, ok := ctx.Value(specKey{}).(*connSpec)
+		return !ok || sp.fits(c.(*backend))
+	}
+	o.Ping = func(ctx context.Context, c pool.Conn) error { return c.(*backend).ping(ctx) }
+	o.Alive = func(c pool.Conn) bool { return c.(*backend).alive() }
+	p := pool.New(o)
+	if lim := s.packetLimit(k.Addr); lim.learning.CompareAndSwap(false, true) {
 		go lim.learn(dp)
 	}
 	return p, nil
-}
-
-// poolLimits are the limits of cluster's pools in cfg, which a reload
-// changes in place.
-func poolLimits(cfg *config.Config, cluster string) pool.Limits {
-	var st config.Settings
-	if cl := cfg.ClusterByName(cluster); cl != nil {
-		st = cl.Settings
-	}
-	return pool.Limits{Size: max(1, st.PoolSize), MinSize: st.MinPoolSize, MaxWaiting: st.MaxWaitClients, WaitTimeout: st.QueryWaitTimeout}
-}
-
-func poolInfo(k poolKey, l pool.Limits, p *pool.Pool) metrics.PoolInfo {
-	return metrics.PoolInfo{Protocol: "mysql", Cluster: k.cluster, Node: k.addr + "/" + k.db, User: k.user, Size: l.Size, Pool: p}
 }
 
 // PoolStats returns a snapshot of every pool, by name.
@@ -328,56 +231,9 @@ func (s *Server) PoolStats() map[string]pool.Stats { return s.pools.Stats() }
 // Serve accepts clients on ln until Shutdown; it then returns
 // ErrServerClosed. Each client is served on its own goroutine.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closing.Load() {
-		s.mu.Unlock()
-		ln.Close()
-		return ErrServerClosed
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-	}()
 	go s.learnVersion()
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.closing.Load() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary) {
-				backoff = min(max(5*time.Millisecond, 2*backoff), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// EMFILE and friends: wait and go on rather than stop serving.
-			s.log.Warn("accept", "err", err)
-			backoff = min(max(5*time.Millisecond, 2*backoff), time.Second)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		s.mu.Lock() // Shutdown sets closing under mu, then waits on wg
-		if s.closing.Load() {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
-		}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.serveConn(nc)
-	}
+	return s.fe.Serve(ln, s.serveConn)
 }
-
-var errTemporary = errors.New("temporary")
 
 // learnVersion reads the handshake of one primary (no login needed) so
 // that clients see the server's version string rather than a made-up one.
@@ -418,29 +274,7 @@ func probeVersion(addr string, timeout time.Duration) (string, error) {
 // back), and closes the pools. If ctx ends first, every remaining client is
 // closed and ctx's error returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing.Store(true)
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	s.mu.Unlock()
-	s.sessions.Range(func(_, v any) bool {
-		v.(*session).closeIfIdle()
-		return true
-	})
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		s.sessions.Range(func(_, v any) bool {
-			v.(*session).nc.Close()
-			return true
-		})
-		<-done
-	}
+	err := s.fe.Shutdown(ctx)
 	s.pools.Close()
 	s.rts.Close()
 	return err
@@ -496,20 +330,7 @@ func (l *packetLimit) learn(dp dialParams) {
 // above 21 bits of a counter (package fleet), skipping ids still in use
 // after the counter wraps.
 func (srv *Server) newID() uint32 {
-	inst := srv.cfg.Load().Proxy.InstanceID
-	for {
-		n := srv.nextID.Add(1)
-		id := n
-		if inst != 0 {
-			id = fleet.ID(inst, n)
-		}
-		if id == 0 {
-			continue
-		}
-		if _, taken := srv.sessions.Load(id); !taken {
-			return id
-		}
-	}
+	return srv.fe.NewID(srv.cfg.Load().Proxy.InstanceID, func() uint32 { return srv.nextID.Add(1) })
 }
 
 // peerKill sends a KILL to a peer's admin listener.

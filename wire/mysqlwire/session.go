@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/fleet"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/lagmon"
@@ -47,7 +48,7 @@ type session struct {
 	cluster *config.Cluster
 	mode    config.PoolMode
 	caps    uint32 // negotiated with the client
-	key     poolKey
+	key     frontend.PoolKey
 	pool    *pool.Pool
 	homeDB  string          // server database at connect
 	limit   *packetLimit    // the server's max_allowed_packet, as learned
@@ -136,20 +137,17 @@ func (e fatalError) Error() string { return e.err.Error() }
 func (e fatalError) Unwrap() error { return e.err }
 
 func (srv *Server) serveConn(nc net.Conn) {
-	defer srv.wg.Done()
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
 	s := &session{srv: srv, nc: nc, id: srv.newID(), start: time.Now()}
 	s.log = srv.log.With("conn", s.id, "client", nc.RemoteAddr().String())
-	srv.clients.Add(1)
-	defer srv.clients.Add(-1)
 	cfg := srv.cfg.Load()
 	// Counted from accept, so that clients still logging in count too.
 	slot, refused := srv.Limits.Clients.Connect(cfg.Proxy.MaxClientConns)
 	defer slot.Release()
 	s.slot = slot
-	defer srv.sessions.Delete(s.id)
+	defer srv.fe.Unregister(s.id, s)
 	stateGauges[stIdle].Inc()
 	defer func() { stateGauges[s.state].Dec() }()
 	defer func() {
@@ -199,7 +197,7 @@ func (srv *Server) serveConn(nc net.Conn) {
 	// handshake set are published by the Store.
 	// (A Shutdown that began meanwhile is seen by idle() before the first
 	// read.)
-	srv.sessions.Store(s.id, s)
+	srv.fe.Register(s.id, s)
 	s.mTxn = metrics.Transactions.WithLabelValues("mysql", s.cluster.Name)
 	s.mQuery = metrics.Queries.WithLabelValues("mysql", s.cluster.Name)
 	s.log = s.log.With("user", s.user.Name, "db", s.cluster.Database)
@@ -520,10 +518,8 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *mysqlproto.Ha
 	if coll == 0 {
 		coll = defaultCollation
 	}
-	s.key = poolKey{
-		addr: c.Primary, db: sdb, user: user, password: pw,
-		settings: c.Settings.PoolIdentity(), cluster: c.Name,
-	}
+	s.key = frontend.NewPoolKey(c, c.Primary, sdb, user, pw)
+	_, s.key.Pass = passHash(pw)
 	s.spec = newConnSpec(s.caps, coll, resp.Attributes, s.mode)
 	s.specCtx = context.WithValue(context.Background(), specKey{}, &s.spec)
 	if c.Sharding != nil {
@@ -536,7 +532,7 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *mysqlproto.Ha
 		return err
 	}
 	s.pool = p
-	s.limit = s.srv.packetLimit(s.key.addr)
+	s.limit = s.srv.packetLimit(s.key.Addr)
 	return nil
 }
 
@@ -689,22 +685,25 @@ func (s *session) idle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	idle := s.lease == nil || !s.inTx && s.hold == 0
-	if idle && s.srv.closing.Load() {
+	if idle && s.srv.fe.Closing() {
 		return false
 	}
 	s.reading = idle
 	return true
 }
 
-// closeIfIdle closes a client that waits for its next command outside a
+// CloseIfIdle closes a client that waits for its next command outside a
 // transaction (Shutdown); one inside a transaction finishes it first.
-func (s *session) closeIfIdle() {
+func (s *session) CloseIfIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.reading {
 		_ = s.nc.Close()
 	}
 }
+
+// CloseConn closes the client's connection now (Shutdown's end).
+func (s *session) CloseConn() { _ = s.nc.Close() }
 
 // afterCommand returns the server connection when the transaction is over.
 func (s *session) afterCommand(served bool) {
@@ -734,7 +733,7 @@ func (s *session) acquire() error {
 	p, node, rt := s.route()
 	if p == nil { // sharded: the map is gone, or the proxy is closing
 		s.setState(stIdle)
-		if s.srv.closing.Load() {
+		if s.srv.fe.Closing() {
 			return mysqlproto.NewSQLError(mysqlproto.ERServerShutdown, "08S01", "switchyard is shutting down")
 		}
 		return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
@@ -764,7 +763,7 @@ func (s *session) acquire() error {
 				rt.Set.Done(node)
 			}
 			s.setState(stIdle)
-			if errors.Is(err, pool.ErrClosed) && !rekeyed && node == nil && !s.srv.closing.Load() {
+			if errors.Is(err, pool.ErrClosed) && !rekeyed && node == nil && !s.srv.fe.Closing() {
 				// A reload replaced the pool: take the current one.
 				rekeyed = true
 				if s.rekey() {
@@ -813,16 +812,16 @@ func (s *session) rekey() bool {
 		return s.shardRekey()
 	}
 	cfg := s.srv.cfg.Load()
-	c := cfg.ClusterByName(s.key.cluster)
+	c := cfg.ClusterByName(s.key.Cluster)
 	u := cfg.User(s.user.Name)
-	_, pass := passHash(s.key.password)
-	if c == nil || (u == nil && !(pass && c.Settings.AuthUser != "")) || c.Protocol != config.MySQL || c.Primary == "" {
+	if c == nil || (u == nil && !(s.key.Pass && c.Settings.AuthUser != "")) || c.Protocol != config.MySQL || c.Primary == "" {
 		return false
 	}
 	k := s.key
-	k.addr, k.settings = c.Primary, c.Settings.PoolIdentity()
+	k.Addr, k.Settings = c.Primary, c.Settings.PoolIdentity()
 	if u != nil {
-		k.user, k.password = serverCreds(u)
+		k.User, k.Password = serverCreds(u)
+		_, k.Pass = passHash(k.Password)
 	} // else a passthrough user keeps the SHA1(password) it proved
 	p, err := s.srv.poolFor(k)
 	if err != nil || p == s.pool {
@@ -1329,9 +1328,7 @@ func (srv *Server) KillFromPeer(id uint64, query bool, user string) fleet.KillRe
 func (srv *Server) killLocal(id uint64, query bool, user string) (result string, thread uint32, err error) {
 	var target *session
 	if id > 0 && id <= 0xffffffff {
-		if v, ok := srv.sessions.Load(uint32(id)); ok {
-			target = v.(*session)
-		}
+		target, _ = srv.fe.Client(uint32(id))
 	}
 	if target == nil || target.user == nil {
 		metricKills.WithLabelValues("unknown").Inc()
@@ -1345,7 +1342,7 @@ func (srv *Server) killLocal(id uint64, query bool, user string) (result string,
 	var dp dialParams
 	if target.busy && target.be != nil {
 		thread = target.be.threadID
-		dp = dialParams{addr: target.be.addr, user: target.key.user, password: target.key.password, collation: defaultCollation, tls: target.be.tlsConf}
+		dp = dialParams{addr: target.be.addr, user: target.key.User, password: target.key.Password, collation: defaultCollation, tls: target.be.tlsConf}
 		target.kills.Add(1)
 	}
 	target.mu.Unlock()

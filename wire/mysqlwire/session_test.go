@@ -27,6 +27,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
@@ -328,7 +329,9 @@ password = "app"`
 	var victimID uint32
 	ids := func() map[uint32]bool {
 		m := map[uint32]bool{}
-		p.srv.sessions.Range(func(k, _ any) bool { m[k.(uint32)] = true; return true })
+		for _, s := range p.srv.fe.Clients() {
+			m[s.id] = true
+		}
 		return m
 	}
 	old := ids()
@@ -343,16 +346,14 @@ password = "app"`
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for victimID == 0 && time.Now().Before(deadline) {
-		p.srv.sessions.Range(func(k, v any) bool {
-			s := v.(*session)
+		for _, s := range p.srv.fe.Clients() {
 			s.mu.Lock()
 			busy := s.busy
 			s.mu.Unlock()
-			if busy {
-				victimID = k.(uint32)
+			if busy && victimID == 0 {
+				victimID = s.id
 			}
-			return victimID == 0
-		})
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	if victimID == 0 {
@@ -568,7 +569,7 @@ func TestReloadKeepsAndReplacesPools(t *testing.T) {
 	only := func() *pool.Pool {
 		t.Helper()
 		var pools []*pool.Pool
-		p.srv.pools.Each(func(_ poolKey, pl *pool.Pool, _ struct{}) { pools = append(pools, pl) })
+		p.srv.pools.Each(func(_ frontend.PoolKey, pl *pool.Pool, _ struct{}) { pools = append(pools, pl) })
 		if len(pools) != 1 {
 			t.Fatalf("%d pools, want 1", len(pools))
 		}

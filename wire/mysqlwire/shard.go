@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -82,15 +83,15 @@ func (s *session) shardLogin(c *config.Cluster) error {
 	}
 	s.sh = &shardSess{rt: rt, cur: -1}
 	s.homeDB, s.db = "", "" // each shard's connections open in the shard's database
-	s.key.addr, s.key.db = rt.Primary(0), rt.Database(0)
+	s.key.Addr, s.key.DB = rt.Primary(0), rt.Database(0)
 	return nil
 }
 
 // shardKey is the pool key of shard i's primary.
-func (s *session) shardKey(rt *router.ShardCluster, i int) poolKey {
+func (s *session) shardKey(rt *router.ShardCluster, i int) frontend.PoolKey {
 	k := s.key
-	k.addr, k.db = rt.Primary(i), rt.Database(i)
-	k.settings, k.cluster = rt.Cluster.Settings.PoolIdentity(), rt.Cluster.Name
+	k.Addr, k.DB = rt.Primary(i), rt.Database(i)
+	k.Settings, k.Cluster = rt.Cluster.Settings.PoolIdentity(), rt.Cluster.Name
 	return k
 }
 
@@ -151,7 +152,8 @@ func (s *session) shardRekey() bool {
 	}
 	if u := s.srv.cfg.Load().User(s.user.Name); u != nil {
 		s.mu.Lock() // KILL reads key
-		s.key.user, s.key.password = serverCreds(u)
+		s.key.User, s.key.Password = serverCreds(u)
+		_, s.key.Pass = passHash(s.key.Password)
 		s.mu.Unlock()
 	}
 	s.sh.poolsRT, s.sh.pools, s.replicaPools = nil, nil, nil

@@ -98,7 +98,6 @@ func FuzzShardSession(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.wg.Add(1)
 			s.serveConn(&bytesConn{r: bytes.NewReader(append(login[:len(login):len(login)], data...))})
 		}()
 		select {

@@ -57,7 +57,7 @@ func (s *session) checkClient() {
 		return
 	}
 	s.left.Store(true)
-	dp := dialParams{addr: be.addr, user: s.key.user, password: s.key.password, collation: defaultCollation, tls: be.tlsConf}
+	dp := dialParams{addr: be.addr, user: s.key.User, password: s.key.Password, collation: defaultCollation, tls: be.tlsConf}
 	thread := be.threadID
 	raw := be.nc
 	if tc, ok := raw.(*tls.Conn); ok {

@@ -146,12 +146,7 @@ func (s *Server) consoleShow(what string) (*table, bool) {
 			t.add(pi.Protocol, pi.Cluster, pi.Node, pi.User, pi.Size, st.Active, st.Idle, st.Dialing, st.Waiting, st.Gets, st.WaitTimeouts, st.QueueFull, st.MaxWait)
 		}
 	case "CLIENTS", "SERVERS":
-		s.mu.Lock()
-		clients := make([]*clientConn, 0, len(s.clients))
-		for _, c := range s.clients {
-			clients = append(clients, c)
-		}
-		s.mu.Unlock()
+		clients := s.fe.Clients()
 		sort.Slice(clients, func(i, j int) bool { return clients[i].start.Before(clients[j].start) })
 		if what == "CLIENTS" {
 			t.cols = []string{"id", "user", "database", "state", "address", "age", "pool_mode", "pinned", "target"}

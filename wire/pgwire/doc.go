@@ -58,8 +58,11 @@
 //
 // Imports: besides pgframe, router, scatter, pool and replica (DESIGN.md), config
 // (the settings of clusters and users), lagmon (the prober interface this
-// package implements, and LSNs) and shard (decoding a binary integer key
-// parameter). A scatter's shard whose pool a reload closed before it
+// package implements, and LSNs), shard (decoding a binary integer key
+// parameter) and internal/frontend (listeners, the registry of clients by
+// process id that cancel requests and SHOW CLIENTS read, Shutdown, the
+// pools by key: the server scaffolding that knows no protocol, written
+// once for both front ends). A scatter's shard whose pool a reload closed before it
 // leased runs on the pool in force for the same shard server (primary and
 // database), whatever the new map's version: nothing was sent yet, and a
 // reload moves no row.

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/pool"
 )
@@ -87,7 +88,7 @@ primary = %q
 // activeServers counts the server connections leased in s's pools.
 func activeServers(s *Server) int {
 	n := 0
-	s.pools.Each(func(_ poolKey, p *pool.Pool, _ *poolEntry) { n += p.Stats().Active })
+	s.pools.Each(func(_ frontend.PoolKey, p *pool.Pool, _ *poolEntry) { n += p.Stats().Active })
 	return n
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/pool"
 )
 
@@ -188,7 +189,7 @@ func waitIdle(t *testing.T, p *testProxy) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		busy := 0
-		p.srv.pools.Each(func(_ poolKey, p *pool.Pool, _ *poolEntry) { busy += p.Stats().Active })
+		p.srv.pools.Each(func(_ frontend.PoolKey, p *pool.Pool, _ *poolEntry) { busy += p.Stats().Active })
 		if busy == 0 {
 			return
 		}
@@ -295,12 +296,10 @@ func TestSessionSettingsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.srv.mu.Lock()
 	var c *clientConn
-	for _, cc := range p.srv.clients {
+	for _, cc := range p.srv.fe.Clients() {
 		c = cc
 	}
-	p.srv.mu.Unlock()
 	c.mu.Lock()
 	kept, pin := len(c.desired), c.pinReason
 	c.mu.Unlock()

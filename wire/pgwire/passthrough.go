@@ -45,6 +45,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/authcache"
+	"github.com/switchyard/switchyard/internal/frontend"
 )
 
 // passthrough is the Server's state for auth_query users.
@@ -123,7 +124,7 @@ func (s *Server) runAuthQuery(cfg *config.Config, cl *config.Cluster, name strin
 	if au == nil {
 		return "", fmt.Errorf("auth_user %q is not in [[users]]", st.AuthUser)
 	}
-	nodes := clusterNodes(cl)
+	nodes := frontend.Nodes(cl)
 	if len(nodes) == 0 {
 		return "", errors.New("the cluster has no primary")
 	}
@@ -134,14 +135,14 @@ func (s *Server) runAuthQuery(cfg *config.Config, cl *config.Cluster, name strin
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
 	defer cancel()
-	pcfg, err := serverConfig(n.addr, st, "application_name=switchyard_auth_query")
+	pcfg, err := serverConfig(n.Addr, st, "application_name=switchyard_auth_query")
 	if err != nil {
 		return "", err
 	}
-	pcfg.User, pcfg.Password, pcfg.Database = serverUser(au), au.ServerPassword, n.db
+	pcfg.User, pcfg.Password, pcfg.Database = serverUser(au), au.ServerPassword, n.DB
 	pc, err := pgconn.ConnectConfig(ctx, pcfg)
 	if err != nil {
-		return "", downgradeError(n.addr, st, err)
+		return "", downgradeError(n.Addr, st, err)
 	}
 	defer pc.Close(context.Background())
 	r := pc.ExecParams(ctx, st.AuthQuery, [][]byte{[]byte(name)}, nil, nil, nil).Read()

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/pool"
 )
@@ -71,7 +72,7 @@ func pinState(ctx context.Context, c *pgconn.PgConn) (string, error) {
 // poolStats adds up the stats of every pool of the proxy.
 func poolStats(s *Server) pool.Stats {
 	var st pool.Stats
-	s.pools.Each(func(_ poolKey, p *pool.Pool, _ *poolEntry) {
+	s.pools.Each(func(_ frontend.PoolKey, p *pool.Pool, _ *poolEntry) {
 		x := p.Stats()
 		st.Open += x.Open
 		st.Idle += x.Idle

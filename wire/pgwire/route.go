@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -209,8 +210,8 @@ func (c *clientConn) repool() bool {
 		}
 		primary = c.srv.poolFor(srt.Cluster, u, srt.Primary(0), srt.Database(0))
 	} else {
-		n := clusterNodes(cl)[0]
-		primary, rt = c.srv.poolFor(cl, u, n.addr, n.db), c.srv.rts.Get(cl.Name)
+		n := frontend.Nodes(cl)[0]
+		primary, rt = c.srv.poolFor(cl, u, n.Addr, n.DB), c.srv.rts.Get(cl.Name)
 	}
 	c.mu.Lock()
 	c.cfgSeen, c.poolCl, c.poolUser, c.primary = cfg, cl, u, primary

@@ -24,6 +24,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/fleet"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/lagmon"
@@ -456,7 +457,7 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 		metrics.LimitRefusals.WithLabelValues("postgres", limits.Total.String()).Inc()
 		return newFatal(codeTooManyConnections, "sorry, too many clients already: %v", refused)
 	}
-	if c.srv.shutting.Load() {
+	if c.srv.fe.Closing() {
 		return newFatal(codeCannotConnectNow, "the proxy is shutting down")
 	}
 	name := params["user"]
@@ -556,8 +557,8 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 			return err
 		}
 	} else {
-		n := clusterNodes(cl)[0]
-		c.primary = c.srv.poolFor(cl, u, n.addr, n.db)
+		n := frontend.Nodes(cl)[0]
+		c.primary = c.srv.poolFor(cl, u, n.Addr, n.DB)
 		c.rt = c.srv.rts.Get(cl.Name)
 	}
 	c.mTxn = metrics.Transactions.WithLabelValues("postgres", cl.Name)
@@ -769,9 +770,9 @@ func (s *Server) forwardCancel(owner int, pid uint32, secret []byte, fromPeer bo
 	}
 }
 
-// closeIfIdle is shutdown's word to a client: go now if idle, else at the
+// CloseIfIdle is shutdown's word to a client: go now if idle, else at the
 // end of the current transaction.
-func (c *clientConn) closeIfIdle() {
+func (c *clientConn) CloseIfIdle() {
 	c.mu.Lock()
 	c.closing = true
 	// A session that holds its server connection between transactions
@@ -784,6 +785,9 @@ func (c *clientConn) closeIfIdle() {
 		_ = c.conn.SetReadDeadline(time.Now())
 	}
 }
+
+// CloseConn closes the client's connection now (Shutdown's end).
+func (c *clientConn) CloseConn() { c.conn.Close() }
 
 // stateGauge resolves the label values once: a state change is on the
 // path of every transaction.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchyard/switchyard/admin"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/pool"
@@ -527,7 +528,7 @@ server_lifetime = "30m"`, "pool_size = 2"} {
 			}
 			// The pools in force have the last pool_size.
 			n := 0
-			p.srv.pools.Each(func(_ poolKey, pl *pool.Pool, _ *poolEntry) {
+			p.srv.pools.Each(func(_ frontend.PoolKey, pl *pool.Pool, _ *poolEntry) {
 				n++
 				if l := pl.Limits(); l.Size != 2 {
 					t.Errorf("pool %s: size %d after reloading pool_size = 2", pl.Name(), l.Size)

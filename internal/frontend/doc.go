@@ -1,0 +1,22 @@
+// Package frontend is the part of a front end that knows no protocol: what
+// wire/pgwire and wire/mysqlwire would otherwise each write for themselves
+// around their sessions. Its one job is the life of client connections as
+// a set, not what is said on them:
+//
+//   - Server accepts on listeners (backing off when accept fails for want
+//     of file descriptors and the like, without ever stopping to serve),
+//     runs each client on its own goroutine, keeps the clients that
+//     logged in by id (cancel requests, KILL, the admin views) and ends it
+//     all with Shutdown's drain: stop accepting, tell every client to go
+//     at its next idle moment, wait for them until the context ends, then
+//     close what is left.
+//   - Pools holds a front end's server connection pools (a pool.Set) keyed
+//     by PoolKey and knows from a config which keys still hold, so that a
+//     reload resizes pools in place, drains those of removed nodes and
+//     users, and registers them all for metrics and the admin views.
+//
+// The wire packages keep everything that is said on a connection: the
+// login, the relay, the errors in their protocol's form. The wire
+// package's client type is a Client: it tells this package how to close
+// it now and how to close it once idle.
+package frontend
