@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
@@ -48,6 +49,7 @@ type backend struct {
 
 	// broken: the stream is out of sync or the socket failed; never reuse.
 	broken bool
+	probe  frontend.Prober // alive's look at the socket
 	// dirty: a session left state we do not describe (pinned session,
 	// client gone); reset before the next lease.
 	dirty bool

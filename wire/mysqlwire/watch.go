@@ -4,9 +4,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"syscall"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
@@ -96,52 +96,14 @@ func (s *session) checkClient() {
 // open waiting for the KILL of its thread.
 const killWait = time.Second
 
-// Socket states seen by peek.
-const (
-	peekQuiet  = iota // nothing to read
-	peekData          // bytes waiting
-	peekClosed        // the peer closed the connection, or it failed
-)
-
-// peek looks at a connection's socket without consuming anything and
-// without waiting: one recvfrom(2) with MSG_PEEK|MSG_DONTWAIT.
-func peek(c net.Conn) int {
+// peerClosed says whether the peer of c has closed the connection (or it
+// failed). Data waiting means alive.
+func peerClosed(c net.Conn) bool {
 	if cc, ok := c.(*mysqlproto.CompressedConn); ok {
 		c = cc.Conn
 	}
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return peekQuiet
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return peekClosed
-	}
-	state := peekQuiet
-	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
-		case rerr != nil || n == 0:
-			state = peekClosed
-		default:
-			state = peekData
-		}
-		return true // never wait for readiness
-	})
-	if err != nil {
-		return peekClosed
-	}
-	return state
+	return frontend.Peek(c) == frontend.Closed
 }
-
-// peerClosed says whether the peer of c has closed the connection (or it
-// failed). Data waiting means alive.
-func peerClosed(c net.Conn) bool { return peek(c) == peekClosed }
 
 // alive is the pool's cheap check before a lease: an idle server
 // connection has nothing to say, so bytes waiting (an error packet from a
@@ -149,5 +111,5 @@ func peerClosed(c net.Conn) bool { return peek(c) == peekClosed }
 // connections used to be handed out and fail on first use, which, on a
 // replica, banned the replica again each time a ban ended.
 func (b *backend) alive() bool {
-	return !b.broken && b.br.Buffered() == 0 && peek(b.nc) == peekQuiet
+	return !b.broken && b.br.Buffered() == 0 && b.probe.Peek(b.nc) == frontend.Quiet
 }

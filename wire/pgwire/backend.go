@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
@@ -44,12 +44,7 @@ type serverConn struct {
 	// causalReady: the position check (causal.go) is prepared here.
 	causalReady bool
 
-	// alive's read(2) probe and its result, made at the first check so
-	// that the check before every lease allocates nothing.
-	rawc     syscall.RawConn
-	probe    func(fd uintptr) bool
-	probeBuf [1]byte
-	probeOK  bool
+	probe frontend.Prober // alive's look at the socket
 }
 
 const (
@@ -187,35 +182,10 @@ func (s *serverConn) Close() error {
 
 // alive is the cheap check before a lease: an idle server connection must
 // have nothing to say. A byte waiting (a FATAL from a restarting server) or
-// EOF means it is dead. It costs one non-blocking read(2); a Go Read with
-// an expired deadline would not even try to read.
+// EOF means it is dead. It costs one non-blocking recvfrom(2); a Go Read
+// with an expired deadline would not even try to read.
 func (s *serverConn) alive() bool {
-	if s.br.Buffered() > 0 {
-		return false
-	}
-	if s.probe == nil {
-		raw := s.conn
-		if tc, ok := raw.(*tls.Conn); ok {
-			raw = tc.NetConn()
-		}
-		sysc, ok := raw.(syscall.Conn)
-		if !ok {
-			return true
-		}
-		rc, err := sysc.SyscallConn()
-		if err != nil {
-			return false
-		}
-		s.rawc = rc
-		s.probe = func(fd uintptr) bool {
-			n, rerr := syscall.Read(int(fd), s.probeBuf[:])
-			s.probeOK = n < 0 && (rerr == syscall.EAGAIN || rerr == syscall.EINTR)
-			return true // never wait for readiness
-		}
-	}
-	s.probeOK = false
-	err := s.rawc.Read(s.probe)
-	return err == nil && s.probeOK
+	return s.br.Buffered() == 0 && s.probe.Peek(s.conn) == frontend.Quiet
 }
 
 // ping is the health check of a connection idle for long: Sync asks for a
