@@ -1,7 +1,7 @@
 // Package frontend is the part of a front end that knows no protocol: what
 // wire/pgwire and wire/mysqlwire would otherwise each write for themselves
-// around their sessions. Its one job is the life of client connections as
-// a set, not what is said on them:
+// around their sessions. Its one job is the life of connections as a set,
+// not what is said on them:
 //
 //   - Server accepts on listeners (backing off when accept fails for want
 //     of file descriptors and the like, without ever stopping to serve),
@@ -14,6 +14,11 @@
 //     by PoolKey and knows from a config which keys still hold, so that a
 //     reload resizes pools in place, drains those of removed nodes and
 //     users, and registers them all for metrics and the admin views.
+//     PoolOptions builds a pool's options from a cluster's settings
+//     around the wire's dial (connect_timeout, the server error count).
+//   - Prober looks at an idle socket without reading it: before a lease
+//     (is this server connection still good?) and, in mysqlwire, at the
+//     client of a running command (did it leave?).
 //
 // The wire packages keep everything that is said on a connection: the
 // login, the relay, the errors in their protocol's form. The wire
