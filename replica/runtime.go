@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"io"
 	"maps"
 	"slices"
@@ -370,15 +371,21 @@ func (rt *Runtime) Need(w *Writes, readAfter lagmon.Position) (need lagmon.Posit
 	return need, true
 }
 
+// ErrWritePositionUnknown is WritePosition's answer when no sample of the
+// primary since the client's last write could be had: the previous
+// position would not cover that write, and a token of it would let
+// another connection read stale data.
+var ErrWritePositionUnknown = errors.New("the primary's position after your last write could not be read (is the primary reachable?): no token covers that write yet; try again")
+
 // WritePosition answers SHOW switchyard.write_position: the position of
 // the client's last write as text another connection can pass to SET
 // switchyard.read_after ("" when the client has not written). When no
 // sample of the primary since the write exists yet, the primary is probed
-// now (coalesced, as for a read), for up to 2s. lock guards w (nil: none
-// needed).
-func (rt *Runtime) WritePosition(w *Writes, lock sync.Locker) string {
+// now (coalesced, as for a read), for up to 2s; when none can be had by
+// then, ErrWritePositionUnknown. lock guards w (nil: none needed).
+func (rt *Runtime) WritePosition(w *Writes, lock sync.Locker) (string, error) {
 	if rt == nil || w == nil {
-		return ""
+		return "", nil
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for probed := false; ; probed = true {
@@ -390,11 +397,14 @@ func (rt *Runtime) WritePosition(w *Writes, lock sync.Locker) string {
 		if lock != nil {
 			lock.Unlock()
 		}
-		if known || !time.Now().Before(deadline) {
+		if !known && !time.Now().Before(deadline) {
+			return "", ErrWritePositionUnknown
+		}
+		if known {
 			if pos == nil {
-				return ""
+				return "", nil
 			}
-			return pos.String()
+			return pos.String(), nil
 		}
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		if !rt.primaryAfterWrite(ctx, w, lock) || probed {

@@ -28,9 +28,13 @@ func Token(cluster, pos string) string {
 
 // WriteToken answers SHOW switchyard.write_position for a client of
 // cluster whose writes on the primary of rt (nil: no replicas) are w;
-// lock guards w (nil: none needed). "" when the client has not written.
-func WriteToken(rt *replica.Runtime, cluster string, w *replica.Writes, lock sync.Locker) string {
-	return Token(cluster, rt.WritePosition(w, lock))
+// lock guards w (nil: none needed). "" when the client has not written;
+// replica.ErrWritePositionUnknown when the primary's position after the
+// last write cannot be read (the wire answers with an error, never with
+// a token that would not cover the write).
+func WriteToken(rt *replica.Runtime, cluster string, w *replica.Writes, lock sync.Locker) (string, error) {
+	pos, err := rt.WritePosition(w, lock)
+	return Token(cluster, pos), err
 }
 
 // ReadAfterToken reads the value of SET switchyard.read_after for a

@@ -344,7 +344,12 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 	var serr *mysqlproto.SQLError
 	switch cmd.Kind {
 	case router.ShowWritePosition:
-		return true, s.sendValue(rs, "write_position", router.WriteToken(s.srv.rts.Get(s.cluster.Name), s.cluster.Name, &s.ryw, nil))
+		tok, terr := router.WriteToken(s.srv.rts.Get(s.cluster.Name), s.cluster.Name, &s.ryw, nil)
+		if terr != nil {
+			s.log.Warn("SHOW switchyard.write_position: no position", "err", terr)
+			return true, s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERUnknown, "HY000", "switchyard: %v", terr))
+		}
+		return true, s.sendValue(rs, "write_position", tok)
 	case router.ShowShardKey:
 		v := ""
 		if s.sh != nil && s.sh.key != nil {

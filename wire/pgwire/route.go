@@ -264,8 +264,14 @@ func (c *clientConn) switchyardCommand(text string) bool {
 	switch cmd.Kind {
 	case router.ShowWritePosition:
 		tok := ""
+		var terr error
 		if c.sh == nil { // a sharded client's c.rt is its lease's shard's
-			tok = router.WriteToken(c.rt, c.cluster.Name, &c.writes, &c.mu)
+			tok, terr = router.WriteToken(c.rt, c.cluster.Name, &c.writes, &c.mu)
+		}
+		if terr != nil {
+			c.log.Warn("SHOW switchyard.write_position: no position", "err", terr)
+			err = newError("55000", "switchyard: %v", terr)
+			break
 		}
 		out = pgframe.AppendCommandComplete(pgframe.AppendTextValue(nil, "write_position", tok), "SHOW")
 	case router.ShowShardKey:
