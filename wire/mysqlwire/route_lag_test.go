@@ -42,8 +42,18 @@ func TestUnknownLagReadsFromPrimary(t *testing.T) {
 	unknown := metrics.Routed.WithLabelValues("mysql", "my", "primary", "lag_unknown")
 	before := counterValue(unknown)
 	p := serveProxy(t, cfg, slog.LevelError, true)
-	time.Sleep(200 * time.Millisecond)
 	rt := p.srv.rts.Get("my")
+	// The replicas' probes succeed (healthy) once the monitor has run; on
+	// a loaded machine that may take more than a poll or two.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		healthy := true
+		for _, st := range rt.Set.Status() {
+			healthy = healthy && st.Healthy
+		}
+		if healthy {
+			break
+		}
+	}
 	for _, st := range rt.Set.Status() {
 		if !st.Healthy || st.LagKnown || st.Eligible {
 			t.Fatalf("replica %s: healthy %v, lag known %v, eligible %v (err %v); want healthy, lag unknown, not eligible",

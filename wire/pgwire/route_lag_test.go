@@ -62,8 +62,18 @@ func TestUnknownLagReadsFromPrimary(t *testing.T) {
 	p := splitProxy(t, testcluster.PG, withDefaults("", "pool_size = 4", `lag_poll_interval = "20ms"`),
 		`monitor_user = "lagmon_t"
 monitor_password = "lagmon_t"`)
-	time.Sleep(200 * time.Millisecond)
 	rt := p.srv.rts.Get("pg")
+	// The replicas' probes succeed (healthy) once the monitor has run; on
+	// a loaded machine that may take more than a poll or two.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		healthy := true
+		for _, st := range rt.Set.Status() {
+			healthy = healthy && st.Healthy
+		}
+		if healthy {
+			break
+		}
+	}
 	for _, st := range rt.Set.Status() {
 		if !st.Healthy || st.LagKnown || st.Eligible {
 			t.Fatalf("replica %s: healthy %v, lag known %v, eligible %v (err %v); want healthy, lag unknown, not eligible",
