@@ -51,16 +51,16 @@ func (s *session) pickReplica(rt *replica.Runtime, ryw *replica.Writes, why stri
 	if !s.checkFailed.IsZero() {
 		start := s.checkFailed
 		s.checkFailed = time.Time{}
-		return rt.AfterFailedCheck(ryw, s.readAfter, why, nil, start)
+		return rt.AfterFailedCheck(ryw, s.routing.ReadAfter, why, nil, start)
 	}
 	if s.sh != nil || !rt.Settings().ReadYourWrites {
-		return rt.Pick(ryw, s.readAfter, why, nil)
+		return rt.Pick(ryw, s.routing.ReadAfter, why, nil)
 	}
-	if _, known := rt.Need(ryw, s.readAfter); !known {
+	if _, known := rt.Need(ryw, s.routing.ReadAfter); !known {
 		s.wantPosition = true // a client that reads right after its writes
 	}
 	start := time.Now()
-	n, pos := rt.PickChecked(ryw, s.readAfter, why, nil)
+	n, pos := rt.PickChecked(ryw, s.routing.ReadAfter, why, nil)
 	if n != nil && pos != nil {
 		s.check = &causalCheck{pos: pos, start: start}
 	}

@@ -213,11 +213,11 @@ func (s *session) route() (*pool.Pool, *replica.Node, *replica.Runtime) {
 		}
 	}
 	rt := s.srv.rts.Get(s.cluster.Name)
-	s.primaryPool, s.leaseRYW = s.pool, &s.ryw
+	s.primaryPool, s.leaseRYW = s.pool, &s.routing.Writes
 	if rt == nil {
 		return s.pool, nil, nil
 	}
-	return s.routeWith(rt, s.key, s.pool, &s.ryw, s.cur)
+	return s.routeWith(rt, s.key, s.pool, &s.routing.Writes, s.cur)
 }
 
 // routeWith is route for one primary (a cluster's or a shard's): key is
@@ -229,7 +229,7 @@ func (s *session) routeWith(rt *replica.Runtime, key frontend.PoolKey, primary *
 	}
 	// A hint or SET switchyard.target = replica does not send a write (or
 	// a locking read) where it cannot run: the plan re-checks them.
-	why, toReplica := router.PlanRead(rt, s.pref, as)
+	why, toReplica := router.PlanRead(rt, s.routing.Pref, as)
 	if !toReplica {
 		return primary, nil, rt
 	}
@@ -328,11 +328,11 @@ const (
 )
 
 // proxyCommand answers the session commands of the proxy itself
-// (router.ParseProxyCommand): SET switchyard.target, SET
-// switchyard.read_after, SHOW switchyard.write_position and SET / SHOW
-// switchyard.shard_key. They never reach a server, in or out of a
-// transaction (a server would reject the names). handled is false for any
-// other text.
+// (router.ParseProxyCommand, applied by router.SessionRouting.Apply): SET
+// switchyard.target, SET switchyard.read_after, SHOW
+// switchyard.write_position and SET / SHOW switchyard.shard_key. They
+// never reach a server, in or out of a transaction (a server would reject
+// the names). handled is false for any other text.
 func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) {
 	if !router.IsProxyCommand(unsafeString(text)) {
 		return false, nil
@@ -341,79 +341,43 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 	if cmd.ResetStmt {
 		return false, nil // not MySQL's syntax: the server says so
 	}
-	var serr *mysqlproto.SQLError
-	switch cmd.Kind {
-	case router.ShowWritePosition:
-		tok, terr := router.WriteToken(s.srv.rts.Get(s.cluster.Name), s.cluster.Name, &s.ryw, nil)
-		if terr != nil {
-			s.log.Warn("SHOW switchyard.write_position: no position", "err", terr)
-			return true, s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERUnknown, "HY000", "switchyard: %v", terr))
-		}
-		return true, s.sendValue(rs, "write_position", tok)
-	case router.ShowShardKey:
-		v := ""
-		if s.sh != nil && s.sh.key != nil {
-			v = fmt.Sprint(s.sh.key.Literal)
-		}
-		return true, s.sendValue(rs, "shard_key", v)
-	case router.SetTarget:
-		if cmd.BadValue {
-			serr = mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.target' can't be set to the value of '%s' (primary, replica or auto)", cmd.Value)
-		} else {
-			s.pref = cmd.Pref
-		}
-	case router.SetShardKey:
-		serr = s.setShardKey(cmd)
-	case router.SetReadAfter:
-		serr = s.setReadAfter(cmd)
-	case router.SetUnknown:
-		serr = mysqlproto.NewSQLError(erUnknownSystemVariable, "HY000", "Unknown system variable '%s'", cmd.Name)
-	default:
-		return false, nil
+	rt := s.srv.rts.Get(s.cluster.Name)
+	env := router.SessionEnv{
+		Cluster: s.cluster.Name, Database: s.cluster.Database, Config: s.srv.cfg.Load(),
+		Sharded: s.sh != nil, Replicas: rt,
+		ParsePosition: func(v string) (lagmon.Position, error) { return parsePosition(rt, v) },
 	}
-	if serr != nil {
-		return true, s.sendErr(rs, serr)
+	if s.sh != nil {
+		env.Shards = s.srv.shards.Get(s.cluster.Name)
+	}
+	ans, cerr := s.routing.Apply(cmd, env)
+	switch {
+	case ans.Pass:
+		return false, nil
+	case cerr != nil:
+		if cerr.Kind == router.CmdNoPosition {
+			s.log.Warn("SHOW switchyard.write_position: no position", "err", cerr.Reason)
+		}
+		return true, s.sendErr(rs, commandError(cerr))
+	case ans.Show:
+		return true, s.sendValue(rs, ans.Column, ans.Value)
 	}
 	return true, s.sendOK(rs)
 }
 
-// setReadAfter sets (or clears) the position the client's reads must
-// follow: a token of SHOW switchyard.write_position.
-func (s *session) setReadAfter(cmd router.ProxyCommand) *mysqlproto.SQLError {
-	if cmd.Reset {
-		s.readAfter = nil
-		return nil
+// commandError is a refused proxy command in MySQL's words.
+func commandError(e *router.CommandError) *mysqlproto.SQLError {
+	switch e.Kind {
+	case router.CmdUnknownName:
+		return mysqlproto.NewSQLError(erUnknownSystemVariable, "HY000", "Unknown system variable '%s'", e.Name)
+	case router.CmdNotSharded:
+		return mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable '%s' can't be set: database '%s' is not sharded", e.Name, e.Database)
+	case router.CmdNoLongerSharded:
+		return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", e.Database)
+	case router.CmdNoPosition:
+		return mysqlproto.NewSQLError(mysqlproto.ERUnknown, "HY000", "switchyard: %s", e.Reason)
 	}
-	tok, err := router.ReadAfterToken(cmd.Value, s.cluster.Name, s.srv.cfg.Load())
-	if err != nil {
-		return mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.read_after' can't be set to the value of '%s': %v", cmd.Value, err)
-	}
-	pos, err := parsePosition(s.srv.rts.Get(s.cluster.Name), tok)
-	if err != nil {
-		return mysqlproto.NewSQLError(erWrongValueForVar, "42000",
-			"Variable 'switchyard.read_after' can't be set to the value of '%s': not a position from SHOW switchyard.write_position (%v)", cmd.Value, err)
-	}
-	s.readAfter = pos
-	return nil
-}
-
-// setShardKey sets (or clears) the session's shard key: the key of every
-// statement that names none of its own. A key the shard map cannot place
-// is refused now rather than at each statement.
-func (s *session) setShardKey(cmd router.ProxyCommand) *mysqlproto.SQLError {
-	if s.sh == nil {
-		return mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set: database '%s' is not sharded", s.cluster.Database)
-	}
-	rt := s.srv.shards.Get(s.cluster.Name)
-	if rt == nil {
-		return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
-	}
-	k, err := rt.SessionKeyOf(cmd)
-	if err != nil {
-		return mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable 'switchyard.shard_key' can't be set to the value of '%s': %v", cmd.Value, err)
-	}
-	s.sh.key = k
-	return nil
+	return mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable '%s' can't be set to the value of '%s': %s", e.Name, e.Value, e.Reason)
 }
 
 // unsafeString views b as a string without a copy, for the analyzer (which

@@ -25,7 +25,6 @@ import (
 	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
-	"github.com/switchyard/switchyard/lagmon"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -83,7 +82,6 @@ type session struct {
 
 	// Routing (route.go); none of it matters for clusters without
 	// replicas.
-	pref         router.Preference
 	cur          *router.Analysis          // verdict on the command being served; nil: none
 	curWrites    bool                      // running it counts as a write
 	leasePool    *pool.Pool                // where the lease came from
@@ -94,12 +92,14 @@ type session struct {
 	leaseRT      *replica.Runtime          // the runtime that picked leaseNode
 	leaseWrites  bool                      // a write ran on the (primary) lease
 	noAutocommit bool                      // the server said autocommit is off
-	ryw          replica.Writes            // the client's writes on the cluster's primary
 	leaseRYW     *replica.Writes           // the client's writes on the primary of the lease
-	readAfter    lagmon.Position           // SET switchyard.read_after
 	check        *causalCheck              // the position check the lease's first command carries (causal.go)
 	checkFailed  time.Time                 // a check failed: when its read was routed (causal.go)
 	wantPosition bool                      // read the primary's position after a write (causal.go)
+
+	// routing is the session's routing state: target, read_after, shard
+	// key, and its writes for read-your-writes (router.SessionRouting).
+	routing router.SessionRouting
 
 	sh *shardSess // sharded clusters only (shard.go)
 
@@ -1234,9 +1234,10 @@ func (s *session) resetConnection(rs uint8) error {
 	s.hold = 0
 	// The proxy's own session variables go back to their defaults too;
 	// read-your-writes stays (it protects the client, not the session).
-	s.pref, s.readAfter, s.noAutocommit = router.Auto, nil, false
+	s.routing.Reset()
+	s.noAutocommit = false
 	if s.sh != nil {
-		s.sh.key, s.sh.begin, s.sh.beginAn, s.sh.setTxn = nil, nil, nil, nil
+		s.sh.begin, s.sh.beginAn, s.sh.setTxn = nil, nil, nil
 	}
 	if s.pinned != "" {
 		s.log.Info("session unpinned by COM_RESET_CONNECTION", "reason", s.pinned)

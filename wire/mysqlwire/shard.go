@@ -64,14 +64,10 @@ type shardSess struct {
 	// SHOW): it runs without the BEGIN, which waits for one that names a
 	// shard.
 	holdBegin bool
-	// key is SET switchyard.shard_key: the key of statements without one.
-	key *router.KeyRef
 	// pools caches the primary pools of rt's shards (no global lock per
 	// lease); poolsRT is the map they belong to.
 	pools   []*pool.Pool
 	poolsRT *router.ShardCluster
-	// ryw: the client's writes per shard primary address.
-	ryw replica.WritesByPrimary
 }
 
 // shardLogin sets up a client of a sharded cluster. Its pool key is
@@ -126,7 +122,7 @@ func (s *session) shardRoute() (*pool.Pool, *replica.Node, *replica.Runtime) {
 		i = 0
 	}
 	p := s.shardPool(rt, i)
-	ryw := s.sh.ryw.For(rt.Primary(i))
+	ryw := s.routing.ShardWrites.For(rt.Primary(i))
 	s.primaryPool, s.leaseRYW = p, ryw
 	s.sh.rt, s.sh.cur = rt, i
 	crt := rt.Replicas[i]
@@ -232,7 +228,7 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sess := router.ShardSession{Key: s.sh.key, Lease: -1}
+	sess := router.ShardSession{Key: s.routing.Key, Lease: -1}
 	if s.lease != nil {
 		sess.Lease, sess.Why = s.sh.cur, s.heldBy()
 	}

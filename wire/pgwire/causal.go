@@ -68,18 +68,18 @@ func (c *clientConn) pickReplica(rt *replica.Runtime, typ byte, why string, as [
 	if !c.checkFailed.IsZero() {
 		start := c.checkFailed
 		c.checkFailed = time.Time{}
-		return rt.AfterFailedCheck(&c.writes, c.readAfter, why, &c.mu, start)
+		return rt.AfterFailedCheck(&c.routing.Writes, c.routing.ReadAfter, why, &c.mu, start)
 	}
 	if !c.canCheck(rt, typ, as) {
-		return rt.Pick(&c.writes, c.readAfter, why, &c.mu)
+		return rt.Pick(&c.routing.Writes, c.routing.ReadAfter, why, &c.mu)
 	}
 	c.mu.Lock()
-	if _, known := rt.Need(&c.writes, c.readAfter); !known {
+	if _, known := rt.Need(&c.routing.Writes, c.routing.ReadAfter); !known {
 		c.wantPosition = true // a client that reads right after its writes
 	}
 	c.mu.Unlock()
 	start := time.Now()
-	n, pos := rt.PickChecked(&c.writes, c.readAfter, why, &c.mu)
+	n, pos := rt.PickChecked(&c.routing.Writes, c.routing.ReadAfter, why, &c.mu)
 	if n != nil && pos != nil {
 		c.check = &causalCheck{pos: pos, start: start}
 	}
@@ -350,7 +350,7 @@ func (c *clientConn) positionReplyLocked(typ byte, raw []byte) bool {
 	case 'Z':
 		c.expects.pop()
 		if raw[5] == 'I' && c.posSeen != nil && c.expects.len() == 0 {
-			c.writes.Known(c.posSeen)
+			c.routing.Writes.Known(c.posSeen)
 			c.leaseWrites = false // booked: the lease's end adds nothing
 		}
 		c.posSeen = nil

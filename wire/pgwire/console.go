@@ -158,7 +158,7 @@ func (s *Server) consoleShow(what string) (*table, bool) {
 				continue
 			}
 			c.mu.Lock()
-			state, pin, sc, tx, pref := c.state, c.pinReason, c.server, c.txStatus, c.pref
+			state, pin, sc, tx, pref := c.state, c.pinReason, c.server, c.txStatus, c.routing.Pref
 			c.mu.Unlock()
 			if what == "CLIENTS" {
 				t.add(c.pid, c.user.Name, c.cluster.Database, state, c.conn.RemoteAddr(), time.Since(c.start).Round(time.Second), c.mode, pin, pref)

@@ -166,7 +166,7 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 		return c.primary, nil
 	}
 	as := c.batchAnalyses(typ, raw)
-	why, toReplica := router.PlanRead(rt, c.pref, as)
+	why, toReplica := router.PlanRead(rt, c.routing.Pref, as)
 	c.leaseWrites = !toReplica
 	if !toReplica {
 		return c.primary, nil
@@ -234,7 +234,7 @@ func (c *clientConn) leaseEndedLocked() {
 	} else if c.leaseWrites && c.sh != nil {
 		c.shardWroteLocked(time.Now())
 	} else if c.leaseWrites && c.rt != nil {
-		c.writes.Wrote(time.Now())
+		c.routing.Writes.Wrote(time.Now())
 	}
 	c.leaseWrites = false
 }
@@ -251,59 +251,37 @@ func proxyCommandParse(raw []byte) bool {
 }
 
 // switchyardCommand answers the session commands of the proxy itself
-// (router.ParseProxyCommand): SET switchyard.target, SET
-// switchyard.read_after, SHOW switchyard.write_position, and for a
-// sharded database SET and SHOW switchyard.shard_key.
+// (router.ParseProxyCommand, applied by router.SessionRouting.Apply): SET
+// switchyard.target, SET switchyard.read_after, SHOW
+// switchyard.write_position, and for a sharded database SET and SHOW
+// switchyard.shard_key.
 func (c *clientConn) switchyardCommand(text string) bool {
 	if !router.IsProxyCommand(text) {
 		return false
 	}
 	cmd := router.ParseProxyCommand(text)
-	var out []byte
-	var err *pgError
-	switch cmd.Kind {
-	case router.ShowWritePosition:
-		tok := ""
-		var terr error
-		if c.sh == nil { // a sharded client's c.rt is its lease's shard's
-			tok, terr = router.WriteToken(c.rt, c.cluster.Name, &c.writes, &c.mu)
-		}
-		if terr != nil {
-			c.log.Warn("SHOW switchyard.write_position: no position", "err", terr)
-			err = newError("55000", "switchyard: %v", terr)
-			break
-		}
-		out = pgframe.AppendCommandComplete(pgframe.AppendTextValue(nil, "write_position", tok), "SHOW")
-	case router.ShowShardKey:
-		if c.sh == nil {
-			return false // the server says the name is unknown
-		}
-		v := ""
-		if c.sh.key != nil {
-			v = fmt.Sprint(c.sh.key.Literal)
-		}
-		out = pgframe.AppendCommandComplete(pgframe.AppendTextValue(nil, "shard_key", v), "SHOW")
-	case router.SetTarget:
-		if cmd.BadValue {
-			err = newError("22023", "invalid value for switchyard.target: %q (primary, replica or auto)", cmd.Value)
-			break
-		}
-		c.mu.Lock()
-		c.pref = cmd.Pref
-		c.mu.Unlock()
-	case router.SetReadAfter:
-		err = c.setReadAfter(cmd)
-	case router.SetShardKey:
-		err = c.setShardKey(cmd)
-	case router.SetUnknown:
-		err = newError("42704", "unrecognized configuration parameter %q", cmd.Name)
-	default:
-		return false
+	env := router.SessionEnv{
+		Cluster: c.cluster.Name, Database: c.cluster.Database, Config: c.srv.cfg.Load(),
+		Sharded: c.sh != nil, Lock: &c.mu,
+		ParsePosition: func(s string) (lagmon.Position, error) { return lagmon.ParseLSN(s) },
 	}
+	if c.sh == nil {
+		env.Replicas = c.rt // a sharded client's c.rt is its lease's shard's
+	} else {
+		env.Shards = c.srv.shards.Get(c.cluster.Name)
+	}
+	ans, cerr := c.routing.Apply(cmd, env)
+	var out []byte
 	switch {
-	case err != nil:
-		out, _ = toErrorResponse(err).Encode(nil)
-	case out != nil:
+	case ans.Pass:
+		return false // the server says the name is unknown
+	case cerr != nil:
+		if cerr.Kind == router.CmdNoPosition {
+			c.log.Warn("SHOW switchyard.write_position: no position", "err", cerr.Reason)
+		}
+		out, _ = toErrorResponse(commandError(cerr)).Encode(nil)
+	case ans.Show:
+		out = pgframe.AppendCommandComplete(pgframe.AppendTextValue(nil, ans.Column, ans.Value), "SHOW")
 	case cmd.ResetStmt:
 		out = pgframe.AppendCommandComplete(nil, "RESET")
 	default:
@@ -313,40 +291,17 @@ func (c *clientConn) switchyardCommand(text string) bool {
 	return true
 }
 
-// setReadAfter sets (or clears) the position the client's reads must
-// follow: a token of SHOW switchyard.write_position.
-func (c *clientConn) setReadAfter(cmd router.ProxyCommand) *pgError {
-	if cmd.Reset {
-		c.readAfter = nil
-		return nil
+// commandError is a refused proxy command in PostgreSQL's words.
+func commandError(e *router.CommandError) *pgError {
+	switch e.Kind {
+	case router.CmdUnknownName:
+		return newError("42704", "unrecognized configuration parameter %q", e.Name)
+	case router.CmdNotSharded:
+		return newError("42704", "%s: database %q is not sharded", e.Name, e.Database)
+	case router.CmdNoLongerSharded:
+		return newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", e.Database)
+	case router.CmdNoPosition:
+		return newError("55000", "switchyard: %s", e.Reason)
 	}
-	tok, err := router.ReadAfterToken(cmd.Value, c.cluster.Name, c.srv.cfg.Load())
-	if err != nil {
-		return newError("22023", "invalid value for switchyard.read_after: %v", err)
-	}
-	pos, err := lagmon.ParseLSN(tok)
-	if err != nil {
-		return newError("22023", "invalid value for switchyard.read_after: %q is not a position from SHOW switchyard.write_position", cmd.Value)
-	}
-	c.readAfter = pos
-	return nil
-}
-
-// setShardKey sets (or clears) the session's shard key: the key of every
-// statement that names none of its own. A key the shard map cannot place
-// is refused now rather than at each statement.
-func (c *clientConn) setShardKey(cmd router.ProxyCommand) *pgError {
-	if c.sh == nil {
-		return newError("42704", "switchyard.shard_key: database %q is not sharded", c.cluster.Database)
-	}
-	rt := c.srv.shards.Get(c.cluster.Name)
-	if rt == nil {
-		return newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
-	}
-	k, err := rt.SessionKeyOf(cmd)
-	if err != nil {
-		return newError("22023", "invalid value for switchyard.shard_key: %v", err)
-	}
-	c.sh.key = k
-	return nil
+	return newError("22023", "invalid value for %s: %q: %s", e.Name, e.Value, e.Reason)
 }

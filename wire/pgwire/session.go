@@ -163,14 +163,14 @@ type clientConn struct {
 
 	// Routing (route.go). rt is nil for clusters without replicas. an
 	// judges statements with the cluster's function lists.
-	an          *router.Analyzer
-	rt          *replica.Runtime
-	pref        router.Preference
-	asBuf       []*router.Analysis
-	writes      replica.Writes  // the client's writes on the primary, for read-your-writes (on mu)
-	readAfter   lagmon.Position // SET switchyard.read_after
-	check       *causalCheck    // the position check the lease's first request carries (causal.go)
-	checkFailed time.Time       // a check failed: when its read was routed (causal.go)
+	an    *router.Analyzer
+	rt    *replica.Runtime
+	asBuf []*router.Analysis
+	// routing is the session's routing state: target, read_after, shard
+	// key, and its writes for read-your-writes (Pref and the writes on mu).
+	routing     router.SessionRouting
+	check       *causalCheck // the position check the lease's first request carries (causal.go)
+	checkFailed time.Time    // a check failed: when its read was routed (causal.go)
 	// wantPosition: read the primary's position after a write (causal.go);
 	// posSeen is the one read, until its ReadyForQuery (on mu).
 	wantPosition bool

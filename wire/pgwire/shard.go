@@ -42,13 +42,9 @@ type clientShard struct {
 	// holdBegin: the current request only prepares statements; the
 	// BEGIN waits for a request that names the shard.
 	holdBegin bool
-	// key is the session's shard key (SET switchyard.shard_key), nil
-	// when unset. Main loop only.
-	key *router.KeyRef
-	// curKey is the primary of the lease's shard; writes are what the
-	// client wrote per shard primary, for read-your-writes. Under c.mu.
+	// curKey is the primary of the lease's shard (the key of the
+	// client's writes there, c.routing.ShardWrites). Under c.mu.
 	curKey string
-	writes replica.WritesByPrimary
 	// pools caches the pools of the routing in force. Main loop only.
 	pools shardPools
 }
@@ -348,7 +344,7 @@ func errAllShardsHere(inTxn bool) *pgError {
 // shardSession is the client's routing state for the plan; leased: the
 // request joins the lease (on shard c.sh.cur), which it may not leave.
 func (c *clientConn) shardSession(leased bool) router.ShardSession {
-	sess := router.ShardSession{Key: c.sh.key, Lease: -1}
+	sess := router.ShardSession{Key: c.routing.Key, Lease: -1}
 	if leased {
 		sess.Lease, sess.Why = c.sh.cur, "a transaction"
 		switch c.keeps() {

@@ -33,7 +33,7 @@ func clusterDB(cl *config.Cluster) string {
 // the lease. c.mu must be held.
 func (c *clientConn) shardWroteLocked(now time.Time) {
 	if c.sh.curKey != "" {
-		c.sh.writes.For(c.sh.curKey).Wrote(now)
+		c.routing.ShardWrites.For(c.sh.curKey).Wrote(now)
 	}
 }
 
@@ -62,12 +62,12 @@ func (c *clientConn) shardRead(rt *router.ShardCluster, i int, as []*router.Anal
 	if c.keeps() != keepNone {
 		return primary, nil, rep, true
 	}
-	why, toReplica := router.PlanRead(rep, c.pref, as)
+	why, toReplica := router.PlanRead(rep, c.routing.Pref, as)
 	if !toReplica || rep == nil {
 		return primary, nil, rep, !toReplica
 	}
 	c.mu.Lock()
-	w := c.sh.writes.For(rt.Primary(i))
+	w := c.routing.ShardWrites.For(rt.Primary(i))
 	c.mu.Unlock()
 	if node = rep.Pick(w, nil, why, &c.mu); node == nil {
 		return primary, nil, rep, false
