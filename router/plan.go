@@ -63,10 +63,45 @@ type ShardSession struct {
 	// Key is SET switchyard.shard_key; nil when unset.
 	Key *KeyRef
 	// Lease is the shard of the server connection the session holds (a
-	// transaction under way, or a pinned session), -1 without one; Why
-	// names what holds it ("a transaction"), for refusals.
+	// transaction under way, or a pinned session), -1 without one; Hold
+	// is what holds it, Pin why a pinned session is (for refusals).
 	Lease int
-	Why   string
+	Hold  Hold
+	Pin   string
+	// Without a lease, what keeps a statement from running on several
+	// shards, each in its own transaction (a scatter, an all-shard
+	// write): InTxn, a BEGIN the proxy answered waits for its shard, or
+	// the session keeps its server connection (a write on several shards
+	// would not be part of it; a SELECT still runs, outside it);
+	// NoAutocommit, MySQL's autocommit is off (any statement opens a
+	// transaction); NotAlone, the statement is sent with others in one
+	// request (PostgreSQL's extended protocol), of which only a lone one
+	// is merged from several shards.
+	InTxn, NoAutocommit, NotAlone bool
+}
+
+// Hold is what keeps a session's server connection (its lease) between
+// statements, one of a closed set; each wire maps its state to it.
+type Hold uint8
+
+const (
+	HoldTxn     Hold = iota // a transaction is under way
+	HoldSession             // session pooling: the client owns the connection
+	HoldPinned              // state on it the proxy cannot carry over (ShardSession.Pin)
+	HoldNextTxn             // MySQL's SET TRANSACTION for the next transaction is on it
+)
+
+// heldBy names what holds the session's lease, for refusals.
+func (s ShardSession) heldBy() string {
+	switch s.Hold {
+	case HoldSession:
+		return "a session that keeps its server connection (session pooling)"
+	case HoldPinned:
+		return "a session pinned to its server connection (" + s.Pin + ")"
+	case HoldNextTxn:
+		return "a session that keeps its server connection (SET TRANSACTION for the next transaction)"
+	}
+	return "a transaction"
 }
 
 // ShardTarget is where a statement of a sharded cluster goes: AnyShard,
@@ -166,8 +201,45 @@ func (r *ShardRouting) PlanShard(sql string, params Params, sess ShardSession) (
 	}
 	if sess.Lease >= 0 {
 		t = r.inLease(t, sk, sess)
+	} else {
+		t = r.severalHere(t, sk, sess)
 	}
 	return t, sk, nil
+}
+
+// severalHere refuses a statement on several shards, each in its own
+// transaction, where the session cannot run one (ShardSession.InTxn,
+// NoAutocommit, NotAlone).
+func (r *ShardRouting) severalHere(t ShardTarget, sk *ShardKeys, sess ShardSession) ShardTarget {
+	var shards []int
+	switch t := t.(type) {
+	case ScatterShards:
+		if !sess.NoAutocommit && !sess.NotAlone {
+			return t
+		}
+		shards = t.Shards
+	case WriteShards:
+		if !sess.InTxn && !sess.NoAutocommit && !sess.NotAlone {
+			return t
+		}
+		shards = t.Shards
+	default:
+		return t
+	}
+	what, where := "without the shard key", "every shard"
+	if shards != nil {
+		what, where = "with keys on several shards", "shards "+joinInts(shards)
+	}
+	stmt := strings.ToUpper(sk.Kind.String())
+	switch {
+	case sk.Kind == StmtSelect && sess.NoAutocommit:
+		return refuse("a SELECT %s runs on %s, which needs autocommit on", what, where)
+	case sk.Kind == StmtSelect:
+		return refuse("a SELECT %s runs on %s, which is supported for one statement at a time, outside a transaction", what, where)
+	case sess.NotAlone && !sess.InTxn && !sess.NoAutocommit:
+		return refuse("%s on %s %s runs on %s, each in its own transaction: only when sent alone (one statement, one Sync), outside a transaction", stmt, sk.Table, what, where)
+	}
+	return refuse("%s on %s %s runs on %s, each in its own transaction: only in autocommit, outside a transaction; name the key, or send it outside the transaction", stmt, sk.Table, what, where)
 }
 
 // inLease keeps a statement on the shard of the session's lease: its
@@ -177,14 +249,14 @@ func (r *ShardRouting) inLease(t ShardTarget, sk *ShardKeys, sess ShardSession) 
 	case OneShard:
 		if t.Shard != sess.Lease {
 			return refuse("%s is on shard %d, and this statement is for shard %d: it must stay on one shard (commit first, or route the statement with its own connection)",
-				sess.Why, sess.Lease, t.Shard)
+				sess.heldBy(), sess.Lease, t.Shard)
 		}
 	case ScatterShards, WriteShards:
 		what := "without the shard key"
 		if !sk.None {
 			what = "with keys on several shards"
 		}
-		return refuse("%s %s inside %s would need several shards; it is on shard %d", strings.ToUpper(sk.Kind.String()), what, sess.Why, sess.Lease)
+		return refuse("%s %s inside %s would need several shards; it is on shard %d", strings.ToUpper(sk.Kind.String()), what, sess.heldBy(), sess.Lease)
 	}
 	return t
 }

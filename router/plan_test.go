@@ -47,6 +47,7 @@ func TestPlanShard(t *testing.T) {
 		pg, my string // dialect-specific text, when the shared one does not parse in both
 		params Params
 		sess   ShardSession
+		leased bool // sess.Lease 0 is shard 0 (else 0 means none)
 		allow  bool
 		want   want
 	}{
@@ -105,10 +106,23 @@ func TestPlanShard(t *testing.T) {
 		{sql: "SELECT * FROM orders WHERE customer_id = $1", params: testParams{nil}, want: refused("NULL shard key")},
 		{sql: "INSERT INTO orders (customer_id, amount) VALUES ($1, $2), ($3, 1)", params: testParams{text("{k1}"), text("1"), text(" {k1}")}, want: one(1)},
 		// A lease keeps its shard.
-		{sql: "SELECT * FROM orders WHERE customer_id = {k1}", sess: ShardSession{Lease: 0, Why: "a transaction"}, want: refused("a transaction is on shard 0, and this statement is for shard 1")},
-		{sql: "SELECT * FROM orders WHERE customer_id = {k0}", sess: ShardSession{Lease: 0, Why: "a transaction"}, want: one(0)},
-		{sql: "SELECT * FROM orders", sess: ShardSession{Lease: 1, Why: "a transaction"}, want: refused("SELECT without the shard key inside a transaction would need several shards")},
-		{sql: "SELECT 1", sess: ShardSession{Lease: 1, Why: "a transaction"}, want: want{target: AnyShard{}}},
+		{sql: "SELECT * FROM orders WHERE customer_id = {k1}", sess: ShardSession{Lease: 0}, leased: true, want: refused("a transaction is on shard 0, and this statement is for shard 1")},
+		{sql: "SELECT * FROM orders WHERE customer_id = {k0}", sess: ShardSession{Lease: 0}, leased: true, want: one(0)},
+		{sql: "SELECT * FROM orders", sess: ShardSession{Lease: 1}, want: refused("SELECT without the shard key inside a transaction would need several shards")},
+		{sql: "SELECT 1", sess: ShardSession{Lease: 1}, want: want{target: AnyShard{}}},
+		{sql: "SELECT * FROM orders WHERE customer_id = {k0}", sess: ShardSession{Lease: 1, Hold: HoldPinned, Pin: "temporary table"},
+			want: refused("a session pinned to its server connection (temporary table) is on shard 1")},
+		{sql: "SELECT * FROM orders", sess: ShardSession{Lease: 0, Hold: HoldSession}, leased: true, want: refused("inside a session that keeps its server connection (session pooling) would need several shards")},
+		// Several shards, each in its own transaction, only where the
+		// session can run them.
+		{sql: "SELECT * FROM orders", sess: ShardSession{Lease: -1, InTxn: true}, want: want{target: ScatterShards{}}},
+		{sql: "SELECT * FROM orders", sess: ShardSession{Lease: -1, NoAutocommit: true}, want: refused("a SELECT without the shard key runs on every shard, which needs autocommit on")},
+		{sql: "SELECT * FROM orders WHERE customer_id IN ({k0}, {k1})", sess: ShardSession{Lease: -1, NotAlone: true}, want: refused("with keys on several shards runs on shards 0, 1, which is supported for one statement at a time")},
+		{sql: "UPDATE orders SET amount = 1", allow: true, want: want{target: WriteShards{}}},
+		{sql: "UPDATE orders SET amount = 1", allow: true, sess: ShardSession{Lease: -1, InTxn: true}, want: refused("UPDATE on orders without the shard key runs on every shard, each in its own transaction: only in autocommit, outside a transaction")},
+		{sql: "DELETE FROM orders", allow: true, sess: ShardSession{Lease: -1, NoAutocommit: true}, want: refused("only in autocommit")},
+		{sql: "DELETE FROM orders", allow: true, sess: ShardSession{Lease: -1, NotAlone: true}, want: refused("only when sent alone")},
+		{sql: "UPDATE orders SET amount = 1 WHERE customer_id = {k0}", allow: true, sess: ShardSession{Lease: -1, InTxn: true, NotAlone: true}, want: one(0)},
 	} {
 		for _, d := range []Dialect{Postgres, MySQL} {
 			sql := c.sql
@@ -136,7 +150,7 @@ func TestPlanShard(t *testing.T) {
 				params = out
 			}
 			sess := c.sess
-			if sess == (ShardSession{}) {
+			if sess.Lease == 0 && !c.leased {
 				sess.Lease = -1
 			}
 			r := &ShardRouting{Map: m, Keys: NewKeyExtractor(d, KeySpec{Default: "customer_id"}),

@@ -285,21 +285,21 @@ func (s *session) keeps() keep {
 	return keepNone
 }
 
-// heldBy names what holds the session's lease, for the router's
-// refusals of a statement that would leave it.
-func (s *session) heldBy() string {
+// holdOf is what holds the session's lease, for the router's refusals
+// of a statement that would leave it.
+func (s *session) holdOf() router.Hold {
 	if s.inTx {
-		return "a transaction"
+		return router.HoldTxn
 	}
 	switch s.keeps() {
 	case keepSession:
-		return "a session that keeps its server connection (session pooling)"
+		return router.HoldSession
 	case keepPinned:
-		return "a session that keeps its server connection (pinned: " + s.pinned + ")"
+		return router.HoldPinned
 	case keepNext:
-		return "a session that keeps its server connection (SET TRANSACTION for the next transaction)"
+		return router.HoldNextTxn
 	}
-	return "a transaction"
+	return router.HoldTxn
 }
 
 // replicaKey names a session's cached replica pool: a replica may serve

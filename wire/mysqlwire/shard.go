@@ -3,8 +3,6 @@ package mysqlwire
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/frontend"
@@ -196,12 +194,17 @@ func decide(rt *router.ShardCluster, sql string, params router.Params, sess rout
 	case router.WriteShards:
 		return sk, routeOf(t.Shards), nil
 	case router.Refused:
-		if t.Code == router.RefuseSyntax {
-			return sk, nil, mysqlproto.NewSQLError(1064, "42000", "%s", t.Reason)
-		}
-		return sk, nil, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "%s", t.Reason)
+		return sk, nil, refusal(t)
 	}
 	return sk, nil, nil
+}
+
+// refusal is the router's refusal of a statement in MySQL's codes.
+func refusal(t router.Refused) *mysqlproto.SQLError {
+	if t.Code == router.RefuseSyntax {
+		return mysqlproto.NewSQLError(1064, "42000", "%s", t.Reason)
+	}
+	return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "%s", t.Reason)
 }
 
 // shardMap is the map the current command is decided with: the lease's
@@ -228,9 +231,10 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sess := router.ShardSession{Key: s.routing.Key, Lease: -1}
+	sess := router.ShardSession{Key: s.routing.Key, Lease: -1, NoAutocommit: s.noAutocommit,
+		InTxn: s.sh.begin != nil || s.keeps() != keepNone}
 	if s.lease != nil {
-		sess.Lease, sess.Why = s.sh.cur, s.heldBy()
+		sess.Lease, sess.Hold, sess.Pin = s.sh.cur, s.holdOf(), s.pinned
 	}
 	sk, r, err := decide(rt, sql, params, sess)
 	if err != nil {
@@ -259,20 +263,7 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 		return sk, rt, nil, nil
 	}
 	// Several shards: a SELECT to merge, or a write on each shard in its
-	// own transaction; neither inside one.
-	switch {
-	case sk.Kind == router.StmtSelect && s.noAutocommit:
-		s.shardRefused()
-		return sk, rt, nil, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "a SELECT without the shard key runs on every shard, which needs autocommit on")
-	case sk.Kind != router.StmtSelect && (s.sh.begin != nil || s.noAutocommit || s.keeps() != keepNone):
-		where := "every shard"
-		if m, ok := r.(shard.Multi); ok {
-			where = "shards " + joinInts(m.Shards)
-		}
-		s.shardRefused()
-		return sk, rt, nil, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "%s on %s runs on %s, each in its own transaction: only in autocommit, outside a transaction",
-			strings.ToUpper(sk.Kind.String()), sk.Table, where)
-	}
+	// own transaction, where the plan allows it (router.ShardSession).
 	return sk, rt, r, nil
 }
 
@@ -373,17 +364,6 @@ func (s *Server) Status() any {
 		}
 	}
 	return map[string]any{"shards": shards}
-}
-
-func joinInts(xs []int) string {
-	var b strings.Builder
-	for i, x := range xs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(strconv.Itoa(x))
-	}
-	return b.String()
 }
 
 // MapVersions returns the version of each sharded cluster's shard map in

@@ -214,12 +214,17 @@ func shardOf(rt *router.ShardCluster, st shardStmt, sess router.ShardSession) (i
 	case router.WriteShards:
 		return 0, sk, errAllShards
 	case router.Refused:
-		if t.Code == router.RefuseSyntax {
-			return 0, sk, newError("42601", "%s", t.Reason)
-		}
-		return 0, sk, newError(codeFeatureNotSupported, "%s", t.Reason)
+		return 0, sk, refusal(t)
 	}
 	return 0, sk, errNoShard
+}
+
+// refusal is the router's refusal of a statement in PostgreSQL's codes.
+func refusal(t router.Refused) *pgError {
+	if t.Code == router.RefuseSyntax {
+		return newError("42601", "%s", t.Reason)
+	}
+	return newError(codeFeatureNotSupported, "%s", t.Reason)
 }
 
 // errScatter: a SELECT that must run on every shard.
@@ -267,7 +272,15 @@ func (b bindParams) KeyParam(n int) (router.KeyValue, error) {
 // when it is a lone SELECT that needs every shard.
 func (c *clientConn) requestShard(rt *router.ShardCluster, typ byte, raw []byte, sess router.ShardSession) (int, error) {
 	got := -1
-	for _, st := range c.requestStmts(typ, raw) {
+	sts := c.requestStmts(typ, raw)
+	n := 0
+	for _, st := range sts {
+		if st.sql != "" && (st.isQuery || st.bind != nil) {
+			n++
+		}
+	}
+	sess.NotAlone = n > 1 // several shards are merged for a lone statement only
+	for _, st := range sts {
 		if st.sql == "" && st.bind != nil {
 			continue // an unknown statement: the server will say so
 		}
@@ -305,10 +318,10 @@ func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, *replica.No
 	}
 	s, err := c.requestShard(rt, typ, raw, c.shardSession(false))
 	switch {
-	case errors.Is(err, errScatter):
-		err = newError(codeFeatureNotSupported, "a SELECT without the shard key runs on every shard, which is supported for one statement at a time, outside a transaction")
-	case errors.Is(err, errAllShards):
-		err = errAllShardsHere(c.sh.begin != nil)
+	case errors.Is(err, errScatter), errors.Is(err, errAllShards):
+		// The plan allows it here (router.ShardSession), but it is not
+		// one the scatter runs (shard_scatter.go's scatterRequest).
+		err = newError(codeFeatureNotSupported, "a statement without the shard key runs on every shard only when sent alone (one statement, one Sync), outside a transaction")
 	}
 	if err != nil {
 		c.shardRefused()
@@ -331,27 +344,17 @@ func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, *replica.No
 	return e, node, nil
 }
 
-// errAllShardsHere refuses a write without a key that would have to run
-// on every shard where it cannot: inside a transaction (whose shards
-// would commit apart), or with other statements.
-func errAllShardsHere(inTxn bool) *pgError {
-	if inTxn {
-		return newError(codeFeatureNotSupported, "an UPDATE or DELETE without the shard key runs on every shard, each in its own transaction, so not inside a transaction; name the key, or send it outside the transaction")
-	}
-	return newError(codeFeatureNotSupported, "an UPDATE or DELETE without the shard key runs on every shard only when sent alone (one statement, one Sync), outside a transaction")
-}
-
 // shardSession is the client's routing state for the plan; leased: the
 // request joins the lease (on shard c.sh.cur), which it may not leave.
 func (c *clientConn) shardSession(leased bool) router.ShardSession {
-	sess := router.ShardSession{Key: c.routing.Key, Lease: -1}
+	sess := router.ShardSession{Key: c.routing.Key, Lease: -1, InTxn: c.sh.begin != nil}
 	if leased {
-		sess.Lease, sess.Why = c.sh.cur, "a transaction"
+		sess.Lease = c.sh.cur
 		switch c.keeps() {
 		case keepPinned:
-			sess.Why = "a session pinned to its server connection (" + c.pinReason + ")"
+			sess.Hold, sess.Pin = router.HoldPinned, c.pinReason
 		case keepSession:
-			sess.Why = "a session that keeps its server connection (session pooling)"
+			sess.Hold = router.HoldSession
 		}
 	}
 	return sess
