@@ -39,3 +39,43 @@ func LocalTxnVerb(d Dialect, text string) TxnVerb {
 	}
 	return NoTxnVerb
 }
+
+// LocalTxnAction is what the proxy does with a statement while no shard
+// holds the session's transaction (LocalTxn).
+type LocalTxnAction uint8
+
+const (
+	// LocalPass: not the proxy's to answer; a server runs it.
+	LocalPass LocalTxnAction = iota
+	// LocalBegin: answered; the BEGIN is kept, to send ahead of the
+	// first statement that names a shard (lazy BEGIN).
+	LocalBegin
+	// LocalEnd: the COMMIT or ROLLBACK of a kept BEGIN that nothing
+	// followed: answered, the BEGIN dropped.
+	LocalEnd
+	// LocalSetNext: MySQL's SET TRANSACTION, for the next transaction:
+	// answered, kept to send ahead of it.
+	LocalSetNext
+)
+
+// LocalTxn decides, once for both protocols, whether the proxy answers a
+// transaction-control statement itself while no shard holds the session's
+// transaction: text in dialect d, begun when a BEGIN it answered is kept.
+// A second BEGIN goes to PostgreSQL, which warns that a transaction is
+// under way; MySQL's BEGIN ends the one before (nothing ran in it), so
+// the new one is kept instead.
+func LocalTxn(d Dialect, text string, begun bool) (TxnVerb, LocalTxnAction) {
+	v := LocalTxnVerb(d, text)
+	switch {
+	case v == TxnSetNextVerb:
+		return v, LocalSetNext
+	case v == TxnBeginVerb || v == TxnStartVerb:
+		if begun && d == Postgres {
+			return v, LocalPass
+		}
+		return v, LocalBegin
+	case (v == TxnCommitVerb || v == TxnRollbackVerb) && begun:
+		return v, LocalEnd
+	}
+	return v, LocalPass
+}

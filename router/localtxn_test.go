@@ -35,3 +35,32 @@ func TestLocalTxnVerb(t *testing.T) {
 		}
 	}
 }
+
+// One table for both dialects: what the proxy does with a statement while
+// no shard holds the session's transaction, with a BEGIN kept or not.
+func TestLocalTxn(t *testing.T) {
+	for _, c := range []struct {
+		sql            string
+		begun          bool
+		pg, my         LocalTxnAction
+		pgVerb, myVerb TxnVerb
+	}{
+		{"BEGIN", false, LocalBegin, LocalBegin, TxnBeginVerb, TxnBeginVerb},
+		{"BEGIN", true, LocalPass, LocalBegin, TxnBeginVerb, TxnBeginVerb},
+		{"START TRANSACTION READ ONLY", false, LocalBegin, LocalBegin, TxnStartVerb, TxnStartVerb},
+		{"COMMIT", false, LocalPass, LocalPass, TxnCommitVerb, TxnCommitVerb},
+		{"COMMIT", true, LocalEnd, LocalEnd, TxnCommitVerb, TxnCommitVerb},
+		{"ROLLBACK", true, LocalEnd, LocalEnd, TxnRollbackVerb, TxnRollbackVerb},
+		{"END", true, LocalEnd, LocalPass, TxnCommitVerb, NoTxnVerb},
+		{"ROLLBACK TO SAVEPOINT a", true, LocalPass, LocalPass, NoTxnVerb, NoTxnVerb},
+		{"SET TRANSACTION ISOLATION LEVEL READ COMMITTED", false, LocalPass, LocalSetNext, NoTxnVerb, TxnSetNextVerb},
+		{"SELECT 1", true, LocalPass, LocalPass, NoTxnVerb, NoTxnVerb},
+	} {
+		if v, got := LocalTxn(Postgres, c.sql, c.begun); got != c.pg || v != c.pgVerb {
+			t.Errorf("PostgreSQL %q (begun %v): %d %d, want %d %d", c.sql, c.begun, v, got, c.pgVerb, c.pg)
+		}
+		if v, got := LocalTxn(MySQL, c.sql, c.begun); got != c.my || v != c.myVerb {
+			t.Errorf("MySQL %q (begun %v): %d %d, want %d %d", c.sql, c.begun, v, got, c.myVerb, c.my)
+		}
+	}
+}

@@ -286,23 +286,20 @@ func (s *session) shardLocalTxn(text []byte, rs uint8) (handled bool, err error)
 	default:
 		return false, nil
 	}
-	switch router.LocalTxnVerb(router.MySQL, string(text)) {
-	case router.TxnSetNextVerb:
+	switch _, act := router.LocalTxn(router.MySQL, string(text), s.sh.begin != nil); act {
+	case router.LocalSetNext:
 		// For the next transaction, whose shard is not known yet.
 		s.sh.setTxn = append([]byte{mysqlproto.ComQuery}, text...)
-	case router.TxnBeginVerb, router.TxnStartVerb:
+	case router.LocalBegin:
 		s.sh.begin = append([]byte{mysqlproto.ComQuery}, text...)
 		s.sh.beginAn = nil
 		if an := s.analyzer(); an != nil {
 			s.sh.beginAn = an.Analyze(string(text))
 		}
-	case router.NoTxnVerb:
-		return false, nil
-	default: // COMMIT or ROLLBACK
-		if s.sh.begin == nil {
-			return false, nil
-		}
+	case router.LocalEnd:
 		s.sh.begin, s.sh.beginAn, s.sh.setTxn = nil, nil, nil
+	default:
+		return false, nil
 	}
 	return true, s.sendOK(rs)
 }

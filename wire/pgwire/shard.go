@@ -447,28 +447,20 @@ func (c *clientConn) shardLocalTxn(text string, a *router.Analysis) bool {
 	if a.Class != router.TxnBegin && a.Class != router.TxnEnd || a.ParseError != "" || a.Statements != 1 {
 		return false
 	}
-	var tag string
-	status := byte('I')
-	switch v := router.LocalTxnVerb(router.Postgres, text); {
-	case v == router.TxnBeginVerb || v == router.TxnStartVerb:
-		if c.sh.begin != nil {
-			return false // a second BEGIN: let the server warn
-		}
+	v, act := router.LocalTxn(router.Postgres, text, c.sh.begin != nil)
+	tag, status := "BEGIN", byte('T')
+	switch {
+	case act == router.LocalBegin:
 		c.sh.begin = []byte(text)
-		tag, status = "BEGIN", 'T'
 		if v == router.TxnStartVerb {
 			tag = "START TRANSACTION"
 		}
-	case c.sh.begin == nil:
+	case act != router.LocalEnd:
 		return false
 	case v == router.TxnCommitVerb:
-		tag = "COMMIT"
-		c.sh.begin = nil
-	case v == router.TxnRollbackVerb:
-		tag = "ROLLBACK"
-		c.sh.begin = nil
+		tag, status, c.sh.begin = "COMMIT", 'I', nil
 	default:
-		return false
+		tag, status, c.sh.begin = "ROLLBACK", 'I', nil
 	}
 	c.answer(pgframe.AppendCommandComplete(nil, tag), status)
 	return true
