@@ -24,9 +24,18 @@
 //     cluster of a front end from the config at (re)load (its map, kept
 //     with its version when keys stay where they are; its plan; its
 //     shards' replica runtimes; its metrics) and publishes them as one
-//     snapshot. ParseProxyCommand (proxycmd.go) reads the proxy's own
-//     session commands (SET/RESET/SHOW switchyard.*) for both protocols,
-//     which answer the typed command in their own.
+//     snapshot.
+//
+//   - The session's routing state: SessionRouting (session.go) holds what
+//     the plan reads of one client session (SET switchyard.target, the
+//     read_after position, the session's shard key, the client's writes
+//     per primary for read-your-writes). ParseProxyCommand (proxycmd.go)
+//     reads the proxy's own session commands (SET/RESET/SHOW
+//     switchyard.*) and SessionRouting.Apply validates and applies them,
+//     returning the value to show or a CommandError of a closed set of
+//     kinds; each wire renders the answer in its protocol (SQLSTATE or
+//     MySQL error number, its database's wording) and supplies its
+//     position parser (LSN or GTID set).
 //
 // The plan's rules for shards, in order: a /* switchyard:shard=N */ hint,
 // then a shard_key hint, name the shard; a statement that assigns the key
@@ -42,7 +51,11 @@
 // its rows can be merged, else it is refused; keyless writes are refused
 // unless allow_all_shard_writes; DDL and other statements that would
 // silently change one shard only are refused. A statement inside a lease
-// (a transaction, a pinned session) must stay on the lease's shard.
+// (a transaction, a pinned session) must stay on the lease's shard; one
+// without a lease runs on several shards (each in its own transaction)
+// only where the session can: a SELECT not with autocommit off nor sent
+// with other statements, a write not inside a transaction either
+// (ShardSession.InTxn, NoAutocommit, NotAlone).
 //
 // Integer keys written as text ('042', ' 42') map like the integer the
 // server reads them as (shard.IntText): every path (literal, text or
@@ -55,14 +68,14 @@
 // tested with one table of cases that runs in both dialects
 // (plan_test.go); the wire packages test the same cases end to end.
 //
-// What is still the wire packages' own: the protocol's lazy BEGIN (a
-// BEGIN answered by the proxy until a statement names the shard: which
-// statements open or end a transaction, and the answer, are each
-// protocol's grammar and messages), the shape of a multi-message request
+// What is still the wire packages' own: the bytes of the lazy BEGIN (a
+// BEGIN answered by the proxy until a statement names the shard; whether
+// to answer it is LocalTxn's), the shape of a multi-message request
 // (PostgreSQL's extended protocol holds several statements until Sync;
-// each is planned, and they must agree on one shard), what a protocol's
-// transaction mechanics forbid (MySQL with autocommit off cannot scatter),
-// and the pools a target is leased from.
+// each is planned, and they must agree on one shard), the state that
+// fills ShardSession (a lease, what holds it, autocommit, a kept BEGIN),
+// the words and codes of each refusal, and the pools a target is leased
+// from.
 //
 // # Imports
 //

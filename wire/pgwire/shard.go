@@ -442,7 +442,7 @@ func (c *clientConn) refuseInLease(typ byte, err error) bool {
 // transaction is not known until a statement names it. Hook in forward.
 func (c *clientConn) shardLocalTxn(text string, a *router.Analysis) bool {
 	// Only a single BEGIN/COMMIT/ROLLBACK the parser accepted is answered
-	// here (router.LocalTxnVerb): anything else (a malformed BEGIN, COMMIT
+	// here (router.LocalTxn): anything else (a malformed BEGIN, COMMIT
 	// AND CHAIN, ROLLBACK TO SAVEPOINT) goes to a server, which reports it.
 	if a.Class != router.TxnBegin && a.Class != router.TxnEnd || a.ParseError != "" || a.Statements != 1 {
 		return false
