@@ -1,12 +1,17 @@
 package router
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/lagmon"
+	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/shard"
 )
 
@@ -115,5 +120,55 @@ func TestSessionRoutingReset(t *testing.T) {
 	s.Reset()
 	if s.Pref != Auto || s.ReadAfter != nil || s.Key != nil {
 		t.Errorf("after Reset: %+v", s)
+	}
+}
+
+// downProber answers a primary's position, or fails while down.
+type downProber struct {
+	down atomic.Bool
+	lsn  atomic.Uint64
+}
+
+func (p *downProber) Probe(context.Context) (lagmon.Position, error) {
+	if p.down.Load() {
+		return nil, errors.New("connection refused")
+	}
+	return lagmon.LSN(p.lsn.Load()), nil
+}
+
+// SHOW switchyard.write_position: the token of the client's last write,
+// or CmdNoPosition when the primary's position after it cannot be read
+// (never the position from before the write).
+func TestSessionRoutingWritePosition(t *testing.T) {
+	prim, rep := &downProber{}, &downProber{}
+	prim.lsn.Store(200)
+	var cl config.Cluster
+	cl.Name, cl.Primary, cl.Replicas = "main", "127.0.0.1:1", []string{"127.0.0.1:2"}
+	cl.Settings.ReadYourWrites = true
+	cl.Settings.LagPollInterval = time.Hour // only on-demand probes
+	cl.Settings.MaxReplicaLag = time.Second
+	var reg replica.Registry
+	reg.Reload([]replica.Spec{{Protocol: "postgres", Cluster: cl, NewProbe: func(addr string, primary bool) lagmon.Prober {
+		if primary {
+			return prim
+		}
+		return rep
+	}}})
+	defer reg.Close()
+	env := SessionEnv{Cluster: "main", Replicas: reg.Get("main")}
+	show := ParseProxyCommand("SHOW switchyard.write_position")
+	var s SessionRouting
+	if ans, err := s.Apply(show, env); err != nil || ans.Value != "" {
+		t.Fatalf("before any write: %+v, %v; want an empty token", ans, err)
+	}
+	s.Writes.Wrote(time.Now())
+	if ans, err := s.Apply(show, env); err != nil || ans.Value != "main@"+lagmon.LSN(200).String() {
+		t.Fatalf("after a write: %+v, %v; want main@%s", ans, err, lagmon.LSN(200))
+	}
+	time.Sleep(2 * time.Millisecond)
+	prim.down.Store(true)
+	s.Writes.Wrote(time.Now())
+	if ans, err := s.Apply(show, env); err == nil || err.Kind != CmdNoPosition {
+		t.Fatalf("after a write with the primary unreachable: %+v, %v; want CmdNoPosition", ans, err)
 	}
 }
