@@ -48,11 +48,14 @@
 //     (router.PlanRead over replica.Runtime), turned into pools; the lag
 //     monitor's prober (GTID positions read over connections of its own);
 //     the answers to the proxy's own session commands, parsed by
-//     router.ParseProxyCommand.
+//     router.ParseProxyCommand and applied to the session's routing state
+//     by router.SessionRouting.Apply; this file words them in MySQL's
+//     errors (commandError).
 //   - shard.go, shard_scatter.go, shard_params.go: sharded clusters: the
 //     router's plan (router.ShardRouting.PlanShard) of each statement, with
 //     the COM_STMT_EXECUTE parameter values it asks for, turned into
-//     leases; lazy BEGIN, scatter-gather SELECT merged in the text and binary
+//     leases (refusals in MySQL's codes: refusal); lazy BEGIN (which
+//     statements the proxy answers itself: router.LocalTxn), scatter-gather SELECT merged in the text and binary
 //     protocols (package scatter, through mysqlproto.RowCodec), all-shard
 //     writes, shard replicas through route.go.
 //   - server.go: reload, and the MySQL parts of the pools (how a pool

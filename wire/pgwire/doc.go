@@ -53,8 +53,12 @@
 // (shard.go reads the bind values the plan asks for and turns the target
 // into a lease, a refusal or a scatter; shard_replica.go picks a shard's
 // replica through PlanRead), router.ShardSet for the sharded clusters in
-// force, router.ParseProxyCommand for SET/SHOW switchyard.*. This package
-// answers in PostgreSQL's messages and never re-decides.
+// force, router.ParseProxyCommand and router.SessionRouting.Apply for
+// SET/SHOW switchyard.* (the session's routing state: target, read_after,
+// shard key, writes for read-your-writes), router.LocalTxn for which
+// BEGIN/COMMIT/ROLLBACK the proxy answers itself on a sharded cluster.
+// This package answers in PostgreSQL's messages and codes (commandError,
+// refusal) and never re-decides.
 //
 // Imports: besides pgframe, router, scatter, pool and replica (DESIGN.md), config
 // (the settings of clusters and users), lagmon (the prober interface this
