@@ -45,8 +45,9 @@
 // messages the proxy must understand, and wire/pgframe reads raw frames
 // for the relay and holds the few hand-written encoders and decoders of
 // raw messages (Bind parameters, Query, Close, CommandComplete, startup
-// parameters), fuzzed there. The row codec for merges (shard_codec.go)
-// stays here: its refusals are this package's pgError.
+// parameters), fuzzed there, and the row codec for merges
+// (pgframe.RowCodec); shard_codec.go turns its refusals (a
+// pgframe.RowError) and package scatter's into this package's pgError.
 //
 // Where a request goes is the router's: router.PlanRead (route.go) for a
 // cluster with replicas, router.ShardRouting.PlanShard for a sharded one

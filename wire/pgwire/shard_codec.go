@@ -1,198 +1,25 @@
 package pgwire
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
-	"time"
-
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/scatter"
-	"github.com/switchyard/switchyard/shard"
+	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
-// rowCodec is the PostgreSQL row format for package scatter: DataRows
-// of the result a RowDescription describes.
-type rowCodec struct {
-	f []pgproto3.FieldDescription
-}
-
-var _ scatter.Codec = (*rowCodec)(nil)
-
-// newRowCodec reads a RowDescription message (with its header).
-func newRowCodec(m []byte) (*rowCodec, error) {
-	var rd pgproto3.RowDescription
-	if err := rd.Decode(m[5:]); err != nil {
-		return nil, newError(codeProtocolViolation, "a shard's RowDescription is malformed: %v", err)
-	}
-	return &rowCodec{rd.Fields}, nil
-}
-
-func (c *rowCodec) Columns() int      { return len(c.f) }
-func (c *rowCodec) Name(k int) string { return string(c.f[k].Name) }
-
-// FoldNames: the parser has folded unquoted names to lower case, as the
-// server does; a quoted name keeps its case and must match exactly.
-func (c *rowCodec) FoldNames() bool { return false }
-
-func (c *rowCodec) bin(k int) bool { return c.f[k].Format == 1 }
-
-// checkBinary refuses a binary-format column the proxy cannot read.
-func (c *rowCodec) checkBinary(k int) error {
-	if !c.bin(k) {
-		return nil
-	}
-	switch c.f[k].DataTypeOID {
-	case 20, 21, 23:
-		return nil
-	}
-	return newError(codeFeatureNotSupported, "column %d of a SELECT run on every shard is in binary format (type OID %d), which the proxy cannot merge; use the text format or the simple query protocol", k+1, c.f[k].DataTypeOID)
-}
-
-// Split cuts a DataRow into its values (nil for NULL), which alias it.
-func (c *rowCodec) Split(m []byte) ([][]byte, error) {
-	var dr pgproto3.DataRow
-	if err := dr.Decode(m[5:]); err != nil {
-		return nil, newError(codeProtocolViolation, "a shard's DataRow is malformed: %v", err)
-	}
-	return dr.Values, nil
-}
-
-// Encode makes a DataRow.
-func (c *rowCodec) Encode(vals [][]byte) []byte {
-	out, _ := (&pgproto3.DataRow{Values: vals}).Encode(nil)
-	return out
-}
-
-// numericOID says whether values of the type compare as numbers.
-func numericOID(oid uint32) bool {
-	switch oid {
-	case 20, 21, 23, 26, 700, 701, 1700: // int8, int2, int4, oid, float4, float8, numeric
-		return true
-	}
-	return false
-}
-
-// textOID says whether values of the type are text in a collation.
-func textOID(oid uint32) bool {
-	switch oid {
-	case 25, 1043, 1042, 19: // text, varchar, char(n), name
-		return true
-	}
-	return false
-}
-
-// Text: text, varchar, char(n) and name in the text format order in
-// their collation; where it comes from (a table's column or not) is in
-// the RowDescription.
-func (c *rowCodec) Text(k int) (scatter.TextColumn, bool) {
-	f := c.f[k]
-	if !textOID(f.DataTypeOID) || c.bin(k) {
-		return scatter.TextColumn{}, false
-	}
-	return scatter.TextColumn{Rel: f.TableOID, Att: int16(f.TableAttributeNumber), TrimSpace: f.DataTypeOID == 1042}, true
-}
-
-// Key: binary integers as integers, numbers in text as exact numbers,
-// types whose text form orders as they do, as bytes; text is Text's.
-func (c *rowCodec) Key(k int, v []byte) (scatter.Key, error) {
-	if err := c.checkBinary(k); err != nil {
-		return scatter.Key{}, err
-	}
-	if c.bin(k) {
-		n, _ := shard.IntFromBinary(v)
-		return scatter.IntKey(n), nil
-	}
-	oid := c.f[k].DataTypeOID
-	if numericOID(oid) {
-		if key, ok := scatter.NumberKey(v); ok {
-			return key, nil
-		}
-	}
-	if key, ok := orderedText(oid, v); ok {
-		return key, nil
-	}
-	return scatter.Key{}, newError(codeFeatureNotSupported, "column %q (type OID %d, value %q): the proxy cannot order its values across shards as the server does; add the shard key", c.f[k].Name, oid, v)
-}
-
-// orderedText reads a value of a type whose text form orders as the type
-// does: bool ('f' < 't'), bytea in hex, uuid, and date, timestamp and
-// time in the ISO DateStyle with a four-digit year of our era (their
-// bytes order; a BC date, infinity, another DateStyle do not);
-// timestamptz as the instant it names (its offset varies with daylight
-// saving time). Any other type (intervals, network addresses, enums,
-// citext, ...) orders as its own operators say, which the proxy does not
-// know: not ok.
-func orderedText(oid uint32, v []byte) (scatter.Key, bool) {
-	switch oid {
-	case 16, 2950: // bool, uuid
-		return scatter.BytesKey(v), true
-	case 17: // bytea
-		if bytes.HasPrefix(v, []byte(`\x`)) {
-			return scatter.BytesKey(v), true
-		}
-	case 1082, 1114: // date, timestamp
-		if isoDate(v) {
-			return scatter.BytesKey(v), true
-		}
-	case 1083: // time
-		if len(v) >= 8 && v[2] == ':' && v[5] == ':' && (len(v) == 8 || v[8] == '.') {
-			return scatter.BytesKey(v), true
-		}
-	case 1184: // timestamptz
-		if !isoDate(v) {
-			break
-		}
-		for _, layout := range []string{"2006-01-02 15:04:05-07", "2006-01-02 15:04:05-07:00", "2006-01-02 15:04:05-07:00:00"} {
-			if t, err := time.Parse(layout, string(v)); err == nil {
-				return scatter.IntKey(t.UnixMicro()), true
-			}
-		}
-	}
-	return scatter.Key{}, false
-}
-
-// isoDate: v starts with YYYY-MM-DD and is not a BC date.
-func isoDate(v []byte) bool {
-	if len(v) < 10 || v[4] != '-' || v[7] != '-' || (len(v) > 10 && v[10] != ' ') || bytes.HasSuffix(v, []byte(" BC")) {
-		return false
-	}
-	for _, i := range []int{0, 1, 2, 3, 5, 6, 8, 9} {
-		if v[i] < '0' || v[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// Add adds two COUNT or SUM values.
-func (c *rowCodec) Add(k int, x, y []byte) ([]byte, error) {
-	if err := c.checkBinary(k); err != nil {
-		return nil, err
-	}
-	if c.bin(k) {
-		nx, _ := shard.IntFromBinary(x)
-		ny, _ := shard.IntFromBinary(y)
-		if len(x) == 4 {
-			return binary.BigEndian.AppendUint32(nil, uint32(nx+ny)), nil
-		}
-		return binary.BigEndian.AppendUint64(nil, uint64(nx+ny)), nil
-	}
-	if sum, ok := scatter.AddDecimal(x, y); ok {
-		return sum, nil
-	}
-	return nil, newError(codeFeatureNotSupported, "cannot add the values %q and %q of column %d from two shards", x, y, k+1)
-}
-
-// scatterError turns a refusal of package scatter (counted there) into
-// the client's error.
+// scatterError turns a refusal of package scatter (counted there) or of
+// the row codec (pgframe.RowCodec) into the client's error.
 func scatterError(err error) error {
 	var se *scatter.Error
-	if !errors.As(err, &se) {
+	var re *pgframe.RowError
+	switch {
+	case errors.As(err, &re) && re.Malformed:
+		return newError(codeProtocolViolation, "%s", re.Msg)
+	case errors.As(err, &re):
+		return newError(codeFeatureNotSupported, "%s", re.Msg)
+	case !errors.As(err, &se):
 		return err
-	}
-	if se.Reason == scatter.ReasonTooLarge {
+	case se.Reason == scatter.ReasonTooLarge:
 		return &pgError{Severity: "ERROR", Code: codeProgramLimitExceeded, Message: se.Msg,
 			Hint: "max_scatter_bytes is set in [defaults] or per cluster in the proxy's config"}
 	}

@@ -28,9 +28,8 @@ import (
 // scatter (scatter.Run: the budget, OFFSET folded into each shard's
 // LIMIT, text merged only in a collation it reproduces, the choice of
 // error); this file leases each shard (on a caught-up replica where the
-// router allows) and reads its answer (pgShards), and rowCodec reads
-// DataRows. The
-// client sees one RowDescription, the merged rows, one CommandComplete
+// router allows) and reads its answer (pgShards); pgframe.RowCodec
+// reads DataRows. The client sees one RowDescription, the merged rows, one CommandComplete
 // and ReadyForQuery. An UPDATE or DELETE without a key, where
 // allow_all_shard_writes says so, runs the same way on each shard's
 // primary, each in its own implicit transaction: the command tags are
@@ -196,7 +195,7 @@ func (p *pgShards) Run(i int, sql string, b *scatter.Budget) (*scatter.Answer, e
 }
 
 func (p *pgShards) Codec(first *scatter.Answer) (scatter.Codec, error) {
-	return newRowCodec(first.Wire.(*shardResult).desc)
+	return pgframe.NewRowCodec(first.Wire.(*shardResult).desc)
 }
 
 func (p *pgShards) Lookup(i int, q string) ([][]byte, error) {
@@ -205,7 +204,7 @@ func (p *pgShards) Lookup(i int, q string) ([][]byte, error) {
 	if err := p.c.runOnShard(p.rt, i, msg, &r, p.as, scatter.NewBudget(1<<20), &p.mu); err != nil || r.err != nil || len(r.rows) != 1 {
 		return nil, err
 	}
-	return (*rowCodec)(nil).Split(r.rows[0])
+	return pgframe.SplitDataRow(r.rows[0])
 }
 
 // testHookShardLease, when set, runs after a scatter's shard i looked up

@@ -1,0 +1,230 @@
+package pgframe
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/switchyard/switchyard/scatter"
+)
+
+// RowCodec is the PostgreSQL row format for package scatter (splitting
+// a row, comparing a column by its type OID, adding COUNT and SUM values,
+// encoding a merged row): DataRows of the result a RowDescription
+// describes. Its MySQL counterpart is mysqlproto.RowCodec.
+type RowCodec struct {
+	f []pgproto3.FieldDescription
+}
+
+var _ scatter.Codec = (*RowCodec)(nil)
+
+// RowError is the row codec's error. Malformed: a shard's message cannot
+// be decoded (a protocol violation); otherwise the values cannot be
+// merged as the server would (a feature the proxy does not support).
+// The wire package turns it into the client's error.
+type RowError struct {
+	Malformed bool
+	Msg       string
+}
+
+func (e *RowError) Error() string { return e.Msg }
+
+func malformed(format string, args ...any) *RowError {
+	return &RowError{Malformed: true, Msg: fmt.Sprintf(format, args...)}
+}
+
+func unsupported(format string, args ...any) *RowError {
+	return &RowError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// NewRowCodec reads a RowDescription message (with its header).
+func NewRowCodec(m []byte) (*RowCodec, error) {
+	if len(m) < 5 {
+		return nil, malformed("a shard's RowDescription is malformed: %d bytes", len(m))
+	}
+	var rd pgproto3.RowDescription
+	if err := rd.Decode(m[5:]); err != nil {
+		return nil, malformed("a shard's RowDescription is malformed: %v", err)
+	}
+	return &RowCodec{rd.Fields}, nil
+}
+
+func (c *RowCodec) Columns() int      { return len(c.f) }
+func (c *RowCodec) Name(k int) string { return string(c.f[k].Name) }
+
+// FoldNames: the parser has folded unquoted names to lower case, as the
+// server does; a quoted name keeps its case and must match exactly.
+func (c *RowCodec) FoldNames() bool { return false }
+
+func (c *RowCodec) bin(k int) bool { return c.f[k].Format == 1 }
+
+// checkBinary refuses a binary-format column the proxy cannot read.
+func (c *RowCodec) checkBinary(k int) error {
+	if !c.bin(k) {
+		return nil
+	}
+	switch c.f[k].DataTypeOID {
+	case 20, 21, 23:
+		return nil
+	}
+	return unsupported("column %d of a SELECT run on every shard is in binary format (type OID %d), which the proxy cannot merge; use the text format or the simple query protocol", k+1, c.f[k].DataTypeOID)
+}
+
+// Split cuts a DataRow into its values (nil for NULL), which alias it.
+func (c *RowCodec) Split(m []byte) ([][]byte, error) { return SplitDataRow(m) }
+
+// SplitDataRow cuts a DataRow message (with its header) into its values
+// (nil for NULL), which alias it.
+func SplitDataRow(m []byte) ([][]byte, error) {
+	if len(m) < 5 {
+		return nil, malformed("a shard's DataRow is malformed: %d bytes", len(m))
+	}
+	var dr pgproto3.DataRow
+	if err := dr.Decode(m[5:]); err != nil {
+		return nil, malformed("a shard's DataRow is malformed: %v", err)
+	}
+	return dr.Values, nil
+}
+
+// Encode makes a DataRow.
+func (c *RowCodec) Encode(vals [][]byte) []byte {
+	out, _ := (&pgproto3.DataRow{Values: vals}).Encode(nil)
+	return out
+}
+
+// numericOID says whether values of the type compare as numbers.
+func numericOID(oid uint32) bool {
+	switch oid {
+	case 20, 21, 23, 26, 700, 701, 1700: // int8, int2, int4, oid, float4, float8, numeric
+		return true
+	}
+	return false
+}
+
+// textOID says whether values of the type are text in a collation.
+func textOID(oid uint32) bool {
+	switch oid {
+	case 25, 1043, 1042, 19: // text, varchar, char(n), name
+		return true
+	}
+	return false
+}
+
+// Text: text, varchar, char(n) and name in the text format order in
+// their collation; where it comes from (a table's column or not) is in
+// the RowDescription.
+func (c *RowCodec) Text(k int) (scatter.TextColumn, bool) {
+	f := c.f[k]
+	if !textOID(f.DataTypeOID) || c.bin(k) {
+		return scatter.TextColumn{}, false
+	}
+	return scatter.TextColumn{Rel: f.TableOID, Att: int16(f.TableAttributeNumber), TrimSpace: f.DataTypeOID == 1042}, true
+}
+
+// Key: binary integers as integers, numbers in text as exact numbers,
+// types whose text form orders as they do, as bytes; text is Text's.
+func (c *RowCodec) Key(k int, v []byte) (scatter.Key, error) {
+	if err := c.checkBinary(k); err != nil {
+		return scatter.Key{}, err
+	}
+	if c.bin(k) {
+		n := intFromBinary(v)
+		return scatter.IntKey(n), nil
+	}
+	oid := c.f[k].DataTypeOID
+	if numericOID(oid) {
+		if key, ok := scatter.NumberKey(v); ok {
+			return key, nil
+		}
+	}
+	if key, ok := orderedText(oid, v); ok {
+		return key, nil
+	}
+	return scatter.Key{}, unsupported("column %q (type OID %d, value %q): the proxy cannot order its values across shards as the server does; add the shard key", c.f[k].Name, oid, v)
+}
+
+// orderedText reads a value of a type whose text form orders as the type
+// does: bool ('f' < 't'), bytea in hex, uuid, and date, timestamp and
+// time in the ISO DateStyle with a four-digit year of our era (their
+// bytes order; a BC date, infinity, another DateStyle do not);
+// timestamptz as the instant it names (its offset varies with daylight
+// saving time). Any other type (intervals, network addresses, enums,
+// citext, ...) orders as its own operators say, which the proxy does not
+// know: not ok.
+func orderedText(oid uint32, v []byte) (scatter.Key, bool) {
+	switch oid {
+	case 16, 2950: // bool, uuid
+		return scatter.BytesKey(v), true
+	case 17: // bytea
+		if bytes.HasPrefix(v, []byte(`\x`)) {
+			return scatter.BytesKey(v), true
+		}
+	case 1082, 1114: // date, timestamp
+		if isoDate(v) {
+			return scatter.BytesKey(v), true
+		}
+	case 1083: // time
+		if len(v) >= 8 && v[2] == ':' && v[5] == ':' && (len(v) == 8 || v[8] == '.') {
+			return scatter.BytesKey(v), true
+		}
+	case 1184: // timestamptz
+		if !isoDate(v) {
+			break
+		}
+		for _, layout := range []string{"2006-01-02 15:04:05-07", "2006-01-02 15:04:05-07:00", "2006-01-02 15:04:05-07:00:00"} {
+			if t, err := time.Parse(layout, string(v)); err == nil {
+				return scatter.IntKey(t.UnixMicro()), true
+			}
+		}
+	}
+	return scatter.Key{}, false
+}
+
+// isoDate: v starts with YYYY-MM-DD and is not a BC date.
+func isoDate(v []byte) bool {
+	if len(v) < 10 || v[4] != '-' || v[7] != '-' || (len(v) > 10 && v[10] != ' ') || bytes.HasSuffix(v, []byte(" BC")) {
+		return false
+	}
+	for _, i := range []int{0, 1, 2, 3, 5, 6, 8, 9} {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Add adds two COUNT or SUM values.
+func (c *RowCodec) Add(k int, x, y []byte) ([]byte, error) {
+	if err := c.checkBinary(k); err != nil {
+		return nil, err
+	}
+	if c.bin(k) {
+		nx := intFromBinary(x)
+		ny := intFromBinary(y)
+		if len(x) == 4 {
+			return binary.BigEndian.AppendUint32(nil, uint32(nx+ny)), nil
+		}
+		return binary.BigEndian.AppendUint64(nil, uint64(nx+ny)), nil
+	}
+	if sum, ok := scatter.AddDecimal(x, y); ok {
+		return sum, nil
+	}
+	return nil, unsupported("cannot add the values %q and %q of column %d from two shards", x, y, k+1)
+}
+
+// intFromBinary reads an int2, int4 or int8 in the binary format (0 for
+// another length; checkBinary let only these types through).
+func intFromBinary(b []byte) int64 {
+	switch len(b) {
+	case 2:
+		return int64(int16(binary.BigEndian.Uint16(b)))
+	case 4:
+		return int64(int32(binary.BigEndian.Uint32(b)))
+	case 8:
+		return int64(binary.BigEndian.Uint64(b))
+	}
+	return 0
+}

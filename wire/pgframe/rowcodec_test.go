@@ -1,0 +1,132 @@
+package pgframe
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/switchyard/switchyard/scatter"
+	"github.com/switchyard/switchyard/scatter/scattertest"
+)
+
+// TestRowCodecMerge runs the merge cases both protocols share through the
+// PostgreSQL row codec (text format).
+func TestRowCodecMerge(t *testing.T) {
+	oid := map[scattertest.Type]uint32{scattertest.Int: 20, scattertest.Decimal: 1700, scattertest.Text: 25}
+	scattertest.Run(t, func(cols []scattertest.Col) scatter.Codec {
+		var rd pgproto3.RowDescription
+		for _, c := range cols {
+			rd.Fields = append(rd.Fields, pgproto3.FieldDescription{Name: []byte(c.Name), DataTypeOID: oid[c.Type], DataTypeSize: -1, TypeModifier: -1})
+		}
+		m, _ := rd.Encode(nil)
+		c, err := NewRowCodec(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return scatter.OrderText(c, scatter.TextBytes) // the cases' text is in C
+	}, func(_ []scattertest.Col, vals []string) []byte {
+		var dr pgproto3.DataRow
+		for _, v := range vals {
+			if v == scattertest.Null {
+				dr.Values = append(dr.Values, nil)
+			} else {
+				dr.Values = append(dr.Values, []byte(v))
+			}
+		}
+		m, _ := dr.Encode(nil)
+		return m
+	})
+}
+
+// rowDesc is a RowDescription of columns of these type OIDs, in this
+// format (0 text, 1 binary).
+func rowDesc(format int16, oids ...uint32) []byte {
+	var rd pgproto3.RowDescription
+	for i, oid := range oids {
+		rd.Fields = append(rd.Fields, pgproto3.FieldDescription{Name: []byte{'a' + byte(i)}, DataTypeOID: oid, DataTypeSize: -1, TypeModifier: -1, Format: format})
+	}
+	m, _ := rd.Encode(nil)
+	return m
+}
+
+// TestRowCodecErrors: a message a shard sent that cannot be decoded is a
+// Malformed RowError (the client sees a protocol violation); a value the
+// proxy cannot order or add as the server would is a RowError that is
+// not (the client sees "feature not supported"), naming the column.
+func TestRowCodecErrors(t *testing.T) {
+	want := func(err error, malformed bool, text, what string) {
+		t.Helper()
+		var re *RowError
+		if !errors.As(err, &re) || re.Malformed != malformed || !strings.Contains(re.Msg, text) {
+			t.Errorf("%s: %v (%T); want a RowError, Malformed %v, naming %q", what, err, err, malformed, text)
+		}
+	}
+	_, err := NewRowCodec([]byte{'T', 0, 0, 0, 6, 0})
+	want(err, true, "RowDescription is malformed", "truncated RowDescription")
+	_, err = NewRowCodec([]byte{'T'})
+	want(err, true, "RowDescription is malformed", "RowDescription of 1 byte")
+	_, err = SplitDataRow([]byte{'D', 0, 0, 0, 10, 0, 2, 0, 0, 0, 9})
+	want(err, true, "DataRow is malformed", "DataRow whose value overruns it")
+
+	c, err := NewRowCodec(rowDesc(0, 869, 25)) // inet, text
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Key(0, []byte("10.0.0.9"))
+	want(err, false, `column "a" (type OID 869`, "inet key")
+	_, err = c.Add(1, []byte("x"), []byte("y"))
+	want(err, false, "cannot add", "adding text")
+	c, err = NewRowCodec(rowDesc(1, 1700)) // numeric, binary
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Key(0, []byte{0, 1})
+	want(err, false, "binary format (type OID 1700)", "binary numeric")
+
+	c, err = NewRowCodec(rowDesc(1, 23, 20)) // int4, int8 in binary
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := c.Key(0, []byte{0xff, 0xff, 0xff, 0xfe}); err != nil || k.Compare(scatter.IntKey(-2)) != 0 {
+		t.Errorf("binary int4 -2: %v, %v", k, err)
+	}
+	if sum, err := c.Add(1, []byte{0, 0, 0, 0, 0, 0, 0, 40}, []byte{0, 0, 0, 0, 0, 0, 0, 2}); err != nil || string(sum) != "\x00\x00\x00\x00\x00\x00\x00*" {
+		t.Errorf("binary int8 40+2: %v, %v", sum, err)
+	}
+}
+
+// FuzzSplitDataRow feeds arbitrary bytes as a shard's DataRow and
+// RowDescription: an error, never a panic; the values of a row that
+// splits encode into a DataRow that splits into the same values.
+func FuzzSplitDataRow(f *testing.F) {
+	row, _ := (&pgproto3.DataRow{Values: [][]byte{[]byte("42"), nil, {}}}).Encode(nil)
+	f.Add(row)
+	f.Add(rowDesc(0, 20, 25))
+	f.Add([]byte{'D', 0, 0, 0, 10, 0, 2, 0, 0, 0, 9})
+	f.Add([]byte{'D', 0, 0, 0, 6, 0xff, 0xff})
+	f.Add([]byte{'D'})
+	f.Fuzz(func(t *testing.T, m []byte) {
+		if vals, err := SplitDataRow(m); err == nil {
+			var c RowCodec
+			again, err := SplitDataRow(c.Encode(vals))
+			if err != nil || len(again) != len(vals) {
+				t.Fatalf("%q split into %q; encoded and split again: %q, %v", m, vals, again, err)
+			}
+			for i := range vals {
+				if string(again[i]) != string(vals[i]) || (again[i] == nil) != (vals[i] == nil) {
+					t.Fatalf("%q split into %q; encoded and split again: %q", m, vals, again)
+				}
+			}
+		}
+		if c, err := NewRowCodec(m); err == nil {
+			for k := 0; k < c.Columns() && k < 8; k++ {
+				_ = c.Name(k)
+				_, _ = c.Key(k, m)
+				_, _ = c.Add(k, m, m)
+				_, _ = c.Text(k)
+			}
+		}
+	})
+}
