@@ -25,6 +25,11 @@
 // protocols: the lag monitor with the wire package's prober, the Set, the
 // routing metrics, and read-your-writes (Writes: a client's last write on
 // one primary, turned into a position the replica must have replayed).
+// Runtime.PickRead is the read-your-writes choice both wires make for a
+// read (readpick.go): after a failed position check, where
+// AfterFailedCheck says; a request that cannot carry a check (the wire
+// says which cannot), Pick; one that can, PickChecked, with the check the
+// read must carry (causal.go).
 // A Registry holds a front end's runtimes as one snapshot that a reload
 // replaces whole, keeping the runtimes whose nodes and settings did not
 // change. The wire packages implement only the probe and the text form of

@@ -42,29 +42,20 @@ type causalCheck struct {
 }
 
 // pickReplica is routeWith's choice of a replica for a read (nil: the
-// primary). For an unsharded cluster, a read whose position no replica is
-// known to have goes to a replica with a check (s.check); after a failed
-// check (s.checkFailed) it goes where the runtime says (the primary, or
-// a replica the probes found within causal_read_timeout).
+// primary), replica.Runtime.PickRead's: a read of an unsharded cluster
+// can carry a check (s.check); after a failed check (s.checkFailed) it
+// goes where the runtime says.
 func (s *session) pickReplica(rt *replica.Runtime, ryw *replica.Writes, why string) *replica.Node {
-	s.check = nil
-	if !s.checkFailed.IsZero() {
-		start := s.checkFailed
-		s.checkFailed = time.Time{}
-		return rt.AfterFailedCheck(ryw, s.routing.ReadAfter, why, nil, start)
-	}
-	if s.sh != nil || !rt.Settings().ReadYourWrites {
-		return rt.Pick(ryw, s.routing.ReadAfter, why, nil)
-	}
-	if _, known := rt.Need(ryw, s.routing.ReadAfter); !known {
+	failed := s.checkFailed
+	s.check, s.checkFailed = nil, time.Time{}
+	r := rt.PickRead(ryw, s.routing.ReadAfter, why, nil, failed, s.sh == nil)
+	if r.WantPosition {
 		s.wantPosition = true // a client that reads right after its writes
 	}
-	start := time.Now()
-	n, pos := rt.PickChecked(ryw, s.routing.ReadAfter, why, nil)
-	if n != nil && pos != nil {
-		s.check = &causalCheck{pos: pos, start: start}
+	if r.Check != nil {
+		s.check = &causalCheck{pos: r.Check, start: r.Start}
 	}
-	return n
+	return r.Node
 }
 
 // checkedLease says whether the command of the lease just taken carries

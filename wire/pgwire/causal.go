@@ -62,34 +62,27 @@ type causalCheck struct {
 }
 
 // pickReplica is route's choice of a replica for a read (nil: the
-// primary), with a check (c.check) when the request can carry one.
+// primary), with a check (c.check) when the request can carry one: the
+// policy is replica.Runtime.PickRead's.
 func (c *clientConn) pickReplica(rt *replica.Runtime, typ byte, why string, as []*router.Analysis) *replica.Node {
-	c.check = nil
-	if !c.checkFailed.IsZero() {
-		start := c.checkFailed
-		c.checkFailed = time.Time{}
-		return rt.AfterFailedCheck(&c.routing.Writes, c.routing.ReadAfter, why, &c.mu, start)
-	}
-	if !c.canCheck(rt, typ, as) {
-		return rt.Pick(&c.routing.Writes, c.routing.ReadAfter, why, &c.mu)
-	}
-	c.mu.Lock()
-	if _, known := rt.Need(&c.routing.Writes, c.routing.ReadAfter); !known {
+	failed := c.checkFailed
+	c.check, c.checkFailed = nil, time.Time{}
+	r := rt.PickRead(&c.routing.Writes, c.routing.ReadAfter, why, &c.mu, failed, failed.IsZero() && c.canCheck(typ, as))
+	if r.WantPosition {
+		c.mu.Lock()
 		c.wantPosition = true // a client that reads right after its writes
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
-	start := time.Now()
-	n, pos := rt.PickChecked(&c.routing.Writes, c.routing.ReadAfter, why, &c.mu)
-	if n != nil && pos != nil {
-		c.check = &causalCheck{pos: pos, start: start}
+	if r.Check != nil {
+		c.check = &causalCheck{pos: r.Check, start: r.Start}
 	}
-	return n
+	return r.Node
 }
 
 // canCheck says whether the request that starts a lease, ended by a
 // message of type typ, may carry a position check.
-func (c *clientConn) canCheck(rt *replica.Runtime, typ byte, as []*router.Analysis) bool {
-	if (typ != 'S' && typ != 'Q') || c.sh != nil || !rt.Settings().ReadYourWrites ||
+func (c *clientConn) canCheck(typ byte, as []*router.Analysis) bool {
+	if (typ != 'S' && typ != 'Q') || c.sh != nil ||
 		c.copyIn || len(c.capture) > 0 || c.captureAll || c.captureTxn {
 		return false
 	}

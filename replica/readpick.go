@@ -1,0 +1,44 @@
+package replica
+
+import (
+	"sync"
+	"time"
+
+	"github.com/switchyard/switchyard/lagmon"
+)
+
+// ReadPick is where PickRead sends a read.
+type ReadPick struct {
+	Node  *Node           // nil: the primary
+	Check lagmon.Position // the position a check in front of the read must find on Node (nil: no check)
+	Start time.Time       // when the checked read was routed (Check only)
+	// WantPosition: the position of the client's last write was not
+	// sampled yet when the read came, a client that reads right after
+	// its writes; the wire reads the primary's position after its next
+	// write.
+	WantPosition bool
+}
+
+// PickRead is a read's choice of a replica under read-your-writes, the
+// one policy of both wires. failed, when not zero, is when the read was
+// routed before its check failed on a replica: it goes where
+// AfterFailedCheck says. Otherwise a read whose request cannot carry a
+// check (canCheck is the wire's to say; read_your_writes off counts as
+// cannot) is Pick's; one that can is PickChecked's, and a check it must
+// carry is in the answer. w and readAfter are the session's (lock, when
+// not nil, guards w, as for Pick).
+func (rt *Runtime) PickRead(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, failed time.Time, canCheck bool) ReadPick {
+	if !failed.IsZero() {
+		return ReadPick{Node: rt.AfterFailedCheck(w, readAfter, why, lock, failed)}
+	}
+	if !canCheck || !rt.Settings().ReadYourWrites {
+		return ReadPick{Node: rt.Pick(w, readAfter, why, lock)}
+	}
+	_, known := rt.lockedNeed(w, readAfter, lock)
+	r := ReadPick{Start: time.Now(), WantPosition: !known}
+	r.Node, r.Check = rt.PickChecked(w, readAfter, why, lock)
+	if r.Node == nil {
+		r.Check = nil
+	}
+	return r
+}
