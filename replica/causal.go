@@ -32,10 +32,12 @@ import (
 //
 // The position of the client's last write is needed first: when no
 // primary sample after the write exists yet, the primary is probed now
-// (coalesced, as in Pick).
-func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker) (n *Node, check lagmon.Position) {
+// (coalesced, as in Pick). sampled says whether it was known when the
+// read came.
+func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker) (n *Node, check lagmon.Position, sampled bool) {
 	start := time.Now()
 	need, known := rt.lockedNeed(w, readAfter, lock)
+	sampled = known
 	if !known {
 		ctx, cancel := context.WithDeadline(context.Background(), start.Add(max(rt.Settings().CausalReadTimeout, freshWait)))
 		ok := rt.primaryAfterWrite(ctx, w, lock)
@@ -49,7 +51,7 @@ func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string,
 		} else {
 			rt.causal(false, true, time.Since(start))
 			rt.Fallback(rt.fallbackReason(false))
-			return nil, nil
+			return nil, nil, sampled
 		}
 	}
 	if n = rt.Set.Pick(need); n != nil {
@@ -57,7 +59,7 @@ func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string,
 			rt.causal(true, false, 0)
 		}
 		rt.Routed("replica", why)
-		return n, nil
+		return n, nil, sampled
 	}
 	if need == nil || rt.Set.AllOut() {
 		// No replica at all (none healthy, all banned or lagging).
@@ -65,17 +67,17 @@ func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string,
 			rt.causal(false, false, 0)
 		}
 		rt.Fallback(rt.fallbackReason(need != nil))
-		return nil, nil
+		return nil, nil, sampled
 	}
 	// No replica is known to have need: one that may have it, healthy
 	// and within max_replica_lag, checks for itself.
 	if n = rt.Set.Pick(nil); n == nil {
 		rt.causal(false, false, 0)
 		rt.Fallback(rt.fallbackReason(true))
-		return nil, nil
+		return nil, nil, sampled
 	}
 	rt.Routed("replica", why)
-	return n, need
+	return n, need, sampled
 }
 
 // primaryAfterWrite probes the primary (coalesced) for a position that

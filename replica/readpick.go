@@ -34,9 +34,10 @@ func (rt *Runtime) PickRead(w *Writes, readAfter lagmon.Position, why string, lo
 	if !canCheck || !rt.Settings().ReadYourWrites {
 		return ReadPick{Node: rt.Pick(w, readAfter, why, lock)}
 	}
-	_, known := rt.lockedNeed(w, readAfter, lock)
-	r := ReadPick{Start: time.Now(), WantPosition: !known}
-	r.Node, r.Check = rt.PickChecked(w, readAfter, why, lock)
+	r := ReadPick{Start: time.Now()}
+	var sampled bool
+	r.Node, r.Check, sampled = rt.PickChecked(w, readAfter, why, lock)
+	r.WantPosition = !sampled
 	if r.Node == nil {
 		r.Check = nil
 	}

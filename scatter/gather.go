@@ -83,21 +83,35 @@ func Gather(j Job, run RunFunc) (*Gathered, error) {
 		metrics.ScatterQueries.WithLabelValues(j.Protocol, j.Cluster).Inc()
 	}
 	g := &Gathered{job: j, budget: NewBudget(j.MaxBytes)}
-	answers, errs := make([]*Answer, len(j.Shards)), make([]error, len(j.Shards))
-	if j.Parallel && !j.Write {
+	parallel := j.Parallel && !j.Write
+	var answers []*Answer
+	var errs []error
+	if parallel {
+		answers, errs = make([]*Answer, len(j.Shards)), make([]error, len(j.Shards))
 		var wg sync.WaitGroup
 		for k, i := range j.Shards {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// A shard's goroutine is not the client's: a panic in
+				// reading its answer (a malformed reply, a bug) must end
+				// this scatter with an error, not the proxy.
+				defer func() {
+					if r := recover(); r != nil {
+						errs[k] = fmt.Errorf("reading shard %d's answer failed: %v", i, r)
+					}
+				}()
 				answers[k], errs[k] = run(i, g.budget)
 			}()
 		}
 		wg.Wait()
 	}
 	for k, i := range j.Shards {
-		a, err := answers[k], errs[k]
-		if !j.Parallel || j.Write {
+		var a *Answer
+		var err error
+		if parallel {
+			a, err = answers[k], errs[k]
+		} else {
 			a, err = run(i, g.budget)
 		}
 		if err != nil {

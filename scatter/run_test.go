@@ -199,3 +199,19 @@ func TestGatherParallel(t *testing.T) {
 		t.Fatalf("parallel read over the budget: %v", err)
 	}
 }
+
+// A panic while one shard's answer of a parallel read is read (a shard's
+// goroutine, not the client's) ends that scatter with an error; before,
+// it ended the proxy.
+func TestGatherParallelPanic(t *testing.T) {
+	job := scatter.Job{Protocol: "test", Shards: []int{0, 1}, Parallel: true}
+	_, err := scatter.Gather(job, func(i int, b *scatter.Budget) (*scatter.Answer, error) {
+		if i == 1 {
+			panic("malformed reply")
+		}
+		return &scatter.Answer{Columns: 1}, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "shard 1") {
+		t.Fatalf("parallel read whose shard 1 panicked: %v; want an error naming shard 1", err)
+	}
+}

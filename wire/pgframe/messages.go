@@ -59,6 +59,9 @@ func DecodeOIDs(b []byte) []uint32 {
 
 // ParseParamTypes reads the declared parameter types of a Parse message.
 func ParseParamTypes(raw []byte) []uint32 {
+	if len(raw) < 5 {
+		return nil
+	}
 	_, rest, ok := CString(raw[5:])
 	if !ok {
 		return nil
@@ -101,7 +104,11 @@ func HasParse(b []byte) bool {
 		if b[0] == 'P' {
 			return true
 		}
-		b = b[int(binary.BigEndian.Uint32(b[1:]))+1:]
+		n := int64(binary.BigEndian.Uint32(b[1:])) + 1
+		if n < 5 || n > int64(len(b)) {
+			return false // not whole messages
+		}
+		b = b[n:]
 	}
 	return false
 }

@@ -307,14 +307,13 @@ var positionQuery = pgframe.Query("SELECT pg_catalog.pg_current_wal_insert_lsn()
 // the commit on the same connection, covers it: the client's next read
 // needs no probe of the primary (positionReplyLocked). The client's
 // replies come first; the main loop reads this one with them when it
-// relays a lone request, before it reads the client's next request. A
-// request that may start COPY FROM STDIN (c.posBlocked: a COPY FROM, or
+// relays a lone request, before it reads the client's next request. Only
+// a request that wrote outside a transaction or ended one gets it
+// (c.posDue). A request that may start COPY FROM STDIN (c.posBlocked: a COPY FROM, or
 // several statements) gets none: the server would take the query for
 // copy data.
 func (c *clientConn) positionQueryLocked() []byte {
-	blocked := c.posBlocked
-	c.posBlocked = false
-	if blocked || c.leaseNode != nil || !c.leaseWrites || c.rt == nil || c.sh != nil ||
+	if c.posBlocked || !c.posDue || c.leaseNode != nil || !c.leaseWrites || c.rt == nil || c.sh != nil ||
 		c.keeps() != keepNone || c.copyIn {
 		return nil
 	}

@@ -722,12 +722,22 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			c.outstanding++
 		}
 	}
-	if an != nil && !skip && c.leaseNode == nil && (an.Class == router.Write || an.MustPrimary) {
-		// A write sent during a lease on the primary that began for a
-		// read (no replica qualified; a pipeline) counts for
-		// read-your-writes as well.
-		c.leaseWrites = true
-		c.posBlocked = c.posBlocked || an.CopyFrom || an.Statements != 1 // causal.go
+	if an != nil && !skip && c.leaseNode == nil {
+		writes := an.Class == router.Write || an.MustPrimary
+		if writes {
+			// A write sent during a lease on the primary that began
+			// for a read (no replica qualified; a pipeline) counts for
+			// read-your-writes as well.
+			c.leaseWrites = true
+			c.posBlocked = c.posBlocked || an.CopyFrom || an.Statements != 1 // causal.go
+		}
+		// The primary's position is worth reading behind a request that
+		// leaves no transaction open after a write: an autocommit write,
+		// or the end of a transaction. Behind a BEGIN it would be the
+		// transaction's first query (its snapshot: a SET TRANSACTION
+		// after it fails), and inside a transaction it is not booked.
+		// (A read-write BEGIN is MustPrimary: not a write here.)
+		c.posDue = c.posDue || writes && an.Class != router.TxnBegin && c.txStatus == 'I' || an.Class == router.TxnEnd
 	}
 	switch typ {
 	case 'S':
@@ -756,8 +766,11 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		c.capture, c.captureAll, c.captureTxn = c.capture[:0], false, false
 	}
 	var posQuery []byte
-	if (typ == 'Q' || typ == 'S') && !skip && c.wantPosition {
-		posQuery = c.positionQueryLocked() // read-your-writes (causal.go)
+	if (typ == 'Q' || typ == 'S') && !skip {
+		if c.wantPosition {
+			posQuery = c.positionQueryLocked() // read-your-writes (causal.go)
+		}
+		c.posBlocked, c.posDue = false, false // the request ends here
 	}
 	// A synthesized reply goes out when the server answers something
 	// after it; if nothing would follow, give the server something cheap

@@ -317,3 +317,37 @@ lag_poll_interval = "10s"`, "")
 	rows--
 	check("a rolled back transaction")
 }
+
+// The query of the primary's position that read-your-writes sends behind a
+// write goes only behind a request that leaves no transaction open: behind
+// a BEGIN it would be the transaction's first query, and the client's SET
+// TRANSACTION ISOLATION LEVEL after it would fail (25001).
+func TestCausalPositionQueryNotBehindBegin(t *testing.T) {
+	p := startSplitProxy(t, `lag_poll_interval = "10s"
+max_replica_lag = "1h"`)
+	mustExec(t, `DROP TABLE IF EXISTS t_causal_begin; CREATE TABLE t_causal_begin (id int)`)
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, time.Minute)
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for i := range 3 {
+		// A client that reads right after its writes.
+		if _, err := conn.Exec(ctx, `INSERT INTO t_causal_begin VALUES ($1)`, i); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM t_causal_begin`).Scan(&n); err != nil || n != 2*i+1 {
+			t.Fatalf("round %d: read after write: %d, %v; want %d", i, n, err, 2*i+1)
+		}
+		for _, q := range []string{`BEGIN`, `SET TRANSACTION ISOLATION LEVEL SERIALIZABLE`, `INSERT INTO t_causal_begin VALUES (100)`, `COMMIT`} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatalf("round %d: %s: %v", i, q, err)
+			}
+		}
+	}
+}

@@ -179,6 +179,7 @@ type clientConn struct {
 	relayLocked bool
 	posSeen     lagmon.Position
 	posBlocked  bool          // the request may start COPY FROM STDIN: no query behind it
+	posDue      bool          // the request wrote outside a transaction, or ended one: a position query behind it
 	leaseNode   *replica.Node // the replica of the current lease; nil on the primary
 	leaseWrites bool          // the current lease is on the primary for a write
 	// leaseIdle wakes the main loop waiting for a replica lease to answer
