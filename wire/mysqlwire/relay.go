@@ -168,12 +168,21 @@ func (s *session) relayFailed(rl *relay, err error, mayRetry, replicaRead bool, 
 	if errors.As(err, &sio) {
 		rl.be.broken = true
 		reused := s.lease.Reused()
-		if s.leaseNode != nil {
-			// Keep reads off the replica until the monitor sees it again.
-			s.log.Warn("replica connection lost", "replica", s.leaseNode.Name, "retry", replicaRead && !rl.wrote, "err", err)
-			s.leaseRT.Set.Ban(s.leaseNode.Name, err.Error())
-		}
 		stateful := s.keeps() != keepNone
+		if s.leaseNode != nil {
+			if reused && !rl.wrote && mayRetry && replicaRead && !stateful {
+				// An idle connection that died while idle (returned too
+				// recently for the pool's look at its socket): the
+				// replica is not at fault. The read tries it again on
+				// another connection; a replica that is down refuses
+				// that one, and the refusal bans it.
+				s.log.Info("idle replica connection found dead; retrying", "replica", s.leaseNode.Name, "err", err)
+			} else {
+				// Keep reads off the replica until the monitor sees it again.
+				s.log.Warn("replica connection lost", "replica", s.leaseNode.Name, "retry", replicaRead && !rl.wrote, "err", err)
+				s.leaseRT.Set.Ban(s.leaseNode.Name, err.Error())
+			}
+		}
 		s.release(false)
 		// Never retry what held state: a lease whose transaction (a lazy
 		// BEGIN among them) or pinned session the lost connection had
