@@ -251,6 +251,10 @@ func (s *session) sendErr(seq uint8, err error) error {
 
 // sendFatal writes an ERR packet and flushes; the caller then closes.
 func (s *session) sendFatal(seq uint8, err error) {
+	// The session ends here: its place in the client counts is free
+	// before the client reads why, so a client that reconnects at once is
+	// not refused for a place this one still held.
+	s.slot.Release()
 	_ = s.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = s.sendErr(seq, err)
 	_ = s.flush()

@@ -321,6 +321,10 @@ func (c *clientConn) loggedOut() {
 }
 
 func (c *clientConn) loginFailed(err error) {
+	// The session ends here: its place in the client counts is free
+	// before the client reads why, so a client that reconnects at once is
+	// not refused for a place this one still held.
+	c.slot.Release()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		c.loginTimedOut()
 		return
