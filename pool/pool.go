@@ -245,7 +245,21 @@ type grant struct {
 // closed, and the dial error (wrapped) when the dial it made failed.
 func (p *Pool) Get(ctx context.Context) (*Server, error) {
 	var l lease
-	s, err := p.get(ctx, &l)
+	return p.getWith(ctx, &l)
+}
+
+// GetAlive is Get for a retry after a leased connection was found dead
+// before anything of its request could run: an idle connection is handed
+// out only after Alive, however recently it was returned, as those returned
+// with the dead one may have died with it (a server restart, a network
+// cut). Without Alive it is Get.
+func (p *Pool) GetAlive(ctx context.Context) (*Server, error) {
+	l := lease{alive: true}
+	return p.getWith(ctx, &l)
+}
+
+func (p *Pool) getWith(ctx context.Context, l *lease) (*Server, error) {
+	s, err := p.get(ctx, l)
 	var d time.Duration
 	if l.started {
 		d = p.clock() - l.start
@@ -267,6 +281,7 @@ func (p *Pool) Get(ctx context.Context) (*Server, error) {
 // clock at all, and WaitTimeout bounds only the time that can add up.
 type lease struct {
 	started         bool
+	alive           bool          // GetAlive: Alive even within AliveDelay
 	start, deadline time.Duration // on p.clock; deadline 0: none
 }
 
@@ -428,7 +443,7 @@ func (p *Pool) healthy(ctx context.Context, s *Server, l *lease) bool {
 	clocked := false
 	if p.opts.Alive != nil {
 		recent := false
-		if p.opts.AliveDelay > 0 {
+		if p.opts.AliveDelay > 0 && !l.alive {
 			now, clocked = p.clock(), true
 			recent = now-s.idleSince < p.opts.AliveDelay
 		}

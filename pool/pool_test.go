@@ -557,6 +557,32 @@ func TestAliveSkippedWithinAliveDelay(t *testing.T) {
 	p2.Put(s, true)
 }
 
+// GetAlive, the retry after a connection found dead, looks at an idle
+// connection however recently it was returned: one returned along with the
+// dead one may have died with it.
+func TestGetAliveChecksWithinAliveDelay(t *testing.T) {
+	var checks atomic.Int32
+	p, _ := newTestPool(t, Options{Size: 2, AliveDelay: time.Hour,
+		Alive: func(c Conn) bool { checks.Add(1); return alive(c) }})
+	a := mustGet(t, p)
+	p.Put(a, true)
+	a.Conn.(*fakeConn).dead.Store(true)
+	s, err := p.GetAlive(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s == a || s.Reused() || !a.Conn.(*fakeConn).closed.Load() || checks.Load() != 1 {
+		t.Errorf("GetAlive handed out a dead connection returned moments ago (or did not close it); %d checks", checks.Load())
+	}
+	p.Put(s, true)
+	// A live one passes the look and is reused.
+	if s2, err := p.GetAlive(context.Background()); err != nil || s2 != s || checks.Load() != 2 {
+		t.Errorf("GetAlive: %v, same conn %v, %d checks", err, s2 == s, checks.Load())
+	} else {
+		p.Put(s2, true)
+	}
+}
+
 func TestPingAfterCheckDelay(t *testing.T) {
 	var pings atomic.Int32
 	p, _ := newTestPool(t, Options{Size: 2, CheckDelay: 50 * time.Millisecond,

@@ -2,6 +2,8 @@ package frontend
 
 import (
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"syscall"
 )
@@ -77,4 +79,45 @@ func (p *Prober) Peek(c net.Conn) Socket {
 func Peek(c net.Conn) Socket {
 	var p Prober
 	return p.Peek(c)
+}
+
+// PeerReset says whether err, the failure of a read from or a write to c,
+// shows that the peer's end was closed while bytes sent to it were unread:
+// its kernel answered with a reset (ECONNRESET, EPIPE), either as err
+// itself or, after an EOF, recorded on the socket. A peer that closes
+// after reading everything sent to it ends with a FIN alone, which says
+// nothing of the kind. So when a server process had exited before a request
+// reached it, or exited without reading all of it, PeerReset is true; when
+// it read the request and then died (killed mid-statement, say), it is
+// false. Call it once, right after the failure: it reads (and clears) the
+// socket's pending error.
+func PeerReset(c net.Conn, err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return false
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, rerr := sc.SyscallConn()
+	if rerr != nil {
+		return false
+	}
+	var soErr int
+	var gerr error
+	if cerr := rc.Control(func(fd uintptr) {
+		soErr, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
+	}); cerr != nil || gerr != nil {
+		return false
+	}
+	return soErr == int(syscall.ECONNRESET) || soErr == int(syscall.EPIPE)
 }

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -98,5 +99,91 @@ func BenchmarkProber(b *testing.B) {
 		if p.Peek(c) != Quiet {
 			b.Fatal("not quiet")
 		}
+	}
+}
+
+// PeerReset tells a peer that closed before reading what was sent to it
+// (a server process gone before the request arrived) from one that read
+// it and then closed (a server killed while running it).
+func TestPeerReset(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pair := func() (client, server net.Conn) {
+		t.Helper()
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				accepted <- c
+			}
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, <-accepted
+	}
+	// readFailure reads c to its end: the bytes before the failure, and it.
+	readFailure := func(c net.Conn) ([]byte, error) {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var got []byte
+		var b [64]byte
+		for {
+			n, err := c.Read(b[:])
+			got = append(got, b[:n]...)
+			if err != nil {
+				return got, err
+			}
+		}
+	}
+	req := []byte("SELECT 1")
+
+	// Gone before the request: a goodbye, a FIN, then the request hits a
+	// closed socket and is answered with a reset.
+	c, s := pair()
+	_, _ = s.Write([]byte("bye"))
+	s.Close()
+	waitFor(t, new(Prober), c, Data)
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the reset's way back
+	got, err := readFailure(c)
+	if string(got) != "bye" || !PeerReset(c, err) {
+		t.Errorf("peer gone before the request: read %q, %v; PeerReset false", got, err)
+	}
+
+	// Closed with the request unread: a reset instead of a FIN.
+	c, s = pair()
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, new(Prober), s, Data)
+	s.Close()
+	_, err = readFailure(c)
+	if !PeerReset(c, err) {
+		t.Errorf("peer closed with the request unread: %v; PeerReset false", err)
+	}
+
+	// Read the request, then closed: nothing says it did not run.
+	c, s = pair()
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(s, make([]byte, len(req))); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = s.Write([]byte("bye"))
+	s.Close()
+	got, err = readFailure(c)
+	if string(got) != "bye" || PeerReset(c, err) {
+		t.Errorf("peer read the request and closed: read %q, %v; PeerReset true", got, err)
+	}
+	if PeerReset(c, nil) {
+		t.Error("PeerReset(nil) is true")
 	}
 }

@@ -1,6 +1,7 @@
 package pgwire
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,11 +9,13 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
@@ -180,6 +183,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		c.sendFromProxy(toErrorResponse(newFatal(codeAdminShutdown, "terminating connection due to administrator command")))
 		return false
 	}
+	leased := false // this request opened the lease
 	if c.server == nil {
 		closing := c.closing
 		c.mu.Unlock()
@@ -229,6 +233,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 			}
 		}
 		if err := c.acquire(typ, raw); err != nil {
+			c.leaseAlive = false
 			c.pending = c.pending[:0]
 			var pe *pgError
 			fatal := errors.As(err, &pe) && pe.Severity == "FATAL"
@@ -241,6 +246,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 			c.log.Info("could not lease a server connection", "err", err)
 			return !fatal
 		}
+		leased = true
 		c.mu.Lock()
 	}
 	// Reserve the connection in the same critical section that found it:
@@ -251,7 +257,17 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		return false
 	}
 	c.writers++
+	// A lone request that opened its lease on a reused connection, with no
+	// transaction or session state to lose, may be sent again elsewhere if
+	// that connection proves dead before any of it ran (deadOnArrival);
+	// once, and not a request whose sending changed the client's statement
+	// names (a named Parse, a Close).
+	c.redoable = leased && !c.leaseAlive && c.sh == nil && c.check == nil && c.lease.Reused() &&
+		c.keeps() == keepNone && c.txStatus == 'I' &&
+		(typ == 'Q' && len(c.pending) == 0 || typ == 'S' && resendable(c.pending))
+	c.leaseAlive = false
 	c.mu.Unlock()
+	pending := c.pending // sendPending empties it; a retry sends it again
 	flush := !c.rd.FullFrameBuffered()
 	var err error
 	if c.sh != nil && c.sh.begin != nil && !c.sh.holdBegin { // sharding: the BEGIN the proxy answered
@@ -279,8 +295,38 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		c.finishWriteAs(needFailed)
 	case flush:
 		c.finishWriteAs(needSync)
+		if c.redo {
+			// The connection was dead before the request reached it:
+			// the request goes again, on a connection alive now.
+			c.redo, c.redoable = false, false
+			c.pending, c.leaseAlive = pending, true
+			return c.forward(typ, raw)
+		}
 	default:
 		c.finishWrite()
+	}
+	c.redoable = false
+	return true
+}
+
+// resendable says whether the extended-protocol messages held until a
+// Sync can be sent again as they are: sending them changes none of the
+// client's statement names (no named Parse, no Close).
+func resendable(pending []byte) bool {
+	for b := pending; len(b) >= 5; {
+		n := int(binary.BigEndian.Uint32(b[1:])) + 1
+		if n > len(b) {
+			return false
+		}
+		switch b[0] {
+		case 'C':
+			return false
+		case 'P':
+			if n < 6 || b[5] != 0 {
+				return false
+			}
+		}
+		b = b[n:]
 	}
 	return true
 }
@@ -854,7 +900,11 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 		} else {
 			e, node = c.route(typ, raw)
 		}
-		ps, err = e.p.Get(contextBackground)
+		if c.leaseAlive {
+			ps, err = e.p.GetAlive(contextBackground)
+		} else {
+			ps, err = e.p.Get(contextBackground)
+		}
 		// A reload closed the pool after it was looked up, or while the
 		// client waited in its line: nothing was sent, so route again on
 		// the config in force.
@@ -870,15 +920,19 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 		}
 	}
 	p := e.p
-	if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) && !errors.Is(err, pool.ErrQueueFull) {
-		// A replica that cannot be reached: nothing was sent yet, so the
-		// read goes to the primary and the replica sits out a while.
-		c.log.Warn("replica unreachable; reading from the primary", "replica", node.Name, "err", err)
-		c.rt.Set.Ban(node.Name, err.Error())
-		c.rt.Set.Done(node)
-		node, p = nil, c.primary.p
-		ps, err = p.Get(contextBackground)
+	unreachable := func() {
+		if err != nil && node != nil && !errors.Is(err, pool.ErrWaitTimeout) && !errors.Is(err, pool.ErrQueueFull) {
+			// A replica that cannot be reached: nothing was sent yet, so
+			// the read goes to the primary and the replica sits out a
+			// while. (shardAcquire set c.rt and c.primary to the shard's.)
+			c.log.Warn("replica unreachable; reading from the primary", "replica", node.Name, "err", err)
+			c.rt.Set.Ban(node.Name, err.Error())
+			c.rt.Set.Done(node)
+			node, p = nil, c.primary.p
+			ps, err = p.Get(contextBackground)
+		}
 	}
+	unreachable()
 	var sc *serverConn
 	if err == nil {
 		sc = ps.Conn.(*serverConn)
@@ -886,16 +940,25 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 		if err != nil && !isPgError(err) {
 			// The connection failed while being brought in line with the
 			// client, before anything of the client's was sent: as with a
-			// dead connection found at lease time, try once more, on the
-			// primary for a read whose replica failed.
+			// dead connection found at lease time, try once more, on a
+			// connection alive now. An idle one that was closed (its
+			// server process ended while it sat in the pool, too recently
+			// returned for the pool's look) says nothing against its
+			// server: the retry goes to the same one, and bans it only if
+			// that refuses a new connection. Any other failure (no answer
+			// in time) sends a read to the primary, and the replica sits
+			// out a while.
+			idleClosed := ps.Reused() && !isTimeout(err)
 			p.Put(ps, false)
-			c.log.Info("server connection failed before the request was sent; retrying", "server", sc.addr, "err", err)
-			if node != nil { // shardAcquire set c.rt and c.primary to the shard's
+			c.log.Info("server connection failed before the request was sent; retrying", "server", sc.addr, "idle_closed", idleClosed, "err", err)
+			if node != nil && !idleClosed {
 				c.rt.Set.Ban(node.Name, err.Error())
 				c.rt.Set.Done(node)
 				node, p = nil, c.primary.p
 			}
-			if ps, err = p.Get(contextBackground); err == nil {
+			ps, err = p.GetAlive(contextBackground)
+			unreachable()
+			if err == nil {
 				sc = ps.Conn.(*serverConn)
 				if err = c.syncParams(sc); err != nil && !isPgError(err) {
 					p.Put(ps, false)
@@ -1206,6 +1269,14 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 		if sync && isTimeout(err) {
 			return handover() // a message that fits the buffer: nothing of it was consumed
 		}
+		if sync && c.redoable {
+			c.redoable = false // the first reply only
+			var dead bool
+			if dead, raw = c.deadOnArrival(sc, typ, raw, err); dead {
+				c.endDeadLease(sc, ps, p, typ, err)
+				return relayOver, discard
+			}
+		}
 		if err == nil && typ == 'Z' && len(raw) != 6 {
 			err = fmt.Errorf("ReadyForQuery of %d bytes", len(raw))
 		}
@@ -1312,6 +1383,64 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 			return handover()
 		}
 	}
+}
+
+// deadWait bounds how long deadOnArrival waits for a server that sent a
+// FATAL to close the connection.
+const deadWait = 2 * time.Second
+
+// deadOnArrival says whether the first reply to a redoable request, typ
+// and raw or the read's failure err, shows that its server connection was
+// dead before the request could run: the server process had ended (the
+// pool hands out a connection returned moments ago without looking at its
+// socket) and its kernel answered the request with a reset, or it ended
+// without reading the request. Any reply before the failure, or a server
+// that read the request and then died (killed mid-statement, or by the
+// statement itself), makes it false: the client is told, as before. A
+// FATAL is waited past, to the connection's end; raw is then a copy.
+//
+// Nothing of a request unread by its server process ran. Of one the
+// process read before it died nothing committed unless the commit's reply
+// came first (a server flushes the replies it owes before its FATAL), and
+// that reply would have been the first.
+func (c *clientConn) deadOnArrival(sc *serverConn, typ byte, raw []byte, err error) (bool, []byte) {
+	if err != nil {
+		return frontend.PeerReset(sc.conn, err), raw
+	}
+	if typ != 'E' {
+		return false, raw
+	}
+	var er pgproto3.ErrorResponse
+	if er.Decode(raw[5:]) != nil {
+		return false, raw
+	}
+	if sev := cmp.Or(er.SeverityUnlocalized, er.Severity); sev != "FATAL" && sev != "PANIC" {
+		return false, raw
+	}
+	raw = slices.Clone(raw) // the look below may move the read buffer
+	_ = sc.conn.SetReadDeadline(time.Now().Add(deadWait))
+	_, perr := sc.rd.Buffer().Peek(1)
+	_ = sc.conn.SetReadDeadline(time.Now().Add(syncRelayWait))
+	return perr != nil && frontend.PeerReset(sc.conn, perr), raw
+}
+
+// endDeadLease ends a lease deadOnArrival found dead, without a word to
+// the client: its request goes again (forward), and the replica, if the
+// lease was on one, is not at fault for a connection that died idle.
+func (c *clientConn) endDeadLease(sc *serverConn, ps *pool.Server, p *pool.Pool, typ byte, err error) {
+	_ = sc.conn.SetReadDeadline(time.Time{})
+	c.mu.Lock()
+	c.leaseWrites = false // nothing was written
+	c.detachLocked()
+	c.outstanding, c.unsynced = 0, false
+	c.expects.reset()
+	c.redo = true
+	c.mu.Unlock()
+	p.Put(ps, false)
+	if err == nil {
+		err = fmt.Errorf("the server sent %q and closed the connection", typ)
+	}
+	c.log.Info("idle server connection found dead before the request reached it; retrying", "server", sc.addr, "err", err)
 }
 
 // isTimeout says whether err is a read deadline passing.

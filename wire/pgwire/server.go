@@ -139,8 +139,15 @@ func (s *Server) openPool(k frontend.PoolKey, l pool.Limits, pu *passUser) *pool
 		})
 	o.Ping = func(ctx context.Context, c pool.Conn) error { return c.(*serverConn).ping(ctx) }
 	o.Alive = func(c pool.Conn) bool { return c.(*serverConn).alive() }
+	if d := testAliveDelay.Load(); d != 0 {
+		o.AliveDelay = time.Duration(d)
+	}
 	return pool.New(o)
 }
+
+// testAliveDelay, when a test sets it, is the AliveDelay of the pools made
+// from then on.
+var testAliveDelay atomic.Int64
 
 // Serve accepts clients on ln until the listener is closed or Shutdown.
 func (s *Server) Serve(ln net.Listener) error {

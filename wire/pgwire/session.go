@@ -100,6 +100,12 @@ type clientConn struct {
 	sink       errSink // the pump's writer for large rows: a field, so relaying one allocates nothing
 	pending    []byte  // extended-protocol messages buffered until a Sync or Flush
 	skipToSync bool    // after an error the proxy raised, ignore messages until Sync
+	// A request that opened its lease on a reused idle connection is sent
+	// again on another if that one proves dead before anything of the
+	// request could run (deadOnArrival). Main loop only.
+	redoable   bool // the reply awaited is the first of such a request
+	redo       bool // its lease ended that way: send the request again
+	leaseAlive bool // the next lease is that retry's: pool.GetAlive
 
 	// wmu is held by whoever writes to the client: the pump for its whole
 	// life, the main loop for the messages the proxy itself sends.
