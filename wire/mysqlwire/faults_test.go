@@ -722,6 +722,9 @@ name = "my"
 protocol = "mysql"
 database = "app"
 primary = %q
+# The healthy cluster is not under test: its server connection may take
+# more than the hung cluster's 1s to dial on a loaded machine.
+query_wait_timeout = "20s"
 [[clusters]]
 name = "hang"
 protocol = "mysql"

@@ -611,6 +611,10 @@ name = "pg"
 protocol = "postgres"
 database = "app"
 primary = %q
+# The healthy cluster is not under test: its server connection, dialed at
+# the other client's login, may take more than the hung cluster's 1s on
+# a loaded machine.
+query_wait_timeout = "20s"
 [[clusters]]
 name = "hang"
 protocol = "postgres"
