@@ -45,6 +45,25 @@ replicas = [%q, %q]
 	return serveConfig(t, src)
 }
 
+// waitReplicasEligible waits until the replicas have replayed everything
+// the primary wrote and the proxy's lag monitor has seen it: every replica
+// of cluster "pg" takes reads again.
+func waitReplicasEligible(t testing.TB, p *testProxy) {
+	t.Helper()
+	if err := testcluster.PG.WaitReplicasCaughtUp(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rt := p.srv.rts.Get("pg")
+	for deadline := time.Now().Add(20 * time.Second); !allEligible(rt); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			for _, st := range rt.Set.Status() {
+				t.Logf("replica %s: eligible %v healthy %v lag known %v lag %v (%d bytes) banned %v %s", st.Name, st.Eligible, st.Healthy, st.LagKnown, st.Lag, st.LagBytes, st.Banned, st.Err)
+			}
+			t.Fatal("replicas not eligible for reads 20s after catching up")
+		}
+	}
+}
+
 func nodePorts() (primary int, replicas []int) {
 	pg := testcluster.PG
 	for _, r := range pg.Replicas {
