@@ -115,7 +115,11 @@ type session struct {
 	reading bool // idle: waiting for the client's next command, no transaction open
 	kills   sync.WaitGroup
 	watch   *time.Timer // looks at the client while a command is out (watch.go)
-	left    atomic.Bool // the watch found the client gone mid-command
+	// busyGen counts commands sent out (setBusy); watchGen is the one the
+	// armed watch looks at; watchArmed: the watch timer is pending.
+	busyGen, watchGen uint64
+	watchArmed        bool
+	left              atomic.Bool // the watch found the client gone mid-command
 }
 
 func (s *session) setState(st int) {
@@ -778,7 +782,11 @@ func (s *session) acquire() error {
 			return poolError(err)
 		}
 		be := ls.Conn.(*backend)
-		if err := be.withDeadline(10*time.Second, func() error { return s.sync(be) }); err != nil {
+		err = nil
+		if !s.inSync(be) { // else nothing to bring over: no deadline to set and clear (timer operations)
+			err = be.withDeadline(10*time.Second, func() error { return s.sync(be) })
+		}
+		if err != nil {
 			var se *mysqlproto.ServerError
 			reuse := !be.broken && errors.As(err, &se)
 			if !reuse {
@@ -926,6 +934,15 @@ func (s *session) sync(be *backend) error {
 		be.db = s.db
 	}
 	return nil
+}
+
+// inSync says whether sync would do nothing on be: same handshake, the
+// same multi-statements switch, collation, SETs and database, and nothing
+// of another client on it. Keep it in step with sync.
+func (s *session) inSync(be *backend) bool {
+	return s.spec.fits(be) && be.multi == (s.spec.caps&mysqlproto.CapMultiStatements != 0) &&
+		!be.dirty && be.setsSig == s.setsSig && be.collation == s.spec.collation &&
+		(be.db == s.db || s.db == "")
 }
 
 // release ends the lease. A KILL in flight against this session's server

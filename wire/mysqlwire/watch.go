@@ -27,18 +27,25 @@ const watchEvery = 500 * time.Millisecond
 // command was out.
 var errClientLeft = errors.New("client closed its connection while its command was running")
 
-// setBusy marks a command as out on s.be (or back) and arms (or stops)
-// the watch on the client.
+// setBusy marks a command as out on s.be (or back). The watch on the
+// client is armed when a command goes out and none is armed, and is not
+// stopped when the command comes back (two timer operations per command
+// saved): a watch that fires with no command out ends, and one that finds
+// a newer command out than the one it was armed for gives that command a
+// full watchEvery before its first look.
 func (s *session) setBusy(b bool) {
 	s.mu.Lock()
 	s.busy = b
-	switch {
-	case b && s.watch == nil:
-		s.watch = time.AfterFunc(watchEvery, s.checkClient)
-	case b:
-		s.watch.Reset(watchEvery)
-	case s.watch != nil:
-		s.watch.Stop()
+	if b {
+		s.busyGen++
+		if !s.watchArmed {
+			s.watchArmed, s.watchGen = true, s.busyGen
+			if s.watch == nil {
+				s.watch = time.AfterFunc(watchEvery, s.checkClient)
+			} else {
+				s.watch.Reset(watchEvery)
+			}
+		}
 	}
 	s.mu.Unlock()
 }
@@ -48,6 +55,13 @@ func (s *session) checkClient() {
 	s.mu.Lock()
 	be := s.be
 	if !s.busy || be == nil {
+		s.watchArmed = false
+		s.mu.Unlock()
+		return
+	}
+	if s.watchGen != s.busyGen {
+		s.watchGen = s.busyGen
+		s.watch.Reset(watchEvery)
 		s.mu.Unlock()
 		return
 	}
@@ -57,6 +71,7 @@ func (s *session) checkClient() {
 		return
 	}
 	s.left.Store(true)
+	s.watchArmed = false
 	dp := dialParams{addr: be.addr, user: s.key.User, password: s.key.Password, collation: defaultCollation, tls: be.tlsConf}
 	thread := be.threadID
 	raw := be.nc
