@@ -34,7 +34,16 @@ import (
 // primary sample after the write exists yet, the primary is probed now
 // (coalesced, as in Pick). sampled says whether it was known when the
 // read came.
-func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker) (n *Node, check lagmon.Position, sampled bool) {
+//
+// counted says whether the request is a read to count in the
+// read-your-writes metrics (see PickRead).
+func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, counted bool) (n *Node, check lagmon.Position, sampled bool) {
+	// Metrics: a request that is not a read counts nowhere.
+	causal := func(replica, waited bool, d time.Duration) {
+		if counted {
+			rt.causal(replica, waited, d)
+		}
+	}
 	start := time.Now()
 	need, known := rt.lockedNeed(w, readAfter, lock)
 	sampled = known
@@ -45,18 +54,18 @@ func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string,
 		if ok {
 			need, known = rt.lockedNeed(w, readAfter, lock)
 		}
-		if known {
+		if known && counted {
 			// A wait for fresh positions, as Pick's.
 			causalWait.WithLabelValues(rt.spec.Load().Protocol, rt.Name).Observe(time.Since(start).Seconds())
-		} else {
-			rt.causal(false, true, time.Since(start))
+		} else if !known {
+			causal(false, true, time.Since(start))
 			rt.Fallback(rt.fallbackReason(false))
 			return nil, nil, sampled
 		}
 	}
 	if n = rt.Set.Pick(need); n != nil {
 		if need != nil {
-			rt.causal(true, false, 0)
+			causal(true, false, 0)
 		}
 		rt.Routed("replica", why)
 		return n, nil, sampled
@@ -64,7 +73,7 @@ func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string,
 	if need == nil || rt.Set.AllOut() {
 		// No replica at all (none healthy, all banned or lagging).
 		if need != nil {
-			rt.causal(false, false, 0)
+			causal(false, false, 0)
 		}
 		rt.Fallback(rt.fallbackReason(need != nil))
 		return nil, nil, sampled
@@ -72,7 +81,7 @@ func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string,
 	// No replica is known to have need: one that may have it, healthy
 	// and within max_replica_lag, checks for itself.
 	if n = rt.Set.Pick(nil); n == nil {
-		rt.causal(false, false, 0)
+		causal(false, false, 0)
 		rt.Fallback(rt.fallbackReason(true))
 		return nil, nil, sampled
 	}
@@ -110,30 +119,39 @@ func (rt *Runtime) fallbackReason(needed bool) string {
 // (PickChecked's check): passed, the replica had replayed pos when it
 // answered, and later reads that need pos go there without a check;
 // failed, the read goes elsewhere (the caller asks PickAfterCheck). d is
-// the time from the read's routing to the check's answer.
-func (rt *Runtime) CheckDone(n *Node, pos lagmon.Position, passed bool, at time.Time, d time.Duration) {
+// the time from the read's routing to the check's answer. counted is
+// PickRead's: a request that is not a read books the position only.
+func (rt *Runtime) CheckDone(n *Node, pos lagmon.Position, passed, counted bool, at time.Time, d time.Duration) {
 	p := rt.spec.Load().Protocol
 	if passed {
 		rt.Mon.Saw(n.Name, pos, at)
-		causalReads.WithLabelValues(p, rt.Name, "replica_checked").Inc()
+		if counted {
+			causalReads.WithLabelValues(p, rt.Name, "replica_checked").Inc()
+		}
 		return
 	}
-	causalChecksFailed.WithLabelValues(p, rt.Name).Inc()
+	if counted {
+		causalChecksFailed.WithLabelValues(p, rt.Name).Inc()
+	}
 }
 
 // AfterFailedCheck decides where a read goes whose check failed on a
 // replica (which it was given back with Set.Done): to the primary (nil),
 // or, when causal_read_timeout allows a wait, to a replica that the
 // probes of Pick find has the position, within that timeout counted
-// from start.
-func (rt *Runtime) AfterFailedCheck(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, start time.Time) *Node {
+// from start. counted is PickRead's.
+func (rt *Runtime) AfterFailedCheck(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, start time.Time, counted bool) *Node {
 	if rt.Settings().CausalReadTimeout <= 0 {
-		rt.causal(false, false, 0)
+		if counted {
+			rt.causal(false, false, 0)
+		}
 		rt.Fallback(rt.fallbackReason(true))
 		return nil
 	}
 	n, need, known := rt.pickFresh(start, w, readAfter, lock)
-	rt.causal(n != nil, true, time.Since(start))
+	if counted {
+		rt.causal(n != nil, true, time.Since(start))
+	}
 	if n == nil {
 		rt.Fallback(rt.fallbackReason(need != nil || !known))
 		return nil

@@ -27,16 +27,24 @@ type ReadPick struct {
 // cannot) is Pick's; one that can is PickChecked's, and a check it must
 // carry is in the answer. w and readAfter are the session's (lock, when
 // not nil, guards w, as for Pick).
-func (rt *Runtime) PickRead(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, failed time.Time, canCheck bool) ReadPick {
+//
+// counted says whether the request reads: a request that only prepares
+// or describes statements (MySQL COM_STMT_PREPARE, a PostgreSQL batch
+// without Execute) goes where a read would, with the same position
+// (the statement must see the client's tables), but it is no read of the
+// client's: switchyard_causal_reads_total, _checks_failed_total and
+// _read_wait_seconds count reads only, so that they add up to the
+// client's reads.
+func (rt *Runtime) PickRead(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, failed time.Time, canCheck, counted bool) ReadPick {
 	if !failed.IsZero() {
-		return ReadPick{Node: rt.AfterFailedCheck(w, readAfter, why, lock, failed)}
+		return ReadPick{Node: rt.AfterFailedCheck(w, readAfter, why, lock, failed, counted)}
 	}
 	if !canCheck || !rt.Settings().ReadYourWrites {
-		return ReadPick{Node: rt.Pick(w, readAfter, why, lock)}
+		return ReadPick{Node: rt.pick(w, readAfter, why, lock, counted)}
 	}
 	r := ReadPick{Start: time.Now()}
 	var sampled bool
-	r.Node, r.Check, sampled = rt.PickChecked(w, readAfter, why, lock)
+	r.Node, r.Check, sampled = rt.PickChecked(w, readAfter, why, lock, counted)
 	r.WantPosition = !sampled
 	if r.Node == nil {
 		r.Check = nil

@@ -42,14 +42,14 @@ func TestPickRead(t *testing.T) {
 	var mu sync.Mutex
 	var w replica.Writes
 	deadline := time.Now().Add(30 * time.Second)
-	for rt.PickRead(&w, nil, "test", &mu, time.Time{}, true).Node == nil {
+	for rt.PickRead(&w, nil, "test", &mu, time.Time{}, true, true).Node == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("no replica chosen for a read without writes within 30s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	var zero time.Time
-	if r := rt.PickRead(&w, nil, "test", &mu, zero, true); r.Node == nil || r.Check != nil || r.WantPosition {
+	if r := rt.PickRead(&w, nil, "test", &mu, zero, true, true); r.Node == nil || r.Check != nil || r.WantPosition {
 		t.Errorf("no writes: %+v; want a replica, no check", r)
 	} else {
 		rt.Set.Done(r.Node)
@@ -57,23 +57,23 @@ func TestPickRead(t *testing.T) {
 
 	prim.lsn.Store(200) // a write the replica has not replayed
 	w.Wrote(time.Now())
-	if r := rt.PickRead(&w, nil, "test", &mu, zero, false); r.Node != nil || r.Check != nil {
+	if r := rt.PickRead(&w, nil, "test", &mu, zero, false, true); r.Node != nil || r.Check != nil {
 		t.Errorf("after a write, no check possible: %+v; want the primary", r)
 	}
 	w.Wrote(time.Now())
-	r := rt.PickRead(&w, nil, "test", &mu, zero, true)
+	r := rt.PickRead(&w, nil, "test", &mu, zero, true, true)
 	if r.Node == nil || r.Check == nil || r.Check.String() != lagmon.LSN(200).String() || !r.WantPosition || r.Start.IsZero() {
 		t.Fatalf("after a write, check possible: %+v; want a replica with a check of %v, WantPosition", r, lagmon.LSN(200))
 	}
 	rt.Set.Done(r.Node)
-	if r := rt.PickRead(&w, nil, "test", &mu, time.Now(), true); r.Node != nil || r.Check != nil {
+	if r := rt.PickRead(&w, nil, "test", &mu, time.Now(), true, true); r.Node != nil || r.Check != nil {
 		t.Errorf("after a failed check: %+v; want the primary", r)
 	}
 
 	rt = reload(false)
 	w = replica.Writes{}
 	w.Wrote(time.Now())
-	r = rt.PickRead(&w, nil, "test", &mu, zero, true)
+	r = rt.PickRead(&w, nil, "test", &mu, zero, true, true)
 	if r.Check != nil || r.WantPosition {
 		t.Errorf("read_your_writes off: %+v; want no check", r)
 	}

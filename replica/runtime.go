@@ -216,6 +216,12 @@ func (rt *Runtime) Fallback(reason string) {
 // freshWait: one round of probes). Probes are coalesced per node (see
 // lagmon.Monitor.Fresh), so concurrent readers share them.
 func (rt *Runtime) Pick(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker) *Node {
+	return rt.pick(w, readAfter, why, lock, true)
+}
+
+// pick is Pick; counted says whether the request is a read to count in
+// the read-your-writes metrics (see PickRead).
+func (rt *Runtime) pick(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, counted bool) *Node {
 	start := time.Now()
 	need, known := rt.lockedNeed(w, readAfter, lock)
 	var n *Node
@@ -227,7 +233,7 @@ func (rt *Runtime) Pick(w *Writes, readAfter lagmon.Position, why string, lock s
 		waited = true
 		n, need, known = rt.pickFresh(start, w, readAfter, lock)
 	}
-	if need != nil || !known {
+	if (need != nil || !known) && counted {
 		rt.causal(n != nil, waited, time.Since(start))
 	}
 	if n == nil {
@@ -303,7 +309,7 @@ func (rt *Runtime) pickFresh(start time.Time, w *Writes, readAfter lagmon.Positi
 var (
 	causalReads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_causal_reads_total",
-		Help: "Reads that needed a position (the client's own write, or SET switchyard.read_after), by protocol, cluster and where they went: replica (a replica was known to have it), replica_after_wait (after probing the positions now, up to causal_read_timeout), primary (no replica had it in time).",
+		Help: "Reads that needed a position (the client's own write, or SET switchyard.read_after), once each, by protocol, cluster and where they went: replica (a replica was known to have it), replica_checked (a replica checked it in the read's round trip), replica_after_wait (after probing the positions now, up to causal_read_timeout), primary (no replica had it in time). Requests that only prepare or describe statements are not reads.",
 	}, []string{"protocol", "cluster", "served_by"})
 	causalWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "switchyard_causal_read_wait_seconds",

@@ -37,8 +37,9 @@ import (
 
 // causalCheck is the check the current lease's first command carries.
 type causalCheck struct {
-	pos   lagmon.Position
-	start time.Time // when the read was routed
+	pos     lagmon.Position
+	start   time.Time // when the read was routed
+	counted bool      // PickRead's: the command reads (not a COM_STMT_PREPARE)
 }
 
 // pickReplica is routeWith's choice of a replica for a read (nil: the
@@ -48,12 +49,16 @@ type causalCheck struct {
 func (s *session) pickReplica(rt *replica.Runtime, ryw *replica.Writes, why string) *replica.Node {
 	failed := s.checkFailed
 	s.check, s.checkFailed = nil, time.Time{}
-	r := rt.PickRead(ryw, s.routing.ReadAfter, why, nil, failed, s.sh == nil)
+	// A COM_STMT_PREPARE goes where its statement would run, with the
+	// same position (it must see the client's tables), but it reads
+	// nothing: the read-your-writes metrics count its COM_STMT_EXECUTE.
+	counted := !s.preparing
+	r := rt.PickRead(ryw, s.routing.ReadAfter, why, nil, failed, s.sh == nil, counted)
 	if r.WantPosition {
 		s.wantPosition = true // a client that reads right after its writes
 	}
 	if r.Check != nil {
-		s.check = &causalCheck{pos: r.Check, start: r.Start}
+		s.check = &causalCheck{pos: r.Check, start: r.Start, counted: counted}
 	}
 	return r.Node
 }
@@ -131,7 +136,7 @@ func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) 
 	} else {
 		passed = v == "0"
 	}
-	rt.CheckDone(node, seen, passed, sent, time.Since(ck.start))
+	rt.CheckDone(node, seen, passed, ck.counted, sent, time.Since(ck.start))
 	if passed {
 		return true, nil
 	}

@@ -96,6 +96,7 @@ type session struct {
 	check        *causalCheck              // the position check the lease's first command carries (causal.go)
 	checkFailed  time.Time                 // a check failed: when its read was routed (causal.go)
 	wantPosition bool                      // read the primary's position after a write (causal.go)
+	preparing    bool                      // routing a COM_STMT_PREPARE: no read for the metrics (causal.go)
 
 	// routing is the session's routing state: target, read_after, shard
 	// key, and its writes for read-your-writes (router.SessionRouting).

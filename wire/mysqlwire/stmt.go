@@ -114,7 +114,9 @@ func (s *session) prepare(p []byte, seq uint8) error {
 	}
 	var rl relay
 	rl.stmt = &prepared{}
+	s.preparing = true
 	res, err := s.forwardWith(seq, respPrepare, &rl, func(*backend) ([]byte, error) { return p, nil })
+	s.preparing = false
 	if err != nil || res.noServer || res.sawErr {
 		return err
 	}

@@ -58,6 +58,7 @@ type causalCheck struct {
 	req     []byte    // the request's messages, for a second send
 	names   []string  // statement names its Parses added to c.stmts
 	prepare bool      // the check's statement was prepared with it
+	counted bool      // the request reads (PickRead's counted)
 	buf     [256]byte
 }
 
@@ -67,16 +68,34 @@ type causalCheck struct {
 func (c *clientConn) pickReplica(rt *replica.Runtime, typ byte, why string, as []*router.Analysis) *replica.Node {
 	failed := c.checkFailed
 	c.check, c.checkFailed = nil, time.Time{}
-	r := rt.PickRead(&c.routing.Writes, c.routing.ReadAfter, why, &c.mu, failed, failed.IsZero() && c.canCheck(typ, as))
+	r := rt.PickRead(&c.routing.Writes, c.routing.ReadAfter, why, &c.mu, failed, failed.IsZero() && c.canCheck(typ, as), c.executes(typ))
 	if r.WantPosition {
 		c.mu.Lock()
 		c.wantPosition = true // a client that reads right after its writes
 		c.mu.Unlock()
 	}
 	if r.Check != nil {
-		c.check = &causalCheck{pos: r.Check, start: r.Start}
+		c.check = &causalCheck{pos: r.Check, start: r.Start, counted: c.executes(typ)}
 	}
 	return r.Node
+}
+
+// executes says whether the request that starts a lease, ended by a
+// message of type typ, runs a statement: a Query, a function call, or
+// extended messages with an Execute. One that only parses and describes
+// (lib/pq's first round trip of a query with parameters) goes where a
+// read would but is no read for the read-your-writes metrics.
+func (c *clientConn) executes(typ byte) bool {
+	if typ == 'Q' || typ == 'F' || typ == 'E' {
+		return true
+	}
+	for b := c.pending; len(b) >= 5; {
+		if b[0] == 'E' || b[0] == 'F' {
+			return true
+		}
+		b = b[int(binary.BigEndian.Uint32(b[1:]))+1:]
+	}
+	return false
 }
 
 // canCheck says whether the request that starts a lease, ended by a
@@ -245,7 +264,7 @@ func (c *clientConn) checkedSend(sc *serverConn, typ byte, raw []byte) (done, ok
 		sc.causalReady = false
 		return false, false, err
 	}
-	rt.CheckDone(node, ck.pos, passed, sent, time.Since(ck.start))
+	rt.CheckDone(node, ck.pos, passed, ck.counted, sent, time.Since(ck.start))
 	if passed {
 		return false, false, nil
 	}
@@ -321,6 +340,48 @@ func (c *clientConn) positionQueryLocked() []byte {
 	c.outstanding++
 	return positionQuery
 }
+
+// awaitPositionLocked: a request that comes while the lease on the
+// primary is held only for the position query behind the client's last
+// write (every reply of the client's relayed, no transaction open) waits
+// for that answer and the lease's end, up to positionWait, so that it is
+// routed as the first request of a lease: a read goes to a replica with
+// the write's position known, as it would had the pump read the answer
+// sooner, instead of riding the primary's lease (uncounted in the
+// read-your-writes metrics). Called from forward with c.mu held.
+func (c *clientConn) awaitPositionLocked() {
+	sc := c.server
+	if len(c.pending) > 0 || c.reader != readerPump || c.txStatus != 'I' || c.unsynced || c.copyIn || c.expects.len() == 0 {
+		return
+	}
+	for i := range c.expects.len() {
+		if c.expects.at(i).act != actPosition {
+			return
+		}
+	}
+	if c.leaseIdle.L == nil {
+		c.leaseIdle.L = &c.mu
+	}
+	// A bound on the wait: a pump that stops without ending the lease
+	// (the server failed under it) wakes nobody.
+	expired := false
+	t := time.AfterFunc(positionWait, func() {
+		c.mu.Lock()
+		expired = true
+		c.leaseIdle.Broadcast()
+		c.mu.Unlock()
+	})
+	for c.server == sc && c.reader == readerPump && !expired {
+		c.leaseIdle.Wait()
+	}
+	t.Stop()
+}
+
+// positionWait bounds awaitPositionLocked's wait, for safety only: a
+// server connection that fails under the pump ends the lease too
+// (serverFailed), and a request riding the lease would wait for the
+// position's answer on that connection all the same.
+const positionWait = 5 * time.Second
 
 // positionReplyLocked books a reply to the position query (matchLocked):
 // nothing of it reaches the client. At its ReadyForQuery, outside a

@@ -152,6 +152,9 @@ func (c *clientConn) answer(out []byte, status byte) {
 // is over.
 func (c *clientConn) forward(typ byte, raw []byte) bool {
 	c.mu.Lock()
+	if c.server != nil && c.leaseNode == nil {
+		c.awaitPositionLocked() // read-your-writes (causal.go)
+	}
 	if onReplica := c.server != nil && c.leaseNode != nil; onReplica || c.sh != nil {
 		unsynced := c.unsynced
 		c.mu.Unlock()
@@ -1105,8 +1108,8 @@ const (
 // syncRelayWait is how long the main loop waits for a server's reply
 // itself (relaySync) before a pump takes over, so that the main loop reads
 // the client again: a client that leaves mid-query is noticed, and its
-// statement cancelled, no later than this.
-const syncRelayWait = 50 * time.Millisecond
+// statement cancelled, no later than this. (A variable for tests.)
+var syncRelayWait = 50 * time.Millisecond
 
 // finishWrite ends a write to the server done outside mu, completes a
 // release the reader had to leave to the writer, and sees that the replies

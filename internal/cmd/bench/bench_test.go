@@ -284,3 +284,37 @@ func TestProcCPU(t *testing.T) {
 	}
 	t.Fatalf("CPU time did not grow over 20 s of a busy loop (%d iterations)", x)
 }
+
+// The -causal-check verdict on metrics: /metrics lines parsed per
+// protocol, and held against what the clients saw.
+func TestCausalCheckMetrics(t *testing.T) {
+	name, labels, v, ok := parseSample(`switchyard_causal_reads_total{cluster="pg",protocol="postgres",served_by="replica_checked"} 42`)
+	if !ok || name != "switchyard_causal_reads_total" || labels["served_by"] != "replica_checked" || labels["protocol"] != "postgres" || v != 42 {
+		t.Fatalf("parseSample: %q %v %v %v", name, labels, v, ok)
+	}
+	present := map[string]bool{"switchyard_causal_reads_total": true, "switchyard_causal_read_wait_seconds": true}
+	tl := &tally{}
+	p := &checkProto{primary: 1, paused: 3}
+	for range 7 {
+		tl.read(p, 1, 1, 2, "") // on a replica
+	}
+	for range 3 {
+		tl.read(p, 1, 1, 1, "") // on the primary
+	}
+	good := causalMetrics{replica: 5, checked: 2, primary: 3, checksFailed: 3, waits: 1, waitSum: 0.002,
+		waitBuckets: map[string]float64{"+Inf": 1}, present: present}
+	if bad := consistency(tl, good, false); len(bad) != 0 {
+		t.Fatalf("consistent metrics found wanting: %v", bad)
+	}
+	for _, m := range []causalMetrics{
+		{replica: 5, checked: 2, primary: 5, checksFailed: 3, waitBuckets: map[string]float64{}, present: present}, // counted twice
+		{replica: 7, checked: 0, primary: 2, waitBuckets: map[string]float64{}, present: present},                  // one uncounted
+		{replica: 5, checked: 2, primary: 3, checksFailed: 4, waitBuckets: map[string]float64{}, present: present}, // a failed check went nowhere
+		{replica: 5, afterWait: 2, primary: 3, waits: 1, waitBuckets: map[string]float64{"+Inf": 1}, waitSum: 1, present: present},
+		{replica: 5, checked: 2, primary: 3, waitBuckets: map[string]float64{}, present: map[string]bool{}}, // missing
+	} {
+		if bad := consistency(tl, m, false); len(bad) == 0 {
+			t.Errorf("%+v: no inconsistency found", m)
+		}
+	}
+}

@@ -51,9 +51,20 @@ import (
 
 const causalTable = "t_causal_bench"
 
-// causalConfig is the proxy's config for the -causal mode: polls far
-// apart, so a replica's position is known from checks and probes only.
-func causalConfig(pgListen, myListen, adminListen string, pg *testcluster.Postgres, ma *testcluster.MariaDB) string {
+// causalDefaults is the [defaults] of the -causal mode: polls far apart,
+// so a replica's position is known from checks and probes only.
+const causalDefaults = `pool_mode          = "transaction"
+pool_size          = 4
+min_pool_size      = 0
+query_wait_timeout = "60s"
+connect_timeout    = "10s"
+max_replica_lag    = "1h"
+lag_poll_interval  = "10s"
+`
+
+// causalConfig is the proxy's config for the -causal modes, with defaults
+// as the body of its [defaults] table.
+func causalConfig(pgListen, myListen, adminListen, defaults string, pg *testcluster.Postgres, ma *testcluster.MariaDB) string {
 	var pgReplicas, myReplicas []string
 	for _, r := range pg.Replicas {
 		pgReplicas = append(pgReplicas, strconv.Quote(r.Addr()))
@@ -69,14 +80,7 @@ admin_listen     = %q
 shutdown_timeout = "5s"
 
 [defaults]
-pool_mode          = "transaction"
-pool_size          = 4
-min_pool_size      = 0
-query_wait_timeout = "60s"
-connect_timeout    = "10s"
-max_replica_lag    = "1h"
-lag_poll_interval  = "10s"
-
+%s
 [[users]]
 name     = %q
 password = %q
@@ -94,7 +98,7 @@ protocol = "mysql"
 database = %q
 primary  = %q
 replicas = [%s]
-`, pgListen, myListen, adminListen, dbUser, dbPassword, dbName, pg.Primary.Addr(), strings.Join(pgReplicas, ", "),
+`, pgListen, myListen, adminListen, defaults, dbUser, dbPassword, dbName, pg.Primary.Addr(), strings.Join(pgReplicas, ", "),
 		dbName, ma.Primary.Addr(), strings.Join(myReplicas, ", "))
 }
 
@@ -149,51 +153,9 @@ func runCausal(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 	h := header{title: "Switchyard read-your-writes latency benchmark", started: time.Now(), versions: e.versions}
 	h.loadStart, _ = loadAvg()
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
-
-	var wg sync.WaitGroup
-	var pgErr, myErr error
-	wg.Go(func() {
-		e.pg, pgErr = testcluster.StartPostgres(testcluster.Options{Replicas: 2, Log: os.Stderr})
-	})
-	wg.Go(func() {
-		e.maria, myErr = testcluster.StartMariaDB(testcluster.Options{Replicas: 1, Log: os.Stderr})
-	})
-	wg.Wait()
-	if pgErr != nil {
-		return fmt.Errorf("start PostgreSQL: %w", pgErr)
-	}
-	if myErr != nil {
-		return fmt.Errorf("start MariaDB: %w", myErr)
-	}
-	if err := e.maria.Exec(e.maria.Primary, "DROP TABLE IF EXISTS "+dbName+"."+causalTable); err != nil {
+	if err := startCausal(ctx, e, causalDefaults, logf); err != nil {
 		return err
 	}
-	if err := e.maria.Exec(e.maria.Primary, "CREATE TABLE "+dbName+"."+causalTable+" (id BIGINT PRIMARY KEY, v INT)"); err != nil {
-		return err
-	}
-	ports := make([]int, 3)
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return err
-		}
-		ports[i] = p
-	}
-	e.syPGAddr, e.syMyAddr, e.syAdminAddr = addr(ports[0]), addr(ports[1]), addr(ports[2])
-	cfgPath := filepath.Join(e.work, "switchyard.toml")
-	if err := os.WriteFile(cfgPath, []byte(causalConfig(e.syPGAddr, e.syMyAddr, e.syAdminAddr, e.pg, e.maria)), 0o600); err != nil {
-		return err
-	}
-	p, err := e.procs.start("switchyard", filepath.Join(e.work, "switchyard.log"), nil, toolEnv(), o.switchyard, "-config", cfgPath, "-log-level", "warn")
-	if err != nil {
-		return err
-	}
-	e.sy = p
-	if err := waitPG(ctx, p, e.syPGAddr); err != nil {
-		return err
-	}
-	logf("Switchyard pid %d at %s (PostgreSQL) and %s (MySQL)", p.pid(), e.syPGAddr, e.syMyAddr)
-	e.collectVersions(runtime.Version())
 
 	rounds := o.causalRounds
 	logf("%d rounds of plain, checked and after-write reads per protocol (load average %s)", rounds, h.loadStart)
@@ -232,6 +194,64 @@ func runCausal(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		return ctx.Err()
 	}
 	return writeReport(o.out, "bench-causal", h.started, b.String(), logf)
+}
+
+// startCausal starts what the -causal modes need: PostgreSQL with two
+// streaming replicas, MariaDB with one GTID replica, and Switchyard in
+// front of both (clusters "pg" and "my") with defaults as its [defaults].
+func startCausal(ctx context.Context, e *env, defaults string, logf func(string, ...any)) error {
+	o := e.o
+	var wg sync.WaitGroup
+	var pgErr, myErr error
+	wg.Go(func() {
+		e.pg, pgErr = testcluster.StartPostgres(testcluster.Options{Replicas: 2, Log: os.Stderr})
+	})
+	wg.Go(func() {
+		e.maria, myErr = testcluster.StartMariaDB(testcluster.Options{Replicas: 1, Log: os.Stderr})
+	})
+	wg.Wait()
+	if pgErr != nil {
+		return fmt.Errorf("start PostgreSQL: %w", pgErr)
+	}
+	if myErr != nil {
+		return fmt.Errorf("start MariaDB: %w", myErr)
+	}
+	if err := e.maria.Exec(e.maria.Primary, "DROP TABLE IF EXISTS "+dbName+"."+causalTable); err != nil {
+		return err
+	}
+	if err := e.maria.Exec(e.maria.Primary, "CREATE TABLE "+dbName+"."+causalTable+" (id BIGINT PRIMARY KEY, v INT)"); err != nil {
+		return err
+	}
+	ports := make([]int, 3)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		ports[i] = p
+	}
+	e.syPGAddr, e.syMyAddr, e.syAdminAddr = addr(ports[0]), addr(ports[1]), addr(ports[2])
+	if err := writeCausalConfig(e, defaults); err != nil {
+		return err
+	}
+	p, err := e.procs.start("switchyard", filepath.Join(e.work, "switchyard.log"), nil, toolEnv(), o.switchyard, "-config", causalConfigPath(e), "-log-level", "warn")
+	if err != nil {
+		return err
+	}
+	e.sy = p
+	if err := waitPG(ctx, p, e.syPGAddr); err != nil {
+		return err
+	}
+	logf("Switchyard pid %d at %s (PostgreSQL) and %s (MySQL)", p.pid(), e.syPGAddr, e.syMyAddr)
+	e.collectVersions(runtime.Version())
+	return nil
+}
+
+func causalConfigPath(e *env) string { return filepath.Join(e.work, "switchyard.toml") }
+
+// writeCausalConfig writes the proxy's config for the -causal modes.
+func writeCausalConfig(e *env, defaults string) error {
+	return os.WriteFile(causalConfigPath(e), []byte(causalConfig(e.syPGAddr, e.syMyAddr, e.syAdminAddr, defaults, e.pg, e.maria)), 0o600)
 }
 
 func fmtLat(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }

@@ -76,6 +76,12 @@ type options struct {
 	causal       bool // causal.go
 	causalRounds int
 
+	causalCheck bool // causalcheck.go
+	checkRounds int
+	checkPairs  int
+	checkRuns   int
+	checkOnly   string
+
 	memory     bool
 	memConns   int
 	memWorkers int
@@ -130,6 +136,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.shards, "shards", false, "compare point selects (pgbench select-only, key aid) through Switchyard on an unsharded database, a 1-shard and a 2-shard cluster instead (uses -time, -clients, -modes, -scale, -jobs, -pool-size)")
 	fs.BoolVar(&o.causal, "causal", false, "measure read-your-writes instead: the latency of a plain replica read, of a read that carries a position check, and of a read right after the client's own write, for PostgreSQL and MariaDB with replicas (causal.go)")
 	fs.IntVar(&o.causalRounds, "causal-rounds", 1000, "-causal: reads of each kind per protocol")
+	fs.BoolVar(&o.causalCheck, "causal-check", false, "check issue 14's read-your-writes bar from outside instead: 20 writers in a 90/10 mix with healthy replicas, write-then-read pairs with one replica's replay paused, the position token on another connection, and /metrics against what the clients saw, for PostgreSQL and MariaDB (causalcheck.go); fails when the bar does not hold")
+	fs.IntVar(&o.checkRounds, "causal-check-rounds", 250, "-causal-check: rounds of 1 write + 9 reads per writer in the mix")
+	fs.IntVar(&o.checkPairs, "causal-check-pairs", 10000, "-causal-check: write-then-read pairs per paused run (over 20 clients)")
+	fs.StringVar(&o.checkOnly, "causal-check-only", "", "-causal-check: only this protocol (postgres or mysql)")
+	fs.IntVar(&o.checkRuns, "causal-check-runs", 3, "-causal-check: paused runs per protocol (PostgreSQL: each also with synchronous_commit = off)")
 	fs.BoolVar(&o.quick, "quick", false, "run only the table of issue 17 (select-only simple 1/16/64/256, extended 1/64, prepared 16, TPC-B-like simple 1/64, sysbench point-select 16 threads), 5 s per run unless -time says otherwise: about 5 minutes")
 	fs.IntVar(&o.memConns, "conns", 10000, "-memory: idle client connections per proxy")
 	fs.IntVar(&o.memWorkers, "workers", 32, "-memory: goroutines opening the connections")
@@ -173,6 +184,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.sysbenchTime < time.Second {
 		return nil, fmt.Errorf("-sysbench-time must be at least 1s")
 	}
+	if o.checkRounds < 1 || o.checkPairs < 20 || o.checkRuns < 1 {
+		return nil, fmt.Errorf("-causal-check-rounds and -causal-check-runs must be positive, -causal-check-pairs at least 20")
+	}
 	if o.poolSize < 1 || o.scale < 1 || o.jobs < 1 || o.sysbenchThreads < 1 || o.memConns < 1 || o.memWorkers < 1 {
 		return nil, fmt.Errorf("-pool-size, -scale, -jobs, -sysbench-threads, -conns and -workers must be positive")
 	}
@@ -181,7 +195,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, err
 		}
 	}
-	if o.sysbenchOn && !o.memory && !o.shards && !o.causal && o.sysbench == "" {
+	if o.sysbenchOn && !o.memory && !o.shards && !o.causal && !o.causalCheck && o.sysbench == "" {
 		if o.sysbench, err = lookPath("sysbench"); err != nil {
 			return nil, err
 		}
@@ -284,6 +298,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runShards(ctx, e, stdout, stderr)
 	case o.causal:
 		err = runCausal(ctx, e, stdout, stderr)
+	case o.causalCheck:
+		err = runCausalCheck(ctx, e, stdout, stderr)
 	default:
 		err = runBench(ctx, e, stdout, stderr)
 	}
