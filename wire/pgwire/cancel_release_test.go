@@ -51,12 +51,16 @@ func TestCancelInFlightWhenClientLeaves(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// A statement that runs while its cancel arrives; the cancel
-			// stops in the hook, so the statement ends by itself.
-			res := a.Exec(ctx, "SELECT pg_sleep(0.3)")
+			// A statement that runs while its cancel arrives (with room
+			// for a busy machine's slow dial); the cancel stops in the
+			// hook, so the statement ends by itself.
+			res := a.Exec(ctx, "SELECT pg_sleep(1)")
+			// The cancel goes once the proxy has the statement under way
+			// (a cancel for a client with nothing under way is dropped;
+			// on a busy machine 50 ms was sometimes not enough).
+			waitUnderWay(t, p, a.PID())
 			cancelDone := make(chan error, 1)
 			go func() {
-				time.Sleep(50 * time.Millisecond)
 				cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
 				cancelDone <- a.CancelRequest(cctx)
@@ -120,4 +124,23 @@ func nextClient(ctx context.Context, p *testProxy) error {
 		}
 	}
 	return nil
+}
+
+// waitUnderWay waits until the proxy's client pid has a statement under
+// way on a server connection, as a cancel request needs.
+func waitUnderWay(t *testing.T, p *testProxy, pid uint32) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		c := p.srv.lookupClient(pid)
+		if c == nil {
+			continue
+		}
+		c.mu.Lock()
+		busy := c.server != nil && c.outstanding > 0
+		c.mu.Unlock()
+		if busy {
+			return
+		}
+	}
+	t.Fatal("the statement never got under way through the proxy")
 }

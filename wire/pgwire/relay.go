@@ -1130,6 +1130,11 @@ func (c *clientConn) finishWriteAs(n need) {
 			return
 		}
 		ps, p := c.lease, c.leasePool
+		// A reader starts for a request that joined a lease whose end
+		// was left to a writer (a cancel request under way when the last
+		// ReadyForQuery came): that reader ends the lease now, at its
+		// ReadyForQuery, not the writer.
+		c.releaseDue = false
 		if n == needSync && c.outstanding > 0 && !c.copyIn && c.br.Buffered() == 0 {
 			// A lone request: its replies are relayed here, without a
 			// goroutine and a hand-off per transaction.
@@ -1146,6 +1151,14 @@ func (c *clientConn) finishWriteAs(n need) {
 		return
 	}
 	c.releaseDue = false
+	if c.reader != readerNone {
+		// A reader started since (see above) and ends the lease itself;
+		// a second reader, or a release under it, would leave a reader
+		// on a connection back in the pool, taking another client's
+		// replies (pgx's CancelRequestContextWatcherHandler stress hung).
+		c.mu.Unlock()
+		return
+	}
 	if !c.releasableLocked() {
 		// The reader stopped at a ReadyForQuery that looked like the end,
 		// but this writer has booked more replies since: a new pump reads
