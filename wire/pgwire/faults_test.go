@@ -357,14 +357,17 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 	if writes[1].Failed.Load() == 0 {
 		t.Error("no write failed while the primary was down")
 	}
-	// The first write to fail fails within a second of the kill; the
-	// slowest failure is a dial the dying server answers late (it still
-	// accepts, to say it is shutting down), bounded but not by us.
-	if toError > time.Second {
-		t.Errorf("the first write failed %v after the kill; want under 1s", toError)
+	// The first write to fail fails within a second of the kill, or, on
+	// a machine so busy that the server itself takes longer to stop, no
+	// later than it stops; the slowest failure is a dial the dying server
+	// answers late (it still accepts, to say it is shutting down),
+	// bounded but not by us. (At load 30 the fast shutdown took 1.9 s and
+	// the first write failed after 1.5 s, as the server went.)
+	if toError > max(time.Second, stopTook) {
+		t.Errorf("the first write failed %v after the kill (the server took %v to stop); want under 1s", toError, stopTook)
 	}
-	if d := time.Duration(slowestFail.Load()); d > 2*time.Second {
-		t.Errorf("a write took %v to fail while the primary was down", d)
+	if d := time.Duration(slowestFail.Load()); d > max(2*time.Second, stopTook+time.Second) {
+		t.Errorf("a write took %v to fail while the primary was down (the server took %v to stop)", d, stopTook)
 	}
 	for _, st := range []*faultnet.Tally{&writes[1], &reads[1]} {
 		for _, code := range st.Codes() {
