@@ -341,6 +341,12 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 	if cmd.ResetStmt {
 		return false, nil // not MySQL's syntax: the server says so
 	}
+	if cmd.Kind == router.ShowWritePosition {
+		// A client that hands its position on: its next writes read the
+		// position behind them on their own connection (causal.go), so
+		// the next SHOW needs no probe of the primary.
+		s.wantPosition = true
+	}
 	rt := s.srv.rts.Get(s.cluster.Name)
 	env := router.SessionEnv{
 		Cluster: s.cluster.Name, Database: s.cluster.Database, Config: s.srv.cfg.Load(),

@@ -3,6 +3,7 @@ package mysqlwire
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -435,6 +436,40 @@ lag_poll_interval = "10s"`)
 		}
 		if took > time.Second {
 			t.Errorf("write %d: write_position took %v, want a probe's round trip", id, took)
+		}
+	}
+}
+
+// A client that asks for its token (SHOW switchyard.write_position) gets
+// the primary's position read behind its next writes on its own
+// connection, so its next SHOW needs no probe of the primary: here the
+// monitor cannot log in, so the first SHOW fails after its 2 s, and every
+// later one answers the position after the write at once. Before, every
+// SHOW failed while the primary could not be probed (and waited for a
+// probe under load: the check-causal run at load 54 saw one fail).
+func TestWritePositionAfterFirstShow(t *testing.T) {
+	cfg := splitConfig(t, `lag_poll_interval = "10s"`, true)
+	cfg.Clusters[0].MonitorUser, cfg.Clusters[0].MonitorPassword = "app", "not the password"
+	p := serveProxy(t, cfg, slog.LevelError, true)
+	ma := testcluster.Maria
+	onNode(t, ma.Primary, "DROP TABLE IF EXISTS app.t_causal_tok2")
+	onNode(t, ma.Primary, "CREATE TABLE app.t_causal_tok2 (id BIGINT PRIMARY KEY)")
+	c := conn(t, p.open(t, ""))
+	execSQL(t, c, "INSERT INTO t_causal_tok2 VALUES (0)")
+	var tok string
+	if err := c.QueryRowContext(context.Background(), "SHOW switchyard.write_position").Scan(&tok); err == nil {
+		t.Fatalf("first SHOW with the primary unprobed: %q, want an error", tok)
+	}
+	for id := 1; id <= 3; id++ {
+		execSQL(t, c, "INSERT INTO t_causal_tok2 VALUES (?)", id)
+		start := time.Now()
+		tok := queryString(t, c, "SHOW switchyard.write_position")
+		want, err := ma.QueryString(ma.Primary, "SELECT @@gtid_binlog_pos")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != "my@"+want {
+			t.Fatalf("write %d: write_position %q after %v, want my@%s", id, tok, time.Since(start), want)
 		}
 	}
 }

@@ -260,6 +260,14 @@ func (c *clientConn) switchyardCommand(text string) bool {
 		return false
 	}
 	cmd := router.ParseProxyCommand(text)
+	if cmd.Kind == router.ShowWritePosition {
+		// A client that hands its position on: its next writes read the
+		// position behind them on their own connection (causal.go), so
+		// the next SHOW needs no probe of the primary.
+		c.mu.Lock()
+		c.wantPosition = true
+		c.mu.Unlock()
+	}
 	env := router.SessionEnv{
 		Cluster: c.cluster.Name, Database: c.cluster.Database, Config: c.srv.cfg.Load(),
 		Sharded: c.sh != nil, Lock: &c.mu,

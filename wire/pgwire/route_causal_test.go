@@ -484,3 +484,48 @@ func TestCausalMetricsCountReads(t *testing.T) {
 			total, d["primary"], reads.Load(), reads.Load()-onReplica.Load())
 	}
 }
+
+// A client that asks for its token (SHOW switchyard.write_position) gets
+// the primary's position read behind its next writes on its own server
+// connection, so its next SHOW needs no probe of the primary: here the
+// monitor cannot log in, so the first SHOW fails after its 2 s, and every
+// later one answers the position after the write at once. Before, every
+// SHOW failed while the primary could not be probed.
+func TestWritePositionAfterFirstShow(t *testing.T) {
+	p := splitProxy(t, testcluster.PG, withDefaults("", `lag_poll_interval = "10s"`), `monitor_user = "app"
+monitor_password = "not the password"`)
+	mustExec(t, `DROP TABLE IF EXISTS t_causal_tok2; CREATE TABLE t_causal_tok2 (id bigint PRIMARY KEY)`)
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	show := func() (string, error) {
+		var tok string
+		err := conn.QueryRow(ctx, "SHOW switchyard.write_position", pgx.QueryExecModeSimpleProtocol).Scan(&tok)
+		return tok, err
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO t_causal_tok2 VALUES (0)`); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := show(); err == nil {
+		t.Fatalf("first SHOW with the primary unprobed: %q, want an error", tok)
+	}
+	for id := 1; id <= 3; id++ {
+		if _, err := conn.Exec(ctx, `INSERT INTO t_causal_tok2 VALUES ($1)`, id); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := show()
+		if err != nil {
+			t.Fatalf("write %d: SHOW switchyard.write_position: %v", id, err)
+		}
+		// The token covers the write: a replica that has replayed it has
+		// the row.
+		lsn := strings.TrimPrefix(tok, "pg@")
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn() >= $1::pg_lsn AND $1::pg_lsn > '0/0'`, lsn).Scan(&ok); err != nil || !ok {
+			t.Fatalf("write %d: token %q (%v)", id, tok, err)
+		}
+	}
+}
