@@ -44,11 +44,20 @@ func TestLongPacketsMySQL(t *testing.T) {
 	rootExec(t, "CREATE TABLE IF NOT EXISTS app.tlong (id INT PRIMARY KEY, v LONGBLOB)")
 	t.Cleanup(func() { rootExec(t, "DROP TABLE IF EXISTS app.tlong") })
 	p := startProxy(t, "")
-	// A bound against a hang, not a speed check: the whole test moves
-	// about 400 MB through the proxy under -race, 85 s on a quiet 2-core
-	// machine and up to 180 s at load 20 (it failed so with 3 minutes).
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
+	// A bound against a hang, not a speed check, for each step (each
+	// subtest, and the parts outside them): the whole test moves about
+	// 400 MB through the proxy under -race, 85 s on a quiet 2-core
+	// machine, up to 180 s at load 20 and over 360 s at load 40, where one
+	// bound of 6 minutes for all of it ran out (context deadline exceeded
+	// in the last steps, two census runs in two). Three minutes for each
+	// of its ten steps bounds a hang as well.
+	var ctx context.Context
+	bound := func(t *testing.T) {
+		c, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		t.Cleanup(cancel)
+		ctx = c
+	}
+	bound(t)
 
 	// A text row is lenenc(len(v)) (4 bytes) + v; a binary row 0x00, a
 	// null bitmap byte, lenenc + v; a COM_QUERY one byte + the statement.
@@ -94,6 +103,7 @@ func TestLongPacketsMySQL(t *testing.T) {
 		copy(in, "start")
 		copy(in[len(in)-3:], "end")
 		t.Run("text/"+sz.name, func(t *testing.T) {
+			bound(t)
 			if !sz.text {
 				t.Skip()
 			}
@@ -108,6 +118,7 @@ func TestLongPacketsMySQL(t *testing.T) {
 			check(t, in)
 		})
 		t.Run("binary/"+sz.name, func(t *testing.T) {
+			bound(t)
 			if !sz.binary {
 				t.Skip()
 			}
@@ -122,6 +133,7 @@ func TestLongPacketsMySQL(t *testing.T) {
 		})
 	}
 	t.Run("compressed", func(t *testing.T) {
+		bound(t)
 		// CLIENT_COMPRESS between the client and the proxy: a 17 MiB
 		// literal, the same as a parameter, read back as text and binary rows.
 		cdb := p.open(t, "maxAllowedPacket=0&compress=true")
@@ -158,6 +170,7 @@ func TestLongPacketsMySQL(t *testing.T) {
 		}
 	})
 	t.Run("long data", func(t *testing.T) {
+		bound(t)
 		// 20 MB >= maxAllowedPacket/2: the driver sends it with
 		// COM_STMT_SEND_LONG_DATA, in one packet of two chunks.
 		ldb := p.open(t, "maxAllowedPacket=33554432")
@@ -176,6 +189,7 @@ func TestLongPacketsMySQL(t *testing.T) {
 	})
 
 	// Over the proxy's cap (the server would take it): a clear error.
+	bound(t)
 	big := strings.Repeat("c", MaxPacket+10)
 	db = p.open(t, "maxAllowedPacket=0")
 	_, err := db.ExecContext(ctx, "INSERT INTO tlong VALUES (2, '"+big+"')")
