@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 )
 
 // Socket is what Peek sees on a connection.
@@ -89,9 +90,14 @@ func Peek(c net.Conn) Socket {
 // nothing of the kind. So when a server process had exited before a request
 // reached it, or exited without reading all of it, PeerReset is true; when
 // it read the request and then died (killed mid-statement, say), it is
-// false. Call it once, right after the failure: it reads (and clears) the
+// false.
+//
+// A reset that answers bytes sent after the peer's FIN arrives one round
+// trip after them (on loopback at once, unless the kernel left its network
+// work to a busy ksoftirqd): after an EOF, PeerReset waits up to wait for
+// it. Call it once, right after the failure: it reads (and clears) the
 // socket's pending error.
-func PeerReset(c net.Conn, err error) bool {
+func PeerReset(c net.Conn, err error, wait time.Duration) bool {
 	if err == nil {
 		return false
 	}
@@ -112,12 +118,21 @@ func PeerReset(c net.Conn, err error) bool {
 	if rerr != nil {
 		return false
 	}
-	var soErr int
-	var gerr error
-	if cerr := rc.Control(func(fd uintptr) {
-		soErr, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
-	}); cerr != nil || gerr != nil {
-		return false
+	deadline := time.Now().Add(wait)
+	for {
+		var soErr int
+		var gerr error
+		if cerr := rc.Control(func(fd uintptr) {
+			soErr, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
+		}); cerr != nil || gerr != nil {
+			return false
+		}
+		if soErr != 0 {
+			return soErr == int(syscall.ECONNRESET) || soErr == int(syscall.EPIPE)
+		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return soErr == int(syscall.ECONNRESET) || soErr == int(syscall.EPIPE)
 }

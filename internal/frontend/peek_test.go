@@ -151,9 +151,8 @@ func TestPeerReset(t *testing.T) {
 	if _, err := c.Write(req); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // the reset's way back
 	got, err := readFailure(c)
-	if string(got) != "bye" || !PeerReset(c, err) {
+	if string(got) != "bye" || !PeerReset(c, err, 5*time.Second) {
 		t.Errorf("peer gone before the request: read %q, %v; PeerReset false", got, err)
 	}
 
@@ -165,7 +164,7 @@ func TestPeerReset(t *testing.T) {
 	waitFor(t, new(Prober), s, Data)
 	s.Close()
 	_, err = readFailure(c)
-	if !PeerReset(c, err) {
+	if !PeerReset(c, err, 0) {
 		t.Errorf("peer closed with the request unread: %v; PeerReset false", err)
 	}
 
@@ -180,10 +179,14 @@ func TestPeerReset(t *testing.T) {
 	_, _ = s.Write([]byte("bye"))
 	s.Close()
 	got, err = readFailure(c)
-	if string(got) != "bye" || PeerReset(c, err) {
+	start := time.Now()
+	if string(got) != "bye" || PeerReset(c, err, 50*time.Millisecond) {
 		t.Errorf("peer read the request and closed: read %q, %v; PeerReset true", got, err)
 	}
-	if PeerReset(c, nil) {
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("PeerReset waited %v for a reset that never comes, want 50ms", d)
+	}
+	if PeerReset(c, nil, time.Second) {
 		t.Error("PeerReset(nil) is true")
 	}
 }

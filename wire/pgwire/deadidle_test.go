@@ -53,7 +53,11 @@ func directConn(t *testing.T, n testcluster.Node) *pgx.Conn {
 // sent again.
 func TestDeadIdleConnectionRetried(t *testing.T) {
 	wideAliveDelay(t)
-	p := startProxy(t, `pool_size = 1`)
+	// The retry dials a new server connection: at load 35 that took more
+	// than the default 5s of query_wait_timeout (2 runs in 10), which is
+	// not what these tests are about.
+	p := startProxy(t, `pool_size = 1
+query_wait_timeout = "30s"`)
 	mustExec(t, `DROP TABLE IF EXISTS t_deadidle; CREATE TABLE t_deadidle (i int); DROP SEQUENCE IF EXISTS s_deadidle; CREATE SEQUENCE s_deadidle`)
 	ctx := ctxT(t, 60*time.Second)
 	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
@@ -117,7 +121,7 @@ postgres_listen = "127.0.0.1:0"
 shutdown_timeout = "2s"
 [defaults]
 pool_size = 1
-query_wait_timeout = "5s"
+query_wait_timeout = "30s"
 max_replica_lag = "5s"
 lag_poll_interval = "20ms"
 [[users]]

@@ -1402,8 +1402,12 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 }
 
 // deadWait bounds how long deadOnArrival waits for a server that sent a
-// FATAL to close the connection.
-const deadWait = 2 * time.Second
+// FATAL to close the connection; resetWait for the reset that answers a
+// request sent after the server's end (one round trip; PeerReset).
+const (
+	deadWait  = 2 * time.Second
+	resetWait = 100 * time.Millisecond
+)
 
 // deadOnArrival says whether the first reply to a redoable request, typ
 // and raw or the read's failure err, shows that its server connection was
@@ -1421,7 +1425,7 @@ const deadWait = 2 * time.Second
 // that reply would have been the first.
 func (c *clientConn) deadOnArrival(sc *serverConn, typ byte, raw []byte, err error) (bool, []byte) {
 	if err != nil {
-		return frontend.PeerReset(sc.conn, err), raw
+		return frontend.PeerReset(sc.conn, err, resetWait), raw
 	}
 	if typ != 'E' {
 		return false, raw
@@ -1437,7 +1441,7 @@ func (c *clientConn) deadOnArrival(sc *serverConn, typ byte, raw []byte, err err
 	_ = sc.conn.SetReadDeadline(time.Now().Add(deadWait))
 	_, perr := sc.rd.Buffer().Peek(1)
 	_ = sc.conn.SetReadDeadline(time.Now().Add(syncRelayWait))
-	return perr != nil && frontend.PeerReset(sc.conn, perr), raw
+	return perr != nil && frontend.PeerReset(sc.conn, perr, resetWait), raw
 }
 
 // endDeadLease ends a lease deadOnArrival found dead, without a word to
