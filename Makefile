@@ -154,5 +154,17 @@ demo-fleet-stop:
 compat-mysql: deps
 	@bash scripts/compat-mysql.sh
 
+# compat-pq: lib/pq v1.12.3's own test suite, directly against PostgreSQL
+# and through Switchyard (transaction mode, pool_size 20, on port 6432 so
+# the suite skips what it skips for PgBouncer; POOL_MODE=session for
+# session mode), on a PostgreSQL it starts and stops itself in a
+# loopback-only network namespace (needs root). Prints passed / failed /
+# skipped for both and the tests that fail only through the proxy, each
+# with its reason from testdata/compat/pq-known-failures.txt; fails on an
+# unexplained one or a pool not idle afterwards.
+.PHONY: compat-pq
+compat-pq: deps
+	@bash scripts/compat-pq.sh
+
 clean:
 	rm -rf bin
