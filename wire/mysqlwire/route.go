@@ -70,30 +70,6 @@ func newProbe(cl *config.Cluster, addr string, primary bool, user, password stri
 	return &gtidProbe{addr: addr, user: user, password: password, primary: primary, tls: t}
 }
 
-// setAnalyzers publishes the read/write analyzers of cfg's unsharded MySQL
-// clusters with replicas (router.AnalyzerFor: one per pair of function
-// lists), so the per-command lookup is one map read.
-func (s *Server) setAnalyzers(cfg *config.Config) {
-	next := make(map[string]*router.Analyzer)
-	for i := range cfg.Clusters {
-		cl := &cfg.Clusters[i]
-		if cl.Protocol != config.MySQL || cl.Sharding != nil || len(cl.Replicas) == 0 || cl.Primary == "" {
-			continue
-		}
-		next[cl.Name] = router.AnalyzerFor(router.MySQL, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
-	}
-	s.ans.Store(&next)
-}
-
-// analyzer returns the read/write analyzer of an unsharded cluster with
-// replicas, nil for others.
-func (s *Server) analyzer(cluster string) *router.Analyzer {
-	if m := s.ans.Load(); m != nil {
-		return (*m)[cluster]
-	}
-	return nil
-}
-
 // parsePosition reads a GTID position in the flavor of rt's primary, as
 // its last sample shows (either flavor before one, or without rt).
 func parsePosition(rt *replica.Runtime, s string) (lagmon.Position, error) {

@@ -44,8 +44,8 @@ type Server struct {
 	// clusters and shards with replicas, by name; replaced whole on reload.
 	rts replica.Registry
 	// ans are the read/write analyzers of the unsharded clusters with
-	// replicas, by cluster name (route.go); replaced whole on reload.
-	ans atomic.Pointer[map[string]*router.Analyzer]
+	// replicas, by cluster name; replaced whole on reload.
+	ans router.Analyzers
 
 	// shards are the sharded clusters in force (shard.go).
 	shards   router.ShardSet
@@ -98,7 +98,7 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 // setRuntimes builds the routing runtimes of cfg's clusters with replicas,
 // keeping the unchanged ones and stopping the replaced ones.
 func (s *Server) setRuntimes(cfg *config.Config) {
-	s.setAnalyzers(cfg)
+	s.ans.Publish(cfg, config.MySQL, true)
 	if s.fe.Closing() {
 		return
 	}

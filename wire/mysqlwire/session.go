@@ -73,10 +73,9 @@ type session struct {
 	fresh  bool // the lease has served no command yet
 	lastID uint64
 
-	stmts        map[uint32]*clientStmt
-	nextStmt     uint32
-	stmtBytes    int // bytes of the statements' SQL, over-estimated (stmtRoom)
-	stmtRefusals int // statements refused by stmtRoom
+	stmts    map[uint32]*clientStmt
+	nextStmt uint32
+	stmtCap  frontend.StmtCap // stmts against the caps (stmtRoom)
 
 	scratch []byte
 

@@ -168,7 +168,7 @@ func (s *session) analyzer() *router.Analyzer {
 		}
 		return nil
 	}
-	return s.srv.analyzer(s.cluster.Name)
+	return s.srv.ans.For(s.cluster.Name)
 }
 
 // decide is the router's plan of a statement (text sql, with param for a

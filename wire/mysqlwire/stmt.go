@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
@@ -23,7 +24,7 @@ import (
 
 type clientStmt struct {
 	query    string
-	an       *router.Analysis // the router's verdict, for routing EXECUTE; nil without replicas
+	an       *router.Verdict // the router's verdict, for routing EXECUTE; none without replicas
 	params   uint16
 	columns  uint16
 	types    []byte   // last bound parameter types, 2 bytes each
@@ -48,47 +49,33 @@ type prepared struct {
 // maxLongData bounds the long data a client may stage for one execute.
 const maxLongData = 64 << 20
 
-// maxClientStmtBytes bounds the query text of one client's prepared
-// statements together; with max_client_prepared_statements it caps what
-// a client's statements hold in memory.
-const maxClientStmtBytes = 64 << 20
-
 // erMaxPreparedStmtCount is ER_MAX_PREPARED_STMT_COUNT_REACHED (42000).
 const erMaxPreparedStmtCount = 1461
 
 // stmtRoom refuses one more statement of len(query) bytes to a client at
-// max_client_prepared_statements or maxClientStmtBytes, as MySQL does at
-// its max_prepared_stmt_count: ERR 1461, the session goes on.
+// max_client_prepared_statements or frontend.MaxClientStmtBytes
+// (frontend.StmtCap), as MySQL does at its max_prepared_stmt_count: ERR
+// 1461, the session goes on.
 func (s *session) stmtRoom(query []byte) error {
-	max := s.srv.cfg.Load().Proxy.MaxClientPreparedStatements
-	if max <= 0 {
-		max = config.DefaultMaxClientPreparedStatements
-	}
-	var err error
-	if len(s.stmts) >= max {
-		err = mysqlproto.NewSQLError(erMaxPreparedStmtCount, "42000",
-			"Can't create more than max_prepared_stmt_count statements (current value: %d; switchyard's max_client_prepared_statements per connection)", max)
-	} else if s.stmtBytes += len(query); s.stmtBytes > maxClientStmtBytes {
-		// stmtBytes only grows between recounts (closing a statement does
-		// not subtract): when it passes the bound, count again.
-		size := 0
+	why, figure := s.stmtCap.Room(s.srv.cfg.Load().Proxy.MaxClientPreparedStatements, len(s.stmts), false, len(query), func() (held int) {
 		for _, cs := range s.stmts {
-			size += len(cs.query)
+			held += len(cs.query)
 		}
-		s.stmtBytes = size + len(query)
-		if s.stmtBytes > maxClientStmtBytes {
-			err = mysqlproto.NewSQLError(erMaxPreparedStmtCount, "42000",
-				"Can't create more prepared statements: this connection's statements would hold %d bytes of SQL (switchyard's limit is %d)", s.stmtBytes, maxClientStmtBytes)
-			s.stmtBytes = size
-		}
+		return held
+	})
+	var err error
+	switch why {
+	case frontend.StmtFits:
+		return nil
+	case frontend.StmtTooMany:
+		err = mysqlproto.NewSQLError(erMaxPreparedStmtCount, "42000",
+			"Can't create more than max_prepared_stmt_count statements (current value: %d; switchyard's max_client_prepared_statements per connection)", figure)
+	default:
+		err = mysqlproto.NewSQLError(erMaxPreparedStmtCount, "42000",
+			"Can't create more prepared statements: this connection's statements would hold %d bytes of SQL (switchyard's limit is %d)", figure, frontend.MaxClientStmtBytes)
 	}
-	if err != nil {
-		metrics.LimitRefusals.WithLabelValues("mysql", "prepared_statements").Inc()
-		s.stmtRefusals++
-		if s.stmtRefusals == 1 {
-			// Once per session: a client in a loop would flood the log.
-			s.log.Warn("prepared statement refused: client over its cap (further refusals for this client are counted, not logged)", "err", err)
-		}
+	if s.stmtCap.Refused(config.MySQL) {
+		s.log.Warn("prepared statement refused: client over its cap (further refusals for this client are counted, not logged)", "err", err)
 	}
 	return err
 }
@@ -99,7 +86,8 @@ func (s *session) prepare(p []byte, seq uint8) error {
 	}
 	query := string(p[1:])
 	var an *router.Analysis
-	if a := s.analyzer(); a != nil {
+	a := s.analyzer()
+	if a != nil {
 		an = a.Analyze(query)
 	}
 	// Prepared where it would run (a replica for a read, so that the
@@ -134,8 +122,12 @@ func (s *session) prepare(p []byte, seq uint8) error {
 	if s.stmts == nil {
 		s.stmts = make(map[uint32]*clientStmt)
 	}
-	s.stmts[st.clientID] = &clientStmt{query: query, an: an, params: st.srv.params, columns: st.srv.columns,
+	cs := &clientStmt{query: query, an: new(router.Verdict), params: st.srv.params, columns: st.srv.columns,
 		sets: e.Sets, use: e.HasUse, txNext: e.TxNext}
+	if a != nil {
+		cs.an.Set(a, an)
+	}
+	s.stmts[st.clientID] = cs
 	return nil
 }
 
@@ -301,10 +293,9 @@ func (s *session) execute(p []byte, seq uint8) error {
 	}
 	s.setCommand(nil, false)
 	if an := s.analyzer(); an != nil && s.needsAnalysis() {
-		if cs.an == nil { // prepared before a reload gave the cluster replicas
-			cs.an = an.Analyze(cs.query)
-		}
-		s.setCommand(cs.an, true)
+		// Judged again after a reload gave the cluster replicas or other
+		// function lists.
+		s.setCommand(cs.an.Of(an, cs.query), true)
 	}
 	build := func(be *backend) ([]byte, error) { return s.executePacket(be, cs, p, pos) }
 	if s.sh != nil {

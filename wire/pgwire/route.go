@@ -215,6 +215,10 @@ func (c *clientConn) repool() bool {
 	}
 	c.mu.Lock()
 	c.cfgSeen, c.poolCl, c.poolUser, c.primary = cfg, cl, u, primary
+	if an := c.srv.ans.For(cl.Name); an != nil && an != c.an {
+		// Other function lists: the request in hand is judged again.
+		c.an, c.qRaw = an, nil
+	}
 	clear(c.replicaPools) // pools of the config now in force
 	if c.sh == nil {
 		c.rt = rt

@@ -28,7 +28,8 @@ type Server struct {
 	creds credCache
 	pass  passthrough // users logged in with auth_query (passthrough.go)
 	stmts stmtRegistry
-	an    *router.Analyzer
+	an    *router.Analyzer // for clients before they name a database
+	ans   router.Analyzers // of each cluster in force
 
 	// StartupTimeout, when set, bounds the time from TCP accept to the end
 	// of login instead of proxy.client_login_timeout.
@@ -87,6 +88,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	// change, built for new ones, stopped for the rest.
 	s.rts.Reload(replica.Specs(cfg, config.Postgres, serverCreds, newProbe))
 	s.tls.Store(tc)
+	s.ans.Publish(cfg, config.Postgres, false)
 	s.cfg.Store(cfg)
 	s.shards.Publish(shards, &s.rts)
 

@@ -140,10 +140,9 @@ type clientConn struct {
 	// Statement names: the client's, mapped to proxy-wide statements.
 	// Main loop only.
 	stmts        map[string]*gstmt
-	stmtBytes    int    // bytes of stmts, over-estimated (stmtRoom)
-	stmtRefusals int    // statements refused by stmtRoom
-	lastUnnamed  []byte // the client's last unnamed Parse, to repeat on another server
-	unnamedLease bool   // the unnamed statement was parsed during this lease
+	stmtCap      frontend.StmtCap // stmts against the caps (stmtRoom)
+	lastUnnamed  []byte           // the client's last unnamed Parse, to repeat on another server
+	unnamedLease bool             // the unnamed statement was parsed during this lease
 	unnamedAn    *router.Analysis
 	qRaw         []byte // the Query message qAn judges (main loop; identity, not contents)
 	qAn          *router.Analysis
@@ -558,7 +557,9 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 	for k, v := range desired {
 		c.startupParams[k] = v
 	}
-	c.an = router.AnalyzerFor(router.Postgres, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
+	if c.an = c.srv.ans.For(cl.Name); c.an == nil { // a reload removed it meanwhile
+		c.an = router.AnalyzerFor(router.Postgres, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
+	}
 	c.mode = cl.Settings.PoolMode
 	if u.PoolMode != "" {
 		c.mode = u.PoolMode

@@ -64,13 +64,11 @@ func queryText(raw []byte) string {
 // stmtAnalysis is the analyzer's verdict on a global statement, computed
 // once per statement.
 func (c *clientConn) stmtAnalysis(g *gstmt) *router.Analysis {
-	if a := g.an.Load(); a != nil {
+	if a := g.an.Get(c.an); a != nil {
 		return a
 	}
 	q, _, _ := pgframe.CString(g.parse[5+len(g.name)+1:])
-	a := c.an.Analyze(string(q))
-	g.an.Store(a)
-	return a
+	return g.an.Of(c.an, string(q))
 }
 
 // collect notes what a statement about to run asks of the session. Main

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/wire/pgframe"
@@ -36,7 +37,10 @@ type gstmt struct {
 	// pipelines; making them wait for a server there can deadlock a
 	// small pool.
 	ok atomic.Bool
-	an atomic.Pointer[router.Analysis] // what the statement does to a session
+	// an is what the statement does, by the analyzer of the client that
+	// asked (clients of clusters with other function lists, or of one
+	// before and after a reload, share the statement).
+	an router.Verdict
 	// params are the parameter type OIDs: those the Parse declared, then
 	// what a server's ParameterDescription said. Shard routing reads
 	// binary-format key parameters by them.
@@ -232,16 +236,10 @@ func (r *stmtRegistry) len() int {
 	return len(r.m)
 }
 
-// maxClientStmtBytes bounds, per client, the bytes of its statement
-// names and of the Parse messages they name (counted per name even when
-// clients share a statement): with max_client_prepared_statements it caps
-// what one client's statements can hold in memory.
-const maxClientStmtBytes = 64 << 20
-
 // stmtRoom says whether the client may bind name to a statement whose
-// Parse body tail is rest: it may rebind a name it has, and add one while
-// it holds fewer than max_client_prepared_statements statements and
-// maxClientStmtBytes. The refusal is an ERROR (53400); the session goes
+// Parse body tail is rest: it may rebind a name it has, and add one
+// within max_client_prepared_statements and frontend.MaxClientStmtBytes
+// (frontend.StmtCap). The refusal is an ERROR (53400); the session goes
 // on. Main loop only.
 func (c *clientConn) stmtRoom(name, rest []byte) *pgError {
 	max := c.srv.cfg.Load().Proxy.MaxClientPreparedStatements
@@ -258,37 +256,28 @@ func (c *clientConn) stmtRoom(name, rest []byte) *pgError {
 			}
 		}
 	}
-	if !have && len(c.stmts) >= max {
-		return c.stmtRefused(newError(codeConfigLimitExceeded,
-			"too many prepared statements: this connection has %d (switchyard's max_client_prepared_statements = %d)", len(c.stmts), max),
-			"Close statements the client no longer uses (protocol Close, or DEALLOCATE), or raise max_client_prepared_statements in the proxy's config.")
-	}
-	// stmtBytes only grows between recounts (Close and DEALLOCATE do not
-	// subtract): when it passes the bound, count again.
-	c.stmtBytes += len(name) + len(rest)
-	if c.stmtBytes > maxClientStmtBytes {
-		c.stmtBytes = len(name) + len(rest)
+	why, figure := c.stmtCap.Room(max, len(c.stmts), have, len(name)+len(rest), func() (held int) {
 		for n, g := range c.stmts {
 			if n != string(name) {
-				c.stmtBytes += len(n) + len(g.parse)
+				held += len(n) + len(g.parse)
 			}
 		}
-		if c.stmtBytes > maxClientStmtBytes {
-			c.stmtBytes -= len(name) + len(rest)
-			return c.stmtRefused(newError(codeConfigLimitExceeded,
-				"too many prepared statements: this connection's statements would hold %d bytes (switchyard's limit is %d)", c.stmtBytes+len(name)+len(rest), maxClientStmtBytes),
-				"Close statements the client no longer uses (protocol Close, or DEALLOCATE).")
-		}
+		return held
+	})
+	var e *pgError
+	switch why {
+	case frontend.StmtFits:
+		return nil
+	case frontend.StmtTooMany:
+		e = newError(codeConfigLimitExceeded,
+			"too many prepared statements: this connection has %d (switchyard's max_client_prepared_statements = %d)", len(c.stmts), figure)
+		e.Hint = "Close statements the client no longer uses (protocol Close, or DEALLOCATE), or raise max_client_prepared_statements in the proxy's config."
+	default:
+		e = newError(codeConfigLimitExceeded,
+			"too many prepared statements: this connection's statements would hold %d bytes (switchyard's limit is %d)", figure, frontend.MaxClientStmtBytes)
+		e.Hint = "Close statements the client no longer uses (protocol Close, or DEALLOCATE)."
 	}
-	return nil
-}
-
-func (c *clientConn) stmtRefused(e *pgError, hint string) *pgError {
-	e.Hint = hint
-	metrics.LimitRefusals.WithLabelValues("postgres", "prepared_statements").Inc()
-	c.stmtRefusals++
-	if c.stmtRefusals == 1 {
-		// Once per session: a client in a loop would flood the log.
+	if c.stmtCap.Refused(config.Postgres) {
 		c.log.Warn("prepared statement refused: client over its cap (further refusals for this client are counted, not logged)", "err", e.Message)
 	}
 	return e
