@@ -70,6 +70,34 @@ func TestPickRead(t *testing.T) {
 		t.Errorf("after a failed check: %+v; want the primary", r)
 	}
 
+	// Reads keeps the same choice across a session's reads: the check
+	// until the wire takes it, a failed check until the read is routed
+	// again.
+	var reads replica.Reads
+	w.Wrote(time.Now())
+	n := reads.Pick(rt, &w, nil, "test", &mu, true, true)
+	if n == nil || !reads.Checking() || !reads.WantPosition() {
+		t.Fatalf("Reads after a write: node %v, checking %v, want position %v; want a replica with a check", n, reads.Checking(), reads.WantPosition())
+	}
+	rt.Set.Done(n)
+	pos, start, _ := reads.Take()
+	if pos == nil || pos.String() != lagmon.LSN(200).String() || start.IsZero() || reads.Checking() {
+		t.Fatalf("Take: %v %v, checking after %v; want %v once", pos, start, reads.Checking(), lagmon.LSN(200))
+	}
+	reads.CheckFailed(start)
+	if n := reads.Pick(rt, &w, nil, "test", &mu, true, true); n != nil || reads.Checking() {
+		t.Errorf("Reads after a failed check: %v, checking %v; want the primary", n, reads.Checking())
+	}
+	if n := reads.Pick(rt, &w, nil, "test", &mu, true, true); n == nil || !reads.Checking() {
+		t.Errorf("Reads once the failed read was routed again: %v; want a replica with a check", n)
+	} else {
+		rt.Set.Done(n)
+		reads.Drop()
+		if reads.Checking() {
+			t.Error("Drop kept the check")
+		}
+	}
+
 	rt = reload(false)
 	w = replica.Writes{}
 	w.Wrote(time.Now())

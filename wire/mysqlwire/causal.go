@@ -12,7 +12,6 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/lagmon"
-	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
@@ -35,43 +34,15 @@ import (
 // causal_read_timeout (default 0: the replica answers at once whether it
 // has the position).
 
-// causalCheck is the check the current lease's first command carries.
-type causalCheck struct {
-	pos     lagmon.Position
-	start   time.Time // when the read was routed
-	counted bool      // PickRead's: the command reads (not a COM_STMT_PREPARE)
-}
-
-// pickReplica is routeWith's choice of a replica for a read (nil: the
-// primary), replica.Runtime.PickRead's: a read of an unsharded cluster
-// can carry a check (s.check); after a failed check (s.checkFailed) it
-// goes where the runtime says.
-func (s *session) pickReplica(rt *replica.Runtime, ryw *replica.Writes, why string) *replica.Node {
-	failed := s.checkFailed
-	s.check, s.checkFailed = nil, time.Time{}
-	// A COM_STMT_PREPARE goes where its statement would run, with the
-	// same position (it must see the client's tables), but it reads
-	// nothing: the read-your-writes metrics count its COM_STMT_EXECUTE.
-	counted := !s.preparing
-	r := rt.PickRead(ryw, s.routing.ReadAfter, why, nil, failed, s.sh == nil, counted)
-	if r.WantPosition {
-		s.wantPosition = true // a client that reads right after its writes
-	}
-	if r.Check != nil {
-		s.check = &causalCheck{pos: r.Check, start: r.Start, counted: counted}
-	}
-	return r.Node
-}
-
 // checkedLease says whether the command of the lease just taken carries
 // a position check; the books of the last failed check, whose command
 // has been routed again by now, are closed.
 func (s *session) checkedLease(onReplica bool) bool {
-	s.checkFailed = time.Time{}
+	s.reads.Retried()
 	if !onReplica {
-		s.check = nil
+		s.reads.Drop()
 	}
-	return s.check != nil
+	return s.reads.Checking()
 }
 
 // waitQuery is the COM_QUERY of the position check for be's flavor.
@@ -103,14 +74,13 @@ var replicaPosQuery = append([]byte{mysqlproto.ComQuery}, "SELECT @@GLOBAL.gtid_
 // (sequence id seq) to the replica of the lease in one write, and reads
 // the check's answer. passed: relay the command's answer (rl.response).
 // Not passed: the answer was read off, the lease ended, and the command
-// must run again (s.checkFailed routes it). A server error inside the
+// must run again (s.reads routes it). A server error inside the
 // check (a replica without GTIDs, say) counts as not passed.
 func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) (passed bool, err error) {
-	ck := s.check
-	s.check = nil
+	pos, start, counted := s.reads.Take()
 	be, rt, node := rl.be, s.leaseRT, s.leaseNode
 	sent := time.Now()
-	if _, err := mysqlproto.WritePacket(be.bw, 0, waitQuery(be, ck.pos, rt.Settings().CausalReadTimeout)); err != nil {
+	if _, err := mysqlproto.WritePacket(be.bw, 0, waitQuery(be, pos, rt.Settings().CausalReadTimeout)); err != nil {
 		return false, serverIOError{err}
 	}
 	if err := rl.command(p, seq); err != nil {
@@ -128,15 +98,15 @@ func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) 
 			return false, serverIOError{err}
 		}
 	}
-	seen := ck.pos
+	seen := pos
 	if flavorOf(be.version) == flavorMariaDB && rt.Settings().CausalReadTimeout <= 0 {
-		if g, perr := lagmon.ParseMariaDBGTID(v); perr == nil && g.AtLeast(ck.pos) {
+		if g, perr := lagmon.ParseMariaDBGTID(v); perr == nil && g.AtLeast(pos) {
 			passed, seen = true, g
 		}
 	} else {
 		passed = v == "0"
 	}
-	rt.CheckDone(node, seen, passed, ck.counted, sent, time.Since(ck.start))
+	rt.CheckDone(node, seen, passed, counted, sent, time.Since(start))
 	if passed {
 		return true, nil
 	}
@@ -150,18 +120,18 @@ func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) 
 		return false, err
 	}
 	s.release(true)
-	s.checkFailed = ck.start
+	s.reads.CheckFailed(start)
 	return false, nil
 }
 
 // notePosition reads the primary's GTID position on the lease's own
 // connection after a write transaction ended there, once the client has
 // its reply, for a session whose reads after its writes had to wait for
-// a sample of the primary (s.wantPosition: a client that writes and then
+// a sample of the primary (s.reads.WantPosition: a client that writes and then
 // reads). Its next read needs no probe of the primary: the position is
 // known, and the replica checks it in the read's round trip.
 func (s *session) notePosition() {
-	if !s.wantPosition || s.lease == nil || s.leaseNode != nil || !s.leaseWrites || s.inTx ||
+	if !s.reads.WantPosition() || s.lease == nil || s.leaseNode != nil || !s.leaseWrites || s.inTx ||
 		s.pinned != "" || s.hold > 0 || s.mode != config.PoolTransaction || s.sh != nil || s.leaseRYW == nil {
 		return
 	}

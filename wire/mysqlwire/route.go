@@ -209,7 +209,11 @@ func (s *session) routeWith(rt *replica.Runtime, key frontend.PoolKey, primary *
 	if !toReplica {
 		return primary, nil, rt
 	}
-	n := s.pickReplica(rt, ryw, why) // causal.go
+	// A read of an unsharded cluster can carry a check (causal.go). A
+	// COM_STMT_PREPARE goes where its statement would run, with the same
+	// position (it must see the client's tables), but it reads nothing:
+	// the read-your-writes metrics count its COM_STMT_EXECUTE.
+	n := s.reads.Pick(rt, ryw, s.routing.ReadAfter, why, nil, s.sh == nil, !s.preparing)
 	if n == nil {
 		return primary, nil, rt
 	}
@@ -321,7 +325,7 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 		// A client that hands its position on: its next writes read the
 		// position behind them on their own connection (causal.go), so
 		// the next SHOW needs no probe of the primary.
-		s.wantPosition = true
+		s.reads.SetWantPosition()
 	}
 	rt := s.srv.rts.Get(s.cluster.Name)
 	env := router.SessionEnv{

@@ -92,9 +92,7 @@ type session struct {
 	leaseWrites  bool                      // a write ran on the (primary) lease
 	noAutocommit bool                      // the server said autocommit is off
 	leaseRYW     *replica.Writes           // the client's writes on the primary of the lease
-	check        *causalCheck              // the position check the lease's first command carries (causal.go)
-	checkFailed  time.Time                 // a check failed: when its read was routed (causal.go)
-	wantPosition bool                      // read the primary's position after a write (causal.go)
+	reads        replica.Reads             // read-your-writes: the check of the lease's first command, a failed one (causal.go)
 	preparing    bool                      // routing a COM_STMT_PREPARE: no read for the metrics (causal.go)
 
 	// routing is the session's routing state: target, read_after, shard

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/lagmon"
-	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/wire/pgframe"
 )
@@ -60,24 +59,6 @@ type causalCheck struct {
 	prepare bool      // the check's statement was prepared with it
 	counted bool      // the request reads (PickRead's counted)
 	buf     [256]byte
-}
-
-// pickReplica is route's choice of a replica for a read (nil: the
-// primary), with a check (c.check) when the request can carry one: the
-// policy is replica.Runtime.PickRead's.
-func (c *clientConn) pickReplica(rt *replica.Runtime, typ byte, why string, as []*router.Analysis) *replica.Node {
-	failed := c.checkFailed
-	c.check, c.checkFailed = nil, time.Time{}
-	r := rt.PickRead(&c.routing.Writes, c.routing.ReadAfter, why, &c.mu, failed, failed.IsZero() && c.canCheck(typ, as), c.executes(typ))
-	if r.WantPosition {
-		c.mu.Lock()
-		c.wantPosition = true // a client that reads right after its writes
-		c.mu.Unlock()
-	}
-	if r.Check != nil {
-		c.check = &causalCheck{pos: r.Check, start: r.Start, counted: c.executes(typ)}
-	}
-	return r.Node
 }
 
 // executes says whether the request that starts a lease, ended by a
@@ -234,8 +215,8 @@ func (c *clientConn) readCheck(sc *serverConn, prepared bool) (passed, failed bo
 // forward's result), else the caller goes on as for any flushed request.
 // The caller holds a writers reservation on sc.
 func (c *clientConn) checkedSend(sc *serverConn, typ byte, raw []byte) (done, ok bool, err error) {
-	ck := c.check
-	c.check = nil
+	pos, start, counted := c.reads.Take()
+	ck := &causalCheck{pos: pos, start: start, counted: counted}
 	rt, node := c.rt, c.leaseNode
 	sent := time.Now()
 	if err = c.sendCheck(sc, ck, raw); err == nil && len(c.pending) > 0 {
@@ -301,7 +282,7 @@ func (c *clientConn) checkedSend(sc *serverConn, typ byte, raw []byte) (done, ok
 		// the lease did not end: nothing more to do here.
 		return true, !broken, nil
 	}
-	c.checkFailed = ck.start
+	c.reads.CheckFailed(ck.start)
 	for b := ck.req; len(b) >= 5; {
 		n := int(binary.BigEndian.Uint32(b[1:])) + 1
 		if !c.forward(b[0], b[:n]) {
@@ -309,7 +290,7 @@ func (c *clientConn) checkedSend(sc *serverConn, typ byte, raw []byte) (done, ok
 		}
 		b = b[n:]
 	}
-	c.checkFailed = time.Time{}
+	c.reads.Retried()
 	return true, true, nil
 }
 
@@ -319,7 +300,7 @@ var syncMsg = []byte{'S', 0, 0, 0, 4}
 var positionQuery = pgframe.Query("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
 
 // positionQueryLocked is sendMsg's: for a client that reads right after
-// its writes (c.wantPosition), a Query of the primary's position is sent
+// its writes (c.reads.WantPosition), a Query of the primary's position is sent
 // behind a request (a Query or a Sync) of a lease on the primary that
 // wrote, and booked; it returns the message, nil when none is due. When
 // the request ended the write's transaction, the position, read after

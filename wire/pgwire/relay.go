@@ -265,7 +265,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 	// that connection proves dead before any of it ran (deadOnArrival);
 	// once, and not a request whose sending changed the client's statement
 	// names (a named Parse, a Close).
-	c.redoable = leased && !c.leaseAlive && c.sh == nil && c.check == nil && c.lease.Reused() &&
+	c.redoable = leased && !c.leaseAlive && c.sh == nil && !c.reads.Checking() && c.lease.Reused() &&
 		c.keeps() == keepNone && c.txStatus == 'I' &&
 		(typ == 'Q' && len(c.pending) == 0 || typ == 'S' && resendable(c.pending))
 	c.leaseAlive = false
@@ -276,14 +276,14 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 	if c.sh != nil && c.sh.begin != nil && !c.sh.holdBegin { // sharding: the BEGIN the proxy answered
 		err = c.shardSendBegin(sc)
 	}
-	if c.check != nil && c.leaseNode != nil { // read-your-writes: a position check in the same round trip (causal.go)
+	if c.reads.Checking() && c.leaseNode != nil { // read-your-writes: a position check in the same round trip (causal.go)
 		flush = true
 		var done, ok bool
 		if done, ok, err = c.checkedSend(sc, typ, raw); done {
 			return ok
 		}
 	} else {
-		c.check = nil
+		c.reads.Drop()
 		if err == nil && len(c.pending) > 0 {
 			err = c.sendPending(sc)
 		}
@@ -816,7 +816,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	}
 	var posQuery []byte
 	if (typ == 'Q' || typ == 'S') && !skip {
-		if c.wantPosition {
+		if c.reads.WantPosition() {
 			posQuery = c.positionQueryLocked() // read-your-writes (causal.go)
 		}
 		c.posBlocked, c.posDue = false, false // the request ends here

@@ -171,7 +171,7 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 	if !toReplica {
 		return c.primary, nil
 	}
-	n := c.pickReplica(rt, typ, why, as) // causal.go: with a position check when it can
+	n := c.reads.Pick(rt, &c.routing.Writes, c.routing.ReadAfter, why, &c.mu, c.canCheck(typ, as), c.executes(typ)) // with a position check when it can (causal.go)
 	if n == nil {
 		return c.primary, nil
 	}
@@ -268,9 +268,7 @@ func (c *clientConn) switchyardCommand(text string) bool {
 		// A client that hands its position on: its next writes read the
 		// position behind them on their own connection (causal.go), so
 		// the next SHOW needs no probe of the primary.
-		c.mu.Lock()
-		c.wantPosition = true
-		c.mu.Unlock()
+		c.reads.SetWantPosition()
 	}
 	env := router.SessionEnv{
 		Cluster: c.cluster.Name, Database: c.cluster.Database, Config: c.srv.cfg.Load(),

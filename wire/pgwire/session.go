@@ -173,12 +173,12 @@ type clientConn struct {
 	asBuf []*router.Analysis
 	// routing is the session's routing state: target, read_after, shard
 	// key, and its writes for read-your-writes (Pref and the writes on mu).
-	routing     router.SessionRouting
-	check       *causalCheck // the position check the lease's first request carries (causal.go)
-	checkFailed time.Time    // a check failed: when its read was routed (causal.go)
-	// wantPosition: read the primary's position after a write (causal.go);
-	// posSeen is the one read, until its ReadyForQuery (on mu).
-	wantPosition bool
+	routing router.SessionRouting
+	// reads: read-your-writes, the check the lease's first request
+	// carries, a failed one, whether to read the primary's position
+	// after a write (causal.go); posSeen is the one read, until its
+	// ReadyForQuery (on mu).
+	reads replica.Reads
 	// relayLocked: the relay loop holds c.mu (set and read only by the
 	// goroutine relaying replies, under c.mu or in its recover).
 	relayLocked bool
