@@ -33,6 +33,21 @@ func KindOfPassword(p string) PasswordKind {
 // PasswordKind classifies u.Password.
 func (u *User) PasswordKind() PasswordKind { return KindOfPassword(u.Password) }
 
+// ServerCreds are the credentials the proxy logs in to the servers with
+// for u, in both protocols: ServerUser (default Name) and ServerPassword
+// (default Password when it is plain text; the loader sets that default,
+// this one holds for a User made in code too).
+func (u *User) ServerCreds() (user, password string) {
+	user, password = u.ServerUser, u.ServerPassword
+	if user == "" {
+		user = u.Name
+	}
+	if password == "" && u.PasswordKind() == PasswordPlain {
+		password = u.Password
+	}
+	return user, password
+}
+
 func isHex(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]

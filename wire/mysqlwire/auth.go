@@ -106,23 +106,6 @@ func verify(plugin string, scramble, resp []byte, password string) bool {
 	return len(want) == len(resp) && subtle.ConstantTimeCompare(want, resp) == 1
 }
 
-// isVerifier reports whether a configured password is a PostgreSQL
-// verifier rather than plain text; MySQL's scrambles need the plain text.
-func isVerifier(pw string) bool {
-	if strings.HasPrefix(pw, "SCRAM-SHA-256$") {
-		return true
-	}
-	if len(pw) == 35 && strings.HasPrefix(pw, "md5") {
-		for _, c := range pw[3:] {
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
 // rsaEncryptPassword encrypts password for caching_sha2_password's full
 // authentication over an unencrypted connection to the key the server sent
 // (PEM); see rsaEncryptPasswordKey.

@@ -125,7 +125,7 @@ func (s *Server) runAuthQuery(cfg *config.Config, cl *config.Cluster, name strin
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
 	defer cancel()
-	user, pw := serverCreds(au)
+	user, pw := au.ServerCreds()
 	b, err := dialBackend(ctx, dialParams{addr: addr, user: user, password: pw, collation: defaultCollation, tls: stls})
 	if err != nil {
 		return "", err

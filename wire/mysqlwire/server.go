@@ -82,7 +82,7 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 	s.fe.Log = s.log
 	v := defaultVersion
 	s.version.Store(&v)
-	s.pools.Init(config.MySQL, s.log, serverCreds)
+	s.pools.Init(config.MySQL, s.log, (*config.User).ServerCreds)
 	s.shards.Protocol = config.MySQL
 	shards, err := s.shards.Build(cfg)
 	if err != nil {
@@ -102,7 +102,7 @@ func (s *Server) setRuntimes(cfg *config.Config) {
 	if s.fe.Closing() {
 		return
 	}
-	s.rts.Reload(replica.Specs(cfg, config.MySQL, serverCreds, newProbe))
+	s.rts.Reload(replica.Specs(cfg, config.MySQL, (*config.User).ServerCreds, newProbe))
 	for name, rt := range s.rts.All() {
 		if err := rt.Mon.PrimaryErr(); err != nil {
 			s.log.Warn("lag monitor cannot read the primary's GTID position; reads go to the primary", "cluster", name, "err", err)
@@ -150,18 +150,6 @@ func (s *Server) Reload(cfg *config.Config) error {
 	// its limits (pool_size and the like) taken in place; the others drain.
 	s.pools.Reload(cfg)
 	return nil
-}
-
-// serverCreds are the credentials toward the servers for u.
-func serverCreds(u *config.User) (string, string) {
-	user, pw := u.ServerUser, u.ServerPassword
-	if user == "" {
-		user = u.Name
-	}
-	if pw == "" && !isVerifier(u.Password) {
-		pw = u.Password
-	}
-	return user, pw
 }
 
 // poolFor returns the pool for k, creating it on first use.

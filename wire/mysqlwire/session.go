@@ -393,7 +393,7 @@ func (s *session) handshake(host string) error {
 	if user == nil {
 		return denied("no such user in the config")
 	}
-	if h2 == nil && user.Auth != "trust" && isVerifier(user.Password) {
+	if h2 == nil && user.Auth != "trust" && user.PasswordKind() != config.PasswordPlain {
 		loginFailed.Inc()
 		err := mysqlproto.NewSQLError(mysqlproto.ERAccessDenied, "28000",
 			"Access denied for user '%s': switchyard has only a hashed (PostgreSQL verifier) password for this user, and MySQL authentication needs the plain-text password in the config", resp.User)
@@ -519,7 +519,7 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *mysqlproto.Ha
 		sdb = c.Database
 	}
 	s.homeDB, s.db = sdb, sdb
-	user, pw := serverCreds(s.user)
+	user, pw := s.user.ServerCreds()
 	coll := resp.Collation
 	if coll == 0 {
 		coll = defaultCollation
@@ -830,7 +830,7 @@ func (s *session) rekey() bool {
 	k := s.key
 	k.Addr, k.Settings = c.Primary, c.Settings.PoolIdentity()
 	if u != nil {
-		k.User, k.Password = serverCreds(u)
+		k.User, k.Password = u.ServerCreds()
 		_, k.Pass = passHash(k.Password)
 	} // else a passthrough user keeps the SHA1(password) it proved
 	p, err := s.srv.poolFor(k)

@@ -146,7 +146,7 @@ func (s *session) shardRekey() bool {
 	}
 	if u := s.srv.cfg.Load().User(s.user.Name); u != nil {
 		s.mu.Lock() // KILL reads key
-		s.key.User, s.key.Password = serverCreds(u)
+		s.key.User, s.key.Password = u.ServerCreds()
 		_, s.key.Pass = passHash(s.key.Password)
 		s.mu.Unlock()
 	}

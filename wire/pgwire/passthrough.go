@@ -139,7 +139,8 @@ func (s *Server) runAuthQuery(cfg *config.Config, cl *config.Cluster, name strin
 	if err != nil {
 		return "", err
 	}
-	pcfg.User, pcfg.Password, pcfg.Database = serverUser(au), au.ServerPassword, n.DB
+	pcfg.User, pcfg.Password = au.ServerCreds()
+	pcfg.Database = n.DB
 	pc, err := pgconn.ConnectConfig(ctx, pcfg)
 	if err != nil {
 		return "", downgradeError(n.Addr, st, err)

@@ -112,9 +112,6 @@ func newProbe(cl *config.Cluster, addr string, primary bool, user, password stri
 	return &pgProbe{addr: addr, user: user, password: password, db: clusterDB(cl), settings: cl.Settings, primary: primary}
 }
 
-// serverCreds are the credentials toward the servers for u.
-func serverCreds(u *config.User) (string, string) { return serverUser(u), u.ServerPassword }
-
 // batchAnalyses gathers the verdicts on the statements of the request that
 // opens a transaction: held extended-protocol messages and the current one.
 func (c *clientConn) batchAnalyses(typ byte, raw []byte) []*router.Analysis {

@@ -65,7 +65,7 @@ func NewServer(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.fe.Log = log
 	s.shards.Protocol = config.Postgres
-	s.pools.Init(config.Postgres, log, serverCreds)
+	s.pools.Init(config.Postgres, log, (*config.User).ServerCreds)
 	if err := s.Reload(cfg); err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	// Lag monitors: kept for node sets whose nodes and settings did not
 	// change, built for new ones, stopped for the rest.
-	s.rts.Reload(replica.Specs(cfg, config.Postgres, serverCreds, newProbe))
+	s.rts.Reload(replica.Specs(cfg, config.Postgres, (*config.User).ServerCreds, newProbe))
 	s.tls.Store(tc)
 	s.ans.Publish(cfg, config.Postgres, false)
 	s.cfg.Store(cfg)
@@ -101,16 +101,10 @@ func (s *Server) Reload(cfg *config.Config) error {
 // Config returns the configuration in force.
 func (s *Server) Config() *config.Config { return s.cfg.Load() }
 
-func serverUser(u *config.User) string {
-	if u.ServerUser != "" {
-		return u.ServerUser
-	}
-	return u.Name
-}
-
 // poolFor returns the pool of (cluster, user, node), creating it on first use.
 func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *poolEntry {
-	key := frontend.NewPoolKey(cl, addr, db, serverUser(u), u.ServerPassword)
+	user, password := u.ServerCreds()
+	key := frontend.NewPoolKey(cl, addr, db, user, password)
 	pu := s.pass.of(u)
 	key.Pass = pu != nil
 	// The open never fails; after Shutdown its pool is closed (ErrClosed).
