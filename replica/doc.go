@@ -29,7 +29,10 @@
 // read (readpick.go): after a failed position check, where
 // AfterFailedCheck says; a request that cannot carry a check (the wire
 // says which cannot), Pick; one that can, PickChecked, with the check the
-// read must carry (causal.go).
+// read must carry (causal.go). Reads (reads.go) is one session's side of
+// it from one read to the next (the check the wire must send with the
+// read, a failed check whose read is routed again, whether the client
+// reads right after its writes), so the wires only send and read checks.
 // A Registry holds a front end's runtimes as one snapshot that a reload
 // replaces whole, keeping the runtimes whose nodes and settings did not
 // change. The wire packages implement only the probe and the text form of

@@ -24,7 +24,12 @@
 //     cluster of a front end from the config at (re)load (its map, kept
 //     with its version when keys stay where they are; its plan; its
 //     shards' replica runtimes; its metrics) and publishes them as one
-//     snapshot.
+//     snapshot. Analyzers (analyzers.go) publishes, at the same moment,
+//     the analyzer of each cluster (its write_functions and
+//     read_only_functions), so that a reload reaches every session's
+//     next transaction in both protocols; a prepared statement keeps its
+//     verdict as a Verdict, judged again when its cluster's analyzer is
+//     another one.
 //
 //   - The session's routing state: SessionRouting (session.go) holds what
 //     the plan reads of one client session (SET switchyard.target, the

@@ -16,6 +16,9 @@
 //     users, and registers them all for metrics and the admin views.
 //     PoolOptions builds a pool's options from a cluster's settings
 //     around the wire's dial (connect_timeout, the server error count).
+//   - StmtCap is a client's account of its prepared statements against
+//     max_client_prepared_statements and MaxClientStmtBytes; each wire
+//     words the refusal in its protocol.
 //   - Prober looks at an idle socket without reading it: before a lease
 //     (is this server connection still good?) and, in mysqlwire, at the
 //     client of a running command (did it leave?).

@@ -18,7 +18,8 @@ import (
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
-// Read/write splitting, the design of pgwire's route.go for MySQL.
+// Read/write splitting: the router's plan (router.PlanRead) and the
+// replica choice (replica.Reads) in MySQL's terms.
 //
 // When a session needs a server connection and holds none (the first
 // command of a transaction, or an autocommit statement), the proxy decides

@@ -13,7 +13,8 @@ import (
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
-// Sharded clusters, the design of pgwire's shard.go for MySQL.
+// Sharded clusters: the router's shard plan (router.ShardRouting) in
+// MySQL's terms.
 //
 // A sharded cluster's map (shard.Map), key extractor and analyzer are
 // built at (re)load and published behind one atomic pointer; the map's
