@@ -2,6 +2,7 @@ package pgwire
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -273,5 +274,56 @@ func TestPrepareAfterDDLSeesNewSchema(t *testing.T) {
 		if res.Err != nil {
 			t.Fatalf("client %d: insert after ALTER TABLE: %v", i, res.Err)
 		}
+	}
+}
+
+// Regression tests for failures that lib/pq's own suite showed through
+// the proxy (make compat-pq).
+
+// A startup parameter the server does not know, or whose value it
+// refuses, fails the login, as it does directly (FATAL, the server's
+// SQLSTATE and words). Before, the proxy accepted the login and every
+// request then failed; lib/pq checks a new connection with a ping and
+// took that for a bad connection (its TestRuntimeParameters,
+// "DOESNOTEXIST=foo"). A parameter the server accepts still works and is
+// in force from the first request.
+func TestStartupParameterRefusedAtLogin(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 60*time.Second)
+	connect := func(k, v string) (*pgconn.PgConn, error) {
+		cfg, err := pgconn.ParseConfig(p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams[k] = v
+		return pgconn.ConnectConfig(ctx, cfg)
+	}
+	for _, tc := range []struct{ k, v, code string }{
+		{"doesnotexist", "foo", "42704"},
+		{"statement_timeout", "not a duration", "22023"},
+	} {
+		conn, err := connect(tc.k, tc.v)
+		if err == nil {
+			_, qerr := conn.Exec(ctx, "select 1").ReadAll()
+			conn.Close(ctx)
+			t.Fatalf("%s=%q: login succeeded (first request: %v), want the server's refusal %s at login", tc.k, tc.v, qerr, tc.code)
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != tc.code || pe.Severity != "FATAL" {
+			t.Fatalf("%s=%q: login error %v, want FATAL %s", tc.k, tc.v, err, tc.code)
+		}
+	}
+
+	conn, err := connect("statement_timeout", "1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	res, err := conn.Exec(ctx, "show statement_timeout").ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(res[0].Rows[0][0]); got != "1234ms" {
+		t.Fatalf("statement_timeout = %q, want 1234ms", got)
 	}
 }

@@ -580,6 +580,11 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 	if err != nil {
 		return err
 	}
+	if cl.Sharding == nil {
+		if err := c.checkStartupParams(); err != nil {
+			return err
+		}
+	}
 	// The client has done its part of the login; the time the proxy took
 	// to reach a server (the first login dials one) is not held against
 	// it: it gets the timeout afresh to read its greeting.
@@ -659,6 +664,56 @@ func (c *clientConn) serverParams() (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// checkStartupParams tries, at login, the startup parameters a server
+// does not report (search_path, statement_timeout, a misspelt name...) on
+// a server connection, as PostgreSQL itself does during its startup: one
+// it does not know or whose value it refuses fails the login with its
+// words (FATAL 42704 unrecognized configuration parameter), where before
+// the login succeeded and every request of the client then failed, which
+// drivers that check a new connection with a ping take for a bad
+// connection (lib/pq: "driver: bad connection"). Parameters the server
+// reports (application_name, DateStyle, ...) are not tried: they are the
+// ones nearly every driver sends, and a login with only those costs no
+// lease. The connection keeps the values (syncParams records them), so
+// the client's first request on it sends no SET. A failure to reach the
+// server is left to the first request, as before.
+func (c *clientConn) checkStartupParams() error {
+	e := c.primary
+	if e == nil {
+		return nil
+	}
+	e.mu.Lock()
+	base := e.params
+	e.mu.Unlock()
+	try := false
+	for k := range c.desired {
+		if _, reported := base[k]; !reported {
+			try = true
+			break
+		}
+	}
+	if !try {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cluster.Settings.QueryWaitTimeout+c.cluster.Settings.ConnectTimeout)
+	ps, err := e.p.Get(ctx)
+	cancel()
+	if err != nil {
+		return nil
+	}
+	err = c.syncParams(ps.Conn.(*serverConn))
+	var pe *pgError
+	if err != nil && !errors.As(err, &pe) {
+		e.p.Put(ps, false)
+		return nil
+	}
+	e.p.Put(ps, true) // a refused SET leaves the connection usable
+	if pe != nil {
+		return &pgError{Severity: "FATAL", Code: pe.Code, Message: pe.Message, Detail: pe.Detail, Hint: pe.Hint}
+	}
+	return nil
 }
 
 // learnParams returns the ParameterStatus values a fresh connection of
