@@ -54,7 +54,15 @@ type poolEntry struct {
 	p      *pool.Pool
 	mu     sync.Mutex
 	params map[string]string
+	// accepted holds startup parameters (name=value) the server took at
+	// a login before (checkStartupParams): a login with only those costs
+	// no lease. Bounded by maxAcceptedParams.
+	accepted map[string]struct{}
 }
+
+// maxAcceptedParams bounds poolEntry.accepted: a client cannot grow it
+// without limit by logging in with ever new values.
+const maxAcceptedParams = 256
 
 // NewServer prepares a server for cfg; Serve starts accepting.
 func NewServer(cfg *config.Config, log *slog.Logger) (*Server, error) {

@@ -676,7 +676,8 @@ func (c *clientConn) serverParams() (map[string]string, error) {
 // connection (lib/pq: "driver: bad connection"). Parameters the server
 // reports (application_name, DateStyle, ...) are not tried: they are the
 // ones nearly every driver sends, and a login with only those costs no
-// lease. The connection keeps the values (syncParams records them), so
+// lease; nor are values the server took at an earlier login
+// (poolEntry.accepted), so only the first login with a new one does. The connection keeps the values (syncParams records them), so
 // the client's first request on it sends no SET. A failure to reach the
 // server is left to the first request, as before.
 func (c *clientConn) checkStartupParams() error {
@@ -684,17 +685,18 @@ func (c *clientConn) checkStartupParams() error {
 	if e == nil {
 		return nil
 	}
+	var try []string
 	e.mu.Lock()
-	base := e.params
-	e.mu.Unlock()
-	try := false
-	for k := range c.desired {
-		if _, reported := base[k]; !reported {
-			try = true
-			break
+	for k, v := range c.desired {
+		if _, reported := e.params[k]; reported {
+			continue
+		}
+		if _, ok := e.accepted[k+"="+v]; !ok {
+			try = append(try, k+"="+v)
 		}
 	}
-	if !try {
+	e.mu.Unlock()
+	if len(try) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cluster.Settings.QueryWaitTimeout+c.cluster.Settings.ConnectTimeout)
@@ -713,6 +715,18 @@ func (c *clientConn) checkStartupParams() error {
 	if pe != nil {
 		return &pgError{Severity: "FATAL", Code: pe.Code, Message: pe.Message, Detail: pe.Detail, Hint: pe.Hint}
 	}
+	// Taken: the next login with these (lib/pq's and JDBC's
+	// extra_float_digits, an application's search_path) needs no lease.
+	e.mu.Lock()
+	if e.accepted == nil {
+		e.accepted = make(map[string]struct{})
+	}
+	for _, kv := range try {
+		if len(e.accepted) < maxAcceptedParams {
+			e.accepted[kv] = struct{}{}
+		}
+	}
+	e.mu.Unlock()
 	return nil
 }
 
