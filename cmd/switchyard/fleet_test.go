@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,26 +139,46 @@ func startFleet(t *testing.T) *testFleet {
 	if pgErr != nil || myErr != nil {
 		t.Fatal(pgErr, myErr)
 	}
-	for i := range f.ports {
-		f.ports[i].pg, f.ports[i].my, f.ports[i].admin = freePort(t), freePort(t), freePort(t)
-	}
-	f.writeConfigs(t, 16)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	for i := range f.procs {
-		// One file per instance for its ports; the instance id comes
-		// from the command line, as with one file shared by the fleet.
-		cfg, err := loadConfig(f.paths[i], strconv.Itoa(i+1))
-		if err != nil {
+	// A port freePort found free can be taken by another process before
+	// the instance binds it (packages' tests run at once): then the
+	// fleet starts again on other ports.
+	for attempt := 1; ; attempt++ {
+		for i := range f.ports {
+			f.ports[i].pg, f.ports[i].my, f.ports[i].admin = freePort(t), freePort(t), freePort(t)
+		}
+		f.writeConfigs(t, 16)
+		var err error
+		for i := range f.procs {
+			// One file per instance for its ports; the instance id comes
+			// from the command line, as with one file shared by the fleet.
+			cfg, lerr := loadConfig(f.paths[i], strconv.Itoa(i+1))
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			f.procs[i], err = start(cfg, f.paths[i], log.With("instance", i+1))
+			if err != nil {
+				break
+			}
+		}
+		if err == nil {
+			break
+		}
+		for i := range f.procs {
+			if f.procs[i] != nil {
+				f.procs[i].close()
+				f.procs[i] = nil
+			}
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
 			t.Fatal(err)
 		}
-		p, err := start(cfg, f.paths[i], log.With("instance", i+1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.procs[i] = p
+		t.Logf("starting the fleet again on other ports: %v", err)
+	}
+	for _, p := range f.procs {
 		t.Cleanup(p.close)
 	}
 	for _, p := range f.ports {
