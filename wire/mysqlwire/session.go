@@ -882,7 +882,7 @@ func (s *session) sync(be *backend) error {
 			return err
 		}
 	}
-	if multi := s.spec.caps&mysqlproto.CapMultiStatements != 0; be.multi != multi {
+	if multi := s.wantMulti(); be.multi != multi {
 		opt := byte(mysqlproto.SetOptionMultiStatementsOff)
 		if multi {
 			opt = mysqlproto.SetOptionMultiStatementsOn
@@ -895,7 +895,7 @@ func (s *session) sync(be *backend) error {
 	// SET NAMES goes under the client's own SETs (which may change the
 	// character set again): with SETs on be, that takes a reset.
 	collation := be.collation != s.spec.collation
-	if be.dirty || be.setsSig != s.setsSig || collation && be.setsSig != "" {
+	if !s.setsInPlace(be) || collation && be.setsSig != "" {
 		if be.dirty || be.setsSig != "" {
 			metricResets.Inc()
 			if err := be.reset(); err != nil {
@@ -922,7 +922,7 @@ func (s *session) sync(be *backend) error {
 			return err
 		}
 	}
-	if be.db != s.db && s.db != "" {
+	if !s.dbInPlace(be) {
 		p := append(s.scratch[:0], mysqlproto.ComInitDB)
 		p = append(p, s.db...)
 		s.scratch = p
@@ -934,14 +934,23 @@ func (s *session) sync(be *backend) error {
 	return nil
 }
 
-// inSync says whether sync would do nothing on be: same handshake, the
-// same multi-statements switch, collation, SETs and database, and nothing
-// of another client on it. Keep it in step with sync.
+// inSync says whether sync would do nothing on be: each of sync's steps
+// finds its part in place (the same predicates sync tests).
 func (s *session) inSync(be *backend) bool {
-	return s.spec.fits(be) && be.multi == (s.spec.caps&mysqlproto.CapMultiStatements != 0) &&
-		!be.dirty && be.setsSig == s.setsSig && be.collation == s.spec.collation &&
-		(be.db == s.db || s.db == "")
+	return s.spec.fits(be) && be.multi == s.wantMulti() && s.setsInPlace(be) &&
+		be.collation == s.spec.collation && s.dbInPlace(be)
 }
+
+// wantMulti is the multi-statements switch the client's handshake asked for.
+func (s *session) wantMulti() bool { return s.spec.caps&mysqlproto.CapMultiStatements != 0 }
+
+// setsInPlace says whether be carries exactly the client's SETs and
+// nothing of another client's.
+func (s *session) setsInPlace(be *backend) bool { return !be.dirty && be.setsSig == s.setsSig }
+
+// dbInPlace says whether be is in the client's database (or the client
+// chose none).
+func (s *session) dbInPlace(be *backend) bool { return be.db == s.db || s.db == "" }
 
 // release ends the lease. A KILL in flight against this session's server
 // thread is waited for, so it cannot hit the connection's next user.
