@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -83,23 +84,44 @@ type ReplicaStatus struct {
 	// the replica package gives such a replica no reads.
 	LagKnown bool
 	// PrimaryDown: the lag is unknown because the primary cannot be
-	// reached at all (its probes fail with ErrUnreachable). Reads cannot
-	// go to the primary then either, so the replica package still gives
-	// this replica reads: nothing newer than what it has can be read
-	// anywhere.
+	// reached at all (its last probes failed with ErrUnreachable, not
+	// merely late). Reads cannot go to the primary then either, so the
+	// replica package still gives reads to the replicas that hold the
+	// newest data there is.
 	PrimaryDown bool
 	Err         error // error of the last probe, nil if it succeeded
 }
 
 // ErrUnreachable marks a probe error of a node that could not be reached
-// (connection refused, reset, timed out), as opposed to a node that
-// answered with an error (authentication failed, permission denied).
-// Probers wrap their connection errors with it (Unreachable); a probe
-// that does not return in time counts as unreachable too.
+// (connection refused, reset, closed), as opposed to a node that answered
+// with an error (authentication failed, permission denied) or that did not
+// answer in time. Probers wrap their connection errors with it
+// (Unreachable).
+//
+// A timeout is not proof that a node is down: a busy primary answers a
+// probe late, and taking it for down would hand reads to replicas whose
+// lag nobody knows (a paused replica, say). So a probe that times out is
+// a failure, never ErrUnreachable.
 var ErrUnreachable = errors.New("unreachable")
 
-// Unreachable wraps err, a failure to reach a node, with ErrUnreachable.
-func Unreachable(err error) error { return fmt.Errorf("%w: %w", ErrUnreachable, err) }
+// Unreachable wraps err, a failure to reach a node, with ErrUnreachable,
+// unless err is a timeout (see ErrUnreachable), which it returns as is.
+func Unreachable(err error) error {
+	if IsTimeout(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnreachable, err)
+}
+
+// IsTimeout reports whether err says that something did not happen in time
+// (a context deadline, a network timeout) rather than that it failed.
+func IsTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
 
 // Monitor polls a primary and its replicas and answers, from the last
 // samples, how far behind each replica is. Its query methods are safe for
@@ -266,7 +288,7 @@ func (m *Monitor) poll(ctx context.Context, n *node) {
 	case <-ctx.Done():
 		return
 	case <-watchdog.C:
-		m.record(n, m.o.Now(), nil, fmt.Errorf("lagmon: probe of %s: the previous probe has not returned: %w", n.name, ErrUnreachable))
+		m.record(n, m.o.Now(), nil, fmt.Errorf("lagmon: probe of %s: the previous probe has not returned", n.name))
 		return
 	}
 	start := m.o.Now()
@@ -297,7 +319,7 @@ func (m *Monitor) poll(ctx context.Context, n *node) {
 		}
 		m.record(n, start, r.pos, r.err)
 	case <-watchdog.C:
-		m.record(n, start, nil, fmt.Errorf("lagmon: probe of %s did not return within %v: %w", n.name, m.o.Timeout, ErrUnreachable))
+		m.record(n, start, nil, fmt.Errorf("lagmon: probe of %s did not return within %v: %w", n.name, m.o.Timeout, context.DeadlineExceeded))
 	case <-ctx.Done():
 	}
 }

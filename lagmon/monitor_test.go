@@ -3,6 +3,9 @@ package lagmon
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -564,5 +567,74 @@ func TestFreshCoalesces(t *testing.T) {
 	f.clock.Advance(time.Second)
 	if f.m.Fresh(context.Background(), "r1", f.clock.Now()) {
 		t.Error("Fresh succeeded with a failing probe")
+	}
+}
+
+// TestPrimaryDownOnlyWhenUnreachable: a primary whose probes fail to reach
+// it (refused) is down; one whose probes time out, or hang, is only
+// failing: it may be busy, and replicas' lag then stays unknown with
+// nothing to excuse it.
+func TestPrimaryDownOnlyWhenUnreachable(t *testing.T) {
+	if !errors.Is(Unreachable(errors.New("connection refused")), ErrUnreachable) {
+		t.Fatal("a refused connection is not ErrUnreachable")
+	}
+	for _, err := range []error{
+		context.DeadlineExceeded,
+		fmt.Errorf("dial: %w", context.DeadlineExceeded),
+		&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded},
+	} {
+		if errors.Is(Unreachable(err), ErrUnreachable) {
+			t.Errorf("Unreachable(%v) marks a timeout as unreachable", err)
+		}
+	}
+
+	for _, tc := range []struct {
+		name     string
+		fail     func(f *fixture)
+		wantDown bool
+	}{
+		{"refused", func(f *fixture) { f.primary.set(nil, Unreachable(errors.New("connection refused"))) }, true},
+		{"timed out", func(f *fixture) {
+			f.primary.set(nil, Unreachable(fmt.Errorf("read: %w", os.ErrDeadlineExceeded)))
+		}, false},
+		{"refused by the server", func(f *fixture) { f.primary.set(nil, errors.New("permission denied")) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Options{}, "r1")
+			f.round(time.Second, LSN(10), map[string]Position{"r1": LSN(10)})
+			tc.fail(f)
+			for range 3 {
+				f.round(time.Second, nil, nil)
+			}
+			st := f.m.Replica("r1")
+			if st.LagKnown || st.PrimaryDown != tc.wantDown {
+				t.Fatalf("replica status %+v; want lag unknown, PrimaryDown %v", st, tc.wantDown)
+			}
+		})
+	}
+
+	// A primary probe that hangs past its timeout.
+	p, r := &fakeProber{pos: LSN(1)}, &fakeProber{pos: LSN(1)}
+	m := New(p, map[string]Prober{"r": r}, Options{Interval: 5 * time.Millisecond, Timeout: 20 * time.Millisecond})
+	m.PollNow(context.Background())
+	release := make(chan struct{})
+	p.mu.Lock()
+	p.hang = release
+	p.mu.Unlock()
+	m.Start()
+	defer m.Stop()
+	defer close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for m.Replica("r").LagKnown {
+		if time.Now().After(deadline) {
+			t.Fatal("lag still known 5s after the primary's probe hung")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 10 {
+		if st := m.Replica("r"); st.PrimaryDown {
+			t.Fatalf("a hung primary probe counts as the primary down: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

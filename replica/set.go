@@ -35,7 +35,9 @@ type Options struct {
 	// a negative MaxLag means no limit. A replica whose lag is unknown
 	// (lagmon.ReplicaStatus.LagKnown) is excluded whatever the limit,
 	// unless the primary cannot be reached at all (PrimaryDown): reads
-	// then keep going to the replicas, as nothing newer can be read.
+	// then keep going to the replicas that hold the newest data there is
+	// (all the primary had at its last sample, or nothing less than
+	// another healthy replica has), as nothing newer can be read.
 	MaxLag time.Duration
 	// BanFor is how long Ban keeps a replica out at least, default 5s.
 	BanFor time.Duration
@@ -170,10 +172,31 @@ func (s *Set) eligible(nd *Node, need lagmon.Position, now *time.Time) bool {
 	}
 	if !st.LagKnown {
 		// Unknown lag is not zero: no reads, unless the primary cannot
-		// be reached at all, when nothing newer can be read anywhere.
-		return st.PrimaryDown
+		// be reached at all, when the newest data there is is on the
+		// replicas that are not behind.
+		return st.PrimaryDown && s.newest(nd, st.Position)
 	}
 	return s.o.MaxLag < 0 || st.Lag <= s.o.MaxLag
+}
+
+// newest reports whether pos, nd's replayed position, holds the newest
+// data that can be read while the primary is down: everything the primary
+// had at its last sample, or else nothing less than any other healthy
+// replica has (positions that do not compare, GTID sets of different
+// domains say, count as not behind).
+func (s *Set) newest(nd *Node, pos lagmon.Position) bool {
+	if last, _, _ := s.mon.Primary(); last != nil && pos.AtLeast(last) {
+		return true
+	}
+	for _, o := range s.nodes {
+		if o == nd {
+			continue
+		}
+		if st := s.mon.Replica(o.Name); st.Healthy && st.Position.AtLeast(pos) && !pos.AtLeast(st.Position) {
+			return false // o has all nd has, and more
+		}
+	}
+	return true
 }
 
 // Done ends a read that Pick gave to n. A nil n (Pick found no replica)

@@ -430,3 +430,49 @@ func BenchmarkPick(b *testing.B) {
 		})
 	})
 }
+
+// TestPrimaryDownNewestReplicas: while the primary cannot be reached, reads
+// stay on the replicas, but only on those that hold the newest data there
+// is: a replica behind another (its replay paused, say) gets none, and a
+// replica that had all the primary wrote at its last sample always may.
+func TestPrimaryDownNewestReplicas(t *testing.T) {
+	c := newCluster(t, Options{MaxLag: time.Second})
+	c.primary.set(lagmon.LSN(200), nil)
+	c.reps["a"].set(lagmon.LSN(200), nil)
+	c.reps["b"].set(lagmon.LSN(150), nil) // paused
+	c.reps["c"].set(lagmon.LSN(200), nil)
+	c.poll(time.Millisecond)
+	if got := picks(c.set, 30, nil, true); got["b"] != 10 {
+		t.Fatalf("b within max lag: %v, want it used", got)
+	}
+	c.primary.set(nil, lagmon.Unreachable(errors.New("connection refused")))
+	for range 3 {
+		c.poll(time.Millisecond)
+	}
+	if st := c.mon.Replica("b"); !st.PrimaryDown {
+		t.Fatalf("primary refused: %+v, want PrimaryDown", st)
+	}
+	if got := picks(c.set, 30, nil, true); got["a"] != 15 || got["c"] != 15 {
+		t.Fatalf("primary down: %v, want a and c only (b is behind them)", got)
+	}
+	// a and c fail too: b is then the newest there is.
+	c.reps["a"].set(nil, errors.New("down"))
+	c.reps["c"].set(nil, errors.New("down"))
+	for range 3 {
+		c.poll(time.Millisecond)
+	}
+	if got := picks(c.set, 30, nil, true); got["b"] != 30 {
+		t.Fatalf("primary, a and c down: %v, want b", got)
+	}
+	// A primary that only times out is not down: no reads on replicas
+	// whose lag is unknown.
+	c.reps["a"].set(lagmon.LSN(200), nil)
+	c.reps["c"].set(lagmon.LSN(200), nil)
+	c.primary.set(nil, lagmon.Unreachable(context.DeadlineExceeded))
+	for range 3 {
+		c.poll(time.Millisecond)
+	}
+	if got := picks(c.set, 30, nil, true); got["<nil>"] != 30 || !c.set.LagUnknown() {
+		t.Fatalf("primary probes time out: %v (LagUnknown %v), want every read on the primary", got, c.set.LagUnknown())
+	}
+}

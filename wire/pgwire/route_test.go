@@ -11,7 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchyard/switchyard/internal/faultnet"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/lagmon"
 )
 
 // startSplitProxy serves database "app" from the test primary and its
@@ -401,4 +403,100 @@ func waitIneligible(t testing.TB, p *testProxy, name string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("replica %s still eligible after 10s", name)
+}
+
+// A primary the lag monitor cannot probe in time is not a primary that is
+// down: it may only be busy. While its probes time out no replica's lag is
+// known, and a replica paused past max_replica_lag must not get reads
+// (before, three timed-out probes counted as "primary down" and handed
+// reads to every healthy replica, the paused one included). Once the
+// primary really cannot be reached (connections refused), reads stay on
+// the replicas, but only on those that hold the newest data: not the
+// paused one.
+func TestSilentPrimaryLaggingReplica(t *testing.T) {
+	pg := testcluster.PG
+	fw, err := faultnet.NewForwarder(pg.Primary.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	p := serveConfig(t, fmt.Sprintf(`
+[proxy]
+postgres_listen = "127.0.0.1:0"
+shutdown_timeout = "2s"
+[defaults]
+pool_size = 10
+max_replica_lag = "300ms"
+lag_poll_interval = "20ms"
+connect_timeout = "500ms"
+query_wait_timeout = "500ms"
+[[users]]
+name = "app"
+password = "app"
+[[clusters]]
+name = "pg"
+protocol = "postgres"
+database = "app"
+primary = %q
+replicas = [%q, %q]
+`, fw.Addr(), pg.Replicas[0].Addr(), pg.Replicas[1].Addr()))
+	waitReplicasEligible(t, p)
+	_, replicas := nodePorts()
+	paused := fmt.Sprintf("127.0.0.1:%d", replicas[0])
+	superExec(t, replicas[0], `SELECT pg_wal_replay_pause()`)
+	defer superExec(t, replicas[0], `SELECT pg_wal_replay_resume()`)
+	waitIneligible(t, p, paused)
+
+	rt := p.srv.rts.Get("pg")
+	// read makes one read on a connection of its own and returns the port
+	// that served it, 0 when it failed (a primary that does not answer).
+	read := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+		if err != nil {
+			return 0
+		}
+		defer conn.Close(context.Background())
+		qctx, qcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer qcancel()
+		var port int
+		if conn.QueryRow(qctx, `SELECT inet_server_port()`).Scan(&port) != nil {
+			return 0
+		}
+		return port
+	}
+	waitMon := func(what string, cond func(lagmon.ReplicaStatus) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !cond(rt.Mon.Replica(paused)); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within 15s: %s; paused replica %+v", what, rt.Mon.Replica(paused))
+			}
+		}
+	}
+
+	fw.Stall()
+	waitMon("the primary's probes failing", func(st lagmon.ReplicaStatus) bool { return !st.LagKnown })
+	got := map[int]int{}
+	for range 10 {
+		got[read()]++
+	}
+	t.Logf("primary silent: reads per port %v (0: failed)", got)
+	if st := rt.Mon.Replica(paused); st.PrimaryDown {
+		t.Errorf("a primary whose probes time out counts as down: %+v", st)
+	}
+	if got[replicas[0]] != 0 {
+		t.Fatalf("reads per port %v while the primary was silent: the paused replica %d served some", got, replicas[0])
+	}
+
+	fw.Close() // refused from now on
+	waitMon("the primary known to be down", func(st lagmon.ReplicaStatus) bool { return st.PrimaryDown })
+	got = map[int]int{}
+	for range 10 {
+		got[read()]++
+	}
+	t.Logf("primary down: reads per port %v (0: failed)", got)
+	if got[replicas[0]] != 0 || got[replicas[1]] != 10 {
+		t.Fatalf("reads per port %v while the primary was down: want all on the replica that is not behind (%d)", got, replicas[1])
+	}
 }
