@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/faultnet"
 	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
@@ -661,5 +662,55 @@ func TestQueryValue(t *testing.T) {
 		}
 		be.Close()
 		cancel()
+	}
+}
+
+// A primary the lag monitor cannot probe in time is not a primary that is
+// down: it may only be busy. While its probes time out the replica's lag
+// is unknown, and a replica whose SQL thread is stopped, past
+// max_replica_lag, must get no reads (before, three timed-out probes
+// counted as "primary down" and handed it every read).
+func TestSilentPrimaryLaggingReplica(t *testing.T) {
+	ma := testcluster.Maria
+	fw, err := faultnet.NewForwarder(ma.Primary.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	cfg := splitConfig(t, `connect_timeout = "500ms"
+query_wait_timeout = "500ms"`, true)
+	cfg.Clusters[0].Primary = fw.Addr()
+	p := serveProxy(t, cfg, slog.LevelError, false)
+	rep := replicaNode()
+	caughtUp(t)
+	waitEligible(t, p, rep.Addr())
+	onNode(t, rep, "STOP SLAVE SQL_THREAD")
+	defer onNode(t, rep, "START SLAVE SQL_THREAD")
+	waitIneligible(t, p, rep.Addr())
+
+	rt := p.srv.rts.Get("my")
+	fw.Stall()
+	for deadline := time.Now().Add(15 * time.Second); rt.Mon.Replica(rep.Addr()).LagKnown; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("lag still known 15s after the primary went silent: %+v", rt.Mon.Replica(rep.Addr()))
+		}
+	}
+	db := p.open(t, "timeout=1s")
+	got := map[int]int{}
+	for range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		var port int
+		if db.QueryRowContext(ctx, "SELECT @@port").Scan(&port) != nil {
+			port = 0
+		}
+		cancel()
+		got[port]++
+	}
+	t.Logf("primary silent: reads per port %v (0: failed)", got)
+	if st := rt.Mon.Replica(rep.Addr()); st.PrimaryDown {
+		t.Errorf("a primary whose probes time out counts as down: %+v", st)
+	}
+	if got[rep.Port] != 0 {
+		t.Fatalf("reads per port %v while the primary was silent: the stopped replica %d served some", got, rep.Port)
 	}
 }
