@@ -16,6 +16,14 @@
 //     users, and registers them all for metrics and the admin views.
 //     PoolOptions builds a pool's options from a cluster's settings
 //     around the wire's dial (connect_timeout, the server error count).
+//   - Runtime is the rest of what a front end routes with, built and
+//     published as one on each (re)load: the config in force and its
+//     client TLS, the replica runtimes of the node sets (replica.Registry),
+//     the analyzers (router.Analyzers), the sharded clusters
+//     (router.ShardSet) and the Pools. A wire package's Server embeds one
+//     and gives it only its protocol's lag-monitor prober. DESIGN.md puts
+//     the runtime snapshot in replica; it lives here because it holds the
+//     router's and the pools' parts too, which replica may not import.
 //   - StmtCap is a client's account of its prepared statements against
 //     max_client_prepared_statements and MaxClientStmtBytes; each wire
 //     words the refusal in its protocol.

@@ -135,7 +135,7 @@ func (s *session) notePosition() {
 		s.pinned != "" || s.hold > 0 || s.mode != config.PoolTransaction || s.sh != nil || s.leaseRYW == nil {
 		return
 	}
-	rt := s.srv.rts.Get(s.cluster.Name)
+	rt := s.srv.Rts.Get(s.cluster.Name)
 	if rt == nil || !rt.Settings().ReadYourWrites {
 		return
 	}

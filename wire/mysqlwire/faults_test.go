@@ -847,7 +847,7 @@ replicas = [%q]
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for _, st := range p.srv.rts.Get("my").Set.Status() {
+	for _, st := range p.srv.Rts.Get("my").Set.Status() {
 		if st.Banned {
 			t.Errorf("replica banned for a connection that died while idle: %s", st.BanReason)
 		}

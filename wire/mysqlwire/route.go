@@ -179,7 +179,7 @@ func (s *session) route() (*pool.Pool, *replica.Node, *replica.Runtime) {
 	if s.sh != nil {
 		return s.shardRoute()
 	}
-	if cfg := s.srv.cfg.Load(); cfg != s.cfgSeen {
+	if cfg := s.srv.Config(); cfg != s.cfgSeen {
 		// A reload: replica pools of the config now in force (a replica
 		// that left and came back has a new pool), and the primary's
 		// when the cluster's connections changed, with replicas or
@@ -189,7 +189,7 @@ func (s *session) route() (*pool.Pool, *replica.Node, *replica.Runtime) {
 			s.rekey()
 		}
 	}
-	rt := s.srv.rts.Get(s.cluster.Name)
+	rt := s.srv.Rts.Get(s.cluster.Name)
 	s.primaryPool, s.leaseRYW = s.pool, &s.routing.Writes
 	if rt == nil {
 		return s.pool, nil, nil
@@ -328,14 +328,14 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 		// the next SHOW needs no probe of the primary.
 		s.reads.SetWantPosition()
 	}
-	rt := s.srv.rts.Get(s.cluster.Name)
+	rt := s.srv.Rts.Get(s.cluster.Name)
 	env := router.SessionEnv{
-		Cluster: s.cluster.Name, Database: s.cluster.Database, Config: s.srv.cfg.Load(),
+		Cluster: s.cluster.Name, Database: s.cluster.Database, Config: s.srv.Config(),
 		Sharded: s.sh != nil, Replicas: rt,
 		ParsePosition: func(v string) (lagmon.Position, error) { return parsePosition(rt, v) },
 	}
 	if s.sh != nil {
-		env.Shards = s.srv.shards.Get(s.cluster.Name)
+		env.Shards = s.srv.Shards.Get(s.cluster.Name)
 	}
 	ans, cerr := s.routing.Apply(cmd, env)
 	switch {

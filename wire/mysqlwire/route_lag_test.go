@@ -42,7 +42,7 @@ func TestUnknownLagReadsFromPrimary(t *testing.T) {
 	unknown := metrics.Routed.WithLabelValues("mysql", "my", "primary", "lag_unknown")
 	before := counterValue(unknown)
 	p := serveProxy(t, cfg, slog.LevelError, true)
-	rt := p.srv.rts.Get("my")
+	rt := p.srv.Rts.Get("my")
 	// The replicas' probes succeed (healthy) once the monitor has run; on
 	// a loaded machine that may take more than a poll or two.
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

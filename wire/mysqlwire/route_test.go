@@ -93,7 +93,7 @@ func portOf(t testing.TB, q interface {
 
 func (p *testProxy) nodeStatus(t testing.TB, name string) (eligible bool) {
 	t.Helper()
-	rt := p.srv.rts.Get("my")
+	rt := p.srv.Rts.Get("my")
 	if rt == nil {
 		t.Fatal("no routing runtime for cluster my")
 	}
@@ -376,13 +376,13 @@ func TestSplitReload(t *testing.T) {
 	if port := portOf(t, c, "SELECT @@port"); port != rep {
 		t.Fatalf("read on %d, want the replica", port)
 	}
-	rt := p.srv.rts.Get("my")
+	rt := p.srv.Rts.Get("my")
 	p.srv.Reload(splitConfig(t, "", true))
-	if p.srv.rts.Get("my") != rt {
+	if p.srv.Rts.Get("my") != rt {
 		t.Error("an unchanged cluster got a new routing runtime")
 	}
 	p.srv.Reload(splitConfig(t, "", false))
-	if p.srv.rts.Get("my") != nil {
+	if p.srv.Rts.Get("my") != nil {
 		t.Fatal("a cluster without replicas still has a routing runtime")
 	}
 	if port := portOf(t, c, "SELECT @@port"); port != primary {
@@ -603,7 +603,7 @@ func TestStoppedReplicaNoErrors(t *testing.T) {
 		t.Fatalf("%d of 200 reads failed while the replica was down", errs)
 	}
 	var banned bool
-	for _, st := range p.srv.rts.Get("my").Set.Status() {
+	for _, st := range p.srv.Rts.Get("my").Set.Status() {
 		banned = banned || st.Banned || !st.Healthy
 	}
 	if !banned {
@@ -688,7 +688,7 @@ query_wait_timeout = "500ms"`, true)
 	defer onNode(t, rep, "START SLAVE SQL_THREAD")
 	waitIneligible(t, p, rep.Addr())
 
-	rt := p.srv.rts.Get("my")
+	rt := p.srv.Rts.Get("my")
 	fw.Stall()
 	for deadline := time.Now().Add(15 * time.Second); rt.Mon.Replica(rep.Addr()).LagKnown; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -2,7 +2,6 @@ package mysqlwire
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,8 +16,6 @@ import (
 	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/pool"
-	"github.com/switchyard/switchyard/replica"
-	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
@@ -32,24 +29,15 @@ const defaultVersion = "8.0.36-switchyard"
 // Server accepts MySQL clients and serves them from pools of server
 // connections. Its methods are safe for concurrent use.
 type Server struct {
+	// Runtime is the config in force and what routes with it (shared
+	// with pgwire): Reload, CheckReload, MapVersions, Config.
+	frontend.Runtime[struct{}]
+
 	log *slog.Logger
-	cfg atomic.Pointer[config.Config]
-	tls atomic.Pointer[tls.Config]
 
 	// version is the server version string clients see (the last one a
 	// server announced), so drivers pick the right dialect.
 	version atomic.Pointer[string]
-
-	// rts are the routing runtimes (lag monitor, replica set) of the
-	// clusters and shards with replicas, by name; replaced whole on reload.
-	rts replica.Registry
-	// ans are the read/write analyzers of the unsharded clusters with
-	// replicas, by cluster name; replaced whole on reload.
-	ans router.Analyzers
-
-	// shards are the sharded clusters in force (shard.go).
-	shards   router.ShardSet
-	reloadMu sync.Mutex // serializes Reload
 
 	// limits are the servers' max_allowed_packet, by address.
 	limits sync.Map // string -> *packetLimit
@@ -58,8 +46,6 @@ type Server struct {
 
 	// passCache keeps auth_query's answers (passthrough.go).
 	passCache authcache.Cache
-
-	pools frontend.Pools[struct{}]
 
 	// Limits counts clients against the configured caps and remembers
 	// failed logins; NewServer gives the server its own, and a process
@@ -82,74 +68,10 @@ func NewServer(cfg *config.Config, log *slog.Logger) *Server {
 	s.fe.Log = s.log
 	v := defaultVersion
 	s.version.Store(&v)
-	s.pools.Init(config.MySQL, s.log, (*config.User).ServerCreds)
-	s.shards.Protocol = config.MySQL
-	shards, err := s.shards.Build(cfg)
-	if err != nil {
-		s.log.Error("sharded MySQL clusters are unusable: their shard maps cannot be built", "err", err)
-		shards = nil
-	}
-	s.setConfig(cfg)
-	s.setRuntimes(cfg)
-	s.shards.Publish(shards, &s.rts)
+	s.Init(frontend.RuntimeOptions{Protocol: config.MySQL, Log: s.log, NewProbe: newProbe, SplitOnly: true, LenientTLS: true,
+		RefusedPrefix: "mysql: reload refused, the running config stays: ", Closing: s.fe.Closing})
+	s.Load(cfg)
 	return s
-}
-
-// setRuntimes builds the routing runtimes of cfg's clusters with replicas,
-// keeping the unchanged ones and stopping the replaced ones.
-func (s *Server) setRuntimes(cfg *config.Config) {
-	s.ans.Publish(cfg, config.MySQL, true)
-	if s.fe.Closing() {
-		return
-	}
-	s.rts.Reload(replica.Specs(cfg, config.MySQL, (*config.User).ServerCreds, newProbe))
-	for name, rt := range s.rts.All() {
-		if err := rt.Mon.PrimaryErr(); err != nil {
-			s.log.Warn("lag monitor cannot read the primary's GTID position; reads go to the primary", "cluster", name, "err", err)
-		}
-	}
-}
-
-func (s *Server) setConfig(cfg *config.Config) {
-	s.cfg.Store(cfg)
-	tc, err := frontend.ClientTLS(cfg.Proxy)
-	if err != nil {
-		s.log.Error("client TLS disabled: cannot load certificate", "cert", cfg.Proxy.TLSCert, "err", err)
-	}
-	s.tls.Store(tc)
-}
-
-// CheckReload says whether Reload would accept cfg, changing nothing, so
-// that a caller reloading several front ends can refuse a file before any
-// of them has taken it.
-func (s *Server) CheckReload(cfg *config.Config) error {
-	if _, err := s.shards.Build(cfg); err != nil {
-		return fmt.Errorf("mysql: reload refused, the running config stays: %w", err)
-	}
-	return nil
-}
-
-// Reload makes new clients use cfg. Pools whose node, credentials and
-// settings are unchanged are kept; the others are drained in the
-// background once no cluster of cfg uses them (their current leases finish
-// first, bounded by the shutdown timeout). Shard maps are rebuilt (a
-// changed one with a higher version); transactions under way finish on
-// the map they started with. If a map cannot be built, nothing changes
-// and the error says why.
-func (s *Server) Reload(cfg *config.Config) error {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	shards, err := s.shards.Build(cfg)
-	if err != nil {
-		return fmt.Errorf("mysql: reload refused, the running config stays: %w", err)
-	}
-	s.setConfig(cfg)
-	s.setRuntimes(cfg)
-	s.shards.Publish(shards, &s.rts)
-	// Pools whose connections the new config describes alike stay, with
-	// its limits (pool_size and the like) taken in place; the others drain.
-	s.pools.Reload(cfg)
-	return nil
 }
 
 // poolFor returns the pool for k, creating it on first use.
@@ -157,7 +79,7 @@ func (s *Server) poolFor(k frontend.PoolKey) (*pool.Pool, error) {
 	if s.fe.Closing() {
 		return nil, mysqlproto.NewSQLError(mysqlproto.ERServerShutdown, "08S01", "switchyard is shutting down")
 	}
-	p, _, err := s.pools.Get(k, func() (*pool.Pool, struct{}, error) {
+	p, _, err := s.Pools.Get(k, func() (*pool.Pool, struct{}, error) {
 		p, err := s.openPool(k)
 		return p, struct{}{}, err
 	})
@@ -167,7 +89,7 @@ func (s *Server) poolFor(k frontend.PoolKey) (*pool.Pool, error) {
 // openPool makes the pool of k, with the limits of its cluster in force.
 func (s *Server) openPool(k frontend.PoolKey) (*pool.Pool, error) {
 	lim := frontend.PoolLimits(config.Settings{}) // a cluster gone meanwhile: 1
-	if cl := s.cfg.Load().ClusterByName(k.Cluster); cl != nil {
+	if cl := s.Config().ClusterByName(k.Cluster); cl != nil {
 		lim = frontend.PoolLimits(cl.Settings)
 	}
 	stls, err := newServerTLS(k.Settings, k.Addr)
@@ -214,7 +136,7 @@ func (s *Server) openPool(k frontend.PoolKey) (*pool.Pool, error) {
 }
 
 // PoolStats returns a snapshot of every pool, by name.
-func (s *Server) PoolStats() map[string]pool.Stats { return s.pools.Stats() }
+func (s *Server) PoolStats() map[string]pool.Stats { return s.Pools.Stats() }
 
 // Serve accepts clients on ln until Shutdown; it then returns
 // ErrServerClosed. Each client is served on its own goroutine.
@@ -226,7 +148,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // learnVersion reads the handshake of one primary (no login needed) so
 // that clients see the server's version string rather than a made-up one.
 func (s *Server) learnVersion() {
-	cfg := s.cfg.Load()
+	cfg := s.Config()
 	for i := range cfg.Clusters {
 		c := &cfg.Clusters[i]
 		if c.Protocol != config.MySQL || c.Primary == "" {
@@ -263,8 +185,7 @@ func probeVersion(addr string, timeout time.Duration) (string, error) {
 // closed and ctx's error returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.fe.Shutdown(ctx)
-	s.pools.Close()
-	s.rts.Close()
+	s.Runtime.Close()
 	return err
 }
 
@@ -318,7 +239,7 @@ func (l *packetLimit) learn(dp dialParams) {
 // above 21 bits of a counter (package fleet), skipping ids still in use
 // after the counter wraps.
 func (srv *Server) newID() uint32 {
-	return srv.fe.NewID(srv.cfg.Load().Proxy.InstanceID, func() uint32 { return srv.nextID.Add(1) })
+	return srv.fe.NewID(srv.Config().Proxy.InstanceID, func() uint32 { return srv.nextID.Add(1) })
 }
 
 // peerKill sends a KILL to a peer's admin listener.

@@ -144,7 +144,7 @@ func (srv *Server) serveConn(nc net.Conn) {
 	}
 	s := &session{srv: srv, nc: nc, id: srv.newID(), start: time.Now()}
 	s.log = srv.log.With("conn", s.id, "client", nc.RemoteAddr().String())
-	cfg := srv.cfg.Load()
+	cfg := srv.Config()
 	// Counted from accept, so that clients still logging in count too.
 	slot, refused := srv.Limits.Clients.Connect(cfg.Proxy.MaxClientConns)
 	defer slot.Release()
@@ -300,7 +300,7 @@ func (s *session) readPreAuth(buf []byte) ([]byte, uint8, error) {
 func (s *session) handshake(host string) error {
 	_ = s.nc.SetDeadline(s.start.Add(s.loginTimeout))
 	defer func() { _ = s.nc.SetDeadline(time.Time{}) }()
-	tlsConf := s.srv.tls.Load()
+	tlsConf := s.srv.ClientTLS()
 	scramble := newScramble()
 	hs := mysqlproto.Handshake{
 		ServerVersion: *s.srv.version.Load(),
@@ -360,7 +360,7 @@ func (s *session) handshake(host string) error {
 	}
 	s.caps = resp.Capabilities & hs.Capabilities
 	seq++
-	cfg := s.srv.cfg.Load()
+	cfg := s.srv.Config()
 	s.cfg = cfg
 	user := cfg.User(resp.User)
 	usingPW := "YES"
@@ -821,7 +821,7 @@ func (s *session) rekey() bool {
 	if s.sh != nil {
 		return s.shardRekey()
 	}
-	cfg := s.srv.cfg.Load()
+	cfg := s.srv.Config()
 	c := cfg.ClusterByName(s.key.Cluster)
 	u := cfg.User(s.user.Name)
 	if c == nil || (u == nil && !(s.key.Pass && c.Settings.AuthUser != "")) || c.Protocol != config.MySQL || c.Primary == "" {
@@ -1303,7 +1303,7 @@ type killReq struct {
 // that instance over the peer channel (package fleet).
 func (s *session) kill(k *killReq, rs uint8) error {
 	if k.id > 0 && k.id != uint64(s.id) {
-		if inst := s.srv.cfg.Load().Proxy.InstanceID; inst != 0 && fleet.Owner(k.id) != inst {
+		if inst := s.srv.Config().Proxy.InstanceID; inst != 0 && fleet.Owner(k.id) != inst {
 			return s.forwardKill(k, rs)
 		}
 	}
@@ -1334,7 +1334,7 @@ func (s *session) kill(k *killReq, rs uint8) error {
 // unknown: a KILL is forwarded once, never on.
 func (srv *Server) KillFromPeer(id uint64, query bool, user string) fleet.KillReply {
 	fleetKills["received"].Inc()
-	if inst := srv.cfg.Load().Proxy.InstanceID; inst == 0 || fleet.Owner(id) != inst {
+	if inst := srv.Config().Proxy.InstanceID; inst == 0 || fleet.Owner(id) != inst {
 		return fleet.KillReply{Result: fleet.KillUnknown, Message: fmt.Sprintf("Unknown thread id: %d", id)}
 	}
 	res, thread, err := srv.killLocal(id, query, user)
@@ -1402,7 +1402,7 @@ var fleetKills = map[string]prometheus.Counter{
 // forwardKill sends a KILL for another instance's client to that
 // instance, when it is a configured peer, and relays its answer.
 func (s *session) forwardKill(k *killReq, rs uint8) error {
-	cfg := s.srv.cfg.Load()
+	cfg := s.srv.Config()
 	owner := fleet.Owner(k.id)
 	peer, ok := cfg.Peer(owner)
 	if !ok || peer.AdminListen == "" {

@@ -461,7 +461,7 @@ func TestShutdownLetsTransactionsFinish(t *testing.T) {
 
 func TestTooManyClients(t *testing.T) {
 	p := startProxy(t, "")
-	cfg := *p.srv.cfg.Load()
+	cfg := *p.srv.Config()
 	cfg.Proxy.MaxClientConns = 1
 	p.srv.Reload(&cfg)
 	db := p.open(t, "")
@@ -569,7 +569,7 @@ func TestReloadKeepsAndReplacesPools(t *testing.T) {
 	only := func() *pool.Pool {
 		t.Helper()
 		var pools []*pool.Pool
-		p.srv.pools.Each(func(_ frontend.PoolKey, pl *pool.Pool, _ struct{}) { pools = append(pools, pl) })
+		p.srv.Pools.Each(func(_ frontend.PoolKey, pl *pool.Pool, _ struct{}) { pools = append(pools, pl) })
 		if len(pools) != 1 {
 			t.Fatalf("%d pools, want 1", len(pools))
 		}
@@ -577,7 +577,7 @@ func TestReloadKeepsAndReplacesPools(t *testing.T) {
 	}
 	first := only()
 	// Same config: the pool stays.
-	cfg := *p.srv.cfg.Load()
+	cfg := *p.srv.Config()
 	p.srv.Reload(&cfg)
 	if only() != first {
 		t.Fatal("a no-op reload replaced the pool")
@@ -641,7 +641,7 @@ func TestClientTLS(t *testing.T) {
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := *p.srv.cfg.Load()
+	cfg := *p.srv.Config()
 	cfg.Proxy.TLSCert, cfg.Proxy.TLSKey = certFile, keyFile
 	p.srv.Reload(&cfg)
 	db, err := sql.Open("mysql", p.dsn("app", "app", "app", "tls=skip-verify"))

@@ -72,7 +72,7 @@ type shardSess struct {
 // shardLogin sets up a client of a sharded cluster. Its pool key is
 // shard 0's; each lease swaps in the address and database of its shard.
 func (s *session) shardLogin(c *config.Cluster) error {
-	rt := s.srv.shards.Get(c.Name)
+	rt := s.srv.Shards.Get(c.Name)
 	if rt == nil {
 		return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is sharded but has no usable shard map (see the proxy's log)", c.Database)
 	}
@@ -114,7 +114,7 @@ func (s *session) shardPool(rt *router.ShardCluster, i int) *pool.Pool {
 func (s *session) shardRoute() (*pool.Pool, *replica.Node, *replica.Runtime) {
 	rt, i := s.sh.nextRT, s.sh.next
 	if rt == nil {
-		if rt = s.srv.shards.Get(s.cluster.Name); rt == nil {
+		if rt = s.srv.Shards.Get(s.cluster.Name); rt == nil {
 			s.primaryPool = nil
 			return nil, nil, nil
 		}
@@ -141,11 +141,11 @@ func (s *session) shardRoute() (*pool.Pool, *replica.Node, *replica.Runtime) {
 // connection settings (a new map version) moves no row, so that is the
 // same shard; one that puts another server or database at i ends it.
 func (s *session) shardRekey() bool {
-	rt := s.srv.shards.Get(s.cluster.Name)
+	rt := s.srv.Shards.Get(s.cluster.Name)
 	if rt == nil || s.sh.nextRT != nil && !rt.SameServer(s.sh.nextRT, s.sh.next) {
 		return false
 	}
-	if u := s.srv.cfg.Load().User(s.user.Name); u != nil {
+	if u := s.srv.Config().User(s.user.Name); u != nil {
 		s.mu.Lock() // KILL reads key
 		s.key.User, s.key.Password = u.ServerCreds()
 		_, s.key.Pass = passHash(s.key.Password)
@@ -164,12 +164,12 @@ func (s *session) shardRekey() bool {
 // routing does not depend on it (no replicas).
 func (s *session) analyzer() *router.Analyzer {
 	if s.sh != nil {
-		if rt := s.srv.shards.Get(s.cluster.Name); rt != nil {
+		if rt := s.srv.Shards.Get(s.cluster.Name); rt != nil {
 			return rt.Analyzer
 		}
 		return nil
 	}
-	return s.srv.ans.For(s.cluster.Name)
+	return s.srv.Ans.For(s.cluster.Name)
 }
 
 // decide is the router's plan of a statement (text sql, with param for a
@@ -215,7 +215,7 @@ func (s *session) shardMap() (*router.ShardCluster, error) {
 	if s.lease != nil && s.sh.rt != nil {
 		return s.sh.rt, nil
 	}
-	rt := s.srv.shards.Get(s.cluster.Name)
+	rt := s.srv.Shards.Get(s.cluster.Name)
 	if rt == nil {
 		return nil, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", s.cluster.Database)
 	}
@@ -270,7 +270,7 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 
 // shardRefused books a statement refused by shard routing.
 func (s *session) shardRefused() {
-	if rt := s.srv.shards.Get(s.cluster.Name); rt != nil {
+	if rt := s.srv.Shards.Get(s.cluster.Name); rt != nil {
 		rt.Refused()
 	}
 }
@@ -341,7 +341,7 @@ func (s *session) withBegin(build func(*backend) ([]byte, error)) func(*backend)
 // range and replicas with whether each takes reads now).
 func (s *Server) Status() any {
 	var shards []map[string]any
-	for name, rt := range s.shards.All() {
+	for name, rt := range s.Shards.All() {
 		for i, sh := range rt.Cluster.Shards {
 			row := map[string]any{
 				"cluster": name, "kind": rt.Cluster.Sharding.Kind, "key": rt.Cluster.Sharding.Key,
@@ -363,7 +363,3 @@ func (s *Server) Status() any {
 	}
 	return map[string]any{"shards": shards}
 }
-
-// MapVersions returns the version of each sharded cluster's shard map in
-// force, by cluster name (router.ShardSet.MapVersions).
-func (s *Server) MapVersions() map[string]uint64 { return s.shards.MapVersions() }

@@ -46,7 +46,7 @@ func exactOrRefused(t *testing.T, db *sql.DB, q string, want int) {
 func TestShardSubqueries(t *testing.T) {
 	resetShardTables(t)
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
-	m := p.srv.shards.Get("orders").Map
+	m := p.srv.Shards.Get("orders").Map
 	k0, k1 := keyOn(m, 0), keyOn(m, 1)
 	db := p.openOrders(t, "")
 	total := 0

@@ -228,7 +228,7 @@ func wantRefused(t testing.TB, err error, what, contains string) {
 func TestShardHashRouting(t *testing.T) {
 	resetShardTables(t)
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
-	m := p.srv.shards.Get("orders").Map
+	m := p.srv.Shards.Get("orders").Map
 	a, b := twoShardKeys(m)
 	ctx := context.Background()
 	id := 0
@@ -415,7 +415,7 @@ func twoShardKeys(m shard.Map) (int64, int64) {
 func TestShardTransactions(t *testing.T) {
 	resetShardTables(t)
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
-	m := p.srv.shards.Get("orders").Map
+	m := p.srv.Shards.Get("orders").Map
 	ctx := context.Background()
 	a, b := twoShardKeys(m)
 	sa, _ := m.ShardOfInt(a)
@@ -640,7 +640,7 @@ func TestShardReplicaReads(t *testing.T) {
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(true)))
 	ma := testcluster.Maria
 	primary, rep := ma.Primary.Port, replicaNode().Port
-	m := p.srv.shards.Get("orders").Map
+	m := p.srv.Shards.Get("orders").Map
 	ctx := context.Background()
 	w := p.openOrders(t, "")
 	for cid := 1; cid <= 10; cid++ {
@@ -734,8 +734,8 @@ func TestShardReplicaReads(t *testing.T) {
 	if err := p.srv.Reload(shardConfig(t, hashSharding, hashShards(false))); err != nil {
 		t.Fatal(err)
 	}
-	if mapVersion() != v || p.srv.rts.Get(replica.ShardName("orders", 0)) != nil {
-		t.Errorf("after dropping the replicas: map version %v (was %v), shard 0 runtime %v", mapVersion(), v, p.srv.rts.Get(replica.ShardName("orders", 0)))
+	if mapVersion() != v || p.srv.Rts.Get(replica.ShardName("orders", 0)) != nil {
+		t.Errorf("after dropping the replicas: map version %v (was %v), shard 0 runtime %v", mapVersion(), v, p.srv.Rts.Get(replica.ShardName("orders", 0)))
 	}
 	var port int
 	if err := db.QueryRowContext(ctx, "SELECT @@port FROM orders WHERE customer_id = ?", 1).Scan(&port); err != nil || port != primary {
@@ -747,7 +747,7 @@ func waitShardEligible(t testing.TB, p *testProxy, i int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if rt := p.srv.rts.Get(replica.ShardName("orders", i)); rt != nil {
+		if rt := p.srv.Rts.Get(replica.ShardName("orders", i)); rt != nil {
 			for _, st := range rt.Set.Status() {
 				if st.Eligible {
 					return
@@ -765,7 +765,7 @@ func waitShardEligible(t testing.TB, p *testProxy, i int) {
 func TestShardLazyBeginAndDDL(t *testing.T) {
 	resetShardTables(t)
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
-	m := p.srv.shards.Get("orders").Map
+	m := p.srv.Shards.Get("orders").Map
 	ctx := context.Background()
 	var k1 int64 = 1
 	for ; ; k1++ {
@@ -858,7 +858,7 @@ func TestShardScatterLatency(t *testing.T) {
 		return time.Since(start) / n
 	}
 	ma := testcluster.Maria
-	direct, err := sql.Open("mysql", ma.DSN(ma.Primary, "app", "app", fmt.Sprintf("orders_%d", mustShard(p.srv.shards.Get("orders").Map, 7)))+"?interpolateParams=true")
+	direct, err := sql.Open("mysql", ma.DSN(ma.Primary, "app", "app", fmt.Sprintf("orders_%d", mustShard(p.srv.Shards.Get("orders").Map, 7)))+"?interpolateParams=true")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -960,7 +960,7 @@ func TestShardConcurrentClients(t *testing.T) {
 	cfg := shardConfig(t, hashSharding+"\nallow_all_shard_writes = true", hashShards(false))
 	cfg.Clusters[0].Settings.PoolSize = 4
 	p := startShardProxy(t, cfg)
-	m := p.srv.shards.Get("orders").Map
+	m := p.srv.Shards.Get("orders").Map
 	a, b := twoShardKeys(m)
 	ctx := context.Background()
 	const clients, rounds = 12, 30
@@ -1074,7 +1074,7 @@ func TestShardMariaDBCommandLine(t *testing.T) {
 	}
 	resetShardTables(t)
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
-	a, b := twoShardKeys(p.srv.shards.Get("orders").Map)
+	a, b := twoShardKeys(p.srv.Shards.Get("orders").Map)
 	host, port, _ := net.SplitHostPort(p.addr)
 	run := func(sql string) (string, error) {
 		return runCmd(bin, "--protocol=TCP", "-h", host, "-P", port, "-uapp", "-papp", "orders", "--batch", "-e", sql)
@@ -1110,7 +1110,7 @@ func TestShardScatterAcrossReload(t *testing.T) {
 	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
 	after := shardConfig(t, hashSharding+"\nallow_all_shard_writes = true", hashShards(false))
 	after.Clusters[0].Settings.ServerLifetime = 30 * time.Minute // new pools
-	v0 := p.srv.shards.Get("orders").Map.Version()
+	v0 := p.srv.Shards.Get("orders").Map.Version()
 	db := p.openOrders(t, "")
 	db.SetMaxOpenConns(1) // one session, whose shard pools are cached
 	count := func() (int, error) {
@@ -1136,7 +1136,7 @@ func TestShardScatterAcrossReload(t *testing.T) {
 	if reloadErr != nil {
 		t.Fatal(reloadErr)
 	}
-	if v := p.srv.shards.Get("orders").Map.Version(); v == v0 {
+	if v := p.srv.Shards.Get("orders").Map.Version(); v == v0 {
 		t.Errorf("map version %d after a reload of the sharding settings; want a new one", v)
 	}
 	if err != nil || n != 6 {

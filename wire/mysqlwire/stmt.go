@@ -57,7 +57,7 @@ const erMaxPreparedStmtCount = 1461
 // (frontend.StmtCap), as MySQL does at its max_prepared_stmt_count: ERR
 // 1461, the session goes on.
 func (s *session) stmtRoom(query []byte) error {
-	why, figure := s.stmtCap.Room(s.srv.cfg.Load().Proxy.MaxClientPreparedStatements, len(s.stmts), false, len(query), func() (held int) {
+	why, figure := s.stmtCap.Room(s.srv.Config().Proxy.MaxClientPreparedStatements, len(s.stmts), false, len(query), func() (held int) {
 		for _, cs := range s.stmts {
 			held += len(cs.query)
 		}

@@ -168,7 +168,7 @@ func (s *Server) consoleShow(what string) (*table, bool) {
 		}
 	case "REPLICAS":
 		t.cols = []string{"cluster", "replica", "healthy", "eligible", "lag", "lag_bytes", "outstanding", "banned", "ban_reason", "error"}
-		rts := s.rts.All()
+		rts := s.Rts.All()
 		for _, n := range slices.Sorted(maps.Keys(rts)) {
 			for _, st := range rts[n].Set.Status() {
 				errText := ""
@@ -180,7 +180,7 @@ func (s *Server) consoleShow(what string) (*table, bool) {
 		}
 	case "SHARDS":
 		t.cols = []string{"cluster", "kind", "key", "shard", "primary", "replicas", "database", "range"}
-		cfg := s.cfg.Load()
+		cfg := s.Config()
 		for _, cl := range cfg.Clusters {
 			if cl.Sharding == nil {
 				continue

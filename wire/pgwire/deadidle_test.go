@@ -168,7 +168,7 @@ replicas = [%q]
 	}
 	killer := directConn(t, rep)
 	banned := func() string {
-		for _, st := range p.srv.rts.Get("pg").Set.Status() {
+		for _, st := range p.srv.Rts.Get("pg").Set.Status() {
 			if st.Banned {
 				return st.BanReason
 			}

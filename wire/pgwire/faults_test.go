@@ -167,7 +167,7 @@ func TestDrillReplicaKilledUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopTook := time.Since(killed)
-	rt := p.srv.rts.Get("pg")
+	rt := p.srv.Rts.Get("pg")
 	var bannedAfter time.Duration
 	for i := 0; i < 200 && bannedAfter == 0; i++ {
 		for _, st := range rt.Set.Status() {

@@ -88,7 +88,7 @@ primary = %q
 // activeServers counts the server connections leased in s's pools.
 func activeServers(s *Server) int {
 	n := 0
-	s.pools.Each(func(_ frontend.PoolKey, p *pool.Pool, _ *poolEntry) { n += p.Stats().Active })
+	s.Pools.Each(func(_ frontend.PoolKey, p *pool.Pool, _ *poolEntry) { n += p.Stats().Active })
 	return n
 }
 

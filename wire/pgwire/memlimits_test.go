@@ -189,7 +189,7 @@ func waitIdle(t *testing.T, p *testProxy) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		busy := 0
-		p.srv.pools.Each(func(_ frontend.PoolKey, p *pool.Pool, _ *poolEntry) { busy += p.Stats().Active })
+		p.srv.Pools.Each(func(_ frontend.PoolKey, p *pool.Pool, _ *poolEntry) { busy += p.Stats().Active })
 		if busy == 0 {
 			return
 		}

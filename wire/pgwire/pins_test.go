@@ -72,7 +72,7 @@ func pinState(ctx context.Context, c *pgconn.PgConn) (string, error) {
 // poolStats adds up the stats of every pool of the proxy.
 func poolStats(s *Server) pool.Stats {
 	var st pool.Stats
-	s.pools.Each(func(_ frontend.PoolKey, p *pool.Pool, _ *poolEntry) {
+	s.Pools.Each(func(_ frontend.PoolKey, p *pool.Pool, _ *poolEntry) {
 		x := p.Stats()
 		st.Open += x.Open
 		st.Idle += x.Idle

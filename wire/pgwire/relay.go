@@ -655,7 +655,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 				skip = true
 				break
 			}
-			g := c.srv.stmts.get(rest, c.srv.cfg.Load().Proxy.StatementRegistrySize)
+			g := c.srv.stmts.get(rest, c.srv.Config().Proxy.StatementRegistrySize)
 			cname := string(name)
 			c.stmts[cname] = g
 			if sc.stmts.has(g) {
@@ -884,7 +884,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 	c.mu.Lock()
 	c.setState("waiting")
 	c.mu.Unlock()
-	if c.cfgSeen != c.srv.cfg.Load() {
+	if c.cfgSeen != c.srv.Config() {
 		c.repool() // a reload since the last lease: its pools
 	}
 	var e *poolEntry

@@ -190,7 +190,7 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 // (sharded or not); when not, the session keeps what it has and the
 // next lease says why.
 func (c *clientConn) repool() bool {
-	cfg := c.srv.cfg.Load()
+	cfg := c.srv.Config()
 	cl, u := cfg.Cluster(config.Postgres, c.cluster.Database), cfg.User(c.user.Name)
 	if u == nil && cl != nil && cl.Settings.AuthUser != "" && c.srv.pass.of(c.user) != nil {
 		u = c.user // a passthrough user stays one while the cluster has auth_user
@@ -201,18 +201,18 @@ func (c *clientConn) repool() bool {
 	var primary *poolEntry
 	var rt *replica.Runtime
 	if c.sh != nil {
-		srt := c.srv.shards.Get(cl.Name)
+		srt := c.srv.Shards.Get(cl.Name)
 		if srt == nil {
 			return false
 		}
 		primary = c.srv.poolFor(srt.Cluster, u, srt.Primary(0), srt.Database(0))
 	} else {
 		n := frontend.Nodes(cl)[0]
-		primary, rt = c.srv.poolFor(cl, u, n.Addr, n.DB), c.srv.rts.Get(cl.Name)
+		primary, rt = c.srv.poolFor(cl, u, n.Addr, n.DB), c.srv.Rts.Get(cl.Name)
 	}
 	c.mu.Lock()
 	c.cfgSeen, c.poolCl, c.poolUser, c.primary = cfg, cl, u, primary
-	if an := c.srv.ans.For(cl.Name); an != nil && an != c.an {
+	if an := c.srv.Ans.For(cl.Name); an != nil && an != c.an {
 		// Other function lists: the request in hand is judged again.
 		c.an, c.qRaw = an, nil
 	}
@@ -268,14 +268,14 @@ func (c *clientConn) switchyardCommand(text string) bool {
 		c.reads.SetWantPosition()
 	}
 	env := router.SessionEnv{
-		Cluster: c.cluster.Name, Database: c.cluster.Database, Config: c.srv.cfg.Load(),
+		Cluster: c.cluster.Name, Database: c.cluster.Database, Config: c.srv.Config(),
 		Sharded: c.sh != nil, Lock: &c.mu,
 		ParsePosition: func(s string) (lagmon.Position, error) { return lagmon.ParseLSN(s) },
 	}
 	if c.sh == nil {
 		env.Replicas = c.rt // a sharded client's c.rt is its lease's shard's
 	} else {
-		env.Shards = c.srv.shards.Get(c.cluster.Name)
+		env.Shards = c.srv.Shards.Get(c.cluster.Name)
 	}
 	ans, cerr := c.routing.Apply(cmd, env)
 	var out []byte

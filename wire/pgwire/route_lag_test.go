@@ -62,7 +62,7 @@ func TestUnknownLagReadsFromPrimary(t *testing.T) {
 	p := splitProxy(t, testcluster.PG, withDefaults("", "pool_size = 4", `lag_poll_interval = "20ms"`),
 		`monitor_user = "lagmon_t"
 monitor_password = "lagmon_t"`)
-	rt := p.srv.rts.Get("pg")
+	rt := p.srv.Rts.Get("pg")
 	// The replicas' probes succeed (healthy) once the monitor has run; on
 	// a loaded machine that may take more than a poll or two.
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

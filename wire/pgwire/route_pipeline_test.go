@@ -258,7 +258,7 @@ func TestFallbackLeaseWriteCountsForReadYourWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rt := p.srv.rts.Get("pg")
+	rt := p.srv.Rts.Get("pg")
 	for _, r := range replicas {
 		rt.Set.Ban(fmt.Sprintf("127.0.0.1:%d", r), "test")
 	}

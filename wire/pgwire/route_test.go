@@ -55,7 +55,7 @@ func waitReplicasEligible(t testing.TB, p *testProxy) {
 	if err := testcluster.PG.WaitReplicasCaughtUp(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	rt := p.srv.rts.Get("pg")
+	rt := p.srv.Rts.Get("pg")
 	for deadline := time.Now().Add(20 * time.Second); !allEligible(rt); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			for _, st := range rt.Set.Status() {
@@ -391,7 +391,7 @@ func TestSessionTargetAndToken(t *testing.T) {
 // reads (it lags past max_replica_lag while the primary keeps writing).
 func waitIneligible(t testing.TB, p *testProxy, name string) {
 	t.Helper()
-	rt := p.srv.rts.Get("pg")
+	rt := p.srv.Rts.Get("pg")
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		mustExec(t, `SELECT txid_current()`) // keep the primary's position moving
@@ -447,7 +447,7 @@ replicas = [%q, %q]
 	defer superExec(t, replicas[0], `SELECT pg_wal_replay_resume()`)
 	waitIneligible(t, p, paused)
 
-	rt := p.srv.rts.Get("pg")
+	rt := p.srv.Rts.Get("pg")
 	// read makes one read on a connection of its own and returns the port
 	// that served it, 0 when it failed (a primary that does not answer).
 	read := func() int {

@@ -2,7 +2,6 @@ package pgwire
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,21 +14,21 @@ import (
 	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/pool"
-	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
 )
 
 // Server accepts PostgreSQL clients and serves them from pools of server
 // connections. One goroutine runs per client; see doc.go for the layers.
 type Server struct {
+	// Runtime is the config in force and what routes with it (shared
+	// with mysqlwire): Reload, CheckReload, MapVersions, Config.
+	frontend.Runtime[*poolEntry]
+
 	log   *slog.Logger
-	cfg   atomic.Pointer[config.Config]
-	tls   atomic.Pointer[tls.Config]
 	creds credCache
 	pass  passthrough // users logged in with auth_query (passthrough.go)
 	stmts stmtRegistry
 	an    *router.Analyzer // for clients before they name a database
-	ans   router.Analyzers // of each cluster in force
 
 	// StartupTimeout, when set, bounds the time from TCP accept to the end
 	// of login instead of proxy.client_login_timeout.
@@ -41,10 +40,7 @@ type Server struct {
 	// OnReload, when set, is what the admin console's RELOAD does.
 	OnReload func() error
 
-	fe     frontend.Server[*clientConn] // listeners, clients by proxy-issued process id, drain
-	pools  frontend.Pools[*poolEntry]
-	rts    replica.Registry // runtimes of the node sets with replicas, by name
-	shards router.ShardSet  // the sharded clusters in force (shard.go)
+	fe frontend.Server[*clientConn] // listeners, clients by proxy-issued process id, drain
 }
 
 // poolEntry is a pool and what the proxy learned from its server: the
@@ -72,42 +68,12 @@ func NewServer(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		an:     router.AnalyzerFor(router.Postgres, "", ""),
 	}
 	s.fe.Log = log
-	s.shards.Protocol = config.Postgres
-	s.pools.Init(config.Postgres, log, (*config.User).ServerCreds)
+	s.Init(frontend.RuntimeOptions{Protocol: config.Postgres, Log: log, NewProbe: newProbe})
 	if err := s.Reload(cfg); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
-
-// Reload makes cfg the configuration for everything that starts from now
-// on: new logins and new leases. Pools no longer described by cfg drain in
-// the background; transactions in flight finish on the pool they hold.
-func (s *Server) Reload(cfg *config.Config) error {
-	tc, err := frontend.ClientTLS(cfg.Proxy)
-	if err != nil {
-		return fmt.Errorf("loading TLS certificate: %w", err)
-	}
-	shards, err := s.shards.Build(cfg)
-	if err != nil {
-		return err
-	}
-	// Lag monitors: kept for node sets whose nodes and settings did not
-	// change, built for new ones, stopped for the rest.
-	s.rts.Reload(replica.Specs(cfg, config.Postgres, (*config.User).ServerCreds, newProbe))
-	s.tls.Store(tc)
-	s.ans.Publish(cfg, config.Postgres, false)
-	s.cfg.Store(cfg)
-	s.shards.Publish(shards, &s.rts)
-
-	// Pools whose connections the new config describes alike stay, with
-	// the new limits (pool_size and the like); the others drain.
-	s.pools.Reload(cfg)
-	return nil
-}
-
-// Config returns the configuration in force.
-func (s *Server) Config() *config.Config { return s.cfg.Load() }
 
 // poolFor returns the pool of (cluster, user, node), creating it on first use.
 func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *poolEntry {
@@ -116,7 +82,7 @@ func (s *Server) poolFor(cl *config.Cluster, u *config.User, addr, db string) *p
 	pu := s.pass.of(u)
 	key.Pass = pu != nil
 	// The open never fails; after Shutdown its pool is closed (ErrClosed).
-	_, e, _ := s.pools.Get(key, func() (*pool.Pool, *poolEntry, error) {
+	_, e, _ := s.Pools.Get(key, func() (*pool.Pool, *poolEntry, error) {
 		p := s.openPool(key, frontend.PoolLimits(cl.Settings), pu)
 		return p, &poolEntry{p: p}, nil
 	})
@@ -177,10 +143,7 @@ func (s *Server) Close() {
 	s.closePools()
 }
 
-func (s *Server) closePools() {
-	s.rts.Close()
-	s.pools.Close()
-}
+func (s *Server) closePools() { s.Runtime.Close() }
 
 // register gives c a proxy-issued process id unique among live clients: a
 // positive int32, as PostgreSQL's process ids are, since clients keep it
@@ -188,7 +151,7 @@ func (s *Server) closePools() {
 // In a fleet the id carries the instance id (package fleet), and 21 bits
 // random below it.
 func (s *Server) register(c *clientConn) {
-	c.pid = s.fe.RegisterNew(c, s.cfg.Load().Proxy.InstanceID, func() uint32 { return randUint32() & 0x7fffffff })
+	c.pid = s.fe.RegisterNew(c, s.Config().Proxy.InstanceID, func() uint32 { return randUint32() & 0x7fffffff })
 }
 
 func (s *Server) unregister(c *clientConn) {

@@ -273,7 +273,7 @@ func (c *clientConn) recoverPanic() {
 //
 //go:noinline
 func (c *clientConn) connectSlot() (*limits.Slot, error) {
-	cfg := c.srv.cfg.Load()
+	cfg := c.srv.Config()
 	slot, refused := c.srv.Limits.Clients.Connect(cfg.Proxy.MaxClientConns)
 	c.slot = slot
 	c.loginTimeout = c.srv.StartupTimeout
@@ -406,7 +406,7 @@ func (c *clientConn) startup(refused error) (ok bool, err error) {
 		code := binary.BigEndian.Uint32(body)
 		switch code {
 		case sslRequestCode:
-			tc := c.srv.tls.Load()
+			tc := c.srv.ClientTLS()
 			if _, already := c.conn.(*tls.Conn); tc == nil || already {
 				if _, err := c.conn.Write([]byte{'N'}); err != nil {
 					return false, nil
@@ -462,7 +462,7 @@ func (c *clientConn) startup(refused error) (ok bool, err error) {
 }
 
 func (c *clientConn) login(version uint32, params map[string]string, refused error) error {
-	cfg := c.srv.cfg.Load()
+	cfg := c.srv.Config()
 	if refused != nil {
 		metrics.LimitRefusals.WithLabelValues("postgres", limits.Total.String()).Inc()
 		return newFatal(codeTooManyConnections, "sorry, too many clients already: %v", refused)
@@ -557,7 +557,7 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 	for k, v := range desired {
 		c.startupParams[k] = v
 	}
-	if c.an = c.srv.ans.For(cl.Name); c.an == nil { // a reload removed it meanwhile
+	if c.an = c.srv.Ans.For(cl.Name); c.an == nil { // a reload removed it meanwhile
 		c.an = router.AnalyzerFor(router.Postgres, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
 	}
 	c.mode = cl.Settings.PoolMode
@@ -571,7 +571,7 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 	} else {
 		n := frontend.Nodes(cl)[0]
 		c.primary = c.srv.poolFor(cl, u, n.Addr, n.DB)
-		c.rt = c.srv.rts.Get(cl.Name)
+		c.rt = c.srv.Rts.Get(cl.Name)
 	}
 	c.mTxn = metrics.Transactions.WithLabelValues("postgres", cl.Name)
 	c.mQuery = metrics.Queries.WithLabelValues("postgres", cl.Name)
@@ -788,7 +788,7 @@ func poolError(err error) error {
 // issued goes to that instance, when it is a configured peer (fromPeer:
 // this one came from a peer, and is never sent on).
 func (s *Server) cancel(pid uint32, secret []byte, fromPeer bool) {
-	if inst := s.cfg.Load().Proxy.InstanceID; inst != 0 {
+	if inst := s.Config().Proxy.InstanceID; inst != 0 {
 		if owner := fleet.Owner(uint64(pid)); owner != inst {
 			s.forwardCancel(owner, pid, secret, fromPeer)
 			return
@@ -838,7 +838,7 @@ var fleetCancels = map[string]prometheus.Counter{
 // server. Only configured peers are dialled: a client cannot make the
 // proxy connect anywhere else.
 func (s *Server) forwardCancel(owner int, pid uint32, secret []byte, fromPeer bool) {
-	peer, ok := s.cfg.Load().Peer(owner)
+	peer, ok := s.Config().Peer(owner)
 	if fromPeer || !ok || peer.PostgresListen == "" {
 		fleetCancels["unknown"].Inc()
 		s.log.Debug("cancel request for an instance that is not a peer: dropped", "instance", owner, "from_peer", fromPeer)

@@ -92,7 +92,7 @@ func (c *clientConn) shardReplicaPool(rt *router.ShardCluster, i int, addr strin
 // shardLogin sets up a client of a sharded cluster: its greeting comes
 // from shard 0's primary.
 func (c *clientConn) shardLogin(cl *config.Cluster, u *config.User) error {
-	rt := c.srv.shards.Get(cl.Name)
+	rt := c.srv.Shards.Get(cl.Name)
 	if rt == nil || len(cl.Shards) == 0 {
 		return newFatal(codeFeatureNotSupported, "database %q is sharded but has no shard map", cl.Database)
 	}
@@ -312,7 +312,7 @@ func errTwoShards(a, b int) *pgError {
 // c.rt the shard's, for acquire's fallback from an unreachable replica
 // and for the end of the lease.
 func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, *replica.Node, error) {
-	rt := c.srv.shards.Get(c.cluster.Name)
+	rt := c.srv.Shards.Get(c.cluster.Name)
 	if rt == nil {
 		return nil, nil, newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
 	}
@@ -488,7 +488,7 @@ func (c *clientConn) shardSendBegin(sc *serverConn) error {
 // shardRefused books a refused request: a BEGIN the proxy answered is
 // given up with it, as the client's transaction cannot go on.
 func (c *clientConn) shardRefused() {
-	if rt := c.srv.shards.Get(c.cluster.Name); rt != nil {
+	if rt := c.srv.Shards.Get(c.cluster.Name); rt != nil {
 		rt.Refused()
 	}
 	// A BEGIN the proxy answered never reached a server: the client is
@@ -506,7 +506,3 @@ func prepareOnly(sts []shardStmt) bool {
 	}
 	return true
 }
-
-// MapVersions returns the version of each sharded cluster's shard map in
-// force, by cluster name (router.ShardSet.MapVersions).
-func (s *Server) MapVersions() map[string]uint64 { return s.shards.MapVersions() }

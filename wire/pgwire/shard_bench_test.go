@@ -46,8 +46,8 @@ database = "orders_1"
 		b.Fatal(err)
 	}
 	s := &Server{}
-	s.shards.Protocol = config.Postgres
-	shards, err := s.shards.Build(cfg)
+	s.Shards.Protocol = config.Postgres
+	shards, err := s.Shards.Build(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -217,7 +217,7 @@ func TestShardReplicaReads(t *testing.T) {
 			t.Fatalf("the paused replica %s is still eligible on shard 0 after 10s", paused)
 		}
 		mustExec(t, `SELECT txid_current()`) // keep the primary's position moving
-		for _, st := range p.srv.shards.Get("orders").Replicas[0].Set.Status() {
+		for _, st := range p.srv.Shards.Get("orders").Replicas[0].Set.Status() {
 			ineligible = ineligible || st.Name == paused && !st.Eligible
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -246,7 +246,7 @@ func waitShardReplicasEligible(t *testing.T, p *testProxy) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		all := true
-		for _, rep := range p.srv.shards.Get("orders").Replicas {
+		for _, rep := range p.srv.Shards.Get("orders").Replicas {
 			for _, st := range rep.Set.Status() {
 				all = all && st.Eligible
 			}

@@ -528,7 +528,7 @@ server_lifetime = "30m"`, "pool_size = 2"} {
 			}
 			// The pools in force have the last pool_size.
 			n := 0
-			p.srv.pools.Each(func(_ frontend.PoolKey, pl *pool.Pool, _ *poolEntry) {
+			p.srv.Pools.Each(func(_ frontend.PoolKey, pl *pool.Pool, _ *poolEntry) {
 				n++
 				if l := pl.Limits(); l.Size != 2 {
 					t.Errorf("pool %s: size %d after reloading pool_size = 2", pl.Name(), l.Size)

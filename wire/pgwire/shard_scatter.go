@@ -76,7 +76,7 @@ func (c *clientConn) shardScatter(raw []byte) bool {
 // serve it. ok is false for anything else: acquire leases one shard or
 // says why not.
 func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *router.ShardCluster, req scatter.Request, as []*router.Analysis, ok bool) {
-	if rt = c.srv.shards.Get(c.cluster.Name); rt == nil {
+	if rt = c.srv.Shards.Get(c.cluster.Name); rt == nil {
 		return nil, req, nil, false
 	}
 	_, err := c.requestShard(rt, typ, raw, c.shardSession(false))
@@ -263,7 +263,7 @@ func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res 
 		// reload that only changes the sharding keys or settings (a new
 		// map version) does not move rows, so this is the same shard;
 		// one that puts another server or database at i ends it.
-		nrt := c.srv.shards.Get(c.cluster.Name)
+		nrt := c.srv.Shards.Get(c.cluster.Name)
 		if nrt == nil || !nrt.SameServer(rt, i) {
 			break
 		}
@@ -424,7 +424,7 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 			c.answer(out, c.localStatus())
 			return true
 		}
-		c.stmts[string(named)] = c.srv.stmts.get(parse, c.srv.cfg.Load().Proxy.StatementRegistrySize)
+		c.stmts[string(named)] = c.srv.stmts.get(parse, c.srv.Config().Proxy.StatementRegistrySize)
 	}
 	if unnamed != nil {
 		c.lastUnnamed = append(c.lastUnnamed[:0], unnamed...)

@@ -331,7 +331,7 @@ func TestShardReloadVersion(t *testing.T) {
 	p := startShardProxy(t)
 	version := func() uint64 {
 		t.Helper()
-		v := p.srv.shards.Get("orders").Map.Version()
+		v := p.srv.Shards.Get("orders").Map.Version()
 		var m dto.Metric
 		if err := metrics.ShardMapVersion.WithLabelValues("postgres", "orders").Write(&m); err != nil {
 			t.Fatal(err)
@@ -341,7 +341,7 @@ func TestShardReloadVersion(t *testing.T) {
 		}
 		return v
 	}
-	m0 := p.srv.shards.Get("orders").Map
+	m0 := p.srv.Shards.Get("orders").Map
 	if version() != 1 {
 		t.Fatalf("initial version %d", version())
 	}
@@ -356,8 +356,8 @@ func TestShardReloadVersion(t *testing.T) {
 		}
 	}
 	reload("")
-	if version() != 1 || p.srv.shards.Get("orders").Map != m0 {
-		t.Errorf("unchanged reload: version %d, same map %v", version(), p.srv.shards.Get("orders").Map == m0)
+	if version() != 1 || p.srv.Shards.Get("orders").Map != m0 {
+		t.Errorf("unchanged reload: version %d, same map %v", version(), p.srv.Shards.Get("orders").Map == m0)
 	}
 	reload("buckets = 512")
 	if version() != 2 {

@@ -242,7 +242,7 @@ func (r *stmtRegistry) len() int {
 // (frontend.StmtCap). The refusal is an ERROR (53400); the session goes
 // on. Main loop only.
 func (c *clientConn) stmtRoom(name, rest []byte) *pgError {
-	max := c.srv.cfg.Load().Proxy.MaxClientPreparedStatements
+	max := c.srv.Config().Proxy.MaxClientPreparedStatements
 	if max <= 0 {
 		max = config.DefaultMaxClientPreparedStatements
 	}
