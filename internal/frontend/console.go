@@ -1,0 +1,134 @@
+package frontend
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/metrics"
+)
+
+// Table is one answer of the admin console (pgwire's psql -d switchyard)
+// and of the admin /status view: columns and rows of text.
+type Table struct {
+	Cols []string
+	Rows [][]string
+}
+
+// Add appends a row of vals, formatted with fmt.Sprint.
+func (t *Table) Add(vals ...any) {
+	row := make([]string, len(vals))
+	for i, v := range vals {
+		row[i] = fmt.Sprint(v)
+	}
+	t.Rows = append(t.Rows, row)
+}
+
+// Maps is t as one column-name-to-value map per row (the JSON views).
+func (t *Table) Maps() []map[string]string {
+	out := make([]map[string]string, 0, len(t.Rows))
+	for _, r := range t.Rows {
+		m := make(map[string]string, len(r))
+		for i, v := range r {
+			m[t.Cols[i]] = v
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// ConsoleTable builds the admin console's tables that know no protocol:
+// SHOW HELP (clients saying what SHOW CLIENTS lists), POOLS, REPLICAS,
+// SHARDS and STATS. ok is false for any other name; the wire package
+// builds the tables of its own clients.
+func (r *Runtime[V]) ConsoleTable(what, clients string) (t *Table, ok bool) {
+	t = &Table{}
+	switch what {
+	case "HELP":
+		t.Cols = []string{"command", "what"}
+		t.Add("SHOW POOLS", "every pool: connections active, idle, dialing; clients waiting; refusals by wait timeout and by max_wait_clients")
+		t.Add("SHOW CLIENTS", clients)
+		t.Add("SHOW SERVERS", "server connections leased now, and by whom")
+		t.Add("SHOW REPLICAS", "replicas with health, lag and load")
+		t.Add("SHOW SHARDS", "shards of the sharded clusters")
+		t.Add("SHOW STATS", "transactions, queries and routing per cluster")
+		t.Add("RELOAD", "reload the config file")
+		t.Add("PAUSE [cluster]", "stop handing out server connections")
+		t.Add("RESUME [cluster]", "resume after PAUSE")
+	case "POOLS":
+		t.Cols = []string{"protocol", "cluster", "node", "user", "size", "active", "idle", "dialing", "waiting", "leases", "wait_timeouts", "queue_full", "max_wait"}
+		for _, pi := range metrics.Pools() {
+			st := pi.Pool.Stats()
+			t.Add(pi.Protocol, pi.Cluster, pi.Node, pi.User, pi.Size, st.Active, st.Idle, st.Dialing, st.Waiting, st.Gets, st.WaitTimeouts, st.QueueFull, st.MaxWait)
+		}
+	case "REPLICAS":
+		t.Cols = []string{"cluster", "replica", "healthy", "eligible", "lag", "lag_bytes", "outstanding", "banned", "ban_reason", "error"}
+		rts := r.Rts.All()
+		for _, n := range slices.Sorted(maps.Keys(rts)) {
+			for _, st := range rts[n].Set.Status() {
+				errText := ""
+				if st.Err != nil {
+					errText = st.Err.Error()
+				}
+				t.Add(n, st.Name, st.Healthy, st.Eligible, st.Lag.Round(time.Millisecond), st.LagBytes, st.Outstanding, st.Banned, st.BanReason, errText)
+			}
+		}
+	case "SHARDS":
+		t.Cols = []string{"cluster", "kind", "key", "shard", "primary", "replicas", "database", "range"}
+		for _, cl := range r.Config().Clusters {
+			if cl.Sharding == nil {
+				continue
+			}
+			for i, sh := range cl.Shards {
+				rg := ""
+				if len(sh.Range) == 2 {
+					rg = fmt.Sprintf("[%v, %v)", sh.Range[0], sh.Range[1])
+				}
+				t.Add(cl.Name, cl.Sharding.Kind, cl.Sharding.Key, i, sh.Primary, strings.Join(sh.Replicas, ","), sh.Database, rg)
+			}
+		}
+	case "STATS":
+		t.Cols = []string{"metric", "labels", "value"}
+		mfs, err := metrics.Registry.Gather()
+		if err != nil {
+			return t, true
+		}
+		for _, mf := range mfs {
+			name := mf.GetName()
+			if !strings.HasPrefix(name, "switchyard_") || !strings.HasSuffix(name, "_total") {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				var labels []string
+				for _, lp := range m.GetLabel() {
+					labels = append(labels, lp.GetName()+"="+lp.GetValue())
+				}
+				t.Add(name, strings.Join(labels, ","), strconv.FormatFloat(m.GetCounter().GetValue(), 'f', -1, 64))
+			}
+		}
+	default:
+		return nil, false
+	}
+	return t, true
+}
+
+// PausePools pauses (pause) or resumes every pool of the process, of
+// cluster only when it is not "", and returns how many it changed.
+func PausePools(cluster string, pause bool) int {
+	n := 0
+	for _, pi := range metrics.Pools() {
+		if cluster != "" && pi.Cluster != cluster {
+			continue
+		}
+		if pause {
+			pi.Pool.Pause()
+		} else {
+			pi.Pool.Resume()
+		}
+		n++
+	}
+	return n
+}
