@@ -190,3 +190,54 @@ func TestFirstWord(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanRequest: the statements of one request together, as
+// PostgreSQL's extended protocol sends them (a batch up to Sync).
+func TestPlanRequest(t *testing.T) {
+	m, _ := shard.NewHash(2, 1024, 1)
+	keyOn := func(s int) int64 {
+		for k := int64(1); ; k++ {
+			if got, _ := m.ShardOfInt(k); got == s {
+				return k
+			}
+		}
+	}
+	on := func(s int) string { return fmt.Sprintf("SELECT * FROM orders WHERE customer_id = %d", keyOn(s)) }
+	r := &ShardRouting{Map: m, Keys: NewKeyExtractor(Postgres, KeySpec{Default: "customer_id"}), Spec: KeySpec{Default: "customer_id"}}
+	run := func(sql string) RequestStmt { return RequestStmt{SQL: sql, Runs: true} }
+	for _, c := range []struct {
+		name    string
+		stmts   []RequestStmt
+		want    ShardTarget
+		at      int
+		refused string
+	}{
+		{name: "one shard, twice", stmts: []RequestStmt{run("SELECT 1"), run(on(1)), run(on(1))}, want: OneShard{1}, at: 2},
+		{name: "no shard named", stmts: []RequestStmt{run("SELECT 1"), {SQL: on(0)}}, want: AnyShard{}, at: -1},
+		{name: "an unknown statement is the server's", stmts: []RequestStmt{{Runs: true}, run(on(0))}, want: OneShard{0}, at: 1},
+		{name: "two shards", stmts: []RequestStmt{run(on(0)), run(on(1))}, refused: "transaction touches two shards (0 and 1)"},
+		{name: "a lone scatter", stmts: []RequestStmt{{SQL: "SELECT * FROM orders"}, run("SELECT * FROM orders")}, want: ScatterShards{}, at: 1},
+		{name: "a scatter not alone", stmts: []RequestStmt{run(on(0)), run("SELECT * FROM orders")}, refused: "one statement at a time"},
+	} {
+		got, sk, at, err := r.PlanRequest(c.stmts, ShardSession{Lease: -1})
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if sc, ok := got.(ScatterShards); ok {
+			if sc.Keys != sk {
+				t.Errorf("%s: the scatter's keys are not the ones returned", c.name)
+			}
+			got = ScatterShards{Shards: sc.Shards}
+		}
+		if c.refused != "" {
+			if rf, ok := got.(Refused); !ok || !strings.Contains(rf.Reason, c.refused) {
+				t.Errorf("%s: %#v; want refused with %q", c.name, got, c.refused)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got, c.want) || at != c.at {
+			t.Errorf("%s: %#v at %d; want %#v at %d", c.name, got, at, c.want, c.at)
+		}
+	}
+}

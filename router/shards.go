@@ -31,8 +31,9 @@ type ShardCluster struct {
 	// (nil for a shard without), from the registry given to Publish.
 	Replicas []*replica.Runtime
 
-	routed  []prometheus.Counter // statements routed, by shard
-	refused prometheus.Counter
+	protocol config.Protocol
+	routed   []prometheus.Counter // statements routed, by shard
+	refused  prometheus.Counter
 }
 
 // ShardClusters are sharded clusters by name.
@@ -81,6 +82,7 @@ func (s *ShardSet) Build(cfg *config.Config) (ShardClusters, error) {
 		sc := &ShardCluster{
 			Cluster:      cl,
 			ShardRouting: NewShardRouting(d, m, KeySpec{Default: cl.Sharding.Key, Tables: cl.Sharding.Tables}, cl.Sharding.AllowAllShardWrites, x),
+			protocol:     s.Protocol,
 			refused:      metrics.ShardRefused.WithLabelValues(string(s.Protocol), cl.Name),
 		}
 		for j, sh := range cl.Shards {

@@ -9,7 +9,6 @@ import (
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
-	"github.com/switchyard/switchyard/shard"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
@@ -172,34 +171,6 @@ func (s *session) analyzer() *router.Analyzer {
 	return s.srv.Ans.For(s.cluster.Name)
 }
 
-// decide is the router's plan of a statement (text sql, with param for a
-// COM_STMT_EXECUTE) as a shard.Route: Direct, Multi or All, or nil when
-// any shard will do. The error is an *mysqlproto.SQLError to refuse with.
-func decide(rt *router.ShardCluster, sql string, params router.Params, sess router.ShardSession) (*router.ShardKeys, shard.Route, error) {
-	t, sk, err := rt.PlanShard(sql, params, sess)
-	if err != nil {
-		return sk, nil, err
-	}
-	m := rt.Map
-	routeOf := func(shards []int) shard.Route {
-		if shards == nil {
-			return shard.AllOf(m)
-		}
-		return shard.Multi{Shards: shards, Version: m.Version()}
-	}
-	switch t := t.(type) {
-	case router.OneShard:
-		return sk, shard.DirectTo(m, t.Shard), nil
-	case router.ScatterShards:
-		return sk, routeOf(t.Shards), nil
-	case router.WriteShards:
-		return sk, routeOf(t.Shards), nil
-	case router.Refused:
-		return sk, nil, refusal(t)
-	}
-	return sk, nil, nil
-}
-
 // refusal is the router's refusal of a statement in MySQL's codes.
 func refusal(t router.Refused) *mysqlproto.SQLError {
 	if t.Code == router.RefuseSyntax {
@@ -223,11 +194,12 @@ func (s *session) shardMap() (*router.ShardCluster, error) {
 }
 
 // shardStatement decides where the current statement (text sql, with
-// param for a COM_STMT_EXECUTE) goes and prepares the lease for it. It
-// returns the route when the statement needs several shards (the caller
-// scatters it or writes on every shard), nil when it goes on to one lease.
-// The error is an *mysqlproto.SQLError to answer with; nothing was sent.
-func (s *session) shardStatement(sql string, params router.Params) (*router.ShardKeys, *router.ShardCluster, shard.Route, error) {
+// param for a COM_STMT_EXECUTE) goes (router.ShardRouting.PlanShard) and
+// prepares the lease for it. It returns the target when the statement
+// needs several shards (the caller scatters it or writes on every shard),
+// nil when it goes on to one lease. The error is an *mysqlproto.SQLError
+// to answer with; nothing was sent.
+func (s *session) shardStatement(sql string, params router.Params) (*router.ShardKeys, *router.ShardCluster, router.ShardTarget, error) {
 	rt, err := s.shardMap()
 	if err != nil {
 		return nil, nil, nil, err
@@ -237,20 +209,23 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 	if s.lease != nil {
 		sess.Lease, sess.Hold, sess.Pin = s.sh.cur, s.holdOf(), s.pinned
 	}
-	sk, r, err := decide(rt, sql, params, sess)
+	t, sk, err := rt.PlanShard(sql, params, sess)
+	if r, ok := t.(router.Refused); ok && err == nil {
+		err = refusal(r)
+	}
 	if err != nil {
 		s.shardRefused()
 		return sk, rt, nil, err
 	}
 	if s.lease != nil {
-		if r != nil {
+		if _, anyShard := t.(router.AnyShard); !anyShard {
 			rt.Routed(s.sh.cur)
 		}
 		return sk, rt, nil, nil
 	}
 	s.sh.holdBegin = false
-	switch r := r.(type) {
-	case nil:
+	switch t := t.(type) {
+	case router.AnyShard:
 		s.sh.next, s.sh.nextRT = 0, rt
 		if s.sh.begin != nil || s.sh.setTxn != nil {
 			w := router.FirstWord(sql)
@@ -258,14 +233,14 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 		}
 		rt.Routed(0)
 		return sk, rt, nil, nil
-	case shard.Direct:
-		s.sh.next, s.sh.nextRT = r.Shard, rt
-		rt.Routed(r.Shard)
+	case router.OneShard:
+		s.sh.next, s.sh.nextRT = t.Shard, rt
+		rt.Routed(t.Shard)
 		return sk, rt, nil, nil
 	}
 	// Several shards: a SELECT to merge, or a write on each shard in its
 	// own transaction, where the plan allows it (router.ShardSession).
-	return sk, rt, r, nil
+	return sk, rt, t, nil
 }
 
 // shardRefused books a statement refused by shard routing.

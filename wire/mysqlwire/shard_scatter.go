@@ -9,7 +9,6 @@ import (
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/scatter"
-	"github.com/switchyard/switchyard/shard"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
@@ -195,17 +194,14 @@ func (s *session) runShard(rt *router.ShardCluster, i int, budget *scatter.Budge
 // binaryRows: the command is a COM_STMT_EXECUTE; limitParam reads a LIMIT
 // given as a parameter; build makes the command for a connection, the
 // statement's text being sql.
-func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *router.ShardCluster, r shard.Route, rs uint8, binaryRows bool,
+func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *router.ShardCluster, t router.ShardTarget, rs uint8, binaryRows bool,
 	limitParam func(int) (int64, error), build func(be *backend, sql string) ([]byte, error)) error {
-	req := scatter.Request{Job: scatter.Job{Protocol: "mysql", Cluster: rt.Cluster.Name, Write: sk.Kind != router.StmtSelect, MaxBytes: rt.Cluster.Settings.MaxScatterBytes},
-		SQL: sql, Unoffset: router.MySQLScatterLimit}
-	if m, ok := r.(shard.Multi); ok {
-		req.Shards = m.Shards
-	} else {
-		req.Shards = scatter.AllShards(rt.Map.Shards())
+	req, ok := rt.ScatterRequest(t, sk, sql)
+	if !ok {
+		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "this statement cannot run on several shards"))
 	}
 	if !req.Write {
-		req.Spec, req.LimitParam, req.OffsetParam, req.ReadParam = sk.MergeSpec(), sk.LimitParam, sk.OffsetParam, limitParam
+		req.ReadParam = limitParam
 	}
 	res, err := scatter.Run(req, &myShards{s: s, rt: rt, binaryRows: binaryRows, build: build})
 	switch {

@@ -2,7 +2,6 @@ package pgwire
 
 import (
 	"encoding/binary"
-	"errors"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/replica"
@@ -186,39 +185,6 @@ func (c *clientConn) requestStmts(typ byte, raw []byte) []shardStmt {
 	return out
 }
 
-// errNoShard: a statement that any shard can run (no table, DDL, SET...).
-var errNoShard = errors.New("no shard")
-
-// errAllShards: an UPDATE or DELETE without a key, to run on every shard
-// (allow_all_shard_writes).
-var errAllShards = errors.New("all shards")
-
-// shardOf is the one shard a statement runs on, as the router plans it
-// (router.PlanShard) for the session's routing state sess; the error is a
-// *pgError to refuse with, errNoShard, errScatter or errAllShards (never
-// under a lease: the plan refuses what would leave the lease's shard).
-func shardOf(rt *router.ShardCluster, st shardStmt, sess router.ShardSession) (int, *router.ShardKeys, error) {
-	var params router.Params
-	if st.bind != nil {
-		params = bindParams{st.bind, st.types}
-	}
-	t, sk, err := rt.PlanShard(st.sql, params, sess)
-	if err != nil {
-		return 0, sk, err
-	}
-	switch t := t.(type) {
-	case router.OneShard:
-		return t.Shard, sk, nil
-	case router.ScatterShards:
-		return 0, sk, errScatter
-	case router.WriteShards:
-		return 0, sk, errAllShards
-	case router.Refused:
-		return 0, sk, refusal(t)
-	}
-	return 0, sk, errNoShard
-}
-
 // refusal is the router's refusal of a statement in PostgreSQL's codes.
 func refusal(t router.Refused) *pgError {
 	if t.Code == router.RefuseSyntax {
@@ -226,9 +192,6 @@ func refusal(t router.Refused) *pgError {
 	}
 	return newError(codeFeatureNotSupported, "%s", t.Reason)
 }
-
-// errScatter: a SELECT that must run on every shard.
-var errScatter = errors.New("scatter")
 
 // bindParams reads shard keys from a Bind message: a binary value means
 // what its type (from the Parse) says. Without a known type a 4-byte
@@ -267,43 +230,28 @@ func (b bindParams) KeyParam(n int) (router.KeyValue, error) {
 		"shard key parameter $%d is in binary format of unknown or unsupported type (oid %d): declare it as an integer or text type, or send it as text", n, oid)
 }
 
-// requestShard is the one shard of a request's statements, planned for
-// sess: -1 when none of them names one (any shard will do). errScatter
-// when it is a lone SELECT that needs every shard.
-func (c *clientConn) requestShard(rt *router.ShardCluster, typ byte, raw []byte, sess router.ShardSession) (int, error) {
-	got := -1
-	sts := c.requestStmts(typ, raw)
-	n := 0
+// requestPlan is the router's plan of a request's statements
+// (router.ShardRouting.PlanRequest) for sess, with the statement that
+// decided it; a refusal is the error.
+func (c *clientConn) requestPlan(rt *router.ShardCluster, sts []shardStmt, sess router.ShardSession) (router.ShardTarget, *router.ShardKeys, shardStmt, error) {
+	var buf [4]router.RequestStmt
+	rs := buf[:0]
 	for _, st := range sts {
-		if st.sql != "" && (st.isQuery || st.bind != nil) {
-			n++
+		r := router.RequestStmt{SQL: st.sql, Runs: st.isQuery || st.bind != nil}
+		if st.bind != nil {
+			r.Params = bindParams{st.bind, st.types}
 		}
+		rs = append(rs, r)
 	}
-	sess.NotAlone = n > 1 // several shards are merged for a lone statement only
-	for _, st := range sts {
-		if st.sql == "" && st.bind != nil {
-			continue // an unknown statement: the server will say so
-		}
-		if !st.isQuery && st.bind == nil {
-			continue // a Parse: any shard can prepare it; its Bind is routed
-		}
-		s, _, err := shardOf(rt, st, sess)
-		switch {
-		case errors.Is(err, errNoShard):
-			continue
-		case err != nil:
-			return 0, err
-		}
-		if got >= 0 && s != got {
-			return 0, errTwoShards(got, s)
-		}
-		got = s
+	t, sk, i, err := rt.PlanRequest(rs, sess)
+	var st shardStmt
+	if i >= 0 {
+		st = sts[i]
 	}
-	return got, nil
-}
-
-func errTwoShards(a, b int) *pgError {
-	return newError(codeFeatureNotSupported, "transaction touches two shards (%d and %d); a transaction must stay on one shard", a, b)
+	if r, ok := t.(router.Refused); ok && err == nil {
+		err = refusal(r)
+	}
+	return t, sk, st, err
 }
 
 // shardAcquire picks the pool for the transaction that starts with this
@@ -316,9 +264,12 @@ func (c *clientConn) shardAcquire(typ byte, raw []byte) (*poolEntry, *replica.No
 	if rt == nil {
 		return nil, nil, newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", c.cluster.Database)
 	}
-	s, err := c.requestShard(rt, typ, raw, c.shardSession(false))
-	switch {
-	case errors.Is(err, errScatter), errors.Is(err, errAllShards):
+	t, _, _, err := c.requestPlan(rt, c.requestStmts(typ, raw), c.shardSession(false))
+	s := -1
+	switch t := t.(type) {
+	case router.OneShard:
+		s = t.Shard
+	case router.ScatterShards, router.WriteShards:
 		// The plan allows it here (router.ShardSession), but it is not
 		// one the scatter runs (shard_scatter.go's scatterRequest).
 		err = newError(codeFeatureNotSupported, "a statement without the shard key runs on every shard only when sent alone (one statement, one Sync), outside a transaction")
@@ -363,7 +314,7 @@ func (c *clientConn) shardSession(leased bool) router.ShardSession {
 // shardLeaseErr says why a request sent during a lease cannot join it
 // (the plan's refusal: another shard, or several); nil when it can.
 func (c *clientConn) shardLeaseErr(typ byte, raw []byte) error {
-	_, err := c.requestShard(c.sh.rt, typ, raw, c.shardSession(true))
+	_, _, _, err := c.requestPlan(c.sh.rt, c.requestStmts(typ, raw), c.shardSession(true))
 	return err
 }
 
@@ -381,22 +332,16 @@ func (c *clientConn) shardCheckInLease(typ byte, raw []byte) bool {
 	if !leased {
 		return false
 	}
-	var err error
+	sts := c.requestStmts(typ, raw)
 	if typ == 'B' {
 		// Held messages are already sent during a lease; only this Bind.
-		sts := c.requestStmts(typ, raw)
 		if len(sts) == 0 { // a malformed Bind: the server answers it
 			return false
 		}
-		st := sts[len(sts)-1]
-		if st.sql == "" {
-			return false
-		}
-		_, _, err = shardOf(c.sh.rt, st, c.shardSession(true))
-	} else {
-		_, err = c.requestShard(c.sh.rt, typ, raw, c.shardSession(true))
+		sts = sts[len(sts)-1:]
 	}
-	if err == nil || errors.Is(err, errNoShard) {
+	_, _, _, err := c.requestPlan(c.sh.rt, sts, c.shardSession(true))
+	if err == nil {
 		return false
 	}
 	c.shardRefused()

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/router"
 )
 
 // BenchmarkShardRoute measures the routing of one keyed statement of a
@@ -57,9 +58,9 @@ database = "orders_1"
 	parse, _ := (&pgproto3.Parse{Name: "s1", Query: sql, ParameterOIDs: []uint32{20}}).Encode(nil)
 	c.stmts["s1"] = s.stmts.get(parse[5+len("s1")+1:], 0)
 	route := func(b *testing.B, typ byte, raw []byte) {
-		sh, err := c.requestShard(rt, typ, raw, c.shardSession(false))
-		if err != nil || sh < 0 {
-			b.Fatalf("routed to %d: %v", sh, err)
+		t, _, _, err := c.requestPlan(rt, c.requestStmts(typ, raw), c.shardSession(false))
+		if _, one := t.(router.OneShard); err != nil || !one {
+			b.Fatalf("routed to %#v: %v", t, err)
 		}
 	}
 

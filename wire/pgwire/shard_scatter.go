@@ -79,41 +79,15 @@ func (c *clientConn) scatterRequest(typ byte, raw []byte) (rt *router.ShardClust
 	if rt = c.srv.Shards.Get(c.cluster.Name); rt == nil {
 		return nil, req, nil, false
 	}
-	_, err := c.requestShard(rt, typ, raw, c.shardSession(false))
-	write := errors.Is(err, errAllShards)
-	if !write && !errors.Is(err, errScatter) || write && c.sh.begin != nil {
+	t, sk, st, err := c.requestPlan(rt, c.requestStmts(typ, raw), c.shardSession(false))
+	if err != nil {
 		return nil, req, nil, false
 	}
-	// The statement that needs several shards: its plan names them.
-	var st shardStmt
-	for _, s := range c.requestStmts(typ, raw) {
-		if s.isQuery || s.bind != nil {
-			st = s
-		}
-	}
-	var params router.Params
-	if st.bind != nil {
-		params = bindParams{st.bind, st.types}
-	}
-	t, sk, err := rt.PlanShard(st.sql, params, c.shardSession(false))
-	req = scatter.Request{Job: scatter.Job{Protocol: "postgres", Cluster: c.cluster.Name, Write: write, MaxBytes: rt.Cluster.Settings.MaxScatterBytes, Parallel: true},
-		SQL: st.sql, Unoffset: router.PostgresScatterLimit}
-	switch t := t.(type) {
-	case router.ScatterShards:
-		req.Shards = t.Shards
-	case router.WriteShards:
-		req.Shards = t.Shards
-	default:
+	if req, ok = rt.ScatterRequest(t, sk, st.sql); !ok {
 		return nil, req, nil, false
 	}
-	if err != nil || write != (sk.Kind != router.StmtSelect) {
-		return nil, req, nil, false
-	}
-	if req.Shards == nil {
-		req.Shards = scatter.AllShards(rt.Map.Shards())
-	}
-	if !write {
-		req.Spec, req.LimitParam, req.OffsetParam = sk.MergeSpec(), sk.LimitParam, sk.OffsetParam
+	req.Parallel = true
+	if !req.Write {
 		if bind := st.bind; bind != nil {
 			req.ReadParam = func(n int) (int64, error) { return limitParam(bind, n) }
 		}
