@@ -44,8 +44,8 @@ type backend struct {
 	// stmts are the server-side prepared statements here, by query text.
 	stmts map[string]*srvStmt
 
-	tls     bool       // the connection is encrypted
-	tlsConf *serverTLS // what it was dialed with: side connections (KILL) use it too
+	tls     bool                // the connection is encrypted
+	tlsConf *frontend.ServerTLS // what it was dialed with: side connections (KILL) use it too
 
 	// broken: the stream is out of sync or the socket failed; never reuse.
 	broken bool
@@ -121,10 +121,10 @@ type dialParams struct {
 	db        string
 	caps      uint32 // mirrored client capabilities (mirrorCaps bits)
 	collation uint8
-	attrs     map[string]string // connection attributes (CLIENT_CONNECT_ATTRS)
-	attrsSig  string            // attrs, canonical (connSpec.attrsSig)
-	plugin    string            // preferred auth plugin (tests); "" follows the server
-	tls       *serverTLS        // nil: no TLS
+	attrs     map[string]string   // connection attributes (CLIENT_CONNECT_ATTRS)
+	attrsSig  string              // attrs, canonical (connSpec.attrsSig)
+	plugin    string              // preferred auth plugin (tests); "" follows the server
+	tls       *frontend.ServerTLS // nil: no TLS
 }
 
 // dialBackend connects and authenticates. Any panic while parsing what the
@@ -132,10 +132,10 @@ type dialParams struct {
 // the proxy down.
 func dialBackend(ctx context.Context, p dialParams) (*backend, error) {
 	b, err := dialBackendOnce(ctx, p)
-	if err != nil && errors.Is(err, errTLSHandshake) && p.tls != nil && p.tls.mode == config.TLSPrefer && ctx.Err() == nil {
+	if err != nil && errors.Is(err, errTLSHandshake) && p.tls != nil && p.tls.Mode == config.TLSPrefer && ctx.Err() == nil {
 		// prefer, as libpq's: a server whose TLS we cannot speak is used
 		// without it.
-		p.tls = p.tls.plain()
+		p.tls = p.tls.Plain()
 		return dialBackendOnce(ctx, p)
 	}
 	return b, err
@@ -241,10 +241,10 @@ func (b *backend) authenticate(p dialParams) error {
 	b.threadID = hs.ConnectionID
 	b.version = hs.ServerVersion
 	seq := uint8(1)
-	if p.tls != nil && p.tls.err != nil {
-		return fmt.Errorf("TLS toward %s: %w", p.addr, p.tls.err)
+	if p.tls != nil && p.tls.Err != nil {
+		return fmt.Errorf("TLS toward %s: %w", p.addr, p.tls.Err)
 	}
-	if p.tls != nil && p.tls.conf != nil && hs.Capabilities&mysqlproto.CapSSL != 0 {
+	if p.tls != nil && p.tls.Conf != nil && hs.Capabilities&mysqlproto.CapSSL != 0 {
 		// SSLRequest: the first part of the handshake response, then the
 		// TLS handshake, then the whole response over TLS.
 		b.caps |= mysqlproto.CapSSL
@@ -253,7 +253,7 @@ func (b *backend) authenticate(p dialParams) error {
 			return err
 		}
 		seq++
-		tc := tls.Client(b.nc, p.tls.conf)
+		tc := tls.Client(b.nc, p.tls.Conf)
 		if err := tc.Handshake(); err != nil {
 			return fmt.Errorf("%w with %s: %w", errTLSHandshake, p.addr, err)
 		}
@@ -261,8 +261,8 @@ func (b *backend) authenticate(p dialParams) error {
 		b.br.Reset(tc)
 		b.bw.Reset(tc)
 		b.tls = true
-	} else if p.tls.required() {
-		return fmt.Errorf("server %s does not offer TLS, and server_tls = %q requires it", p.addr, p.tls.mode)
+	} else if p.tls.Required() {
+		return fmt.Errorf("server %s does not offer TLS, and server_tls = %q requires it", p.addr, p.tls.Mode)
 	}
 	scramble := append([]byte(nil), hs.Scramble...)
 	plugin := hs.AuthPlugin
@@ -279,7 +279,7 @@ func (b *backend) authenticate(p dialParams) error {
 	if p.plugin != "" {
 		plugin = p.plugin
 	}
-	if plugin == mysqlproto.PluginClearText && !p.tls.sendPlain(b.tls) {
+	if plugin == mysqlproto.PluginClearText && !p.tls.SendPlain(b.tls) {
 		return b.refuseCleartext(p)
 	}
 	auth, err := scrambleFor(plugin, scramble, p.password)
@@ -332,7 +332,7 @@ func (b *backend) authenticate(p dialParams) error {
 				return fmt.Errorf("server %s asks for the old (pre-4.1) password scheme", p.addr)
 			}
 			plugin, scramble = name, append([]byte(nil), data...)
-			if plugin == mysqlproto.PluginClearText && !p.tls.sendPlain(b.tls) {
+			if plugin == mysqlproto.PluginClearText && !p.tls.SendPlain(b.tls) {
 				return b.refuseCleartext(p)
 			}
 			auth, err := scrambleFor(plugin, scramble, p.password)
@@ -352,15 +352,15 @@ func (b *backend) authenticate(p dialParams) error {
 			case len(data) == 1 && data[0] == 4 && b.tls: // full authentication over TLS
 				// The server takes the password as it is here; whoever
 				// holds the TLS session reads it.
-				if !p.tls.sendPlain(b.tls) {
+				if !p.tls.SendPlain(b.tls) {
 					return b.refuseFullAuth(p)
 				}
 				if _, err = b.writePacket(seq, append([]byte(p.password), 0)); err != nil {
 					return err
 				}
-			case len(data) == 1 && data[0] == 4 && p.tls != nil && p.tls.pubKey != nil:
+			case len(data) == 1 && data[0] == 4 && p.tls != nil && p.tls.PubKey != nil:
 				// Full authentication in the clear, to the pinned key.
-				enc, err := rsaEncryptPasswordKey(p.tls.pubKey, scramble, p.password)
+				enc, err := rsaEncryptPasswordKey(p.tls.PubKey, scramble, p.password)
 				if err != nil {
 					return fmt.Errorf("caching_sha2_password full authentication to %s: %w", p.addr, err)
 				}
@@ -371,7 +371,7 @@ func (b *backend) authenticate(p dialParams) error {
 				// The server would send the key to encrypt the password
 				// with, and a key from an unverified peer is the
 				// attacker's as likely as the server's.
-				if !p.tls.sendPlain(b.tls) {
+				if !p.tls.SendPlain(b.tls) {
 					return b.refuseFullAuth(p)
 				}
 				if _, err = b.writePacket(seq, []byte{2}); err != nil {
@@ -404,7 +404,7 @@ func (b *backend) authenticate(p dialParams) error {
 func (b *backend) refuseCleartext(p dialParams) error {
 	return mysqlproto.NewSQLError(mysqlproto.CRAuthPluginErr, "HY000",
 		"Authentication plugin 'mysql_clear_password' reported error: server %s asked for the password in clear text over a connection that is not TLS-verified (server_tls = %q); switchyard refused to send it. Set server_tls = \"verify-full\" (or \"verify-ca\") for this cluster or, to send it anyway, server_allow_cleartext_password = true",
-		p.addr, p.tls.modeName())
+		p.addr, p.tls.ModeName())
 }
 
 // refuseFullAuth is the error for caching_sha2_password's full
@@ -413,11 +413,11 @@ func (b *backend) refuseFullAuth(p dialParams) error {
 	if b.tls {
 		return mysqlproto.NewSQLError(mysqlproto.CRAuthPluginErr, "HY000",
 			"Authentication plugin 'caching_sha2_password' reported error: server %s needs the password itself (full authentication) over TLS whose certificate is not verified (server_tls = %q); switchyard refused to send it. Set server_tls = \"verify-full\" (or \"verify-ca\") for this cluster or, to send it anyway, server_allow_cleartext_password = true",
-			p.addr, p.tls.modeName())
+			p.addr, p.tls.ModeName())
 	}
 	return mysqlproto.NewSQLError(mysqlproto.CRAuthPluginErr, "HY000",
 		"Authentication plugin 'caching_sha2_password' reported error: server %s needs full authentication over a connection without TLS (server_tls = %q), and switchyard does not encrypt the password to a public key the server sends. Set server_public_key_path to the server's public key, or server_tls = \"verify-full\" (or \"verify-ca\"), or, to trust the key the server sends, server_allow_cleartext_password = true",
-		p.addr, p.tls.modeName())
+		p.addr, p.tls.ModeName())
 }
 
 // roundTrip sends a command whose answer is a single OK or ERR packet

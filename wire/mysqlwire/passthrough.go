@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 )
 
 // passPrefix marks a server password that is SHA1(password) of a
@@ -115,7 +116,7 @@ func (s *Server) runAuthQuery(cfg *config.Config, cl *config.Cluster, name strin
 	if addr == "" {
 		return "", errors.New("the cluster has no primary")
 	}
-	stls, err := newServerTLS(st, addr)
+	stls, err := frontend.NewServerTLS(st, addr)
 	if err != nil {
 		return "", err
 	}

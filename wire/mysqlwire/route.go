@@ -64,9 +64,9 @@ func flavorOf(version string) int32 {
 
 // newProbe is the lag monitor's prober of a node of cl (replica.Specs).
 func newProbe(cl *config.Cluster, addr string, primary bool, user, password string) lagmon.Prober {
-	t, err := newServerTLS(cl.Settings, addr)
+	t, err := frontend.NewServerTLS(cl.Settings, addr)
 	if err != nil {
-		t = &serverTLS{mode: cl.Settings.ServerTLS, err: err} // every dial fails with err
+		t = &frontend.ServerTLS{Mode: cl.Settings.ServerTLS, Err: err} // every dial fails with err
 	}
 	return &gtidProbe{addr: addr, user: user, password: password, primary: primary, tls: t}
 }
@@ -98,7 +98,7 @@ func parsePosition(rt *replica.Runtime, s string) (lagmon.Position, error) {
 type gtidProbe struct {
 	addr, user, password string
 	primary              bool
-	tls                  *serverTLS
+	tls                  *frontend.ServerTLS
 
 	mu     sync.Mutex
 	be     *backend

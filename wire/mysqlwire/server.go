@@ -92,7 +92,7 @@ func (s *Server) openPool(k frontend.PoolKey) (*pool.Pool, error) {
 	if cl := s.Config().ClusterByName(k.Cluster); cl != nil {
 		lim = frontend.PoolLimits(cl.Settings)
 	}
-	stls, err := newServerTLS(k.Settings, k.Addr)
+	stls, err := frontend.NewServerTLS(k.Settings, k.Addr)
 	if err != nil {
 		return nil, mysqlproto.NewSQLError(mysqlproto.ERUnknown, "HY000", "switchyard: %v", err)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/faultnet"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
@@ -200,7 +201,7 @@ func (a *authServer) publicKeyPEMBytes() []byte {
 func dialScripted(t *testing.T, a *authServer, st config.Settings) (*backend, error) {
 	t.Helper()
 	addr := a.ln.Addr().String()
-	stls, err := newServerTLS(st, addr)
+	stls, err := frontend.NewServerTLS(st, addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/testcluster"
 )
 
@@ -70,7 +71,7 @@ func TestServerTLSPreferFallsBack(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return dialBackend(ctx, dialParams{addr: addr, user: "app", password: "app", db: "app",
-			collation: defaultCollation, tls: &serverTLS{mode: mode, conf: oldTLS}})
+			collation: defaultCollation, tls: &frontend.ServerTLS{Mode: mode, Conf: oldTLS}})
 	}
 	if b, err := dial("require"); err == nil {
 		b.Close()

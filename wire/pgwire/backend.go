@@ -65,11 +65,7 @@ func serverConfig(addr string, st config.Settings, extra string) (*pgconn.Config
 	if err != nil {
 		return nil, err
 	}
-	mode := st.ServerTLS
-	if mode == "" {
-		mode = config.TLSPrefer
-	}
-	conn := fmt.Sprintf("host=%s port=%s sslmode=%s", quoteConnValue(host), quoteConnValue(port), mode)
+	conn := fmt.Sprintf("host=%s port=%s sslmode=%s", quoteConnValue(host), quoteConnValue(port), frontend.ServerTLSMode(st))
 	if st.ServerTLSCA != "" {
 		conn += " sslrootcert=" + quoteConnValue(st.ServerTLSCA)
 	}
@@ -85,7 +81,7 @@ func serverConfig(addr string, st config.Settings, extra string) (*pgconn.Config
 			c.TLSConfig.MinVersion = tls.VersionTLS12
 		}
 	}
-	if !cleartextAllowed(st) {
+	if !frontend.CleartextAllowed(st) {
 		// libpq's require_auth=!password: the password method sends
 		// server_password as it is, so anyone who can stand between the
 		// proxy and a server that is not verified (prefer falls back to
@@ -96,23 +92,13 @@ func serverConfig(addr string, st config.Settings, extra string) (*pgconn.Config
 	return cfg, nil
 }
 
-// cleartextAllowed reports whether a server may be sent server_password
-// in clear text: only over TLS to a verified server, or when the operator
-// accepted the risk with server_allow_cleartext_password.
-func cleartextAllowed(st config.Settings) bool {
-	return st.ServerAllowCleartextPassword || st.ServerTLS == config.TLSVerifyCA || st.ServerTLS == config.TLSVerifyFull
-}
-
 // downgradeError names the setting behind a refused password request, in
 // place of pgconn's words for the require_auth check.
 func downgradeError(addr string, st config.Settings, err error) error {
 	if err == nil || !strings.Contains(err.Error(), "require_auth") {
 		return err
 	}
-	mode := st.ServerTLS
-	if mode == "" {
-		mode = config.TLSPrefer
-	}
+	mode := frontend.ServerTLSMode(st)
 	return &pgError{Severity: "ERROR", Code: codeInvalidAuthorization,
 		Message: fmt.Sprintf("server %s asked for the password in clear text (password authentication) over a connection that is not TLS-verified (server_tls = %q); switchyard refused to send it", addr, mode),
 		Hint:    "use scram-sha-256 or md5 on the server, or set server_tls = \"verify-full\" (or \"verify-ca\") for this cluster; to send it anyway, set server_allow_cleartext_password = true",
