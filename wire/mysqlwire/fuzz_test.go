@@ -43,10 +43,11 @@ func FuzzExecuteParams(f *testing.F) {
 	// A DATETIME and an unsigned TINY.
 	f.Add([]byte{mysqlproto.ComStmtExecute, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0x0c, 0, 0x01, 0x80, 4, 0xe8, 0x07, 1, 2, 200}, uint8(2), []byte(nil))
 	f.Fuzz(func(t *testing.T, p []byte, n uint8, bound []byte) {
-		ep, err := decodeExecParams(p, int(n), bound, func(i int) bool { return i == 3 })
+		dp, err := mysqlproto.DecodeExecParams(p, int(n), bound, func(i int) bool { return i == 3 })
 		if err != nil {
 			return
 		}
+		ep := execParams{dp}
 		for k := 1; k <= int(n)+1; k++ {
 			_, _ = ep.KeyParam(k)
 			_, _ = ep.intParam(k)
@@ -54,8 +55,8 @@ func FuzzExecuteParams(f *testing.F) {
 		// The same bytes as a row of n columns of the types given.
 		cols := make([]mysqlproto.ColumnDef, n)
 		for i := range cols {
-			if 2*i < len(ep.types) {
-				cols[i].Type = ep.types[2*i]
+			if 2*i < len(ep.Types) {
+				cols[i].Type = ep.Types[2*i]
 			}
 		}
 		for _, bin := range []bool{false, true} {

@@ -299,7 +299,8 @@ func (s *session) execute(p []byte, seq uint8) error {
 	}
 	build := func(be *backend) ([]byte, error) { return s.executePacket(be, cs, p, pos) }
 	if s.sh != nil {
-		ep, perr := decodeExecParams(p, int(cs.params), cs.types, cs.longParams())
+		dp, perr := mysqlproto.DecodeExecParams(p, int(cs.params), cs.types, cs.longParams())
+		ep := execParams{dp}
 		var params router.Params = ep
 		if perr != nil {
 			params = malformedParams{}
