@@ -3,6 +3,8 @@ package mysqlwire
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
@@ -11,18 +13,8 @@ import (
 // carry protocol="mysql"; the ones below are MySQL-only and come from
 // Collectors().
 
-// client states for metrics.ClientConnections.
-const (
-	stIdle    = 0
-	stWaiting = 1
-	stActive  = 2
-)
-
-var stateGauges = [3]prometheus.Gauge{
-	metrics.ClientConnections.WithLabelValues("mysql", "idle"),
-	metrics.ClientConnections.WithLabelValues("mysql", "waiting"),
-	metrics.ClientConnections.WithLabelValues("mysql", "active"),
-}
+// clientStates are the gauges of the clients by state.
+var clientStates = frontend.NewClientStates(config.MySQL)
 
 var (
 	loginOK       = metrics.ClientLogins.WithLabelValues("mysql", "ok")

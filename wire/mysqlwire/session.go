@@ -101,7 +101,7 @@ type session struct {
 
 	sh *shardSess // sharded clusters only (shard.go)
 
-	state  int // stIdle, stWaiting, stActive (metrics)
+	state  frontend.ClientState // for the metrics
 	mTxn   prometheus.Counter
 	mQuery prometheus.Counter
 
@@ -118,14 +118,6 @@ type session struct {
 	busyGen, watchGen uint64
 	watchArmed        bool
 	left              atomic.Bool // the watch found the client gone mid-command
-}
-
-func (s *session) setState(st int) {
-	if s.state != st {
-		stateGauges[s.state].Dec()
-		stateGauges[st].Inc()
-		s.state = st
-	}
 }
 
 // errQuit ends a session without an error to log.
@@ -150,8 +142,8 @@ func (srv *Server) serveConn(nc net.Conn) {
 	defer slot.Release()
 	s.slot = slot
 	defer srv.fe.Unregister(s.id, s)
-	stateGauges[stIdle].Inc()
-	defer func() { stateGauges[s.state].Dec() }()
+	clientStates.Enter(&s.state)
+	defer clientStates.Leave(&s.state)
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in MySQL session", "panic", r, "stack", string(debug.Stack()))
@@ -735,10 +727,10 @@ func (s *session) acquire() error {
 	if s.lease != nil {
 		return nil
 	}
-	s.setState(stWaiting)
+	clientStates.Set(&s.state, frontend.StateWaiting)
 	p, node, rt := s.route()
 	if p == nil { // sharded: the map is gone, or the proxy is closing
-		s.setState(stIdle)
+		clientStates.Set(&s.state, frontend.StateIdle)
 		if s.srv.fe.Closing() {
 			return mysqlproto.NewSQLError(mysqlproto.ERServerShutdown, "08S01", "switchyard is shutting down")
 		}
@@ -768,7 +760,7 @@ func (s *session) acquire() error {
 			if node != nil {
 				rt.Set.Done(node)
 			}
-			s.setState(stIdle)
+			clientStates.Set(&s.state, frontend.StateIdle)
 			if errors.Is(err, pool.ErrClosed) && !rekeyed && node == nil && !s.srv.fe.Closing() {
 				// A reload replaced the pool: take the current one.
 				rekeyed = true
@@ -799,7 +791,7 @@ func (s *session) acquire() error {
 				toPrimary("preparing a connection", err, !reuse)
 				continue
 			}
-			s.setState(stIdle)
+			clientStates.Set(&s.state, frontend.StateIdle)
 			if !reuse {
 				return mysqlproto.WrapSQLError(err, mysqlproto.ERUnknown, "HY000", "switchyard: preparing a server connection failed")
 			}
@@ -809,7 +801,7 @@ func (s *session) acquire() error {
 		s.lease, s.be = ls, be
 		s.mu.Unlock()
 		s.leasePool, s.leaseNode, s.leaseRT, s.leaseWrites = p, node, rt, false
-		s.setState(stActive)
+		clientStates.Set(&s.state, frontend.StateActive)
 		s.fresh = true
 		return nil
 	}
@@ -962,7 +954,7 @@ func (s *session) release(reuse bool) {
 	if ls == nil {
 		return
 	}
-	s.setState(stIdle)
+	clientStates.Set(&s.state, frontend.StateIdle)
 	s.kills.Wait()
 	if be.broken || s.left.Load() {
 		reuse = false // a client that left mid-command: its thread was killed

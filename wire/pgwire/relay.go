@@ -882,7 +882,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 // line with the client's, and starts the pump.
 func (c *clientConn) acquire(typ byte, raw []byte) error {
 	c.mu.Lock()
-	c.setState("waiting")
+	clientStates.Set(&c.state, frontend.StateWaiting)
 	c.mu.Unlock()
 	if c.cfgSeen != c.srv.Config() {
 		c.repool() // a reload since the last lease: its pools
@@ -896,7 +896,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 		if c.sh != nil { // sharding: the shard of the request
 			if e, node, err = c.shardAcquire(typ, raw); err != nil {
 				c.mu.Lock()
-				c.setState("idle")
+				clientStates.Set(&c.state, frontend.StateIdle)
 				c.mu.Unlock()
 				return err
 			}
@@ -988,7 +988,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 			c.srvSkipping, c.unnamedLease, c.copyIn, c.swapOut = false, false, false, nil
 			c.reader = readerNone
 			c.expects.reset()
-			c.setState("active")
+			clientStates.Set(&c.state, frontend.StateActive)
 			c.mu.Unlock()
 			return nil
 		}
@@ -996,7 +996,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 		err = poolError(err)
 	}
 	c.mu.Lock()
-	c.setState("idle")
+	clientStates.Set(&c.state, frontend.StateIdle)
 	c.leaseNode = node
 	c.leaseEndedLocked()
 	c.mu.Unlock()
@@ -1019,7 +1019,7 @@ func (c *clientConn) detachLocked() (*serverConn, *pool.Server, *pool.Pool) {
 	c.server, c.lease, c.leasePool = nil, nil, nil
 	c.releaseDue = false
 	c.reader = readerNone
-	c.setState("idle")
+	clientStates.Set(&c.state, frontend.StateIdle)
 	c.leaseEndedLocked()
 	c.leaseIdle.Broadcast()
 	return sc, ps, p

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/wire/pgframe"
 )
@@ -32,7 +33,7 @@ func TestMalformedServerReplyFailsOnlyThatClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clientConn{conn: proxySide, bw: bufio.NewWriter(proxySide), state: "active", mode: "transaction",
+	c := &clientConn{conn: proxySide, bw: bufio.NewWriter(proxySide), state: frontend.StateActive, mode: "transaction",
 		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	c.server, c.lease, c.leasePool, c.outstanding = sc, ps, p, 1
 	c.expects.push(expect{kind: 'Q'})

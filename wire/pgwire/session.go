@@ -162,7 +162,7 @@ type clientConn struct {
 	txnPrev       map[string]*string  // what the server connection had before them
 	txnResetAll   bool
 	txnCommitted  bool
-	state         string // metrics state: idle, waiting, active
+	state         frontend.ClientState // for the metrics and SHOW CLIENTS; under mu
 
 	mTxn, mQuery prometheus.Counter
 
@@ -239,7 +239,7 @@ func (s *Server) newClient(conn net.Conn) *clientConn {
 		conn:  conn,
 		start: time.Now(),
 		log:   s.log.With("client", conn.RemoteAddr().String()),
-		state: "idle",
+		state: frontend.StateIdle,
 		stmts: make(map[string]*gstmt),
 		an:    s.an,
 	}
@@ -302,7 +302,7 @@ func (c *clientConn) startSession(refused error) bool {
 	}
 	_ = c.conn.SetDeadline(time.Time{})
 	metrics.ClientLogins.WithLabelValues("postgres", "ok").Inc()
-	stateGauge["idle"].Inc()
+	clientStates.Enter(&c.state)
 	if c.console {
 		c.log.Info("admin console session", "user", c.user.Name)
 	} else {
@@ -312,12 +312,11 @@ func (c *clientConn) startSession(refused error) bool {
 }
 
 // loggedOut closes the books of a session that logged in. A pump may
-// still be finishing; the books close under mu, and setState does nothing
+// still be finishing; the books close under mu, and clientStates.Set does nothing
 // after this.
 func (c *clientConn) loggedOut() {
 	c.mu.Lock()
-	stateGauge[c.state].Dec()
-	c.state = ""
+	clientStates.Leave(&c.state)
 	pinned := c.pinReason != ""
 	c.mu.Unlock()
 	if pinned {
@@ -870,22 +869,8 @@ func (c *clientConn) CloseIfIdle() {
 // CloseConn closes the client's connection now (Shutdown's end).
 func (c *clientConn) CloseConn() { c.conn.Close() }
 
-// stateGauge resolves the label values once: a state change is on the
-// path of every transaction.
-var stateGauge = map[string]prometheus.Gauge{
-	"idle":    metrics.ClientConnections.WithLabelValues("postgres", "idle"),
-	"waiting": metrics.ClientConnections.WithLabelValues("postgres", "waiting"),
-	"active":  metrics.ClientConnections.WithLabelValues("postgres", "active"),
-}
-
-func (c *clientConn) setState(s string) {
-	if c.state == s || c.state == "" {
-		return
-	}
-	stateGauge[c.state].Dec()
-	stateGauge[s].Inc()
-	c.state = s
-}
+// clientStates are the gauges of the clients by state.
+var clientStates = frontend.NewClientStates(config.Postgres)
 
 // syncParams makes the runtime parameters of a freshly leased server
 // connection what this client asked for at startup, resetting what an
