@@ -80,15 +80,19 @@ type ShardSession struct {
 	InTxn, NoAutocommit, NotAlone bool
 }
 
-// Hold is what keeps a session's server connection (its lease) between
-// statements, one of a closed set; each wire maps its state to it.
+// Hold is why a session keeps its server connection (its lease) between
+// statements or transactions, one of a closed set: both wires keep their
+// session's state in it (the checks "may the lease end", "may the
+// connection serve another client", "may a read go to a replica" read
+// it), and the plan words its refusals by it.
 type Hold uint8
 
 const (
-	HoldTxn     Hold = iota // a transaction is under way
+	HoldNone    Hold = iota // transaction pooling: the lease ends with the transaction (in one, the refusals say "a transaction")
+	HoldTxn                 // a transaction is under way (MySQL: SERVER_STATUS_IN_TRANS)
 	HoldSession             // session pooling: the client owns the connection
 	HoldPinned              // state on it the proxy cannot carry over (ShardSession.Pin)
-	HoldNextTxn             // MySQL's SET TRANSACTION for the next transaction is on it
+	HoldNextTxn             // MySQL: a SET TRANSACTION or USE for the next command is on it
 )
 
 // heldBy names what holds the session's lease, for refusals.

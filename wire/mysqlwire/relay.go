@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
@@ -168,7 +169,7 @@ func (s *session) relayFailed(rl *relay, err error, mayRetry, replicaRead bool, 
 	if errors.As(err, &sio) {
 		rl.be.broken = true
 		reused := s.lease.Reused()
-		stateful := s.keeps() != keepNone
+		stateful := s.keeps() != router.HoldNone
 		if s.leaseNode != nil {
 			if reused && !rl.wrote && mayRetry && replicaRead && !stateful {
 				// An idle connection that died while idle (returned too

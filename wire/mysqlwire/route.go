@@ -237,50 +237,22 @@ func (s *session) routeWith(rt *replica.Runtime, key frontend.PoolKey, primary *
 	return p, n, rt
 }
 
-// keep is the state of a session's lease between commands: why it keeps
-// its server connection, one of a closed set (the checks of "may the
-// connection go back", "may a lost connection's command be retried
-// elsewhere", "must it be reset" all read it).
-type keep uint8
-
-const (
-	keepNone    keep = iota // the connection goes back to the pool (transaction pooling)
-	keepSession             // session pooling: the client owns it
-	keepPinned              // state on it the proxy cannot replay elsewhere (s.pinned says what)
-	keepTxn                 // a transaction is open (SERVER_STATUS_IN_TRANS)
-	keepNext                // a SET TRANSACTION or USE for the next command is on it (s.hold)
-)
-
-// keeps says why the session keeps its server connection now.
-func (s *session) keeps() keep {
+// keeps says why the session keeps its server connection now (the
+// checks of "may the connection go back", "may a lost connection's
+// command be retried elsewhere", "must it be reset" read it): s.pinned
+// says why it is pinned, s.hold what a HoldNextTxn is.
+func (s *session) keeps() router.Hold {
 	switch {
 	case s.mode == config.PoolSession:
-		return keepSession
-	case s.pinned != "":
-		return keepPinned
-	case s.inTx:
-		return keepTxn
-	case s.hold > 0:
-		return keepNext
-	}
-	return keepNone
-}
-
-// holdOf is what holds the session's lease, for the router's refusals
-// of a statement that would leave it.
-func (s *session) holdOf() router.Hold {
-	if s.inTx {
-		return router.HoldTxn
-	}
-	switch s.keeps() {
-	case keepSession:
 		return router.HoldSession
-	case keepPinned:
+	case s.pinned != "":
 		return router.HoldPinned
-	case keepNext:
+	case s.inTx:
+		return router.HoldTxn
+	case s.hold > 0:
 		return router.HoldNextTxn
 	}
-	return router.HoldTxn
+	return router.HoldNone
 }
 
 // replicaKey names a session's cached replica pool: a replica may serve

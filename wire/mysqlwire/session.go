@@ -711,7 +711,7 @@ func (s *session) afterCommand(served bool) {
 	if s.hold > 0 {
 		s.hold--
 	}
-	if s.lease == nil || s.keeps() != keepNone {
+	if s.lease == nil || s.keeps() != router.HoldNone {
 		return
 	}
 	s.release(true)
@@ -990,7 +990,7 @@ func (s *session) finish() {
 	if s.lease != nil {
 		be := s.be
 		reuse := !be.broken && !s.left.Load()
-		if reuse && (s.keeps() != keepNone || be.dirty || !be.clean()) {
+		if reuse && (s.keeps() != router.HoldNone || be.dirty || !be.clean()) {
 			err := be.withDeadline(2*time.Second, be.reset)
 			metricResets.Inc()
 			reuse = err == nil

@@ -205,9 +205,12 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 		return nil, nil, nil, err
 	}
 	sess := router.ShardSession{Key: s.routing.Key, Lease: -1, NoAutocommit: s.noAutocommit,
-		InTxn: s.sh.begin != nil || s.keeps() != keepNone}
+		InTxn: s.sh.begin != nil || s.keeps() != router.HoldNone}
 	if s.lease != nil {
-		sess.Lease, sess.Hold, sess.Pin = s.sh.cur, s.holdOf(), s.pinned
+		sess.Lease, sess.Hold, sess.Pin = s.sh.cur, s.keeps(), s.pinned
+		if s.inTx {
+			sess.Hold = router.HoldTxn // a transaction says it first
+		}
 	}
 	t, sk, err := rt.PlanShard(sql, params, sess)
 	if r, ok := t.(router.Refused); ok && err == nil {

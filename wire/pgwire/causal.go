@@ -314,7 +314,7 @@ var positionQuery = pgframe.Query("SELECT pg_catalog.pg_current_wal_insert_lsn()
 // copy data.
 func (c *clientConn) positionQueryLocked() []byte {
 	if c.posBlocked || !c.posDue || c.leaseNode != nil || !c.leaseWrites || c.rt == nil || c.sh != nil ||
-		c.keeps() != keepNone || c.copyIn {
+		c.keeps() != router.HoldNone || c.copyIn {
 		return nil
 	}
 	c.expects.push(expect{kind: 'Q', act: actPosition})

@@ -266,7 +266,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 	// once, and not a request whose sending changed the client's statement
 	// names (a named Parse, a Close).
 	c.redoable = leased && !c.leaseAlive && c.sh == nil && !c.reads.Checking() && c.lease.Reused() &&
-		c.keeps() == keepNone && c.txStatus == 'I' &&
+		c.keeps() == router.HoldNone && c.txStatus == 'I' &&
 		(typ == 'Q' && len(c.pending) == 0 || typ == 'S' && resendable(c.pending))
 	c.leaseAlive = false
 	c.mu.Unlock()
@@ -802,7 +802,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 	}
 	var capture []byte
 	if (typ == 'Q' || typ == 'S') && !skip && (len(c.capture) > 0 || c.captureAll || c.captureTxn) {
-		if c.keeps() == keepNone {
+		if c.keeps() == router.HoldNone {
 			names := c.capture
 			if c.captureTxn {
 				names = c.txnSettingsLocked(names)
@@ -1028,7 +1028,7 @@ func (c *clientConn) detachLocked() (*serverConn, *pool.Server, *pool.Pool) {
 // releasableLocked says whether the lease can end now.
 func (c *clientConn) releasableLocked() bool {
 	return c.outstanding <= 0 && !c.unsynced && !c.copyIn && c.txStatus == 'I' &&
-		(c.keeps() == keepNone || c.closing || c.gone)
+		(c.keeps() == router.HoldNone || c.closing || c.gone)
 }
 
 // reusableLocked says whether the server connection may go back to the
@@ -1038,7 +1038,7 @@ func (c *clientConn) releasableLocked() bool {
 // certainty (temporary tables, LISTEN, advisory locks, SQL PREPARE,
 // WITH HOLD cursors, set_config, LOAD): it is closed instead.
 func (c *clientConn) reusableLocked() bool {
-	return c.keeps() == keepNone
+	return c.keeps() == router.HoldNone
 }
 
 // heldIdleLocked says whether c holds a server connection between
@@ -1361,7 +1361,7 @@ func (c *clientConn) relayReplies(sc *serverConn, ps *pool.Server, p *pool.Pool,
 					_ = sc.conn.SetReadDeadline(time.Now().Add(syncRelayWait))
 					continue
 				case c.outstanding == 0 && c.expects.len() == 0 && !c.unsynced && !c.copyIn &&
-					c.keeps() == keepNone && c.txStatus != 'I':
+					c.keeps() == router.HoldNone && c.txStatus != 'I':
 					// Idle in a transaction: nothing is owed, and the
 					// next request brings a reader. (A pinned or session
 					// pooled client keeps a pump for notifications.)

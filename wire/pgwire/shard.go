@@ -301,12 +301,7 @@ func (c *clientConn) shardSession(leased bool) router.ShardSession {
 	sess := router.ShardSession{Key: c.routing.Key, Lease: -1, InTxn: c.sh.begin != nil}
 	if leased {
 		sess.Lease = c.sh.cur
-		switch c.keeps() {
-		case keepPinned:
-			sess.Hold, sess.Pin = router.HoldPinned, c.pinReason
-		case keepSession:
-			sess.Hold = router.HoldSession
-		}
+		sess.Hold, sess.Pin = c.keeps(), c.pinReason
 	}
 	return sess
 }

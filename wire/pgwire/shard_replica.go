@@ -59,7 +59,7 @@ func (c *clientConn) shardRead(rt *router.ShardCluster, i int, as []*router.Anal
 	if rt.Replicas != nil {
 		rep = rt.Replicas[i]
 	}
-	if c.keeps() != keepNone {
+	if c.keeps() != router.HoldNone {
 		return primary, nil, rep, true
 	}
 	why, toReplica := router.PlanRead(rep, c.routing.Pref, as)

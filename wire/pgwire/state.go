@@ -23,29 +23,18 @@ import (
 // pins the client to its server connection for the rest of the session,
 // with a log line and a metric, rather than answering wrongly.
 
-// keep is why a client keeps its server connection between
-// transactions, one of a closed set: the checks of "may the lease end",
-// "may the connection serve another client", "may a read go to a
-// replica" all read it. Inside a transaction every client keeps it
-// (txStatus says so); keep is about the time between transactions.
-type keep uint8
-
-const (
-	keepNone    keep = iota // transaction pooling: the lease ends with the transaction
-	keepSession             // session pooling: the client owns the connection
-	keepPinned              // state on it the proxy cannot carry over (pinReason says what)
-)
-
-// keeps says why c keeps its server connection between transactions.
-// Under c.mu, or in the main loop.
-func (c *clientConn) keeps() keep {
+// keeps says why c keeps its server connection between transactions:
+// router.HoldNone, HoldSession or HoldPinned (pinReason says what).
+// Inside a transaction every client keeps it (txStatus says so). Under
+// c.mu, or in the main loop.
+func (c *clientConn) keeps() router.Hold {
 	switch {
 	case c.mode != config.PoolTransaction:
-		return keepSession
+		return router.HoldSession
 	case c.pinReason != "":
-		return keepPinned
+		return router.HoldPinned
 	}
-	return keepNone
+	return router.HoldNone
 }
 
 // unsafeString views b as a string without copying. The analyzer copies
@@ -86,7 +75,7 @@ func (c *clientConn) collect(a *router.Analysis) {
 		}
 		c.mu.Unlock()
 	}
-	if c.mode != config.PoolTransaction { // keepSession; c.mode never changes
+	if c.mode != config.PoolTransaction { // router.HoldSession; c.mode never changes
 		return
 	}
 	if a.RollbackTo {
@@ -308,7 +297,7 @@ func (c *clientConn) pinLocked(reason string) {
 // DEALLOCATE of the client's statements and DISCARD ALL, outside a
 // transaction. It reports whether it answered.
 func (c *clientConn) answerLocally(a *router.Analysis) bool {
-	if a.Statements != 1 || a.Deallocate == nil || c.keeps() != keepNone {
+	if a.Statements != 1 || a.Deallocate == nil || c.keeps() != router.HoldNone {
 		return false
 	}
 	var tag string
