@@ -421,3 +421,52 @@ func StatusOf(p []byte, caps uint32) (uint16, bool) {
 	ok, err := DecodeOK(p, caps)
 	return ok.Status, err == nil
 }
+
+// WriteResultSet writes a result set whose column definitions (cols) and
+// rows are payloads as a server sends them: the column count, the
+// definitions, an EOF unless CLIENT_DEPRECATE_EOF, the rows, and the
+// terminator with status. write sends one payload; buf is scratch space
+// for the payloads made here.
+func WriteResultSet(buf []byte, caps uint32, status uint16, cols, rows [][]byte, write func(payload []byte) error) error {
+	deof := caps&CapDeprecateEOF != 0
+	if err := write(AppendLenEnc(buf[:0], uint64(len(cols)))); err != nil {
+		return err
+	}
+	for _, c := range cols {
+		if err := write(c); err != nil {
+			return err
+		}
+	}
+	if !deof {
+		if err := write(AppendEOF(buf[:0], status)); err != nil {
+			return err
+		}
+	}
+	for _, r := range rows {
+		if err := write(r); err != nil {
+			return err
+		}
+	}
+	if deof {
+		return write(AppendOK(buf[:0], caps, HeaderEOF, 0, 0, status, 0))
+	}
+	return write(AppendEOF(buf[:0], status))
+}
+
+// AppendTextColumn appends the definition of a text column named name in
+// collation, as the proxy's own one-value answers (SHOW switchyard.*)
+// describe theirs.
+func AppendTextColumn(b []byte, name string, collation uint8) []byte {
+	b = AppendLenEncString(b, "def")
+	b = AppendLenEncString(b, "") // schema
+	b = AppendLenEncString(b, "") // table
+	b = AppendLenEncString(b, "") // org_table
+	b = AppendLenEncString(b, name)
+	b = AppendLenEncString(b, "") // org_name
+	b = append(b, 0x0c)
+	b = append(b, collation, 0)
+	b = append(b, 0, 0, 1, 0) // column length 65536
+	b = append(b, 0xfd)       // MYSQL_TYPE_VAR_STRING
+	b = append(b, 0, 0, 0x1f) // flags; decimals (31: not fixed)
+	return append(b, 0, 0)    // filler
+}

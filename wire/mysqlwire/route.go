@@ -345,39 +345,6 @@ func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), l
 
 // sendValue answers with a result set of one row and one text column.
 func (s *session) sendValue(seq uint8, column, value string) error {
-	deof := s.caps&mysqlproto.CapDeprecateEOF != 0
-	b := mysqlproto.AppendLenEnc(s.scratch[:0], 1)
-	var err error
-	if seq, err = s.writePacket(seq, b); err != nil {
-		return err
-	}
-	b = mysqlproto.AppendLenEncString(s.scratch[:0], "def")
-	b = mysqlproto.AppendLenEncString(b, "") // schema
-	b = mysqlproto.AppendLenEncString(b, "") // table
-	b = mysqlproto.AppendLenEncString(b, "") // org_table
-	b = mysqlproto.AppendLenEncString(b, column)
-	b = mysqlproto.AppendLenEncString(b, "") // org_name
-	b = append(b, 0x0c)
-	b = append(b, defaultCollation, 0)
-	b = append(b, 0, 0, 1, 0) // column length 65536
-	b = append(b, 0xfd)       // MYSQL_TYPE_VAR_STRING
-	b = append(b, 0, 0, 0x1f) // flags; decimals (31: not fixed)
-	b = append(b, 0, 0)       // filler
-	if seq, err = s.writePacket(seq, b); err != nil {
-		return err
-	}
-	if !deof {
-		if seq, err = s.writePacket(seq, mysqlproto.AppendEOF(s.scratch[:0], s.status())); err != nil {
-			return err
-		}
-	}
-	if seq, err = s.writePacket(seq, mysqlproto.AppendLenEncString(s.scratch[:0], value)); err != nil {
-		return err
-	}
-	if deof {
-		_, err = s.writePacket(seq, mysqlproto.AppendOK(s.scratch[:0], s.caps, mysqlproto.HeaderEOF, 0, 0, s.status(), 0))
-	} else {
-		_, err = s.writePacket(seq, mysqlproto.AppendEOF(s.scratch[:0], s.status()))
-	}
-	return err
+	col := mysqlproto.AppendTextColumn(nil, column, defaultCollation)
+	return s.writeResultSet(seq, [][]byte{col}, [][]byte{mysqlproto.AppendLenEncString(nil, value)})
 }

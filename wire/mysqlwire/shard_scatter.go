@@ -1,7 +1,6 @@
 package mysqlwire
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -24,94 +23,35 @@ import (
 // key (allow_all_shard_writes), run on each shard in autocommit, one OK
 // with the affected rows summed.
 
-// shardResult is one shard's whole answer. Packets are copies.
-type shardResult struct {
-	cols [][]byte       // column definition payloads
-	rows [][]byte       // row payloads
-	ok   *mysqlproto.OK // for a statement without a result set
-	err  []byte         // an ERR payload
-}
-
-// readResult reads one command's whole answer from be: an OK, an ERR, or
-// one result set, its rows charged to budget (past it, an *scatter.Error;
-// the rest of the answer is unread and be is broken).
-func (be *backend) readResult(budget *scatter.Budget) (*shardResult, error) {
-	res := &shardResult{}
-	p, _, err := be.readPacket()
-	if err != nil {
-		be.broken = true
-		return nil, serverIOError{err}
+// readResult reads one command's whole answer from be
+// (mysqlproto.ReadResult), its rows charged to budget (past it, an
+// *scatter.Error; the rest of the answer is unread and be is broken).
+func (be *backend) readResult(budget *scatter.Budget) (*mysqlproto.Result, error) {
+	var over error
+	res, err := mysqlproto.ReadResult(func() ([]byte, error) {
+		p, _, err := be.readPacket()
+		return p, err
+	}, be.caps, func(n int) error {
+		over = budget.Take(n)
+		return over
+	})
+	if res != nil && res.ERR == nil {
+		be.status = res.Status
 	}
-	deof := be.caps&mysqlproto.CapDeprecateEOF != 0
 	switch {
-	case len(p) == 0:
+	case err == nil:
+		return res, nil
+	case over != nil:
+		// The rest of the answer is unread: the connection cannot serve
+		// anyone else.
 		be.broken = true
-		return nil, serverIOError{fmt.Errorf("%w: empty packet", mysqlproto.ErrMalformed)}
-	case p[0] == mysqlproto.HeaderERR:
-		res.err = bytes.Clone(p)
-		return res, nil
-	case p[0] == mysqlproto.HeaderOK:
-		ok, err := mysqlproto.DecodeOK(p, be.caps)
-		if err != nil {
-			be.broken = true
-			return nil, serverIOError{err}
-		}
-		ok.Info, ok.SessionState = nil, nil
-		res.ok, be.status = &ok, ok.Status
-		if ok.Status&mysqlproto.StatusMoreResults != 0 {
-			be.broken = true
-			return nil, serverIOError{errors.New("several results where one was expected")}
-		}
-		return res, nil
-	case p[0] == mysqlproto.HeaderLocalInfile:
+		return nil, over
+	case errors.Is(err, mysqlproto.ErrLocalInfile):
 		be.broken = true
 		return nil, mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "LOAD DATA LOCAL on several shards is not supported")
 	}
-	r := mysqlproto.NewReader(p)
-	n, _ := r.LenEnc()
-	if r.Err() != nil || n == 0 || n > 4096 {
-		be.broken = true
-		return nil, serverIOError{fmt.Errorf("%w: bad column count", mysqlproto.ErrMalformed)}
-	}
-	for i := uint64(0); i < n; i++ {
-		if p, _, err = be.readPacket(); err != nil {
-			be.broken = true
-			return nil, serverIOError{err}
-		}
-		res.cols = append(res.cols, bytes.Clone(p))
-	}
-	if !deof {
-		if _, _, err = be.readPacket(); err != nil {
-			be.broken = true
-			return nil, serverIOError{err}
-		}
-	}
-	for {
-		if p, _, err = be.readPacket(); err != nil {
-			be.broken = true
-			return nil, serverIOError{err}
-		}
-		if len(p) > 0 && mysqlproto.IsTerminator(p[0], len(p), deof) {
-			st, _ := mysqlproto.StatusOf(p, be.caps)
-			be.status = st
-			if st&mysqlproto.StatusMoreResults != 0 {
-				be.broken = true
-				return nil, serverIOError{errors.New("several results where one was expected")}
-			}
-			return res, nil
-		}
-		if len(p) > 0 && p[0] == mysqlproto.HeaderERR {
-			res.err = bytes.Clone(p)
-			return res, nil
-		}
-		if err := budget.Take(len(p)); err != nil {
-			// The rest of the answer is unread: the connection cannot
-			// serve anyone else.
-			be.broken = true
-			return nil, err
-		}
-		res.rows = append(res.rows, bytes.Clone(p))
-	}
+	be.broken = true
+	return nil, serverIOError{err}
 }
 
 // testHookShardLease, when set, runs before a scatter's shard i leases,
@@ -122,7 +62,7 @@ var testHookShardLease atomic.Pointer[func(i int, p *pool.Pool)]
 // its answer. build makes the command for a connection; its rows are
 // charged to budget. An error is for the client (nothing was written to
 // it).
-func (s *session) runShard(rt *router.ShardCluster, i int, budget *scatter.Budget, build func(be *backend) ([]byte, error)) (*shardResult, error) {
+func (s *session) runShard(rt *router.ShardCluster, i int, budget *scatter.Budget, build func(be *backend) ([]byte, error)) (*mysqlproto.Result, error) {
 	for attempt := 0; ; attempt++ {
 		s.sh.next, s.sh.nextRT = i, rt
 		if h := testHookShardLease.Load(); h != nil {
@@ -147,7 +87,7 @@ func (s *session) runShard(rt *router.ShardCluster, i int, budget *scatter.Budge
 				err = serverIOError{err}
 			}
 		}
-		var res *shardResult
+		var res *mysqlproto.Result
 		if err == nil {
 			res, err = be.readResult(budget)
 		}
@@ -206,7 +146,7 @@ func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *router.ShardC
 	res, err := scatter.Run(req, &myShards{s: s, rt: rt, binaryRows: binaryRows, build: build})
 	switch {
 	case res != nil && res.Failed != nil:
-		p := res.Failed.Wire.(*shardResult).err
+		p := res.Failed.Wire.(*mysqlproto.Result).ERR
 		if res.Partial != "" {
 			e, _ := mysqlproto.DecodeERR(p)
 			p = mysqlproto.AppendERR(s.scratch[:0], e.Code, e.State, fmt.Sprintf("%s (%s)", e.Message, res.Partial))
@@ -219,23 +159,23 @@ func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *router.ShardC
 		}
 		return s.sendErr(rs, scatterError(err))
 	}
-	first := res.Answers[0].Wire.(*shardResult)
+	first := res.Answers[0].Wire.(*mysqlproto.Result)
 	if req.Write {
 		var warnings uint16
 		for _, a := range res.Answers {
-			if ok := a.Wire.(*shardResult).ok; ok != nil {
+			if ok := a.Wire.(*mysqlproto.Result).OK; ok != nil {
 				warnings += ok.Warnings
 			}
 		}
 		_, err = s.writePacket(rs, mysqlproto.AppendOK(s.scratch[:0], s.caps, mysqlproto.HeaderOK, uint64(res.Affected), 0, s.status(), warnings))
 		return err
 	}
-	if first.ok != nil {
+	if first.OK != nil {
 		// Not a result set after all: pass the first answer on.
-		_, err := s.writePacket(rs, mysqlproto.AppendOK(s.scratch[:0], s.caps, mysqlproto.HeaderOK, first.ok.AffectedRows, first.ok.LastInsertID, s.status(), first.ok.Warnings))
+		_, err := s.writePacket(rs, mysqlproto.AppendOK(s.scratch[:0], s.caps, mysqlproto.HeaderOK, first.OK.AffectedRows, first.OK.LastInsertID, s.status(), first.OK.Warnings))
 		return err
 	}
-	return s.writeResultSet(rs, first.cols, res.Rows)
+	return s.writeResultSet(rs, first.Cols, res.Rows)
 }
 
 // myShards is mysqlwire's side of a scatter: shard i's command is
@@ -252,19 +192,19 @@ func (m *myShards) Run(i int, sql string, b *scatter.Budget) (*scatter.Answer, e
 	if err != nil {
 		return nil, err
 	}
-	a := &scatter.Answer{Rows: res.rows, Columns: -1, Failed: res.err != nil, Wire: res}
-	if res.ok != nil {
-		a.Affected, a.Counted = int64(res.ok.AffectedRows), true
+	a := &scatter.Answer{Rows: res.Rows, Columns: -1, Failed: res.ERR != nil, Wire: res}
+	if res.OK != nil {
+		a.Affected, a.Counted = int64(res.OK.AffectedRows), true
 	} else {
-		a.Columns = len(res.cols)
+		a.Columns = len(res.Cols)
 	}
 	return a, nil
 }
 
 func (m *myShards) Codec(first *scatter.Answer) (scatter.Codec, error) {
-	res := first.Wire.(*shardResult)
-	cols := make([]mysqlproto.ColumnDef, len(res.cols))
-	for i, c := range res.cols {
+	res := first.Wire.(*mysqlproto.Result)
+	cols := make([]mysqlproto.ColumnDef, len(res.Cols))
+	for i, c := range res.Cols {
 		var err error
 		if cols[i], err = mysqlproto.ParseColumnDef(c); err != nil {
 			return nil, err
@@ -275,41 +215,19 @@ func (m *myShards) Codec(first *scatter.Answer) (scatter.Codec, error) {
 
 func (m *myShards) Lookup(i int, q string) ([][]byte, error) {
 	res, err := m.s.runShard(m.rt, i, scatter.NewBudget(1<<20), func(*backend) ([]byte, error) { return append([]byte{mysqlproto.ComQuery}, q...), nil })
-	if err != nil || res.err != nil || len(res.rows) != 1 {
+	if err != nil || res.ERR != nil || len(res.Rows) != 1 {
 		return nil, err
 	}
-	return mysqlproto.SplitRow(res.rows[0], make([]mysqlproto.ColumnDef, len(res.cols)), false)
+	return mysqlproto.SplitRow(res.Rows[0], make([]mysqlproto.ColumnDef, len(res.Cols)), false)
 }
 
 // writeResultSet answers with a result set: column definitions as a
 // server sent them, then rows.
 func (s *session) writeResultSet(seq uint8, cols, rows [][]byte) error {
-	deof := s.caps&mysqlproto.CapDeprecateEOF != 0
-	var err error
-	if seq, err = s.writePacket(seq, mysqlproto.AppendLenEnc(s.scratch[:0], uint64(len(cols)))); err != nil {
+	return mysqlproto.WriteResultSet(s.scratch[:0], s.caps, s.status(), cols, rows, func(p []byte) (err error) {
+		seq, err = s.writePacket(seq, p)
 		return err
-	}
-	for _, c := range cols {
-		if seq, err = s.writePacket(seq, c); err != nil {
-			return err
-		}
-	}
-	if !deof {
-		if seq, err = s.writePacket(seq, mysqlproto.AppendEOF(s.scratch[:0], s.status())); err != nil {
-			return err
-		}
-	}
-	for _, r := range rows {
-		if seq, err = s.writePacket(seq, r); err != nil {
-			return err
-		}
-	}
-	if deof {
-		_, err = s.writePacket(seq, mysqlproto.AppendOK(s.scratch[:0], s.caps, mysqlproto.HeaderEOF, 0, 0, s.status(), 0))
-	} else {
-		_, err = s.writePacket(seq, mysqlproto.AppendEOF(s.scratch[:0], s.status()))
-	}
-	return err
+	})
 }
 
 // scatterError turns a refusal of package scatter (counted there) into
