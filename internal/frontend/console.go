@@ -132,3 +132,31 @@ func PausePools(cluster string, pause bool) int {
 	}
 	return n
 }
+
+// ShardStatus describes the shard maps in force for the admin /status
+// view: per shard its cluster, kind, key, map version, primary, database,
+// range and replicas with whether each takes reads now.
+func (r *Runtime[V]) ShardStatus() []map[string]any {
+	var shards []map[string]any
+	for name, rt := range r.Shards.All() {
+		for i, sh := range rt.Cluster.Shards {
+			row := map[string]any{
+				"cluster": name, "kind": rt.Cluster.Sharding.Kind, "key": rt.Cluster.Sharding.Key,
+				"map_version": rt.Map.Version(), "shard": i, "primary": sh.Primary,
+				"database": rt.Database(i),
+			}
+			if len(sh.Range) == 2 {
+				row["range"] = fmt.Sprintf("[%v, %v)", sh.Range[0], sh.Range[1])
+			}
+			if crt := rt.Replicas[i]; crt != nil {
+				var reps []map[string]any
+				for _, st := range crt.Set.Status() {
+					reps = append(reps, map[string]any{"replica": st.Name, "eligible": st.Eligible})
+				}
+				row["replicas"] = reps
+			}
+			shards = append(shards, row)
+		}
+	}
+	return shards
+}

@@ -2,7 +2,6 @@ package mysqlwire
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/frontend"
@@ -315,29 +314,5 @@ func (s *session) withBegin(build func(*backend) ([]byte, error)) func(*backend)
 }
 
 // Status is the MySQL front end's section of the admin /status view: the
-// shard maps in force (version, and per shard its primary, database,
-// range and replicas with whether each takes reads now).
-func (s *Server) Status() any {
-	var shards []map[string]any
-	for name, rt := range s.Shards.All() {
-		for i, sh := range rt.Cluster.Shards {
-			row := map[string]any{
-				"cluster": name, "kind": rt.Cluster.Sharding.Kind, "key": rt.Cluster.Sharding.Key,
-				"map_version": rt.Map.Version(), "shard": i, "primary": sh.Primary,
-				"database": rt.Database(i),
-			}
-			if len(sh.Range) == 2 {
-				row["range"] = fmt.Sprintf("[%v, %v)", sh.Range[0], sh.Range[1])
-			}
-			if crt := rt.Replicas[i]; crt != nil {
-				var reps []map[string]any
-				for _, st := range crt.Set.Status() {
-					reps = append(reps, map[string]any{"replica": st.Name, "eligible": st.Eligible})
-				}
-				row["replicas"] = reps
-			}
-			shards = append(shards, row)
-		}
-	}
-	return map[string]any{"shards": shards}
-}
+// shard maps in force (frontend.Runtime.ShardStatus).
+func (s *Server) Status() any { return map[string]any{"shards": s.ShardStatus()} }
