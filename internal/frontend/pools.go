@@ -173,3 +173,21 @@ func PoolOptions(proto config.Protocol, k PoolKey, l pool.Limits, name string, d
 		},
 	}
 }
+
+// AuthQueryTarget is where auth_query runs for cluster cl (passthrough
+// authentication): as its auth_user, on its primary (the first shard's
+// for a sharded cluster), within twice its connect_timeout.
+func AuthQueryTarget(cfg *config.Config, cl *config.Cluster) (au *config.User, n Node, timeout time.Duration, err error) {
+	if au = cfg.User(cl.Settings.AuthUser); au == nil {
+		return nil, n, 0, fmt.Errorf("auth_user %q is not in [[users]]", cl.Settings.AuthUser)
+	}
+	nodes := Nodes(cl)
+	if len(nodes) == 0 || nodes[0].Addr == "" {
+		return nil, n, 0, errors.New("the cluster has no primary")
+	}
+	timeout = cl.Settings.ConnectTimeout
+	if timeout <= 0 {
+		timeout = defaultConnectTimeout
+	}
+	return au, nodes[0], 2 * timeout, nil
+}

@@ -20,10 +20,7 @@ import (
 	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/frontend"
@@ -105,29 +102,18 @@ func (s *Server) lookupHash(cfg *config.Config, cl *config.Cluster, name string)
 // a hex literal cannot end the string.
 func (s *Server) runAuthQuery(cfg *config.Config, cl *config.Cluster, name string) (string, error) {
 	st := cl.Settings
-	au := cfg.User(st.AuthUser)
-	if au == nil {
-		return "", fmt.Errorf("auth_user %q is not in [[users]]", st.AuthUser)
-	}
-	addr := cl.Primary
-	if addr == "" && len(cl.Shards) > 0 {
-		addr = cl.Shards[0].Primary
-	}
-	if addr == "" {
-		return "", errors.New("the cluster has no primary")
-	}
-	stls, err := frontend.NewServerTLS(st, addr)
+	au, n, timeout, err := frontend.AuthQueryTarget(cfg, cl)
 	if err != nil {
 		return "", err
 	}
-	timeout := st.ConnectTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
+	stls, err := frontend.NewServerTLS(st, n.Addr)
+	if err != nil {
+		return "", err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	user, pw := au.ServerCreds()
-	b, err := dialBackend(ctx, dialParams{addr: addr, user: user, password: pw, collation: defaultCollation, tls: stls})
+	b, err := dialBackend(ctx, dialParams{addr: n.Addr, user: user, password: pw, collation: defaultCollation, tls: stls})
 	if err != nil {
 		return "", err
 	}

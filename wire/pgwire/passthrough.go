@@ -120,20 +120,11 @@ func (s *Server) lookupVerifier(cfg *config.Config, cl *config.Cluster, name str
 // first shard's for a sharded cluster) over a connection of its own.
 func (s *Server) runAuthQuery(cfg *config.Config, cl *config.Cluster, name string) (string, error) {
 	st := cl.Settings
-	au := cfg.User(st.AuthUser)
-	if au == nil {
-		return "", fmt.Errorf("auth_user %q is not in [[users]]", st.AuthUser)
+	au, n, timeout, err := frontend.AuthQueryTarget(cfg, cl)
+	if err != nil {
+		return "", err
 	}
-	nodes := frontend.Nodes(cl)
-	if len(nodes) == 0 {
-		return "", errors.New("the cluster has no primary")
-	}
-	n := nodes[0]
-	timeout := st.ConnectTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	pcfg, err := serverConfig(n.Addr, st, "application_name=switchyard_auth_query")
 	if err != nil {
