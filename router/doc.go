@@ -16,7 +16,13 @@
 //     gives, for a sharded cluster, AnyShard, OneShard, ScatterShards
 //     (with the merge spec), WriteShards or Refused with the reason
 //     (plan.go), with the session's key and, during a lease, the lease's
-//     shard (ShardSession). A wire package supplies only what its
+//     shard and what holds it (ShardSession, Hold: the one enum both
+//     wires keep their session's lease state in). PlanRequest plans the
+//     statements of one request together (every statement that names a
+//     shard names the same one; several shards only for a lone
+//     statement), and ShardCluster.ScatterRequest turns a target on
+//     several shards into package scatter's request (plan_request.go).
+//     A wire package supplies only what its
 //     protocol holds (the values of bind parameters, through Params) and
 //     turns the target into protocol actions: it never re-decides.
 //
@@ -77,7 +83,7 @@
 // BEGIN answered by the proxy until a statement names the shard; whether
 // to answer it is LocalTxn's), the shape of a multi-message request
 // (PostgreSQL's extended protocol holds several statements until Sync;
-// each is planned, and they must agree on one shard), the state that
+// the wire lists them, PlanRequest plans them), the state that
 // fills ShardSession (a lease, what holds it, autocommit, a kept BEGIN),
 // the words and codes of each refusal, and the pools a target is leased
 // from.
