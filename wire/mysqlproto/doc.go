@@ -22,7 +22,14 @@
 //   - messages.go: capability, status, command and header numbers; the
 //     server handshake (protocol 10), the handshake response (protocol
 //     41, or the SSL request), OK/ERR/EOF packets and the terminator of a
-//     row stream.
+//     row stream; WriteResultSet writes a result set.
+//   - result.go: ReadResult reads one command's whole answer (OK, ERR,
+//     or one result set, its rows charged to a budget as they come).
+//   - execparams.go: DecodeExecParams locates a COM_STMT_EXECUTE's
+//     parameter values without converting them.
+//   - auth.go: the authentication plugins' arithmetic
+//     (mysql_native_password, caching_sha2_password's scramble and RSA
+//     step) and what passthrough reads from a stored native hash.
 //   - compress.go: the compressed protocol (CLIENT_COMPRESS) as a
 //     net.Conn wrapper, CompressedConn.
 //   - errors.go: SQLError (an error with a MySQL error number and

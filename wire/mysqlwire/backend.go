@@ -360,7 +360,7 @@ func (b *backend) authenticate(p dialParams) error {
 				}
 			case len(data) == 1 && data[0] == 4 && p.tls != nil && p.tls.PubKey != nil:
 				// Full authentication in the clear, to the pinned key.
-				enc, err := rsaEncryptPasswordKey(p.tls.PubKey, scramble, p.password)
+				enc, err := mysqlproto.RSAEncryptPasswordKey(p.tls.PubKey, scramble, p.password)
 				if err != nil {
 					return fmt.Errorf("caching_sha2_password full authentication to %s: %w", p.addr, err)
 				}

@@ -664,7 +664,7 @@ func newHangServer(t *testing.T) *hangServer {
 func (h *hangServer) serve(c net.Conn, id uint32) {
 	defer c.Close()
 	bw := bufio.NewWriter(c)
-	hs := mysqlproto.Handshake{ServerVersion: "10.11.0-MariaDB-hang", ConnectionID: id, Scramble: newScramble(),
+	hs := mysqlproto.Handshake{ServerVersion: "10.11.0-MariaDB-hang", ConnectionID: id, Scramble: mysqlproto.NewScramble(),
 		Capabilities: proxyCaps, Collation: defaultCollation, Status: mysqlproto.StatusAutocommit, AuthPlugin: mysqlproto.PluginNative}
 	if _, err := mysqlproto.WritePacket(bw, 0, hs.Encode(nil)); err != nil || bw.Flush() != nil {
 		return

@@ -18,12 +18,12 @@ package mysqlwire
 import (
 	"context"
 	"crypto/sha1"
-	"crypto/subtle"
 	"encoding/hex"
 	"strings"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/frontend"
+	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // passPrefix marks a server password that is SHA1(password) of a
@@ -37,36 +37,6 @@ func passHash(pw string) ([]byte, bool) {
 		return nil, false
 	}
 	return []byte(h), true
-}
-
-// nativeHash reads "*" + 40 hex digits, SHA1(SHA1(password)).
-func nativeHash(s string) ([]byte, bool) {
-	if len(s) != 41 || s[0] != '*' {
-		return nil, false
-	}
-	b, err := hex.DecodeString(s[1:])
-	return b, err == nil
-}
-
-// recoverSHA1 checks a mysql_native_password answer against the stored
-// SHA1(SHA1(password)) and returns SHA1(password).
-func recoverSHA1(scramble, resp, h2 []byte) ([]byte, bool) {
-	if len(resp) != sha1.Size || len(h2) != sha1.Size {
-		return nil, false
-	}
-	h := sha1.New()
-	h.Write(scramble[:min(20, len(scramble))])
-	h.Write(h2)
-	mask := h.Sum(nil)
-	h1 := make([]byte, sha1.Size)
-	for i := range h1 {
-		h1[i] = resp[i] ^ mask[i]
-	}
-	check := sha1.Sum(h1)
-	if subtle.ConstantTimeCompare(check[:], h2) != 1 {
-		return nil, false
-	}
-	return h1, true
 }
 
 // passCluster is the cluster a login names, as pickCluster chooses it,
@@ -126,7 +96,7 @@ func (s *Server) runAuthQuery(cfg *config.Config, cl *config.Cluster, name strin
 	if !ok || v == "" {
 		return "", nil
 	}
-	if _, native := nativeHash(v); !native {
+	if _, native := mysqlproto.NativeHash(v); !native {
 		s.log.Warn("passthrough: the user's stored password is not a mysql_native_password hash; it cannot log in through the proxy",
 			"cluster", cl.Name, "user", name)
 		return "", nil

@@ -132,20 +132,20 @@ auth_user = "sy_auth"
 }
 
 func TestRecoverSHA1(t *testing.T) {
-	scramble := newScramble()
+	scramble := mysqlproto.NewScramble()
 	h1 := sha1Sum([]byte("pw"))
 	h2 := sha1Sum(h1)
-	got, ok := recoverSHA1(scramble, nativeScramble(scramble, "pw"), h2)
+	got, ok := mysqlproto.RecoverSHA1(scramble, mysqlproto.NativeScramble(scramble, "pw"), h2)
 	if !ok || string(got) != string(h1) {
 		t.Fatal("SHA1(password) not recovered from a right answer")
 	}
-	if _, ok := recoverSHA1(scramble, nativeScramble(scramble, "other"), h2); ok {
+	if _, ok := mysqlproto.RecoverSHA1(scramble, mysqlproto.NativeScramble(scramble, "other"), h2); ok {
 		t.Fatal("a wrong password passed")
 	}
 	// What the proxy sends a server from it is what the password gives.
-	s2 := newScramble()
+	s2 := mysqlproto.NewScramble()
 	a, err := scrambleFor(mysqlproto.PluginNative, s2, passPrefix+string(got))
-	if err != nil || string(a) != string(nativeScramble(s2, "pw")) {
+	if err != nil || string(a) != string(mysqlproto.NativeScramble(s2, "pw")) {
 		t.Fatalf("server answer from SHA1(password): %v", err)
 	}
 	if _, err := scrambleFor(mysqlproto.PluginCachingSHA2, s2, passPrefix+string(got)); err == nil {

@@ -77,7 +77,7 @@ func (a *authServer) serve(c net.Conn, id uint32) {
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	var rw net.Conn = c
 	bw := bufio.NewWriter(rw)
-	scramble := newScramble()
+	scramble := mysqlproto.NewScramble()
 	caps := uint32(proxyCaps)
 	if a.tls != nil {
 		caps |= mysqlproto.CapSSL

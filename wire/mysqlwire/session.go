@@ -293,7 +293,7 @@ func (s *session) handshake(host string) error {
 	_ = s.nc.SetDeadline(s.start.Add(s.loginTimeout))
 	defer func() { _ = s.nc.SetDeadline(time.Time{}) }()
 	tlsConf := s.srv.ClientTLS()
-	scramble := newScramble()
+	scramble := mysqlproto.NewScramble()
 	hs := mysqlproto.Handshake{
 		ServerVersion: *s.srv.version.Load(),
 		ConnectionID:  s.id,
@@ -378,7 +378,7 @@ func (s *session) handshake(host string) error {
 			s.sendFatal(seq, err)
 			return err
 		}
-		if h2, _ = nativeHash(hash); h2 != nil {
+		if h2, _ = mysqlproto.NativeHash(hash); h2 != nil {
 			user = &config.User{Name: resp.User, ServerUser: resp.User}
 		}
 	}
@@ -419,7 +419,7 @@ func (s *session) handshake(host string) error {
 		authData = p
 	}
 	if h2 != nil {
-		h1, ok := recoverSHA1(scramble, authData, h2)
+		h1, ok := mysqlproto.RecoverSHA1(scramble, authData, h2)
 		if !ok {
 			return denied("wrong password")
 		}
