@@ -4,117 +4,15 @@ import (
 	"crypto/md5"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/xdg-go/scram"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/wire/pgauth"
 )
-
-// credentials is what the proxy needs to check one user's password: SCRAM
-// stored keys, and the md5 verifier when the password allows it.
-type credentials struct {
-	scram    scram.StoredCredentials
-	hasSCRAM bool
-	md5      string // "md5" + hex; empty when unknown (SCRAM verifier configured)
-}
-
-// credCache memoizes derived credentials: deriving SCRAM keys from a plain
-// password costs 4096 PBKDF2 rounds, which must not happen per login.
-type credCache struct {
-	mu sync.Mutex
-	m  map[string]*credentials // key: user name + "\x00" + password
-}
-
-func (c *credCache) get(u *config.User) (*credentials, error) {
-	key := u.Name + "\x00" + u.Password
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cr, ok := c.m[key]; ok {
-		return cr, nil
-	}
-	cr, err := deriveCredentials(u.Name, u.Password)
-	if err != nil {
-		return nil, err
-	}
-	if c.m == nil {
-		c.m = make(map[string]*credentials)
-	}
-	c.m[key] = cr
-	return cr, nil
-}
-
-func deriveCredentials(user, password string) (*credentials, error) {
-	switch {
-	case strings.HasPrefix(password, "SCRAM-SHA-256$"):
-		sc, err := parseSCRAMVerifier(password)
-		if err != nil {
-			return nil, err
-		}
-		return &credentials{scram: sc, hasSCRAM: true}, nil
-	case isMD5Verifier(password):
-		return &credentials{md5: password}, nil
-	}
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return nil, err
-	}
-	client, err := scram.SHA256.NewClient(user, password, "")
-	if err != nil {
-		return nil, fmt.Errorf("preparing SCRAM credentials: %w", err)
-	}
-	sc, err := client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: 4096})
-	if err != nil {
-		return nil, err
-	}
-	sum := md5.Sum([]byte(password + user))
-	return &credentials{scram: sc, hasSCRAM: true, md5: "md5" + hex.EncodeToString(sum[:])}, nil
-}
-
-func isMD5Verifier(s string) bool {
-	if len(s) != 35 || !strings.HasPrefix(s, "md5") {
-		return false
-	}
-	_, err := hex.DecodeString(s[3:])
-	return err == nil
-}
-
-// parseSCRAMVerifier reads PostgreSQL's rolpassword form:
-// SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>, base64 parts.
-func parseSCRAMVerifier(v string) (scram.StoredCredentials, error) {
-	bad := errors.New("malformed SCRAM-SHA-256 verifier")
-	parts := strings.Split(strings.TrimPrefix(v, "SCRAM-SHA-256$"), "$")
-	if len(parts) != 2 {
-		return scram.StoredCredentials{}, bad
-	}
-	is := strings.SplitN(parts[0], ":", 2)
-	ks := strings.SplitN(parts[1], ":", 2)
-	if len(is) != 2 || len(ks) != 2 {
-		return scram.StoredCredentials{}, bad
-	}
-	iters, err := strconv.Atoi(is[0])
-	if err != nil || iters <= 0 {
-		return scram.StoredCredentials{}, bad
-	}
-	salt, err1 := base64.StdEncoding.DecodeString(is[1])
-	stored, err2 := base64.StdEncoding.DecodeString(ks[0])
-	server, err3 := base64.StdEncoding.DecodeString(ks[1])
-	if err1 != nil || err2 != nil || err3 != nil {
-		return scram.StoredCredentials{}, bad
-	}
-	return scram.StoredCredentials{
-		KeyFactors: scram.KeyFactors{Salt: string(salt), Iters: iters},
-		StoredKey:  stored, ServerKey: server,
-	}, nil
-}
 
 // authFailed is what every failed password check looks like to the client,
 // whether the user exists or not, as PostgreSQL does.
@@ -127,13 +25,13 @@ func authFailed(user string) *pgError {
 // credentials so that the answer does not reveal which user names exist.
 func (c *clientConn) authenticate(u *config.User, name string) error {
 	method := "scram-sha-256"
-	var cr *credentials
+	var cr *pgauth.Credentials
 	if u != nil {
 		if u.Auth != "" {
 			method = u.Auth
 		}
 		var err error
-		if cr, err = c.srv.creds.get(u); err != nil {
+		if cr, err = c.srv.creds.Get(u); err != nil {
 			return newFatal(codeInternalError, "credentials of user %q: %v", name, err)
 		}
 	}
@@ -142,7 +40,7 @@ func (c *clientConn) authenticate(u *config.User, name string) error {
 
 // checkPassword runs the password exchange of method against cr (nil: an
 // unknown user, which fails as a wrong password would).
-func (c *clientConn) checkPassword(method string, cr *credentials, name string) error {
+func (c *clientConn) checkPassword(method string, cr *pgauth.Credentials, name string) error {
 	switch method {
 	case "trust":
 		return nil
@@ -153,7 +51,7 @@ func (c *clientConn) checkPassword(method string, cr *credentials, name string) 
 	}
 }
 
-func (c *clientConn) authMD5(cr *credentials, user string) error {
+func (c *clientConn) authMD5(cr *pgauth.Credentials, user string) error {
 	var salt [4]byte
 	_, _ = rand.Read(salt[:])
 	if err := c.send(&pgproto3.AuthenticationMD5Password{Salt: salt}); err != nil {
@@ -167,10 +65,10 @@ func (c *clientConn) authMD5(cr *credentials, user string) error {
 	if err := pm.Decode(body); err != nil {
 		return newFatal(codeProtocolViolation, "invalid password message: %v", err)
 	}
-	if cr == nil || cr.md5 == "" {
+	if cr == nil || cr.MD5 == "" {
 		return authFailed(user)
 	}
-	sum := md5.Sum(append([]byte(cr.md5[3:]), salt[:]...))
+	sum := md5.Sum(append([]byte(cr.MD5[3:]), salt[:]...))
 	want := "md5" + hex.EncodeToString(sum[:])
 	if subtle.ConstantTimeCompare([]byte(want), []byte(pm.Password)) != 1 {
 		return authFailed(user)
@@ -178,11 +76,11 @@ func (c *clientConn) authMD5(cr *credentials, user string) error {
 	return nil
 }
 
-func (c *clientConn) authSCRAM(cr *credentials, user string) error {
+func (c *clientConn) authSCRAM(cr *pgauth.Credentials, user string) error {
 	stored := scram.StoredCredentials{}
-	known := cr != nil && cr.hasSCRAM
+	known := cr != nil && cr.HasSCRAM
 	if known {
-		stored = cr.scram
+		stored = cr.SCRAM
 	} else {
 		// Unknown user or md5-only credentials: run a full exchange that
 		// cannot succeed, so timing and messages match a real failure.
@@ -233,7 +131,7 @@ func (c *clientConn) authSCRAM(cr *credentials, user string) error {
 	if c.wantClientKey {
 		// What the client proved is its ClientKey: passthrough users log
 		// in to the servers with it (passthrough.go).
-		c.clientKey = recoverClientKey(stored.StoredKey, clientFirst, serverFirst, string(final.Data))
+		c.clientKey = pgauth.RecoverClientKey(stored.StoredKey, clientFirst, serverFirst, string(final.Data))
 	}
 	return c.send(&pgproto3.AuthenticationSASLFinal{Data: []byte(out)})
 }

@@ -23,13 +23,8 @@ package pgwire
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/md5"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -46,6 +41,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/authcache"
 	"github.com/switchyard/switchyard/internal/frontend"
+	"github.com/switchyard/switchyard/wire/pgauth"
 )
 
 // passthrough is the Server's state for auth_query users.
@@ -67,15 +63,8 @@ type passUser struct {
 
 // passCred is what the proxy can log in with instead of a password.
 type passCred struct {
-	md5  string     // "md5" + hex(md5(password + user)); "" unknown
-	keys *scramKeys // nil: unknown
-}
-
-// scramKeys are a SCRAM-SHA-256 verifier and the ClientKey a client proved.
-type scramKeys struct {
-	salt                            string
-	iters                           int
-	clientKey, storedKey, serverKey []byte
+	md5  string            // "md5" + hex(md5(password + user)); "" unknown
+	keys *pgauth.SCRAMKeys // nil: unknown
 }
 
 func (pu *passUser) current() passCred {
@@ -153,7 +142,7 @@ func (s *Server) runAuthQuery(cfg *config.Config, cl *config.Cluster, name strin
 	}
 	switch config.KindOfPassword(v) {
 	case config.PasswordSCRAM:
-		if _, err := parseSCRAMVerifier(v); err != nil {
+		if _, err := pgauth.ParseSCRAMVerifier(v); err != nil {
 			return "", fmt.Errorf("auth_query returned a malformed SCRAM verifier for %q", name)
 		}
 	case config.PasswordMD5:
@@ -181,7 +170,7 @@ func (c *clientConn) passLogin(cfg *config.Config, cl *config.Cluster, name stri
 	if config.KindOfPassword(v) == config.PasswordMD5 {
 		tmp.Auth = config.AuthMD5
 	}
-	cr, err := c.srv.creds.get(tmp)
+	cr, err := c.srv.creds.Get(tmp)
 	if err != nil {
 		return nil, newFatal(codeInternalError, "credentials of user %q: %v", name, err)
 	}
@@ -196,55 +185,12 @@ func (c *clientConn) passLogin(cfg *config.Config, cl *config.Cluster, name stri
 	if tmp.Auth == config.AuthMD5 {
 		pu.cred = passCred{md5: v}
 	} else if c.clientKey != nil {
-		pu.cred = passCred{keys: &scramKeys{salt: cr.scram.Salt, iters: cr.scram.Iters,
-			clientKey: c.clientKey, storedKey: cr.scram.StoredKey, serverKey: cr.scram.ServerKey}}
+		pu.cred = passCred{keys: &pgauth.SCRAMKeys{Salt: cr.SCRAM.Salt, Iters: cr.SCRAM.Iters,
+			ClientKey: c.clientKey, StoredKey: cr.SCRAM.StoredKey, ServerKey: cr.SCRAM.ServerKey}}
 	}
 	pu.mu.Unlock()
 	c.clientKey = nil
 	return pu.user, nil
-}
-
-// recoverClientKey returns the ClientKey a client proved in a SCRAM
-// exchange against stored (StoredKey), or nil.
-func recoverClientKey(storedKey []byte, clientFirst, serverFirst, clientFinal string) []byte {
-	// client-first-message = gs2-header client-first-message-bare, the
-	// header being flag "," [authzid] ",".
-	i := strings.IndexByte(clientFirst, ',')
-	if i < 0 {
-		return nil
-	}
-	j := strings.IndexByte(clientFirst[i+1:], ',')
-	if j < 0 {
-		return nil
-	}
-	bare := clientFirst[i+1+j+1:]
-	k := strings.LastIndex(clientFinal, ",p=")
-	if k < 0 {
-		return nil
-	}
-	proof, err := base64.StdEncoding.DecodeString(clientFinal[k+3:])
-	if err != nil {
-		return nil
-	}
-	sig := hmacSHA256(storedKey, bare+","+serverFirst+","+clientFinal[:k])
-	if len(proof) != len(sig) {
-		return nil
-	}
-	key := make([]byte, len(sig))
-	for n := range key {
-		key[n] = proof[n] ^ sig[n]
-	}
-	h := sha256.Sum256(key)
-	if subtle.ConstantTimeCompare(h[:], storedKey) != 1 {
-		return nil
-	}
-	return key
-}
-
-func hmacSHA256(key []byte, msg string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(msg))
-	return m.Sum(nil)
 }
 
 // dialServerPass connects and logs in as user with cred instead of a
@@ -336,7 +282,7 @@ func dialServerPassOnce(ctx context.Context, addr string, tc *tls.Config, user s
 		Parameters: map[string]string{"user": user, "database": database}}); err != nil {
 		return nil, false, err
 	}
-	var sasl *scramClient
+	var sasl *pgauth.SCRAMClient
 	authed := false
 	for {
 		typ, raw, err := rd.Next()
@@ -367,15 +313,15 @@ func dialServerPassOnce(ctx context.Context, addr string, tc *tls.Config, user s
 				if !strings.Contains(string(body[4:]), "SCRAM-SHA-256\x00") {
 					return nil, false, passMethodError(addr, user, "SASL without SCRAM-SHA-256", "")
 				}
-				sasl = newSCRAMClient(cred.keys)
-				if err := send(&pgproto3.SASLInitialResponse{AuthMechanism: "SCRAM-SHA-256", Data: []byte(sasl.first())}); err != nil {
+				sasl = pgauth.NewSCRAMClient(cred.keys)
+				if err := send(&pgproto3.SASLInitialResponse{AuthMechanism: "SCRAM-SHA-256", Data: []byte(sasl.First())}); err != nil {
 					return nil, false, err
 				}
 			case pgproto3.AuthTypeSASLContinue:
 				if sasl == nil {
 					return nil, false, fmt.Errorf("%s: SASL continue without SASL", addr)
 				}
-				final, err := sasl.final(string(body[4:]))
+				final, err := sasl.Final(string(body[4:]))
 				if err != nil {
 					return nil, false, fmt.Errorf("SCRAM with %s as %q: %w", addr, user, err)
 				}
@@ -383,7 +329,7 @@ func dialServerPassOnce(ctx context.Context, addr string, tc *tls.Config, user s
 					return nil, false, err
 				}
 			case pgproto3.AuthTypeSASLFinal:
-				if sasl == nil || !sasl.verify(string(body[4:])) {
+				if sasl == nil || !sasl.Verify(string(body[4:])) {
 					return nil, false, fmt.Errorf("SCRAM with %s as %q: the server's signature does not match the verifier auth_query returned", addr, user)
 				}
 			case pgproto3.AuthTypeCleartextPassword:
@@ -421,68 +367,4 @@ func passMethodError(addr, user, method, why string) error {
 	}
 	return &pgError{Severity: "ERROR", Code: codeInvalidAuthorization, Message: msg,
 		Hint: "passthrough works with scram-sha-256 or md5 on the servers, the same verifier auth_query returns; or list the user in [[users]]"}
-}
-
-// scramClient is the client side of SCRAM-SHA-256 with a ClientKey
-// instead of a password.
-type scramClient struct {
-	keys    *scramKeys
-	nonce   string
-	bare    string
-	authMsg string
-}
-
-func newSCRAMClient(k *scramKeys) *scramClient {
-	b := make([]byte, 18)
-	_, _ = rand.Read(b)
-	c := &scramClient{keys: k, nonce: base64.RawStdEncoding.EncodeToString(b)}
-	c.bare = "n=,r=" + c.nonce
-	return c
-}
-
-func (c *scramClient) first() string { return "n,," + c.bare }
-
-func (c *scramClient) final(serverFirst string) (string, error) {
-	var nonce, salt string
-	iters := 0
-	for _, attr := range strings.Split(serverFirst, ",") {
-		switch {
-		case strings.HasPrefix(attr, "r="):
-			nonce = attr[2:]
-		case strings.HasPrefix(attr, "s="):
-			s, err := base64.StdEncoding.DecodeString(attr[2:])
-			if err != nil {
-				return "", errors.New("malformed salt")
-			}
-			salt = string(s)
-		case strings.HasPrefix(attr, "i="):
-			iters, _ = strconv.Atoi(attr[2:])
-		}
-	}
-	if !strings.HasPrefix(nonce, c.nonce) || len(nonce) == len(c.nonce) {
-		return "", errors.New("the server's nonce does not extend ours")
-	}
-	if salt != c.keys.salt || iters != c.keys.iters {
-		return "", errors.New("the server's verifier differs from the one auth_query returned (salt or iterations); clients must log in again after a password change")
-	}
-	withoutProof := "c=biws,r=" + nonce
-	c.authMsg = c.bare + "," + serverFirst + "," + withoutProof
-	sig := hmacSHA256(c.keys.storedKey, c.authMsg)
-	proof := make([]byte, len(sig))
-	for i := range proof {
-		proof[i] = c.keys.clientKey[i] ^ sig[i]
-	}
-	return withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof), nil
-}
-
-func (c *scramClient) verify(serverFinal string) bool {
-	v, ok := strings.CutPrefix(serverFinal, "v=")
-	if !ok || c.authMsg == "" {
-		return false
-	}
-	got, err := base64.StdEncoding.DecodeString(v)
-	if err != nil {
-		return false
-	}
-	return hmac.Equal(got, hmacSHA256(c.keys.serverKey, c.authMsg))
 }

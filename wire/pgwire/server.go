@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/wire/pgauth"
 )
 
 // Server accepts PostgreSQL clients and serves them from pools of server
@@ -25,7 +26,7 @@ type Server struct {
 	frontend.Runtime[*poolEntry]
 
 	log   *slog.Logger
-	creds credCache
+	creds pgauth.CredCache
 	pass  passthrough // users logged in with auth_query (passthrough.go)
 	stmts stmtRegistry
 	an    *router.Analyzer // for clients before they name a database

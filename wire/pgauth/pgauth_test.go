@@ -1,4 +1,4 @@
-package pgwire
+package pgauth
 
 import (
 	"testing"
@@ -40,24 +40,24 @@ func TestSCRAMKeyPassthrough(t *testing.T) {
 	if _, err := sc.Step(clientFinal); err != nil || !sc.Valid() {
 		t.Fatalf("client exchange: %v", err)
 	}
-	key := recoverClientKey(stored.StoredKey, clientFirst, serverFirst, clientFinal)
+	key := RecoverClientKey(stored.StoredKey, clientFirst, serverFirst, clientFinal)
 	if key == nil {
 		t.Fatal("no ClientKey recovered from a valid exchange")
 	}
 	bad := []byte(clientFinal)
 	bad[len(bad)-5] ^= 1
-	if recoverClientKey(stored.StoredKey, clientFirst, serverFirst, string(bad)) != nil {
+	if RecoverClientKey(stored.StoredKey, clientFirst, serverFirst, string(bad)) != nil {
 		t.Error("a ClientKey from a tampered proof")
 	}
 
 	// The proxy logs in to a server with it.
-	keys := &scramKeys{salt: stored.Salt, iters: stored.Iters, clientKey: key, storedKey: stored.StoredKey, serverKey: stored.ServerKey}
-	pc, sc := newSCRAMClient(keys), newServer()
-	serverFirst, err = sc.Step(pc.first())
+	keys := &SCRAMKeys{Salt: stored.Salt, Iters: stored.Iters, ClientKey: key, StoredKey: stored.StoredKey, ServerKey: stored.ServerKey}
+	pc, sc := NewSCRAMClient(keys), newServer()
+	serverFirst, err = sc.Step(pc.First())
 	if err != nil {
 		t.Fatal(err)
 	}
-	final, err := pc.final(serverFirst)
+	final, err := pc.Final(serverFirst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,10 +65,10 @@ func TestSCRAMKeyPassthrough(t *testing.T) {
 	if err != nil || !sc.Valid() {
 		t.Fatalf("the server refused the proxy's proof: %v", err)
 	}
-	if !pc.verify(serverFinal) {
+	if !pc.Verify(serverFinal) {
 		t.Error("the server's signature did not verify")
 	}
-	if pc.verify("v=AAAA") {
+	if pc.Verify("v=AAAA") {
 		t.Error("a wrong server signature verified")
 	}
 
@@ -79,9 +79,9 @@ func TestSCRAMKeyPassthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv2, _ := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return other, nil })
-	pc, sc = newSCRAMClient(keys), srv2.NewConversation()
-	serverFirst, _ = sc.Step(pc.first())
-	if _, err := pc.final(serverFirst); err == nil {
+	pc, sc = NewSCRAMClient(keys), srv2.NewConversation()
+	serverFirst, _ = sc.Step(pc.First())
+	if _, err := pc.Final(serverFirst); err == nil {
 		t.Error("a server with another salt got a proof")
 	}
 }
