@@ -156,3 +156,11 @@ func (sc *ShardCluster) Routed(i int) { sc.routed[i].Inc() }
 
 // Refused counts a statement refused by the plan of the cluster.
 func (sc *ShardCluster) Refused() { sc.refused.Inc() }
+
+// Refused counts a statement refused by the plan of the sharded cluster
+// named cluster in force (none: a reload made it unsharded).
+func (s *ShardSet) Refused(cluster string) {
+	if sc := s.Get(cluster); sc != nil {
+		sc.Refused()
+	}
+}

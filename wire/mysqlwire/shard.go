@@ -216,7 +216,7 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 		err = refusal(r)
 	}
 	if err != nil {
-		s.shardRefused()
+		s.srv.Shards.Refused(s.cluster.Name)
 		return sk, rt, nil, err
 	}
 	if s.lease != nil {
@@ -243,13 +243,6 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 	// Several shards: a SELECT to merge, or a write on each shard in its
 	// own transaction, where the plan allows it (router.ShardSession).
 	return sk, rt, t, nil
-}
-
-// shardRefused books a statement refused by shard routing.
-func (s *session) shardRefused() {
-	if rt := s.srv.Shards.Get(s.cluster.Name); rt != nil {
-		rt.Refused()
-	}
 }
 
 // shardLocalTxn answers BEGIN / START TRANSACTION while the session holds

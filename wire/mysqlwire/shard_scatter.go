@@ -155,7 +155,7 @@ func (s *session) shardMulti(sql string, sk *router.ShardKeys, rt *router.ShardC
 		return err
 	case err != nil:
 		if errors.As(err, new(*scatter.Error)) {
-			s.shardRefused()
+			s.srv.Shards.Refused(s.cluster.Name)
 		}
 		return s.sendErr(rs, scatterError(err))
 	}

@@ -428,9 +428,7 @@ func (c *clientConn) shardSendBegin(sc *serverConn) error {
 // shardRefused books a refused request: a BEGIN the proxy answered is
 // given up with it, as the client's transaction cannot go on.
 func (c *clientConn) shardRefused() {
-	if rt := c.srv.Shards.Get(c.cluster.Name); rt != nil {
-		rt.Refused()
-	}
+	c.srv.Shards.Refused(c.cluster.Name)
 	// A BEGIN the proxy answered never reached a server: the client is
 	// told 'I' with the error, and the transaction is over.
 	c.sh.begin = nil
