@@ -32,10 +32,10 @@
 //   - buffers.go, caps.go: the proxy's limits on a client's command
 //     (DefaultMaxPacket, MaxPacket), the pooled buffers a session holds
 //     only while it has a command in hand, and the capabilities it offers
-//     and mirrors; auth.go: mysql_native_password and
-//     caching_sha2_password scrambles, the RSA step of full
-//     authentication. The proxy's own decoders (COM_STMT_EXECUTE
-//     parameters) are fuzzed here (fuzz_test.go, seeds in testdata/fuzz).
+//     and mirrors; auth.go: which scramble a login answers with (the
+//     arithmetic is mysqlproto's), and the passthrough password
+//     convention. The reading of COM_STMT_EXECUTE parameters as shard
+//     keys is fuzzed here (fuzz_test.go, seeds in testdata/fuzz).
 //   - backend.go: one authenticated server connection (we are the client),
 //     with the state the proxy put on it (database, replayed SETs, prepared
 //     statements).
@@ -58,10 +58,12 @@
 //     statements the proxy answers itself: router.LocalTxn), scatter-gather SELECT merged in the text and binary
 //     protocols (package scatter, through mysqlproto.RowCodec), all-shard
 //     writes, shard replicas through route.go.
-//   - server.go: reload, and the MySQL parts of the pools (how a pool
-//     dials, max_allowed_packet, the server version); the accept loop,
-//     the sessions by connection id, Shutdown's drain and the pool set
-//     are internal/frontend's, shared with pgwire.
+//   - server.go: the MySQL parts of the pools (how a pool dials,
+//     max_allowed_packet, the server version); the accept loop, the
+//     sessions by connection id, Shutdown's drain, the runtime a reload
+//     swaps (frontend.Runtime), the TLS policy toward servers
+//     (frontend.ServerTLS) and the pool set are internal/frontend's,
+//     shared with pgwire.
 //
 // A server connection serves a client only with the same framing-relevant
 // capabilities (CLIENT_DEPRECATE_EOF, SESSION_TRACK, MULTI_STATEMENTS,
@@ -93,9 +95,8 @@
 //
 // Imports: besides mysqlproto, router, scatter, pool and replica (DESIGN.md), config
 // (the settings of clusters and users), lagmon (the prober interface this
-// package implements, and GTID positions), shard (the route of a
-// multi-shard statement handed to the scatter code) and internal/frontend
-// (listeners, the registry of sessions, Shutdown, the pools by key: the
-// server scaffolding that knows no protocol, written once for both
-// front ends).
+// package implements, and GTID positions) and internal/frontend
+// (listeners, the registry of sessions, Shutdown, the runtime and pools
+// a reload swaps, the client state gauges: the server scaffolding that
+// knows no protocol, written once for both front ends).
 package mysqlwire

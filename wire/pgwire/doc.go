@@ -8,7 +8,7 @@
 //     from accept (internal/limits), SSLRequest/GSSENCRequest answered, TLS
 //     when configured, the StartupMessage read, an address that failed too
 //     many logins refused, the user authenticated with SCRAM-SHA-256, md5
-//     or trust (auth.go), the database mapped to a cluster and counted
+//     or trust (auth.go; the arithmetic is wire/pgauth's), the database mapped to a cluster and counted
 //     against the user's and the database's caps, and the greeting a real
 //     server sends (ParameterStatus, BackendKeyData with a proxy-issued
 //     key, ReadyForQuery). All of it within client_login_timeout. A
@@ -51,7 +51,8 @@
 //
 // Where a request goes is the router's: router.PlanRead (route.go) for a
 // cluster with replicas, router.ShardRouting.PlanShard for a sharded one
-// (shard.go reads the bind values the plan asks for and turns the target
+// (shard.go lists a request's statements and their bind values for
+// router.ShardRouting.PlanRequest, and turns the target
 // into a lease, a refusal or a scatter; shard_replica.go picks a shard's
 // replica through PlanRead), router.ShardSet for the sharded clusters in
 // force, router.ParseProxyCommand and router.SessionRouting.Apply for
@@ -64,10 +65,12 @@
 // Imports: besides pgframe, router, scatter, pool and replica (DESIGN.md), config
 // (the settings of clusters and users), lagmon (the prober interface this
 // package implements, and LSNs), shard (decoding a binary integer key
-// parameter) and internal/frontend (listeners, the registry of clients by
-// process id that cancel requests and SHOW CLIENTS read, Shutdown, the
-// pools by key: the server scaffolding that knows no protocol, written
-// once for both front ends). A scatter's shard whose pool a reload closed before it
+// parameter), wire/pgauth (SCRAM and md5 arithmetic) and
+// internal/frontend (listeners, the registry of clients by process id
+// that cancel requests and SHOW CLIENTS read, Shutdown, the runtime and
+// pools a reload swaps, the admin console's tables, the client state
+// gauges: the server scaffolding that knows no protocol, written once for
+// both front ends). A scatter's shard whose pool a reload closed before it
 // leased runs on the pool in force for the same shard server (primary and
 // database), whatever the new map's version: nothing was sent yet, and a
 // reload moves no row.
