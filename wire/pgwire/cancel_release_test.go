@@ -144,3 +144,70 @@ func waitUnderWay(t *testing.T, p *testProxy, pid uint32) {
 	}
 	t.Fatal("the statement never got under way through the proxy")
 }
+
+// A cancel that reaches the proxy while its statement runs, but the
+// server only after that statement ended on its own and the client sent
+// its next one, must not cancel the next one: the proxy holds the next
+// request until the server has the cancel signal, which PostgreSQL drops
+// while the backend waits for a command. (Directly, the race is the
+// client's: pgx sleeps after a cancel for it.)
+func TestLateCancelSparesNextStatement(t *testing.T) {
+	p := startProxy(t, `pool_size = 1`)
+	ctx := ctxT(t, 60*time.Second)
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	testHookCancel = func() {
+		entered <- struct{}{}
+		<-release
+	}
+	t.Cleanup(func() { testHookCancel = nil })
+
+	a, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	res := a.Exec(ctx, "SELECT pg_sleep(0.5)")
+	waitUnderWay(t, p, a.PID())
+	cancelDone := make(chan error, 1)
+	go func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cancelDone <- a.CancelRequest(cctx)
+	}()
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the cancel request never reached the proxy's cancel handling")
+	}
+	// The statement ends by itself: its cancel is held in the hook.
+	if _, err := res.ReadAll(); err != nil {
+		t.Fatalf("statement whose cancel is held back: %v", err)
+	}
+	// The next statement, long enough for the late cancel to hit it if
+	// it were sent at once; the cancel goes out meanwhile.
+	next := make(chan error, 1)
+	go func() {
+		_, err := a.Exec(ctx, "SELECT pg_sleep(0.5)").ReadAll()
+		next <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	if err := <-cancelDone; err != nil {
+		t.Logf("cancel request: %v", err)
+	}
+	if err := <-next; err != nil {
+		t.Fatalf("the statement after a late cancel: %v (the cancel meant for the one before hit it)", err)
+	}
+	// The session goes on, and a cancel of a running statement still works.
+	res = a.Exec(ctx, "SELECT pg_sleep(20)")
+	waitUnderWay(t, p, a.PID()) // the hook lets it through now (release is closed)
+	if err := a.CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var pe *pgconn.PgError
+	if _, err := res.ReadAll(); !errors.As(err, &pe) || pe.Code != "57014" {
+		t.Fatalf("a cancelled statement: %v, want 57014", err)
+	}
+	waitPoolFree(t, p, "late cancel")
+}

@@ -152,6 +152,11 @@ func (c *clientConn) answer(out []byte, status byte) {
 // is over.
 func (c *clientConn) forward(typ byte, raw []byte) bool {
 	c.mu.Lock()
+	for c.cancelling > 0 {
+		// A cancel request of this client is on its way to the server:
+		// nothing more goes there before it (Server.cancel).
+		c.waitLeaseLocked()
+	}
 	if c.server != nil && c.leaseNode == nil {
 		c.awaitPositionLocked() // read-your-writes (causal.go)
 	}
@@ -388,11 +393,8 @@ func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
 	}
 	c.flushServer()
 	c.mu.Lock()
-	if c.leaseIdle.L == nil {
-		c.leaseIdle.L = &c.mu
-	}
 	for c.server != nil && c.leaseNode != nil && (c.outstanding > 0 || c.unsynced) {
-		c.leaseIdle.Wait()
+		c.waitLeaseLocked()
 	}
 	leased := c.server != nil
 	c.mu.Unlock()
@@ -1876,3 +1878,16 @@ func (c *clientConn) clientLeft(err error) {
 var traceOn = os.Getenv("SWITCHYARD_TRACE") != ""
 
 func tracef(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+
+// waitLeaseLocked waits, with mu held, until a lease-state change wakes
+// the main loop (wakeLeaseWaitersLocked); the caller checks its condition
+// again.
+func (c *clientConn) waitLeaseLocked() {
+	if c.leaseIdle.L == nil {
+		c.leaseIdle.L = &c.mu
+	}
+	c.leaseIdle.Wait()
+}
+
+// wakeLeaseWaitersLocked wakes waitLeaseLocked; mu held.
+func (c *clientConn) wakeLeaseWaitersLocked() { c.leaseIdle.Broadcast() }

@@ -118,6 +118,7 @@ type clientConn struct {
 	outstanding int  // ReadyForQuery messages still due from the server
 	unsynced    bool // extended-protocol messages sent since the last Sync
 	writers     int  // goroutines writing to the server outside mu (main loop, a cancel)
+	cancelling  int  // cancel requests on their way to the server (counted in writers too)
 	reader      readerKind
 	releaseDue  bool // the pump found the lease over while the main loop was writing
 	gone        bool // the client left; the server connection is being cleaned up
@@ -188,7 +189,8 @@ type clientConn struct {
 	leaseNode   *replica.Node // the replica of the current lease; nil on the primary
 	leaseWrites bool          // the current lease is on the primary for a write
 	// leaseIdle wakes the main loop waiting for a replica lease to answer
-	// what it owes before a request that must run on the primary (on mu).
+	// what it owes before a request that must run on the primary, or for
+	// a cancel request to reach the server (on mu).
 	leaseIdle sync.Cond
 	// cfgSeen is the config the session's pools come from; poolCl and
 	// poolUser are its cluster and user there (repool follows a reload).
@@ -807,8 +809,16 @@ func (s *Server) cancel(pid uint32, secret []byte, fromPeer bool) {
 		return
 	}
 	// Hold the lease until the server has the signal: a lease is not
-	// returned while writers is above zero.
+	// returned while writers is above zero. And hold the client's next
+	// request until then (forward waits while cancelling is above zero):
+	// a cancel that arrives after its statement ended must not hit the
+	// next one. PostgreSQL drops a cancel signal that finds the backend
+	// waiting for a command, so the next request is safe once the
+	// postmaster has signalled, which it has when it closes the cancel
+	// connection. (Directly, without a proxy, that race is the client's:
+	// pgx sleeps after a cancel for it.)
 	c.writers++
+	c.cancelling++
 	c.mu.Unlock()
 	if testHookCancel != nil {
 		testHookCancel()
@@ -816,6 +826,10 @@ func (s *Server) cancel(pid uint32, secret []byte, fromPeer bool) {
 	if err := sc.cancel(cancelTimeout); err != nil {
 		c.log.Info("forwarding cancel request failed", "err", err)
 	}
+	c.mu.Lock()
+	c.cancelling--
+	c.wakeLeaseWaitersLocked()
+	c.mu.Unlock()
 	c.finishWrite()
 }
 
