@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/switchyard/switchyard/config"
@@ -108,6 +109,23 @@ type Answer struct {
 	Pass          bool
 	Show          bool
 	Column, Value string
+}
+
+// Command is a wire's way to run the proxy command cmd: a SHOW
+// switchyard.write_position first tells the session (handOn) that the
+// client hands its position on, so that its next writes read the
+// position behind them on their own connection and the next SHOW needs no
+// probe of the primary; then Apply, and a refusal for want of a position
+// is logged.
+func (s *SessionRouting) Command(cmd ProxyCommand, env SessionEnv, handOn func(), log *slog.Logger) (Answer, *CommandError) {
+	if cmd.Kind == ShowWritePosition {
+		handOn()
+	}
+	ans, cerr := s.Apply(cmd, env)
+	if cerr != nil && cerr.Kind == CmdNoPosition {
+		log.Warn("SHOW switchyard.write_position: no position", "err", cerr.Reason)
+	}
+	return ans, cerr
 }
 
 // Apply validates cmd and applies it to s, or returns why not.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -170,5 +171,14 @@ func TestSessionRoutingWritePosition(t *testing.T) {
 	s.Writes.Wrote(time.Now())
 	if ans, err := s.Apply(show, env); err == nil || err.Kind != CmdNoPosition {
 		t.Fatalf("after a write with the primary unreachable: %+v, %v; want CmdNoPosition", ans, err)
+	}
+	// Command, as the wires run it: the session is told that its client
+	// hands its position on, for SHOW switchyard.write_position only.
+	handedOn := 0
+	for _, text := range []string{"SHOW switchyard.write_position", "SET switchyard.target = primary"} {
+		_, _ = s.Command(ParseProxyCommand(text), env, func() { handedOn++ }, slog.New(slog.DiscardHandler))
+	}
+	if handedOn != 1 {
+		t.Fatalf("the position was handed on %d times; want once", handedOn)
 	}
 }

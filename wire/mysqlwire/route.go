@@ -294,12 +294,6 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 	if cmd.ResetStmt {
 		return false, nil // not MySQL's syntax: the server says so
 	}
-	if cmd.Kind == router.ShowWritePosition {
-		// A client that hands its position on: its next writes read the
-		// position behind them on their own connection (causal.go), so
-		// the next SHOW needs no probe of the primary.
-		s.reads.SetWantPosition()
-	}
 	rt := s.srv.Rts.Get(s.cluster.Name)
 	env := router.SessionEnv{
 		Cluster: s.cluster.Name, Database: s.cluster.Database, Config: s.srv.Config(),
@@ -309,14 +303,11 @@ func (s *session) proxyCommand(text []byte, rs uint8) (handled bool, err error) 
 	if s.sh != nil {
 		env.Shards = s.srv.Shards.Get(s.cluster.Name)
 	}
-	ans, cerr := s.routing.Apply(cmd, env)
+	ans, cerr := s.routing.Command(cmd, env, s.reads.SetWantPosition, s.log) // its position handed on: causal.go
 	switch {
 	case ans.Pass:
 		return false, nil
 	case cerr != nil:
-		if cerr.Kind == router.CmdNoPosition {
-			s.log.Warn("SHOW switchyard.write_position: no position", "err", cerr.Reason)
-		}
 		return true, s.sendErr(rs, commandError(cerr))
 	case ans.Show:
 		return true, s.sendValue(rs, ans.Column, ans.Value)

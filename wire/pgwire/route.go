@@ -261,12 +261,6 @@ func (c *clientConn) switchyardCommand(text string) bool {
 		return false
 	}
 	cmd := router.ParseProxyCommand(text)
-	if cmd.Kind == router.ShowWritePosition {
-		// A client that hands its position on: its next writes read the
-		// position behind them on their own connection (causal.go), so
-		// the next SHOW needs no probe of the primary.
-		c.reads.SetWantPosition()
-	}
 	env := router.SessionEnv{
 		Cluster: c.cluster.Name, Database: c.cluster.Database, Config: c.srv.Config(),
 		Sharded: c.sh != nil, Lock: &c.mu,
@@ -277,15 +271,12 @@ func (c *clientConn) switchyardCommand(text string) bool {
 	} else {
 		env.Shards = c.srv.Shards.Get(c.cluster.Name)
 	}
-	ans, cerr := c.routing.Apply(cmd, env)
+	ans, cerr := c.routing.Command(cmd, env, c.reads.SetWantPosition, c.log) // its position handed on: causal.go
 	var out []byte
 	switch {
 	case ans.Pass:
 		return false // the server says the name is unknown
 	case cerr != nil:
-		if cerr.Kind == router.CmdNoPosition {
-			c.log.Warn("SHOW switchyard.write_position: no position", "err", cerr.Reason)
-		}
 		out, _ = toErrorResponse(commandError(cerr)).Encode(nil)
 	case ans.Show:
 		out = pgframe.AppendCommandComplete(pgframe.AppendTextValue(nil, ans.Column, ans.Value), "SHOW")
