@@ -38,12 +38,12 @@ import (
 // counted says whether the request is a read to count in the
 // read-your-writes metrics (see PickRead).
 func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, counted bool) (n *Node, check lagmon.Position, sampled bool) {
-	// Metrics: a request that is not a read counts nowhere.
-	causal := func(replica, waited bool, d time.Duration) {
-		if counted {
-			rt.causal(replica, waited, d)
-		}
-	}
+	return rt.pickChecked(w, readAfter, why, lock, &tally{read: counted})
+}
+
+// pickChecked is PickChecked; t takes the request's outcome.
+func (rt *Runtime) pickChecked(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, t *tally) (n *Node, check lagmon.Position, sampled bool) {
+	causal := func(replica, waited bool, d time.Duration) { t.causal(rt, replica, waited, d) }
 	start := time.Now()
 	need, known := rt.lockedNeed(w, readAfter, lock)
 	sampled = known
@@ -54,10 +54,10 @@ func (rt *Runtime) PickChecked(w *Writes, readAfter lagmon.Position, why string,
 		if ok {
 			need, known = rt.lockedNeed(w, readAfter, lock)
 		}
-		if known && counted {
+		if known {
 			// A wait for fresh positions, as Pick's.
-			causalWait.WithLabelValues(rt.spec.Load().Protocol, rt.Name).Observe(time.Since(start).Seconds())
-		} else if !known {
+			t.waited(rt, time.Since(start))
+		} else {
 			causal(false, true, time.Since(start))
 			rt.Fallback(rt.fallbackReason(false))
 			return nil, nil, sampled
@@ -141,17 +141,18 @@ func (rt *Runtime) CheckDone(n *Node, pos lagmon.Position, passed, counted bool,
 // probes of Pick find has the position, within that timeout counted
 // from start. counted is PickRead's.
 func (rt *Runtime) AfterFailedCheck(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, start time.Time, counted bool) *Node {
+	return rt.afterFailedCheck(w, readAfter, why, lock, start, &tally{read: counted})
+}
+
+// afterFailedCheck is AfterFailedCheck; t takes the request's outcome.
+func (rt *Runtime) afterFailedCheck(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, start time.Time, t *tally) *Node {
 	if rt.Settings().CausalReadTimeout <= 0 {
-		if counted {
-			rt.causal(false, false, 0)
-		}
+		t.causal(rt, false, false, 0)
 		rt.Fallback(rt.fallbackReason(true))
 		return nil
 	}
 	n, need, known := rt.pickFresh(start, w, readAfter, lock)
-	if counted {
-		rt.causal(n != nil, true, time.Since(start))
-	}
+	t.causal(rt, n != nil, true, time.Since(start))
 	if n == nil {
 		rt.Fallback(rt.fallbackReason(need != nil || !known))
 		return nil

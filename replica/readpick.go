@@ -36,15 +36,21 @@ type ReadPick struct {
 // _read_wait_seconds count reads only, so that they add up to the
 // client's reads.
 func (rt *Runtime) PickRead(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, failed time.Time, canCheck, counted bool) ReadPick {
+	return rt.pickRead(w, readAfter, why, lock, failed, canCheck, &tally{read: counted})
+}
+
+// pickRead is PickRead; t takes the request's outcome (Reads keeps that
+// of a request that is no read, for a read on its lease).
+func (rt *Runtime) pickRead(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, failed time.Time, canCheck bool, t *tally) ReadPick {
 	if !failed.IsZero() {
-		return ReadPick{Node: rt.AfterFailedCheck(w, readAfter, why, lock, failed, counted)}
+		return ReadPick{Node: rt.afterFailedCheck(w, readAfter, why, lock, failed, t)}
 	}
 	if !canCheck || !rt.Settings().ReadYourWrites {
-		return ReadPick{Node: rt.pick(w, readAfter, why, lock, counted)}
+		return ReadPick{Node: rt.pick(w, readAfter, why, lock, t)}
 	}
 	r := ReadPick{Start: time.Now()}
 	var sampled bool
-	r.Node, r.Check, sampled = rt.PickChecked(w, readAfter, why, lock, counted)
+	r.Node, r.Check, sampled = rt.pickChecked(w, readAfter, why, lock, t)
 	r.WantPosition = !sampled
 	if r.Node == nil {
 		r.Check = nil

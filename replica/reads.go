@@ -21,6 +21,7 @@ type Reads struct {
 	check   lagmon.Position
 	start   time.Time
 	counted bool
+	tally   tally // the outcome of a request that is no read, kept for a read on its lease
 	failed  time.Time
 	want    atomic.Bool
 }
@@ -34,7 +35,8 @@ type Reads struct {
 func (r *Reads) Pick(rt *Runtime, w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, canCheck, counted bool) *Node {
 	failed := r.failed
 	r.check, r.failed = nil, time.Time{}
-	p := rt.PickRead(w, readAfter, why, lock, failed, canCheck && failed.IsZero(), counted)
+	r.tally = tally{read: counted}
+	p := rt.pickRead(w, readAfter, why, lock, failed, canCheck && failed.IsZero(), &r.tally)
 	if p.WantPosition {
 		r.want.Store(true)
 	}
@@ -52,6 +54,38 @@ func (r *Reads) Take() (pos lagmon.Position, start time.Time, counted bool) {
 	pos, start, counted = r.check, r.start, r.counted
 	r.check = nil
 	return pos, start, counted
+}
+
+// A request that only prepares or describes is routed as a read would
+// be, but is no read: its outcome is not counted. When a read then runs
+// on the same lease, not routed again (a client that pipelines its
+// Execute behind its Describe, or whose Execute comes before that
+// lease is returned), the read is counted where that lease went: the
+// wire calls Ride. Forget drops what was kept when a lease is routed
+// without Pick (to the primary: a write, a pinned session); Checked books
+// that the kept request's check passed.
+
+// Ride counts a read that runs on the lease of a request that was no
+// read, where that lease went; once, and only when that request needed
+// a position. Nothing happens for a lease whose request was counted.
+func (r *Reads) Ride(rt *Runtime) {
+	if rt != nil {
+		r.tally.count(rt)
+	}
+}
+
+// Kept says whether an outcome is kept for Ride.
+func (r *Reads) Kept() bool { return !r.tally.read && r.tally.servedBy != "" }
+
+// Forget drops the outcome kept for Ride.
+func (r *Reads) Forget() { r.tally = tally{read: true} }
+
+// Checked books that the check of a request that was no read passed:
+// a read riding its lease was served by a replica that checked.
+func (r *Reads) Checked() {
+	if !r.tally.read {
+		r.tally.servedBy = "replica_checked"
+	}
 }
 
 // Drop forgets the check of a read that did not go to the replica it

@@ -216,12 +216,12 @@ func (rt *Runtime) Fallback(reason string) {
 // freshWait: one round of probes). Probes are coalesced per node (see
 // lagmon.Monitor.Fresh), so concurrent readers share them.
 func (rt *Runtime) Pick(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker) *Node {
-	return rt.pick(w, readAfter, why, lock, true)
+	return rt.pick(w, readAfter, why, lock, &tally{read: true})
 }
 
-// pick is Pick; counted says whether the request is a read to count in
-// the read-your-writes metrics (see PickRead).
-func (rt *Runtime) pick(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, counted bool) *Node {
+// pick is Pick; t takes the request's outcome for the read-your-writes
+// metrics (see PickRead).
+func (rt *Runtime) pick(w *Writes, readAfter lagmon.Position, why string, lock sync.Locker, t *tally) *Node {
 	start := time.Now()
 	need, known := rt.lockedNeed(w, readAfter, lock)
 	var n *Node
@@ -233,8 +233,8 @@ func (rt *Runtime) pick(w *Writes, readAfter lagmon.Position, why string, lock s
 		waited = true
 		n, need, known = rt.pickFresh(start, w, readAfter, lock)
 	}
-	if (need != nil || !known) && counted {
-		rt.causal(n != nil, waited, time.Since(start))
+	if need != nil || !known {
+		t.causal(rt, n != nil, waited, time.Since(start))
 	}
 	if n == nil {
 		reason := "no_replica"
@@ -320,8 +320,42 @@ var (
 
 func init() { metrics.Registry.MustRegister(causalReads, causalWait) }
 
-func (rt *Runtime) causal(replica, waited bool, d time.Duration) {
-	p := rt.spec.Load().Protocol
+// tally takes the read-your-writes outcome of one routed request for
+// switchyard_causal_reads_total and the wait histogram: a read's is
+// counted at once; that of a request that only prepares or describes
+// (no read: read false) is kept, and counted by the read that runs on
+// its lease after it (Reads.Ride), if one does.
+type tally struct {
+	read     bool
+	servedBy string // kept: where the request went ("": nowhere yet)
+	waits    [2]time.Duration
+	nwaits   int
+}
+
+// served books where the request went (served_by).
+func (t *tally) served(rt *Runtime, servedBy string) {
+	if t.read {
+		causalReads.WithLabelValues(rt.spec.Load().Protocol, rt.Name, servedBy).Inc()
+		return
+	}
+	t.servedBy = servedBy
+}
+
+// waited books a wait for fresh positions.
+func (t *tally) waited(rt *Runtime, d time.Duration) {
+	if t.read {
+		causalWait.WithLabelValues(rt.spec.Load().Protocol, rt.Name).Observe(d.Seconds())
+		return
+	}
+	if t.nwaits < len(t.waits) {
+		t.waits[t.nwaits] = d
+		t.nwaits++
+	}
+}
+
+// causal books a read that needed a position, served by a replica or
+// the primary, after a wait of d for fresh positions or not.
+func (t *tally) causal(rt *Runtime, replica, waited bool, d time.Duration) {
 	servedBy := "primary"
 	if replica {
 		servedBy = "replica"
@@ -329,9 +363,23 @@ func (rt *Runtime) causal(replica, waited bool, d time.Duration) {
 			servedBy = "replica_after_wait"
 		}
 	}
-	causalReads.WithLabelValues(p, rt.Name, servedBy).Inc()
+	t.served(rt, servedBy)
 	if waited {
-		causalWait.WithLabelValues(p, rt.Name).Observe(d.Seconds())
+		t.waited(rt, d)
+	}
+}
+
+// count counts what t kept, once.
+func (t *tally) count(rt *Runtime) {
+	if t.read || t.servedBy == "" {
+		return
+	}
+	k := *t
+	*t = tally{read: true}
+	k.read = true
+	k.served(rt, k.servedBy)
+	for _, d := range k.waits[:k.nwaits] {
+		k.waited(rt, d)
 	}
 }
 

@@ -247,6 +247,7 @@ func (c *clientConn) checkedSend(sc *serverConn, typ byte, raw []byte) (done, ok
 	}
 	rt.CheckDone(node, ck.pos, passed, ck.counted, sent, time.Since(ck.start))
 	if passed {
+		c.reads.Checked() // a read riding this lease was checked here
 		return false, false, nil
 	}
 	if failed {

@@ -275,6 +275,12 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		(typ == 'Q' && len(c.pending) == 0 || typ == 'S' && resendable(c.pending))
 	c.leaseAlive = false
 	c.mu.Unlock()
+	if !leased && c.reads.Kept() && c.executes(typ) {
+		// A read on the lease of a request that only described (its
+		// Execute came before that lease was returned) counts where
+		// that lease went (read-your-writes metrics).
+		c.reads.Ride(c.rt)
+	}
 	pending := c.pending // sendPending empties it; a retry sends it again
 	flush := !c.rd.FullFrameBuffered()
 	var err error

@@ -158,6 +158,7 @@ var fnCallAnalysis = &router.Analysis{Class: router.Write, Statements: 1, MustPr
 // route picks the pool for the transaction that starts with this request.
 func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 	rt := c.rt
+	c.reads.Forget() // a read riding this lease counts where Pick says, or nowhere
 	if rt == nil || c.keeps() != router.HoldNone {
 		c.leaseWrites = true
 		return c.primary, nil

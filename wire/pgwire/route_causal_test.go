@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
@@ -527,5 +529,79 @@ monitor_password = "not the password"`)
 		if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn() >= $1::pg_lsn AND $1::pg_lsn > '0/0'`, lsn).Scan(&ok); err != nil || !ok {
 			t.Fatalf("write %d: token %q (%v)", id, tok, err)
 		}
+	}
+}
+
+// A read whose Execute comes while the replica lease of its own Parse and
+// Describe is still held (a client that pipelines the two round trips
+// lib/pq makes of a query with parameters; lib/pq itself under load, when
+// its Bind reaches the proxy before that lease is returned) is served on
+// that lease, where the position was made sure of for the Describe. It is
+// counted in switchyard_causal_reads_total all the same, where the lease
+// was: before, it was served by a replica and counted nowhere (the
+// Describe is no read, and the Execute was not routed again).
+func TestCausalMetricsCountReadOnDescribeLease(t *testing.T) {
+	p := startSplitProxy(t, `lag_poll_interval = "50ms"`)
+	mustExec(t, `DROP TABLE IF EXISTS t_causal_pipe; CREATE TABLE t_causal_pipe (id bigint PRIMARY KEY, client int)`)
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, time.Minute)
+	conn, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	primary, _ := nodePorts()
+	fe := conn.Frontend()
+	const rounds = 20
+	served0 := causalServed(t)
+	onReplica := 0
+	for i := range rounds {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO t_causal_pipe VALUES (%d, 1)", i)).ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		// Parse and Describe, Sync; Bind and Execute, Sync: one write.
+		fe.Send(&pgproto3.Parse{Query: "SELECT count(*)::int, inet_server_port() FROM t_causal_pipe WHERE client = $1"})
+		fe.Send(&pgproto3.Describe{ObjectType: 'S'})
+		fe.Send(&pgproto3.Sync{})
+		fe.Send(&pgproto3.Bind{Parameters: [][]byte{[]byte("1")}})
+		fe.Send(&pgproto3.Execute{})
+		fe.Send(&pgproto3.Sync{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var row []string
+		for rfq := 0; rfq < 2; {
+			msg, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch m := msg.(type) {
+			case *pgproto3.DataRow:
+				row = []string{string(m.Values[0]), string(m.Values[1])}
+			case *pgproto3.ErrorResponse:
+				t.Fatalf("read %d: %s", i, m.Message)
+			case *pgproto3.ReadyForQuery:
+				rfq++
+			}
+		}
+		if len(row) != 2 || row[0] != strconv.Itoa(i+1) {
+			t.Fatalf("read %d after %d writes: %v", i, i+1, row)
+		}
+		if row[1] != strconv.Itoa(primary) {
+			onReplica++
+		}
+	}
+	served1 := causalServed(t)
+	d := map[string]float64{}
+	for k, v := range served1 {
+		d[k] = v - served0[k]
+	}
+	t.Logf("%d reads after writes, %d on replicas; switchyard_causal_reads_total: %v", rounds, onReplica, d)
+	total := d["replica"] + d["replica_checked"] + d["replica_after_wait"] + d["primary"]
+	if total != rounds || d["primary"] != float64(rounds-onReplica) {
+		t.Fatalf("switchyard_causal_reads_total counts %.0f reads, %.0f on the primary; the client made %d, %d on the primary",
+			total, d["primary"], rounds, rounds-onReplica)
 	}
 }
