@@ -37,6 +37,10 @@ import (
 //   - after-write:    a read right after the client's own write through
 //     the proxy (the write is not timed), the case read-your-writes is
 //     for.
+//   - direct, direct-checked (MariaDB): the read sent straight to the
+//     replica, alone and behind the check the proxy sends, in one
+//     COM_QUERY, at the moment of the checked read: what the check costs
+//     the server itself, whatever the proxy does.
 //
 // The kinds are interleaved, one of each per round, so load on the shared
 // machine hits them alike; plain-replayed goes before the checked read in
@@ -102,8 +106,11 @@ replicas = [%s]
 		dbName, ma.Primary.Addr(), strings.Join(myReplicas, ", "))
 }
 
-// causalKinds are the reads measured, in report order.
-var causalKinds = []string{"plain", "plain-replayed", "checked", "after-write"}
+// causalKinds are the reads measured, in report order. direct and
+// direct-checked (MariaDB only) are the read sent straight to the
+// replica, alone and behind the check the proxy sends, in one COM_QUERY:
+// the server's own share of a checked read's cost, at the same moment.
+var causalKinds = []string{"plain", "plain-replayed", "checked", "after-write", "direct", "direct-checked"}
 
 // causalConns are the client connections, one per kind but
 // plain-replayed, which is the plain client's read at another moment.
@@ -171,6 +178,7 @@ func runCausal(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 	h.extraLines = []string{
 		fmt.Sprintf("One client per protocol, one read at a time, %d rounds of one read of each kind (interleaved). PostgreSQL: primary and 2 streaming replicas, pgx (extended protocol, statement cache). MariaDB: primary and 1 GTID replica, go-sql-driver/mysql (text protocol, interpolateParams). Switchyard with lag_poll_interval = 10s and max_replica_lag = 1h, so that positions are learnt from checks and probes only.", rounds),
 		"plain: a client that never wrote (no position), at a quiet moment; plain-replayed: the same client's read right after the replicas replayed a write (the moment of the checked read; before it in even rounds, after it in odd ones); checked: a read that needs a position every replica has replayed but the lag monitor has not seen (SET switchyard.read_after, then a wait for the replicas, untimed): the replica checks it in the same round trip as the read; after-write: a read right after the client's own INSERT through the proxy (untimed).",
+		"direct and direct-checked (MariaDB): the same read sent straight to the replica (go-sql-driver/mysql), alone and behind the proxy's check (SELECT @@GLOBAL.gtid_slave_pos) in the same COM_QUERY (multiStatements; the driver reads two result sets), at the same moment as plain-replayed and checked (reads without a check first in even rounds, last in odd ones): the server's own share of what the check costs.",
 		"checked ÷ plain-replayed is the bar of issue 14 (the added latency of the check, at most 1.20 on the medians): the same read with and without the check, at the same moment. A replica that has just replayed a write is slower for a moment for any read, which plain-replayed ÷ plain shows.",
 	}
 	var b strings.Builder
@@ -183,10 +191,18 @@ func runCausal(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		plain, bar := pct(r.s.lat["plain"], 0.5), pct(r.s.lat[causalBar], 0.5)
 		for _, k := range causalKinds {
 			ds := r.s.lat[k]
+			if len(ds) == 0 {
+				continue
+			}
 			med := pct(ds, 0.5)
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.1f%% | %.2f | %.2f |\n", r.name, k, fmtLat(med), fmtLat(pct(ds, 0.9)), fmtLat(mean(ds)),
 				100*float64(r.s.onReplica[k])/float64(max(len(ds), 1)), float64(med)/float64(max(plain, 1)), float64(med)/float64(max(bar, 1)))
 		}
+	}
+	if d, dc := pct(myRes.lat["direct"], 0.5), pct(myRes.lat["direct-checked"], 0.5); d > 0 {
+		added := pct(myRes.lat["checked"], 0.5) - pct(myRes.lat[causalBar], 0.5)
+		fmt.Fprintf(&b, "\nMariaDB: the check adds %s to a read through the proxy (checked − plain-replayed, medians); sent straight to the replica, the same check in front of the same read adds %s (direct-checked − direct: the server's own share, %.2fx).\n",
+			fmtLat(added), fmtLat(dc-d), float64(dc)/float64(max(d, 1)))
 	}
 	b.WriteString(e.proxyLogNote())
 	fmt.Fprint(stdout, b.String())
@@ -365,8 +381,8 @@ func causalPG(ctx context.Context, e *env, rounds int) (*causalSamples, error) {
 
 // causalMy measures the reads through the proxy's MySQL listener.
 func causalMy(ctx context.Context, e *env, rounds int) (*causalSamples, error) {
-	open := func(addr string) (*sql.Conn, func(), error) {
-		db, err := sql.Open("mysql", dbUser+":"+dbPassword+"@tcp("+addr+")/"+dbName+"?interpolateParams=true")
+	open := func(addr string, params ...string) (*sql.Conn, func(), error) {
+		db, err := sql.Open("mysql", dbUser+":"+dbPassword+"@tcp("+addr+")/"+dbName+"?interpolateParams=true"+strings.Join(params, ""))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -401,12 +417,27 @@ func causalMy(ctx context.Context, e *env, rounds int) (*causalSamples, error) {
 		conns[k] = c
 	}
 	conns[causalBar] = conns["plain"]
+	// direct: the replica itself, multi-statements for direct-checked.
+	direct0, done0, err := open(e.maria.Replicas[0].Addr(), "&multiStatements=true")
+	if err != nil {
+		return nil, err
+	}
+	defer done0()
 	primary := e.maria.Primary.Port
 	s := newCausalSamples()
+	const readSQL = "SELECT COUNT(*), @@port FROM " + causalTable + " WHERE id = ?"
 	read := func(kind string, id int64) error {
 		var v, port int
 		start := time.Now()
-		err := conns[kind].QueryRowContext(ctx, "SELECT COUNT(*), @@port FROM "+causalTable+" WHERE id = ?", id).Scan(&v, &port)
+		var err error
+		switch kind {
+		case "direct":
+			err = direct0.QueryRowContext(ctx, readSQL, id).Scan(&v, &port)
+		case "direct-checked":
+			err = directChecked(ctx, direct0, readSQL, id, &v, &port)
+		default:
+			err = conns[kind].QueryRowContext(ctx, readSQL, id).Scan(&v, &port)
+		}
 		d := time.Since(start)
 		if err != nil {
 			return err
@@ -447,16 +478,13 @@ func causalMy(ctx context.Context, e *env, rounds int) (*causalSamples, error) {
 		if _, err := conns["checked"].ExecContext(ctx, "SET switchyard.read_after = 'my@"+gtid+"'"); err != nil {
 			return nil, err
 		}
-		if i%2 == 0 {
-			if err := read(causalBar, id); err != nil {
-				return nil, err
-			}
-		}
-		if err := read("checked", id); err != nil {
-			return nil, err
-		}
+		// The reads without a check first in even rounds, last in odd ones.
+		order := []string{"direct", causalBar, "checked", "direct-checked"}
 		if i%2 == 1 {
-			if err := read(causalBar, id); err != nil {
+			slices.Reverse(order)
+		}
+		for _, k := range order {
+			if err := read(k, id); err != nil {
 				return nil, err
 			}
 		}
@@ -488,4 +516,29 @@ func waitUntil(ctx context.Context, ok func() (bool, error)) error {
 		case <-time.After(200 * time.Microsecond):
 		}
 	}
+}
+
+// directChecked reads q (one row: a count and a port) behind MariaDB's
+// position check without a wait, the proxy's, in one COM_QUERY
+// (multiStatements): the server answers both, one after the other.
+func directChecked(ctx context.Context, c *sql.Conn, q string, id int64, v, port *int) error {
+	rows, err := c.QueryContext(ctx, "SELECT @@GLOBAL.gtid_slave_pos; "+q, id)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var pos sql.NullString
+	if !rows.Next() {
+		return fmt.Errorf("direct-checked: no position: %v", rows.Err())
+	}
+	if err := rows.Scan(&pos); err != nil {
+		return err
+	}
+	if !rows.NextResultSet() || !rows.Next() {
+		return fmt.Errorf("direct-checked: no second result: %v", rows.Err())
+	}
+	if err := rows.Scan(v, port); err != nil {
+		return err
+	}
+	return rows.Close()
 }
