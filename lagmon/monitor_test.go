@@ -477,6 +477,57 @@ func TestCollector(t *testing.T) {
 	}
 }
 
+// TestCollectorsSideBySide: a proxy registers one collector per replica
+// runtime (a PostgreSQL cluster, a MySQL cluster, each shard) in one
+// registry. Each must register and report; before the collectors' series
+// carried the cluster as a constant label, every one after the first was
+// refused as a duplicate and its replicas had no lag metrics at all (a
+// MySQL cluster's switchyard_replica_lag_known was missing).
+func TestCollectorsSideBySide(t *testing.T) {
+	a := newFixture(t, Options{}, "r1")
+	a.round(time.Second, LSN(100), map[string]Position{"r1": LSN(100)})
+	b := newFixture(t, Options{}, "r1")
+	reg := prometheus.NewPedanticRegistry()
+	ca, cb := a.m.Collector("pg"), b.m.Collector("my")
+	for _, c := range []prometheus.Collector{ca, cb} {
+		if err := reg.Register(c); err != nil {
+			t.Fatalf("register: %v", err)
+		}
+	}
+	if err := reg.Register(a.m.Collector("pg")); err == nil {
+		t.Error("a second collector of cluster pg registered")
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += " " + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetGauge().GetValue()
+		}
+	}
+	for k, v := range map[string]float64{
+		"switchyard_replica_lag_known cluster=pg replica=r1": 1,
+		"switchyard_replica_lag_known cluster=my replica=r1": 0,
+		"switchyard_replica_healthy cluster=my replica=r1":   0,
+	} {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v; have %v", k, g, ok, v, got)
+		}
+	}
+	if !reg.Unregister(cb) {
+		t.Error("unregistering cluster my's collector failed")
+	}
+	if err := reg.Register(b.m.Collector("my")); err != nil {
+		t.Errorf("registering cluster my again after a reload: %v", err)
+	}
+}
+
 func BenchmarkQueries(b *testing.B) {
 	m := New(&fakeProber{pos: LSN(100)}, map[string]Prober{"10.0.0.1:5432": &fakeProber{pos: LSN(100)}}, Options{})
 	m.PollNow(context.Background())
