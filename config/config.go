@@ -267,5 +267,6 @@ func (s Settings) PoolIdentity() Settings {
 	s.PoolSize, s.MinPoolSize, s.MaxWaitClients, s.QueryWaitTimeout = 0, 0, 0, 0
 	s.MaxReplicaLag, s.ReadYourWrites, s.LagPollInterval, s.CausalReadTimeout = 0, false, 0, 0
 	s.WriteFunctions, s.ReadOnlyFunctions, s.MaxDBClientConns = "", "", 0
+	s.MaxScatterBytes = 0 // the proxy's own budget for merging, not the servers'
 	return s
 }

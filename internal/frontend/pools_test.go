@@ -151,3 +151,36 @@ func TestNodes(t *testing.T) {
 		t.Errorf("Nodes = %v, want %v", got, want)
 	}
 }
+
+// A reload that changes only routing and merging knobs (max_scatter_bytes,
+// max_replica_lag, read_only_functions, max_db_client_conns) keeps every
+// pool and its server connections. Seen from outside before the fix: a
+// reload that set max_scatter_bytes logged "draining pool after reload"
+// for every pool of both front ends and dropped their connections.
+func TestPoolsReloadRoutingKnobs(t *testing.T) {
+	var ps Pools[struct{}]
+	ps.Init(config.Postgres, slog.New(slog.DiscardHandler), creds)
+	defer ps.Close()
+	cfg := poolsConfig(4, []string{"127.0.0.1:2"}, "alice")
+	k := NewPoolKey(&cfg.Clusters[0], "127.0.0.1:1", "app", "alice", "pw")
+	p := get(t, &ps, cfg, k)
+	for _, c := range []struct {
+		name string
+		edit func(*config.Settings)
+	}{
+		{"max_scatter_bytes", func(st *config.Settings) { st.MaxScatterBytes = 1 << 20 }},
+		{"max_replica_lag", func(st *config.Settings) { st.MaxReplicaLag = 0 }},
+		{"read_only_functions", func(st *config.Settings) { st.ReadOnlyFunctions = "f" }},
+		{"max_db_client_conns", func(st *config.Settings) { st.MaxDBClientConns = 3 }},
+	} {
+		name, edit := c.name, c.edit
+		cfg2 := poolsConfig(4, []string{"127.0.0.1:2"}, "alice")
+		edit(&cfg2.Clusters[0].Settings)
+		ps.Reload(cfg2)
+		k2 := NewPoolKey(&cfg2.Clusters[0], "127.0.0.1:1", "app", "alice", "pw")
+		if k2 != k || get(t, &ps, cfg2, k2) != p {
+			t.Fatalf("a reload that changed only %s replaced the pool", name)
+		}
+		ps.Reload(cfg)
+	}
+}
