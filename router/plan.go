@@ -345,6 +345,13 @@ func (r *ShardRouting) plan(sql string, sk *ShardKeys, params Params, sessKey *K
 // noKey plans a statement that names no key and reads no sharded table
 // in a subquery.
 func (r *ShardRouting) noKey(sql string, sk *ShardKeys) ShardTarget {
+	// SQL-level prepared statements: the statement an EXECUTE runs is not
+	// in its text, so it cannot be planned, and would run on one shard
+	// whatever it reads (a count(*) of one shard's rows).
+	switch w := FirstWord(sql); w {
+	case "prepare", "execute":
+		return refuse("%s on a sharded cluster: the statement it runs is not in the text the proxy plans, so it would run on one shard only; use the protocol's prepared statements (the extended query protocol, COM_STMT_PREPARE), or name the shard with /* switchyard:shard=N */", strings.ToUpper(w))
+	}
 	switch sk.Kind {
 	case StmtInsert:
 		return refuse("INSERT on sharded table %s without its shard key (%s: %s): name the key column and give it a value per row",

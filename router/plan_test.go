@@ -92,6 +92,14 @@ func TestPlanShard(t *testing.T) {
 		{sql: "SET search_path = public", my: "SET sql_mode = ''", want: want{target: AnyShard{}}},
 		{sql: "CREATE TABLE x (a int)", want: refused("CREATE on a sharded cluster would run on one shard only")},
 		{sql: "SELECT 1; SELECT 2", want: refused("several statements")},
+		// SQL-level PREPARE and EXECUTE: the statement that runs is not in
+		// the EXECUTE's text, so it cannot be planned; it ran on one shard
+		// (count(*) answered 1022 where the shards hold 2012 rows).
+		{pg: "PREPARE p AS SELECT count(*) FROM orders", my: "PREPARE p FROM 'SELECT count(*) FROM orders'", want: refused("PREPARE on a sharded cluster")},
+		{pg: "EXECUTE p", my: "EXECUTE p", want: refused("EXECUTE on a sharded cluster")},
+		{pg: "EXECUTE p({k1})", my: "EXECUTE p USING @k", want: refused("EXECUTE on a sharded cluster")},
+		{pg: "execute p", my: "EXECUTE IMMEDIATE 'SELECT count(*) FROM orders'", want: refused("EXECUTE on a sharded cluster")},
+		{sql: "/* switchyard:shard=1 */ EXECUTE p", want: one(1)},
 		// Hints and the session's key.
 		{sql: "/* switchyard:shard=1 */ SELECT * FROM orders", want: one(1)},
 		{sql: "/* switchyard:shard=7 */ SELECT 1", want: refused("the cluster has 2 shards")},
