@@ -441,20 +441,7 @@ func TestCollector(t *testing.T) {
 	at := f.round(time.Second, nil, nil)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(f.m.Collector("main"))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			key := mf.GetName()
-			for _, l := range m.GetLabel() {
-				key += " " + l.GetName() + "=" + l.GetValue()
-			}
-			got[key] = m.GetGauge().GetValue()
-		}
-	}
+	got := gauges(t, reg)
 	want := map[string]float64{
 		"switchyard_replica_healthy cluster=main replica=r1":     1,
 		"switchyard_replica_healthy cluster=main replica=r2":     1,
@@ -497,20 +484,7 @@ func TestCollectorsSideBySide(t *testing.T) {
 	if err := reg.Register(a.m.Collector("pg")); err == nil {
 		t.Error("a second collector of cluster pg registered")
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			key := mf.GetName()
-			for _, l := range m.GetLabel() {
-				key += " " + l.GetName() + "=" + l.GetValue()
-			}
-			got[key] = m.GetGauge().GetValue()
-		}
-	}
+	got := gauges(t, reg)
 	for k, v := range map[string]float64{
 		"switchyard_replica_lag_known cluster=pg replica=r1": 1,
 		"switchyard_replica_lag_known cluster=my replica=r1": 0,
@@ -688,4 +662,24 @@ func TestPrimaryDownOnlyWhenUnreachable(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// gauges gathers reg's gauges by "name label=value ..." keys.
+func gauges(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += " " + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetGauge().GetValue()
+		}
+	}
+	return got
 }
