@@ -157,7 +157,7 @@ func (c *clientConn) forward(typ byte, raw []byte) bool {
 		// nothing more goes there before it (Server.cancel).
 		c.waitLeaseLocked()
 	}
-	if c.server != nil && c.leaseNode == nil {
+	if c.server != nil {
 		c.awaitPositionLocked() // read-your-writes (causal.go)
 	}
 	if onReplica := c.server != nil && c.leaseNode != nil; onReplica || c.sh != nil {
