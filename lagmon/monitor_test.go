@@ -396,15 +396,7 @@ func TestStartStop(t *testing.T) {
 // unhealthy after FailAfter polls instead of freezing its status, is never
 // called again while it hangs, and the node recovers when it returns.
 func TestHungProbe(t *testing.T) {
-	p, r := &fakeProber{pos: LSN(1)}, &fakeProber{pos: LSN(1)}
-	m := New(p, map[string]Prober{"r": r}, Options{Interval: 5 * time.Millisecond, Timeout: 20 * time.Millisecond})
-	m.PollNow(context.Background())
-	release := make(chan struct{})
-	r.mu.Lock()
-	r.hang = release
-	r.mu.Unlock()
-	m.Start()
-	defer m.Stop()
+	m, _, r, release := startHung(t, false)
 	deadline := time.Now().Add(5 * time.Second)
 	for m.Replica("r").Healthy {
 		if time.Now().After(deadline) {
@@ -639,15 +631,7 @@ func TestPrimaryDownOnlyWhenUnreachable(t *testing.T) {
 	}
 
 	// A primary probe that hangs past its timeout.
-	p, r := &fakeProber{pos: LSN(1)}, &fakeProber{pos: LSN(1)}
-	m := New(p, map[string]Prober{"r": r}, Options{Interval: 5 * time.Millisecond, Timeout: 20 * time.Millisecond})
-	m.PollNow(context.Background())
-	release := make(chan struct{})
-	p.mu.Lock()
-	p.hang = release
-	p.mu.Unlock()
-	m.Start()
-	defer m.Stop()
+	m, _, _, release := startHung(t, true)
 	defer close(release)
 	deadline := time.Now().Add(5 * time.Second)
 	for m.Replica("r").LagKnown {
@@ -682,4 +666,25 @@ func gauges(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return got
+}
+
+// startHung starts a monitor of primary p and replica "r" (fast polls,
+// a 20 ms timeout) after one good poll, then makes the primary's probe
+// (primary) or the replica's hang, ignoring its context, until release
+// is closed. The monitor stops with the test.
+func startHung(t *testing.T, primary bool) (m *Monitor, p, r *fakeProber, release chan struct{}) {
+	p, r = &fakeProber{pos: LSN(1)}, &fakeProber{pos: LSN(1)}
+	m = New(p, map[string]Prober{"r": r}, Options{Interval: 5 * time.Millisecond, Timeout: 20 * time.Millisecond})
+	m.PollNow(context.Background())
+	release = make(chan struct{})
+	h := r
+	if primary {
+		h = p
+	}
+	h.mu.Lock()
+	h.hang = release
+	h.mu.Unlock()
+	m.Start()
+	t.Cleanup(m.Stop)
+	return m, p, r, release
 }

@@ -84,3 +84,16 @@ func TestStartupAndBind(t *testing.T) {
 		t.Fatal("HasParse")
 	}
 }
+
+func TestHasAny(t *testing.T) {
+	run := append(Query("SELECT 1"), 'S', 0, 0, 0, 4)
+	if !HasAny(run, "S") || !HasAny(run, "XQ") || HasAny(run, "EF") {
+		t.Fatal("HasAny on whole messages")
+	}
+	// A length that runs past the end is not a whole message: the search
+	// stops there instead of reading beyond it.
+	bad := append([]byte{'Q', 0, 0, 1, 0}, run...)
+	if HasAny(bad, "S") || HasAny([]byte{'E', 0, 0, 0}, "E") {
+		t.Fatal("HasAny past a truncated message")
+	}
+}

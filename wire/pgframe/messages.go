@@ -3,6 +3,7 @@ package pgframe
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 )
 
 // DecodeStartupParams reads the name/value pairs of a StartupMessage.
@@ -99,9 +100,14 @@ func Query(sql string) []byte {
 }
 
 // HasParse says whether a run of whole messages holds a Parse.
-func HasParse(b []byte) bool {
+func HasParse(b []byte) bool { return HasAny(b, "P") }
+
+// HasAny says whether a run of whole messages holds a message of one of
+// the types in types. A run that is not whole messages stops the search
+// there.
+func HasAny(b []byte, types string) bool {
 	for len(b) >= 5 {
-		if b[0] == 'P' {
+		if strings.IndexByte(types, b[0]) >= 0 {
 			return true
 		}
 		n := int64(binary.BigEndian.Uint32(b[1:])) + 1

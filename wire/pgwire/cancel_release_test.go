@@ -34,13 +34,7 @@ func TestCancelInFlightWhenClientLeaves(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startProxy(t, `pool_size = 1`)
 			ctx := ctxT(t, 60*time.Second)
-			entered := make(chan struct{}, 1)
-			release := make(chan struct{})
-			testHookCancel = func() {
-				entered <- struct{}{}
-				<-release
-			}
-			t.Cleanup(func() { testHookCancel = nil })
+			entered, release := holdCancels(t)
 
 			a, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
 			if err != nil {
@@ -59,17 +53,7 @@ func TestCancelInFlightWhenClientLeaves(t *testing.T) {
 			// (a cancel for a client with nothing under way is dropped;
 			// on a busy machine 50 ms was sometimes not enough).
 			waitUnderWay(t, p, a.PID())
-			cancelDone := make(chan error, 1)
-			go func() {
-				cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				cancelDone <- a.CancelRequest(cctx)
-			}()
-			select {
-			case <-entered:
-			case <-time.After(20 * time.Second):
-				t.Fatal("the cancel request never reached the proxy's cancel handling")
-			}
+			cancelDone := sendHeldCancel(t, a, entered)
 			if _, err := res.ReadAll(); err != nil {
 				t.Fatalf("statement whose cancel is held back: %v", err)
 			}
@@ -154,13 +138,7 @@ func waitUnderWay(t *testing.T, p *testProxy, pid uint32) {
 func TestLateCancelSparesNextStatement(t *testing.T) {
 	p := startProxy(t, `pool_size = 1`)
 	ctx := ctxT(t, 60*time.Second)
-	entered := make(chan struct{}, 1)
-	release := make(chan struct{})
-	testHookCancel = func() {
-		entered <- struct{}{}
-		<-release
-	}
-	t.Cleanup(func() { testHookCancel = nil })
+	entered, release := holdCancels(t)
 
 	a, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
 	if err != nil {
@@ -169,17 +147,7 @@ func TestLateCancelSparesNextStatement(t *testing.T) {
 	defer a.Close(ctx)
 	res := a.Exec(ctx, "SELECT pg_sleep(0.5)")
 	waitUnderWay(t, p, a.PID())
-	cancelDone := make(chan error, 1)
-	go func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cancelDone <- a.CancelRequest(cctx)
-	}()
-	select {
-	case <-entered:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the cancel request never reached the proxy's cancel handling")
-	}
+	cancelDone := sendHeldCancel(t, a, entered)
 	// The statement ends by itself: its cancel is held in the hook.
 	if _, err := res.ReadAll(); err != nil {
 		t.Fatalf("statement whose cancel is held back: %v", err)
@@ -210,4 +178,36 @@ func TestLateCancelSparesNextStatement(t *testing.T) {
 		t.Fatalf("a cancelled statement: %v, want 57014", err)
 	}
 	waitPoolFree(t, p, "late cancel")
+}
+
+// holdCancels makes the proxy's cancel handling stop, once it holds the
+// lease, until release is closed; entered gets a value each time it
+// stops there.
+func holdCancels(t *testing.T) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}, 1), make(chan struct{})
+	testHookCancel = func() {
+		entered <- struct{}{}
+		<-release
+	}
+	t.Cleanup(func() { testHookCancel = nil })
+	return entered, release
+}
+
+// sendHeldCancel sends a's cancel request and waits until the proxy's
+// cancel handling holds it (holdCancels); the request's result comes on
+// the channel once it is released.
+func sendHeldCancel(t *testing.T, a *pgconn.PgConn, entered <-chan struct{}) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done <- a.CancelRequest(cctx)
+	}()
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the cancel request never reached the proxy's cancel handling")
+	}
+	return done
 }

@@ -67,16 +67,7 @@ type causalCheck struct {
 // (lib/pq's first round trip of a query with parameters) goes where a
 // read would but is no read for the read-your-writes metrics.
 func (c *clientConn) executes(typ byte) bool {
-	if typ == 'Q' || typ == 'F' || typ == 'E' {
-		return true
-	}
-	for b := c.pending; len(b) >= 5; {
-		if b[0] == 'E' || b[0] == 'F' {
-			return true
-		}
-		b = b[int(binary.BigEndian.Uint32(b[1:]))+1:]
-	}
-	return false
+	return typ == 'Q' || typ == 'F' || typ == 'E' || pgframe.HasAny(c.pending, "EF")
 }
 
 // canCheck says whether the request that starts a lease, ended by a
@@ -92,13 +83,7 @@ func (c *clientConn) canCheck(typ byte, as []*router.Analysis) bool {
 			return false
 		}
 	}
-	for b := c.pending; len(b) >= 5; {
-		if b[0] == 'H' || b[0] == 'F' {
-			return false
-		}
-		b = b[int(binary.BigEndian.Uint32(b[1:]))+1:]
-	}
-	return true
+	return !pgframe.HasAny(c.pending, "HF")
 }
 
 // sendCheck writes the position check to sc ahead of the request (the
@@ -344,20 +329,17 @@ func (c *clientConn) awaitPositionLocked() {
 			return
 		}
 	}
-	if c.leaseIdle.L == nil {
-		c.leaseIdle.L = &c.mu
-	}
 	// A bound on the wait: a pump that stops without ending the lease
 	// (the server failed under it) wakes nobody.
 	expired := false
 	t := time.AfterFunc(positionWait, func() {
 		c.mu.Lock()
 		expired = true
-		c.leaseIdle.Broadcast()
+		c.wakeLeaseWaitersLocked()
 		c.mu.Unlock()
 	})
 	for c.server == sc && c.reader == readerPump && !expired {
-		c.leaseIdle.Wait()
+		c.waitLeaseLocked()
 	}
 	t.Stop()
 }

@@ -115,39 +115,12 @@ func TestDeadIdleReplicaConnectionRetried(t *testing.T) {
 	wideAliveDelay(t)
 	pg := testcluster.PG
 	rep := pg.Replicas[0]
-	p := serveConfig(t, fmt.Sprintf(`
-[proxy]
-postgres_listen = "127.0.0.1:0"
-shutdown_timeout = "2s"
-[defaults]
-pool_size = 1
+	p := oneReplicaProxy(t, pg.Primary.Addr(), rep.Addr(), `pool_size = 1
 query_wait_timeout = "30s"
 max_replica_lag = "5s"
-lag_poll_interval = "20ms"
-[[users]]
-name = "app"
-password = "app"
-[[clusters]]
-name = "pg"
-protocol = "postgres"
-database = "app"
-primary = %q
-replicas = [%q]
-`, pg.Primary.Addr(), rep.Addr()))
+lag_poll_interval = "20ms"`)
 	ctx := ctxT(t, 60*time.Second)
-	connect := func(app string) *pgx.Conn {
-		cfg, err := pgx.ParseConfig(p.dsn("app", "app", "app"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.RuntimeParams["application_name"] = app
-		c, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(context.Background()) })
-		return c
-	}
+	connect := func(app string) *pgx.Conn { return connectApp(t, ctx, p, app) }
 	read := func(c *pgx.Conn) (port int, err error) {
 		err = c.QueryRow(ctx, `SELECT inet_server_port()`).Scan(&port)
 		return
@@ -202,4 +175,43 @@ replicas = [%q]
 			t.Fatalf("round %d: read served by port %d, want the replica's %d", i, port, rep.Port)
 		}
 	}
+}
+
+// oneReplicaProxy serves database "app" from primary and one replica,
+// with [defaults] as given.
+func oneReplicaProxy(t testing.TB, primary, replica, defaults string) *testProxy {
+	t.Helper()
+	return serveConfig(t, fmt.Sprintf(`
+[proxy]
+postgres_listen = "127.0.0.1:0"
+shutdown_timeout = "2s"
+[defaults]
+%s
+[[users]]
+name = "app"
+password = "app"
+[[clusters]]
+name = "pg"
+protocol = "postgres"
+database = "app"
+primary = %q
+replicas = [%q]
+`, defaults, primary, replica))
+}
+
+// connectApp connects to p as app with application_name app, closed when
+// the test ends.
+func connectApp(t testing.TB, ctx context.Context, p *testProxy, app string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["application_name"] = app
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
 }

@@ -815,39 +815,12 @@ func TestReplicaLinkDeadAtLeaseRetriedOnPrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fwd.Close()
-	p := serveConfig(t, fmt.Sprintf(`
-[proxy]
-postgres_listen = "127.0.0.1:0"
-shutdown_timeout = "2s"
-[defaults]
-pool_size = 1
+	p := oneReplicaProxy(t, pg.Primary.Addr(), fwd.Addr(), `pool_size = 1
 query_wait_timeout = "700ms"
 max_replica_lag = "5s"
-lag_poll_interval = "20ms"
-[[users]]
-name = "app"
-password = "app"
-[[clusters]]
-name = "pg"
-protocol = "postgres"
-database = "app"
-primary = %q
-replicas = [%q]
-`, pg.Primary.Addr(), fwd.Addr()))
+lag_poll_interval = "20ms"`)
 	ctx := ctxT(t, 30*time.Second)
-	connect := func(app string) *pgx.Conn {
-		cfg, err := pgx.ParseConfig(p.dsn("app", "app", "app"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.RuntimeParams["application_name"] = app
-		c, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(context.Background()) })
-		return c
-	}
+	connect := func(app string) *pgx.Conn { return connectApp(t, ctx, p, app) }
 	// The replica's pool gets a connection with a's parameters on it.
 	a := connect("drill_a")
 	onReplica := false

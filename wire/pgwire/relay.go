@@ -1029,7 +1029,7 @@ func (c *clientConn) detachLocked() (*serverConn, *pool.Server, *pool.Pool) {
 	c.reader = readerNone
 	clientStates.Set(&c.state, frontend.StateIdle)
 	c.leaseEndedLocked()
-	c.leaseIdle.Broadcast()
+	c.wakeLeaseWaitersLocked()
 	return sc, ps, p
 }
 
@@ -1668,7 +1668,7 @@ func (c *clientConn) readyForQueryLocked(status byte, sc *serverConn, pre, post 
 		c.endTxnLocked(sc)
 	}
 	c.txStatus = status
-	c.leaseIdle.Broadcast() // replicaRequest may wait for the last reply
+	c.wakeLeaseWaitersLocked() // replicaRequest may wait for the last reply
 	if relay {
 		if status == 'I' {
 			c.mTxn.Inc()

@@ -28,6 +28,13 @@ func startSplitProxy(t testing.TB, defaults string) *testProxy {
 // with [defaults] as given; more is TOML appended after the cluster.
 func splitProxy(t testing.TB, pg *testcluster.Postgres, defaults, more string) *testProxy {
 	t.Helper()
+	return splitProxyAt(t, pg.Primary.Addr(), pg, defaults, more)
+}
+
+// splitProxyAt is splitProxy with the primary reached at primary (a
+// faultnet.Forwarder in front of pg's, say).
+func splitProxyAt(t testing.TB, primary string, pg *testcluster.Postgres, defaults, more string) *testProxy {
+	t.Helper()
 	src := fmt.Sprintf(`
 [proxy]
 postgres_listen = "127.0.0.1:0"
@@ -43,7 +50,7 @@ protocol = "postgres"
 database = "app"
 primary = %q
 replicas = [%q, %q]
-%s`, defaults, pg.Primary.Addr(), pg.Replicas[0].Addr(), pg.Replicas[1].Addr(), more)
+%s`, defaults, primary, pg.Replicas[0].Addr(), pg.Replicas[1].Addr(), more)
 	return serveConfig(t, src)
 }
 
@@ -420,26 +427,8 @@ func TestSilentPrimaryLaggingReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fw.Close()
-	p := serveConfig(t, fmt.Sprintf(`
-[proxy]
-postgres_listen = "127.0.0.1:0"
-shutdown_timeout = "2s"
-[defaults]
-pool_size = 10
-max_replica_lag = "300ms"
-lag_poll_interval = "20ms"
-connect_timeout = "500ms"
-query_wait_timeout = "500ms"
-[[users]]
-name = "app"
-password = "app"
-[[clusters]]
-name = "pg"
-protocol = "postgres"
-database = "app"
-primary = %q
-replicas = [%q, %q]
-`, fw.Addr(), pg.Replicas[0].Addr(), pg.Replicas[1].Addr()))
+	p := splitProxyAt(t, fw.Addr(), pg, withDefaults("", "pool_size = 10", `max_replica_lag = "300ms"`, `lag_poll_interval = "20ms"`,
+		`connect_timeout = "500ms"`, `query_wait_timeout = "500ms"`), "")
 	waitReplicasEligible(t, p)
 	_, replicas := nodePorts()
 	paused := fmt.Sprintf("127.0.0.1:%d", replicas[0])
