@@ -96,3 +96,28 @@ func FuzzRow(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeExecParams: a COM_STMT_EXECUTE's parameters, from a client,
+// for a statement of n parameters (the server's count), with or without
+// types bound by an earlier execute.
+func FuzzDecodeExecParams(f *testing.F) {
+	// COM_STMT_EXECUTE, statement 1, no cursor, 1 iteration; 2 params:
+	// null map, new-params-bound, types (LONGLONG, VAR_STRING), values.
+	exec := []byte{0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 8, 0, 0xfd, 0, 42, 0, 0, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c'}
+	f.Add(exec, uint8(2), false)
+	f.Add(exec[:20], uint8(2), true)
+	f.Add([]byte{0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0xff, 0}, uint8(9), true)
+	f.Fuzz(func(t *testing.T, p []byte, n uint8, withBound bool) {
+		var bound []byte
+		if withBound {
+			bound = []byte{8, 0, 0xfd, 0, 12, 0, 0xfe, 0}
+		}
+		ep, err := DecodeExecParams(p, int(n), bound, func(i int) bool { return i == 3 })
+		if err != nil {
+			return
+		}
+		if int(n) > 0 && (len(ep.Vals) != int(n) || len(ep.Null) != int(n) || len(ep.Types) < 2*int(n)) {
+			t.Fatalf("n=%d: %d values, %d nulls, %d type bytes", n, len(ep.Vals), len(ep.Null), len(ep.Types))
+		}
+	})
+}
