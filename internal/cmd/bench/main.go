@@ -67,6 +67,8 @@ type options struct {
 	sysbenchTime    time.Duration
 
 	pgbouncerPrepared bool
+	floor             bool   // also run the loads the relay floor fits (relayfloor.go)
+	relayFloor        string // -relay-floor: be the relay child instead
 	out               string
 	keep              bool
 
@@ -130,6 +132,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.sysbenchThreads, "sysbench-threads", 32, "sysbench threads")
 	fs.DurationVar(&o.sysbenchTime, "sysbench-time", 0, "length of each sysbench run (default: -time)")
 	fs.BoolVar(&o.pgbouncerPrepared, "pgbouncer-prepared", false, "run pgbench -M prepared through PgBouncer too (1.18 cannot do it in transaction mode)")
+	fs.BoolVar(&o.floor, "floor", true, "also run select-only simple loads of at most -pool-size clients and sysbench (threads at most -pool-size) through a 1:1 epoll relay that parses nothing and pools nothing: the most any proxy that relays each query can reach here (relayfloor.go)")
+	fs.StringVar(&o.relayFloor, "relay-floor", "", "internal: serve the 1:1 relay for listen=target,... pairs (the floor rows' child process)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the report file (empty: none)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, proxy logs)")
 	fs.BoolVar(&o.memory, "memory", false, "measure proxy memory with idle client connections instead")
@@ -150,6 +154,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.relayFloor != "" {
+		return o, nil // the relay child needs nothing else
 	}
 	var err error
 	if o.clients, err = parseInts(*clients); err != nil {
@@ -256,6 +263,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 2
+	}
+	if o.relayFloor != "" {
+		fmt.Fprintf(stderr, "bench: relay floor: %v\n", relayFloor(o.relayFloor))
+		return 1
 	}
 	e, err := newEnv(o)
 	if err != nil {
@@ -373,6 +384,9 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 			for _, t := range o.targets {
 				pgCases = append(pgCases, pgCase{script: q.script, mode: q.mode, clients: q.clients, target: t})
 			}
+			if o.floorCase(q.script, q.mode, q.clients) {
+				pgCases = append(pgCases, pgCase{script: q.script, mode: q.mode, clients: q.clients, target: targetFloor})
+			}
 		}
 	}
 	for _, s := range o.scripts {
@@ -383,6 +397,9 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 			for _, c := range o.clients {
 				for _, t := range o.targets {
 					pgCases = append(pgCases, pgCase{script: s, mode: m, clients: c, target: t})
+				}
+				if o.floorCase(s, m, c) {
+					pgCases = append(pgCases, pgCase{script: s, mode: m, clients: c, target: targetFloor})
 				}
 			}
 		}
@@ -406,8 +423,12 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 			est += o.duration + warmupFor(c.clients) + time.Second
 		}
 	}
-	est += time.Duration(3*len(sbTests))*(o.sysbenchTime+3*time.Second) + time.Minute
-	logf("%d pgbench runs and %d sysbench runs; about %v in all (load average %s)", runs, 3*len(sbTests), est.Round(time.Minute), h.loadStart)
+	sbTargets := []string{targetDirect, targetSwitchyard, targetSwitchyardPlain}
+	if o.floor && o.sysbenchThreads <= o.poolSize {
+		sbTargets = append(sbTargets, targetFloor)
+	}
+	est += time.Duration(len(sbTargets)*len(sbTests))*(o.sysbenchTime+3*time.Second) + time.Minute
+	logf("%d pgbench runs and %d sysbench runs; about %v in all (load average %s)", runs, len(sbTargets)*len(sbTests), est.Round(time.Minute), h.loadStart)
 
 	logf("starting PostgreSQL%s", map[bool]string{true: " and MariaDB", false: ""}[o.sysbenchOn])
 	if err := e.startClusters(o.sysbenchOn); err != nil {
@@ -428,6 +449,12 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		return err
 	}
 	logf("PgBouncer pid %d at %s", e.pgb.pid(), e.pgbAddr)
+	if o.floor {
+		if err := e.startFloor(ctx, o.sysbenchOn); err != nil {
+			return err
+		}
+		logf("relay floor pid %d at %s (PostgreSQL) %s (MariaDB)", e.floorProc.pid(), e.floorPGAddr, e.floorMyAddr)
+	}
 	e.collectVersions(runtime.Version())
 
 	logf("pgbench -i -s %d", o.scale)
@@ -438,7 +465,11 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	pg := newPgResults(o.targets)
+	pgTargets := o.targets
+	if o.floor {
+		pgTargets = append(pgTargets[:len(pgTargets):len(pgTargets)], targetFloor)
+	}
+	pg := newPgResults(pgTargets)
 	for i, c := range pgCases {
 		if ctx.Err() != nil {
 			break
@@ -453,7 +484,7 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		logf("[%d/%d] %s: %s", i+1, len(pgCases), c, oneLine(r))
 	}
 
-	sb := &sbResults{targets: []string{targetDirect, targetSwitchyard, targetSwitchyardPlain}}
+	sb := &sbResults{targets: sbTargets}
 	if o.sysbenchOn && ctx.Err() == nil {
 		logf("sysbench prepare (directly on MariaDB)")
 		if err := e.sysbenchPrepare(ctx); err != nil {
@@ -466,7 +497,7 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 				}
 				c := sbCase{test: test, target: t}
 				var r result
-				if t != targetDirect && e.sy.exited() {
+				if (t == targetSwitchyard || t == targetSwitchyardPlain) && e.sy.exited() {
 					r = result{Failed: fmt.Sprintf("Switchyard is not running (exited: %v)", e.sy.err)}
 				} else {
 					r = e.runSysbench(ctx, c)
@@ -485,6 +516,7 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		fmt.Sprintf("PostgreSQL: internal/testcluster server, no replicas, %s (data in a RAM-backed directory).", e.pgSettingsNote),
 		fmt.Sprintf("pgbench: scale %d, -j %d, -n (the vacuum pgbench would do runs directly before each TPC-B run, plus a CHECKPOINT before every run); the targets run back to back for each load. Each run lasts %d s plus a warm-up of 2 s + 30 ms per client, because pgbench's -T includes connecting the clients (256 SCRAM logins to fresh backends take seconds here). TPS, p50 and p99 (nearest rank) come from pgbench's per-transaction log (-l): the transactions that completed in the last %d s of the run, or from %v after the connected clients started if that is later. A run where connecting left less than half of that is run again once with a warm-up fitted to its connection time (listed under the table).", o.scale, o.jobs, int(o.duration/time.Second), int(o.duration/time.Second), settleAfterStart),
 		"Ratios: TPS ÷ X > 1 means more throughput than X; p99 ÷ X < 1 means a lower tail latency than X.",
+		"`1:1 relay (floor)`: the same load through a relay that does the least a proxy can: one thread, one epoll loop, each client connection paired with its own server connection, bytes copied as they arrive; no parsing, no pool, no TLS of its own (pgbench negotiates TLS with PostgreSQL through it, as in the direct run; sysbench has none, as in the direct run). Its TPS ÷ direct is the most any proxy that relays each query can reach on this machine; it runs only where the proxies open as many server connections as clients (clients ≤ pool size), so the servers do the same work (relayfloor.go).",
 		"proxy CPU µs/txn: the proxy process's user+system CPU time (from /proc, sampled every 100 ms) over the measured window, divided by the transactions in it: what the proxy itself costs per transaction, the figure a loaded machine distorts least. CPU ÷ PgBouncer < 1 means Switchyard spends less.",
 	}
 	if o.sysbenchOn {

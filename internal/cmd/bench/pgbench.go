@@ -73,6 +73,8 @@ func (e *env) pgTargetAddr(target string) string {
 		return e.syPGAddr
 	case targetPgBouncer:
 		return e.pgbAddr
+	case targetFloor:
+		return e.floorPGAddr
 	default:
 		return e.pg.Primary.Addr()
 	}
@@ -86,6 +88,8 @@ func (e *env) proxyPID(target string) int {
 		return e.sy.pid()
 	case target == targetPgBouncer && e.pgb != nil:
 		return e.pgb.pid()
+	case target == targetFloor && e.floorProc != nil:
+		return e.floorProc.pid()
 	}
 	return 0
 }

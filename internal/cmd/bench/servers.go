@@ -42,6 +42,8 @@ type env struct {
 	syPGAddr, syMyAddr, syAdminAddr string
 	pgb                             *proc
 	pgbAddr                         string
+	floorProc                       *proc // the relay floor child (relayfloor.go)
+	floorPGAddr, floorMyAddr        string
 	pgbDir                          string
 	versions                        map[string]string
 	pgSettingsNote                  string

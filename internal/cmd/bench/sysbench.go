@@ -28,6 +28,8 @@ func (e *env) sysbenchArgs(target string) []string {
 		a = e.syMyAddr
 	case targetSwitchyardPlain:
 		a, db = e.syMyAddr, plainDB
+	case targetFloor:
+		a = e.floorMyAddr
 	}
 	host, port, _ := net.SplitHostPort(a)
 	return []string{
