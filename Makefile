@@ -39,8 +39,13 @@ vulncheck:
 	@bash scripts/vulncheck.sh
 
 # test: the whole suite, with the race detector, against real servers.
+# Under -race the relay keeps Go's own socket I/O (internal/rawconn), so
+# the real clients' tests and drills run once more without it, on the
+# raw-syscall path the binary uses.
+RAW_IO_TESTS := TestQueryTextAndBinary|TestMultiStatementsAndResults|TestTransactions|TestManyClientsSmallPool|TestMariaDBCommandLine|TestLongPacketsMySQL|TestDrillNetworkCutMidResult|TestServerLostMidTransactionClosesClient|TestPsqlAndPgbench|TestPgbenchPrepared|TestLateCancelSparesNextStatement|TestWrapLeavesOtherConns|TestRoundTripLarge|TestConcurrentWritesWhole|TestReadDeadline|TestCloseUnblocksRead|TestResetIsSyscallError
 test: deps lint vulncheck
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -timeout 5m -run '^($(RAW_IO_TESTS))$$' ./wire/mysqlwire ./wire/pgwire ./internal/rawconn
 
 # drill: the server-failure drills, each printing what it injected and
 # what clients saw. The quick ones (wire/*/faults_test.go) also run in

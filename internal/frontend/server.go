@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/fleet"
+	"github.com/switchyard/switchyard/internal/rawconn"
 )
 
 // ErrClosed is returned by Serve after Shutdown or Close.
@@ -94,7 +95,7 @@ func (f *Server[C]) Serve(ln net.Listener, handle func(net.Conn)) error {
 		f.mu.Unlock()
 		go func() {
 			defer f.wg.Done()
-			handle(nc)
+			handle(rawconn.Wrap(nc))
 		}()
 	}
 }

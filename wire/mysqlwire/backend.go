@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/frontend"
+	"github.com/switchyard/switchyard/internal/rawconn"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
@@ -162,6 +163,7 @@ func dialBackendOnce(ctx context.Context, p dialParams) (b *backend, err error) 
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	nc = rawconn.Wrap(nc)
 	b = &backend{
 		nc:        nc,
 		br:        bufio.NewReaderSize(nc, 64<<10),

@@ -131,7 +131,7 @@ func (e fatalError) Error() string { return e.err.Error() }
 func (e fatalError) Unwrap() error { return e.err }
 
 func (srv *Server) serveConn(nc net.Conn) {
-	if tc, ok := nc.(*net.TCPConn); ok {
+	if tc, ok := nc.(interface{ SetNoDelay(bool) error }); ok {
 		_ = tc.SetNoDelay(true)
 	}
 	s := &session{srv: srv, nc: nc, id: srv.newID(), start: time.Now()}

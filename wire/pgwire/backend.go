@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/frontend"
+	"github.com/switchyard/switchyard/internal/rawconn"
 	"github.com/switchyard/switchyard/wire/pgframe"
 )
 
@@ -122,6 +123,14 @@ func dialServer(ctx context.Context, addr string, st config.Settings, user, pass
 	cfg.Password = password
 	cfg.Database = database
 	cfg.RuntimeParams = map[string]string{}
+	dial := cfg.DialFunc
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return rawconn.Wrap(nc), nil
+	}
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, downgradeError(addr, st, err)

@@ -41,6 +41,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/authcache"
 	"github.com/switchyard/switchyard/internal/frontend"
+	"github.com/switchyard/switchyard/internal/rawconn"
 	"github.com/switchyard/switchyard/wire/pgauth"
 )
 
@@ -230,6 +231,7 @@ func dialServerPassOnce(ctx context.Context, addr string, tc *tls.Config, user s
 	if err != nil {
 		return nil, false, err
 	}
+	nc = rawconn.Wrap(nc)
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
