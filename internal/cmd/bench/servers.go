@@ -296,11 +296,17 @@ func (e *env) startSwitchyard(ctx context.Context, withMySQL bool, maxClients in
 		return err
 	}
 	e.sy = p
-	if err := waitPG(ctx, p, e.syPGAddr); err != nil {
+	return waitListening(ctx, p, e.syPGAddr, e.syMyAddr)
+}
+
+// waitListening waits until a PostgreSQL login through pgAddr works and,
+// unless myAddr is empty, myAddr accepts.
+func waitListening(ctx context.Context, p *proc, pgAddr, myAddr string) error {
+	if err := waitPG(ctx, p, pgAddr); err != nil {
 		return err
 	}
-	if withMySQL {
-		return waitTCP(ctx, p, e.syMyAddr)
+	if myAddr != "" {
+		return waitTCP(ctx, p, myAddr)
 	}
 	return nil
 }
