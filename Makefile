@@ -60,6 +60,8 @@ drill: deps
 # servers it starts and stops itself (about 18 minutes). Prints a markdown
 # table with the ratios and writes it to bench-results/. Narrow it with e.g.
 # BENCHFLAGS="-time 3s -clients 1,64"; bin/bench -h lists the flags.
+# BENCHFLAGS="-rounds 3" runs everything three times, one round after
+# another, and reports each cell's median run (and every round's TPS).
 # bench-quick: just the table of issue 17 and the README (select-only
 # simple 1/16/64/256, extended 1/64, prepared 16, TPC-B-like simple 1/64;
 # sysbench point-select 16 threads), 5 s per run, one run: under 5 minutes.

@@ -318,3 +318,34 @@ func TestCausalCheckMetrics(t *testing.T) {
 		}
 	}
 }
+
+// With rounds, a cell reports its median-TPS run, ignoring failed rounds,
+// and lists every round's TPS; one round reports that run as it is.
+func TestMedianOfRounds(t *testing.T) {
+	one := result{TPS: 5, P99: 1}
+	if got := median([]result{one}); got != one {
+		t.Fatalf("one round: %+v; want %+v", got, one)
+	}
+	rs := []result{{TPS: 10, P99: 1}, {Failed: "boom"}, {TPS: 30, P99: 3}, {TPS: 20, P99: 2}}
+	got := median(rs)
+	if got.TPS != 20 || got.P99 != 2 {
+		t.Fatalf("median of %+v = %+v; want the TPS 20 run", rs, got)
+	}
+	if want := "median of 4 rounds (TPS 10, failed, 30, 20)"; got.Note != want {
+		t.Fatalf("note %q; want %q", got.Note, want)
+	}
+	if got := median([]result{{TPS: 10}, {TPS: 40}}); got.TPS != 10 {
+		t.Fatalf("even count: TPS %v; want the lower middle, 10", got.TPS)
+	}
+	if got := median([]result{{Failed: "a"}, {Failed: "b"}}); got.Failed != "b" {
+		t.Fatalf("all failed: %+v; want the last failure", got)
+	}
+	p := newPgResults([]string{targetDirect})
+	c := pgCase{"select-only", "simple", 1, targetDirect}
+	for _, tps := range []float64{3, 1, 2} {
+		p.add(c, result{TPS: tps})
+	}
+	if r := p.res[pgKey{"select-only", "simple", 1}][targetDirect]; r.TPS != 2 {
+		t.Fatalf("pgResults after 3 rounds reports TPS %v; want the median 2", r.TPS)
+	}
+}

@@ -68,6 +68,7 @@ type options struct {
 
 	pgbouncerPrepared bool
 	floor             bool   // also run the loads the relay floor fits (relayfloor.go)
+	rounds            int    // run every load this many times, interleaved; report medians
 	relayFloor        string // -relay-floor: be the relay child instead
 	out               string
 	keep              bool
@@ -133,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.sysbenchTime, "sysbench-time", 0, "length of each sysbench run (default: -time)")
 	fs.BoolVar(&o.pgbouncerPrepared, "pgbouncer-prepared", false, "run pgbench -M prepared through PgBouncer too (1.18 cannot do it in transaction mode)")
 	fs.BoolVar(&o.floor, "floor", true, "also run select-only simple loads of at most -pool-size clients and sysbench (threads at most -pool-size) through a 1:1 epoll relay that parses nothing and pools nothing: what relaying alone costs here (relayfloor.go)")
+	fs.IntVar(&o.rounds, "rounds", 1, "run the whole table this many times, one round after another, and report each cell's median-TPS run (identical 5 s runs differ by up to ±25% on a shared 2-core machine)")
 	fs.StringVar(&o.relayFloor, "relay-floor", "", "internal: serve the 1:1 relay for listen=target,... pairs (the floor rows' child process)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the report file (empty: none)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, proxy logs)")
@@ -193,6 +195,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.checkRounds < 1 || o.checkPairs < 20 || o.checkRuns < 1 {
 		return nil, fmt.Errorf("-causal-check-rounds and -causal-check-runs must be positive, -causal-check-pairs at least 20")
+	}
+	if o.rounds < 1 {
+		return nil, fmt.Errorf("-rounds must be positive")
 	}
 	if o.poolSize < 1 || o.scale < 1 || o.jobs < 1 || o.sysbenchThreads < 1 || o.memConns < 1 || o.memWorkers < 1 {
 		return nil, fmt.Errorf("-pool-size, -scale, -jobs, -sysbench-threads, -conns and -workers must be positive")
@@ -428,7 +433,8 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		sbTargets = append(sbTargets, targetFloor)
 	}
 	est += time.Duration(len(sbTargets)*len(sbTests))*(o.sysbenchTime+3*time.Second) + time.Minute
-	logf("%d pgbench runs and %d sysbench runs; about %v in all (load average %s)", runs, len(sbTargets)*len(sbTests), est.Round(time.Minute), h.loadStart)
+	est *= time.Duration(o.rounds)
+	logf("%d pgbench runs and %d sysbench runs (%d round(s)); about %v in all (load average %s)", runs*o.rounds, len(sbTargets)*len(sbTests)*o.rounds, o.rounds, est.Round(time.Minute), h.loadStart)
 
 	logf("starting PostgreSQL%s", map[bool]string{true: " and MariaDB", false: ""}[o.sysbenchOn])
 	if err := e.startClusters(o.sysbenchOn); err != nil {
@@ -470,18 +476,20 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		pgTargets = append(pgTargets[:len(pgTargets):len(pgTargets)], targetFloor)
 	}
 	pg := newPgResults(pgTargets)
-	for i, c := range pgCases {
-		if ctx.Err() != nil {
-			break
+	for round := range o.rounds {
+		for i, c := range pgCases {
+			if ctx.Err() != nil {
+				break
+			}
+			var r result
+			if c.target == targetSwitchyard && e.sy.exited() {
+				r = result{Failed: fmt.Sprintf("Switchyard is not running (exited: %v)", e.sy.err)}
+			} else {
+				r = e.runPgbench(ctx, c, round*len(pgCases)+i)
+			}
+			pg.add(c, r)
+			logf("[%d/%d] %s: %s", round*len(pgCases)+i+1, o.rounds*len(pgCases), c, oneLine(r))
 		}
-		var r result
-		if c.target == targetSwitchyard && e.sy.exited() {
-			r = result{Failed: fmt.Sprintf("Switchyard is not running (exited: %v)", e.sy.err)}
-		} else {
-			r = e.runPgbench(ctx, c, i)
-		}
-		pg.add(c, r)
-		logf("[%d/%d] %s: %s", i+1, len(pgCases), c, oneLine(r))
 	}
 
 	sb := &sbResults{targets: sbTargets}
@@ -490,20 +498,22 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		if err := e.sysbenchPrepare(ctx); err != nil {
 			return err
 		}
-		for _, test := range sbTests {
-			for _, t := range sb.targets {
-				if ctx.Err() != nil {
-					break
+		for range o.rounds {
+			for _, test := range sbTests {
+				for _, t := range sb.targets {
+					if ctx.Err() != nil {
+						break
+					}
+					c := sbCase{test: test, target: t}
+					var r result
+					if (t == targetSwitchyard || t == targetSwitchyardPlain) && e.sy.exited() {
+						r = result{Failed: fmt.Sprintf("Switchyard is not running (exited: %v)", e.sy.err)}
+					} else {
+						r = e.runSysbench(ctx, c)
+					}
+					sb.add(c, r)
+					logf("sysbench %s %s: %s", test, t, oneLine(r))
 				}
-				c := sbCase{test: test, target: t}
-				var r result
-				if (t == targetSwitchyard || t == targetSwitchyardPlain) && e.sy.exited() {
-					r = result{Failed: fmt.Sprintf("Switchyard is not running (exited: %v)", e.sy.err)}
-				} else {
-					r = e.runSysbench(ctx, c)
-				}
-				sb.add(c, r)
-				logf("sysbench %s %s: %s", test, t, oneLine(r))
 			}
 		}
 		e.sysbenchCleanup(ctx)

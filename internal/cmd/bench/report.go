@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -15,11 +17,12 @@ type pgKey struct {
 type pgResults struct {
 	keys    []pgKey
 	targets []string
-	res     map[pgKey]map[string]result
+	res     map[pgKey]map[string]result   // the reported run: the median of runs
+	runs    map[pgKey]map[string][]result // every round's run
 }
 
 func newPgResults(targets []string) *pgResults {
-	return &pgResults{targets: targets, res: map[pgKey]map[string]result{}}
+	return &pgResults{targets: targets, res: map[pgKey]map[string]result{}, runs: map[pgKey]map[string][]result{}}
 }
 
 func (p *pgResults) add(c pgCase, r result) {
@@ -27,25 +30,65 @@ func (p *pgResults) add(c pgCase, r result) {
 	if p.res[k] == nil {
 		p.keys = append(p.keys, k)
 		p.res[k] = map[string]result{}
+		p.runs[k] = map[string][]result{}
 	}
-	p.res[k][c.target] = r
+	p.runs[k][c.target] = append(p.runs[k][c.target], r)
+	p.res[k][c.target] = median(p.runs[k][c.target])
 }
 
 type sbResults struct {
 	tests   []string
 	targets []string
 	res     map[string]map[string]result
+	runs    map[string]map[string][]result
 }
 
 func (s *sbResults) add(c sbCase, r result) {
 	if s.res == nil {
 		s.res = map[string]map[string]result{}
+		s.runs = map[string]map[string][]result{}
 	}
 	if s.res[c.test] == nil {
 		s.tests = append(s.tests, c.test)
 		s.res[c.test] = map[string]result{}
+		s.runs[c.test] = map[string][]result{}
 	}
-	s.res[c.test][c.target] = r
+	s.runs[c.test][c.target] = append(s.runs[c.test][c.target], r)
+	s.res[c.test][c.target] = median(s.runs[c.test][c.target])
+}
+
+// median is the run of rs with the median TPS among those that worked
+// (the lower middle one of an even count), its note listing every round's
+// TPS; with one run, that run; when none worked, the last.
+func median(rs []result) result {
+	var ok []result
+	for _, r := range rs {
+		if r.ok() {
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return rs[len(rs)-1]
+	}
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	sorted := slices.Clone(ok)
+	slices.SortStableFunc(sorted, func(a, b result) int { return cmp.Compare(a.TPS, b.TPS) })
+	m := sorted[(len(sorted)-1)/2]
+	tps := make([]string, len(rs))
+	for i, r := range rs {
+		tps[i] = "failed"
+		if r.ok() {
+			tps[i] = fmtTPS(r.TPS)
+		}
+	}
+	note := fmt.Sprintf("median of %d rounds (TPS %s)", len(rs), strings.Join(tps, ", "))
+	if m.Note != "" {
+		note += "; " + m.Note
+	}
+	m.Note = note
+	return m
 }
 
 func fmtTPS(v float64) string { return fmt.Sprintf("%.0f", v) }
@@ -225,6 +268,17 @@ func (s *sbResults) table(threads int) string {
 			}
 			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %.1f |\n", test, threads, name, tp, p50, p99c, vsTPS, vsP99, fmtCPU(r), r.Load)
 		}
+	}
+	var notes []string
+	for _, test := range s.tests {
+		for _, t := range s.targets {
+			if r, ok := s.res[test][t]; ok && r.Note != "" {
+				notes = append(notes, fmt.Sprintf("- %s, %s: %s", test, t, mdEscape(r.Note)))
+			}
+		}
+	}
+	if len(notes) > 0 {
+		b.WriteString("\n" + strings.Join(notes, "\n") + "\n")
 	}
 	return b.String()
 }
