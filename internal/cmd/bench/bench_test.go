@@ -345,7 +345,7 @@ func TestMedianOfRounds(t *testing.T) {
 	for _, tps := range []float64{3, 1, 2} {
 		p.add(c, result{TPS: tps})
 	}
-	if r := p.res[pgKey{"select-only", "simple", 1}][targetDirect]; r.TPS != 2 {
+	if r := p.row(pgKey{"select-only", "simple", 1})[targetDirect]; r.TPS != 2 {
 		t.Fatalf("pgResults after 3 rounds reports TPS %v; want the median 2", r.TPS)
 	}
 }

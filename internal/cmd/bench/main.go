@@ -498,22 +498,25 @@ func runBench(ctx context.Context, e *env, stdout, stderr io.Writer) error {
 		if err := e.sysbenchPrepare(ctx); err != nil {
 			return err
 		}
+		var sbCases []sbCase
+		for _, test := range sbTests {
+			for _, t := range sb.targets {
+				sbCases = append(sbCases, sbCase{test: test, target: t})
+			}
+		}
 		for range o.rounds {
-			for _, test := range sbTests {
-				for _, t := range sb.targets {
-					if ctx.Err() != nil {
-						break
-					}
-					c := sbCase{test: test, target: t}
-					var r result
-					if (t == targetSwitchyard || t == targetSwitchyardPlain) && e.sy.exited() {
-						r = result{Failed: fmt.Sprintf("Switchyard is not running (exited: %v)", e.sy.err)}
-					} else {
-						r = e.runSysbench(ctx, c)
-					}
-					sb.add(c, r)
-					logf("sysbench %s %s: %s", test, t, oneLine(r))
+			for _, c := range sbCases {
+				if ctx.Err() != nil {
+					break
 				}
+				var r result
+				if (c.target == targetSwitchyard || c.target == targetSwitchyardPlain) && e.sy.exited() {
+					r = result{Failed: fmt.Sprintf("Switchyard is not running (exited: %v)", e.sy.err)}
+				} else {
+					r = e.runSysbench(ctx, c)
+				}
+				sb.add(c, r)
+				logf("sysbench %s %s: %s", c.test, c.target, oneLine(r))
 			}
 		}
 		e.sysbenchCleanup(ctx)

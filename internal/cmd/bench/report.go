@@ -14,48 +14,51 @@ type pgKey struct {
 	clients      int
 }
 
-type pgResults struct {
-	keys    []pgKey
-	targets []string
-	res     map[pgKey]map[string]result   // the reported run: the median of runs
-	runs    map[pgKey]map[string][]result // every round's run
+// rows keeps every round's run of each target, per row key, in the
+// order the keys came; a cell reports the median of its runs (median).
+type rows[K comparable] struct {
+	keys []K
+	runs map[K]map[string][]result
 }
 
-func newPgResults(targets []string) *pgResults {
-	return &pgResults{targets: targets, res: map[pgKey]map[string]result{}, runs: map[pgKey]map[string][]result{}}
+func (r *rows[K]) add(k K, target string, res result) {
+	if r.runs == nil {
+		r.runs = map[K]map[string][]result{}
+	}
+	if r.runs[k] == nil {
+		r.keys = append(r.keys, k)
+		r.runs[k] = map[string][]result{}
+	}
+	r.runs[k][target] = append(r.runs[k][target], res)
 }
+
+// row is the reported run of each target for k.
+func (r *rows[K]) row(k K) map[string]result {
+	out := make(map[string]result, len(r.runs[k]))
+	for t, rs := range r.runs[k] {
+		out[t] = median(rs)
+	}
+	return out
+}
+
+type pgResults struct {
+	rows[pgKey]
+	targets []string
+}
+
+func newPgResults(targets []string) *pgResults { return &pgResults{targets: targets} }
 
 func (p *pgResults) add(c pgCase, r result) {
-	k := pgKey{c.script, c.mode, c.clients}
-	if p.res[k] == nil {
-		p.keys = append(p.keys, k)
-		p.res[k] = map[string]result{}
-		p.runs[k] = map[string][]result{}
-	}
-	p.runs[k][c.target] = append(p.runs[k][c.target], r)
-	p.res[k][c.target] = median(p.runs[k][c.target])
+	p.rows.add(pgKey{c.script, c.mode, c.clients}, c.target, r)
 }
 
+// sbResults: the sysbench rows, keyed by test.
 type sbResults struct {
-	tests   []string
+	rows[string]
 	targets []string
-	res     map[string]map[string]result
-	runs    map[string]map[string][]result
 }
 
-func (s *sbResults) add(c sbCase, r result) {
-	if s.res == nil {
-		s.res = map[string]map[string]result{}
-		s.runs = map[string]map[string][]result{}
-	}
-	if s.res[c.test] == nil {
-		s.tests = append(s.tests, c.test)
-		s.res[c.test] = map[string]result{}
-		s.runs[c.test] = map[string][]result{}
-	}
-	s.runs[c.test][c.target] = append(s.runs[c.test][c.target], r)
-	s.res[c.test][c.target] = median(s.runs[c.test][c.target])
-}
+func (s *sbResults) add(c sbCase, r result) { s.rows.add(c.test, c.target, r) }
 
 // median is the run of rs with the median TPS among those that worked
 // (the lower middle one of an even count), its note listing every round's
@@ -154,7 +157,7 @@ func (p *pgResults) table() string {
 	b.WriteString("| script | protocol | clients | target | TPS | p50 ms | p99 ms | TPS ÷ direct | p99 ÷ direct | TPS ÷ PgBouncer | p99 ÷ PgBouncer | proxy CPU µs/txn | CPU ÷ PgBouncer | load |\n")
 	b.WriteString("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, k := range p.keys {
-		rs := p.res[k]
+		rs := p.row(k)
 		for _, t := range p.targets {
 			r, ok := rs[t]
 			if !ok {
@@ -186,8 +189,9 @@ func (p *pgResults) table() string {
 	}
 	var notes []string
 	for _, k := range p.keys {
+		rs := p.row(k)
 		for _, t := range p.targets {
-			if r, ok := p.res[k][t]; ok && r.Note != "" {
+			if r, ok := rs[t]; ok && r.Note != "" {
 				notes = append(notes, fmt.Sprintf("- %s %s, %d clients, %s: %s", k.script, k.mode, k.clients, t, mdEscape(r.Note)))
 			}
 		}
@@ -217,7 +221,7 @@ func (p *pgResults) summary() string {
 			order = append(order, g)
 		}
 		a.n++
-		rs := p.res[k]
+		rs := p.row(k)
 		sy, ok := rs[targetSwitchyard]
 		if !ok || !sy.ok() {
 			continue
@@ -250,8 +254,8 @@ func (s *sbResults) table(threads int) string {
 	var b strings.Builder
 	b.WriteString("| test | threads | target | TPS | p50 ms | p99 ms | TPS ÷ direct | p99 ÷ direct | proxy CPU µs/txn | load |\n")
 	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|\n")
-	for _, test := range s.tests {
-		rs := s.res[test]
+	for _, test := range s.keys {
+		rs := s.row(test)
 		for _, t := range s.targets {
 			r, ok := rs[t]
 			if !ok {
@@ -270,9 +274,10 @@ func (s *sbResults) table(threads int) string {
 		}
 	}
 	var notes []string
-	for _, test := range s.tests {
+	for _, test := range s.keys {
+		rs := s.row(test)
 		for _, t := range s.targets {
-			if r, ok := s.res[test][t]; ok && r.Note != "" {
+			if r, ok := rs[t]; ok && r.Note != "" {
 				notes = append(notes, fmt.Sprintf("- %s, %s: %s", test, t, mdEscape(r.Note)))
 			}
 		}
