@@ -114,8 +114,10 @@ func (p *gtidProbe) Probe(ctx context.Context) (lagmon.Position, error) {
 	if p.be == nil {
 		be, err := dialBackend(ctx, dialParams{addr: p.addr, user: p.user, password: p.password, collation: defaultCollation, tls: p.tls})
 		if err != nil {
-			if se := (*mysqlproto.ServerError)(nil); !errors.As(err, &se) {
-				err = lagmon.Unreachable(err) // not refused by the server: down
+			// Not refused by the server, or refused because it is
+			// shutting down: down.
+			if se := (*mysqlproto.ServerError)(nil); !errors.As(err, &se) || se.Code == mysqlproto.ERServerShutdown {
+				err = lagmon.Unreachable(err)
 			}
 			return nil, err
 		}

@@ -41,6 +41,7 @@ const (
 	codeConnectionFailure    = "08006"
 	codeCannotConnectNow     = "57P03"
 	codeAdminShutdown        = "57P01"
+	codeCrashShutdown        = "57P02" // raised by servers only
 	codeInvalidPassword      = "28P01"
 	codeInvalidAuthorization = "28000"
 	codeUnknownDatabase      = "3D000"

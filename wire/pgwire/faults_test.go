@@ -263,6 +263,9 @@ func TestDrillPrimaryKilledUnderLoad(t *testing.T) {
 						first = false
 						warm.Add(1)
 					}
+					if err != nil && phase.Load() == 1 {
+						t.Logf("  read failed %v after the kill: %v", time.Since(time.Unix(0, killedAt.Load())), err)
+					}
 					return err
 				}
 				id := nextID.Add(1)

@@ -87,11 +87,21 @@ const (
 
 // probeError marks an error of a server that did not answer (no
 // ErrorResponse) as lagmon.ErrUnreachable: the lag monitor then knows the
-// primary is down rather than refusing to tell its position.
+// primary is down rather than refusing to tell its position. A server
+// that answers only to say it is going or not yet there (57P01-57P03:
+// shutting down, crashed, starting up) serves nothing
+// either: during a fast shutdown, which can take a second under load, it
+// still accepts connections to refuse them with 57P03, and taking that
+// for a live primary would leave the replicas' lag unknown and send reads
+// to it, where they fail.
 func probeError(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return err
+		switch pe.Code {
+		case codeAdminShutdown, codeCrashShutdown, codeCannotConnectNow:
+		default:
+			return err
+		}
 	}
 	return lagmon.Unreachable(err)
 }

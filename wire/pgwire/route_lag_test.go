@@ -1,19 +1,25 @@
 package pgwire
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
+	"github.com/switchyard/switchyard/lagmon"
 )
 
 // max_replica_lag = "0s" means only replicas that have replayed
@@ -173,5 +179,27 @@ causal_read_timeout = "2s"`)
 		clients*pairs, stale.Load(), failures.Load(), onReplica.Load())
 	if stale.Load() != 0 || failures.Load() != 0 {
 		t.Fatalf("stale reads %d, failures %d", stale.Load(), failures.Load())
+	}
+}
+
+// A primary that answers only to say it is shutting down, crashed or
+// starting up is down for the lag monitor (the replicas then keep the
+// reads); one that refuses for any other reason, or times out, is not.
+func TestProbeErrorShutdownIsUnreachable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		down bool
+	}{
+		{&pgconn.PgError{Code: "57P03", Message: "the database system is shutting down"}, true},
+		{&pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}, true},
+		{&pgconn.PgError{Code: "57P02"}, true},
+		{&pgconn.PgError{Code: "28P01", Message: "password authentication failed"}, false},
+		{&pgconn.PgError{Code: "42501", Message: "permission denied"}, false},
+		{fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
+		{context.DeadlineExceeded, false},
+	} {
+		if got := errors.Is(probeError(c.err), lagmon.ErrUnreachable); got != c.down {
+			t.Errorf("probeError(%v) unreachable = %v, want %v", c.err, got, c.down)
+		}
 	}
 }
