@@ -28,6 +28,10 @@ type ShardRouting struct {
 	// keys on several shards) runs on every shard, each in its own
 	// transaction, instead of being refused.
 	AllowAllShardWrites bool
+	// Database is the sharded cluster's database as clients name it (a
+	// MySQL statement that names any database is refused, see
+	// ShardKeys.Databases).
+	Database string
 }
 
 // NewShardRouting is the plan of a sharded cluster of dialect d with map
@@ -195,6 +199,9 @@ func (r *ShardRouting) PlanShard(sql string, params Params, sess ShardSession) (
 	if err != nil {
 		return Refused{Code: RefuseSyntax, Reason: err.Error()}, nil, nil
 	}
+	if len(sk.Databases) > 0 {
+		return r.namedDatabase(sk.Databases[0]), sk, nil
+	}
 	t, err := r.plan(sql, sk, params, sess.Key)
 	if err != nil {
 		var pe errParam
@@ -209,6 +216,18 @@ func (r *ShardRouting) PlanShard(sql string, params Params, sess ShardSession) (
 		t = r.severalHere(t, sk, sess)
 	}
 	return t, sk, nil
+}
+
+// namedDatabase refuses a statement that names database db: each shard's
+// connection is in its own database, so a qualified name would either
+// fail there (the sharded database itself, which no server has by that
+// name) or read and write another database past the shard map (a shard's
+// own, orders_0.orders, counted on whichever shard the statement goes to).
+func (r *ShardRouting) namedDatabase(db string) Refused {
+	if db == r.Database {
+		return refuse("database %s is sharded: name its tables without the database (%s.t is t); each shard's connection is in that shard's own database, which has another name", db, db)
+	}
+	return refuse("database %s is sharded: its statements may name only its own tables, not another database's (%s); the shards' own databases are reached through it by the shard key, or with /* switchyard:shard=N */ and unqualified names", r.Database, db)
 }
 
 // severalHere refuses a statement on several shards, each in its own

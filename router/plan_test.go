@@ -249,3 +249,56 @@ func TestPlanRequest(t *testing.T) {
 		}
 	}
 }
+
+// A MySQL statement on a sharded database that names a database (a shard's
+// own, another, or the sharded one itself) is refused: each shard's
+// connection is in that shard's database, so orders_0.orders read one
+// shard's physical table wherever the key sent the statement (a count of
+// 14 of 20 rows, an UPDATE on the wrong shard). The server's own
+// databases are the same on every shard and stay allowed; PostgreSQL's
+// qualifiers are schemas, which every shard has alike.
+func TestPlanShardNamedDatabase(t *testing.T) {
+	m, _ := shard.NewHash(2, 1024, 1)
+	spec := KeySpec{Default: "customer_id"}
+	for _, c := range []struct {
+		sql     string
+		refused string // "": not refused for naming a database
+	}{
+		{"SELECT count(*) FROM orders_0.orders", "not another database's (orders_0)"},
+		{"SELECT count(*) FROM `orders_1`.`orders` WHERE customer_id = 5", "(orders_1)"},
+		{"UPDATE orders_0.orders SET amount = 2 WHERE customer_id = 5", "(orders_0)"},
+		{"DELETE o FROM orders o JOIN other.customers c ON c.id = o.customer_id WHERE o.customer_id = 5", "(other)"},
+		{"SELECT * FROM orders WHERE customer_id = 5 AND EXISTS (SELECT 1 FROM orders_1.orders)", "(orders_1)"},
+		{"SELECT orders_0.orders.id FROM orders WHERE customer_id = 5", "(orders_0)"},
+		{"INSERT INTO orders_0.orders (customer_id) VALUES (5)", "(orders_0)"},
+		{"SHOW TABLES FROM orders_1", "(orders_1)"},
+		{"SHOW COLUMNS FROM orders_1.orders", "(orders_1)"},
+		{"/* switchyard:shard=1 */ SELECT count(*) FROM orders_0.orders", "(orders_0)"},
+		{"SELECT count(*) FROM shop.orders WHERE customer_id = 5", "name its tables without the database (shop.t is t)"},
+		{"SELECT * FROM orders WHERE customer_id = 5", ""},
+		{"SELECT orders.id FROM orders WHERE customer_id = 5", ""},
+		{"SELECT * FROM information_schema.tables WHERE table_schema = DATABASE()", ""},
+		{"SELECT * FROM mysql.user", ""},
+		{"SHOW TABLES", ""},
+	} {
+		r := NewShardRouting(MySQL, m, spec, false, nil)
+		r.Database = "shop"
+		got, _, err := r.PlanShard(c.sql, nil, ShardSession{Lease: -1})
+		if err != nil {
+			t.Fatalf("%q: %v", c.sql, err)
+		}
+		rf, refused := got.(Refused)
+		switch {
+		case c.refused == "" && refused && strings.Contains(rf.Reason, "database"):
+			t.Errorf("%q: refused (%s); want it planned", c.sql, rf.Reason)
+		case c.refused != "" && (!refused || !strings.Contains(rf.Reason, c.refused)):
+			t.Errorf("%q: %#v; want refused with %q", c.sql, got, c.refused)
+		}
+	}
+	// PostgreSQL: a qualifier is a schema.
+	r := NewShardRouting(Postgres, m, spec, false, nil)
+	r.Database = "shop"
+	if got, _, _ := r.PlanShard("SELECT count(*) FROM orders_0.orders WHERE customer_id = 5", nil, ShardSession{Lease: -1}); reflect.TypeOf(got) != reflect.TypeOf(OneShard{}) {
+		t.Errorf("PostgreSQL schema-qualified table: %#v; want one shard", got)
+	}
+}

@@ -243,6 +243,13 @@ type ShardKeys struct {
 	SubNoKey string
 	SubTable string
 
+	// Databases are the databases a MySQL statement names explicitly
+	// (orders_0.orders, SHOW TABLES FROM orders_0), other than the
+	// server's own (information_schema, mysql, ...), as written. Each
+	// shard's connection is in that shard's own database, so any name
+	// there reads or writes past the shard map.
+	Databases []string
+
 	// ParseError is the parser's complaint when it rejected the text;
 	// then Kind is StmtOther and None is set, but hints are still read
 	// from the comments (the parser of one dialect may reject what the
@@ -378,6 +385,9 @@ type stmtIR struct {
 	// converter, which knows the key column (keyColumn).
 	rowKeys []KeyRef
 	setsKey bool
+	// databases are the databases (MySQL) the statement names, see
+	// ShardKeys.Databases.
+	databases []string
 	// sel reads what a merge needs from a SELECT; called only when the
 	// statement may run on several shards, since it walks the tree.
 	sel func() *selectIR
@@ -503,7 +513,13 @@ func (x *KeyExtractor) catalog(schema, name string) bool {
 		}
 		return false
 	}
-	switch strings.ToLower(schema) {
+	return myCatalogSchema(schema)
+}
+
+// myCatalogSchema reports whether a MySQL database is one of the server's
+// own, which every shard has alike.
+func myCatalogSchema(db string) bool {
+	switch strings.ToLower(db) {
 	case "information_schema", "performance_schema", "mysql", "sys":
 		return true
 	}
@@ -573,6 +589,7 @@ func (x *KeyExtractor) analyze(ir *stmtIR) *ShardKeys {
 		sk.None = sk.Keys == nil
 	}
 	sk.SetsKey = ir.setsKey
+	sk.Databases = ir.databases
 	if sk.None && sk.NoKeyReason == "" {
 		sk.NoKeyReason = "no shard key"
 	}

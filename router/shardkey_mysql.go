@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,7 @@ func (x *KeyExtractor) myParse(sql string) (*stmtIR, error) {
 	case n > 1:
 		return &stmtIR{kind: StmtOther, noKey: noKeyMultiStatement}, nil
 	}
+	dbs := myDatabases(stmt)
 	var ir *stmtIR
 	switch s := stmt.(type) {
 	case *sqlparser.Select:
@@ -59,10 +61,36 @@ func (x *KeyExtractor) myParse(sql string) (*stmtIR, error) {
 	case *sqlparser.Delete:
 		ir = x.myDelete(s)
 	default:
-		return &stmtIR{kind: StmtOther}, nil
+		return &stmtIR{kind: StmtOther, databases: dbs}, nil
 	}
 	x.mySubs(ir, stmt)
+	ir.databases = dbs
 	return ir, nil
+}
+
+// myDatabases lists the databases other than the catalogs that stmt names
+// explicitly: table qualifiers (orders_0.orders, in any clause, a
+// column's db.table.col included) and SHOW ... FROM db, as written, each
+// once. (USE is the session's, not the statement's.)
+func myDatabases(stmt sqlparser.Statement) []string {
+	var dbs []string
+	add := func(db string) {
+		if db == "" || myCatalogSchema(db) || slices.Contains(dbs, db) {
+			return
+		}
+		dbs = append(dbs, db)
+	}
+	_ = sqlparser.Walk(func(node sqlparser.SQLNode) (bool, error) {
+		switch n := node.(type) {
+		case sqlparser.TableName:
+			add(n.Qualifier.String())
+		case *sqlparser.ShowBasic:
+			add(n.DbName.String())
+			add(n.Tbl.Qualifier.String())
+		}
+		return true, nil
+	}, stmt)
+	return dbs
 }
 
 // mySubs adds the subqueries of a statement to ir (see stmtIR.subs) and

@@ -85,6 +85,7 @@ func (s *ShardSet) Build(cfg *config.Config) (ShardClusters, error) {
 			protocol:     s.Protocol,
 			refused:      metrics.ShardRefused.WithLabelValues(string(s.Protocol), cl.Name),
 		}
+		sc.ShardRouting.Database = cl.Database
 		for j, sh := range cl.Shards {
 			if len(sh.Replicas) > 0 && sc.Analyzer == nil {
 				sc.Analyzer = AnalyzerFor(d, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)

@@ -1146,3 +1146,52 @@ func TestShardScatterAcrossReload(t *testing.T) {
 		t.Fatalf("scatter after the reload: %d rows, %v; want 6", n, err)
 	}
 }
+
+// A statement that names a database on a sharded database is refused
+// before it reaches a shard: orders_0.orders used to read shard 0's
+// physical table on whichever shard the key picked (14 of 20 rows), and an
+// UPDATE of it changed rows the shard map puts elsewhere.
+func TestShardQualifiedNamesRefused(t *testing.T) {
+	resetShardTables(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	m := p.srv.Shards.Get("orders").Map
+	a, _ := twoShardKeys(m) // a is on shard 0
+	db := p.openOrders(t, "")
+	db.SetMaxOpenConns(1) // one session: it must stay usable after each refusal
+	ctx := context.Background()
+	for i := int64(1); i <= 20; i++ {
+		if _, err := db.ExecContext(ctx, "INSERT INTO orders (id, customer_id, total) VALUES (?, ?, 1)", i, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO orders (id, customer_id, total) VALUES (100, ?, 1)", a); err != nil {
+		t.Fatal(err)
+	}
+	before := onShard(t, 1, "SELECT COUNT(*) FROM {db}.orders")
+	for _, c := range []struct{ q, says string }{
+		{"SELECT COUNT(*) FROM orders_0.orders", "(orders_0)"},
+		{fmt.Sprintf("SELECT COUNT(*) FROM orders_1.orders WHERE customer_id = %d", a), "(orders_1)"},
+		{fmt.Sprintf("UPDATE orders_1.orders SET total = 7 WHERE customer_id = %d", a), "(orders_1)"},
+		{fmt.Sprintf("INSERT INTO orders_1.orders (id, customer_id) VALUES (101, %d)", a), "(orders_1)"},
+		{"SHOW TABLES FROM orders_1", "(orders_1)"},
+		{"SELECT COUNT(*) FROM orders.orders", "without the database"},
+	} {
+		_, err := db.ExecContext(ctx, c.q)
+		wantRefused(t, err, c.q, c.says)
+	}
+	if got := onShard(t, 1, "SELECT COUNT(*) FROM {db}.orders"); got != before {
+		t.Errorf("shard 1's physical table went from %s to %s rows through refused statements", before, got)
+	}
+	if got := onShard(t, 1, "SELECT COUNT(*) FROM {db}.orders WHERE total = 7"); got != "0" {
+		t.Errorf("an UPDATE of orders_1.orders changed %s rows", got)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders").Scan(&n); err != nil || n != 21 {
+		t.Errorf("SELECT COUNT(*) FROM orders after the refusals: %d, %v; want 21", n, err)
+	}
+	// The server's own databases are every shard's alike (other tests
+	// may have left more tables than these two).
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN ('orders', 'customers')").Scan(&n); err != nil || n != 2 {
+		t.Errorf("information_schema: %d tables, %v; want 2", n, err)
+	}
+}
