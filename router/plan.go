@@ -28,10 +28,11 @@ type ShardRouting struct {
 	// keys on several shards) runs on every shard, each in its own
 	// transaction, instead of being refused.
 	AllowAllShardWrites bool
-	// Database is the sharded cluster's database as clients name it (a
-	// MySQL statement that names any database is refused, see
-	// ShardKeys.Databases).
-	Database string
+	// Database is the sharded cluster's database as clients name it;
+	// ShardDatabase the one database every shard's connection is in, ""
+	// when they differ. A MySQL statement may name ShardDatabase and no
+	// other database (see ShardKeys.Databases).
+	Database, ShardDatabase string
 }
 
 // NewShardRouting is the plan of a sharded cluster of dialect d with map
@@ -199,8 +200,10 @@ func (r *ShardRouting) PlanShard(sql string, params Params, sess ShardSession) (
 	if err != nil {
 		return Refused{Code: RefuseSyntax, Reason: err.Error()}, nil, nil
 	}
-	if len(sk.Databases) > 0 {
-		return r.namedDatabase(sk.Databases[0]), sk, nil
+	for _, db := range sk.Databases {
+		if db != r.ShardDatabase {
+			return r.namedDatabase(db), sk, nil
+		}
 	}
 	t, err := r.plan(sql, sk, params, sess.Key)
 	if err != nil {
@@ -218,11 +221,12 @@ func (r *ShardRouting) PlanShard(sql string, params Params, sess ShardSession) (
 	return t, sk, nil
 }
 
-// namedDatabase refuses a statement that names database db: each shard's
-// connection is in its own database, so a qualified name would either
-// fail there (the sharded database itself, which no server has by that
-// name) or read and write another database past the shard map (a shard's
-// own, orders_0.orders, counted on whichever shard the statement goes to).
+// namedDatabase refuses a statement that names database db, which is not
+// the database of every shard's connection: the name would either fail
+// there (the sharded database, when the shards' databases are named
+// otherwise) or read and write another database past the shard map (a
+// shard's own, orders_0.orders, counted on whichever shard the statement
+// goes to).
 func (r *ShardRouting) namedDatabase(db string) Refused {
 	if db == r.Database {
 		return refuse("database %s is sharded: name its tables without the database (%s.t is t); each shard's connection is in that shard's own database, which has another name", db, db)

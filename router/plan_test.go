@@ -295,6 +295,16 @@ func TestPlanShardNamedDatabase(t *testing.T) {
 			t.Errorf("%q: %#v; want refused with %q", c.sql, got, c.refused)
 		}
 	}
+	// Shards whose databases all have one name: that name reaches the
+	// shard's own table on every shard, and stays allowed.
+	for db, refused := range map[string]bool{"orders": false, "shop": true, "orders_0": true} {
+		r := NewShardRouting(MySQL, m, spec, false, nil)
+		r.Database, r.ShardDatabase = "shop", "orders"
+		got, _, _ := r.PlanShard("SELECT count(*) FROM "+db+".orders WHERE customer_id = 5", nil, ShardSession{Lease: -1})
+		if _, ok := got.(Refused); ok != refused {
+			t.Errorf("every shard in database orders, the statement names %s: %#v; want refused %v", db, got, refused)
+		}
+	}
 	// PostgreSQL: a qualifier is a schema.
 	r := NewShardRouting(Postgres, m, spec, false, nil)
 	r.Database = "shop"

@@ -86,6 +86,12 @@ func (s *ShardSet) Build(cfg *config.Config) (ShardClusters, error) {
 			refused:      metrics.ShardRefused.WithLabelValues(string(s.Protocol), cl.Name),
 		}
 		sc.ShardRouting.Database = cl.Database
+		sc.ShardRouting.ShardDatabase = cl.Shards[0].Database
+		for _, sh := range cl.Shards {
+			if sh.Database != cl.Shards[0].Database {
+				sc.ShardRouting.ShardDatabase = ""
+			}
+		}
 		for j, sh := range cl.Shards {
 			if len(sh.Replicas) > 0 && sc.Analyzer == nil {
 				sc.Analyzer = AnalyzerFor(d, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
