@@ -3,6 +3,7 @@ package scatter
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,6 +106,13 @@ func Gather(j Job, run RunFunc) (*Gathered, error) {
 			}()
 		}
 		wg.Wait()
+		n := 0
+		for _, a := range answers {
+			if a != nil {
+				n += len(a.Rows)
+			}
+		}
+		g.Rows = make([][]byte, 0, n) // not grown by appends: a large scatter's row list is copied once
 	}
 	for k, i := range j.Shards {
 		var a *Answer
@@ -127,7 +135,7 @@ func Gather(j Job, run RunFunc) (*Gathered, error) {
 			g.refused(err, true)
 			return g, err
 		}
-		g.Rows = append(g.Rows, a.Rows...)
+		g.Rows = append(slices.Grow(g.Rows, len(a.Rows)), a.Rows...)
 		if a.Counted {
 			g.Affected += a.Affected
 			g.Counted = true

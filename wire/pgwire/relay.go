@@ -147,6 +147,31 @@ func (c *clientConn) answer(out []byte, status byte) {
 	c.wmu.Unlock()
 }
 
+// answerRows answers as answer does with head, rows and tail in a row,
+// each written as it is (a scatter's merged rows, which are not copied
+// again into one buffer).
+func (c *clientConn) answerRows(head []byte, rows [][]byte, tail []byte, status byte) {
+	if len(rows) == 0 {
+		c.answer(append(head, tail...), status)
+		return
+	}
+	c.flushServer()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	bw := c.writer()
+	if _, err := bw.Write(head); err != nil {
+		return
+	}
+	for _, r := range rows {
+		if _, err := bw.Write(r); err != nil {
+			return
+		}
+	}
+	if _, err := bw.Write(append(tail, 'Z', 0, 0, 0, 5, status)); err == nil {
+		_ = bw.Flush()
+	}
+}
+
 // forward sends one client message toward a server, leasing one at the
 // first message that needs an answer. It returns false when the session
 // is over.

@@ -53,20 +53,16 @@ func (c *clientConn) shardScatter(raw []byte) bool {
 		return false
 	}
 	status := c.localStatus()
-	out := c.runScatter(rt, req, as, func(sql string) []byte {
+	head, rows, tail := c.runScatter(rt, req, as, func(sql string) []byte {
 		if sql == req.SQL {
 			return raw
 		}
 		m, _ := (&pgproto3.Query{String: sql}).Encode(nil)
 		return m
-	}, func(out []byte, first *shardResult, rows [][]byte, tag string) []byte {
-		out = append(out, first.desc...)
-		for _, r := range rows {
-			out = append(out, r...)
-		}
-		return pgframe.AppendCommandComplete(out, tag)
+	}, func(out []byte, first *shardResult, rows [][]byte, tag string) ([]byte, [][]byte, []byte) {
+		return append(out, first.desc...), rows, pgframe.AppendCommandComplete(nil, tag)
 	})
-	c.answer(out, status)
+	c.answerRows(head, rows, tail, status)
 	return true
 }
 
@@ -121,8 +117,13 @@ func limitParam(bind []byte, n int) (int64, error) {
 // writes a read's or a write's, after out; a shard's own ErrorResponse is
 // relayed as it is, after a warning for a write that committed on some
 // shards already; a refusal or the proxy's error is an ErrorResponse.
+//
+// The answer is head, then rows, then tail: reply places the merged rows
+// between the messages of the first shard's answer, and the caller writes
+// them to the client one by one (answerRows) rather than copying all of
+// them into one buffer, which doubled the memory of a large scatter.
 func (c *clientConn) runScatter(rt *router.ShardCluster, req scatter.Request, as []*router.Analysis, build func(sql string) []byte,
-	reply func(out []byte, first *shardResult, rows [][]byte, tag string) []byte) []byte {
+	reply func(out []byte, first *shardResult, rows [][]byte, tag string) (head []byte, body [][]byte, tail []byte)) (head []byte, rows [][]byte, tail []byte) {
 	res, err := scatter.Run(req, &pgShards{c: c, rt: rt, as: as, build: build})
 	var out []byte
 	if res != nil && res.Partial != "" {
@@ -130,14 +131,14 @@ func (c *clientConn) runScatter(rt *router.ShardCluster, req scatter.Request, as
 	}
 	switch {
 	case res != nil && res.Failed != nil:
-		return append(out, res.Failed.Wire.(*shardResult).err...)
+		return append(out, res.Failed.Wire.(*shardResult).err...), nil, nil
 	case err == nil && !req.Write && res.Answers[0].Columns < 0:
 		err = newError(codeFeatureNotSupported, "the scatter SELECT returned no row description")
 	}
 	if err != nil {
 		rt.Refused()
 		out, _ = toErrorResponse(scatterError(err)).Encode(out)
-		return out
+		return out, nil, nil
 	}
 	first := res.Answers[0].Wire.(*shardResult)
 	tag := "SELECT " + strconv.Itoa(len(res.Rows))
@@ -279,6 +280,11 @@ func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res 
 				p.Put(ps, false)
 				return err
 			}
+			if len(res.rows) == cap(res.rows) {
+				// Doubling: append grows a long slice by a quarter, which
+				// allocates five times the final list on the way.
+				res.rows = slices.Grow(res.rows, len(res.rows)+64)
+			}
 			res.rows = append(res.rows, bytes.Clone(m))
 		case 'E':
 			if res.err == nil {
@@ -405,16 +411,18 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	}
 	status := c.localStatus()
 	c.pending = c.pending[:0]
-	out := c.runScatter(rt, req, as, func(q string) []byte {
+	head, rows, tail := c.runScatter(rt, req, as, func(q string) []byte {
 		// q: the statement, or rewritten (its OFFSET folded into the LIMIT).
 		_, params, _ := pgframe.CString(parse)
 		n := 4 + 1 + len(q) + 1 + len(params)
 		p := append([]byte{'P', byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n), 0}, q...)
 		return slices.Concat(p, []byte{0}, params, body)
-	}, func(out []byte, first *shardResult, rows [][]byte, tag string) []byte {
+	}, func(out []byte, first *shardResult, rows [][]byte, tag string) ([]byte, [][]byte, []byte) {
 		// The first shard's replies to the batch, less those to the
-		// messages the proxy added, with the merged rows.
+		// messages the proxy added, with the merged rows before its
+		// CommandComplete: out up to the rows, tail after them.
 		dropT := false
+		var tail []byte
 		for _, m := range first.msgs {
 			switch m[0] {
 			case '1':
@@ -429,18 +437,22 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 					continue
 				}
 			case 'C':
-				for _, r := range rows {
-					out = append(out, r...)
-				}
-				out = pgframe.AppendCommandComplete(out, tag)
+				tail = pgframe.AppendCommandComplete([]byte{}, tag)
 				continue
 			case 'Z':
 				continue
 			}
-			out = append(out, m...)
+			if tail != nil {
+				tail = append(tail, m...)
+			} else {
+				out = append(out, m...)
+			}
 		}
-		return out
+		if tail == nil {
+			return out, nil, nil // no CommandComplete: no rows go out
+		}
+		return out, rows, tail
 	})
-	c.answer(out, status)
+	c.answerRows(head, rows, tail, status)
 	return true
 }
