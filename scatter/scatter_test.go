@@ -1,6 +1,7 @@
 package scatter_test
 
 import (
+	"cmp"
 	"errors"
 	"math/big"
 	"strconv"
@@ -185,15 +186,27 @@ func TestBindPaging(t *testing.T) {
 // TestNumberKey: numbers written as text order as numbers, whatever
 // their form; what is not a finite number is not one.
 func TestNumberKey(t *testing.T) {
-	order := []string{"-1e+20", "-3", "-2.5", "0", "0.10", "2", "20", "100", "18446744073709551615", "1.5e+20"}
-	for i := 1; i < len(order); i++ {
-		a, ok1 := scatter.NumberKey([]byte(order[i-1]))
-		b, ok2 := scatter.NumberKey([]byte(order[i]))
-		if !ok1 || !ok2 || a.Compare(b) >= 0 {
-			t.Errorf("%s < %s: %v %v %d", order[i-1], order[i], ok1, ok2, a.Compare(b))
+	// Every pair, in both directions: integers (read without big.Rat)
+	// against decimals and integers too long for that.
+	order := []string{"-1e+20", "-1000000000000000000", "-999999999999999999", "-3", "-2.5", "0", "0.10", "1", "1.5", "2", "20", "100",
+		"999999999999999999", "1000000000000000000", "18446744073709551615", "1.5e+20"}
+	for i := range order {
+		for j := range order {
+			a, ok1 := scatter.NumberKey([]byte(order[i]))
+			b, ok2 := scatter.NumberKey([]byte(order[j]))
+			if want := cmp.Compare(i, j); !ok1 || !ok2 || a.Compare(b) != want {
+				t.Errorf("%s vs %s: %v %v %d, want %d", order[i], order[j], ok1, ok2, a.Compare(b), want)
+			}
 		}
 	}
-	for _, v := range []string{"NaN", "Infinity", "1/2", "", "x"} {
+	for _, eq := range [][2]string{{"2", "2.0"}, {"-0", "0.00"}, {"10", "1e1"}, {"007", "7"}} {
+		a, _ := scatter.NumberKey([]byte(eq[0]))
+		b, _ := scatter.NumberKey([]byte(eq[1]))
+		if a.Compare(b) != 0 || b.Compare(a) != 0 {
+			t.Errorf("%s vs %s: %d, %d; want equal", eq[0], eq[1], a.Compare(b), b.Compare(a))
+		}
+	}
+	for _, v := range []string{"NaN", "Infinity", "1/2", "", "x", "-", "--1", "1-"} {
 		if _, ok := scatter.NumberKey([]byte(v)); ok {
 			t.Errorf("NumberKey(%q) ok", v)
 		}

@@ -108,6 +108,25 @@ func FuzzSplitDataRow(f *testing.F) {
 	f.Add([]byte{'D', 0, 0, 0, 6, 0xff, 0xff})
 	f.Add([]byte{'D'})
 	f.Fuzz(func(t *testing.T, m []byte) {
+		// The same verdict and values as pgproto3's decoder.
+		if len(m) >= 5 {
+			var dr pgproto3.DataRow
+			derr := dr.Decode(m[5:])
+			vals, err := SplitDataRow(m)
+			if (derr == nil) != (err == nil) {
+				t.Fatalf("%q: SplitDataRow %v, pgproto3 %v", m, err, derr)
+			}
+			if err == nil {
+				if len(vals) != len(dr.Values) {
+					t.Fatalf("%q: %d values, pgproto3 %d", m, len(vals), len(dr.Values))
+				}
+				for i := range vals {
+					if string(vals[i]) != string(dr.Values[i]) || (vals[i] == nil) != (dr.Values[i] == nil) {
+						t.Fatalf("%q: value %d %q, pgproto3 %q", m, i, vals[i], dr.Values[i])
+					}
+				}
+			}
+		}
 		if vals, err := SplitDataRow(m); err == nil {
 			var c RowCodec
 			again, err := SplitDataRow(c.Encode(vals))
