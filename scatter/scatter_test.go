@@ -3,7 +3,9 @@ package scatter_test
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"math/big"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -188,7 +190,8 @@ func TestBindPaging(t *testing.T) {
 func TestNumberKey(t *testing.T) {
 	// Every pair, in both directions: integers (read without big.Rat)
 	// against decimals and integers too long for that.
-	order := []string{"-1e+20", "-1000000000000000000", "-999999999999999999", "-3", "-2.5", "0", "0.10", "1", "1.5", "2", "20", "100",
+	order := []string{"-1e+20", "-1000000000000000000", "-999999999999999999", "-99999999999999999.9", "-3", "-2.5", "-2.4999",
+		"-0.000000000000000001", "0", "0.000000000000000001", "0.10", "0.100000000000000000001", "1", "1.5", "2", "20", "99.99", "100",
 		"999999999999999999", "1000000000000000000", "18446744073709551615", "1.5e+20"}
 	for i := range order {
 		for j := range order {
@@ -199,7 +202,7 @@ func TestNumberKey(t *testing.T) {
 			}
 		}
 	}
-	for _, eq := range [][2]string{{"2", "2.0"}, {"-0", "0.00"}, {"10", "1e1"}, {"007", "7"}} {
+	for _, eq := range [][2]string{{"2", "2.0"}, {"-0", "0.00"}, {"10", "1e1"}, {"007", "7"}, {"-2.50", "-2.5"}, {"0.1", "0.100000000000000000000"}} {
 		a, _ := scatter.NumberKey([]byte(eq[0]))
 		b, _ := scatter.NumberKey([]byte(eq[1]))
 		if a.Compare(b) != 0 || b.Compare(a) != 0 {
@@ -209,6 +212,50 @@ func TestNumberKey(t *testing.T) {
 	for _, v := range []string{"NaN", "Infinity", "1/2", "", "x", "-", "--1", "1-"} {
 		if _, ok := scatter.NumberKey([]byte(v)); ok {
 			t.Errorf("NumberKey(%q) ok", v)
+		}
+	}
+}
+
+// TestNumberKeyMatchesRat: NumberKey's keys compare as the exact numbers
+// their text names (big.Rat), whichever of its forms each one takes:
+// integers and decimals of up to 18 digits (read without big.Rat), longer
+// ones, exponents.
+func TestNumberKeyMatchesRat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	gen := func() string {
+		var b strings.Builder
+		if rng.IntN(2) == 0 {
+			b.WriteByte('-')
+		}
+		intDigits := 1 + rng.IntN(20)
+		for i := 0; i < intDigits; i++ {
+			b.WriteByte(byte('0' + rng.IntN(10)))
+		}
+		switch rng.IntN(4) {
+		case 0, 1:
+			b.WriteByte('.')
+			for i, n := 0, 1+rng.IntN(20); i < n; i++ {
+				b.WriteByte(byte('0' + rng.IntN(10)))
+			}
+		case 2:
+			fmt.Fprintf(&b, "e%+d", rng.IntN(40)-20)
+		}
+		return b.String()
+	}
+	for range 50000 {
+		x, y := gen(), gen()
+		if rng.IntN(8) == 0 {
+			y = x // equal texts
+		}
+		a, ok1 := scatter.NumberKey([]byte(x))
+		b, ok2 := scatter.NumberKey([]byte(y))
+		rx, _ := new(big.Rat).SetString(x)
+		ry, _ := new(big.Rat).SetString(y)
+		if !ok1 || !ok2 {
+			t.Fatalf("NumberKey(%q) %v, NumberKey(%q) %v", x, ok1, y, ok2)
+		}
+		if got, want := a.Compare(b), rx.Cmp(ry); got != want {
+			t.Fatalf("%s vs %s: %d, want %d", x, y, got, want)
 		}
 	}
 }

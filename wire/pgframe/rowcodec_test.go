@@ -2,6 +2,7 @@ package pgframe
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -148,4 +149,37 @@ func FuzzSplitDataRow(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkMergeOrdered: what merging a scatter's rows by an int8 and a
+// numeric column costs per row (B/op and allocs/op are per merge of
+// 10,000 rows of four columns, as DataRows from two shards).
+func BenchmarkMergeOrdered(b *testing.B) {
+	c, err := NewRowCodec(rowDesc(0, 20, 20, 1700, 25))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := make([][]byte, 10000)
+	for i := range rows {
+		id := (i * 7919) % len(rows)
+		rows[i], _ = (&pgproto3.DataRow{Values: [][]byte{
+			[]byte(strconv.Itoa(id)), []byte(strconv.Itoa(id % 97)), []byte(strconv.Itoa(id%1000) + ".25"), []byte("note note note note"),
+		}}).Encode(nil)
+	}
+	for _, s := range []struct {
+		name string
+		spec scatter.Spec
+	}{
+		{"int8", scatter.Spec{Order: []scatter.Order{{Col: 0}}, Limit: -1}},
+		{"numeric,int8", scatter.Spec{Order: []scatter.Order{{Col: 2, Desc: true}, {Col: 0}}, Limit: -1}},
+	} {
+		b.Run(s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := scatter.Merge(&s.spec, c, rows); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
