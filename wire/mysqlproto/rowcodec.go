@@ -67,12 +67,16 @@ func ParseColumnDef(p []byte) (ColumnDef, error) {
 	return c, nil
 }
 
+// errBadRow is SplitRow's error (made once: a row that splits must not
+// pay for it).
+var errBadRow = fmt.Errorf("%w: bad row", ErrMalformed)
+
 // SplitRow cuts a row into its values (nil for NULL): for the text
 // protocol the strings, for the binary protocol each value's bytes
 // without a length prefix.
 func SplitRow(p []byte, cols []ColumnDef, binaryRows bool) ([][]byte, error) {
 	out := make([][]byte, len(cols))
-	bad := fmt.Errorf("%w: bad row", ErrMalformed)
+	bad := errBadRow
 	if !binaryRows {
 		r := Reader{b: p}
 		for i := range cols {

@@ -1,6 +1,7 @@
 package mysqlproto
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/switchyard/switchyard/scatter"
@@ -31,4 +32,24 @@ func TestRowCodecMergeMySQL(t *testing.T) {
 		}
 		return EncodeRow(vs, colDefs(cols), false)
 	})
+}
+
+// BenchmarkMergeOrderedMySQL: what merging a scatter's text-protocol rows
+// by a DECIMAL and a BIGINT column costs (per merge of 10,000 rows of four
+// columns).
+func BenchmarkMergeOrderedMySQL(b *testing.B) {
+	cols := []ColumnDef{{Name: "id", Type: TypeLongLong}, {Name: "c", Type: TypeLongLong}, {Name: "total", Type: TypeNewDecimal}, {Name: "note", Type: 0xfd, Charset: 46}}
+	c := &RowCodec{Cols: cols}
+	rows := make([][]byte, 10000)
+	for i := range rows {
+		id := (i * 7919) % len(rows)
+		rows[i] = EncodeRow([][]byte{[]byte(strconv.Itoa(id)), []byte(strconv.Itoa(id % 97)), []byte(strconv.Itoa(id%1000) + ".25"), []byte("note note note note")}, cols, false)
+	}
+	spec := scatter.Spec{Order: []scatter.Order{{Col: 2, Desc: true}, {Col: 0}}, Limit: -1}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := scatter.Merge(&spec, c, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
