@@ -3,6 +3,7 @@ package router
 import (
 	"reflect"
 	"testing"
+	"unsafe"
 )
 
 // TestScanMySQL: the session effects of MySQL texts, by the scanner and
@@ -100,5 +101,21 @@ func BenchmarkScanMySQL(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		ScanMySQL(q)
+	}
+}
+
+// A caller that scans its reusable buffer keeps, after Clone, effects
+// whose strings survive the buffer's next use.
+func TestMySQLEffectsCloneOwnsStrings(t *testing.T) {
+	for _, q := range []string{"SET @@session.sql_mode = 'ANSI'; SET NAMES utf8mb4", "USE shop", "SELECT LAST_INSERT_ID() AS `id`", "SET @a := 1"} {
+		buf := []byte(q)
+		want := ScanMySQL(q)
+		got := ScanMySQL(unsafe.String(&buf[0], len(buf))).Clone()
+		for i := range buf {
+			buf[i] = 'x'
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: after the buffer changed, %+v; want %+v", q, got, want)
+		}
 	}
 }

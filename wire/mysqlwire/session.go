@@ -1107,7 +1107,7 @@ func (s *session) query(p []byte, seq uint8) error {
 	}
 	e, ok := an.MySQLEffects()
 	if !ok {
-		e = router.ScanMySQL(string(p[1:])) // its strings are kept: not the buffer's
+		e = router.ScanMySQL(unsafeString(p[1:])).Clone() // what it keeps is copied out of the buffer
 	}
 	if e.Kill != nil {
 		if e.Count != 1 {
