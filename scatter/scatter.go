@@ -507,20 +507,21 @@ func sortRows(order []Order, c Codec, rows [][]byte) ([][]byte, error) {
 		k    Key
 		null bool
 	}
-	flat := make([]sortKey, len(rows)*len(idx)) // one allocation, not one per row
-	keys := make([][]sortKey, len(rows))
+	// Row i's keys are keys[i*n : (i+1)*n]: one allocation for all rows.
+	n := len(idx)
+	keys := make([]sortKey, len(rows)*n)
 	for i, r := range rows {
 		vals, err := c.Split(r)
 		if err != nil {
 			return nil, err
 		}
-		keys[i] = flat[i*len(idx) : (i+1)*len(idx) : (i+1)*len(idx)]
+		rk := keys[i*n : (i+1)*n]
 		for j, k := range idx {
 			if k >= len(vals) || vals[k] == nil {
-				keys[i][j].null = true
+				rk[j].null = true
 				continue
 			}
-			if keys[i][j].k, err = c.Key(k, vals[k]); err != nil {
+			if rk[j].k, err = c.Key(k, vals[k]); err != nil {
 				return nil, err
 			}
 		}
@@ -531,7 +532,7 @@ func sortRows(order []Order, c Codec, rows [][]byte) ([][]byte, error) {
 	}
 	slices.SortStableFunc(perm, func(a, b int) int {
 		for j, o := range order {
-			x, y := keys[a][j], keys[b][j]
+			x, y := keys[a*n+j], keys[b*n+j]
 			switch {
 			case x.null && y.null:
 				continue
