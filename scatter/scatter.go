@@ -633,3 +633,27 @@ func decimals(v []byte) int {
 	}
 	return 0
 }
+
+// RowArena copies rows into shared chunks: a scatter holds many small
+// rows, and one allocation each (rounded up to its size class) costs
+// time and about a seventh more memory. A row stays valid while any row
+// of its chunk is referenced. The zero value is ready to use.
+type RowArena struct{ buf []byte }
+
+const (
+	arenaChunk = 64 << 10
+	arenaAlone = 16 << 10 // rows this large get an allocation of their own
+)
+
+// Copy returns a copy of p.
+func (a *RowArena) Copy(p []byte) []byte {
+	if len(p) > arenaAlone {
+		return bytes.Clone(p)
+	}
+	if cap(a.buf)-len(a.buf) < len(p) {
+		a.buf = make([]byte, 0, arenaChunk)
+	}
+	n := len(a.buf)
+	a.buf = append(a.buf, p...)
+	return a.buf[n:len(a.buf):len(a.buf)]
+}

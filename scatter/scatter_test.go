@@ -259,3 +259,34 @@ func TestNumberKeyMatchesRat(t *testing.T) {
 		}
 	}
 }
+
+// RowArena's copies are the rows as they were, own no byte of each other
+// (appending to one never changes the next) nor of the source.
+func TestRowArena(t *testing.T) {
+	var a scatter.RowArena
+	src := make([]byte, 20<<10)
+	var got [][]byte
+	var want []string
+	for i := 0; i < 3000; i++ {
+		n := i % 300
+		if i%1000 == 999 {
+			n = len(src) // over arenaAlone: a copy of its own
+		}
+		for j := range n {
+			src[j] = byte(i + j)
+		}
+		got = append(got, a.Copy(src[:n]))
+		want = append(want, string(src[:n]))
+	}
+	for j := range src {
+		src[j] = 0
+	}
+	for i := range got {
+		_ = append(got[i], 0xff) // must not write into the next row
+	}
+	for i := range got {
+		if string(got[i]) != want[i] {
+			t.Fatalf("row %d changed", i)
+		}
+	}
+}

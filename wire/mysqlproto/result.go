@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/switchyard/switchyard/scatter"
 )
 
 // Result is one command's whole answer, as ReadResult reads it: an OK,
@@ -31,6 +33,7 @@ var ErrLocalInfile = errors.New("LOAD DATA LOCAL request")
 // (ErrMalformed) or more than one result.
 func ReadResult(next func() ([]byte, error), caps uint32, take func(n int) error) (*Result, error) {
 	res := &Result{}
+	var arena scatter.RowArena // the rows: many small ones
 	p, err := next()
 	if err != nil {
 		return nil, err
@@ -89,7 +92,7 @@ func ReadResult(next func() ([]byte, error), caps uint32, take func(n int) error
 			// allocates five times the final list on the way.
 			res.Rows = slices.Grow(res.Rows, len(res.Rows)+64)
 		}
-		res.Rows = append(res.Rows, bytes.Clone(p))
+		res.Rows = append(res.Rows, arena.Copy(p))
 	}
 }
 

@@ -38,11 +38,12 @@ import (
 
 // shardResult is what one shard answered.
 type shardResult struct {
-	desc []byte   // RowDescription
-	rows [][]byte // DataRows, raw
-	err  []byte   // ErrorResponse, raw
-	msgs [][]byte // everything else, in order (ReadyForQuery last)
-	verb string   // of the CommandComplete, without its count
+	desc  []byte           // RowDescription
+	rows  [][]byte         // DataRows, raw
+	arena scatter.RowArena // holds rows
+	err   []byte           // ErrorResponse, raw
+	msgs  [][]byte         // everything else, in order (ReadyForQuery last)
+	verb  string           // of the CommandComplete, without its count
 }
 
 // shardScatter runs a scatter SELECT or an all-shard write sent as a
@@ -285,7 +286,7 @@ func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res 
 				// allocates five times the final list on the way.
 				res.rows = slices.Grow(res.rows, len(res.rows)+64)
 			}
-			res.rows = append(res.rows, bytes.Clone(m))
+			res.rows = append(res.rows, res.arena.Copy(m))
 		case 'E':
 			if res.err == nil {
 				res.err = bytes.Clone(m)
