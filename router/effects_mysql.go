@@ -93,21 +93,18 @@ func ScanMySQL(query string) MySQLEffects {
 }
 
 // Clone returns e with its own copies of the strings that point into the
-// scanned text, for a caller that scanned a buffer it will reuse (copying
-// only what is kept, and nothing for a statement with no effect, rather
-// than the whole text).
+// scanned text (Use, Alias, Sets; Pin is a constant or built anew, Kill
+// holds no text), for a caller that scanned a buffer it will reuse:
+// copying only what is kept, and nothing for a statement with no effect,
+// rather than the whole text.
 func (e MySQLEffects) Clone() MySQLEffects {
-	e.Pin, e.Use, e.Alias = strings.Clone(e.Pin), strings.Clone(e.Use), strings.Clone(e.Alias)
+	e.Use, e.Alias = strings.Clone(e.Use), strings.Clone(e.Alias)
 	if e.Sets != nil {
 		sets := make([]string, len(e.Sets))
 		for i, s := range e.Sets {
 			sets[i] = strings.Clone(s)
 		}
 		e.Sets = sets
-	}
-	if e.Kill != nil {
-		k := *e.Kill
-		e.Kill = &k
 	}
 	return e
 }

@@ -43,7 +43,6 @@ func (x *KeyExtractor) myParse(sql string) (*stmtIR, error) {
 	case n > 1:
 		return &stmtIR{kind: StmtOther, noKey: noKeyMultiStatement}, nil
 	}
-	dbs := myDatabases(stmt)
 	var ir *stmtIR
 	switch s := stmt.(type) {
 	case *sqlparser.Select:
@@ -61,40 +60,39 @@ func (x *KeyExtractor) myParse(sql string) (*stmtIR, error) {
 	case *sqlparser.Delete:
 		ir = x.myDelete(s)
 	default:
-		return &stmtIR{kind: StmtOther, databases: dbs}, nil
+		ir = &stmtIR{kind: StmtOther}
+		_ = sqlparser.Walk(func(node sqlparser.SQLNode) (bool, error) {
+			ir.noteDatabase(node)
+			return true, nil
+		}, stmt)
+		return ir, nil
 	}
-	x.mySubs(ir, stmt)
-	ir.databases = dbs
+	x.mySubs(ir, stmt) // notes the databases in its walk
 	return ir, nil
 }
 
-// myDatabases lists the databases other than the catalogs that stmt names
-// explicitly: table qualifiers (orders_0.orders, in any clause, a
-// column's db.table.col included) and SHOW ... FROM db, as written, each
-// once. (USE is the session's, not the statement's.)
-func myDatabases(stmt sqlparser.Statement) []string {
-	var dbs []string
+// noteDatabase adds to ir.databases a database that node names other than
+// the catalogs, as written, once: a table's qualifier (orders_0.orders,
+// in any clause, a column's db.table.col included) or SHOW ... FROM db.
+// (USE is the session's, not the statement's.)
+func (ir *stmtIR) noteDatabase(node sqlparser.SQLNode) {
 	add := func(db string) {
-		if db == "" || myCatalogSchema(db) || slices.Contains(dbs, db) {
-			return
+		if db != "" && !myCatalogSchema(db) && !slices.Contains(ir.databases, db) {
+			ir.databases = append(ir.databases, db)
 		}
-		dbs = append(dbs, db)
 	}
-	_ = sqlparser.Walk(func(node sqlparser.SQLNode) (bool, error) {
-		switch n := node.(type) {
-		case sqlparser.TableName:
-			add(n.Qualifier.String())
-		case *sqlparser.ShowBasic:
-			add(n.DbName.String())
-			add(n.Tbl.Qualifier.String())
-		}
-		return true, nil
-	}, stmt)
-	return dbs
+	switch n := node.(type) {
+	case sqlparser.TableName:
+		add(n.Qualifier.String())
+	case *sqlparser.ShowBasic:
+		add(n.DbName.String())
+		add(n.Tbl.Qualifier.String())
+	}
 }
 
 // mySubs adds the subqueries of a statement to ir (see stmtIR.subs) and
-// drops references to its common table expressions.
+// the databases it names (noteDatabase), and drops references to its
+// common table expressions.
 func (x *KeyExtractor) mySubs(ir *stmtIR, top sqlparser.Statement) {
 	ctes := map[string]bool{}
 	write := func(kind StmtKind, te sqlparser.TableExpr) {
@@ -103,6 +101,7 @@ func (x *KeyExtractor) mySubs(ir *stmtIR, top sqlparser.Statement) {
 		ir.subs = append(ir.subs, sub)
 	}
 	_ = sqlparser.Walk(func(node sqlparser.SQLNode) (bool, error) {
+		ir.noteDatabase(node)
 		switch n := node.(type) {
 		case *sqlparser.CommonTableExpr:
 			ctes[strings.ToLower(n.ID.String())] = true

@@ -331,6 +331,8 @@ func (a Key) Compare(b Key) int {
 			return cmp3(a.f < b.f, a.f > b.f)
 		case kDec:
 			return a.r.Cmp(b.r)
+		case kFixed:
+			return cmpFixed(a.i, a.u, b.i, b.u)
 		case kPad:
 			return padCompare(a.b, b.b)
 		}
@@ -342,11 +344,14 @@ func (a Key) Compare(b Key) int {
 			return cmpFixed(m1, s1, m2, s2)
 		}
 	}
-	if numeric := func(k Key) bool { return k.kind == kInt || k.kind == kFixed || k.kind == kDec }; numeric(a) && numeric(b) {
+	if a.exact() && b.exact() {
 		return a.rat().Cmp(b.rat())
 	}
 	return bytes.Compare(a.b, b.b)
 }
+
+// exact reports whether k is an exact number: an integer or a decimal.
+func (k Key) exact() bool { return k.kind == kInt || k.kind == kFixed || k.kind == kDec }
 
 // padCompare compares as PAD SPACE collations do: the shorter value as if
 // padded with spaces. Where one is a prefix of the other, the first byte
@@ -634,19 +639,30 @@ func decimals(v []byte) int {
 	return 0
 }
 
-// RowArena copies rows into shared chunks: a scatter holds many small
-// rows, and one allocation each (rounded up to its size class) costs
-// time and about a seventh more memory. A row stays valid while any row
-// of its chunk is referenced. The zero value is ready to use.
+// RowArena keeps a shard's rows: it copies them into shared chunks (a
+// scatter holds many small rows, and one allocation each, rounded up to
+// its size class, costs time and about a seventh more memory) and grows
+// the list of them by doubling (append grows a long slice by a quarter,
+// allocating five times the final list on the way). A row stays valid
+// while any row of its chunk is referenced. The zero value is ready to
+// use.
 type RowArena struct{ buf []byte }
+
+// Append appends a copy of p to rows.
+func (a *RowArena) Append(rows [][]byte, p []byte) [][]byte {
+	if len(rows) == cap(rows) {
+		rows = slices.Grow(rows, len(rows)+64)
+	}
+	return append(rows, a.clone(p))
+}
 
 const (
 	arenaChunk = 64 << 10
 	arenaAlone = 16 << 10 // rows this large get an allocation of their own
 )
 
-// Copy returns a copy of p.
-func (a *RowArena) Copy(p []byte) []byte {
+// clone returns a copy of p.
+func (a *RowArena) clone(p []byte) []byte {
 	if len(p) > arenaAlone {
 		return bytes.Clone(p)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/switchyard/switchyard/scatter"
 )
@@ -87,12 +86,7 @@ func ReadResult(next func() ([]byte, error), caps uint32, take func(n int) error
 		if err := take(len(p)); err != nil {
 			return nil, err
 		}
-		if len(res.Rows) == cap(res.Rows) {
-			// Doubling: append grows a long slice by a quarter, which
-			// allocates five times the final list on the way.
-			res.Rows = slices.Grow(res.Rows, len(res.Rows)+64)
-		}
-		res.Rows = append(res.Rows, arena.Copy(p))
+		res.Rows = arena.Append(res.Rows, p)
 	}
 }
 

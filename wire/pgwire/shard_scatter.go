@@ -281,12 +281,7 @@ func (c *clientConn) runOnShard(rt *router.ShardCluster, i int, raw []byte, res 
 				p.Put(ps, false)
 				return err
 			}
-			if len(res.rows) == cap(res.rows) {
-				// Doubling: append grows a long slice by a quarter, which
-				// allocates five times the final list on the way.
-				res.rows = slices.Grow(res.rows, len(res.rows)+64)
-			}
-			res.rows = append(res.rows, res.arena.Copy(m))
+			res.rows = res.arena.Append(res.rows, m)
 		case 'E':
 			if res.err == nil {
 				res.err = bytes.Clone(m)

@@ -68,7 +68,7 @@ type options struct {
 
 	pgbouncerPrepared bool
 	floor             bool   // also run the loads the relay floor fits (relayfloor.go)
-	rounds            int    // run every load this many times, interleaved; report medians
+	rounds            int    // run the whole table this many times, one round after another; report medians
 	relayFloor        string // -relay-floor: be the relay child instead
 	out               string
 	keep              bool
