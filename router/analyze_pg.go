@@ -200,9 +200,13 @@ func (b *builder) pgTransaction(t *pg.TransactionStmt) {
 	switch t.GetKind() {
 	case pg.TransactionStmtKind_TRANS_STMT_BEGIN, pg.TransactionStmtKind_TRANS_STMT_START:
 		b.class(TxnBegin)
-		if pgReadOnlyTxn(t.GetOptions()) {
+		switch {
+		case pgSerializableTxn(t.GetOptions()):
+			// A hot standby refuses SERIALIZABLE, READ ONLY or not.
+			b.primary("serializable transaction")
+		case pgReadOnlyTxn(t.GetOptions()):
 			b.an.ReadOnlyBegin = true
-		} else {
+		default:
 			b.primary("read-write transaction")
 		}
 	case pg.TransactionStmtKind_TRANS_STMT_COMMIT, pg.TransactionStmtKind_TRANS_STMT_ROLLBACK:
@@ -237,6 +241,19 @@ func pgReadOnlyTxn(opts []*pg.Node) bool {
 		}
 	}
 	return ro
+}
+
+// pgSerializableTxn reports whether the last transaction_isolation option
+// of a BEGIN/START TRANSACTION is SERIALIZABLE.
+func pgSerializableTxn(opts []*pg.Node) bool {
+	ser := false
+	for _, o := range opts {
+		d := o.GetDefElem()
+		if d.GetDefname() == "transaction_isolation" {
+			ser = strings.EqualFold(d.GetArg().GetAConst().GetSval().GetSval(), "serializable")
+		}
+	}
+	return ser
 }
 
 // pgExplainAnalyze reports whether EXPLAIN runs its statement: ANALYZE

@@ -106,7 +106,12 @@ var postgresCases = []analyzeCase{
 	{sql: "START TRANSACTION", want: Analysis{Class: TxnBegin, MustPrimary: true, Reason: rwTxn}},
 	{sql: "BEGIN READ ONLY", want: Analysis{Class: TxnBegin, ReadOnlyBegin: true}},
 	{sql: "START TRANSACTION READ ONLY", want: Analysis{Class: TxnBegin, ReadOnlyBegin: true}},
-	{sql: "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE", want: Analysis{Class: TxnBegin, ReadOnlyBegin: true}},
+	// A hot standby refuses SERIALIZABLE ("cannot use serializable mode
+	// in a hot standby"), read-only or not.
+	{sql: "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE", want: Analysis{Class: TxnBegin, MustPrimary: true, Reason: "serializable transaction"}},
+	{sql: "BEGIN ISOLATION LEVEL SERIALIZABLE", want: Analysis{Class: TxnBegin, MustPrimary: true, Reason: "serializable transaction"}},
+	{sql: "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", want: Analysis{Class: TxnBegin, ReadOnlyBegin: true}},
+	{sql: "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY, ISOLATION LEVEL READ COMMITTED", want: Analysis{Class: TxnBegin, ReadOnlyBegin: true}},
 	{sql: "BEGIN READ ONLY, READ WRITE", want: Analysis{Class: TxnBegin, MustPrimary: true, Reason: rwTxn}},
 	{sql: "BEGIN READ WRITE", want: Analysis{Class: TxnBegin, MustPrimary: true, Reason: rwTxn}},
 	{sql: "BEGIN ISOLATION LEVEL REPEATABLE READ", want: Analysis{Class: TxnBegin, MustPrimary: true, Reason: rwTxn}},

@@ -414,7 +414,7 @@ func (c *clientConn) replicaRequest(typ byte, raw []byte) (held, ok bool) {
 	if len(as) == 0 {
 		return false, true // a Sync or Flush alone
 	}
-	t, _ := router.Decide(c.routing.Pref, as)
+	t, _ := router.Decide(c.pref(), as)
 	stay := t == (router.Replica{})
 	if stay && c.sh != nil {
 		stay = c.shardLeaseErr(typ, raw) == nil

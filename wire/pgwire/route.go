@@ -174,7 +174,7 @@ func (c *clientConn) route(typ byte, raw []byte) (*poolEntry, *replica.Node) {
 		return c.primary, nil
 	}
 	as := c.batchAnalyses(typ, raw)
-	why, toReplica := router.PlanRead(rt, c.routing.Pref, as)
+	why, toReplica := router.PlanRead(rt, c.pref(), as)
 	c.leaseWrites = !toReplica
 	if !toReplica {
 		return c.primary, nil

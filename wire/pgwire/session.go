@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -175,6 +176,10 @@ type clientConn struct {
 	// routing is the session's routing state: target, read_after, shard
 	// key, and its writes for read-your-writes (Pref and the writes on mu).
 	routing router.SessionRouting
+	// serializable: the session's default_transaction_isolation is
+	// SERIALIZABLE, which a hot standby refuses: its transactions go to
+	// the primary (pref). Written under mu, read by the main loop.
+	serializable atomic.Bool
 	// reads: read-your-writes, the check the lease's first request
 	// carries, a failed one, whether to read the primary's position
 	// after a write (causal.go); posSeen is the one read, until its
@@ -553,6 +558,7 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 		return newFatal(codeTooManyConnections, "sorry, too many clients already: %v", err)
 	}
 	c.user, c.cluster, c.desired = u, cl, desired
+	c.noteIsolationLocked()
 	c.cfgSeen, c.poolCl, c.poolUser = cfg, cl, u
 	c.startupParams = make(map[string]string, len(desired))
 	for k, v := range desired {

@@ -62,7 +62,7 @@ func (c *clientConn) shardRead(rt *router.ShardCluster, i int, as []*router.Anal
 	if c.keeps() != router.HoldNone {
 		return primary, nil, rep, true
 	}
-	why, toReplica := router.PlanRead(rep, c.routing.Pref, as)
+	why, toReplica := router.PlanRead(rep, c.pref(), as)
 	if !toReplica || rep == nil {
 		return primary, nil, rep, !toReplica
 	}

@@ -2,6 +2,7 @@ package pgwire
 
 import (
 	"bytes"
+	"strings"
 	"encoding/binary"
 	"unsafe"
 
@@ -210,6 +211,25 @@ func (c *clientConn) applyCaptureLocked(f *expect, status byte, sc *serverConn) 
 		sc.applied[kv[0]] = kv[1]
 	}
 	c.settingsCapLocked()
+	c.noteIsolationLocked()
+}
+
+// noteIsolationLocked notes whether the session's transactions are
+// SERIALIZABLE by default (SET default_transaction_isolation, SET SESSION
+// CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL, a startup parameter).
+func (c *clientConn) noteIsolationLocked() {
+	c.serializable.Store(strings.EqualFold(c.desired["default_transaction_isolation"], "serializable"))
+}
+
+// pref is the session's routing preference: SET switchyard.target, or the
+// primary for a SERIALIZABLE session, since hot standbys refuse
+// "cannot use serializable mode in a hot standby" whatever the statement.
+// Main loop.
+func (c *clientConn) pref() router.Preference {
+	if c.serializable.Load() {
+		return router.PreferPrimary
+	}
+	return c.routing.Pref
 }
 
 // The settings a client's session carries (desired, and those of its open
@@ -260,6 +280,7 @@ func (c *clientConn) endTxnLocked(sc *serverConn) {
 		}
 	}
 	c.txnSets, c.txnPrev, c.txnResetAll, c.txnCommitted = nil, nil, false, false
+	c.noteIsolationLocked()
 }
 
 func (c *clientConn) resetDesiredLocked() {
@@ -267,6 +288,7 @@ func (c *clientConn) resetDesiredLocked() {
 	for k, v := range c.startupParams {
 		c.desired[k] = v
 	}
+	c.noteIsolationLocked()
 }
 
 // noteTagLocked remembers whether the transaction being ended commits.
