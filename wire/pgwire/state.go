@@ -2,8 +2,8 @@ package pgwire
 
 import (
 	"bytes"
-	"strings"
 	"encoding/binary"
+	"strings"
 	"unsafe"
 
 	"github.com/switchyard/switchyard/config"
