@@ -453,6 +453,11 @@ func cmp3(less, more bool) int {
 // Merge merges the rows of every shard (each shard's in its own order,
 // one after the other) as s says.
 func Merge(s *Spec, c Codec, rows [][]byte) ([][]byte, error) {
+	if s.Limit == 0 {
+		// LIMIT 0 (which every shard was asked for too): no rows, even
+		// of an aggregate, as from one server.
+		return nil, nil
+	}
 	switch {
 	case len(s.Aggs) > 0:
 		row, err := combine(s.Aggs, c, rows)

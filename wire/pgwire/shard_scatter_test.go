@@ -100,6 +100,10 @@ func TestScatterOffset(t *testing.T) {
 		"SELECT customer_id FROM orders ORDER BY customer_id LIMIT ALL OFFSET 117",
 		"SELECT customer_id FROM orders ORDER BY customer_id LIMIT 5 OFFSET 500",
 		"SELECT count(*) FROM orders WHERE amount > 3 OFFSET 0",
+		"SELECT count(*) FROM orders LIMIT 0",
+		"SELECT count(*), sum(amount) FROM orders WHERE customer_id IN (1, 4) LIMIT 0",
+		"SELECT count(*) FROM orders OFFSET 1",
+		"SELECT customer_id FROM orders ORDER BY customer_id LIMIT 0",
 	}
 	for _, q := range queries {
 		ref := strings.Replace(q, "FROM orders", "FROM orders_all", 1)
