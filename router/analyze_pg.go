@@ -126,7 +126,11 @@ func (b *builder) pgStmt(n *pg.Node) {
 		b.write("CALL")
 		b.pgWalk(n)
 	case *pg.Node_DoStmt:
+		// Procedural code the proxy cannot see into: a SET or
+		// set_config() inside would change the server connection's
+		// session unseen, and the next client would inherit it.
 		b.write("DO")
+		b.pin("DO block")
 	case *pg.Node_LockStmt:
 		b.class(Read)
 		b.primary("LOCK TABLE")

@@ -86,7 +86,7 @@ var postgresCases = []analyzeCase{
 	{sql: "COPY t TO STDOUT", want: read()},
 	{sql: "COPY (SELECT * FROM t) TO STDOUT (FORMAT csv)", want: read()},
 	{sql: "CALL proc(1)", want: write("CALL")},
-	{sql: "DO $$ BEGIN PERFORM 1; END $$", want: write("DO")},
+	{sql: "DO $$ BEGIN PERFORM 1; END $$", want: Analysis{Class: Write, MustPrimary: true, Reason: "DO", Pin: "DO block"}},
 	{sql: "NOTIFY ch, 'x'", want: write("NOTIFY")},
 	{sql: "EXECUTE p(1)", want: Analysis{Class: Write, MustPrimary: true, Reason: "EXECUTE", StatementNames: []string{"p"}}},
 	{sql: "EXPLAIN EXECUTE Sy_3(1)", want: Analysis{Class: Read, StatementNames: []string{"sy_3"}}},

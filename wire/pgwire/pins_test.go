@@ -34,6 +34,7 @@ var pinCases = []pinCase{
 	{"sql_prepare", `PREPARE zz AS SELECT 1`},
 	{"with_hold_cursor", `DECLARE zz CURSOR WITH HOLD FOR SELECT 1`},
 	{"set_config", `SELECT set_config('work_mem', '4242kB', false), set_config('zz.v', 'left over', false)`},
+	{"do_block", `DO $$ BEGIN PERFORM set_config('zz.v', 'left over', false); SET work_mem = '4242kB'; END $$`},
 }
 
 // pinStateQuery shows, in one row, everything a pinning client may leave
