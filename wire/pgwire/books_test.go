@@ -1,6 +1,7 @@
 package pgwire
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -184,7 +185,7 @@ func proxyName(t *testing.T, p *testProxy, query string) string {
 	p.srv.stmts.mu.RLock()
 	defer p.srv.stmts.mu.RUnlock()
 	for k, g := range p.srv.stmts.m {
-		if strings.HasPrefix(k, query+"\x00") {
+		if strings.HasPrefix(k.text, query+"\x00") {
 			return g.name
 		}
 	}
@@ -750,4 +751,58 @@ func TestChainedTransactionSettings(t *testing.T) {
 		holder.Close(ctx)
 		c.Close(ctx)
 	}
+}
+
+// Schema-per-tenant with named statements: the same text under another
+// search_path (or role) is another statement. Two pgx clients (statement
+// cache on) share one server connection (pool of one); tenant b's table t
+// has another shape than tenant a's. Before the registry keyed statements
+// by scope too, b got "cached plan must not change result type" (0A000):
+// the server connection had prepared the text under a's search_path.
+func TestStatementsPerSearchPath(t *testing.T) {
+	p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"3s\"")
+	ctx := ctxT(t, 60*time.Second)
+	setup := `DROP SCHEMA IF EXISTS sp_a CASCADE; DROP SCHEMA IF EXISTS sp_b CASCADE;
+		CREATE SCHEMA sp_a; CREATE SCHEMA sp_b;
+		CREATE TABLE sp_a.t (a int); INSERT INTO sp_a.t VALUES (1);
+		CREATE TABLE sp_b.t (b text, c text); INSERT INTO sp_b.t VALUES ('two', 'three');
+		GRANT USAGE ON SCHEMA sp_a, sp_b TO app; GRANT SELECT ON sp_a.t, sp_b.t TO app;
+		SELECT 1`
+	if _, err := testcluster.PG.QueryString(testcluster.PG.Primary, "app", setup); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		testcluster.PG.QueryString(testcluster.PG.Primary, "app", "DROP SCHEMA IF EXISTS sp_a CASCADE; DROP SCHEMA IF EXISTS sp_b CASCADE")
+	})
+	tenant := func(schema string) *pgx.Conn {
+		c, err := pgx.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		if _, err := c.Exec(ctx, "SET search_path = "+schema); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, b := tenant("sp_a"), tenant("sp_b")
+	for round := 0; round < 3; round++ {
+		var n int
+		if err := a.QueryRow(ctx, "SELECT * FROM t").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("round %d: tenant a: %v (%d), want 1", round, err, n)
+		}
+		var x, y string
+		if err := b.QueryRow(ctx, "SELECT * FROM t").Scan(&x, &y); err != nil || x != "two" || y != "three" {
+			t.Fatalf("round %d: tenant b: %v (%q %q), want two three", round, err, x, y)
+		}
+	}
+	// The same shape in both schemas: each tenant still reads its own.
+	var s string
+	if err := a.QueryRow(ctx, "SELECT current_schema() || ':' || count(*) FROM t").Scan(&s); err != nil || s != "sp_a:1" {
+		t.Fatalf("tenant a: %v (%q)", err, s)
+	}
+	if err := b.QueryRow(ctx, "SELECT current_schema() || ':' || count(*) FROM t").Scan(&s); err != nil || s != "sp_b:1" {
+		t.Fatalf("tenant b: %v (%q)", err, s)
+	}
+	poolIdle(t, p, "end")
 }

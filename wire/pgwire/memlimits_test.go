@@ -42,7 +42,7 @@ func TestStatementRegistryBounded(t *testing.T) {
 	if _, err := hot.Prepare(ctx, "hot", "SELECT $1::int + 2000", nil); err != nil {
 		t.Fatal(err)
 	}
-	hotName := p.srv.stmts.lookup([]byte("SELECT $1::int + 2000\x00\x00\x00")).name
+	hotName := p.srv.stmts.lookup([]byte("SELECT $1::int + 2000\x00\x00\x00"), "").name
 	evictions := counterSum(t, "switchyard_statement_registry_evictions_total")
 
 	dyn, err := pgconn.Connect(ctx, dsn)
@@ -83,7 +83,7 @@ func TestStatementRegistryBounded(t *testing.T) {
 		t.Errorf("switchyard_statement_registry_size = %v", g)
 	}
 	// The statement in steady use is still the shared one.
-	if g := p.srv.stmts.lookup([]byte("SELECT $1::int + 2000\x00\x00\x00")); g == nil || g.name != hotName {
+	if g := p.srv.stmts.lookup([]byte("SELECT $1::int + 2000\x00\x00\x00"), ""); g == nil || g.name != hotName {
 		t.Errorf("statement in steady use was evicted from the registry (now %v)", g)
 	}
 	// The statement prepared before the churn, never used since, still

@@ -514,6 +514,9 @@ func (c *clientConn) prepareFromCache() bool {
 	var gs [8]*gstmt
 	var names [8][]byte
 	n := 0
+	c.mu.Lock()
+	scope := c.stmtScopeLocked()
+	c.mu.Unlock()
 	for len(b) >= 5 {
 		size := int(binary.BigEndian.Uint32(b[1:])) + 1
 		if b[0] != 'P' || n == len(gs) {
@@ -523,7 +526,7 @@ func (c *clientConn) prepareFromCache() bool {
 		if !ok || len(name) == 0 {
 			return false
 		}
-		g := c.srv.stmts.lookup(rest)
+		g := c.srv.stmts.lookup(rest, scope)
 		if g == nil || !g.ok.Load() || c.stmts[string(name)] != nil || c.stmtRoom(name, rest) != nil {
 			return false // a refusal (a name in use, no room) is answered by sendMsg, in order
 		}
@@ -688,7 +691,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 				skip = true
 				break
 			}
-			g := c.srv.stmts.get(rest, c.srv.Config().Proxy.StatementRegistrySize)
+			g := c.srv.stmts.get(rest, c.stmtScopeLocked(), c.srv.Config().Proxy.StatementRegistrySize)
 			cname := string(name)
 			c.stmts[cname] = g
 			if sc.stmts.has(g) {

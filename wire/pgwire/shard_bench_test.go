@@ -56,7 +56,7 @@ database = "orders_1"
 	c := &clientConn{srv: s, sh: &clientShard{rt: rt, cur: -1}, stmts: map[string]*gstmt{}}
 	const sql = "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
 	parse, _ := (&pgproto3.Parse{Name: "s1", Query: sql, ParameterOIDs: []uint32{20}}).Encode(nil)
-	c.stmts["s1"] = s.stmts.get(parse[5+len("s1")+1:], 0)
+	c.stmts["s1"] = s.stmts.get(parse[5+len("s1")+1:], "", 0)
 	route := func(b *testing.B, typ byte, raw []byte) {
 		t, _, _, err := c.requestPlan(rt, c.requestStmts(typ, raw), c.shardSession(false))
 		if _, one := t.(router.OneShard); err != nil || !one {

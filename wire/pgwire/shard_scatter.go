@@ -400,7 +400,10 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 			c.answer(out, c.localStatus())
 			return true
 		}
-		c.stmts[string(named)] = c.srv.stmts.get(parse, c.srv.Config().Proxy.StatementRegistrySize)
+		c.mu.Lock()
+		scope := c.stmtScopeLocked()
+		c.mu.Unlock()
+		c.stmts[string(named)] = c.srv.stmts.get(parse, scope, c.srv.Config().Proxy.StatementRegistrySize)
 	}
 	if unnamed != nil {
 		c.lastUnnamed = append(c.lastUnnamed[:0], unnamed...)

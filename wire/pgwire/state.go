@@ -221,6 +221,24 @@ func (c *clientConn) noteIsolationLocked() {
 	c.serializable.Store(strings.EqualFold(c.desired["default_transaction_isolation"], "serializable"))
 }
 
+// stmtScopeLocked is the scope of the client's prepared statements in
+// the proxy-wide registry (regKey): the settings by which the server
+// resolves the names in a statement's text, search_path and role, where
+// the client set them (in its open transaction, or in its session).
+func (c *clientConn) stmtScopeLocked() string {
+	get := func(name string) string {
+		if v, ok := c.txnSets[name]; ok {
+			return v
+		}
+		return c.desired[name]
+	}
+	sp, role := get("search_path"), get("role")
+	if sp == "" && role == "" {
+		return ""
+	}
+	return sp + "\x00" + role
+}
+
 // pref is the session's routing preference: SET switchyard.target, or the
 // primary for a SERIALIZABLE session, since hot standbys refuse
 // "cannot use serializable mode in a hot standby" whatever the statement.

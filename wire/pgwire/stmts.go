@@ -55,6 +55,9 @@ type gstmt struct {
 	failed atomic.Bool
 	// schema is the registry's schema generation when it was registered.
 	schema uint64
+	// scope is the name-resolution settings it was registered under
+	// (clientConn.stmtScopeLocked): part of its registry key.
+	scope string
 }
 
 // noteParamTypes records a ParameterDescription message ('t').
@@ -103,7 +106,7 @@ func (g *gstmt) paramTypes() []uint32 {
 // is not seen.)
 type stmtRegistry struct {
 	mu     sync.RWMutex
-	m      map[string]*gstmt
+	m      map[regKey]*gstmt
 	clock  list.List // of *gstmt, oldest first; under mu
 	bytes  int       // sum of len(g.parse) over m; under mu
 	next   atomic.Uint64
@@ -126,14 +129,22 @@ func (g *gstmt) touch() {
 	}
 }
 
-// key is the registry key of g: the Parse body after the name.
+// key is the text part of g's registry key: the Parse body after the name.
 func (g *gstmt) key() []byte { return g.parse[5+len(g.name)+1:] }
 
-// lookup returns the global statement for a Parse body tail, or nil
-// (also for one registered before the last DDL).
-func (r *stmtRegistry) lookup(key []byte) *gstmt {
+// regKey is a registry key: a Parse body tail and the scope of the
+// session that parsed it. The same text under another search_path (or
+// role, which "$user" follows) may name other tables, of another shape:
+// a server connection that prepared it under one would answer a client of
+// the other with "cached plan must not change result type", or with rows
+// of the other schema's table. Sessions that set neither share scope "".
+type regKey struct{ scope, text string }
+
+// lookup returns the global statement for a Parse body tail under scope,
+// or nil (also for one registered before the last DDL).
+func (r *stmtRegistry) lookup(key []byte, scope string) *gstmt {
 	r.mu.RLock()
-	g := r.m[string(key)]
+	g := r.m[regKey{scope, string(key)}]
 	r.mu.RUnlock()
 	if g == nil || g.schema != r.schema.Load() {
 		return nil
@@ -143,15 +154,16 @@ func (r *stmtRegistry) lookup(key []byte) *gstmt {
 }
 
 // get returns the global statement for a Parse body tail (query\0 +
-// types), registering it when new; max is the entry bound.
-func (r *stmtRegistry) get(key []byte, max int) *gstmt {
-	if g := r.lookup(key); g != nil {
+// types) under scope, registering it when new; max is the entry bound.
+func (r *stmtRegistry) get(key []byte, scope string, max int) *gstmt {
+	if g := r.lookup(key, scope); g != nil {
 		return g
 	}
 	schema := r.schema.Load()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if g := r.m[string(key)]; g != nil {
+	rk := regKey{scope, string(key)}
+	if g := r.m[rk]; g != nil {
 		if g.schema == schema {
 			g.touch()
 			return g
@@ -164,16 +176,16 @@ func (r *stmtRegistry) get(key []byte, max int) *gstmt {
 	msg[0] = 'P'
 	msg = append(append(append(msg, name...), 0), key...)
 	binary.BigEndian.PutUint32(msg[1:], uint32(len(msg)-1))
-	g := &gstmt{name: name, parse: msg, schema: schema}
+	g := &gstmt{name: name, parse: msg, schema: schema, scope: scope}
 	if oids := pgframe.ParseParamTypes(msg); oids != nil {
 		g.params.Store(&oids)
 	}
 	if r.m == nil {
-		r.m = make(map[string]*gstmt)
+		r.m = make(map[regKey]*gstmt)
 	}
 	// The newcomer starts unused: a one-off text is the first to go at
 	// the next sweep, a repeated one has been touched by then.
-	r.m[string(key)] = g
+	r.m[rk] = g
 	g.elem = r.clock.PushBack(g)
 	r.bytes += len(msg)
 	metrics.StatementRegistrySize.Inc()
@@ -206,8 +218,8 @@ func (r *stmtRegistry) removeLocked(g *gstmt) {
 	}
 	r.clock.Remove(g.elem)
 	g.elem = nil
-	if r.m[string(g.key())] == g {
-		delete(r.m, string(g.key()))
+	if rk := (regKey{g.scope, string(g.key())}); r.m[rk] == g {
+		delete(r.m, rk)
 	}
 	r.bytes -= len(g.parse)
 	metrics.StatementRegistrySize.Dec()
