@@ -806,3 +806,44 @@ func TestStatementsPerSearchPath(t *testing.T) {
 	}
 	poolIdle(t, p, "end")
 }
+
+// SET SESSION AUTHORIZATION resets the role on the server; the proxy's
+// books must follow, or it re-applies the old role on the client's next
+// server connection. Another client runs between the statements (pool of
+// one), so each of them gets the connection re-synced from the books.
+func TestSessionAuthorizationResetsRole(t *testing.T) {
+	p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"3s\"")
+	ctx := ctxT(t, 60*time.Second)
+	if err := testcluster.PG.Exec(testcluster.PG.Primary, "app", `DO $$ BEGIN
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sy_role_r') THEN CREATE ROLE sy_role_r; END IF; END $$;
+		GRANT sy_role_r TO app`); err != nil {
+		t.Fatal(err)
+	}
+	a, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	other, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	for _, step := range []struct{ sql, want string }{
+		{"SET ROLE sy_role_r", ""},
+		{"SELECT current_user", "sy_role_r"},
+		{"SET SESSION AUTHORIZATION DEFAULT", ""},
+		{"SELECT current_user || ' ' || current_setting('role')", "app none"},
+		{"SET ROLE sy_role_r", ""},
+		{"RESET SESSION AUTHORIZATION", ""},
+		{"SELECT current_user || ' ' || current_setting('role')", "app none"},
+	} {
+		got, err := execOne(ctx, a, step.sql)
+		if err != nil || got != step.want {
+			t.Fatalf("%s: %v (%q), want %q", step.sql, err, got, step.want)
+		}
+		if got, err := execOne(ctx, other, "SELECT current_user"); err != nil || got != "app" {
+			t.Fatalf("the other client after %s: %v (%q)", step.sql, err, got)
+		}
+	}
+}

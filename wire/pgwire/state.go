@@ -93,6 +93,10 @@ func (c *clientConn) collect(a *router.Analysis) {
 			c.capture = c.capture[:0]
 		case s.Name != "":
 			c.capture = append(c.capture, s.Name)
+			if s.Name == "session_authorization" {
+				// SET SESSION AUTHORIZATION also resets the role.
+				c.capture = append(c.capture, "role")
+			}
 		}
 	}
 }
