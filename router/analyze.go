@@ -183,6 +183,10 @@ type Analysis struct {
 	// "FOR UPDATE", "nextval()", "function my_func()", "parse error"...
 	// A write's reason wins over a read's.
 	Reason string
+	// SequenceState: the text calls currval() or lastval(), which read
+	// what the session's earlier nextval() left on its connection
+	// (PostgreSQL).
+	SequenceState bool
 	// ReadOnlyBegin: BEGIN READ ONLY / START TRANSACTION READ ONLY, a
 	// transaction that may run on a replica.
 	ReadOnlyBegin bool

@@ -424,6 +424,7 @@ func (b *builder) pgFunc(f *pg.FuncCall) {
 			return
 		case "currval", "lastval":
 			b.primary(base + "()")
+			b.an.SequenceState = true
 			return
 		case "pg_advisory_lock", "pg_advisory_lock_shared",
 			"pg_try_advisory_lock", "pg_try_advisory_lock_shared":

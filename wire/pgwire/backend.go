@@ -44,6 +44,9 @@ type serverConn struct {
 	stmts stmtCache
 	// causalReady: the position check (causal.go) is prepared here.
 	causalReady bool
+	// lastClient is the id (clientConn.id) of the client that leased it
+	// last: its sequence state (currval, lastval) is that client's.
+	lastClient uint64
 
 	probe frontend.Prober // alive's look at the socket
 }

@@ -847,3 +847,71 @@ func TestSessionAuthorizationResetsRole(t *testing.T) {
 		}
 	}
 }
+
+// currval() and lastval() read the sequence state of the session's
+// connection: under transaction pooling, another client's. A client reads
+// its own values (its last lease's, when nobody used the connection
+// since, as on a direct connection), or PostgreSQL's 55000 "not yet
+// defined in this session", never a number another client drew. Pool of
+// one: every client gets the same server connection.
+func TestSequenceStateNotShared(t *testing.T) {
+	p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"3s\"")
+	ctx := ctxT(t, 60*time.Second)
+	if err := testcluster.PG.Exec(testcluster.PG.Primary, "app", `DROP SEQUENCE IF EXISTS sy_seq; CREATE SEQUENCE sy_seq; GRANT ALL ON SEQUENCE sy_seq TO app`); err != nil {
+		t.Fatal(err)
+	}
+	connect := func() *pgconn.PgConn {
+		c, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c
+	}
+	a, b := connect(), connect()
+	if got, err := execOne(ctx, a, "SELECT setval('sy_seq', 4242)"); err != nil || got != "4242" {
+		t.Fatalf("setval: %v (%q)", err, got)
+	}
+	// Its own: nobody used the connection since.
+	if got, err := execOne(ctx, a, "SELECT currval('sy_seq')"); err != nil || got != "4242" {
+		t.Fatalf("a's own currval: %v (%q), want 4242", err, got)
+	}
+	// Another client, simple and extended protocol: not a's value.
+	for _, f := range []func() (string, error){
+		func() (string, error) { return execOne(ctx, b, "SELECT currval('sy_seq')") },
+		func() (string, error) { return execOne(ctx, b, "SELECT lastval()") },
+		func() (string, error) {
+			r := b.ExecParams(ctx, "SELECT currval('sy_seq')", nil, nil, nil, nil).Read()
+			if len(r.Rows) > 0 {
+				return string(r.Rows[0][0]), r.Err
+			}
+			return "", r.Err
+		},
+	} {
+		got, err := f()
+		if err == nil {
+			t.Fatalf("another client read %q, want 55000", got)
+		}
+		wantSQLState(t, err, "55000", "not yet defined in this session")
+	}
+	// a's value is gone from the connection b used: a gets 55000 too.
+	if got, err := execOne(ctx, a, "SELECT currval('sy_seq')"); err == nil {
+		t.Fatalf("a after b: %q, want 55000", got)
+	}
+	// nextval and currval in one request, or in one transaction, work.
+	if got, err := execOne(ctx, b, "SELECT nextval('sy_seq'); SELECT currval('sy_seq')"); err != nil || got != "4243" {
+		t.Fatalf("nextval; currval: %v (%q)", err, got)
+	}
+	for _, sql := range []string{"BEGIN", "SELECT nextval('sy_seq')"} {
+		if _, err := execOne(ctx, a, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := execOne(ctx, a, "SELECT currval('sy_seq')"); err != nil || got != "4244" {
+		t.Fatalf("currval in the transaction: %v (%q)", err, got)
+	}
+	if _, err := execOne(ctx, a, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	poolIdle(t, p, "end")
+}

@@ -1013,6 +1013,11 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 			if ps != nil {
 				p.Put(ps, true) // a server-side error leaves the connection usable
 			}
+		} else if err = c.clearSequenceState(sc, typ, raw); err != nil {
+			p.Put(ps, isPgError(err)) // a server-side error leaves it usable
+			if !isPgError(err) {
+				err = &pgError{Severity: "ERROR", Code: codeConnectionFailure, Message: "server connection lost before the request was sent", cause: err}
+			}
 		} else {
 			// Nothing reads the connection until the request is sent:
 			// then the main loop relays the replies itself, or starts a
@@ -1037,6 +1042,30 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 	c.leaseEndedLocked()
 	c.mu.Unlock()
 	return err
+}
+
+// clearSequenceState keeps a client from reading another client's
+// sequence state. currval() and lastval() read what the session's last
+// nextval() left on its connection; under transaction pooling that is
+// whoever leased the connection before. A request that calls them at the
+// start of a lease runs after DISCARD SEQUENCES, unless this client was
+// the connection's last lessee (its own state, as on a direct
+// connection): it sees the values of its own lease, or PostgreSQL's
+// "currval of sequence ... is not yet defined in this session" (55000),
+// never a number another client drew. One round trip more, only for such
+// requests on a connection someone else used last.
+func (c *clientConn) clearSequenceState(sc *serverConn, typ byte, raw []byte) error {
+	own := sc.lastClient == c.id
+	sc.lastClient = c.id
+	if own || c.keeps() != router.HoldNone {
+		return nil
+	}
+	for _, a := range c.batchAnalyses(typ, raw) {
+		if a != nil && a.SequenceState {
+			return sc.exec("DISCARD SEQUENCES", c.cluster.Settings.QueryWaitTimeout)
+		}
+	}
+	return nil
 }
 
 // isPgError says whether err is (or wraps) an error the server or the

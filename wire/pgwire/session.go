@@ -67,6 +67,7 @@ const (
 // has arrived, no extended-protocol message awaits its Sync, the server
 // says 'I' (idle, no transaction), and the main loop is not mid-write.
 type clientConn struct {
+	id      uint64 // unique in the process
 	srv     *Server
 	conn    net.Conn
 	br      *bufio.Reader // nil while idle (idle.go)
@@ -237,11 +238,15 @@ func (s *Server) handle(conn net.Conn) {
 	c.run()
 }
 
+// clientIDs numbers the clients (clientConn.id).
+var clientIDs atomic.Uint64
+
 // newClient makes the session of a client that just connected.
 //
 //go:noinline
 func (s *Server) newClient(conn net.Conn) *clientConn {
 	c := &clientConn{
+		id:    clientIDs.Add(1),
 		srv:   s,
 		conn:  conn,
 		start: time.Now(),
