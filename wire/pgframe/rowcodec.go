@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -230,10 +232,95 @@ func (c *RowCodec) Add(k int, x, y []byte) ([]byte, error) {
 		}
 		return binary.BigEndian.AppendUint64(nil, uint64(nx+ny)), nil
 	}
-	if sum, ok := scatter.AddDecimal(x, y); ok {
-		return sum, nil
+	switch oid := c.f[k].DataTypeOID; oid {
+	case 700, 701: // float4, float8
+		if sum, ok := addFloat(x, y, oid == 700); ok {
+			return sum, nil
+		}
+	case 20, 21, 23, 1700: // int8, int2, int4 (COUNT is int8), numeric
+		if sum, ok := addNumeric(x, y); ok {
+			return sum, nil
+		}
+	default:
+		return nil, unsupported("SUM of column %q (type OID %d) over several shards is not supported: the proxy adds only integer, numeric and floating-point sums; add the shard key", c.f[k].Name, oid)
 	}
 	return nil, unsupported("cannot add the values %q and %q of column %d from two shards", x, y, k+1)
+}
+
+// addNumeric adds two integer or numeric values as text, NaN and the
+// infinities (numeric has them since PostgreSQL 14) as PostgreSQL does.
+func addNumeric(x, y []byte) ([]byte, bool) {
+	sx, sy := special(x), special(y)
+	if sx == 0 && sy == 0 {
+		return scatter.AddDecimal(x, y)
+	}
+	switch {
+	case sx == 2 || sy == 2 || sx*sy == -1: // NaN, or +Inf + -Inf
+		return []byte("NaN"), true
+	case sx != 0:
+		return x, true
+	}
+	return y, true
+}
+
+// special classes a numeric text: 0 a number, 1 Infinity, -1 -Infinity,
+// 2 NaN.
+func special(v []byte) int {
+	switch string(v) {
+	case "NaN":
+		return 2
+	case "Infinity":
+		return 1
+	case "-Infinity":
+		return -1
+	}
+	return 0
+}
+
+// addFloat adds two float4 (single) or float8 values as text and writes
+// the sum as PostgreSQL's float4out/float8out do by default
+// (extra_float_digits 1): the shortest digits that read back exactly,
+// fixed-point for decimal exponents from -4 up to 14 (float8) or 5
+// (float4), else d.ddde±XX; NaN, Infinity, -Infinity.
+func addFloat(x, y []byte, single bool) ([]byte, bool) {
+	bits := 64
+	if single {
+		bits = 32
+	}
+	fx, err1 := strconv.ParseFloat(string(x), bits)
+	fy, err2 := strconv.ParseFloat(string(y), bits)
+	if err1 != nil || err2 != nil {
+		return nil, false
+	}
+	sum := fx + fy
+	if single {
+		sum = float64(float32(fx) + float32(fy))
+	}
+	return FormatFloat(sum, single), true
+}
+
+// FormatFloat writes f as PostgreSQL's float8out (or float4out, single)
+// does with the default extra_float_digits.
+func FormatFloat(f float64, single bool) []byte {
+	switch {
+	case math.IsNaN(f):
+		return []byte("NaN")
+	case math.IsInf(f, 1):
+		return []byte("Infinity")
+	case math.IsInf(f, -1):
+		return []byte("-Infinity")
+	}
+	bits, maxExp := 64, 15
+	if single {
+		bits, maxExp = 32, 6
+	}
+	e := strconv.AppendFloat(nil, f, 'e', -1, bits)
+	i := bytes.LastIndexByte(e, 'e')
+	exp, _ := strconv.Atoi(string(e[i+1:]))
+	if f == 0 || exp >= -4 && exp < maxExp {
+		return strconv.AppendFloat(nil, f, 'f', -1, bits)
+	}
+	return e
 }
 
 // intFromBinary reads an int2, int4 or int8 in the binary format (0 for

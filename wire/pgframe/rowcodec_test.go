@@ -2,6 +2,7 @@ package pgframe
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,7 +79,7 @@ func TestRowCodecErrors(t *testing.T) {
 	_, err = c.Key(0, []byte("10.0.0.9"))
 	want(err, false, `column "a" (type OID 869`, "inet key")
 	_, err = c.Add(1, []byte("x"), []byte("y"))
-	want(err, false, "cannot add", "adding text")
+	want(err, false, `SUM of column "b" (type OID 25) over several shards is not supported`, "adding text")
 	c, err = NewRowCodec(rowDesc(1, 1700)) // numeric, binary
 	if err != nil {
 		t.Fatal(err)
@@ -181,5 +182,28 @@ func BenchmarkMergeOrdered(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// FormatFloat writes floats as PostgreSQL 15 does (values read from a
+// server: SELECT x::float8, x::float4 with the default extra_float_digits).
+func TestFormatFloatAsPostgres(t *testing.T) {
+	for _, c := range []struct {
+		f      float64
+		single bool
+		want   string
+	}{
+		{1290, false, "1290"}, {1e14, false, "100000000000000"}, {1e15, false, "1e+15"},
+		{123456789012345, false, "123456789012345"}, {1234567890123456, false, "1.234567890123456e+15"},
+		{0.0001, false, "0.0001"}, {0.00001, false, "1e-05"}, {1.29e18, false, "1.29e+18"},
+		{math.NaN(), false, "NaN"}, {math.Inf(-1), false, "-Infinity"}, {1.5e-7, false, "1.5e-07"},
+		{1e20, false, "1e+20"}, {0.30000000000000004, false, "0.30000000000000004"}, {0, false, "0"},
+		{100000, true, "100000"}, {1e6, true, "1e+06"}, {123456, true, "123456"},
+		{float64(float32(1234567)), true, "1.234567e+06"}, {float64(float32(0.0001)), true, "0.0001"},
+		{float64(float32(0.00001)), true, "1e-05"},
+	} {
+		if got := string(FormatFloat(c.f, c.single)); got != c.want {
+			t.Errorf("FormatFloat(%v, single %v) = %q, want %q", c.f, c.single, got, c.want)
+		}
 	}
 }

@@ -104,6 +104,15 @@ func TestScatterOffset(t *testing.T) {
 		"SELECT count(*), sum(amount) FROM orders WHERE customer_id IN (1, 4) LIMIT 0",
 		"SELECT count(*) FROM orders OFFSET 1",
 		"SELECT customer_id FROM orders ORDER BY customer_id LIMIT 0",
+		// Floating-point sums, written as the server writes them (the
+		// values are exact in binary, so the order of the additions does
+		// not matter).
+		"SELECT sum(amount::float8) FROM orders",
+		"SELECT sum(amount::float8 * 1e12) FROM orders",
+		"SELECT sum(amount::float8 * 0.000000000931322574615478515625) FROM orders",
+		"SELECT sum(amount::float4), sum(amount::float4 * 100000) FROM orders",
+		"SELECT sum(CASE WHEN amount = 5 THEN 'NaN'::numeric ELSE amount END) FROM orders",
+		"SELECT sum(CASE WHEN amount = 5 THEN 'Infinity'::float8 ELSE amount END) FROM orders",
 	}
 	for _, q := range queries {
 		ref := strings.Replace(q, "FROM orders", "FROM orders_all", 1)
@@ -124,8 +133,11 @@ func TestScatterOffset(t *testing.T) {
 			}
 		}
 	}
+	// A SUM the proxy cannot add is refused with the reason.
+	_, err := conns["simple"].Exec(ctx, "SELECT sum(amount * interval '1 second') FROM orders")
+	wantSQLState(t, err, "0A000", "SUM of column")
 	// An OFFSET given as a parameter stays refused, with the reason.
-	_, err := conns["exec"].Exec(ctx, "SELECT customer_id FROM orders ORDER BY customer_id LIMIT 5 OFFSET $1", 3)
+	_, err = conns["exec"].Exec(ctx, "SELECT customer_id FROM orders ORDER BY customer_id LIMIT 5 OFFSET $1", 3)
 	wantSQLState(t, err, "0A000", "OFFSET $1")
 	// The connections still work.
 	for name, conn := range conns {
