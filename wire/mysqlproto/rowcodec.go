@@ -1,6 +1,7 @@
 package mysqlproto
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -42,6 +43,9 @@ type ColumnDef struct {
 	Type    byte
 	Flags   uint16
 	Charset uint16
+	// Decimals is the column's fixed count of decimals; 31 and above
+	// (NOT_FIXED_DEC): none, the shortest digits.
+	Decimals byte
 	// schema, table and column of a table's column ("" for an
 	// expression), where its collation is looked up.
 	Schema, OrgTable, OrgName string
@@ -61,6 +65,7 @@ func ParseColumnDef(p []byte) (ColumnDef, error) {
 	r.Uint32()
 	c.Type = r.Byte()
 	c.Flags = r.Uint16()
+	c.Decimals = r.Byte()
 	if r.err != nil {
 		return c, fmt.Errorf("%w: bad column definition", ErrMalformed)
 	}
@@ -367,7 +372,10 @@ func (rc *RowCodec) Add(k int, x, y []byte) ([]byte, error) {
 		if err1 != nil || err2 != nil {
 			break
 		}
-		return []byte(strconv.FormatFloat(fx+fy, 'g', -1, 64)), nil
+		if c.Type == TypeFloat {
+			return []byte(strconv.FormatFloat(fx+fy, 'g', -1, 64)), nil
+		}
+		return FormatDouble(fx+fy, c.Decimals), nil
 	}
 	if sum, ok := scatter.AddDecimal(x, y); ok {
 		return sum, nil
@@ -410,4 +418,26 @@ func textTime(v []byte) (int64, bool) {
 		us = -us
 	}
 	return us, true
+}
+
+// FormatDouble writes a DOUBLE as MariaDB does in the text protocol:
+// with decimals fixed decimals (below 31), else the shortest digits that
+// read back exactly, fixed-point for decimal exponents from -15 up to 14,
+// else d.ddde15 / 1e-16.
+func FormatDouble(f float64, decimals byte) []byte {
+	if decimals < 31 {
+		return strconv.AppendFloat(nil, f, 'f', int(decimals), 64)
+	}
+	e := strconv.AppendFloat(nil, f, 'e', -1, 64)
+	i := bytes.LastIndexByte(e, 'e')
+	exp, _ := strconv.Atoi(string(e[i+1:]))
+	if f == 0 || exp >= -15 && exp < 15 {
+		return strconv.AppendFloat(nil, f, 'f', -1, 64)
+	}
+	out := append([]byte(nil), e[:i+1]...)
+	if exp < 0 {
+		out = append(out, '-')
+		exp = -exp
+	}
+	return strconv.AppendInt(out, int64(exp), 10)
 }

@@ -53,3 +53,23 @@ func BenchmarkMergeOrderedMySQL(b *testing.B) {
 		}
 	}
 }
+
+// FormatDouble writes DOUBLEs as MariaDB 10.11 does (values read from
+// the server: SELECT 1e15, 1.5e-7, ...).
+func TestFormatDoubleAsMariaDB(t *testing.T) {
+	for _, c := range []struct {
+		f    float64
+		dec  byte
+		want string
+	}{
+		{1290, 31, "1290"}, {1e14, 31, "100000000000000"}, {1e15, 31, "1e15"}, {123456789012345, 31, "123456789012345"},
+		{1234567890123456, 31, "1.234567890123456e15"}, {0.0001, 31, "0.0001"}, {0.00001, 31, "0.00001"},
+		{1.29e18, 31, "1.29e18"}, {1.5e-7, 31, "0.00000015"}, {0.30000000000000004, 31, "0.30000000000000004"},
+		{1e-15, 31, "0.000000000000001"}, {1e-16, 31, "1e-16"}, {-1e15, 31, "-1e15"}, {1.5e15, 31, "1.5e15"},
+		{12345678901234.5, 31, "12345678901234.5"}, {1290, 2, "1290.00"}, {0, 31, "0"},
+	} {
+		if got := string(FormatDouble(c.f, c.dec)); got != c.want {
+			t.Errorf("FormatDouble(%v, %d) = %q, want %q", c.f, c.dec, got, c.want)
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -292,5 +294,51 @@ range = [1000000000, 2000000000]
 	}
 	if _, err := db.Exec("SELECT id FROM orders"); err == nil {
 		t.Error("a SELECT on every shard answered with shard 2 down")
+	}
+}
+
+// SUM of DOUBLE values over shards is written as MariaDB writes a
+// DOUBLE: 1e15, 100000000000000, 1.5e15, 0.00000015, with a column's
+// fixed decimals when it has them (Go's %g wrote 1e+14 and 1.5e+06).
+// The values are exact in binary, so the order of the additions does not
+// matter; each query is compared with the same query on one table
+// holding both shards' rows.
+func TestScatterDoubleSumMySQL(t *testing.T) {
+	resetShardTables(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	db := p.openOrders(t, "")
+	bin, err := execLookPath("mariadb", "mysql")
+	if err != nil {
+		t.Skip("no mariadb client")
+	}
+	host, port, _ := net.SplitHostPort(p.addr)
+	ma := testcluster.Maria
+	for i := 1; i <= 30; i++ {
+		if _, err := db.Exec("INSERT INTO orders (id, customer_id, total, note) VALUES (?, ?, ?, ?)", i, i*7, float64(i%9)+0.5, "n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		"SELECT SUM(total * 1e0) FROM orders",
+		"SELECT SUM(total * 1e12) FROM orders",
+		"SELECT SUM(total * 1e14) FROM orders",
+		"SELECT SUM(total * 0.00000000000000088817841970012523233890533447265625e0) FROM orders",
+		"SELECT SUM(total * 0.000000059604644775390625e0) FROM orders",
+		"SELECT SUM(CAST(total AS DOUBLE)) FROM orders",
+	} {
+		// The text as the server sends it: the mariadb client prints it
+		// unchanged (go-sql-driver parses and reformats floats).
+		ref := strings.Replace(q, "FROM orders", "FROM (SELECT * FROM orders_0.orders UNION ALL SELECT * FROM orders_1.orders) u", 1)
+		want, err := runCmd(bin, "--protocol=TCP", "-h", ma.Primary.Host, "-P", strconv.Itoa(ma.Primary.Port), "-uroot", "--batch", "-N", "-e", ref)
+		if err != nil {
+			t.Fatalf("%v: %s", err, want)
+		}
+		got, err := runCmd(bin, "--protocol=TCP", "-h", host, "-P", port, "-uapp", "-papp", "orders", "--batch", "-N", "-e", q)
+		if err != nil {
+			t.Fatalf("%v: %s", err, got)
+		}
+		if got != want {
+			t.Errorf("%s\n got %q\nwant %q", q, got, want)
+		}
 	}
 }
