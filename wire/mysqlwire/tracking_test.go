@@ -207,3 +207,40 @@ func TestSessionTrackOKLayout(t *testing.T) {
 		t.Errorf("client without CLIENT_SESSION_TRACK: OK through the proxy %x, directly %x", proxied, direct)
 	}
 }
+
+// OKs with an info string (UPDATE's "Rows matched", a multi-row INSERT's
+// "Records") and no state change reach a client without
+// CLIENT_SESSION_TRACK as the server sends them to it directly, though the
+// proxy's server connections negotiate it.
+func TestSessionTrackOKInfo(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rootExec(t, "CREATE OR REPLACE TABLE app.ts_info (id INT PRIMARY KEY, v INT)")
+	okOf := func(addr, sql string) []byte {
+		t.Helper()
+		dp := dialParams{addr: addr, user: "app", password: "app", db: "app", caps: mysqlproto.CapMultiResults, collation: defaultCollation, noTrack: true}
+		b, err := dialBackend(ctx, dp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if _, err := b.writePacket(0, append([]byte{mysqlproto.ComQuery}, sql...)); err != nil {
+			t.Fatal(err)
+		}
+		pkt, _, err := b.readPacket()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(nil), pkt...)
+	}
+	for _, pair := range [][2]string{
+		{"INSERT INTO ts_info VALUES (1, 1), (2, 2)", "INSERT INTO ts_info VALUES (3, 3), (4, 4)"},
+		{"UPDATE ts_info SET v = v + 1 WHERE id = 1", "UPDATE ts_info SET v = v + 1 WHERE id = 3"},
+	} {
+		direct, proxied := okOf(testcluster.Maria.Primary.Addr(), pair[0]), okOf(p.addr, pair[1])
+		if !bytes.Equal(direct, proxied) {
+			t.Errorf("client without CLIENT_SESSION_TRACK, %s: OK through the proxy %x (%q), directly %x (%q)", pair[1], proxied, proxied, direct, direct)
+		}
+	}
+}
