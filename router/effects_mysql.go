@@ -30,10 +30,12 @@ import (
 // A SET sent as a prepared statement (COM_STMT_PREPARE/EXECUTE) has its
 // values in parameters: executing it pins the session (stmt.go).
 //
-// What it cannot see: the body of a stored procedure or trigger (CALL p()
-// that sets @x is not pinned). Autocommit left off by such a body still
-// shows in the server's status flags: that connection is reset before
-// anyone else gets it (session.release).
+// What it cannot see: the body of a stored procedure, function or
+// trigger (CALL p() that sets @x). The server reports such changes itself
+// (SERVER_SESSION_STATE_CHANGED, wire/mysqlwire/tracking.go), which pins
+// the session; autocommit left off by such a body shows in the server's
+// status flags too: that connection is reset before anyone else gets it
+// (session.release).
 
 // MySQLEffects is what a MySQL text does to the session.
 type MySQLEffects struct {

@@ -325,6 +325,42 @@ func DecodeOK(p []byte, caps uint32) (OK, error) {
 	return ok, r.err
 }
 
+// StripSessionState makes an OK payload p, sent by a server under
+// CLIENT_SESSION_TRACK, into the one the server sends a client without it:
+// SERVER_SESSION_STATE_CHANGED is cleared in place and n is the length of
+// that payload, a prefix of p (the session-state information, and an empty
+// info string that only announced it, cut off). Both layouts store a
+// non-empty info string length-encoded (MySQL's and MariaDB's
+// net_send_ok). ok is false when p is not a well-formed OK; p is then
+// unchanged.
+func StripSessionState(p []byte) (n int, ok bool) {
+	r := Reader{b: p}
+	if h := r.Byte(); h != HeaderOK && h != HeaderEOF {
+		return 0, false
+	}
+	r.LenEnc()
+	r.LenEnc()
+	at := len(p) - len(r.b)
+	st := r.Uint16()
+	r.Uint16()
+	if r.err != nil {
+		return 0, false
+	}
+	n = len(p) - len(r.b)
+	if st&StatusSessionStateChange == 0 {
+		return len(p), true
+	}
+	if len(r.b) > 0 {
+		if info := r.LenEncBytes(); r.err != nil {
+			return 0, false
+		} else if len(info) > 0 {
+			n = len(p) - len(r.b)
+		}
+	}
+	binary.LittleEndian.PutUint16(p[at:], st&^StatusSessionStateChange)
+	return n, true
+}
+
 // AppendOK appends an OK payload for a client with capabilities caps.
 func AppendOK(dst []byte, caps uint32, hdr byte, affected, lastID uint64, status, warnings uint16) []byte {
 	dst = append(dst, hdr)

@@ -32,6 +32,9 @@ type backend struct {
 	version  string // the server's version string, from its handshake
 	threadID uint32 // the server's connection id, for KILL
 	caps     uint32 // negotiated with the server
+	// tracking: the server reports session state changes
+	// (SERVER_SESSION_STATE_CHANGED) on this connection (tracking.go).
+	tracking bool
 	status   uint16 // from the last OK/EOF
 	// home is the status after login: what a clean session looks like
 	// (autocommit on, unless the server's global default says off).
@@ -125,6 +128,7 @@ type dialParams struct {
 	attrs     map[string]string   // connection attributes (CLIENT_CONNECT_ATTRS)
 	attrsSig  string              // attrs, canonical (connSpec.attrsSig)
 	plugin    string              // preferred auth plugin (tests); "" follows the server
+	noTrack   bool                // tests, a client of the proxy: no CLIENT_SESSION_TRACK unless caps has it, no tracking SET
 	tls       *frontend.ServerTLS // nil: no TLS
 }
 
@@ -183,7 +187,11 @@ func dialBackendOnce(ctx context.Context, p dialParams) (b *backend, err error) 
 	}
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if err := b.authenticate(p); err != nil {
+	err = b.authenticate(p)
+	if err == nil {
+		err = b.trackState()
+	}
+	if err != nil {
 		nc.Close()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("connecting to %s: %w", p.addr, ctx.Err())
@@ -238,6 +246,12 @@ func (b *backend) authenticate(p dialParams) error {
 	}
 	if len(p.attrs) > 0 && hs.Capabilities&mysqlproto.CapConnectAttrs != 0 {
 		want |= mysqlproto.CapConnectAttrs
+	}
+	// Whatever the client negotiated: the relay reads state changes the
+	// SQL text does not show (tracking.go), and strips them from OK
+	// packets for a client without CLIENT_SESSION_TRACK.
+	if !p.noTrack {
+		want |= mysqlproto.CapSessionTrack
 	}
 	b.caps = want & hs.Capabilities
 	b.threadID = hs.ConnectionID
@@ -430,6 +444,11 @@ func (b *backend) roundTrip(payload []byte) error {
 		b.broken = true
 		return err
 	}
+	return b.answer()
+}
+
+// answer reads the OK or ERR of a command roundTrip (or reset) sent.
+func (b *backend) answer() error {
 	pkt, _, err := b.readPacket()
 	if err != nil {
 		b.broken = true
@@ -461,7 +480,7 @@ func (b *backend) roundTrip(payload []byte) error {
 // autocommit as at login; otherwise the connection is broken (closed, never
 // handed on).
 func (b *backend) reset() error {
-	if err := b.roundTrip([]byte{mysqlproto.ComResetConnection}); err != nil {
+	if err := b.resetAndTrack(); err != nil {
 		return err
 	}
 	if !b.clean() {

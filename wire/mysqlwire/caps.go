@@ -15,7 +15,10 @@ const proxyCaps = mysqlproto.CapCompress | mysqlproto.CapLongPassword | mysqlpro
 // mirrorCaps are the client capabilities that change what the server sends
 // back (framing of result sets, affected-row semantics, OK packet layout,
 // SQL parsing). A server connection serves a client only with the same
-// bits, so raw relay is exact: MULTI_STATEMENTS is switched per session
+// bits, so raw relay is exact (one exception: every server connection
+// negotiates SESSION_TRACK where offered, and the relay strips the session
+// state from the few OK packets that carry it for a client without;
+// tracking.go): MULTI_STATEMENTS is switched per session
 // with COM_SET_OPTION; the others (fixedCaps) are fixed at the handshake,
 // and a pooled connection opened with others is re-opened in its slot.
 const mirrorCaps = mysqlproto.CapFoundRows | mysqlproto.CapIgnoreSpace | mysqlproto.CapMultiStatements | mysqlproto.CapMultiResults |

@@ -31,6 +31,9 @@ const (
 type result struct {
 	sawErr   bool // the server answered with an ERR (possibly after results)
 	noServer bool // the proxy answered itself (no server connection)
+	// stateChanged: an OK or EOF carried SERVER_SESSION_STATE_CHANGED
+	// (tracking.go).
+	stateChanged bool
 }
 
 // serverIOError: the server connection failed mid-command.
@@ -71,6 +74,7 @@ type relay struct {
 	pkt   []byte // the current packet with header (all of it unless large)
 	n     int    // its payload length
 	large bool
+	cut   int // bytes of the server's packet past pkt, not forwarded (noteStatus)
 }
 
 func (s *session) forward(p []byte, seq uint8, kind respKind) error {
@@ -258,7 +262,8 @@ func (r *relay) forward() error {
 		r.pkt[3] += r.delta
 		r.seq = r.pkt[3]
 		_, werr := r.w.Write(r.pkt)
-		_, _ = br.Discard(len(r.pkt))
+		_, _ = br.Discard(len(r.pkt) + r.cut)
+		r.cut = 0
 		if werr != nil {
 			return clientIOError{werr}
 		}
@@ -301,6 +306,7 @@ func (r *relay) setStatus(p []byte) {
 	}
 	r.be.status = st
 	r.s.inTx = st&mysqlproto.StatusInTrans != 0
+	r.noteStatus(p, st)
 }
 
 func (r *relay) response(kind respKind) error {
@@ -374,6 +380,7 @@ func (r *relay) results() error {
 					r.s.lastID = ok.LastInsertID
 				}
 				more = ok.Status&mysqlproto.StatusMoreResults != 0
+				r.noteStatus(p, ok.Status)
 			}
 			if err := r.forward(); err != nil {
 				return err

@@ -62,7 +62,7 @@ primary = %q
 	p := serveProxy(b, cfg, slog.LevelWarn, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := dialBackend(ctx, dialParams{addr: p.addr, user: "app", password: "app", db: "app", collation: defaultCollation})
+	c, err := dialBackend(ctx, dialParams{addr: p.addr, user: "app", password: "app", db: "app", collation: defaultCollation, noTrack: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1151,6 +1151,7 @@ func (s *session) query(p []byte, seq uint8) error {
 	if err != nil || res.noServer {
 		return err
 	}
+	s.stateChanged(res.stateChanged, trackedEffects(e.Count, len(e.Sets), e.HasUse, e.TxNext), e.Sets)
 	if res.sawErr {
 		if e.Count > 1 && (len(e.Sets) > 0 || e.HasUse) {
 			s.pin("multi-statement query with SET/USE failed part way")

@@ -185,7 +185,7 @@ func rawClientCaps(t *testing.T, p *testProxy, plugin string, caps uint32) *back
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	be, err := dialBackend(ctx, dialParams{addr: p.addr, user: "app", password: "app", db: "app",
-		caps: caps, collation: defaultCollation, plugin: plugin})
+		caps: caps, collation: defaultCollation, plugin: plugin, noTrack: true})
 	if err != nil {
 		t.Fatal(err)
 	}
