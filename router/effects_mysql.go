@@ -47,9 +47,22 @@ type MySQLEffects struct {
 	Kill   *Kill // a KILL statement (ID 0: of a form the proxy refuses)
 	Count  int   // statements seen
 	// LastInsertID: the statement is exactly SELECT LAST_INSERT_ID()
-	// [[AS] alias]; Alias is the column name to give the answer.
+	// [[AS] alias]; RowCount and FoundRows: SELECT ROW_COUNT() and SELECT
+	// FOUND_ROWS() in the same form. Alias is the column name to give
+	// the answer.
 	LastInsertID bool
+	RowCount     bool
+	FoundRows    bool
 	Alias        string
+	// Diagnostics of the previous statement on the connection a
+	// statement runs on, which transaction pooling may not be the
+	// client's (see "Diagnostics" in the wire packages): DiagWarn, it
+	// reads the warnings or errors (SHOW WARNINGS / ERRORS, SHOW COUNT(*)
+	// WARNINGS / ERRORS, @@warning_count, @@error_count, GET
+	// DIAGNOSTICS); DiagRows, ROW_COUNT() or FOUND_ROWS(); ReadsID,
+	// LAST_INSERT_ID in any spelling (the function, @@last_insert_id,
+	// @@identity); SetsID, LAST_INSERT_ID(expr), which changes it.
+	DiagWarn, DiagRows, ReadsID, SetsID bool
 }
 
 type tokKind uint8
@@ -153,23 +166,71 @@ func (e *MySQLEffects) statement(toks []token, text string) {
 				}
 			case "SQL_CALC_FOUND_ROWS":
 				e.pinFor("SQL_CALC_FOUND_ROWS")
+			case "ROW_COUNT", "FOUND_ROWS":
+				if i+1 < len(toks) && toks[i+1].text == "(" {
+					e.DiagRows = true
+				}
+			case "LAST_INSERT_ID":
+				if i+1 < len(toks) && toks[i+1].text == "(" {
+					e.ReadsID = true
+					if i+2 < len(toks) && toks[i+2].text != ")" {
+						e.SetsID = true
+					}
+				}
+			}
+		case tSysVar:
+			name := t.text
+			if j := strings.IndexByte(name, '.'); j >= 0 {
+				if name[:j] == "GLOBAL" {
+					break
+				}
+				name = name[j+1:]
+			}
+			switch name {
+			case "WARNING_COUNT", "ERROR_COUNT":
+				e.DiagWarn = true
+			case "LAST_INSERT_ID", "IDENTITY":
+				e.ReadsID = true
 			}
 		}
 	}
-	if len(toks) >= 4 && word(0) == "SELECT" && word(1) == "LAST_INSERT_ID" &&
-		toks[2].text == "(" && toks[3].text == ")" {
+	if len(toks) >= 4 && word(0) == "SELECT" && toks[2].text == "(" && toks[3].text == ")" {
 		rest := toks[4:]
 		if len(rest) > 0 && rest[0].kind == tWord && rest[0].text == "AS" {
 			rest = rest[1:]
 		}
+		alias := ""
 		switch {
 		case len(rest) == 0:
-			e.LastInsertID, e.Alias = true, "LAST_INSERT_ID()"
+			alias = toks[1].text + "()"
 		case len(rest) == 1 && (rest[0].kind == tWord || rest[0].kind == tIdent || rest[0].kind == tString):
-			e.LastInsertID, e.Alias = true, rest[0].raw
+			alias = rest[0].raw
+		}
+		if alias != "" {
+			switch word(1) {
+			case "LAST_INSERT_ID":
+				e.LastInsertID, e.Alias = true, alias
+			case "ROW_COUNT":
+				e.RowCount, e.Alias = true, alias
+			case "FOUND_ROWS":
+				e.FoundRows, e.Alias = true, alias
+			}
 		}
 	}
 	switch word(0) {
+	case "SHOW":
+		w := word(1)
+		if w == "COUNT" {
+			w = word(5) // SHOW COUNT(*) WARNINGS
+		}
+		if w == "WARNINGS" || w == "ERRORS" {
+			e.DiagWarn = true
+		}
+	case "GET":
+		switch word(1) {
+		case "DIAGNOSTICS", "CURRENT", "STACKED":
+			e.DiagWarn = true
+		}
 	case "USE":
 		if len(toks) >= 2 && (toks[1].kind == tWord || toks[1].kind == tIdent) {
 			e.Use, e.HasUse = toks[1].raw, true

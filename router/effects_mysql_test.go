@@ -119,3 +119,41 @@ func TestMySQLEffectsCloneOwnsStrings(t *testing.T) {
 		}
 	}
 }
+
+// Statements that read the previous statement's diagnostics or
+// LAST_INSERT_ID are marked, in any spelling; others are not.
+func TestScanMySQLDiagnostics(t *testing.T) {
+	type flags struct{ warn, rows, reads, sets, rowCount, foundRows bool }
+	cases := []struct {
+		q    string
+		want flags
+	}{
+		{"SHOW WARNINGS", flags{warn: true}},
+		{"show errors limit 1", flags{warn: true}},
+		{"SHOW COUNT(*) WARNINGS", flags{warn: true}},
+		{"SHOW COUNT(*) ERRORS", flags{warn: true}},
+		{"SELECT @@warning_count", flags{warn: true}},
+		{"SELECT @@session.error_count", flags{warn: true}},
+		{"GET DIAGNOSTICS @n = NUMBER", flags{warn: true}},
+		{"SELECT ROW_COUNT()", flags{rows: true, rowCount: true}},
+		{"SELECT row_count() AS n", flags{rows: true, rowCount: true}},
+		{"SELECT ROW_COUNT() + 0", flags{rows: true}},
+		{"SELECT FOUND_ROWS()", flags{rows: true, foundRows: true}},
+		{"SELECT last_insert_id()+0", flags{reads: true}},
+		{"SELECT @@last_insert_id", flags{reads: true}},
+		{"SELECT @@identity", flags{reads: true}},
+		{"SELECT LAST_INSERT_ID(12345)", flags{reads: true, sets: true}},
+		{"UPDATE seq SET id = LAST_INSERT_ID(id + 1)", flags{reads: true, sets: true}},
+		{"SHOW TABLES", flags{}},
+		{"SELECT row_count FROM stats", flags{}},
+		{"SELECT 'SHOW WARNINGS', '@@identity'", flags{}},
+		{"SELECT @@GLOBAL.warning_count", flags{}},
+	}
+	for _, c := range cases {
+		e := ScanMySQL(c.q)
+		got := flags{e.DiagWarn, e.DiagRows, e.ReadsID, e.SetsID, e.RowCount, e.FoundRows}
+		if got != c.want {
+			t.Errorf("%q: got %+v, want %+v", c.q, got, c.want)
+		}
+	}
+}

@@ -132,7 +132,7 @@ func (s *session) checkedCommand(rl *relay, p []byte, seq uint8, kind respKind) 
 // known, and the replica checks it in the read's round trip.
 func (s *session) notePosition() {
 	if !s.reads.WantPosition() || s.lease == nil || s.leaseNode != nil || !s.leaseWrites || s.inTx ||
-		s.pinned != "" || s.hold > 0 || s.mode != config.PoolTransaction || s.sh != nil || s.leaseRYW == nil {
+		s.pinned != "" || s.hold > 0 || s.diagHold || s.mode != config.PoolTransaction || s.sh != nil || s.leaseRYW == nil {
 		return
 	}
 	rt := s.srv.Rts.Get(s.cluster.Name)

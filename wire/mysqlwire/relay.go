@@ -119,7 +119,15 @@ func (s *session) forwardWith(seq uint8, kind respKind, rl0 *relay, build func(*
 				continue
 			}
 		} else if err == nil {
-			err = rl.command(p, seq)
+			if s.prelude != nil {
+				err = s.sendPrelude(rl.be) // diag.go
+			}
+			if err == nil {
+				err = rl.command(p, seq)
+			}
+			if err == nil && s.prelude != nil {
+				err = s.readPrelude(rl.be)
+			}
 		}
 		if err == nil {
 			err = rl.response(kind)
@@ -376,9 +384,7 @@ func (r *relay) results() error {
 			if ok, err := mysqlproto.DecodeOK(p, r.be.caps); err == nil {
 				r.be.status = ok.Status
 				r.s.inTx = ok.Status&mysqlproto.StatusInTrans != 0
-				if ok.LastInsertID != 0 {
-					r.s.lastID = ok.LastInsertID
-				}
+				r.s.diagOK(&ok)
 				more = ok.Status&mysqlproto.StatusMoreResults != 0
 				r.noteStatus(p, ok.Status)
 			}
@@ -387,6 +393,7 @@ func (r *relay) results() error {
 			}
 		case p[0] == mysqlproto.HeaderERR && !r.large:
 			r.res.sawErr = true
+			r.s.diagERR()
 			return r.forward()
 		case p[0] == mysqlproto.HeaderLocalInfile && !r.large:
 			if err := r.localInfile(); err != nil {
@@ -438,6 +445,7 @@ func (r *relay) results() error {
 // rows relays rows until the terminator; it reports whether more results
 // follow.
 func (r *relay) rows(deof bool) (bool, error) {
+	var n uint64
 	for {
 		p, err := r.next()
 		if err != nil {
@@ -447,16 +455,19 @@ func (r *relay) rows(deof bool) (bool, error) {
 			switch {
 			case mysqlproto.IsTerminator(p[0], r.n, deof):
 				r.setStatus(p)
+				r.s.diagResultSet(p, r.be.caps, n)
 				more := r.be.status&mysqlproto.StatusMoreResults != 0
 				return more, r.forward()
 			case p[0] == mysqlproto.HeaderERR:
 				r.res.sawErr = true
+				r.s.diagERR()
 				return false, r.forward()
 			}
 		}
 		if err := r.forward(); err != nil {
 			return false, err
 		}
+		n++
 	}
 }
 

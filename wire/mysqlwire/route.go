@@ -203,7 +203,7 @@ func (s *session) route() (*pool.Pool, *replica.Node, *replica.Runtime) {
 // the primary pool's key, primary its pool, ryw the client's writes there,
 // as the analyses of the statements that start the transaction.
 func (s *session) routeWith(rt *replica.Runtime, key frontend.PoolKey, primary *pool.Pool, ryw *replica.Writes, as ...*router.Analysis) (*pool.Pool, *replica.Node, *replica.Runtime) {
-	if len(as) == 0 || as[len(as)-1] == nil || s.mode != config.PoolTransaction || s.pinned != "" || s.noAutocommit || s.hold > 0 {
+	if len(as) == 0 || as[len(as)-1] == nil || s.mode != config.PoolTransaction || s.pinned != "" || s.noAutocommit || s.hold > 0 || s.diagPrimary {
 		return primary, nil, rt
 	}
 	// A hint or SET switchyard.target = replica does not send a write (or

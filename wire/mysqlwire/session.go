@@ -73,6 +73,18 @@ type session struct {
 	fresh  bool // the lease has served no command yet
 	lastID uint64
 
+	// Diagnostics and LAST_INSERT_ID of the client's statements (diag.go).
+	diag        diagRecord
+	diagHold    bool   // keep the lease through the next command: its warnings or error are there
+	diagHere    bool   // the lease's connection holds this session's warnings
+	idHere      bool   // the lease's connection's LAST_INSERT_ID is this session's
+	idDirty     bool   // a statement on the lease may have changed LAST_INSERT_ID
+	curSetsID   bool   // the current statement runs LAST_INSERT_ID(expr)
+	curDiagWarn bool   // the current statement reads the warnings
+	prelude     []byte // a COM_QUERY sent in front of the current command; nil: none
+	preludeDiag bool   // the prelude clears the warnings
+	diagPrimary bool   // the current command needs the primary (it has a prelude)
+
 	stmts    map[uint32]*clientStmt
 	nextStmt uint32
 	stmtCap  frontend.StmtCap // stmts against the caps (stmtRoom)
@@ -629,6 +641,8 @@ func (s *session) loop() error {
 		commandCounters[p[0]].Inc()
 		served := s.lease != nil
 		s.cur, s.curWrites = nil, false // COM_QUERY, COM_STMT_PREPARE/EXECUTE set them
+		s.prelude, s.diagPrimary, s.curSetsID, s.curDiagWarn = nil, false, false, false
+		s.diag.warnings, s.diag.err, s.diag.seen = 0, false, false
 		err = s.dispatch(p, seq)
 		served = served || s.lease != nil
 		if p[0] == mysqlproto.ComQuery || p[0] == mysqlproto.ComStmtExecute {
@@ -641,6 +655,7 @@ func (s *session) loop() error {
 		if err != nil {
 			return err
 		}
+		s.noteDiag()     // diag.go
 		s.notePosition() // causal.go
 		s.afterCommand(served)
 	}
@@ -711,8 +726,11 @@ func (s *session) afterCommand(served bool) {
 	if s.hold > 0 {
 		s.hold--
 	}
-	if s.lease == nil || s.keeps() != router.HoldNone {
+	if s.lease == nil || s.keeps() != router.HoldNone || s.diagHold {
 		return
+	}
+	if s.idDirty {
+		s.takeID() // diag.go
 	}
 	s.release(true)
 }
@@ -801,6 +819,7 @@ func (s *session) acquire() error {
 		s.lease, s.be = ls, be
 		s.mu.Unlock()
 		s.leasePool, s.leaseNode, s.leaseRT, s.leaseWrites = p, node, rt, false
+		s.leaseDiagReset()
 		clientStates.Set(&s.state, frontend.StateActive)
 		s.fresh = true
 		return nil
@@ -970,6 +989,7 @@ func (s *session) release(reuse bool) {
 		be.dirty = true
 	}
 	s.leaseEnded(be)
+	s.leaseDiagReset() // what be holds is no longer this session's to read
 	p := s.leasePool
 	s.leasePool = nil
 	p.Put(ls, reuse)
@@ -1121,14 +1141,15 @@ func (s *session) query(p []byte, seq uint8) error {
 	if e.TxNext && s.hold < 2 {
 		s.hold = 2 // this command and the next
 	}
+	held := s.lease != nil
 	if e.HasUse && e.Count == 1 {
 		return s.useDB(e.Use, seq)
 	}
-	if e.LastInsertID && e.Count == 1 {
-		// The insert may have run on another server connection, and this
-		// one may carry another client's value: answer with the id the
-		// proxy saw in this session's last OK packet that carried one.
-		p = lastInsertIDQuery(s.lastID, e.Alias)
+	// The previous statement may have run on another server connection,
+	// and this one may carry another client's diagnostics and
+	// LAST_INSERT_ID: a prelude, or an answer from the proxy's record.
+	if q := s.planDiag(&e, held, true); q != nil {
+		p = q
 	}
 	build := func(*backend) ([]byte, error) { return p, nil }
 	if s.sh != nil {

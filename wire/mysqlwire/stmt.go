@@ -38,6 +38,9 @@ type clientStmt struct {
 	sets   []string
 	use    bool
 	txNext bool // SET TRANSACTION (next transaction only)
+	// diag: the statement reads diagnostics or LAST_INSERT_ID (only
+	// those flags of its effects are kept; diag.go).
+	diag router.MySQLEffects
 }
 
 // prepared is what a COM_STMT_PREPARE reply said.
@@ -123,7 +126,8 @@ func (s *session) prepare(p []byte, seq uint8) error {
 		s.stmts = make(map[uint32]*clientStmt)
 	}
 	cs := &clientStmt{query: query, an: new(router.Verdict), params: st.srv.params, columns: st.srv.columns,
-		sets: e.Sets, use: e.HasUse, txNext: e.TxNext}
+		sets: e.Sets, use: e.HasUse, txNext: e.TxNext,
+		diag: router.MySQLEffects{DiagWarn: e.DiagWarn, DiagRows: e.DiagRows, ReadsID: e.ReadsID, SetsID: e.SetsID, Count: e.Count}}
 	if a != nil {
 		cs.an.Set(a, an)
 	}
@@ -291,6 +295,7 @@ func (s *session) execute(p []byte, seq uint8) error {
 	if cs.txNext && s.hold < 2 {
 		s.hold = 2 // this command and the next
 	}
+	s.planDiag(&cs.diag, s.lease != nil, false) // a prelude only: no answer of the proxy's in the binary protocol
 	s.setCommand(nil, false)
 	if an := s.analyzer(); an != nil && s.needsAnalysis() {
 		// Judged again after a reload gave the cluster replicas or other
