@@ -53,6 +53,10 @@ type MySQLEffects struct {
 	LastInsertID bool
 	RowCount     bool
 	FoundRows    bool
+	// ConnectionID: SELECT CONNECTION_ID() in the same form; under a
+	// pool the id that names the client's connection (the one KILL
+	// takes) is the proxy's, not a server thread's.
+	ConnectionID bool
 	Alias        string
 	// Diagnostics of the previous statement on the connection a
 	// statement runs on, which transaction pooling may not be the
@@ -214,6 +218,8 @@ func (e *MySQLEffects) statement(toks []token, text string) {
 				e.RowCount, e.Alias = true, alias
 			case "FOUND_ROWS":
 				e.FoundRows, e.Alias = true, alias
+			case "CONNECTION_ID":
+				e.ConnectionID, e.Alias = true, alias
 			}
 		}
 	}

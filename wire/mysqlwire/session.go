@@ -1151,6 +1151,12 @@ func (s *session) query(p []byte, seq uint8) error {
 	if q := s.planDiag(&e, held, true); q != nil {
 		p = q
 	}
+	if e.ConnectionID && e.Count == 1 {
+		// The client's id, as its handshake gave it and as KILL takes
+		// it: the server thread that would answer is any pooled one,
+		// and KILL of its number would name another client.
+		p = constQuery(strconv.FormatUint(uint64(s.id), 10), "UNSIGNED", e.Alias)
+	}
 	build := func(*backend) ([]byte, error) { return p, nil }
 	if s.sh != nil {
 		sk, rt, r, err := s.shardStatement(unsafeString(p[1:]), nil)

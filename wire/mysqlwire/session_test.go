@@ -711,3 +711,54 @@ func TestRSAEncryptPassword(t *testing.T) {
 		t.Fatal("garbage key accepted")
 	}
 }
+
+// SELECT CONNECTION_ID() answers the client's own id, the one its
+// handshake gave and KILL takes: the server thread that would answer is
+// any pooled one, and a KILL of that number named another client (a
+// tester's KILL of what CONNECTION_ID() said dropped an unrelated
+// client). A watchdog that kills a connection's query by the id the
+// connection read works.
+func TestConnectionIDIsKillable(t *testing.T) {
+	p := startProxy(t, "pool_size = 4")
+	db := p.open(t, "")
+	victim, killer := conn(t, db), conn(t, db)
+	id := queryString(t, victim, "SELECT CONNECTION_ID()")
+	if alias := queryString(t, victim, "SELECT CONNECTION_ID() AS me"); alias != id {
+		t.Fatalf("SELECT CONNECTION_ID() AS me = %s, want %s", alias, id)
+	}
+	known := false
+	for _, s := range p.srv.fe.Clients() {
+		known = known || fmt.Sprint(s.id) == id
+	}
+	if !known {
+		t.Fatalf("CONNECTION_ID() = %s is no client of the proxy", id)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := victim.ExecContext(context.Background(), "SELECT SLEEP(20)")
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := killer.ExecContext(context.Background(), "KILL QUERY "+id)
+		if err != nil {
+			t.Fatalf("KILL QUERY %s: %v", id, err)
+		}
+		select {
+		case err := <-done:
+			if mysqlErrNum(err) != 1317 {
+				t.Fatalf("the victim's query: %v, want 1317 (query interrupted)", err)
+			}
+			t.Logf("interrupted after %v", time.Since(start))
+			if got := queryString(t, victim, "SELECT 7"); got != "7" {
+				t.Fatal(got)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("KILL QUERY of CONNECTION_ID() did not stop the query")
+		}
+	}
+}
