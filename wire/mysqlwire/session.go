@@ -1007,6 +1007,9 @@ func (s *session) setsExplainAutocommit(be *backend) bool {
 // on dirty.
 func (s *session) finish() {
 	_ = s.flush()
+	if s.pinned != "" {
+		metrics.PinnedSessions.WithLabelValues("mysql").Dec()
+	}
 	if s.lease != nil {
 		be := s.be
 		reuse := !be.broken && !s.left.Load()
@@ -1099,6 +1102,8 @@ func (s *session) pin(reason string) {
 	}
 	s.pinned = reason
 	metricPinned.WithLabelValues(pinLabel(reason)).Inc()
+	metrics.PinnedSessions.WithLabelValues("mysql").Inc()
+	metrics.Pins.WithLabelValues("mysql", pinLabel(reason)).Inc()
 	s.log.Info("session pinned to its server connection (transaction pooling off for this client)", "reason", reason)
 }
 
@@ -1290,6 +1295,7 @@ func (s *session) resetConnection(rs uint8) error {
 	if s.pinned != "" {
 		s.log.Info("session unpinned by COM_RESET_CONNECTION", "reason", s.pinned)
 		s.pinned = ""
+		metrics.PinnedSessions.WithLabelValues("mysql").Dec()
 	}
 	if s.lease != nil {
 		be := s.be

@@ -28,6 +28,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/frontend"
+	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
@@ -105,6 +106,14 @@ func TestSessionPinning(t *testing.T) {
 	db.SetMaxIdleConns(0) // Close of a sql.Conn closes the client connection
 	a, b := conn(t, db), conn(t, db)
 	before := counterValue(metricPinned.WithLabelValues("user variable"))
+	// The metrics both protocols share (README): the gauge and the
+	// counter by reason.
+	gauge := func() float64 {
+		var m dto.Metric
+		_ = metrics.PinnedSessions.WithLabelValues("mysql").Write(&m)
+		return m.GetGauge().GetValue()
+	}
+	pinnedBefore, pinsBefore := gauge(), counterValue(metrics.Pins.WithLabelValues("mysql", "user variable"))
 	execSQL(t, a, "SET @x = 42")
 	execSQL(t, a, "CREATE TEMPORARY TABLE tmp1 (id INT)")
 	execSQL(t, a, "INSERT INTO tmp1 VALUES (1), (2)")
@@ -120,6 +129,9 @@ func TestSessionPinning(t *testing.T) {
 	if after := counterValue(metricPinned.WithLabelValues("user variable")); after != before+1 {
 		t.Errorf("pinned metric %v -> %v", before, after)
 	}
+	if g, n := gauge(), counterValue(metrics.Pins.WithLabelValues("mysql", "user variable")); g != pinnedBefore+1 || n != pinsBefore+1 {
+		t.Errorf("switchyard_pinned_sessions{mysql} %v -> %v, switchyard_session_pins_total{mysql,user variable} %v -> %v; want +1 each", pinnedBefore, g, pinsBefore, n)
+	}
 	a.Close()
 	// The pinned connection was reset when a left: nobody inherits @x.
 	c := conn(t, db)
@@ -127,6 +139,12 @@ func TestSessionPinning(t *testing.T) {
 	for _, x := range []*sql.Conn{b, c, d} {
 		if got := queryString(t, x, "SELECT @x"); got != "NULL" {
 			t.Errorf("a later client sees @x = %s", got)
+		}
+	}
+	for deadline := time.Now().Add(2 * time.Second); gauge() != pinnedBefore; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("switchyard_pinned_sessions{mysql} = %v after the pinned client left, want %v", gauge(), pinnedBefore)
+			break
 		}
 	}
 }
