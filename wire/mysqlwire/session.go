@@ -634,9 +634,25 @@ func (s *session) loop() error {
 			}
 			return err
 		}
-		if hdr[3] != 0 || len(p) == 0 {
+		if hdr[3] != 0 {
+			// As MariaDB: ER_NET_PACKETS_OUT_OF_ORDER, and the connection
+			// ends (the stream cannot be trusted).
 			putBuf(buf)
+			s.sendFatal(hdr[3]+1, mysqlproto.NewSQLError(1156, "08S01", "Got packets out of order"))
 			return fmt.Errorf("%w: command with sequence id %d", mysqlproto.ErrSequence, hdr[3])
+		}
+		if len(p) == 0 {
+			// An empty command: as MariaDB, ER_UNKNOWN_COM_ERROR, and the
+			// session goes on.
+			putBuf(buf)
+			s.log.Info("empty command packet from the client")
+			if err := s.sendErr(1, mysqlproto.NewSQLError(mysqlproto.ERUnknownCom, "08S01", "Unknown command")); err != nil {
+				return err
+			}
+			if err := s.flush(); err != nil {
+				return fatalError{err}
+			}
+			continue
 		}
 		commandCounters[p[0]].Inc()
 		served := s.lease != nil

@@ -780,3 +780,40 @@ func TestConnectionIDIsKillable(t *testing.T) {
 		}
 	}
 }
+
+// Malformed commands get MariaDB's answers: an empty command packet ERR
+// 1047 (Unknown command) and the session goes on; a command with a
+// sequence id other than 0, ERR 1156 (Got packets out of order) and the
+// connection ends. Both closed the connection without a word.
+func TestMalformedCommandAnswers(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	be := rawClientCaps(t, p, mysqlproto.PluginNative, 0)
+	if _, err := be.writePacket(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	pkt, seq, err := be.readPacket()
+	if err != nil {
+		t.Fatalf("empty command: %v", err)
+	}
+	if e, derr := mysqlproto.DecodeERR(pkt); derr != nil || e.Code != 1047 || seq != 1 {
+		t.Fatalf("empty command: %x (seq %d), want ERR 1047 with sequence id 1", pkt, seq)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if v, _, err := be.queryValue(ctx, "SELECT 41 + 1"); err != nil || v != "42" {
+		t.Fatalf("after the empty command: %q, %v", v, err)
+	}
+	if _, err := be.writePacket(3, append([]byte{mysqlproto.ComQuery}, "SELECT 1"...)); err != nil {
+		t.Fatal(err)
+	}
+	pkt, _, err = be.readPacket()
+	if err != nil {
+		t.Fatalf("out of order: %v", err)
+	}
+	if e, derr := mysqlproto.DecodeERR(pkt); derr != nil || e.Code != 1156 {
+		t.Fatalf("command with sequence id 3: %x, want ERR 1156", pkt)
+	}
+	if _, _, err := be.readPacket(); err == nil {
+		t.Fatal("the connection stayed open after packets out of order")
+	}
+}
