@@ -27,7 +27,7 @@ func TestScatterErrorCodes(t *testing.T) {
 		code, text string
 	}{
 		{malformed, codeProtocolViolation, "a shard's DataRow is malformed"},
-		{unsupported, codeFeatureNotSupported, "cannot add the values"},
+		{unsupported, codeFeatureNotSupported, `SUM of column "t" (type OID 25)`},
 		{&scatter.Error{Reason: scatter.ReasonTooLarge, Msg: "too many rows"}, codeProgramLimitExceeded, "too many rows"},
 		{&scatter.Error{Reason: scatter.ReasonMerge, Msg: "cannot merge"}, codeFeatureNotSupported, "cannot merge"},
 	} {
