@@ -227,3 +227,39 @@ func (s *session) takeID() {
 func (s *session) leaseDiagReset() {
 	s.diagHere, s.idHere, s.idDirty, s.diagHold = false, false, false, false
 }
+
+// diagHoldIdle bounds how long a lease kept for a statement's warnings
+// (diagHold) waits for the client's next command: a client that goes idle
+// after one must not hold a server connection of the pool meanwhile. A
+// SHOW WARNINGS later than that reads an empty list, as after a statement
+// without warnings (the prelude).
+const diagHoldIdle = time.Second
+
+// awaitDiagHold waits, while a lease is kept for warnings, up to
+// diagHoldIdle for the client's next command to start arriving; then the
+// lease goes back to the pool. What arrived stays in s.rest for
+// readHeader.
+func (s *session) awaitDiagHold() error {
+	if !s.diagHold || s.lease == nil || len(s.rest) > 0 || s.inTx || s.keeps() != router.HoldNone {
+		return nil
+	}
+	_ = s.nc.SetReadDeadline(time.Now().Add(diagHoldIdle))
+	n, err := s.nc.Read(s.in[:])
+	_ = s.nc.SetReadDeadline(time.Time{})
+	if n > 0 {
+		s.rest = s.in[:n]
+		return nil
+	}
+	if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+		s.diagHold = false
+		if s.idDirty {
+			s.takeID()
+		}
+		s.release(true) // forgets what the connection held (leaseDiagReset)
+		return nil
+	}
+	if err == nil {
+		return nil
+	}
+	return err
+}

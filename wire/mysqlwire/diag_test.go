@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // INSERT IGNORE of a duplicate leaves a 1062 warning; SHOW WARNINGS and
@@ -151,5 +152,33 @@ func TestLastInsertIDSemantics(t *testing.T) {
 	var got string
 	if err := stmt.QueryRowContext(ctx).Scan(&got); err != nil || got != "12345" {
 		t.Errorf("prepared SELECT LAST_INSERT_ID() = %s (%v), want 12345", got, err)
+	}
+}
+
+// A lease kept for a statement's warnings goes back to the pool when the
+// client stays idle (diagHoldIdle): a pool of one serves another client
+// then, and the first client's later SHOW WARNINGS reads an empty list,
+// not the other client's.
+func TestWarningsHoldBounded(t *testing.T) {
+	p := startProxy(t, "pool_size = 1")
+	rootExec(t, "CREATE TABLE IF NOT EXISTS app.diag_h (id INT PRIMARY KEY)")
+	rootExec(t, "REPLACE INTO app.diag_h VALUES (1)")
+	db := p.open(t, "")
+	x, y := conn(t, db), conn(t, db)
+	execSQL(t, x, "INSERT IGNORE INTO diag_h VALUES (1)") // a warning: x keeps the connection
+	if active, _, _ := poolCounts(p); active != 1 {
+		t.Fatalf("after the warning: %d connections leased, want 1 (kept for SHOW WARNINGS)", active)
+	}
+	start := time.Now()
+	waitActiveZero(t, p, 3*time.Second)
+	if d := time.Since(start); d > diagHoldIdle+time.Second {
+		t.Fatalf("the kept lease went back after %v", d)
+	}
+	execSQL(t, y, "SELECT CAST('y-secret' AS SIGNED)") // y's warning on the only connection
+	if got := queryString(t, x, "SELECT @@warning_count"); got != "0" {
+		t.Fatalf("x's @@warning_count after its lease went back = %s, want 0", got)
+	}
+	if got := queryString(t, x, "SHOW COUNT(*) WARNINGS"); got != "0" {
+		t.Fatalf("x's SHOW COUNT(*) WARNINGS = %s, want 0", got)
 	}
 }

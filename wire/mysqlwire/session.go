@@ -607,6 +607,9 @@ func (s *session) loop() error {
 		if !s.idle() {
 			return nil
 		}
+		if err := s.awaitDiagHold(); err != nil {
+			return err
+		}
 		hdr, whole, err := s.readHeader()
 		s.mu.Lock()
 		s.reading = false
