@@ -111,6 +111,11 @@ type Settings struct {
 	// Settings stays comparable). Unknown functions count as writes.
 	WriteFunctions    string
 	ReadOnlyFunctions string
+	// SessionFunctions are functions and procedures that change session
+	// state where the proxy cannot see it (a SET or set_config(...,
+	// false) in their body): calling one pins the session
+	// (comma-separated, lower-case).
+	SessionFunctions string
 	// MaxDBClientConns caps the client connections to this cluster's
 	// database (0: no cap beyond proxy.max_client_conns).
 	MaxDBClientConns int
@@ -266,7 +271,7 @@ type Shard struct {
 func (s Settings) PoolIdentity() Settings {
 	s.PoolSize, s.MinPoolSize, s.MaxWaitClients, s.QueryWaitTimeout = 0, 0, 0, 0
 	s.MaxReplicaLag, s.ReadYourWrites, s.LagPollInterval, s.CausalReadTimeout = 0, false, 0, 0
-	s.WriteFunctions, s.ReadOnlyFunctions, s.MaxDBClientConns = "", "", 0
+	s.WriteFunctions, s.ReadOnlyFunctions, s.SessionFunctions, s.MaxDBClientConns = "", "", "", 0
 	s.MaxScatterBytes = 0 // the proxy's own budget for merging, not the servers'
 	return s
 }

@@ -170,6 +170,7 @@ type rawSettings struct {
 	CausalReadTO     any `toml:"causal_read_timeout"`
 	WriteFunctions   any `toml:"write_functions"`
 	ReadOnlyFuncs    any `toml:"read_only_functions"`
+	SessionFuncs     any `toml:"session_functions"`
 	MaxDBClientConns any `toml:"max_db_client_conns"`
 	MaxWaitClients   any `toml:"max_wait_clients"`
 	MaxScatterBytes  any `toml:"max_scatter_bytes"`
@@ -664,6 +665,9 @@ func (l *loader) settings(dst *Settings, r *rawSettings, prefix string) {
 	}
 	if v, ok := l.strings(r.ReadOnlyFuncs, k("read_only_functions")); ok {
 		dst.ReadOnlyFunctions = strings.ToLower(strings.Join(v, ","))
+	}
+	if v, ok := l.strings(r.SessionFuncs, k("session_functions")); ok {
+		dst.SessionFunctions = strings.ToLower(strings.Join(v, ","))
 	}
 	limits := []struct {
 		dst  *int

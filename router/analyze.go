@@ -241,6 +241,10 @@ type Options struct {
 	// ones are treated as writes. The built-in special cases (nextval,
 	// advisory locks, GET_LOCK, ...) cannot be overridden.
 	WriteFunctions, ReadOnlyFunctions []string
+	// SessionFunctions are functions (and procedures) that change session
+	// state the proxy cannot see: calling one pins the session. They
+	// count as writes too.
+	SessionFunctions []string
 }
 
 // Default cache bounds: entries, total bytes of statement text, and the
@@ -258,6 +262,7 @@ type Analyzer struct {
 	dialect Dialect
 	writeFn map[string]struct{}
 	readFn  map[string]struct{}
+	sessFn  map[string]struct{}
 	my      *mysqlParser
 	cache   *verdictCache
 }
@@ -272,6 +277,7 @@ func newAnalyzer(d Dialect, o Options, entries, bytes int) *Analyzer {
 		dialect: d,
 		writeFn: nameSet(o.WriteFunctions),
 		readFn:  nameSet(o.ReadOnlyFunctions),
+		sessFn:  nameSet(o.SessionFunctions),
 		cache:   newVerdictCache(entries, bytes),
 	}
 	switch d {
@@ -445,6 +451,11 @@ func (b *builder) finish() *Analysis {
 // name as written (lower-case); builtin says the call may resolve to a
 // built-in (unqualified, or in pg_catalog).
 func (b *builder) function(base, qualified string, builtin bool, builtins map[string]struct{}) {
+	if b.a.listed(b.a.sessFn, base, qualified) {
+		b.write("function " + qualified + "()")
+		b.pin("session_functions: " + qualified + "()")
+		return
+	}
 	if b.a.listed(b.a.writeFn, base, qualified) {
 		b.write("function " + qualified + "()")
 		return

@@ -103,6 +103,14 @@ func (b *builder) myStmt(s sqlparser.Statement) {
 		b.class(Other)
 	case *sqlparser.CallProc:
 		b.write("CALL")
+		base := strings.ToLower(s.Name.Name.String())
+		qualified := base
+		if q := s.Name.Qualifier.String(); q != "" {
+			qualified = strings.ToLower(q) + "." + base
+		}
+		if b.a.listed(b.a.sessFn, base, qualified) {
+			b.pin("session_functions: " + qualified + "()")
+		}
 		b.myWalk(s)
 	case *sqlparser.Load:
 		b.write("LOAD DATA")

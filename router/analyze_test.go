@@ -229,8 +229,8 @@ func TestOptionsNormalised(t *testing.T) {
 
 func TestAnalyzerFor(t *testing.T) {
 	for _, d := range []Dialect{Postgres, MySQL} {
-		a := AnalyzerFor(d, "upper", " My_Fn ,other")
-		if a != AnalyzerFor(d, "upper", " My_Fn ,other") {
+		a := AnalyzerFor(d, "upper", " My_Fn ,other", "")
+		if a != AnalyzerFor(d, "upper", " My_Fn ,other", "") {
 			t.Errorf("%v: the same lists gave two analyzers", d)
 		}
 		if an := a.Analyze("SELECT my_fn()"); an.Class != Read || an.MustPrimary {
@@ -239,8 +239,19 @@ func TestAnalyzerFor(t *testing.T) {
 		if an := a.Analyze("SELECT upper('x')"); an.Class != Write {
 			t.Errorf("%v: a listed writing function: %+v", d, an)
 		}
-		if an := AnalyzerFor(d, "", "").Analyze("SELECT my_fn()"); an.Class != Write {
+		if an := AnalyzerFor(d, "", "", "").Analyze("SELECT my_fn()"); an.Class != Write || an.Pin != "" {
 			t.Errorf("%v: an unlisted user function: %+v", d, an)
+		}
+		// session_functions: calling one pins (and writes), in any clause,
+		// by CALL too; a listed read-only function listed here pins.
+		s := AnalyzerFor(d, "", "my_fn", "set_tenant, app.set_role")
+		for _, q := range []string{"SELECT set_tenant('a')", "SELECT * FROM t WHERE x = set_tenant('a')", "CALL set_tenant('a')", "SELECT app.set_role('r')"} {
+			if an := s.Analyze(q); an.Class != Write || an.Pin == "" {
+				t.Errorf("%v: %s with session_functions: %+v, want a pinning write", d, q, an)
+			}
+		}
+		if an := s.Analyze("SELECT other.set_role('r'), my_fn()"); an.Pin != "" {
+			t.Errorf("%v: other.set_role is not app.set_role: %+v", d, an)
 		}
 	}
 }

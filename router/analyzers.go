@@ -14,21 +14,27 @@ import (
 // their analyzers here, so the lists mean the same for PostgreSQL and
 // MySQL. Clusters with the same lists share one Analyzer, and a reload
 // that keeps the lists keeps it, with its cache of verdicts.
-func AnalyzerFor(d Dialect, writeFunctions, readOnlyFunctions string) *Analyzer {
-	k := analyzerKey{d, writeFunctions, readOnlyFunctions}
+func AnalyzerFor(d Dialect, writeFunctions, readOnlyFunctions, sessionFunctions string) *Analyzer {
+	k := analyzerKey{d, writeFunctions, readOnlyFunctions, sessionFunctions}
 	if a, ok := analyzers.Load(k); ok {
 		return a.(*Analyzer)
 	}
 	a, _ := analyzers.LoadOrStore(k, NewAnalyzer(d, Options{
 		WriteFunctions:    SplitNames(writeFunctions),
 		ReadOnlyFunctions: SplitNames(readOnlyFunctions),
+		SessionFunctions:  SplitNames(sessionFunctions),
 	}))
 	return a.(*Analyzer)
 }
 
+// SettingsAnalyzer is AnalyzerFor with a cluster's function lists.
+func SettingsAnalyzer(d Dialect, s config.Settings) *Analyzer {
+	return AnalyzerFor(d, s.WriteFunctions, s.ReadOnlyFunctions, s.SessionFunctions)
+}
+
 type analyzerKey struct {
-	d            Dialect
-	write, reads string
+	d                     Dialect
+	write, reads, session string
 }
 
 // analyzers holds one Analyzer per dialect and pair of lists. Configs
@@ -70,7 +76,7 @@ func (as *Analyzers) Publish(cfg *config.Config, proto config.Protocol, splitOnl
 		if cl.Protocol != proto || splitOnly && (cl.Sharding != nil || len(cl.Replicas) == 0 || cl.Primary == "") {
 			continue
 		}
-		next[cl.Name] = AnalyzerFor(d, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
+		next[cl.Name] = SettingsAnalyzer(d, cl.Settings)
 	}
 	as.m.Store(&next)
 }

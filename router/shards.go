@@ -94,7 +94,7 @@ func (s *ShardSet) Build(cfg *config.Config) (ShardClusters, error) {
 		}
 		for j, sh := range cl.Shards {
 			if len(sh.Replicas) > 0 && sc.Analyzer == nil {
-				sc.Analyzer = AnalyzerFor(d, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
+				sc.Analyzer = SettingsAnalyzer(d, cl.Settings)
 			}
 			sc.routed = append(sc.routed, metrics.ShardStatements.WithLabelValues(string(s.Protocol), cl.Name, strconv.Itoa(j)))
 		}

@@ -411,3 +411,37 @@ func TestShutdownClosesIdlePinnedClients(t *testing.T) {
 		t.Fatalf("rows committed: %s, want 2", got)
 	}
 }
+
+// A function listed in session_functions pins the session that calls it:
+// its set_config(..., false) stays the caller's, and the next client of
+// the pool (of one) does not inherit it. (Unlisted, the proxy cannot see
+// into the function, as PgBouncer cannot; the README says so. Without the
+// setting this test fails: the next client reads tenant-a.)
+func TestSessionFunctionsPin(t *testing.T) {
+	if err := testcluster.PG.Exec(testcluster.PG.Primary, "app", `CREATE OR REPLACE FUNCTION sy_set_tenant(t text) RETURNS text
+		LANGUAGE sql AS $$ SELECT set_config('app.tenant', t, false) $$;
+		GRANT EXECUTE ON FUNCTION sy_set_tenant(text) TO app`); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, "pool_size = 1\nsession_functions = [\"sy_set_tenant\"]")
+	ctx := ctxT(t, 30*time.Second)
+	a, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := execOne(ctx, a, "SELECT sy_set_tenant('tenant-a')"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := execOne(ctx, a, "SELECT current_setting('app.tenant', true)"); err != nil || got != "tenant-a" {
+		t.Fatalf("the caller's app.tenant: %v (%q)", err, got)
+	}
+	a.Close(ctx) // the pinned connection closes with it
+	b, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	if got, err := execOne(ctx, b, "SELECT coalesce(current_setting('app.tenant', true), '')"); err != nil || got != "" {
+		t.Fatalf("the next client's app.tenant: %v (%q), want none", err, got)
+	}
+}

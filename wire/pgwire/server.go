@@ -66,7 +66,7 @@ func NewServer(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		log:    log,
 		Limits: limits.New(),
-		an:     router.AnalyzerFor(router.Postgres, "", ""),
+		an:     router.AnalyzerFor(router.Postgres, "", "", ""),
 	}
 	s.fe.Log = log
 	s.Init(frontend.RuntimeOptions{Protocol: config.Postgres, Log: log, NewProbe: newProbe})

@@ -570,7 +570,7 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 		c.startupParams[k] = v
 	}
 	if c.an = c.srv.Ans.For(cl.Name); c.an == nil { // a reload removed it meanwhile
-		c.an = router.AnalyzerFor(router.Postgres, cl.Settings.WriteFunctions, cl.Settings.ReadOnlyFunctions)
+		c.an = router.SettingsAnalyzer(router.Postgres, cl.Settings)
 	}
 	c.mode = cl.Settings.PoolMode
 	if u.PoolMode != "" {
