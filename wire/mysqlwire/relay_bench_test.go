@@ -227,8 +227,11 @@ func scriptedMyServer(b *testing.B) string {
 			switch p[0] {
 			case mysqlproto.ComQuery:
 				out = textRows
-				if bytes.Contains(p, []byte("max_allowed_packet")) {
+				switch {
+				case bytes.Contains(p, []byte("max_allowed_packet")):
 					out = maxPacket
+				case bytes.HasPrefix(p[1:], []byte("SET ")):
+					out = okPacket // session_track_state_change (tracking.go)
 				}
 			case mysqlproto.ComStmtExecute:
 				out = binRows
