@@ -31,7 +31,7 @@ type Options struct {
 	// lag in seconds, default 2000. Consecutive samples with the same
 	// position count once, so an idle primary does not use up the history.
 	// A replica further behind than the oldest kept sample shows the age of
-	// that sample as its lag (a lower bound).
+	// that sample as its lag (a lower bound), and its lag is not known.
 	History int
 	// FailAfter is the number of consecutive probe failures after which a
 	// node is reported unhealthy, default 3.
@@ -405,7 +405,14 @@ func (m *Monitor) lagOf(pos Position, at time.Time) (lag time.Duration, bytes in
 			hi = mid
 		}
 	}
-	return max(at.Sub(m.at(lo).first), 0), bytes, true
+	lag = max(at.Sub(m.at(lo).first), 0)
+	// Behind even the oldest kept sample: the lag is at least that
+	// sample's age, and may be any more. That bound says nothing of
+	// whether the replica is within a limit, above all for a young
+	// history (a monitor that has just started, at the proxy's start or
+	// after a reload that changed the lag settings, would otherwise rate
+	// a replica hours behind as milliseconds behind): unknown.
+	return lag, bytes, lo > 0
 }
 
 // Fresh makes sure node name ("" for the primary) has a sample from a

@@ -208,9 +208,10 @@ func TestLagHistoryOverflow(t *testing.T) {
 		at = f.round(step, LSN(i), nil)
 	}
 	f.round(step, nil, nil)
-	// Samples 7..10 are kept; r1 (at 1) has not reached 7, taken at start+6s.
-	if st, want := f.m.Replica("r1"), at.Add(step).Sub(start.Add(6*step)); st.Lag != want {
-		t.Fatalf("lag with overflowing history %v, want %v", st.Lag, want)
+	// Samples 7..10 are kept; r1 (at 1) has not reached 7, taken at
+	// start+6s: its lag is at least that sample's age, and not known.
+	if st, want := f.m.Replica("r1"), at.Add(step).Sub(start.Add(6*step)); st.Lag != want || st.LagKnown {
+		t.Fatalf("lag with overflowing history %v (known %v), want %v, unknown", st.Lag, st.LagKnown, want)
 	}
 	if p, ok := f.m.PrimaryAfter(start); !ok || p != LSN(7) {
 		t.Fatalf("PrimaryAfter before the history: %v %v, want the oldest kept (7)", p, ok)
@@ -687,4 +688,23 @@ func startHung(t *testing.T, primary bool) (m *Monitor, p, r *fakeProber, releas
 	m.Start()
 	t.Cleanup(m.Stop)
 	return m, p, r, release
+}
+
+// A fresh monitor (the proxy's start, a reload that changed the lag
+// settings) has a history of one sample: a replica behind it may be any
+// distance behind, and its lag is unknown (no reads), not the age of
+// that sample (milliseconds). Once it passes a kept sample its lag is
+// known again.
+func TestLagUnknownBehindYoungHistory(t *testing.T) {
+	f := newFixture(t, Options{}, "r1")
+	f.round(time.Millisecond, LSN(1000), map[string]Position{"r1": LSN(10)})
+	f.round(time.Millisecond, nil, nil)
+	if st := f.m.Replica("r1"); st.LagKnown || st.LagBytes != 990 {
+		t.Fatalf("a replica behind the only sample: %+v, want lag unknown, 990 bytes behind", st)
+	}
+	f.round(time.Millisecond, LSN(1010), map[string]Position{"r1": LSN(1000)})
+	f.round(time.Millisecond, nil, nil)
+	if st := f.m.Replica("r1"); !st.LagKnown || st.Lag > 10*time.Millisecond {
+		t.Fatalf("a replica that reached a kept sample: %+v, want a known lag of a few ms", st)
+	}
 }

@@ -203,3 +203,42 @@ func TestProbeErrorShutdownIsUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// A proxy that starts (or reloads its lag settings, which starts a new
+// monitor) while a replica is far behind gives it no reads: its position
+// is behind the monitor's first primary sample, so its lag is unknown,
+// not that sample's age. Before, the replica, seconds behind, served
+// reads that missed rows committed before the proxy started, for about
+// max_replica_lag (a tester saw 94 of them in the first second).
+func TestReplicaBehindAtStartGetsNoReads(t *testing.T) {
+	mustExec(t, `DROP TABLE IF EXISTS t_lagstart; CREATE TABLE t_lagstart (id int)`)
+	if err := testcluster.PG.WaitReplicasCaughtUp(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	primary, replicas := nodePorts()
+	superExec(t, replicas[0], `SELECT pg_wal_replay_pause()`)
+	defer superExec(t, replicas[0], `SELECT pg_wal_replay_resume()`)
+	superExec(t, primary, `INSERT INTO t_lagstart VALUES (1)`)
+	time.Sleep(1500 * time.Millisecond) // the paused replica is now 1.5 s behind
+	p := splitProxy(t, testcluster.PG, withDefaults("", "pool_size = 4", `max_replica_lag = "1s"`, `lag_poll_interval = "20ms"`), "")
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	stale, ports := 0, map[int]int{}
+	for range 60 {
+		var port, n int
+		if err := conn.QueryRow(ctx, `SELECT inet_server_port(), count(*) FROM t_lagstart`).Scan(&port, &n); err != nil {
+			t.Fatal(err)
+		}
+		ports[port]++
+		if n != 1 {
+			stale++
+		}
+	}
+	if ports[replicas[0]] != 0 || stale != 0 {
+		t.Fatalf("reads per port %v, %d missing the row committed before the start: want none on the paused replica %d", ports, stale, replicas[0])
+	}
+}
