@@ -69,6 +69,12 @@ const (
 	// CmdNoLongerSharded: a reload made the session's sharded database
 	// unsharded (0A000, MySQL 1235); the client must reconnect.
 	CmdNoLongerSharded
+	// CmdTokenSharded: SHOW switchyard.write_position or SET
+	// switchyard.read_after on a sharded database, where one cluster
+	// position would not say which shard's writes it covers (PostgreSQL
+	// 0A000, MySQL 1235 ER_NOT_SUPPORTED_YET). It was answered with an
+	// empty token that covered nothing.
+	CmdTokenSharded
 	// CmdNoPosition: SHOW switchyard.write_position cannot read the
 	// primary's position after the client's last write
 	// (replica.ErrWritePositionUnknown, in Reason): no token would cover
@@ -97,6 +103,8 @@ func (e *CommandError) Error() string {
 		return fmt.Sprintf("database %q is no longer sharded; reconnect", e.Database)
 	case CmdNoPosition:
 		return "switchyard: " + e.Reason
+	case CmdTokenSharded:
+		return fmt.Sprintf("%s: read-your-writes tokens are not supported on sharded database %q", e.Name, e.Database)
 	}
 	return fmt.Sprintf("%s cannot be set to %q: %s", e.Name, e.Value, e.Reason)
 }
@@ -135,12 +143,12 @@ func (s *SessionRouting) Apply(cmd ProxyCommand, env SessionEnv) (Answer, *Comma
 	}
 	switch cmd.Kind {
 	case ShowWritePosition:
-		tok := ""
-		if !env.Sharded { // a shard's writes have no one cluster position
-			var err error
-			if tok, err = WriteToken(env.Replicas, env.Cluster, &s.Writes, env.Lock); err != nil {
-				return Answer{}, &CommandError{Kind: CmdNoPosition, Name: cmd.Name, Reason: err.Error()}
-			}
+		if env.Sharded { // a shard's writes have no one cluster position
+			return Answer{}, &CommandError{Kind: CmdTokenSharded, Name: cmd.Name, Database: env.Database}
+		}
+		tok, err := WriteToken(env.Replicas, env.Cluster, &s.Writes, env.Lock)
+		if err != nil {
+			return Answer{}, &CommandError{Kind: CmdNoPosition, Name: cmd.Name, Reason: err.Error()}
 		}
 		return Answer{Show: true, Column: "write_position", Value: tok}, nil
 	case ShowShardKey:
@@ -165,6 +173,9 @@ func (s *SessionRouting) Apply(cmd ProxyCommand, env SessionEnv) (Answer, *Comma
 		if cmd.Reset {
 			s.ReadAfter = nil
 			break
+		}
+		if env.Sharded {
+			return Answer{}, &CommandError{Kind: CmdTokenSharded, Name: cmd.Name, Database: env.Database}
 		}
 		tok, err := ReadAfterToken(cmd.Value, env.Cluster, env.Config)
 		if err != nil {

@@ -67,7 +67,11 @@ func TestSessionRoutingApply(t *testing.T) {
 			{cmd: "SET switchyard.read_after = 'elsewhere@" + d.pos + "'", want: want{isErr: true, err: CmdBadValue, reason: "which this proxy does not serve"}},
 			{cmd: "SET switchyard.read_after = 'main@nonsense'", want: want{isErr: true, err: CmdBadValue, reason: "not a position from SHOW switchyard.write_position"}},
 			{cmd: "SHOW switchyard.write_position", want: want{ans: Answer{Show: true, Column: "write_position"}}},
-			{cmd: "SHOW switchyard.write_position", want: want{sharded: true, ans: Answer{Show: true, Column: "write_position"}}},
+			// A sharded database has no one position: tokens are refused,
+			// not answered with an empty one that covers nothing.
+			{cmd: "SHOW switchyard.write_position", want: want{sharded: true, isErr: true, err: CmdTokenSharded}},
+			{cmd: "SET switchyard.read_after = 'orders@" + d.pos + "'", want: want{sharded: true, isErr: true, err: CmdTokenSharded}},
+			{cmd: "SET switchyard.read_after = ''", want: want{sharded: true}},
 			{cmd: "SHOW switchyard.shard_key", want: want{ans: Answer{Pass: true}}},
 			{cmd: "SHOW switchyard.shard_key", want: want{sharded: true, ans: Answer{Show: true, Column: "shard_key"}}},
 			{pre: []string{"SET switchyard.shard_key = '042'"}, cmd: "SHOW switchyard.shard_key", want: want{sharded: true, ans: Answer{Show: true, Column: "shard_key", Value: "042"}}},

@@ -328,6 +328,8 @@ func commandError(e *router.CommandError) *mysqlproto.SQLError {
 		return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is no longer sharded; reconnect", e.Database)
 	case router.CmdNoPosition:
 		return mysqlproto.NewSQLError(mysqlproto.ERUnknown, "HY000", "switchyard: %s", e.Reason)
+	case router.CmdTokenSharded:
+		return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "%s: read-your-writes tokens are not supported on sharded database '%s': a session reads its own writes on their shard already; read with /* switchyard:primary */ where another session's writes must show", e.Name, e.Database)
 	}
 	return mysqlproto.NewSQLError(erWrongValueForVar, "42000", "Variable '%s' can't be set to the value of '%s': %s", e.Name, e.Value, e.Reason)
 }

@@ -311,6 +311,8 @@ func commandError(e *router.CommandError) *pgError {
 		return newError(codeFeatureNotSupported, "database %q is no longer sharded; reconnect", e.Database)
 	case router.CmdNoPosition:
 		return newError("55000", "switchyard: %s", e.Reason)
+	case router.CmdTokenSharded:
+		return newError(codeFeatureNotSupported, "%s: read-your-writes tokens are not supported on sharded database %q: a session reads its own writes on their shard already; read with /* switchyard:primary */ where another session's writes must show", e.Name, e.Database)
 	}
 	return newError("22023", "invalid value for %s: %q: %s", e.Name, e.Value, e.Reason)
 }

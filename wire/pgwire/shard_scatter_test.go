@@ -550,3 +550,21 @@ func TestScatterShardsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// Read-your-writes tokens on a sharded database are refused (0A000): one
+// position cannot say which shard's writes it covers. SHOW answered an
+// empty token, which SET read_after took and which covered nothing (a
+// tester's reader missed the writer's row 23 times in 500).
+func TestShardedTokensRefused(t *testing.T) {
+	p := startShardProxy(t)
+	conns := scatterModes(t, p)
+	c := conns["simple"]
+	ctx := ctxT(t, 30*time.Second)
+	_, err := c.Exec(ctx, "SHOW switchyard.write_position")
+	wantSQLState(t, err, "0A000", "read-your-writes tokens are not supported")
+	_, err = c.Exec(ctx, "SET switchyard.read_after = 'orders@0/16B3748'")
+	wantSQLState(t, err, "0A000", "read-your-writes tokens are not supported")
+	if _, err := c.Exec(ctx, "SET switchyard.read_after = ''"); err != nil {
+		t.Fatalf("clearing read_after: %v", err)
+	}
+}
