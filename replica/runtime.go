@@ -99,7 +99,7 @@ type Runtime struct {
 	spec      atomic.Pointer[Spec] // the newest config of the node set (a reload that keeps the runtime updates it)
 	closers   []io.Closer
 	routed    *prometheus.CounterVec
-	fallback  prometheus.Counter
+	fallback  *prometheus.CounterVec // by reason
 	collector prometheus.Collector // lag metrics, once registered
 }
 
@@ -124,7 +124,7 @@ func NewRuntime(s Spec) *Runtime {
 	rt.Mon = lagmon.New(prim, probes, lagmon.Options{Interval: st.LagPollInterval})
 	rt.Set = NewSet(s.Cluster.Replicas, rt.Mon, Options{MaxLag: st.MaxReplicaLag})
 	rt.routed = metrics.Routed.MustCurryWith(prometheus.Labels{"protocol": s.Protocol, "cluster": rt.Name})
-	rt.fallback = metrics.ReadFallbacks.WithLabelValues(s.Protocol, rt.Name)
+	rt.fallback = metrics.ReadFallbacks.MustCurryWith(prometheus.Labels{"protocol": s.Protocol, "cluster": rt.Name})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	rt.Mon.PollNow(ctx)
 	cancel()
@@ -196,7 +196,7 @@ func (rt *Runtime) Routed(target, reason string) { rt.routed.WithLabelValues(tar
 // Fallback counts a read that went to the primary because no replica
 // could take it, and why.
 func (rt *Runtime) Fallback(reason string) {
-	rt.fallback.Inc()
+	rt.fallback.WithLabelValues(reason).Inc()
 	rt.Routed("primary", reason)
 }
 

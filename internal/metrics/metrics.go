@@ -167,11 +167,14 @@ var (
 		Help: "Transactions routed, by protocol, cluster, target (primary, replica) and reason.",
 	}, []string{"protocol", "cluster", "target", "reason"})
 	// ReadFallbacks counts reads that went to the primary because no
-	// replica was eligible (all lagging, down, or behind the client's write).
+	// replica was eligible, by reason: no_replica (all lagging, down or
+	// banned), lag_unknown (the primary's position cannot be read),
+	// read_your_writes (none has replayed the client's write yet: normal
+	// for a client that reads right after writing).
 	ReadFallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_read_fallbacks_total",
-		Help: "Reads sent to the primary because no replica was eligible, by protocol and cluster.",
-	}, []string{"protocol", "cluster"})
+		Help: "Reads sent to the primary because no replica could serve them, by protocol, cluster and reason (no_replica: all lagging, down or banned; lag_unknown; read_your_writes: none has the client's write yet).",
+	}, []string{"protocol", "cluster", "reason"})
 )
 
 func init() { Registry.MustRegister(Routed, ReadFallbacks) }

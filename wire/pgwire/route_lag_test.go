@@ -65,6 +65,11 @@ func TestUnknownLagReadsFromPrimary(t *testing.T) {
 	}
 	unknown := metrics.Routed.WithLabelValues("postgres", "pg", "primary", "lag_unknown")
 	before := counterOf(unknown)
+	// The fallback counter says why, so that an alert on no_replica does
+	// not fire for reads held on the primary for other reasons.
+	fbUnknown := metrics.ReadFallbacks.WithLabelValues("postgres", "pg", "lag_unknown")
+	fbNone := metrics.ReadFallbacks.WithLabelValues("postgres", "pg", "no_replica")
+	fbBefore, noneBefore := counterOf(fbUnknown), counterOf(fbNone)
 	p := splitProxy(t, testcluster.PG, withDefaults("", "pool_size = 4", `lag_poll_interval = "20ms"`),
 		`monitor_user = "lagmon_t"
 monitor_password = "lagmon_t"`)
@@ -99,6 +104,9 @@ monitor_password = "lagmon_t"`)
 	}
 	if got := counterOf(unknown) - before; got < 20 {
 		t.Fatalf("switchyard_routed_transactions_total{reason=lag_unknown} grew by %v, want 20", got)
+	}
+	if got, none := counterOf(fbUnknown)-fbBefore, counterOf(fbNone)-noneBefore; got < 20 || none != 0 {
+		t.Fatalf("switchyard_read_fallbacks_total grew by %v with reason lag_unknown and %v with no_replica, want 20 and 0", got, none)
 	}
 	t.Logf("primary probe error: %v", rt.Mon.PrimaryErr())
 }
