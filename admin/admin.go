@@ -153,7 +153,10 @@ func (h *Handler) allowed(w http.ResponseWriter, r *http.Request) bool {
 	if want == "" {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	// The scheme is case-insensitive (RFC 7235): "bearer" works too.
+	auth := r.Header.Get("Authorization")
+	scheme, got, ok := strings.Cut(auth, " ")
+	ok = ok && strings.EqualFold(scheme, "Bearer")
 	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
 		Refusals.WithLabelValues("token").Inc()
 		h.Log.Warn("admin: refused a guarded request without the admin token", "path", r.URL.Path, "remote", r.RemoteAddr)

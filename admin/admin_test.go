@@ -92,6 +92,7 @@ func TestReloadProtection(t *testing.T) {
 		{"no token", nil, http.StatusUnauthorized},
 		{"wrong token", map[string]string{"Authorization": "Bearer nope-nope-nope-nope"}, http.StatusUnauthorized},
 		{"basic auth", map[string]string{"Authorization": "Basic " + token}, http.StatusUnauthorized},
+		{"no scheme", map[string]string{"Authorization": token}, http.StatusUnauthorized},
 		{"browser page with the token", map[string]string{"Authorization": "Bearer " + token, "Origin": "https://evil.example"}, http.StatusForbidden},
 		{"fetch metadata cross-site", map[string]string{"Authorization": "Bearer " + token, "Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
 	} {
@@ -104,6 +105,10 @@ func TestReloadProtection(t *testing.T) {
 	}
 	if code, body := post(map[string]string{"Authorization": "Bearer " + token}); code != 200 || reloads != 1 {
 		t.Fatalf("with the token: %d %q, %d reloads", code, body, reloads)
+	}
+	// The scheme is case-insensitive (RFC 7235).
+	if code, body := post(map[string]string{"Authorization": "bearer " + token}); code != 200 || reloads != 2 {
+		t.Fatalf("with the token after \"bearer\": %d %q, %d reloads", code, body, reloads)
 	}
 	// Reads stay open: Prometheus scrapes without a token.
 	if r, err := http.Get(srv.URL + "/status"); err != nil || r.StatusCode != 200 {

@@ -100,7 +100,7 @@ type Runtime struct {
 	closers   []io.Closer
 	routed    *prometheus.CounterVec
 	fallback  *prometheus.CounterVec // by reason
-	collector prometheus.Collector // lag metrics, once registered
+	collector prometheus.Collector   // lag metrics, once registered
 }
 
 // NewRuntime builds the runtime of s, reads every node once (so the first
