@@ -127,8 +127,8 @@ func TestReloadProtection(t *testing.T) {
 	if code, _ := post(map[string]string{"Origin": "http://127.0.0.1:9930"}); code != http.StatusForbidden {
 		t.Fatalf("no token configured, Origin header: %d", code)
 	}
-	if reloads != 2 {
-		t.Fatalf("reloads = %d, want 2", reloads)
+	if reloads != 3 {
+		t.Fatalf("reloads = %d, want 3", reloads)
 	}
 }
 
