@@ -28,7 +28,45 @@ func newMySQLParser() *mysqlParser {
 	return &mysqlParser{p: p}
 }
 
+// errMariaDBComment: the text holds a comment MariaDB runs and the parser
+// skips (/*M! ... */, /*!NNNNNN ... */ with a six-digit version).
+var errMariaDBComment = fmt.Errorf("MariaDB executable comments (/*M! ... */, /*!NNNNNN ... */) are not understood by the proxy's SQL parser; write the statement without them")
+
+// mariaDBComment reports whether sql holds an executable comment of
+// MariaDB's own forms, which the server runs and Vitess's parser takes for
+// a plain comment (the 5-digit /*!NNNNN form it reads): /*M! ... */ and
+// /*!NNNNNN ... */. A statement that hides code from the parser must not be
+// routed or sharded by what the parser sees; such a text is treated as one
+// the parser rejects. (Inside a string literal the pattern is a false
+// alarm: the statement then goes to the primary, or is refused on a
+// sharded database.)
+func mariaDBComment(sql string) bool {
+	for i := 0; ; {
+		j := strings.Index(sql[i:], "/*")
+		if j < 0 {
+			return false
+		}
+		i += j + 2
+		rest := sql[i:]
+		if strings.HasPrefix(rest, "M!") {
+			return true
+		}
+		if strings.HasPrefix(rest, "!") {
+			d := 0
+			for d < len(rest)-1 && rest[1+d] >= '0' && rest[1+d] <= '9' {
+				d++
+			}
+			if d == 6 {
+				return true
+			}
+		}
+	}
+}
+
 func (b *builder) mysql(sql string) error {
+	if mariaDBComment(sql) {
+		return errMariaDBComment
+	}
 	stmts, err := b.a.my.p.ParseMultiple(sql)
 	if err != nil {
 		return err

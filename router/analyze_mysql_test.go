@@ -149,6 +149,8 @@ var mysqlCases = []analyzeCase{
 
 	// Garbage and edge cases.
 	{sql: "SELEC 1", want: parseErr()},
+	{sql: "SELECT * FROM t /*M! FOR UPDATE */", want: parseErr()},
+	{sql: "SELECT * FROM t WHERE a = 1 /*!100000 OR 1=1 */", want: parseErr()},
 	{sql: "XA START 'x'", want: parseErr()},
 	{sql: "SELECT 1\x00; DROP TABLE t", want: parseErr()},
 	{sql: "SET x := 1", want: parseErr()},

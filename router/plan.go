@@ -397,6 +397,15 @@ func (r *ShardRouting) noKey(sql string, sk *ShardKeys) ShardTarget {
 	if sk.MultiStatement {
 		return refuse("several statements in one query on a sharded cluster: send them one by one, or name the shard with /* switchyard:shard=N */")
 	}
+	if sk.ParseError != "" {
+		// A query or a DML statement the parser cannot read: which shards
+		// it touches is not known, and one shard's answer (or change)
+		// would pass for the whole table's.
+		switch FirstWord(sql) {
+		case "select", "insert", "update", "delete", "replace", "with", "values", "table", "(":
+			return refuse("the proxy's SQL parser cannot read this statement (%s), so it cannot tell which shards it reads or writes: write it so the parser reads it, or name the shard with /* switchyard:shard=N */", sk.ParseError)
+		}
+	}
 	// Statements that change every shard's schema or data but name no
 	// key would run on one shard only, silently.
 	switch w := FirstWord(sql); w {

@@ -25,6 +25,9 @@ var shardKeyParser = sync.OnceValue(func() *sqlparser.Parser {
 })
 
 func (x *KeyExtractor) myParse(sql string) (*stmtIR, error) {
+	if mariaDBComment(sql) {
+		return nil, errMariaDBComment
+	}
 	stmts, err := shardKeyParser().ParseMultiple(sql)
 	if err != nil {
 		return nil, err

@@ -113,6 +113,12 @@ var myKeyCases = []keyCase{
 	{"SELECT * FROM orders WHERE customer_id = 1;", "select orders [1]", ""},
 	{"", "other - none", ""},
 	{"SELEKT 1", "other - none parse", ""},
+	// MariaDB's own executable comments, which the server runs and the
+	// parser took for plain comments: a key the server does not use.
+	{"SELECT count(*) FROM orders WHERE customer_id = 3 /*M! or 1=1 */", "other - none parse", ""},
+	{"SELECT count(*) FROM orders WHERE customer_id = 3 /*!100000 or 1=1 */", "other - none parse", ""},
+	{"SELECT count(*) /*M! , sum(total) */ FROM orders", "other - none parse", ""},
+	{"SELECT count(*) FROM orders WHERE customer_id = 3 /*!50000 AND 1=1 */", "select orders [3]", ""},
 	{"SELECT 'unterminated", "other - none parse", ""},
 }
 

@@ -342,3 +342,32 @@ func TestScatterDoubleSumMySQL(t *testing.T) {
 		}
 	}
 }
+
+// MariaDB's executable comments (/*M! ... */, /*!NNNNNN ... */) hide code
+// from the proxy's parser: on a sharded database such a statement is
+// refused, not routed by the key the parser saw. A tester's
+// "WHERE customer_id = 3 /*M! or 1=1 */" counted one shard's rows, and an
+// UPDATE of that form changed one shard's.
+func TestMariaDBExecutableCommentsRefusedMySQL(t *testing.T) {
+	resetShardTables(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	db := p.openOrders(t, "")
+	for i := 1; i <= 10; i++ {
+		if _, err := db.Exec("INSERT INTO orders (id, customer_id, total, note) VALUES (?, ?, 1, 'n')", i, i*7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		"SELECT COUNT(*) FROM orders WHERE customer_id = 7 /*M! OR 1=1 */",
+		"SELECT COUNT(*) FROM orders WHERE customer_id = 7 /*!100000 OR 1=1 */",
+		"UPDATE orders SET note = 'x' WHERE customer_id = 7 /*M! OR 1=1 */",
+	} {
+		_, err := db.Exec(q)
+		if err == nil || !strings.Contains(err.Error(), "executable comments") {
+			t.Errorf("%s: %v, want a refusal naming executable comments", q, err)
+		}
+	}
+	if got := rowsOf(t, db, "SELECT COUNT(*) FROM orders WHERE note = 'x'"); len(got) != 1 || got[0] != "0" {
+		t.Errorf("rows changed by the refused UPDATE: %v", got)
+	}
+}
