@@ -345,13 +345,21 @@ func (x *KeyExtractor) myUpdate(s *sqlparser.Update) *stmtIR {
 		ir.noKey = "UPDATE of something other than a table"
 		return ir
 	}
-	t := ir.tables[0]
+	// Any sharded table's key set, the first table's or a joined one's
+	// (UPDATE a JOIN b ... SET b.key = ...): an unqualified name counts
+	// for every table whose key it names.
 	for _, u := range s.Exprs {
-		if u.Name == nil || t.key == "" || u.Name.Name.Lowered() != t.key {
+		if u.Name == nil {
 			continue
 		}
-		if q := x.ident(u.Name.Qualifier.Name.String()); q == "" || q == x.ident(t.refName()) || q == x.ident(t.name) {
-			ir.setsKey = true
+		q := x.ident(u.Name.Qualifier.Name.String())
+		for _, t := range ir.tables {
+			if t.key == "" || u.Name.Name.Lowered() != t.key {
+				continue
+			}
+			if q == "" || q == x.ident(t.refName()) || q == x.ident(t.name) {
+				ir.setsKey = true
+			}
 		}
 	}
 	if s.Where != nil {

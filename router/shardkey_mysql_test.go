@@ -91,6 +91,12 @@ var myKeyCases = []keyCase{
 	{"UPDATE orders SET total = 0 WHERE id = 1 LIMIT 1", "update orders none", ""},
 	{"UPDATE orders o JOIN customers c ON c.id = o.customer_id SET o.total = 1 WHERE c.id = 5", "update orders [5]", ""},
 	{"UPDATE orders, customers c SET orders.total = 1 WHERE c.id = 5", "update orders none", ""},
+	// A joined sharded table's key set: rows of customers would move.
+	{"UPDATE orders o JOIN customers c ON c.id = o.customer_id SET c.id = 4 WHERE o.customer_id = 5", "update orders [5] setskey", ""},
+	{"UPDATE orders o JOIN customers c ON c.id = o.customer_id SET id = 4 WHERE o.customer_id = 5", "update orders [5] setskey", ""},
+	// := is not in the parser's grammar: a parse error, refused on a
+	// sharded database rather than run on one shard.
+	{"UPDATE orders SET customer_id := 4 WHERE customer_id = 3", "other - none parse", ""},
 	// DELETE.
 	{"DELETE FROM orders WHERE customer_id IN (?, ?)", "delete orders [$1 $2]", ""},
 	{"DELETE FROM orders", "delete orders none", ""},
