@@ -241,6 +241,11 @@ func (r *ShardRouting) severalHere(t ShardTarget, sk *ShardKeys, sess ShardSessi
 	var shards []int
 	switch t := t.(type) {
 	case ScatterShards:
+		if sess.InTxn && sk.Locks {
+			// Each shard would run it in autocommit, outside the
+			// client's transaction: its locks would end with it.
+			return refuse("a SELECT ... FOR UPDATE/SHARE without the shard key inside a transaction would run on every shard outside the transaction and hold no locks; name the key")
+		}
 		if !sess.NoAutocommit && !sess.NotAlone {
 			return t
 		}

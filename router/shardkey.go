@@ -190,6 +190,9 @@ type ShardKeys struct {
 	// UPDATE) assigns the key column, which may move the row to another
 	// shard; the proxy cannot do that in one statement.
 	SetsKey bool
+	// Locks: a SELECT that locks the rows it reads (FOR UPDATE, FOR
+	// SHARE, LOCK IN SHARE MODE).
+	Locks bool
 	// Hint is the key of a /* switchyard:shard_key=42 */ comment (an
 	// int64 when the value is a canonical integer, else a string). It
 	// takes precedence over Keys.
@@ -385,6 +388,7 @@ type stmtIR struct {
 	// converter, which knows the key column (keyColumn).
 	rowKeys []KeyRef
 	setsKey bool
+	locks   bool // a SELECT with FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE
 	// databases are the databases (MySQL) the statement names, see
 	// ShardKeys.Databases.
 	databases []string
@@ -589,6 +593,7 @@ func (x *KeyExtractor) analyze(ir *stmtIR) *ShardKeys {
 		sk.None = sk.Keys == nil
 	}
 	sk.SetsKey = ir.setsKey
+	sk.Locks = ir.locks
 	sk.Databases = ir.databases
 	if sk.None && sk.NoKeyReason == "" {
 		sk.NoKeyReason = "no shard key"

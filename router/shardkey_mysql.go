@@ -131,7 +131,7 @@ func (x *KeyExtractor) mySubs(ir *stmtIR, top sqlparser.Statement) {
 }
 
 func (x *KeyExtractor) mySelect(s *sqlparser.Select) *stmtIR {
-	ir := &stmtIR{kind: StmtSelect}
+	ir := &stmtIR{kind: StmtSelect, locks: s.Lock != sqlparser.NoLock}
 	x.myFrom(ir, s.From)
 	if len(ir.tables) == 1 && ir.tables[0].name == "dual" && ir.tables[0].schema == "" {
 		ir.tables = nil // SELECT 1 FROM DUAL

@@ -92,7 +92,7 @@ func (x *KeyExtractor) pgRangeVar(r *pg.RangeVar) tableRef {
 }
 
 func (x *KeyExtractor) pgSelect(s *pg.SelectStmt) *stmtIR {
-	ir := &stmtIR{kind: StmtSelect}
+	ir := &stmtIR{kind: StmtSelect, locks: len(s.GetLockingClause()) > 0}
 	if s.GetOp() != pg.SetOperation_SETOP_NONE {
 		ir.noKey = "UNION, INTERSECT or EXCEPT"
 		x.pgFrom(ir, s.GetLarg().GetFromClause())

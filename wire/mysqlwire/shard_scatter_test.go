@@ -371,3 +371,33 @@ func TestMariaDBExecutableCommentsRefusedMySQL(t *testing.T) {
 		t.Errorf("rows changed by the refused UPDATE: %v", got)
 	}
 }
+
+// A SELECT ... FOR UPDATE without the shard key in a transaction that has
+// not reached a shard yet would run on every shard in autocommit, outside
+// the transaction, and hold no locks: refused. Outside a transaction (no
+// locks to keep) it runs.
+func TestScatterForUpdateInTransactionMySQL(t *testing.T) {
+	resetShardTables(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	db := p.openOrders(t, "")
+	c := conn(t, db)
+	ctx := context.Background()
+	for i := 1; i <= 4; i++ {
+		if _, err := c.ExecContext(ctx, "INSERT INTO orders (id, customer_id, total, note) VALUES (?, ?, 1, 'n')", i, i*7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rowsOf(t, c, "SELECT COUNT(*) FROM orders WHERE id IN (1, 2) FOR UPDATE"); len(got) != 1 || got[0] != "2" {
+		t.Fatalf("outside a transaction: %v", got)
+	}
+	if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.ExecContext(ctx, "SELECT id FROM orders WHERE id IN (1, 2) FOR UPDATE")
+	if err == nil || !strings.Contains(err.Error(), "hold no locks") {
+		t.Errorf("FOR UPDATE without the key in a transaction: %v, want a refusal", err)
+	}
+	if _, err := c.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+}
