@@ -330,7 +330,11 @@ func (x *KeyExtractor) myInsert(s *sqlparser.Insert) *stmtIR {
 		}
 		v, ok := myValue(row[idx])
 		if !ok {
-			ir.noKey, ir.rowKeys = fmt.Sprintf("row %d: the key is not a constant or a parameter", i+1), nil
+			why := "the key is not a constant or a parameter"
+			if _, null := row[idx].(*sqlparser.NullVal); null {
+				why = "the key is NULL, which no shard holds"
+			}
+			ir.noKey, ir.rowKeys = fmt.Sprintf("row %d: %s", i+1, why), nil
 			return ir
 		}
 		ir.rowKeys = append(ir.rowKeys, v)

@@ -335,6 +335,11 @@ func TestKeyExtractorSpec(t *testing.T) {
 	if !sk.None {
 		t.Errorf("insert without a key column: %s", keyDesc(sk))
 	}
+	// A NULL key is named as such (no shard holds it), not as an expression.
+	sk, _ = ExtractShardKeys(MySQL, "INSERT INTO orders (customer_id, id) VALUES (1, 1), (NULL, 2)", testKeySpec)
+	if !sk.None || !strings.Contains(sk.NoKeyReason, "row 2: the key is NULL") {
+		t.Errorf("NULL key: %s (%q)", keyDesc(sk), sk.NoKeyReason)
+	}
 	if _, err := ExtractShardKeys(Dialect(9), "SELECT 1", testKeySpec); err == nil {
 		t.Error("unknown dialect accepted")
 	}
