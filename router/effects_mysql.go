@@ -252,6 +252,15 @@ func (e *MySQLEffects) statement(toks []token, text string) {
 		if len(toks) > 1 && toks[1].kind == tSysVar && strings.HasPrefix(toks[1].text, "GLOBAL.") {
 			return
 		}
+		for _, t := range toks[1:] {
+			if (t.kind == tWord || t.kind == tSysVar) && strings.HasSuffix(t.text, "SESSION_TRACK_STATE_CHANGE") {
+				// The proxy turns it on for every server connection to
+				// see state changes it cannot read in SQL; replayed, a
+				// client's SET could turn that off.
+				e.pinFor("SET session_track_state_change")
+				return
+			}
+		}
 		if e.Pin == "" {
 			e.Sets = append(e.Sets, strings.TrimSpace(text))
 		}

@@ -32,6 +32,8 @@ func TestScanMySQL(t *testing.T) {
 		{q: "  set session time_zone = '+00:00' ; ", sets: []string{"set session time_zone = '+00:00'"}, count: 1},
 		{q: "SET @@SESSION.sql_mode = 'ANSI'", sets: []string{"SET @@SESSION.sql_mode = 'ANSI'"}, count: 1},
 		{q: "SET GLOBAL max_connections = 10", count: 1},
+		{q: "SET session_track_state_change = OFF", pin: "SET session_track_state_change", count: 1},
+		{q: "SET @@session.session_track_state_change = 0, time_zone = '+00:00'", pin: "SET session_track_state_change", count: 1},
 		{q: "SET @@global.max_connections = 10", count: 1},
 		{q: "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", txNext: true, count: 1},
 		{q: "SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE", sets: []string{"SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE"}, count: 1},

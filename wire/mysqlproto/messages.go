@@ -447,15 +447,22 @@ func IsTerminator(first byte, length int, deprecateEOF bool) bool {
 
 // StatusOf reads the status flags of a terminator or OK packet.
 func StatusOf(p []byte, caps uint32) (uint16, bool) {
+	st, _, ok := StatusWarningsOf(p, caps)
+	return st, ok
+}
+
+// StatusWarningsOf is StatusOf with the warning count the OK or EOF
+// carries.
+func StatusWarningsOf(p []byte, caps uint32) (status, warnings uint16, ok bool) {
 	if len(p) == 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	if p[0] == HeaderEOF && len(p) < 9 && caps&CapDeprecateEOF == 0 {
 		e, err := DecodeEOF(p)
-		return e.Status, err == nil
+		return e.Status, e.Warnings, err == nil
 	}
-	ok, err := DecodeOK(p, caps)
-	return ok.Status, err == nil
+	o, err := DecodeOK(p, caps)
+	return o.Status, o.Warnings, err == nil
 }
 
 // WriteResultSet writes a result set whose column definitions (cols) and

@@ -78,17 +78,10 @@ func (s *session) diagOK(ok *mysqlproto.OK) {
 	}
 }
 
-// diagResultSet notes the terminator p of a result set of n rows.
-func (s *session) diagResultSet(p []byte, caps uint32, n uint64) {
-	s.diag.rows, s.diag.found, s.diag.err, s.diag.seen = -1, n, false, true
-	s.diag.warnings = 0
-	if p[0] == mysqlproto.HeaderEOF && len(p) < 9 && caps&mysqlproto.CapDeprecateEOF == 0 {
-		if e, err := mysqlproto.DecodeEOF(p); err == nil {
-			s.diag.warnings = e.Warnings
-		}
-	} else if ok, err := mysqlproto.DecodeOK(p, caps); err == nil {
-		s.diag.warnings = ok.Warnings
-	}
+// diagResultSet notes the end of a result set of n rows whose terminator
+// carried warnings.
+func (s *session) diagResultSet(warnings uint16, n uint64) {
+	s.diag.rows, s.diag.found, s.diag.warnings, s.diag.err, s.diag.seen = -1, n, warnings, false, true
 }
 
 func (s *session) diagERR() {
@@ -100,9 +93,9 @@ func (s *session) diagERR() {
 // was kept from the previous command (which ran on it). It returns the
 // COM_QUERY to send in place of the client's, or nil.
 func (s *session) planDiag(e *router.MySQLEffects, held, text bool) []byte {
-	s.prelude, s.diagPrimary, s.curSetsID, s.curDiagWarn = s.prelude[:0], false, e.SetsID, e.DiagWarn
+	// The command loop cleared prelude and diagPrimary.
+	s.curSetsID, s.curDiagWarn = e.SetsID, e.DiagWarn
 	if s.sh != nil || !(e.DiagWarn || e.DiagRows || e.ReadsID) {
-		s.prelude = nil
 		return nil
 	}
 	if e.ReadsID && !s.idHere && s.idDirty && s.lease != nil {
@@ -111,13 +104,10 @@ func (s *session) planDiag(e *router.MySQLEffects, held, text bool) []byte {
 	if text && e.Count == 1 {
 		switch {
 		case e.LastInsertID && !s.idHere:
-			s.prelude = nil
-			return lastInsertIDQuery(s.lastID, e.Alias)
+			return constQuery(strconv.FormatUint(s.lastID, 10), "UNSIGNED", e.Alias)
 		case e.RowCount && !held:
-			s.prelude = nil
 			return constQuery(strconv.FormatInt(s.diag.rows, 10), "SIGNED", e.Alias)
 		case e.FoundRows && !held:
-			s.prelude = nil
 			return constQuery(strconv.FormatUint(s.diag.found, 10), "UNSIGNED", e.Alias)
 		}
 	}
@@ -136,7 +126,6 @@ func (s *session) planDiag(e *router.MySQLEffects, held, text bool) []byte {
 		s.prelude = append(s.prelude, "SET @@session.last_insert_id = "...)
 		s.prelude = strconv.AppendUint(s.prelude, s.lastID, 10)
 	default:
-		s.prelude = nil
 		return nil
 	}
 	s.preludeDiag = needDiag

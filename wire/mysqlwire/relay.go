@@ -307,14 +307,17 @@ func (r *relay) forward() error {
 	}
 }
 
-func (r *relay) setStatus(p []byte) {
-	st, ok := mysqlproto.StatusOf(p, r.be.caps)
+// setStatus reads the status of an OK or EOF that ends a response (or a
+// result set) and returns its warning count.
+func (r *relay) setStatus(p []byte) (warnings uint16) {
+	st, warnings, ok := mysqlproto.StatusWarningsOf(p, r.be.caps)
 	if !ok {
-		return
+		return 0
 	}
 	r.be.status = st
 	r.s.inTx = st&mysqlproto.StatusInTrans != 0
 	r.noteStatus(p, st)
+	return warnings
 }
 
 func (r *relay) response(kind respKind) error {
@@ -454,8 +457,7 @@ func (r *relay) rows(deof bool) (bool, error) {
 		if !r.large && len(p) > 0 {
 			switch {
 			case mysqlproto.IsTerminator(p[0], r.n, deof):
-				r.setStatus(p)
-				r.s.diagResultSet(p, r.be.caps, n)
+				r.s.diagResultSet(r.setStatus(p), n)
 				more := r.be.status&mysqlproto.StatusMoreResults != 0
 				return more, r.forward()
 			case p[0] == mysqlproto.HeaderERR:

@@ -1202,7 +1202,7 @@ func (s *session) query(p []byte, seq uint8) error {
 	if err != nil || res.noServer {
 		return err
 	}
-	s.stateChanged(res.stateChanged, trackedEffects(e.Count, len(e.Sets), e.HasUse, e.TxNext), e.Sets)
+	s.stateChanged(res.stateChanged, trackedEffects(e.Count, len(e.Sets), e.HasUse, e.TxNext))
 	if res.sawErr {
 		if e.Count > 1 && (len(e.Sets) > 0 || e.HasUse) {
 			s.pin("multi-statement query with SET/USE failed part way")
@@ -1219,17 +1219,6 @@ func (s *session) query(p []byte, seq uint8) error {
 		}
 	}
 	return nil
-}
-
-// lastInsertIDQuery is a COM_QUERY that returns id the way
-// SELECT LAST_INSERT_ID() would (BIGINT UNSIGNED, same column name).
-func lastInsertIDQuery(id uint64, alias string) []byte {
-	q := []byte{mysqlproto.ComQuery}
-	q = append(q, "SELECT CAST("...)
-	q = strconv.AppendUint(q, id, 10)
-	q = append(q, " AS UNSIGNED) AS `"...)
-	q = append(q, strings.ReplaceAll(alias, "`", "``")...)
-	return append(q, '`')
 }
 
 // maxSets bounds the SET statements replayed per lease, and maxSetsBytes

@@ -333,7 +333,7 @@ func (s *session) execute(p []byte, seq uint8) error {
 	res, err := s.forwardWith(seq, respQuery, nil, build)
 	if err == nil && !res.noServer {
 		// One statement: tracked if it is a SET, USE or SET TRANSACTION.
-		s.stateChanged(res.stateChanged, len(cs.sets) > 0 || cs.use || cs.txNext, cs.sets)
+		s.stateChanged(res.stateChanged, len(cs.sets) > 0 || cs.use || cs.txNext)
 	}
 	if track && err == nil && !res.noServer && !res.sawErr {
 		s.addSets(cs.sets)

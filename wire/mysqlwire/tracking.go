@@ -124,36 +124,10 @@ func trackedEffects(count, sets int, use, txNext bool) bool {
 
 // stateChanged pins the session after a command the server says changed
 // session state (changed), unless the proxy tracks all the command did
-// (tracked). A session SET of session_track_state_change itself pins
-// whatever the server said: replayed, it could turn the tracking off.
-func (s *session) stateChanged(changed, tracked bool, sets []string) {
-	for _, q := range sets {
-		if containsFold(q, "session_track_state_change") {
-			s.pin("SET session_track_state_change")
-			return
-		}
-	}
+// (tracked). (A client's SET of session_track_state_change itself pins:
+// router.ScanMySQL.)
+func (s *session) stateChanged(changed, tracked bool) {
 	if changed && !tracked {
 		s.pin("session state changed by a procedure or function")
 	}
-}
-
-// containsFold reports whether s contains sub (ASCII, any case).
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		j := 0
-		for ; j < len(sub); j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != sub[j] {
-				break
-			}
-		}
-		if j == len(sub) {
-			return true
-		}
-	}
-	return false
 }
