@@ -83,7 +83,20 @@ type ShardSession struct {
 	// request (PostgreSQL's extended protocol), of which only a lone one
 	// is merged from several shards.
 	InTxn, NoAutocommit, NotAlone bool
+	// KeyTypes tells the types of key columns, for MySQL keys written as
+	// text; nil: such keys are their bytes.
+	KeyTypes KeyTypes
 }
+
+// KeyTypes reports whether column (the shard key column of table, as the
+// statement names it) holds numbers. MySQL compares text with a numeric
+// column as the number the text starts with ('5abc' is 5, 'abc' and the
+// empty string 0, with a warning) and stores it so outside strict mode, so a key
+// written as text that is no number whole must be routed as that number
+// when the column is numeric, and as its bytes when the column is text.
+// The wire layer answers from the server's information_schema, once per
+// table and map.
+type KeyTypes func(table, column string) (numeric bool, err error)
 
 // Hold is why a session keeps its server connection (its lease) between
 // statements or transactions, one of a closed set: both wires keep their
@@ -205,7 +218,7 @@ func (r *ShardRouting) PlanShard(sql string, params Params, sess ShardSession) (
 			return r.namedDatabase(db), sk, nil
 		}
 	}
-	t, err := r.plan(sql, sk, params, sess.Key)
+	t, err := r.plan(sql, sk, params, sess.Key, sess.KeyTypes)
 	if err != nil {
 		var pe errParam
 		if errors.As(err, &pe) {
@@ -293,7 +306,7 @@ func (r *ShardRouting) inLease(t ShardTarget, sk *ShardKeys, sess ShardSession) 
 	return t
 }
 
-func (r *ShardRouting) plan(sql string, sk *ShardKeys, params Params, sessKey *KeyRef) (ShardTarget, error) {
+func (r *ShardRouting) plan(sql string, sk *ShardKeys, params Params, sessKey *KeyRef, kt KeyTypes) (ShardTarget, error) {
 	m := r.Map
 	if sk.ShardHint >= 0 {
 		if sk.ShardHint >= m.Shards() {
@@ -302,7 +315,7 @@ func (r *ShardRouting) plan(sql string, sk *ShardKeys, params Params, sessKey *K
 		return OneShard{sk.ShardHint}, nil
 	}
 	if sk.Hint != nil {
-		s, err := r.keyShard(*sk.Hint, params)
+		s, err := r.keyShard(*sk.Hint, params, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -337,7 +350,7 @@ func (r *ShardRouting) plan(sql string, sk *ShardKeys, params Params, sessKey *K
 		if k.Param > 0 && params == nil {
 			return AnyShard{}, nil // prepared, not executed: its values come later
 		}
-		s, err := r.keyShard(k, params)
+		s, err := r.keyShard(k, params, kt)
 		if err != nil {
 			return nil, err
 		}
@@ -432,7 +445,7 @@ func (r *ShardRouting) unmergeable(sk *ShardKeys) Refused {
 // KeyShard maps a key to its shard; a parameter's value comes from
 // params. The error is params' own (errParam) or the map's.
 func (r *ShardRouting) KeyShard(k KeyRef, params Params) (int, error) {
-	s, err := r.keyShard(k, params)
+	s, err := r.keyShard(k, params, nil)
 	var pe errParam
 	if errors.As(err, &pe) {
 		return 0, pe.err
@@ -440,8 +453,13 @@ func (r *ShardRouting) KeyShard(k KeyRef, params Params) (int, error) {
 	return s, err
 }
 
-func (r *ShardRouting) keyShard(k KeyRef, params Params) (int, error) {
+func (r *ShardRouting) keyShard(k KeyRef, params Params, kt KeyTypes) (int, error) {
 	if k.Param == 0 {
+		if text, ok := k.Literal.(string); ok {
+			if n, numeric, err := r.numericText(text, k.Table, kt); err != nil || numeric {
+				return n, err
+			}
+		}
 		return r.Map.ShardOf(k.Literal)
 	}
 	if params == nil {
@@ -456,7 +474,36 @@ func (r *ShardRouting) keyShard(k KeyRef, params Params) (int, error) {
 	case v.Int:
 		return r.Map.ShardOfInt(v.N)
 	}
+	if n, numeric, err := r.numericText(string(v.Text), k.Table, kt); err != nil || numeric {
+		return n, err
+	}
 	return r.Map.ShardOfBytes(v.Text)
+}
+
+// numericText routes a key written as text that is no number whole
+// ('5abc', 'abc', empty) when kt says its table's key column is numeric: as
+// the number MySQL reads from it (shard.NumberPrefix). numeric is false
+// when the text is to be routed as the map reads it (a number whole, or a
+// text column, or no kt).
+func (r *ShardRouting) numericText(text, table string, kt KeyTypes) (shardIndex int, numeric bool, err error) {
+	if kt == nil || table == "" {
+		return 0, false, nil
+	}
+	if _, kind := shard.IntText(text); kind != shard.NotNumber {
+		return 0, false, nil
+	}
+	isNum, err := kt(table, r.keyColumn(table))
+	if err != nil || !isNum {
+		return 0, false, err
+	}
+	s, err := r.Map.ShardOf(shard.NumberPrefix(text))
+	if err != nil {
+		var ke *shard.KeyError
+		if errors.As(err, &ke) {
+			ke.Key = strconv.Quote(text) // the key as written, not its prefix
+		}
+	}
+	return s, true, err
 }
 
 // keyColumn names the key column of table, for messages.

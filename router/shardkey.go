@@ -55,6 +55,12 @@ type KeyRef struct {
 	// PostgreSQL, the n-th ? in MySQL (counted in text order). 0 for a
 	// literal.
 	Param int
+	// Table is the table whose key column the value is compared with or
+	// stored in, as the statement names it (without its database); ""
+	// for a key of a hint or of SET switchyard.shard_key. MySQL reads
+	// text compared with a numeric column as a number ('5abc' is 5), so
+	// such a key's shard depends on that column's type (KeyTypes).
+	Table string
 }
 
 func (k KeyRef) String() string {
@@ -586,7 +592,7 @@ func (x *KeyExtractor) analyze(ir *stmtIR) *ShardKeys {
 		if ir.tables[0].key == "" {
 			sk.None, sk.NoKeyReason = true, "table "+ir.tables[0].name+" has no shard key column"
 		} else {
-			sk.Keys, sk.RowsPerKey = ir.rowKeys, true
+			sk.Keys, sk.RowsPerKey = withTable(ir.rowKeys, ir.tables[0].name), true
 		}
 	default:
 		sk.Keys, sk.NoKeyReason = x.whereKeys(ir)
@@ -684,13 +690,24 @@ func (x *KeyExtractor) whereKeys(ir *stmtIR) ([]KeyRef, string) {
 			return false
 		}
 		if keys, ok := keysOf(ir.where, match); ok {
-			return keys, ""
+			return withTable(keys, ir.tables[i].name), ""
 		}
 	}
 	if ir.tables[0].key == "" {
 		return nil, "table " + ir.tables[0].name + " has no shard key column"
 	}
 	return nil, "WHERE does not pin " + ir.tables[0].key + " to values"
+}
+
+// withTable returns a copy of keys that names table as theirs (the
+// condition's own values stay as parsed).
+func withTable(keys []KeyRef, table string) []KeyRef {
+	out := make([]KeyRef, len(keys))
+	for i, k := range keys {
+		k.Table = table
+		out[i] = k
+	}
+	return out
 }
 
 // resolve lists the tables whose key column c may be: the one its

@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +21,7 @@ import (
 // its plan step, the replica runtimes of its shards and its metrics.
 
 // ShardCluster is what a sharded cluster routes with; immutable once
-// published.
+// published, but for its cache of key column types.
 type ShardCluster struct {
 	Cluster *config.Cluster
 	*ShardRouting
@@ -34,6 +35,27 @@ type ShardCluster struct {
 	protocol config.Protocol
 	routed   []prometheus.Counter // statements routed, by shard
 	refused  prometheus.Counter
+
+	// keyTypes caches the wire layer's KeyTypes answers for this map:
+	// [2]string{table, column} → numeric. Built anew at each reload, so
+	// a key column whose type an operator changes is looked up again
+	// after the next reload.
+	keyTypes sync.Map
+}
+
+// KeyType returns the cached KeyTypes answer for table's key column;
+// ok is false when there is none yet.
+func (sc *ShardCluster) KeyType(table, column string) (numeric, ok bool) {
+	v, ok := sc.keyTypes.Load([2]string{table, column})
+	if !ok {
+		return false, false
+	}
+	return v.(bool), true
+}
+
+// SetKeyType caches a KeyTypes answer.
+func (sc *ShardCluster) SetKeyType(table, column string, numeric bool) {
+	sc.keyTypes.Store([2]string{table, column}, numeric)
 }
 
 // ShardClusters are sharded clusters by name.

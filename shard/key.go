@@ -310,6 +310,55 @@ func IntText[T string | []byte](b T) (int64, TextKind) {
 	return n, Integer
 }
 
+// NumberPrefix is the number MySQL and MariaDB read from text that is
+// compared with (or stored in) a numeric column: the longest prefix that is
+// a number, after leading blanks ('5abc' is 5, '1e2x' 100, '-5 apples'
+// -5), and 0 when the text starts with none ('abc', empty text, '0x10' is 0). The
+// result is that prefix as text, for IntText; "0" when there is none.
+func NumberPrefix[T string | []byte](b T) string {
+	s := string(b)
+	i := 0
+	for i < len(s) && isBlank(s[i]) {
+		i++
+	}
+	s = s[i:]
+	k := 0
+	if k < len(s) && (s[k] == '+' || s[k] == '-') {
+		k++
+	}
+	d := k
+	for k < len(s) && isDigit(s[k]) {
+		k++
+	}
+	digits := k > d
+	if k < len(s) && s[k] == '.' {
+		f := k + 1
+		for f < len(s) && isDigit(s[f]) {
+			f++
+		}
+		if digits || f > k+1 {
+			digits = true
+			k = f
+		}
+	}
+	if !digits {
+		return "0"
+	}
+	if k < len(s) && (s[k] == 'e' || s[k] == 'E') {
+		e := k + 1
+		if e < len(s) && (s[e] == '+' || s[e] == '-') {
+			e++
+		}
+		if e < len(s) && isDigit(s[e]) {
+			for e < len(s) && isDigit(s[e]) {
+				e++
+			}
+			k = e
+		}
+	}
+	return s[:k]
+}
+
 func isBlank(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }

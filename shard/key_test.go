@@ -181,3 +181,18 @@ func FuzzIntText(f *testing.F) {
 		}
 	})
 }
+
+// TestNumberPrefix: the number MariaDB reads from text compared with an
+// integer column (checked against MariaDB 10.11: WHERE id = '5abc'
+// finds id 5, = 'abc' and the empty string find 0, = '1e2x' finds 100).
+func TestNumberPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"5abc": "5", "abc": "0", "": "0", "  5x": "5", "\t5x": "5", "-5z": "-5", "+5z": "+5",
+		"5.0x": "5.0", "1e2x": "1e2", "1e": "1", "1e+": "1", "1E-2y": "1E-2", ".5x": ".5", "5.": "5.",
+		"0x10": "0", "-": "0", ".": "0", "-.e5": "0", "42": "42", "12abc": "12",
+	} {
+		if got := NumberPrefix(in); got != want {
+			t.Errorf("NumberPrefix(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

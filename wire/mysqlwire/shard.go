@@ -1,7 +1,10 @@
 package mysqlwire
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/frontend"
@@ -211,6 +214,7 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 			sess.Hold = router.HoldTxn // a transaction says it first
 		}
 	}
+	sess.KeyTypes = func(table, column string) (bool, error) { return s.keyType(rt, table, column) }
 	t, sk, err := rt.PlanShard(sql, params, sess)
 	if r, ok := t.(router.Refused); ok && err == nil {
 		err = refusal(r)
@@ -243,6 +247,53 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 	// Several shards: a SELECT to merge, or a write on each shard in its
 	// own transaction, where the plan allows it (router.ShardSession).
 	return sk, rt, t, nil
+}
+
+// keyType answers router.KeyTypes: whether table's key column holds
+// numbers, from the shards' information_schema (every shard has the same
+// schema), once per table and map. It asks on a connection of its own,
+// from a shard other than the one whose connection the session holds (so
+// a pool of one connection cannot wait on itself), and never on the
+// session's: the lookup must not change what the client's connection
+// reports (FOUND_ROWS(), warnings). A table or column the server does not
+// know is not numeric (the statement fails there), and not cached.
+func (s *session) keyType(rt *router.ShardCluster, table, column string) (bool, error) {
+	if numeric, ok := rt.KeyType(table, column); ok {
+		return numeric, nil
+	}
+	if rt.Map.Shards() < 2 || strings.ContainsAny(table+column+rt.Database(0)+rt.Database(1), "\\'") {
+		return false, nil // one shard holds every key; or a name not to quote
+	}
+	i := 0
+	if s.lease != nil && s.sh.cur == 0 {
+		i = 1
+	}
+	p := s.shardPool(rt, i)
+	if p == nil {
+		return false, mysqlproto.NewSQLError(mysqlproto.ERServerShutdown, "08S01", "switchyard is shutting down")
+	}
+	ls, err := p.Get(s.specCtx)
+	if err != nil {
+		return false, fmt.Errorf("looking up the type of %s.%s: %w", table, column, err)
+	}
+	be := ls.Conn.(*backend)
+	q := "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '" + rt.Database(i) +
+		"' AND TABLE_NAME = '" + table + "' AND COLUMN_NAME = '" + column + "'"
+	typ, found, err := be.queryValue(context.Background(), q)
+	p.Put(ls, !be.broken)
+	if err != nil {
+		return false, fmt.Errorf("looking up the type of %s.%s: %w", table, column, err)
+	}
+	if !found {
+		return false, nil
+	}
+	switch strings.ToLower(typ) {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "float", "double", "real":
+		rt.SetKeyType(table, column, true)
+		return true, nil
+	}
+	rt.SetKeyType(table, column, false)
+	return false, nil
 }
 
 // shardLocalTxn answers BEGIN / START TRANSACTION while the session holds

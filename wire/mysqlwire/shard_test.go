@@ -1195,3 +1195,77 @@ func TestShardQualifiedNamesRefused(t *testing.T) {
 		t.Errorf("information_schema: %d tables, %v; want 2", n, err)
 	}
 }
+
+// A key written as text that is no number whole ('5abc', 'abc') compared
+// with a numeric key column: MariaDB reads it as the number it starts with
+// (5, 0), so the statement must go to that number's shard, not to the
+// shard of the text's bytes (which found nothing and updated nothing). A
+// text key column keeps routing by the bytes.
+func TestShardTextKeyOnNumericColumn(t *testing.T) {
+	resetShardTables(t)
+	for _, db := range []string{"orders_0", "orders_1"} {
+		rootExec(t, fmt.Sprintf(`DROP TABLE IF EXISTS %[1]s.tags;
+CREATE TABLE %[1]s.tags (customer_id VARCHAR(40) PRIMARY KEY, tag VARCHAR(40))`, db))
+	}
+	t.Cleanup(func() { rootExec(t, "DROP TABLE IF EXISTS orders_0.tags, orders_1.tags") })
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	m := p.srv.Shards.Get("orders").Map
+	// Texts whose number and bytes are on different shards.
+	differs := func(text string, n int64) bool {
+		sn, _ := m.ShardOfInt(n)
+		sb, err := m.ShardOf(text)
+		return err == nil && sn != sb
+	}
+	var n int64 = 1
+	for !differs(fmt.Sprintf("%dabc", n), n) {
+		n++
+	}
+	mixed := fmt.Sprintf("%dabc", n)
+	word := ""
+	for _, w := range []string{"abc", "xyz", "apple", "kiwi", "plum", "fig", "lime", "pear", "date", "sloe"} {
+		if differs(w, 0) {
+			word = w
+			break
+		}
+	}
+	if word == "" {
+		t.Fatal("no word found whose bytes are on another shard than 0")
+	}
+	sn, _ := m.ShardOfInt(n)
+	s0, _ := m.ShardOfInt(0)
+	rootExec(t, fmt.Sprintf("INSERT INTO orders_%d.orders (id, customer_id, note) VALUES (1, %d, 'n')", sn, n))
+	rootExec(t, fmt.Sprintf("INSERT INTO orders_%d.orders (id, customer_id, note) VALUES (2, 0, 'zero')", s0))
+	ctx := context.Background()
+	for _, params := range []string{"interpolateParams=true", ""} {
+		t.Run("params="+params, func(t *testing.T) {
+			db := p.openOrders(t, params)
+			for text, want := range map[string]string{mixed: "1", word: "2", "": "2"} {
+				if got := rowsOf(t, db, "SELECT id FROM orders WHERE customer_id = ?", text); len(got) != 1 || got[0] != want {
+					t.Errorf("customer_id = %q: rows %v, want [%s] (MariaDB reads it as a number)", text, got, want)
+				}
+			}
+			res, err := db.ExecContext(ctx, "UPDATE orders SET note = ? WHERE customer_id = ?", params, mixed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				t.Errorf("UPDATE ... WHERE customer_id = %q: %d rows affected, want 1", mixed, n)
+			}
+			if got := onShard(t, sn, "SELECT note FROM {db}.orders WHERE id = 1"); got != params {
+				t.Errorf("row 1's note %q, want %q", got, params)
+			}
+			// A text key column: the bytes decide, as before.
+			tag := mixed + params
+			if _, err := db.ExecContext(ctx, "INSERT INTO tags (customer_id, tag) VALUES (?, 't')", tag); err != nil {
+				t.Fatal(err)
+			}
+			sb, _ := m.ShardOf(tag)
+			if got := onShard(t, sb, fmt.Sprintf("SELECT COUNT(*) FROM {db}.tags WHERE customer_id = '%s'", tag)); got != "1" {
+				t.Errorf("text key %q: %s rows on shard %d (its bytes' shard), want 1", tag, got, sb)
+			}
+			if got := rowsOf(t, db, "SELECT tag FROM tags WHERE customer_id = ?", tag); len(got) != 1 {
+				t.Errorf("text key %q read back: %v", tag, got)
+			}
+		})
+	}
+}
