@@ -496,13 +496,12 @@ func (r *ShardRouting) numericText(text, table string, kt KeyTypes) (shardIndex 
 	if err != nil || !isNum {
 		return 0, false, err
 	}
-	s, err := r.Map.ShardOf(shard.NumberPrefix(text))
-	if err != nil {
-		var ke *shard.KeyError
-		if errors.As(err, &ke) {
-			ke.Key = strconv.Quote(text) // the key as written, not its prefix
-		}
+	num := shard.NumberPrefix(text)
+	n, kind := shard.IntText(num)
+	if kind != shard.Integer {
+		return 0, true, &shard.KeyError{Key: strconv.Quote(text), Err: fmt.Errorf("%w: the server reads it as the number %s, which is not a whole int64", shard.ErrKeyType, num)}
 	}
+	s, err := r.Map.ShardOfInt(n)
 	return s, true, err
 }
 

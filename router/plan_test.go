@@ -312,3 +312,59 @@ func TestPlanShardNamedDatabase(t *testing.T) {
 		t.Errorf("PostgreSQL schema-qualified table: %#v; want one shard", got)
 	}
 }
+
+// TestPlanShardTextKeyTypes: with KeyTypes, a MySQL key written as text
+// that is no number whole goes by the number MariaDB reads from it when
+// the key column is numeric, by its bytes when it is text; a number that
+// is not a whole int64 is refused; without KeyTypes the bytes decide.
+func TestPlanShardTextKeyTypes(t *testing.T) {
+	m, _ := shard.NewHash(2, 1024, 1)
+	r := NewShardRouting(MySQL, m, KeySpec{Default: "customer_id", Tables: map[string]string{"customers": "id"}}, false, nil)
+	var asked []string
+	numeric := func(table, column string) (bool, error) {
+		asked = append(asked, table+"."+column)
+		return table != "tags", nil
+	}
+	n := int64(1)
+	for ; ; n++ {
+		a, _ := m.ShardOfInt(n)
+		b, _ := m.ShardOf(fmt.Sprintf("%dabc", n))
+		if a != b {
+			break
+		}
+	}
+	byNumber, _ := m.ShardOfInt(n)
+	byBytes, _ := m.ShardOf(fmt.Sprintf("%dabc", n))
+	for _, c := range []struct {
+		sql     string
+		kt      KeyTypes
+		want    int
+		refused string
+	}{
+		{sql: "SELECT * FROM orders WHERE customer_id = '%dabc'", kt: numeric, want: byNumber},
+		{sql: "SELECT * FROM customers WHERE id = '%dabc'", kt: numeric, want: byNumber},
+		{sql: "UPDATE orders SET note = 'x' WHERE customer_id = ' %dabc'", kt: numeric, want: byNumber},
+		{sql: "SELECT * FROM tags WHERE customer_id = '%dabc'", kt: numeric, want: byBytes},
+		{sql: "SELECT * FROM orders WHERE customer_id = '%dabc'", want: byBytes},
+		{sql: "SELECT * FROM orders WHERE customer_id = '%d.5abc'", kt: numeric, refused: "not a whole int64"},
+		{sql: "SELECT * FROM orders WHERE customer_id = '%de30x'", kt: numeric, refused: "not a whole int64"},
+	} {
+		sql := fmt.Sprintf(c.sql, n)
+		tg, _, err := r.PlanShard(sql, nil, ShardSession{Lease: -1, KeyTypes: c.kt})
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if c.refused != "" {
+			if rf, ok := tg.(Refused); !ok || !strings.Contains(rf.Reason, c.refused) {
+				t.Errorf("%s: %#v, want refused with %q", sql, tg, c.refused)
+			}
+			continue
+		}
+		if tg != (OneShard{c.want}) {
+			t.Errorf("%s: %#v, want shard %d", sql, tg, c.want)
+		}
+	}
+	if want := []string{"orders.customer_id", "customers.id", "orders.customer_id", "tags.customer_id", "orders.customer_id", "orders.customer_id"}; !reflect.DeepEqual(asked, want) {
+		t.Errorf("KeyTypes asked for %v, want %v", asked, want)
+	}
+}

@@ -196,3 +196,21 @@ func TestNumberPrefix(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNumberPrefix: any text gives a number taken from the text's start
+// after blanks, or "0"; IntText reads it as a number unless its exponent
+// has more digits than IntText reads.
+func FuzzNumberPrefix(f *testing.F) {
+	for _, s := range []string{"5abc", "", " -1.5e3x", "0x10", "+.e", "1e+", "\t42 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p := NumberPrefix(s)
+		if _, kind := IntText(p); kind == NotNumber && !strings.ContainsAny(p, "eE") {
+			t.Fatalf("NumberPrefix(%q) = %q, which IntText does not read as a number", s, p)
+		}
+		if p != "0" && !strings.HasPrefix(strings.TrimLeft(s, " \t\n\r\f\v"), p) {
+			t.Fatalf("NumberPrefix(%q) = %q, not a prefix of the text", s, p)
+		}
+	})
+}
