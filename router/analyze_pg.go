@@ -163,10 +163,60 @@ func (b *builder) pgStmt(n *pg.Node) {
 		// DDL, GRANT, VACUUM, CHECKPOINT, ...: whatever it is, the
 		// primary can run it and a replica cannot.
 		b.write(pgStmtName(n))
+		if pgTempNames(n.ProtoReflect()) {
+			b.pin("object in pg_temp")
+		}
 	}
 }
 
-func pgTemp(r *pg.RangeVar) bool { return r.GetRelpersistence() == "t" }
+// pgTemp reports whether r names a temporary relation: TEMP in the
+// statement, or a name qualified by the temporary schema (CREATE TABLE
+// pg_temp.t makes a temp table as CREATE TEMP TABLE t does).
+func pgTemp(r *pg.RangeVar) bool {
+	return r.GetRelpersistence() == "t" || pgTempSchema(r.GetSchemaname())
+}
+
+// pgTempSchema reports whether a schema name is the session's temporary
+// schema: pg_temp, or its real name pg_temp_<n>. The parser has already
+// folded unquoted names to lower case; PostgreSQL compares them exactly.
+func pgTempSchema(name string) bool {
+	return name == "pg_temp" || strings.HasPrefix(name, "pg_temp_")
+}
+
+// pgTempNames reports whether a statement names an object in the
+// temporary schema: CREATE FUNCTION pg_temp.f(), CREATE TYPE pg_temp.t,
+// CREATE DOMAIN pg_temp.d, ... make session-local objects without TEMP.
+// Qualified names are lists of String nodes; relations are RangeVars.
+func pgTempNames(m protoreflect.Message) bool {
+	switch n := m.Interface().(type) {
+	case *pg.RangeVar:
+		return pgTemp(n)
+	case *pg.String:
+		return false
+	}
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind || fd.IsMap() {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			if l.Len() >= 2 {
+				if s, ok := l.Get(0).Message().Interface().(*pg.Node); ok && pgTempSchema(s.GetString_().GetSval()) {
+					found = true
+					return false
+				}
+			}
+			for i := 0; i < l.Len() && !found; i++ {
+				found = pgTempNames(l.Get(i).Message())
+			}
+			return !found
+		}
+		found = pgTempNames(v.Message())
+		return !found
+	})
+	return found
+}
 
 func pgTempInto(into *pg.IntoClause) bool {
 	return into != nil && pgTemp(into.GetRel()) && into.GetOnCommit() != pg.OnCommitAction_ONCOMMIT_DROP
@@ -295,6 +345,13 @@ func (b *builder) pgSet(s *pg.VariableSetStmt) {
 	switch s.GetKind() {
 	case pg.VariableSetKind_VAR_SET_VALUE:
 		b.set(SetOp{Name: name, Value: pgSimpleValue(s.GetArgs()), Local: s.GetIsLocal()})
+		if name == "search_path" && pgTempInPath(s.GetArgs()) {
+			// With pg_temp in the search_path, CREATE TABLE t (no TEMP,
+			// no schema) may make a temp table: when pg_temp comes
+			// before every schema that exists, which the proxy cannot
+			// know. Even SET LOCAL: the table outlives the transaction.
+			b.pin("search_path with pg_temp")
+		}
 	case pg.VariableSetKind_VAR_SET_DEFAULT:
 		b.set(SetOp{Name: name, Reset: true, Local: s.GetIsLocal()})
 	case pg.VariableSetKind_VAR_SET_CURRENT:
@@ -322,6 +379,20 @@ func (b *builder) pgSet(s *pg.VariableSetStmt) {
 	case pg.VariableSetKind_VAR_RESET_ALL:
 		b.set(SetOp{Reset: true, All: true})
 	}
+}
+
+// pgTempInPath reports whether SET search_path's arguments name the
+// temporary schema. A quoted list ('pg_temp, public') is split too, to err
+// on the side of pinning.
+func pgTempInPath(args []*pg.Node) bool {
+	for _, a := range args {
+		for _, part := range strings.Split(a.GetAConst().GetSval().GetSval(), ",") {
+			if pgTempSchema(strings.Trim(part, " \t\"")) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pgSimpleValue renders a single constant argument; anything else is "".

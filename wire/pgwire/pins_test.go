@@ -297,6 +297,23 @@ func TestPsqlTempTableFreesPool(t *testing.T) {
 	waitPoolFree(t, p, "after the second psql")
 }
 
+// Temp objects made without the word TEMP pin too: a name qualified by
+// pg_temp, or an unqualified CREATE under a search_path that starts with
+// pg_temp. These once went back to the pool, and the next client of the
+// server connection could read and write the first one's temp view or
+// sequence.
+func TestTempSchemaPins(t *testing.T) {
+	leave := func(t *testing.T, ctx context.Context, c *pgconn.PgConn, pid string) { _ = c.Close(ctx) }
+	for _, pc := range []pinCase{
+		{"table", `CREATE TABLE pg_temp.zz (x int)`},
+		{"view", `CREATE VIEW pg_temp.zz AS SELECT 1 AS one`},
+		{"sequence", `CREATE SEQUENCE pg_temp.zz`},
+		{"search_path", `SET search_path = pg_temp, public; CREATE TABLE zz (x int)`},
+	} {
+		t.Run(pc.name, func(t *testing.T) { pinnedSessionEnds(t, "app", pc, false, leave) })
+	}
+}
+
 // Session pooling resets a departing client's connection with DISCARD ALL
 // and reuses it: none of the session's state reaches the next client, and
 // the next client's own startup parameters are applied for real.
