@@ -261,6 +261,27 @@ func (e *MySQLEffects) statement(toks []token, text string) {
 				return
 			}
 		}
+		for i := 1; i+1 < len(toks); i++ {
+			t := toks[i]
+			if t.kind != tWord && t.kind != tSysVar || toks[i+1].text != "=" && toks[i+1].text != ":" {
+				continue // not a variable being assigned
+			}
+			name := t.text
+			if j := strings.LastIndexByte(name, '.'); j >= 0 {
+				name = name[j+1:]
+			}
+			switch name {
+			case "INSERT_ID", "RAND_SEED1", "RAND_SEED2":
+				// Used once, by the next INSERT or RAND(): replayed on
+				// every later server connection, the value would be
+				// used again (a second INSERT got the same id: 1062).
+				e.pinFor("SET " + strings.ToLower(name))
+			case "LAST_INSERT_ID", "IDENTITY":
+				// As LAST_INSERT_ID(expr): the value becomes the
+				// session's, read back before the lease ends.
+				e.SetsID = true
+			}
+		}
 		if e.Pin == "" {
 			e.Sets = append(e.Sets, strings.TrimSpace(text))
 		}

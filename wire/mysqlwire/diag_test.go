@@ -182,3 +182,41 @@ func TestWarningsHoldBounded(t *testing.T) {
 		t.Fatalf("x's SHOW COUNT(*) WARNINGS = %s, want 0", got)
 	}
 }
+
+// SET insert_id is used by the next INSERT only, and SET last_insert_id
+// sets what LAST_INSERT_ID() returns, as on the server. insert_id was
+// replayed like any SET each time another client had used the connection
+// in between, so the session's next INSERT took the same id again (1062);
+// SET last_insert_id = n was followed by SELECT LAST_INSERT_ID() = 0.
+func TestSetInsertIDAndLastInsertID(t *testing.T) {
+	p := startProxy(t, "pool_size = 1")
+	rootExec(t, "CREATE TABLE IF NOT EXISTS app.diag_i (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	rootExec(t, "DELETE FROM app.diag_i WHERE id >= 3000000")
+	db := p.open(t, "")
+	a := conn(t, db)
+	ctx := context.Background()
+	execSQL(t, a, "SET last_insert_id = 4242")
+	if got := queryString(t, a, "SELECT LAST_INSERT_ID()"); got != "4242" {
+		t.Errorf("after SET last_insert_id = 4242, SELECT LAST_INSERT_ID() = %s", got)
+	}
+	execSQL(t, a, "SET insert_id = 3000000")
+	var ids []int64
+	for i := range 2 {
+		// Another client wants the connection in between: it gets it
+		// (and a's SETs are replayed after), or waits for a pinned a.
+		b := conn(t, db)
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, _ = b.ExecContext(bctx, "DO 1")
+		cancel()
+		b.Close()
+		res, err := a.ExecContext(ctx, "INSERT INTO diag_i (v) VALUES (?)", i)
+		if err != nil {
+			t.Fatalf("INSERT %d after SET insert_id: %v", i, err)
+		}
+		id, _ := res.LastInsertId()
+		ids = append(ids, id)
+	}
+	if ids[0] != 3000000 || ids[1] <= ids[0] {
+		t.Fatalf("ids after SET insert_id = 3000000: %v, want 3000000 then a generated one", ids)
+	}
+}
