@@ -386,10 +386,21 @@ func (b *builder) pgSet(s *pg.VariableSetStmt) {
 // on the side of pinning.
 func pgTempInPath(args []*pg.Node) bool {
 	for _, a := range args {
-		for _, part := range strings.Split(a.GetAConst().GetSval().GetSval(), ",") {
-			if pgTempSchema(strings.Trim(part, " \t\"")) {
-				return true
-			}
+		if SearchPathNamesTemp(a.GetAConst().GetSval().GetSval()) {
+			return true
+		}
+	}
+	return false
+}
+
+// SearchPathNamesTemp reports whether a PostgreSQL search_path value (as
+// SHOW prints it, or a startup parameter: "pg_temp, public") names the
+// temporary schema, where an unqualified CREATE TABLE may then make a
+// temp table. A session with such a search_path pins.
+func SearchPathNamesTemp(path string) bool {
+	for _, part := range strings.Split(path, ",") {
+		if pgTempSchema(strings.Trim(part, " \t\"")) {
+			return true
 		}
 	}
 	return false

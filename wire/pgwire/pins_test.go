@@ -312,6 +312,30 @@ func TestTempSchemaPins(t *testing.T) {
 	} {
 		t.Run(pc.name, func(t *testing.T) { pinnedSessionEnds(t, "app", pc, false, leave) })
 	}
+	// The same search_path as a startup parameter (pgx's RuntimeParams).
+	t.Run("startup_search_path", func(t *testing.T) {
+		p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"2s\"")
+		ctx := ctxT(t, 20*time.Second)
+		c, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app")+"&search_path=pg_temp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, `CREATE TABLE zz (x int)`).ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		pid, err := execOne(ctx, c, `SELECT pg_backend_pid()`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := pinState(ctx, c); err != nil || !strings.HasPrefix(st, "t ") {
+			t.Fatalf("CREATE TABLE under search_path pg_temp made no temp table (%q, %v): the test would prove nothing", st, err)
+		}
+		_ = c.Close(ctx)
+		waitPoolFree(t, p, "after the client left")
+		waitBackendClean(t, pid)
+		nextClientSeesNoPin(t, p, "app")
+	})
 }
 
 // Session pooling resets a departing client's connection with DISCARD ALL

@@ -576,6 +576,13 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 	if u.PoolMode != "" {
 		c.mode = u.PoolMode
 	}
+	if c.mode == config.PoolTransaction && router.SearchPathNamesTemp(desired["search_path"]) {
+		// A search_path startup parameter naming pg_temp pins as SET
+		// search_path does (router): CREATE TABLE t may make a temp table.
+		c.mu.Lock()
+		c.pinLocked("search_path with pg_temp")
+		c.mu.Unlock()
+	}
 	if cl.Sharding != nil { // sharding (shard.go)
 		if err := c.shardLogin(cl, u); err != nil {
 			return err
