@@ -150,6 +150,9 @@ type SetOp struct {
 	Reset bool
 	// All: RESET ALL or DISCARD ALL.
 	All bool
+	// Auth: DISCARD ALL, which also resets role and session_authorization;
+	// PostgreSQL's RESET ALL leaves those two (GUC_NO_RESET_ALL).
+	Auth bool
 	// Local: lasts only for the current (PostgreSQL SET LOCAL, SET
 	// TRANSACTION) or next (MySQL SET TRANSACTION) transaction, so a
 	// pooler must not replay it on another connection.

@@ -67,7 +67,7 @@ func (b *builder) pgStmt(n *pg.Node) {
 	case *pg.Node_DiscardStmt:
 		b.class(Session)
 		if s.DiscardStmt.GetTarget() == pg.DiscardMode_DISCARD_ALL {
-			b.set(SetOp{Reset: true, All: true})
+			b.set(SetOp{Reset: true, All: true, Auth: true})
 			b.deallocate("", true)
 		}
 	case *pg.Node_DeallocateStmt:

@@ -147,7 +147,7 @@ var postgresCases = []analyzeCase{
 	{sql: "SET search_path FROM CURRENT", want: Analysis{Class: Session, Sets: []SetOp{{Name: "search_path"}}}},
 	{sql: "RESET search_path", want: Analysis{Class: Session, Sets: []SetOp{{Name: "search_path", Reset: true}}}},
 	{sql: "RESET ALL", want: Analysis{Class: Session, Sets: []SetOp{{Reset: true, All: true}}}},
-	{sql: "DISCARD ALL", want: Analysis{Class: Session, Sets: []SetOp{{Reset: true, All: true}}, Deallocate: &Deallocate{All: true}}},
+	{sql: "DISCARD ALL", want: Analysis{Class: Session, Sets: []SetOp{{Reset: true, All: true, Auth: true}}, Deallocate: &Deallocate{All: true}}},
 	{sql: "DISCARD PLANS", want: Analysis{Class: Session}},
 	{sql: "DEALLOCATE ALL", want: Analysis{Class: Session, Deallocate: &Deallocate{All: true}}},
 	{sql: "DEALLOCATE PREPARE stmt1", want: Analysis{Class: Session, Deallocate: &Deallocate{Name: "stmt1"}, StatementNames: []string{"stmt1"}}},

@@ -848,6 +848,49 @@ func TestSessionAuthorizationResetsRole(t *testing.T) {
 	}
 }
 
+// RESET ALL leaves role and session_authorization as they are (PostgreSQL
+// marks them GUC_NO_RESET_ALL); DISCARD ALL resets them. The books once
+// took RESET ALL for a reset of the role too: the connection, still in
+// the role on the server, was booked as clean, and the next client of the
+// pool ran its statements as that role. Pool of one, another client
+// between the statements, as above.
+func TestResetAllKeepsRole(t *testing.T) {
+	p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"3s\"")
+	ctx := ctxT(t, 60*time.Second)
+	if err := testcluster.PG.Exec(testcluster.PG.Primary, "app", `DO $$ BEGIN
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sy_role_r') THEN CREATE ROLE sy_role_r; END IF; END $$;
+		GRANT sy_role_r TO app`); err != nil {
+		t.Fatal(err)
+	}
+	a, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	other, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	for _, step := range []struct{ sql, want string }{
+		{"SET ROLE sy_role_r", ""},
+		{"RESET ALL", ""},
+		{"SELECT current_user", "sy_role_r"},
+		{"BEGIN; RESET ALL; COMMIT", ""},
+		{"SELECT current_user", "sy_role_r"},
+		{"DISCARD ALL", ""},
+		{"SELECT current_user || ' ' || current_setting('role')", "app none"},
+	} {
+		got, err := execOne(ctx, a, step.sql)
+		if err != nil || got != step.want {
+			t.Fatalf("%s: %v (%q), want %q", step.sql, err, got, step.want)
+		}
+		if got, err := execOne(ctx, other, "SELECT current_user"); err != nil || got != "app" {
+			t.Fatalf("the other client after %s: %v (%q), want app", step.sql, err, got)
+		}
+	}
+}
+
 // currval() and lastval() read the sequence state of the session's
 // connection: under transaction pooling, another client's. A client reads
 // its own values (its last lease's, when nobody used the connection

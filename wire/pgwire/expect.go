@@ -37,6 +37,7 @@ type expect struct {
 	names []string
 	vals  [][2]string
 	all   bool
+	auth  bool // with all: DISCARD ALL (role and session_authorization reset too)
 	// swap: the first server message of type swap booked against this
 	// entry reaches the client as swapMsg instead (an error the proxy
 	// words, a command tag for a statement it substituted).

@@ -845,10 +845,10 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			}
 			c.noteTxnNamesLocked(names)
 			capture = captureQuery(names)
-			q.push(expect{kind: 'Q', act: actCapture, names: append([]string(nil), names...), all: c.captureAll})
+			q.push(expect{kind: 'Q', act: actCapture, names: append([]string(nil), names...), all: c.captureAll, auth: c.captureAuth})
 			c.outstanding++
 		}
-		c.capture, c.captureAll, c.captureTxn = c.capture[:0], false, false
+		c.capture, c.captureAll, c.captureAuth, c.captureTxn = c.capture[:0], false, false, false
 	}
 	var posQuery []byte
 	if (typ == 'Q' || typ == 'S') && !skip {

@@ -90,6 +90,7 @@ func (c *clientConn) collect(a *router.Analysis) {
 		case s.Local:
 		case s.All:
 			c.captureAll = true
+			c.captureAuth = c.captureAuth || s.Auth
 			c.capture = c.capture[:0]
 		case s.Name != "":
 			c.capture = append(c.capture, s.Name)
@@ -191,8 +192,8 @@ func (c *clientConn) applyCaptureLocked(f *expect, status byte, sc *serverConn) 
 		if inTx {
 			c.txnResetAll = true
 		} else {
-			c.resetDesiredLocked()
-			clear(sc.applied)
+			c.resetDesiredLocked(!f.auth)
+			clearApplied(sc.applied, !f.auth)
 		}
 	}
 	for _, kv := range f.vals {
@@ -287,7 +288,7 @@ func (c *clientConn) endTxnLocked(sc *serverConn) {
 	}
 	if c.txnCommitted {
 		if c.txnResetAll {
-			c.resetDesiredLocked()
+			c.resetDesiredLocked(true) // RESET ALL: DISCARD ALL cannot run in a transaction
 		}
 		for k, v := range c.txnSets {
 			c.desired[k] = v
@@ -305,12 +306,43 @@ func (c *clientConn) endTxnLocked(sc *serverConn) {
 	c.noteIsolationLocked()
 }
 
-func (c *clientConn) resetDesiredLocked() {
+// noResetAll are the settings RESET ALL leaves as they are (PostgreSQL's
+// GUC_NO_RESET_ALL); DISCARD ALL resets them too (SET SESSION
+// AUTHORIZATION DEFAULT). Booked as reset, a role the server kept would
+// reach the next client of the connection.
+var noResetAll = [...]string{"role", "session_authorization"}
+
+// resetDesiredLocked sets the client's settings back to its startup
+// parameters: RESET ALL (keepAuth) or DISCARD ALL.
+func (c *clientConn) resetDesiredLocked(keepAuth bool) {
+	var kept [len(noResetAll)]*string
+	if keepAuth {
+		for i, k := range noResetAll {
+			if v, ok := c.desired[k]; ok {
+				kept[i] = &v
+			}
+		}
+	}
 	clear(c.desired)
 	for k, v := range c.startupParams {
 		c.desired[k] = v
 	}
+	for i, k := range noResetAll {
+		if kept[i] != nil {
+			c.desired[k] = *kept[i]
+		}
+	}
 	c.noteIsolationLocked()
+}
+
+// clearApplied forgets what was applied on a server connection after it
+// ran RESET ALL (keepAuth) or DISCARD ALL.
+func clearApplied(applied map[string]string, keepAuth bool) {
+	for k := range applied {
+		if !keepAuth || k != noResetAll[0] && k != noResetAll[1] {
+			delete(applied, k)
+		}
+	}
 }
 
 // noteTagLocked remembers whether the transaction being ended commits.
@@ -349,7 +381,7 @@ func (c *clientConn) answerLocally(a *router.Analysis) bool {
 	case len(a.Sets) > 0 && a.Sets[0].All:
 		clear(c.stmts)
 		c.mu.Lock()
-		c.resetDesiredLocked()
+		c.resetDesiredLocked(false)
 		c.mu.Unlock()
 		tag = "DISCARD ALL"
 	case a.Deallocate.All:
