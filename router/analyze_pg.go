@@ -525,6 +525,11 @@ func (b *builder) pgFunc(f *pg.FuncCall) {
 			args := f.GetArgs()
 			if len(args) != 3 || !args[2].GetAConst().GetBoolval().GetBoolval() {
 				b.pin("set_config()")
+			} else if strings.EqualFold(args[0].GetAConst().GetSval().GetSval(), "search_path") &&
+				(args[1].GetAConst() == nil || SearchPathNamesTemp(args[1].GetAConst().GetSval().GetSval())) {
+				// Local, but a temp table created under it outlives the
+				// transaction, as with SET LOCAL search_path (pgSet).
+				b.pin("search_path with pg_temp")
 			}
 			return
 		case "pg_notify":

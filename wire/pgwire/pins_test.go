@@ -309,6 +309,7 @@ func TestTempSchemaPins(t *testing.T) {
 		{"view", `CREATE VIEW pg_temp.zz AS SELECT 1 AS one`},
 		{"sequence", `CREATE SEQUENCE pg_temp.zz`},
 		{"search_path", `SET search_path = pg_temp, public; CREATE TABLE zz (x int)`},
+		{"set_config_local", `BEGIN; SELECT set_config('search_path', 'pg_temp', true); CREATE TABLE zz (x int); COMMIT`},
 	} {
 		t.Run(pc.name, func(t *testing.T) { pinnedSessionEnds(t, "app", pc, false, leave) })
 	}
