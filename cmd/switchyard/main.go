@@ -334,17 +334,32 @@ func (p *proxy) loadAdminCert(cfg *config.Config) error {
 	return nil
 }
 
+// shutdown drains both protocols at once: each stops accepting, closes its
+// idle clients and waits for its transactions in flight, all within ctx.
+// One after the other, the second listener would go on accepting (and its
+// idle clients stay) while the first waits for its transactions, and the
+// second's transactions would get only what is left of ctx.
 func (p *proxy) shutdown(ctx context.Context) {
+	var wg sync.WaitGroup
 	if p.pg != nil {
-		if err := p.pg.Shutdown(ctx); err != nil {
-			p.log.Warn("shutdown timeout reached; closed remaining clients", "err", err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.pg.Shutdown(ctx); err != nil {
+				p.log.Warn("shutdown timeout reached; closed remaining clients", "err", err)
+			}
+		}()
 	}
 	if p.my != nil {
-		if err := p.my.Shutdown(ctx); err != nil {
-			p.log.Warn("shutdown timeout reached; closed remaining MySQL clients", "err", err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.my.Shutdown(ctx); err != nil {
+				p.log.Warn("shutdown timeout reached; closed remaining MySQL clients", "err", err)
+			}
+		}()
 	}
+	wg.Wait()
 	if p.admin != nil {
 		_ = p.admin.Shutdown(ctx)
 	}
