@@ -56,7 +56,7 @@ func (r *Runtime[V]) ConsoleTable(what, clients string) (t *Table, ok bool) {
 		t.Add("SHOW SHARDS", "shards of the sharded clusters")
 		t.Add("SHOW STATS", "transactions, queries and routing per cluster")
 		t.Add("RELOAD", "reload the config file")
-		t.Add("PAUSE [cluster]", "stop handing out server connections")
+		t.Add("PAUSE [cluster]", "stop handing out server connections; returns when the transactions in flight have ended (at most shutdown_timeout)")
 		t.Add("RESUME [cluster]", "resume after PAUSE")
 	case "POOLS":
 		t.Cols = []string{"protocol", "cluster", "node", "user", "size", "active", "idle", "dialing", "waiting", "leases", "wait_timeouts", "queue_full", "max_wait"}
@@ -129,6 +129,20 @@ func PausePools(cluster string, pause bool) int {
 			pi.Pool.Resume()
 		}
 		n++
+	}
+	return n
+}
+
+// PoolsLeased counts the server connections of cluster's pools (every
+// pool for "") that are leased or being dialed now: what a PAUSE waits
+// for.
+func PoolsLeased(cluster string) int {
+	n := 0
+	for _, pi := range metrics.Pools() {
+		if cluster == "" || pi.Cluster == cluster {
+			st := pi.Pool.Stats()
+			n += st.Active + st.Dialing
+		}
 	}
 	return n
 }

@@ -1,6 +1,7 @@
 package pgwire
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -86,6 +87,9 @@ func (c *clientConn) consoleQuery(q string) {
 		if n == 0 && cluster != "" {
 			fail("no pools of cluster %q", cluster)
 		} else {
+			if f[0] == "PAUSE" {
+				out = append(out, c.waitPaused(cluster)...)
+			}
 			c.log.Info("admin console: "+strings.ToLower(f[0]), "cluster", cluster, "pools", n)
 			out = append(out, &pgproto3.CommandComplete{CommandTag: []byte(f[0])})
 		}
@@ -94,6 +98,29 @@ func (c *clientConn) consoleQuery(q string) {
 	}
 	out = append(out, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	c.sendFromProxy(out...)
+}
+
+// waitPaused is PAUSE's wait, as PgBouncer's: the command returns once the
+// transactions in flight on the paused pools have ended and given their
+// server connections back, so that nothing runs on the servers when the
+// operator goes on (a switchover, a restart). Connections held longer than
+// shutdown_timeout (a pinned or session-pooled client holds its connection
+// while idle, a transaction may never end) do not hold the command
+// forever: it returns with a warning that counts them; the pools stay
+// paused either way.
+func (c *clientConn) waitPaused(cluster string) []pgproto3.BackendMessage {
+	deadline := time.Now().Add(c.srv.Config().Proxy.ShutdownTimeout)
+	for {
+		n := frontend.PoolsLeased(cluster)
+		if n == 0 {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return []pgproto3.BackendMessage{&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "01000",
+				Message: fmt.Sprintf("paused, but %d server connection(s) are still in use after shutdown_timeout: transactions still running, or pinned or session-pooled clients holding their connection; they finish, no new transaction starts", n)}}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // consoleShow builds the table of one SHOW command: the front end's

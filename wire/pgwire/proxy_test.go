@@ -1182,6 +1182,103 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// TestAdminConsolePauseWaitsForTransactions: PAUSE returns once the
+// transactions in flight have ended, as PgBouncer's does, so that an
+// operator who pauses before a switchover knows nothing runs; it returned
+// at once while a transaction was still open. A connection held by an idle
+// session-pooled client does not hold PAUSE past shutdown_timeout: it
+// returns with a warning.
+func TestAdminConsolePauseWaitsForTransactions(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 60*time.Second)
+	app, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	var notices []string
+	var mu sync.Mutex
+	cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		notices = append(notices, n.Message)
+		mu.Unlock()
+	}
+	adm, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(ctx)
+	defer adm.Exec(ctx, "RESUME")
+
+	if _, err := app.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	paused := make(chan error, 1)
+	go func() {
+		_, err := adm.Exec(ctx, "PAUSE pg")
+		paused <- err
+	}()
+	select {
+	case err := <-paused:
+		t.Fatalf("PAUSE returned while a transaction was open: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	// The open transaction goes on and ends; then PAUSE returns.
+	if _, err := app.Exec(ctx, "SELECT 2"); err != nil {
+		t.Fatalf("statement of the open transaction during PAUSE: %v", err)
+	}
+	if _, err := app.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-paused:
+		if err != nil {
+			t.Fatalf("PAUSE: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("PAUSE did not return 3s after the transaction ended")
+	}
+	mu.Lock()
+	if len(notices) != 0 {
+		t.Fatalf("PAUSE warned with nothing left running: %v", notices)
+	}
+	mu.Unlock()
+	if _, err := adm.Exec(ctx, "RESUME pg"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Exec(ctx, "SELECT 3"); err != nil {
+		t.Fatalf("after RESUME: %v", err)
+	}
+
+	// A session-pooled client holds its connection while idle: PAUSE
+	// gives up waiting after shutdown_timeout (5s here) and says so.
+	sess, err := pgx.Connect(ctx, p.dsn("app_session", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close(ctx)
+	if _, err := sess.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := adm.Exec(ctx, "PAUSE pg"); err != nil {
+		t.Fatalf("PAUSE with a session-pooled client: %v", err)
+	}
+	if d := time.Since(start); d < 4*time.Second || d > 10*time.Second {
+		t.Fatalf("PAUSE with a session-pooled client returned after %v, want about shutdown_timeout (5s)", d)
+	}
+	mu.Lock()
+	if len(notices) != 1 || !strings.Contains(notices[0], "1 server connection(s) are still in use") {
+		t.Fatalf("PAUSE's warning: %q", notices)
+	}
+	mu.Unlock()
+}
+
 func TestMetricsCountTraffic(t *testing.T) {
 	p := startProxy(t, "")
 	ctx := ctxT(t, 30*time.Second)
