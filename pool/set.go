@@ -29,6 +29,9 @@ type Set[K comparable, V any] struct {
 	// closed or drained. Neither is called with the set's lock held.
 	Listed   func(k K, p *Pool, l Limits)
 	Unlisted func(p *Pool)
+	// Paused, when set, is asked under the set's lock about each pool Get
+	// opens: true pauses it (Pool.Pause) before anyone can lease from it.
+	Paused func(k K) bool
 	// Log, when set, gets a line per pool drained by Reload.
 	Log *slog.Logger
 
@@ -64,6 +67,9 @@ func (s *Set[K, V]) Get(k K, open func() (*Pool, V, error)) (*Pool, V, error) {
 		s.mu.Unlock()
 		p.Close()
 		return p, v, nil
+	}
+	if s.Paused != nil && s.Paused(k) {
+		p.Pause()
 	}
 	if s.m == nil {
 		s.m = make(map[K]*setEntry[V])

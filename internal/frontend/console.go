@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/metrics"
@@ -115,15 +116,51 @@ func (r *Runtime[V]) ConsoleTable(what, clients string) (t *Table, ok bool) {
 	return t, true
 }
 
+// paused is what PAUSE left in force: every cluster (all) or some, by
+// name. A pool opened while its cluster is paused starts paused (Pools.Init
+// asks ClusterPaused), so that a pool made on first use, for a user's
+// first login or by a reload after PAUSE does not serve before RESUME.
+var paused struct {
+	sync.Mutex
+	all      bool
+	clusters map[string]bool
+}
+
+// ClusterPaused says whether PAUSE holds cluster's pools.
+func ClusterPaused(cluster string) bool {
+	paused.Lock()
+	defer paused.Unlock()
+	return paused.all || paused.clusters[cluster]
+}
+
 // PausePools pauses (pause) or resumes every pool of the process, of
-// cluster only when it is not "", and returns how many it changed.
+// cluster only when it is not "", now and for the pools opened later, and
+// returns how many open pools it concerned. RESUME without a cluster ends
+// every pause; RESUME of one cluster leaves it paused while a PAUSE of
+// every cluster holds.
 func PausePools(cluster string, pause bool) int {
+	paused.Lock()
+	defer paused.Unlock()
+	switch {
+	case cluster == "":
+		paused.all = pause
+		if !pause {
+			clear(paused.clusters)
+		}
+	case pause:
+		if paused.clusters == nil {
+			paused.clusters = map[string]bool{}
+		}
+		paused.clusters[cluster] = true
+	default:
+		delete(paused.clusters, cluster)
+	}
 	n := 0
 	for _, pi := range metrics.Pools() {
 		if cluster != "" && pi.Cluster != cluster {
 			continue
 		}
-		if pause {
+		if paused.all || paused.clusters[pi.Cluster] {
 			pi.Pool.Pause()
 		} else {
 			pi.Pool.Resume()

@@ -85,8 +85,16 @@ type Pools[V any] struct {
 func (ps *Pools[V]) Init(proto config.Protocol, log *slog.Logger, creds func(*config.User) (user, password string)) {
 	ps.proto, ps.creds = proto, creds
 	ps.Log = log
+	// A pool opened while PAUSE holds its cluster starts paused: asked
+	// under the set's lock, before any client can lease from it, and once
+	// more after it is listed, for a PAUSE that came in between (it found
+	// the flag set, or this pool among those listed).
+	ps.Paused = func(k PoolKey) bool { return ClusterPaused(k.Cluster) }
 	ps.Listed = func(k PoolKey, p *pool.Pool, l pool.Limits) {
 		metrics.AddPool(metrics.PoolInfo{Protocol: string(proto), Cluster: k.Cluster, Node: k.Addr + "/" + k.DB, User: k.User, Size: l.Size, Pool: p})
+		if ClusterPaused(k.Cluster) {
+			p.Pause()
+		}
 	}
 	ps.Unlisted = metrics.RemovePool
 }

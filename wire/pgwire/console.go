@@ -83,10 +83,16 @@ func (c *clientConn) consoleQuery(q string) {
 		if len(f) == 2 {
 			cluster = strings.ToLower(strings.Fields(q)[1])
 		}
-		n := frontend.PausePools(cluster, f[0] == "PAUSE")
-		if n == 0 && cluster != "" {
-			fail("no pools of cluster %q", cluster)
+		// A cluster of the config may have no pool yet (pools open on
+		// first use): PAUSE holds it all the same.
+		known := cluster == ""
+		for _, cl := range c.srv.Config().Clusters {
+			known = known || cl.Name == cluster
+		}
+		if !known {
+			fail("no cluster %q", cluster)
 		} else {
+			n := frontend.PausePools(cluster, f[0] == "PAUSE")
 			if f[0] == "PAUSE" {
 				out = append(out, c.waitPaused(cluster)...)
 			}

@@ -1279,6 +1279,56 @@ func TestAdminConsolePauseWaitsForTransactions(t *testing.T) {
 	mu.Unlock()
 }
 
+// TestAdminConsolePauseHoldsPoolsOpenedLater: pools open on first use
+// (and on a reload), so PAUSE must hold the pools of its cluster that do
+// not exist yet. "PAUSE pg" before any client had used the cluster was
+// refused ("no pools of cluster"), and a plain PAUSE let the first
+// client's queries run, on pools opened after it.
+func TestAdminConsolePauseHoldsPoolsOpenedLater(t *testing.T) {
+	for _, cmd := range []string{"PAUSE pg", "PAUSE"} {
+		t.Run(cmd, func(t *testing.T) {
+			p := startProxy(t, "")
+			ctx := ctxT(t, 60*time.Second)
+			cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
+			cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+			adm, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer adm.Close(ctx)
+			defer adm.Exec(ctx, "RESUME")
+			if _, err := adm.Exec(ctx, cmd); err != nil {
+				t.Fatalf("%s before any pool of the cluster is open: %v", cmd, err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				app, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+				if err == nil {
+					_, err = app.Exec(ctx, "SELECT 1")
+					app.Close(ctx)
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				t.Fatalf("a query ran while paused, on a pool opened after %s: %v", cmd, err)
+			case <-time.After(time.Second):
+			}
+			if _, err := adm.Exec(ctx, "RESUME"); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("after RESUME: %v", err)
+				}
+			case <-time.After(4 * time.Second):
+				t.Fatal("the query did not run after RESUME")
+			}
+		})
+	}
+}
+
 func TestMetricsCountTraffic(t *testing.T) {
 	p := startProxy(t, "")
 	ctx := ctxT(t, 30*time.Second)
