@@ -81,13 +81,17 @@ func (c *clientConn) consoleQuery(q string) {
 	case (f[0] == "PAUSE" || f[0] == "RESUME") && len(f) <= 2:
 		cluster := ""
 		if len(f) == 2 {
-			cluster = strings.ToLower(strings.Fields(q)[1])
+			cluster = strings.Fields(q)[1]
 		}
 		// A cluster of the config may have no pool yet (pools open on
-		// first use): PAUSE holds it all the same.
+		// first use): PAUSE holds it all the same. Its name is matched
+		// whatever its case (the command's words are), and used as the
+		// config spells it: "PAUSE Orders" holds cluster "Orders".
 		known := cluster == ""
 		for _, cl := range c.srv.Config().Clusters {
-			known = known || cl.Name == cluster
+			if !known && strings.EqualFold(cl.Name, cluster) {
+				cluster, known = cl.Name, true
+			}
 		}
 		if !known {
 			fail("no cluster %q", cluster)

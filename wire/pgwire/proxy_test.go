@@ -1329,6 +1329,75 @@ func TestAdminConsolePauseHoldsPoolsOpenedLater(t *testing.T) {
 	}
 }
 
+// TestAdminConsolePauseClusterNameCase: "PAUSE Orders" pauses cluster
+// "Orders". The console lowered the name and answered 'no pools of
+// cluster "orders"', so a cluster whose name has a capital could not be
+// paused or resumed on its own.
+func TestAdminConsolePauseClusterNameCase(t *testing.T) {
+	p := serveConfig(t, fmt.Sprintf(`
+[proxy]
+postgres_listen = "127.0.0.1:0"
+mysql_listen = ""
+admin_listen = ""
+
+[defaults]
+query_wait_timeout = "5s"
+
+[[users]]
+name = "app"
+password = "app"
+
+[[users]]
+name = "admin"
+password = "admin"
+admin = true
+server_user = "app"
+server_password = "app"
+
+[[clusters]]
+name = "Orders"
+protocol = "postgres"
+database = "app"
+primary = %q
+`, testcluster.PG.Primary.Addr()))
+	ctx := ctxT(t, 30*time.Second)
+	app, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	if _, err := app.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	adm, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(ctx)
+	defer adm.Exec(ctx, "RESUME")
+	if _, err := adm.Exec(ctx, "PAUSE Orders"); err != nil {
+		t.Fatalf("PAUSE Orders: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := app.Exec(ctx, "SELECT 2")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("query ran while cluster Orders was paused: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := adm.Exec(ctx, "RESUME Orders"); err != nil {
+		t.Fatalf("RESUME Orders: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("after RESUME Orders: %v", err)
+	}
+}
+
 func TestMetricsCountTraffic(t *testing.T) {
 	p := startProxy(t, "")
 	ctx := ctxT(t, 30*time.Second)
