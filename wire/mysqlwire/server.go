@@ -182,9 +182,13 @@ func probeVersion(addr string, timeout time.Duration) (string, error) {
 // Shutdown stops accepting, closes idle clients at once, lets clients in a
 // transaction finish it (each is closed when its server connection goes
 // back), and closes the pools. If ctx ends first, every remaining client is
-// closed and ctx's error returned.
+// closed and ctx's error returned; the pools then close at once, failing
+// the waits of clients queued for a server connection (pgwire's Shutdown
+// says why).
 func (s *Server) Shutdown(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, s.Runtime.Pools.Close)
 	err := s.fe.Shutdown(ctx)
+	stop()
 	s.Runtime.Close()
 	return err
 }

@@ -26,6 +26,7 @@ import (
 	_ "github.com/lib/pq"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/testcluster"
 )
@@ -1395,6 +1396,57 @@ primary = %q
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("after RESUME Orders: %v", err)
+	}
+}
+
+// TestShutdownDeadlineFailsPoolWaiters: a client waiting for a server
+// connection when the drain's deadline comes (here a login on a paused
+// pool; the same for an exhausted one) is refused then. It was not: the
+// drain closed the clients' sockets and waited for their goroutines, one
+// of which sat in the pool's queue for query_wait_timeout (twice: the
+// primary, then a replica), so SIGTERM took query_wait_timeout longer than
+// shutdown_timeout.
+func TestShutdownDeadlineFailsPoolWaiters(t *testing.T) {
+	p := startProxy(t, `query_wait_timeout = "20s"`)
+	t.Cleanup(func() { frontend.PausePools("", false) })
+	ctx := ctxT(t, 60*time.Second)
+	cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	adm, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(ctx)
+	if _, err := adm.Exec(ctx, "PAUSE pg"); err != nil {
+		t.Fatal(err)
+	}
+	login := make(chan error, 1)
+	go func() {
+		app, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+		if err == nil {
+			app.Close(ctx)
+		}
+		login <- err
+	}()
+	select {
+	case err := <-login:
+		t.Fatalf("login on a paused pool did not wait: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = p.srv.Shutdown(sctx)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the drain took %v with a 1s deadline: a client waiting for a server connection held it", d)
+	}
+	select {
+	case err := <-login:
+		if err == nil {
+			t.Fatal("the login waiting on a paused pool succeeded during shutdown")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the login waiting on a paused pool was not refused after the drain")
 	}
 }
 

@@ -131,9 +131,15 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting, closes idle clients at once and every other
 // client at the end of its transaction, then waits for them until ctx ends
-// and closes what is left.
+// and closes what is left. When ctx ends, the pools close at once too:
+// a client waiting for a server connection (a login, or a query, on a
+// paused or exhausted pool) is not a client the drain can close by its
+// socket, and would keep the drain past its deadline for up to
+// query_wait_timeout; the pool's close fails its wait now.
 func (s *Server) Shutdown(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, s.Runtime.Pools.Close)
 	err := s.fe.Shutdown(ctx)
+	stop()
 	s.closePools()
 	return err
 }
