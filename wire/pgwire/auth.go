@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/xdg-go/scram"
@@ -92,8 +94,20 @@ func (c *clientConn) authSCRAM(cr *pgauth.Credentials, user string) error {
 	if err != nil {
 		return newFatal(codeInternalError, "SCRAM: %v", err)
 	}
+	// Over TLS the proxy offers channel binding as PostgreSQL does
+	// (SCRAM-SHA-256-PLUS, tls-server-end-point: a hash of the proxy's
+	// certificate goes into the proof), so that clients with
+	// channel_binding=require log in, and those that prefer it (libpq's
+	// and pgx's default) use it.
+	mechs := []string{"SCRAM-SHA-256"}
 	conv := server.NewConversation()
-	if err := c.send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{"SCRAM-SHA-256"}}); err != nil {
+	if c.tlsCert != nil {
+		if cb, err := scram.NewTLSServerEndpointBinding(c.tlsCert); err == nil {
+			conv = server.NewConversationWithChannelBinding(cb)
+			mechs = []string{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"}
+		}
+	}
+	if err := c.send(&pgproto3.AuthenticationSASL{AuthMechanisms: mechs}); err != nil {
 		return err
 	}
 	body, err := c.readAuthMessage()
@@ -104,10 +118,15 @@ func (c *clientConn) authSCRAM(cr *pgauth.Credentials, user string) error {
 	if err := first.Decode(body); err != nil {
 		return newFatal(codeProtocolViolation, "invalid SASL initial response: %v", err)
 	}
-	if first.AuthMechanism != "SCRAM-SHA-256" {
+	if !slices.Contains(mechs, first.AuthMechanism) {
 		return newFatal(codeProtocolViolation, "client selected an invalid SASL authentication mechanism")
 	}
 	clientFirst := string(first.Data) // first.Data is the reader's buffer, reused by the next read
+	// As PostgreSQL: the -PLUS mechanism goes with channel binding data
+	// (gs2 flag "p"), and only it.
+	if (first.AuthMechanism == "SCRAM-SHA-256-PLUS") != strings.HasPrefix(clientFirst, "p=") {
+		return newFatal(codeProtocolViolation, "channel binding data (gs2 flag \"p\") goes with SCRAM-SHA-256-PLUS, and only with it")
+	}
 	out, err := conv.Step(clientFirst)
 	if err != nil {
 		return newFatal(codeProtocolViolation, "malformed SCRAM message: %v", err)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -80,9 +81,10 @@ type clientConn struct {
 	start   time.Time
 	log     *slog.Logger
 
-	slot         *limits.Slot  // this client in the client counts
-	loginTimeout time.Duration // how long the login may take from accept
-	noReply      bool          // the login ended mid-TLS handshake: say nothing
+	slot         *limits.Slot         // this client in the client counts
+	loginTimeout time.Duration        // how long the login may take from accept
+	noReply      bool                 // the login ended mid-TLS handshake: say nothing
+	tlsCert      *tls.ConnectionState // the client's TLS session with the certificate served in it (SCRAM channel binding); nil without TLS
 
 	user    *config.User
 	cluster *config.Cluster
@@ -445,6 +447,18 @@ func (c *clientConn) startup(refused error) (ok bool, err error) {
 				return false, nil
 			}
 			c.conn = tlsConn
+			if len(tc.Certificates) > 0 && len(tc.Certificates[0].Certificate) > 0 {
+				// What channel binding hashes: the certificate this client
+				// was served (the state's PeerCertificates, as a client
+				// sees them).
+				leaf := tc.Certificates[0].Leaf
+				if leaf == nil {
+					leaf, _ = x509.ParseCertificate(tc.Certificates[0].Certificate[0])
+				}
+				if leaf != nil {
+					c.tlsCert = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}
+				}
+			}
 			c.br.Reset(tlsConn)
 			c.bw.Reset(tlsConn)
 			continue

@@ -93,3 +93,48 @@ func isTLS(c net.Conn) bool {
 	_, ok := c.(*tls.Conn)
 	return ok
 }
+
+// TestSCRAMChannelBinding: over TLS the proxy offers SCRAM-SHA-256-PLUS
+// (tls-server-end-point) as PostgreSQL does. It offered SCRAM-SHA-256
+// only, so a client with channel_binding=require (libpq, pgx) could not
+// log in: "server did not offer an authentication method that supports
+// channel binding".
+func TestSCRAMChannelBinding(t *testing.T) {
+	cert, key := writeSelfSigned(t)
+	p := serveConfig(t, fmt.Sprintf(`
+[proxy]
+postgres_listen = "127.0.0.1:0"
+tls_cert = %q
+tls_key = %q
+[[users]]
+name = "app"
+password = "app"
+[[clusters]]
+name = "pg"
+protocol = "postgres"
+database = "app"
+primary = %q
+`, cert, key, testcluster.PG.Primary.Addr()))
+	ctx := ctxT(t, 30*time.Second)
+	for _, cb := range []string{"require", "prefer", "disable"} {
+		conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://app:app@%s/app?default_query_exec_mode=exec&sslmode=require&channel_binding=%s", p.addr, cb))
+		if err != nil {
+			t.Fatalf("channel_binding=%s: %v", cb, err)
+		}
+		var one int
+		if err := conn.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+			t.Fatalf("channel_binding=%s: %v", cb, err)
+		}
+		conn.Close(ctx)
+	}
+	// A wrong password is still refused as such.
+	_, err := pgx.Connect(ctx, fmt.Sprintf("postgres://app:wrong@%s/app?sslmode=require&channel_binding=require", p.addr))
+	if sqlstate(err) != "28P01" {
+		t.Fatalf("wrong password with channel binding: want 28P01, got %v", err)
+	}
+	// Without TLS there is nothing to bind to: PLUS is not offered, and a
+	// client that requires it refuses to go on.
+	if _, err := pgx.Connect(ctx, fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable&channel_binding=require", p.addr)); err == nil {
+		t.Fatal("channel_binding=require accepted without TLS")
+	}
+}
