@@ -31,10 +31,15 @@ func (c *clientConn) runConsole() {
 		case 'Q':
 			c.consoleQuery(strings.TrimSpace(strings.TrimRight(strings.TrimSpace(queryText(raw)), ";")))
 		case 'S':
+			c.skipToSync = false
 			c.sendFromProxy(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 		case 'P', 'B', 'D', 'E', 'C', 'H', 'F':
-			c.skipToSync = true
-			c.sendFromProxy(toErrorResponse(newError(codeFeatureNotSupported, "the admin console speaks the simple query protocol only (psql does)")))
+			// One error for the batch, as a server answers an extended
+			// protocol error: the rest of it is skipped up to Sync.
+			if !c.skipToSync {
+				c.skipToSync = true
+				c.sendFromProxy(toErrorResponse(newError(codeFeatureNotSupported, "the admin console speaks the simple query protocol only (psql does)")))
+			}
 		}
 	}
 }

@@ -1450,6 +1450,66 @@ func TestShutdownDeadlineFailsPoolWaiters(t *testing.T) {
 	}
 }
 
+// TestAdminConsoleExtendedProtocolOneError: the console refuses the
+// extended protocol with one ErrorResponse per batch, then ReadyForQuery,
+// as a server does (after an error it skips messages up to Sync). It sent
+// one error per message: four for Parse, Bind, Describe, Execute.
+func TestAdminConsoleExtendedProtocolOneError(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 30*time.Second)
+	adm, err := pgx.Connect(ctx, p.rawDSN("admin", "admin", "switchyard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(ctx)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeDescribeExec, pgx.QueryExecModeCacheDescribe} {
+		rows, err := adm.Query(ctx, "SHOW POOLS", mode)
+		if err == nil {
+			rows.Close()
+			err = rows.Err()
+		}
+		if sqlstate(err) != "0A000" {
+			t.Fatalf("SHOW POOLS in exec mode %v: want 0A000, got %v", mode, err)
+		}
+		if _, err := adm.Exec(ctx, "SHOW HELP", pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("simple query after the refused batch (mode %v): %v", mode, err)
+		}
+	}
+	// On the wire: one ErrorResponse, then ReadyForQuery.
+	conn := adm.PgConn().Conn()
+	fe := pgproto3.NewFrontend(conn, conn)
+	fe.Send(&pgproto3.Parse{Query: "SHOW POOLS"})
+	fe.Send(&pgproto3.Bind{})
+	fe.Send(&pgproto3.Describe{ObjectType: 'P'})
+	fe.Send(&pgproto3.Execute{})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	errs := 0
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(*pgproto3.ErrorResponse); ok {
+			errs++
+			continue
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); !ok {
+			t.Fatalf("unexpected %T", m)
+		}
+		break
+	}
+	if errs != 1 {
+		t.Fatalf("%d ErrorResponses for one extended-protocol batch, want 1", errs)
+	}
+	if _, err := adm.Exec(ctx, "SHOW HELP", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatalf("simple query after the raw batch: %v", err)
+	}
+}
+
 func TestMetricsCountTraffic(t *testing.T) {
 	p := startProxy(t, "")
 	ctx := ctxT(t, 30*time.Second)
