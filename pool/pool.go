@@ -21,6 +21,11 @@ var ErrClosed = errors.New("pool closed")
 //	no server connection available in pool "pg/app@127.0.0.1:5432 user=app" within 5s (20 in use, 35 waiting)
 var ErrWaitTimeout = errors.New("no server connection available")
 
+// ErrPaused is wrapped too when the pool was paused (Pause: PAUSE on the
+// admin console) as the wait ran out: it was the pause, not busy
+// connections, that kept the client waiting.
+var ErrPaused = errors.New("the pool is paused (PAUSE on the admin console; RESUME ends it)")
+
 // ErrQueueFull is wrapped by Get's error when Options.MaxWaiting clients
 // already wait in line: the Get fails at once instead of queueing. The
 // wrapping error names the pool, e.g.
@@ -843,6 +848,10 @@ func (p *Pool) errCanceled(ctx context.Context) error {
 // clients still in line; cause is the dial error when the time ran out
 // while dialing.
 func (p *Pool) errTimeoutLocked(waiting int, cause error) error {
+	if p.paused {
+		return fmt.Errorf("%w in pool %q within %s (%d in use, %d waiting): %w",
+			ErrWaitTimeout, p.opts.Name, p.opts.WaitTimeout, p.active.n, waiting, ErrPaused)
+	}
 	if cause != nil {
 		return fmt.Errorf("%w in pool %q within %s (%d in use, %d waiting): connecting to server: %w",
 			ErrWaitTimeout, p.opts.Name, p.opts.WaitTimeout, p.active.n, waiting, cause)

@@ -877,6 +877,8 @@ func (s *session) rekey() bool {
 
 func poolError(err error) error {
 	switch {
+	case errors.Is(err, pool.ErrPaused):
+		return mysqlproto.WrapSQLError(err, mysqlproto.ERConCount, "08004", "switchyard: the pool is paused; no server connection within query_wait_timeout")
 	case errors.Is(err, pool.ErrWaitTimeout):
 		return mysqlproto.WrapSQLError(err, mysqlproto.ERConCount, "08004", "switchyard: too many connections waiting for a server")
 	case errors.Is(err, pool.ErrQueueFull):

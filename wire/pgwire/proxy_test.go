@@ -1510,6 +1510,52 @@ func TestAdminConsoleExtendedProtocolOneError(t *testing.T) {
 	}
 }
 
+// TestPausedPoolTimeoutSaysPaused: a client that waited
+// query_wait_timeout on a paused pool is told the pool is paused. It was
+// told that every server connection stayed busy and to raise pool_size,
+// with "0 in use".
+func TestPausedPoolTimeoutSaysPaused(t *testing.T) {
+	p := startProxy(t, `query_wait_timeout = "1s"`)
+	t.Cleanup(func() { frontend.PausePools("", false) })
+	ctx := ctxT(t, 30*time.Second)
+	app, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	if _, err := app.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	adm, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(ctx)
+	if _, err := adm.Exec(ctx, "PAUSE pg"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = app.Exec(ctx, "SELECT 2")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "53300" || !strings.Contains(pe.Hint, "paused") || strings.Contains(pe.Hint, "pool_size") {
+		t.Fatalf("query on a paused pool: want 53300 with a hint that says paused, got %v (hint %q)", err, hintOf(pe))
+	}
+	if _, err := adm.Exec(ctx, "RESUME pg"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Exec(ctx, "SELECT 3"); err != nil {
+		t.Fatalf("after RESUME: %v", err)
+	}
+}
+
+func hintOf(pe *pgconn.PgError) string {
+	if pe == nil {
+		return ""
+	}
+	return pe.Hint
+}
+
 func TestMetricsCountTraffic(t *testing.T) {
 	p := startProxy(t, "")
 	ctx := ctxT(t, 30*time.Second)

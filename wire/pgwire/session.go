@@ -799,6 +799,9 @@ func (c *clientConn) learnParams(e *poolEntry) (map[string]string, error) {
 // poolError turns a pool failure into what the client is told.
 func poolError(err error) error {
 	switch {
+	case errors.Is(err, pool.ErrPaused):
+		return &pgError{Severity: "ERROR", Code: codeTooManyConnections, Message: "query_wait_timeout", cause: err,
+			Hint: "the pool is paused (PAUSE on the admin console): clients wait for RESUME, up to query_wait_timeout"}
 	case errors.Is(err, pool.ErrWaitTimeout):
 		return &pgError{Severity: "ERROR", Code: codeTooManyConnections, Message: "query_wait_timeout", cause: err,
 			Hint: "all server connections of the pool stayed busy; raise pool_size or query_wait_timeout, or make transactions shorter"}
