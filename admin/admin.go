@@ -80,6 +80,10 @@ type Instance struct {
 	// MapVersions are the shard map versions in force, by cluster name
 	// (sharded clusters only).
 	MapVersions map[string]uint64 `json:"map_versions"`
+	// RestartNeeded lists what the config file asks for that a reload
+	// cannot apply (a listener's address, bound at start), as
+	// `proxy.postgres_listen: "a" -> "b"`: the running value stays.
+	RestartNeeded []string `json:"restart_needed,omitempty"`
 }
 
 // String is the one-line form `switchyard reload` prints.
@@ -96,6 +100,9 @@ func (i Instance) String() string {
 	sort.Strings(names)
 	for _, n := range names {
 		fmt.Fprintf(&b, " %s=v%d", n, i.MapVersions[n])
+	}
+	if len(i.RestartNeeded) > 0 {
+		fmt.Fprintf(&b, "; not applied until a restart: %s", strings.Join(i.RestartNeeded, ", "))
 	}
 	return b.String()
 }

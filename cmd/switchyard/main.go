@@ -163,6 +163,11 @@ type proxy struct {
 	// instance is proxy.instance_id as started: a reload keeps it
 	// whatever the file says (the file may be shared by the fleet).
 	instance string
+	// bound is the config the listeners were bound with, and restart what
+	// the last accepted file asks for that only a restart applies (a
+	// listener's address); both under mu.
+	bound   *config.Config
+	restart []string
 }
 
 func (p *proxy) cfg() *config.Config {
@@ -175,7 +180,7 @@ var registerMySQL sync.Once
 
 func start(cfg *config.Config, path string, log *slog.Logger) (*proxy, error) {
 	registerMySQL.Do(func() { metrics.Registry.MustRegister(mysqlwire.Collectors()...) })
-	p := &proxy{path: path, log: log, cur: cfg, version: 1, instance: strconv.Itoa(cfg.Proxy.InstanceID)}
+	p := &proxy{path: path, log: log, cur: cfg, bound: cfg, version: 1, instance: strconv.Itoa(cfg.Proxy.InstanceID)}
 	// One door policy for both protocols: max_client_conns counts every
 	// client, and an address that fails MySQL logins is refused by the
 	// PostgreSQL listener too.
@@ -275,7 +280,10 @@ func (p *proxy) reload() error {
 	if err != nil {
 		return err
 	}
-	ch := config.Diff(p.cur, cfg)
+	// Listeners against those bound at start, not the last file: a
+	// change reverted in the file is no change, and one kept is still
+	// pending at the next reload.
+	ch := config.Diff(p.bound, cfg)
 	if len(ch.RestartNeeded) > 0 {
 		p.log.Warn("reload: these changes take effect after a restart", "keys", strings.Join(ch.RestartNeeded, ", "))
 	}
@@ -300,6 +308,7 @@ func (p *proxy) reload() error {
 		}
 	}
 	p.cur = cfg
+	p.restart = ch.RestartNeeded
 	p.version++
 	p.log.Info("config reloaded", "path", p.path, "config_version", p.version)
 	return nil
@@ -308,7 +317,7 @@ func (p *proxy) reload() error {
 // instanceStatus describes this instance for /status and reload answers.
 func (p *proxy) instanceStatus() admin.Instance {
 	p.mu.Lock()
-	in := admin.Instance{InstanceID: p.cur.Proxy.InstanceID, ConfigVersion: p.version, MapVersions: map[string]uint64{}}
+	in := admin.Instance{InstanceID: p.cur.Proxy.InstanceID, ConfigVersion: p.version, MapVersions: map[string]uint64{}, RestartNeeded: p.restart}
 	p.mu.Unlock()
 	if p.pg != nil {
 		for k, v := range p.pg.MapVersions() {
