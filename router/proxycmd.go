@@ -148,7 +148,10 @@ func (r *ShardRouting) SessionKeyOf(c ProxyCommand) (*KeyRef, error) {
 	if c.Reset {
 		return nil, nil
 	}
-	k := SessionKey(c.Value)
+	// The key outlives the statement: a copy, since the wire package's
+	// command text may alias its read buffer, which the next message
+	// overwrites.
+	k := SessionKey(strings.Clone(c.Value))
 	if _, err := r.KeyShard(k, nil); err != nil {
 		return nil, err
 	}

@@ -346,6 +346,48 @@ func TestShardSessionKey(t *testing.T) {
 	}
 }
 
+// A text key set with SET switchyard.shard_key (a tenant name, a UUID)
+// stays what the client set while later statements arrive: it routed by
+// whatever bytes the next statements left where the SET's text had been
+// read (SHOW answered "OM " for 'abc'), so keyless writes went to other
+// shards.
+func TestShardSessionTextKeyKept(t *testing.T) {
+	p := startShardProxy(t)
+	shards := shardConns(t)
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgx.Connect(ctx, p.rawDSN("app", "app", "orders")+"&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	m, _ := shard.NewHash(2, 1024, 1)
+	for want := range 2 {
+		key := ""
+		for i := 0; key == ""; i++ {
+			if s, _ := m.ShardOfBytes([]byte(fmt.Sprintf("tenant-%d", i))); s == want {
+				key = fmt.Sprintf("tenant-%d", i)
+			}
+		}
+		if _, err := conn.Exec(ctx, "SET switchyard.shard_key = '"+key+"'"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			// Statements of other lengths and bytes than the SET.
+			if _, err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO orders (amount) VALUES (%d) /* %s */", 100*want+i, strings.Repeat("x", i))); err != nil {
+				t.Fatalf("keyless insert %d: %v", i, err)
+			}
+		}
+		var v string
+		if err := conn.QueryRow(ctx, "SHOW switchyard.shard_key").Scan(&v); err != nil || v != key {
+			t.Fatalf("SHOW switchyard.shard_key after 20 statements: %q, %v; want %q", v, err, key)
+		}
+		where := fmt.Sprintf("WHERE amount BETWEEN %d AND %d", 100*want, 100*want+19)
+		if got := shardCount(t, shards[want], where); got != 20 {
+			t.Errorf("key %q (shard %d): %d of 20 keyless inserts on its shard, %d on the other", key, want, got, shardCount(t, shards[1-want], where))
+		}
+	}
+}
+
 // allow_all_shard_writes: a keyless UPDATE or DELETE outside a transaction
 // runs on every shard and reports the sum; inside one it is refused; a
 // keyless INSERT and a multi-row INSERT over two shards are refused
