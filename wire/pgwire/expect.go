@@ -29,9 +29,10 @@ const (
 type expect struct {
 	kind  byte // the message sent: 'P', 'B', 'D', 'E', 'C', 'S', 'Q' or 'F'
 	act   expectAct
-	synth byte   // for actSynth: '1' ParseComplete or '3' CloseComplete
-	msg   []byte // for actSynth: a whole message to send instead (a sharding refusal)
-	g     *gstmt // P: the statement being prepared; C with evict: the one being closed
+	synth byte         // for actSynth: '1' ParseComplete or '3' CloseComplete
+	msg   []byte       // for actSynth: a whole message to send instead (a sharding refusal)
+	g     *gstmt       // P: the statement being prepared; C with evict: the one being closed
+	ud    *unnamedDesc // D of the unnamed statement: where its parameter types go
 	evict bool
 	// actCapture: the settings read back, and the values found
 	names []string

@@ -667,6 +667,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			q.push(expect{kind: 'P'}) // malformed: the server says so
 		case len(name) == 0:
 			c.lastUnnamed = append(c.lastUnnamed[:0], raw...)
+			c.unnamedDesc = &unnamedDesc{}
 			c.unnamedLease = true
 			q.push(expect{kind: 'P'})
 		case c.stmts[string(name)] != nil:
@@ -729,6 +730,7 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 			if name, _, ok := pgframe.CString(raw[6:]); ok {
 				if len(name) == 0 {
 					ensureUnnamed()
+					e.ud = c.unnamedDesc
 				} else if g := c.stmts[string(name)]; g != nil {
 					ensure(g)
 					prefix, rename = raw[5:6], g.name
@@ -1624,6 +1626,9 @@ func (c *clientConn) bookLocked(typ byte, raw []byte, sc *serverConn, f *expect)
 	case 't':
 		if f.kind == 'D' && f.g != nil {
 			f.g.noteParamTypes(raw)
+		}
+		if f.kind == 'D' && f.ud != nil {
+			f.ud.oids = pgframe.DecodeOIDs(raw[5:])
 		}
 	case 'T', 'n':
 		if f.kind == 'D' {

@@ -149,7 +149,8 @@ type clientConn struct {
 	lastUnnamed  []byte           // the client's last unnamed Parse, to repeat on another server
 	unnamedLease bool             // the unnamed statement was parsed during this lease
 	unnamedAn    *router.Analysis
-	qRaw         []byte // the Query message qAn judges (main loop; identity, not contents)
+	unnamedDesc  *unnamedDesc // lastUnnamed's parameter types as a server described them; under mu
+	qRaw         []byte       // the Query message qAn judges (main loop; identity, not contents)
 	qAn          *router.Analysis
 
 	// Session state (state.go). desired is what the client asked for

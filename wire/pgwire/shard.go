@@ -165,6 +165,13 @@ func (c *clientConn) requestStmts(typ byte, raw []byte) []shardStmt {
 					sql = string(q)
 				}
 				types = pgframe.ParseParamTypes(c.lastUnnamed)
+				// Types the Parse left to the server, as the server
+				// described them.
+				c.mu.Lock()
+				if d := c.unnamedDesc; d != nil && len(d.oids) > 0 {
+					types = d.oids
+				}
+				c.mu.Unlock()
 			default:
 				if q, ok := named[string(stmt)]; ok {
 					sql, types = q, namedTypes[string(stmt)]

@@ -1,10 +1,13 @@
 package pgwire
 
 import (
+	"context"
 	"encoding/binary"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/switchyard/switchyard/router"
@@ -49,5 +52,34 @@ func TestKeyShardBinaryParameters(t *testing.T) {
 	parse, _ := (&pgproto3.Parse{Query: "SELECT $1", ParameterOIDs: []uint32{20}}).Encode(nil)
 	if got := pgframe.ParseParamTypes(parse); len(got) != 1 || got[0] != 20 {
 		t.Fatalf("parseParamTypes: %v", got)
+	}
+}
+
+// pgx's QueryExecModeDescribeExec parses each statement unnamed without
+// parameter types, asks the server to describe it, and then binds an int64
+// key in binary format: routing reads it by the type the server described
+// (it was refused as "binary format of unknown type (oid 0)").
+func TestShardDescribeExecBinaryKey(t *testing.T) {
+	p := startShardProxy(t)
+	shards := shardConns(t)
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgx.Connect(ctx, p.rawDSN("app", "app", "orders")+"&default_query_exec_mode=describe_exec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for s := range 2 {
+		for _, k := range keysOn(s, 3, 1000) {
+			if _, err := conn.Exec(ctx, "INSERT INTO orders (customer_id, amount) VALUES ($1, $2)", k, 7); err != nil {
+				t.Fatalf("insert key %d: %v", k, err)
+			}
+			var n int
+			if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders WHERE customer_id = $1", k).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("read key %d: %d rows, %v", k, n, err)
+			}
+		}
+		if got := shardCount(t, shards[s], "WHERE amount = 7"); got != 3 {
+			t.Errorf("shard %d holds %d of its 3 rows", s, got)
+		}
 	}
 }

@@ -407,6 +407,9 @@ func (c *clientConn) shardScatterExt(syncRaw []byte) bool {
 	}
 	if unnamed != nil {
 		c.lastUnnamed = append(c.lastUnnamed[:0], unnamed...)
+		c.mu.Lock()
+		c.unnamedDesc = &unnamedDesc{}
+		c.mu.Unlock()
 	}
 	status := c.localStatus()
 	c.pending = c.pending[:0]

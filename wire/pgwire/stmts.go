@@ -60,6 +60,13 @@ type gstmt struct {
 	scope string
 }
 
+// unnamedDesc holds the parameter types a server described for one
+// unnamed Parse of a client: pgx (QueryExecModeDescribeExec) parses its
+// statement unnamed without types, asks for the description, and binds
+// int8 keys in binary format in its next request, where shard routing
+// must read them by the described types. Under the client's mu.
+type unnamedDesc struct{ oids []uint32 }
+
 // noteParamTypes records a ParameterDescription message ('t').
 func (g *gstmt) noteParamTypes(raw []byte) {
 	if oids := pgframe.DecodeOIDs(raw[5:]); oids != nil {
