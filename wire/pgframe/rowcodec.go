@@ -19,6 +19,9 @@ import (
 // describes. Its MySQL counterpart is mysqlproto.RowCodec.
 type RowCodec struct {
 	f []pgproto3.FieldDescription
+	// FloatDigits, when set, says the session's extra_float_digits, which
+	// a floating-point SUM needs (asked once, and only for such a SUM).
+	FloatDigits func() (int, error)
 }
 
 var _ scatter.Codec = (*RowCodec)(nil)
@@ -51,7 +54,7 @@ func NewRowCodec(m []byte) (*RowCodec, error) {
 	if err := rd.Decode(m[5:]); err != nil {
 		return nil, malformed("a shard's RowDescription is malformed: %v", err)
 	}
-	return &RowCodec{rd.Fields}, nil
+	return &RowCodec{f: rd.Fields}, nil
 }
 
 func (c *RowCodec) Columns() int      { return len(c.f) }
@@ -234,6 +237,9 @@ func (c *RowCodec) Add(k int, x, y []byte) ([]byte, error) {
 	}
 	switch oid := c.f[k].DataTypeOID; oid {
 	case 700, 701: // float4, float8
+		if err := c.exactFloats(k); err != nil {
+			return nil, err
+		}
 		if sum, ok := addFloat(x, y, oid == 700); ok {
 			return sum, nil
 		}
@@ -245,6 +251,25 @@ func (c *RowCodec) Add(k int, x, y []byte) ([]byte, error) {
 		return nil, unsupported("SUM of column %q (type OID %d) over several shards is not supported: the proxy adds only integer, numeric and floating-point sums; add the shard key", c.f[k].Name, oid)
 	}
 	return nil, unsupported("cannot add the values %q and %q of column %d from two shards", x, y, k+1)
+}
+
+// exactFloats refuses to add column k's floating-point values when the
+// session writes floats rounded (extra_float_digits below 1: 15 + it
+// significant digits for float8, 6 + it for float4): each shard's sum
+// comes rounded, and their sum, written as one database would, could
+// differ from one database's in its last digits.
+func (c *RowCodec) exactFloats(k int) error {
+	if c.FloatDigits == nil {
+		return nil
+	}
+	d, err := c.FloatDigits()
+	if err != nil {
+		return err
+	}
+	if d < 1 {
+		return unsupported("SUM of column %q (floating-point) over several shards with extra_float_digits = %d: each shard's sum comes rounded, and the proxy cannot add them exactly; set extra_float_digits to 1 (the default) or more, or add the shard key", c.f[k].Name, d)
+	}
+	return nil
 }
 
 // addNumeric adds two integer or numeric values as text, NaN and the

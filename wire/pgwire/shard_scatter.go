@@ -44,6 +44,7 @@ type shardResult struct {
 	err   []byte           // ErrorResponse, raw
 	msgs  [][]byte         // everything else, in order (ReadyForQuery last)
 	verb  string           // of the CommandComplete, without its count
+	shard int              // the shard that answered (a scatter's)
 }
 
 // shardScatter runs a scatter SELECT or an all-shard write sent as a
@@ -163,7 +164,7 @@ type pgShards struct {
 }
 
 func (p *pgShards) Run(i int, sql string, b *scatter.Budget) (*scatter.Answer, error) {
-	r := &shardResult{}
+	r := &shardResult{shard: i}
 	if err := p.c.runOnShard(p.rt, i, p.build(sql), r, p.as, b, &p.mu); err != nil {
 		return nil, err
 	}
@@ -171,7 +172,28 @@ func (p *pgShards) Run(i int, sql string, b *scatter.Budget) (*scatter.Answer, e
 }
 
 func (p *pgShards) Codec(first *scatter.Answer) (scatter.Codec, error) {
-	return pgframe.NewRowCodec(first.Wire.(*shardResult).desc)
+	r := first.Wire.(*shardResult)
+	c, err := pgframe.NewRowCodec(r.desc)
+	if err != nil {
+		return nil, err
+	}
+	// The session's extra_float_digits, as a shard's connection for it
+	// has it (the client's SET, or a role's or database's default).
+	c.FloatDigits = sync.OnceValues(func() (int, error) {
+		vals, err := p.Lookup(r.shard, "SHOW extra_float_digits")
+		if err != nil {
+			return 0, err
+		}
+		d, convErr := 0, errors.New("no answer")
+		if len(vals) == 1 {
+			d, convErr = strconv.Atoi(string(vals[0]))
+		}
+		if convErr != nil {
+			return 0, &pgframe.RowError{Msg: "a SELECT run on several shards adds floating-point sums, and the proxy could not read extra_float_digits on shard " + strconv.Itoa(r.shard)}
+		}
+		return d, nil
+	})
+	return c, nil
 }
 
 func (p *pgShards) Lookup(i int, q string) ([][]byte, error) {
