@@ -66,13 +66,16 @@ func (c *RowCodec) FoldNames() bool { return false }
 
 func (c *RowCodec) bin(k int) bool { return c.f[k].Format == 1 }
 
-// checkBinary refuses a binary-format column the proxy cannot read.
+// checkBinary refuses a binary-format column the proxy cannot read:
+// it reads the fixed-size types whose binary form it can order as the
+// server does (binaryKey). pgx asks for binary results of all of them
+// in its default mode.
 func (c *RowCodec) checkBinary(k int) error {
 	if !c.bin(k) {
 		return nil
 	}
 	switch c.f[k].DataTypeOID {
-	case 20, 21, 23:
+	case 20, 21, 23, 26, 16, 17, 2950, 700, 701, 1082, 1083, 1114, 1184:
 		return nil
 	}
 	return unsupported("column %d of a SELECT run on every shard is in binary format (type OID %d), which the proxy cannot merge; use the text format or the simple query protocol", k+1, c.f[k].DataTypeOID)
@@ -157,8 +160,7 @@ func (c *RowCodec) Key(k int, v []byte) (scatter.Key, error) {
 		return scatter.Key{}, err
 	}
 	if c.bin(k) {
-		n := intFromBinary(v)
-		return scatter.IntKey(n), nil
+		return c.binaryKey(k, v)
 	}
 	oid := c.f[k].DataTypeOID
 	if numericOID(oid) {
@@ -170,6 +172,42 @@ func (c *RowCodec) Key(k int, v []byte) (scatter.Key, error) {
 		return key, nil
 	}
 	return scatter.Key{}, unsupported("column %q (type OID %d, value %q): the proxy cannot order its values across shards as the server does; add the shard key", c.f[k].Name, oid, v)
+}
+
+// binaryKey reads a value in the binary format of a type checkBinary
+// lets through: integers (and oid, unsigned) as integers; bool, bytea and
+// uuid as their bytes (false < true; bytea and uuid compare as memcmp,
+// a prefix first); float4 and float8 as floats (NaN, which PostgreSQL
+// orders above every number, refused as in the text format); date
+// (days), time and timestamp(tz) (microseconds) as the integers they
+// are sent as, whose order is the type's, the infinities included.
+func (c *RowCodec) binaryKey(k int, v []byte) (scatter.Key, error) {
+	oid := c.f[k].DataTypeOID
+	size := map[uint32]int{20: 8, 21: 2, 23: 4, 26: 4, 16: 1, 700: 4, 701: 8, 1082: 4, 1083: 8, 1114: 8, 1184: 8, 2950: 16}[oid]
+	if size != 0 && len(v) != size {
+		return scatter.Key{}, malformed("a shard's binary value of column %q (type OID %d) has %d bytes, not %d", c.f[k].Name, oid, len(v), size)
+	}
+	switch oid {
+	case 26:
+		return scatter.UintKey(uint64(binary.BigEndian.Uint32(v))), nil
+	case 16, 17, 2950:
+		return scatter.BytesKey(v), nil
+	case 700, 701:
+		f := floatFromBinary(v)
+		if math.IsNaN(f) {
+			return scatter.Key{}, unsupported("column %q (type OID %d, value NaN): the proxy cannot order its values across shards as the server does; add the shard key", c.f[k].Name, oid)
+		}
+		return scatter.FloatKey(f), nil
+	}
+	return scatter.IntKey(intFromBinary(v)), nil
+}
+
+// floatFromBinary reads a float4 or float8 in the binary format.
+func floatFromBinary(v []byte) float64 {
+	if len(v) == 4 {
+		return float64(math.Float32frombits(binary.BigEndian.Uint32(v)))
+	}
+	return math.Float64frombits(binary.BigEndian.Uint64(v))
 }
 
 // orderedText reads a value of a type whose text form orders as the type
@@ -228,12 +266,22 @@ func (c *RowCodec) Add(k int, x, y []byte) ([]byte, error) {
 		return nil, err
 	}
 	if c.bin(k) {
-		nx := intFromBinary(x)
-		ny := intFromBinary(y)
-		if len(x) == 4 {
-			return binary.BigEndian.AppendUint32(nil, uint32(nx+ny)), nil
+		switch oid := c.f[k].DataTypeOID; {
+		case oid == 700 && len(x) == 4 && len(y) == 4:
+			// Exact in the binary format, whatever extra_float_digits.
+			sum := float32(floatFromBinary(x)) + float32(floatFromBinary(y))
+			return binary.BigEndian.AppendUint32(nil, math.Float32bits(sum)), nil
+		case oid == 701 && len(x) == 8 && len(y) == 8:
+			return binary.BigEndian.AppendUint64(nil, math.Float64bits(floatFromBinary(x)+floatFromBinary(y))), nil
+		case oid == 20 || oid == 21 || oid == 23:
+			nx := intFromBinary(x)
+			ny := intFromBinary(y)
+			if len(x) == 4 {
+				return binary.BigEndian.AppendUint32(nil, uint32(nx+ny)), nil
+			}
+			return binary.BigEndian.AppendUint64(nil, uint64(nx+ny)), nil
 		}
-		return binary.BigEndian.AppendUint64(nil, uint64(nx+ny)), nil
+		return nil, unsupported("SUM of column %q (type OID %d) in binary format over several shards is not supported: the proxy adds only integer and floating-point sums in binary; use the text format, or add the shard key", c.f[k].Name, c.f[k].DataTypeOID)
 	}
 	switch oid := c.f[k].DataTypeOID; oid {
 	case 700, 701: // float4, float8

@@ -500,7 +500,8 @@ func TestScatterTypeOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	const cols = `ALTER TABLE %s ADD COLUMN ts timestamptz, ADD COLUMN d date, ADD COLUMN ok bool, ADD COLUMN u uuid, ADD COLUMN b bytea, ADD COLUMN ip inet`
+	const cols = `ALTER TABLE %s ADD COLUMN ts timestamptz, ADD COLUMN d date, ADD COLUMN ok bool, ADD COLUMN u uuid, ADD COLUMN b bytea, ADD COLUMN ip inet,
+		ADD COLUMN f float8, ADD COLUMN r real, ADD COLUMN t time, ADD COLUMN tsn timestamp`
 	for _, s := range shards {
 		if _, err := s.Exec(ctx, fmt.Sprintf(cols, "orders")); err != nil {
 			t.Fatal(err)
@@ -513,8 +514,12 @@ func TestScatterTypeOrder(t *testing.T) {
 	t.Cleanup(func() { shards[0].Exec(context.Background(), "DROP TABLE IF EXISTS orders_all") })
 	for i := range 12 {
 		ts := fmt.Sprintf("2024-11-03 %02d:%02d:00+00", 4+i%4, i*5) // around the end of daylight saving time in New York
-		q := fmt.Sprintf(`INSERT INTO orders (customer_id, amount, ts, d, ok, u, b, ip) VALUES (%d, %d, '%s', '%d-0%d-1%d', %v, '%08d-0000-0000-0000-000000000000', '\x%02x', '10.0.0.%d')`,
-			i*7919+3, i, ts, 1990+i*3, 1+i%9, i%10, i%2 == 0, 99999999-i*1000, 255-i*7, i*3)
+		tsn := fmt.Sprintf("19%02d-01-01 00:00:0%d", 99-i*7, i%10)
+		if i == 4 {
+			tsn = "infinity"
+		}
+		q := fmt.Sprintf(`INSERT INTO orders (customer_id, amount, ts, d, ok, u, b, ip, f, r, t, tsn) VALUES (%d, %d, '%s', '%d-0%d-1%d', %v, '%08d-0000-0000-0000-000000000000', '\x%02x', '10.0.0.%d', %v, %v, '%02d:00:01', '%s')`,
+			i*7919+3, i, ts, 1990+i*3, 1+i%9, i%10, i%2 == 0, 99999999-i*1000, 255-i*7, i*3, float64(i-5)*1.5, float64(5-i)/4, 23-i, tsn)
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -555,6 +560,55 @@ func TestScatterTypeOrder(t *testing.T) {
 			t.Errorf("%s\n got %v\nwant %v (one database)", tc.q, got, want)
 		}
 	}
+	// pgx's default mode asks for binary results of these types: the
+	// proxy orders and adds them as the server does (they were refused,
+	// "in binary format ..., which the proxy cannot merge").
+	bin, err := pgx.Connect(ctx, p.rawDSN("app", "app", "orders")+"&timezone=America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close(context.Background())
+	values := func(conn *pgx.Conn, q string) ([]string, error) {
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for rows.Next() {
+			v, err := rows.Values()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, fmt.Sprint(v))
+		}
+		return out, rows.Err()
+	}
+	for _, q := range []string{
+		"SELECT ts, amount FROM orders ORDER BY ts DESC, amount",
+		"SELECT d, ok, u FROM orders ORDER BY d, ok, u",
+		"SELECT ok, u FROM orders ORDER BY ok DESC, u DESC",
+		"SELECT b FROM orders ORDER BY b DESC",
+		"SELECT f, r FROM orders ORDER BY f, r",
+		"SELECT r, f FROM orders ORDER BY r DESC, f LIMIT 5",
+		"SELECT tsn, t FROM orders ORDER BY tsn DESC, t",
+		"SELECT t FROM orders ORDER BY t",
+		"SELECT min(ts), max(ts), min(d), max(d), min(f), max(r), min(tsn), max(tsn), min(t), max(t) FROM orders WHERE amount < 0",
+		"SELECT min(ts), max(ts), min(d), max(d), min(f), max(r), min(tsn), max(tsn), min(t), max(t) FROM orders",
+		"SELECT sum(f), sum(r), sum(f * 0.25), count(*) FROM orders",
+		"SELECT amount::oid AS o FROM orders ORDER BY o DESC",
+	} {
+		want, err := values(ref, strings.Replace(q, "FROM orders", "FROM orders_all", 1))
+		if err != nil {
+			t.Fatalf("%s on one database: %v", q, err)
+		}
+		got, err := values(bin, q)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("binary results: %s\n got %v, %v\nwant %v (one database)", q, got, err, want)
+		}
+	}
+	// NaN, which PostgreSQL orders above every number, stays refused.
+	_, err = values(bin, "SELECT 'NaN'::float8 AS n, amount FROM orders ORDER BY n, amount")
+	wantSQLState(t, err, "0A000", "ORDER BY a binary NaN")
 }
 
 // TestScatterOnlyPlannedShards: a SELECT whose keys name some of the
