@@ -75,7 +75,7 @@ func (c *RowCodec) checkBinary(k int) error {
 		return nil
 	}
 	switch c.f[k].DataTypeOID {
-	case 20, 21, 23, 26, 16, 17, 2950, 700, 701, 1082, 1083, 1114, 1184:
+	case 20, 21, 23, 26, 16, 17, 2950, 700, 701, 1082, 1083, 1114, 1184, 1700:
 		return nil
 	}
 	return unsupported("column %d of a SELECT run on every shard is in binary format (type OID %d), which the proxy cannot merge; use the text format or the simple query protocol", k+1, c.f[k].DataTypeOID)
@@ -188,6 +188,15 @@ func (c *RowCodec) binaryKey(k int, v []byte) (scatter.Key, error) {
 		return scatter.Key{}, malformed("a shard's binary value of column %q (type OID %d) has %d bytes, not %d", c.f[k].Name, oid, len(v), size)
 	}
 	switch oid {
+	case 1700:
+		t, ok := NumericText(v)
+		if !ok {
+			return scatter.Key{}, malformed("a shard's binary numeric value of column %q is malformed", c.f[k].Name)
+		}
+		if key, ok := scatter.NumberKey(t); ok {
+			return key, nil
+		}
+		return scatter.Key{}, unsupported("column %q (type OID %d, value %q): the proxy cannot order its values across shards as the server does; add the shard key", c.f[k].Name, oid, t)
 	case 26:
 		return scatter.UintKey(uint64(binary.BigEndian.Uint32(v))), nil
 	case 16, 17, 2950:
@@ -200,6 +209,128 @@ func (c *RowCodec) binaryKey(k int, v []byte) (scatter.Key, error) {
 		return scatter.FloatKey(f), nil
 	}
 	return scatter.IntKey(intFromBinary(v)), nil
+}
+
+// NumericText writes a numeric in the binary format (numeric_send: int16
+// ndigits, int16 weight, uint16 sign, uint16 dscale, then ndigits base
+// 10000 digits, the first weighing 10000^weight) as numeric_out does:
+// dscale decimals, NaN, Infinity, -Infinity. ok is false for a malformed
+// value.
+func NumericText(v []byte) (out []byte, ok bool) {
+	if len(v) < 8 {
+		return nil, false
+	}
+	nd := int(int16(binary.BigEndian.Uint16(v)))
+	weight := int(int16(binary.BigEndian.Uint16(v[2:])))
+	sign := binary.BigEndian.Uint16(v[4:])
+	dscale := int(binary.BigEndian.Uint16(v[6:]))
+	if nd < 0 || len(v) != 8+2*nd || dscale > 0x3fff {
+		return nil, false
+	}
+	switch sign {
+	case 0xC000:
+		return []byte("NaN"), true
+	case 0xD000:
+		return []byte("Infinity"), true
+	case 0xF000:
+		return []byte("-Infinity"), true
+	case 0x0000, 0x4000:
+	default:
+		return nil, false
+	}
+	digit := func(g int) int {
+		if g < 0 || g >= nd {
+			return 0
+		}
+		return int(binary.BigEndian.Uint16(v[8+2*g:]))
+	}
+	for g := range nd {
+		if digit(g) > 9999 {
+			return nil, false
+		}
+	}
+	if sign == 0x4000 {
+		out = append(out, '-')
+	}
+	if weight < 0 {
+		out = append(out, '0')
+	}
+	for g := 0; g <= weight; g++ {
+		if g == 0 {
+			out = strconv.AppendInt(out, int64(digit(g)), 10)
+		} else {
+			out = fmt.Appendf(out, "%04d", digit(g))
+		}
+	}
+	if dscale > 0 {
+		out = append(out, '.')
+		frac := make([]byte, 0, dscale+4)
+		for g := weight + 1; len(frac) < dscale; g++ {
+			frac = fmt.Appendf(frac, "%04d", digit(g))
+		}
+		out = append(out, frac[:dscale]...)
+	}
+	return out, true
+}
+
+// NumericBinary writes a decimal number as text ("-12.50", "NaN",
+// "Infinity"), as NumericText reads it, in numeric's binary format, its
+// decimals as dscale. ok is false for anything else (an exponent).
+func NumericBinary(t []byte) ([]byte, bool) {
+	head := func(ndigits, weight int, sign uint16, dscale int) []byte {
+		b := binary.BigEndian.AppendUint16(nil, uint16(ndigits))
+		b = binary.BigEndian.AppendUint16(b, uint16(int16(weight)))
+		b = binary.BigEndian.AppendUint16(b, sign)
+		return binary.BigEndian.AppendUint16(b, uint16(dscale))
+	}
+	switch string(t) {
+	case "NaN":
+		return head(0, 0, 0xC000, 0), true
+	case "Infinity":
+		return head(0, 0, 0xD000, 0), true
+	case "-Infinity":
+		return head(0, 0, 0xF000, 0), true
+	}
+	sign := uint16(0)
+	if len(t) > 0 && t[0] == '-' {
+		sign, t = 0x4000, t[1:]
+	}
+	intPart, frac, _ := bytes.Cut(t, []byte("."))
+	if len(intPart) == 0 {
+		return nil, false
+	}
+	for _, b := range [][]byte{intPart, frac} {
+		for _, ch := range b {
+			if ch < '0' || ch > '9' {
+				return nil, false
+			}
+		}
+	}
+	dscale := len(frac)
+	// Base 10000 digits, aligned on the decimal point.
+	ip := append(bytes.Repeat([]byte("0"), (4-len(intPart)%4)%4), intPart...)
+	fp := append(append([]byte(nil), frac...), bytes.Repeat([]byte("0"), (4-len(frac)%4)%4)...)
+	all := append(ip, fp...)
+	var digits []uint16
+	for i := 0; i < len(all); i += 4 {
+		n, _ := strconv.Atoi(string(all[i : i+4]))
+		digits = append(digits, uint16(n))
+	}
+	weight := len(ip)/4 - 1
+	for len(digits) > 0 && digits[0] == 0 {
+		digits, weight = digits[1:], weight-1
+	}
+	for len(digits) > 0 && digits[len(digits)-1] == 0 {
+		digits = digits[:len(digits)-1]
+	}
+	if len(digits) == 0 {
+		weight, sign = 0, 0
+	}
+	b := head(len(digits), weight, sign, dscale)
+	for _, d := range digits {
+		b = binary.BigEndian.AppendUint16(b, d)
+	}
+	return b, true
 }
 
 // floatFromBinary reads a float4 or float8 in the binary format.
@@ -273,6 +404,18 @@ func (c *RowCodec) Add(k int, x, y []byte) ([]byte, error) {
 			return binary.BigEndian.AppendUint32(nil, math.Float32bits(sum)), nil
 		case oid == 701 && len(x) == 8 && len(y) == 8:
 			return binary.BigEndian.AppendUint64(nil, math.Float64bits(floatFromBinary(x)+floatFromBinary(y))), nil
+		case oid == 1700:
+			tx, ok1 := NumericText(x)
+			ty, ok2 := NumericText(y)
+			if !ok1 || !ok2 {
+				return nil, malformed("a shard's binary numeric value of column %q is malformed", c.f[k].Name)
+			}
+			if sum, ok := addNumeric(tx, ty); ok {
+				if b, ok := NumericBinary(sum); ok {
+					return b, nil
+				}
+			}
+			return nil, unsupported("cannot add the values %q and %q of column %d from two shards", tx, ty, k+1)
 		case oid == 20 || oid == 21 || oid == 23:
 			nx := intFromBinary(x)
 			ny := intFromBinary(y)

@@ -2,12 +2,15 @@ package pgframe
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/switchyard/switchyard/scatter"
 	"github.com/switchyard/switchyard/scatter/scattertest"
@@ -80,12 +83,14 @@ func TestRowCodecErrors(t *testing.T) {
 	want(err, false, `column "a" (type OID 869`, "inet key")
 	_, err = c.Add(1, []byte("x"), []byte("y"))
 	want(err, false, `SUM of column "b" (type OID 25) over several shards is not supported`, "adding text")
-	c, err = NewRowCodec(rowDesc(1, 1700)) // numeric, binary
+	c, err = NewRowCodec(rowDesc(1, 1186, 1700)) // interval, numeric, binary
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Key(0, []byte{0, 1})
-	want(err, false, "binary format (type OID 1700)", "binary numeric")
+	_, err = c.Key(0, make([]byte, 16))
+	want(err, false, "binary format (type OID 1186)", "binary interval")
+	_, err = c.Key(1, []byte{0, 1})
+	want(err, true, "binary numeric value of column \"b\" is malformed", "malformed binary numeric")
 
 	c, err = NewRowCodec(rowDesc(1, 23, 20)) // int4, int8 in binary
 	if err != nil {
@@ -206,4 +211,63 @@ func TestFormatFloatAsPostgres(t *testing.T) {
 			t.Errorf("FormatFloat(%v, single %v) = %q, want %q", c.f, c.single, got, c.want)
 		}
 	}
+}
+
+// Numerics in the binary format read as numeric_out writes them, and a
+// sum written back reads the same, as pgx encodes and decodes them.
+func TestNumericBinary(t *testing.T) {
+	m := pgtype.NewMap()
+	for _, tc := range []struct{ in, text string }{
+		{"0", "0"}, {"0.00", "0.00"}, {"-0.5", "-0.5"}, {"123.4500", "123.4500"},
+		{"99999999999999999999.99999", "99999999999999999999.99999"}, {"100000000000000000000", "100000000000000000000"},
+		{"0.0001", "0.0001"}, {"0.00001", "0.00001"}, {"-1234567.891", "-1234567.891"}, {"10000", "10000"},
+		{"1.000000000000000000001", "1.000000000000000000001"}, {"-10000.00010000", "-10000.00010000"},
+		{"NaN", "NaN"}, {"Infinity", "Infinity"}, {"-Infinity", "-Infinity"},
+	} {
+		var n pgtype.Numeric
+		if err := n.Scan(tc.in); err != nil {
+			t.Fatal(err)
+		}
+		b, err := m.Encode(pgtype.NumericOID, pgtype.BinaryFormatCode, n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := NumericText(b)
+		if !ok || string(got) != tc.text {
+			t.Errorf("NumericText(%s) = %q, %v; want %q", tc.in, got, ok, tc.text)
+		}
+		back, ok := NumericBinary([]byte(tc.text))
+		if !ok {
+			t.Errorf("NumericBinary(%q) failed", tc.text)
+			continue
+		}
+		if again, ok := NumericText(back); !ok || string(again) != tc.text {
+			t.Errorf("NumericText(NumericBinary(%q)) = %q, %v", tc.text, again, ok)
+		}
+		var dec pgtype.Numeric
+		if err := m.Scan(pgtype.NumericOID, pgtype.BinaryFormatCode, back, &dec); err != nil {
+			t.Errorf("pgx cannot read NumericBinary(%q): %v", tc.text, err)
+			continue
+		}
+		v1, _ := n.Value()
+		v2, _ := dec.Value()
+		if !numericEqual(v1, v2) {
+			t.Errorf("NumericBinary(%q) reads as %v, want %v", tc.text, v2, v1)
+		}
+	}
+	for _, bad := range [][]byte{nil, {0, 1, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0x12, 0x34, 0, 0}} {
+		if _, ok := NumericText(bad); ok {
+			t.Errorf("NumericText(%x) accepted a malformed value", bad)
+		}
+	}
+}
+
+// numericEqual compares two numerics' driver values ("1.50" and "1.5").
+func numericEqual(a, b any) bool {
+	ra, ok1 := new(big.Rat).SetString(fmt.Sprint(a))
+	rb, ok2 := new(big.Rat).SetString(fmt.Sprint(b))
+	if !ok1 || !ok2 {
+		return fmt.Sprint(a) == fmt.Sprint(b)
+	}
+	return ra.Cmp(rb) == 0
 }

@@ -501,7 +501,7 @@ func TestScatterTypeOrder(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	const cols = `ALTER TABLE %s ADD COLUMN ts timestamptz, ADD COLUMN d date, ADD COLUMN ok bool, ADD COLUMN u uuid, ADD COLUMN b bytea, ADD COLUMN ip inet,
-		ADD COLUMN f float8, ADD COLUMN r real, ADD COLUMN t time, ADD COLUMN tsn timestamp`
+		ADD COLUMN f float8, ADD COLUMN r real, ADD COLUMN t time, ADD COLUMN tsn timestamp, ADD COLUMN n numeric`
 	for _, s := range shards {
 		if _, err := s.Exec(ctx, fmt.Sprintf(cols, "orders")); err != nil {
 			t.Fatal(err)
@@ -518,8 +518,9 @@ func TestScatterTypeOrder(t *testing.T) {
 		if i == 4 {
 			tsn = "infinity"
 		}
-		q := fmt.Sprintf(`INSERT INTO orders (customer_id, amount, ts, d, ok, u, b, ip, f, r, t, tsn) VALUES (%d, %d, '%s', '%d-0%d-1%d', %v, '%08d-0000-0000-0000-000000000000', '\x%02x', '10.0.0.%d', %v, %v, '%02d:00:01', '%s')`,
-			i*7919+3, i, ts, 1990+i*3, 1+i%9, i%10, i%2 == 0, 99999999-i*1000, 255-i*7, i*3, float64(i-5)*1.5, float64(5-i)/4, 23-i, tsn)
+		n := []string{"-12345678901234567890.5", "0.0001", "10000", "-0.25", "3.14159265358979323846", "0.00", "99.990"}[i%7]
+		q := fmt.Sprintf(`INSERT INTO orders (customer_id, amount, ts, d, ok, u, b, ip, f, r, t, tsn, n) VALUES (%d, %d, '%s', '%d-0%d-1%d', %v, '%08d-0000-0000-0000-000000000000', '\x%02x', '10.0.0.%d', %v, %v, '%02d:00:01', '%s', %s)`,
+			i*7919+3, i, ts, 1990+i*3, 1+i%9, i%10, i%2 == 0, 99999999-i*1000, 255-i*7, i*3, float64(i-5)*1.5, float64(5-i)/4, 23-i, tsn, n)
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -596,6 +597,8 @@ func TestScatterTypeOrder(t *testing.T) {
 		"SELECT min(ts), max(ts), min(d), max(d), min(f), max(r), min(tsn), max(tsn), min(t), max(t) FROM orders",
 		"SELECT sum(f), sum(r), sum(f * 0.25), count(*) FROM orders",
 		"SELECT amount::oid AS o FROM orders ORDER BY o DESC",
+		"SELECT n, amount FROM orders ORDER BY n DESC, amount",
+		"SELECT min(n), max(n), sum(n), sum(amount::bigint), sum(customer_id), sum(n) FILTER (WHERE amount < 0) FROM orders",
 	} {
 		want, err := values(ref, strings.Replace(q, "FROM orders", "FROM orders_all", 1))
 		if err != nil {
