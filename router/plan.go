@@ -324,7 +324,7 @@ func (r *ShardRouting) plan(sql string, sk *ShardKeys, params Params, sessKey *K
 	if sk.SetsKey {
 		return refuse("the statement changes the shard key column of %s, which could move rows to another shard; delete and insert the row instead", sk.Table), nil
 	}
-	subs := sk.SubNoKey != "" || len(sk.SubKeys) > 0
+	subs := sk.SubNoKey != "" || len(sk.SubKeys) > 0 || len(sk.JoinKeys) > 0
 	keys := sk.Keys
 	if sk.None {
 		switch {
@@ -344,6 +344,7 @@ func (r *ShardRouting) plan(sql string, sk *ShardKeys, params Params, sessKey *K
 		return refuse("%s", sk.SubNoKey+": the statement names a key, but the subquery would be answered from that shard's rows only; name the same key inside the subquery"), nil
 	}
 	keys = append(keys[:len(keys):len(keys)], sk.SubKeys...)
+	keys = append(keys, sk.JoinKeys...)
 	var shards []int
 	multi := false
 	for _, k := range keys {
@@ -369,7 +370,7 @@ func (r *ShardRouting) plan(sql string, sk *ShardKeys, params Params, sessKey *K
 	list := route.(shard.Multi).Shards
 	switch {
 	case subs:
-		return refuse("the statement and its subqueries name keys on shards %s; a subquery is answered from the statement's shard only, so every key must be on one shard", joinInts(list)), nil
+		return refuse("the statement and its subqueries or joined tables name keys on shards %s; a subquery or join is answered from the statement's shard only, so every key must be on one shard", joinInts(list)), nil
 	case sk.Kind == StmtInsert:
 		return refuse("INSERT into %s writes rows of several shards (%s); insert the rows of each shard separately", sk.Table, joinInts(list)), nil
 	case sk.Kind == StmtSelect:

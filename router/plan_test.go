@@ -368,3 +368,69 @@ func TestPlanShardTextKeyTypes(t *testing.T) {
 		t.Errorf("KeyTypes asked for %v, want %v", asked, want)
 	}
 }
+
+// Tables of one statement that pin keys of their own (a self-join, a
+// cross join, DELETE ... USING, UPDATE ... FROM) must name the shard the
+// statement runs on: it ran on the first table's key's shard and read
+// only that shard's rows of the others (a cross join of customers 1 and 2
+// answered no rows where one database answers their product; a DELETE
+// USING another shard's row deleted nothing).
+func TestPlanShardJoinedTablesKeys(t *testing.T) {
+	m, _ := shard.NewHash(2, 1024, 1)
+	var k0, k1 []int64
+	for k := int64(1); len(k0) < 2 || len(k1) < 2; k++ {
+		if s, _ := m.ShardOfInt(k); s == 0 {
+			k0 = append(k0, k)
+		} else {
+			k1 = append(k1, k)
+		}
+	}
+	for _, d := range []Dialect{Postgres, MySQL} {
+		r := NewShardRouting(d, m, KeySpec{Default: "customer_id"}, false, nil)
+		for _, c := range []struct {
+			sql   string
+			shard int // -1: refused
+		}{
+			{fmt.Sprintf("SELECT a.id, b.id FROM orders a, orders b WHERE a.customer_id = %d AND b.customer_id = %d", k0[0], k1[0]), -1},
+			{fmt.Sprintf("SELECT a.id, b.id FROM orders a JOIN orders b ON b.customer_id = %d WHERE a.customer_id = %d", k1[0], k0[0]), -1},
+			{fmt.Sprintf("SELECT a.id, b.id FROM orders a, orders b WHERE a.customer_id = %d AND b.customer_id IN (%d, %d)", k0[0], k0[1], k1[1]), -1},
+			{fmt.Sprintf("SELECT a.id, b.id FROM orders a, orders b WHERE a.customer_id = %d AND b.customer_id = %d", k0[0], k0[1]), 0},
+			{fmt.Sprintf("SELECT a.id, b.id FROM orders a JOIN orders b ON a.customer_id = b.customer_id WHERE a.customer_id = %d", k1[0]), 1},
+			{fmt.Sprintf("SELECT * FROM orders o JOIN items i ON i.order_id = o.id WHERE o.customer_id = %d", k1[0]), 1},
+			{fmt.Sprintf("SELECT * FROM orders o WHERE o.customer_id = %d AND EXISTS (SELECT 1 FROM orders a, orders b WHERE a.customer_id = %d AND b.customer_id = %d)", k0[0], k0[1], k1[1]), -1},
+		} {
+			got, _, err := r.PlanShard(c.sql, nil, ShardSession{Lease: -1})
+			if err != nil {
+				t.Fatalf("%v %q: %v", d, c.sql, err)
+			}
+			if c.shard < 0 {
+				if rf, ok := got.(Refused); !ok || !strings.Contains(rf.Reason, "every key must be on one shard") {
+					t.Errorf("%v %q: %#v; want refused: its tables name keys on two shards", d, c.sql, got)
+				}
+				continue
+			}
+			if !reflect.DeepEqual(got, OneShard{c.shard}) {
+				t.Errorf("%v %q: %#v; want shard %d", d, c.sql, got, c.shard)
+			}
+		}
+		writes := []string{
+			fmt.Sprintf("UPDATE orders SET amount = 1 FROM orders b WHERE orders.customer_id = %d AND b.customer_id = %d", k0[0], k1[0]),
+			fmt.Sprintf("DELETE FROM orders USING orders b WHERE orders.customer_id = %d AND b.customer_id = %d", k0[0], k1[0]),
+		}
+		if d == MySQL {
+			writes = []string{
+				fmt.Sprintf("UPDATE orders a JOIN orders b ON a.id = b.id SET a.amount = 1 WHERE a.customer_id = %d AND b.customer_id = %d", k0[0], k1[0]),
+				fmt.Sprintf("DELETE a FROM orders a JOIN orders b ON a.id = b.id WHERE a.customer_id = %d AND b.customer_id = %d", k0[0], k1[0]),
+			}
+		}
+		for _, q := range writes {
+			got, _, err := r.PlanShard(q, nil, ShardSession{Lease: -1})
+			if err != nil {
+				t.Fatalf("%v %q: %v", d, q, err)
+			}
+			if rf, ok := got.(Refused); !ok || !strings.Contains(rf.Reason, "every key must be on one shard") {
+				t.Errorf("%v %q: %#v; want refused", d, q, got)
+			}
+		}
+	}
+}

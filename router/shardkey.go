@@ -251,6 +251,12 @@ type ShardKeys struct {
 	SubKeys  []KeyRef
 	SubNoKey string
 	SubTable string
+	// JoinKeys are the key values that other tables of the statement
+	// pin, tables not joined on the shard key to the one whose key is
+	// Keys (FROM orders a, orders b WHERE a.customer_id = 1 AND
+	// b.customer_id = 2): the statement runs on Keys' shard, so their
+	// rows must be there too, as a subquery's.
+	JoinKeys []KeyRef
 
 	// Databases are the databases a MySQL statement names explicitly
 	// (orders_0.orders, SHOW TABLES FROM orders_0), other than the
@@ -595,8 +601,12 @@ func (x *KeyExtractor) analyze(ir *stmtIR) *ShardKeys {
 			sk.Keys, sk.RowsPerKey = withTable(ir.rowKeys, ir.tables[0].name), true
 		}
 	default:
-		sk.Keys, sk.NoKeyReason = x.whereKeys(ir)
+		var i int
+		sk.Keys, i, sk.NoKeyReason = x.whereKeysAt(ir)
 		sk.None = sk.Keys == nil
+		if !sk.None {
+			sk.JoinKeys = x.joinKeys(ir, i)
+		}
 	}
 	sk.SetsKey = ir.setsKey
 	sk.Locks = ir.locks
@@ -653,6 +663,11 @@ func (x *KeyExtractor) subqueries(ir *stmtIR, sk *ShardKeys) {
 		if why == "" {
 			keys, why = x.whereKeys(sub)
 		}
+		if keys != nil {
+			// The keys its other tables pin name its shard too.
+			_, i, _ := x.whereKeysAt(sub)
+			keys = append(keys, x.joinKeys(sub, i)...)
+		}
 		if keys == nil {
 			sk.SubNoKey = fmt.Sprintf("a subquery reads sharded table %s without its shard key (%s)", first, why)
 			sk.SubTable = first
@@ -669,8 +684,14 @@ func (x *KeyExtractor) subqueries(ir *stmtIR, sk *ShardKeys) {
 // which is right for joins on the shard key and for tables present on
 // every shard.
 func (x *KeyExtractor) whereKeys(ir *stmtIR) ([]KeyRef, string) {
+	keys, _, why := x.whereKeysAt(ir)
+	return keys, why
+}
+
+// whereKeysAt is whereKeys, with the table whose key it found.
+func (x *KeyExtractor) whereKeysAt(ir *stmtIR) ([]KeyRef, int, string) {
 	if ir.where == nil {
-		return nil, "no WHERE clause"
+		return nil, -1, "no WHERE clause"
 	}
 	classes := x.classes(ir)
 	n := len(ir.tables)
@@ -690,13 +711,47 @@ func (x *KeyExtractor) whereKeys(ir *stmtIR) ([]KeyRef, string) {
 			return false
 		}
 		if keys, ok := keysOf(ir.where, match); ok {
-			return withTable(keys, ir.tables[i].name), ""
+			return withTable(keys, ir.tables[i].name), i, ""
 		}
 	}
 	if ir.tables[0].key == "" {
-		return nil, "table " + ir.tables[0].name + " has no shard key column"
+		return nil, -1, "table " + ir.tables[0].name + " has no shard key column"
 	}
-	return nil, "WHERE does not pin " + ir.tables[0].key + " to values"
+	return nil, -1, "WHERE does not pin " + ir.tables[0].key + " to values"
+}
+
+// joinKeys returns the keys that the other tables of a statement pin,
+// the statement running on the shard of table i's key: a table joined to
+// i on the shard key has its matching rows there, but one that pins a key
+// of its own needs that key on the same shard (the plan checks them as a
+// subquery's). A table that neither joins on the key nor pins one is
+// taken to have its matching rows on i's shard (rows of a customer's
+// order items, joined on the order's id), as before.
+func (x *KeyExtractor) joinKeys(ir *stmtIR, i int) (keys []KeyRef) {
+	if i < 0 || len(ir.tables) < 2 {
+		return nil
+	}
+	classes := x.classes(ir)
+	for j, t := range ir.tables {
+		if j == i || t.key == "" || classes[j] == classes[i] {
+			continue
+		}
+		// Only columns that are surely j's: orders.customer_id in
+		// "UPDATE orders ... FROM orders b" may be either table's.
+		match := func(c colRef) bool {
+			rs := x.resolve(ir, c)
+			for _, r := range rs {
+				if classes[r] != classes[j] {
+					return false
+				}
+			}
+			return len(rs) > 0
+		}
+		if k, ok := keysOf(ir.where, match); ok {
+			keys = append(keys, withTable(k, t.name)...)
+		}
+	}
+	return keys
 }
 
 // withTable returns a copy of keys that names table as theirs (the

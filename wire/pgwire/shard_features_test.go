@@ -388,6 +388,39 @@ func TestShardSessionTextKeyKept(t *testing.T) {
 	}
 }
 
+// A statement whose tables pin keys on two shards (a cross join of two
+// customers, DELETE ... USING another customer's rows) is refused: it ran
+// on the first key's shard, answering no rows where one database answers
+// their product, and deleting nothing.
+func TestShardJoinedKeysOnTwoShards(t *testing.T) {
+	p := startShardProxy(t)
+	shards := shardConns(t)
+	ctx := ctxT(t, 60*time.Second)
+	conn, err := pgx.Connect(ctx, p.rawDSN("app", "app", "orders")+"&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	k0, k1 := keysOn(0, 2, 1), keysOn(1, 1, 1)
+	for _, k := range []int64{k0[0], k0[1], k1[0]} {
+		if _, err := conn.Exec(ctx, "INSERT INTO orders (customer_id, amount) VALUES ($1, 3)", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = conn.Exec(ctx, "SELECT a.id, b.id FROM orders a, orders b WHERE a.customer_id = $1 AND b.customer_id = $2", k0[0], k1[0])
+	wantSQLState(t, err, "0A000", "cross join of two shards' customers")
+	_, err = conn.Exec(ctx, "DELETE FROM orders USING orders b WHERE orders.customer_id = $1 AND b.customer_id = $2", k0[0], k1[0])
+	wantSQLState(t, err, "0A000", "DELETE USING another shard's rows")
+	if n := shardCount(t, shards[0], "WHERE amount = 3"); n != 2 {
+		t.Fatalf("shard 0 has %d of its 2 rows after the refused DELETE", n)
+	}
+	// Keys on one shard: it answers as one database.
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders a, orders b WHERE a.customer_id = $1 AND b.customer_id = $2", k0[0], k0[1]).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("cross join on one shard: %d, %v", n, err)
+	}
+}
+
 // allow_all_shard_writes: a keyless UPDATE or DELETE outside a transaction
 // runs on every shard and reports the sum; inside one it is refused; a
 // keyless INSERT and a multi-row INSERT over two shards are refused
