@@ -380,6 +380,118 @@ func TestStatementBooksAfterDeallocate(t *testing.T) {
 	}
 }
 
+// DEALLOCATE of the client's own statement name sent through the extended
+// protocol (psycopg 3 with libpq before 17 evicts its prepared statements
+// this way: Parse/Bind/Execute of "DEALLOCATE _pg3_0") drops the
+// statement as on a direct connection: outside and inside a transaction,
+// on a connection that has it prepared and on one that lacks it (another
+// client dropped everything there; pool_size 1), and the name can be
+// prepared again. It went to the server as the client wrote it, naming a
+// statement the server only knows by the proxy's name: 26000 "prepared
+// statement does not exist", and the name stayed taken (42P05 on the next
+// Parse of it).
+func TestDeallocateOwnNameExtended(t *testing.T) {
+	p := startProxy(t, "pool_size = 1\nquery_wait_timeout = \"3s\"")
+	ctx := ctxT(t, 120*time.Second)
+	script := func(c *pgconn.PgConn, between func()) []string {
+		var out []string
+		note := func(err error) { out = append(out, sqlstate(err)) }
+		simple := func(sql string) { _, err := c.Exec(ctx, sql).ReadAll(); note(err) }
+		extended := func(sql string) {
+			r := c.ExecParams(ctx, sql, nil, nil, nil, nil).Read()
+			note(r.Err)
+			if r.Err == nil {
+				out = append(out, r.CommandTag.String())
+			}
+		}
+		run := func(name string) {
+			r := c.ExecPrepared(ctx, name, nil, nil, nil).Read()
+			note(r.Err)
+			if r.Err == nil {
+				out = append(out, string(r.Rows[0][0]))
+			}
+		}
+		prepare := func(name, sql string) { _, err := c.Prepare(ctx, name, sql, nil); note(err) }
+
+		prepare("e1", "SELECT 11")
+		extended("DEALLOCATE e1")
+		run("e1")
+		prepare("e1", "SELECT 12")
+		run("e1")
+
+		simple("BEGIN")
+		extended("DEALLOCATE PREPARE e1")
+		simple("COMMIT")
+		run("e1")
+
+		prepare("e2", "SELECT 13")
+		between()
+		extended("DEALLOCATE e2") // where the connection lacks it
+		run("e2")
+		prepare("e2", "SELECT 14")
+		run("e2")
+
+		extended("DEALLOCATE nosuch")
+
+		// Through a named portal, in a transaction.
+		prepare("e3", "SELECT 15")
+		simple("BEGIN")
+		send(t, c, &pgproto3.Parse{Query: "DEALLOCATE e3"}, &pgproto3.Bind{DestinationPortal: "pd"},
+			&pgproto3.Execute{Portal: "pd"}, &pgproto3.Sync{})
+		types, errs := receiveUntil(t, c, 'Z')
+		out = append(out, types, fmt.Sprint(len(errs)))
+		simple("COMMIT")
+		run("e3")
+		prepare("e3", "SELECT 16")
+		run("e3")
+		return out
+	}
+	d, err := pgconn.Connect(ctx, directDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := script(d, func() {})
+	d.Close(ctx)
+	c, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	got := script(c, func() {
+		e, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close(ctx)
+		if _, err := e.Exec(ctx, "BEGIN; DEALLOCATE ALL; COMMIT").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("through the proxy %q\ndirectly          %q", got, want)
+	}
+	// The server connection's books saw the statements go: another
+	// client preparing the same texts gets them prepared again.
+	a, err := pgx.Connect(ctx, p.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	for _, q := range []string{"SELECT 11", "SELECT 13", "SELECT 15"} {
+		var n int
+		if err := a.QueryRow(ctx, q+" WHERE $1::int = 1", 1).Scan(&n); err != nil {
+			t.Fatalf("another client's %s: %v", q, err)
+		}
+		if _, err := a.Prepare(ctx, "", q); err != nil {
+			t.Fatalf("another client's %s: %v", q, err)
+		}
+		if err := a.QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Fatalf("another client's %s: %v", q, err)
+		}
+	}
+	poolIdle(t, p, "the end")
+}
+
 // The proxy's own statement names cannot be described, bound, executed or
 // deallocated by a client that did not prepare them: it gets PostgreSQL's
 // 26000, the transaction fails as it would, and the other client's

@@ -45,7 +45,8 @@ type expect struct {
 	swap    byte
 	swapMsg []byte
 	// cname: a Query rewritten from DEALLOCATE of the client's statement
-	// name cname; g is the global statement it names. For a Parse: the
+	// name cname, or the Execute of such an unnamed statement; g is the
+	// global statement it names. For a Parse: the
 	// client's name it binds to g, dropped if the server refuses or
 	// skips the Parse.
 	cname string

@@ -666,7 +666,19 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		case !ok:
 			q.push(expect{kind: 'P'}) // malformed: the server says so
 		case len(name) == 0:
-			c.lastUnnamed = append(c.lastUnnamed[:0], raw...)
+			c.unnamedDealloc = stmtName{}
+			if d := c.unnamedAn.Deallocate; d != nil && c.unnamedAn.Statements == 1 && !d.All && len(c.unnamedAn.Sets) == 0 && c.stmts[d.Name] != nil {
+				// DEALLOCATE of the client's own name (psycopg 3 with
+				// libpq < 17 evicts its statements so): as for a Query
+				// below, the server knows the statement by its global
+				// name. A Bind of it makes sure the connection has the
+				// statement, and its Execute's command tag drops the
+				// client's name (noteStmtTagLocked).
+				g := c.stmts[d.Name]
+				c.unnamedDealloc = stmtName{g, d.Name}
+				body = deallocParse(g.name, rest)
+			}
+			c.lastUnnamed = append(c.lastUnnamed[:0], body...)
 			c.unnamedDesc = &unnamedDesc{}
 			c.unnamedLease = true
 			q.push(expect{kind: 'P'})
@@ -713,8 +725,18 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		stmt, after, ok2 := pgframe.CString(rest)
 		e := expect{kind: 'B'}
 		if ok1 && ok2 {
+			if len(c.portalDeallocs) > 0 {
+				delete(c.portalDeallocs, string(portal)) // bound again
+			}
 			if len(stmt) == 0 {
 				ensureUnnamed()
+				if d := c.unnamedDealloc; d.g != nil {
+					ensure(d.g)
+					if c.portalDeallocs == nil {
+						c.portalDeallocs = make(map[string]stmtName)
+					}
+					c.portalDeallocs[string(portal)] = d
+				}
 			} else if g := c.stmts[string(stmt)]; g != nil {
 				ensure(g)
 				prefix, rename, suffix = raw[5:5+len(portal)+1], g.name, after
@@ -758,7 +780,17 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		}
 		q.push(expect{kind: 'C'})
 	case typ == 'E':
-		q.push(expect{kind: 'E', chain: chain})
+		e := expect{kind: 'E', chain: chain}
+		if len(c.portalDeallocs) > 0 {
+			if portal, _, ok := pgframe.CString(raw[5:]); ok {
+				if d, ok := c.portalDeallocs[string(portal)]; ok {
+					// Once: the portal's DEALLOCATE has run.
+					e.g, e.cname = d.g, d.cname
+					delete(c.portalDeallocs, string(portal))
+				}
+			}
+		}
+		q.push(e)
 	case typ == 'S':
 		if c.copyIn {
 			// In COPY FROM STDIN the server ignores a Sync: libpq's
@@ -1029,6 +1061,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 			c.leaseNode = node
 			c.outstanding, c.unsynced, c.releaseDue, c.rollingBack = 0, false, false, false
 			c.srvSkipping, c.unnamedLease, c.copyIn, c.swapOut = false, false, false, nil
+			clear(c.portalDeallocs) // no transaction was open: its portals are gone
 			c.reader = readerNone
 			c.expects.reset()
 			clientStates.Set(&c.state, frontend.StateActive)

@@ -153,6 +153,14 @@ type clientConn struct {
 	qRaw         []byte       // the Query message qAn judges (main loop; identity, not contents)
 	qAn          *router.Analysis
 
+	// unnamedDealloc: the unnamed statement is DEALLOCATE of the client's
+	// statement name (sent to the server under its global name: sendMsg);
+	// portalDeallocs: the portals bound from such a statement, whose
+	// Execute drops that name (from the books of the client and of the
+	// server connection). Main loop only.
+	unnamedDealloc stmtName
+	portalDeallocs map[string]stmtName
+
 	// Session state (state.go). desired is what the client asked for
 	// (startup parameters, then its SETs), lower-case keys; startup keeps
 	// the startup parameters for RESET ALL. Under mu.

@@ -424,6 +424,25 @@ func stmtMissing(name string) []byte {
 	return b
 }
 
+// stmtName is a client's statement name and the global statement it
+// names.
+type stmtName struct {
+	g     *gstmt
+	cname string
+}
+
+// deallocParse is an unnamed Parse of DEALLOCATE of the global statement
+// name, with the parameter types that follow the query text in rest (a
+// client's Parse after its statement name).
+func deallocParse(name string, rest []byte) []byte {
+	_, types, _ := pgframe.CString(rest)
+	b := append(make([]byte, 0, 32+len(types)), 'P', 0, 0, 0, 0, 0)
+	b = append(append(append(b, `DEALLOCATE "`...), name...), '"', 0)
+	b = append(b, types...)
+	binary.BigEndian.PutUint32(b[1:], uint32(len(b)-1))
+	return b
+}
+
 // stmtRefused is the error for SQL naming a proxy statement: as for a
 // statement that does not exist, or, for PREPARE, a reserved name.
 func stmtRefused(name string, a *router.Analysis) []byte {
@@ -453,7 +472,7 @@ func (c *clientConn) noteStmtTagLocked(raw []byte, f *expect, sc *serverConn) {
 		sc.stmts.clear()
 		c.stmtDropAll, c.stmtDrops = true, c.stmtDrops[:0]
 	case "DEALLOCATE":
-		if f.kind == 'Q' && f.g != nil { // a client's name, rewritten to the global one
+		if (f.kind == 'Q' || f.kind == 'E') && f.g != nil { // a client's name, rewritten to the global one
 			sc.stmts.remove(f.g)
 			c.stmtDrops = append(c.stmtDrops, f.cname)
 		}
