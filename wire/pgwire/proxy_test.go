@@ -615,6 +615,131 @@ func TestCancelAndSessionMode(t *testing.T) {
 	}
 }
 
+// RESET name, SET name TO DEFAULT and RESET ALL return a parameter the
+// client gave at startup to its startup value, as PostgreSQL does (the
+// startup packet sets the session default), in and out of a transaction,
+// and the client's ParameterStatus view follows the server's. The
+// proxy applies startup parameters with SET on its server connections, so
+// the server's RESET went to the server's own default: work_mem 4MB where
+// the client connected with 5MB, and application_name reported empty;
+// and a SET before RESET ALL in a transaction came back at its commit.
+func TestResetReturnsToStartupParameters(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	ctx := ctxT(t, 60*time.Second)
+	script := func(dsn string) []string {
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["work_mem"] = "5MB"
+		cfg.RuntimeParams["application_name"] = "start"
+		cfg.RuntimeParams["search_path"] = "public, pg_catalog"
+		c, err := pgconn.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var out []string
+		for _, sql := range []string{
+			"SET work_mem = '9MB'; SET application_name = 'zz'; SET search_path = pg_catalog",
+			"RESET ALL",
+			"SELECT current_setting('work_mem'), current_setting('application_name'), current_setting('search_path')",
+			"SET work_mem = '9MB'",
+			"RESET work_mem",
+			"SHOW work_mem",
+			"SET search_path = pg_catalog",
+			"SET search_path TO DEFAULT",
+			"SHOW search_path",
+			"SET application_name = 'yy'",
+			"RESET application_name",
+			"BEGIN",
+			"SET work_mem = '10MB'",
+			"RESET ALL",
+			"SHOW work_mem",
+			"COMMIT",
+			"SHOW work_mem",
+			"SET work_mem = '11MB'",
+			"BEGIN",
+			"RESET work_mem",
+			"SHOW work_mem",
+			"COMMIT",
+			"SHOW work_mem",
+			"BEGIN",
+			"RESET ALL",
+			"ROLLBACK",
+			"SHOW work_mem",
+			"RESET application_name",
+			"SELECT 1",
+			// A RESET rolled back with its request changes nothing.
+			"SET work_mem = '12MB'",
+			"RESET work_mem; SELECT 1/0",
+			"SHOW work_mem",
+			"RESET work_mem",
+		} {
+			res, err := c.Exec(ctx, sql).ReadAll()
+			if err != nil {
+				out = append(out, sqlstate(err))
+				continue
+			}
+			for _, r := range res {
+				for _, row := range r.Rows {
+					for _, v := range row {
+						out = append(out, string(v))
+					}
+				}
+			}
+			if !strings.HasPrefix(sql, "S") || strings.HasPrefix(sql, "SET") {
+				// The proxy's ParameterStatus for a reset value comes
+				// just after the ReadyForQuery (as an asynchronous one
+				// may): looked at after the next statement.
+				continue
+			}
+			out = append(out, "application_name="+c.ParameterStatus("application_name"))
+		}
+		return out
+	}
+	want := script(directDSN())
+	got := script(p.rawDSN("app", "app", "app"))
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("through the proxy %q\ndirectly          %q", got, want)
+	}
+
+	// A RESET ALL committed in a transaction leaves the server connection
+	// without what it undid: another client with the same setting gets
+	// it applied there (pool_size 1: the same connection).
+	p1 := startProxy(t, "pool_size = 1")
+	a, err := pgconn.Connect(ctx, p1.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	b, err := pgconn.Connect(ctx, p1.rawDSN("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	for _, step := range []struct {
+		c   *pgconn.PgConn
+		sql string
+	}{{b, "SET lock_timeout = '11s'"}, {a, "SET lock_timeout = '11s'"}, {a, "BEGIN"}, {a, "RESET ALL"}, {a, "COMMIT"}} {
+		if _, err := step.c.Exec(ctx, step.sql).ReadAll(); err != nil {
+			t.Fatalf("%s: %v", step.sql, err)
+		}
+	}
+	for _, c := range []struct {
+		c    *pgconn.PgConn
+		want string
+	}{{b, "11s"}, {a, "0"}} {
+		res, err := c.c.Exec(ctx, "SHOW lock_timeout").ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(res[0].Rows[0][0]); got != c.want {
+			t.Fatalf("after another client's committed RESET ALL: lock_timeout %q, want %q", got, c.want)
+		}
+	}
+}
+
 func TestStartupParametersApplied(t *testing.T) {
 	p := startProxy(t, "")
 	ctx := ctxT(t, 30*time.Second)

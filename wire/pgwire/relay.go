@@ -878,11 +878,12 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 				names = c.txnSettingsLocked(names)
 			}
 			c.noteTxnNamesLocked(names)
-			capture = captureQuery(names)
+			capture = captureQuery(names, c.restore, c.startupParams)
 			q.push(expect{kind: 'Q', act: actCapture, names: append([]string(nil), names...), all: c.captureAll, auth: c.captureAuth})
 			c.outstanding++
 		}
 		c.capture, c.captureAll, c.captureAuth, c.captureTxn = c.capture[:0], false, false, false
+		clear(c.restore)
 	}
 	var posQuery []byte
 	if (typ == 'Q' || typ == 'S') && !skip {

@@ -170,6 +170,7 @@ type clientConn struct {
 	capture       []string // main loop: settings to read back after the request
 	captureAll    bool
 	captureAuth   bool                // with captureAll: DISCARD ALL, which resets the role too
+	restore       map[string]bool     // main loop: of capture, startup parameters reset: set to their startup values
 	chainNext     bool                // main loop: the next Query or Execute is COMMIT/ROLLBACK AND CHAIN
 	captureTxn    bool                // main loop: re-read the transaction's settings (ROLLBACK TO SAVEPOINT)
 	txnNames      map[string]struct{} // settings read back since the transaction began

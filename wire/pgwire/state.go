@@ -3,6 +3,7 @@ package pgwire
 import (
 	"bytes"
 	"encoding/binary"
+	"maps"
 	"strings"
 	"unsafe"
 
@@ -92,8 +93,19 @@ func (c *clientConn) collect(a *router.Analysis) {
 			c.captureAll = true
 			c.captureAuth = c.captureAuth || s.Auth
 			c.capture = c.capture[:0]
+			clear(c.restore)
+			// RESET ALL (DISCARD ALL) returns the startup parameters to
+			// their startup values; on the server connection, where the
+			// proxy applied them with SET, to the server's defaults. The
+			// read-back sets them again (captureQuery).
+			for k := range c.startupParams {
+				c.capture = append(c.capture, k)
+				c.noteRestore(k, true)
+			}
 		case s.Name != "":
 			c.capture = append(c.capture, s.Name)
+			_, startup := c.startupParams[s.Name]
+			c.noteRestore(s.Name, s.Reset && startup)
 			if s.Name == "session_authorization" {
 				// SET SESSION AUTHORIZATION also resets the role.
 				c.capture = append(c.capture, "role")
@@ -102,8 +114,24 @@ func (c *clientConn) collect(a *router.Analysis) {
 	}
 }
 
+// noteRestore marks name as one whose last change in the request is a
+// RESET (on) of a startup parameter, or not (off). Main loop only.
+func (c *clientConn) noteRestore(name string, on bool) {
+	switch {
+	case on && c.restore == nil:
+		c.restore = map[string]bool{name: true}
+	case on:
+		c.restore[name] = true
+	default:
+		delete(c.restore, name)
+	}
+}
+
 // captureQuery reads back the settings names the client just changed.
-func captureQuery(names []string) []byte {
+// Those in restore, startup parameters the client reset, are set to their
+// startup values (startup) instead: PostgreSQL's RESET returns them there,
+// while the server connection's RESET went to the server's default.
+func captureQuery(names []string, restore map[string]bool, startup map[string]string) []byte {
 	q := []byte("Q\x00\x00\x00\x00SELECT ")
 	if len(names) == 0 {
 		q = append(q, "1"...)
@@ -111,6 +139,22 @@ func captureQuery(names []string) []byte {
 	for i, n := range names {
 		if i > 0 {
 			q = append(q, ", "...)
+		}
+		if restore[n] {
+			// Only where the RESET took effect: a value from SET or
+			// set_config (the proxy's, of the startup value, included)
+			// has the source "session"; a RESET rolled back with its
+			// request (RESET x; SELECT 1/0) leaves it so.
+			q = append(q, "CASE WHEN (SELECT source FROM pg_catalog.pg_settings WHERE lower(name) = "...)
+			q = appendLiteral(q, n)
+			q = append(q, ") = 'session' THEN pg_catalog.current_setting("...)
+			q = appendLiteral(q, n)
+			q = append(q, ", true) ELSE pg_catalog.set_config("...)
+			q = appendLiteral(q, n)
+			q = append(q, ", "...)
+			q = appendLiteral(q, startup[n])
+			q = append(q, ", false) END"...)
+			continue
 		}
 		q = append(q, "pg_catalog.current_setting("...)
 		q = appendLiteral(q, n)
@@ -190,7 +234,9 @@ func (c *clientConn) applyCaptureLocked(f *expect, status byte, sc *serverConn) 
 	inTx := status != 'I'
 	if f.all {
 		if inTx {
+			// What the transaction set before its RESET ALL is gone.
 			c.txnResetAll = true
+			clear(c.txnSets)
 		} else {
 			c.resetDesiredLocked(!f.auth)
 			clearApplied(sc.applied, !f.auth)
@@ -289,6 +335,11 @@ func (c *clientConn) endTxnLocked(sc *serverConn) {
 	if c.txnCommitted {
 		if c.txnResetAll {
 			c.resetDesiredLocked(true) // RESET ALL: DISCARD ALL cannot run in a transaction
+			// The server connection has what was set after the RESET
+			// ALL, and nothing else the books held (but the role, which
+			// RESET ALL keeps).
+			clearApplied(sc.applied, true)
+			maps.Copy(sc.applied, c.txnSets)
 		}
 		for k, v := range c.txnSets {
 			c.desired[k] = v
