@@ -740,6 +740,51 @@ func TestResetReturnsToStartupParameters(t *testing.T) {
 	}
 }
 
+// A pinned client (LISTEN) and one in session mode keep their server
+// connection, where the proxy applied their startup parameters with SET:
+// RESET there went to the server's default too (work_mem 4MB where the
+// client connected with 5MB); it returns to the startup value as directly.
+func TestResetStartupParameterPinnedAndSession(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	ctx := ctxT(t, 60*time.Second)
+	script := func(dsn, pin string) []string {
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["work_mem"] = "5MB"
+		c, err := pgconn.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var out []string
+		for _, sql := range []string{pin, "SET work_mem = '9MB'", "RESET work_mem", "SHOW work_mem",
+			"SET work_mem = '9MB'", "RESET ALL", "SHOW work_mem",
+			"BEGIN", "SET work_mem TO DEFAULT", "SHOW work_mem", "COMMIT", "SHOW work_mem"} {
+			res, err := c.Exec(ctx, sql).ReadAll()
+			if err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+			for _, r := range res {
+				for _, row := range r.Rows {
+					out = append(out, string(row[0]))
+				}
+			}
+		}
+		return out
+	}
+	for _, s := range []struct{ what, user, pin string }{
+		{"pinned", "app", "LISTEN reset_pinned"},
+		{"session mode", "app_session", "SELECT 1"},
+	} {
+		want := fmt.Sprint(script(directDSN(), s.pin))
+		if got := fmt.Sprint(script(p.rawDSN(s.user, "app", "app"), s.pin)); got != want {
+			t.Fatalf("%s: through the proxy %s, directly %s", s.what, got, want)
+		}
+	}
+}
+
 func TestStartupParametersApplied(t *testing.T) {
 	p := startProxy(t, "")
 	ctx := ctxT(t, 30*time.Second)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -871,8 +872,15 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 		c.pinNext = ""
 	}
 	var capture []byte
-	if (typ == 'Q' || typ == 'S') && !skip && (len(c.capture) > 0 || c.captureAll || c.captureTxn) {
-		if c.keeps() == router.HoldNone {
+	if (typ == 'Q' || typ == 'S') && !skip && (len(c.capture) > 0 || c.captureAll || c.captureTxn || len(c.restore) > 0) {
+		if c.keeps() != router.HoldNone && len(c.restore) > 0 {
+			// A pinned or session-mode client keeps its server
+			// connection: nothing to read back, but its startup
+			// parameters reset are set to their startup values there.
+			capture = captureQuery(slices.Collect(maps.Keys(c.restore)), c.restore, c.startupParams)
+			q.push(expect{kind: 'Q', act: actCapture})
+			c.outstanding++
+		} else if c.keeps() == router.HoldNone {
 			names := c.capture
 			if c.captureTxn {
 				names = c.txnSettingsLocked(names)

@@ -78,6 +78,11 @@ func (c *clientConn) collect(a *router.Analysis) {
 		c.mu.Unlock()
 	}
 	if c.mode != config.PoolTransaction { // router.HoldSession; c.mode never changes
+		// Nothing to carry to another server connection, but a startup
+		// parameter reset is set to its startup value on this one.
+		for _, s := range a.Sets {
+			c.noteReset(s)
+		}
 		return
 	}
 	if a.RollbackTo {
@@ -93,19 +98,13 @@ func (c *clientConn) collect(a *router.Analysis) {
 			c.captureAll = true
 			c.captureAuth = c.captureAuth || s.Auth
 			c.capture = c.capture[:0]
-			clear(c.restore)
-			// RESET ALL (DISCARD ALL) returns the startup parameters to
-			// their startup values; on the server connection, where the
-			// proxy applied them with SET, to the server's defaults. The
-			// read-back sets them again (captureQuery).
 			for k := range c.startupParams {
 				c.capture = append(c.capture, k)
-				c.noteRestore(k, true)
 			}
+			c.noteReset(s)
 		case s.Name != "":
 			c.capture = append(c.capture, s.Name)
-			_, startup := c.startupParams[s.Name]
-			c.noteRestore(s.Name, s.Reset && startup)
+			c.noteReset(s)
 			if s.Name == "session_authorization" {
 				// SET SESSION AUTHORIZATION also resets the role.
 				c.capture = append(c.capture, "role")
@@ -114,16 +113,33 @@ func (c *clientConn) collect(a *router.Analysis) {
 	}
 }
 
-// noteRestore marks name as one whose last change in the request is a
-// RESET (on) of a startup parameter, or not (off). Main loop only.
-func (c *clientConn) noteRestore(name string, on bool) {
+// noteReset notes in c.restore the startup parameters whose last change
+// in the request is a RESET (RESET name, SET name TO DEFAULT, RESET ALL,
+// DISCARD ALL). PostgreSQL returns them to their startup values; the
+// server connection, where the proxy applied them with SET, to the
+// server's defaults. The read-back after the request sets them again
+// (captureQuery). Main loop only.
+func (c *clientConn) noteReset(s router.SetOp) {
+	mark := func(name string, on bool) {
+		switch {
+		case on && c.restore == nil:
+			c.restore = map[string]bool{name: true}
+		case on:
+			c.restore[name] = true
+		default:
+			delete(c.restore, name)
+		}
+	}
 	switch {
-	case on && c.restore == nil:
-		c.restore = map[string]bool{name: true}
-	case on:
-		c.restore[name] = true
-	default:
-		delete(c.restore, name)
+	case s.Local:
+	case s.All:
+		clear(c.restore)
+		for k := range c.startupParams {
+			mark(k, true)
+		}
+	case s.Name != "":
+		_, startup := c.startupParams[s.Name]
+		mark(s.Name, s.Reset && startup)
 	}
 }
 
