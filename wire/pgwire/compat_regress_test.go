@@ -3,7 +3,10 @@ package pgwire
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -325,5 +328,57 @@ func TestStartupParameterRefusedAtLogin(t *testing.T) {
 	}
 	if got := string(res[0].Rows[0][0]); got != "1234ms" {
 		t.Fatalf("statement_timeout = %q, want 1234ms", got)
+	}
+}
+
+// Startup parameters the server reports (TimeZone, DateStyle,
+// client_encoding, IntervalStyle) are checked at login too: a value the
+// server refuses fails the login with its FATAL, as directly, where the
+// login succeeded and every request then failed with 22023. A value the
+// server takes is reported in its words in the greeting (DateStyle=german
+// is "German, DMY"), also at the next login, which the proxy answers from
+// what it learnt.
+func TestReportedStartupParameterCheckedAtLogin(t *testing.T) {
+	p := startProxy(t, "")
+	ctx := ctxT(t, 60*time.Second)
+	connect := func(dsn string, params map[string]string) (*pgconn.PgConn, error) {
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(cfg.RuntimeParams, params)
+		return pgconn.ConnectConfig(ctx, cfg)
+	}
+	for _, kv := range [][2]string{{"TimeZone", "Mars/Olympus"}, {"DateStyle", "nonsense"}, {"client_encoding", "klingon"}, {"IntervalStyle", "roman"}} {
+		conn, err := connect(p.rawDSN("app", "app", "app"), map[string]string{kv[0]: kv[1]})
+		if err == nil {
+			_, qerr := conn.Exec(ctx, "select 1").ReadAll()
+			conn.Close(ctx)
+			t.Fatalf("%s=%q: login succeeded (first request: %v), want the server's refusal at login", kv[0], kv[1], qerr)
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "22023" || pe.Severity != "FATAL" {
+			t.Fatalf("%s=%q: login error %v, want FATAL 22023", kv[0], kv[1], err)
+		}
+	}
+	params := map[string]string{"TimeZone": "europe/paris", "DateStyle": "german", "client_encoding": "utf8", "IntervalStyle": "ISO_8601"}
+	greeting := func(dsn string) string {
+		conn, err := connect(dsn, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var out []string
+		for k := range params {
+			out = append(out, k+"="+conn.ParameterStatus(k))
+		}
+		sort.Strings(out)
+		return strings.Join(out, " ")
+	}
+	want := greeting(directDSN())
+	for i := 0; i < 2; i++ {
+		if got := greeting(p.rawDSN("app", "app", "app")); got != want {
+			t.Fatalf("login %d: the greeting reports %s, directly %s", i+1, got, want)
+		}
 	}
 }

@@ -53,8 +53,9 @@ type poolEntry struct {
 	params map[string]string
 	// accepted holds startup parameters (name=value) the server took at
 	// a login before (checkStartupParams): a login with only those costs
-	// no lease. Bounded by maxAcceptedParams.
-	accepted map[string]struct{}
+	// no lease. The value is what the server reports for the parameter
+	// then ("" for one it does not report). Bounded by maxAcceptedParams.
+	accepted map[string]string
 }
 
 // maxAcceptedParams bounds poolEntry.accepted: a client cannot grow it

@@ -625,7 +625,7 @@ func (c *clientConn) login(version uint32, params map[string]string, refused err
 		return err
 	}
 	if cl.Sharding == nil {
-		if err := c.checkStartupParams(); err != nil {
+		if err := c.checkStartupParams(params); err != nil {
 			return err
 		}
 	}
@@ -718,13 +718,18 @@ func (c *clientConn) serverParams() (map[string]string, error) {
 // the login succeeded and every request of the client then failed, which
 // drivers that check a new connection with a ping take for a bad
 // connection (lib/pq: "driver: bad connection"). Parameters the server
-// reports (application_name, DateStyle, ...) are not tried: they are the
-// ones nearly every driver sends, and a login with only those costs no
-// lease; nor are values the server took at an earlier login
-// (poolEntry.accepted), so only the first login with a new one does. The connection keeps the values (syncParams records them), so
-// the client's first request on it sends no SET. A failure to reach the
-// server is left to the first request, as before.
-func (c *clientConn) checkStartupParams() error {
+// reports (application_name, DateStyle, ...) are tried too, unless the
+// value is the server's default (client_encoding=UTF8, what nearly every
+// driver sends) or any string goes (application_name): a TimeZone or
+// DateStyle the server refuses failed every request the same way. Nor are
+// values the server took at an earlier login (poolEntry.accepted), so only
+// the first login with a new one costs a lease. For a reported parameter
+// the greeting (params) says what the server reports for the value
+// (DateStyle=german is "German, DMY", client_encoding=utf8 "UTF8"), as a
+// server's would. The connection keeps the values (syncParams records
+// them), so the client's first request on it sends no SET. A failure to
+// reach the server is left to the first request, as before.
+func (c *clientConn) checkStartupParams(params map[string]string) error {
 	e := c.primary
 	if e == nil {
 		return nil
@@ -732,12 +737,16 @@ func (c *clientConn) checkStartupParams() error {
 	var try []string
 	e.mu.Lock()
 	for k, v := range c.desired {
-		if _, reported := e.params[k]; reported {
+		if def, reported := e.params[k]; reported && (v == def || k == "application_name") {
 			continue
 		}
-		if _, ok := e.accepted[k+"="+v]; !ok {
-			try = append(try, k+"="+v)
+		if reported, ok := e.accepted[k+"="+v]; ok {
+			if reported != "" {
+				params[k] = reported
+			}
+			continue
 		}
+		try = append(try, k+"="+v)
 	}
 	e.mu.Unlock()
 	if len(try) == 0 {
@@ -749,28 +758,38 @@ func (c *clientConn) checkStartupParams() error {
 	if err != nil {
 		return nil
 	}
-	err = c.syncParams(ps.Conn.(*serverConn))
+	sc := ps.Conn.(*serverConn)
+	err = c.syncParams(sc)
 	var pe *pgError
 	if err != nil && !errors.As(err, &pe) {
 		e.p.Put(ps, false)
 		return nil
 	}
-	e.p.Put(ps, true) // a refused SET leaves the connection usable
 	if pe != nil {
+		e.p.Put(ps, true) // a refused SET leaves the connection usable
 		return &pgError{Severity: "FATAL", Code: pe.Code, Message: pe.Message, Detail: pe.Detail, Hint: pe.Hint}
 	}
 	// Taken: the next login with these (lib/pq's and JDBC's
 	// extra_float_digits, an application's search_path) needs no lease.
+	// The connection reports a parameter's value in the server's words.
 	e.mu.Lock()
 	if e.accepted == nil {
-		e.accepted = make(map[string]struct{})
+		e.accepted = make(map[string]string)
 	}
 	for _, kv := range try {
+		k, _, _ := strings.Cut(kv, "=")
+		reported := ""
+		if _, ok := e.params[k]; ok {
+			if reported = sc.params[k]; reported != "" {
+				params[k] = reported
+			}
+		}
 		if len(e.accepted) < maxAcceptedParams {
-			e.accepted[kv] = struct{}{}
+			e.accepted[kv] = reported
 		}
 	}
 	e.mu.Unlock()
+	e.p.Put(ps, true)
 	return nil
 }
 
