@@ -39,6 +39,9 @@ type expect struct {
 	vals  [][2]string
 	all   bool
 	auth  bool // with all: DISCARD ALL (role and session_authorization reset too)
+	// failed: the request before the read-back failed, so its RESET ALL
+	// was rolled back with it, or will be (failedRequestLocked).
+	failed bool
 	// swap: the first server message of type swap booked against this
 	// entry reaches the client as swapMsg instead (an error the proxy
 	// words, a command tag for a statement it substituted).

@@ -785,6 +785,64 @@ func TestResetStartupParameterPinnedAndSession(t *testing.T) {
 	}
 }
 
+// A RESET ALL rolled back with its request (RESET ALL; SELECT 1/0, or the
+// same in an extended batch) changes nothing: the client keeps its
+// settings, and the server connection, which keeps them too, is not taken
+// for one without them. The proxy took any RESET ALL as done: it forgot
+// the client's settings and what the server connection had applied, so
+// the next client on that connection ran with the first one's
+// lock_timeout (pool_size 1).
+func TestFailedResetAllChangesNothing(t *testing.T) {
+	p := startProxy(t, "pool_size = 1")
+	ctx := ctxT(t, 60*time.Second)
+	show := func(c *pgconn.PgConn) string {
+		res, err := c.Exec(ctx, "SHOW lock_timeout").ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(res[0].Rows[0][0])
+	}
+	for _, tc := range []struct {
+		what  string
+		reset func(c *pgconn.PgConn) error
+	}{
+		{"simple", func(c *pgconn.PgConn) error {
+			_, err := c.Exec(ctx, "RESET ALL; SELECT 1/0").ReadAll()
+			return err
+		}},
+		{"extended", func(c *pgconn.PgConn) error {
+			b := &pgconn.Batch{}
+			b.ExecParams("RESET ALL", nil, nil, nil, nil)
+			b.ExecParams("SELECT 1/0", nil, nil, nil, nil)
+			_, err := c.ExecBatch(ctx, b).ReadAll()
+			return err
+		}},
+	} {
+		a, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := pgconn.Connect(ctx, p.rawDSN("app", "app", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Exec(ctx, "SET lock_timeout = '3s'").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.reset(a); sqlstate(err) != "22012" {
+			t.Fatalf("%s: %v, want 22012", tc.what, err)
+		}
+		if got := show(b); got != "0" {
+			t.Fatalf("%s: another client's lock_timeout is %q, want 0", tc.what, got)
+		}
+		if got := show(a); got != "3s" {
+			t.Fatalf("%s: the client's lock_timeout is %q, want 3s", tc.what, got)
+		}
+		a.Close(ctx)
+		b.Close(ctx)
+	}
+}
+
 func TestStartupParametersApplied(t *testing.T) {
 	p := startProxy(t, "")
 	ctx := ctxT(t, 30*time.Second)

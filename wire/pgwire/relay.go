@@ -1686,6 +1686,7 @@ func (c *clientConn) bookLocked(typ byte, raw []byte, sc *serverConn, f *expect)
 		}
 	case 'E':
 		c.copyIn = false // an error ends COPY FROM STDIN
+		c.failedRequestLocked()
 		switch f.kind {
 		case 'Q', 'F', 'S':
 			// Part of a simple query or of the Sync; the server goes on.

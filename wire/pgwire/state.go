@@ -248,7 +248,7 @@ func (c *clientConn) captureRowLocked(f *expect, raw []byte) {
 // once when no transaction is open, at commit otherwise.
 func (c *clientConn) applyCaptureLocked(f *expect, status byte, sc *serverConn) {
 	inTx := status != 'I'
-	if f.all {
+	if f.all && !f.failed {
 		if inTx {
 			// What the transaction set before its RESET ALL is gone.
 			c.txnResetAll = true
@@ -279,6 +279,26 @@ func (c *clientConn) applyCaptureLocked(f *expect, status byte, sc *serverConn) 
 	}
 	c.settingsCapLocked()
 	c.noteIsolationLocked()
+}
+
+// failedRequestLocked notes that the request at the head of the books
+// failed: its implicit transaction rolled back, or its transaction block
+// is aborted. A read-back behind it does not take its RESET ALL as done
+// (the values it reads are the server's all the same).
+func (c *clientConn) failedRequestLocked() {
+	q := &c.expects
+	for i := 0; i < q.len(); i++ {
+		switch e := q.at(i); e.kind {
+		case 'Q', 'F', 'S':
+			// The end of the request; the read-back follows it.
+			if i+1 < q.len() {
+				if r := q.at(i + 1); r.act == actCapture {
+					r.failed = true
+				}
+			}
+			return
+		}
+	}
 }
 
 // noteIsolationLocked notes whether the session's transactions are
