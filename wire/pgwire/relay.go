@@ -680,7 +680,9 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 				body = deallocParse(g.name, rest)
 			}
 			c.lastUnnamed = append(c.lastUnnamed[:0], body...)
-			c.unnamedDesc = &unnamedDesc{}
+			if c.sh != nil { // only shard routing reads it: no allocation per Parse elsewhere
+				c.unnamedDesc = &unnamedDesc{}
+			}
 			c.unnamedLease = true
 			q.push(expect{kind: 'P'})
 		case c.stmts[string(name)] != nil:
