@@ -45,8 +45,9 @@ type backend struct {
 	db      string // current database on the server
 	setsSig string // the SET statements replayed here, joined
 
-	// stmts are the server-side prepared statements here, by query text.
-	stmts map[string]*srvStmt
+	// stmts are the server-side prepared statements here, by query text
+	// and the database they were prepared in (stmtKey).
+	stmts map[stmtKey]*srvStmt
 
 	tls     bool                // the connection is encrypted
 	tlsConf *frontend.ServerTLS // what it was dialed with: side connections (KILL) use it too
@@ -523,12 +524,12 @@ func (b *backend) ping(ctx context.Context) error {
 }
 
 // closeStmt drops a server statement; COM_STMT_CLOSE has no response.
-func (b *backend) closeStmt(query string) {
-	st := b.stmts[query]
+func (b *backend) closeStmt(k stmtKey) {
+	st := b.stmts[k]
 	if st == nil {
 		return
 	}
-	delete(b.stmts, query)
+	delete(b.stmts, k)
 	var p [5]byte
 	p[0] = mysqlproto.ComStmtClose
 	putUint32(p[1:], st.id)

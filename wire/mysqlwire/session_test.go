@@ -817,3 +817,55 @@ func TestMalformedCommandAnswers(t *testing.T) {
 		t.Fatal("the connection stayed open after packets out of order")
 	}
 }
+
+// The server binds a prepared statement's tables (and DATABASE()) in the
+// database current at prepare time. Two clients preparing the same text in
+// different databases on one pooled connection must each read their own
+// table, and a client that changed database after preparing reads the
+// table of the statement's database, as on a server of its own. (The
+// proxy kept server statements by text alone: the client in app executed
+// the statement prepared in orders_0 and read orders_0's rows.)
+func TestPreparedStatementKeepsItsDatabase(t *testing.T) {
+	p := startProxy(t, "pool_size = 1") // one server connection for everyone
+	for _, d := range []string{"app", "orders_0"} {
+		rootExec(t, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.psdb (v VARCHAR(20)); DELETE FROM %[1]s.psdb; INSERT INTO %[1]s.psdb VALUES ('%[1]s')", d))
+	}
+	t.Cleanup(func() { rootExec(t, "DROP TABLE app.psdb, orders_0.psdb") }) // TestShardCatalog lists orders_0's tables
+	ctx := context.Background()
+	dbB := p.open(t, "interpolateParams=false")
+	a, b := conn(t, p.open(t, "interpolateParams=false")), conn(t, dbB)
+	execSQL(t, b, "USE orders_0")
+	const q = "SELECT v, DATABASE() FROM psdb"
+	sa, err := a.PrepareContext(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := b.PrepareContext(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(who string, st *sql.Stmt, want string) {
+		t.Helper()
+		var v, d string
+		if err := st.QueryRowContext(ctx).Scan(&v, &d); err != nil || v != want || d != want {
+			t.Fatalf("%s: read %q in %q (%v), want %q", who, v, d, err, want)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		check("client in app", sa, "app")
+		check("client in orders_0", sb, "orders_0")
+	}
+	// a moves to orders_0; its statement stays app's, on a connection
+	// that has not seen it in app (reset by b's COM_RESET_CONNECTION).
+	execSQL(t, a, "USE orders_0")
+	if _, err := b.ExecContext(ctx, "SET @x = 1"); err != nil { // pins b
+		t.Fatal(err)
+	}
+	sb.Close()
+	b.Close()
+	dbB.Close() // the client leaves: its connection is reset, statements and all
+	check("client moved to orders_0", sa, "app")
+	if got := queryString(t, a, "SELECT DATABASE()"); got != "orders_0" {
+		t.Fatalf("after the execute the client is in %q", got)
+	}
+}

@@ -2,6 +2,7 @@ package mysqlwire
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/switchyard/switchyard/config"
@@ -23,7 +24,10 @@ import (
 // replayed, so an EXECUTE is complete on any connection.
 
 type clientStmt struct {
-	query    string
+	query string
+	// db is the client's database when it prepared the statement (empty
+	// on a sharded cluster: each shard's own).
+	db       string
 	an       *router.Verdict // the router's verdict, for routing EXECUTE; none without replicas
 	params   uint16
 	columns  uint16
@@ -42,6 +46,13 @@ type clientStmt struct {
 	// those flags of its effects are kept; diag.go).
 	diag router.MySQLEffects
 }
+
+// stmtKey names a server statement: its text and the database that was
+// current when it was prepared. The server binds a statement's tables (and
+// DATABASE()) at prepare time, so one text prepared in two databases is two
+// statements: a client in orders_0 must never execute, on a pooled
+// connection, the statement another client prepared there in app.
+type stmtKey struct{ db, query string }
 
 // prepared is what a COM_STMT_PREPARE reply said.
 type prepared struct {
@@ -117,15 +128,16 @@ func (s *session) prepare(p []byte, seq uint8) error {
 	}
 	be := s.be
 	if be != nil {
-		if old := be.stmts[query]; old != nil {
-			be.closeStmt(query)
+		k := stmtKey{be.db, query}
+		if old := be.stmts[k]; old != nil {
+			be.closeStmt(k)
 		}
-		be.addStmt(query, st.srv)
+		be.addStmt(k, st.srv)
 	}
 	if s.stmts == nil {
 		s.stmts = make(map[uint32]*clientStmt)
 	}
-	cs := &clientStmt{query: query, an: new(router.Verdict), params: st.srv.params, columns: st.srv.columns,
+	cs := &clientStmt{query: query, db: s.db, an: new(router.Verdict), params: st.srv.params, columns: st.srv.columns,
 		sets: e.Sets, use: e.HasUse, txNext: e.TxNext,
 		diag: router.MySQLEffects{DiagWarn: e.DiagWarn, DiagRows: e.DiagRows, ReadsID: e.ReadsID, SetsID: e.SetsID, Count: e.Count}}
 	if a != nil {
@@ -135,9 +147,9 @@ func (s *session) prepare(p []byte, seq uint8) error {
 	return nil
 }
 
-func (b *backend) addStmt(query string, st srvStmt) {
+func (b *backend) addStmt(k stmtKey, st srvStmt) {
 	if b.stmts == nil {
-		b.stmts = make(map[string]*srvStmt)
+		b.stmts = make(map[stmtKey]*srvStmt)
 	}
 	if len(b.stmts) >= maxStmtsPerConn {
 		for q := range b.stmts { // map order: an arbitrary victim
@@ -145,7 +157,7 @@ func (b *backend) addStmt(query string, st srvStmt) {
 			break
 		}
 	}
-	b.stmts[query] = &st
+	b.stmts[k] = &st
 }
 
 // prepareResponse relays a COM_STMT_PREPARE reply, giving the client a
@@ -202,15 +214,50 @@ func boolInt(b bool) int {
 }
 
 // ensurePrepared returns be's statement for cs, preparing it there if
-// needed. An ERR from the server comes back as *mysqlproto.ServerError.
+// needed, in the database the client prepared it in (as the server would
+// have kept it, should the client have changed database since). An ERR
+// from the server comes back as *mysqlproto.ServerError.
 func (be *backend) ensurePrepared(cs *clientStmt) (*srvStmt, error) {
-	if st := be.stmts[cs.query]; st != nil {
+	k := stmtKey{cs.db, cs.query}
+	if k.db == "" {
+		k.db = be.db
+	}
+	if st := be.stmts[k]; st != nil {
 		return st, nil
 	}
 	metricReprepares.Inc()
-	p := make([]byte, 0, 1+len(cs.query))
+	if k.db == be.db {
+		return be.prepareHere(k)
+	}
+	// The client has changed database since it prepared: prepare where
+	// it did, then come back.
+	useDB := func(db string) error {
+		err := be.roundTrip(append([]byte{mysqlproto.ComInitDB}, db...))
+		var se *mysqlproto.ServerError
+		if err != nil && !errors.As(err, &se) {
+			return serverIOError{err}
+		}
+		return err
+	}
+	cur := be.db
+	if err := useDB(k.db); err != nil {
+		return nil, err
+	}
+	st, err := be.prepareHere(k)
+	if berr := useDB(cur); berr != nil {
+		be.broken = true // left in the other database: never reused
+		if err == nil {
+			err = berr
+		}
+	}
+	return st, err
+}
+
+// prepareHere prepares k.query on be, whose database is k.db.
+func (be *backend) prepareHere(k stmtKey) (*srvStmt, error) {
+	p := make([]byte, 0, 1+len(k.query))
 	p = append(p, mysqlproto.ComStmtPrepare)
-	p = append(p, cs.query...)
+	p = append(p, k.query...)
 	if _, err := mysqlproto.WritePacket(be.bw, 0, p); err != nil {
 		return nil, serverIOError{err}
 	}
@@ -246,8 +293,8 @@ func (be *backend) ensurePrepared(cs *clientStmt) (*srvStmt, error) {
 			return nil, serverIOError{err}
 		}
 	}
-	be.addStmt(cs.query, st)
-	return be.stmts[cs.query], nil
+	be.addStmt(k, st)
+	return be.stmts[k], nil
 }
 
 func (s *session) stmtOf(p []byte) *clientStmt {
