@@ -1290,10 +1290,12 @@ func (s *session) initDB(p []byte, seq uint8) error {
 }
 
 // resetConnection serves COM_RESET_CONNECTION: the client's session
-// becomes fresh, and so does the server connection it holds, if any.
+// becomes fresh, and so does the server connection it holds, if any. As
+// on a server, the current database stays and LAST_INSERT_ID() is 0.
 func (s *session) resetConnection(rs uint8) error {
-	s.sets, s.setsSig, s.db = nil, "", s.homeDB
+	s.sets, s.setsSig = nil, ""
 	s.stmts = nil
+	s.lastID = 0
 	s.hold = 0
 	// The proxy's own session variables go back to their defaults too;
 	// read-your-writes stays (it protects the client, not the session).

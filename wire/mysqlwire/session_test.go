@@ -869,3 +869,49 @@ func TestPreparedStatementKeepsItsDatabase(t *testing.T) {
 		t.Fatalf("after the execute the client is in %q", got)
 	}
 }
+
+// COM_RESET_CONNECTION resets the session as a server does: settings,
+// autocommit and LAST_INSERT_ID() go back, the current database stays
+// (the proxy went back to the database of the login: a client that had
+// switched wrote into the other one).
+func TestResetConnectionKeepsDatabase(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	rootExec(t, "CREATE TABLE IF NOT EXISTS app.rc (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	be := rawClientCaps(t, p, mysqlproto.PluginNative, mysqlproto.CapDeprecateEOF|mysqlproto.CapMultiResults)
+	query := func(q string) string {
+		t.Helper()
+		if _, err := be.writePacket(0, append([]byte{mysqlproto.ComQuery}, q...)); err != nil {
+			t.Fatal(err)
+		}
+		rows, errp := readRows(t, be)
+		if errp != nil {
+			e, _ := mysqlproto.DecodeERR(errp)
+			t.Fatalf("%s: %+v", q, e)
+		}
+		if len(rows) == 0 {
+			return ""
+		}
+		return string(rows[0][1:]) // one short text column: its length byte, then the value
+	}
+	query("SET sql_mode = 'ANSI'")
+	if got := query("SELECT @@sql_mode LIKE '%ANSI_QUOTES%'"); got != "1" {
+		t.Fatalf("sql_mode: %q", got)
+	}
+	query("INSERT INTO rc (v) VALUES (1)")
+	query("USE orders_0")
+	if got := query("SELECT LAST_INSERT_ID() > 0"); got != "1" {
+		t.Fatalf("LAST_INSERT_ID() > 0: %q", got)
+	}
+	if err := be.roundTrip([]byte{mysqlproto.ComResetConnection}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ q, want string }{
+		{"SELECT DATABASE()", "orders_0"},
+		{"SELECT LAST_INSERT_ID()", "0"},
+		{"SELECT @@sql_mode LIKE '%ANSI_QUOTES%'", "0"},
+	} {
+		if got := query(c.q); got != c.want {
+			t.Errorf("after COM_RESET_CONNECTION, %s: %q, want %q", c.q, got, c.want)
+		}
+	}
+}
