@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1236,19 +1237,15 @@ func (s *session) addSets(sets []string) {
 	if s.pinned != "" || s.mode == config.PoolSession {
 		return
 	}
+	for _, q := range sets {
+		// A SET run again moves to the end: the replay runs them in the
+		// order they last ran, so SET a=1; SET a=2; SET a=1 leaves a=1.
+		s.sets = slices.DeleteFunc(s.sets, func(old string) bool { return old == q })
+		s.sets = append(s.sets, q)
+	}
 	size := 0
 	for _, q := range s.sets {
 		size += len(q)
-	}
-	for _, q := range sets {
-		size += len(q)
-		dup := false
-		for _, old := range s.sets {
-			dup = dup || old == q
-		}
-		if !dup {
-			s.sets = append(s.sets, q)
-		}
 	}
 	if len(s.sets) > maxSets {
 		s.pin("more than 32 distinct SET statements")

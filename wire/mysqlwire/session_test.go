@@ -915,3 +915,26 @@ func TestResetConnectionKeepsDatabase(t *testing.T) {
 		}
 	}
 }
+
+// A SET the client runs again counts as its latest: replayed on another
+// server connection, SET a; SET b; SET a leaves a. (The proxy kept the
+// first place of a repeated SET: the replay ran a, then b, and every
+// later lease read b.)
+func TestRepeatedSetReplayedLast(t *testing.T) {
+	p := startProxy(t, "pool_size = 1")
+	db := p.open(t, "")
+	a, b := conn(t, db), conn(t, db)
+	execSQL(t, a, "SET time_zone = '+01:00'")
+	execSQL(t, a, "SET time_zone = '+02:00'")
+	execSQL(t, a, "SET time_zone = '+01:00'")
+	if got := queryString(t, a, "SELECT @@time_zone"); got != "+01:00" {
+		t.Fatalf("on its own connection: %q", got)
+	}
+	// b takes the only server connection: a's SETs are replayed after.
+	if got := queryString(t, b, "SELECT @@time_zone"); got != "SYSTEM" {
+		t.Fatalf("client b sees time_zone %q", got)
+	}
+	if got := queryString(t, a, "SELECT @@time_zone"); got != "+01:00" {
+		t.Errorf("after a replay: time_zone %q, want +01:00, the value the client set last", got)
+	}
+}
