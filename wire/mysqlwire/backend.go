@@ -46,7 +46,8 @@ type backend struct {
 	setsSig string // the SET statements replayed here, joined
 
 	// stmts are the server-side prepared statements here, by query text
-	// and the database they were prepared in (stmtKey).
+	// and the database they were prepared in (stmtKey), all prepared
+	// under the settings in place (setsSig, collation; dropStmts).
 	stmts map[stmtKey]*srvStmt
 
 	tls     bool                // the connection is encrypted
@@ -521,6 +522,16 @@ func (b *backend) ping(ctx context.Context) error {
 	err := b.roundTrip([]byte{mysqlproto.ComPing})
 	_ = b.nc.SetDeadline(time.Time{})
 	return err
+}
+
+// dropStmts closes every server statement here. The server parsed them
+// under the session's settings of the moment (sql_mode, character set);
+// called when those change without a reset, so that the statements kept
+// are always those of the settings in place.
+func (b *backend) dropStmts() {
+	for k := range b.stmts {
+		b.closeStmt(k)
+	}
 }
 
 // closeStmt drops a server statement; COM_STMT_CLOSE has no response.

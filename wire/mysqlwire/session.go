@@ -934,6 +934,11 @@ func (s *session) sync(be *backend) error {
 			if err := be.reset(); err != nil {
 				return err
 			}
+		} else {
+			// Our SETs go on top of the login's settings: statements
+			// prepared under those would read our text otherwise
+			// (sql_mode's ANSI_QUOTES, PIPES_AS_CONCAT; the character set).
+			be.dropStmts()
 		}
 		if be.collation != s.spec.collation {
 			if err := s.syncCollation(be); err != nil {
@@ -951,6 +956,7 @@ func (s *session) sync(be *backend) error {
 		}
 		be.setsSig = s.setsSig
 	} else if collation {
+		be.dropStmts()
 		if err := s.syncCollation(be); err != nil {
 			return err
 		}
@@ -1255,6 +1261,10 @@ func (s *session) addSets(sets []string) {
 	s.setsSig = strings.Join(s.sets, "\x00")
 	if s.be != nil {
 		// The server just ran them, in this order, on top of the old ones.
+		// Its statements were prepared under the old settings.
+		if s.be.setsSig != s.setsSig {
+			s.be.dropStmts()
+		}
 		s.be.setsSig = s.setsSig
 	}
 }

@@ -938,3 +938,38 @@ func TestRepeatedSetReplayedLast(t *testing.T) {
 		t.Errorf("after a replay: time_zone %q, want +01:00, the value the client set last", got)
 	}
 }
+
+// The server parses a prepared statement under the sql_mode and character
+// set of the moment. A statement one client prepared on a pooled
+// connection must not serve another client whose SETs make the same text
+// mean something else ('a' || 'b' is OR, or CONCAT under
+// PIPES_AS_CONCAT). (The proxy replayed a client's SETs on top of a
+// connection's statements and executed another client's.)
+func TestPreparedStatementParsedUnderClientsSettings(t *testing.T) {
+	p := startProxy(t, "pool_size = 1")
+	db := p.open(t, "interpolateParams=false")
+	ctx := context.Background()
+	a, b := conn(t, db), conn(t, db)
+	execSQL(t, a, "SET sql_mode = 'PIPES_AS_CONCAT'")
+	const q = "SELECT 'a' || 'b'"
+	sb, err := b.PrepareContext(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := a.PrepareContext(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		for _, c := range []struct {
+			who  string
+			st   *sql.Stmt
+			want string
+		}{{"client without SETs", sb, "0"}, {"client with PIPES_AS_CONCAT", sa, "ab"}} {
+			var v string
+			if err := c.st.QueryRowContext(ctx).Scan(&v); err != nil || v != c.want {
+				t.Fatalf("%s: %q (%v), want %q", c.who, v, err, c.want)
+			}
+		}
+	}
+}
