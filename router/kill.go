@@ -17,12 +17,15 @@ type Kill struct {
 	// another form (KILL QUERY ID n names a query id, KILL USER a user,
 	// or the text is malformed), which the caller refuses as unknown.
 	ID uint64
+	// Param: the id is a parameter (KILL [QUERY] ?, prepared); ID is 0.
+	Param bool
 }
 
 // ParseKill reports whether stmt, one MySQL statement (no ';' separating
 // several; a trailing one is fine), is a KILL, and which:
 //
 //	KILL [HARD | SOFT] [CONNECTION | QUERY] n
+//	KILL [HARD | SOFT] [CONNECTION | QUERY] ?   (prepared: Param)
 //
 // Comments and blanks may appear between the words. isKill is false for
 // any statement that does not start with the word KILL; a KILL of another
@@ -44,6 +47,10 @@ func ParseKill(stmt string) (k Kill, isKill bool) {
 			k.Query = true
 			w = w[1:]
 		}
+	}
+	if len(w) == 1 && w[0] == "?" {
+		k.Param = true
+		return k, true
 	}
 	if len(w) != 1 {
 		return Kill{}, true
@@ -91,6 +98,13 @@ func killWords(s string, max int) []string {
 			i += 2 + j + 2
 		case c == ';' && strings.TrimSpace(s[i+1:]) == "":
 			return out
+		case c == '?':
+			// A parameter marker, a word of its own (KILL ?, prepared).
+			if len(out) == max {
+				return append(out, "")
+			}
+			out = append(out, "?")
+			i++
 		case killWordByte(c):
 			j := i
 			for j < len(s) && killWordByte(s[j]) {

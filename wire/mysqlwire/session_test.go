@@ -973,3 +973,52 @@ func TestPreparedStatementParsedUnderClientsSettings(t *testing.T) {
 		}
 	}
 }
+
+// A prepared KILL (go-sql-driver's db.Exec("KILL QUERY ?", id) without
+// interpolateParams) is the proxy's to serve, as the text one is: the id
+// is a client's. (It went to a server, where the number named whatever
+// server thread had it: another client's pooled connection, or none, and
+// the client's query ran on.)
+func TestPreparedKill(t *testing.T) {
+	p := startProxy(t, "pool_size = 4")
+	db := p.open(t, "interpolateParams=false")
+	ctx := context.Background()
+	victim := conn(t, db)
+	id := queryString(t, victim, "SELECT CONNECTION_ID()")
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := victim.ExecContext(ctx, "SELECT SLEEP(20)")
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := db.Exec("KILL QUERY ?", 999999); mysqlErrNum(err) != 1094 {
+		t.Errorf("prepared KILL of an unknown id: %v", err)
+	}
+	if _, err := db.Exec("KILL QUERY ?", id); err != nil { // a string of digits
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("victim returned after %v", d)
+		}
+		t.Logf("victim got %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a prepared KILL QUERY did not stop the query")
+	}
+	if got := queryString(t, victim, "SELECT 7"); got != "7" {
+		t.Fatal(got)
+	}
+	st, err := db.Prepare("KILL CONNECTION " + id) // the id in the text
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Exec(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := victim.ExecContext(ctx, "SELECT 8"); err == nil {
+		t.Fatal("killed connection still served")
+	}
+}

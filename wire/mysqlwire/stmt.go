@@ -42,6 +42,9 @@ type clientStmt struct {
 	sets   []string
 	use    bool
 	txNext bool // SET TRANSACTION (next transaction only)
+	// kill: the statement is a KILL, which the proxy serves at EXECUTE
+	// as it does the text one: its id names a client, not a server thread.
+	kill *router.Kill
 	// diag: the statement reads diagnostics or LAST_INSERT_ID (only
 	// those flags of its effects are kept; diag.go).
 	diag router.MySQLEffects
@@ -142,6 +145,10 @@ func (s *session) prepare(p []byte, seq uint8) error {
 		diag: router.MySQLEffects{DiagWarn: e.DiagWarn, DiagRows: e.DiagRows, ReadsID: e.ReadsID, SetsID: e.SetsID, Count: e.Count}}
 	if a != nil {
 		cs.an.Set(a, an)
+	}
+	if e.Kill != nil {
+		k := *e.Kill
+		cs.kill = &k
 	}
 	s.stmts[st.clientID] = cs
 	return nil
@@ -329,6 +336,9 @@ func (s *session) execute(p []byte, seq uint8) error {
 	}
 	// Refused before anything else: a refused EXECUTE pins nothing.
 	defer func() { cs.long, cs.longSize = nil, 0 }()
+	if cs.kill != nil {
+		return s.kill(cs.killReq(p), rs)
+	}
 	if cs.longSize > maxLongData {
 		return s.sendErr(rs, mysqlproto.NewSQLError(mysqlproto.ERNetPacketTooLarge, "08S01",
 			"Parameter of prepared statement which is set through mysql_send_long_data() is longer than switchyard's limit of %d bytes of long data per execute", maxLongData))
@@ -386,6 +396,21 @@ func (s *session) execute(p []byte, seq uint8) error {
 		s.addSets(cs.sets)
 	}
 	return err
+}
+
+// killReq is the KILL a prepared KILL statement's EXECUTE p asks for: the
+// id of its text, or its parameter's (an integer, or a string of digits).
+// An id that cannot be read is 0, which kill refuses as unknown.
+func (cs *clientStmt) killReq(p []byte) *killReq {
+	k := &killReq{query: cs.kill.Query, id: cs.kill.ID}
+	if cs.kill.Param && cs.params == 1 {
+		if dp, err := mysqlproto.DecodeExecParams(p, 1, cs.types, cs.longParams()); err == nil {
+			if n, err := (execParams{dp}).intParam(1); err == nil {
+				k.id = uint64(n)
+			}
+		}
+	}
+	return k
 }
 
 // executePacket makes a client's COM_STMT_EXECUTE p (new-params-bound flag
