@@ -88,6 +88,7 @@ type session struct {
 
 	stmts    map[uint32]*clientStmt
 	nextStmt uint32
+	lastStmt uint32           // the id of the last statement prepared (0: none, or its prepare failed); lastStmtID names it
 	stmtCap  frontend.StmtCap // stmts against the caps (stmtRoom)
 
 	scratch []byte
@@ -1301,7 +1302,7 @@ func (s *session) initDB(p []byte, seq uint8) error {
 // on a server, the current database stays and LAST_INSERT_ID() is 0.
 func (s *session) resetConnection(rs uint8) error {
 	s.sets, s.setsSig = nil, ""
-	s.stmts = nil
+	s.stmts, s.lastStmt = nil, 0
 	s.lastID = 0
 	s.hold = 0
 	// The proxy's own session variables go back to their defaults too;

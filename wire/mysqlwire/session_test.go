@@ -1,6 +1,7 @@
 package mysqlwire
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -1020,5 +1021,89 @@ func TestPreparedKill(t *testing.T) {
 	}
 	if _, err := victim.ExecContext(ctx, "SELECT 8"); err == nil {
 		t.Fatal("killed connection still served")
+	}
+}
+
+// MariaDB's statement id -1 names the last statement prepared: drivers
+// send COM_STMT_PREPARE and COM_STMT_EXECUTE(-1) back to back (Connector/C's
+// mariadb_stmt_execute_direct, Connector/J, the Node.js connector). (The
+// proxy answered 'Unknown prepared statement handler (4294967295)'.)
+func TestExecuteLastPreparedStatement(t *testing.T) {
+	p := startProxy(t, "pool_size = 2")
+	be := rawClientCaps(t, p, mysqlproto.PluginNative, mysqlproto.CapDeprecateEOF|mysqlproto.CapMultiResults|mysqlproto.CapPSMultiResults)
+	last := []byte{0xff, 0xff, 0xff, 0xff}
+	prepare := func(q string) {
+		t.Helper()
+		if _, err := mysqlproto.WritePacket(be.bw, 0, append([]byte{mysqlproto.ComStmtPrepare}, q...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	execute := func(params ...byte) {
+		t.Helper()
+		pk := append(append([]byte{mysqlproto.ComStmtExecute}, last...), 0, 1, 0, 0, 0)
+		pk = append(pk, params...)
+		if _, err := mysqlproto.WritePacket(be.bw, 0, pk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readPrepare := func() {
+		t.Helper()
+		pk, _, err := be.readPacket()
+		if err != nil || pk[0] != mysqlproto.HeaderOK {
+			t.Fatalf("prepare: %q %v", pk, err)
+		}
+		n := int(binary.LittleEndian.Uint16(pk[5:])) + int(binary.LittleEndian.Uint16(pk[7:]))
+		for i := 0; i < n; i++ {
+			if _, _, err := be.readPacket(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	row := func() []byte {
+		t.Helper()
+		rows, errp := readRows(t, be)
+		if errp != nil || len(rows) != 1 {
+			e, _ := mysqlproto.DecodeERR(errp)
+			t.Fatalf("execute(-1): %d rows, %+v", len(rows), e)
+		}
+		return rows[0]
+	}
+	// Pipelined, no parameters.
+	prepare("SELECT 40 + 2")
+	execute()
+	if err := be.bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	readPrepare()
+	if r := row(); len(r) < 3 || r[2] != 42 { // 0x00, NULL bitmap, the value
+		t.Fatalf("row %x", r)
+	}
+	// A parameter, with long data sent under -1 as well.
+	prepare("SELECT CONCAT(?, '!')")
+	ld := append(append([]byte{mysqlproto.ComStmtSendLongData}, last...), 0, 0)
+	if _, err := mysqlproto.WritePacket(be.bw, 0, append(ld, "long"...)); err != nil {
+		t.Fatal(err)
+	}
+	execute(0x00, 1, 0xfd, 0) // VAR_STRING; null bitmap, types bound, no inline value
+	if err := be.bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	readPrepare()
+	if r := row(); !bytes.Contains(r, []byte("long!")) {
+		t.Fatalf("row %q", r)
+	}
+	// After a prepare that failed, -1 names nothing.
+	prepare("SELECT FROM nowhere")
+	execute()
+	if err := be.bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if pk, _, err := be.readPacket(); err != nil || pk[0] != mysqlproto.HeaderERR {
+		t.Fatalf("bad prepare: %q %v", pk, err)
+	}
+	if _, errp := readRows(t, be); errp == nil {
+		t.Fatal("execute(-1) after a failed prepare was served")
+	} else if e, _ := mysqlproto.DecodeERR(errp); e.Code != mysqlproto.ERUnknownStmtHandler {
+		t.Fatalf("execute(-1) after a failed prepare: %+v", e)
 	}
 }

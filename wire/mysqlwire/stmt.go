@@ -97,7 +97,14 @@ func (s *session) stmtRoom(query []byte) error {
 	return err
 }
 
+// lastStmtID in a command's statement id names the client's last prepared
+// statement (MariaDB: COM_STMT_PREPARE and COM_STMT_EXECUTE pipelined,
+// Connector/C's mariadb_stmt_execute_direct, Connector/J, the Node.js
+// connector).
+const lastStmtID = 0xffffffff
+
 func (s *session) prepare(p []byte, seq uint8) error {
+	s.lastStmt = 0 // as the server: a failed prepare leaves no last statement
 	if err := s.stmtRoom(p[1:]); err != nil {
 		return s.sendErr(seq+1, err)
 	}
@@ -151,6 +158,7 @@ func (s *session) prepare(p []byte, seq uint8) error {
 		cs.kill = &k
 	}
 	s.stmts[st.clientID] = cs
+	s.lastStmt = st.clientID
 	return nil
 }
 
@@ -187,7 +195,7 @@ func (r *relay) prepareResponse() error {
 		params:  binary.LittleEndian.Uint16(p[7:]),
 	}
 	r.s.nextStmt++
-	if r.s.nextStmt == 0 {
+	if r.s.nextStmt == 0 || r.s.nextStmt == lastStmtID {
 		r.s.nextStmt = 1
 	}
 	cid := r.s.nextStmt
@@ -308,7 +316,16 @@ func (s *session) stmtOf(p []byte) *clientStmt {
 	if len(p) < 5 {
 		return nil
 	}
-	return s.stmts[binary.LittleEndian.Uint32(p[1:])]
+	return s.stmts[s.stmtID(p)]
+}
+
+// stmtID is the client statement id a COM_STMT_* command p names.
+func (s *session) stmtID(p []byte) uint32 {
+	id := binary.LittleEndian.Uint32(p[1:])
+	if id == lastStmtID {
+		return s.lastStmt
+	}
+	return id
 }
 
 func (s *session) execute(p []byte, seq uint8) error {
@@ -499,7 +516,11 @@ func (s *session) longData(p []byte) error {
 
 func (s *session) closeStmt(p []byte) error {
 	if len(p) >= 5 {
-		delete(s.stmts, binary.LittleEndian.Uint32(p[1:]))
+		id := s.stmtID(p)
+		delete(s.stmts, id)
+		if id == s.lastStmt {
+			s.lastStmt = 0
+		}
 	}
 	// The server statements stay: the next client preparing the same text
 	// on that connection gets them without a round trip... on EXECUTE.
