@@ -1283,7 +1283,14 @@ func (s *session) useDB(db string, seq uint8) error {
 		db = s.homeDB
 	}
 	p := append([]byte{mysqlproto.ComInitDB}, db...)
+	// The command sets the database itself: a server connection leased
+	// for it is not first switched to the old one, which may be gone
+	// (dropped: that switch failed every command, this USE included, and
+	// the client could never leave). Any database is in place meanwhile.
+	old := s.db
+	s.db = ""
 	res, err := s.forwardResult(p, seq, respOKERR)
+	s.db = old
 	if err == nil && !res.noServer && !res.sawErr {
 		s.db = db
 		if s.be != nil {

@@ -1107,3 +1107,25 @@ func TestExecuteLastPreparedStatement(t *testing.T) {
 		t.Fatalf("execute(-1) after a failed prepare: %+v", e)
 	}
 }
+
+// A client whose current database is dropped can still USE another one.
+// (Every lease switched the server connection to the client's database
+// first, which failed with 1049, this USE included: the client was stuck
+// until it reconnected.)
+func TestUseAfterDatabaseDropped(t *testing.T) {
+	p := startProxy(t, "pool_size = 1")
+	rootExec(t, "CREATE DATABASE IF NOT EXISTS sy_dropped")
+	rootExec(t, "GRANT ALL ON `sy_dropped`.* TO 'app'@'%'")
+	t.Cleanup(func() { rootExec(t, "DROP DATABASE IF EXISTS sy_dropped") })
+	db := p.open(t, "")
+	a, b := conn(t, db), conn(t, db)
+	execSQL(t, a, "USE sy_dropped")
+	rootExec(t, "DROP DATABASE sy_dropped")
+	if got := queryString(t, b, "SELECT DATABASE()"); got != "app" { // b takes the connection
+		t.Fatalf("client b in %q", got)
+	}
+	execSQL(t, a, "USE app")
+	if got := queryString(t, a, "SELECT DATABASE()"); got != "app" {
+		t.Fatalf("after USE app: %q", got)
+	}
+}
