@@ -42,7 +42,11 @@ type backend struct {
 
 	// What this connection's session carries, so a lease can tell whether
 	// it must reset and replay before serving a client.
-	db      string // current database on the server
+	db string // current database on the server
+	// dbLost: the server may be in another database than db (a USE the
+	// proxy could not follow: prepared, or in a multi-statement query that
+	// failed after it); the next lease switches to its own.
+	dbLost  bool
 	setsSig string // the SET statements replayed here, joined
 
 	// stmts are the server-side prepared statements here, by query text

@@ -962,14 +962,17 @@ func (s *session) sync(be *backend) error {
 			return err
 		}
 	}
-	if !s.dbInPlace(be) {
+	if db := s.db; !s.dbInPlace(be) {
+		if db == "" { // a shard's connection, or a USE underway: the database it was opened in
+			db = be.dp.db
+		}
 		p := append(s.scratch[:0], mysqlproto.ComInitDB)
-		p = append(p, s.db...)
+		p = append(p, db...)
 		s.scratch = p
 		if err := be.roundTrip(p); err != nil {
 			return err
 		}
-		be.db = s.db
+		be.db, be.dbLost = db, false
 	}
 	return nil
 }
@@ -988,9 +991,9 @@ func (s *session) wantMulti() bool { return s.spec.caps&mysqlproto.CapMultiState
 // nothing of another client's.
 func (s *session) setsInPlace(be *backend) bool { return !be.dirty && be.setsSig == s.setsSig }
 
-// dbInPlace says whether be is in the client's database (or the client
-// chose none).
-func (s *session) dbInPlace(be *backend) bool { return be.db == s.db || s.db == "" }
+// dbInPlace says whether be is in the client's database (or, when the
+// client has none of its own, in a database the proxy knows).
+func (s *session) dbInPlace(be *backend) bool { return !be.dbLost && (s.db == "" || be.db == s.db) }
 
 // release ends the lease. A KILL in flight against this session's server
 // thread is waited for, so it cannot hit the connection's next user.
@@ -1217,6 +1220,9 @@ func (s *session) query(p []byte, seq uint8) error {
 		if e.Count > 1 && (len(e.Sets) > 0 || e.HasUse) {
 			s.pin("multi-statement query with SET/USE failed part way")
 		}
+		if e.HasUse && s.be != nil {
+			s.be.dbLost = true // the USE may have run
+		}
 		return nil
 	}
 	if len(e.Sets) > 0 {
@@ -1225,7 +1231,7 @@ func (s *session) query(p []byte, seq uint8) error {
 	if e.HasUse {
 		s.db = e.Use
 		if s.be != nil {
-			s.be.db = e.Use
+			s.be.db, s.be.dbLost = e.Use, false
 		}
 	}
 	return nil
@@ -1294,7 +1300,7 @@ func (s *session) useDB(db string, seq uint8) error {
 	if err == nil && !res.noServer && !res.sawErr {
 		s.db = db
 		if s.be != nil {
-			s.be.db = db
+			s.be.db, s.be.dbLost = db, false
 		}
 	}
 	return err

@@ -1129,3 +1129,39 @@ func TestUseAfterDatabaseDropped(t *testing.T) {
 		t.Fatalf("after USE app: %q", got)
 	}
 }
+
+// A USE the proxy cannot follow (in a multi-statement query that failed
+// after it, or prepared) moves the server connection to another database;
+// once that client is gone, COM_RESET_CONNECTION keeps the database, and
+// the next client must not run in it. (The proxy still believed the
+// connection was in the database of before: the next client's statements
+// read and wrote orders_0's tables.)
+func TestUntrackedUseNotHandedOn(t *testing.T) {
+	p := startProxy(t, "pool_size = 1")
+	for i, use := range []string{"USE orders_0; SELECT * FROM no_such_table", "prepared"} {
+		db := p.open(t, "multiStatements=true")
+		db.SetMaxIdleConns(0)
+		a := conn(t, db)
+		if use == "prepared" {
+			st, err := a.PrepareContext(context.Background(), "USE orders_0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Exec(); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+		} else if _, err := a.ExecContext(context.Background(), use); err == nil {
+			t.Fatalf("%s: no error", use)
+		}
+		if got := queryString(t, a, "SELECT DATABASE()"); got != "orders_0" {
+			t.Fatalf("%d: the client itself is in %q", i, got)
+		}
+		a.Close()
+		db.Close() // the client leaves: its connection is reset
+		b := conn(t, p.open(t, ""))
+		if got := queryString(t, b, "SELECT DATABASE()"); got != "app" {
+			t.Errorf("%d (%s): the next client runs in %q, want app", i, use, got)
+		}
+	}
+}

@@ -408,6 +408,9 @@ func (s *session) execute(p []byte, seq uint8) error {
 	if err == nil && !res.noServer {
 		// One statement: tracked if it is a SET, USE or SET TRANSACTION.
 		s.stateChanged(res.stateChanged, len(cs.sets) > 0 || cs.use || cs.txNext)
+		if cs.use && s.be != nil {
+			s.be.dbLost = true // a prepared USE (its session pinned) is not followed
+		}
 	}
 	if track && err == nil && !res.noServer && !res.sawErr {
 		s.addSets(cs.sets)
