@@ -69,6 +69,10 @@ type session struct {
 	setsSig string
 	pinned  string // why the session keeps its server connection; "" if not
 	hold    int    // >0: keep the lease through that many more commands
+	// txNext: a SET TRANSACTION ran on the lease and no transaction was
+	// seen open since; the server may keep it for the connection's next
+	// transaction, which must not be another client's (release resets).
+	txNext bool
 
 	inTx   bool // the last status from the server had IN_TRANS
 	fresh  bool // the lease has served no command yet
@@ -747,6 +751,9 @@ func (s *session) afterCommand(served bool) {
 	if s.hold > 0 {
 		s.hold--
 	}
+	if s.inTx {
+		s.txNext = false // the transaction it was for began
+	}
 	if s.lease == nil || s.keeps() != router.HoldNone || s.diagHold {
 		return
 	}
@@ -1013,6 +1020,12 @@ func (s *session) release(reuse bool) {
 	if reuse && be.status&mysqlproto.StatusInTrans != 0 {
 		be.dirty = true // never hand on an open transaction: reset first
 	}
+	if s.txNext {
+		// Nor a SET TRANSACTION that may still wait for its transaction
+		// (the commands after it started none that the status showed).
+		be.dirty = true
+		s.txNext = false
+	}
 	if reuse && !be.clean() && !s.setsExplainAutocommit(be) {
 		// Autocommit is off (or on) where the SETs the proxy replays do not
 		// say so (a SET through a prepared statement, a procedure): the next
@@ -1178,6 +1191,7 @@ func (s *session) query(p []byte, seq uint8) error {
 	if e.TxNext && s.hold < 2 {
 		s.hold = 2 // this command and the next
 	}
+	s.txNext = s.txNext || e.TxNext
 	held := s.lease != nil
 	if e.HasUse && e.Count == 1 {
 		return s.useDB(e.Use, seq)
@@ -1317,7 +1331,7 @@ func (s *session) resetConnection(rs uint8) error {
 	s.sets, s.setsSig = nil, ""
 	s.stmts, s.lastStmt = nil, 0
 	s.lastID = 0
-	s.hold = 0
+	s.hold, s.txNext = 0, false // a lease held is reset below
 	// The proxy's own session variables go back to their defaults too;
 	// read-your-writes stays (it protects the client, not the session).
 	s.routing.Reset()

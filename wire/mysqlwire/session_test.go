@@ -1165,3 +1165,26 @@ func TestUntrackedUseNotHandedOn(t *testing.T) {
 		}
 	}
 }
+
+// SET TRANSACTION is for the next transaction of the server connection it
+// ran on. When the client's next command starts none (SELECT 1, a SET),
+// the lease ends with it still pending there: the next client must not
+// get it. (Its transaction became READ ONLY: its INSERT failed with 1792.)
+func TestSetTransactionNotHandedOn(t *testing.T) {
+	p := startProxy(t, "pool_size = 1")
+	rootExec(t, "CREATE TABLE IF NOT EXISTS app.stx (id INT)")
+	db := p.open(t, "")
+	a, b := conn(t, db), conn(t, db)
+	execSQL(t, a, "SET TRANSACTION READ ONLY")
+	if got := queryString(t, a, "SELECT 1"); got != "1" {
+		t.Fatal(got)
+	}
+	tx, err := b.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("INSERT INTO stx VALUES (1)"); err != nil {
+		t.Fatalf("another client's transaction: %v", err)
+	}
+}

@@ -369,6 +369,7 @@ func (s *session) execute(p []byte, seq uint8) error {
 	if cs.txNext && s.hold < 2 {
 		s.hold = 2 // this command and the next
 	}
+	s.txNext = s.txNext || cs.txNext
 	s.planDiag(&cs.diag, s.lease != nil, false) // a prelude only: no answer of the proxy's in the binary protocol
 	s.setCommand(nil, false)
 	if an := s.analyzer(); an != nil && s.needsAnalysis() {
