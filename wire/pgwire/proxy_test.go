@@ -1518,13 +1518,7 @@ func TestAdminConsolePauseHoldsPoolsOpenedLater(t *testing.T) {
 		t.Run(cmd, func(t *testing.T) {
 			p := startProxy(t, "")
 			ctx := ctxT(t, 60*time.Second)
-			cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
-			cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-			adm, err := pgx.ConnectConfig(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer adm.Close(ctx)
+			adm := consoleConn(ctx, t, p)
 			defer adm.Exec(ctx, "RESUME")
 			if _, err := adm.Exec(ctx, cmd); err != nil {
 				t.Fatalf("%s before any pool of the cluster is open: %v", cmd, err)
@@ -1598,13 +1592,7 @@ primary = %q
 	if _, err := app.Exec(ctx, "SELECT 1"); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	adm, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close(ctx)
+	adm := consoleConn(ctx, t, p)
 	defer adm.Exec(ctx, "RESUME")
 	if _, err := adm.Exec(ctx, "PAUSE Orders"); err != nil {
 		t.Fatalf("PAUSE Orders: %v", err)
@@ -1638,13 +1626,7 @@ func TestShutdownDeadlineFailsPoolWaiters(t *testing.T) {
 	p := startProxy(t, `query_wait_timeout = "20s"`)
 	t.Cleanup(func() { frontend.PausePools("", false) })
 	ctx := ctxT(t, 60*time.Second)
-	cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	adm, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close(ctx)
+	adm := consoleConn(ctx, t, p)
 	if _, err := adm.Exec(ctx, "PAUSE pg"); err != nil {
 		t.Fatal(err)
 	}
@@ -1754,13 +1736,7 @@ func TestPausedPoolTimeoutSaysPaused(t *testing.T) {
 	if _, err := app.Exec(ctx, "SELECT 1"); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	adm, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close(ctx)
+	adm := consoleConn(ctx, t, p)
 	if _, err := adm.Exec(ctx, "PAUSE pg"); err != nil {
 		t.Fatal(err)
 	}
@@ -1827,13 +1803,7 @@ func TestAdminConsole(t *testing.T) {
 	if _, err := pgx.Connect(ctx, p.rawDSN("app", "app", "switchyard")); sqlstate(err) != "42501" {
 		t.Fatalf("non-admin on the console: want 42501, got %v", err)
 	}
-	cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	adm, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close(ctx)
+	adm := consoleConn(ctx, t, p)
 	rows := func(q string) [][]any {
 		rs, err := adm.Query(ctx, q)
 		if err != nil {
@@ -1889,4 +1859,18 @@ func TestAdminConsole(t *testing.T) {
 	if _, err := adm.Exec(ctx, "SHOW NONSENSE"); err == nil {
 		t.Fatal("unknown command accepted")
 	}
+}
+
+// consoleConn logs the admin user into the admin console (the simple
+// protocol, as psql); the connection closes with the test.
+func consoleConn(ctx context.Context, t testing.TB, p *testProxy) *pgx.Conn {
+	t.Helper()
+	cfg, _ := pgx.ParseConfig(p.rawDSN("admin", "admin", "switchyard"))
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	adm, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { adm.Close(context.Background()) })
+	return adm
 }
