@@ -48,6 +48,12 @@ type ProxyCommand struct {
 	// value is none of primary, replica, auto.
 	Pref     Preference
 	BadValue bool
+	// Trailing: other statements follow the command in the same text
+	// ("SET switchyard.shard_key = 42; SELECT 1"). The command is refused:
+	// read as one value they would set a key of "42; SELECT 1" and never
+	// run, and sent to the server they would set a server setting of
+	// that name on a pooled connection.
+	Trailing bool
 }
 
 // IsProxyCommand reports, without allocating, whether text starts like a
@@ -84,13 +90,17 @@ func ParseProxyCommand(text string) ProxyCommand {
 		return ProxyCommand{}
 	}
 	t := strings.TrimSpace(strings.TrimRight(strings.TrimSpace(text), "; \t\r\n"))
+	var c ProxyCommand
+	if i := statementEnd(t); i >= 0 {
+		c.Trailing = true
+		t = strings.TrimSpace(t[:i])
+	}
 	verb, rest := splitWord(t)
 	verb = strings.ToLower(verb)
 	rest = strings.TrimSpace(rest)
 	if len(rest) > 8 && strings.EqualFold(rest[:8], "session ") {
 		rest = strings.TrimSpace(rest[8:])
 	}
-	var c ProxyCommand
 	if verb == "show" {
 		switch strings.ToLower(rest) {
 		case "switchyard.write_position":
@@ -139,6 +149,25 @@ func ParseProxyCommand(text string) ProxyCommand {
 		c.Kind = SetUnknown
 	}
 	return c
+}
+
+// statementEnd is the index of the first ';' of t outside quotes ('...',
+// "...", `...`), -1 when there is none.
+func statementEnd(t string) int {
+	var quote byte
+	for i := 0; i < len(t); i++ {
+		switch b := t[i]; {
+		case quote != 0:
+			if b == quote {
+				quote = 0
+			}
+		case b == '\'' || b == '"' || b == '`':
+			quote = b
+		case b == ';':
+			return i
+		}
+	}
+	return -1
 }
 
 // SessionKeyOf reads the value of SET switchyard.shard_key as the

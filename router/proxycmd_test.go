@@ -30,6 +30,9 @@ func TestParseProxyCommand(t *testing.T) {
 		{"SELECT 'set switchyard.x'", ProxyCommand{}, false},
 		{"SET @switchyard = 1", ProxyCommand{}, false},
 		{"SET switchyard.", ProxyCommand{}, false},
+		{"SET switchyard.shard_key = 42; SELECT 1", ProxyCommand{Kind: SetShardKey, Name: "switchyard.shard_key", Value: "42", Trailing: true}, true},
+		{"SET switchyard.shard_key = 'a;b';", ProxyCommand{Kind: SetShardKey, Name: "switchyard.shard_key", Value: "a;b"}, true},
+		{"SHOW switchyard.shard_key; DELETE FROM t", ProxyCommand{Kind: ShowShardKey, Name: "switchyard.shard_key", Trailing: true}, true},
 	} {
 		if got := IsProxyCommand(tc.in); got != tc.isCmd {
 			t.Errorf("IsProxyCommand(%q) = %v", tc.in, got)

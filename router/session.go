@@ -141,6 +141,9 @@ func (s *SessionRouting) Apply(cmd ProxyCommand, env SessionEnv) (Answer, *Comma
 	bad := func(reason string, args ...any) *CommandError {
 		return &CommandError{Kind: CmdBadValue, Name: cmd.Name, Value: cmd.Value, Reason: fmt.Sprintf(reason, args...)}
 	}
+	if cmd.Trailing && cmd.Kind != NotProxyCommand {
+		return Answer{}, bad("a switchyard command must be sent alone, not with other statements in one query")
+	}
 	switch cmd.Kind {
 	case ShowWritePosition:
 		if env.Sharded { // a shard's writes have no one cluster position

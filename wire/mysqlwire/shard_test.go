@@ -1269,3 +1269,19 @@ CREATE TABLE %[1]s.tags (customer_id VARCHAR(40) PRIMARY KEY, tag VARCHAR(40))`,
 		})
 	}
 }
+
+// A switchyard command sent with other statements in one query (with
+// multiStatements) is refused as a whole, as on PostgreSQL: it set a key
+// of "42; SELECT 1" and the SELECT never ran.
+func TestShardProxyCommandNotAlone(t *testing.T) {
+	resetShardTables(t)
+	p := startShardProxy(t, shardConfig(t, hashSharding, hashShards(false)))
+	c := conn(t, p.openOrders(t, "multiStatements=true"))
+	_, err := c.ExecContext(context.Background(), "SET switchyard.shard_key = 42; SELECT 1")
+	if err == nil || !strings.Contains(err.Error(), "alone") {
+		t.Fatalf("SET switchyard.shard_key with a SELECT after it: %v, want refused as not sent alone", err)
+	}
+	if got := queryString(t, c, "SHOW switchyard.shard_key"); got != "" {
+		t.Errorf("SHOW switchyard.shard_key after the refused SET: %q, want it unset", got)
+	}
+}

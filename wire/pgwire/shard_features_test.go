@@ -519,3 +519,30 @@ func TestShardAllShardWrites(t *testing.T) {
 		})
 	}
 }
+
+// A switchyard command sent with other statements in one query is refused
+// as a whole: "SET switchyard.shard_key = 42; SELECT 1" set a key of
+// "42; SELECT 1" and answered SET, the SELECT never ran.
+func TestShardProxyCommandNotAlone(t *testing.T) {
+	p := startShardProxy(t)
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, p.rawDSN("app", "app", "orders")+"&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "SET switchyard.shard_key = 42; SELECT 1")
+	if sqlstate(err) != "22023" || !strings.Contains(err.Error(), "alone") {
+		t.Fatalf("SET switchyard.shard_key with a SELECT after it: %v, want 22023 saying it must be sent alone", err)
+	}
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW switchyard.shard_key").Scan(&v); err != nil || v != "" {
+		t.Fatalf("SHOW switchyard.shard_key after the refused SET: %q, %v; want it unset", v, err)
+	}
+	if _, err := conn.Exec(ctx, "SET switchyard.shard_key = 'a;b'"); err != nil {
+		t.Fatalf("a key with a ';' inside its quotes: %v", err)
+	}
+	if err := conn.QueryRow(ctx, "SHOW switchyard.shard_key").Scan(&v); err != nil || v != "a;b" {
+		t.Fatalf("SHOW switchyard.shard_key: %q, %v; want a;b", v, err)
+	}
+}
