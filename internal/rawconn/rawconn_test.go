@@ -160,3 +160,47 @@ func TestResetIsSyscallError(t *testing.T) {
 		t.Fatalf("Read after the peer's reset = %v; want ECONNRESET", err)
 	}
 }
+
+// TestPeerClosed: a connection whose peer is open (with or without bytes
+// waiting) is not closed, and PeerClosed consumes nothing; once the peer
+// closes after the reader has read everything, it is.
+func TestPeerClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, conn := range []net.Conn{c, Wrap(c)} {
+		if PeerClosed(conn) {
+			t.Fatal("an open, quiet peer reads as closed")
+		}
+	}
+	if _, err := peer.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if PeerClosed(c) {
+		t.Fatal("a peer with a byte waiting reads as closed")
+	}
+	peer.Close()
+	time.Sleep(20 * time.Millisecond)
+	if PeerClosed(c) {
+		t.Fatal("closed with a byte still unread: PeerClosed must not take it for end-of-file")
+	}
+	b := make([]byte, 1)
+	if n, err := c.Read(b); n != 1 || b[0] != 'x' {
+		t.Fatalf("the waiting byte: %d %q %v (PeerClosed consumed it?)", n, b[:n], err)
+	}
+	if !PeerClosed(c) {
+		t.Fatal("a peer that closed reads as open")
+	}
+}

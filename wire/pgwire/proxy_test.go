@@ -1874,3 +1874,60 @@ func consoleConn(ctx context.Context, t testing.TB, p *testProxy) *pgx.Conn {
 	t.Cleanup(func() { adm.Close(context.Background()) })
 	return adm
 }
+
+// A client that closes its connection while it waits in line for a server
+// connection leaves the line, and its statement is not run (as PgBouncer
+// drops such a client): it kept its place, /status counted it as waiting,
+// and its INSERT ran when the connection was freed.
+func TestClientGoneWhileQueued(t *testing.T) {
+	superExec(t, testcluster.PG.Primary.Port, "DROP TABLE IF EXISTS t_gone; CREATE TABLE t_gone (id int); GRANT ALL ON t_gone TO app")
+	p := startProxy(t, `pool_size = 1
+query_wait_timeout = "20s"`)
+	ctx := ctxT(t, 30*time.Second)
+	holder, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	tx, err := holder.Begin(ctx) // holds the pool's one connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	leaver, err := pgx.Connect(ctx, p.dsn("app", "app", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := leaver.PgConn().Conn()
+	q := "INSERT INTO t_gone VALUES (1)\x00"
+	msg := append([]byte{'Q', 0, 0, 0, byte(4 + len(q))}, q...)
+	if _, err := nc.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; poolStats(p.srv).Waiting == 0; i++ {
+		if i == 200 {
+			t.Fatal("the INSERT never queued for the pool")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	nc.Close() // gone, without a Terminate, as a killed process
+	for i := 0; poolStats(p.srv).Waiting != 0; i++ {
+		if i == 100 {
+			t.Fatal("the departed client still waits in line 1 s after it closed its connection")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitPoolFree(t, p, "after the holder's commit")
+	var n int
+	if err := holder.QueryRow(ctx, "SELECT count(*) FROM t_gone").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows the departed client's INSERT made: %d, %v; want 0", n, err)
+	}
+	if st := poolStats(p.srv); st.WaitTimeouts != 0 {
+		t.Errorf("%d wait timeouts; the departed client is not one", st.WaitTimeouts)
+	}
+}
