@@ -33,28 +33,6 @@ var ErrPaused = errors.New("the pool is paused (PAUSE on the admin console; RESU
 //	too many clients waiting in pool "pg/app@127.0.0.1:5432 user=app" (max 100 waiting, 20 in use)
 var ErrQueueFull = errors.New("too many clients waiting")
 
-// ErrClientGone: the Get waited in line for a client that has closed its
-// connection meanwhile (WithGoneCheck); it left the line, so that no
-// server connection serves a client that is not there.
-var ErrClientGone = errors.New("the client closed its connection while waiting for a server connection")
-
-// goneCheckEvery is how often a Get waiting in line asks WithGoneCheck's
-// function whether its client is still there.
-const goneCheckEvery = 100 * time.Millisecond
-
-type goneKey struct{}
-
-// WithGoneCheck returns ctx carrying gone, which a Get that waits in line
-// with it calls every 100 ms (and only then: a Get served at once never
-// does): when gone reports true, the Get leaves the line with
-// ErrClientGone. PgBouncer drops a waiting client that hangs up; without
-// this a departed client kept its place, was counted as waiting, and its
-// statement ran when its turn came. Make ctx once per client: the value
-// costs nothing per Get.
-func WithGoneCheck(ctx context.Context, gone func() bool) context.Context {
-	return context.WithValue(ctx, goneKey{}, gone)
-}
-
 // errNoConn stands in for a Dial that returned neither a connection nor an
 // error, so the broken Dial shows up as a dial error, not a nil dereference.
 var errNoConn = errors.New("dial returned no connection and no error")
@@ -511,29 +489,12 @@ func (p *Pool) await(ctx context.Context, w *waiter, l *lease) (grant, error) {
 		w.timer.Reset(left)
 		expired = w.timer.C
 	}
-	var check <-chan time.Time
-	gone, _ := ctx.Value(goneKey{}).(func() bool)
-	if gone != nil {
-		t := time.NewTicker(goneCheckEvery)
-		defer t.Stop()
-		check = t.C
-	}
-	left := false
-wait:
-	for {
-		select {
-		case g := <-w.ch:
-			w.timer.Stop()
-			return g, nil
-		case <-ctx.Done():
-			break wait
-		case <-expired:
-			break wait
-		case <-check:
-			if left = gone(); left {
-				break wait
-			}
-		}
+	select {
+	case g := <-w.ch:
+		w.timer.Stop()
+		return g, nil
+	case <-ctx.Done():
+	case <-expired:
 	}
 	w.timer.Stop()
 
@@ -543,12 +504,9 @@ wait:
 		p.waiters.remove(w)
 	}
 	var err error
-	switch {
-	case left:
-		err = fmt.Errorf("%w (pool %q)", ErrClientGone, p.opts.Name)
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		err = p.errCanceled(ctx)
-	default:
+	} else {
 		p.waitTimeouts++
 		err = p.errTimeoutLocked(p.waiters.n, nil)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/switchyard/switchyard/internal/testcluster"
 	"github.com/switchyard/switchyard/pool"
-	"github.com/switchyard/switchyard/wire/mysqlproto"
 )
 
 // poolCounts sums the proxy's pools.
@@ -431,40 +430,5 @@ func TestShutdownClosesIdlePinnedClients(t *testing.T) {
 	}
 	if _, err := a.ExecContext(context.Background(), "SELECT 1"); err == nil {
 		t.Errorf("a client was not closed by the shutdown")
-	}
-}
-
-// A client that closes its connection while it waits in line for a server
-// connection leaves the line, and its statement is not run: it kept its
-// place, counted as waiting, and its INSERT ran when the connection was
-// freed (as on PostgreSQL, TestClientGoneWhileQueued there).
-func TestClientGoneWhileQueued(t *testing.T) {
-	rootExec(t, "DROP TABLE IF EXISTS app.t_gone; CREATE TABLE app.t_gone (id INT)")
-	p := startProxy(t, `pool_size = 1`) // query_wait_timeout 20 s
-	holder := conn(t, p.open(t, ""))
-	execSQL(t, holder, "BEGIN")
-	execSQL(t, holder, "SELECT 1") // holds the pool's one connection
-	leaver := rawClientCaps(t, p, mysqlproto.PluginNative, 0)
-	if _, err := leaver.writePacket(0, append([]byte{mysqlproto.ComQuery}, "INSERT INTO t_gone VALUES (1)"...)); err != nil {
-		t.Fatal(err)
-	}
-	waiting := func() int { _, _, w := poolCounts(p); return w }
-	for i := 0; waiting() == 0; i++ {
-		if i == 200 {
-			t.Fatal("the INSERT never queued for the pool")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	leaver.nc.Close() // gone without COM_QUIT, as a killed process
-	for i := 0; waiting() != 0; i++ {
-		if i == 100 {
-			t.Fatal("the departed client still waits in line 1 s after it closed its connection")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	execSQL(t, holder, "COMMIT")
-	waitActiveZero(t, p, 2*time.Second)
-	if got := queryString(t, holder, "SELECT COUNT(*) FROM t_gone"); got != "0" {
-		t.Fatalf("rows the departed client's INSERT made: %s, want 0", got)
 	}
 }

@@ -26,7 +26,6 @@ import (
 	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/metrics"
-	"github.com/switchyard/switchyard/internal/rawconn"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -538,10 +537,7 @@ func (s *session) pickCluster(cfg *config.Config, db string, resp *mysqlproto.Ha
 	s.key = frontend.NewPoolKey(c, c.Primary, sdb, user, pw)
 	_, s.key.Pass = passHash(pw)
 	s.spec = newConnSpec(s.caps, coll, resp.Attributes, s.mode)
-	// A client that closes its connection while it waits in a pool's line
-	// leaves the line (pool.WithGoneCheck): nothing is sent for it.
-	s.specCtx = pool.WithGoneCheck(context.WithValue(context.Background(), specKey{}, &s.spec),
-		func() bool { return rawconn.PeerClosed(s.nc) })
+	s.specCtx = context.WithValue(context.Background(), specKey{}, &s.spec)
 	if c.Sharding != nil {
 		if err := s.shardLogin(c); err != nil {
 			return err

@@ -18,7 +18,6 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/frontend"
 	"github.com/switchyard/switchyard/internal/metrics"
-	"github.com/switchyard/switchyard/internal/rawconn"
 	"github.com/switchyard/switchyard/pool"
 	"github.com/switchyard/switchyard/replica"
 	"github.com/switchyard/switchyard/router"
@@ -962,16 +961,6 @@ func (c *clientConn) sendMsg(sc *serverConn, typ byte, raw []byte, flush bool) e
 
 // acquire leases a server connection, brings its runtime parameters in
 // line with the client's, and starts the pump.
-// waitCtx is the context of the client's pool waits: a client that
-// closes its connection while it waits in line leaves the line
-// (pool.WithGoneCheck), and nothing is sent for it. Made once per client.
-func (c *clientConn) waitCtx() context.Context {
-	if c.goneCtx == nil {
-		c.goneCtx = pool.WithGoneCheck(contextBackground, func() bool { return rawconn.PeerClosed(c.conn) })
-	}
-	return c.goneCtx
-}
-
 func (c *clientConn) acquire(typ byte, raw []byte) error {
 	c.mu.Lock()
 	clientStates.Set(&c.state, frontend.StateWaiting)
@@ -996,9 +985,9 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 			e, node = c.route(typ, raw)
 		}
 		if c.leaseAlive {
-			ps, err = e.p.GetAlive(c.waitCtx())
+			ps, err = e.p.GetAlive(contextBackground)
 		} else {
-			ps, err = e.p.Get(c.waitCtx())
+			ps, err = e.p.Get(contextBackground)
 		}
 		// A reload closed the pool after it was looked up, or while the
 		// client waited in its line: nothing was sent, so route again on
@@ -1024,7 +1013,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 			c.rt.Set.Ban(node.Name, err.Error())
 			c.rt.Set.Done(node)
 			node, p = nil, c.primary.p
-			ps, err = p.Get(c.waitCtx())
+			ps, err = p.Get(contextBackground)
 		}
 	}
 	unreachable()
@@ -1051,7 +1040,7 @@ func (c *clientConn) acquire(typ byte, raw []byte) error {
 				c.rt.Set.Done(node)
 				node, p = nil, c.primary.p
 			}
-			ps, err = p.GetAlive(c.waitCtx())
+			ps, err = p.GetAlive(contextBackground)
 			unreachable()
 			if err == nil {
 				sc = ps.Conn.(*serverConn)

@@ -165,10 +165,9 @@ type clientConn struct {
 	// (startup parameters, then its SETs), lower-case keys; startup keeps
 	// the startup parameters for RESET ALL. Under mu.
 	startupParams map[string]string
-	pinReason     string          // why the session keeps its server connection; "" when it does not
-	goneCtx       context.Context // main loop: waitCtx's
-	pinNext       string          // main loop: pin once the statement is sent
-	capture       []string        // main loop: settings to read back after the request
+	pinReason     string   // why the session keeps its server connection; "" when it does not
+	pinNext       string   // main loop: pin once the statement is sent
+	capture       []string // main loop: settings to read back after the request
 	captureAll    bool
 	captureAuth   bool                // with captureAll: DISCARD ALL, which resets the role too
 	restore       map[string]bool     // main loop: of capture, startup parameters reset: set to their startup values
