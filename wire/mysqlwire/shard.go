@@ -68,6 +68,11 @@ type shardSess struct {
 	// lease); poolsRT is the map they belong to.
 	pools   []*pool.Pool
 	poolsRT *router.ShardCluster
+	// keyTypes answers router.KeyTypes for planRT, the map the statement
+	// being planned uses; made once per session (shardLogin), so planning
+	// allocates no closure per statement.
+	keyTypes router.KeyTypes
+	planRT   *router.ShardCluster
 }
 
 // shardLogin sets up a client of a sharded cluster. Its pool key is
@@ -78,6 +83,7 @@ func (s *session) shardLogin(c *config.Cluster) error {
 		return mysqlproto.NewSQLError(mysqlproto.ERNotSupportedYet, "42000", "database '%s' is sharded but has no usable shard map (see the proxy's log)", c.Database)
 	}
 	s.sh = &shardSess{rt: rt, cur: -1}
+	s.sh.keyTypes = func(table, column string) (bool, error) { return s.keyType(s.sh.planRT, table, column) }
 	s.homeDB, s.db = "", "" // each shard's connections open in the shard's database
 	s.key.Addr, s.key.DB = rt.Primary(0), rt.Database(0)
 	return nil
@@ -214,7 +220,7 @@ func (s *session) shardStatement(sql string, params router.Params) (*router.Shar
 			sess.Hold = router.HoldTxn // a transaction says it first
 		}
 	}
-	sess.KeyTypes = func(table, column string) (bool, error) { return s.keyType(rt, table, column) }
+	s.sh.planRT, sess.KeyTypes = rt, s.sh.keyTypes
 	t, sk, err := rt.PlanShard(sql, params, sess)
 	if r, ok := t.(router.Refused); ok && err == nil {
 		err = refusal(r)

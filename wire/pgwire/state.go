@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"maps"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -426,7 +427,7 @@ func (c *clientConn) resetDesiredLocked(keepAuth bool) {
 // ran RESET ALL (keepAuth) or DISCARD ALL.
 func clearApplied(applied map[string]string, keepAuth bool) {
 	for k := range applied {
-		if !keepAuth || k != noResetAll[0] && k != noResetAll[1] {
+		if !keepAuth || !slices.Contains(noResetAll[:], k) {
 			delete(applied, k)
 		}
 	}
